@@ -1,0 +1,48 @@
+/* siamese: the one command-line entry. Dispatches to the subcommands; each
+ * lives beside the code it drives (io/cmd_data.c: import, pairs, inspect;
+ * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export). */
+#include <stdio.h>
+#include <string.h>
+
+int cmd_import(int argc, char **argv);
+int cmd_pairs(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *what;
+} commands[] = {
+    {"import", cmd_import, "build an LMDB dataset from MNIST idx files, image folders or Omniglot"},
+    {"pairs", cmd_pairs, "materialise seeded pairs or triplets into a dataset"},
+    {"inspect", cmd_inspect, "show a dataset's meta and classes, or verify a checkpoint"},
+    {"train", cmd_train, "train a siamese network from a config (1 process or under mpirun/srun)"},
+    {"eval", cmd_eval, "Recall@K, MAP@R, verification, ROC AUC, EER, N-way K-shot of a checkpoint"},
+    {"embed", cmd_embed, "write a dataset's embeddings and labels as .npy"},
+    {"export", cmd_export, "write a checkpoint's weights as safetensors"},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: siamese COMMAND [options]   (siamese COMMAND --help for each)\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "siamese: unknown command '%s'; run 'siamese --help' for the list\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,62 @@
+/* Tests of nn/util: checked parsing and the generator's determinism and
+ * distribution. */
+#include <string.h>
+
+#include "../nn/util.h"
+#include "test.h"
+
+int main(void) {
+    long l;
+    double d;
+    uint64_t u;
+    CHECK(parse_long("42", 0, 100, &l) == 0 && l == 42, "parse 42");
+    CHECK(parse_long("42x", 0, 100, &l) == -1, "junk rejected");
+    CHECK(parse_long("", 0, 100, &l) == -1, "empty rejected");
+    CHECK(parse_long("101", 0, 100, &l) == -1, "range");
+    CHECK(parse_long("99999999999999999999999", 0, 100, &l) == -1, "overflow");
+    CHECK(parse_double("0.25", 0, 1, &d) == 0 && d == 0.25, "double");
+    CHECK(parse_double("nan", -1e9, 1e9, &d) == -1, "nan rejected");
+    CHECK(parse_double("1e-3 ", 0, 1, &d) == -1, "trailing space rejected");
+    CHECK(parse_u64("18446744073709551615", &u) == 0 && u == UINT64_MAX, "u64 max");
+    CHECK(parse_u64("-1", &u) == -1, "negative u64 rejected");
+
+    Rng a, b, c;
+    rng_seed(&a, 7, RNG_TEST, 3);
+    rng_seed(&b, 7, RNG_TEST, 3);
+    rng_seed(&c, 7, RNG_TEST, 4);
+    int same = 1, diff = 0;
+    for (int i = 0; i < 100; i++) {
+        uint64_t x = rng_u64(&a), y = rng_u64(&b), z = rng_u64(&c);
+        same &= x == y;
+        diff += x != z;
+    }
+    CHECK(same, "same seed, same stream");
+    CHECK(diff == 100, "other id, other stream (%d/100 differ)", diff);
+
+    /* Mean and variance of the normal draw, and rng_below's range. */
+    double s = 0, s2 = 0;
+    int counts[7] = {0};
+    for (int i = 0; i < 200000; i++) {
+        double x = rng_normal(&a);
+        s += x;
+        s2 += x * x;
+        counts[rng_below(&a, 7)]++;
+    }
+    s /= 200000;
+    s2 = s2 / 200000 - s * s;
+    CHECK(fabs(s) < 0.01, "normal mean %g", s);
+    CHECK(fabs(s2 - 1) < 0.02, "normal variance %g", s2);
+    int ok = 1;
+    for (int i = 0; i < 7; i++) ok &= counts[i] > 200000 / 7 * 0.95 && counts[i] < 200000 / 7 * 1.05;
+    CHECK(ok, "rng_below roughly uniform");
+
+    uint32_t v[50], seen[50] = {0};
+    for (uint32_t i = 0; i < 50; i++) v[i] = i;
+    rng_shuffle_u32(&a, v, 50);
+    for (int i = 0; i < 50; i++) seen[v[i]]++;
+    ok = 1;
+    for (int i = 0; i < 50; i++) ok &= seen[i] == 1;
+    CHECK(ok, "shuffle is a permutation");
+    CHECK(hash64("abc", 3, HASH64_INIT) != hash64("abd", 3, HASH64_INIT), "hash differs");
+    return test_finish();
+}

@@ -1,5 +1,297 @@
-/* Placeholder until evaluation lands. */
+/* cmd_eval: the commands that need only a checkpoint (it carries its
+ * config): eval, embed, export, and `inspect CHECKPOINT` (called by
+ * io/cmd_data.c when the argument is a file). Single process, no MPI. */
+#include <math.h>
 #include <stdio.h>
-int cmd_eval(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "siamese eval: not built yet\n"); return 1; }
-int cmd_embed(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "siamese embed: not built yet\n"); return 1; }
-int cmd_export(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "siamese export: not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/checkpoint.h"
+#include "../io/npy.h"
+#include "../io/safetensors.h"
+#include "evaluate.h"
+
+typedef struct Loaded {
+    Config cfg;
+    Model model;
+    float mean, std;
+    unsigned long long step;
+} Loaded;
+
+static double state_value(const char *state, size_t n, const char *key, double def) {
+    size_t kl = strlen(key);
+    for (const char *p = state; p && p < state + n;) {
+        if (!strncmp(p, key, kl) && p[kl] == '=') return strtod(p + kl + 1, NULL);
+        p = memchr(p, '\n', (size_t)(state + n - p));
+        if (p) p++;
+    }
+    return def;
+}
+
+static int load(Loaded *l, const char *path, int max_batch, Err *e) {
+    Ckpt *ck;
+    if (ckpt_read(&ck, path, e)) return -1;
+    size_t n;
+    const char *text = ckpt_get(ck, "config", &n);
+    const char *topo = ckpt_get(ck, "topology", &n);
+    int c, h, w, rc = -1;
+    char *ctext = text ? strndup(text, strlen(text) < n ? strlen(text) : n) : NULL;
+    if (!ctext || !topo) {
+        err_set(e, "%s: no config or topology section: not a training checkpoint", path);
+        goto out;
+    }
+    size_t cn;
+    text = ckpt_get(ck, "config", &cn);
+    free(ctext);
+    ctext = strndup(text, cn);
+    if (config_parse_text(&l->cfg, ctext, path, e)) goto out;
+    if (sscanf(topo, "input %dx%dx%d", &c, &h, &w) != 3) {
+        err_set(e, "%s: topology section has no input shape", path);
+        goto out;
+    }
+    const Config *cf = &l->cfg;
+    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult, cf->head_l2,
+                    path, c, h, w, max_batch, e))
+        goto out;
+    const float *p = ckpt_require(ck, "params", l->model.nparams * sizeof(float), e);
+    if (!p) {
+        model_free(&l->model);
+        goto out;
+    }
+    memcpy(l->model.params, p, l->model.nparams * sizeof(float));
+    const char *st = ckpt_get(ck, "state", &n);
+    l->mean = st ? (float)state_value(st, n, "mean", 0) : 0;
+    l->std = st ? (float)state_value(st, n, "std", 1) : 1;
+    l->step = st ? (unsigned long long)state_value(st, n, "step", 0) : 0;
+    rc = 0;
+out:
+    free(ctext);
+    ckpt_free(ck);
+    return rc;
+}
+
+static int opt_long(const char *cmd, const char *name, const char *v, long min, long max, long *out) {
+    if (parse_long(v, min, max, out)) {
+        fprintf(stderr, "siamese %s: %s %s: expected a whole number in [%ld, %ld]\n", cmd, name, v, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = NULL, *data = NULL, *json = NULL, *train = NULL;
+    long pairs = -1, nway = -1, kshot = -1, trials = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: siamese eval CHECKPOINT --data DB [--json FILE] [--train DB] [--pairs N]\n"
+                   "                    [--nway N] [--kshot K] [--trials T]\n\n"
+                   "Recall@1/@5 and MAP@R (Euclidean nearest neighbours, self excluded), verification accuracy\n"
+                   "at the threshold chosen on training pairs (--train, default the checkpoint's [data] train),\n"
+                   "ROC AUC and EER on a fixed seeded set of balanced pairs, and N-way K-shot accuracy over seeded\n"
+                   "trials. Defaults come from the checkpoint's [eval] section. Prints a table; --json writes it.\n");
+            return 0;
+        }
+        if (!v && a[0] == '-') {
+            fprintf(stderr, "siamese eval: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--data")) data = v, i++;
+        else if (!strcmp(a, "--json")) json = v, i++;
+        else if (!strcmp(a, "--train")) train = v, i++;
+        else if (!strcmp(a, "--pairs")) { if (opt_long("eval", a, v, 2, 10000000, &pairs)) return 2; i++; }
+        else if (!strcmp(a, "--nway")) { if (opt_long("eval", a, v, 2, 100000, &nway)) return 2; i++; }
+        else if (!strcmp(a, "--kshot")) { if (opt_long("eval", a, v, 1, 100000, &kshot)) return 2; i++; }
+        else if (!strcmp(a, "--trials")) { if (opt_long("eval", a, v, 0, 100000000, &trials)) return 2; i++; }
+        else if (a[0] != '-' && !ckpt) ckpt = a;
+        else {
+            fprintf(stderr, "siamese eval: unexpected argument '%s'; see siamese eval --help\n", a);
+            return 2;
+        }
+    }
+    if (!ckpt || !data) {
+        fprintf(stderr, "siamese eval: need CHECKPOINT and --data DB; see siamese eval --help\n");
+        return 2;
+    }
+    Loaded l;
+    Err e = {{0}};
+    if (load(&l, ckpt, 256, &e)) {
+        fprintf(stderr, "siamese eval: %s\n", e.msg);
+        return 1;
+    }
+    if (pairs > 0) l.cfg.eval_pairs = pairs;
+    if (nway > 0) l.cfg.eval_nway = nway;
+    if (kshot > 0) l.cfg.eval_kshot = kshot;
+    if (trials >= 0) l.cfg.eval_trials = trials;
+    if (!train) train = l.cfg.data_train;
+    EvalResult r;
+    int rc = eval_run(&l.model, &l.cfg, l.mean, l.std, data, train, &r, &e);
+    if (rc == 0) {
+        printf("checkpoint %s (step %llu), data %s\n", ckpt, l.step, data);
+        eval_print(&r, stdout);
+        if (json && eval_write_json(&r, json, &e)) rc = -1;
+    }
+    if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
+    model_free(&l.model);
+    return rc ? 1 : 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+    const char *ckpt = NULL, *data = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: siamese embed CHECKPOINT --data DB --out PREFIX\n\n"
+                   "Writes PREFIX.emb.npy (float32, samples x embedding) and PREFIX.labels.npy (int32) for every\n"
+                   "sample of DB, in sample order.\n");
+            return 0;
+        }
+        if (!strcmp(a, "--data") && v) data = v, i++;
+        else if (!strcmp(a, "--out") && v) out = v, i++;
+        else if (a[0] != '-' && !ckpt) ckpt = a;
+        else {
+            fprintf(stderr, "siamese embed: unexpected argument '%s'; see siamese embed --help\n", a);
+            return 2;
+        }
+    }
+    if (!ckpt || !data || !out) {
+        fprintf(stderr, "siamese embed: need CHECKPOINT, --data DB and --out PREFIX\n");
+        return 2;
+    }
+    Loaded l;
+    Err e = {{0}};
+    Dataset *ds = NULL;
+    float *E = NULL;
+    int rc = 1;
+    if (load(&l, ckpt, 256, &e)) goto fail;
+    if (ds_open(&ds, data, &e) || !(E = eval_embed(&l.model, ds, l.mean, l.std, &e))) goto fail_model;
+    char p1[4200], p2[4200];
+    snprintf(p1, sizeof p1, "%s.emb.npy", out);
+    snprintf(p2, sizeof p2, "%s.labels.npy", out);
+    int64_t N = (int64_t)ds_meta(ds)->count;
+    if (npy_write_f32(p1, E, N, l.model.emb_dim, &e) || npy_write_i32(p2, ds_labels(ds), N, &e)) goto fail_model;
+    printf("wrote %s (%lld x %d) and %s\n", p1, (long long)N, l.model.emb_dim, p2);
+    rc = 0;
+fail_model:
+    model_free(&l.model);
+fail:
+    if (rc) fprintf(stderr, "siamese embed: %s\n", e.msg);
+    free(E);
+    if (ds) ds_close(ds);
+    return rc;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: siamese export CHECKPOINT --out FILE.safetensors\n\n"
+                   "Writes the weights as safetensors (F32), one tensor per config layer parameter, named\n"
+                   "LAYER.weight / LAYER.bias (head.weight, head.bias for the Koch head) in PyTorch layouts:\n"
+                   "conv (out, in, k, k), linear (out, in). Metadata: the config text and the normalisation.\n");
+            return 0;
+        }
+        if (!strcmp(a, "--out") && v) out = v, i++;
+        else if (a[0] != '-' && !ckpt) ckpt = a;
+        else {
+            fprintf(stderr, "siamese export: unexpected argument '%s'; see siamese export --help\n", a);
+            return 2;
+        }
+    }
+    if (!ckpt || !out) {
+        fprintf(stderr, "siamese export: need CHECKPOINT and --out FILE.safetensors\n");
+        return 2;
+    }
+    Loaded l;
+    Err e = {{0}};
+    if (load(&l, ckpt, 1, &e)) {
+        fprintf(stderr, "siamese export: %s\n", e.msg);
+        return 1;
+    }
+    StTensor *t = xcalloc((size_t)l.model.nviews, sizeof *t);
+    for (int v = 0; v < l.model.nviews; v++) {
+        const ParamView *pv = &l.model.views[v];
+        t[v].name = pv->name;
+        t[v].ndim = pv->ndim;
+        for (int d = 0; d < pv->ndim; d++) t[v].shape[d] = pv->shape[d];
+        t[v].data = l.model.params + pv->offset;
+    }
+    char mean[32], std[32], step[32];
+    snprintf(mean, sizeof mean, "%.9g", l.mean);
+    snprintf(std, sizeof std, "%.9g", l.std);
+    snprintf(step, sizeof step, "%llu", l.step);
+    char *text = config_to_text(&l.cfg);
+    const char *meta[] = {"format", "siamese-mpi", "config", text, "input_mean", mean, "input_std", std, "step", step};
+    int rc = safetensors_write(out, t, l.model.nviews, meta, 5, &e);
+    if (rc) fprintf(stderr, "siamese export: %s\n", e.msg);
+    else printf("wrote %s: %d tensors, %zu parameters\n", out, l.model.nviews, l.model.nparams);
+    free(text);
+    free(t);
+    model_free(&l.model);
+    return rc ? 1 : 0;
+}
+
+/* `siamese inspect CHECKPOINT [--compare OTHER [--tol T]]`. */
+int inspect_checkpoint(int argc, char **argv) {
+    const char *path = NULL, *other = NULL;
+    double tol = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--compare") && i + 1 < argc) other = argv[++i];
+        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) {
+            if (parse_double(argv[++i], 0, 1e30, &tol)) {
+                fprintf(stderr, "siamese inspect: --tol %s: expected a number >= 0\n", argv[i]);
+                return 2;
+            }
+        } else if (argv[i][0] != '-' && !path) path = argv[i];
+        else {
+            fprintf(stderr, "siamese inspect: unexpected argument '%s'; see siamese inspect --help\n", argv[i]);
+            return 2;
+        }
+    }
+    Err e = {{0}};
+    if (!other) {
+        if (ckpt_print(path, stdout, &e)) {
+            fprintf(stderr, "siamese inspect: %s\n", e.msg);
+            return 1;
+        }
+        return 0;
+    }
+    /* Compare the parameters (and optimizer state) of two checkpoints:
+     * exit 0 when every value is within tol (relative to max(1, |a|)). */
+    Ckpt *a, *b;
+    if (ckpt_read(&a, path, &e)) {
+        fprintf(stderr, "siamese inspect: %s\n", e.msg);
+        return 1;
+    }
+    if (ckpt_read(&b, other, &e)) {
+        fprintf(stderr, "siamese inspect: %s\n", e.msg);
+        ckpt_free(a);
+        return 1;
+    }
+    int rc = 0;
+    const char *sections[] = {"params", "optim"};
+    for (int s = 0; s < 2; s++) {
+        size_t na, nb;
+        const float *pa = ckpt_get(a, sections[s], &na), *pb = ckpt_get(b, sections[s], &nb);
+        if (!pa && !pb) continue;
+        if (!pa || !pb || na != nb) {
+            printf("%s: sizes differ (%zu vs %zu bytes)\n", sections[s], pa ? na : 0, pb ? nb : 0);
+            rc = 1;
+            continue;
+        }
+        size_t n = na / sizeof(float), worst_i = 0, differ = 0;
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)pa[i] - pb[i]) / fmax(1.0, fabs(pa[i]));
+            if (pa[i] != pb[i]) differ++;
+            if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d, worst_i = i;
+        }
+        printf("%s: %zu values, %zu differ, max relative difference %.3g (at %zu)%s\n", sections[s], n, differ, worst,
+               worst_i, worst > tol ? " > tol" : "");
+        if (worst > tol) rc = 1;
+    }
+    ckpt_free(a);
+    ckpt_free(b);
+    return rc;
+}

@@ -1,0 +1,416 @@
+/* comm: see comm.h. */
+#include "comm.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/util.h"
+
+enum { COMM_UNINIT, COMM_ACTIVE, COMM_DONE };
+
+static int g_state = COMM_UNINIT;
+static int g_rank = 0, g_world = 1;
+static int *g_counts, *g_displs; /* (world) scratch for the v-collectives */
+static uint64_t *g_hashes;       /* (world) replica checksums */
+static size_t g_chunk = (size_t)1 << 28;
+static DistStats g_stats;
+
+/* ---- start-up and shut-down ------------------------------------------------ */
+
+void dist_mpi_failed(int rc, const char *call, const char *file, int line) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", rc);
+    util_fatal(file, line, "%s failed: %s", call, msg);
+}
+
+static int mpi_running(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init && !fin;
+}
+
+/* util_fatal_hook: the message is already printed. With one rank there is no
+ * peer to stop, and exit avoids Open MPI's multi-line abort banner. */
+static void fatal_hook(int code) {
+    if (g_world > 1 && mpi_running()) MPI_Abort(MPI_COMM_WORLD, code);
+    g_state = COMM_DONE; /* tells exit_abort this exit is deliberate */
+    exit(code);
+}
+
+/* on_exit (glibc) rather than atexit: it sees the exit status, which the
+ * abort passes on (a status of 0 becomes 1: leaving early is a failure). */
+static void exit_abort(int status, void *arg) {
+    (void)arg;
+    if (g_state != COMM_ACTIVE || g_world <= 1 || !mpi_running()) return;
+    fprintf(stderr,
+            "siamese: [rank %d] exiting (status %d) without dist_finalize: aborting the job so "
+            "the other ranks do not hang\n",
+            g_rank, status);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+}
+
+void dist_init(int *argc, char ***argv) {
+    ASSERT(g_state == COMM_UNINIT);
+    int provided = 0;
+    CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    g_state = COMM_ACTIVE;
+    util_fatal_hook = fatal_hook;
+    CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
+    CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &g_world));
+    if (g_world > 1) util_rank = g_rank;
+    if (provided < MPI_THREAD_FUNNELED)
+        FATAL("MPI provides thread level %d, below MPI_THREAD_FUNNELED (%d) — use an MPI "
+              "library built with thread support",
+              provided, MPI_THREAD_FUNNELED);
+    g_counts = xcalloc((size_t)g_world, sizeof *g_counts);
+    g_displs = xcalloc((size_t)g_world, sizeof *g_displs);
+    g_hashes = xcalloc((size_t)g_world, sizeof *g_hashes);
+    if (on_exit(exit_abort, NULL) != 0) FATAL("on_exit failed");
+}
+
+void dist_finalize(void) {
+    ASSERT(g_state == COMM_ACTIVE);
+    CHECK_MPI(MPI_Finalize());
+    g_state = COMM_DONE;
+    free(g_counts);
+    free(g_displs);
+    free(g_hashes);
+    g_counts = g_displs = NULL;
+    g_hashes = NULL;
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_world(void) { return g_world; }
+
+void dist_abort(int code) {
+    if (mpi_running() && g_world > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    g_state = COMM_DONE;
+    exit(code);
+}
+
+/* Every collective below returns early when world == 1 (also before
+ * dist_init); otherwise MPI must be up. */
+static int solo(void) {
+    if (g_world == 1) return 1;
+    ASSERT(g_state == COMM_ACTIVE);
+    return 0;
+}
+
+void dist_barrier(void) {
+    if (solo()) return;
+    CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+}
+
+/* ---- batch slicing ------------------------------------------------------------- */
+
+void dist_split_rows(int *rows_per_rank, int *row_offsets, int total_rows, int world) {
+    ASSERT(world > 0 && total_rows >= 0);
+    int base = total_rows / world, extra = total_rows % world, off = 0;
+    for (int r = 0; r < world; r++) {
+        rows_per_rank[r] = base + (r < extra);
+        if (row_offsets) row_offsets[r] = off;
+        off += rows_per_rank[r];
+    }
+}
+
+/* ---- rank 0 to everyone -------------------------------------------------------- */
+
+static void bcast_chunked(void *p, size_t n, size_t elem, MPI_Datatype type) {
+    double t0 = now_seconds();
+    char *c = p;
+    size_t max = g_chunk < (size_t)INT_MAX ? g_chunk : (size_t)INT_MAX;
+    for (size_t done = 0; done < n;) {
+        size_t k = MIN(n - done, max);
+        CHECK_MPI(MPI_Bcast(c + done * elem, (int)k, type, 0, MPI_COMM_WORLD));
+        done += k;
+    }
+    g_stats.bcast_s += now_seconds() - t0;
+}
+
+void dist_bcast_text(char **text) {
+    if (solo()) return;
+    uint64_t len = 0;
+    if (g_rank == 0) {
+        ASSERT(*text != NULL);
+        len = strlen(*text);
+    }
+    bcast_chunked(&len, 1, sizeof len, MPI_UINT64_T);
+    if (g_rank != 0) {
+        ASSERT(len < SIZE_MAX);
+        *text = xmalloc((size_t)len + 1);
+        (*text)[len] = '\0';
+    }
+    bcast_chunked(*text, (size_t)len, 1, MPI_CHAR);
+}
+
+void dist_bcast_floats(float *p, size_t n) {
+    if (solo()) return;
+    bcast_chunked(p, n, sizeof *p, MPI_FLOAT);
+}
+
+void dist_bcast_bytes(void *p, size_t n) {
+    if (solo()) return;
+    bcast_chunked(p, n, 1, MPI_BYTE);
+}
+
+/* ---- rows of the global batch ---------------------------------------------------- */
+
+void dist_allgather_rows(void *recv, const void *send, size_t row_bytes, const int *rows_per_rank) {
+    size_t total = 0, mine = 0;
+    for (int r = 0; r < g_world; r++) {
+        ASSERT(rows_per_rank[r] >= 0);
+        if (r < g_rank) mine += (size_t)rows_per_rank[r];
+        total += (size_t)rows_per_rank[r];
+    }
+    char *own = (char *)recv + mine * row_bytes;
+    size_t own_bytes = (size_t)rows_per_rank[g_rank] * row_bytes;
+    if (solo()) {
+        if (own != send && own_bytes) memmove(own, send, own_bytes);
+        return;
+    }
+    double t0 = now_seconds();
+    const void *sendbuf = own == send ? MPI_IN_PLACE : send;
+    if (total * row_bytes <= (size_t)INT_MAX) {
+        for (int r = 0, off = 0; r < g_world; r++) {
+            g_counts[r] = rows_per_rank[r] * (int)row_bytes;
+            g_displs[r] = off;
+            off += g_counts[r];
+        }
+        CHECK_MPI(MPI_Allgatherv(sendbuf, g_counts[g_rank], MPI_BYTE, recv, g_counts, g_displs, MPI_BYTE,
+                                 MPI_COMM_WORLD));
+    } else { /* beyond int byte counts: count rows of a row-sized type */
+        ASSERT(total <= (size_t)INT_MAX && row_bytes <= (size_t)INT_MAX);
+        MPI_Datatype row;
+        CHECK_MPI(MPI_Type_contiguous((int)row_bytes, MPI_BYTE, &row));
+        CHECK_MPI(MPI_Type_commit(&row));
+        for (int r = 0, off = 0; r < g_world; r++) {
+            g_counts[r] = rows_per_rank[r];
+            g_displs[r] = off;
+            off += g_counts[r];
+        }
+        CHECK_MPI(
+            MPI_Allgatherv(sendbuf, g_counts[g_rank], row, recv, g_counts, g_displs, row, MPI_COMM_WORLD));
+        CHECK_MPI(MPI_Type_free(&row));
+    }
+    g_stats.allgather_s += now_seconds() - t0;
+    g_stats.allgather_bytes += own_bytes;
+}
+
+void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const int *rows_per_rank) {
+    ASSERT(row_len >= 0);
+    size_t total = 0, mine = 0;
+    for (int r = 0; r < g_world; r++) {
+        ASSERT(rows_per_rank[r] >= 0);
+        if (r < g_rank) mine += (size_t)rows_per_rank[r];
+        total += (size_t)rows_per_rank[r];
+    }
+    size_t own = (size_t)rows_per_rank[g_rank] * (size_t)row_len;
+    if (solo()) {
+        if (recv != send + mine * row_len && own) memmove(recv, send + mine * row_len, own * sizeof *recv);
+        return;
+    }
+    if (total * (size_t)row_len > (size_t)INT_MAX)
+        FATAL("reduce-scatter of %zu rows x %d floats exceeds MPI's int counts — use a "
+              "smaller global batch or embedding",
+              total, row_len);
+    double t0 = now_seconds();
+    for (int r = 0; r < g_world; r++) g_counts[r] = rows_per_rank[r] * row_len;
+    CHECK_MPI(MPI_Reduce_scatter(send, recv, g_counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    g_stats.reduce_scatter_s += now_seconds() - t0;
+    g_stats.reduce_scatter_bytes += total * (size_t)row_len * sizeof(float);
+}
+
+/* ---- scalars ------------------------------------------------------------------------ */
+
+void dist_allreduce_sum_doubles(double *p, int n) {
+    ASSERT(n >= 0);
+    if (solo() || n == 0) return;
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+}
+
+int dist_any(int flag) {
+    int v = flag != 0;
+    if (solo()) return v;
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+    return v != 0;
+}
+
+double dist_max_double(double x) {
+    if (solo()) return x;
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+    return x;
+}
+
+/* ---- bucketed gradient allreduce -------------------------------------------------- */
+
+struct GradSync {
+    float *grads;
+    size_t n, bucket, nbuckets;
+    size_t *ready;         /* (nbuckets) floats reported final this step */
+    MPI_Request *requests; /* (nbuckets) MPI_REQUEST_NULL unless in flight */
+    size_t next;           /* buckets [0, next) have started, in order */
+    size_t done;           /* buckets [0, done) are known complete */
+    int active;            /* between begin and finish */
+    MPI_Comm comm;
+};
+
+/* Bucket i covers grads[start, end) with end = n - i*bucket. */
+static size_t bucket_end(const GradSync *g, size_t i) { return g->n - i * g->bucket; }
+static size_t bucket_start(const GradSync *g, size_t i) {
+    size_t end = bucket_end(g, i);
+    return end > g->bucket ? end - g->bucket : 0;
+}
+
+GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats) {
+    ASSERT(bucket_floats >= 1 && bucket_floats <= (size_t)INT_MAX);
+    ASSERT(grads != NULL || n == 0);
+    GradSync *g = xcalloc(1, sizeof *g);
+    g->grads = grads;
+    g->n = n;
+    g->bucket = bucket_floats;
+    g->nbuckets = (n + bucket_floats - 1) / bucket_floats;
+    g->ready = xcalloc(g->nbuckets, sizeof *g->ready);
+    g->requests = xcalloc(g->nbuckets, sizeof *g->requests);
+    for (size_t i = 0; i < g->nbuckets; i++) g->requests[i] = MPI_REQUEST_NULL;
+    g->comm = MPI_COMM_NULL;
+    if (!solo()) CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm));
+    return g;
+}
+
+void gradsync_begin(GradSync *g) {
+    ASSERT(!g->active);
+    memset(g->ready, 0, g->nbuckets * sizeof *g->ready);
+    g->next = g->done = 0;
+    g->active = 1;
+}
+
+static void start_bucket(GradSync *g, size_t i) {
+    if (g->comm == MPI_COMM_NULL) return; /* world == 1 */
+    size_t s = bucket_start(g, i);
+    CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, g->grads + s, (int)(bucket_end(g, i) - s), MPI_FLOAT, MPI_SUM,
+                             g->comm, &g->requests[i]));
+}
+
+void gradsync_ready(GradSync *g, size_t offset, size_t count) {
+    ASSERT(g->active);
+    ASSERT(offset <= g->n && count <= g->n - offset);
+    if (count == 0) return;
+    size_t end = offset + count;
+    /* Buckets touched: from the one holding end-1 (lowest index) to the one
+     * holding offset. */
+    size_t lo = (g->n - end) / g->bucket, hi = (g->n - 1 - offset) / g->bucket;
+    for (size_t i = lo; i <= hi; i++) {
+        size_t s = MAX(bucket_start(g, i), offset), e = MIN(bucket_end(g, i), end);
+        g->ready[i] += e - s;
+        ASSERT(g->ready[i] <= bucket_end(g, i) - bucket_start(g, i)); /* overlapping reports */
+    }
+    while (g->next < g->nbuckets && g->ready[g->next] == bucket_end(g, g->next) - bucket_start(g, g->next))
+        start_bucket(g, g->next++);
+    gradsync_progress(g);
+}
+
+void gradsync_progress(GradSync *g) {
+    if (g->comm == MPI_COMM_NULL || g->done >= g->next) return;
+    int flag = 0;
+    CHECK_MPI(MPI_Testall((int)(g->next - g->done), g->requests + g->done, &flag, MPI_STATUSES_IGNORE));
+    if (flag) g->done = g->next;
+}
+
+double gradsync_finish(GradSync *g) {
+    ASSERT(g->active);
+    double t0 = now_seconds();
+    while (g->next < g->nbuckets) start_bucket(g, g->next++);
+    if (g->comm != MPI_COMM_NULL && g->done < g->nbuckets)
+        CHECK_MPI(MPI_Waitall((int)(g->nbuckets - g->done), g->requests + g->done, MPI_STATUSES_IGNORE));
+    g->done = g->nbuckets;
+    g->active = 0;
+    double dt = now_seconds() - t0;
+    if (g->comm != MPI_COMM_NULL) {
+        g_stats.gradsync_s += dt;
+        g_stats.gradsync_bytes += g->n * sizeof(float);
+        g_stats.gradsync_steps++;
+    }
+    return dt;
+}
+
+void gradsync_free(GradSync *g) {
+    if (!g) return;
+    if (g->active) gradsync_finish(g);
+    if (g->comm != MPI_COMM_NULL) CHECK_MPI(MPI_Comm_free(&g->comm));
+    free(g->ready);
+    free(g->requests);
+    free(g);
+}
+
+size_t gradsync_num_buckets(const GradSync *g) { return g->nbuckets; }
+size_t gradsync_num_started(const GradSync *g) { return g->next; }
+
+/* ---- replica checksum ------------------------------------------------------------- */
+
+void dist_check_replicas(const float *w, size_t n, uint64_t step) {
+    if (solo()) return;
+    uint64_t h = hash64(w, n * sizeof *w, HASH64_INIT);
+    CHECK_MPI(MPI_Allgather(&h, 1, MPI_UINT64_T, g_hashes, 1, MPI_UINT64_T, MPI_COMM_WORLD));
+    int ndiff = 0;
+    for (int r = 1; r < g_world; r++) ndiff += g_hashes[r] != g_hashes[0];
+    if (ndiff == 0) return;
+    /* Every rank sees the same hashes, hence the same verdict. Rank 0 speaks
+     * and aborts the job; the others wait in a barrier rank 0 never enters,
+     * so they cannot tear the job down before rank 0's message is out. */
+    if (g_rank != 0) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        dist_abort(1); /* not reached: rank 0's abort ends this process */
+    }
+    char list[512];
+    size_t len = 0;
+    int shown = 0;
+    list[0] = '\0';
+    for (int r = 1; r < g_world; r++) {
+        if (g_hashes[r] == g_hashes[0]) continue;
+        if (len + 32 >= sizeof list) {
+            snprintf(list + len, sizeof list - len, ", ... (%d in all)", ndiff);
+            break;
+        }
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", shown ? ", " : "", r);
+        shown++;
+    }
+    FATAL("replicas diverged at step %llu: rank%s %s differ%s from rank 0 — report a bug; "
+          "re-run with --debug",
+          (unsigned long long)step, ndiff > 1 ? "s" : "", list, ndiff > 1 ? "" : "s");
+}
+
+/* ---- timing ---------------------------------------------------------------------------- */
+
+void dist_stats_get(DistStats *out) { *out = g_stats; }
+void dist_stats_reset(void) { memset(&g_stats, 0, sizeof g_stats); }
+
+void dist_test_set_chunk(size_t max_elems) {
+    ASSERT(max_elems >= 1);
+    g_chunk = max_elems;
+}
+
+/* Tests only: while on, this rank behaves as a world of one (rank 0, every
+ * collective a no-op), so an MPI test can compute the 1-rank reference of
+ * a p-rank run inside the same job. */
+void dist_test_solo(int on) {
+    static int saved_rank, saved_world, active;
+    if (on && !active) {
+        saved_rank = g_rank, saved_world = g_world, active = 1;
+        g_rank = 0, g_world = 1;
+    } else if (!on && active) {
+        g_rank = saved_rank, g_world = saved_world, active = 0;
+    }
+}

@@ -1,0 +1,301 @@
+/* train: see train.h. The step, per rank (DESIGN.md "One training step"):
+ * local batch from the prefetch thread -> forward -> allgather of embeddings
+ * and labels (PK batches, global scope) -> loss of the local anchors against
+ * the global pool, normalised by a global count -> reduce-scatter of dE/dE ->
+ * backward with bucketed allreduce -> the same optimizer step everywhere.
+ * For the same global batch the result equals a 1-rank run to rounding. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t train_stop_requested = 0;
+
+static void metrics_append(Trainer *t, const char *line) {
+    size_t n = strlen(line);
+    if (t->metrics_len + n + 1 > t->metrics_cap) {
+        t->metrics_cap = MAX(t->metrics_cap * 2, t->metrics_len + n + 4096);
+        t->metrics = xrealloc(t->metrics, t->metrics_cap);
+    }
+    memcpy(t->metrics + t->metrics_len, line, n + 1);
+    t->metrics_len += n;
+}
+
+#define METRICS_HEADER "step,epoch,loss,mean_loss,active_fraction,hardness,lr,grad_norm\n"
+
+int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
+    memset(t, 0, sizeof *t);
+    t->rank = dist_rank();
+    t->world = dist_world();
+    t->debug = debug;
+    t->cfg_text = xstrdup(cfg_text);
+    Config *c = &t->cfg;
+    if (config_parse_text(c, cfg_text, "effective config", e)) return -1;
+    if (ds_open(&t->ds, c->data_train, e)) return -1;
+    const DsMeta *m = ds_meta(t->ds);
+    if (c->data_shape[0]) {
+        int sc, sh, sw;
+        if (model_parse_shape(c->data_shape, &sc, &sh, &sw))
+            return err_set(e, "[data] shape = '%s': expected CxHxW, e.g. 1x28x28", c->data_shape);
+        if ((uint32_t)sc != m->channels || (uint32_t)sh != m->height || (uint32_t)sw != m->width)
+            return err_set(e, "%s is %ux%ux%u but the config's [data] shape is %s: import with --resize %dx%d or fix "
+                              "the config", c->data_train, m->channels, m->height, m->width, c->data_shape, sh, sw);
+    }
+    t->mean = c->data_mean > 0 ? (float)c->data_mean : m->mean;
+    t->std = c->data_std > 0 ? (float)c->data_std : m->std;
+    if (!(t->std > 0)) t->std = 1;
+    SamplerSpec ss = {(SamplerMode)c->sampler_mode, (int)c->p, (int)c->k, (int)c->batch, (uint64_t)c->seed};
+    if (sampler_init(&t->sampler, &ss, t->ds, e)) return -1;
+    t->global_items = sampler_global_items(&t->sampler);
+    t->per_item = sampler_images_per_item(&t->sampler);
+    if (t->global_items < t->world)
+        return err_set(e, "the global batch has %d items but %d ranks run: every rank needs at least one; use fewer "
+                          "ranks or a larger batch", t->global_items, t->world);
+    t->steps_per_epoch = sampler_steps_per_epoch(&t->sampler);
+    t->total_steps = c->steps > 0 ? (uint64_t)c->steps : (uint64_t)c->epochs * t->steps_per_epoch;
+    int begin, max_items;
+    sampler_shard(t->global_items, 0, t->world, &begin, &max_items); /* rank 0 has the largest slice */
+    int max_images = max_items * t->per_item;
+    if (model_build(&t->model, c->layers, c->nlayers, c->head_type == HEAD_KOCH, c->head_lr_mult, c->head_l2,
+                    c->path, (int)m->channels, (int)m->height, (int)m->width, max_images, e))
+        return -1;
+    t->D = t->model.emb_dim;
+    if (t->rank == 0) model_init(&t->model, c->init_scheme, (uint64_t)c->seed);
+    dist_bcast_floats(t->model.params, t->model.nparams);
+
+    optim_spec_default(&t->opt);
+    t->opt.type = (OptimType)c->optim_type;
+    t->opt.lr = c->lr;
+    t->opt.momentum = c->momentum;
+    t->opt.nesterov = (int)c->nesterov;
+    t->opt.weight_decay = c->weight_decay;
+    t->opt.beta1 = c->beta1, t->opt.beta2 = c->beta2, t->opt.eps = c->eps;
+    t->opt.schedule = (OptimSchedule)c->schedule;
+    t->opt.gamma = c->gamma;
+    t->opt.step_size = (uint64_t)c->step_epochs;
+    t->opt.min_lr = c->min_lr;
+    t->opt.warmup_steps = (uint64_t)c->warmup_steps;
+    t->nstate = optim_state_floats(&t->opt, t->model.nparams);
+    t->opt_state = xaligned_floats(t->nstate);
+    t->gs = gradsync_create(t->model.grads, t->model.nparams, (size_t)c->bucket_kfloats * 1000);
+
+    t->rows = xcalloc((size_t)t->world, sizeof(int));
+    t->offsets = xcalloc((size_t)t->world, sizeof(int));
+    for (int r = 0; r < t->world; r++) sampler_shard(t->global_items, r, t->world, &t->offsets[r], &t->rows[r]);
+    size_t D = (size_t)t->D;
+    t->dE = xaligned_floats((size_t)max_images * D);
+    if (c->sampler_mode == SAMPLER_MODE_PK) {
+        int N = t->global_items;
+        t->pool_E = xaligned_floats((size_t)N * D);
+        t->pool_dE = xaligned_floats((size_t)N * D);
+        t->pool_labels = xcalloc((size_t)N, sizeof(int32_t));
+        size_t ws = MAX(triplet_workspace_floats(N, N), pairs_workspace_floats(N, N));
+        t->ws = xaligned_floats(ws);
+    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
+        t->pairs = xcalloc((size_t)max_items, sizeof(IndexPair));
+    } else {
+        t->triplets = xcalloc((size_t)max_items, sizeof(IndexTriplet));
+        triplet_list_thirds(t->triplets, 0, max_items);
+    }
+    if (t->rank == 0) metrics_append(t, METRICS_HEADER);
+    return 0;
+}
+
+void trainer_free(Trainer *t) {
+    if (t->pf) prefetch_stop(t->pf);
+    if (t->gs) gradsync_free(t->gs);
+    if (t->model.params) model_free(&t->model);
+    if (t->sampler.spec.p || t->sampler.name) sampler_free(&t->sampler);
+    if (t->ds) ds_close(t->ds);
+    if (t->timing) fclose(t->timing);
+    free(t->opt_state);
+    free(t->rows);
+    free(t->offsets);
+    free(t->pool_E);
+    free(t->pool_dE);
+    free(t->pool_labels);
+    free(t->dE);
+    free(t->ws);
+    free(t->pairs);
+    free(t->triplets);
+    free(t->metrics);
+    free(t->cfg_text);
+    memset(t, 0, sizeof *t);
+}
+
+/* Loss of this rank's share, unnormalised gradient into *dEout (and the head
+ * gradient into the arena). Returns the stats to be summed over ranks. With
+ * want_grad == 0 only the stats are needed (dE is still written: cheap). */
+static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **dEout, int *pool_rows) {
+    const Config *c = &t->cfg;
+    const LocalBatch *lb = &b->lb;
+    size_t D = (size_t)t->D;
+    Model *m = &t->model;
+    float *hw = m->has_head ? m->params + m->head_w_off : NULL;
+    float hb = m->has_head ? m->params[m->head_b_off] : 0;
+    float *dhw = m->has_head ? m->grads + m->head_w_off : NULL, *dhb = m->has_head ? m->grads + m->head_b_off : NULL;
+    float margin = (float)c->margin;
+    LossStats s = {0};
+    if (c->sampler_mode == SAMPLER_MODE_PK) {
+        const float *pool = E;
+        const int32_t *labels = lb->labels;
+        int N = lb->n_items, a0 = 0, a1 = lb->n_items;
+        float *dpool = t->dE;
+        if (c->mining_scope == SCOPE_GLOBAL && t->world > 1) {
+            dist_allgather_rows(t->pool_E, E, D * sizeof(float), t->rows);
+            dist_allgather_rows(t->pool_labels, lb->labels, sizeof(int32_t), t->rows);
+            pool = t->pool_E;
+            labels = t->pool_labels;
+            N = t->global_items;
+            a0 = lb->item_begin;
+            a1 = a0 + lb->n_items;
+            dpool = t->pool_dE;
+        }
+        memset(dpool, 0, (size_t)N * D * sizeof(float));
+        if (c->loss_type == LOSS_TRIPLET) {
+            TripletMiner mm = c->mining_strategy == MINE_BATCH_HARD   ? TRIPLET_BATCH_HARD
+                              : c->mining_strategy == MINE_SEMI_HARD ? TRIPLET_SEMI_HARD
+                                                                     : TRIPLET_ALL;
+            s = triplet_loss(dpool, NULL, t->ws, pool, labels, mm, margin, (int)c->soft, N, (int)D, a0, a1);
+        } else if (c->loss_type == LOSS_CONTRASTIVE) {
+            if (c->mining_strategy == MINE_HARD_PAIRS)
+                s = pairs_contrastive_hard(dpool, NULL, t->ws, pool, labels, margin, N, (int)D, a0, a1);
+            else
+                s = pairs_contrastive_all(dpool, t->ws, pool, labels, margin, N, (int)D, a0, a1);
+        } else {
+            s = pairs_koch_hard(dpool, dhw, dhb, NULL, t->ws, pool, labels, hw, hb, N, (int)D, a0, a1);
+        }
+        *dEout = dpool;
+        *pool_rows = N;
+    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
+        int B = lb->n_items;
+        /* Targets come from the pairs record's flag, not from label equality. */
+        for (int k = 0; k < B; k++) {
+            t->pairs[k].i = k;
+            t->pairs[k].j = B + k;
+            t->pairs[k].y = lb->same[k] ? 1 : 0;
+        }
+        memset(t->dE, 0, (size_t)2 * B * D * sizeof(float));
+        if (c->loss_type == LOSS_CONTRASTIVE)
+            s = pairs_contrastive(t->dE, E, t->pairs, margin, 2 * B, (int)D, 0, B);
+        else
+            s = pairs_koch(t->dE, dhw, dhb, E, t->pairs, hw, hb, 2 * B, (int)D, 0, B);
+        *dEout = t->dE;
+        *pool_rows = 2 * B;
+    } else {
+        int B = lb->n_items;
+        triplet_list_thirds(t->triplets, 0, B);
+        memset(t->dE, 0, (size_t)3 * B * D * sizeof(float));
+        s = triplet_list_loss(t->dE, E, t->triplets, margin, (int)c->soft, 3 * B, (int)D, 0, B);
+        *dEout = t->dE;
+        *pool_rows = 3 * B;
+    }
+    return s;
+}
+
+static void scale(float *p, size_t n, float f) {
+    for (size_t i = 0; i < n; i++) p[i] *= f;
+}
+
+static void grad_ready(void *ctx, size_t off, size_t n) { gradsync_ready(ctx, off, n); }
+
+static LossStats global_stats(LossStats s) {
+    double v[LOSS_STATS_DOUBLES];
+    loss_stats_pack(v, &s);
+    dist_allreduce_sum_doubles(v, LOSS_STATS_DOUBLES);
+    return loss_stats_unpack(v);
+}
+
+double trainer_loss_only(Trainer *t, const Batch *b) {
+    const float *E = model_forward(&t->model, b->x, b->lb.n_images);
+    float *dpool;
+    int rows;
+    /* The head gradient is accumulated too: keep the arena unchanged. */
+    float *save = NULL;
+    if (t->model.has_head) {
+        save = xmalloc(((size_t)t->D + 1) * sizeof(float));
+        memcpy(save, t->model.grads + t->model.head_w_off, ((size_t)t->D + 1) * sizeof(float));
+    }
+    LossStats g = global_stats(local_loss(t, b, E, &dpool, &rows));
+    if (save) {
+        memcpy(t->model.grads + t->model.head_w_off, save, ((size_t)t->D + 1) * sizeof(float));
+        free(save);
+    }
+    return loss_stats_mean(&g);
+}
+
+void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
+    Model *m = &t->model;
+    const Config *c = &t->cfg;
+    double t0 = now_seconds();
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    const float *E = model_forward(m, b->x, b->lb.n_images);
+    double t1 = now_seconds();
+
+    float *dpool;
+    int rows;
+    LossStats g = global_stats(local_loss(t, b, E, &dpool, &rows));
+    /* Mean over the global batch: one scale of dE (and of the head's
+     * gradient) by the global count, so the allreduced SUM below is the
+     * exact gradient and nothing is averaged again. */
+    float inv = g.count > 0 ? (float)(1.0 / g.count) : 0.0f;
+    scale(dpool, (size_t)rows * (size_t)t->D, inv);
+    if (m->has_head) scale(m->grads + m->head_w_off, (size_t)t->D + 1, inv);
+    const float *dE_local = dpool;
+    if (dpool == t->pool_dE) {
+        dist_reduce_scatter_rows(t->dE, t->pool_dE, t->D, t->rows);
+        dE_local = t->dE;
+    }
+    double t2 = now_seconds();
+
+    gradsync_begin(t->gs);
+    if (m->has_head) gradsync_ready(t->gs, m->head_w_off, (size_t)t->D + 1);
+    model_backward(m, b->x, dE_local, b->lb.n_images, grad_ready, t->gs);
+    double t3 = now_seconds();
+    gradsync_finish(t->gs);
+    double t4 = now_seconds();
+
+    /* Terms every rank adds identically, after the sum over ranks. */
+    double l2 = model_l2_penalty(m);
+    double gnorm = optim_clip(m->grads, m->nparams, c->clip_norm);
+    double loss = loss_stats_mean(&g) + l2;
+    if (!isfinite(loss) || !isfinite(gnorm)) {
+        size_t bad = 0;
+        const char *where = "?";
+        for (int v = 0; v < m->nviews && !bad; v++)
+            for (size_t i = 0; i < m->views[v].count; i++)
+                if (!isfinite(m->grads[m->views[v].offset + i]) || !isfinite(m->params[m->views[v].offset + i])) {
+                    bad = 1;
+                    where = m->views[v].name;
+                    break;
+                }
+        FATAL("step %llu: loss %g, gradient norm %g: non-finite values (first in %s); lower [optim] lr (now %g), "
+              "set [optim] clip_norm, or run with --debug for a gradient check",
+              (unsigned long long)t->step, loss, gnorm, where, t->last_lr);
+    }
+    uint64_t epoch = t->step / t->steps_per_epoch;
+    double lr = optim_lr(&t->opt, t->step, epoch, t->total_steps);
+    optim_step(&t->opt, m->params, m->grads, t->opt_state, m->nparams, m->views, m->nviews, lr, ++t->opt_t);
+    double t5 = now_seconds();
+
+    t->last_loss = loss;
+    t->last_active = g.candidates > 0 ? (double)g.active / (double)g.candidates : 0;
+    t->last_hardness = loss_stats_mean_hardness(&g);
+    t->last_gnorm = gnorm;
+    t->last_lr = lr;
+    st->data = b->wait_seconds;
+    st->forward = t1 - t0;
+    st->mining = t2 - t1;
+    st->backward = t3 - t2;
+    st->allreduce = t4 - t3;
+    st->optimizer = t5 - t4;
+    st->total = st->data + (t5 - t0);
+    if (t->rank == 0) {
+        char line[512];
+        snprintf(line, sizeof line, "%llu,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", (unsigned long long)t->step,
+                 (unsigned long long)epoch, loss, loss_stats_mean(&g), t->last_active, t->last_hardness, lr, gnorm);
+        metrics_append(t, line);
+    }
+    t->step++;
+}

@@ -1,0 +1,98 @@
+/* train: the distributed training step and loop. One Trainer per rank;
+ * with one rank (no launcher) it is the plain single-process trainer, the
+ * same code with every collective a no-op. Ties nn (encoder), mining
+ * (losses and miners), io (sampler, prefetch, checkpoints) and dist/comm. */
+#ifndef SIAMESE_TRAIN_H
+#define SIAMESE_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../io/checkpoint.h"
+#include "../io/config.h"
+#include "../io/dataset.h"
+#include "../io/prefetch.h"
+#include "../io/sampler.h"
+#include "../mining/pairs.h"
+#include "../mining/triplet.h"
+#include "../nn/model.h"
+#include "../nn/optim.h"
+#include "comm.h"
+
+/* Exit status of a run that stopped on a signal after writing a checkpoint:
+ * "checkpointed, resume me" (EX_TEMPFAIL of sysexits.h). */
+#define TRAIN_EXIT_RESUME 75
+
+/* Set by the signal handlers of cmd_train (SIGTERM, SIGUSR1, SIGINT). */
+extern volatile sig_atomic_t train_stop_requested;
+
+/* Per-step wall time on this rank, seconds. */
+typedef struct StepTimes {
+    double data, forward, mining, backward, allreduce, optimizer, total;
+} StepTimes;
+
+typedef struct Trainer {
+    Config cfg;
+    char *cfg_text;          /* canonical text (rank 0's, broadcast) */
+    int rank, world, debug;
+    Dataset *ds;
+    Sampler sampler;
+    Prefetch *pf;
+    float mean, std;
+    Model model;
+    OptimSpec opt;
+    float *opt_state;
+    size_t nstate;
+    GradSync *gs;
+    int D;                   /* embedding dimension */
+    int global_items, per_item;
+    int *rows, *offsets;     /* (world) PK: images per rank / first row */
+    float *pool_E, *pool_dE; /* (global_items, D) PK global pool */
+    int32_t *pool_labels;
+    float *dE;               /* (local images, D) */
+    float *ws;               /* miner workspace */
+    IndexPair *pairs;        /* offline pairs of this rank */
+    IndexTriplet *triplets;  /* offline triplets of this rank */
+    uint64_t step, total_steps, steps_per_epoch, opt_t;
+    /* The metrics so far (CSV text, deterministic columns only): part of
+     * every checkpoint so a resumed run's metrics file equals the
+     * uninterrupted one's. Rank 0 only. */
+    char *metrics;
+    size_t metrics_len, metrics_cap;
+    FILE *timing;            /* timing.csv (rank 0) */
+    StepTimes sum;           /* totals over the run (rank 0) */
+    uint64_t timed_steps;
+    double last_loss, last_active, last_hardness, last_gnorm, last_lr;
+    double t_start;
+} Trainer;
+
+typedef struct TrainOptions {
+    const char *config_path;
+    char **sets;
+    int nsets;
+    const char *resume;      /* NULL, "auto" or a path */
+    int debug;
+} TrainOptions;
+
+/* The whole run: config, data, model, resume, loop, final checkpoint and
+ * evaluation. Returns the process exit status (0, TRAIN_EXIT_RESUME, or
+ * 1/2 on errors reported on stderr). Collective. */
+int train_main(const TrainOptions *o);
+
+/* Pieces used by train_main and the tests. */
+int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e);
+void trainer_free(Trainer *t);
+/* One global step: forward, exchange, mining, backward, allreduce, update. */
+void trainer_step(Trainer *t, const Batch *b, StepTimes *st);
+/* The global mean loss of a batch at the current weights (no update):
+ * forward, exchange and loss only. Used by the --debug gradient check. */
+double trainer_loss_only(Trainer *t, const Batch *b);
+
+/* Checkpoints (train_ckpt.c). */
+int trainer_save(Trainer *t, const char *path, Err *e); /* rank 0 writes; collective */
+int trainer_resume(Trainer *t, const char *what, Err *e); /* "auto" or a path; collective */
+/* Refuses keys that may not change on resume; lists those that may. */
+int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e);
+
+#endif

@@ -1,0 +1,206 @@
+/* train_ckpt: what a training checkpoint holds and how a run resumes.
+ * Sections (io/checkpoint.c is the container): config (canonical text),
+ * topology (tensor names and shapes), params (f32 arena), optim (f32
+ * optimizer state, same layout; absent for plain SGD), state (text: step,
+ * epoch, optimizer step count, world size at save, seed, normalisation),
+ * metrics (metrics.csv so far). Nothing is per rank: the sampler is a pure
+ * function of (seed, epoch, step) and every replica holds the same weights
+ * and optimizer state, so any world size can resume any checkpoint. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train.h"
+
+int trainer_save(Trainer *t, const char *path, Err *e) {
+    int rc = 0;
+    if (t->rank == 0) {
+        char *topo = model_topology(&t->model);
+        char state[1024];
+        snprintf(state, sizeof state,
+                 "format=1\nstep=%llu\nepoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\nmean=%.9g\nstd=%.9g\n"
+                 "total_steps=%llu\nsteps_per_epoch=%llu\n",
+                 (unsigned long long)t->step, (unsigned long long)(t->step / t->steps_per_epoch),
+                 (unsigned long long)t->opt_t, t->world, t->cfg.seed, t->mean, t->std,
+                 (unsigned long long)t->total_steps, (unsigned long long)t->steps_per_epoch);
+        CkptWriter *w = ckpt_writer_new();
+        ckpt_add(w, "config", t->cfg_text, strlen(t->cfg_text));
+        ckpt_add(w, "topology", topo, strlen(topo));
+        ckpt_add_f32(w, "params", t->model.params, t->model.nparams);
+        if (t->nstate) ckpt_add_f32(w, "optim", t->opt_state, t->nstate);
+        ckpt_add(w, "state", state, strlen(state));
+        ckpt_add(w, "metrics", t->metrics, t->metrics_len);
+        rc = ckpt_write(w, path, e);
+        ckpt_writer_free(w);
+        free(topo);
+    }
+    return rc;
+}
+
+/* "key=value" lines of the state section. */
+static int state_get(const char *state, size_t n, const char *key, unsigned long long *out) {
+    size_t kl = strlen(key);
+    const char *p = state, *end = state + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            char buf[64];
+            size_t vl = MIN(len - kl - 1, sizeof buf - 1);
+            memcpy(buf, p + kl + 1, vl);
+            buf[vl] = 0;
+            uint64_t v;
+            if (parse_u64(buf, &v)) return -1;
+            *out = v;
+            return 0;
+        }
+        p += len + 1;
+    }
+    return -1;
+}
+
+/* Keys whose change on resume keeps the run meaningful; every other key
+ * must be equal (the run would otherwise silently become another run). */
+static const char *const resume_safe[] = {"run.dir", "data.test", "optim.lr", "train.epochs", "train.steps",
+                                          "train.log_every", "train.eval", "checkpoint.", "dist.", "eval."};
+
+int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e) {
+    if (config_same_topology(saved, now, e)) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        return err_set(e, "the checkpoint's model differs from the config's: %s", msg);
+    }
+    char *a = config_to_text(saved), *b = config_to_text(now);
+    char refused[800] = "";
+    size_t rl = 0, cl = 0;
+    changed[0] = 0;
+    /* Walk both canonical texts line by line (same schema: same lines). */
+    char section[64] = "";
+    char *sa = NULL, *sb = NULL;
+    char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+    int layer = 0;
+    while (la && lb) {
+        if (la[0] == '[') {
+            snprintf(section, sizeof section, "%.*s", (int)(strcspn(la + 1, "]")), la + 1);
+            if (config_is_layer_section(section)) layer++;
+        } else if (strcmp(la, lb)) {
+            char key[160];
+            size_t kl = strcspn(la, " =");
+            if (config_is_layer_section(section))
+                snprintf(key, sizeof key, "%s.%.*s", now->layers[layer - 1].name, (int)kl, la);
+            else
+                snprintf(key, sizeof key, "%s.%.*s", section, (int)kl, la);
+            int safe = 0;
+            for (size_t i = 0; i < sizeof resume_safe / sizeof resume_safe[0]; i++) {
+                size_t sl = strlen(resume_safe[i]);
+                if (resume_safe[i][sl - 1] == '.' ? !strncmp(key, resume_safe[i], sl) : !strcmp(key, resume_safe[i]))
+                    safe = 1;
+            }
+            const char *va = strchr(la, '=') ? strchr(la, '=') + 2 : "", *vb = strchr(lb, '=') ? strchr(lb, '=') + 2 : "";
+            if (safe)
+                cl += snprintf(changed + cl, cl < n ? n - cl : 0, "%s%s: %s -> %s", cl ? ", " : "", key, va, vb);
+            else
+                rl += snprintf(refused + rl, rl < sizeof refused ? sizeof refused - rl : 0, "%s%s: %s -> %s",
+                               rl ? ", " : "", key, va, vb);
+        }
+        la = strtok_r(NULL, "\n", &sa);
+        lb = strtok_r(NULL, "\n", &sb);
+    }
+    free(a);
+    free(b);
+    if (rl)
+        return err_set(e, "the config differs from the checkpoint's in keys that cannot change on resume: %s (only "
+                          "run.dir, data.test, optim.lr, train.*, checkpoint.*, dist.*, eval.* may); start a new run "
+                          "dir or restore them",
+                       refused);
+    return 0;
+}
+
+int trainer_resume(Trainer *t, const char *what, Err *e) {
+    /* Rank 0 reads and checks; the verdict and the state are broadcast. */
+    char path[CFG_PATH + 64] = "";
+    int status = 0; /* 0 resumed, 1 nothing to resume, -1 error */
+    Ckpt *ck = NULL;
+    char msg[sizeof e->msg] = "";
+    unsigned long long step = 0, opt_t = 0;
+    if (t->rank == 0) {
+        Err le = {{0}};
+        if (!strcmp(what, "auto")) {
+            int rc = ckpt_read_latest(&ck, path, sizeof path, t->cfg.run_dir, &le);
+            status = rc == 1 ? 1 : rc;
+        } else {
+            snprintf(path, sizeof path, "%s", what);
+            status = ckpt_read(&ck, path, &le);
+        }
+        if (status == 0) {
+            size_t n;
+            const char *text = ckpt_get(ck, "config", &n);
+            Config saved;
+            char *ctext = text ? strndup(text, n) : NULL;
+            char changed[800];
+            if (!ctext || config_parse_text(&saved, ctext, path, &le) ||
+                train_resume_compatible(&saved, &t->cfg, changed, sizeof changed, &le)) {
+                status = -1;
+            } else {
+                char *topo = model_topology(&t->model);
+                const char *st = ckpt_get(ck, "topology", &n);
+                if (!st || n != strlen(topo) || memcmp(st, topo, n)) {
+                    err_set(&le, "tensor shapes differ from the model the config builds");
+                    status = -1;
+                }
+                free(topo);
+                const char *state = ckpt_get(ck, "state", &n);
+                if (status == 0 && (!state || state_get(state, n, "step", &step) || state_get(state, n, "opt_t", &opt_t))) {
+                    err_set(&le, "no step in its 'state' section");
+                    status = -1;
+                }
+                if (status == 0 && changed[0]) printf("resume: changed on resume (recorded): %s\n", changed);
+            }
+            free(ctext);
+        }
+        if (status == -1) snprintf(msg, sizeof msg, "%s%s%s", path[0] && !strstr(le.msg, path) ? path : "",
+                                   path[0] && !strstr(le.msg, path) ? ": " : "", le.msg);
+    }
+    int st32 = status;
+    dist_bcast_bytes(&st32, sizeof st32);
+    if (st32 == -1) {
+        dist_bcast_bytes(msg, sizeof msg);
+        ckpt_free(ck);
+        return err_set(e, "cannot resume: %s", msg);
+    }
+    if (st32 == 1) {
+        if (t->rank == 0) printf("resume: no checkpoint in %s, starting from step 0\n", t->cfg.run_dir);
+        return 0;
+    }
+    if (t->rank == 0) {
+        size_t n;
+        const float *p = ckpt_require(ck, "params", t->model.nparams * sizeof(float), e);
+        memcpy(t->model.params, p, t->model.nparams * sizeof(float));
+        if (t->nstate) {
+            const float *o = ckpt_get(ck, "optim", &n);
+            if (o && n == t->nstate * sizeof(float)) memcpy(t->opt_state, o, n);
+            else util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
+        }
+        const char *mt = ckpt_get(ck, "metrics", &n);
+        t->metrics_len = 0;
+        if (mt && n) {
+            char *copy = strndup(mt, n);
+            t->metrics[0] = 0;
+            /* metrics_append is static in train.c: rebuild through realloc. */
+            t->metrics_cap = MAX(t->metrics_cap, n + 4096);
+            t->metrics = xrealloc(t->metrics, t->metrics_cap);
+            memcpy(t->metrics, copy, n + 1);
+            t->metrics_len = n;
+            free(copy);
+        }
+        printf("resume: %s at step %llu\n", path, step);
+    }
+    unsigned long long v[2] = {step, opt_t};
+    dist_bcast_bytes(v, sizeof v);
+    t->step = v[0];
+    t->opt_t = v[1];
+    dist_bcast_floats(t->model.params, t->model.nparams);
+    if (t->nstate) dist_bcast_floats(t->opt_state, t->nstate);
+    ckpt_free(ck);
+    return 0;
+}

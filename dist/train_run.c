@@ -1,0 +1,315 @@
+/* train_run: the run around the step: config broadcast, run directory,
+ * resume, the loop with progress, metrics, checkpoints, replica checksums
+ * and the signal stop protocol, then the final save and evaluation. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evaluate.h"
+#include "train.h"
+
+static int mkdir_p(const char *path, Err *e) {
+    char buf[CFG_PATH];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create run directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+/* Writes text to dir/name atomically (tmp, fsync, rename). */
+static int write_text(const char *dir, const char *name, const char *text, size_t n, Err *e) {
+    char path[CFG_PATH + 64], tmp[CFG_PATH + 96];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return err_set(e, "%s: cannot write: %s", path, strerror(errno));
+    size_t w = fwrite(text, 1, n, f);
+    if (w != n || fflush(f) || fsync(fileno(f)) || fclose(f)) {
+        unlink(tmp);
+        return err_set(e, "%s: write failed: %s", path, strerror(errno));
+    }
+    if (rename(tmp, path)) {
+        unlink(tmp);
+        return err_set(e, "%s: rename failed: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static void fmt_duration(char *out, size_t n, double s) {
+    if (!(s >= 0) || s > 1e8) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* Rank 0 reads the config and the overrides; everyone gets the canonical
+ * text, or an empty one meaning "rank 0 reported an error, exit 2". */
+static char *load_config_text(const TrainOptions *o) {
+    char *text = NULL;
+    if (dist_rank() == 0) {
+        Config c;
+        Err e = {{0}};
+        int ok = config_parse_file(&c, o->config_path, &e) == 0;
+        for (int i = 0; ok && i < o->nsets; i++) ok = config_set(&c, o->sets[i], &e) == 0;
+        if (ok) ok = config_validate(&c, &e) == 0;
+        if (ok) {
+            text = config_to_text(&c);
+        } else {
+            fprintf(stderr, "siamese train: %s\n", e.msg);
+            text = xstrdup("");
+        }
+    }
+    dist_bcast_text(&text);
+    if (!text[0]) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* --debug: central differences of the global loss for a few parameters of
+ * each tensor against the analytic gradient of the first batch. */
+static void gradient_check(Trainer *t, const Batch *b) {
+    Model *m = &t->model;
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    float *save = xmalloc(m->nparams * sizeof(float));
+    memcpy(save, m->params, m->nparams * sizeof(float));
+    /* Analytic gradient of the data loss: one step with lr 0 would move
+     * momentum state, so run the pieces by hand. */
+    double lr_keep = t->opt.lr;
+    (void)lr_keep;
+    StepTimes st;
+    Trainer copy = *t;
+    (void)copy;
+    /* trainer_step applies the update; compute the gradient only. */
+    const float *E = model_forward(m, b->x, b->lb.n_images);
+    (void)E;
+    double base = trainer_loss_only(t, b);
+    (void)st;
+    /* Gradient from a step on a scratch optimizer state. */
+    float *state = xaligned_floats(t->nstate);
+    float *opt_keep = t->opt_state;
+    uint64_t t_keep = t->opt_t, step_keep = t->step;
+    t->opt_state = state;
+    OptimSpec keep = t->opt;
+    t->opt.type = OPTIM_SGD, t->opt.momentum = 0, t->opt.weight_decay = 0, t->opt.lr = 1.0;
+    t->opt.schedule = OPTIM_SCHED_CONSTANT, t->opt.warmup_steps = 0;
+    char *metrics_keep = t->rank == 0 ? strndup(t->metrics, t->metrics_len) : NULL;
+    size_t mlen = t->metrics_len;
+    trainer_step(t, b, &st);
+    /* params = save - grad (lr 1, no momentum, no decay): recover grad. */
+    float *g = xmalloc(m->nparams * sizeof(float));
+    for (size_t i = 0; i < m->nparams; i++) g[i] = save[i] - m->params[i];
+    memcpy(m->params, save, m->nparams * sizeof(float));
+    t->opt = keep;
+    t->opt_state = opt_keep;
+    t->opt_t = t_keep, t->step = step_keep;
+    if (metrics_keep) {
+        memcpy(t->metrics, metrics_keep, mlen + 1);
+        t->metrics_len = mlen;
+        free(metrics_keep);
+    }
+    free(state);
+    double worst = 0;
+    int checked = 0, bad = 0;
+    for (int v = 0; v < m->nviews; v++) {
+        Rng r;
+        rng_seed(&r, 99, RNG_TEST, (uint64_t)v);
+        for (int k = 0; k < 3; k++) {
+            size_t i = m->views[v].offset + rng_below(&r, m->views[v].count);
+            double h = 1e-3 * fmax(1.0, fabs(save[i]));
+            m->params[i] = save[i] + (float)h;
+            double lp = trainer_loss_only(t, b);
+            m->params[i] = save[i] - (float)h;
+            double lm = trainer_loss_only(t, b);
+            m->params[i] = save[i];
+            double fd = (lp - lm) / (2 * h), an = g[i];
+            /* L2 penalty is not in trainer_loss_only: add its derivative. */
+            an -= 2.0 * m->views[v].l2 * save[i];
+            double err = fabs(fd - an) / fmax(1e-4, fabs(fd) + fabs(an));
+            checked++;
+            if (err > 5e-2) bad++;
+            worst = fmax(worst, err);
+            if (t->rank == 0 && err > 5e-2)
+                printf("  grad check %-16s [%zu]: finite difference %.6g, backward %.6g\n", m->views[v].name,
+                       i - m->views[v].offset, fd, an);
+        }
+    }
+    if (t->rank == 0)
+        printf("debug: gradient check of the real model at step %llu: %d parameters, %d disagree, worst relative "
+               "error %.2g (loss %.6g)%s\n",
+               (unsigned long long)t->step, checked, bad, worst, base,
+               bad > checked / 10 ? " -- SUSPICIOUS: backward does not match the loss" : "");
+    free(g);
+    free(save);
+}
+
+int train_main(const TrainOptions *o) {
+    int rank = dist_rank();
+    char *text = load_config_text(o);
+    if (!text) return 2;
+    Trainer *t = xcalloc(1, sizeof *t);
+    Err e = {{0}};
+    /* Set-up errors are reported by every rank that has them (they read
+     * the same files); agree on the outcome so nobody waits forever. */
+    int failed = trainer_setup(t, text, o->debug, &e) != 0;
+    free(text);
+    if (dist_any(failed)) {
+        if (failed && rank == 0) fprintf(stderr, "siamese train: %s\n", e.msg);
+        trainer_free(t);
+        free(t);
+        return 2;
+    }
+    Config *c = &t->cfg;
+    if (rank == 0) {
+        if (mkdir_p(c->run_dir, &e)) FATAL("%s", e.msg);
+        printf("siamese train: %s, %d rank%s, run dir %s\n", o->config_path, t->world, t->world > 1 ? "s" : "",
+               c->run_dir);
+        model_describe(&t->model, stdout);
+        printf("  data %s: %llu samples, %u classes, normalisation mean %.4f std %.4f\n", c->data_train,
+               (unsigned long long)ds_meta(t->ds)->count, ds_meta(t->ds)->classes, t->mean, t->std);
+        printf("  global batch: %d %s (%d images), %llu steps per epoch, %llu steps\n", t->global_items,
+               c->sampler_mode == SAMPLER_MODE_PK ? "images" : c->sampler_mode == SAMPLER_MODE_PAIRS ? "pairs" : "triplets",
+               t->global_items * t->per_item, (unsigned long long)t->steps_per_epoch,
+               (unsigned long long)t->total_steps);
+        printf("  loss %s, mining %s (%s), optim %s lr %g\n", config_enum_name("loss", "type", c->loss_type),
+               config_enum_name("mining", "strategy", c->mining_strategy),
+               config_enum_name("mining", "scope", c->mining_scope), config_enum_name("optim", "type", c->optim_type),
+               c->lr);
+        if (c->loss_type == LOSS_TRIPLET && c->mining_strategy == MINE_BATCH_HARD && !c->soft &&
+            c->optim_type == OPT_SGD && c->warmup_steps == 0)
+            util_warn("batch_hard triplet mining with SGD from a random start often collapses (every embedding "
+                      "the same point, loss stuck at the margin); consider strategy = batch_all, a warm-up "
+                      "([optim] warmup_steps), or Adam");
+        printf("effective config:\n%s", t->cfg_text);
+        fflush(stdout);
+    }
+    if (o->resume) {
+        if (trainer_resume(t, o->resume, &e)) {
+            if (rank == 0) fprintf(stderr, "siamese train: %s\n", e.msg);
+            trainer_free(t);
+            free(t);
+            return 2;
+        }
+    }
+    if (rank == 0) {
+        if (write_text(c->run_dir, "config.ini", t->cfg_text, strlen(t->cfg_text), &e)) FATAL("%s", e.msg);
+        char tp[CFG_PATH + 32];
+        snprintf(tp, sizeof tp, "%s/timing.csv", c->run_dir);
+        t->timing = fopen(tp, t->step > 0 ? "a" : "w");
+        if (!t->timing) FATAL("%s: cannot write: %s", tp, strerror(errno));
+        if (t->step == 0)
+            fprintf(t->timing, "step,data_s,forward_s,exchange_mining_s,backward_s,allreduce_wait_s,optimizer_s,"
+                               "step_s,images_per_s\n");
+    }
+    t->pf = prefetch_start(t->ds, &t->sampler, t->rank, t->world, t->mean, t->std, t->step, t->total_steps, &e);
+    if (!t->pf) FATAL("%s", e.msg);
+    t->t_start = now_seconds();
+    uint64_t first = t->step;
+    int status = 0;
+    double window_t = now_seconds();
+    uint64_t window_steps = 0;
+    int images = t->global_items * t->per_item;
+    while (t->step < t->total_steps) {
+        const Batch *b = prefetch_next(t->pf, &e);
+        if (!b) FATAL("%s", e.msg);
+        if (o->debug && t->step == first) gradient_check(t, b);
+        StepTimes st;
+        trainer_step(t, b, &st);
+        window_steps++;
+        uint64_t done = t->step;
+        if (rank == 0) {
+            fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1), st.data,
+                    st.forward, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
+                    st.total > 0 ? images / st.total : 0);
+            if (done - first > 2) { /* skip warm-up steps in the summary */
+                t->sum.data += st.data, t->sum.forward += st.forward, t->sum.mining += st.mining;
+                t->sum.backward += st.backward, t->sum.allreduce += st.allreduce, t->sum.optimizer += st.optimizer;
+                t->sum.total += st.total;
+                t->timed_steps++;
+            }
+        }
+        uint64_t every = o->debug ? 1 : (uint64_t)c->checksum_every;
+        if (t->world > 1 && every && done % every == 0) dist_check_replicas(t->model.params, t->model.nparams, done);
+        if (rank == 0 && (done % (uint64_t)c->log_every == 0 || done == t->total_steps)) {
+            double now = now_seconds(), ips = window_steps * images / (now - window_t);
+            char eta[32];
+            fmt_duration(eta, sizeof eta, (double)(t->total_steps - done) * images / ips);
+            printf("step %llu/%llu  epoch %llu  loss %.4f  active %.3f  lr %.4g  %.0f img/s  ETA %s\n",
+                   (unsigned long long)done, (unsigned long long)t->total_steps,
+                   (unsigned long long)((done - 1) / t->steps_per_epoch + 1), t->last_loss, t->last_active, t->last_lr,
+                   ips, eta);
+            fflush(stdout);
+            window_t = now;
+            window_steps = 0;
+        }
+        int stop = dist_any(train_stop_requested != 0);
+        int periodic = c->ckpt_every > 0 && done % (uint64_t)c->ckpt_every == 0 && done < t->total_steps;
+        if (periodic || stop) {
+            char path[CFG_PATH + 64];
+            ckpt_path_for_step(path, sizeof path, c->run_dir, done);
+            if (trainer_save(t, path, &e)) {
+                if (c->ckpt_on_error == ONERR_STOP || stop) FATAL("checkpoint not saved: %s", e.msg);
+                util_warn("checkpoint not saved (earlier ones are intact): %s", e.msg);
+            } else if (rank == 0) {
+                if (ckpt_rotate(c->run_dir, (int)c->ckpt_keep, &e)) util_warn("%s", e.msg);
+                if (stop) printf("stopped by a signal at step %llu: checkpoint %s written; resume with --resume auto\n",
+                                 (unsigned long long)done, path);
+            }
+            if (rank == 0 && write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e))
+                util_warn("%s", e.msg);
+        }
+        if (stop) {
+            status = TRAIN_EXIT_RESUME;
+            break;
+        }
+    }
+    prefetch_stop(t->pf);
+    t->pf = NULL;
+    if (status == 0) {
+        char path[CFG_PATH + 64];
+        ckpt_path_for_step(path, sizeof path, c->run_dir, t->step);
+        if (trainer_save(t, path, &e)) FATAL("final checkpoint not saved: %s", e.msg);
+        snprintf(path, sizeof path, "%s/model.smpi", c->run_dir);
+        if (trainer_save(t, path, &e)) FATAL("final model not saved: %s", e.msg);
+        if (rank == 0) {
+            if (ckpt_rotate(c->run_dir, (int)c->ckpt_keep, &e)) util_warn("%s", e.msg);
+            if (write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e)) FATAL("%s", e.msg);
+            double wall = now_seconds() - t->t_start;
+            printf("done: %llu steps in %.1f s; final model %s\n", (unsigned long long)(t->step - first), wall, path);
+            if (t->timed_steps) {
+                StepTimes *s = &t->sum;
+                double n = (double)t->timed_steps, tot = s->total;
+                printf("time per step (rank 0, %llu steps): %.2f ms = data wait %.1f%%, forward %.1f%%, exchange + "
+                       "mining %.1f%%, backward %.1f%%, allreduce wait %.1f%%, optimizer %.1f%%; %.0f img/s\n",
+                       (unsigned long long)t->timed_steps, 1e3 * tot / n, 100 * s->data / tot, 100 * s->forward / tot,
+                       100 * s->mining / tot, 100 * s->backward / tot, 100 * s->allreduce / tot,
+                       100 * s->optimizer / tot, n * images / tot);
+            }
+            fflush(stdout);
+            if (c->eval_at_end && c->data_test[0]) {
+                EvalResult r;
+                if (eval_run(&t->model, c, t->mean, t->std, c->data_test, c->data_train, &r, &e)) {
+                    util_warn("evaluation failed: %s", e.msg);
+                } else {
+                    eval_print(&r, stdout);
+                    char jp[CFG_PATH + 32];
+                    snprintf(jp, sizeof jp, "%s/eval.json", c->run_dir);
+                    if (eval_write_json(&r, jp, &e)) util_warn("%s", e.msg);
+                }
+            }
+        }
+    }
+    dist_barrier();
+    trainer_free(t);
+    free(t);
+    return status;
+}

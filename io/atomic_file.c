@@ -1,0 +1,102 @@
+/* atomic_file: temporary file, fsync, rename, fsync of the directory. */
+#include "atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void release(AtomicFile *f) {
+    free(f->path);
+    free(f->tmp);
+    f->path = f->tmp = NULL;
+}
+
+int atomic_file_open(AtomicFile *f, const char *path, Err *e) {
+    f->fd = -1;
+    f->path = f->tmp = NULL;
+    size_t n = strlen(path);
+    if (n == 0 || path[n - 1] == '/') return err_set(e, "'%s': not a file name", path);
+    f->path = xstrdup(path);
+    f->tmp = xmalloc(n + 32);
+    snprintf(f->tmp, n + 32, "%s.tmp-%ld", path, (long)getpid());
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        int saved = errno;
+        err_set(e,
+                "%s: cannot create temporary file %s: %s - does the directory exist and is it "
+                "writable?",
+                path, f->tmp, strerror(saved));
+        release(f);
+        return -1;
+    }
+    return 0;
+}
+
+int atomic_file_write(AtomicFile *f, const void *p, size_t n, Err *e) {
+    ASSERT(f->fd >= 0);
+    const unsigned char *b = p;
+    while (n > 0) {
+        ssize_t w = write(f->fd, b, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            return err_set(e, "%s: writing temporary file %s failed: %s", f->path, f->tmp,
+                           w < 0 ? strerror(errno) : "no progress");
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int atomic_file_commit(AtomicFile *f, Err *e) {
+    ASSERT(f->fd >= 0);
+    const char *stage = "syncing";
+    int saved;
+    if (fsync(f->fd) < 0) goto fail;
+    stage = "closing";
+    int fd = f->fd;
+    f->fd = -1;
+    if (close(fd) < 0) goto fail;
+    stage = "renaming";
+    if (rename(f->tmp, f->path) < 0) goto fail;
+
+    /* The new file is in place; make the rename itself durable. */
+    char *slash = strrchr(f->path, '/');
+    const char *dir = ".";
+    if (slash == f->path)
+        dir = "/";
+    else if (slash)
+        *slash = '\0', dir = f->path; /* path is not needed any more */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
+        saved = errno;
+        if (dfd >= 0) close(dfd);
+        err_set(e,
+                "%s/%s: written and renamed, but syncing the directory failed: %s - the file "
+                "may not survive a crash",
+                dir, slash ? slash + 1 : f->path, strerror(saved));
+        release(f);
+        return -1;
+    }
+    close(dfd);
+    release(f);
+    return 0;
+
+fail:
+    saved = errno;
+    err_set(e,
+            "%s: %s temporary file %s failed: %s; a previous file at that path, if any, is "
+            "untouched",
+            f->path, stage, f->tmp, strerror(saved));
+    atomic_file_abort(f);
+    return -1;
+}
+
+void atomic_file_abort(AtomicFile *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+    if (f->tmp) unlink(f->tmp);
+    release(f);
+}

@@ -1,0 +1,37 @@
+/* atomic_file: write a file so that readers see either the old file or the
+ * complete new one. Bytes go to "<path>.tmp-<pid>" in the same directory,
+ * which is fsynced, renamed over path, and the directory fsynced. Used by the
+ * .npy and safetensors writers; unbuffered (callers write large blocks).
+ * Not for two threads of one process writing the same path at once. */
+#ifndef SIAMESE_ATOMIC_FILE_H
+#define SIAMESE_ATOMIC_FILE_H
+
+#include <stddef.h>
+
+#include "../nn/util.h"
+
+typedef struct AtomicFile {
+    int fd;     /* -1 once committed or aborted */
+    char *path; /* owned */
+    char *tmp;  /* owned */
+} AtomicFile;
+
+/* Creates the temporary file. 0, or -1 with e naming the path and errno text
+ * (f is then already cleaned up; atomic_file_abort is harmless). */
+int atomic_file_open(AtomicFile *f, const char *path, Err *e);
+
+/* Writes all n bytes (retrying short writes and EINTR). 0, or -1 with e; the
+ * caller then calls atomic_file_abort. */
+int atomic_file_write(AtomicFile *f, const void *p, size_t n, Err *e);
+
+/* fsync, close, rename onto path, fsync the directory; frees f's strings in
+ * every case. On failure before the rename the temporary file is removed
+ * and a file already at path is untouched; -1 with e. If only the directory
+ * fsync fails the new file is in place and -1 says it may not be durable. */
+int atomic_file_commit(AtomicFile *f, Err *e);
+
+/* Closes and removes the temporary file and frees f's strings. Idempotent;
+ * a no-op after commit. */
+void atomic_file_abort(AtomicFile *f);
+
+#endif

@@ -1,0 +1,573 @@
+/* config: see config.h. The schema table below is the single source of
+ * truth for every key: parsing, defaults, --set, the canonical text and the
+ * README reference all walk it. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_DBL, K_STR, K_ENUM } KeyType;
+
+typedef struct Key {
+    const char *section; /* singleton section, or a layer type name */
+    const char *key;
+    KeyType type;
+    size_t off;          /* into Config (singletons) or LayerCfg (layers) */
+    double min, max;
+    const char *def;     /* default value as text; NULL = required */
+    const char *values;  /* K_ENUM: "a|b|c" in enum order */
+    const char *doc;
+} Key;
+
+#define C(f) offsetof(Config, f)
+#define L(f) offsetof(LayerCfg, f)
+#define BIG 9.0e15
+
+static const char *const singletons[] = {"run", "data", "sampler", "head", "loss", "mining", "optim",
+                                         "init", "train", "checkpoint", "dist", "eval"};
+#define NSINGLETONS (int)(sizeof singletons / sizeof singletons[0])
+/* Layer sections are printed between [sampler] and [head]. */
+#define LAYERS_AFTER "sampler"
+
+#define layer_types layer_type_names
+
+static const Key schema[] = {
+    {"run", "dir", K_STR, C(run_dir), 0, 0, "runs/default", NULL, "run directory: checkpoints, metrics.csv, config.ini"},
+    {"run", "seed", K_INT, C(seed), 0, BIG, "1", NULL, "seed of every random draw (init, sampler, eval)"},
+    {"data", "train", K_STR, C(data_train), 0, 0, "", NULL, "training dataset (LMDB directory made by siamese import)"},
+    {"data", "test", K_STR, C(data_test), 0, 0, "", NULL, "test dataset for the evaluation at the end (optional)"},
+    {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},
+    {"data", "mean", K_DBL, C(data_mean), 0, 1, "0", NULL, "input normalisation mean of pixel/255; 0 = the training set's"},
+    {"data", "std", K_DBL, C(data_std), 0, 10, "0", NULL, "input normalisation std; 0 = the training set's"},
+    {"sampler", "mode", K_ENUM, C(sampler_mode), 0, 0, "pk", "pk|pairs|triplets", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database"},
+    {"sampler", "p", K_INT, C(p), 2, 100000, "8", NULL, "pk: classes per global batch"},
+    {"sampler", "k", K_INT, C(k), 1, 100000, "32", NULL, "pk: images per class"},
+    {"sampler", "batch", K_INT, C(batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
+    {"head", "type", K_ENUM, C(head_type), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
+    {"head", "lr_mult", K_DBL, C(head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
+    {"head", "l2", K_DBL, C(head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
+    {"loss", "type", K_ENUM, C(loss_type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
+    {"loss", "margin", K_DBL, C(margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
+    {"loss", "soft", K_INT, C(soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
+    {"mining", "strategy", K_ENUM, C(mining_strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none", "online miner over the PK batch"},
+    {"mining", "scope", K_ENUM, C(mining_scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
+    {"optim", "type", K_ENUM, C(optim_type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
+    {"optim", "lr", K_DBL, C(lr), 0, 100, "0.05", NULL, "base learning rate"},
+    {"optim", "momentum", K_DBL, C(momentum), 0, 1, "0.9", NULL, "SGD momentum"},
+    {"optim", "nesterov", K_INT, C(nesterov), 0, 1, "0", NULL, "SGD: 1 = Nesterov momentum"},
+    {"optim", "weight_decay", K_DBL, C(weight_decay), 0, 10, "0.0005", NULL, "weight decay (SGD/Adam: added to the gradient; AdamW: decoupled)"},
+    {"optim", "beta1", K_DBL, C(beta1), 0, 1, "0.9", NULL, "Adam beta1"},
+    {"optim", "beta2", K_DBL, C(beta2), 0, 1, "0.999", NULL, "Adam beta2"},
+    {"optim", "eps", K_DBL, C(eps), 0, 1, "1e-08", NULL, "Adam epsilon"},
+    {"optim", "schedule", K_ENUM, C(schedule), 0, 0, "constant", "constant|step|exp|cosine", "learning-rate schedule"},
+    {"optim", "gamma", K_DBL, C(gamma), 0, 1, "0.1", NULL, "step: factor every step_epochs; exp: factor per epoch (Koch: 0.99)"},
+    {"optim", "step_epochs", K_INT, C(step_epochs), 1, 1000000, "1", NULL, "step schedule: epochs between decays"},
+    {"optim", "min_lr", K_DBL, C(min_lr), 0, 100, "0", NULL, "cosine: final learning rate"},
+    {"optim", "warmup_steps", K_INT, C(warmup_steps), 0, BIG, "0", NULL, "linear warm-up steps (multiplies the schedule)"},
+    {"optim", "clip_norm", K_DBL, C(clip_norm), 0, 1e9, "0", NULL, "clip the global gradient norm to this; 0 = off"},
+    {"init", "scheme", K_ENUM, C(init_scheme), 0, 0, "he", "he|koch|torch", "he: N(0, 2/fan_in), bias 0; koch: conv N(0,1e-2) bias N(0.5,1e-2), dense N(0,0.2); torch: PyTorch's default uniform"},
+    {"train", "epochs", K_INT, C(epochs), 0, 1000000, "5", NULL, "epochs (used when steps = 0)"},
+    {"train", "steps", K_INT, C(steps), 0, BIG, "0", NULL, "total steps; 0 = epochs x steps per epoch"},
+    {"train", "log_every", K_INT, C(log_every), 1, BIG, "20", NULL, "progress line every N steps (rank 0)"},
+    {"train", "eval", K_INT, C(eval_at_end), 0, 1, "1", NULL, "1 = evaluate on [data] test at the end"},
+    {"checkpoint", "every", K_INT, C(ckpt_every), 0, BIG, "500", NULL, "checkpoint every N steps; 0 = only at the end"},
+    {"checkpoint", "keep", K_INT, C(ckpt_keep), 1, 1000000, "3", NULL, "keep the newest N periodic checkpoints"},
+    {"checkpoint", "on_error", K_ENUM, C(ckpt_on_error), 0, 0, "stop", "stop|warn", "a failed save stops the run, or warns and goes on"},
+    {"dist", "bucket_kfloats", K_INT, C(bucket_kfloats), 1, 1000000, "64", NULL, "gradient allreduce bucket size, in thousands of floats"},
+    {"dist", "checksum_every", K_INT, C(checksum_every), 0, BIG, "100", NULL, "compare replica weight hashes every N steps (0 = never; every step with --debug)"},
+    {"eval", "pairs", K_INT, C(eval_pairs), 2, 10000000, "10000", NULL, "balanced test pairs for verification, ROC AUC, EER"},
+    {"eval", "train_pairs", K_INT, C(eval_train_pairs), 2, 10000000, "4000", NULL, "training pairs on which the verification threshold is chosen"},
+    {"eval", "nway", K_INT, C(eval_nway), 2, 100000, "5", NULL, "N of the N-way K-shot trials"},
+    {"eval", "kshot", K_INT, C(eval_kshot), 1, 100000, "1", NULL, "K of the N-way K-shot trials"},
+    {"eval", "trials", K_INT, C(eval_trials), 0, 100000000, "1000", NULL, "N-way K-shot trials (0 = skip)"},
+    /* layers */
+    {"conv2d", "name", K_STR, L(name), 0, 0, "", NULL, "layer name (tensor names: NAME.weight, NAME.bias)"},
+    {"conv2d", "filters", K_INT, L(filters), 1, 65536, NULL, NULL, "output channels"},
+    {"conv2d", "size", K_INT, L(size), 1, 64, "3", NULL, "kernel size (square)"},
+    {"conv2d", "stride", K_INT, L(stride), 1, 64, "1", NULL, "stride"},
+    {"conv2d", "pad", K_INT, L(pad), 0, 64, "0", NULL, "zero padding"},
+    {"conv2d", "lr_mult", K_DBL, L(lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier"},
+    {"conv2d", "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"},
+    {"conv2d", "l2", K_DBL, L(l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the weights (Koch), in the loss"},
+    {"maxpool", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"maxpool", "size", K_INT, L(size), 1, 64, "2", NULL, "window"},
+    {"maxpool", "stride", K_INT, L(stride), 0, 64, "0", NULL, "stride; 0 = size"},
+    {"relu", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"sigmoid", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"flatten", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"l2norm", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"linear", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
+    {"linear", "out", K_INT, L(out), 1, 1 << 24, NULL, NULL, "output features"},
+    {"linear", "lr_mult", K_DBL, L(lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier"},
+    {"linear", "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"},
+    {"linear", "l2", K_DBL, L(l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the weights (Koch), in the loss"},
+};
+#define NKEYS (int)(sizeof schema / sizeof schema[0])
+
+static int layer_type_of(const char *s) {
+    for (int i = 0; i < LAYER_NTYPES; i++)
+        if (!strcmp(s, layer_types[i])) return i;
+    return -1;
+}
+
+int config_is_layer_section(const char *name) { return layer_type_of(name) >= 0; }
+
+static int is_singleton(const char *s) {
+    for (int i = 0; i < NSINGLETONS; i++)
+        if (!strcmp(s, singletons[i])) return 1;
+    return 0;
+}
+
+static const Key *find_key(const char *section, const char *key) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(schema[i].section, section) && !strcmp(schema[i].key, key)) return &schema[i];
+    return NULL;
+}
+
+static void valid_keys(const char *section, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(schema[i].section, section))
+            len += snprintf(out + len, len < n ? n - len : 0, "%s%s", len ? ", " : "", schema[i].key);
+}
+
+/* Stores text `v` into the field of `k` at base. Returns 0, or -1 with a
+ * message (without location) in e. */
+static int key_set(const Key *k, void *base, const char *v, Err *e) {
+    char *field = (char *)base + k->off;
+    switch (k->type) {
+    case K_INT: {
+        long x;
+        if (parse_long(v, (long)k->min, (long)k->max, &x))
+            return err_set(e, "%s = '%s': expected a whole number in [%.0f, %.0f]", k->key, v, k->min, k->max);
+        memcpy(field, &x, sizeof x);
+        return 0;
+    }
+    case K_DBL: {
+        double x;
+        if (parse_double(v, k->min, k->max, &x))
+            return err_set(e, "%s = '%s': expected a number in [%g, %g]", k->key, v, k->min, k->max);
+        memcpy(field, &x, sizeof x);
+        return 0;
+    }
+    case K_STR: {
+        size_t cap = k->off == L(name) && k->section && !is_singleton(k->section) ? 32 : CFG_PATH;
+        if (strlen(v) >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    }
+    case K_ENUM: {
+        const char *p = k->values;
+        int idx = 0;
+        size_t vl = strlen(v);
+        while (*p) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            if (len == vl && !strncmp(p, v, len)) {
+                memcpy(field, &idx, sizeof idx);
+                return 0;
+            }
+            idx++;
+            p += len + (bar ? 1 : 0);
+        }
+        return err_set(e, "%s = '%s': expected one of %s", k->key, v, k->values);
+    }
+    }
+    return -1;
+}
+
+static void key_format(const Key *k, const void *base, char *out, size_t n) {
+    const char *field = (const char *)base + k->off;
+    switch (k->type) {
+    case K_INT: {
+        long x;
+        memcpy(&x, field, sizeof x);
+        snprintf(out, n, "%ld", x);
+        break;
+    }
+    case K_DBL: {
+        double x;
+        memcpy(&x, field, sizeof x);
+        snprintf(out, n, "%.17g", x);
+        /* Shortest text that parses back to the same double. */
+        for (int prec = 1; prec <= 17; prec++) {
+            char t[64];
+            snprintf(t, sizeof t, "%.*g", prec, x);
+            if (strtod(t, NULL) == x) {
+                snprintf(out, n, "%s", t);
+                break;
+            }
+        }
+        break;
+    }
+    case K_STR: snprintf(out, n, "%s", field); break;
+    case K_ENUM: {
+        int x;
+        memcpy(&x, field, sizeof x);
+        const char *p = k->values;
+        for (int i = 0; i < x && p; i++) {
+            p = strchr(p, '|');
+            if (p) p++;
+        }
+        size_t len = p ? (strchr(p, '|') ? (size_t)(strchr(p, '|') - p) : strlen(p)) : 0;
+        snprintf(out, n, "%.*s", (int)len, p ? p : "");
+        break;
+    }
+    }
+}
+
+const char *config_enum_name(const char *section, const char *key, int value) {
+    static __thread char buf[64];
+    const Key *k = find_key(section, key);
+    if (!k || k->type != K_ENUM) return "?";
+    const char *p = k->values;
+    for (int i = 0; i < value && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) return "?";
+    size_t len = strchr(p, '|') ? (size_t)(strchr(p, '|') - p) : strlen(p);
+    snprintf(buf, sizeof buf, "%.*s", (int)len, p);
+    return buf;
+}
+
+static void set_defaults(const char *section, void *base) {
+    Err e;
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(schema[i].section, section) && schema[i].def) key_set(&schema[i], base, schema[i].def, &e);
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+typedef struct ParseState {
+    Config *c;
+    const char *name;    /* file name for messages */
+    const char *text;    /* config_parse_text: remaining text */
+    FILE *f;
+    int line;
+    char section[64];    /* current section as written */
+    int layer;           /* index of the current layer section, or -1 */
+    int failed;
+    Err *e;
+    unsigned char seen_single[NKEYS];
+    unsigned char seen_section[NSINGLETONS];
+    uint64_t seen_layer[CFG_MAX_LAYERS]; /* bit per schema index (< 64 keys per type) */
+} ParseState;
+
+static int fail(ParseState *s, int line, const char *fmt, const char *a, const char *b) {
+    if (!s->failed) {
+        char msg[2200];
+        snprintf(msg, sizeof msg, fmt, a, b);
+        err_set(s->e, "%s:%d: %s", s->name, line, msg);
+    }
+    s->failed = 1;
+    return 0;
+}
+
+static void begin_section(ParseState *s, const char *name) {
+    snprintf(s->section, sizeof s->section, "%s", name);
+    s->layer = -1;
+    int lt = layer_type_of(name);
+    if (lt >= 0) {
+        if (s->c->nlayers >= CFG_MAX_LAYERS) {
+            fail(s, s->line, "more than %s layer sections%s", "64", "");
+            return;
+        }
+        LayerCfg *l = &s->c->layers[s->c->nlayers];
+        memset(l, 0, sizeof *l);
+        l->type = lt;
+        l->line = s->line;
+        set_defaults(name, l);
+        s->layer = s->c->nlayers++;
+        s->seen_layer[s->layer] = 0;
+        return;
+    }
+    for (int i = 0; i < NSINGLETONS; i++)
+        if (!strcmp(name, singletons[i])) {
+            if (s->seen_section[i]) fail(s, s->line, "section [%s] appears twice; merge them%s", name, "");
+            s->seen_section[i] = 1;
+            return;
+        }
+    fail(s, s->line, "unknown section [%s]; sections: run data sampler head loss mining optim init train "
+                     "checkpoint dist eval, and layers conv2d maxpool relu sigmoid linear flatten l2norm%s",
+         name, "");
+}
+
+/* The reader feeds inih one line at a time; it counts lines and sees the
+ * section headers itself (this inih reports neither line numbers nor empty
+ * sections such as [relu]). */
+static char *reader(char *str, int num, void *stream) {
+    ParseState *s = stream;
+    if (s->f) {
+        if (!fgets(str, num, s->f)) return NULL;
+    } else {
+        if (!*s->text) return NULL;
+        int i = 0;
+        while (s->text[i] && s->text[i] != '\n' && i < num - 2) {
+            str[i] = s->text[i];
+            i++;
+        }
+        if (s->text[i] == '\n') str[i++] = '\n';
+        str[i] = 0;
+        s->text += i;
+    }
+    s->line++;
+    const char *p = str;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        if (end) {
+            char name[64];
+            size_t len = MIN((size_t)(end - p - 1), sizeof name - 1);
+            memcpy(name, p + 1, len);
+            name[len] = 0;
+            begin_section(s, name);
+        }
+    }
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+    ParseState *s = user;
+    (void)section;
+    if (s->failed) return 0;
+    if (!s->section[0]) return fail(s, s->line, "key '%s' before any [section]%s", name, "");
+    const char *type = s->layer >= 0 ? layer_types[s->c->layers[s->layer].type] : s->section;
+    const Key *k = find_key(type, name);
+    if (!k) {
+        char keys[512];
+        valid_keys(type, keys, sizeof keys);
+        char what[600];
+        snprintf(what, sizeof what, "[%s]; valid keys: %s", s->section, keys);
+        return fail(s, s->line, "unknown key '%s' in %s", name, what);
+    }
+    int ki = (int)(k - schema);
+    if (s->layer >= 0) {
+        uint64_t bit = 1ULL << (ki % 64);
+        if (s->seen_layer[s->layer] & bit) return fail(s, s->line, "key '%s' set twice in [%s]", name, s->section);
+        s->seen_layer[s->layer] |= bit;
+    } else {
+        if (s->seen_single[ki]) return fail(s, s->line, "key '%s' set twice in [%s]", name, s->section);
+        s->seen_single[ki] = 1;
+    }
+    Err ke;
+    void *base = s->layer >= 0 ? (void *)&s->c->layers[s->layer] : (void *)s->c;
+    if (key_set(k, base, value, &ke)) {
+        char where[80];
+        snprintf(where, sizeof where, "[%s] ", s->section);
+        return fail(s, s->line, "%s%s", where, ke.msg);
+    }
+    return 1;
+}
+
+static void config_defaults(Config *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NSINGLETONS; i++) set_defaults(singletons[i], c);
+}
+
+/* Fills default layer names and checks required keys and unique names. */
+static int finish_layers(Config *c, const char *name, Err *e) {
+    int counts[LAYER_NTYPES] = {0};
+    for (int i = 0; i < c->nlayers; i++) {
+        LayerCfg *l = &c->layers[i];
+        counts[l->type]++;
+        if (!l->name[0]) snprintf(l->name, sizeof l->name, "%s%d", layer_types[l->type], counts[l->type]);
+        if (l->type == LAYER_CONV2D && l->filters <= 0)
+            return err_set(e, "%s:%d: [conv2d] %s needs 'filters'", name, l->line, l->name);
+        if (l->type == LAYER_LINEAR && l->out <= 0)
+            return err_set(e, "%s:%d: [linear] %s needs 'out'", name, l->line, l->name);
+        if (l->type == LAYER_MAXPOOL && l->stride == 0) l->stride = l->size;
+        if (!strcmp(l->name, "head"))
+            return err_set(e, "%s:%d: layer name 'head' is reserved for the head", name, l->line);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->layers[j].name, l->name))
+                return err_set(e, "%s:%d: layer name '%s' already used at line %d", name, l->line, l->name,
+                               c->layers[j].line);
+    }
+    return 0;
+}
+
+static int parse_common(Config *c, ParseState *s, Err *e) {
+    config_defaults(c);
+    s->c = c;
+    s->layer = -1;
+    s->e = e;
+    int rc = ini_parse_stream(reader, s, handler, s);
+    if (s->failed) return -1;
+    if (rc > 0) return err_set(e, "%s:%d: malformed line (expected [section] or key = value)", s->name, rc);
+    if (rc < 0) return err_set(e, "%s: cannot read", s->name);
+    if (c->nlayers == 0) return err_set(e, "%s: no layer sections: the encoder needs at least one layer", s->name);
+    return finish_layers(c, s->name, e);
+}
+
+int config_parse_file(Config *c, const char *path, Err *e) {
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, "%s: cannot open config: %s", path, strerror(errno));
+    ParseState *s = xcalloc(1, sizeof *s);
+    s->f = f;
+    s->name = path;
+    int rc = parse_common(c, s, e);
+    fclose(f);
+    free(s);
+    if (rc == 0) snprintf(c->path, sizeof c->path, "%s", path);
+    return rc;
+}
+
+int config_parse_text(Config *c, const char *text, const char *name, Err *e) {
+    ParseState *s = xcalloc(1, sizeof *s);
+    s->text = text;
+    s->name = name;
+    int rc = parse_common(c, s, e);
+    free(s);
+    if (rc == 0) snprintf(c->path, sizeof c->path, "%s", name);
+    return rc;
+}
+
+int config_set(Config *c, const char *assignment, Err *e) {
+    const char *eq = strchr(assignment, '=');
+    const char *dot = strchr(assignment, '.');
+    if (!eq || !dot || dot > eq)
+        return err_set(e, "--set %s: expected section.key=value (e.g. optim.lr=0.01 or conv1.filters=16)",
+                       assignment);
+    char section[64], key[64];
+    size_t sl = (size_t)(dot - assignment), kl = (size_t)(eq - dot - 1);
+    if (sl >= sizeof section || kl >= sizeof key) return err_set(e, "--set %s: name too long", assignment);
+    memcpy(section, assignment, sl);
+    section[sl] = 0;
+    memcpy(key, dot + 1, kl);
+    key[kl] = 0;
+    const char *value = eq + 1;
+    Err ke;
+    if (is_singleton(section)) {
+        const Key *k = find_key(section, key);
+        if (!k) {
+            char keys[512];
+            valid_keys(section, keys, sizeof keys);
+            return err_set(e, "--set %s: unknown key '%s' in [%s]; valid keys: %s", assignment, key, section, keys);
+        }
+        if (key_set(k, c, value, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
+        return 0;
+    }
+    for (int i = 0; i < c->nlayers; i++)
+        if (!strcmp(c->layers[i].name, section)) {
+            const Key *k = find_key(layer_types[c->layers[i].type], key);
+            if (!k || !strcmp(key, "name"))
+                return err_set(e, "--set %s: layer '%s' (%s) has no settable key '%s'", assignment, section,
+                               layer_types[c->layers[i].type], key);
+            if (key_set(k, &c->layers[i], value, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
+            if (c->layers[i].type == LAYER_MAXPOOL && !strcmp(key, "size") && c->layers[i].stride == 0)
+                c->layers[i].stride = c->layers[i].size;
+            return 0;
+        }
+    return err_set(e, "--set %s: no section or layer named '%s'", assignment, section);
+}
+
+int config_validate(const Config *c, Err *e) {
+    const char *n = c->path;
+    if (c->loss_type == LOSS_BCE && c->head_type != HEAD_KOCH)
+        return err_set(e, "%s: [loss] type = bce needs [head] type = koch", n);
+    if (c->head_type == HEAD_KOCH && c->loss_type != LOSS_BCE)
+        return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
+    if (c->sampler_mode == SAMPLER_MODE_PK) {
+        int m = c->mining_strategy;
+        if (c->loss_type == LOSS_TRIPLET && m != MINE_BATCH_ALL && m != MINE_BATCH_HARD && m != MINE_SEMI_HARD)
+            return err_set(e, "%s: triplet loss on pk batches needs [mining] strategy = batch_all, batch_hard "
+                              "or semi_hard", n);
+        if (c->loss_type == LOSS_CONTRASTIVE && m != MINE_HARD_PAIRS && m != MINE_NONE)
+            return err_set(e, "%s: contrastive loss on pk batches needs [mining] strategy = hard_pairs or none "
+                              "(all pairs)", n);
+        if (c->loss_type == LOSS_BCE && m != MINE_HARD_PAIRS)
+            return err_set(e, "%s: bce loss on pk batches needs [mining] strategy = hard_pairs (or use [sampler] "
+                              "mode = pairs)", n);
+        if (c->k < 2) return err_set(e, "%s: [sampler] k = %ld: pk batches need k >= 2 for positives", n, c->k);
+    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
+        if (c->loss_type == LOSS_TRIPLET)
+            return err_set(e, "%s: [sampler] mode = pairs goes with loss contrastive or bce, not triplet", n);
+    } else if (c->loss_type != LOSS_TRIPLET) {
+        return err_set(e, "%s: [sampler] mode = triplets goes with [loss] type = triplet", n);
+    }
+    if (!c->data_train[0]) return err_set(e, "%s: [data] train is not set: point it at a dataset made by siamese import", n);
+    return 0;
+}
+
+char *config_to_text(const Config *c) {
+    size_t cap = 1 << 16, len = 0;
+    char *out = xmalloc(cap);
+    char val[CFG_PATH + 32];
+#define EMIT(...) len += snprintf(out + len, cap - len, __VA_ARGS__)
+    for (int s = 0; s < NSINGLETONS; s++) {
+        EMIT("[%s]\n", singletons[s]);
+        for (int i = 0; i < NKEYS; i++)
+            if (!strcmp(schema[i].section, singletons[s])) {
+                key_format(&schema[i], c, val, sizeof val);
+                EMIT("%s = %s\n", schema[i].key, val);
+            }
+        EMIT("\n");
+        if (!strcmp(singletons[s], LAYERS_AFTER))
+            for (int l = 0; l < c->nlayers; l++) {
+                const char *type = layer_types[c->layers[l].type];
+                EMIT("[%s]\n", type);
+                for (int i = 0; i < NKEYS; i++)
+                    if (!strcmp(schema[i].section, type)) {
+                        key_format(&schema[i], &c->layers[l], val, sizeof val);
+                        EMIT("%s = %s\n", schema[i].key, val);
+                    }
+                EMIT("\n");
+            }
+    }
+#undef EMIT
+    ASSERT(len < cap - 1);
+    return out;
+}
+
+int config_same_topology(const Config *a, const Config *b, Err *e) {
+    char diff[900] = "";
+    size_t len = 0;
+    char va[CFG_PATH + 32], vb[CFG_PATH + 32];
+#define DIFF(...) len += snprintf(diff + len, len < sizeof diff ? sizeof diff - len : 0, __VA_ARGS__)
+    if (a->nlayers != b->nlayers) DIFF("%d layers vs %d; ", a->nlayers, b->nlayers);
+    for (int l = 0; l < MIN(a->nlayers, b->nlayers); l++) {
+        const LayerCfg *x = &a->layers[l], *y = &b->layers[l];
+        if (x->type != y->type) {
+            DIFF("layer %d: %s vs %s; ", l + 1, layer_types[x->type], layer_types[y->type]);
+            continue;
+        }
+        for (int i = 0; i < NKEYS; i++) {
+            const Key *k = &schema[i];
+            if (strcmp(k->section, layer_types[x->type]) || k->type == K_DBL) continue;
+            key_format(k, x, va, sizeof va);
+            key_format(k, y, vb, sizeof vb);
+            if (strcmp(va, vb)) DIFF("%s.%s: %s vs %s; ", x->name, k->key, va, vb);
+        }
+    }
+    static const char *const topo[][2] = {{"head", "type"}, {"loss", "type"}, {"sampler", "mode"}};
+    for (size_t t = 0; t < sizeof topo / sizeof topo[0]; t++) {
+        const Key *k = find_key(topo[t][0], topo[t][1]);
+        key_format(k, a, va, sizeof va);
+        key_format(k, b, vb, sizeof vb);
+        if (strcmp(va, vb)) DIFF("%s.%s: %s vs %s; ", topo[t][0], topo[t][1], va, vb);
+    }
+#undef DIFF
+    if (!len) return 0;
+    if (len >= 2 && len < sizeof diff) diff[len - 2] = 0;
+    return err_set(e, "%s", diff);
+}
+
+void config_print_schema(FILE *out) {
+    fprintf(out, "| section | key | type | range / values | default | meaning |\n");
+    fprintf(out, "| --- | --- | --- | --- | --- | --- |\n");
+    for (int i = 0; i < NKEYS; i++) {
+        const Key *k = &schema[i];
+        char range[128] = "";
+        if (k->type == K_ENUM) snprintf(range, sizeof range, "%s", k->values);
+        else if (k->type == K_INT) snprintf(range, sizeof range, "%.0f .. %.0f", k->min, k->max);
+        else if (k->type == K_DBL) snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
+        static const char *const tn[] = {"int", "number", "text", "choice"};
+        fprintf(out, "| %s%s%s | %s | %s | %s | %s | %s |\n", is_singleton(k->section) ? "[" : "[", k->section,
+                "]", k->key, tn[k->type], range, k->def ? (k->def[0] ? k->def : "(empty)") : "required", k->doc);
+    }
+}

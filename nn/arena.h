@@ -1,0 +1,24 @@
+/* arena: the named views over a model's parameter arena. Parameters live in
+ * one contiguous 64-byte-aligned float block, gradients in a second block
+ * with the same offsets, optimizer state in blocks of the same layout. A view
+ * names one tensor of it; checkpoints, exports, weight decay and per-layer
+ * learning rates all go through the view table. */
+#ifndef SIAMESE_ARENA_H
+#define SIAMESE_ARENA_H
+
+#include <stddef.h>
+
+#define ARENA_MAX_DIMS 4
+
+typedef struct ParamView {
+    char name[64];      /* "conv1.weight", "conv1.bias", "head.weight" */
+    size_t offset;      /* in floats, from the start of the arena */
+    size_t count;       /* floats */
+    int ndim;
+    int shape[ARENA_MAX_DIMS]; /* PyTorch layout: conv (F, C, K, K), linear (O, I) */
+    float lr_mult;      /* per-layer learning-rate multiplier (1 by default) */
+    float decay_mult;   /* multiplies optim.weight_decay for this tensor */
+    float l2;           /* per-layer L2 regularisation lambda (Koch), in the loss */
+} ParamView;
+
+#endif

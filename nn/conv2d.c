@@ -1,0 +1,229 @@
+/* conv2d: im2col + sgemm over chunks of images. For a chunk of n images the
+ * column buffer is col (C*K*K, n*Ho*Wo), column j = (image i, output pixel p)
+ * with j = i*Ho*Wo + p, so one GEMM per chunk does all n images:
+ *   forward   tmp (F, n*HoWo) = w (F, CKK) x col
+ *   backward  dw (F, CKK)    += tmp x col^T      (tmp = dout regrouped)
+ *             dcol (CKK, N)   = w^T x tmp, then col2im into din.
+ * tmp holds the (F, n, HoWo) ordering the GEMM needs; copying to and from
+ * NCHW costs 1/CKK of the GEMM. */
+#include "conv2d.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Images per chunk: keep col + tmp near CONV2D_WS_TARGET floats. */
+static int conv2d_chunk(int B, int C, int F, int K, int Ho, int Wo) {
+    size_t per_image = ((size_t)C * K * K + (size_t)F) * (size_t)Ho * (size_t)Wo;
+    size_t nb = CONV2D_WS_TARGET / (per_image ? per_image : 1);
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)B) nb = (size_t)B;
+    return (int)nb;
+}
+
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int F, int K, int stride, int pad) {
+    ASSERT(B > 0 && C > 0 && F > 0 && K > 0 && stride > 0 && pad >= 0);
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    ASSERT(Ho > 0 && Wo > 0);
+    size_t nb = (size_t)conv2d_chunk(B, C, F, K, Ho, Wo);
+    return nb * ((size_t)C * K * K + (size_t)F) * (size_t)Ho * (size_t)Wo;
+}
+
+/* Range [lo, hi) of output columns ow whose input column ow*stride-pad+kw
+ * lies inside [0, W). */
+static void conv2d_valid_range(int *lo, int *hi, int W, int Wo, int kw, int stride, int pad) {
+    int a = pad - kw; /* ow*stride >= a */
+    int l = a > 0 ? (a + stride - 1) / stride : 0;
+    int b = W - 1 + pad - kw; /* ow*stride <= b */
+    int h = b < 0 ? 0 : b / stride + 1;
+    if (h > Wo) h = Wo;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
+static void im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad,
+                   int Ho, int Wo) {
+    size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
+    for (int c = 0; c < C; c++) {
+        for (int kh = 0; kh < K; kh++) {
+            for (int kw = 0; kw < K; kw++) {
+                float *row = col + ((size_t)(c * K + kh) * K + kw) * N;
+                int lo, hi;
+                conv2d_valid_range(&lo, &hi, W, Wo, kw, stride, pad);
+                for (int i = 0; i < n; i++) {
+                    const float *plane = in + ((size_t)i * C + c) * HW;
+                    for (int oh = 0; oh < Ho; oh++) {
+                        float *d = row + (size_t)i * HoWo + (size_t)oh * Wo;
+                        int ih = oh * stride - pad + kh;
+                        if (ih < 0 || ih >= H || lo >= hi) {
+                            memset(d, 0, (size_t)Wo * sizeof *d);
+                            continue;
+                        }
+                        const float *src = plane + (size_t)ih * W + kw - pad;
+                        for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                        if (stride == 1) {
+                            memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof *d);
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) d[ow] = src[ow * stride];
+                        }
+                        for (int ow = hi; ow < Wo; ow++) d[ow] = 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* din (n, C, H, W) += col2im(col); the caller zeroes din first. */
+static void col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad,
+                   int Ho, int Wo) {
+    size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < C; c++) {
+            float *plane = din + ((size_t)i * C + c) * HW;
+            for (int kh = 0; kh < K; kh++) {
+                for (int kw = 0; kw < K; kw++) {
+                    const float *row = col + ((size_t)(c * K + kh) * K + kw) * N + (size_t)i * HoWo;
+                    int lo, hi;
+                    conv2d_valid_range(&lo, &hi, W, Wo, kw, stride, pad);
+                    if (lo >= hi) continue;
+                    for (int oh = 0; oh < Ho; oh++) {
+                        int ih = oh * stride - pad + kh;
+                        if (ih < 0 || ih >= H) continue;
+                        const float *s = row + (size_t)oh * Wo;
+                        float *d = plane + (size_t)ih * W + kw - pad;
+                        if (stride == 1) {
+                            for (int ow = lo; ow < hi; ow++) d[ow] += s[ow];
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) d[ow * stride] += s[ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
+                    int F, int K, int stride, int pad, float *ws) {
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    ASSERT(Ho > 0 && Wo > 0);
+    int nb = conv2d_chunk(B, C, F, K, Ho, Wo);
+    size_t HoWo = (size_t)Ho * Wo, CKK = (size_t)C * K * K, CHW = (size_t)C * H * W;
+    float *col = ws;
+    float *tmp = ws + (size_t)nb * CKK * HoWo;
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = MIN(nb, B - b0);
+        size_t N = (size_t)n * HoWo;
+        im2col(col, in + (size_t)b0 * CHW, n, C, H, W, K, stride, pad, Ho, Wo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, F, (int)N, (int)CKK, 1.0f, w, (int)CKK, col,
+                    (int)N, 0.0f, tmp, (int)N);
+        for (int i = 0; i < n; i++) {
+            for (int f = 0; f < F; f++) {
+                const float *s = tmp + (size_t)f * N + (size_t)i * HoWo;
+                float *d = out + ((size_t)(b0 + i) * F + f) * HoWo;
+                float bias = b ? b[f] : 0.0f;
+                for (size_t p = 0; p < HoWo; p++) d[p] = s[p] + bias;
+            }
+        }
+    }
+}
+
+void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                     int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    ASSERT(Ho > 0 && Wo > 0);
+    int nb = conv2d_chunk(B, C, F, K, Ho, Wo);
+    size_t HoWo = (size_t)Ho * Wo, CKK = (size_t)C * K * K, CHW = (size_t)C * H * W;
+    float *col = ws;
+    float *tmp = ws + (size_t)nb * CKK * HoWo;
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = MIN(nb, B - b0);
+        size_t N = (size_t)n * HoWo;
+        /* tmp (F, n*HoWo) <- dout (n, F, HoWo) */
+        for (int i = 0; i < n; i++) {
+            for (int f = 0; f < F; f++) {
+                memcpy(tmp + (size_t)f * N + (size_t)i * HoWo, dout + ((size_t)(b0 + i) * F + f) * HoWo,
+                       HoWo * sizeof *tmp);
+            }
+        }
+        if (db) {
+            for (int f = 0; f < F; f++) {
+                const float *s = tmp + (size_t)f * N;
+                double acc = 0.0;
+                for (size_t j = 0; j < N; j++) acc += s[j];
+                db[f] += (float)acc;
+            }
+        }
+        im2col(col, in + (size_t)b0 * CHW, n, C, H, W, K, stride, pad, Ho, Wo);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, (int)CKK, (int)N, 1.0f, tmp, (int)N, col,
+                    (int)N, 1.0f, dw, (int)CKK);
+        if (din) {
+            /* col is free again: dcol (CKK, N) = w^T x tmp */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)N, F, 1.0f, w, (int)CKK, tmp,
+                        (int)N, 0.0f, col, (int)N);
+            float *d = din + (size_t)b0 * CHW;
+            memset(d, 0, (size_t)n * CHW * sizeof *d);
+            col2im(d, col, n, C, H, W, K, stride, pad, Ho, Wo);
+        }
+    }
+}
+
+/* ---- reference loops ---------------------------------------------------- */
+
+void conv2d_forward_naive(float *out, const float *in, const float *w, const float *b, int B, int C, int H,
+                          int W, int F, int K, int stride, int pad) {
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    for (int n = 0; n < B; n++)
+        for (int f = 0; f < F; f++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    double acc = b ? b[f] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += (double)in[(((size_t)n * C + c) * H + ih) * W + iw] *
+                                       w[(((size_t)f * C + c) * K + kh) * K + kw];
+                            }
+                    out[(((size_t)n * F + f) * Ho + oh) * Wo + ow] = (float)acc;
+                }
+}
+
+void conv2d_backward_naive(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad) {
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
+    double *gin = xcalloc(nin, sizeof *gin), *gw = xcalloc(nw, sizeof *gw);
+    double *gb = xcalloc((size_t)F, sizeof *gb);
+    for (int n = 0; n < B; n++)
+        for (int f = 0; f < F; f++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    double g = dout[(((size_t)n * F + f) * Ho + oh) * Wo + ow];
+                    gb[f] += g;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                size_t ii = (((size_t)n * C + c) * H + ih) * W + iw;
+                                size_t wi = (((size_t)f * C + c) * K + kh) * K + kw;
+                                gin[ii] += g * w[wi];
+                                gw[wi] += g * in[ii];
+                            }
+                }
+    if (din)
+        for (size_t i = 0; i < nin; i++) din[i] = (float)gin[i];
+    for (size_t i = 0; i < nw; i++) dw[i] += (float)gw[i];
+    if (db)
+        for (int f = 0; f < F; f++) db[f] += (float)gb[f];
+    free(gin);
+    free(gw);
+    free(gb);
+}

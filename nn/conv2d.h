@@ -1,0 +1,43 @@
+/* conv2d: 2-D convolution (cross-correlation, no kernel flip, as PyTorch's
+ * nn.Conv2d) with square kernels, one stride and symmetric zero padding, over
+ * batch-major NCHW tensors. The fast path is im2col + cblas_sgemm over chunks
+ * of images, using a caller-provided workspace; the naive loops are exported
+ * as the reference for tests and benchmarks. No dilation, no groups. */
+#ifndef SIAMESE_CONV2D_H
+#define SIAMESE_CONV2D_H
+
+#include <stddef.h>
+
+/* Output side for an input side n: (n + 2*pad - K) / stride + 1 (floor). */
+static inline int conv2d_out_size(int n, int K, int stride, int pad) {
+    return (n + 2 * pad - K) / stride + 1;
+}
+
+/* Floats of workspace conv2d_forward and conv2d_backward need for these
+ * sizes (the same number serves both). The column buffer covers a chunk of
+ * images chosen to keep it near CONV2D_WS_TARGET floats, so it stays modest
+ * whatever B is. */
+#define CONV2D_WS_TARGET (1u << 19)
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int F, int K, int stride, int pad);
+
+/* out = conv(in, w) + b.
+ *   out (B, F, Ho, Wo)   in (B, C, H, W)   w (F, C, K, K)   b (F) or NULL
+ *   ws  conv2d_workspace_floats(...) floats, contents clobbered. */
+void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
+                    int F, int K, int stride, int pad, float *ws);
+
+/* Backward. din is WRITTEN (=) unless NULL (first layer: skipped, saves a
+ * GEMM); dw and db ACCUMULATE (+=); db may be NULL (no bias).
+ *   din (B, C, H, W)   dw (F, C, K, K)   db (F)   dout (B, F, Ho, Wo)
+ *   in (B, C, H, W) is the forward input, w (F, C, K, K). */
+void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                     int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws);
+
+/* Reference loops (double accumulation, slow): the same contracts as above
+ * without the workspace. For tests and benchmarks only. */
+void conv2d_forward_naive(float *out, const float *in, const float *w, const float *b, int B, int C, int H,
+                          int W, int F, int K, int stride, int pad);
+void conv2d_backward_naive(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad);
+
+#endif

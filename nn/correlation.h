@@ -1,0 +1,22 @@
+/* correlation: the mutual-correlation layer of Li et al. 2018 (DOCS), as in
+ * FlowNet's correlation with a 1x1 patch: for each pixel (i, j) of image A and
+ * each displacement k of a D x D neighbourhood,
+ *   out(k, i, j) = scale * <fa(:, i, j), fb(:, i + dy*dil, j + dx*dil)>,
+ * k = (dy + r)*D + (dx + r), r = (D-1)/2; zero where the displaced pixel
+ * falls outside the map. c_BA is the same call with fa and fb swapped. No
+ * parameters, no normalisation of the features (use `scale`, e.g. 1/C). */
+#ifndef SIAMESE_CORRELATION_H
+#define SIAMESE_CORRELATION_H
+
+/* out (B, D*D, H, W); fa, fb (B, C, H, W); D odd >= 1; dil >= 1. */
+void correlation_forward(float *out, const float *fa, const float *fb, int B, int C, int H, int W, int D,
+                         int dil, float scale);
+
+/* dfa and dfb (B, C, H, W) ACCUMULATE (+=), unlike most input gradients:
+ * in a co-segmentation net each feature map feeds c_AB, c_BA and the decoder,
+ * so its gradient is a sum anyway. Zero them before the first contribution.
+ * Either may be NULL (skipped). dout (B, D*D, H, W). */
+void correlation_backward(float *dfa, float *dfb, const float *dout, const float *fa, const float *fb, int B,
+                          int C, int H, int W, int D, int dil, float scale);
+
+#endif

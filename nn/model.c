@@ -1,0 +1,323 @@
+/* model: see model.h. Arena layout: the encoder's tensors in layer order
+ * (each layer: weight then bias), then the head. Backward finishes the last
+ * layers first, so gradient buckets cut from the end of the arena become
+ * ready first (dist/comm.c relies on that order). */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "conv2d.h"
+#include "l2norm.h"
+#include "linear.h"
+#include "pool.h"
+
+const char *const layer_type_names[LAYER_NTYPES] = {"conv2d", "maxpool", "relu", "sigmoid",
+                                                    "linear", "flatten", "l2norm"};
+
+int model_parse_shape(const char *s, int *c, int *h, int *w) {
+    long v[3];
+    char buf[64];
+    if (strlen(s) >= sizeof buf) return -1;
+    strcpy(buf, s);
+    char *save = NULL, *tok = strtok_r(buf, "x", &save);
+    for (int i = 0; i < 3; i++) {
+        if (!tok || parse_long(tok, 1, 100000, &v[i])) return -1;
+        tok = strtok_r(NULL, "x", &save);
+    }
+    if (tok) return -1;
+    *c = (int)v[0], *h = (int)v[1], *w = (int)v[2];
+    return 0;
+}
+
+static void add_view(Model *m, const char *layer, const char *what, size_t off, size_t count, int ndim,
+                     const int *shape, double lr_mult, double decay_mult, double l2) {
+    ParamView *v = &m->views[m->nviews++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s.%s", layer, what);
+    v->offset = off;
+    v->count = count;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++) v->shape[i] = shape[i];
+    v->lr_mult = (float)lr_mult;
+    v->decay_mult = (float)decay_mult;
+    v->l2 = (float)l2;
+}
+
+int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double head_lr_mult, double head_l2,
+                const char *cfg_name, int c, int h, int w, int max_batch, Err *e) {
+    memset(m, 0, sizeof *m);
+    m->nlayers = n;
+    m->layers = xcalloc((size_t)n, sizeof *m->layers);
+    m->views = xcalloc((size_t)(2 * n + 2), sizeof *m->views);
+    m->in_c = c, m->in_h = h, m->in_w = w;
+    m->max_batch = max_batch;
+    size_t off = 0, ws = 0, maxact = (size_t)c * h * w;
+    int spatial = 1; /* the input still has a meaningful (c, h, w) */
+    for (int i = 0; i < n; i++) {
+        const LayerCfg *lc = &cfgs[i];
+        ModelLayer *L = &m->layers[i];
+        L->type = lc->type;
+        memcpy(L->name, lc->name, sizeof L->name);
+        L->line = lc->line;
+        L->c = c, L->h = h, L->w = w;
+        L->filters = lc->filters, L->size = lc->size, L->stride = lc->stride, L->pad = lc->pad, L->out = lc->out;
+        L->l2 = lc->l2;
+        L->in_size = (size_t)c * h * w;
+        switch (lc->type) {
+        case LAYER_CONV2D: {
+            if (!spatial)
+                return err_set(e, "%s:%d: [conv2d] %s: its input is flat (%d features); put convolutions before "
+                                  "flatten/linear", cfg_name, lc->line, lc->name, c * h * w);
+            long oh = (h + 2 * lc->pad - lc->size) / lc->stride + 1, ow = (w + 2 * lc->pad - lc->size) / lc->stride + 1;
+            if (h + 2 * lc->pad < lc->size || w + 2 * lc->pad < lc->size)
+                return err_set(e, "%s:%d: [conv2d] %s: kernel %ld does not fit its %dx%dx%d input (pad %ld); lower "
+                                  "size, add pad, or drop a pooling layer before it",
+                               cfg_name, lc->line, lc->name, lc->size, c, h, w, lc->pad);
+            L->oc = (int)lc->filters, L->oh = (int)oh, L->ow = (int)ow;
+            L->nw = (size_t)lc->filters * c * lc->size * lc->size;
+            L->nb = (size_t)lc->filters;
+            L->w_off = off, L->b_off = off + L->nw;
+            off += L->nw + L->nb;
+            int ws_shape[4] = {(int)lc->filters, c, (int)lc->size, (int)lc->size}, bs[1] = {(int)lc->filters};
+            add_view(m, lc->name, "weight", L->w_off, L->nw, 4, ws_shape, lc->lr_mult, lc->decay_mult, lc->l2);
+            add_view(m, lc->name, "bias", L->b_off, L->nb, 1, bs, lc->lr_mult, lc->decay_mult, 0);
+            size_t need = conv2d_workspace_floats(max_batch, c, h, w, (int)lc->filters, (int)lc->size,
+                                                  (int)lc->stride, (int)lc->pad);
+            ws = MAX(ws, need);
+            m->flops_fwd_per_image += 2ULL * L->nw * oh * ow;
+            break;
+        }
+        case LAYER_MAXPOOL:
+            if (!spatial || h < lc->size || w < lc->size)
+                return err_set(e, "%s:%d: [maxpool] %s: window %ld does not fit its %dx%dx%d input", cfg_name,
+                               lc->line, lc->name, lc->size, c, h, w);
+            L->oc = c, L->oh = (int)((h - lc->size) / lc->stride + 1), L->ow = (int)((w - lc->size) / lc->stride + 1);
+            break;
+        case LAYER_LINEAR: {
+            int in = c * h * w;
+            L->oc = (int)lc->out, L->oh = 1, L->ow = 1;
+            L->nw = (size_t)lc->out * in;
+            L->nb = (size_t)lc->out;
+            L->w_off = off, L->b_off = off + L->nw;
+            off += L->nw + L->nb;
+            int ws_shape[2] = {(int)lc->out, in}, bs[1] = {(int)lc->out};
+            add_view(m, lc->name, "weight", L->w_off, L->nw, 2, ws_shape, lc->lr_mult, lc->decay_mult, lc->l2);
+            add_view(m, lc->name, "bias", L->b_off, L->nb, 1, bs, lc->lr_mult, lc->decay_mult, 0);
+            m->flops_fwd_per_image += 2ULL * L->nw;
+            spatial = 0;
+            break;
+        }
+        case LAYER_FLATTEN:
+            L->oc = c * h * w, L->oh = 1, L->ow = 1;
+            spatial = 0;
+            break;
+        case LAYER_L2NORM:
+            L->oc = c * h * w, L->oh = 1, L->ow = 1;
+            spatial = 0;
+            break;
+        default: /* relu, sigmoid: shape-preserving */
+            L->oc = c, L->oh = h, L->ow = w;
+            break;
+        }
+        c = L->oc, h = L->oh, w = L->ow;
+        L->out_size = (size_t)c * h * w;
+        maxact = MAX(maxact, L->out_size);
+    }
+    m->emb_dim = c * h * w;
+    if (koch_head) {
+        m->has_head = 1;
+        m->head_w_off = off;
+        m->head_b_off = off + (size_t)m->emb_dim;
+        int ws_shape[2] = {1, m->emb_dim}, bs[1] = {1};
+        add_view(m, "head", "weight", m->head_w_off, (size_t)m->emb_dim, 2, ws_shape, head_lr_mult, 1, head_l2);
+        add_view(m, "head", "bias", m->head_b_off, 1, 1, bs, head_lr_mult, 1, 0);
+        m->head_l2 = head_l2;
+        off += (size_t)m->emb_dim + 1;
+    }
+    m->nparams = off;
+    m->params = xaligned_floats(off);
+    m->grads = xaligned_floats(off);
+    m->ws = xaligned_floats(ws);
+    m->gbuf_floats = maxact * (size_t)max_batch;
+    m->gbuf[0] = xaligned_floats(m->gbuf_floats);
+    m->gbuf[1] = xaligned_floats(m->gbuf_floats);
+    /* Activations: relu, sigmoid and flatten work in place on their input. */
+    const float *prev = NULL; /* NULL: the model input */
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        int inplace = L->type == LAYER_RELU || L->type == LAYER_SIGMOID || L->type == LAYER_FLATTEN;
+        if (inplace && prev) L->y = (float *)prev;
+        else L->y = xaligned_floats(L->out_size * (size_t)max_batch);
+        if (L->type == LAYER_MAXPOOL) L->idx = xcalloc(L->out_size * (size_t)max_batch, sizeof(int32_t));
+        if (L->type == LAYER_L2NORM) L->norms = xaligned_floats((size_t)max_batch);
+        prev = L->y;
+    }
+    return 0;
+}
+
+void model_free(Model *m) {
+    const float *prev = NULL;
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (L->y != prev) free(L->y);
+        prev = L->y;
+        free(L->idx);
+        free(L->norms);
+    }
+    free(m->layers);
+    free(m->views);
+    free(m->params);
+    free(m->grads);
+    free(m->ws);
+    free(m->gbuf[0]);
+    free(m->gbuf[1]);
+    memset(m, 0, sizeof *m);
+}
+
+void model_init(Model *m, int scheme, uint64_t seed) {
+    for (int v = 0; v < m->nviews; v++) {
+        ParamView *pv = &m->views[v];
+        float *p = m->params + pv->offset;
+        Rng r;
+        rng_seed(&r, seed, RNG_INIT, (uint64_t)v);
+        int is_bias = strstr(pv->name, ".bias") != NULL;
+        /* fan_in: the weight's elements per output (also for its bias). */
+        const ParamView *wv = is_bias ? pv - 1 : pv;
+        double fan_in = (double)wv->count / (double)wv->shape[0];
+        int is_conv = wv->ndim == 4;
+        for (size_t i = 0; i < pv->count; i++) {
+            double x;
+            switch (scheme) {
+            case INIT_KOCH:
+                if (is_bias) x = 0.5 + 1e-2 * rng_normal(&r);
+                else x = (is_conv ? 1e-2 : 2e-1) * rng_normal(&r);
+                break;
+            case INIT_TORCH: {
+                double bound = 1.0 / sqrt(fan_in);
+                x = bound * (2.0 * rng_uniform_d(&r) - 1.0);
+                break;
+            }
+            default: x = is_bias ? 0.0 : sqrt(2.0 / fan_in) * rng_normal(&r); break;
+            }
+            p[i] = (float)x;
+        }
+    }
+}
+
+const float *model_forward(Model *m, const float *x, int B) {
+    ASSERT(B <= m->max_batch);
+    const float *in = x;
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelLayer *L = &m->layers[i];
+        const float *w = m->params + L->w_off, *b = m->params + L->b_off;
+        size_t n = L->out_size * (size_t)B;
+        switch (L->type) {
+        case LAYER_CONV2D:
+            conv2d_forward(L->y, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size, (int)L->stride,
+                           (int)L->pad, m->ws);
+            break;
+        case LAYER_MAXPOOL:
+            maxpool_forward(L->y, L->idx, in, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
+            break;
+        case LAYER_RELU: relu_forward(L->y, in, n); break;
+        case LAYER_SIGMOID: sigmoid_forward(L->y, in, n); break;
+        case LAYER_LINEAR: linear_forward(L->y, in, w, b, B, (int)L->in_size, (int)L->out); break;
+        case LAYER_FLATTEN:
+            if (L->y != in) memcpy(L->y, in, n * sizeof(float));
+            break;
+        case LAYER_L2NORM: l2norm_forward(L->y, L->norms, in, B, (int)L->out_size); break;
+        }
+        in = L->y;
+    }
+    return in;
+}
+
+void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyFn ready, void *ctx) {
+    /* dcur: gradient w.r.t. the current layer's output. It starts as dE
+     * (read only) and then lives in the ping-pong buffers. */
+    const float *dcur = dE;
+    int which = 0;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        ModelLayer *L = &m->layers[i];
+        const float *in = i > 0 ? m->layers[i - 1].y : x;
+        const float *w = m->params + L->w_off;
+        float *dw = m->grads + L->w_off, *db = m->grads + L->b_off;
+        size_t nout = L->out_size * (size_t)B;
+        /* The first layer needs no input gradient. */
+        float *din = i > 0 ? m->gbuf[which] : NULL;
+        switch (L->type) {
+        case LAYER_CONV2D:
+            conv2d_backward(din, dw, db, dcur, in, w, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
+                            (int)L->stride, (int)L->pad, m->ws);
+            break;
+        case LAYER_MAXPOOL:
+            if (din) maxpool_backward(din, dcur, L->idx, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
+            break;
+        case LAYER_RELU:
+            if (din) relu_backward(din, dcur, L->y, nout);
+            break;
+        case LAYER_SIGMOID:
+            if (din) sigmoid_backward(din, dcur, L->y, nout);
+            break;
+        case LAYER_LINEAR: linear_backward(din, dw, db, dcur, in, w, B, (int)L->in_size, (int)L->out); break;
+        case LAYER_FLATTEN:
+            if (din) memcpy(din, dcur, nout * sizeof(float));
+            break;
+        case LAYER_L2NORM:
+            if (din) l2norm_backward(din, dcur, L->y, L->norms, B, (int)L->out_size);
+            break;
+        }
+        if (ready && (L->nw || L->nb)) ready(ctx, L->w_off, L->nw + L->nb);
+        if (din) {
+            dcur = din;
+            which ^= 1;
+        }
+    }
+}
+
+double model_l2_penalty(Model *m) {
+    double total = 0;
+    for (int v = 0; v < m->nviews; v++) {
+        const ParamView *pv = &m->views[v];
+        if (pv->l2 == 0) continue;
+        const float *p = m->params + pv->offset;
+        float *g = m->grads + pv->offset;
+        double s = 0;
+        for (size_t i = 0; i < pv->count; i++) {
+            s += (double)p[i] * p[i];
+            g[i] += 2.0f * pv->l2 * p[i];
+        }
+        total += pv->l2 * s;
+    }
+    return total;
+}
+
+void model_describe(const Model *m, FILE *out) {
+    fprintf(out, "  %-10s %-8s %-14s %10s\n", "layer", "type", "output", "params");
+    fprintf(out, "  %-10s %-8s %-14s %10s\n", "input", "", "", "");
+    for (int i = 0; i < m->nlayers; i++) {
+        const ModelLayer *L = &m->layers[i];
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->oc, L->oh, L->ow);
+        fprintf(out, "  %-10s %-8s %-14s %10zu\n", L->name, layer_type_names[L->type], shape, L->nw + L->nb);
+    }
+    if (m->has_head) fprintf(out, "  %-10s %-8s %-14s %10d\n", "head", "koch", "1", m->emb_dim + 1);
+    fprintf(out, "  total %zu parameters, input %dx%dx%d, embedding %d, %.2f MFLOP forward per image\n", m->nparams,
+            m->in_c, m->in_h, m->in_w, m->emb_dim, (double)m->flops_fwd_per_image / 1e6);
+}
+
+char *model_topology(const Model *m) {
+    size_t cap = 256 + (size_t)m->nviews * 128, len = 0;
+    char *s = xmalloc(cap);
+    len += snprintf(s + len, cap - len, "input %dx%dx%d\n", m->in_c, m->in_h, m->in_w);
+    for (int v = 0; v < m->nviews; v++) {
+        const ParamView *pv = &m->views[v];
+        len += snprintf(s + len, cap - len, "%s", pv->name);
+        for (int d = 0; d < pv->ndim; d++) len += snprintf(s + len, cap - len, "%c%d", d ? 'x' : ' ', pv->shape[d]);
+        len += snprintf(s + len, cap - len, "\n");
+    }
+    return s;
+}

@@ -1,0 +1,135 @@
+/* optim: SGD / Adam / AdamW updates, schedules and clipping. Updates are done
+ * in float like PyTorch's foreach kernels; per-tensor scalars (lr, decay,
+ * bias corrections) are computed in double and rounded once. */
+#include "optim.h"
+
+#include <math.h>
+
+#include "util.h"
+
+void optim_spec_default(OptimSpec *o) {
+    *o = (OptimSpec){
+        .type = OPTIM_SGD,
+        .lr = 0.01,
+        .momentum = 0.0,
+        .nesterov = 0,
+        .weight_decay = 0.0,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .schedule = OPTIM_SCHED_CONSTANT,
+        .gamma = 0.1,
+        .step_size = 1,
+        .min_lr = 0.0,
+        .warmup_steps = 0,
+    };
+}
+
+size_t optim_state_floats(const OptimSpec *o, size_t n) {
+    switch (o->type) {
+    case OPTIM_SGD:
+        return o->momentum != 0.0 ? n : 0;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+        return 2 * n;
+    }
+    FATAL("optim: unknown optimizer type %d", (int)o->type);
+}
+
+double optim_lr(const OptimSpec *o, uint64_t step, uint64_t epoch, uint64_t total_steps) {
+    double lr = o->lr;
+    switch (o->schedule) {
+    case OPTIM_SCHED_CONSTANT:
+        break;
+    case OPTIM_SCHED_STEP:
+        ASSERT(o->step_size >= 1);
+        lr *= pow(o->gamma, (double)(epoch / o->step_size));
+        break;
+    case OPTIM_SCHED_EXP:
+        lr *= pow(o->gamma, (double)epoch);
+        break;
+    case OPTIM_SCHED_COSINE: {
+        double f = total_steps ? (double)MIN(step, total_steps) / (double)total_steps : 1.0;
+        lr = o->min_lr + (o->lr - o->min_lr) * 0.5 * (1.0 + cos(M_PI * f));
+        break;
+    }
+    default:
+        FATAL("optim: unknown schedule %d", (int)o->schedule);
+    }
+    if (o->warmup_steps && step < o->warmup_steps) lr *= (double)(step + 1) / (double)o->warmup_steps;
+    return lr;
+}
+
+double optim_clip(float *grads, size_t n, double max_norm) {
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    double norm = sqrt(ss);
+    if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
+        float s = (float)(max_norm / norm);
+        for (size_t i = 0; i < n; i++) grads[i] *= s;
+    }
+    return norm;
+}
+
+/* SGD over one view's floats [0, m). */
+static void optim_sgd(const OptimSpec *o, float *p, const float *g, float *buf, size_t m, float lr, float wd,
+                      uint64_t t) {
+    float mom = (float)o->momentum;
+    for (size_t i = 0; i < m; i++) {
+        float d = g[i] + wd * p[i];
+        if (buf) {
+            float v = t == 1 ? d : mom * buf[i] + d;
+            buf[i] = v;
+            d = o->nesterov ? d + mom * v : v;
+        }
+        p[i] -= lr * d;
+    }
+}
+
+/* Adam (decoupled == 0) or AdamW (decoupled == 1) over one view's floats. */
+static void optim_adam(const OptimSpec *o, float *p, const float *g, float *m1, float *m2, size_t m,
+                       double lr, double wd, uint64_t t, int decoupled) {
+    /* The same float roundings as torch.optim: lerp for m, addcmul for v,
+     * addcdiv for the update, scalars formed in double then cast. */
+    float w1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, w2 = (float)(1.0 - o->beta2);
+    float eps = (float)o->eps;
+    double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+    float step_size = (float)(lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float decay = decoupled ? (float)(1.0 - lr * wd) : 1.0f;
+    float l2 = decoupled ? 0.0f : (float)wd;
+    for (size_t i = 0; i < m; i++) {
+        float x = p[i] * decay;
+        float d = g[i] + l2 * x;
+        float a = m1[i] + w1 * (d - m1[i]);
+        float v = b2 * m2[i] + w2 * (d * d);
+        m1[i] = a;
+        m2[i] = v;
+        p[i] = x - step_size * (a / (sqrtf(v) / bc2_sqrt + eps));
+    }
+}
+
+void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
+                const ParamView *views, int nviews, double lr, uint64_t t) {
+    ASSERT(t >= 1);
+    ASSERT(state || optim_state_floats(o, n) == 0);
+    for (int k = 0; k < nviews; k++) {
+        const ParamView *v = &views[k];
+        ASSERT(v->offset <= n && v->count <= n - v->offset);
+        size_t off = v->offset, m = v->count;
+        double vlr = lr * v->lr_mult, vwd = o->weight_decay * v->decay_mult;
+        switch (o->type) {
+        case OPTIM_SGD:
+            optim_sgd(o, params + off, grads + off, o->momentum != 0.0 ? state + off : NULL, m, (float)vlr,
+                      (float)vwd, t);
+            break;
+        case OPTIM_ADAM:
+        case OPTIM_ADAMW:
+            optim_adam(o, params + off, grads + off, state + off, state + n + off, m, vlr, vwd, t,
+                       o->type == OPTIM_ADAMW);
+            break;
+        default:
+            FATAL("optim: unknown optimizer type %d", (int)o->type);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+/* mpi_comm: dist/comm against closed forms, at any rank count (run.sh uses
+ * 1..4). Values are small integers times rank-dependent factors, so every
+ * sum is exact in float and results are compared for equality. */
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../dist/comm.h"
+#include "../nn/util.h"
+#include "test_mpi.h"
+
+static int rank, world;
+
+static void test_init_state(void) {
+    int r, w;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    MPI_Comm_size(MPI_COMM_WORLD, &w);
+    CHECK(dist_rank() == r && dist_world() == w, "dist %d/%d vs MPI %d/%d", dist_rank(), dist_world(), r, w);
+    CHECK(util_rank == (w > 1 ? r : -1), "util_rank %d", util_rank);
+    CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD)); /* the macro compiles and passes */
+    dist_barrier();
+}
+
+static void test_split(void) {
+    int rows[7], offs[7];
+    for (int w = 1; w <= 7; w++) {
+        for (int total = 0; total <= 20; total++) {
+            dist_split_rows(rows, offs, total, w);
+            int sum = 0, mn = rows[0], mx = rows[0], ok = 1;
+            for (int r = 0; r < w; r++) {
+                ok &= offs[r] == sum;
+                sum += rows[r];
+                mn = MIN(mn, rows[r]);
+                mx = MAX(mx, rows[r]);
+                ok &= r == 0 || rows[r] <= rows[r - 1]; /* extra rows go first */
+            }
+            CHECK(ok && sum == total && mx - mn <= 1, "split %d over %d", total, w);
+        }
+    }
+}
+
+/* Global row i of the float table: (i*100 + j + 0.5) for column j. */
+static void test_allgather(int total, int cols) {
+    int rows[8], offs[8];
+    dist_split_rows(rows, offs, total, world);
+    float *send = xmalloc((size_t)(rows[rank] * cols + 1) * sizeof *send);
+    float *recv = xmalloc((size_t)(total * cols + 1) * sizeof *recv);
+    int32_t *lsend = xmalloc((size_t)(rows[rank] + 1) * sizeof *lsend);
+    int32_t *lrecv = xmalloc((size_t)(total + 1) * sizeof *lrecv);
+    for (int i = 0; i < rows[rank]; i++) {
+        int gi = offs[rank] + i;
+        for (int j = 0; j < cols; j++) send[i * cols + j] = (float)(gi * 100 + j) + 0.5f;
+        lsend[i] = -7 * gi + 3;
+    }
+    memset(recv, 0xff, (size_t)total * cols * sizeof *recv);
+    dist_allgather_rows(recv, send, (size_t)cols * sizeof(float), rows);
+    int bad = 0;
+    for (int i = 0; i < total; i++)
+        for (int j = 0; j < cols; j++) bad += recv[i * cols + j] != (float)(i * 100 + j) + 0.5f;
+    CHECK(bad == 0, "allgather floats %d rows x %d: %d wrong", total, cols, bad);
+
+    dist_allgather_rows(lrecv, lsend, sizeof(int32_t), rows);
+    bad = 0;
+    for (int i = 0; i < total; i++) bad += lrecv[i] != -7 * i + 3;
+    CHECK(bad == 0, "allgather int32 %d rows: %d wrong", total, bad);
+
+    /* In place: this rank's rows already sit in its slice of recv. */
+    memset(recv, 0, (size_t)total * cols * sizeof *recv);
+    if (rows[rank]) memcpy(recv + offs[rank] * cols, send, (size_t)rows[rank] * cols * sizeof *recv);
+    dist_allgather_rows(recv, recv + offs[rank] * cols, (size_t)cols * sizeof(float), rows);
+    bad = 0;
+    for (int i = 0; i < total; i++)
+        for (int j = 0; j < cols; j++) bad += recv[i * cols + j] != (float)(i * 100 + j) + 0.5f;
+    CHECK(bad == 0, "allgather in place %d rows: %d wrong", total, bad);
+    free(send);
+    free(recv);
+    free(lsend);
+    free(lrecv);
+}
+
+/* Rank q fills every row i, column j with (q+1)*(7i + j - 20); rank r's rows
+ * must hold W(W+1)/2 * (7i + j - 20). */
+static void test_reduce_scatter(int total, int cols) {
+    int rows[8], offs[8];
+    dist_split_rows(rows, offs, total, world);
+    float *send = xmalloc((size_t)(total * cols + 1) * sizeof *send);
+    float *recv = xmalloc((size_t)(rows[rank] * cols + 1) * sizeof *recv);
+    for (int i = 0; i < total; i++)
+        for (int j = 0; j < cols; j++) send[i * cols + j] = (float)((rank + 1) * (7 * i + j - 20));
+    dist_reduce_scatter_rows(recv, send, cols, rows);
+    float f = (float)(world * (world + 1) / 2);
+    int bad = 0;
+    for (int i = 0; i < rows[rank]; i++)
+        for (int j = 0; j < cols; j++)
+            bad += recv[i * cols + j] != f * (float)(7 * (offs[rank] + i) + j - 20);
+    CHECK(bad == 0, "reduce-scatter %d rows x %d: %d wrong", total, cols, bad);
+    free(send);
+    free(recv);
+}
+
+static float grad_value(int r, size_t i, int step) {
+    return (float)((r + 1) * ((int)(i % 97) - 48 + 5 * step));
+}
+
+/* mode 0: report in reverse order in random chunks (same chunks on every
+ * rank); 1: rank-dependent chunks, shuffled order; 2: never report. */
+static void test_gradsync(size_t n, size_t bucket, int mode) {
+    float *grads = xaligned_floats(n);
+    GradSync *g = gradsync_create(grads, n, bucket);
+    size_t nb = gradsync_num_buckets(g);
+    CHECK(nb == (n + bucket - 1) / bucket, "buckets %zu", nb);
+    size_t cuts[64]; /* chunk boundaries, descending */
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++) grads[i] = grad_value(rank, i, step);
+        gradsync_begin(g);
+        CHECK(gradsync_num_started(g) == 0, "started before ready");
+        if (mode != 2) {
+            Rng rng;
+            rng_seed(&rng, 11, RNG_TEST, (uint64_t)(step * 10 + mode) * 100 + (mode == 1 ? rank : 0));
+            size_t nc = 0, end = n;
+            cuts[nc++] = n;
+            while (end > 0 && nc < 63) {
+                size_t len = 1 + rng_below(&rng, 2 * bucket);
+                if (nc == 2) len = bucket + bucket / 2 + 1; /* spans a bucket boundary */
+                end = len < end ? end - len : 0;
+                cuts[nc++] = end;
+            }
+            if (end > 0) cuts[nc++] = 0;
+            size_t nchunks = nc - 1;
+            uint32_t order[64];
+            for (uint32_t c = 0; c < nchunks; c++) order[c] = c;
+            if (mode == 1) rng_shuffle_u32(&rng, order, nchunks);
+            for (size_t c = 0; c < nchunks; c++) {
+                size_t k = order[c];
+                gradsync_ready(g, cuts[k + 1], cuts[k] - cuts[k + 1]);
+                if (mode == 0) { /* in order: started = buckets fully below cuts[k+1] */
+                    size_t expect = (n - cuts[k + 1]) / bucket;
+                    if (cuts[k + 1] == 0) expect = nb;
+                    CHECK(gradsync_num_started(g) == expect,
+                          "after ready [%zu, %zu): %zu "
+                          "started, expected %zu",
+                          cuts[k + 1], cuts[k], gradsync_num_started(g), expect);
+                }
+            }
+            CHECK(gradsync_num_started(g) == nb, "all reported but %zu of %zu started",
+                  gradsync_num_started(g), nb);
+        }
+        double wait = gradsync_finish(g);
+        CHECK(wait >= 0, "wait %g", wait);
+        float f = (float)(world * (world + 1) / 2);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += grads[i] != f * grad_value(0, i, step);
+        CHECK(bad == 0, "gradsync n=%zu bucket=%zu mode %d step %d: %zu wrong", n, bucket, mode, step, bad);
+        /* Bit-identical on all ranks. */
+        uint64_t h = hash64(grads, n * sizeof *grads, HASH64_INIT), h0 = h;
+        MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+        CHECK(h == h0, "gradsync result differs from rank 0's");
+    }
+    gradsync_free(g);
+    free(grads);
+}
+
+static void test_bcast(void) {
+    char *text = NULL;
+    const char *ref = "[run]\ndir = runs/x\n[sampler]\np = 8\nk = 32\n\xc3\xa9";
+    if (rank == 0) text = xstrdup(ref);
+    dist_bcast_text(&text);
+    CHECK(text && strcmp(text, ref) == 0, "bcast text: %s", text ? text : "(null)");
+    free(text);
+    text = rank == 0 ? xstrdup("") : NULL;
+    dist_bcast_text(&text);
+    CHECK(text && text[0] == '\0', "bcast empty text");
+    free(text);
+
+    enum { N = 1001 };
+    float *p = xmalloc(N * sizeof *p);
+    unsigned char b[300];
+    for (int i = 0; i < N; i++) p[i] = rank == 0 ? (float)i * 0.25f - 3.0f : -1.0f;
+    for (int i = 0; i < 300; i++) b[i] = rank == 0 ? (unsigned char)(i * 31) : 0;
+    dist_test_set_chunk(7); /* many chunks, the last one partial */
+    dist_bcast_floats(p, N);
+    dist_bcast_bytes(b, 300);
+    dist_test_set_chunk((size_t)1 << 28);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += p[i] != (float)i * 0.25f - 3.0f;
+    for (int i = 0; i < 300; i++) bad += b[i] != (unsigned char)(i * 31);
+    CHECK(bad == 0, "bcast floats/bytes in chunks: %d wrong", bad);
+    dist_bcast_floats(p, 0);
+    free(p);
+}
+
+static void test_scalars(void) {
+    for (int r = 0; r < world; r++) CHECK(dist_any(rank == r) == 1, "dist_any raised by rank %d", r);
+    CHECK(dist_any(0) == 0, "dist_any all zero");
+    CHECK(dist_any(rank == world - 1 ? 42 : 0) == 1, "dist_any non-1 flag");
+    CHECK(dist_max_double(rank * 1.5 - 10) == (world - 1) * 1.5 - 10, "max");
+    double v[3] = {1.0, (double)rank, 0.125 * rank};
+    dist_allreduce_sum_doubles(v, 3);
+    double s = world * (world - 1) / 2.0;
+    CHECK(v[0] == world && v[1] == s && v[2] == 0.125 * s, "sum doubles %g %g %g", v[0], v[1], v[2]);
+}
+
+static void test_replicas(void) {
+    enum { N = 5000 };
+    float *w = xmalloc(N * sizeof *w);
+    for (int i = 0; i < N; i++) w[i] = (float)i / 7.0f;
+    dist_check_replicas(w, N, 100); /* returns: equal everywhere */
+    CHECK(1, "check_replicas returned");
+    free(w);
+}
+
+static void test_stats(void) {
+    DistStats s;
+    dist_stats_get(&s);
+    if (world > 1) {
+        CHECK(s.gradsync_steps > 0 && s.gradsync_bytes > 0 && s.allgather_bytes > 0,
+              "stats counted: %llu steps", (unsigned long long)s.gradsync_steps);
+    } else {
+        CHECK(s.gradsync_steps == 0, "no traffic counted with one rank");
+    }
+    dist_stats_reset();
+    dist_stats_get(&s);
+    CHECK(s.gradsync_steps == 0 && s.bcast_s == 0, "stats reset");
+}
+
+int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    rank = dist_rank();
+    world = dist_world();
+    test_quiet_rank_ = rank > 0;
+    ASSERT(world <= 8);
+
+    test_init_state();
+    test_split();
+    int totals[] = {10, 3, 1, 0, 17};
+    for (int t = 0; t < 5; t++) {
+        test_allgather(totals[t], 3);
+        test_reduce_scatter(totals[t], 5);
+    }
+    test_allgather(10, 1);
+    test_reduce_scatter(10, 1);
+    test_gradsync(10000, 1000, 0);
+    test_gradsync(10000, 1000, 1);
+    test_gradsync(10000, 1000, 2);
+    test_gradsync(10007, 768, 0);
+    test_gradsync(10007, 768, 1);
+    test_gradsync(10007, 768, 2);
+    test_gradsync(500, 1000, 0); /* one bucket larger than the arena */
+    test_gradsync(1, 1, 1);
+    test_bcast();
+    test_scalars();
+    test_replicas();
+    test_stats();
+
+    int rc = test_mpi_finish();
+    dist_finalize();
+    return rc;
+}

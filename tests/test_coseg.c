@@ -1,0 +1,203 @@
+/* Tests of the co-segmentation layers: mutual correlation (reference loops
+ * in double, the c_AB / c_BA symmetry, finite differences for both inputs,
+ * gradients accumulating) and 2-D upsampling (PyTorch's bilinear values on a
+ * known case, nearest by replication, finite differences, din written). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/correlation.h"
+#include "../nn/upsample.h"
+#include "../nn/util.h"
+#include "test.h"
+
+static Rng rng;
+
+static float *rand_floats(size_t n) {
+    float *p = xaligned_floats(n);
+    for (size_t i = 0; i < n; i++) p[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    return p;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double max_rel_err(const float *a, const float *b, size_t n) {
+    double e = 0.0, s = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > s) s = fabs(b[i]);
+    }
+    return e / s;
+}
+
+/* Central differences of loss() against g over every entry of x[0..n);
+ * largest error relative to the largest |g|. */
+typedef double (*LossFn)(void *ctx);
+
+static double fd_error(LossFn loss, void *ctx, float *x, const float *g, size_t n, float h) {
+    double e = 0.0, s = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(g[i]) > s) s = fabs(g[i]);
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + h;
+        double hp = (double)x[i] - x0, lp = loss(ctx);
+        x[i] = x0 - h;
+        double hm = x0 - (double)x[i], lm = loss(ctx);
+        x[i] = x0;
+        double d = fabs((lp - lm) / (hp + hm) - g[i]);
+        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+    }
+    loss(ctx);
+    return e / s;
+}
+
+/* ---- correlation ------------------------------------------------------- */
+
+typedef struct CorrCase {
+    int B, C, H, W, D, dil;
+    float scale;
+    float *fa, *fb, *out, *R;
+} CorrCase;
+
+static double corr_loss(void *ctx) {
+    CorrCase *c = ctx;
+    correlation_forward(c->out, c->fa, c->fb, c->B, c->C, c->H, c->W, c->D, c->dil, c->scale);
+    return dot(c->out, c->R, (size_t)c->B * c->D * c->D * c->H * c->W);
+}
+
+static void test_correlation(int B, int C, int H, int W, int D, int dil, float scale) {
+    char what[96];
+    snprintf(what, sizeof what, "correlation B%d C%d %dx%d D%d dil%d", B, C, H, W, D, dil);
+    size_t nf = (size_t)B * C * H * W, no = (size_t)B * D * D * H * W;
+    CorrCase c = {
+        B, C, H, W, D, dil, scale, rand_floats(nf), rand_floats(nf), xaligned_floats(no), rand_floats(no)};
+    corr_loss(&c);
+    int r = (D - 1) / 2;
+    float *ref = xaligned_floats(no);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < D * D; k++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) {
+                    int m = i + (k / D - r) * dil, n = j + (k % D - r) * dil;
+                    double s = 0.0;
+                    if (m >= 0 && m < H && n >= 0 && n < W)
+                        for (int ch = 0; ch < C; ch++)
+                            s += (double)c.fa[(((size_t)b * C + ch) * H + i) * W + j] *
+                                 c.fb[(((size_t)b * C + ch) * H + m) * W + n];
+                    ref[(((size_t)b * D * D + k) * H + i) * W + j] = (float)(scale * s);
+                }
+    double e = max_rel_err(c.out, ref, no);
+    CHECK(e < 1e-5, "%s: forward vs reference, rel err %g", what, e);
+
+    /* c_BA(m, n, -k) == c_AB(i, j, k) */
+    float *ba = xaligned_floats(no);
+    correlation_forward(ba, c.fb, c.fa, B, C, H, W, D, dil, scale);
+    int bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < D * D; k++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) {
+                    int m = i + (k / D - r) * dil, n = j + (k % D - r) * dil;
+                    if (m < 0 || m >= H || n < 0 || n >= W) continue;
+                    int kk = D * D - 1 - k;
+                    bad += fabsf(ba[(((size_t)b * D * D + kk) * H + m) * W + n] -
+                                 c.out[(((size_t)b * D * D + k) * H + i) * W + j]) > 1e-5f;
+                }
+    CHECK(bad == 0, "%s: c_BA is c_AB at the opposite displacement (%d differ)", what, bad);
+
+    float *dfa = xaligned_floats(nf), *dfb = xaligned_floats(nf);
+    correlation_backward(dfa, dfb, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
+    e = fd_error(corr_loss, &c, c.fa, dfa, nf, 0.05f);
+    CHECK(e < 1e-3, "%s: dfa vs finite differences, rel err %g", what, e);
+    e = fd_error(corr_loss, &c, c.fb, dfb, nf, 0.05f);
+    CHECK(e < 1e-3, "%s: dfb vs finite differences, rel err %g", what, e);
+
+    float *twice = xaligned_floats(nf);
+    for (size_t i = 0; i < nf; i++) twice[i] = 2 * dfa[i];
+    correlation_backward(dfa, NULL, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
+    CHECK(max_rel_err(dfa, twice, nf) < 1e-6, "%s: dfa accumulates, dfb NULL skipped", what);
+    free(c.fa), free(c.fb), free(c.out), free(c.R), free(ref), free(ba), free(dfa), free(dfb), free(twice);
+}
+
+/* ---- upsample ------------------------------------------------------------ */
+
+typedef struct UpCase {
+    int B, C, H, W, s;
+    UpsampleMode mode;
+    float *in, *out, *R;
+} UpCase;
+
+static double up_loss(void *ctx) {
+    UpCase *u = ctx;
+    upsample_forward(u->out, u->in, u->B, u->C, u->H, u->W, u->s, u->mode);
+    return dot(u->out, u->R, (size_t)u->B * u->C * u->H * u->s * u->W * u->s);
+}
+
+static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) {
+    char what[96];
+    snprintf(what, sizeof what, "upsample %s B%d C%d %dx%d x%d",
+             mode == UPSAMPLE_NEAREST ? "nearest" : "bilinear", B, C, H, W, s);
+    size_t ni = (size_t)B * C * H * W, no = ni * s * s;
+    UpCase u = {B, C, H, W, s, mode, rand_floats(ni), xaligned_floats(no), rand_floats(no)};
+    up_loss(&u);
+    if (mode == UPSAMPLE_NEAREST) {
+        int bad = 0;
+        for (size_t pl = 0; pl < (size_t)B * C; pl++)
+            for (int oh = 0; oh < H * s; oh++)
+                for (int ow = 0; ow < W * s; ow++)
+                    bad += u.out[(pl * H * s + oh) * W * s + ow] != u.in[(pl * H + oh / s) * W + ow / s];
+        CHECK(bad == 0, "%s: replication (%d differ)", what, bad);
+    }
+    float *din = rand_floats(ni);
+    upsample_backward(din, u.R, B, C, H, W, s, mode);
+    double e = fd_error(up_loss, &u, u.in, din, ni, 0.05f);
+    CHECK(e < 1e-3, "%s: din vs finite differences, rel err %g", what, e);
+    float *again = xaligned_floats(ni);
+    upsample_backward(again, u.R, B, C, H, W, s, mode);
+    upsample_backward(again, u.R, B, C, H, W, s, mode);
+    CHECK(memcmp(again, din, ni * sizeof *din) == 0, "%s: din written, not added", what);
+    free(u.in), free(u.out), free(u.R), free(din), free(again);
+}
+
+static void test_upsample_golden(void) {
+    /* torch.nn.Upsample(scale_factor=2, mode='bilinear')(tensor([[1, 2], [3, 4]])) */
+    const float in[4] = {1, 2, 3, 4};
+    const float want[16] = {1.0f, 1.25f, 1.75f, 2.0f, 1.5f, 1.75f, 2.25f, 2.5f,
+                            2.5f, 2.75f, 3.25f, 3.5f, 3.0f, 3.25f, 3.75f, 4.0f};
+    float out[16];
+    upsample_forward(out, in, 1, 1, 2, 2, 2, UPSAMPLE_BILINEAR);
+    double e = max_rel_err(out, want, 16);
+    CHECK(e < 1e-7, "bilinear 2x2 -> 4x4 equals PyTorch's values (rel err %g)", e);
+    /* scale 3 on a 1x3 row (3 equal output rows): src = (d + 0.5)/3 - 0.5,
+     * clamped to [0, 2] */
+    const float row[3] = {0, 3, 6};
+    float o3[27];
+    upsample_forward(o3, row, 1, 1, 1, 3, 3, UPSAMPLE_BILINEAR);
+    const float r3[9] = {0, 0, 1, 2, 3, 4, 5, 6, 6};
+    float want3[27];
+    for (int i = 0; i < 27; i++) want3[i] = r3[i % 9];
+    e = max_rel_err(o3, want3, 27);
+    CHECK(e < 1e-6, "bilinear x3 on a ramp: clamped ends, linear inside (rel err %g)", e);
+}
+
+int main(void) {
+    rng_seed(&rng, 2, RNG_TEST, 0);
+    test_correlation(1, 1, 3, 3, 1, 1, 1.0f); /* D = 1: plain per-pixel dot product */
+    test_correlation(2, 3, 5, 4, 3, 1, 1.0f);
+    test_correlation(2, 4, 6, 7, 5, 1, 0.25f);
+    test_correlation(1, 2, 7, 5, 3, 2, 1.0f); /* dilated */
+    test_correlation(1, 2, 3, 2, 7, 1, 1.0f); /* neighbourhood larger than the map */
+    test_upsample_golden();
+    test_upsample(2, 3, 4, 5, 2, UPSAMPLE_NEAREST);
+    test_upsample(2, 3, 4, 5, 2, UPSAMPLE_BILINEAR);
+    test_upsample(1, 2, 3, 2, 3, UPSAMPLE_BILINEAR);
+    test_upsample(1, 1, 1, 1, 4, UPSAMPLE_BILINEAR);
+    test_upsample(1, 2, 3, 3, 1, UPSAMPLE_BILINEAR);
+    return test_finish();
+}

@@ -1,0 +1,448 @@
+/* Tests of the layer kernels: conv2d (BLAS path against the naive loops and
+ * finite differences, incl. stride 2, padding, non-square inputs, several
+ * image chunks), maxpool (reference loops, ties, NaN, gradients), relu,
+ * sigmoid, linear and l2norm (finite differences, in-place use, the clamped
+ * zero row), and that parameter gradients accumulate. The loss for finite
+ * differences is sum(out * R) with a fixed random R. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/activation.h"
+#include "../nn/conv2d.h"
+#include "../nn/l2norm.h"
+#include "../nn/linear.h"
+#include "../nn/pool.h"
+#include "../nn/util.h"
+#include "test.h"
+
+static Rng rng;
+
+static float *rand_floats(size_t n, float lo, float hi) {
+    float *p = xaligned_floats(n);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_uniform(&rng);
+    return p;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Largest |a - b| relative to the largest |b| (or 1e-30): one number per tensor. */
+static double max_rel_err(const float *a, const float *b, size_t n) {
+    double e = 0.0, s = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > s) s = fabs(b[i]);
+    }
+    return e / s;
+}
+
+/* Central differences of loss() with respect to x[0..n) (at most `checks`
+ * entries, spread over the tensor), against the analytic gradient g. Returns
+ * the largest error relative to the largest gradient entry. The outputs left
+ * behind in ctx are those of the unperturbed x. */
+typedef double (*LossFn)(void *ctx);
+
+static double fd_error(LossFn loss, void *ctx, float *x, const float *g, size_t n, float h, size_t checks) {
+    double e = 0.0, s = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(g[i]) > s) s = fabs(g[i]);
+    size_t stride = n > checks ? n / checks : 1;
+    for (size_t i = rng_below(&rng, stride); i < n; i += stride) {
+        float x0 = x[i];
+        x[i] = x0 + h;
+        double hp = (double)x[i] - x0;
+        double lp = loss(ctx);
+        x[i] = x0 - h;
+        double hm = x0 - (double)x[i];
+        double lm = loss(ctx);
+        x[i] = x0;
+        double num = (lp - lm) / (hp + hm);
+        double d = fabs(num - g[i]);
+        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+    }
+    loss(ctx); /* leave the outputs of the unperturbed input behind */
+    return e / s;
+}
+
+/* ---- conv2d --------------------------------------------------------------- */
+
+typedef struct ConvCase {
+    int B, C, H, W, F, K, stride, pad, Ho, Wo;
+    float *in, *w, *b, *out, *R, *ws;
+} ConvCase;
+
+static double conv_loss(void *ctx) {
+    ConvCase *c = ctx;
+    conv2d_forward(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->F, c->K, c->stride, c->pad, c->ws);
+    return dot(c->out, c->R, (size_t)c->B * c->F * c->Ho * c->Wo);
+}
+
+static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int pad, int fd) {
+    ConvCase c = {
+        B, C, H, W, F, K, stride, pad, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad),
+        0, 0, 0, 0, 0, 0};
+    char what[160];
+    snprintf(what, sizeof what, "conv B%d C%d %dx%d F%d K%d s%d p%d", B, C, H, W, F, K, stride, pad);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
+    size_t nout = (size_t)B * F * c.Ho * c.Wo;
+    c.in = rand_floats(nin, -1, 1);
+    c.w = rand_floats(nw, -1, 1);
+    c.b = rand_floats((size_t)F, -1, 1);
+    c.R = rand_floats(nout, -1, 1);
+    c.out = xaligned_floats(nout);
+    c.ws = rand_floats(conv2d_workspace_floats(B, C, H, W, F, K, stride, pad), -9, 9);
+    float *ref = xaligned_floats(nout);
+
+    /* forward: BLAS == naive, with and without bias */
+    conv_loss(&c);
+    conv2d_forward_naive(ref, c.in, c.w, c.b, B, C, H, W, F, K, stride, pad);
+    double e = max_rel_err(c.out, ref, nout);
+    CHECK(e < 1e-5, "%s: forward vs naive, rel err %g", what, e);
+    conv2d_forward(c.out, c.in, c.w, NULL, B, C, H, W, F, K, stride, pad, c.ws);
+    conv2d_forward_naive(ref, c.in, c.w, NULL, B, C, H, W, F, K, stride, pad);
+    e = max_rel_err(c.out, ref, nout);
+    CHECK(e < 1e-5, "%s: forward (no bias) vs naive, rel err %g", what, e);
+
+    /* backward: BLAS == naive; dw, db accumulate; din is written */
+    float *din = rand_floats(nin, -5, 5), *dw = xaligned_floats(nw);
+    float *db = xaligned_floats((size_t)F);
+    float *din_r = xaligned_floats(nin), *dw_r = xaligned_floats(nw);
+    float *db_r = xaligned_floats((size_t)F);
+    conv2d_backward(din, dw, db, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
+    conv2d_backward_naive(din_r, dw_r, db_r, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad);
+    e = max_rel_err(din, din_r, nin);
+    CHECK(e < 1e-5, "%s: din vs naive, rel err %g", what, e);
+    e = max_rel_err(dw, dw_r, nw);
+    CHECK(e < 1e-5, "%s: dw vs naive, rel err %g", what, e);
+    e = max_rel_err(db, db_r, (size_t)F);
+    CHECK(e < 1e-5, "%s: db vs naive, rel err %g", what, e);
+
+    if (fd) {
+        /* conv is linear in each of in, w, b: central differences are exact
+         * up to rounding, so a large step is fine. */
+        e = fd_error(conv_loss, &c, c.in, din, nin, 0.05f, 200);
+        CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
+        e = fd_error(conv_loss, &c, c.w, dw, nw, 0.05f, 200);
+        CHECK(e < 2e-3, "%s: dw vs finite differences, rel err %g", what, e);
+        e = fd_error(conv_loss, &c, c.b, db, (size_t)F, 0.05f, 200);
+        CHECK(e < 2e-3, "%s: db vs finite differences, rel err %g", what, e);
+    }
+
+    /* second call: dw, db doubled; din unchanged (written, not added) */
+    float *dw1 = xaligned_floats(nw), *db1 = xaligned_floats((size_t)F);
+    float *din1 = xaligned_floats(nin);
+    memcpy(dw1, dw, nw * sizeof *dw);
+    memcpy(db1, db, (size_t)F * sizeof *db);
+    memcpy(din1, din, nin * sizeof *din);
+    conv2d_backward(din, dw, db, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
+    for (size_t i = 0; i < nw; i++) dw1[i] *= 2.0f;
+    for (int i = 0; i < F; i++) db1[i] *= 2.0f;
+    CHECK(max_rel_err(dw, dw1, nw) < 1e-6, "%s: dw accumulates", what);
+    CHECK(max_rel_err(db, db1, (size_t)F) < 1e-6, "%s: db accumulates", what);
+    CHECK(max_rel_err(din, din1, nin) == 0.0, "%s: din is written, not added", what);
+
+    /* din NULL and db NULL: dw alone still right */
+    memset(dw, 0, nw * sizeof *dw);
+    conv2d_backward(NULL, dw, NULL, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
+    e = max_rel_err(dw, dw_r, nw);
+    CHECK(e < 1e-5, "%s: dw with din = db = NULL, rel err %g", what, e);
+
+    free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.ws), free(ref);
+    free(din), free(dw), free(db), free(din_r), free(dw_r), free(db_r);
+    free(dw1), free(db1), free(din1);
+}
+
+/* ---- maxpool ------------------------------------------------------------- */
+
+typedef struct PoolCase {
+    int B, C, H, W, size, stride, Ho, Wo;
+    float *in, *out, *R;
+    int32_t *idx;
+} PoolCase;
+
+static double pool_loss(void *ctx) {
+    PoolCase *p = ctx;
+    maxpool_forward(p->out, p->idx, p->in, p->B, p->C, p->H, p->W, p->size, p->stride);
+    return dot(p->out, p->R, (size_t)p->B * p->C * p->Ho * p->Wo);
+}
+
+static void test_pool(int B, int C, int H, int W, int size, int stride) {
+    PoolCase p = {
+        B, C, H, W, size, stride, maxpool_out_size(H, size, stride), maxpool_out_size(W, size, stride),
+        0, 0, 0, 0};
+    char what[120];
+    snprintf(what, sizeof what, "maxpool B%d C%d %dx%d size %d stride %d", B, C, H, W, size, stride);
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * p.Ho * p.Wo;
+    /* distinct values 0.01 apart, so a 1e-3 step never changes an argmax */
+    uint32_t *perm = xmalloc(nin * sizeof *perm);
+    for (size_t i = 0; i < nin; i++) perm[i] = (uint32_t)i;
+    rng_shuffle_u32(&rng, perm, nin);
+    p.in = xaligned_floats(nin);
+    for (size_t i = 0; i < nin; i++) p.in[i] = 0.01f * (float)perm[i] - 1.0f;
+    p.out = xaligned_floats(nout);
+    p.idx = xmalloc(nout * sizeof *p.idx);
+    p.R = rand_floats(nout, -1, 1);
+    pool_loss(&p);
+
+    int bad = 0;
+    for (size_t pl = 0; pl < (size_t)B * C; pl++)
+        for (int oh = 0; oh < p.Ho; oh++)
+            for (int ow = 0; ow < p.Wo; ow++) {
+                float m = -INFINITY;
+                int mi = -1;
+                for (int kh = 0; kh < size; kh++)
+                    for (int kw = 0; kw < size; kw++) {
+                        int ih = oh * stride + kh, iw = ow * stride + kw;
+                        float v = p.in[pl * H * W + (size_t)ih * W + iw];
+                        if (v > m) m = v, mi = ih * W + iw;
+                    }
+                size_t o = (pl * p.Ho + oh) * p.Wo + ow;
+                bad += p.out[o] != m || p.idx[o] != mi;
+            }
+    CHECK(bad == 0, "%s: %d outputs differ from the reference loops", what, bad);
+
+    float *din = rand_floats(nin, -5, 5);
+    maxpool_backward(din, p.R, p.idx, B, C, H, W, size, stride);
+    double e = fd_error(pool_loss, &p, p.in, din, nin, 1e-3f, 400);
+    CHECK(e < 1e-2, "%s: din vs finite differences, rel err %g", what, e);
+    free(perm), free(p.in), free(p.out), free(p.idx), free(p.R), free(din);
+}
+
+static void test_pool_ties(void) {
+    /* one 2x4 plane, two 2x2 windows: [1 3 | 5 5]
+     *                                   [3 2 | 5 5] */
+    float in[8] = {1, 3, 5, 5, 3, 2, 5, 5}, out[2], din[8], dout[2] = {10, 20};
+    int32_t idx[2];
+    maxpool_forward(out, idx, in, 1, 1, 2, 4, 2, 2);
+    CHECK(out[0] == 3 && idx[0] == 1, "tie: first max in row-major order (got %d)", idx[0]);
+    CHECK(out[1] == 5 && idx[1] == 2, "all equal: first element (got %d)", idx[1]);
+    maxpool_backward(din, dout, idx, 1, 1, 2, 4, 2, 2);
+    float want[8] = {0, 10, 20, 0, 0, 0, 0, 0};
+    CHECK(memcmp(din, want, sizeof din) == 0, "tie backward goes to the first max only");
+
+    /* -inf window keeps the first index; NaN wins (PyTorch propagates it) */
+    float in2[8] = {-INFINITY, -INFINITY, 1, NAN, -INFINITY, -INFINITY, 7, 2};
+    maxpool_forward(out, idx, in2, 1, 1, 2, 4, 2, 2);
+    CHECK(isinf(out[0]) && out[0] < 0 && idx[0] == 0, "all -inf: index 0 (got %d)", idx[0]);
+    CHECK(isnan(out[1]) && idx[1] == 3, "NaN propagates (got %g at %d)", out[1], idx[1]);
+
+    /* overlapping windows (size 2, stride 1) sharing the max: gradients sum */
+    float in4[9] = {0, 0, 0, 0, 9, 0, 0, 0, 0}, out4[4], din4[9], dout4[4] = {1, 2, 3, 4};
+    int32_t idx4[4];
+    maxpool_forward(out4, idx4, in4, 1, 1, 3, 3, 2, 1);
+    maxpool_backward(din4, dout4, idx4, 1, 1, 3, 3, 2, 1);
+    CHECK(din4[4] == 10.0f && din4[0] == 0.0f, "overlapping windows sum at the shared max");
+}
+
+/* ---- relu, sigmoid -------------------------------------------------------- */
+
+typedef struct ActCase {
+    int sig;
+    size_t n;
+    float *in, *out, *R;
+} ActCase;
+
+static double act_loss(void *ctx) {
+    ActCase *a = ctx;
+    if (a->sig)
+        sigmoid_forward(a->out, a->in, a->n);
+    else
+        relu_forward(a->out, a->in, a->n);
+    return dot(a->out, a->R, a->n);
+}
+
+static void test_activation(int sig) {
+    const char *what = sig ? "sigmoid" : "relu";
+    size_t n = 300;
+    ActCase a = {sig, n, rand_floats(n, -3, 3), xaligned_floats(n), rand_floats(n, -1, 1)};
+    for (size_t i = 0; i < n; i++) /* keep relu's kink out of the step's reach */
+        if (fabsf(a.in[i]) < 0.05f) a.in[i] = 0.1f;
+    act_loss(&a);
+    float *din = xaligned_floats(n);
+    if (sig)
+        sigmoid_backward(din, a.R, a.out, n);
+    else
+        relu_backward(din, a.R, a.out, n);
+    double e = fd_error(act_loss, &a, a.in, din, n, 1e-3f, n);
+    CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
+
+    /* in place: forward out == in, backward din == dout */
+    float *x = xaligned_floats(n), *g = xaligned_floats(n);
+    memcpy(x, a.in, n * sizeof *x);
+    memcpy(g, a.R, n * sizeof *g);
+    if (sig) {
+        sigmoid_forward(x, x, n);
+        sigmoid_backward(g, g, x, n);
+    } else {
+        relu_forward(x, x, n);
+        relu_backward(g, g, x, n);
+    }
+    CHECK(memcmp(x, a.out, n * sizeof *x) == 0, "%s: in-place forward", what);
+    CHECK(memcmp(g, din, n * sizeof *g) == 0, "%s: in-place backward", what);
+    free(a.in), free(a.out), free(a.R), free(din), free(x), free(g);
+}
+
+static void test_activation_extremes(void) {
+    float in[6] = {-200, -90, -1e-30f, 0, 90, 200}, out[6];
+    sigmoid_forward(out, in, 6);
+    int ok = 1;
+    for (int i = 0; i < 6; i++) ok &= isfinite(out[i]) && out[i] >= 0 && out[i] <= 1;
+    CHECK(ok && out[0] == 0.0f && out[5] == 1.0f && out[3] == 0.5f, "sigmoid saturates cleanly: %g %g %g",
+          out[0], out[3], out[5]);
+    CHECK(fabs(out[1] - exp(-90.0)) < 1e-6 * exp(-90.0) + 1e-45, "sigmoid(-90) = %g", out[1]);
+    float r[3] = {-1, 0, 2}, ro[3];
+    relu_forward(ro, r, 3);
+    CHECK(ro[0] == 0 && ro[1] == 0 && ro[2] == 2, "relu values");
+}
+
+/* ---- linear -------------------------------------------------------------- */
+
+typedef struct LinCase {
+    int B, I, O;
+    float *in, *w, *b, *out, *R;
+} LinCase;
+
+static double lin_loss(void *ctx) {
+    LinCase *l = ctx;
+    linear_forward(l->out, l->in, l->w, l->b, l->B, l->I, l->O);
+    return dot(l->out, l->R, (size_t)l->B * l->O);
+}
+
+static void test_linear(int B, int I, int O) {
+    char what[64];
+    snprintf(what, sizeof what, "linear B%d %d->%d", B, I, O);
+    size_t nin = (size_t)B * I, nw = (size_t)O * I, nout = (size_t)B * O;
+    LinCase l = {B,
+                 I,
+                 O,
+                 rand_floats(nin, -1, 1),
+                 rand_floats(nw, -1, 1),
+                 rand_floats((size_t)O, -1, 1),
+                 xaligned_floats(nout),
+                 rand_floats(nout, -1, 1)};
+    lin_loss(&l);
+    float *ref = xaligned_floats(nout);
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < O; o++) {
+            double s = l.b[o];
+            for (int i = 0; i < I; i++) s += (double)l.in[(size_t)r * I + i] * l.w[(size_t)o * I + i];
+            ref[(size_t)r * O + o] = (float)s;
+        }
+    double e = max_rel_err(l.out, ref, nout);
+    CHECK(e < 1e-5, "%s: forward vs naive, rel err %g", what, e);
+    linear_forward(l.out, l.in, l.w, NULL, B, I, O);
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < O; o++) ref[(size_t)r * O + o] -= l.b[o];
+    e = max_rel_err(l.out, ref, nout);
+    CHECK(e < 1e-5, "%s: forward without bias, rel err %g", what, e);
+
+    float *din = rand_floats(nin, -5, 5), *dw = xaligned_floats(nw);
+    float *db = xaligned_floats((size_t)O);
+    linear_backward(din, dw, db, l.R, l.in, l.w, B, I, O);
+    e = fd_error(lin_loss, &l, l.in, din, nin, 0.05f, 300);
+    CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
+    e = fd_error(lin_loss, &l, l.w, dw, nw, 0.05f, 300);
+    CHECK(e < 2e-3, "%s: dw vs finite differences, rel err %g", what, e);
+    e = fd_error(lin_loss, &l, l.b, db, (size_t)O, 0.05f, 300);
+    CHECK(e < 2e-3, "%s: db vs finite differences, rel err %g", what, e);
+
+    float *dw2 = xaligned_floats(nw), *db2 = xaligned_floats((size_t)O);
+    float *din2 = xaligned_floats(nin);
+    for (size_t i = 0; i < nw; i++) dw2[i] = 2 * dw[i];
+    for (int i = 0; i < O; i++) db2[i] = 2 * db[i];
+    memcpy(din2, din, nin * sizeof *din);
+    linear_backward(din, dw, db, l.R, l.in, l.w, B, I, O);
+    CHECK(max_rel_err(dw, dw2, nw) < 1e-6, "%s: dw accumulates", what);
+    CHECK(max_rel_err(db, db2, (size_t)O) < 1e-6, "%s: db accumulates", what);
+    CHECK(max_rel_err(din, din2, nin) == 0.0, "%s: din is written, not added", what);
+    linear_backward(NULL, dw, NULL, l.R, l.in, l.w, B, I, O);
+    for (size_t i = 0; i < nw; i++) dw2[i] = 1.5f * dw2[i];
+    CHECK(max_rel_err(dw, dw2, nw) < 1e-6, "%s: din = db = NULL still adds dw", what);
+    free(l.in), free(l.w), free(l.b), free(l.out), free(l.R), free(ref);
+    free(din), free(dw), free(db), free(dw2), free(db2), free(din2);
+}
+
+/* ---- l2norm -------------------------------------------------------------- */
+
+typedef struct NormCase {
+    int B, D;
+    float *in, *out, *norms, *R;
+} NormCase;
+
+static double norm_loss(void *ctx) {
+    NormCase *c = ctx;
+    l2norm_forward(c->out, c->norms, c->in, c->B, c->D);
+    return dot(c->out, c->R, (size_t)c->B * c->D);
+}
+
+static void test_l2norm(void) {
+    int B = 5, D = 7;
+    size_t n = (size_t)B * D;
+    NormCase c = {
+        B, D, rand_floats(n, -1, 1), xaligned_floats(n), xaligned_floats((size_t)B), rand_floats(n, -1, 1)};
+    norm_loss(&c);
+    int ok = 1;
+    for (int r = 0; r < B; r++) ok &= fabs(dot(c.out + r * D, c.out + r * D, D) - 1) < 1e-6;
+    CHECK(ok, "l2norm rows have unit norm");
+    float *din = xaligned_floats(n);
+    l2norm_backward(din, c.R, c.out, c.norms, B, D);
+    double e = fd_error(norm_loss, &c, c.in, din, n, 1e-3f, n);
+    CHECK(e < 5e-3, "l2norm: din vs finite differences, rel err %g", e);
+
+    /* in place */
+    float *x = xaligned_floats(n), *g = xaligned_floats(n), *nr = xaligned_floats((size_t)B);
+    memcpy(x, c.in, n * sizeof *x);
+    memcpy(g, c.R, n * sizeof *g);
+    l2norm_forward(x, nr, x, B, D);
+    l2norm_backward(g, g, x, nr, B, D);
+    CHECK(memcmp(x, c.out, n * sizeof *x) == 0 && memcmp(g, din, n * sizeof *g) == 0, "l2norm in place");
+
+    /* clamped rows: a zero row gives zeros and din = dout / eps (finite, as
+     * autograd through clamp_min); a tiny row is linear: x / eps */
+    memset(c.in, 0, D * sizeof *c.in);
+    for (int j = 0; j < D; j++) c.in[D + j] = 1e-14f * (float)(j + 1);
+    norm_loss(&c);
+    l2norm_backward(din, c.R, c.out, c.norms, B, D);
+    ok = 1;
+    for (int j = 0; j < 2 * D; j++) ok &= isfinite(c.out[j]) && isfinite(din[j]);
+    for (int j = 0; j < D; j++) ok &= c.out[j] == 0.0f;
+    for (int j = 0; j < 2 * D; j++) ok &= fabs(din[j] - c.R[j] / 1e-12) <= 1e-5 * fabs(c.R[j] / 1e-12);
+    for (int j = 0; j < D; j++) ok &= fabs(c.out[D + j] - 1e-2 * (j + 1)) < 1e-6;
+    CHECK(ok, "l2norm clamped rows: finite, out = x/eps, din = dout/eps");
+    free(c.in), free(c.out), free(c.norms), free(c.R), free(din), free(x), free(g), free(nr);
+}
+
+int main(void) {
+    rng_seed(&rng, 1, RNG_TEST, 0);
+    /* finite differences on small shapes */
+    test_conv(2, 3, 7, 6, 4, 3, 1, 0, 1);  /* non-square */
+    test_conv(2, 2, 8, 7, 3, 3, 2, 1, 1);  /* stride 2, pad 1 */
+    test_conv(3, 2, 9, 9, 2, 5, 1, 2, 1);  /* K 5, pad 2 ("same") */
+    test_conv(1, 3, 6, 5, 4, 1, 1, 0, 1);  /* 1x1 */
+    test_conv(2, 2, 10, 9, 3, 4, 3, 1, 1); /* K 4, stride 3, pad 1 */
+    test_conv(2, 1, 5, 5, 2, 3, 2, 2, 1);  /* pad >= K - 1: border rows of zeros */
+    /* the fmnist-small shapes with several chunks and a partial last one */
+    test_conv(31, 1, 28, 28, 32, 5, 1, 0, 0);
+    test_conv(20, 32, 12, 12, 64, 5, 1, 0, 0);
+
+    test_pool(2, 3, 8, 6, 2, 2);
+    test_pool(1, 2, 7, 9, 3, 2); /* overlapping windows */
+    test_pool(2, 2, 7, 5, 2, 2); /* floor mode: last row/column dropped */
+    test_pool_ties();
+
+    test_activation(0);
+    test_activation(1);
+    test_activation_extremes();
+
+    test_linear(4, 9, 5);
+    test_linear(7, 64, 1);
+    test_linear(33, 100, 17);
+
+    test_l2norm();
+    return test_finish();
+}

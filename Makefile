@@ -49,15 +49,30 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libsiamese.a
 test-build: siamese $(TEST_BIN) $(BENCH_BIN)
 
 # deps first (a fresh machine has nothing), then build, then every test.
-test: deps
+# The PyTorch parity test needs Debian's python3-torch.
+test:
+	DEPS_EXTRA="python3-torch python3-numpy" bash .ci/deps.sh
 	$(MAKE) test-build
 	BUILD=$(BUILD) bash tests/run.sh
 
 bench: siamese $(BENCH_BIN)
 
+# The demo: Fashion-MNIST from Debian's dataset-fashion-mnist into LMDB,
+# then the default triplet recipe on 2 ranks and its evaluation.
+FMNIST  ?= /usr/share/datasets/fashion-mnist
+DATA    ?= data
+NP      ?= 2
+ROOTENV  = $(if $(filter 0,$(shell id -u)),OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1,)
+MPIRUN   = $(ROOTENV) OPENBLAS_NUM_THREADS=1 mpirun -np $(NP) --oversubscribe
 demo: deps
 	$(MAKE) siamese
-	bash tests/../configs/demo.sh
+	@mkdir -p $(DATA)
+	@test -d $(DATA)/fmnist-train.lmdb || ./siamese import --format idx --out $(DATA)/fmnist-train.lmdb \
+	    --images $(FMNIST)/train-images-idx3-ubyte.gz --labels $(FMNIST)/train-labels-idx1-ubyte.gz
+	@test -d $(DATA)/fmnist-test.lmdb || ./siamese import --format idx --out $(DATA)/fmnist-test.lmdb \
+	    --images $(FMNIST)/t10k-images-idx3-ubyte.gz --labels $(FMNIST)/t10k-labels-idx1-ubyte.gz
+	$(MPIRUN) ./siamese train configs/fmnist-triplet.ini --resume auto \
+	    --set data.train=$(DATA)/fmnist-train.lmdb --set data.test=$(DATA)/fmnist-test.lmdb
 
 deps:
 	@bash .ci/deps.sh

@@ -22,7 +22,7 @@ static void metrics_append(Trainer *t, const char *line) {
     t->metrics_len += n;
 }
 
-#define METRICS_HEADER "step,epoch,loss,mean_loss,active_fraction,hardness,lr,grad_norm\n"
+#define METRICS_HEADER "step,epoch,loss,data_loss,active_fraction,hardness,lr,grad_norm\n"
 
 int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     memset(t, 0, sizeof *t);
@@ -225,9 +225,8 @@ double trainer_loss_only(Trainer *t, const Batch *b) {
     return loss_stats_mean(&g);
 }
 
-void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
+double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     Model *m = &t->model;
-    const Config *c = &t->cfg;
     double t0 = now_seconds();
     memset(m->grads, 0, m->nparams * sizeof(float));
     const float *E = model_forward(m, b->x, b->lb.n_images);
@@ -258,15 +257,29 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
 
     /* Terms every rank adds identically, after the sum over ranks. */
     double l2 = model_l2_penalty(m);
+    t->last_data_loss = loss_stats_mean(&g);
+    t->last_active = g.candidates > 0 ? (double)g.active / (double)g.candidates : 0;
+    t->last_hardness = loss_stats_mean_hardness(&g);
+    st->data = b->wait_seconds;
+    st->forward = t1 - t0;
+    st->mining = t2 - t1;
+    st->backward = t3 - t2;
+    st->allreduce = t4 - t3;
+    return loss_stats_mean(&g) + l2;
+}
+
+void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
+    Model *m = &t->model;
+    const Config *c = &t->cfg;
+    double t0 = now_seconds();
+    double loss = trainer_grads(t, b, st);
+    double t4 = now_seconds();
     double gnorm = optim_clip(m->grads, m->nparams, c->clip_norm);
-    double loss = loss_stats_mean(&g) + l2;
     if (!isfinite(loss) || !isfinite(gnorm)) {
-        size_t bad = 0;
         const char *where = "?";
-        for (int v = 0; v < m->nviews && !bad; v++)
+        for (int v = 0; v < m->nviews && where[0] == '?'; v++)
             for (size_t i = 0; i < m->views[v].count; i++)
                 if (!isfinite(m->grads[m->views[v].offset + i]) || !isfinite(m->params[m->views[v].offset + i])) {
-                    bad = 1;
                     where = m->views[v].name;
                     break;
                 }
@@ -280,21 +293,14 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     double t5 = now_seconds();
 
     t->last_loss = loss;
-    t->last_active = g.candidates > 0 ? (double)g.active / (double)g.candidates : 0;
-    t->last_hardness = loss_stats_mean_hardness(&g);
     t->last_gnorm = gnorm;
     t->last_lr = lr;
-    st->data = b->wait_seconds;
-    st->forward = t1 - t0;
-    st->mining = t2 - t1;
-    st->backward = t3 - t2;
-    st->allreduce = t4 - t3;
     st->optimizer = t5 - t4;
     st->total = st->data + (t5 - t0);
     if (t->rank == 0) {
         char line[512];
         snprintf(line, sizeof line, "%llu,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", (unsigned long long)t->step,
-                 (unsigned long long)epoch, loss, loss_stats_mean(&g), t->last_active, t->last_hardness, lr, gnorm);
+                 (unsigned long long)epoch, loss, t->last_data_loss, t->last_active, t->last_hardness, lr, gnorm);
         metrics_append(t, line);
     }
     t->step++;

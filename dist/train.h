@@ -63,7 +63,7 @@ typedef struct Trainer {
     FILE *timing;            /* timing.csv (rank 0) */
     StepTimes sum;           /* totals over the run (rank 0) */
     uint64_t timed_steps;
-    double last_loss, last_active, last_hardness, last_gnorm, last_lr;
+    double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr;
     double t_start;
 } Trainer;
 
@@ -85,6 +85,10 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e);
 void trainer_free(Trainer *t);
 /* One global step: forward, exchange, mining, backward, allreduce, update. */
 void trainer_step(Trainer *t, const Batch *b, StepTimes *st);
+/* The gradient part of a step: m->grads receives the exact gradient of the
+ * global mean loss plus the L2 terms (identical on every rank); returns that
+ * loss. Fills st except optimizer and total. No update, no metrics row. */
+double trainer_grads(Trainer *t, const Batch *b, StepTimes *st);
 /* The global mean loss of a batch at the current weights (no update):
  * forward, exchange and loss only. Used by the --debug gradient check. */
 double trainer_loss_only(Trainer *t, const Batch *b);

@@ -79,45 +79,10 @@ static char *load_config_text(const TrainOptions *o) {
  * each tensor against the analytic gradient of the first batch. */
 static void gradient_check(Trainer *t, const Batch *b) {
     Model *m = &t->model;
-    memset(m->grads, 0, m->nparams * sizeof(float));
-    float *save = xmalloc(m->nparams * sizeof(float));
-    memcpy(save, m->params, m->nparams * sizeof(float));
-    /* Analytic gradient of the data loss: one step with lr 0 would move
-     * momentum state, so run the pieces by hand. */
-    double lr_keep = t->opt.lr;
-    (void)lr_keep;
     StepTimes st;
-    Trainer copy = *t;
-    (void)copy;
-    /* trainer_step applies the update; compute the gradient only. */
-    const float *E = model_forward(m, b->x, b->lb.n_images);
-    (void)E;
-    double base = trainer_loss_only(t, b);
-    (void)st;
-    /* Gradient from a step on a scratch optimizer state. */
-    float *state = xaligned_floats(t->nstate);
-    float *opt_keep = t->opt_state;
-    uint64_t t_keep = t->opt_t, step_keep = t->step;
-    t->opt_state = state;
-    OptimSpec keep = t->opt;
-    t->opt.type = OPTIM_SGD, t->opt.momentum = 0, t->opt.weight_decay = 0, t->opt.lr = 1.0;
-    t->opt.schedule = OPTIM_SCHED_CONSTANT, t->opt.warmup_steps = 0;
-    char *metrics_keep = t->rank == 0 ? strndup(t->metrics, t->metrics_len) : NULL;
-    size_t mlen = t->metrics_len;
-    trainer_step(t, b, &st);
-    /* params = save - grad (lr 1, no momentum, no decay): recover grad. */
+    double base = trainer_grads(t, b, &st);
     float *g = xmalloc(m->nparams * sizeof(float));
-    for (size_t i = 0; i < m->nparams; i++) g[i] = save[i] - m->params[i];
-    memcpy(m->params, save, m->nparams * sizeof(float));
-    t->opt = keep;
-    t->opt_state = opt_keep;
-    t->opt_t = t_keep, t->step = step_keep;
-    if (metrics_keep) {
-        memcpy(t->metrics, metrics_keep, mlen + 1);
-        t->metrics_len = mlen;
-        free(metrics_keep);
-    }
-    free(state);
+    memcpy(g, m->grads, m->nparams * sizeof(float));
     double worst = 0;
     int checked = 0, bad = 0;
     for (int v = 0; v < m->nviews; v++) {
@@ -125,15 +90,15 @@ static void gradient_check(Trainer *t, const Batch *b) {
         rng_seed(&r, 99, RNG_TEST, (uint64_t)v);
         for (int k = 0; k < 3; k++) {
             size_t i = m->views[v].offset + rng_below(&r, m->views[v].count);
-            double h = 1e-3 * fmax(1.0, fabs(save[i]));
-            m->params[i] = save[i] + (float)h;
+            float keep = m->params[i];
+            double h = 1e-3 * fmax(1.0, fabs(keep));
+            m->params[i] = keep + (float)h;
             double lp = trainer_loss_only(t, b);
-            m->params[i] = save[i] - (float)h;
+            m->params[i] = keep - (float)h;
             double lm = trainer_loss_only(t, b);
-            m->params[i] = save[i];
-            double fd = (lp - lm) / (2 * h), an = g[i];
-            /* L2 penalty is not in trainer_loss_only: add its derivative. */
-            an -= 2.0 * m->views[v].l2 * save[i];
+            m->params[i] = keep;
+            /* trainer_loss_only leaves out the L2 term: so does fd. */
+            double fd = (lp - lm) / (2 * h), an = g[i] - 2.0 * m->views[v].l2 * keep;
             double err = fabs(fd - an) / fmax(1e-4, fabs(fd) + fabs(an));
             checked++;
             if (err > 5e-2) bad++;
@@ -149,7 +114,6 @@ static void gradient_check(Trainer *t, const Batch *b) {
                (unsigned long long)t->step, checked, bad, worst, base,
                bad > checked / 10 ? " -- SUSPICIOUS: backward does not match the loss" : "");
     free(g);
-    free(save);
 }
 
 int train_main(const TrainOptions *o) {

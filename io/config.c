@@ -107,6 +107,8 @@ static const Key schema[] = {
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
+#define ORIGIN_MARK "; effective config of "
+
 static int layer_type_of(const char *s) {
     for (int i = 0; i < LAYER_NTYPES; i++)
         if (!strcmp(s, layer_types[i])) return i;
@@ -221,7 +223,10 @@ static void key_format(const Key *k, const void *base, char *out, size_t n) {
 }
 
 const char *config_enum_name(const char *section, const char *key, int value) {
-    static __thread char buf[64];
+    /* A few rotating buffers: several names may appear in one printf. */
+    static __thread char bufs[8][64];
+    static __thread int next;
+    char *buf = bufs[next++ % 8];
     const Key *k = find_key(section, key);
     if (!k || k->type != K_ENUM) return "?";
     const char *p = k->values;
@@ -231,7 +236,7 @@ const char *config_enum_name(const char *section, const char *key, int value) {
     }
     if (!p) return "?";
     size_t len = strchr(p, '|') ? (size_t)(strchr(p, '|') - p) : strlen(p);
-    snprintf(buf, sizeof buf, "%.*s", (int)len, p);
+    snprintf(buf, 64, "%.*s", (int)len, p);
     return buf;
 }
 
@@ -252,6 +257,7 @@ typedef struct ParseState {
     char section[64];    /* current section as written */
     int layer;           /* index of the current layer section, or -1 */
     int failed;
+    int has_origin; /* the text names the file it came from */
     Err *e;
     unsigned char seen_single[NKEYS];
     unsigned char seen_section[NSINGLETONS];
@@ -297,6 +303,14 @@ static void begin_section(ParseState *s, const char *name) {
          name, "");
 }
 
+static int parse_long_prefix(const char *p, long *out) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p) return -1;
+    *out = v;
+    return 0;
+}
+
 /* The reader feeds inih one line at a time; it counts lines and sees the
  * section headers itself (this inih reports neither line numbers nor empty
  * sections such as [relu]). */
@@ -317,6 +331,11 @@ static char *reader(char *str, int num, void *stream) {
     }
     s->line++;
     const char *p = str;
+    if (!strncmp(p, ORIGIN_MARK, strlen(ORIGIN_MARK))) {
+        size_t len = strcspn(p + strlen(ORIGIN_MARK), "\r\n");
+        snprintf(s->c->path, sizeof s->c->path, "%.*s", (int)MIN(len, CFG_PATH - 1), p + strlen(ORIGIN_MARK));
+        s->has_origin = 1;
+    }
     while (*p == ' ' || *p == '\t') p++;
     if (*p == '[') {
         const char *end = strchr(p, ']');
@@ -326,6 +345,10 @@ static char *reader(char *str, int num, void *stream) {
             memcpy(name, p + 1, len);
             name[len] = 0;
             begin_section(s, name);
+            long origin;
+            const char *o = strstr(end, "; line ");
+            if (s->has_origin && s->layer >= 0 && o && parse_long_prefix(o + 7, &origin) == 0)
+                s->c->layers[s->layer].line = (int)origin;
         }
     }
     return str;
@@ -422,8 +445,8 @@ int config_parse_text(Config *c, const char *text, const char *name, Err *e) {
     s->text = text;
     s->name = name;
     int rc = parse_common(c, s, e);
+    if (rc == 0 && !s->has_origin) snprintf(c->path, sizeof c->path, "%s", name);
     free(s);
-    if (rc == 0) snprintf(c->path, sizeof c->path, "%s", name);
     return rc;
 }
 
@@ -499,6 +522,9 @@ char *config_to_text(const Config *c) {
     char *out = xmalloc(cap);
     char val[CFG_PATH + 32];
 #define EMIT(...) len += snprintf(out + len, cap - len, __VA_ARGS__)
+    /* Origin comments keep error messages pointing at the user's file and
+     * line after the text has been broadcast or stored in a checkpoint. */
+    EMIT("%s%s\n", ORIGIN_MARK, c->path);
     for (int s = 0; s < NSINGLETONS; s++) {
         EMIT("[%s]\n", singletons[s]);
         for (int i = 0; i < NKEYS; i++)
@@ -510,7 +536,7 @@ char *config_to_text(const Config *c) {
         if (!strcmp(singletons[s], LAYERS_AFTER))
             for (int l = 0; l < c->nlayers; l++) {
                 const char *type = layer_types[c->layers[l].type];
-                EMIT("[%s]\n", type);
+                EMIT("[%s] ; line %d\n", type, c->layers[l].line);
                 for (int i = 0; i < NKEYS; i++)
                     if (!strcmp(schema[i].section, type)) {
                         key_format(&schema[i], &c->layers[l], val, sizeof val);

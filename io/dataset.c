@@ -1,0 +1,545 @@
+/* dataset: see dataset.h. This file holds the reader and the shared record
+ * helpers; the writers are in dataset_write.c.
+ *
+ * ON-DISK FORMAT, version 1 (DS_FORMAT_VERSION)
+ *
+ * A dataset is an LMDB environment in a directory (data.mdb; lock.mdb only
+ * appears once `siamese pairs` has written to it). Multi-byte numbers in keys
+ * are big-endian so LMDB's byte order is numeric order; numbers inside values
+ * are little-endian. Named sub-databases:
+ *
+ *   meta      key: ASCII name, value: ASCII text (no NUL). Required keys:
+ *               format    "siamese-mpi-dataset"
+ *               version   "1" (a reader refuses a larger version)
+ *               count     samples N; ids 0..N-1 (N < 2^32)
+ *               channels, height, width   shape C x H x W (each 1..65535)
+ *               classes   labels are 0..classes-1 (1..DS_MAX_CLASSES)
+ *               mean, std of pixel/255 over every pixel of every sample
+ *                         (population std), printed with %.9g
+ *               compressed "0" or "1": records were deflated at import
+ *               masks     "0" or "1": every record carries an H x W mask
+ *               npairs, ntriplets  records in pairs / triplets (0: absent)
+ *               source    free text (where the data came from)
+ *             Unknown keys are ignored. meta is written in the last
+ *             transaction of an import, so an interrupted import has none.
+ *   samples   key: 8-byte big-endian sample id. value: a 24-byte header,
+ *             then `stored_len` payload bytes:
+ *               off size
+ *                 0   1  record version, 1
+ *                 1   1  flags: bit 0 DS_REC_ZLIB payload is a raw deflate
+ *                        stream (RFC 1951, no zlib/gzip wrapper); bit 1
+ *                        DS_REC_MASK payload ends with an H x W uint8 mask;
+ *                        other bits 0
+ *                 2   2  channels   4 2 height   6 2 width  (match meta)
+ *                 8   4  label (int32, 0 <= label < classes, and equal to
+ *                        the label by_class gives this id)
+ *                12   4  raw_len: payload bytes once inflated: C*H*W pixels
+ *                        (uint8, C-major then rows) + H*W mask bytes if any
+ *                16   4  stored_len: bytes after the header (= raw_len when
+ *                        not deflated)
+ *                20   4  CRC-32 (zlib crc32) of the raw payload
+ *             In a compressed dataset a record whose deflate output would not
+ *             be smaller is stored raw (flag bit 0 clear); an uncompressed
+ *             dataset never has deflated records. Masks (segmentation) live
+ *             in the sample record, after the pixels; there is no `masks`
+ *             sub-database.
+ *   by_class  key: 4-byte big-endian label, value: the sample ids of that
+ *             label as little-endian uint32, strictly ascending. Every label
+ *             0..classes-1 has an entry (possibly empty); together they hold
+ *             every id exactly once.
+ *   classes   key: 4-byte big-endian label, value: class name in UTF-8, no
+ *             NUL, 1..255 bytes ("3", "Alphabet/character01", folder name).
+ *   pairs     optional. key: 8-byte big-endian index 0..npairs-1, value 12
+ *             bytes: uint32 a, uint32 b, uint32 same (1: same label, 0: not),
+ *             with a != b < count and `same` true to the labels.
+ *   triplets  optional. key as pairs, value 12 bytes: uint32 anchor,
+ *             positive, negative; label(anchor) == label(positive),
+ *             anchor != positive, label(negative) != label(anchor).
+ *
+ * Readers open with MDB_RDONLY|MDB_NOLOCK|MDB_NOTLS: many processes read one
+ * dataset with no lock file (read-only file systems work), and a DsReader may
+ * move between threads. Because of MDB_NOLOCK nothing may write a dataset
+ * (siamese pairs) while it is being read. */
+#include "dataset_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define RECORD_HINT "re-run siamese import"
+
+_Static_assert(DS_REC_HEADER == 24, "the record header layout above is 24 bytes");
+
+/* ---- byte helpers (shared with dataset_write.c) --------------------------- */
+
+void ds_be64(uint8_t k[8], uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8) k[i] = (uint8_t)v;
+}
+void ds_be32(uint8_t k[4], uint32_t v) {
+    for (int i = 3; i >= 0; i--, v >>= 8) k[i] = (uint8_t)v;
+}
+uint32_t ds_get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+uint64_t ds_get_be64(const uint8_t *p) { return (uint64_t)ds_get_be32(p) << 32 | ds_get_be32(p + 4); }
+void ds_le16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+void ds_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++, v >>= 8) p[i] = (uint8_t)v;
+}
+uint32_t ds_get_le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+uint32_t ds_get_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- the open dataset ------------------------------------------------------ */
+
+struct Dataset {
+    char *path;
+    MDB_env *env;
+    MDB_dbi samples, pairs, triplets;
+    DsMeta meta;
+    size_t npix, raw_len; /* C*H*W; payload bytes once inflated */
+    uint32_t *class_ids;  /* count ids grouped by label, ascending within */
+    uint64_t *class_off;  /* classes + 1 offsets into class_ids */
+    int32_t *labels;      /* count */
+    char **names;         /* classes */
+};
+
+struct DsReader {
+    Dataset *ds;
+    MDB_txn *txn;
+    z_stream zs;
+    int zinit;
+    uint8_t *scratch; /* raw_len bytes, for inflating */
+};
+
+const DsMeta *ds_meta(const Dataset *ds) { return &ds->meta; }
+const char *ds_path(const Dataset *ds) { return ds->path; }
+const int32_t *ds_labels(const Dataset *ds) { return ds->labels; }
+
+const uint32_t *ds_class_ids(const Dataset *ds, uint32_t label, uint32_t *n) {
+    ASSERT(label < ds->meta.classes);
+    *n = (uint32_t)(ds->class_off[label + 1] - ds->class_off[label]);
+    return ds->class_ids + ds->class_off[label];
+}
+
+const char *ds_class_name(const Dataset *ds, uint32_t label) {
+    ASSERT(label < ds->meta.classes);
+    return ds->names[label];
+}
+
+void ds_close(Dataset *ds) {
+    if (!ds) return;
+    if (ds->env) mdb_env_close(ds->env);
+    if (ds->names)
+        for (uint32_t i = 0; i < ds->meta.classes; i++) free(ds->names[i]);
+    free(ds->names);
+    free(ds->class_ids);
+    free(ds->class_off);
+    free(ds->labels);
+    free(ds->path);
+    free(ds);
+}
+
+/* Copies meta key `key` into buf as a C string; 1 if absent. */
+static int meta_text(MDB_txn *txn, MDB_dbi dbi, const char *key, char *buf, size_t cap, const char *path,
+                     Err *e) {
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) return 1;
+    if (rc) return err_set(e, "%s: meta key %s: %s", path, key, mdb_strerror(rc));
+    if (v.mv_size >= cap || memchr(v.mv_data, 0, v.mv_size))
+        return err_set(e, "%s: meta key %s: %zu bytes, malformed — " RECORD_HINT, path, key, v.mv_size);
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = 0;
+    return 0;
+}
+
+static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t min, uint64_t max, int required,
+                    uint64_t *out, const char *path, Err *e) {
+    char buf[64];
+    int rc = meta_text(txn, dbi, key, buf, sizeof buf, path, e);
+    if (rc < 0) return -1;
+    if (rc == 1) {
+        if (required) return err_set(e, "%s: meta key %s missing — " RECORD_HINT, path, key);
+        *out = 0;
+        return 0;
+    }
+    if (parse_u64(buf, out) || *out < min || *out > max)
+        return err_set(e, "%s: meta key %s = '%s', expected an integer in %" PRIu64 "..%" PRIu64 " — " RECORD_HINT,
+                       path, key, buf, min, max);
+    return 0;
+}
+
+static int meta_f(MDB_txn *txn, MDB_dbi dbi, const char *key, float *out, const char *path, Err *e) {
+    char buf[64];
+    double d;
+    int rc = meta_text(txn, dbi, key, buf, sizeof buf, path, e);
+    if (rc < 0) return -1;
+    if (rc == 1) return err_set(e, "%s: meta key %s missing — " RECORD_HINT, path, key);
+    if (parse_double(buf, 0.0, 1.0, &d))
+        return err_set(e, "%s: meta key %s = '%s', expected a number in 0..1 — " RECORD_HINT, path, key, buf);
+    *out = (float)d;
+    return 0;
+}
+
+static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
+    const char *p = ds->path;
+    DsMeta *m = &ds->meta;
+    char buf[256];
+    int rc = meta_text(txn, dbi, "format", buf, sizeof buf, p, e);
+    if (rc < 0) return -1;
+    if (rc == 1 || strcmp(buf, DS_FORMAT_NAME))
+        return err_set(e, "%s: meta format is '%s', not '%s': not a siamese dataset", p, rc ? "" : buf,
+                       DS_FORMAT_NAME);
+    uint64_t v, c, h, w, k, z, mk, np, nt;
+    if (meta_u64(txn, dbi, "version", 1, UINT32_MAX, 1, &v, p, e)) return -1;
+    if (v > DS_FORMAT_VERSION)
+        return err_set(e, "%s: format version %" PRIu64 " is newer than this build reads (%d) — update siamese", p,
+                       v, DS_FORMAT_VERSION);
+    if (meta_u64(txn, dbi, "count", 0, UINT32_MAX, 1, &m->count, p, e) ||
+        meta_u64(txn, dbi, "channels", 1, 65535, 1, &c, p, e) ||
+        meta_u64(txn, dbi, "height", 1, 65535, 1, &h, p, e) ||
+        meta_u64(txn, dbi, "width", 1, 65535, 1, &w, p, e) ||
+        meta_u64(txn, dbi, "classes", 1, DS_MAX_CLASSES, 1, &k, p, e) ||
+        meta_u64(txn, dbi, "compressed", 0, 1, 1, &z, p, e) || meta_u64(txn, dbi, "masks", 0, 1, 1, &mk, p, e) ||
+        meta_u64(txn, dbi, "npairs", 0, UINT64_MAX, 0, &np, p, e) ||
+        meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) || meta_f(txn, dbi, "mean", &m->mean, p, e) ||
+        meta_f(txn, dbi, "std", &m->std, p, e))
+        return -1;
+    if (c * h * w > (1u << 30)) return err_set(e, "%s: sample shape %" PRIu64 "x%" PRIu64 "x%" PRIu64
+                                               " too large — " RECORD_HINT, p, c, h, w);
+    m->version = (uint32_t)v;
+    m->channels = (uint32_t)c;
+    m->height = (uint32_t)h;
+    m->width = (uint32_t)w;
+    m->classes = (uint32_t)k;
+    m->compressed = (int)z;
+    m->has_masks = (int)mk;
+    m->npairs = np;
+    m->ntriplets = nt;
+    rc = meta_text(txn, dbi, "source", m->source, sizeof m->source, p, e);
+    if (rc < 0) return -1;
+    if (rc == 1) m->source[0] = 0;
+    ds->npix = (size_t)(c * h * w);
+    ds->raw_len = ds->npix + (mk ? (size_t)(h * w) : 0);
+    return 0;
+}
+
+static int open_dbi(MDB_txn *txn, const char *name, int optional, MDB_dbi *dbi, const char *path, Err *e) {
+    int rc = mdb_dbi_open(txn, name, 0, dbi);
+    if (rc == MDB_NOTFOUND && optional) return 1;
+    if (rc == MDB_NOTFOUND)
+        return err_set(e, "%s: no '%s' sub-database: not a complete siamese dataset (an interrupted import?) — "
+                       RECORD_HINT, path, name);
+    if (rc) return err_set(e, "%s: sub-database %s: %s", path, name, mdb_strerror(rc));
+    return 0;
+}
+
+/* Loads by_class into class_ids/class_off/labels, checking that it holds
+ * every id exactly once under a valid label. */
+static int read_by_class(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
+    const char *p = ds->path;
+    uint64_t count = ds->meta.count;
+    uint32_t classes = ds->meta.classes;
+    ds->labels = xmalloc(sizeof(int32_t) * (count ? count : 1));
+    for (uint64_t i = 0; i < count; i++) ds->labels[i] = -1;
+    ds->class_ids = xmalloc(sizeof(uint32_t) * (count ? count : 1));
+    ds->class_off = xcalloc(classes + 1, sizeof(uint64_t));
+    uint64_t filled = 0;
+    for (uint32_t c = 0; c < classes; c++) {
+        uint8_t kb[4];
+        ds_be32(kb, c);
+        MDB_val k = {4, kb}, v;
+        int rc = mdb_get(txn, dbi, &k, &v);
+        if (rc == MDB_NOTFOUND) return err_set(e, "%s: by_class key %u missing — " RECORD_HINT, p, c);
+        if (rc) return err_set(e, "%s: by_class key %u: %s", p, c, mdb_strerror(rc));
+        if (v.mv_size % 4 || v.mv_size / 4 > count - filled)
+            return err_set(e, "%s: by_class key %u: %zu bytes, not a list of at most %" PRIu64 " uint32 ids — "
+                           RECORD_HINT, p, c, v.mv_size, count - filled);
+        const uint8_t *b = v.mv_data;
+        uint64_t n = v.mv_size / 4;
+        ds->class_off[c] = filled;
+        for (uint64_t i = 0; i < n; i++) {
+            uint32_t id = ds_get_le32(b + 4 * i);
+            if (id >= count || ds->labels[id] != -1 || (i && id <= ds_get_le32(b + 4 * (i - 1))))
+                return err_set(e, "%s: by_class key %u: entry %" PRIu64 " (id %u) out of range, repeated or "
+                               "not ascending — " RECORD_HINT, p, c, i, id);
+            ds->labels[id] = (int32_t)c;
+            ds->class_ids[filled++] = id;
+        }
+    }
+    ds->class_off[classes] = filled;
+    if (filled != count)
+        return err_set(e, "%s: by_class lists %" PRIu64 " ids, meta count is %" PRIu64 " — " RECORD_HINT, p, filled,
+                       count);
+    MDB_stat st;
+    if (mdb_stat(txn, dbi, &st) == 0 && st.ms_entries != classes)
+        return err_set(e, "%s: by_class has %zu entries for %u classes — " RECORD_HINT, p, st.ms_entries, classes);
+    return 0;
+}
+
+static int read_names(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
+    ds->names = xcalloc(ds->meta.classes, sizeof(char *));
+    for (uint32_t c = 0; c < ds->meta.classes; c++) {
+        uint8_t kb[4];
+        ds_be32(kb, c);
+        MDB_val k = {4, kb}, v;
+        int rc = mdb_get(txn, dbi, &k, &v);
+        if (rc == MDB_NOTFOUND) return err_set(e, "%s: classes key %u missing — " RECORD_HINT, ds->path, c);
+        if (rc) return err_set(e, "%s: classes key %u: %s", ds->path, c, mdb_strerror(rc));
+        if (v.mv_size == 0 || v.mv_size > 255 || memchr(v.mv_data, 0, v.mv_size))
+            return err_set(e, "%s: classes key %u: malformed name (%zu bytes) — " RECORD_HINT, ds->path, c,
+                           v.mv_size);
+        ds->names[c] = xmalloc(v.mv_size + 1);
+        memcpy(ds->names[c], v.mv_data, v.mv_size);
+        ds->names[c][v.mv_size] = 0;
+    }
+    return 0;
+}
+
+static int check_optional(Dataset *ds, MDB_txn *txn, const char *name, uint64_t want, MDB_dbi *dbi, Err *e) {
+    int rc = open_dbi(txn, name, 1, dbi, ds->path, e);
+    if (rc < 0) return -1;
+    uint64_t have = 0;
+    if (rc == 0) {
+        MDB_stat st;
+        if ((rc = mdb_stat(txn, *dbi, &st))) return err_set(e, "%s: %s: %s", ds->path, name, mdb_strerror(rc));
+        have = st.ms_entries;
+    }
+    if (have != want)
+        return err_set(e, "%s: %s holds %" PRIu64 " records, meta says %" PRIu64 " — re-run siamese pairs", ds->path,
+                       name, have, want);
+    return 0;
+}
+
+int ds_open(Dataset **out, const char *path, Err *e) {
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return err_set(e, "%s: no such dataset (%s) — check the path or run siamese import", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return err_set(e, "%s: not a dataset (a dataset is a directory holding data.mdb)", path);
+    Dataset *ds = xcalloc(1, sizeof *ds);
+    ds->path = xstrdup(path);
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, by_class, classes;
+    int rc = mdb_env_create(&ds->env);
+    if (rc) {
+        ds->env = NULL;
+        err_set(e, "%s: mdb_env_create: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    mdb_env_set_maxdbs(ds->env, 16);
+    rc = mdb_env_open(ds->env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0);
+    if (rc) {
+        err_set(e, "%s: cannot open as LMDB: %s%s", path, mdb_strerror(rc),
+                rc == ENOENT ? " (no data.mdb: not a dataset, or an interrupted import)" : "");
+        goto fail;
+    }
+    if ((rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &txn))) {
+        err_set(e, "%s: read transaction: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    if (open_dbi(txn, "meta", 0, &meta, path, e) || read_meta(ds, txn, meta, e) ||
+        open_dbi(txn, "samples", 0, &ds->samples, path, e) || open_dbi(txn, "by_class", 0, &by_class, path, e) ||
+        open_dbi(txn, "classes", 0, &classes, path, e))
+        goto fail;
+    MDB_stat ms;
+    if ((rc = mdb_stat(txn, ds->samples, &ms))) {
+        err_set(e, "%s: samples: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    if (ms.ms_entries != ds->meta.count) {
+        err_set(e, "%s: samples holds %zu records, meta count is %" PRIu64 " — " RECORD_HINT, path, ms.ms_entries,
+                ds->meta.count);
+        goto fail;
+    }
+    if (read_by_class(ds, txn, by_class, e) || read_names(ds, txn, classes, e) ||
+        check_optional(ds, txn, "pairs", ds->meta.npairs, &ds->pairs, e) ||
+        check_optional(ds, txn, "triplets", ds->meta.ntriplets, &ds->triplets, e))
+        goto fail;
+    /* Committing a read transaction keeps its database handles open for the
+     * readers' transactions. */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc) {
+        err_set(e, "%s: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    *out = ds;
+    return 0;
+fail:
+    if (txn) mdb_txn_abort(txn);
+    ds_close(ds);
+    return -1;
+}
+
+/* ---- readers ------------------------------------------------------------- */
+
+int ds_reader_open(Dataset *ds, DsReader **out, Err *e) {
+    DsReader *r = xcalloc(1, sizeof *r);
+    r->ds = ds;
+    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc) {
+        free(r);
+        *out = NULL;
+        return err_set(e, "%s: read transaction: %s", ds->path, mdb_strerror(rc));
+    }
+    r->scratch = xmalloc(ds->raw_len);
+    *out = r;
+    return 0;
+}
+
+void ds_reader_close(DsReader *r) {
+    if (!r) return;
+    if (r->txn) mdb_txn_abort(r->txn);
+    if (r->zinit) inflateEnd(&r->zs);
+    free(r->scratch);
+    free(r);
+}
+
+#define REC_FAIL(...) err_set(e, "io/dataset.c: %s: samples key %" PRIu64 ": " __VA_ARGS__)
+
+/* Inflates the raw deflate payload into r->scratch (exactly raw_len bytes). */
+static int inflate_payload(DsReader *r, uint64_t id, const uint8_t *in, size_t n, Err *e) {
+    const char *p = r->ds->path;
+    size_t raw = r->ds->raw_len;
+    if (!r->zinit) {
+        memset(&r->zs, 0, sizeof r->zs);
+        if (inflateInit2(&r->zs, -15) != Z_OK) return REC_FAIL("zlib inflateInit failed", p, id);
+        r->zinit = 1;
+    } else {
+        inflateReset(&r->zs);
+    }
+    r->zs.next_in = (Bytef *)in;
+    r->zs.avail_in = (uInt)n;
+    r->zs.next_out = r->scratch;
+    r->zs.avail_out = (uInt)raw;
+    int rc = inflate(&r->zs, Z_FINISH);
+    if (rc == Z_STREAM_END && r->zs.avail_in == 0 && r->zs.total_out == raw) return 0;
+    if (rc == Z_STREAM_END && r->zs.avail_in)
+        return REC_FAIL("%u stray bytes after the zlib stream — " RECORD_HINT, p, id, r->zs.avail_in);
+    if (rc == Z_STREAM_END)
+        return REC_FAIL("zlib data inflates to %lu bytes, expected %zu — " RECORD_HINT, p, id, r->zs.total_out, raw);
+    if (rc == Z_DATA_ERROR)
+        return REC_FAIL("corrupt zlib data (%s) — " RECORD_HINT, p, id, r->zs.msg ? r->zs.msg : "bad stream");
+    if (r->zs.avail_out == 0)
+        return REC_FAIL("zlib data inflates to more than %zu bytes — " RECORD_HINT, p, id, raw);
+    return REC_FAIL("zlib data truncated (%zu bytes inflate to %lu of %zu) — " RECORD_HINT, p, id, n,
+                    r->zs.total_out, raw);
+}
+
+int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *mask, Err *e) {
+    const Dataset *ds = r->ds;
+    const DsMeta *m = &ds->meta;
+    const char *p = ds->path;
+    if (id >= m->count)
+        return err_set(e, "%s: sample id %" PRIu64 " out of range (count %" PRIu64 ")", p, id, m->count);
+    uint8_t kb[8];
+    ds_be64(kb, id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(r->txn, ds->samples, &k, &v);
+    if (rc == MDB_NOTFOUND) return REC_FAIL("missing — " RECORD_HINT, p, id);
+    if (rc) return REC_FAIL("%s", p, id, mdb_strerror(rc));
+    const uint8_t *b = v.mv_data;
+    size_t n = v.mv_size;
+    if (n < DS_REC_HEADER)
+        return REC_FAIL("%zu bytes, shorter than the %d-byte record header — " RECORD_HINT, p, id, n, DS_REC_HEADER);
+    unsigned flags = b[1];
+    uint32_t lab = ds_get_le32(b + 8), raw = ds_get_le32(b + 12), stored = ds_get_le32(b + 16);
+    unsigned want_flags = m->has_masks ? DS_REC_MASK : 0;
+    if (b[0] != DS_REC_VERSION) return REC_FAIL("record version %u, expected %d — " RECORD_HINT, p, id, b[0],
+                                                DS_REC_VERSION);
+    if ((flags & ~DS_REC_ZLIB) != want_flags || ((flags & DS_REC_ZLIB) && !m->compressed))
+        return REC_FAIL("flags 0x%02x do not fit the dataset (compressed %d, masks %d) — " RECORD_HINT, p, id,
+                        flags, m->compressed, m->has_masks);
+    if (ds_get_le16(b + 2) != m->channels || ds_get_le16(b + 4) != m->height || ds_get_le16(b + 6) != m->width)
+        return REC_FAIL("shape %ux%ux%u, expected %ux%ux%u — " RECORD_HINT, p, id, ds_get_le16(b + 2),
+                        ds_get_le16(b + 4), ds_get_le16(b + 6), m->channels, m->height, m->width);
+    if (lab >= m->classes)
+        return REC_FAIL("label %d out of range (classes %u) — " RECORD_HINT, p, id, (int32_t)lab, m->classes);
+    if ((int32_t)lab != ds->labels[id])
+        return REC_FAIL("label %u, but by_class files it under %d — " RECORD_HINT, p, id, lab, ds->labels[id]);
+    if (raw != ds->raw_len) return REC_FAIL("raw length %u, expected %zu (%ux%ux%u%s) — " RECORD_HINT, p, id, raw,
+                                            ds->raw_len, m->channels, m->height, m->width,
+                                            m->has_masks ? " + mask" : "");
+    if (stored != n - DS_REC_HEADER || (!(flags & DS_REC_ZLIB) && stored != raw)) {
+        if (!(flags & DS_REC_ZLIB))
+            return REC_FAIL("%zu bytes, expected %zu (%ux%ux%u%s + %d-byte header) — " RECORD_HINT, p, id, n,
+                            ds->raw_len + DS_REC_HEADER, m->channels, m->height, m->width,
+                            m->has_masks ? " + mask" : "", DS_REC_HEADER);
+        return REC_FAIL("%zu bytes, header says %u payload bytes + %d-byte header (truncated zlib data?) — "
+                        RECORD_HINT, p, id, n, stored, DS_REC_HEADER);
+    }
+    const uint8_t *src = b + DS_REC_HEADER;
+    if (flags & DS_REC_ZLIB) {
+        if (inflate_payload(r, id, src, stored, e)) return -1;
+        src = r->scratch;
+    }
+    uint32_t crc = (uint32_t)crc32(0L, src, (uInt)raw);
+    if (crc != ds_get_le32(b + 20))
+        return REC_FAIL("CRC-32 mismatch (stored %08x, pixels give %08x): corrupted record — " RECORD_HINT, p, id,
+                        ds_get_le32(b + 20), crc);
+    memcpy(pixels, src, ds->npix);
+    if (mask && m->has_masks) memcpy(mask, src + ds->npix, raw - ds->npix);
+    if (label) *label = (int32_t)lab;
+    return 0;
+}
+
+/* Reads record i of pairs/triplets: 12 bytes, three uint32. */
+static int read_triple(DsReader *r, MDB_dbi dbi, const char *what, uint64_t i, uint64_t n, uint32_t t[3], Err *e) {
+    const char *p = r->ds->path;
+    if (i >= n) return err_set(e, "%s: %s index %" PRIu64 " out of range (%" PRIu64 " records)%s", p, what, i, n,
+                               n ? "" : " — run siamese pairs first");
+    uint8_t kb[8];
+    ds_be64(kb, i);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(r->txn, dbi, &k, &v);
+    if (rc) return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %s — re-run siamese pairs", p, what, i,
+                           mdb_strerror(rc));
+    if (v.mv_size != 12)
+        return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %zu bytes, expected 12 — re-run siamese pairs", p,
+                       what, i, v.mv_size);
+    for (int j = 0; j < 3; j++) t[j] = ds_get_le32((const uint8_t *)v.mv_data + 4 * j);
+    return 0;
+}
+
+int ds_check_pair(const Dataset *ds, uint64_t i, uint32_t a, uint32_t b, uint32_t same, Err *e) {
+    uint64_t c = ds->meta.count;
+    if (a >= c || b >= c || a == b || same > 1 || (uint32_t)(ds->labels[a] == ds->labels[b]) != same)
+        return err_set(e, "io/dataset.c: %s: pairs key %" PRIu64 ": (%u, %u, same %u) invalid: ids must differ, "
+                       "be < %" PRIu64 " and 'same' match their labels — re-run siamese pairs", ds->path, i, a, b,
+                       same, c);
+    return 0;
+}
+
+int ds_check_triplet(const Dataset *ds, uint64_t i, const uint32_t t[3], Err *e) {
+    uint64_t c = ds->meta.count;
+    if (t[0] >= c || t[1] >= c || t[2] >= c || t[0] == t[1] || ds->labels[t[0]] != ds->labels[t[1]] ||
+        ds->labels[t[0]] == ds->labels[t[2]])
+        return err_set(e, "io/dataset.c: %s: triplets key %" PRIu64 ": (%u, %u, %u) invalid: needs ids < %" PRIu64
+                       ", anchor != positive of the same label, negative of another — re-run siamese pairs",
+                       ds->path, i, t[0], t[1], t[2], c);
+    return 0;
+}
+
+int ds_read_pair(DsReader *r, uint64_t i, uint32_t *a, uint32_t *b, int *same, Err *e) {
+    uint32_t t[3];
+    if (read_triple(r, r->ds->pairs, "pairs", i, r->ds->meta.npairs, t, e)) return -1;
+    if (ds_check_pair(r->ds, i, t[0], t[1], t[2], e)) return -1;
+    *a = t[0];
+    *b = t[1];
+    *same = (int)t[2];
+    return 0;
+}
+
+int ds_read_triplet(DsReader *r, uint64_t i, uint32_t t[3], Err *e) {
+    if (read_triple(r, r->ds->triplets, "triplets", i, r->ds->meta.ntriplets, t, e)) return -1;
+    return ds_check_triplet(r->ds, i, t, e);
+}

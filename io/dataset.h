@@ -1,0 +1,91 @@
+/* dataset: the on-disk LMDB dataset format, its writer and its validating
+ * reader. One LMDB environment (a directory) per dataset with named
+ * sub-databases meta, samples, by_class, classes and the optional masks,
+ * pairs, triplets. Readers open read-only and without locks, so many ranks
+ * can read one dataset at once; a writer builds a new dataset in a temporary
+ * directory and renames it when complete. No sampling policy here (sampler.h). */
+#ifndef SIAMESE_DATASET_H
+#define SIAMESE_DATASET_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../nn/util.h"
+
+#define DS_FORMAT_NAME "siamese-mpi-dataset"
+#define DS_FORMAT_VERSION 1
+#define DS_MAX_CLASSES 100000
+
+typedef struct DsMeta {
+    uint32_t version;               /* DS_FORMAT_VERSION */
+    uint64_t count;                 /* samples, ids 0..count-1 */
+    uint32_t channels, height, width;
+    uint32_t classes;               /* labels are 0..classes-1 */
+    float mean, std;                /* of pixel/255 over all samples */
+    int compressed;                 /* records zlib-compressed */
+    int has_masks;                  /* optional per-sample uint8 mask (H x W) */
+    uint64_t npairs, ntriplets;     /* 0 when the sub-database is absent */
+    char source[256];               /* free text: where it came from */
+} DsMeta;
+
+typedef struct Dataset Dataset;   /* an open environment (read-only) */
+typedef struct DsReader DsReader; /* one per thread: holds a read transaction */
+
+/* Opens PATH read-only and validates meta and the class index (loaded into
+ * memory). Returns 0, or -1 with e naming the path and the fault. */
+int ds_open(Dataset **out, const char *path, Err *e);
+void ds_close(Dataset *ds);
+const DsMeta *ds_meta(const Dataset *ds);
+const char *ds_path(const Dataset *ds);
+
+/* Class index, from by_class: the sample ids of one label (ascending), owned
+ * by the Dataset. ds_labels: label of every sample id (count entries). */
+const uint32_t *ds_class_ids(const Dataset *ds, uint32_t label, uint32_t *n);
+const int32_t *ds_labels(const Dataset *ds);
+/* Class name ("Alphabet/character01", "s12", "3"); never NULL. */
+const char *ds_class_name(const Dataset *ds, uint32_t label);
+
+/* A reader is used by one thread at a time. */
+int ds_reader_open(Dataset *ds, DsReader **out, Err *e);
+void ds_reader_close(DsReader *r);
+/* Reads and validates sample `id`: pixels gets channels*height*width bytes,
+ * *label its label; mask (may be NULL) gets height*width bytes if the dataset
+ * has masks. On a bad record: -1 with e naming the key and the fault. */
+int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *mask, Err *e);
+/* Record i of the pairs / triplets sub-databases, validated (ids < count). */
+int ds_read_pair(DsReader *r, uint64_t i, uint32_t *a, uint32_t *b, int *same, Err *e);
+int ds_read_triplet(DsReader *r, uint64_t i, uint32_t t[3], Err *e);
+
+/* Writer. ds_writer_create refuses an existing final path (names it and says
+ * to remove it or pick another --out), builds in "<path>.tmp-<pid>" and only
+ * ds_writer_finish renames it into place. Samples get ids in add order. */
+typedef struct DsWriter DsWriter;
+typedef struct DsWriterSpec {
+    uint32_t channels, height, width;
+    uint32_t classes;
+    int compress;
+    int has_masks;
+    const char *source;
+    const char *const *class_names; /* classes entries, or NULL for "0".."n-1" */
+} DsWriterSpec;
+int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec, Err *e);
+int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e);
+/* Writes meta (mean/std computed over the samples) and by_class, commits,
+ * renames. On failure the temporary directory is removed. Frees w. */
+int ds_writer_finish(DsWriter *w, Err *e);
+/* Removes the temporary directory; frees w. */
+void ds_writer_abort(DsWriter *w);
+/* Finishes n writers together (a train and a test split): every one is
+ * committed before any is renamed into place, and if any step fails all are
+ * removed, so either every dataset appears or none does. Frees them all. */
+int ds_writer_finish_all(DsWriter **w, int n, Err *e);
+/* Samples added so far. */
+uint64_t ds_writer_count(const DsWriter *w);
+
+/* Adds (replacing) the pairs or triplets sub-database of an existing dataset
+ * in one LMDB transaction: either all records land or none do. */
+int ds_write_pairs(const char *path, const uint32_t *a, const uint32_t *b, const uint8_t *same,
+                   uint64_t n, Err *e);
+int ds_write_triplets(const char *path, const uint32_t *t /* (n, 3) */, uint64_t n, Err *e);
+
+#endif

@@ -1,0 +1,32 @@
+/* dataset_internal: what dataset.c (reader) and dataset_write.c (writers)
+ * share: record layout constants and byte-order helpers. Not for other
+ * modules: they use dataset.h. The format itself is documented at the top of
+ * dataset.c. */
+#ifndef SIAMESE_DATASET_INTERNAL_H
+#define SIAMESE_DATASET_INTERNAL_H
+
+#include <lmdb.h>
+#include <zlib.h>
+
+#include "dataset.h"
+
+#define DS_REC_HEADER 24 /* bytes before the payload of a samples record */
+#define DS_REC_VERSION 1
+#define DS_REC_ZLIB 0x01u /* payload is a raw deflate stream */
+#define DS_REC_MASK 0x02u /* payload ends with an H x W mask */
+
+void ds_be64(uint8_t k[8], uint64_t v);
+void ds_be32(uint8_t k[4], uint32_t v);
+uint64_t ds_get_be64(const uint8_t *p);
+uint32_t ds_get_be32(const uint8_t *p);
+void ds_le16(uint8_t *p, uint32_t v);
+void ds_le32(uint8_t *p, uint32_t v);
+uint32_t ds_get_le16(const uint8_t *p);
+uint32_t ds_get_le32(const uint8_t *p);
+
+/* Validate one pairs / triplets record against the labels of ds (i is the
+ * record index, named in the error). */
+int ds_check_pair(const Dataset *ds, uint64_t i, uint32_t a, uint32_t b, uint32_t same, Err *e);
+int ds_check_triplet(const Dataset *ds, uint64_t i, const uint32_t t[3], Err *e);
+
+#endif

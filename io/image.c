@@ -1,0 +1,315 @@
+/* image: see image.h. Files are read whole into memory (images are small),
+ * then decoded from the buffer; libpng errors come back through longjmp into
+ * one cleanup path and never print anything themselves. */
+#include "image.h"
+
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define IMAGE_MAX_PIXELS (1u << 28)
+#define IMAGE_MAX_FILE (1L << 30)
+
+void image_free(Image *img) {
+    free(img->pixels);
+    img->pixels = NULL;
+    img->height = img->width = 0;
+}
+
+static int read_whole(const char *path, uint8_t **out, size_t *n, Err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    if (st.st_size > IMAGE_MAX_FILE) {
+        fclose(f);
+        return err_set(e, "%s: %lld bytes, too large for an image (limit %ld)", path, (long long)st.st_size,
+                       IMAGE_MAX_FILE);
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = xmalloc(size + 1);
+    size_t got = fread(buf, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != size) {
+        free(buf);
+        return err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
+    }
+    *out = buf;
+    *n = size;
+    return 0;
+}
+
+static int check_dims(const char *path, uint64_t w, uint64_t h, Err *e) {
+    if (w == 0 || h == 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS)
+        return err_set(e, "%s: image size %llux%llu (HxW) out of range (1..%d per side, %u pixels)", path,
+                       (unsigned long long)h, (unsigned long long)w, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+    return 0;
+}
+
+/* ---- PGM ----------------------------------------------------------------- */
+
+static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Skips whitespace and '#' comments, then reads one decimal number. */
+static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
+    size_t p = *pos;
+    for (;;) {
+        while (p < n && is_space(d[p])) p++;
+        if (p < n && d[p] == '#') {
+            while (p < n && d[p] != '\n' && d[p] != '\r') p++;
+            continue;
+        }
+        break;
+    }
+    if (p >= n || d[p] < '0' || d[p] > '9') return -1;
+    uint64_t v = 0;
+    while (p < n && d[p] >= '0' && d[p] <= '9') {
+        v = v * 10 + (uint64_t)(d[p] - '0');
+        if (v > 0xffffffffu) return -1;
+        p++;
+    }
+    *val = v;
+    *pos = p;
+    return 0;
+}
+
+static uint8_t scale_to_8(uint64_t v, uint64_t maxval) { return (uint8_t)((v * 255 + maxval / 2) / maxval); }
+
+static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, Err *e) {
+    int ascii = d[1] == '2';
+    size_t pos = 2;
+    uint64_t w, h, maxval;
+    if (pgm_number(d, n, &pos, &w) || pgm_number(d, n, &pos, &h) || pgm_number(d, n, &pos, &maxval))
+        return err_set(e, "%s: bad PGM header (expected width, height, maxval)", path);
+    if (maxval == 0 || maxval > 65535) return err_set(e, "%s: PGM maxval %llu out of range 1..65535", path,
+                                                      (unsigned long long)maxval);
+    if (check_dims(path, w, h, e)) return -1;
+    size_t np = (size_t)(w * h);
+    uint8_t *px = xmalloc(np);
+    if (ascii) {
+        for (size_t i = 0; i < np; i++) {
+            uint64_t v;
+            if (pgm_number(d, n, &pos, &v)) {
+                free(px);
+                return err_set(e, "%s: P2 PGM truncated or malformed at pixel %zu of %zu", path, i, np);
+            }
+            if (v > maxval) {
+                free(px);
+                return err_set(e, "%s: P2 PGM pixel %zu is %llu, above maxval %llu", path, i,
+                               (unsigned long long)v, (unsigned long long)maxval);
+            }
+            px[i] = scale_to_8(v, maxval);
+        }
+    } else {
+        if (pos >= n || !is_space(d[pos])) {
+            free(px);
+            return err_set(e, "%s: bad PGM header (no whitespace before the pixels)", path);
+        }
+        pos++;
+        size_t bps = maxval > 255 ? 2 : 1;
+        if (n - pos < np * bps) {
+            free(px);
+            return err_set(e, "%s: PGM truncated: %zu pixel bytes, expected %zu (%llux%llu)", path, n - pos,
+                           np * bps, (unsigned long long)h, (unsigned long long)w);
+        }
+        const uint8_t *s = d + pos;
+        for (size_t i = 0; i < np; i++) {
+            uint64_t v = bps == 2 ? ((uint64_t)s[2 * i] << 8 | s[2 * i + 1]) : s[i];
+            if (v > maxval) {
+                free(px);
+                return err_set(e, "%s: PGM pixel %zu is %llu, above maxval %llu", path, i,
+                               (unsigned long long)v, (unsigned long long)maxval);
+            }
+            px[i] = maxval == 255 ? (uint8_t)v : scale_to_8(v, maxval);
+        }
+    }
+    img->height = (uint32_t)h;
+    img->width = (uint32_t)w;
+    img->pixels = px;
+    return 0;
+}
+
+/* ---- PNG ----------------------------------------------------------------- */
+
+typedef struct PngSource {
+    const uint8_t *d;
+    size_t n, pos;
+    char msg[256];
+} PngSource;
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    PngSource *s = png_get_error_ptr(png);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+static void png_on_read(png_structp png, png_bytep out, size_t len) {
+    PngSource *s = png_get_io_ptr(png);
+    if (s->n - s->pos < len) png_error(png, "file truncated");
+    memcpy(out, s->d + s->pos, len);
+    s->pos += len;
+}
+
+static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, Err *e) {
+    PngSource src = {.d = d, .n = n, .pos = 0, .msg = ""};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+    if (!png) return err_set(e, "%s: libpng could not start", path);
+    png_infop info = png_create_info_struct(png);
+    uint8_t *volatile buf = NULL;
+    png_bytep *volatile rows = NULL;
+    uint8_t *volatile px = NULL;
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+        free(buf);
+        free(rows);
+        free(px);
+        return err_set(e, "%s: bad PNG: %s", path, src.msg[0] ? src.msg : "out of memory");
+    }
+    png_set_read_fn(png, &src, png_on_read);
+    png_read_info(png, info);
+    uint64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (w == 0 || h == 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
+        snprintf(src.msg, sizeof src.msg, "image size %llux%llu (HxW) out of range", (unsigned long long)h,
+                 (unsigned long long)w);
+        png_longjmp(png, 1);
+    }
+    /* Palette -> RGB, grey < 8 bits -> 8 bits (scaled to 0..255), tRNS ->
+     * alpha; 16 -> 8 bits rounded; alpha dropped. Left: grey or RGB, 8-bit. */
+    png_set_expand(png);
+    png_set_scale_16(png);
+    png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    unsigned ch = png_get_channels(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if ((ch != 1 && ch != 3) || png_get_bit_depth(png, info) != 8 || rowbytes != w * ch) {
+        snprintf(src.msg, sizeof src.msg, "unexpected layout after conversion (%u channels)", ch);
+        png_longjmp(png, 1);
+    }
+    buf = xmalloc(rowbytes * h);
+    rows = xmalloc(sizeof(png_bytep) * h);
+    for (size_t y = 0; y < h; y++) rows[y] = buf + y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    size_t np = (size_t)(w * h);
+    px = xmalloc(np);
+    if (ch == 1) {
+        memcpy(px, buf, np);
+    } else {
+        const uint8_t *s = buf;
+        for (size_t i = 0; i < np; i++, s += 3) /* BT.601 luma, rounded half up */
+            px[i] = (uint8_t)((299u * s[0] + 587u * s[1] + 114u * s[2] + 500u) / 1000u);
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    free(buf);
+    free(rows);
+    img->height = (uint32_t)h;
+    img->width = (uint32_t)w;
+    img->pixels = px;
+    return 0;
+}
+
+int image_load(Image *img, const char *path, Err *e) {
+    img->pixels = NULL;
+    img->height = img->width = 0;
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (read_whole(path, &d, &n, e)) return -1;
+    int rc;
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 8 && !memcmp(d, png_sig, 8))
+        rc = load_png(img, path, d, n, e);
+    else if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2') && is_space(d[2]))
+        rc = load_pgm(img, path, d, n, e);
+    else
+        rc = err_set(e, "%s: not a PGM (P5/P2) or PNG image (%zu bytes) — remove it from the folder", path, n);
+    free(d);
+    return rc;
+}
+
+/* ---- resize -------------------------------------------------------------- */
+
+/* For each destination index: the first source index it covers and the
+ * integer weights (overlap lengths in units of 1/dn of a source pixel; they
+ * sum to sn). first has dn + 1 entries, the last being the weight count. */
+static void axis_weights(uint32_t dn, uint32_t sn, uint32_t *first, uint32_t *start, uint32_t *weights) {
+    uint32_t k = 0;
+    for (uint32_t y = 0; y < dn; y++) {
+        uint64_t lo = (uint64_t)y * sn, hi = (uint64_t)(y + 1) * sn;
+        uint32_t i0 = (uint32_t)(lo / dn), i1 = (uint32_t)((hi - 1) / dn);
+        first[y] = i0;
+        start[y] = k;
+        for (uint32_t i = i0; i <= i1; i++) {
+            uint64_t a = MAX(lo, (uint64_t)i * dn), b = MIN(hi, (uint64_t)(i + 1) * dn);
+            weights[k++] = (uint32_t)(b - a);
+        }
+    }
+    start[dn] = k;
+}
+
+void image_resize(uint8_t *dst, uint32_t dh, uint32_t dw, const uint8_t *src, uint32_t sh, uint32_t sw) {
+    ASSERT(dh > 0 && dw > 0 && sh > 0 && sw > 0);
+    if (dh == sh && dw == sw) {
+        memcpy(dst, src, (size_t)dh * dw);
+        return;
+    }
+    uint32_t *fy = xmalloc(sizeof(uint32_t) * (dh + 1)), *sy = xmalloc(sizeof(uint32_t) * (dh + 1));
+    uint32_t *wy = xmalloc(sizeof(uint32_t) * ((size_t)dh + sh));
+    uint32_t *fx = xmalloc(sizeof(uint32_t) * (dw + 1)), *sx = xmalloc(sizeof(uint32_t) * (dw + 1));
+    uint32_t *wx = xmalloc(sizeof(uint32_t) * ((size_t)dw + sw));
+    axis_weights(dh, sh, fy, sy, wy);
+    axis_weights(dw, sw, fx, sx, wx);
+    /* Horizontal pass: tmp (sh, dw) holds sums up to 255 * sw (fits uint32). */
+    uint32_t *tmp = xmalloc(sizeof(uint32_t) * (size_t)sh * dw);
+    for (uint32_t i = 0; i < sh; i++) {
+        const uint8_t *row = src + (size_t)i * sw;
+        for (uint32_t x = 0; x < dw; x++) {
+            uint32_t acc = 0, j = fx[x];
+            for (uint32_t k = sx[x]; k < sx[x + 1]; k++, j++) acc += wx[k] * row[j];
+            tmp[(size_t)i * dw + x] = acc;
+        }
+    }
+    /* Vertical pass: sums up to 255 * sw * sh, divided by sw * sh. */
+    uint64_t den = (uint64_t)sh * sw;
+    for (uint32_t y = 0; y < dh; y++) {
+        for (uint32_t x = 0; x < dw; x++) {
+            uint64_t acc = 0;
+            uint32_t i = fy[y];
+            for (uint32_t k = sy[y]; k < sy[y + 1]; k++, i++) acc += (uint64_t)wy[k] * tmp[(size_t)i * dw + x];
+            dst[(size_t)y * dw + x] = (uint8_t)((acc + den / 2) / den);
+        }
+    }
+    free(tmp);
+    free(fy);
+    free(sy);
+    free(wy);
+    free(fx);
+    free(sx);
+    free(wx);
+}
+
+int image_write_pgm(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w, Err *e) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return err_set(e, "%s: cannot create: %s", path, strerror(errno));
+    int bad = fprintf(f, "P5\n%u %u\n255\n", w, h) < 0;
+    if (!bad) bad = fwrite(pixels, 1, (size_t)h * w, f) != (size_t)h * w;
+    if (fclose(f) != 0) bad = 1;
+    if (bad) {
+        remove(path);
+        return err_set(e, "%s: write failed: %s", path, strerror(errno));
+    }
+    return 0;
+}

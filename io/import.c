@@ -1,0 +1,494 @@
+/* import: see import.h. A Source lists every sample's label (and file path
+ * for folder layouts) before anything is written, so the split is decided on
+ * the list; then the pixels are decoded one sample at a time, in source order,
+ * and sent to the train or test writer. Nothing holds the whole dataset in
+ * memory. */
+#include "import.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "dataset.h"
+#include "image.h"
+
+#define IDX_IMAGES_MAGIC 0x00000803u
+#define IDX_LABELS_MAGIC 0x00000801u
+
+typedef struct Source {
+    uint64_t n;
+    int32_t *labels; /* n */
+    char **paths;    /* n, folder layouts; NULL for idx */
+    uint64_t cap;
+    uint32_t classes;
+    char **names; /* classes */
+    /* idx: the images file, positioned at the next image */
+    gzFile gz;
+    const char *images;
+    uint32_t h, w;
+} Source;
+
+static void source_free(Source *s) {
+    if (s->paths)
+        for (uint64_t i = 0; i < s->n; i++) free(s->paths[i]);
+    for (uint32_t c = 0; c < s->classes; c++) free(s->names[c]);
+    free(s->names);
+    free(s->paths);
+    free(s->labels);
+    if (s->gz) gzclose(s->gz);
+    memset(s, 0, sizeof *s);
+}
+
+static void source_add(Source *s, char *path, int32_t label) {
+    if (s->n == s->cap) {
+        s->cap = MAX(s->cap * 2, 1024);
+        s->labels = xrealloc(s->labels, s->cap * sizeof(int32_t));
+        if (path || s->paths) s->paths = xrealloc(s->paths, s->cap * sizeof(char *));
+    }
+    if (path) s->paths[s->n] = path;
+    s->labels[s->n++] = label;
+}
+
+static void source_class(Source *s, const char *name) {
+    if ((s->classes & (s->classes - 1)) == 0) /* grow at powers of two */
+        s->names = xrealloc(s->names, sizeof(char *) * (s->classes ? 2 * s->classes : 1));
+    s->names[s->classes++] = xstrdup(name);
+}
+
+/* ---- idx ------------------------------------------------------------------ */
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads up to n bytes; *got says how many. -1 only on a gzip stream error. */
+static int gz_read(gzFile g, uint8_t *buf, size_t n, size_t *got, const char *path, Err *e) {
+    *got = 0;
+    while (*got < n) {
+        unsigned chunk = (unsigned)MIN(n - *got, (size_t)1 << 30);
+        int r = gzread(g, buf + *got, chunk);
+        if (r < 0) {
+            int zerr;
+            const char *msg = gzerror(g, &zerr);
+            return err_set(e, "%s: read error: %s", path, zerr == Z_ERRNO ? strerror(errno) : msg);
+        }
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t *dims, int ndims, Err *e) {
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return err_set(e, "%s: not a regular file", path);
+    gzFile g = gzopen(path, "rb");
+    if (!g) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t h[16];
+    size_t need = 4 + 4 * (size_t)ndims, got;
+    if (gz_read(g, h, need, &got, path, e)) goto fail;
+    if (got < 4 || be32(h) != magic) {
+        err_set(e, "%s: not an idx %s file (magic 0x%08x, expected 0x%08x) — check --images/--labels", path,
+                magic == IDX_IMAGES_MAGIC ? "images" : "labels", got >= 4 ? be32(h) : 0, magic);
+        goto fail;
+    }
+    if (got < need) {
+        err_set(e, "%s: truncated idx header (%zu of %zu bytes) — re-download it", path, got, need);
+        goto fail;
+    }
+    for (int i = 0; i < ndims; i++) dims[i] = be32(h + 4 + 4 * i);
+    *out = g;
+    return 0;
+fail:
+    gzclose(g);
+    return -1;
+}
+
+/* 1 if the stream has bytes left (the file is longer than its header says). */
+static int gz_has_more(gzFile g) {
+    uint8_t b;
+    return gzread(g, &b, 1) > 0;
+}
+
+static int source_idx(Source *s, const char *images, const char *labels, Err *e) {
+    uint32_t dl[1], di[3];
+    gzFile gl;
+    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, dl, 1, e)) return -1;
+    if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, di, 3, e)) {
+        gzclose(gl);
+        return -1;
+    }
+    s->images = images;
+    s->h = di[1];
+    s->w = di[2];
+    int rc = -1;
+    uint8_t *lab = NULL;
+    size_t got;
+    if (di[0] != dl[0]) {
+        err_set(e, "%s holds %u images but %s holds %u labels — use matching files", images, di[0], labels, dl[0]);
+        goto done;
+    }
+    if (di[0] == 0 || s->h == 0 || s->w == 0 || s->h > IMAGE_MAX_SIDE || s->w > IMAGE_MAX_SIDE) {
+        err_set(e, "%s: %u images of %ux%u: empty or too large", images, di[0], s->h, s->w);
+        goto done;
+    }
+    lab = xmalloc(dl[0]);
+    if (gz_read(gl, lab, dl[0], &got, labels, e)) goto done;
+    if (got < dl[0]) {
+        err_set(e, "%s: truncated: %zu of %u labels (file should be %u bytes after decompression) — re-download it",
+                labels, got, dl[0], dl[0] + 8);
+        goto done;
+    }
+    if (gz_has_more(gl)) {
+        err_set(e, "%s: longer than its header says (%u labels) — is it the right file?", labels, dl[0]);
+        goto done;
+    }
+    uint32_t maxl = 0;
+    for (uint32_t i = 0; i < dl[0]; i++) {
+        source_add(s, NULL, lab[i]);
+        maxl = MAX(maxl, lab[i]);
+    }
+    for (uint32_t c = 0; c <= maxl; c++) {
+        char name[16];
+        snprintf(name, sizeof name, "%u", c);
+        source_class(s, name);
+    }
+    rc = 0;
+done:
+    free(lab);
+    gzclose(gl);
+    return rc;
+}
+
+/* ---- folders ------------------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static char *join(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *p = xmalloc(na + nb + 2);
+    memcpy(p, a, na);
+    p[na] = '/';
+    memcpy(p + na + 1, b, nb + 1);
+    return p;
+}
+
+/* Entries of dir except dotfiles, sorted byte-wise; want_dirs: 1 every entry
+ * must be a directory, 0 a regular file. */
+static int list_dir(const char *dir, int want_dirs, const char *what, char ***out, size_t *n, Err *e) {
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        if (cnt == cap) v = xrealloc(v, sizeof(char *) * (cap = MAX(2 * cap, 64)));
+        v[cnt++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(v, cnt, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < cnt; i++) {
+        char *p = join(dir, v[i]);
+        struct stat st;
+        int ok = stat(p, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        if (!ok) {
+            err_set(e, "%s: not %s%s", p, what,
+                    want_dirs ? "" : " (a directory or special file inside a class folder)");
+            free(p);
+            for (size_t j = 0; j < cnt; j++) free(v[j]);
+            free(v);
+            return -1;
+        }
+        free(p);
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static void free_list(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Adds every file of class folder dir as label s->classes - 1. */
+static int add_class_files(Source *s, const char *dir, Err *e) {
+    char **files;
+    size_t nf;
+    if (list_dir(dir, 0, "an image file", &files, &nf, e)) return -1;
+    if (nf == 0) {
+        free(files);
+        return err_set(e, "%s: empty class folder — add images or remove it", dir);
+    }
+    for (size_t i = 0; i < nf; i++) source_add(s, join(dir, files[i]), (int32_t)s->classes - 1);
+    free_list(files, nf);
+    return 0;
+}
+
+static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
+    s->paths = xmalloc(sizeof(char *));
+    char **top;
+    size_t nt;
+    if (list_dir(root, 1, omniglot ? "an alphabet folder (--root must hold alphabet/character/*.png)"
+                                   : "a class folder (--root must hold one folder per class)",
+                 &top, &nt, e))
+        return -1;
+    if (nt == 0) {
+        free(top);
+        return err_set(e, "%s: no %s folders found", root, omniglot ? "alphabet" : "class");
+    }
+    int rc = 0;
+    for (size_t i = 0; i < nt && !rc; i++) {
+        char *dir = join(root, top[i]);
+        if (!omniglot) {
+            if (s->classes >= DS_MAX_CLASSES) rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
+            if (!rc) source_class(s, top[i]);
+            if (!rc) rc = add_class_files(s, dir, e);
+        } else {
+            char **chars;
+            size_t nc;
+            rc = list_dir(dir, 1, "a character folder (is --root one level too high or too low?)", &chars, &nc, e);
+            if (!rc && nc == 0) rc = err_set(e, "%s: empty alphabet folder — remove it", dir);
+            for (size_t j = 0; !rc && j < nc; j++) {
+                char *cdir = join(dir, chars[j]);
+                char *name = join(top[i], chars[j]);
+                if (strlen(name) > 255) rc = err_set(e, "%s: class name longer than 255 bytes", cdir);
+                if (!rc && s->classes >= DS_MAX_CLASSES)
+                    rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
+                if (!rc) source_class(s, name);
+                if (!rc) rc = add_class_files(s, cdir, e);
+                free(name);
+                free(cdir);
+            }
+            free_list(chars, nc);
+        }
+        free(dir);
+    }
+    free_list(top, nt);
+    return rc;
+}
+
+/* ---- split --------------------------------------------------------------- */
+
+typedef struct Split {
+    uint8_t *dest;       /* n: 0 train, 1 test */
+    int32_t *relabel[2]; /* classes: new label in each dataset, -1 if absent */
+    uint32_t classes[2];
+    uint64_t count[2];
+} Split;
+
+static int make_split(Split *sp, const Source *s, const ImportOptions *o, Err *e) {
+    uint32_t C = s->classes;
+    sp->dest = xcalloc(s->n, 1);
+    for (int d = 0; d < 2; d++) sp->relabel[d] = xmalloc(sizeof(int32_t) * C);
+    Rng r;
+    rng_seed(&r, o->seed, RNG_SPLIT, 0);
+    double f = o->test_fraction;
+    if (o->split == IMPORT_SPLIT_CLASS) {
+        if (C < 2) return err_set(e, "cannot split by class: the source has %u class", C);
+        uint32_t ntest = (uint32_t)(f * C + 0.5);
+        ntest = MAX(1u, MIN(ntest, C - 1));
+        uint32_t *perm = xmalloc(sizeof(uint32_t) * C);
+        for (uint32_t c = 0; c < C; c++) perm[c] = c;
+        rng_shuffle_u32(&r, perm, C);
+        uint8_t *is_test = xcalloc(C, 1);
+        for (uint32_t i = 0; i < ntest; i++) is_test[perm[i]] = 1;
+        for (uint32_t c = 0; c < C; c++) {
+            int d = is_test[c];
+            sp->relabel[d][c] = (int32_t)sp->classes[d]++;
+            sp->relabel[!d][c] = -1;
+        }
+        for (uint64_t i = 0; i < s->n; i++) sp->dest[i] = is_test[s->labels[i]];
+        free(perm);
+        free(is_test);
+    } else if (o->split == IMPORT_SPLIT_SAMPLE) {
+        uint64_t *off = xcalloc((size_t)C + 1, sizeof(uint64_t));
+        for (uint64_t i = 0; i < s->n; i++) off[s->labels[i] + 1]++;
+        for (uint32_t c = 0; c < C; c++) off[c + 1] += off[c];
+        uint32_t *ids = xmalloc(sizeof(uint32_t) * s->n);
+        uint64_t *fill = xcalloc(C, sizeof(uint64_t));
+        for (uint64_t i = 0; i < s->n; i++) ids[off[s->labels[i]] + fill[s->labels[i]]++] = (uint32_t)i;
+        for (uint32_t c = 0; c < C; c++) {
+            uint64_t nc = off[c + 1] - off[c];
+            uint64_t nt = (uint64_t)(f * (double)nc + 0.5);
+            if (nc && nt > nc - 1) nt = nc - 1; /* keep one training sample */
+            rng_shuffle_u32(&r, ids + off[c], nc);
+            for (uint64_t k = 0; k < nt; k++) sp->dest[ids[off[c] + k]] = 1;
+            sp->relabel[0][c] = sp->relabel[1][c] = (int32_t)c;
+        }
+        sp->classes[0] = sp->classes[1] = C;
+        free(ids);
+        free(fill);
+        free(off);
+    } else {
+        for (uint32_t c = 0; c < C; c++) sp->relabel[0][c] = (int32_t)c;
+        sp->classes[0] = C;
+    }
+    for (uint64_t i = 0; i < s->n; i++) sp->count[sp->dest[i]]++;
+    int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
+    for (int d = 0; d < nd; d++)
+        if (sp->count[d] == 0)
+            return err_set(e, "the %s split would be empty (%" PRIu64 " samples, --test-fraction %g) — change "
+                           "--test-fraction", d ? "test" : "train", s->n, f);
+    return 0;
+}
+
+static void split_free(Split *sp) {
+    free(sp->dest);
+    free(sp->relabel[0]);
+    free(sp->relabel[1]);
+}
+
+/* ---- the import ------------------------------------------------------------ */
+
+static int check_options(const ImportOptions *o, Err *e) {
+    if (!o->out) return err_set(e, "missing --out DB");
+    if (o->format == IMPORT_IDX && (!o->images || !o->labels || o->root))
+        return err_set(e, "--format idx needs --images FILE and --labels FILE (and no --root)");
+    if (o->format != IMPORT_IDX && (!o->root || o->images || o->labels))
+        return err_set(e, "--format %s needs --root DIR (and no --images/--labels)",
+                       o->format == IMPORT_FOLDER ? "folder" : "omniglot");
+    if ((o->resize_h == 0) != (o->resize_w == 0) || o->resize_h > IMAGE_MAX_SIDE || o->resize_w > IMAGE_MAX_SIDE)
+        return err_set(e, "--resize %ux%u out of range (HxW, each 1..%d)", o->resize_h, o->resize_w,
+                       IMAGE_MAX_SIDE);
+    if (o->split != IMPORT_SPLIT_NONE) {
+        if (!o->test_out) return err_set(e, "--split-by needs --test-out DB");
+        if (!(o->test_fraction > 0 && o->test_fraction < 1))
+            return err_set(e, "--test-fraction %g must be strictly between 0 and 1", o->test_fraction);
+        if (!strcmp(o->out, o->test_out)) return err_set(e, "--out and --test-out are both %s", o->out);
+    } else if (o->test_out) {
+        return err_set(e, "--test-out needs --split-by class|sample");
+    }
+    const char *outs[2] = {o->out, o->test_out};
+    for (int d = 0; d < 2; d++) {
+        struct stat st;
+        if (outs[d] && lstat(outs[d], &st) == 0)
+            return err_set(e, "%s already exists — remove it or choose another %s", outs[d],
+                           d ? "--test-out" : "--out");
+    }
+    return 0;
+}
+
+static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
+    static const char *fmt[] = {"idx", "folder", "omniglot"};
+    int k = o->format == IMPORT_IDX ? snprintf(buf, cap, "idx %s %s", o->images, o->labels)
+                                    : snprintf(buf, cap, "%s %s", fmt[o->format], o->root);
+    if (k < 0 || (size_t)k >= cap) return;
+    if (o->resize_h) k += snprintf(buf + k, cap - (size_t)k, "; resize %ux%u", o->resize_h, o->resize_w);
+    if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
+    if (k >= 0 && (size_t)k < cap && o->split != IMPORT_SPLIT_NONE)
+        snprintf(buf + k, cap - (size_t)k, "; %s part of split by %s, test fraction %g, seed %" PRIu64,
+                 part ? "test" : "train", o->split == IMPORT_SPLIT_CLASS ? "class" : "sample", o->test_fraction,
+                 o->seed);
+}
+
+/* Decodes sample i into px (h x w before resizing); for folder layouts the
+ * caller frees img. */
+static int source_pixels(Source *s, uint64_t i, uint8_t *idxbuf, Image *img, Err *e) {
+    if (!s->paths) {
+        size_t need = (size_t)s->h * s->w, got;
+        if (gz_read(s->gz, idxbuf, need, &got, s->images, e)) return -1;
+        if (got < need)
+            return err_set(e, "%s: truncated at image %" PRIu64 " of %" PRIu64 " (%zu of %zu bytes) — re-download it",
+                           s->images, i, s->n, got, need);
+        img->pixels = idxbuf;
+        img->height = s->h;
+        img->width = s->w;
+        return 0;
+    }
+    return image_load(img, s->paths[i], e);
+}
+
+int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
+    memset(res, 0, sizeof *res);
+    if (check_options(o, e)) return -1;
+    Source s = {0};
+    Split sp = {0};
+    DsWriter *w[2] = {NULL, NULL};
+    uint8_t *idxbuf = NULL, *out = NULL;
+    Image img = {0};
+    int rc = -1;
+    if (o->format == IMPORT_IDX ? source_idx(&s, o->images, o->labels, e)
+                                : source_folder(&s, o->root, o->format == IMPORT_OMNIGLOT, e))
+        goto done;
+    if (make_split(&sp, &s, o, e)) goto done;
+    /* The stored size: --resize, or the first image's (all must match). */
+    uint32_t H = o->resize_h, W = o->resize_w;
+    const char *first = s.paths ? s.paths[0] : s.images;
+    if (!H) {
+        if (s.paths) {
+            if (image_load(&img, s.paths[0], e)) goto done;
+            H = img.height;
+            W = img.width;
+            image_free(&img);
+        } else {
+            H = s.h;
+            W = s.w;
+        }
+    }
+    int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
+    for (int d = 0; d < nd; d++) {
+        const char **names = xmalloc(sizeof(char *) * sp.classes[d]);
+        for (uint32_t c = 0; c < s.classes; c++)
+            if (sp.relabel[d][c] >= 0) names[sp.relabel[d][c]] = s.names[c];
+        char src[256];
+        describe(src, sizeof src, o, d);
+        DsWriterSpec spec = {.channels = 1, .height = H, .width = W, .classes = sp.classes[d],
+                             .compress = o->compress, .has_masks = 0, .source = src, .class_names = names};
+        int bad = ds_writer_create(&w[d], d ? o->test_out : o->out, &spec, e);
+        free(names);
+        if (bad) goto done;
+    }
+    if (!s.paths) idxbuf = xmalloc((size_t)s.h * s.w);
+    out = xmalloc((size_t)H * W);
+    for (uint64_t i = 0; i < s.n; i++) {
+        if (source_pixels(&s, i, idxbuf, &img, e)) goto done;
+        if (o->resize_h) {
+            image_resize(out, H, W, img.pixels, img.height, img.width);
+        } else if (img.height != H || img.width != W) {
+            err_set(e, "%s: image is %ux%u (HxW), expected %ux%u like %s — use --resize HxW or fix the image",
+                    s.paths[i], img.height, img.width, H, W, first);
+            goto done;
+        } else {
+            memcpy(out, img.pixels, (size_t)H * W);
+        }
+        if (s.paths) image_free(&img);
+        if (o->invert)
+            for (size_t k = 0; k < (size_t)H * W; k++) out[k] = (uint8_t)(255 - out[k]);
+        int d = sp.dest[i];
+        if (ds_writer_add(w[d], out, sp.relabel[d][s.labels[i]], NULL, e)) goto done;
+    }
+    if (!s.paths && gz_has_more(s.gz)) {
+        err_set(e, "%s: longer than its header says (%" PRIu64 " images of %ux%u) — is it the right file?", s.images,
+                s.n, s.h, s.w);
+        goto done;
+    }
+    DsWriter *ws[2] = {w[0], w[1]};
+    w[0] = w[1] = NULL; /* finish_all frees them, on failure too */
+    if (ds_writer_finish_all(ws, nd, e)) goto done;
+    for (int d = 0; d < nd; d++) {
+        res->count[d] = sp.count[d];
+        res->classes[d] = sp.classes[d];
+    }
+    res->height = H;
+    res->width = W;
+    rc = 0;
+done:
+    if (s.paths) image_free(&img);
+    ds_writer_abort(w[0]);
+    ds_writer_abort(w[1]);
+    free(idxbuf);
+    free(out);
+    split_free(&sp);
+    source_free(&s);
+    return rc;
+}

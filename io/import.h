@@ -1,0 +1,55 @@
+/* import: builds datasets (dataset.h) from MNIST idx files (plain or .gz), a
+ * folder of class folders, or the Omniglot alphabet/character layout, with
+ * optional resizing, inversion, and a seeded train/test split. Every input is
+ * checked and a failure leaves nothing behind (the writers build in temporary
+ * directories). Grey-scale only: every dataset made here has 1 channel.
+ *
+ * Labels: idx keeps the file's labels (classes = max label + 1, names "0"..);
+ * folder and omniglot number the classes 0..n-1 in byte-wise sorted name order
+ * (omniglot: alphabets sorted, then characters within each; class name
+ * "Alphabet/characterNN"). Samples keep the source order (idx file order;
+ * classes, then files sorted by name). Pixels are stored as decoded: Omniglot
+ * keeps white background = 255, ink = 0 unless invert is set. Dotfiles are
+ * skipped; any other non-image entry is an error naming it. */
+#ifndef SIAMESE_IMPORT_H
+#define SIAMESE_IMPORT_H
+
+#include <stdint.h>
+
+#include "../nn/util.h"
+
+typedef enum { IMPORT_IDX, IMPORT_FOLDER, IMPORT_OMNIGLOT } ImportFormat;
+
+/* Split policy (seeded with rng_seed(seed, RNG_SPLIT, 0)):
+ * CLASS: round(F * classes) whole classes (at least 1, at most classes - 1)
+ *        go to test; each dataset renumbers its classes 0..n-1 in the source
+ *        label order, keeping the names.
+ * SAMPLE: within each class, round(F * n_c) samples go to test, capped so the
+ *        class keeps at least one training sample; labels and names kept. */
+typedef enum { IMPORT_SPLIT_NONE, IMPORT_SPLIT_CLASS, IMPORT_SPLIT_SAMPLE } ImportSplit;
+
+typedef struct ImportOptions {
+    ImportFormat format;
+    const char *out;             /* dataset to create (must not exist) */
+    const char *images, *labels; /* idx */
+    const char *root;            /* folder, omniglot */
+    uint32_t resize_h, resize_w; /* 0, 0: keep the source size (all must match) */
+    int compress;                /* zlib-compress records */
+    int invert;                  /* store 255 - pixel */
+    ImportSplit split;
+    double test_fraction; /* in (0, 1) when splitting */
+    const char *test_out; /* the test dataset when splitting */
+    uint64_t seed;
+} ImportOptions;
+
+typedef struct ImportResult {
+    uint64_t count[2];   /* samples in out, test_out */
+    uint32_t classes[2]; /* classes in out, test_out */
+    uint32_t height, width;
+} ImportResult;
+
+/* Runs one import. 0, or -1 with e naming the file or path at fault and what
+ * to do; on failure no dataset and no temporary directory remain. */
+int import_run(const ImportOptions *o, ImportResult *res, Err *e);
+
+#endif

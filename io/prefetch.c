@@ -1,0 +1,233 @@
+/* prefetch: batch decoding and the double-buffered reader thread.
+ *
+ * Slot protocol (both slots guarded by mu): step g goes to slot
+ * (g - first) % 2. FREE -> FILLING (thread loads it, unlocked) -> READY
+ * (loaded or failed) -> HELD (the caller's current batch) -> FREE when the
+ * caller asks for the next one. The thread never runs more than one batch
+ * ahead of the caller's current one. */
+#include "prefetch.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world) {
+    const DsMeta *m = ds_meta(ds);
+    memset(b, 0, sizeof *b);
+    sampler_batch_init(s, world, &b->lb);
+    b->channels = (int)m->channels;
+    b->height = (int)m->height;
+    b->width = (int)m->width;
+    size_t img = (size_t)m->channels * m->height * m->width, hw = (size_t)m->height * m->width;
+    size_t cap = (size_t)b->lb.cap_items * (size_t)b->lb.per_item;
+    b->x = xaligned_floats(cap * img);
+    b->pixels = xmalloc(img);
+    if (m->has_masks) b->masks = xmalloc(cap * hw);
+}
+
+void batch_free(Batch *b) {
+    if (!b) return;
+    sampler_batch_free(&b->lb);
+    free(b->x);
+    free(b->masks);
+    free(b->pixels);
+    memset(b, 0, sizeof *b);
+}
+
+int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, float mean, float std, uint64_t g,
+               Err *e) {
+    uint64_t spe = sampler_steps_per_epoch(s);
+    b->step = g;
+    b->epoch = g / spe;
+    b->step_in_epoch = g % spe;
+    b->wait_seconds = 0;
+    if (sampler_local(s, b->epoch, b->step_in_epoch, rank, world, &b->lb, r, e)) return -1;
+    /* One table per call: the same floats for every path that decodes. */
+    float lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - mean) / std;
+    size_t img = (size_t)b->channels * b->height * b->width, hw = (size_t)b->height * b->width;
+    for (int i = 0; i < b->lb.n_images; i++) {
+        int32_t label;
+        uint8_t *mask = b->masks ? b->masks + (size_t)i * hw : NULL;
+        if (ds_read(r, b->lb.ids[i], b->pixels, &label, mask, e)) return -1;
+        if (label != b->lb.labels[i])
+            return err_set(e,
+                           "dataset %s: sample %u has label %d in its record but %d in the "
+                           "class index; the dataset is inconsistent, re-run siamese import",
+                           s->name, b->lb.ids[i], label, b->lb.labels[i]);
+        float *x = b->x + (size_t)i * img;
+        for (size_t j = 0; j < img; j++) x[j] = lut[b->pixels[j]];
+    }
+    return 0;
+}
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD };
+
+struct Prefetch {
+    Dataset *ds;
+    Sampler s; /* private clone */
+    int rank, world;
+    float mean, std;
+    uint64_t first, end, next; /* next: the step prefetch_next returns next */
+    Batch slot[2];
+    int state[2], failed[2];
+    Err err[2];
+    int held;  /* slot the caller holds, or -1 */
+    int error; /* a load failed: sticky, message in sticky */
+    Err sticky;
+    int stop;
+    int started; /* 1: reader open, -1: it failed (start_err) */
+    Err start_err;
+    int joinable;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+};
+
+static void *prefetch_main(void *arg) {
+    Prefetch *p = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    DsReader *r = NULL;
+    int rc = ds_reader_open(p->ds, &r, &p->start_err);
+    pthread_mutex_lock(&p->mu);
+    p->started = rc ? -1 : 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (rc) return NULL;
+    for (uint64_t g = p->first; g < p->end; g++) {
+        int i = (int)((g - p->first) & 1);
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->state[i] != SLOT_FREE) pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->stop;
+        if (!stop) p->state[i] = SLOT_FILLING;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) break;
+        int bad = batch_load(&p->slot[i], &p->s, r, p->rank, p->world, p->mean, p->std, g, &p->err[i]);
+        pthread_mutex_lock(&p->mu);
+        p->failed[i] = bad;
+        p->state[i] = SLOT_READY;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (bad) break;
+    }
+    ds_reader_close(r);
+    return NULL;
+}
+
+static void prefetch_free(Prefetch *p) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    for (int i = 0; i < 2; i++) batch_free(&p->slot[i]);
+    sampler_free(&p->s);
+    free(p);
+}
+
+Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, float mean, float std,
+                         uint64_t first_step, uint64_t end_step, Err *e) {
+    if (world < 1 || rank < 0 || rank >= world) {
+        err_set(e, "prefetch: rank %d of world %d", rank, world);
+        return NULL;
+    }
+    if (!(std > 0) || !isfinite(std) || !isfinite(mean)) {
+        err_set(e,
+                "prefetch: normalisation mean %g std %g; std must be finite and > 0 "
+                "([data] mean/std or the dataset's meta)",
+                (double)mean, (double)std);
+        return NULL;
+    }
+    if (first_step > end_step) {
+        err_set(e, "prefetch: first step %llu after end step %llu", (unsigned long long)first_step,
+                (unsigned long long)end_step);
+        return NULL;
+    }
+    if (world > sampler_global_items(s)) {
+        err_set(e,
+                "dataset %s: the global batch has %d items, fewer than the %d ranks; raise "
+                "[sampler] p*k or batch, or run on fewer ranks",
+                ds_path(ds), sampler_global_items(s), world);
+        return NULL;
+    }
+    Prefetch *p = xcalloc(1, sizeof *p);
+    p->ds = ds;
+    sampler_clone(&p->s, s);
+    p->rank = rank;
+    p->world = world;
+    p->mean = mean;
+    p->std = std;
+    p->first = p->next = first_step;
+    p->end = end_step;
+    p->held = -1;
+    for (int i = 0; i < 2; i++) batch_init(&p->slot[i], s, ds, world);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    int rc = pthread_create(&p->thread, NULL, prefetch_main, p);
+    if (rc) {
+        err_set(e, "prefetch: cannot start the reader thread: %s", strerror(rc));
+        prefetch_free(p);
+        return NULL;
+    }
+    p->joinable = 1;
+    pthread_mutex_lock(&p->mu);
+    while (!p->started) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (p->started < 0) {
+        err_set(e, "prefetch: %s", p->start_err.msg);
+        prefetch_stop(p);
+        return NULL;
+    }
+    return p;
+}
+
+const Batch *prefetch_next(Prefetch *p, Err *e) {
+    pthread_mutex_lock(&p->mu);
+    if (p->held >= 0) {
+        p->state[p->held] = SLOT_FREE;
+        p->held = -1;
+        pthread_cond_broadcast(&p->cv);
+    }
+    if (p->error) {
+        err_set(e, "%s", p->sticky.msg);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    if (p->next >= p->end) {
+        err_set(e, "prefetch: step %llu is past the end of the range [%llu, %llu)",
+                (unsigned long long)p->next, (unsigned long long)p->first, (unsigned long long)p->end);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    int i = (int)((p->next - p->first) & 1);
+    double t0 = now_seconds();
+    while (p->state[i] != SLOT_READY) pthread_cond_wait(&p->cv, &p->mu);
+    double waited = now_seconds() - t0;
+    if (p->failed[i]) {
+        p->error = 1;
+        p->sticky = p->err[i];
+        err_set(e, "%s", p->sticky.msg);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    p->state[i] = SLOT_HELD;
+    p->held = i;
+    p->next++;
+    Batch *b = &p->slot[i];
+    b->wait_seconds = waited;
+    pthread_mutex_unlock(&p->mu);
+    return b;
+}
+
+void prefetch_stop(Prefetch *p) {
+    if (!p) return;
+    if (p->joinable) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    prefetch_free(p);
+}

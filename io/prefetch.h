@@ -1,0 +1,54 @@
+/* prefetch: reads and decodes one rank's slice of each global batch. A
+ * background thread with its own DsReader fills two buffers in turn, so
+ * batch g+1 is read while the caller trains on batch g. batch_load is the
+ * same work done synchronously (the thread calls it too). Pixels become
+ * floats x = (pixel/255 - mean) / std, NCHW. No sampling policy here. */
+#ifndef SIAMESE_PREFETCH_H
+#define SIAMESE_PREFETCH_H
+
+#include <stdint.h>
+
+#include "../nn/util.h"
+#include "dataset.h"
+#include "sampler.h"
+
+/* One decoded local batch. Global step g is (epoch, step_in_epoch) =
+ * (g / steps_per_epoch, g % steps_per_epoch). Buffers are allocated once by
+ * batch_init for the largest slice over `world` ranks. */
+typedef struct Batch {
+    uint64_t step; /* global step g */
+    uint64_t epoch, step_in_epoch;
+    LocalBatch lb;  /* ids, labels, same flags, slice */
+    float *x;       /* (lb.n_images, C, H, W), 64-byte aligned */
+    uint8_t *masks; /* (lb.n_images, H, W) if the dataset has masks, else NULL */
+    int channels, height, width;
+    double wait_seconds; /* time prefetch_next blocked for it */
+    uint8_t *pixels;     /* private: one record's pixels */
+} Batch;
+
+void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world);
+void batch_free(Batch *b);
+/* Samples and decodes rank's slice of global step g into b. -1 with e on a
+ * bad record (ds_read's message, naming the key) or a label that disagrees
+ * with the class index. */
+int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, float mean, float std, uint64_t g,
+               Err *e);
+
+typedef struct Prefetch Prefetch;
+
+/* Starts the thread for global steps [first_step, end_step). The thread
+ * samples with a private clone of s (s stays usable by the caller and must
+ * outlive the Prefetch), opens its own reader on ds and blocks every signal
+ * (handlers run on the caller's threads). NULL with e on bad arguments or if
+ * the reader or thread cannot start. */
+Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, float mean, float std,
+                         uint64_t first_step, uint64_t end_step, Err *e);
+/* Blocks until the next step's batch is ready and returns it; it stays valid
+ * until the next call (or prefetch_stop). NULL with e on a read error (then
+ * on every later call too) or past end_step. */
+const Batch *prefetch_next(Prefetch *p, Err *e);
+/* Stops and joins the thread (it finishes at most the batch it is loading)
+ * and frees everything. Safe at any point; NULL is a no-op. */
+void prefetch_stop(Prefetch *p);
+
+#endif

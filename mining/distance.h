@@ -1,0 +1,60 @@
+/* distance: Euclidean distance matrices between embedding rows, computed the
+ * way the reference models define them,
+ *     d_ij = sqrt(max(|a_i|^2 + |p_j|^2 - 2 a_i.p_j, 1e-12)),
+ * with one cblas_sgemm for the dot products, and their backward pass. The
+ * derivative of d_ij is taken as 0 wherever d_ij <= DIST_MIN (the clamp is
+ * active, e.g. for duplicate rows). No mining and no loss here. */
+#ifndef SIAMESE_DISTANCE_H
+#define SIAMESE_DISTANCE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DIST_EPS2 1e-12f         /* clamp on the squared distance */
+#define DIST_MIN 9.99999997e-07f /* == sqrtf(DIST_EPS2): the smallest distance */
+
+/* Floats of workspace dist_matrix needs: Na + Np (the squared norms). */
+size_t dist_matrix_workspace_floats(int Na, int Np);
+
+/* d (written) = the (Na, Np) distance matrix between the rows of A and P.
+ * A and P may be the same pointer. */
+void dist_matrix(float *d,       /* (Na, Np) */
+                 const float *A, /* (Na, D) */
+                 const float *P, /* (Np, D) */
+                 int Na, int Np, int D, float *ws);
+
+/* Floats of workspace dist_matrix_backward needs: Na*Np + Na + Np. */
+size_t dist_backward_workspace_floats(int Na, int Np);
+
+/* Given dL/dd (dd) and the forward's d, ACCUMULATES (+=) dL/dA into dA and
+ * dL/dP into dP. dA and dP may overlap each other (e.g. both inside one
+ * pool gradient) but not A, P, dd or d. */
+void dist_matrix_backward(float *dA,       /* (Na, D) += */
+                          float *dP,       /* (Np, D) += */
+                          const float *dd, /* (Na, Np) */
+                          const float *d,  /* (Na, Np) from dist_matrix */
+                          const float *A,  /* (Na, D) */
+                          const float *P,  /* (Np, D) */
+                          int Na, int Np, int D, float *ws);
+
+/* The hardest positive and negative of anchor a over one row of scores
+ * s_j = sign * row[j] (a distance row with sign = 1; sign = -1 flips both):
+ * *p = argmax s_j over j != a with labels[j] == labels[a], *n = argmin s_j
+ * over labels[j] != labels[a], the lowest index among equal scores, -1 for
+ * an empty set; *npos, *nneg = the sizes of the two sets. */
+void dist_row_hardest(int *p, int *n, int *npos, int *nneg,
+                      const float *row,      /* (N) */
+                      const int32_t *labels, /* (N) */
+                      int a, float sign, int N);
+
+/* One pair without BLAS, same formula (float sums): for the list losses. */
+float dist_pair(const float *x, const float *y, int D);
+
+/* 1/d where the derivative of d exists, 0 on the clamp: d(d_ij)/d(a_i) is
+ * (a_i - p_j) * dist_inv(d_ij). */
+static inline float dist_inv(float d) {
+    return 1.0f / (d > DIST_MIN ? d : INFINITY); /* branch-free: loops vectorise */
+}
+
+#endif

@@ -1,0 +1,306 @@
+/* triplet: see triplet.h. The mined losses work on the (Na, N) distance
+ * matrix of the anchors against the pool: they accumulate dL/dd into a
+ * second (Na, N) matrix and finish with one dist_matrix_backward. */
+#include "triplet.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../nn/util.h"
+#include "distance.h"
+
+size_t triplet_workspace_floats(int N, int Na) {
+    return 3 * (size_t)Na * (size_t)N + (size_t)Na + 4 * (size_t)N;
+}
+
+size_t triplet_chosen_capacity(TripletMiner miner, int N, int Na) {
+    switch (miner) {
+    case TRIPLET_BATCH_HARD: return (size_t)Na;
+    case TRIPLET_SEMI_HARD: return (size_t)Na * (size_t)(N > 0 ? N - 1 : 0);
+    default: return 0;
+    }
+}
+
+/* One term from x = d_ap - d_an: returns the loss, *g = dloss/dx. */
+static inline float triplet_term(float x, float margin, int soft, float *g) {
+    if (soft) {
+        float e = expf(-fabsf(x));
+        *g = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        return fmaxf(x, 0.0f) + log1pf(e);
+    }
+    float l = x + margin;
+    *g = l > 0.0f ? 1.0f : 0.0f;
+    return l > 0.0f ? l : 0.0f;
+}
+
+/* Soft-margin batch-all: the fast path for one (anchor, positive) while every
+ * d_ap - d_an <= SOFT_FAST_MAX. t_k = exp(d_ap - d_an_k) = ep * en[k] with
+ * en[k] = exp(dmin - d_an_k) <= 1 and ep = exp(d_ap - dmin), so no exp per
+ * triplet; sigmoid = t / (1 + t); the softplus terms log(1 + t) are summed as
+ * logs of per-lane products of at most 16 factors (each <= 1 + e^5: no
+ * overflow), so no log per triplet either. Returns the loss sum, *wp = the
+ * sum of the sigmoids; cntn[k] += each sigmoid. */
+#define SOFT_FAST_MAX 5.0f
+#define SOFT_LANES 16
+
+static double soft_positive_fast(float *wp, float *cntn, const float *en, float ep, int nneg) {
+    float prod[SOFT_LANES], w[SOFT_LANES];
+    for (int l = 0; l < SOFT_LANES; l++) {
+        prod[l] = 1.0f;
+        w[l] = 0.0f;
+    }
+    double loss = 0.0;
+    int full = nneg - nneg % SOFT_LANES, k = 0;
+    for (int c0 = 0; c0 < full; c0 += SOFT_LANES * SOFT_LANES) {
+        int c1 = MIN(full, c0 + SOFT_LANES * SOFT_LANES);
+        for (k = c0; k < c1; k += SOFT_LANES)
+            for (int l = 0; l < SOFT_LANES; l++) {
+                float t = ep * en[k + l], sg = t / (1.0f + t);
+                cntn[k + l] += sg;
+                w[l] += sg;
+                prod[l] *= 1.0f + t;
+            }
+        for (int l = 0; l < SOFT_LANES; l++) {
+            loss += logf(prod[l]);
+            prod[l] = 1.0f;
+        }
+    }
+    for (k = full; k < nneg; k++) {
+        float t = ep * en[k], sg = t / (1.0f + t);
+        cntn[k] += sg;
+        w[0] += sg;
+        loss += log1pf(t);
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < SOFT_LANES; l++) sum += w[l];
+    *wp = sum;
+    return loss;
+}
+
+/* Batch-all for one anchor row: drow = d(a, .), ddrow += dL/dd(a, .). negd,
+ * cntn and en are N floats of scratch each. Negatives are compacted into negd
+ * in pool order, so the k-th entry maps back to the k-th negative. */
+static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, float *en,
+                          const float *drow, const int32_t *labels, int a, float margin, int soft,
+                          int N) {
+    int32_t la = labels[a];
+    int nneg = 0, npos = 0;
+    double negsum = 0.0;
+    float dmin = INFINITY, dapmax = -INFINITY;
+    for (int j = 0; j < N; j++) {
+        if (labels[j] != la) {
+            negd[nneg] = drow[j];
+            cntn[nneg] = 0.0f;
+            negsum += drow[j];
+            dmin = drow[j] < dmin ? drow[j] : dmin;
+            nneg++;
+        } else if (j != a) {
+            dapmax = drow[j] > dapmax ? drow[j] : dapmax;
+            npos++;
+        }
+    }
+    st->candidates += (long)npos * nneg;
+    if (npos == 0 || nneg == 0) return;
+    int fast = soft && dapmax - dmin <= SOFT_FAST_MAX;
+    if (fast)
+        for (int k = 0; k < nneg; k++) en[k] = expf(dmin - negd[k]);
+    double loss = 0.0, hard = 0.0;
+    long active = 0;
+    for (int p = 0; p < N; p++) {
+        if (p == a || labels[p] != la) continue;
+        float dap = drow[p];
+        if (!soft) {
+            /* Vectorisable: an integer count and an elementwise update; the
+             * loss follows from the counts below. */
+            int c = 0;
+            for (int k = 0; k < nneg; k++) {
+                float x = (dap - negd[k]) + margin;
+                int act = x > 0.0f;
+                c += act;
+                cntn[k] += (float)act;
+            }
+            ddrow[p] += (float)c;
+            active += c;
+            loss += (double)c * ((double)dap + (double)margin);
+            continue;
+        }
+        float wp = 0.0f;
+        if (fast) {
+            loss += soft_positive_fast(&wp, cntn, en, expf(dap - dmin), nneg);
+        } else {
+            float lp = 0.0f;
+            for (int k = 0; k < nneg; k++) {
+                float g, l = triplet_term(dap - negd[k], margin, 1, &g);
+                lp += l;
+                wp += g;
+                cntn[k] += g;
+            }
+            loss += lp;
+        }
+        ddrow[p] += wp;
+        active += nneg;
+        hard += (double)nneg * dap - negsum;
+    }
+    /* Scatter the per-negative weights back; for the hinge, the loss is
+     * sum over active (d_ap + m) - sum over active d_an. */
+    int k = 0;
+    for (int j = 0; j < N; j++) {
+        if (labels[j] == la) continue;
+        ddrow[j] -= cntn[k];
+        if (!soft) loss -= (double)cntn[k] * negd[k];
+        k++;
+    }
+    if (!soft) {
+        hard = loss - (double)margin * (double)active;
+        st->count += (double)active;
+    } else {
+        st->count += (double)npos * nneg;
+    }
+    st->loss_sum += loss;
+    st->active += active;
+    st->hardness_sum += hard;
+}
+
+/* dE[i] += s (E[i] - E[j]), dE[j] -= s (E[i] - E[j]). */
+static void add_pair_grad(float *dE, const float *E, int i, int j, float s, int D) {
+    if (s == 0.0f) return;
+    const float *x = E + (size_t)i * D, *y = E + (size_t)j * D;
+    float *gx = dE + (size_t)i * D, *gy = dE + (size_t)j * D;
+    for (int k = 0; k < D; k++) {
+        float u = s * (x[k] - y[k]);
+        gx[k] += u;
+        gy[k] -= u;
+    }
+}
+
+/* Adds the term of (a, p, n) to the stats and its gradient to dE (the
+ * sparse miners: two rows of E per term, no dense backward); drow = d(a, .). */
+static void add_term(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
+                     const float *drow, int a, int p, int n, float margin, int soft, int D) {
+    float x = drow[p] - drow[n], g, l = triplet_term(x, margin, soft, &g);
+    st->loss_sum += l;
+    st->count += 1.0;
+    st->active += soft || l > 0.0f;
+    st->hardness_sum += x;
+    add_pair_grad(dE, E, a, p, g * dist_inv(drow[p]), D);
+    add_pair_grad(dE, E, a, n, -g * dist_inv(drow[n]), D);
+    if (chosen) chosen[(long)st->count - 1] = (IndexTriplet){a, p, n};
+}
+
+static void batch_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
+                           const float *drow, const int32_t *labels, int a, float margin, int soft,
+                           int N, int D) {
+    int p, n, npos, nneg;
+    dist_row_hardest(&p, &n, &npos, &nneg, drow, labels, a, 1.0f, N);
+    st->candidates += (long)npos * nneg;
+    if (p >= 0 && n >= 0) add_term(st, dE, chosen, E, drow, a, p, n, margin, soft, D);
+}
+
+/* The pool index j of the smallest drow[j] > x among rows with another label
+ * than la, lowest index among equal distances; -1 if there is none. Sixteen
+ * interleaved (minimum, index) lanes so that the loop vectorises; within a
+ * lane the strict < keeps the lowest index, across lanes ties are broken by
+ * index explicitly. */
+static int argmin_above(const float *drow, const int32_t *labels, int32_t la, float x, int N) {
+    float m[16];
+    int id[16];
+    for (int l = 0; l < 16; l++) {
+        m[l] = INFINITY;
+        id[l] = -1;
+    }
+    int k = 0;
+    for (; k + 16 <= N; k += 16)
+        for (int l = 0; l < 16; l++) {
+            float d = drow[k + l];
+            float v = (labels[k + l] != la) & (d > x) ? d : INFINITY;
+            int lt = v < m[l];
+            m[l] = lt ? v : m[l];
+            id[l] = lt ? k + l : id[l];
+        }
+    for (int l = 0; k < N; k++, l++) {
+        float v = labels[k] != la && drow[k] > x ? drow[k] : INFINITY;
+        if (v < m[l]) {
+            m[l] = v;
+            id[l] = k;
+        }
+    }
+    int best = 0;
+    for (int l = 1; l < 16; l++)
+        if (m[l] < m[best] || (m[l] == m[best] && id[l] >= 0 && (id[best] < 0 || id[l] < id[best])))
+            best = l;
+    return m[best] < INFINITY ? id[best] : -1;
+}
+
+static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
+                          const float *drow, const int32_t *labels, int a, float margin, int soft,
+                          int N, int D) {
+    int32_t la = labels[a];
+    int unused, far, npos, nneg; /* far: the farthest negative, the fallback */
+    dist_row_hardest(&unused, &far, &npos, &nneg, drow, labels, a, -1.0f, N);
+    st->candidates += (long)npos * nneg;
+    if (nneg == 0) return;
+    for (int p = 0; p < N; p++) {
+        if (p == a || labels[p] != la) continue;
+        int n = argmin_above(drow, labels, la, drow[p], N); /* closest farther negative */
+        add_term(st, dE, chosen, E, drow, a, p, n >= 0 ? n : far, margin, soft, D);
+    }
+}
+
+LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *E,
+                       const int32_t *labels, TripletMiner miner, float margin, int soft, int N,
+                       int D, int a0, int a1) {
+    ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
+    ASSERT(miner == TRIPLET_ALL || miner == TRIPLET_BATCH_HARD || miner == TRIPLET_SEMI_HARD);
+    ASSERT(!(miner == TRIPLET_ALL && chosen));
+    LossStats st = {0};
+    int Na = a1 - a0;
+    if (Na == 0) return st;
+    size_t nn = (size_t)Na * N;
+    float *d = ws, *dd = ws + nn, *tmp = ws + 2 * nn;
+    float *negd = tmp + nn + Na + N, *cntn = negd + N, *en = cntn + N; /* after the backward's */
+    const float *A = E + (size_t)a0 * D;
+    dist_matrix(d, A, E, Na, N, D, tmp);
+    if (miner == TRIPLET_ALL) { /* dense dL/dd, one backward */
+        memset(dd, 0, nn * sizeof *dd);
+        for (int r = 0; r < Na; r++)
+            batch_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels,
+                          a0 + r, margin, soft, N);
+        dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
+        return st;
+    }
+    for (int r = 0; r < Na; r++) { /* sparse: two pairs per term straight into dE */
+        IndexTriplet *ch = chosen ? chosen + (long)st.count : NULL;
+        LossStats row = {0};
+        if (miner == TRIPLET_BATCH_HARD)
+            batch_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);
+        else
+            semi_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);
+        loss_stats_add(&st, &row);
+    }
+    return st;
+}
+
+LossStats triplet_list_loss(float *dE, const float *E, const IndexTriplet *t, float margin,
+                            int soft, int N, int D, int t0, int t1) {
+    ASSERT(N > 0 && D > 0 && 0 <= t0 && t0 <= t1);
+    LossStats st = {0};
+    for (int k = t0; k < t1; k++) {
+        int a = t[k].a, p = t[k].p, n = t[k].n;
+        ASSERT(0 <= a && a < N && 0 <= p && p < N && 0 <= n && n < N);
+        const float *ea = E + (size_t)a * D;
+        float dap = dist_pair(ea, E + (size_t)p * D, D), dan = dist_pair(ea, E + (size_t)n * D, D);
+        float x = dap - dan, g, l = triplet_term(x, margin, soft, &g);
+        st.loss_sum += l;
+        st.count += 1.0;
+        st.active += soft || l > 0.0f;
+        st.hardness_sum += x;
+        add_pair_grad(dE, E, a, p, g * dist_inv(dap), D);
+        add_pair_grad(dE, E, a, n, -g * dist_inv(dan), D);
+    }
+    st.candidates = t1 - t0;
+    return st;
+}
+
+void triplet_list_thirds(IndexTriplet *out, int base, int B) {
+    for (int k = 0; k < B; k++) out[k] = (IndexTriplet){base + k, base + B + k, base + 2 * B + k};
+}

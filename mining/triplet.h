@@ -1,0 +1,88 @@
+/* triplet: the triplet loss (Schroff et al. 2015, FaceNet) over a pool of
+ * embeddings, with three online miners (batch-all, batch-hard, semi-hard)
+ * and an explicit-list variant for offline triplets. Per triplet the term is
+ *     hinge:        max(d_ap - d_an + m, 0)     (computed as (d_ap - d_an) + m)
+ *     soft margin:  log(1 + exp(d_ap - d_an))  (stable softplus; m unused)
+ * with the distances of distance.h. Pure functions: no MPI, no allocation.
+ *
+ * Global mining contract. E and labels are the whole (global) pool of N rows
+ * in global order; the caller owns anchors [a0, a1). A call computes the
+ * terms of its anchors against the whole pool, returns their LossStats and
+ * ACCUMULATES (+=) the UNNORMALISED gradient d(loss_sum)/dE into dE (N, D),
+ * rows of other ranks included. The caller sums the stats over ranks, takes
+ * loss = loss_sum / count, scales dE by 1/count and reduce-scatters it.
+ * Splitting [0, N) into ranges and summing gives one call over [0, N).
+ *
+ * Ties: whenever a miner takes an extremum (hardest positive or negative,
+ * closest negative), the lowest pool index wins.
+ *
+ * LossStats fields, per miner:
+ *   TRIPLET_ALL        every valid (a, p, n): p != a with a's label, n with
+ *                      another label. count = active triplets (hinge) or all
+ *                      valid triplets (soft margin).
+ *   TRIPLET_BATCH_HARD per anchor, the hardest positive (largest d) and the
+ *                      hardest negative (smallest d). count = anchors having
+ *                      both (zero-loss ones included).
+ *   TRIPLET_SEMI_HARD  per (anchor, positive) pair, every positive (FaceNet):
+ *                      the closest negative farther than the positive
+ *                      (smallest d_an with d_an > d_ap, inside or outside the
+ *                      margin); if no negative is farther, the farthest
+ *                      negative (largest d_an). This is the rule of
+ *                      TensorFlow Addons' TripletSemiHardLoss. count = pairs
+ *                      having a negative (zero-loss ones included).
+ *   active       terms with a non-zero loss among the counted ones (with the
+ *                soft margin every term: softplus > 0);
+ *   candidates   valid triplets (a, p, n) of the anchors (the miner's choice
+ *                set), or the number of listed triplets for the list loss;
+ *   hardness     d_ap - d_an of each counted term (> 0: the negative is
+ *                closer than the positive); mean = hardness_sum / count. */
+#ifndef SIAMESE_TRIPLET_H
+#define SIAMESE_TRIPLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loss_stats.h"
+
+typedef enum { TRIPLET_ALL, TRIPLET_BATCH_HARD, TRIPLET_SEMI_HARD } TripletMiner;
+
+/* Pool row indices of one triplet. */
+typedef struct IndexTriplet {
+    int32_t a, p, n;
+} IndexTriplet;
+
+/* Floats of workspace triplet_loss needs for Na = a1 - a0 anchors:
+ * 3*Na*N + Na + 4*N. */
+size_t triplet_workspace_floats(int N, int Na);
+
+/* Entries `chosen` may receive: Na (batch-hard), Na*(N-1) (semi-hard),
+ * 0 for TRIPLET_ALL (which never writes chosen). */
+size_t triplet_chosen_capacity(TripletMiner miner, int N, int Na);
+
+/* The mined triplet loss of anchors [a0, a1) against the pool (see above).
+ * ACCUMULATES the unnormalised gradient into dE. chosen (may be NULL)
+ * receives the chosen triplets of batch-hard and semi-hard, in anchor then
+ * positive order, count of them; it must be NULL for TRIPLET_ALL. margin is
+ * used by the hinge (soft = 0) only. */
+LossStats triplet_loss(float *dE,            /* (N, D) += */
+                       IndexTriplet *chosen, /* (count) written, or NULL */
+                       float *ws,            /* triplet_workspace_floats */
+                       const float *E,       /* (N, D) the pool */
+                       const int32_t *labels, /* (N) */
+                       TripletMiner miner, float margin, int soft, int N, int D, int a0,
+                       int a1);
+
+/* The loss over explicit triplets t[t0 .. t1) (offline triplets). count =
+ * t1 - t0; ACCUMULATES the unnormalised gradient into dE. Distances come from
+ * dist_pair. Needs no workspace. */
+LossStats triplet_list_loss(float *dE,              /* (N, D) += */
+                            const float *E,         /* (N, D) */
+                            const IndexTriplet *t,  /* (>= t1) pool indices */
+                            float margin, int soft, int N, int D, int t0, int t1);
+
+/* Offline layout: a rank's B triplets go through the encoder as one batch
+ * [anchors; positives; negatives] whose rows start at pool row `base`:
+ * out[k] = (base + k, base + B + k, base + 2B + k). */
+void triplet_list_thirds(IndexTriplet *out, /* (B) */ int base, int B);
+
+#endif

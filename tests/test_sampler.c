@@ -1,0 +1,410 @@
+/* test_sampler: shards, PK batches from a synthetic class index (structure,
+ * determinism, rank-count independence, exclusion of small classes, loose
+ * uniformity), and pairs/triplets batches from a small dataset written in
+ * /tmp (rank-count independence, one permutation per epoch). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../io/dataset.h"
+#include "../io/sampler.h"
+#include "../nn/util.h"
+#include "test.h"
+
+#define NCLS 20
+
+static void test_shard(void) {
+    int ok = 1;
+    for (int n = 1; n <= 40; n++)
+        for (int w = 1; w <= MIN(n, 9); w++) {
+            int next = 0, prev = n + 1, lo = n, hi = 0;
+            for (int r = 0; r < w; r++) {
+                int b, c;
+                sampler_shard(n, r, w, &b, &c);
+                if (b != next || c > prev || c < 1) ok = 0;
+                next = b + c;
+                prev = c;
+                lo = MIN(lo, c);
+                hi = MAX(hi, c);
+            }
+            if (next != n || hi - lo > 1) ok = 0;
+        }
+    CHECK(ok, "shards are contiguous, cover, non-increasing, differ by <= 1");
+    int want[4][2] = {{0, 8}, {8, 8}, {16, 7}, {23, 7}};
+    for (int r = 0; r < 4; r++) {
+        int b, c;
+        sampler_shard(30, r, 4, &b, &c);
+        CHECK(b == want[r][0] && c == want[r][1], "30 over 4, rank %d: [%d, +%d)", r, b, c);
+    }
+}
+
+/* Class c has size[c] samples; ids are handed out in a shuffled order so
+ * that classes are not contiguous id ranges. */
+static int32_t *make_labels(uint64_t *count, int *size) {
+    uint64_t n = 0;
+    for (int c = 0; c < NCLS; c++) {
+        size[c] = 1 + (c * 5) % 11 + (c == 7 ? 200 : 0); /* 1..11, class 7 big */
+        n += (uint64_t)size[c];
+    }
+    uint32_t *perm = xmalloc(n * sizeof *perm);
+    for (uint64_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    Rng r;
+    rng_seed(&r, 9, RNG_TEST, 0);
+    rng_shuffle_u32(&r, perm, n);
+    int32_t *labels = xmalloc(n * sizeof *labels);
+    uint64_t j = 0;
+    for (int c = 0; c < NCLS; c++)
+        for (int i = 0; i < size[c]; i++) labels[perm[j++]] = c;
+    free(perm);
+    *count = n;
+    return labels;
+}
+
+static int same_batch(const LocalBatch *a, const LocalBatch *b) {
+    return a->n_images == b->n_images && !memcmp(a->ids, b->ids, (size_t)a->n_images * sizeof *a->ids) &&
+           !memcmp(a->labels, b->labels, (size_t)a->n_images * sizeof *a->labels);
+}
+
+/* The local batches of world ranks, put at their global positions, give
+ * exactly the world-1 batch (ids, labels, same flags). */
+static int check_union(Sampler *s, uint64_t ep, uint64_t st, int world, DsReader *rd,
+                       const LocalBatch *glob) {
+    LocalBatch lb;
+    sampler_batch_init(s, world, &lb);
+    int ok = 1, items = 0;
+    char *seen = xcalloc((size_t)glob->n_images, 1);
+    Err e;
+    for (int r = 0; r < world; r++) {
+        if (sampler_local(s, ep, st, r, world, &lb, rd, &e)) {
+            fprintf(stderr, "sampler_local: %s\n", e.msg);
+            ok = 0;
+            break;
+        }
+        if (lb.item_begin != items || lb.n_images != lb.n_items * glob->per_item) ok = 0;
+        items += lb.n_items;
+        for (int i = 0; i < lb.n_images; i++) {
+            int g = sampler_global_image(&lb, i);
+            if (g < 0 || g >= glob->n_images || seen[g]) {
+                ok = 0;
+                continue;
+            }
+            seen[g] = 1;
+            if (lb.ids[i] != glob->ids[g] || lb.labels[i] != glob->labels[g]) ok = 0;
+        }
+        for (int j = 0; glob->same && j < lb.n_items; j++)
+            if (lb.same[j] != glob->same[lb.item_begin + j]) ok = 0;
+    }
+    if (items != glob->n_items) ok = 0;
+    free(seen);
+    sampler_batch_free(&lb);
+    return ok;
+}
+
+static void test_pk(void) {
+    int size[NCLS];
+    uint64_t count;
+    int32_t *labels = make_labels(&count, size);
+    Err e;
+    Sampler s, s2;
+    SamplerSpec spec = {.mode = SAMPLER_PK, .p = 5, .k = 6, .seed = 42};
+    int elig = 0;
+    for (int c = 0; c < NCLS; c++) elig += size[c] >= 6;
+    CHECK(sampler_init_labels(&s, &spec, labels, count, NCLS, "fake", &e) == 0, "%s", e.msg);
+    CHECK(sampler_init_labels(&s2, &spec, labels, count, NCLS, "fake", &e) == 0, "%s", e.msg);
+    CHECK((int)s.n_eligible == elig, "%u eligible, want %d", s.n_eligible, elig);
+    CHECK(sampler_global_items(&s) == 30, "items %d", sampler_global_items(&s));
+    uint64_t spe = sampler_steps_per_epoch(&s);
+    CHECK(spe == count / 30, "steps per epoch %llu, count %llu", (unsigned long long)spe,
+          (unsigned long long)count);
+
+    LocalBatch g1, g2, g3;
+    sampler_batch_init(&s, 1, &g1);
+    sampler_batch_init(&s, 1, &g2);
+    sampler_batch_init(&s, 1, &g3);
+    /* Structure over every step of three epochs. */
+    int struct_ok = 1, det_ok = 1, union_ok = 1, differ = 0, pairs = 0;
+    for (uint64_t ep = 0; ep < 3; ep++)
+        for (uint64_t st = 0; st < spe; st++) {
+            sampler_global(&s, ep, st, &g1, NULL, &e);
+            sampler_global(&s2, ep, st, &g2, NULL, &e);
+            if (!same_batch(&g1, &g2)) det_ok = 0;
+            if (g1.n_images != 30 || g1.item_begin != 0 || g1.same) struct_ok = 0;
+            for (int c = 0; c < 5; c++) {
+                int32_t lab = g1.labels[c * 6];
+                if (lab < 0 || lab >= NCLS || size[lab] < 6) struct_ok = 0;
+                for (int c2 = 0; c2 < c; c2++)
+                    if (g1.labels[c2 * 6] == lab) struct_ok = 0;
+                for (int i = 0; i < 6; i++) {
+                    uint32_t id = g1.ids[c * 6 + i];
+                    if (id >= count || labels[id] != lab || g1.labels[c * 6 + i] != lab) struct_ok = 0;
+                    for (int i2 = 0; i2 < i; i2++)
+                        if (g1.ids[c * 6 + i2] == id) struct_ok = 0;
+                }
+            }
+            for (int w = 1; w <= 4; w++)
+                if (!check_union(&s, ep, st, w, NULL, &g1)) union_ok = 0;
+            if (st > 0) {
+                pairs++;
+                differ += !same_batch(&g1, &g3);
+            }
+            memcpy(g3.ids, g1.ids, 30 * sizeof *g1.ids);
+            memcpy(g3.labels, g1.labels, 30 * sizeof *g1.labels);
+            g3.n_images = g1.n_images;
+        }
+    CHECK(struct_ok, "P distinct eligible classes x K distinct samples, class-major");
+    CHECK(det_ok, "two samplers give the same batch for each (seed, epoch, step)");
+    CHECK(union_ok, "for world 1..4 the local batches make up the global batch");
+    CHECK(differ == pairs, "consecutive steps differ (%d of %d)", differ, pairs);
+
+    /* Epoch and seed change the batch; the clone does not. */
+    sampler_global(&s, 0, 1, &g1, NULL, &e);
+    sampler_global(&s, 1, 1, &g2, NULL, &e);
+    CHECK(!same_batch(&g1, &g2), "epoch 0 and 1 differ at step 1");
+    Sampler s3, cl;
+    SamplerSpec spec3 = spec;
+    spec3.seed = 43;
+    CHECK(sampler_init_labels(&s3, &spec3, labels, count, NCLS, "fake", &e) == 0, "%s", e.msg);
+    sampler_global(&s3, 0, 1, &g2, NULL, &e);
+    CHECK(!same_batch(&g1, &g2), "seeds 42 and 43 differ");
+    sampler_clone(&cl, &s);
+    sampler_global(&cl, 0, 1, &g2, NULL, &e);
+    CHECK(same_batch(&g1, &g2), "a clone gives the same batch");
+    sampler_free(&cl);
+    sampler_free(&s3);
+    /* Order of calls does not matter (stateless per step). */
+    sampler_global(&s2, 2, 3, &g2, NULL, &e);
+    sampler_global(&s2, 0, 1, &g2, NULL, &e);
+    CHECK(same_batch(&g1, &g2), "batch independent of the previous calls");
+
+    /* More ranks than items: an error, not a crash. */
+    Sampler tiny;
+    SamplerSpec ts = {.mode = SAMPLER_PK, .p = 2, .k = 1, .seed = 1};
+    CHECK(sampler_init_labels(&tiny, &ts, labels, count, NCLS, "fake", &e) == 0, "%s", e.msg);
+    LocalBatch lt;
+    sampler_batch_init(&tiny, 3, &lt);
+    CHECK(sampler_local(&tiny, 0, 0, 0, 3, &lt, NULL, &e) == -1 && strstr(e.msg, "3 ranks"),
+          "3 ranks for 2 images: %s", e.msg);
+    sampler_batch_free(&lt);
+    sampler_free(&tiny);
+
+    /* Fewer than P eligible classes: error naming the numbers. */
+    SamplerSpec big = {.mode = SAMPLER_PK, .p = elig + 1, .k = 6, .seed = 1};
+    char want[64];
+    snprintf(want, sizeof want, "only %d of %d classes", elig, NCLS);
+    CHECK(sampler_init_labels(&tiny, &big, labels, count, NCLS, "fake", &e) == -1 && strstr(e.msg, want) &&
+              strstr(e.msg, "p=") && strstr(e.msg, "k=6"),
+          "error: %s", e.msg);
+    int32_t keep = labels[3];
+    labels[3] = NCLS;
+    CHECK(sampler_init_labels(&tiny, &spec, labels, count, NCLS, "fake", &e) == -1 &&
+              strstr(e.msg, "sample 3"),
+          "bad label: %s", e.msg);
+    labels[3] = keep;
+    SamplerSpec bad = {.mode = SAMPLER_PK, .p = 0, .k = 6};
+    CHECK(sampler_init_labels(&tiny, &bad, labels, count, NCLS, "fake", &e) == -1, "p=0");
+
+    sampler_batch_free(&g1);
+    sampler_batch_free(&g2);
+    sampler_batch_free(&g3);
+    sampler_free(&s);
+    sampler_free(&s2);
+    free(labels);
+}
+
+/* Over many steps each eligible class is drawn about T*P/E times and each
+ * sample of the big class about equally often (loose chi-square bounds). */
+static void test_pk_uniform(void) {
+    int size[NCLS];
+    uint64_t count;
+    int32_t *labels = make_labels(&count, size);
+    Err e;
+    Sampler s;
+    SamplerSpec spec = {.mode = SAMPLER_PK, .p = 4, .k = 8, .seed = 7};
+    CHECK(sampler_init_labels(&s, &spec, labels, count, NCLS, "fake", &e) == 0, "%s", e.msg);
+    LocalBatch g;
+    sampler_batch_init(&s, 1, &g);
+    long cls[NCLS] = {0}, *smp = xcalloc(count, sizeof *smp);
+    uint64_t spe = sampler_steps_per_epoch(&s), T = 0;
+    for (uint64_t ep = 0; T < 20000; ep++)
+        for (uint64_t st = 0; st < spe; st++, T++) {
+            sampler_global(&s, ep, st, &g, NULL, &e);
+            for (int c = 0; c < 4; c++) cls[g.labels[c * 8]]++;
+            for (int i = 0; i < 32; i++) smp[g.ids[i]]++;
+        }
+    int E = 0, small_seen = 0;
+    for (int c = 0; c < NCLS; c++) {
+        if (size[c] >= 8)
+            E++;
+        else
+            small_seen += cls[c] != 0;
+    }
+    CHECK(small_seen == 0, "%d classes with < K samples appeared", small_seen);
+    double mu = (double)T * 4 / E, chi = 0;
+    int all = 1;
+    for (int c = 0; c < NCLS; c++)
+        if (size[c] >= 8) {
+            all &= cls[c] > 0;
+            chi += (cls[c] - mu) * (cls[c] - mu) / mu;
+        }
+    double dof = E - 1;
+    CHECK(all, "every eligible class appears");
+    CHECK(chi < dof + 6 * sqrt(2 * dof), "class chi-square %.1f, dof %.0f", chi, dof);
+    /* Samples of the big class 7 (211 samples, drawn when 7 is picked). */
+    double n7 = 0, chi7 = 0;
+    for (uint64_t i = 0; i < count; i++)
+        if (labels[i] == 7) n7 += (double)smp[i];
+    double mu7 = n7 / size[7];
+    for (uint64_t i = 0; i < count; i++)
+        if (labels[i] == 7) chi7 += (smp[i] - mu7) * (smp[i] - mu7) / mu7;
+    double dof7 = size[7] - 1;
+    CHECK(chi7 < dof7 + 6 * sqrt(2 * dof7), "sample chi-square %.1f, dof %.0f", chi7, dof7);
+    free(smp);
+    sampler_batch_free(&g);
+    sampler_free(&s);
+    free(labels);
+}
+
+/* A small dataset with pairs and triplets, written in dir. */
+static int write_db(const char *path, uint64_t n, uint64_t npairs, uint64_t ntrip, Err *e) {
+    DsWriterSpec ws = {.channels = 1, .height = 4, .width = 4, .classes = 5, .source = "test"};
+    DsWriter *w;
+    if (ds_writer_create(&w, path, &ws, e)) return -1;
+    uint8_t px[16];
+    for (uint64_t i = 0; i < n; i++) {
+        for (int j = 0; j < 16; j++) px[j] = (uint8_t)(i * 7 + (uint64_t)j);
+        if (ds_writer_add(w, px, (int32_t)(i * 3 % 5), NULL, e)) {
+            ds_writer_abort(w);
+            return -1;
+        }
+    }
+    if (ds_writer_finish(w, e)) return -1;
+    Rng r;
+    rng_seed(&r, 5, RNG_TEST, 1);
+    uint32_t *a = xmalloc(npairs * 4), *b = xmalloc(npairs * 4), *t = xmalloc(ntrip * 12);
+    uint8_t *same = xmalloc(npairs);
+    /* Valid records: label(id) = id*3 % 5 depends only on id % 5. */
+    for (uint64_t i = 0; i < npairs; i++) {
+        a[i] = (uint32_t)rng_below(&r, n);
+        do b[i] = (uint32_t)rng_below(&r, n);
+        while (b[i] == a[i]);
+        same[i] = a[i] % 5 == b[i] % 5;
+    }
+    for (uint64_t i = 0; i < ntrip; i++) {
+        uint32_t *x = t + 3 * i;
+        x[0] = (uint32_t)rng_below(&r, n);
+        do x[1] = x[0] % 5 + 5 * (uint32_t)rng_below(&r, n / 5);
+        while (x[1] == x[0]);
+        do x[2] = (uint32_t)rng_below(&r, n);
+        while (x[2] % 5 == x[0] % 5);
+    }
+    int rc = ds_write_pairs(path, a, b, same, npairs, e);
+    if (!rc && ntrip) rc = ds_write_triplets(path, t, ntrip, e);
+    free(a), free(b), free(t), free(same);
+    return rc;
+}
+
+static void test_records(void) {
+    char dir[] = "/tmp/test_sampler.XXXXXX", path[256], path2[256], cmd[300];
+    if (!mkdtemp(dir)) FATAL("mkdtemp");
+    snprintf(path, sizeof path, "%s/db", dir);
+    snprintf(path2, sizeof path2, "%s/db2", dir);
+    Err e;
+    CHECK(write_db(path, 60, 97, 61, &e) == 0, "write: %s", e.msg);
+    Dataset *ds;
+    DsReader *rd;
+    if (ds_open(&ds, path, &e) || ds_reader_open(ds, &rd, &e)) FATAL("open: %s", e.msg);
+    for (int mode = SAMPLER_PAIRS; mode <= SAMPLER_TRIPLETS; mode++) {
+        int pairs = mode == SAMPLER_PAIRS;
+        SamplerSpec spec = {.mode = mode, .batch = 30, .seed = 3};
+        Sampler s, s2;
+        CHECK(sampler_init(&s, &spec, ds, &e) == 0, "%s", e.msg);
+        CHECK(sampler_init(&s2, &spec, ds, &e) == 0, "%s", e.msg);
+        uint64_t nrec = pairs ? 97 : 61, spe = sampler_steps_per_epoch(&s);
+        CHECK(spe == nrec / 30, "steps per epoch %llu", (unsigned long long)spe);
+        LocalBatch g, g2;
+        sampler_batch_init(&s, 1, &g);
+        sampler_batch_init(&s, 1, &g2);
+        int det = 1, uni = 1, lab = 1, layout = 1, fresh = 1;
+        for (uint64_t ep = 0; ep < 3; ep++) {
+            char *used = xcalloc(nrec, 1);
+            for (uint64_t st = 0; st < spe; st++) {
+                CHECK(sampler_global(&s, ep, st, &g, rd, &e) == 0, "%s", e.msg);
+                sampler_global(&s2, ep, st, &g2, rd, &e);
+                if (!same_batch(&g, &g2) || (pairs && memcmp(g.same, g2.same, 30))) det = 0;
+                if (g.n_items != 30 || g.n_images != 30 * (pairs ? 2 : 3)) layout = 0;
+                for (int i = 0; i < g.n_images; i++)
+                    if (g.labels[i] != (int32_t)(g.ids[i] * 3 % 5)) lab = 0;
+                /* Identify the records: each batch item is a distinct record,
+                 * none repeated within the epoch. */
+                for (int j = 0; j < 30; j++) {
+                    int hit = -1;
+                    for (uint64_t q = 0; q < nrec && hit < 0; q++) {
+                        uint32_t a, b, t[3];
+                        int same;
+                        if (pairs) {
+                            ds_read_pair(rd, q, &a, &b, &same, &e);
+                            if (a == g.ids[j] && b == g.ids[30 + j] && same == g.same[j] && !used[q])
+                                hit = (int)q;
+                        } else {
+                            ds_read_triplet(rd, q, t, &e);
+                            if (t[0] == g.ids[j] && t[1] == g.ids[30 + j] && t[2] == g.ids[60 + j] &&
+                                !used[q])
+                                hit = (int)q;
+                        }
+                    }
+                    if (hit < 0)
+                        fresh = 0;
+                    else
+                        used[hit] = 1;
+                }
+                for (int w = 1; w <= 4; w++)
+                    if (!check_union(&s, ep, st, w, rd, &g)) uni = 0;
+            }
+            free(used);
+        }
+        CHECK(det, "%s: same batches from two samplers", pairs ? "pairs" : "triplets");
+        CHECK(layout, "%s: layout", pairs ? "pairs" : "triplets");
+        CHECK(lab, "%s: labels from ds_labels", pairs ? "pairs" : "triplets");
+        CHECK(fresh, "%s: batches are distinct records of the file, none twice an epoch",
+              pairs ? "pairs" : "triplets");
+        CHECK(uni, "%s: world 1..4 (30 items over 4 ranks) make up the global batch",
+              pairs ? "pairs" : "triplets");
+        sampler_global(&s, 0, 0, &g, rd, &e);
+        sampler_global(&s, 1, 0, &g2, rd, &e);
+        CHECK(!same_batch(&g, &g2), "%s: epochs permute differently", pairs ? "pairs" : "triplets");
+        /* Too big a batch: error names the dataset and the command. */
+        Sampler t;
+        SamplerSpec big = spec;
+        big.batch = (int)nrec + 1;
+        CHECK(sampler_init(&t, &big, ds, &e) == -1 && strstr(e.msg, path) && strstr(e.msg, "siamese pairs"),
+              "too big: %s", e.msg);
+        sampler_batch_free(&g);
+        sampler_batch_free(&g2);
+        sampler_free(&s);
+        sampler_free(&s2);
+    }
+    /* PK on a real dataset: 5 classes of 12. */
+    SamplerSpec pk = {.mode = SAMPLER_PK, .p = 3, .k = 4, .seed = 1};
+    Sampler s;
+    CHECK(sampler_init(&s, &pk, ds, &e) == 0 && s.n_eligible == 5, "pk on a dataset: %s", e.msg);
+    sampler_free(&s);
+    ds_reader_close(rd);
+    ds_close(ds);
+    /* No triplets sub-database: error says what to run. */
+    CHECK(write_db(path2, 10, 5, 0, &e) == 0, "write: %s", e.msg);
+    if (ds_open(&ds, path2, &e)) FATAL("open: %s", e.msg);
+    SamplerSpec tr = {.mode = SAMPLER_TRIPLETS, .batch = 2};
+    CHECK(sampler_init(&s, &tr, ds, &e) == -1 && strstr(e.msg, "no triplets") && strstr(e.msg, "--triplets"),
+          "no triplets: %s", e.msg);
+    ds_close(ds);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) FATAL("%s", cmd);
+}
+
+int main(void) {
+    test_shard();
+    test_pk();
+    test_pk_uniform();
+    test_records();
+    return test_finish();
+}

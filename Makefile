@@ -6,7 +6,7 @@ CC       = mpicc
 OPT     ?= -O3
 ARCH    ?= -march=native
 CFLAGS  ?= $(OPT) $(ARCH)
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -g \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -MMD -MP -g \
            -I/usr/include/x86_64-linux-gnu/openblas-pthread
 LDLIBS   = -lopenblas -llmdb -lz -linih -lpng -lpthread -lm
 BUILD   ?= build

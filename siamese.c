@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nn/blas.h"
+
 int cmd_import(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -11,6 +13,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -24,6 +27,7 @@ static const struct {
     {"eval", cmd_eval, "Recall@K, MAP@R, verification, ROC AUC, EER, N-way K-shot of a checkpoint"},
     {"embed", cmd_embed, "write a dataset's embeddings and labels as .npy"},
     {"export", cmd_export, "write a checkpoint's weights as safetensors"},
+    {"version", cmd_version, "print the version and which BLAS kernels run"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -32,7 +36,14 @@ static void usage(FILE *f) {
     for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
 }
 
+static int cmd_version(int argc, char **argv) {
+    (void)argc, (void)argv;
+    printf("siamese-mpi 0.1\nBLAS: %s\n", blas_describe());
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    blas_select_core(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

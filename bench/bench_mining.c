@@ -14,11 +14,10 @@
 #include "../nn/util.h"
 
 enum { B_ALL, B_ALL_SOFT, B_HARD, B_SEMI, B_TLIST, B_CALL, B_CHARD, B_KHARD, B_KLIST, B_COUNT };
-static const char *bname[] = {"triplet batch_all",  "triplet batch_all soft",
-                              "triplet batch_hard", "triplet semi_hard",
-                              "triplet list (N/3)", "contrastive all",
-                              "contrastive hard",   "koch hard",
-                              "koch list (N/2)"};
+static const char *bname[] = {
+    "triplet batch_all",  "triplet batch_all soft", "triplet batch_hard", "triplet semi_hard",
+    "triplet list (N/3)", "contrastive all",        "contrastive hard",   "koch hard",
+    "koch list (N/2)"};
 
 typedef struct Bench {
     int N, D, a0, a1;
@@ -31,15 +30,25 @@ typedef struct Bench {
 static LossStats run(Bench *b, int which) {
     int N = b->N, D = b->D, a0 = b->a0, a1 = b->a1;
     switch (which) {
-    case B_ALL: return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 0, N, D, a0, a1);
-    case B_ALL_SOFT: return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 1, N, D, a0, a1);
-    case B_HARD: return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_BATCH_HARD, 0.2f, 0, N, D, a0, a1);
-    case B_SEMI: return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_SEMI_HARD, 0.2f, 0, N, D, a0, a1);
-    case B_TLIST: return triplet_list_loss(b->dE, b->E, b->tl, 0.2f, 0, N, D, a0 / 3, a1 / 3);
-    case B_CALL: return pairs_contrastive_all(b->dE, b->ws, b->E, b->labels, 1.0f, N, D, a0, a1);
-    case B_CHARD: return pairs_contrastive_hard(b->dE, b->pch, b->ws, b->E, b->labels, 1.0f, N, D, a0, a1);
-    case B_KHARD: return pairs_koch_hard(b->dE, b->dw, &b->db, b->pch, b->ws, b->E, b->labels, b->w, 0.1f, N, D, a0, a1);
-    default: return pairs_koch(b->dE, b->dw, &b->db, b->E, b->pl, b->w, 0.1f, N, D, a0 / 2, a1 / 2);
+    case B_ALL:
+        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 0, N, D, a0, a1);
+    case B_ALL_SOFT:
+        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 1, N, D, a0, a1);
+    case B_HARD:
+        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_BATCH_HARD, 0.2f, 0, N, D, a0, a1);
+    case B_SEMI:
+        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_SEMI_HARD, 0.2f, 0, N, D, a0, a1);
+    case B_TLIST:
+        return triplet_list_loss(b->dE, b->E, b->tl, 0.2f, 0, N, D, a0 / 3, a1 / 3);
+    case B_CALL:
+        return pairs_contrastive_all(b->dE, b->ws, b->E, b->labels, 1.0f, N, D, a0, a1);
+    case B_CHARD:
+        return pairs_contrastive_hard(b->dE, b->pch, b->ws, b->E, b->labels, 1.0f, N, D, a0, a1);
+    case B_KHARD:
+        return pairs_koch_hard(b->dE, b->dw, &b->db, b->pch, b->ws, b->E, b->labels, b->w, 0.1f, N, D, a0,
+                               a1);
+    default:
+        return pairs_koch(b->dE, b->dw, &b->db, b->E, b->pl, b->w, 0.1f, N, D, a0 / 2, a1 / 2);
     }
 }
 
@@ -50,7 +59,8 @@ static int cmp_double(const void *x, const void *y) {
 
 int main(int argc, char **argv) {
     long reps = 20;
-    if (argc > 1 && parse_long(argv[1], 1, 100000, &reps) != 0) FATAL("reps: want 1..100000, got '%s'", argv[1]);
+    if (argc > 1 && parse_long(argv[1], 1, 100000, &reps) != 0)
+        FATAL("reps: want 1..100000, got '%s'", argv[1]);
     Rng r;
     rng_seed(&r, 1, RNG_TEST, 99);
     int sizes[2][2] = {{8, 32}, {32, 32}};
@@ -101,8 +111,16 @@ int main(int argc, char **argv) {
                 free(ts);
             }
         }
-        free(b.E); free(b.dE); free(b.ws); free(b.w); free(b.dw); free(b.labels);
-        free(b.tl); free(b.tch); free(b.pl); free(b.pch);
+        free(b.E);
+        free(b.dE);
+        free(b.ws);
+        free(b.w);
+        free(b.dw);
+        free(b.labels);
+        free(b.tl);
+        free(b.tch);
+        free(b.pl);
+        free(b.pch);
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: siamese train CONFIG [--set section.key=value ...] [--resume auto|PATH] [--debug]\n"
+            "       siamese train --schema\n"
             "\n"
             "Trains the model of CONFIG (INI; see README \"Config reference\"). Runs as one process,\n"
             "or under mpirun -np N / srun --mpi=pmix: every rank reads its slice of each global batch.\n"
@@ -23,6 +24,7 @@ static void usage(FILE *f) {
             "                           fresh if there is none) or from PATH\n"
             "  --debug                  gradient check of the real model at the first step, replica checksum\n"
             "                           every step\n"
+            "  --schema                 print every config key (section, type, range, default) as Markdown\n"
             "\n"
             "Writes into [run] dir: config.ini, metrics.csv, timing.csv, ckpt-<step>.smpi, model.smpi,\n"
             "eval.json. Exit status: 0 done, %d stopped by SIGTERM/SIGUSR1/SIGINT after writing a\n"
@@ -48,6 +50,10 @@ int cmd_train(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
+            free(o.sets);
+            return 0;
+        } else if (!strcmp(argv[i], "--schema")) {
+            config_print_schema(stdout);
             free(o.sets);
             return 0;
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {

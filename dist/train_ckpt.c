@@ -155,6 +155,19 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
                     status = -1;
                 }
                 if (status == 0 && changed[0]) printf("resume: changed on resume (recorded): %s\n", changed);
+                if (status == 0) {
+                    /* The record of every resume of this run directory. */
+                    char lp[CFG_PATH + 32];
+                    snprintf(lp, sizeof lp, "%s/resume.log", t->cfg.run_dir);
+                    FILE *lf = fopen(lp, "a");
+                    if (lf) {
+                        fprintf(lf, "resumed from %s at step %llu on %d rank%s; changed: %s\n", path, step, t->world,
+                                t->world > 1 ? "s" : "", changed[0] ? changed : "nothing");
+                        fclose(lf);
+                    } else {
+                        util_warn("%s: cannot append: %s", lp, strerror(errno));
+                    }
+                }
             }
             free(ctext);
         }

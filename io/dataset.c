@@ -38,6 +38,9 @@
  *                16   4  stored_len: bytes after the header (= raw_len when
  *                        not deflated)
  *                20   4  CRC-32 (zlib crc32) of the raw payload
+ *             The writer deflates records of up to 4 KB with fixed Huffman
+ *             codes (faster to inflate), larger ones with dynamic codes;
+ *             readers accept any raw deflate stream.
  *             In a compressed dataset a record whose deflate output would not
  *             be smaller is stored raw (flag bit 0 clear); an uncompressed
  *             dataset never has deflated records. Masks (segmentation) live

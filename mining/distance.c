@@ -31,8 +31,7 @@ void dist_matrix(float *d, const float *A, const float *P, int Na, int Np, int D
     for (int i = 0; i < Na; i++) na[i] = sq_norm(A + (size_t)i * D, D);
     for (int j = 0; j < Np; j++) np[j] = sq_norm(P + (size_t)j * D, D);
     /* d = -2 A P^T, then add the norms and take the clamped root in place. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Na, Np, D, -2.0f, A, D, P, D, 0.0f, d,
-                Np);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Na, Np, D, -2.0f, A, D, P, D, 0.0f, d, Np);
     for (int i = 0; i < Na; i++) {
         float *row = d + (size_t)i * Np;
         for (int j = 0; j < Np; j++) {
@@ -43,8 +42,8 @@ void dist_matrix(float *d, const float *A, const float *P, int Na, int Np, int D
 }
 
 /* G = dd / d (0 on the clamp), cs += G; branch-free so that it vectorises. */
-static void grad_row(float *restrict G, float *restrict cs, const float *restrict dd,
-                     const float *restrict d, int n) {
+static void grad_row(float *restrict G, float *restrict cs, const float *restrict dd, const float *restrict d,
+                     int n) {
     for (int j = 0; j < n; j++) {
         float g = dd[j] * dist_inv(d[j]);
         G[j] = g;
@@ -71,16 +70,14 @@ void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d,
         grad_row(Gr, cs, ddr, dr, Np);
         rs[i] = sum_lanes(Gr, Np);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Na, D, Np, -1.0f, G, Np, P, D, 1.0f,
-                dA, D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Na, D, Np, -1.0f, G, Np, P, D, 1.0f, dA, D);
     for (int i = 0; i < Na; i++) {
         if (rs[i] == 0.0f) continue;
         float *o = dA + (size_t)i * D;
         const float *a = A + (size_t)i * D;
         for (int k = 0; k < D; k++) o[k] += rs[i] * a[k];
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Np, D, Na, -1.0f, G, Np, A, D, 1.0f, dP,
-                D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Np, D, Na, -1.0f, G, Np, A, D, 1.0f, dP, D);
     for (int j = 0; j < Np; j++) {
         if (cs[j] == 0.0f) continue;
         float *o = dP + (size_t)j * D;
@@ -116,8 +113,8 @@ static int lanes_pick(const float *v, const int *id, int want_max) {
     return id[b];
 }
 
-void dist_row_hardest(int *p, int *n, int *npos, int *nneg, const float *row,
-                      const int32_t *labels, int a, float sign, int N) {
+void dist_row_hardest(int *p, int *n, int *npos, int *nneg, const float *row, const int32_t *labels, int a,
+                      float sign, int N) {
     float pv[ROW_LANES], nv[ROW_LANES];
     int pid[ROW_LANES], nid[ROW_LANES], pc[ROW_LANES], nc[ROW_LANES];
     int32_t la = labels[a];

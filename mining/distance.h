@@ -43,9 +43,8 @@ void dist_matrix_backward(float *dA,       /* (Na, D) += */
  * *p = argmax s_j over j != a with labels[j] == labels[a], *n = argmin s_j
  * over labels[j] != labels[a], the lowest index among equal scores, -1 for
  * an empty set; *npos, *nneg = the sizes of the two sets. */
-void dist_row_hardest(int *p, int *n, int *npos, int *nneg,
-                      const float *row,      /* (N) */
-                      const int32_t *labels, /* (N) */
+void dist_row_hardest(int *p, int *n, int *npos, int *nneg, const float *row, /* (N) */
+                      const int32_t *labels,                                  /* (N) */
                       int a, float sign, int N);
 
 /* One pair without BLAS, same formula (float sums): for the list losses. */

@@ -10,9 +10,7 @@
 #include "../nn/util.h"
 #include "distance.h"
 
-size_t pairs_workspace_floats(int N, int Na) {
-    return 3 * (size_t)Na * (size_t)N + (size_t)Na + (size_t)N;
-}
+size_t pairs_workspace_floats(int N, int Na) { return 3 * (size_t)Na * (size_t)N + (size_t)Na + (size_t)N; }
 
 /* Contrastive term of one pair at distance d: returns the loss, *g = dl/dd. */
 static inline float contrastive_term(float d, int y, float margin, float *g) {
@@ -30,8 +28,7 @@ static inline float contrastive_term(float d, int y, float margin, float *g) {
 }
 
 /* Adds pair (i, j, y)'s contrastive term to st and dE. */
-static void contrastive_pair(LossStats *st, float *dE, const float *E, IndexPair pr, float margin,
-                             int D) {
+static void contrastive_pair(LossStats *st, float *dE, const float *E, IndexPair pr, float margin, int D) {
     const float *x = E + (size_t)pr.i * D, *y = E + (size_t)pr.j * D;
     float d = dist_pair(x, y, D), g, l = contrastive_term(d, pr.y, margin, &g);
     st->loss_sum += l;
@@ -48,8 +45,8 @@ static void contrastive_pair(LossStats *st, float *dE, const float *E, IndexPair
     }
 }
 
-LossStats pairs_contrastive(float *dE, const float *E, const IndexPair *pairs, float margin, int N,
-                            int D, int k0, int k1) {
+LossStats pairs_contrastive(float *dE, const float *E, const IndexPair *pairs, float margin, int N, int D,
+                            int k0, int k1) {
     ASSERT(N > 0 && D > 0 && 0 <= k0 && k0 <= k1);
     LossStats st = {0};
     for (int k = k0; k < k1; k++) {
@@ -95,8 +92,8 @@ static void koch_pair(LossStats *st, float *dE, float *dw, float *db, const floa
     }
 }
 
-LossStats pairs_koch(float *dE, float *dw, float *db, const float *E, const IndexPair *pairs,
-                     const float *w, float b, int N, int D, int k0, int k1) {
+LossStats pairs_koch(float *dE, float *dw, float *db, const float *E, const IndexPair *pairs, const float *w,
+                     float b, int N, int D, int k0, int k1) {
     ASSERT(N > 0 && D > 0 && 0 <= k0 && k0 <= k1);
     LossStats st = {0};
     for (int k = k0; k < k1; k++) {
@@ -116,8 +113,7 @@ static int hard_pairs_of(IndexPair *list, int a, int p, int n) {
 }
 
 LossStats pairs_contrastive_hard(float *dE, IndexPair *chosen, float *ws, const float *E,
-                                 const int32_t *labels, float margin, int N, int D, int a0,
-                                 int a1) {
+                                 const int32_t *labels, float margin, int N, int D, int a0, int a1) {
     ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
     LossStats st = {0};
     int Na = a1 - a0;
@@ -140,9 +136,8 @@ LossStats pairs_contrastive_hard(float *dE, IndexPair *chosen, float *ws, const 
     return st;
 }
 
-LossStats pairs_koch_hard(float *dE, float *dw, float *db, IndexPair *chosen, float *ws,
-                          const float *E, const int32_t *labels, const float *w, float b, int N,
-                          int D, int a0, int a1) {
+LossStats pairs_koch_hard(float *dE, float *dw, float *db, IndexPair *chosen, float *ws, const float *E,
+                          const int32_t *labels, const float *w, float b, int N, int D, int a0, int a1) {
     ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
     LossStats st = {0};
     int Na = a1 - a0;
@@ -165,8 +160,8 @@ LossStats pairs_koch_hard(float *dE, float *dw, float *db, IndexPair *chosen, fl
     return st;
 }
 
-LossStats pairs_contrastive_all(float *dE, float *ws, const float *E, const int32_t *labels,
-                                float margin, int N, int D, int a0, int a1) {
+LossStats pairs_contrastive_all(float *dE, float *ws, const float *E, const int32_t *labels, float margin,
+                                int N, int D, int a0, int a1) {
     ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
     LossStats st = {0};
     int Na = a1 - a0;

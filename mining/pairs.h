@@ -41,8 +41,8 @@ typedef struct IndexPair {
 size_t pairs_workspace_floats(int N, int Na);
 
 /* Contrastive loss over pairs[k0 .. k1). ACCUMULATES into dE. No workspace. */
-LossStats pairs_contrastive(float *dE,             /* (N, D) += */
-                            const float *E,        /* (N, D) */
+LossStats pairs_contrastive(float *dE,              /* (N, D) += */
+                            const float *E,         /* (N, D) */
                             const IndexPair *pairs, /* (>= k1) */
                             float margin, int N, int D, int k0, int k1);
 
@@ -63,28 +63,28 @@ float pairs_koch_logit(const float *x, const float *y, const float *w, float b, 
  * anchor order, positive pair first; the loss equals pairs_contrastive /
  * pairs_koch over that list. Anchors without a positive (or a negative)
  * contribute no positive (negative) pair. */
-LossStats pairs_contrastive_hard(float *dE,            /* (N, D) += */
-                                 IndexPair *chosen,    /* (count) written, or NULL */
-                                 float *ws,            /* pairs_workspace_floats */
-                                 const float *E,       /* (N, D) */
+LossStats pairs_contrastive_hard(float *dE,             /* (N, D) += */
+                                 IndexPair *chosen,     /* (count) written, or NULL */
+                                 float *ws,             /* pairs_workspace_floats */
+                                 const float *E,        /* (N, D) */
                                  const int32_t *labels, /* (N) */
                                  float margin, int N, int D, int a0, int a1);
-LossStats pairs_koch_hard(float *dE,            /* (N, D) += */
-                          float *dw,            /* (D) += */
-                          float *db,            /* (1) += */
-                          IndexPair *chosen,    /* (count) written, or NULL */
-                          float *ws,            /* pairs_workspace_floats */
-                          const float *E,       /* (N, D) */
+LossStats pairs_koch_hard(float *dE,             /* (N, D) += */
+                          float *dw,             /* (D) += */
+                          float *db,             /* (1) += */
+                          IndexPair *chosen,     /* (count) written, or NULL */
+                          float *ws,             /* pairs_workspace_floats */
+                          const float *E,        /* (N, D) */
                           const int32_t *labels, /* (N) */
-                          const float *w,       /* (D) */
+                          const float *w,        /* (D) */
                           float b, int N, int D, int a0, int a1);
 
 /* Contrastive over every (a, j), a in [a0, a1), j != a in the pool: each
  * unordered pair appears twice over the whole pool, and the normaliser is
  * count = Na * (N - 1) (N (N - 1) globally). Distances from the sgemm path. */
-LossStats pairs_contrastive_all(float *dE,            /* (N, D) += */
-                                float *ws,            /* pairs_workspace_floats */
-                                const float *E,       /* (N, D) */
+LossStats pairs_contrastive_all(float *dE,             /* (N, D) += */
+                                float *ws,             /* pairs_workspace_floats */
+                                const float *E,        /* (N, D) */
                                 const int32_t *labels, /* (N) */
                                 float margin, int N, int D, int a0, int a1);
 

@@ -1,6 +1,9 @@
-/* triplet: see triplet.h. The mined losses work on the (Na, N) distance
- * matrix of the anchors against the pool: they accumulate dL/dd into a
- * second (Na, N) matrix and finish with one dist_matrix_backward. */
+/* triplet: see triplet.h. The miners work on the (Na, N) distance matrix of
+ * the anchors against the pool (one sgemm). Batch-all touches every entry, so
+ * it accumulates dL/dd into a second (Na, N) matrix and finishes with one
+ * dist_matrix_backward; batch-hard and semi-hard add each chosen term's two
+ * pairs straight into dE. The inner loops are written in interleaved lanes
+ * so that they vectorise without -ffast-math. */
 #include "triplet.h"
 
 #include <math.h>
@@ -15,9 +18,12 @@ size_t triplet_workspace_floats(int N, int Na) {
 
 size_t triplet_chosen_capacity(TripletMiner miner, int N, int Na) {
     switch (miner) {
-    case TRIPLET_BATCH_HARD: return (size_t)Na;
-    case TRIPLET_SEMI_HARD: return (size_t)Na * (size_t)(N > 0 ? N - 1 : 0);
-    default: return 0;
+    case TRIPLET_BATCH_HARD:
+        return (size_t)Na;
+    case TRIPLET_SEMI_HARD:
+        return (size_t)Na * (size_t)(N > 0 ? N - 1 : 0);
+    default:
+        return 0;
     }
 }
 
@@ -43,6 +49,17 @@ static inline float triplet_term(float x, float margin, int soft, float *g) {
 #define SOFT_FAST_MAX 5.0f
 #define SOFT_LANES 16
 
+static void soft_chunk(float *restrict cntn, float *restrict w, float *restrict prod,
+                       const float *restrict en, float ep, int c0, int c1) {
+    for (int k = c0; k < c1; k += SOFT_LANES)
+        for (int l = 0; l < SOFT_LANES; l++) {
+            float t = ep * en[k + l], sg = t / (1.0f + t);
+            cntn[k + l] += sg;
+            w[l] += sg;
+            prod[l] *= 1.0f + t;
+        }
+}
+
 static double soft_positive_fast(float *wp, float *cntn, const float *en, float ep, int nneg) {
     float prod[SOFT_LANES], w[SOFT_LANES];
     for (int l = 0; l < SOFT_LANES; l++) {
@@ -50,22 +67,15 @@ static double soft_positive_fast(float *wp, float *cntn, const float *en, float 
         w[l] = 0.0f;
     }
     double loss = 0.0;
-    int full = nneg - nneg % SOFT_LANES, k = 0;
+    int full = nneg - nneg % SOFT_LANES;
     for (int c0 = 0; c0 < full; c0 += SOFT_LANES * SOFT_LANES) {
-        int c1 = MIN(full, c0 + SOFT_LANES * SOFT_LANES);
-        for (k = c0; k < c1; k += SOFT_LANES)
-            for (int l = 0; l < SOFT_LANES; l++) {
-                float t = ep * en[k + l], sg = t / (1.0f + t);
-                cntn[k + l] += sg;
-                w[l] += sg;
-                prod[l] *= 1.0f + t;
-            }
+        soft_chunk(cntn, w, prod, en, ep, c0, MIN(full, c0 + SOFT_LANES * SOFT_LANES));
         for (int l = 0; l < SOFT_LANES; l++) {
             loss += logf(prod[l]);
             prod[l] = 1.0f;
         }
     }
-    for (k = full; k < nneg; k++) {
+    for (int k = full; k < nneg; k++) {
         float t = ep * en[k], sg = t / (1.0f + t);
         cntn[k] += sg;
         w[0] += sg;
@@ -80,9 +90,8 @@ static double soft_positive_fast(float *wp, float *cntn, const float *en, float 
 /* Batch-all for one anchor row: drow = d(a, .), ddrow += dL/dd(a, .). negd,
  * cntn and en are N floats of scratch each. Negatives are compacted into negd
  * in pool order, so the k-th entry maps back to the k-th negative. */
-static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, float *en,
-                          const float *drow, const int32_t *labels, int a, float margin, int soft,
-                          int N) {
+static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, float *en, const float *drow,
+                          const int32_t *labels, int a, float margin, int soft, int N) {
     int32_t la = labels[a];
     int nneg = 0, npos = 0;
     double negsum = 0.0;
@@ -175,8 +184,8 @@ static void add_pair_grad(float *dE, const float *E, int i, int j, float s, int 
 
 /* Adds the term of (a, p, n) to the stats and its gradient to dE (the
  * sparse miners: two rows of E per term, no dense backward); drow = d(a, .). */
-static void add_term(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
-                     const float *drow, int a, int p, int n, float margin, int soft, int D) {
+static void add_term(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow, int a,
+                     int p, int n, float margin, int soft, int D) {
     float x = drow[p] - drow[n], g, l = triplet_term(x, margin, soft, &g);
     st->loss_sum += l;
     st->count += 1.0;
@@ -187,9 +196,8 @@ static void add_term(LossStats *st, float *dE, IndexTriplet *chosen, const float
     if (chosen) chosen[(long)st->count - 1] = (IndexTriplet){a, p, n};
 }
 
-static void batch_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
-                           const float *drow, const int32_t *labels, int a, float margin, int soft,
-                           int N, int D) {
+static void batch_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow,
+                           const int32_t *labels, int a, float margin, int soft, int N, int D) {
     int p, n, npos, nneg;
     dist_row_hardest(&p, &n, &npos, &nneg, drow, labels, a, 1.0f, N);
     st->candidates += (long)npos * nneg;
@@ -226,14 +234,12 @@ static int argmin_above(const float *drow, const int32_t *labels, int32_t la, fl
     }
     int best = 0;
     for (int l = 1; l < 16; l++)
-        if (m[l] < m[best] || (m[l] == m[best] && id[l] >= 0 && (id[best] < 0 || id[l] < id[best])))
-            best = l;
+        if (m[l] < m[best] || (m[l] == m[best] && id[l] >= 0 && (id[best] < 0 || id[l] < id[best]))) best = l;
     return m[best] < INFINITY ? id[best] : -1;
 }
 
-static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E,
-                          const float *drow, const int32_t *labels, int a, float margin, int soft,
-                          int N, int D) {
+static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow,
+                          const int32_t *labels, int a, float margin, int soft, int N, int D) {
     int32_t la = labels[a];
     int unused, far, npos, nneg; /* far: the farthest negative, the fallback */
     dist_row_hardest(&unused, &far, &npos, &nneg, drow, labels, a, -1.0f, N);
@@ -246,9 +252,8 @@ static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const 
     }
 }
 
-LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *E,
-                       const int32_t *labels, TripletMiner miner, float margin, int soft, int N,
-                       int D, int a0, int a1) {
+LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *E, const int32_t *labels,
+                       TripletMiner miner, float margin, int soft, int N, int D, int a0, int a1) {
     ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
     ASSERT(miner == TRIPLET_ALL || miner == TRIPLET_BATCH_HARD || miner == TRIPLET_SEMI_HARD);
     ASSERT(!(miner == TRIPLET_ALL && chosen));
@@ -263,8 +268,8 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     if (miner == TRIPLET_ALL) { /* dense dL/dd, one backward */
         memset(dd, 0, nn * sizeof *dd);
         for (int r = 0; r < Na; r++)
-            batch_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels,
-                          a0 + r, margin, soft, N);
+            batch_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels, a0 + r, margin,
+                          soft, N);
         dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
         return st;
     }
@@ -280,8 +285,8 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     return st;
 }
 
-LossStats triplet_list_loss(float *dE, const float *E, const IndexTriplet *t, float margin,
-                            int soft, int N, int D, int t0, int t1) {
+LossStats triplet_list_loss(float *dE, const float *E, const IndexTriplet *t, float margin, int soft, int N,
+                            int D, int t0, int t1) {
     ASSERT(N > 0 && D > 0 && 0 <= t0 && t0 <= t1);
     LossStats st = {0};
     for (int k = t0; k < t1; k++) {

@@ -211,6 +211,7 @@ const float *model_forward(Model *m, const float *x, int B) {
     ASSERT(B <= m->max_batch);
     const float *in = x;
     for (int i = 0; i < m->nlayers; i++) {
+        double t0 = m->prof ? now_seconds() : 0;
         ModelLayer *L = &m->layers[i];
         const float *w = m->params + L->w_off, *b = m->params + L->b_off;
         size_t n = L->out_size * (size_t)B;
@@ -231,6 +232,7 @@ const float *model_forward(Model *m, const float *x, int B) {
         case LAYER_L2NORM: l2norm_forward(L->y, L->norms, in, B, (int)L->out_size); break;
         }
         in = L->y;
+        if (m->prof) m->prof[2 * i] += now_seconds() - t0;
     }
     return in;
 }
@@ -241,6 +243,7 @@ void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyF
     const float *dcur = dE;
     int which = 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
+        double t0 = m->prof ? now_seconds() : 0;
         ModelLayer *L = &m->layers[i];
         const float *in = i > 0 ? m->layers[i - 1].y : x;
         const float *w = m->params + L->w_off;
@@ -270,6 +273,7 @@ void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyF
             if (din) l2norm_backward(din, dcur, L->y, L->norms, B, (int)L->out_size);
             break;
         }
+        if (m->prof) m->prof[2 * i + 1] += now_seconds() - t0;
         if (ready && (L->nw || L->nb)) ready(ctx, L->w_off, L->nw + L->nb);
         if (din) {
             dcur = din;

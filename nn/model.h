@@ -49,6 +49,11 @@ typedef struct Model {
     float *gbuf[2];           /* gradient ping-pong buffers */
     size_t gbuf_floats;
     uint64_t flops_fwd_per_image; /* multiply-adds x 2 of the forward pass */
+    /* Optional per-layer timers (benchmarks): when non-NULL, (2 * nlayers)
+     * doubles owned by the caller; model_forward adds layer i's wall seconds
+     * to prof[2i], model_backward to prof[2i+1]. A layer fused into the one
+     * before it (relu, maxpool after conv2d) shows as 0. */
+    double *prof;
 } Model;
 
 /* Builds the encoder for inputs of shape (c, h, w) and batches of at most

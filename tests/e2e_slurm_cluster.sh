@@ -8,9 +8,10 @@
 #            sends it) -> the ranks checkpoint, exit 75 -> the job requeues
 #            itself -> the rerun resumes from that checkpoint and finishes
 #   mpirun   the same with SIAMESE_LAUNCHER=mpirun
-#   limit    a real time limit (-t 1, --signal=B:USR1@30) with
+#   limit    a real time limit (-t 1, --signal=B:USR1@15) with
 #            SIAMESE_MAX_REQUEUES=0: checkpoint, exit 75, no requeue
 #   cancel   scancel while training: checkpoint, exit 75, no requeue
+#   sweep    slurm/sweep.sbatch as a 2-task array: each run takes its overrides
 # The first run of srun/mpirun trains "forever" ([train] steps = 1000000);
 # once it has checkpointed, the test shortens [train] steps in its config (a
 # key that may change on resume) so the rerun stops 40 steps after the
@@ -111,8 +112,18 @@ submit() { # name [env=value ...] -- sbatch options
 t0=$SECONDS
 submit srun -- -N 2 --ntasks-per-node=1 -t 5
 submit mpirun SIAMESE_LAUNCHER=mpirun -- -N 2 --ntasks-per-node=1 -t 5
-submit limit SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@30
+# SLURM sends the warning at one of its ~30 s checks once about N+30 s or less
+# remain: @15 arrives 15-45 s in, well after the trainer has set its handlers.
+submit limit SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@15
 submit cancel -- -N 1 -n 1 -t 5
+printf 'optim.lr=0.01\n# a comment\noptim.lr=0.02 loss.margin=0.3\n' >"$tmp/sweep.txt"
+aid=$(SIAMESE_SWEEP_DIR=$tmp/sweep sbatch --parsable --array=0-1 -N 1 -n 1 -t 5 \
+  -o "$tmp/sweep-%a.out" slurm/sweep.sbatch "$smoke/smoke.ini" "$tmp/sweep.txt")
+if [ -n "$aid" ]; then
+  jid[sweep0]=${aid}_0 jid[sweep1]=${aid}_1 stage[sweep0]=0 stage[sweep1]=0
+else
+  check 1 "sweep: sbatch refused the array job"
+fi
 
 # stage 0 running, 1 signalled, 2 checkpointed (config shortened), 3 ended
 end=$((SECONDS + 140))
@@ -177,4 +188,15 @@ if [ -n "$id" ]; then
   check $? "cancel: scancel -> checkpoint, exit 75, not requeued: $st, $(basename "${ck:-none}")"
   [ "$st" = CANCELLED ] || tail -n 15 "$log" | sed 's/^/    /'
 fi
+for i in 0 1; do
+  [ -n "${jid[sweep$i]:-}" ] || continue
+  st=$(job_field "${jid[sweep$i]}" JobState) run=$tmp/sweep/$i
+  want=(0.01 0.02)
+  [ "$st" = COMPLETED ] && [ -f "$run/model.smpi" ] &&
+    grep -qx "lr = ${want[$i]}" "$run/config.ini" 2>/dev/null
+  check $? "sweep task $i: $st, run dir $run has model.smpi and lr = ${want[$i]}"
+  [ "$st" = COMPLETED ] || tail -n 15 "$tmp/sweep-$i.out" | sed 's/^/    /'
+done
+grep -qx 'margin = 0.3' "$tmp/sweep/1/config.ini" 2>/dev/null
+check $? "sweep task 1 also took loss.margin=0.3"
 finish

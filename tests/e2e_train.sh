@@ -9,6 +9,7 @@ S=./siamese
 F=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d /tmp/siamese-e2e-train.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }

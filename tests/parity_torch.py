@@ -76,6 +76,15 @@ def triplet_batch_all(e, labels):
     return terms.sum() / active.clamp(min=1), int(valid.sum()), int(active)
 
 
+def triplet_batch_hard(e, labels):
+    """For information only: batch-hard loss on the same embeddings."""
+    d = torch.cdist(e, e)
+    same = labels[:, None] == labels[None, :]
+    hardest_pos = torch.where(same, d, torch.zeros_like(d)).max(dim=1).values
+    hardest_neg = torch.where(same, torch.full_like(d, float("inf")), d).min(dim=1).values
+    return torch.relu(hardest_pos - hardest_neg + MARGIN).mean()
+
+
 def pair_bce(e, same, head):
     B = len(same)
     diff = torch.abs(e[:B] - e[B:])
@@ -129,7 +138,9 @@ def run_case(d):
     if recipe == "triplet":
         labels = torch.from_numpy(np.load(os.path.join(d, "labels.npy")).astype(np.int64))
         loss, valid, active = triplet_batch_all(e, labels)
-        info = f"{valid} valid triplets, {active} active"
+        with torch.no_grad():
+            hard = triplet_batch_hard(e, labels).item()
+        info = f"{valid} valid triplets, {active} active; batch-hard loss here {hard:.4f}"
     else:
         same = torch.from_numpy(np.load(os.path.join(d, "same.npy")).astype(np.int64))
         loss = pair_bce(e, same, model.head)

@@ -84,15 +84,18 @@ static int ref_pick(const double *row, const int *set, int nset, int want_max) {
     int best = -1;
     for (int q = 0; q < nset; q++) {
         int j = set[q];
-        if (best < 0) { best = j; continue; }
+        if (best < 0) {
+            best = j;
+            continue;
+        }
         int better = want_max ? row[j] > row[best] : row[j] < row[best];
         if (better || (row[j] == row[best] && j < best)) best = j;
     }
     return best;
 }
 
-static void ref_add(Ref *R, double *gdd, const double *dm, int N, int a, int p, int n, double m,
-                    int soft, int record) {
+static void ref_add(Ref *R, double *gdd, const double *dm, int N, int a, int p, int n, double m, int soft,
+                    int record) {
     double x = dm[a * N + p] - dm[a * N + n], g, l = ref_term(x, m, soft, &g);
     int act = soft || l > 0;
     R->loss += l;
@@ -110,16 +113,18 @@ static void ref_add(Ref *R, double *gdd, const double *dm, int N, int a, int p, 
 
 /* Brute force over every triplet of anchors [a0, a1); gdd (N x N, may be
  * NULL) += dL/dd. */
-static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *lab, int N, int a0,
-                        int a1, TripletMiner miner, double m, int soft) {
+static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *lab, int N, int a0, int a1,
+                        TripletMiner miner, double m, int soft) {
     memset(R, 0, sizeof *R);
     R->sig = HASH64_INIT;
     int pos[MAXN], neg[MAXN];
     for (int a = a0; a < a1; a++) {
         int np = 0, nn = 0;
         for (int j = 0; j < N; j++) {
-            if (lab[j] != lab[a]) neg[nn++] = j;
-            else if (j != a) pos[np++] = j;
+            if (lab[j] != lab[a])
+                neg[nn++] = j;
+            else if (j != a)
+                pos[np++] = j;
         }
         R->cand += (long)np * nn;
         const double *row = dm + a * N;
@@ -147,8 +152,7 @@ static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *la
 
 /* dE_ref from dL/dd: row i gets (e_i - e_j)/d_ij per unit of gdd_ij, row j
  * the opposite; 0 on the clamp (the float distance at DIST_MIN). */
-static void ref_grad_from_dd(double *dE, const double *gdd, const double *dm, const double *E,
-                             int N, int D) {
+static void ref_grad_from_dd(double *dE, const double *gdd, const double *dm, const double *E, int N, int D) {
     memset(dE, 0, sizeof(double) * N * D);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
@@ -198,8 +202,9 @@ static void test_distance(Rng *r) {
                     s += ((double)A[i * D + k] - P[j * D + k]) * ((double)A[i * D + k] - P[j * D + k]);
                 double ref = sqrt(fmax(s, 1e-12));
                 err = fmax(err, fabs(d[i * NP + j] - ref));
-                if (round) CHECK(d[i * NP + j] == (float)sqrt(fmax(s, (double)DIST_EPS2)),
-                                 "exact on quantised data (%d,%d)", i, j);
+                if (round)
+                    CHECK(d[i * NP + j] == (float)sqrt(fmax(s, (double)DIST_EPS2)),
+                          "exact on quantised data (%d,%d)", i, j);
             }
         CHECK(err < 2e-3, "dist_matrix vs naive: max err %g", err);
         CHECK(d[2 * NP + 3] <= DIST_MIN && d[5 * NP + 8] <= DIST_MIN, "duplicates clamped: %g %g",
@@ -239,15 +244,14 @@ static void test_distance(Rng *r) {
                 ferr = fmax(ferr, fabs(fd - g));
             }
         }
-        CHECK(ferr / gmax < 1e-3, "dist_matrix_backward vs finite differences: rel err %g",
-              ferr / gmax);
+        CHECK(ferr / gmax < 1e-3, "dist_matrix_backward vs finite differences: rel err %g", ferr / gmax);
     }
 }
 
 /* ---- triplet miners vs brute force on batches with ties --------------------- */
 
 static void test_ties(Rng *r) {
-    enum { N = 24, D = 6 };
+    enum { N = 40, D = 6 };
     static float E[N * D], dE[N * D];
     float *ws = xaligned_floats(triplet_workspace_floats(N, N));
     static double Ed[N * D], dm[N * N], gdd[N * N], dEr[N * D];
@@ -270,12 +274,12 @@ static void test_ties(Rng *r) {
                 ref_triplet(&R, gdd, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
                 const char *mn = miner_name[miner];
                 CHECK(st.count == R.count && st.active == R.active && st.candidates == R.cand,
-                      "%s soft=%d: count %g/%g active %ld/%ld cand %ld/%ld", mn, soft, st.count,
-                      R.count, st.active, R.active, st.candidates, R.cand);
-                CHECK(test_close(st.loss_sum, R.loss, 1e-5), "%s soft=%d loss %.9g vs %.9g", mn,
-                      soft, st.loss_sum, R.loss);
-                CHECK(test_close(st.hardness_sum, R.hard, 1e-5), "%s soft=%d hardness %g vs %g",
-                      mn, soft, st.hardness_sum, R.hard);
+                      "%s soft=%d: count %g/%g active %ld/%ld cand %ld/%ld", mn, soft, st.count, R.count,
+                      st.active, R.active, st.candidates, R.cand);
+                CHECK(test_close(st.loss_sum, R.loss, 1e-5), "%s soft=%d loss %.9g vs %.9g", mn, soft,
+                      st.loss_sum, R.loss);
+                CHECK(test_close(st.hardness_sum, R.hard, 1e-5), "%s soft=%d hardness %g vs %g", mn, soft,
+                      st.hardness_sum, R.hard);
                 if (miner != TRIPLET_ALL) {
                     int same = (int)st.count == R.nch;
                     for (int t = 0; same && t < R.nch; t++)
@@ -287,15 +291,14 @@ static void test_ties(Rng *r) {
                     LossStats sl = triplet_list_loss(dE2, E, ch, m, soft, N, D, 0, (int)st.count);
                     CHECK(sl.count == st.count && sl.active == st.active &&
                               test_close(sl.loss_sum, st.loss_sum, 1e-5),
-                          "%s soft=%d: list loss over chosen %g vs %g", mn, soft, sl.loss_sum,
-                          st.loss_sum);
+                          "%s soft=%d: list loss over chosen %g vs %g", mn, soft, sl.loss_sum, st.loss_sum);
                     double e2[N * D];
                     to_double(e2, dE, N * D);
                     CHECK(grad_err(dE2, e2, N * D) < 1e-5, "%s soft=%d: list gradient", mn, soft);
                 }
                 ref_grad_from_dd(dEr, gdd, dm, Ed, N, D);
-                CHECK(grad_err(dE, dEr, N * D) < 1e-5, "%s soft=%d trial %d: gradient err %g", mn,
-                      soft, trial, grad_err(dE, dEr, N * D));
+                CHECK(grad_err(dE, dEr, N * D) < 1e-5, "%s soft=%d trial %d: gradient err %g", mn, soft,
+                      trial, grad_err(dE, dEr, N * D));
             }
     }
     /* One class only: no negatives, nothing counted, no gradient. */
@@ -348,16 +351,16 @@ static void test_fd(Rng *r) {
                     err = fmax(err, fabs(fd - dE[e]));
                     used++;
                 }
-                CHECK(used > N * D / 2, "%s soft=%d: %d of %d entries usable", miner_name[miner],
-                      soft, used, N * D);
-                CHECK(err / gmax < 2e-3, "%s soft=%d: finite differences rel err %g",
-                      miner_name[miner], soft, err / gmax);
+                CHECK(used > N * D / 2, "%s soft=%d: %d of %d entries usable", miner_name[miner], soft, used,
+                      N * D);
+                CHECK(err / gmax < 2e-3, "%s soft=%d: finite differences rel err %g", miner_name[miner], soft,
+                      err / gmax);
             }
         /* The explicit-list loss on a random list. */
         IndexTriplet t[40];
         for (int k = 0; k < 40; k++)
-            t[k] = (IndexTriplet){(int32_t)rng_below(r, N), (int32_t)rng_below(r, N),
-                                  (int32_t)rng_below(r, N)};
+            t[k] =
+                (IndexTriplet){(int32_t)rng_below(r, N), (int32_t)rng_below(r, N), (int32_t)rng_below(r, N)};
         for (int soft = 0; soft < 2; soft++) {
             memset(dE, 0, sizeof dE);
             LossStats st = triplet_list_loss(dE, E, t, 0.5f, soft, N, D, 0, 40);
@@ -374,16 +377,17 @@ static void test_fd(Rng *r) {
                         L[s] += ref_term(x, 0.5, soft, &g);
                     }
                 }
-                if (e < 0) { L0 = L[0]; continue; }
+                if (e < 0) {
+                    L0 = L[0];
+                    continue;
+                }
                 double fd = (L[0] - L[1]) / (2 * h);
                 gmax = fmax(gmax, fabs(fd));
                 err = fmax(err, fabs(fd - dE[e]));
             }
-            CHECK(test_close(st.loss_sum, L0, 1e-5), "list loss soft=%d: %g vs %g", soft,
-                  st.loss_sum, L0);
+            CHECK(test_close(st.loss_sum, L0, 1e-5), "list loss soft=%d: %g vs %g", soft, st.loss_sum, L0);
             CHECK(st.count == 40 && st.candidates == 40, "list count");
-            CHECK(err / gmax < 2e-3, "list loss soft=%d: finite differences rel err %g", soft,
-                  err / gmax);
+            CHECK(err / gmax < 2e-3, "list loss soft=%d: finite differences rel err %g", soft, err / gmax);
         }
     }
     free(ws);
@@ -397,7 +401,11 @@ static void random_cuts(int *cut, int p, int N, Rng *r) {
     for (int q = 1; q < p; q++) cut[q] = (int)rng_below(r, (uint64_t)N + 1);
     for (int q = 1; q < p; q++) /* sort the interior cuts */
         for (int s = q + 1; s < p; s++)
-            if (cut[s] < cut[q]) { int x = cut[q]; cut[q] = cut[s]; cut[s] = x; }
+            if (cut[s] < cut[q]) {
+                int x = cut[q];
+                cut[q] = cut[s];
+                cut[s] = x;
+            }
 }
 
 static void test_split(Rng *r) {
@@ -408,8 +416,10 @@ static void test_split(Rng *r) {
     static double g1[N * D];
     int32_t lab[N];
     for (int data = 0; data < 2; data++) {
-        if (data) gen_ties(E, lab, N, D, 4, r);
-        else gen_smooth(E, lab, N, D, 4, r);
+        if (data)
+            gen_ties(E, lab, N, D, 4, r);
+        else
+            gen_smooth(E, lab, N, D, 4, r);
         for (int miner = 0; miner < 4; miner++) /* 3 = the explicit list */
             for (int soft = 0; soft < 2; soft++) {
                 IndexTriplet list[100];
@@ -419,9 +429,9 @@ static void test_split(Rng *r) {
                 int n_all = miner == 3 ? 100 : N;
                 IndexTriplet *c1 = miner == 0 || miner == 3 ? NULL : ch1;
                 memset(dE1, 0, sizeof dE1);
-                LossStats s1 = miner == 3
-                    ? triplet_list_loss(dE1, E, list, 0.2f, soft, N, D, 0, n_all)
-                    : triplet_loss(dE1, c1, ws, E, lab, (TripletMiner)miner, 0.2f, soft, N, D, 0, N);
+                LossStats s1 = miner == 3 ? triplet_list_loss(dE1, E, list, 0.2f, soft, N, D, 0, n_all)
+                                          : triplet_loss(dE1, c1, ws, E, lab, (TripletMiner)miner, 0.2f, soft,
+                                                         N, D, 0, N);
                 to_double(g1, dE1, N * D);
                 for (int p = 1; p <= 4; p++) {
                     int cut[5];
@@ -430,25 +440,23 @@ static void test_split(Rng *r) {
                     memset(dEp, 0, sizeof dEp);
                     long off = 0;
                     for (int q = 0; q < p; q++) {
-                        LossStats s = miner == 3
-                            ? triplet_list_loss(dEp, E, list, 0.2f, soft, N, D, cut[q], cut[q + 1])
-                            : triplet_loss(dEp, c1 ? chp + off : NULL, ws, E, lab,
-                                           (TripletMiner)miner, 0.2f, soft, N, D, cut[q],
-                                           cut[q + 1]);
+                        LossStats s =
+                            miner == 3
+                                ? triplet_list_loss(dEp, E, list, 0.2f, soft, N, D, cut[q], cut[q + 1])
+                                : triplet_loss(dEp, c1 ? chp + off : NULL, ws, E, lab, (TripletMiner)miner,
+                                               0.2f, soft, N, D, cut[q], cut[q + 1]);
                         off += (long)s.count;
                         loss_stats_add(&sp, &s);
                     }
                     const char *mn = miner == 3 ? "list" : miner_name[miner];
-                    CHECK(sp.count == s1.count && sp.active == s1.active &&
-                              sp.candidates == s1.candidates,
-                          "%s soft=%d p=%d: counts %g/%g %ld/%ld", mn, soft, p, sp.count, s1.count,
-                          sp.active, s1.active);
+                    CHECK(sp.count == s1.count && sp.active == s1.active && sp.candidates == s1.candidates,
+                          "%s soft=%d p=%d: counts %g/%g %ld/%ld", mn, soft, p, sp.count, s1.count, sp.active,
+                          s1.active);
                     CHECK(test_close(sp.loss_sum, s1.loss_sum, 1e-5) &&
                               test_close(sp.hardness_sum, s1.hardness_sum, 1e-5),
-                          "%s soft=%d p=%d: loss %.9g vs %.9g", mn, soft, p, sp.loss_sum,
-                          s1.loss_sum);
-                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s soft=%d p=%d data=%d: dE err %g", mn,
-                          soft, p, data, grad_err(dEp, g1, N * D));
+                          "%s soft=%d p=%d: loss %.9g vs %.9g", mn, soft, p, sp.loss_sum, s1.loss_sum);
+                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s soft=%d p=%d data=%d: dE err %g", mn, soft, p,
+                          data, grad_err(dEp, g1, N * D));
                     if (c1)
                         CHECK(memcmp(ch1, chp, sizeof(IndexTriplet) * (size_t)s1.count) == 0,
                               "%s soft=%d p=%d: same chosen triplets", mn, soft, p);

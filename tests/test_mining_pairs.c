@@ -13,8 +13,8 @@
 
 #define MAXN 48
 
-enum { L_CON, L_KOCH };          /* loss */
-enum { S_LIST, S_HARD, S_ALL };  /* pairs: a list, mined hard pairs, all (contrastive) */
+enum { L_CON, L_KOCH };         /* loss */
+enum { S_LIST, S_HARD, S_ALL }; /* pairs: a list, mined hard pairs, all (contrastive) */
 static const char *lname[] = {"contrastive", "koch"};
 static const char *sname[] = {"list", "hard", "all"};
 
@@ -67,7 +67,7 @@ typedef struct Ref {
     long active, cand;
     int nch;
     IndexPair ch[2 * MAXN];
-    uint64_t sig; /* chosen pairs, active flags, signs of |u| (Koch) */
+    uint64_t sig;    /* chosen pairs, active flags, signs of |u| (Koch) */
     double *gE, *gw; /* NULL, or += the gradient w.r.t. E (N, D) and (w, b) (D + 1) */
 } Ref;
 
@@ -134,7 +134,10 @@ static int ref_pick(const double *v, const int *set, int n, int want_max) {
     int best = -1;
     for (int q = 0; q < n; q++) {
         int j = set[q];
-        if (best < 0) { best = j; continue; }
+        if (best < 0) {
+            best = j;
+            continue;
+        }
         int better = want_max ? v[j] > v[best] : v[j] < v[best];
         if (better || (v[j] == v[best] && j < best)) best = j;
     }
@@ -142,8 +145,8 @@ static int ref_pick(const double *v, const int *set, int n, int want_max) {
 }
 
 /* strategy S_LIST: list[k0..k1); S_HARD / S_ALL: anchors [k0, k1). */
-static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPair *list,
-                     const Model *M, int strategy, int N, int D, int k0, int k1, int round_f) {
+static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPair *list, const Model *M,
+                     int strategy, int N, int D, int k0, int k1, int round_f) {
     double *gE = R->gE, *gw = R->gw;
     memset(R, 0, sizeof *R);
     R->sig = HASH64_INIT;
@@ -161,8 +164,10 @@ static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPai
             if (j == a) continue;
             v[j] = ref_score(E, a, j, M, D, round_f);
             if (strategy == S_ALL) ref_pair(R, E, (IndexPair){a, j, lab[j] == lab[a]}, M, D, 0);
-            if (lab[j] == lab[a]) pos[np++] = j;
-            else neg[nn++] = j;
+            if (lab[j] == lab[a])
+                pos[np++] = j;
+            else
+                neg[nn++] = j;
         }
         R->cand += N - 1;
         if (strategy == S_ALL) continue;
@@ -175,8 +180,8 @@ static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPai
 
 /* Runs the library for (loss, strategy) over range [k0, k1). */
 static LossStats run(float *dE, float *dw, float *db, IndexPair *chosen, float *ws, const float *E,
-                     const int32_t *lab, const IndexPair *list, const float *w, float b,
-                     float margin, int loss, int strategy, int N, int D, int k0, int k1) {
+                     const int32_t *lab, const IndexPair *list, const float *w, float b, float margin,
+                     int loss, int strategy, int N, int D, int k0, int k1) {
     if (strategy == S_LIST)
         return loss == L_CON ? pairs_contrastive(dE, E, list, margin, N, D, k0, k1)
                              : pairs_koch(dE, dw, db, E, list, w, b, N, D, k0, k1);
@@ -216,30 +221,27 @@ static void test_ties(Rng *r) {
                 float dw[D] = {0}, db = 0;
                 int n = strategy == S_LIST ? NL : N;
                 memset(dE, 0, sizeof dE);
-                LossStats st = run(dE, dw, &db, ch, ws, E, lab, list, w, b, 1.0f, loss, strategy,
-                                   N, D, 0, n);
+                LossStats st = run(dE, dw, &db, ch, ws, E, lab, list, w, b, 1.0f, loss, strategy, N, D, 0, n);
                 double gE[N * D] = {0}, gw[D + 1] = {0};
                 R.gE = gE;
                 R.gw = gw;
                 ref_loss(&R, Ed, lab, list, &M, strategy, N, D, 0, n, 1);
                 R.gE = R.gw = NULL;
                 const char *nm = lname[loss], *sn = sname[strategy];
-                CHECK(grad_err(dE, gE, N * D) < 1e-5, "%s %s trial %d: dE vs analytic, err %g",
-                      lname[loss], sname[strategy], trial, grad_err(dE, gE, N * D));
+                CHECK(grad_err(dE, gE, N * D) < 1e-5, "%s %s trial %d: dE vs analytic, err %g", lname[loss],
+                      sname[strategy], trial, grad_err(dE, gE, N * D));
                 if (loss == L_KOCH) {
                     float dwb[D + 1];
                     memcpy(dwb, dw, sizeof dw);
                     dwb[D] = db;
-                    CHECK(grad_err(dwb, gw, D + 1) < 1e-5, "koch %s: dw, db vs analytic",
-                          sname[strategy]);
+                    CHECK(grad_err(dwb, gw, D + 1) < 1e-5, "koch %s: dw, db vs analytic", sname[strategy]);
                 }
                 CHECK(st.count == R.count && st.active == R.active && st.candidates == R.cand,
-                      "%s %s: count %g/%g active %ld/%ld cand %ld/%ld", nm, sn, st.count, R.count,
-                      st.active, R.active, st.candidates, R.cand);
-                CHECK(test_close(st.loss_sum, R.loss, 1e-5) &&
-                          test_close(st.hardness_sum, R.hard, 1e-5),
-                      "%s %s trial %d: loss %.9g vs %.9g, hardness %g vs %g", nm, sn, trial,
-                      st.loss_sum, R.loss, st.hardness_sum, R.hard);
+                      "%s %s: count %g/%g active %ld/%ld cand %ld/%ld", nm, sn, st.count, R.count, st.active,
+                      R.active, st.candidates, R.cand);
+                CHECK(test_close(st.loss_sum, R.loss, 1e-5) && test_close(st.hardness_sum, R.hard, 1e-5),
+                      "%s %s trial %d: loss %.9g vs %.9g, hardness %g vs %g", nm, sn, trial, st.loss_sum,
+                      R.loss, st.hardness_sum, R.hard);
                 if (strategy != S_HARD) continue;
                 int same = (int)st.count == R.nch;
                 for (int t = 0; same && t < R.nch; t++)
@@ -248,12 +250,12 @@ static void test_ties(Rng *r) {
                 /* The mined loss is the list loss over the chosen pairs. */
                 float dw2[D] = {0}, db2 = 0;
                 memset(dE2, 0, sizeof dE2);
-                LossStats sl = run(dE2, dw2, &db2, NULL, ws, E, lab, ch, w, b, 1.0f, loss, S_LIST,
-                                   N, D, 0, (int)st.count);
+                LossStats sl = run(dE2, dw2, &db2, NULL, ws, E, lab, ch, w, b, 1.0f, loss, S_LIST, N, D, 0,
+                                   (int)st.count);
                 double g[N * D];
                 to_double(g, dE, N * D);
-                CHECK(sl.loss_sum == st.loss_sum && sl.count == st.count &&
-                          grad_err(dE2, g, N * D) == 0 && db2 == db,
+                CHECK(sl.loss_sum == st.loss_sum && sl.count == st.count && grad_err(dE2, g, N * D) == 0 &&
+                          db2 == db,
                       "%s hard: equals the list loss over the chosen pairs", nm);
             }
     }
@@ -300,9 +302,12 @@ static void test_fd(Rng *r) {
                         to_double(Ed, E, N * D);
                         to_double(wd, w, D);
                         Model Mh = M;
-                        if (e < N * D) Ed[e] += dh;
-                        else if (e < N * D + D) wd[e - N * D] += dh;
-                        else Mh.b += dh;
+                        if (e < N * D)
+                            Ed[e] += dh;
+                        else if (e < N * D + D)
+                            wd[e - N * D] += dh;
+                        else
+                            Mh.b += dh;
                         ref_loss(s ? &Rm : &Rp, Ed, lab, list, &Mh, strategy, N, D, 0, n, 0);
                     }
                     if (Rp.sig != R0.sig || Rm.sig != R0.sig) continue; /* a kink */
@@ -312,10 +317,10 @@ static void test_fd(Rng *r) {
                     err = fmax(err, fabs(fd - g));
                     used++;
                 }
-                CHECK(used > nent / 2, "%s %s: %d of %d entries usable", lname[loss],
-                      sname[strategy], used, nent);
-                CHECK(err / gmax < 2e-3, "%s %s: finite differences rel err %g", lname[loss],
-                      sname[strategy], err / gmax);
+                CHECK(used > nent / 2, "%s %s: %d of %d entries usable", lname[loss], sname[strategy], used,
+                      nent);
+                CHECK(err / gmax < 2e-3, "%s %s: finite differences rel err %g", lname[loss], sname[strategy],
+                      err / gmax);
             }
     }
     free(ws);
@@ -329,7 +334,11 @@ static void random_cuts(int *cut, int p, int N, Rng *r) {
     for (int q = 1; q < p; q++) cut[q] = (int)rng_below(r, (uint64_t)N + 1);
     for (int q = 1; q < p; q++)
         for (int s = q + 1; s < p; s++)
-            if (cut[s] < cut[q]) { int x = cut[q]; cut[q] = cut[s]; cut[s] = x; }
+            if (cut[s] < cut[q]) {
+                int x = cut[q];
+                cut[q] = cut[s];
+                cut[s] = x;
+            }
 }
 
 static void test_split(Rng *r) {
@@ -341,8 +350,10 @@ static void test_split(Rng *r) {
     int32_t lab[N];
     float b;
     for (int data = 0; data < 2; data++) {
-        if (data) gen_ties(E, lab, N, D, 4, r);
-        else gen_smooth(E, lab, N, D, 4, r);
+        if (data)
+            gen_ties(E, lab, N, D, 4, r);
+        else
+            gen_smooth(E, lab, N, D, 4, r);
         gen_head(w, &b, D, data, r);
         random_list(list, NL, lab, N, r);
         for (int loss = 0; loss < 2; loss++)
@@ -351,8 +362,8 @@ static void test_split(Rng *r) {
                 int n = strategy == S_LIST ? NL : N;
                 float dw1[D + 1] = {0}, dwp[D + 1] = {0}; /* dw then db */
                 memset(dE1, 0, sizeof dE1);
-                LossStats s1 = run(dE1, dw1, dw1 + D, ch1, ws, E, lab, list, w, b, 1.0f, loss,
-                                   strategy, N, D, 0, n);
+                LossStats s1 =
+                    run(dE1, dw1, dw1 + D, ch1, ws, E, lab, list, w, b, 1.0f, loss, strategy, N, D, 0, n);
                 to_double(g1, dE1, N * D);
                 for (int p = 1; p <= 4; p++) {
                     int cut[5];
@@ -362,21 +373,20 @@ static void test_split(Rng *r) {
                     memset(dwp, 0, sizeof dwp);
                     long off = 0;
                     for (int q = 0; q < p; q++) {
-                        LossStats s = run(dEp, dwp, dwp + D, chp + off, ws, E, lab, list, w, b,
-                                          1.0f, loss, strategy, N, D, cut[q], cut[q + 1]);
+                        LossStats s = run(dEp, dwp, dwp + D, chp + off, ws, E, lab, list, w, b, 1.0f, loss,
+                                          strategy, N, D, cut[q], cut[q + 1]);
                         if (strategy == S_HARD) off += (long)s.count;
                         loss_stats_add(&sp, &s);
                     }
                     const char *nm = lname[loss], *sn = sname[strategy];
-                    CHECK(sp.count == s1.count && sp.active == s1.active &&
-                              sp.candidates == s1.candidates,
-                          "%s %s p=%d: counts %g/%g %ld/%ld", nm, sn, p, sp.count, s1.count,
-                          sp.active, s1.active);
+                    CHECK(sp.count == s1.count && sp.active == s1.active && sp.candidates == s1.candidates,
+                          "%s %s p=%d: counts %g/%g %ld/%ld", nm, sn, p, sp.count, s1.count, sp.active,
+                          s1.active);
                     CHECK(test_close(sp.loss_sum, s1.loss_sum, 1e-5) &&
                               test_close(sp.hardness_sum, s1.hardness_sum, 1e-5),
                           "%s %s p=%d: loss %.9g vs %.9g", nm, sn, p, sp.loss_sum, s1.loss_sum);
-                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s %s p=%d data=%d: dE err %g", nm, sn,
-                          p, data, grad_err(dEp, g1, N * D));
+                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s %s p=%d data=%d: dE err %g", nm, sn, p, data,
+                          grad_err(dEp, g1, N * D));
                     if (loss == L_KOCH) {
                         double hw[D + 1];
                         to_double(hw, dw1, D + 1);

@@ -1,0 +1,35 @@
+#!/bin/bash
+# perf.sh: ONE command for the training-speed comparison with PyTorch:
+#     bash bench/perf.sh [--rounds N] [--steps N] [--only triplet,pair,2ranks] [--no-torch-off]
+# Builds bench_train and fma_peak into build-bench/ (or $BUILD), imports
+# Fashion-MNIST into data/ if missing, prints the per-layer profile of one
+# step (bench_train --profile), then runs bench/perf.py: this project's
+# training step (bench/bench_train.c) and the PyTorch twin (bench/torch_ref.py,
+# /usr/bin/python3, oneDNN on and off) alternating window by window, 1 thread
+# each, for the triplet recipe, the pair recipe, and 2 ranks (mpirun -np 2
+# against PyTorch DDP gloo x 2). Prints img/s, ratios, GFLOP/s, % of the
+# measured FMA peak (bench/fma_peak.c) and peak RSS per process.
+# Run from anywhere; takes about 5-10 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-bench}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+make -s BUILD="$BUILD" "$BUILD/bench/bench_train" "$BUILD/bench/fma_peak" >/dev/null
+[ -x ./siamese ] || make -s BUILD="$BUILD" siamese >/dev/null
+FM=/usr/share/datasets/fashion-mnist
+if [ ! -e data/fmnist-train.lmdb/data.mdb ]; then
+    ./siamese import --format idx --images $FM/train-images-idx3-ubyte.gz \
+        --labels $FM/train-labels-idx1-ubyte.gz --out data/fmnist-train.lmdb
+fi
+if ! ./siamese inspect data/fmnist-train.lmdb | grep -q '^pairs *[1-9]'; then
+    ./siamese pairs data/fmnist-train.lmdb --pairs 30000 --seed 1
+fi
+echo "== per-layer profile, triplet, 1 process"
+"$BUILD/bench/bench_train" --config configs/fmnist-triplet.ini --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
+echo "== per-layer profile, triplet, 2 ranks (rank 0)"
+mpirun -np 2 --bind-to none "$BUILD/bench/bench_train" --config configs/fmnist-triplet.ini --set sampler.k=64 \
+    --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
+echo "== per-layer profile, pair, 1 process"
+"$BUILD/bench/bench_train" --config configs/fmnist-pair.ini --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
+exec /usr/bin/python3 bench/perf.py --build "$BUILD" "$@"

@@ -34,7 +34,11 @@ static uint64_t dir_bytes(const char *path) {
 }
 
 static void build(const char *path, int compress, uint32_t n) {
-    DsWriterSpec spec = {.channels = 1, .height = 28, .width = 28, .classes = 10, .compress = compress,
+    DsWriterSpec spec = {.channels = 1,
+                         .height = 28,
+                         .width = 28,
+                         .classes = 10,
+                         .compress = compress,
                          .source = "bench_reader synthetic"};
     DsWriter *w;
     Err e;

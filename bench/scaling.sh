@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=30 REPS=3 BIND=both OUT=/tmp/siamese-scaling KOCH=1 KOCH_STEPS=4 KOCH_BATCH=8 KOCH_REPS=2 BENCH=1
+STEPS=30 REPS=3 BIND=both OUT=/tmp/siamese-scaling KOCH=1 KOCH_STEPS=5 KOCH_BATCH=8 KOCH_REPS=2 BENCH=1
 SIAMESE=${SIAMESE:-./siamese}
 BUILD=${BUILD:-build}
 DATA=${DATA:-data/fmnist-train.lmdb}

@@ -77,15 +77,18 @@ int cmd_train(int argc, char **argv) {
         free(o.sets);
         return 2;
     }
-    dist_init(&argc, &argv);
-    /* After MPI_Init, so these handlers are the ones in force. */
+    /* Before MPI_Init (a preemption signal may come during start-up) and
+     * again after it, so these handlers are the ones in force. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) dist_init(&argc, &argv);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
     int rc = train_main(&o);
     dist_finalize();
     free(o.sets);

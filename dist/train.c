@@ -207,7 +207,7 @@ static LossStats global_stats(LossStats s) {
     return loss_stats_unpack(v);
 }
 
-double trainer_loss_only(Trainer *t, const Batch *b) {
+double trainer_loss_only(Trainer *t, const Batch *b, double count) {
     const float *E = model_forward(&t->model, b->x, b->lb.n_images);
     float *dpool;
     int rows;
@@ -222,7 +222,7 @@ double trainer_loss_only(Trainer *t, const Batch *b) {
         memcpy(t->model.grads + t->model.head_w_off, save, ((size_t)t->D + 1) * sizeof(float));
         free(save);
     }
-    return loss_stats_mean(&g);
+    return count > 0 ? g.loss_sum / count : loss_stats_mean(&g);
 }
 
 double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
@@ -258,6 +258,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     /* Terms every rank adds identically, after the sum over ranks. */
     double l2 = model_l2_penalty(m);
     t->last_data_loss = loss_stats_mean(&g);
+    t->last_count = g.count;
     t->last_active = g.candidates > 0 ? (double)g.active / (double)g.candidates : 0;
     t->last_hardness = loss_stats_mean_hardness(&g);
     st->data = b->wait_seconds;

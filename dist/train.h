@@ -63,7 +63,7 @@ typedef struct Trainer {
     FILE *timing;            /* timing.csv (rank 0) */
     StepTimes sum;           /* totals over the run (rank 0) */
     uint64_t timed_steps;
-    double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr;
+    double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr, last_count;
     double t_start;
 } Trainer;
 
@@ -90,8 +90,11 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st);
  * loss. Fills st except optimizer and total. No update, no metrics row. */
 double trainer_grads(Trainer *t, const Batch *b, StepTimes *st);
 /* The global mean loss of a batch at the current weights (no update):
- * forward, exchange and loss only. Used by the --debug gradient check. */
-double trainer_loss_only(Trainer *t, const Batch *b);
+ * forward, exchange and loss only. count > 0 divides the loss sum by that
+ * normaliser instead of this batch's own (the --debug gradient check holds
+ * it fixed: the number of active terms is a step function of the weights,
+ * and the gradient, like autograd's, treats it as a constant). */
+double trainer_loss_only(Trainer *t, const Batch *b, double count);
 
 /* Checkpoints (train_ckpt.c). */
 int trainer_save(Trainer *t, const char *path, Err *e); /* rank 0 writes; collective */

@@ -133,8 +133,8 @@ int cmd_import(int argc, char **argv) {
             o.invert = 1;
         } else if ((m = opt_value(argc, argv, &i, "--format", &format))) {
             if (m < 0) USAGE_FAIL("import", "--format needs a value");
-        } else if ((m = opt_value(argc, argv, &i, "--out", &o.out)) || (m = opt_value(argc, argv, &i, "--images",
-                                                                                   &o.images)) ||
+        } else if ((m = opt_value(argc, argv, &i, "--out", &o.out)) ||
+                   (m = opt_value(argc, argv, &i, "--images", &o.images)) ||
                    (m = opt_value(argc, argv, &i, "--labels", &o.labels)) ||
                    (m = opt_value(argc, argv, &i, "--root", &o.root)) ||
                    (m = opt_value(argc, argv, &i, "--test-out", &o.test_out))) {
@@ -180,8 +180,8 @@ int cmd_import(int argc, char **argv) {
         fprintf(stderr, "siamese import: %s\n", e.msg);
         return 1;
     }
-    printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes, 1x%ux%u%s (%.1f s)\n", o.out, r.count[0],
-           r.classes[0], r.height, r.width, o.compress ? ", compressed" : "", now_seconds() - t0);
+    printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes, 1x%ux%u%s (%.1f s)\n", o.out,
+           r.count[0], r.classes[0], r.height, r.width, o.compress ? ", compressed" : "", now_seconds() - t0);
     if (o.split != IMPORT_SPLIT_NONE)
         printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes (test split by %s)\n", o.test_out,
                r.count[1], r.classes[1], o.split == IMPORT_SPLIT_CLASS ? "class" : "sample");
@@ -241,7 +241,8 @@ int cmd_pairs(int argc, char **argv) {
             printf("siamese pairs: wrote %" PRIu64 " triplets into %s (seed %" PRIu64 ")\n", n, db, seed);
         else
             printf("siamese pairs: wrote %" PRIu64 " pairs into %s: %" PRIu64 " same-class, %" PRIu64
-                   " different (seed %" PRIu64 ")\n", n, db, (n + 1) / 2, n / 2, seed);
+                   " different (seed %" PRIu64 ")\n",
+                   n, db, (n + 1) / 2, n / 2, seed);
     }
     free(t);
     free(b);
@@ -355,8 +356,8 @@ int cmd_inspect(int argc, char **argv) {
     if (verify) {
         rc = verify_all(ds, &e);
         if (!rc)
-            printf("verified    %" PRIu64 " samples, %" PRIu64 " pairs, %" PRIu64 " triplets: all valid\n", m->count,
-                   m->npairs, m->ntriplets);
+            printf("verified    %" PRIu64 " samples, %" PRIu64 " pairs, %" PRIu64 " triplets: all valid\n",
+                   m->count, m->npairs, m->ntriplets);
     }
     if (!rc && have_dump) rc = dump_one(ds, dump, pgm, &e);
     if (rc) fprintf(stderr, "siamese inspect: %s\n", e.msg);

@@ -34,7 +34,7 @@
  *                 8   4  label (int32, 0 <= label < classes, and equal to
  *                        the label by_class gives this id)
  *                12   4  raw_len: payload bytes once inflated: C*H*W pixels
- *                        (uint8, C-major then rows) + H*W mask bytes if any
+ *                        (uint8, (C, H, W) row-major) + H*W mask bytes if any
  *                16   4  stored_len: bytes after the header (= raw_len when
  *                        not deflated)
  *                20   4  CRC-32 (zlib crc32) of the raw payload
@@ -174,8 +174,9 @@ static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t min, ui
         return 0;
     }
     if (parse_u64(buf, out) || *out < min || *out > max)
-        return err_set(e, "%s: meta key %s = '%s', expected an integer in %" PRIu64 "..%" PRIu64 " — " RECORD_HINT,
-                       path, key, buf, min, max);
+        return err_set(
+            e, "%s: meta key %s = '%s', expected an integer in %" PRIu64 "..%" PRIu64 " — " RECORD_HINT, path,
+            key, buf, min, max);
     return 0;
 }
 
@@ -203,20 +204,23 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     uint64_t v, c, h, w, k, z, mk, np, nt;
     if (meta_u64(txn, dbi, "version", 1, UINT32_MAX, 1, &v, p, e)) return -1;
     if (v > DS_FORMAT_VERSION)
-        return err_set(e, "%s: format version %" PRIu64 " is newer than this build reads (%d) — update siamese", p,
-                       v, DS_FORMAT_VERSION);
+        return err_set(e,
+                       "%s: format version %" PRIu64 " is newer than this build reads (%d) — update siamese",
+                       p, v, DS_FORMAT_VERSION);
     if (meta_u64(txn, dbi, "count", 0, UINT32_MAX, 1, &m->count, p, e) ||
         meta_u64(txn, dbi, "channels", 1, 65535, 1, &c, p, e) ||
         meta_u64(txn, dbi, "height", 1, 65535, 1, &h, p, e) ||
         meta_u64(txn, dbi, "width", 1, 65535, 1, &w, p, e) ||
         meta_u64(txn, dbi, "classes", 1, DS_MAX_CLASSES, 1, &k, p, e) ||
-        meta_u64(txn, dbi, "compressed", 0, 1, 1, &z, p, e) || meta_u64(txn, dbi, "masks", 0, 1, 1, &mk, p, e) ||
+        meta_u64(txn, dbi, "compressed", 0, 1, 1, &z, p, e) ||
+        meta_u64(txn, dbi, "masks", 0, 1, 1, &mk, p, e) ||
         meta_u64(txn, dbi, "npairs", 0, UINT64_MAX, 0, &np, p, e) ||
-        meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) || meta_f(txn, dbi, "mean", &m->mean, p, e) ||
-        meta_f(txn, dbi, "std", &m->std, p, e))
+        meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) ||
+        meta_f(txn, dbi, "mean", &m->mean, p, e) || meta_f(txn, dbi, "std", &m->std, p, e))
         return -1;
-    if (c * h * w > (1u << 30)) return err_set(e, "%s: sample shape %" PRIu64 "x%" PRIu64 "x%" PRIu64
-                                               " too large — " RECORD_HINT, p, c, h, w);
+    if (c * h * w > (1u << 30))
+        return err_set(e, "%s: sample shape %" PRIu64 "x%" PRIu64 "x%" PRIu64 " too large — " RECORD_HINT, p,
+                       c, h, w);
     m->version = (uint32_t)v;
     m->channels = (uint32_t)c;
     m->height = (uint32_t)h;
@@ -238,8 +242,10 @@ static int open_dbi(MDB_txn *txn, const char *name, int optional, MDB_dbi *dbi, 
     int rc = mdb_dbi_open(txn, name, 0, dbi);
     if (rc == MDB_NOTFOUND && optional) return 1;
     if (rc == MDB_NOTFOUND)
-        return err_set(e, "%s: no '%s' sub-database: not a complete siamese dataset (an interrupted import?) — "
-                       RECORD_HINT, path, name);
+        return err_set(e,
+                       "%s: no '%s' sub-database: not a complete siamese dataset (an interrupted import?) "
+                       "— " RECORD_HINT,
+                       path, name);
     if (rc) return err_set(e, "%s: sub-database %s: %s", path, name, mdb_strerror(rc));
     return 0;
 }
@@ -263,27 +269,32 @@ static int read_by_class(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
         if (rc == MDB_NOTFOUND) return err_set(e, "%s: by_class key %u missing — " RECORD_HINT, p, c);
         if (rc) return err_set(e, "%s: by_class key %u: %s", p, c, mdb_strerror(rc));
         if (v.mv_size % 4 || v.mv_size / 4 > count - filled)
-            return err_set(e, "%s: by_class key %u: %zu bytes, not a list of at most %" PRIu64 " uint32 ids — "
-                           RECORD_HINT, p, c, v.mv_size, count - filled);
+            return err_set(e,
+                           "%s: by_class key %u: %zu bytes, not a list of at most %" PRIu64
+                           " uint32 ids — " RECORD_HINT,
+                           p, c, v.mv_size, count - filled);
         const uint8_t *b = v.mv_data;
         uint64_t n = v.mv_size / 4;
         ds->class_off[c] = filled;
         for (uint64_t i = 0; i < n; i++) {
             uint32_t id = ds_get_le32(b + 4 * i);
             if (id >= count || ds->labels[id] != -1 || (i && id <= ds_get_le32(b + 4 * (i - 1))))
-                return err_set(e, "%s: by_class key %u: entry %" PRIu64 " (id %u) out of range, repeated or "
-                               "not ascending — " RECORD_HINT, p, c, i, id);
+                return err_set(e,
+                               "%s: by_class key %u: entry %" PRIu64 " (id %u) out of range, repeated or "
+                               "not ascending — " RECORD_HINT,
+                               p, c, i, id);
             ds->labels[id] = (int32_t)c;
             ds->class_ids[filled++] = id;
         }
     }
     ds->class_off[classes] = filled;
     if (filled != count)
-        return err_set(e, "%s: by_class lists %" PRIu64 " ids, meta count is %" PRIu64 " — " RECORD_HINT, p, filled,
-                       count);
+        return err_set(e, "%s: by_class lists %" PRIu64 " ids, meta count is %" PRIu64 " — " RECORD_HINT, p,
+                       filled, count);
     MDB_stat st;
     if (mdb_stat(txn, dbi, &st) == 0 && st.ms_entries != classes)
-        return err_set(e, "%s: by_class has %zu entries for %u classes — " RECORD_HINT, p, st.ms_entries, classes);
+        return err_set(e, "%s: by_class has %zu entries for %u classes — " RECORD_HINT, p, st.ms_entries,
+                       classes);
     return 0;
 }
 
@@ -312,12 +323,13 @@ static int check_optional(Dataset *ds, MDB_txn *txn, const char *name, uint64_t 
     uint64_t have = 0;
     if (rc == 0) {
         MDB_stat st;
-        if ((rc = mdb_stat(txn, *dbi, &st))) return err_set(e, "%s: %s: %s", ds->path, name, mdb_strerror(rc));
+        if ((rc = mdb_stat(txn, *dbi, &st)))
+            return err_set(e, "%s: %s: %s", ds->path, name, mdb_strerror(rc));
         have = st.ms_entries;
     }
     if (have != want)
-        return err_set(e, "%s: %s holds %" PRIu64 " records, meta says %" PRIu64 " — re-run siamese pairs", ds->path,
-                       name, have, want);
+        return err_set(e, "%s: %s holds %" PRIu64 " records, meta says %" PRIu64 " — re-run siamese pairs",
+                       ds->path, name, have, want);
     return 0;
 }
 
@@ -325,7 +337,8 @@ int ds_open(Dataset **out, const char *path, Err *e) {
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
-        return err_set(e, "%s: no such dataset (%s) — check the path or run siamese import", path, strerror(errno));
+        return err_set(e, "%s: no such dataset (%s) — check the path or run siamese import", path,
+                       strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return err_set(e, "%s: not a dataset (a dataset is a directory holding data.mdb)", path);
     Dataset *ds = xcalloc(1, sizeof *ds);
@@ -350,8 +363,8 @@ int ds_open(Dataset **out, const char *path, Err *e) {
         goto fail;
     }
     if (open_dbi(txn, "meta", 0, &meta, path, e) || read_meta(ds, txn, meta, e) ||
-        open_dbi(txn, "samples", 0, &ds->samples, path, e) || open_dbi(txn, "by_class", 0, &by_class, path, e) ||
-        open_dbi(txn, "classes", 0, &classes, path, e))
+        open_dbi(txn, "samples", 0, &ds->samples, path, e) ||
+        open_dbi(txn, "by_class", 0, &by_class, path, e) || open_dbi(txn, "classes", 0, &classes, path, e))
         goto fail;
     MDB_stat ms;
     if ((rc = mdb_stat(txn, ds->samples, &ms))) {
@@ -359,8 +372,8 @@ int ds_open(Dataset **out, const char *path, Err *e) {
         goto fail;
     }
     if (ms.ms_entries != ds->meta.count) {
-        err_set(e, "%s: samples holds %zu records, meta count is %" PRIu64 " — " RECORD_HINT, path, ms.ms_entries,
-                ds->meta.count);
+        err_set(e, "%s: samples holds %zu records, meta count is %" PRIu64 " — " RECORD_HINT, path,
+                ms.ms_entries, ds->meta.count);
         goto fail;
     }
     if (read_by_class(ds, txn, by_class, e) || read_names(ds, txn, classes, e) ||
@@ -429,7 +442,8 @@ static int inflate_payload(DsReader *r, uint64_t id, const uint8_t *in, size_t n
     if (rc == Z_STREAM_END && r->zs.avail_in)
         return REC_FAIL("%u stray bytes after the zlib stream — " RECORD_HINT, p, id, r->zs.avail_in);
     if (rc == Z_STREAM_END)
-        return REC_FAIL("zlib data inflates to %lu bytes, expected %zu — " RECORD_HINT, p, id, r->zs.total_out, raw);
+        return REC_FAIL("zlib data inflates to %lu bytes, expected %zu — " RECORD_HINT, p, id,
+                        r->zs.total_out, raw);
     if (rc == Z_DATA_ERROR)
         return REC_FAIL("corrupt zlib data (%s) — " RECORD_HINT, p, id, r->zs.msg ? r->zs.msg : "bad stream");
     if (r->zs.avail_out == 0)
@@ -453,32 +467,36 @@ int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *
     const uint8_t *b = v.mv_data;
     size_t n = v.mv_size;
     if (n < DS_REC_HEADER)
-        return REC_FAIL("%zu bytes, shorter than the %d-byte record header — " RECORD_HINT, p, id, n, DS_REC_HEADER);
+        return REC_FAIL("%zu bytes, shorter than the %d-byte record header — " RECORD_HINT, p, id, n,
+                        DS_REC_HEADER);
     unsigned flags = b[1];
     uint32_t lab = ds_get_le32(b + 8), raw = ds_get_le32(b + 12), stored = ds_get_le32(b + 16);
     unsigned want_flags = m->has_masks ? DS_REC_MASK : 0;
-    if (b[0] != DS_REC_VERSION) return REC_FAIL("record version %u, expected %d — " RECORD_HINT, p, id, b[0],
-                                                DS_REC_VERSION);
+    if (b[0] != DS_REC_VERSION)
+        return REC_FAIL("record version %u, expected %d — " RECORD_HINT, p, id, b[0], DS_REC_VERSION);
     if ((flags & ~DS_REC_ZLIB) != want_flags || ((flags & DS_REC_ZLIB) && !m->compressed))
         return REC_FAIL("flags 0x%02x do not fit the dataset (compressed %d, masks %d) — " RECORD_HINT, p, id,
                         flags, m->compressed, m->has_masks);
-    if (ds_get_le16(b + 2) != m->channels || ds_get_le16(b + 4) != m->height || ds_get_le16(b + 6) != m->width)
+    if (ds_get_le16(b + 2) != m->channels || ds_get_le16(b + 4) != m->height ||
+        ds_get_le16(b + 6) != m->width)
         return REC_FAIL("shape %ux%ux%u, expected %ux%ux%u — " RECORD_HINT, p, id, ds_get_le16(b + 2),
                         ds_get_le16(b + 4), ds_get_le16(b + 6), m->channels, m->height, m->width);
     if (lab >= m->classes)
         return REC_FAIL("label %d out of range (classes %u) — " RECORD_HINT, p, id, (int32_t)lab, m->classes);
     if ((int32_t)lab != ds->labels[id])
-        return REC_FAIL("label %u, but by_class files it under %d — " RECORD_HINT, p, id, lab, ds->labels[id]);
-    if (raw != ds->raw_len) return REC_FAIL("raw length %u, expected %zu (%ux%ux%u%s) — " RECORD_HINT, p, id, raw,
-                                            ds->raw_len, m->channels, m->height, m->width,
-                                            m->has_masks ? " + mask" : "");
+        return REC_FAIL("label %u, but by_class files it under %d — " RECORD_HINT, p, id, lab,
+                        ds->labels[id]);
+    if (raw != ds->raw_len)
+        return REC_FAIL("raw length %u, expected %zu (%ux%ux%u%s) — " RECORD_HINT, p, id, raw, ds->raw_len,
+                        m->channels, m->height, m->width, m->has_masks ? " + mask" : "");
     if (stored != n - DS_REC_HEADER || (!(flags & DS_REC_ZLIB) && stored != raw)) {
         if (!(flags & DS_REC_ZLIB))
             return REC_FAIL("%zu bytes, expected %zu (%ux%ux%u%s + %d-byte header) — " RECORD_HINT, p, id, n,
                             ds->raw_len + DS_REC_HEADER, m->channels, m->height, m->width,
                             m->has_masks ? " + mask" : "", DS_REC_HEADER);
-        return REC_FAIL("%zu bytes, header says %u payload bytes + %d-byte header (truncated zlib data?) — "
-                        RECORD_HINT, p, id, n, stored, DS_REC_HEADER);
+        return REC_FAIL(
+            "%zu bytes, header says %u payload bytes + %d-byte header (truncated zlib data?) — " RECORD_HINT,
+            p, id, n, stored, DS_REC_HEADER);
     }
     const uint8_t *src = b + DS_REC_HEADER;
     if (flags & DS_REC_ZLIB) {
@@ -487,8 +505,8 @@ int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *
     }
     uint32_t crc = (uint32_t)crc32(0L, src, (uInt)raw);
     if (crc != ds_get_le32(b + 20))
-        return REC_FAIL("CRC-32 mismatch (stored %08x, pixels give %08x): corrupted record — " RECORD_HINT, p, id,
-                        ds_get_le32(b + 20), crc);
+        return REC_FAIL("CRC-32 mismatch (stored %08x, pixels give %08x): corrupted record — " RECORD_HINT, p,
+                        id, ds_get_le32(b + 20), crc);
     memcpy(pixels, src, ds->npix);
     if (mask && m->has_masks) memcpy(mask, src + ds->npix, raw - ds->npix);
     if (label) *label = (int32_t)lab;
@@ -496,19 +514,23 @@ int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *
 }
 
 /* Reads record i of pairs/triplets: 12 bytes, three uint32. */
-static int read_triple(DsReader *r, MDB_dbi dbi, const char *what, uint64_t i, uint64_t n, uint32_t t[3], Err *e) {
+static int read_triple(DsReader *r, MDB_dbi dbi, const char *what, uint64_t i, uint64_t n, uint32_t t[3],
+                       Err *e) {
     const char *p = r->ds->path;
-    if (i >= n) return err_set(e, "%s: %s index %" PRIu64 " out of range (%" PRIu64 " records)%s", p, what, i, n,
-                               n ? "" : " — run siamese pairs first");
+    if (i >= n)
+        return err_set(e, "%s: %s index %" PRIu64 " out of range (%" PRIu64 " records)%s", p, what, i, n,
+                       n ? "" : " — run siamese pairs first");
     uint8_t kb[8];
     ds_be64(kb, i);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(r->txn, dbi, &k, &v);
-    if (rc) return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %s — re-run siamese pairs", p, what, i,
-                           mdb_strerror(rc));
+    if (rc)
+        return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %s — re-run siamese pairs", p, what, i,
+                       mdb_strerror(rc));
     if (v.mv_size != 12)
-        return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %zu bytes, expected 12 — re-run siamese pairs", p,
-                       what, i, v.mv_size);
+        return err_set(e,
+                       "io/dataset.c: %s: %s key %" PRIu64 ": %zu bytes, expected 12 — re-run siamese pairs",
+                       p, what, i, v.mv_size);
     for (int j = 0; j < 3; j++) t[j] = ds_get_le32((const uint8_t *)v.mv_data + 4 * j);
     return 0;
 }
@@ -516,9 +538,10 @@ static int read_triple(DsReader *r, MDB_dbi dbi, const char *what, uint64_t i, u
 int ds_check_pair(const Dataset *ds, uint64_t i, uint32_t a, uint32_t b, uint32_t same, Err *e) {
     uint64_t c = ds->meta.count;
     if (a >= c || b >= c || a == b || same > 1 || (uint32_t)(ds->labels[a] == ds->labels[b]) != same)
-        return err_set(e, "io/dataset.c: %s: pairs key %" PRIu64 ": (%u, %u, same %u) invalid: ids must differ, "
-                       "be < %" PRIu64 " and 'same' match their labels — re-run siamese pairs", ds->path, i, a, b,
-                       same, c);
+        return err_set(e,
+                       "io/dataset.c: %s: pairs key %" PRIu64 ": (%u, %u, same %u) invalid: ids must differ, "
+                       "be < %" PRIu64 " and 'same' match their labels — re-run siamese pairs",
+                       ds->path, i, a, b, same, c);
     return 0;
 }
 
@@ -526,7 +549,9 @@ int ds_check_triplet(const Dataset *ds, uint64_t i, const uint32_t t[3], Err *e)
     uint64_t c = ds->meta.count;
     if (t[0] >= c || t[1] >= c || t[2] >= c || t[0] == t[1] || ds->labels[t[0]] != ds->labels[t[1]] ||
         ds->labels[t[0]] == ds->labels[t[2]])
-        return err_set(e, "io/dataset.c: %s: triplets key %" PRIu64 ": (%u, %u, %u) invalid: needs ids < %" PRIu64
+        return err_set(e,
+                       "io/dataset.c: %s: triplets key %" PRIu64
+                       ": (%u, %u, %u) invalid: needs ids < %" PRIu64
                        ", anchor != positive of the same label, negative of another — re-run siamese pairs",
                        ds->path, i, t[0], t[1], t[2], c);
     return 0;

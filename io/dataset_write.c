@@ -207,8 +207,8 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
         return err_set(e, "%s: %u classes, expected 1..%d", path, spec->classes, DS_MAX_CLASSES);
     for (uint32_t c = 0; spec->class_names && c < spec->classes; c++) {
         size_t n = strlen(spec->class_names[c]);
-        if (n == 0 || n > 255) return err_set(e, "%s: class %u name '%s' must be 1..255 bytes", path, c,
-                                              spec->class_names[c]);
+        if (n == 0 || n > 255)
+            return err_set(e, "%s: class %u name '%s' must be 1..255 bytes", path, c, spec->class_names[c]);
     }
     DsWriter *w = xcalloc(1, sizeof *w);
     w->path = xmalloc(len + 1);
@@ -284,10 +284,11 @@ static int writer_flush(DsWriter *w, Err *e) {
 
 int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e) {
     if (label < 0 || (uint32_t)label >= w->classes)
-        return err_set(e, "%s: sample %" PRIu64 ": label %d out of range (classes %u)", w->path, w->count, label,
-                       w->classes);
-    if (w->has_masks && !mask) return err_set(e, "%s: sample %" PRIu64 ": the dataset has masks but none was given",
-                                              w->path, w->count);
+        return err_set(e, "%s: sample %" PRIu64 ": label %d out of range (classes %u)", w->path, w->count,
+                       label, w->classes);
+    if (w->has_masks && !mask)
+        return err_set(e, "%s: sample %" PRIu64 ": the dataset has masks but none was given", w->path,
+                       w->count);
     if (w->count >= UINT32_MAX) return err_set(e, "%s: more than %u samples", w->path, UINT32_MAX - 1);
     memcpy(w->raw, pixels, w->npix);
     if (w->has_masks) memcpy(w->raw + w->npix, mask, w->raw_len - w->npix);
@@ -399,16 +400,30 @@ static int writer_commit(DsWriter *w, Err *e) {
     return 0;
 }
 
+/* rename without replacing. File systems without RENAME_NOREPLACE (some
+ * network ones) get a check-then-rename: a race there can at worst replace
+ * an empty directory (rename(2) fails on a non-empty one). */
+static int rename_noreplace(const char *from, const char *to) {
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    struct stat st;
+    if (lstat(to, &st) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(from, to);
+}
+
 int ds_writer_finish_all(DsWriter **ws, int n, Err *e) {
     int i, k;
     for (i = 0; i < n; i++)
         if (writer_commit(ws[i], e)) goto fail;
     for (k = 0; k < n; k++) {
-        if (renameat2(AT_FDCWD, ws[k]->tmp, AT_FDCWD, ws[k]->path, RENAME_NOREPLACE) != 0) {
+        if (rename_noreplace(ws[k]->tmp, ws[k]->path) != 0) {
             int err = errno;
             err_set(e, "cannot rename %s to %s: %s%s", ws[k]->tmp, ws[k]->path, strerror(err),
                     err == EEXIST ? " — it appeared meanwhile; remove it or choose another --out" : "");
-            while (k-- > 0) renameat2(AT_FDCWD, ws[k]->path, AT_FDCWD, ws[k]->tmp, RENAME_NOREPLACE);
+            while (k-- > 0) rename_noreplace(ws[k]->path, ws[k]->tmp);
             goto fail;
         }
     }

@@ -56,7 +56,9 @@ static int check_dims(const char *path, uint64_t w, uint64_t h, Err *e) {
 
 /* ---- PGM ----------------------------------------------------------------- */
 
-static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static int is_space(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 /* Skips whitespace and '#' comments, then reads one decimal number. */
 static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
@@ -89,8 +91,8 @@ static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, Er
     uint64_t w, h, maxval;
     if (pgm_number(d, n, &pos, &w) || pgm_number(d, n, &pos, &h) || pgm_number(d, n, &pos, &maxval))
         return err_set(e, "%s: bad PGM header (expected width, height, maxval)", path);
-    if (maxval == 0 || maxval > 65535) return err_set(e, "%s: PGM maxval %llu out of range 1..65535", path,
-                                                      (unsigned long long)maxval);
+    if (maxval == 0 || maxval > 65535)
+        return err_set(e, "%s: PGM maxval %llu out of range 1..65535", path, (unsigned long long)maxval);
     if (check_dims(path, w, h, e)) return -1;
     size_t np = (size_t)(w * h);
     uint8_t *px = xmalloc(np);
@@ -235,7 +237,8 @@ int image_load(Image *img, const char *path, Err *e) {
     else if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2') && is_space(d[2]))
         rc = load_pgm(img, path, d, n, e);
     else
-        rc = err_set(e, "%s: not a PGM (P5/P2) or PNG image (%zu bytes) — remove it from the folder", path, n);
+        rc =
+            err_set(e, "%s: not a PGM (P5/P2) or PNG image (%zu bytes) — remove it from the folder", path, n);
     free(d);
     return rc;
 }
@@ -288,7 +291,8 @@ void image_resize(uint8_t *dst, uint32_t dh, uint32_t dw, const uint8_t *src, ui
         for (uint32_t x = 0; x < dw; x++) {
             uint64_t acc = 0;
             uint32_t i = fy[y];
-            for (uint32_t k = sy[y]; k < sy[y + 1]; k++, i++) acc += (uint64_t)wy[k] * tmp[(size_t)i * dw + x];
+            for (uint32_t k = sy[y]; k < sy[y + 1]; k++, i++)
+                acc += (uint64_t)wy[k] * tmp[(size_t)i * dw + x];
             dst[(size_t)y * dw + x] = (uint8_t)((acc + den / 2) / den);
         }
     }

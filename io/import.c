@@ -131,7 +131,8 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     uint8_t *lab = NULL;
     size_t got;
     if (di[0] != dl[0]) {
-        err_set(e, "%s holds %u images but %s holds %u labels — use matching files", images, di[0], labels, dl[0]);
+        err_set(e, "%s holds %u images but %s holds %u labels — use matching files", images, di[0], labels,
+                dl[0]);
         goto done;
     }
     if (di[0] == 0 || s->h == 0 || s->w == 0 || s->h > IMAGE_MAX_SIDE || s->w > IMAGE_MAX_SIDE) {
@@ -141,8 +142,10 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     lab = xmalloc(dl[0]);
     if (gz_read(gl, lab, dl[0], &got, labels, e)) goto done;
     if (got < dl[0]) {
-        err_set(e, "%s: truncated: %zu of %u labels (file should be %u bytes after decompression) — re-download it",
-                labels, got, dl[0], dl[0] + 8);
+        err_set(
+            e,
+            "%s: truncated: %zu of %u labels (file should be %u bytes after decompression) — re-download it",
+            labels, got, dl[0], dl[0] + 8);
         goto done;
     }
     if (gz_has_more(gl)) {
@@ -195,7 +198,7 @@ static int list_dir(const char *dir, int want_dirs, const char *what, char ***ou
         v[cnt++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(v, cnt, sizeof(char *), cmp_str);
+    if (cnt) qsort(v, cnt, sizeof(char *), cmp_str);
     for (size_t i = 0; i < cnt; i++) {
         char *p = join(dir, v[i]);
         struct stat st;
@@ -238,8 +241,9 @@ static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
     s->paths = xmalloc(sizeof(char *));
     char **top;
     size_t nt;
-    if (list_dir(root, 1, omniglot ? "an alphabet folder (--root must hold alphabet/character/*.png)"
-                                   : "a class folder (--root must hold one folder per class)",
+    if (list_dir(root, 1,
+                 omniglot ? "an alphabet folder (--root must hold alphabet/character/*.png)"
+                          : "a class folder (--root must hold one folder per class)",
                  &top, &nt, e))
         return -1;
     if (nt == 0) {
@@ -250,13 +254,15 @@ static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
     for (size_t i = 0; i < nt && !rc; i++) {
         char *dir = join(root, top[i]);
         if (!omniglot) {
-            if (s->classes >= DS_MAX_CLASSES) rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
+            if (s->classes >= DS_MAX_CLASSES)
+                rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
             if (!rc) source_class(s, top[i]);
             if (!rc) rc = add_class_files(s, dir, e);
         } else {
             char **chars;
             size_t nc;
-            rc = list_dir(dir, 1, "a character folder (is --root one level too high or too low?)", &chars, &nc, e);
+            rc = list_dir(dir, 1, "a character folder (is --root one level too high or too low?)", &chars,
+                          &nc, e);
             if (!rc && nc == 0) rc = err_set(e, "%s: empty alphabet folder — remove it", dir);
             for (size_t j = 0; !rc && j < nc; j++) {
                 char *cdir = join(dir, chars[j]);
@@ -337,8 +343,10 @@ static int make_split(Split *sp, const Source *s, const ImportOptions *o, Err *e
     int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
     for (int d = 0; d < nd; d++)
         if (sp->count[d] == 0)
-            return err_set(e, "the %s split would be empty (%" PRIu64 " samples, --test-fraction %g) — change "
-                           "--test-fraction", d ? "test" : "train", s->n, f);
+            return err_set(e,
+                           "the %s split would be empty (%" PRIu64 " samples, --test-fraction %g) — change "
+                           "--test-fraction",
+                           d ? "test" : "train", s->n, f);
     return 0;
 }
 
@@ -357,7 +365,8 @@ static int check_options(const ImportOptions *o, Err *e) {
     if (o->format != IMPORT_IDX && (!o->root || o->images || o->labels))
         return err_set(e, "--format %s needs --root DIR (and no --images/--labels)",
                        o->format == IMPORT_FOLDER ? "folder" : "omniglot");
-    if ((o->resize_h == 0) != (o->resize_w == 0) || o->resize_h > IMAGE_MAX_SIDE || o->resize_w > IMAGE_MAX_SIDE)
+    if ((o->resize_h == 0) != (o->resize_w == 0) || o->resize_h > IMAGE_MAX_SIDE ||
+        o->resize_w > IMAGE_MAX_SIDE)
         return err_set(e, "--resize %ux%u out of range (HxW, each 1..%d)", o->resize_h, o->resize_w,
                        IMAGE_MAX_SIDE);
     if (o->split != IMPORT_SPLIT_NONE) {
@@ -387,8 +396,8 @@ static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
     if (k >= 0 && (size_t)k < cap && o->split != IMPORT_SPLIT_NONE)
         snprintf(buf + k, cap - (size_t)k, "; %s part of split by %s, test fraction %g, seed %" PRIu64,
-                 part ? "test" : "train", o->split == IMPORT_SPLIT_CLASS ? "class" : "sample", o->test_fraction,
-                 o->seed);
+                 part ? "test" : "train", o->split == IMPORT_SPLIT_CLASS ? "class" : "sample",
+                 o->test_fraction, o->seed);
 }
 
 /* Decodes sample i into px (h x w before resizing); for folder layouts the
@@ -398,8 +407,9 @@ static int source_pixels(Source *s, uint64_t i, uint8_t *idxbuf, Image *img, Err
         size_t need = (size_t)s->h * s->w, got;
         if (gz_read(s->gz, idxbuf, need, &got, s->images, e)) return -1;
         if (got < need)
-            return err_set(e, "%s: truncated at image %" PRIu64 " of %" PRIu64 " (%zu of %zu bytes) — re-download it",
-                           s->images, i, s->n, got, need);
+            return err_set(
+                e, "%s: truncated at image %" PRIu64 " of %" PRIu64 " (%zu of %zu bytes) — re-download it",
+                s->images, i, s->n, got, need);
         img->pixels = idxbuf;
         img->height = s->h;
         img->width = s->w;
@@ -442,8 +452,14 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             if (sp.relabel[d][c] >= 0) names[sp.relabel[d][c]] = s.names[c];
         char src[256];
         describe(src, sizeof src, o, d);
-        DsWriterSpec spec = {.channels = 1, .height = H, .width = W, .classes = sp.classes[d],
-                             .compress = o->compress, .has_masks = 0, .source = src, .class_names = names};
+        DsWriterSpec spec = {.channels = 1,
+                             .height = H,
+                             .width = W,
+                             .classes = sp.classes[d],
+                             .compress = o->compress,
+                             .has_masks = 0,
+                             .source = src,
+                             .class_names = names};
         int bad = ds_writer_create(&w[d], d ? o->test_out : o->out, &spec, e);
         free(names);
         if (bad) goto done;
@@ -468,8 +484,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         if (ds_writer_add(w[d], out, sp.relabel[d][s.labels[i]], NULL, e)) goto done;
     }
     if (!s.paths && gz_has_more(s.gz)) {
-        err_set(e, "%s: longer than its header says (%" PRIu64 " images of %ux%u) — is it the right file?", s.images,
-                s.n, s.h, s.w);
+        err_set(e, "%s: longer than its header says (%" PRIu64 " images of %ux%u) — is it the right file?",
+                s.images, s.n, s.h, s.w);
         goto done;
     }
     DsWriter *ws[2] = {w[0], w[1]};

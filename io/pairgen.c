@@ -6,9 +6,9 @@
 #include <stdlib.h>
 
 typedef struct Groups {
-    uint32_t *ids;   /* count ids grouped by label, ascending within */
-    uint64_t *off;   /* classes + 1 */
-    uint64_t *elig;  /* positions (into ids) of samples in classes of >= 2 */
+    uint32_t *ids;  /* count ids grouped by label, ascending within */
+    uint64_t *off;  /* classes + 1 */
+    uint64_t *elig; /* positions (into ids) of samples in classes of >= 2 */
     uint64_t nelig;
     const int32_t *labels;
     uint64_t count;
@@ -30,8 +30,8 @@ static int groups_build(Groups *g, const int32_t *labels, uint64_t count, uint32
     for (uint64_t i = 0; i < count; i++) {
         if (labels[i] < 0 || (uint32_t)labels[i] >= classes) {
             groups_free(g);
-            return err_set(e, "sample %llu: label %d out of range (classes %u)", (unsigned long long)i, labels[i],
-                           classes);
+            return err_set(e, "sample %llu: label %d out of range (classes %u)", (unsigned long long)i,
+                           labels[i], classes);
         }
         g->off[labels[i] + 1]++;
     }

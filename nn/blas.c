@@ -32,7 +32,14 @@ void blas_select_core(char **argv) {
     if (!want) return;
     setenv("OPENBLAS_CORETYPE", want, 1);
     setenv(REEXEC_GUARD, "1", 1);
-    execv("/proc/self/exe", argv);
+    /* The resolved path, not /proc/self/exe: the process keeps its name
+     * ("siamese") for ps, pgrep and schedulers. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        execv(self, argv);
+    }
     /* exec failed: carry on with the slow kernels. */
     unsetenv("OPENBLAS_CORETYPE");
 }

@@ -7,7 +7,7 @@
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
-S=./siamese
+S=${SIAMESE:-./siamese} # SIAMESE=path tests another build (e.g. sanitized)
 FM=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d /tmp/siamese-e2e-import.XXXXXX)
 trap 'rm -rf "$T"' EXIT

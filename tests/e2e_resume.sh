@@ -74,7 +74,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 sleep 1
-kill -TERM "$pid" 2>/dev/null
+if [ -n "$pid" ]; then kill -TERM "$pid"; else bad "no rank process found to signal"; pkill -KILL -f "run.dir=$T/r " ; fi
 wait $mp; rc=$?
 check '[ $rc -eq 75 ] && ls "$T/r"/ckpt-*.smpi >/dev/null 2>&1' "SIGTERM to one rank: exit 75 with a checkpoint ($rc)"
 stop=$(ls "$T/r" | grep '^ckpt-' | sort | tail -n 1)

@@ -167,6 +167,16 @@ for name in srun mpirun; do
     [ -f "$run/model.smpi" ] && ./siamese inspect "$ck" >/dev/null 2>&1
   check $? "$name: USR1 -> checkpoint -> requeue -> resume -> done: $st, restarts $restarts, exit $code, last $(basename "${ck:-none}")"
   [ "$st" = COMPLETED ] || tail -n 25 "$log" | sed 's/^/    /'
+  # The requeued run equals an uninterrupted one of the same length, bit for
+  # bit (same world size: 2 ranks; the config now holds the final steps).
+  if [ "$st" = COMPLETED ]; then
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
+      mpirun -np 2 --oversubscribe ./siamese train "$tmp/$name.ini" --set run.dir="$tmp/ref-$name" \
+      >"$tmp/ref-$name.out" 2>&1 &&
+      ./siamese inspect "$run/model.smpi" --compare "$tmp/ref-$name/model.smpi" --tol 0 >"$tmp/cmp-$name" 2>&1 &&
+      cmp -s "$run/metrics.csv" "$tmp/ref-$name/metrics.csv"
+    check $? "$name: requeued run bit-equal to an uninterrupted run (weights, optimizer, metrics): $(tr '\n' ' ' <"$tmp/cmp-$name" 2>/dev/null)"
+  fi
 done
 
 id=${jid[limit]:-} log=$tmp/limit.out

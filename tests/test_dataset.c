@@ -24,7 +24,7 @@
 static char tmpdir[64];
 
 static const char *P(const char *name) { /* a path in tmpdir (rotating buffers) */
-    static char buf[256][512]; /* callers keep several paths at once */
+    static char buf[256][512];           /* callers keep several paths at once */
     static int k;
     k = (k + 1) % 256;
     snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
@@ -55,8 +55,8 @@ static void put_be32(uint8_t *p, uint32_t v) {
 }
 
 /* Writes an idx file: magic, dims, then data (truncated by `cut` bytes). */
-static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd, const uint8_t *data,
-                      size_t n, size_t cut) {
+static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,
+                      const uint8_t *data, size_t n, size_t cut) {
     uint8_t *buf = xmalloc(4 + 4 * (size_t)nd + n);
     put_be32(buf, magic);
     for (int i = 0; i < nd; i++) put_be32(buf + 4 + 4 * i, dims[i]);
@@ -93,8 +93,15 @@ static void make_source(void) {
 
 static int import_idx(const char *out, const char *img, const char *labf, int compress, ImportSplit split,
                       double f, const char *test_out, uint64_t seed, Err *e) {
-    ImportOptions o = {.format = IMPORT_IDX, .out = out, .images = img, .labels = labf, .compress = compress,
-                       .split = split, .test_fraction = f, .test_out = test_out, .seed = seed};
+    ImportOptions o = {.format = IMPORT_IDX,
+                       .out = out,
+                       .images = img,
+                       .labels = labf,
+                       .compress = compress,
+                       .split = split,
+                       .test_fraction = f,
+                       .test_out = test_out,
+                       .seed = seed};
     ImportResult r;
     return import_run(&o, &r, e);
 }
@@ -149,7 +156,8 @@ static void check_full_import(const char *path, int compressed) {
     }
     CHECK(bad == 0, "%s: %d of %d records differ from the source", path, bad, N);
     uint8_t got[H * W];
-    CHECK(ds_read(r, N, got, NULL, NULL, &e) == -1 && strstr(e.msg, "out of range"), "id past count: %s", e.msg);
+    CHECK(ds_read(r, N, got, NULL, NULL, &e) == -1 && strstr(e.msg, "out of range"), "id past count: %s",
+          e.msg);
     ds_reader_close(r);
     check_by_class(ds);
     ds_close(ds);
@@ -165,7 +173,8 @@ static uint8_t *raw_get(const char *path, const char *db, uint64_t key, size_t *
     MDB_val kv = {8, k}, v;
     ASSERT(mdb_env_create(&env) == 0);
     mdb_env_set_maxdbs(env, 16);
-    if (mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK, 0) == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+    if (mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK, 0) == 0 &&
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
         if (mdb_dbi_open(txn, db, 0, &dbi) == 0 && mdb_get(txn, dbi, &kv, &v) == 0) {
             out = xmalloc(v.mv_size);
             memcpy(out, v.mv_data, v.mv_size);
@@ -212,7 +221,8 @@ static void expect_bad(const char *path, uint64_t key, const char *what) {
     snprintf(name, sizeof name, "samples key %llu:", (unsigned long long)key);
     int rc = ds_read(r, key, got, NULL, NULL, &e);
     CHECK(rc == -1 && strstr(e.msg, name) && strstr(e.msg, what) && strstr(e.msg, path),
-          "corrupt key %llu: want '%s' and '%s', got: %s", (unsigned long long)key, name, what, rc ? e.msg : "ok");
+          "corrupt key %llu: want '%s' and '%s', got: %s", (unsigned long long)key, name, what,
+          rc ? e.msg : "ok");
     CHECK(ds_read(r, (key + N / 2) % N, got, NULL, NULL, &e) == 0, "other records still read: %s", e.msg);
     ds_reader_close(r);
     ds_close(ds);
@@ -223,19 +233,24 @@ static void test_idx_and_format(void) {
     CHECK(import_idx(P("plain.lmdb"), P("img.idx"), P("lab.idx"), 0, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0,
           "plain idx import: %s", e.msg);
     check_full_import(P("plain.lmdb"), 0);
-    CHECK(import_idx(P("gz.lmdb"), P("img.idx.gz"), P("lab.idx.gz"), 1, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0,
+    CHECK(import_idx(P("gz.lmdb"), P("img.idx.gz"), P("lab.idx.gz"), 1, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) ==
+              0,
           "gz idx import --compress: %s", e.msg);
     check_full_import(P("gz.lmdb"), 1);
-    CHECK(!exists(P("plain.lmdb/lock.mdb")) && exists(P("plain.lmdb/data.mdb")), "a fresh dataset is data.mdb only");
+    CHECK(!exists(P("plain.lmdb/lock.mdb")) && exists(P("plain.lmdb/data.mdb")),
+          "a fresh dataset is data.mdb only");
     /* The documented record layout, parsed independently. */
     size_t n;
     uint8_t *v = raw_get(P("plain.lmdb"), "samples", 5, &n);
     CHECK(v && n == 24 + H * W, "raw record size %zu", n);
     if (v) {
-        CHECK(v[0] == 1 && v[1] == 0 && (v[2] | v[3] << 8) == 1 && (v[4] | v[5] << 8) == H && (v[6] | v[7] << 8) == W,
+        CHECK(v[0] == 1 && v[1] == 0 && (v[2] | v[3] << 8) == 1 && (v[4] | v[5] << 8) == H &&
+                  (v[6] | v[7] << 8) == W,
               "record header version/flags/shape");
-        CHECK(le32(v + 8) == lab[5] && le32(v + 12) == H * W && le32(v + 16) == H * W, "record label/lengths");
-        CHECK(le32(v + 20) == (uint32_t)crc32(0, px[5], H * W) && !memcmp(v + 24, px[5], H * W), "record crc/pixels");
+        CHECK(le32(v + 8) == lab[5] && le32(v + 12) == H * W && le32(v + 16) == H * W,
+              "record label/lengths");
+        CHECK(le32(v + 20) == (uint32_t)crc32(0, px[5], H * W) && !memcmp(v + 24, px[5], H * W),
+              "record crc/pixels");
     }
     free(v);
     int zipped = 0, inflated_ok = 1;
@@ -247,13 +262,14 @@ static void test_idx_and_format(void) {
             z_stream z = {0};
             inflateInit2(&z, -15);
             z.next_in = v + 24, z.avail_in = (uInt)(n - 24), z.next_out = out, z.avail_out = sizeof out;
-            inflated_ok &= inflate(&z, Z_FINISH) == Z_STREAM_END && !memcmp(out, px[i], H * W) &&
-                           le32(v + 16) == n - 24;
+            inflated_ok &=
+                inflate(&z, Z_FINISH) == Z_STREAM_END && !memcmp(out, px[i], H * W) && le32(v + 16) == n - 24;
             inflateEnd(&z);
         }
         free(v);
     }
-    CHECK(zipped > N / 2 && inflated_ok, "compressed records are raw deflate of the pixels (%d of %d)", zipped, N);
+    CHECK(zipped > N / 2 && inflated_ok, "compressed records are raw deflate of the pixels (%d of %d)",
+          zipped, N);
 }
 
 static void test_corruption(void) {
@@ -326,19 +342,65 @@ static void test_interrupted(void) {
     waitpid(pid, &st, 0);
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)pid);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(tmp) && !exists(path), "killed writer leaves only %s", tmp);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(tmp) && !exists(path),
+          "killed writer leaves only %s", tmp);
     Dataset *ds;
     Err e;
-    CHECK(ds_open(&ds, tmp, &e) == -1 && strstr(e.msg, "meta"), "interrupted import does not open: %s", e.msg);
+    CHECK(ds_open(&ds, tmp, &e) == -1 && strstr(e.msg, "meta"), "interrupted import does not open: %s",
+          e.msg);
     nftw(tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* More data than the writer's first 64 MB map: it must grow (MDB_MAP_FULL,
+ * replay) and keep every record. */
+static void test_map_growth(void) {
+    enum { M = 20000, S = 56 * 56 }; /* one 4 KB overflow page each: 82 MB */
+    const char *path = P("big.lmdb");
+    DsWriterSpec spec = {.channels = 1, .height = 56, .width = 56, .classes = 3};
+    DsWriter *w;
+    Err e;
+    CHECK(ds_writer_create(&w, path, &spec, &e) == 0, "%s", e.msg);
+    static uint8_t img[S];
+    int ok = 1;
+    for (int i = 0; i < M && ok; i++) {
+        memset(img, i & 255, S);
+        img[0] = (uint8_t)(i >> 8);
+        ok = ds_writer_add(w, img, i % 3, NULL, &e) == 0;
+    }
+    CHECK(ok && ds_writer_finish(w, &e) == 0, "writing %d x 3 KB: %s", M, e.msg);
+    struct stat st;
+    CHECK(stat(P("big.lmdb/data.mdb"), &st) == 0 && st.st_size > (64 << 20), "data.mdb %lld bytes > 64 MB",
+          (long long)st.st_size);
+    Dataset *ds;
+    DsReader *r;
+    if (ds_open(&ds, path, &e) || ds_reader_open(ds, &r, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    ok = ds_meta(ds)->count == M;
+    for (int i = 0; i < M && ok; i += 97) {
+        int32_t l;
+        ok = ds_read(r, (uint64_t)i, img, &l, NULL, &e) == 0 && l == i % 3 && img[0] == (uint8_t)(i >> 8) &&
+             img[S - 1] == (uint8_t)(i & 255);
+    }
+    CHECK(ok, "records intact after the map grew: %s", e.msg);
+    ds_reader_close(r);
+    ds_close(ds);
+    nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_masks(void) {
     DsWriter *w;
     Err e;
     const char *names[2] = {"fg", "bg"};
-    DsWriterSpec spec = {.channels = 3, .height = 4, .width = 5, .classes = 2, .compress = 1, .has_masks = 1,
-                         .source = "test", .class_names = names};
+    DsWriterSpec spec = {.channels = 3,
+                         .height = 4,
+                         .width = 5,
+                         .classes = 2,
+                         .compress = 1,
+                         .has_masks = 1,
+                         .source = "test",
+                         .class_names = names};
     CHECK(ds_writer_create(&w, P("masks.lmdb"), &spec, &e) == 0, "%s", e.msg);
     uint8_t img[3][60], mask[3][20];
     for (int i = 0; i < 3; i++) {
@@ -346,7 +408,8 @@ static void test_masks(void) {
         for (int j = 0; j < 20; j++) mask[i][j] = (uint8_t)((i + j) % 2);
         CHECK(ds_writer_add(w, img[i], i % 2, mask[i], &e) == 0, "%s", e.msg);
     }
-    CHECK(ds_writer_add(w, img[0], 2, mask[0], &e) == -1 && strstr(e.msg, "label 2"), "writer label check: %s", e.msg);
+    CHECK(ds_writer_add(w, img[0], 2, mask[0], &e) == -1 && strstr(e.msg, "label 2"),
+          "writer label check: %s", e.msg);
     CHECK(ds_writer_finish(w, &e) == 0, "%s", e.msg);
     Dataset *ds;
     DsReader *r;
@@ -382,7 +445,8 @@ static void test_pairs(void) {
     uint8_t same[NP], same2[NP];
     CHECK(pairgen_pairs(a, b, same, NP, labels, N, K, 9, &e) == 0, "%s", e.msg);
     CHECK(pairgen_pairs(a2, b2, same2, NP, labels, N, K, 9, &e) == 0 && !memcmp(a, a2, sizeof a) &&
-              !memcmp(b, b2, sizeof b) && !memcmp(same, same2, sizeof same), "pairs: same seed, same pairs");
+              !memcmp(b, b2, sizeof b) && !memcmp(same, same2, sizeof same),
+          "pairs: same seed, same pairs");
     pairgen_pairs(a2, b2, same2, NP, labels, N, K, 10, &e);
     CHECK(memcmp(a, a2, sizeof a) || memcmp(b, b2, sizeof b), "pairs: another seed, other pairs");
     CHECK(pairgen_triplets(t, NT, labels, N, K, 9, &e) == 0, "%s", e.msg);
@@ -407,7 +471,8 @@ static void test_pairs(void) {
         ok &= sm == (labels[x] == labels[y]) && x != y && sm == (i % 2 == 0);
         nsame += sm;
     }
-    CHECK(ok && nsame == (NP + 1) / 2, "pairs read back, 'same' true to labels, balanced (%d same of %d)", nsame, NP);
+    CHECK(ok && nsame == (NP + 1) / 2, "pairs read back, 'same' true to labels, balanced (%d same of %d)",
+          nsame, NP);
     ok = 1;
     for (int i = 0; i < NT; i++) {
         uint32_t u[3];
@@ -417,17 +482,20 @@ static void test_pairs(void) {
     CHECK(ok, "triplets read back with anchor/positive/negative labels right: %s", e.msg);
     uint32_t x, y;
     int sm;
-    CHECK(ds_read_pair(r, NP, &x, &y, &sm, &e) == -1 && strstr(e.msg, "out of range"), "pair index past npairs");
+    CHECK(ds_read_pair(r, NP, &x, &y, &sm, &e) == -1 && strstr(e.msg, "out of range"),
+          "pair index past npairs");
     ds_reader_close(r);
     ds_close(ds);
     /* Replacing: fewer pairs, the old ones gone; a bad record changes nothing. */
     CHECK(ds_write_pairs(p, a + 1, b + 1, same + 1, 10, &e) == 0, "%s", e.msg);
     same[0] = 0; /* a same-class pair flagged different */
-    CHECK(ds_write_pairs(p, a, b, same, 10, &e) == -1 && strstr(e.msg, "pairs key 0"), "bad pair refused: %s", e.msg);
+    CHECK(ds_write_pairs(p, a, b, same, 10, &e) == -1 && strstr(e.msg, "pairs key 0"), "bad pair refused: %s",
+          e.msg);
     ds_open(&ds, p, &e);
     ds_reader_open(ds, &r, &e);
     CHECK(ds_meta(ds)->npairs == 10 && ds_read_pair(r, 0, &x, &y, &sm, &e) == 0 && x == a[1] && y == b[1] &&
-              ds_read_pair(r, 10, &x, &y, &sm, &e) == -1, "pairs replaced in one transaction");
+              ds_read_pair(r, 10, &x, &y, &sm, &e) == -1,
+          "pairs replaced in one transaction");
     ds_reader_close(r);
     ds_close(ds);
     /* Singleton classes are never anchors; impossible cases are errors. */
@@ -435,12 +503,14 @@ static void test_pairs(void) {
     uint32_t ta[40 * 3];
     CHECK(pairgen_triplets(ta, 40, l1, 6, 4, 1, &e) == 0, "%s", e.msg);
     ok = 1;
-    for (int i = 0; i < 40; i++) ok &= l1[ta[3 * i]] != 1 && l1[ta[3 * i]] != 3 && l1[ta[3 * i + 2]] != l1[ta[3 * i]];
+    for (int i = 0; i < 40; i++)
+        ok &= l1[ta[3 * i]] != 1 && l1[ta[3 * i]] != 3 && l1[ta[3 * i + 2]] != l1[ta[3 * i]];
     CHECK(ok, "classes of one sample give no anchors");
     int32_t l2[3] = {0, 1, 2}, l3[3] = {1, 1, 1};
-    CHECK(pairgen_pairs(a, b, same, 4, l2, 3, 3, 1, &e) == -1 && strstr(e.msg, "2 or more"), "all singletons: %s",
+    CHECK(pairgen_pairs(a, b, same, 4, l2, 3, 3, 1, &e) == -1 && strstr(e.msg, "2 or more"),
+          "all singletons: %s", e.msg);
+    CHECK(pairgen_pairs(a, b, same, 4, l3, 3, 2, 1, &e) == -1 && strstr(e.msg, "one class"), "one class: %s",
           e.msg);
-    CHECK(pairgen_pairs(a, b, same, 4, l3, 3, 2, 1, &e) == -1 && strstr(e.msg, "one class"), "one class: %s", e.msg);
 }
 
 int main(void) {
@@ -451,6 +521,7 @@ int main(void) {
     test_corruption();
     test_interrupted();
     test_masks();
+    test_map_growth();
     test_pairs();
     CHECK(!leftover_tmp(), "no .tmp-* directory left in %s", tmpdir);
     nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);

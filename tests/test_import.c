@@ -52,8 +52,8 @@ static void write_file(const char *path, const void *d, size_t n) {
     ASSERT(f && fwrite(d, 1, n, f) == n && fclose(f) == 0);
 }
 
-static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd, const uint8_t *data,
-                      size_t n, size_t cut) {
+static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,
+                      const uint8_t *data, size_t n, size_t cut) {
     uint8_t *buf = xmalloc(4 + 4 * (size_t)nd + n);
     put_be32(buf, magic);
     for (int i = 0; i < nd; i++) put_be32(buf + 4 + 4 * i, dims[i]);
@@ -96,17 +96,18 @@ static void expect_fail(ImportOptions *o, const char *what, const char *label) {
     ImportResult r;
     Err e = {""};
     int rc = import_run(o, &r, &e);
-    CHECK(rc == -1 && strstr(e.msg, what) && !strchr(e.msg, '\n'), "%s: want an error naming '%s', got: %s", label,
-          what, rc ? e.msg : "success");
-    CHECK(!exists(o->out) && (!o->test_out || !exists(o->test_out)) && !leftover_tmp(), "%s: nothing left behind",
-          label);
+    CHECK(rc == -1 && strstr(e.msg, what) && !strchr(e.msg, '\n'), "%s: want an error naming '%s', got: %s",
+          label, what, rc ? e.msg : "success");
+    CHECK(!exists(o->out) && (!o->test_out || !exists(o->test_out)) && !leftover_tmp(),
+          "%s: nothing left behind", label);
 }
 
 /* ---- idx errors ------------------------------------------------------------ */
 
 static void test_idx_errors(void) {
     uint32_t di[3] = {N, H, W}, dl[1] = {N}, dl2[1] = {N - 1};
-    ImportOptions o = {.format = IMPORT_IDX, .out = P("bad.lmdb"), .images = P("img.idx"), .labels = P("lab.idx")};
+    ImportOptions o = {
+        .format = IMPORT_IDX, .out = P("bad.lmdb"), .images = P("img.idx"), .labels = P("lab.idx")};
     o.images = P("missing.idx");
     expect_fail(&o, "missing.idx", "missing file");
     o.images = P("lab.idx"), o.labels = P("img.idx");
@@ -179,9 +180,14 @@ static void test_splits(void) {
         char a[32], b[32], a2[32], b2[32];
         snprintf(a, sizeof a, "s%d_train.lmdb", by), snprintf(b, sizeof b, "s%d_test.lmdb", by);
         snprintf(a2, sizeof a2, "s%d_train2.lmdb", by), snprintf(b2, sizeof b2, "s%d_test2.lmdb", by);
-        ImportOptions o = {.format = IMPORT_IDX, .out = P(a), .images = P("img.idx"), .labels = P("lab.idx"),
-                           .split = by ? IMPORT_SPLIT_SAMPLE : IMPORT_SPLIT_CLASS, .test_fraction = 0.3,
-                           .test_out = P(b), .seed = 5};
+        ImportOptions o = {.format = IMPORT_IDX,
+                           .out = P(a),
+                           .images = P("img.idx"),
+                           .labels = P("lab.idx"),
+                           .split = by ? IMPORT_SPLIT_SAMPLE : IMPORT_SPLIT_CLASS,
+                           .test_fraction = 0.3,
+                           .test_out = P(b),
+                           .seed = 5};
         CHECK(import_run(&o, &res, &e) == 0, "split: %s", e.msg);
         int n0 = load(P(a), src[0], names[0], &classes[0]), n1 = load(P(b), src[1], names[1], &classes[1]);
         int seen[N] = {0}, ok = 1, order = 1;
@@ -192,8 +198,8 @@ static void test_splits(void) {
                 if (s >= 0) seen[s] = d + 1;
                 order &= i == 0 || s > src[d][i - 1];
             }
-        CHECK(ok && n0 + n1 == N, "split by %s: disjoint, complete, names kept (%d + %d)", by ? "sample" : "class", n0,
-              n1);
+        CHECK(ok && n0 + n1 == N, "split by %s: disjoint, complete, names kept (%d + %d)",
+              by ? "sample" : "class", n0, n1);
         CHECK(order, "split keeps the source order");
         if (by == 0) {
             /* round(0.3 * 7) = 2 whole classes in test, none shared. */
@@ -204,8 +210,8 @@ static void test_splits(void) {
             }
             int ntest = 0;
             for (int c = 0; c < K; c++) ntest += where[c] == 2;
-            CHECK(!mixed && ntest == 2 && classes[1] == 2 && classes[0] == 5, "whole classes move: %d test classes",
-                  ntest);
+            CHECK(!mixed && ntest == 2 && classes[1] == 2 && classes[0] == 5,
+                  "whole classes move: %d test classes", ntest);
             /* Relabelled 0..n-1 in source label order: names ascend. */
             Dataset *ds;
             ds_open(&ds, P(a), &e);
@@ -231,7 +237,8 @@ static void test_splits(void) {
         static char names2[N][8];
         uint32_t c2;
         int m1 = load(P(b2), src2, names2, &c2);
-        CHECK(m1 == n1 && !memcmp(src2, src[1], sizeof(int) * (size_t)n1), "split is deterministic for a seed");
+        CHECK(m1 == n1 && !memcmp(src2, src[1], sizeof(int) * (size_t)n1),
+              "split is deterministic for a seed");
         char a3[32], b3[32];
         snprintf(a3, sizeof a3, "s%d_train3.lmdb", by), snprintf(b3, sizeof b3, "s%d_test3.lmdb", by);
         o.out = P(a3), o.test_out = P(b3), o.seed = 6;
@@ -239,8 +246,14 @@ static void test_splits(void) {
         m1 = load(P(b3), src2, names2, &c2);
         CHECK(m1 != n1 || memcmp(src2, src[1], sizeof(int) * (size_t)n1), "another seed, another split");
     }
-    ImportOptions o = {.format = IMPORT_IDX, .out = P("sx.lmdb"), .images = P("img.idx"), .labels = P("lab.idx"),
-                       .split = IMPORT_SPLIT_SAMPLE, .test_fraction = 0.001, .test_out = P("sy.lmdb"), .seed = 5};
+    ImportOptions o = {.format = IMPORT_IDX,
+                       .out = P("sx.lmdb"),
+                       .images = P("img.idx"),
+                       .labels = P("lab.idx"),
+                       .split = IMPORT_SPLIT_SAMPLE,
+                       .test_fraction = 0.001,
+                       .test_out = P("sy.lmdb"),
+                       .seed = 5};
     expect_fail(&o, "empty", "a split with an empty test part");
 }
 
@@ -264,15 +277,15 @@ static void mem_flush(png_structp png) { (void)png; }
 
 /* Writes a w x h PNG from packed rows (rowbytes each); libpng encodes into
  * memory, then the file is written in one go. */
-static void write_png_wh(const char *path, int w, int h, int depth, int ctype, int interlace, const uint8_t *rows,
-                         size_t rowbytes, const png_color *pal, int npal) {
+static void write_png_wh(const char *path, int w, int h, int depth, int ctype, int interlace,
+                         const uint8_t *rows, size_t rowbytes, const png_color *pal, int npal) {
     MemBuf m = {NULL, 0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
     if (setjmp(png_jmpbuf(png))) FATAL("libpng write failed for %s", path);
     png_set_write_fn(png, &m, mem_write, mem_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (pal) png_set_PLTE(png, info, pal, npal);
     png_write_info(png, info);
     png_bytep rp[64];
@@ -286,8 +299,8 @@ static void write_png_wh(const char *path, int w, int h, int depth, int ctype, i
     free(m.d);
 }
 
-static void write_png(const char *path, int depth, int ctype, int interlace, const uint8_t *rows, size_t rowbytes,
-                      const png_color *pal, int npal) {
+static void write_png(const char *path, int depth, int ctype, int interlace, const uint8_t *rows,
+                      size_t rowbytes, const png_color *pal, int npal) {
     write_png_wh(path, IW, IH, depth, ctype, interlace, rows, rowbytes, pal, npal);
 }
 
@@ -310,7 +323,8 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
     {
         char txt[2048];
         int n = sprintf(txt, "P2\n7 9\n255\n");
-        for (int i = 0; i < IH * IW; i++) expected[k][i] = (uint8_t)V(8), n += sprintf(txt + n, "%d\n", expected[k][i]);
+        for (int i = 0; i < IH * IW; i++)
+            expected[k][i] = (uint8_t)V(8), n += sprintf(txt + n, "%d\n", expected[k][i]);
         snprintf(path, sizeof path, "%s/b.pgm", dir), write_file(path, txt, (size_t)n), k++;
     }
     /* c: P5 16-bit (v * 257 -> v) */
@@ -328,7 +342,8 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
             expected[k][y * IW + x] = (uint8_t)(v * 255);
             rows[y + (x >> 3)] |= (uint8_t)(v << (7 - (x & 7))); /* rowbytes 1 */
         }
-    snprintf(path, sizeof path, "%s/d.png", dir), write_png(path, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 1, NULL, 0), k++;
+    snprintf(path, sizeof path, "%s/d.png", dir),
+        write_png(path, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 1, NULL, 0), k++;
     /* e: PNG 2-bit grey (v -> 85 v) */
     memset(rows, 0, sizeof rows);
     for (int y = 0; y < IH; y++)
@@ -337,16 +352,19 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
             expected[k][y * IW + x] = (uint8_t)(v * 85);
             rows[2 * y + (x >> 2)] |= (uint8_t)(v << (6 - 2 * (x & 3))); /* rowbytes 2 */
         }
-    snprintf(path, sizeof path, "%s/e.png", dir), write_png(path, 2, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0), k++;
+    snprintf(path, sizeof path, "%s/e.png", dir),
+        write_png(path, 2, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0), k++;
     /* f: PNG 8-bit grey, interlaced */
     for (int i = 0; i < IH * IW; i++) expected[k][i] = rows[i] = (uint8_t)V(8);
     snprintf(path, sizeof path, "%s/f.png", dir);
     write_png(path, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, rows, IW, NULL, 0), k++;
     /* g: PNG 16-bit grey */
     for (int i = 0; i < IH * IW; i++) expected[k][i] = rows[2 * i] = rows[2 * i + 1] = (uint8_t)V(8);
-    snprintf(path, sizeof path, "%s/g.png", dir), write_png(path, 16, PNG_COLOR_TYPE_GRAY, 0, rows, 2 * IW, NULL, 0), k++;
+    snprintf(path, sizeof path, "%s/g.png", dir),
+        write_png(path, 16, PNG_COLOR_TYPE_GRAY, 0, rows, 2 * IW, NULL, 0), k++;
     /* h: grey + alpha (alpha dropped) */
-    for (int i = 0; i < IH * IW; i++) expected[k][i] = rows[2 * i] = (uint8_t)V(8), rows[2 * i + 1] = (uint8_t)V(8);
+    for (int i = 0; i < IH * IW; i++)
+        expected[k][i] = rows[2 * i] = (uint8_t)V(8), rows[2 * i + 1] = (uint8_t)V(8);
     snprintf(path, sizeof path, "%s/h.png", dir);
     write_png(path, 8, PNG_COLOR_TYPE_GRAY_ALPHA, 0, rows, 2 * IW, NULL, 0), k++;
     /* i: RGB, j: RGBA (luma) */
@@ -357,7 +375,9 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
             expected[k][i] = luma(q[0], q[1], q[2]);
         }
         snprintf(path, sizeof path, "%s/%c.png", dir, c == 3 ? 'i' : 'j');
-        write_png(path, 8, c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA, 0, rows, (size_t)c * IW, NULL, 0), k++;
+        write_png(path, 8, c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA, 0, rows, (size_t)c * IW, NULL,
+                  0),
+            k++;
     }
     /* k: palette, 4-bit indices */
     png_color pal[16];
@@ -369,7 +389,8 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
             expected[k][y * IW + x] = luma(pal[v].red, pal[v].green, pal[v].blue);
             rows[4 * y + (x >> 1)] |= (uint8_t)(v << (4 - 4 * (x & 1))); /* rowbytes 4 */
         }
-    snprintf(path, sizeof path, "%s/k.png", dir), write_png(path, 4, PNG_COLOR_TYPE_PALETTE, 0, rows, 4, pal, 16), k++;
+    snprintf(path, sizeof path, "%s/k.png", dir),
+        write_png(path, 4, PNG_COLOR_TYPE_PALETTE, 0, rows, 4, pal, 16), k++;
 #undef V
     return k;
 }
@@ -392,8 +413,8 @@ static void test_folder(void) {
         if (!rc) image_free(&img);
     }
     for (int z = 0; z < 2; z++) {
-        ImportOptions o = {.format = IMPORT_FOLDER, .out = P(z ? "fz.lmdb" : "f.lmdb"), .root = P("root"),
-                           .compress = z};
+        ImportOptions o = {
+            .format = IMPORT_FOLDER, .out = P(z ? "fz.lmdb" : "f.lmdb"), .root = P("root"), .compress = z};
         ImportResult res;
         Err e;
         CHECK(import_run(&o, &res, &e) == 0, "folder import: %s", e.msg);
@@ -449,7 +470,11 @@ static void test_folder(void) {
 /* ---- Omniglot ---------------------------------------------------------------------- */
 
 static void test_omniglot(void) {
-    const char *dirs[] = {"omni", "omni/Zeta", "omni/Alpha", "omni/Zeta/character01", "omni/Alpha/character02",
+    const char *dirs[] = {"omni",
+                          "omni/Zeta",
+                          "omni/Alpha",
+                          "omni/Zeta/character01",
+                          "omni/Alpha/character02",
                           "omni/Alpha/character01"};
     for (int i = 0; i < 6; i++) mkdir(P(dirs[i]), 0755);
     enum { S = 15 };
@@ -460,7 +485,7 @@ static void test_omniglot(void) {
     /* In sorted order: Alpha/character01 (2), Alpha/character02 (2), Zeta/character01 (2). */
     const char *files[6] = {"omni/Alpha/character01/0001_01.png", "omni/Alpha/character01/0001_02.png",
                             "omni/Alpha/character02/0002_01.png", "omni/Alpha/character02/0002_02.png",
-                            "omni/Zeta/character01/0003_01.png", "omni/Zeta/character01/0003_02.png"};
+                            "omni/Zeta/character01/0003_01.png",  "omni/Zeta/character01/0003_02.png"};
     for (int k = 0; k < 6; k++) {
         memset(rows, 0, sizeof rows);
         for (int y = 0; y < S; y++)
@@ -474,8 +499,13 @@ static void test_omniglot(void) {
     for (int variant = 0; variant < 3; variant++) { /* plain, --invert, --resize 5x5 */
         char out[32];
         snprintf(out, sizeof out, "omni%d.lmdb", variant);
-        ImportOptions o = {.format = IMPORT_OMNIGLOT, .out = P(out), .root = P("omni"), .invert = variant == 1,
-                           .resize_h = variant == 2 ? 5 : 0, .resize_w = variant == 2 ? 5 : 0, .compress = 1};
+        ImportOptions o = {.format = IMPORT_OMNIGLOT,
+                           .out = P(out),
+                           .root = P("omni"),
+                           .invert = variant == 1,
+                           .resize_h = variant == 2 ? 5 : 0,
+                           .resize_w = variant == 2 ? 5 : 0,
+                           .compress = 1};
         ImportResult res;
         Err e;
         CHECK(import_run(&o, &res, &e) == 0, "omniglot import: %s", e.msg);
@@ -485,7 +515,8 @@ static void test_omniglot(void) {
             continue;
         }
         CHECK(ds_meta(ds)->classes == 3 && !strcmp(ds_class_name(ds, 0), "Alpha/character01") &&
-                  !strcmp(ds_class_name(ds, 1), "Alpha/character02") && !strcmp(ds_class_name(ds, 2), "Zeta/character01"),
+                  !strcmp(ds_class_name(ds, 1), "Alpha/character02") &&
+                  !strcmp(ds_class_name(ds, 2), "Zeta/character01"),
               "omniglot classes: alphabet/character, sorted");
         DsReader *rd;
         ds_reader_open(ds, &rd, &e);
@@ -532,8 +563,8 @@ static double ref_resize(const uint8_t *src, int sh, int sw, int dh, int dw, int
 static void test_resize(void) {
     uint8_t a[16] = {0, 1, 10, 20, 2, 3, 30, 40, 100, 100, 7, 7, 100, 101, 7, 8}, d[64];
     image_resize(d, 2, 2, a, 4, 4);
-    CHECK(d[0] == 2 && d[1] == 25 && d[2] == 100 && d[3] == 7, "4x4 -> 2x2 block means: %d %d %d %d", d[0], d[1],
-          d[2], d[3]);
+    CHECK(d[0] == 2 && d[1] == 25 && d[2] == 100 && d[3] == 7, "4x4 -> 2x2 block means: %d %d %d %d", d[0],
+          d[1], d[2], d[3]);
     uint8_t b[9] = {0, 90, 180, 90, 180, 255, 180, 255, 255};
     image_resize(d, 2, 2, b, 3, 3);
     /* (0,0): weights (2,1)x(2,1)/9: (4*0 + 2*90 + 2*90 + 180)/9 = 60. */

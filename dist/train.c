@@ -109,6 +109,7 @@ void trainer_free(Trainer *t) {
     if (t->sampler.spec.p || t->sampler.name) sampler_free(&t->sampler);
     if (t->ds) ds_close(t->ds);
     if (t->timing) fclose(t->timing);
+    if (t->metrics_file) fclose(t->metrics_file);
     free(t->opt_state);
     free(t->rows);
     free(t->offsets);
@@ -303,6 +304,7 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
         snprintf(line, sizeof line, "%llu,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", (unsigned long long)t->step,
                  (unsigned long long)epoch, loss, t->last_data_loss, t->last_active, t->last_hardness, lr, gnorm);
         metrics_append(t, line);
+        if (t->metrics_file) fputs(line, t->metrics_file);
     }
     t->step++;
 }

@@ -61,6 +61,7 @@ typedef struct Trainer {
     char *metrics;
     size_t metrics_len, metrics_cap;
     FILE *timing;            /* timing.csv (rank 0) */
+    FILE *metrics_file;      /* metrics.csv, appended every step (rank 0) */
     StepTimes sum;           /* totals over the run (rank 0) */
     uint64_t timed_steps;
     double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr, last_count;

@@ -185,6 +185,13 @@ int train_main(const TrainOptions *o) {
     }
     if (rank == 0) {
         if (write_text(c->run_dir, "config.ini", t->cfg_text, strlen(t->cfg_text), &e)) FATAL("%s", e.msg);
+        /* metrics.csv restarts from what the checkpoint holds (a resumed
+         * run's file equals the uninterrupted one's), then grows a row a step. */
+        if (write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e)) FATAL("%s", e.msg);
+        char mp[CFG_PATH + 32];
+        snprintf(mp, sizeof mp, "%s/metrics.csv", c->run_dir);
+        t->metrics_file = fopen(mp, "a");
+        if (!t->metrics_file) FATAL("%s: cannot append: %s", mp, strerror(errno));
         char tp[CFG_PATH + 32];
         snprintf(tp, sizeof tp, "%s/timing.csv", c->run_dir);
         t->timing = fopen(tp, t->step > 0 ? "a" : "w");
@@ -231,6 +238,8 @@ int train_main(const TrainOptions *o) {
             double now = now_seconds(), ips = window_steps * images / (now - window_t);
             char eta[32];
             fmt_duration(eta, sizeof eta, (double)(t->total_steps - done) * images / ips);
+            fflush(t->metrics_file);
+            fflush(t->timing);
             printf("step %llu/%llu  epoch %llu  loss %.4f  active %.3f  lr %.4g  %.0f img/s  ETA %s\n",
                    (unsigned long long)done, (unsigned long long)t->total_steps,
                    (unsigned long long)((done - 1) / t->steps_per_epoch + 1), t->last_loss, t->last_active, t->last_lr,
@@ -252,8 +261,7 @@ int train_main(const TrainOptions *o) {
                 if (stop) printf("stopped by a signal at step %llu: checkpoint %s written; resume with --resume auto\n",
                                  (unsigned long long)done, path);
             }
-            if (rank == 0 && write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e))
-                util_warn("%s", e.msg);
+            if (rank == 0) fflush(t->metrics_file);
         }
         if (stop) {
             status = TRAIN_EXIT_RESUME;
@@ -270,7 +278,8 @@ int train_main(const TrainOptions *o) {
         if (trainer_save(t, path, &e)) FATAL("final model not saved: %s", e.msg);
         if (rank == 0) {
             if (ckpt_rotate(c->run_dir, (int)c->ckpt_keep, &e)) util_warn("%s", e.msg);
-            if (write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e)) FATAL("%s", e.msg);
+            if (fflush(t->metrics_file) || fsync(fileno(t->metrics_file)))
+                util_warn("%s/metrics.csv: %s", c->run_dir, strerror(errno));
             double wall = now_seconds() - t->t_start;
             printf("done: %llu steps in %.1f s; final model %s\n", (unsigned long long)(t->step - first), wall, path);
             if (t->timed_steps) {

@@ -8,14 +8,18 @@
 #            sends it) -> the ranks checkpoint, exit 75 -> the job requeues
 #            itself -> the rerun resumes from that checkpoint and finishes
 #   mpirun   the same with SIAMESE_LAUNCHER=mpirun
-#   limit    a real time limit (-t 1, --signal=B:USR1@15) with
-#            SIAMESE_MAX_REQUEUES=0: checkpoint, exit 75, no requeue
+#   limit    a real time limit (-t 1, --signal=B:USR1@15): checkpoint, exit
+#            75, requeue, resume, finish
+#   limitcap the same with SIAMESE_MAX_REQUEUES=0: checkpoint, exit 75, no
+#            requeue
+# srun, mpirun and limit end bit-equal (weights, optimizer state, metrics)
+# to an uninterrupted run of the same length and world size.
 #   cancel   scancel while training: checkpoint, exit 75, no requeue
 #   sweep    slurm/sweep.sbatch as a 2-task array: each run takes its overrides
-# The first run of srun/mpirun trains "forever" ([train] steps = 1000000);
+# The first run of srun/mpirun/limit trains "forever" ([train] steps = 1000000);
 # once it has checkpointed, the test shortens [train] steps in its config (a
 # key that may change on resume) so the rerun stops 40 steps after the
-# checkpoint, whatever the machine's speed. The four training jobs run at once.
+# checkpoint, whatever the machine's speed. The training jobs run at once.
 # Needs root (daemons); takes about a minute, at most 3. Skipped (0 passed,
 # 0 failed) when not root or with SIAMESE_SKIP_SLURM=1.
 set -u
@@ -114,7 +118,8 @@ submit srun -- -N 2 --ntasks-per-node=1 -t 5
 submit mpirun SIAMESE_LAUNCHER=mpirun -- -N 2 --ntasks-per-node=1 -t 5
 # SLURM sends the warning at one of its ~30 s checks once about N+30 s or less
 # remain: @15 arrives 15-45 s in, well after the trainer has set its handlers.
-submit limit SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@15
+submit limit -- -N 1 -n 1 -t 1 --signal=B:USR1@15
+submit limitcap SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@15
 submit cancel -- -N 1 -n 1 -t 5
 printf 'optim.lr=0.01\n# a comment\noptim.lr=0.02 loss.margin=0.3\n' >"$tmp/sweep.txt"
 aid=$(SIAMESE_SWEEP_DIR=$tmp/sweep sbatch --parsable --array=0-1 -N 1 -n 1 -t 5 \
@@ -141,7 +146,7 @@ while [ $SECONDS -lt $end ]; do
       srun:0 | mpirun:0) # the handlers are in place once the trainer says where it resumes
         grep -q '^resume: no checkpoint' "$log" 2>/dev/null &&
           scancel --batch --signal=USR1 "$id" && stage[$name]=1 ;;
-      srun:1 | mpirun:1)
+      srun:1 | mpirun:1 | limit:0)
         if grep -q 'step exited with code 75' "$log"; then
           ck=$(newest_ckpt "$tmp/run-$name") step=${ck##*ckpt-} step=$((10#${step%.smpi}))
           sed -i "s/^steps = .*/steps = $((step + 40))/" "$tmp/$name.ini"
@@ -156,7 +161,7 @@ while [ $SECONDS -lt $end ]; do
 done
 echo "     training jobs ended after $((SECONDS - t0)) s"
 
-for name in srun mpirun; do
+for name in srun mpirun limit; do
   [ -n "${jid[$name]:-}" ] || continue
   id=${jid[$name]} log=$tmp/$name.out run=$tmp/run-$name
   st=$(job_field "$id" JobState) restarts=$(job_field "$id" Restarts) code=$(job_field "$id" ExitCode)
@@ -168,10 +173,11 @@ for name in srun mpirun; do
   check $? "$name: USR1 -> checkpoint -> requeue -> resume -> done: $st, restarts $restarts, exit $code, last $(basename "${ck:-none}")"
   [ "$st" = COMPLETED ] || tail -n 25 "$log" | sed 's/^/    /'
   # The requeued run equals an uninterrupted one of the same length, bit for
-  # bit (same world size: 2 ranks; the config now holds the final steps).
+  # bit (same world size; the config now holds the final steps).
+  np=2; [ "$name" = limit ] && np=1
   if [ "$st" = COMPLETED ]; then
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
-      mpirun -np 2 --oversubscribe ./siamese train "$tmp/$name.ini" --set run.dir="$tmp/ref-$name" \
+      mpirun -np $np --oversubscribe ./siamese train "$tmp/$name.ini" --set run.dir="$tmp/ref-$name" \
       >"$tmp/ref-$name.out" 2>&1 &&
       ./siamese inspect "$run/model.smpi" --compare "$tmp/ref-$name/model.smpi" --tol 0 >"$tmp/cmp-$name" 2>&1 &&
       cmp -s "$run/metrics.csv" "$tmp/ref-$name/metrics.csv"
@@ -179,13 +185,13 @@ for name in srun mpirun; do
   fi
 done
 
-id=${jid[limit]:-} log=$tmp/limit.out
+id=${jid[limitcap]:-} log=$tmp/limitcap.out
 if [ -n "$id" ]; then
-  st=$(job_field "$id" JobState) code=$(job_field "$id" ExitCode) ck=$(newest_ckpt "$tmp/run-limit")
+  st=$(job_field "$id" JobState) code=$(job_field "$id" ExitCode) ck=$(newest_ckpt "$tmp/run-limitcap")
   [ "$st" = FAILED ] && [ "$code" = 75:0 ] && grep -q 'SIGUSR1: asking the ranks' "$log" &&
     grep -q 'SIAMESE_MAX_REQUEUES=0' "$log" && [ "$(job_field "$id" Restarts)" = 0 ] &&
     ./siamese inspect "$ck" >/dev/null 2>&1
-  check $? "limit: time-limit USR1 -> checkpoint, exit 75, not requeued (cap 0): $st, exit $code, $(basename "${ck:-none}")"
+  check $? "limitcap: time-limit USR1 -> checkpoint, exit 75, not requeued (cap 0): $st, exit $code, $(basename "${ck:-none}")"
   [ "$st" = FAILED ] || tail -n 15 "$log" | sed 's/^/    /'
 fi
 

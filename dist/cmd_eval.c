@@ -255,6 +255,23 @@ int inspect_checkpoint(int argc, char **argv) {
             fprintf(stderr, "siamese inspect: %s\n", e.msg);
             return 1;
         }
+        Ckpt *ck;
+        if (ckpt_read(&ck, path, &e) == 0) {
+            const char *names[] = {"topology", "state"};
+            for (int i = 0; i < 2; i++) {
+                size_t n;
+                const char *txt = ckpt_get(ck, names[i], &n);
+                if (!txt) continue;
+                printf("%s:\n", names[i]);
+                for (const char *p = txt, *end = txt + n; p < end;) {
+                    const char *nl = memchr(p, '\n', (size_t)(end - p));
+                    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                    printf("  %.*s\n", (int)len, p);
+                    p += len + 1;
+                }
+            }
+            ckpt_free(ck);
+        }
         return 0;
     }
     /* Compare the parameters (and optimizer state) of two checkpoints:

@@ -18,9 +18,11 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
         char *topo = model_topology(&t->model);
         char state[1024];
         snprintf(state, sizeof state,
-                 "format=1\nstep=%llu\nepoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\nmean=%.9g\nstd=%.9g\n"
-                 "total_steps=%llu\nsteps_per_epoch=%llu\n",
+                 "format=1\nstep=%llu\nepoch=%llu\nstep_in_epoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\n"
+                 "mean=%.9g\nstd=%.9g\ntotal_steps=%llu\nsteps_per_epoch=%llu\n"
+                 "rng=stateless: every draw is seeded from (seed, purpose, step); the sampler position is the step\n",
                  (unsigned long long)t->step, (unsigned long long)(t->step / t->steps_per_epoch),
+                 (unsigned long long)(t->step % t->steps_per_epoch),
                  (unsigned long long)t->opt_t, t->world, t->cfg.seed, t->mean, t->std,
                  (unsigned long long)t->total_steps, (unsigned long long)t->steps_per_epoch);
         CkptWriter *w = ckpt_writer_new();

@@ -69,15 +69,19 @@ static const char pairs_usage[] =
 
 static const char inspect_usage[] =
     "usage: siamese inspect DB [--dump ID --pgm FILE] [--verify]\n"
-    "       siamese inspect CHECKPOINT\n"
+    "       siamese inspect CHECKPOINT [--compare OTHER [--tol T]]\n"
     "\n"
     "For a dataset (a directory): prints its meta and the sample count of every class\n"
-    "with its name. For a checkpoint (a regular file): verifies and describes it.\n"
+    "with its name. For a checkpoint (a regular file): verifies every CRC and prints its\n"
+    "sections, config, topology and training state.\n"
     "\n"
     "  --dump ID     read sample ID (validated) ...\n"
     "  --pgm FILE    ... and write it as an 8-bit PGM (channels, then the mask if\n"
     "                any, stacked vertically)\n"
     "  --verify      read and validate every sample, pair and triplet record\n"
+    "  --compare OTHER  (checkpoints) print how far the parameters and optimizer\n"
+    "                state of OTHER differ; exit 1 if more than --tol (default 0:\n"
+    "                bit-equal), relative to max(1, |value|)\n"
     "  --help        this text\n";
 
 /* Matches --name VALUE or --name=VALUE at argv[*i]; 1 if matched (value set,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../io/atomic_file.h"
 #include "../mining/metrics.h"
 #include "../mining/pairs.h"
 
@@ -199,41 +200,41 @@ void eval_print(const EvalResult *r, FILE *out) {
     }
 }
 
-static void json_num(FILE *f, const char *key, double v, int last) {
-    if (isnan(v)) fprintf(f, "  \"%s\": null%s\n", key, last ? "" : ",");
-    else fprintf(f, "  \"%s\": %.9g%s\n", key, v, last ? "" : ",");
+static size_t json_num(char *out, size_t cap, const char *key, double v, int last) {
+    if (isnan(v)) return (size_t)snprintf(out, cap, "  \"%s\": null%s\n", key, last ? "" : ",");
+    return (size_t)snprintf(out, cap, "  \"%s\": %.9g%s\n", key, v, last ? "" : ",");
 }
 
 int eval_write_json(const EvalResult *r, const char *path, Err *e) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(e, "%s: cannot write: %s", path, strerror(errno));
-    fprintf(f, "{\n");
-    json_num(f, "samples", r->n, 0);
-    json_num(f, "classes", r->classes, 0);
-    json_num(f, "recall_at_1", r->recall1, 0);
-    json_num(f, "recall_at_5", r->recall5, 0);
-    json_num(f, "map_at_r", r->map_r, 0);
-    json_num(f, "verification_accuracy", r->ver_acc, 0);
-    json_num(f, "verification_threshold", r->threshold, 0);
-    json_num(f, "train_pairs_accuracy", r->train_acc, 0);
-    json_num(f, "roc_auc", r->auc, 0);
-    json_num(f, "eer", r->eer, 0);
-    json_num(f, "test_pairs", r->pairs, 0);
-    json_num(f, "nway", r->nway_n, 0);
-    json_num(f, "kshot", r->kshot, 0);
-    json_num(f, "nway_trials", r->trials, 0);
-    json_num(f, "nway_accuracy", r->nway, 0);
-    json_num(f, "seconds", r->seconds, 1);
-    fprintf(f, "}\n");
-    if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
-        unlink(tmp);
-        return err_set(e, "%s: write failed: %s", path, strerror(errno));
+    const struct {
+        const char *key;
+        double v;
+    } f[] = {{"samples", r->n},
+             {"classes", r->classes},
+             {"recall_at_1", r->recall1},
+             {"recall_at_5", r->recall5},
+             {"map_at_r", r->map_r},
+             {"verification_accuracy", r->ver_acc},
+             {"verification_threshold", r->threshold},
+             {"train_pairs_accuracy", r->train_acc},
+             {"roc_auc", r->auc},
+             {"eer", r->eer},
+             {"test_pairs", r->pairs},
+             {"nway", r->nway_n},
+             {"kshot", r->kshot},
+             {"nway_trials", r->trials},
+             {"nway_accuracy", r->nway},
+             {"seconds", r->seconds}};
+    int nf = (int)(sizeof f / sizeof f[0]);
+    char buf[2048];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "{\n");
+    for (int i = 0; i < nf; i++) len += json_num(buf + len, sizeof buf - len, f[i].key, f[i].v, i == nf - 1);
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "}\n");
+    AtomicFile af;
+    if (atomic_file_open(&af, path, e)) return -1;
+    if (atomic_file_write(&af, buf, len, e)) {
+        atomic_file_abort(&af);
+        return -1;
     }
-    if (rename(tmp, path)) {
-        unlink(tmp);
-        return err_set(e, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
+    return atomic_file_commit(&af, e);
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../io/atomic_file.h"
 #include "evaluate.h"
 #include "train.h"
 
@@ -25,23 +26,17 @@ static int mkdir_p(const char *path, Err *e) {
     return 0;
 }
 
-/* Writes text to dir/name atomically (tmp, fsync, rename). */
+/* Writes text to dir/name atomically (tmp, fsync, rename, fsync dir). */
 static int write_text(const char *dir, const char *name, const char *text, size_t n, Err *e) {
-    char path[CFG_PATH + 64], tmp[CFG_PATH + 96];
+    char path[CFG_PATH + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(e, "%s: cannot write: %s", path, strerror(errno));
-    size_t w = fwrite(text, 1, n, f);
-    if (w != n || fflush(f) || fsync(fileno(f)) || fclose(f)) {
-        unlink(tmp);
-        return err_set(e, "%s: write failed: %s", path, strerror(errno));
+    AtomicFile f;
+    if (atomic_file_open(&f, path, e)) return -1;
+    if (atomic_file_write(&f, text, n, e)) {
+        atomic_file_abort(&f);
+        return -1;
     }
-    if (rename(tmp, path)) {
-        unlink(tmp);
-        return err_set(e, "%s: rename failed: %s", path, strerror(errno));
-    }
-    return 0;
+    return atomic_file_commit(&f, e);
 }
 
 static void fmt_duration(char *out, size_t n, double s) {

@@ -7,9 +7,10 @@
  *    fmnist-small recipe's sizes: embedding + label allgather, dE
  *    reduce-scatter, loss-stats allreduce, and the blocking gradient sync of
  *    the fmnist-small and Koch arenas (comm only, no backward to hide it).
- * Mining is timed in thread CPU time (robust on a loaded machine: it is
- * pure computation), collectives in wall time; each line gives the minimum
- * and the median over repetitions, then the max over ranks.
+ * Mining is timed in thread CPU time (pure computation: less disturbed than
+ * wall time on a loaded machine, though a VM's host noise still shows),
+ * collectives in wall time; each line gives the minimum and the median over
+ * repetitions, then the max over ranks.
  * Run: mpirun -np 2 build/bench/bench_step_comm [--koch 0|1] */
 #include <math.h>
 #include <stdio.h>

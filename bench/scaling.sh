@@ -5,6 +5,9 @@
 #   1r      1 rank,  fmnist-triplet, PK 8x32  = 256 images per step
 #   2weak   2 ranks, PK 8x64  = 512 global, 256 per rank (same local batch)
 #   2strong 2 ranks, PK 8x32  = 256 global, 128 per rank (same global batch)
+#   2indep  the control: two independent 1-rank runs of 1r at once (no MPI
+#           between them); the per-step max of the two is what a 2-rank job
+#           would take if it communicated for free
 # for each binding asked (--bind-to core / none), then the Koch network on a
 # synthetic 105x105 dataset (1 and 2 ranks, a few steps, small batch: its
 # compute per image), bench_allreduce and bench_step_comm (collective and
@@ -94,13 +97,38 @@ run() {
   rm -f "$dir"/*.smpi
 }
 
+# run_indep BIND REP: the control. Two independent 1-rank trainings at once,
+# one per core (taskset for bind core), no MPI between them: what the machine
+# alone does to two ranks that must wait for each other at every step.
+run_indep() {
+  local bind=$1 rep=$2 dir="$OUT/runs/2indep-$1-$2" l0 t0 t1 rc=0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  l0=$(load)
+  t0=$(date +%s.%N)
+  /usr/bin/time -f '%U %S' -o "$OUT/logs/2indep-$bind-$rep.cpu" bash -c '
+    out=$1 bind=$2 bin=$3; shift 3
+    for r in 0 1; do
+      pin=(); [ "$bind" = core ] && pin=(taskset -c "$r")
+      "${pin[@]}" "$bin" train "$@" --set train.eval=0 --set checkpoint.every=0 --set dist.checksum_every=0 \
+        --set "run.dir=$out/r$r" > "$out/r$r.log" 2>&1 &
+    done
+    st=0; for j in $(jobs -p); do wait "$j" || st=1; done; exit $st' _ "$dir" "$bind" "$SIAMESE" "${FM[@]}" --set sampler.p=8 --set sampler.k=32 || rc=$?
+  t1=$(date +%s.%N)
+  echo "2indep,2,$bind,$rep,256,$l0,$(load),$(echo "$t1 - $t0" | bc),$(tail -n 1 "$OUT/logs/2indep-$bind-$rep.cpu" \
+    | awk '{ print $1 + $2 }'),$rc" >> "$OUT/runs.csv"
+  printf '  %-8s np=2 bind=%-4s rep %d: two 1-rank runs at once, exit %d (load %s)\n' 2indep "$bind" "$rep" "$rc" "$l0"
+  rm -f "$dir"/r*/*.smpi
+}
+
 FM=(configs/fmnist-triplet.ini --set "data.train=$DATA" --set "train.steps=$STEPS")
-echo "== fmnist-triplet: $REPS rounds of 1r / 2weak / 2strong per binding, $STEPS steps each"
+echo "== fmnist-triplet: $REPS rounds of 1r / 2weak / 2strong / 2indep per binding, $STEPS steps each"
 for rep in $(seq 1 "$REPS"); do
   for bind in $BINDS; do
     run 1r 1 "$bind" "$rep" 256 "${FM[@]}" --set sampler.p=8 --set sampler.k=32
     run 2weak 2 "$bind" "$rep" 256 "${FM[@]}" --set sampler.p=8 --set sampler.k=64
     run 2strong 2 "$bind" "$rep" 128 "${FM[@]}" --set sampler.p=8 --set sampler.k=32
+    run_indep "$bind" "$rep"
   done
 done
 

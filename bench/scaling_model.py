@@ -24,16 +24,19 @@ import re
 import statistics
 import sys
 
-# Measured on the 2-vCPU development VM (see the README section); used when
-# predict runs without --measured. Times in seconds.
+# Measured on the 2-vCPU development VM (README section, 2026-11-28); used
+# when predict runs without --measured. Times in seconds. Compute: the 10th
+# percentile of the 1-rank steps; mining: the median of three runs' fits
+# (24, 27, 40 ns: the host's noise reaches CPU time too).
 DEFAULTS = {
-    "fmnist_compute_per_image": 1.0e-3,   # forward + backward, one core, s/image
-    "fmnist_optimizer_per_param": 2.0e-9,  # SGD momentum step, s/parameter
-    "mining_per_anchor_row": 22.3e-9,      # global batch-all, s per anchor per pool row (D 64, K 32)
-    "koch_compute_per_image": 0.2,         # forward + backward at 105x105, s/image
-    "koch_optimizer_per_param": 3.0e-9,
-    "shm_latency": 0.7e-6,                 # this machine, 2 ranks, 8-byte allreduce
-    "shm_bandwidth": 7.0e9,                # bytes/s, bus bandwidth of a 1 MiB allreduce
+    "fmnist_compute_per_image": 1.03e-3,   # forward + backward, one core, s/image
+    "fmnist_optimizer_per_param": 1.7e-9,  # SGD momentum step, s/parameter
+    "mining_per_anchor_row": 26.6e-9,      # global batch-all, s per anchor per pool row (D 64, K 32)
+    "koch_compute_per_image": 0.217,       # forward + backward at 105x105, s/image
+    "koch_optimizer_per_param": 1.9e-9,
+    "shm_latency": 0.63e-6,                # this machine, 2 ranks, 8-byte allreduce
+    "shm_bandwidth": 6.1e9,                # bytes/s, bus bandwidth of a 1 MiB allreduce
+    "step_cv_1rank": 0.07,                 # step-time variation of one rank here (information only)
 }
 
 FMNIST_PARAMS = 330944     # conv1 832 + conv2 51264 + fc1 262400 + fc2 16448
@@ -74,10 +77,25 @@ def run_summary(rows, images_per_rank):
         "compute_per_image_median": statistics.median(comp),
         "compute_per_image_p10": pct(comp, 0.1),
         "optimizer_median": statistics.median(r["optimizer_s"] for r in rows),
+        "step_cv": statistics.pstdev(step) / statistics.mean(step),
         "phase_median": {k: statistics.median(r[k] for r in rows) for k in rows[0] if k.endswith("_s")},
         "share": {k: sum(r[k] for r in rows) / tot for k in
-                  ("data_s", "forward_s", "exchange_mining_s", "backward_s", "allreduce_wait_s", "optimizer_s")},
+                  ("data_s", "forward_s", "imbalance_s", "exchange_mining_s", "backward_s", "allreduce_wait_s", "optimizer_s")},
     }
+
+
+def indep_summary(runs2, images_per_rank):
+    """Two independent 1-rank runs at once, steps paired by index: the
+    per-step max is the step a 2-rank job with free communication would
+    take; the per-step mean is one rank's own pace with both cores busy."""
+    n = min(len(x) for x in runs2)
+    a, b = runs2[0][:n], runs2[1][:n]
+    mx = [max(x["step_s"], y["step_s"]) for x, y in zip(a, b)]
+    mean = [0.5 * (x["step_s"] + y["step_s"]) for x, y in zip(a, b)]
+    s = run_summary(a + b, images_per_rank)
+    s.update({"steps": n, "step_median": statistics.median(mx), "step_p10": pct(mx, 0.1),
+              "indep_median": statistics.median(mean), "indep_p10": pct(mean, 0.1)})
+    return s
 
 
 def parse_bench(out):
@@ -125,14 +143,19 @@ def cmd_measured(args):
     per = {}  # (name, bind) -> list of (rep, summary)
     loads = []
     for r in runs:
-        path = os.path.join(out, "runs", "%s-%s-%s" % (r["name"], r["bind"], r["rep"]), "timing.csv")
-        if r["status"] != "0" or not os.path.exists(path):
+        rdir = os.path.join(out, "runs", "%s-%s-%s" % (r["name"], r["bind"], r["rep"]))
+        paths = ([os.path.join(rdir, "r%d" % k, "timing.csv") for k in (0, 1)] if r["name"] == "2indep"
+                 else [os.path.join(rdir, "timing.csv")])
+        if r["status"] != "0" or not all(os.path.exists(x) for x in paths):
             print("skipped failed run %s %s %s" % (r["name"], r["bind"], r["rep"]))
             continue
-        rows = read_timing(path, args.warm)
-        if len(rows) < 2:
-            continue
-        s = run_summary(rows, int(r["images_per_rank"]))
+        if r["name"] == "2indep":
+            s = indep_summary([read_timing(x, args.warm) for x in paths], int(r["images_per_rank"]))
+        else:
+            rows = read_timing(path=paths[0], warm=args.warm)
+            if len(rows) < 2:
+                continue
+            s = run_summary(rows, int(r["images_per_rank"]))
         s["load"] = float(r["load_before"])
         loads.append(s["load"])
         per.setdefault((r["name"], r["bind"]), []).append((r["rep"], s))
@@ -152,6 +175,8 @@ def cmd_measured(args):
             "ar_share": statistics.median(s["share"]["allreduce_wait_s"] for s in ss),
             "data_share": statistics.median(s["share"]["data_s"] for s in ss),
             "load": statistics.median(s["load"] for s in ss),
+            "indep_median": statistics.median(s.get("indep_median", s["step_median"]) for s in ss),
+            "step_cv": statistics.median(s["step_cv"] for s in ss),
             "phase_median": {k: statistics.median(s["phase_median"][k] for s in ss) for k in ss[0]["phase_median"]},
         }
 
@@ -159,7 +184,7 @@ def cmd_measured(args):
         """Median over rounds of base/(factor other), rounds paired by rep."""
         b = dict(per.get(base, []))
         o = dict(per.get(other, []))
-        xs = [b[k][key] / (factor * o[k][key]) for k in b if k in o]
+        xs = [b[k].get(key, b[k]["step_median"]) / (factor * o[k].get(key, o[k]["step_median"])) for k in b if k in o]
         return statistics.median(xs) if xs else float("nan"), xs
 
     print("Measured on this machine (%d runs; 1-minute load average during the runs: median %.1f, range %.1f-%.1f)"
@@ -170,8 +195,8 @@ def cmd_measured(args):
                                                        "fwd+bwd/img", "xchg+mine", "ar_wait", "load")
     print(hdr)
     print("-" * len(hdr))
-    order = ["1r", "2weak", "2strong", "koch1r", "koch2weak"]
-    glob_img = {"1r": 256, "2weak": 512, "2strong": 256}
+    order = ["1r", "2weak", "2strong", "2indep", "koch1r", "koch2weak"]
+    glob_img = {"1r": 256, "2weak": 512, "2strong": 256, "2indep": 512}
     for bind in binds:
         for name in order:
             c = res["configs"].get("%s/%s" % (name, bind))
@@ -188,7 +213,7 @@ def cmd_measured(args):
     print()
     print("Median ms per step by phase (median over rounds of each run's median; the phases' medians need not add up"
           " to the step's):")
-    cols = ["data_s", "forward_s", "exchange_mining_s", "backward_s", "allreduce_wait_s", "optimizer_s", "step_s"]
+    cols = ["data_s", "forward_s", "imbalance_s", "exchange_mining_s", "backward_s", "allreduce_wait_s", "optimizer_s", "step_s"]
     print("%-18s" % "config" + "".join(" %10s" % c[:-2].replace("exchange_mining", "xchg+mine")
                                        .replace("allreduce_wait", "ar_wait") for c in cols))
     for bind in binds:
@@ -204,6 +229,9 @@ def cmd_measured(args):
                 ("weak, p10 steps", "1r", "2weak", 1, "step_p10"),
                 ("strong (T1 / 2 T2, 256 global)", "1r", "2strong", 2, "step_median"),
                 ("strong, p10 steps", "1r", "2strong", 2, "step_p10"),
+                ("control: T1 / max of 2 indep.", "1r", "2indep", 1, "step_median"),
+                ("  both cores busy: T1 / T_indep", "1r", "2indep", 1, "indep_median"),
+                ("  trainer: max of 2 indep. / T2", "2indep", "2weak", 1, "step_median"),
                 ("Koch weak (T1 / T2)", "koch1r", "koch2weak", 1, "step_median"),
                 ("compute/img 1r vs 2weak", "1r", "2weak", 1, "compute_per_image_median")]:
             if (base, bind) not in per or (other, bind) not in per:
@@ -213,13 +241,15 @@ def cmd_measured(args):
             print("  %-34s bind=%-4s %6.1f%%   [%s]" % (label, bind, 100 * m, " ".join("%.1f" % (100 * x) for x in xs)))
     print("  (compute/img: fwd+bwd time per image at 1 rank / at 2 ranks; below 100% = the same work runs slower"
           " when both vCPUs are busy)")
+    print("  (control: 2indep = two independent 1-rank runs at once, steps paired; its per-step max is a 2-rank"
+          " step with free communication, so weak = control x trainer)")
     # Images per CPU-second of the whole job (user + sys of mpirun and its
     # ranks, start-up included): on a dedicated machine this ratio equals the
     # weak efficiency; on a loaded one it does not charge the job for the
     # time other processes held the cores, but does charge MPI's busy waiting.
     cpu = {}
     for r in runs:
-        if r["status"] == "0" and r["cpu_s"]:
+        if r["status"] == "0" and r["cpu_s"] and r["name"] != "2indep":
             steps = len(read_timing(os.path.join(out, "runs", "%s-%s-%s" % (r["name"], r["bind"], r["rep"]),
                                                  "timing.csv"), 0))
             imgs = int(r["images_per_rank"]) * int(r["np"]) * steps
@@ -270,6 +300,8 @@ def cmd_measured(args):
     if kone:
         inp["koch_compute_per_image"] = min(c["compute_per_image_p10"] for c in kone)
         inp["koch_optimizer_per_param"] = min(c["optimizer_median"] for c in kone) / KOCH_PARAMS
+    if one:
+        inp["step_cv_1rank"] = statistics.median(c["step_cv"] for c in one)
     for k in ("mining_per_anchor_row", "shm_latency", "shm_bandwidth"):
         if k in bench:
             inp[k] = bench[k]
@@ -341,6 +373,11 @@ def step_time(m, p, a, bw, inp, args):
     # Best case overlap: everything but the last bucket (the first layers,
     # final last) hides behind the backward pass.
     ar_ovl = max(allreduce(4 * bl[-1], p, a, bw, args.allreduce), ar - bwd)
+    # Stragglers: every step waits for the slowest of p ranks. With per-rank
+    # step times normal with coefficient of variation cv, the expected max
+    # exceeds the mean by about cv sqrt(2 ln p) (0 unless --jitter-cv).
+    if p > 1 and args.jitter_cv > 0:
+        comp *= 1 + args.jitter_cv * math.sqrt(2 * math.log(p))
     return {"comp": comp, "mine": mine + pool, "xchg": xchg + scal, "ar": ar, "ar_ovl": ar_ovl, "nb": len(bl)}
 
 
@@ -382,6 +419,8 @@ def cmd_predict(args):
     print("  networks: %s (x %.2f of line rate); allreduce: %s; memory bandwidth %.0f GB/s" % (
         ", ".join("%s latency %g us" % (n, a * 1e6) for n, _, a in NETWORKS), args.link_efficiency,
         args.allreduce, args.mem_bw / 1e9))
+    if args.jitter_cv > 0:
+        print("  stragglers: compute x (1 + %.3f sqrt(2 ln p))" % args.jitter_cv)
     print("  eff = T(1)/T(p) with the allreduce fully exposed (no overlap); eff_ovl = with all but the last bucket"
           " hidden behind backward")
     for m in models:
@@ -437,7 +476,7 @@ def cmd_predict(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd")
     a = sub.add_parser("measured", help="summarise a bench/scaling.sh output directory")
     a.add_argument("out")
     a.add_argument("--warm", type=int, default=3, help="warm-up steps to leave out (default 3)")
@@ -451,7 +490,11 @@ def main():
     b.add_argument("--rank-speedup", type=float, default=1.0,
                    help="ranks this many times faster than the measured core (e.g. a multi-core or GPU rank)")
     b.add_argument("--bucket", type=int, default=0, help="gradient bucket in floats (default 64000)")
+    b.add_argument("--jitter-cv", type=float, default=0.0,
+                   help="per-rank step-time coefficient of variation: steps wait for the slowest rank (default 0)")
     args = ap.parse_args()
+    if args.cmd is None:
+        ap.error("say 'measured OUT' or 'predict'")
     if args.cmd == "measured":
         cmd_measured(args)
     else:

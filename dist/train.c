@@ -90,7 +90,10 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
         t->pool_E = xaligned_floats((size_t)N * D);
         t->pool_dE = xaligned_floats((size_t)N * D);
         t->pool_labels = xcalloc((size_t)N, sizeof(int32_t));
-        size_t ws = MAX(triplet_workspace_floats(N, N), pairs_workspace_floats(N, N));
+        /* A rank mines only its own anchors (at most max_items) against
+         * the pool: the workspace is N x anchors, not N x N. */
+        int Na = c->mining_scope == SCOPE_GLOBAL ? max_items : N;
+        size_t ws = MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na));
         t->ws = xaligned_floats(ws);
     } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
         t->pairs = xcalloc((size_t)max_items, sizeof(IndexPair));
@@ -232,6 +235,10 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     memset(m->grads, 0, m->nparams * sizeof(float));
     const float *E = model_forward(m, b->x, b->lb.n_images);
     double t1 = now_seconds();
+    /* Waiting here for the slowest rank is load imbalance, not exchange:
+     * time it apart so the exchange + mining figure is the work itself. */
+    if (t->world > 1) dist_barrier();
+    double t1b = now_seconds();
 
     float *dpool;
     int rows;
@@ -264,7 +271,8 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     t->last_hardness = loss_stats_mean_hardness(&g);
     st->data = b->wait_seconds;
     st->forward = t1 - t0;
-    st->mining = t2 - t1;
+    st->imbalance = t1b - t1;
+    st->mining = t2 - t1b;
     st->backward = t3 - t2;
     st->allreduce = t4 - t3;
     return loss_stats_mean(&g) + l2;

@@ -29,7 +29,7 @@ extern volatile sig_atomic_t train_stop_requested;
 
 /* Per-step wall time on this rank, seconds. */
 typedef struct StepTimes {
-    double data, forward, mining, backward, allreduce, optimizer, total;
+    double data, forward, imbalance, mining, backward, allreduce, optimizer, total;
 } StepTimes;
 
 typedef struct Trainer {

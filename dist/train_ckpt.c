@@ -173,8 +173,12 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
             }
             free(ctext);
         }
-        if (status == -1) snprintf(msg, sizeof msg, "%s%s%s", path[0] && !strstr(le.msg, path) ? path : "",
-                                   path[0] && !strstr(le.msg, path) ? ": " : "", le.msg);
+        if (status == -1) {
+            /* Name the file unless the message already does. */
+            int named = !path[0] || strstr(le.msg, path);
+            size_t pl = named ? 0 : (size_t)snprintf(msg, sizeof msg, "%.600s: ", path);
+            snprintf(msg + pl, sizeof msg - pl, "%.*s", (int)(sizeof msg - pl - 1), le.msg);
+        }
     }
     int st32 = status;
     dist_bcast_bytes(&st32, sizeof st32);

@@ -192,8 +192,8 @@ int train_main(const TrainOptions *o) {
         t->timing = fopen(tp, t->step > 0 ? "a" : "w");
         if (!t->timing) FATAL("%s: cannot write: %s", tp, strerror(errno));
         if (t->step == 0)
-            fprintf(t->timing, "step,data_s,forward_s,exchange_mining_s,backward_s,allreduce_wait_s,optimizer_s,"
-                               "step_s,images_per_s\n");
+            fprintf(t->timing, "step,data_s,forward_s,imbalance_s,exchange_mining_s,backward_s,allreduce_wait_s,"
+                               "optimizer_s,step_s,images_per_s\n");
     }
     t->pf = prefetch_start(t->ds, &t->sampler, t->rank, t->world, t->mean, t->std, t->step, t->total_steps, &e);
     if (!t->pf) FATAL("%s", e.msg);
@@ -217,11 +217,12 @@ int train_main(const TrainOptions *o) {
         if (rank == hook_rank && (long)done == kill_step) raise(SIGKILL);
         if (rank == hook_rank && (long)done == signal_step) raise(SIGUSR1);
         if (rank == 0) {
-            fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1), st.data,
-                    st.forward, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
+            fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1),
+                    st.data, st.forward, st.imbalance, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
                     st.total > 0 ? images / st.total : 0);
             if (done - first > 2) { /* skip warm-up steps in the summary */
                 t->sum.data += st.data, t->sum.forward += st.forward, t->sum.mining += st.mining;
+                t->sum.imbalance += st.imbalance;
                 t->sum.backward += st.backward, t->sum.allreduce += st.allreduce, t->sum.optimizer += st.optimizer;
                 t->sum.total += st.total;
                 t->timed_steps++;
@@ -280,10 +281,11 @@ int train_main(const TrainOptions *o) {
             if (t->timed_steps) {
                 StepTimes *s = &t->sum;
                 double n = (double)t->timed_steps, tot = s->total;
-                printf("time per step (rank 0, %llu steps): %.2f ms = data wait %.1f%%, forward %.1f%%, exchange + "
-                       "mining %.1f%%, backward %.1f%%, allreduce wait %.1f%%, optimizer %.1f%%; %.0f img/s\n",
+                printf("time per step (rank 0, %llu steps): %.2f ms = data wait %.1f%%, forward %.1f%%, waiting for "
+                       "other ranks %.1f%%, exchange + mining %.1f%%, backward %.1f%%, allreduce wait %.1f%%, "
+                       "optimizer %.1f%%; %.0f img/s\n",
                        (unsigned long long)t->timed_steps, 1e3 * tot / n, 100 * s->data / tot, 100 * s->forward / tot,
-                       100 * s->mining / tot, 100 * s->backward / tot, 100 * s->allreduce / tot,
+                       100 * s->imbalance / tot, 100 * s->mining / tot, 100 * s->backward / tot, 100 * s->allreduce / tot,
                        100 * s->optimizer / tot, n * images / tot);
             }
             fflush(stdout);

@@ -10,6 +10,7 @@
 
 #include "activation.h"
 #include "conv2d.h"
+#include "convblock.h"
 #include "l2norm.h"
 #include "linear.h"
 #include "pool.h"
@@ -46,6 +47,28 @@ static void add_view(Model *m, const char *layer, const char *what, size_t off, 
     v->l2 = (float)l2;
 }
 
+/* Marks the fused blocks (model.h) and their output layouts. A block's
+ * input must be channels-last: one channel, or another block's output. */
+static void plan_fusion(Model *m) {
+    int prev_block = -1; /* conv layer of the block that ends right before i */
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelLayer *L = &m->layers[i];
+        int ok = L->type == LAYER_CONV2D && L->pad == 0 && i + 1 < m->nlayers &&
+                 m->layers[i + 1].type == LAYER_RELU && (L->c == 1 || prev_block >= 0);
+        if (!ok) {
+            prev_block = -1;
+            continue;
+        }
+        const ModelLayer *P = i + 2 < m->nlayers ? &m->layers[i + 2] : NULL;
+        int pool = P && P->type == LAYER_MAXPOOL && P->size == 2 && P->stride == 2;
+        L->fuse = pool ? 2 : 1;
+        for (int j = 1; j <= L->fuse; j++) m->layers[i + j].fuse = -1;
+        if (prev_block >= 0) m->layers[prev_block].nhwc = 1;
+        prev_block = i;
+        i += L->fuse;
+    }
+}
+
 int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double head_lr_mult, double head_l2,
                 const char *cfg_name, int c, int h, int w, int max_batch, Err *e) {
     memset(m, 0, sizeof *m);
@@ -54,7 +77,7 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
     m->views = xcalloc((size_t)(2 * n + 2), sizeof *m->views);
     m->in_c = c, m->in_h = h, m->in_w = w;
     m->max_batch = max_batch;
-    size_t off = 0, ws = 0, maxact = (size_t)c * h * w;
+    size_t off = 0;
     int spatial = 1; /* the input still has a meaningful (c, h, w) */
     for (int i = 0; i < n; i++) {
         const LayerCfg *lc = &cfgs[i];
@@ -84,9 +107,6 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
             int ws_shape[4] = {(int)lc->filters, c, (int)lc->size, (int)lc->size}, bs[1] = {(int)lc->filters};
             add_view(m, lc->name, "weight", L->w_off, L->nw, 4, ws_shape, lc->lr_mult, lc->decay_mult, lc->l2);
             add_view(m, lc->name, "bias", L->b_off, L->nb, 1, bs, lc->lr_mult, lc->decay_mult, 0);
-            size_t need = conv2d_workspace_floats(max_batch, c, h, w, (int)lc->filters, (int)lc->size,
-                                                  (int)lc->stride, (int)lc->pad);
-            ws = MAX(ws, need);
             m->flops_fwd_per_image += 2ULL * L->nw * oh * ow;
             break;
         }
@@ -124,7 +144,6 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
         }
         c = L->oc, h = L->oh, w = L->ow;
         L->out_size = (size_t)c * h * w;
-        maxact = MAX(maxact, L->out_size);
     }
     m->emb_dim = c * h * w;
     if (koch_head) {
@@ -140,18 +159,48 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
     m->nparams = off;
     m->params = xaligned_floats(off);
     m->grads = xaligned_floats(off);
+    plan_fusion(m);
+    /* Workspace: the largest any convolution needs. Gradient buffers: the
+     * largest input gradient a layer writes (flatten and fused layers write
+     * none; the first layer needs none). */
+    size_t ws = 0, maxgrad = 1;
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (L->type == LAYER_CONV2D && L->fuse > 0)
+            ws = MAX(ws, convblock_workspace_floats(L->c, L->h, L->w, (int)L->filters, (int)L->size,
+                                                    (int)L->stride, L->fuse == 2));
+        else if (L->type == LAYER_CONV2D)
+            ws = MAX(ws, conv2d_workspace_floats(max_batch, L->c, L->h, L->w, (int)L->filters, (int)L->size,
+                                                 (int)L->stride, (int)L->pad));
+        if (i > 0 && L->fuse >= 0 && L->type != LAYER_FLATTEN) maxgrad = MAX(maxgrad, L->in_size);
+    }
     m->ws = xaligned_floats(ws);
-    m->gbuf_floats = maxact * (size_t)max_batch;
+    m->gbuf_floats = maxgrad * (size_t)max_batch;
     m->gbuf[0] = xaligned_floats(m->gbuf_floats);
     m->gbuf[1] = xaligned_floats(m->gbuf_floats);
-    /* Activations: relu, sigmoid and flatten work in place on their input. */
+    /* Activations: relu, sigmoid and flatten work in place on their input;
+     * a fused block owns one buffer of its last layer's size. */
     const float *prev = NULL; /* NULL: the model input */
     for (int i = 0; i < n; i++) {
         ModelLayer *L = &m->layers[i];
         int inplace = L->type == LAYER_RELU || L->type == LAYER_SIGMOID || L->type == LAYER_FLATTEN;
-        if (inplace && prev) L->y = (float *)prev;
-        else L->y = xaligned_floats(L->out_size * (size_t)max_batch);
-        if (L->type == LAYER_MAXPOOL) L->idx = xcalloc(L->out_size * (size_t)max_batch, sizeof(int32_t));
+        /* A sigmoid would overwrite the output that the backward of a relu,
+         * sigmoid or fused block before it reads (a relu leaves it as is). */
+        if (L->type == LAYER_SIGMOID && i > 0) {
+            const ModelLayer *Q = &m->layers[i - 1];
+            if (Q->type == LAYER_RELU || Q->type == LAYER_SIGMOID || Q->fuse) inplace = 0;
+        }
+        if (L->fuse < 0) {
+            L->y = (float *)prev;
+        } else if (L->fuse > 0) {
+            const ModelLayer *last = &m->layers[i + L->fuse];
+            L->y = xaligned_floats(last->out_size * (size_t)max_batch);
+            if (L->fuse == 2) L->arg = xmalloc(last->out_size * (size_t)max_batch);
+        } else {
+            if (inplace && prev) L->y = (float *)prev;
+            else L->y = xaligned_floats(L->out_size * (size_t)max_batch);
+            if (L->type == LAYER_MAXPOOL) L->idx = xcalloc(L->out_size * (size_t)max_batch, sizeof(int32_t));
+        }
         if (L->type == LAYER_L2NORM) L->norms = xaligned_floats((size_t)max_batch);
         prev = L->y;
     }
@@ -165,6 +214,7 @@ void model_free(Model *m) {
         if (L->y != prev) free(L->y);
         prev = L->y;
         free(L->idx);
+        free(L->arg);
         free(L->norms);
     }
     free(m->layers);
@@ -213,12 +263,17 @@ const float *model_forward(Model *m, const float *x, int B) {
     for (int i = 0; i < m->nlayers; i++) {
         double t0 = m->prof ? now_seconds() : 0;
         ModelLayer *L = &m->layers[i];
+        if (L->fuse < 0) continue; /* done by its block; y is the block output */
         const float *w = m->params + L->w_off, *b = m->params + L->b_off;
         size_t n = L->out_size * (size_t)B;
         switch (L->type) {
         case LAYER_CONV2D:
-            conv2d_forward(L->y, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size, (int)L->stride,
-                           (int)L->pad, m->ws);
+            if (L->fuse > 0)
+                convblock_forward(L->y, L->arg, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
+                                  (int)L->stride, L->fuse == 2, !L->nhwc, m->ws);
+            else
+                conv2d_forward(L->y, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size, (int)L->stride,
+                               (int)L->pad, m->ws);
             break;
         case LAYER_MAXPOOL:
             maxpool_forward(L->y, L->idx, in, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
@@ -245,6 +300,9 @@ void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyF
     for (int i = m->nlayers - 1; i >= 0; i--) {
         double t0 = m->prof ? now_seconds() : 0;
         ModelLayer *L = &m->layers[i];
+        /* Absorbed layers are done by their block; flatten passes the
+         * gradient through unchanged (same floats, same order). */
+        if (L->fuse < 0 || (L->type == LAYER_FLATTEN && i > 0)) continue;
         const float *in = i > 0 ? m->layers[i - 1].y : x;
         const float *w = m->params + L->w_off;
         float *dw = m->grads + L->w_off, *db = m->grads + L->b_off;
@@ -253,8 +311,12 @@ void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyF
         float *din = i > 0 ? m->gbuf[which] : NULL;
         switch (L->type) {
         case LAYER_CONV2D:
-            conv2d_backward(din, dw, db, dcur, in, w, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
-                            (int)L->stride, (int)L->pad, m->ws);
+            if (L->fuse > 0)
+                convblock_backward(din, dw, db, dcur, L->y, L->arg, in, w, B, L->c, L->h, L->w, (int)L->filters,
+                                   (int)L->size, (int)L->stride, L->fuse == 2, !L->nhwc, m->ws);
+            else
+                conv2d_backward(din, dw, db, dcur, in, w, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
+                                (int)L->stride, (int)L->pad, m->ws);
             break;
         case LAYER_MAXPOOL:
             if (din) maxpool_backward(din, dcur, L->idx, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);

@@ -27,6 +27,14 @@ typedef struct ModelLayer {
     float *y;                 /* output activations (max_batch, out_size); may alias the input */
     int32_t *idx;             /* maxpool argmax (max_batch, out_size) */
     float *norms;             /* l2norm (max_batch) */
+    /* Fusion (conv2d -> relu [-> maxpool 2x2/2] run as one nn/convblock):
+     * on the conv2d layer, fuse = layers absorbed after it (1 or 2), y the
+     * block output and arg its pool argmax; fuse = -1 on an absorbed layer
+     * (its y aliases the block output; forward and backward skip it).
+     * nhwc: this layer's output is stored channels-last (a fused block
+     * feeding another fused block). */
+    int fuse, nhwc;
+    uint8_t *arg;
     double l2;                /* L2 regularisation lambda of the weights */
 } ModelLayer;
 
@@ -58,8 +66,10 @@ typedef struct Model {
 
 /* Builds the encoder for inputs of shape (c, h, w) and batches of at most
  * max_batch images (cfg_name names the config in messages). -1 with
- * "CONFIG:LINE: ..." in e when a layer does not
- * fit its input. Free with model_free. */
+ * "CONFIG:LINE: ..." in e when a layer does not fit its input. Free with
+ * model_free. Fuses conv2d -> relu [-> maxpool size 2 stride 2] without
+ * padding into one block (same numbers, much less memory) when its input
+ * has one channel or is the output of such a block. */
 int model_build(Model *m, const LayerCfg *layers, int nlayers, int koch_head, double head_lr_mult,
                 double head_l2, const char *cfg_name, int c, int h, int w, int max_batch, Err *e);
 void model_free(Model *m);

@@ -5,41 +5,44 @@ through bench/perf.sh (which builds and checks the data); see there.
 Every contender of a scenario is started once, warms up, then blocks on a
 FIFO gate (no CPU used while waiting). The driver then runs ROUNDS rounds;
 in each it opens the gate of one contender at a time (rotating the order)
-for a window of STEPS steps and reads back its wall time, so the contenders
-alternate under the same background load. FMA peak: bench/fma_peak, run
-between the rounds too (best of all). Reports the median img/s over the
-windows, the median of the per-round ratios (paired, robust against load
-drift), GFLOP/s (GEMM work of a training pass x img/s), its fraction of the
-measured FMA peak, and peak RSS per process (ru_maxrss)."""
+for a window of STEPS steps and reads back its wall and CPU time, so the
+contenders alternate under the same background load. FMA peak: bench/
+fma_peak between the rounds (best of all). Reports per contender: median
+img/s over the windows (wall clock), the median of the per-round ratios of
+the first contender to it (paired, robust against load drift), img/s by CPU
+time (the slowest process's CPU seconds: robust against other programs on
+the machine, MPI busy-waiting included), GEMM GFLOP/s per core (GEMM work of
+a training pass x img/s / processes), its fraction of the measured FMA peak,
+and peak RSS per process (ru_maxrss)."""
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOPS_PER_IMAGE = 23175168  # fmnist-small training pass, from bench_train
 
 
 class Worker:
-    """One contender: a process (or an mpirun job) behind FIFO gates."""
+    """One contender: a command (one process or an mpirun job) whose rank 0
+    reports on stdout; with ddp, one process per rank started here."""
 
-    def __init__(self, name, cmd, ranks, tmp, env):
+    def __init__(self, name, cmd, ranks, ddp, tmp, env):
         self.name, self.ranks = name, ranks
-        self.gate = tempfile.mkdtemp(dir=tmp, prefix=name.replace(" ", "_") + "-")
+        self.gate = tempfile.mkdtemp(dir=tmp, prefix="gate-")
         for r in range(ranks):
             os.mkfifo(os.path.join(self.gate, "go.%d" % r))
         cmd = [c.replace("@GATE@", self.gate) for c in cmd]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                  cwd=ROOT, env=env)
-        self.flops = None
-        self.windows, self.rss = [], []
-        while True:
-            line = self._line()
-            if line.startswith("flops_per_image"):
-                self.flops = float(line.split()[1])
-            if line == "ready":
-                break
+        cmds = [cmd + ["--rank", str(r)] for r in range(ranks)] if ddp else [cmd]
+        self.procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                       env=env) for c in cmds]
+        self.p = self.procs[0]
+        self.wall, self.cpu, self.rss = [], [], []
+        while self._line() != "ready":
+            pass
         self.go = [open(os.path.join(self.gate, "go.%d" % r), "w") for r in range(ranks)]
 
     def _line(self):
@@ -55,19 +58,25 @@ class Worker:
         while True:
             f = self._line().split()
             if f[0] == "window":
-                ips = float(f[3]) / float(f[2])
-                self.windows.append(ips)
-                return ips
+                images = float(f[3])
+                self.wall.append(images / float(f[2]))
+                self.cpu.append(images / float(f[4]))
+                return
 
     def stop(self):
         for g in self.go:
             g.write("q\n")
             g.close()
-        for line in self.p.stdout:
-            f = line.split()
-            if f and f[0] == "rss":
-                self.rss.append(float(f[2]) / 1024.0)
-        self.p.wait()
+        for p in self.procs:
+            try:
+                out, _ = p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            for line in out.splitlines():
+                f = line.split()
+                if f and f[0] == "rss":
+                    self.rss.append(float(f[2]) / 1024.0)
 
 
 def fma_peak(build):
@@ -77,32 +86,34 @@ def fma_peak(build):
 
 
 def scenario(title, contenders, a, env, peak):
-    """contenders: (name, command, ranks, ddp); ddp: torch processes started
-    one per rank (rank 0 reports), else one command (plain or mpirun)."""
+    """contenders: (name, command, ranks, ddp)."""
     print("\n== %s" % title, flush=True)
     tmp = tempfile.mkdtemp(prefix="siamese-perf-")
-    ws = [(DdpWorker if ddp else Worker)(n, c, r, tmp, env) for n, c, r, ddp in contenders]
+    ws = [Worker(n, c, r, ddp, tmp, env) for n, c, r, ddp in contenders]
     for k in range(a.rounds):
-        order = ws[k % len(ws):] + ws[:k % len(ws)]
-        for w in order:
+        for w in ws[k % len(ws):] + ws[:k % len(ws)]:
             w.window(a.steps)
         peak.append(fma_peak(a.build))
-        print("  round %d: %s" % (k + 1, ", ".join("%s %.0f" % (w.name, w.windows[-1]) for w in ws)),
-              flush=True)
+        print("  round %d: %s" % (k + 1, ", ".join("%s %.0f" % (w.name, w.wall[-1]) for w in ws)), flush=True)
     for w in ws:
         w.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
     return ws
 
 
-def report(title, ws, base, flops, peak):
-    print("\n%s (median of windows; ratio = median of per-round ratios of %s to each)" % (title, base.name))
-    print("  %-28s %9s %8s %9s %8s %10s" % ("contender", "img/s", "ratio", "GFLOP/s", "% peak", "RSS MB"))
+def report(title, ws, peak):
+    base = ws[0]
+    print("\n%s\n  (img/s: median of %d windows; ratio: median over rounds of %s / contender)" % (
+        title, len(base.wall), base.name))
+    print("  %-30s %8s %7s %10s %12s %8s %9s" % ("contender", "img/s", "ratio", "img/s(CPU)", "GFLOP/s/core",
+                                                 "% peak", "RSS MB"))
     for w in ws:
-        ips = statistics.median(w.windows)
-        ratio = statistics.median([b / x for b, x in zip(base.windows, w.windows)])
-        gf = ips * flops / 1e9
-        print("  %-28s %9.0f %8.2f %9.1f %7.1f%% %10s" % (
-            w.name, ips, ratio, gf, 100 * gf / peak, "/".join("%.0f" % r for r in w.rss)))
+        ips = statistics.median(w.wall)
+        ratio = statistics.median([b / x for b, x in zip(base.wall, w.wall)])
+        gf = ips * FLOPS_PER_IMAGE / 1e9 / w.ranks
+        print("  %-30s %8.0f %7.2f %10.0f %12.1f %7.1f%% %9s" % (
+            w.name, ips, ratio, statistics.median(w.cpu), gf, 100 * gf / peak,
+            "/".join("%.0f" % r for r in w.rss)))
 
 
 def main():
@@ -116,63 +127,41 @@ def main():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if os.geteuid() == 0:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    ours = os.path.join(a.build, "bench", "bench_train")
-    torch = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_ref.py")]
+    ours = [os.path.join(a.build, "bench", "bench_train"), "--gate", "@GATE@"]
+    torch = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_ref.py"), "--gate", "@GATE@"]
+    mpi = ["mpirun", "-np", "2", "--bind-to", "none"]
     only = a.only.split(",")
-    peak = [fma_peak(a.build)]
-    results = []
-    mkl = [1] if a.no_torch_off else [1, 0]
+    onednn = [1] if a.no_torch_off else [1, 0]
+    peak, results = [fma_peak(a.build)], []
     for recipe in ("triplet", "pair"):
         if recipe not in only:
             continue
-        cfg = "configs/fmnist-%s.ini" % recipe
-        cs = [("ours %s" % recipe, [ours, "--config", cfg, "--gate", "@GATE@"], 1, False)]
-        for m in mkl:
-            cs.append(("torch %s onednn %s" % (recipe, "on" if m else "off"),
-                       torch + ["--recipe", recipe, "--mkldnn", str(m), "--gate", "@GATE@"], 1, False))
-        ws = scenario("%s, 1 process x 1 thread, batch 256" % recipe, cs, a, env, peak)
-        results.append(("%s recipe, 1 process x 1 thread, batch 256 (P=8 x K=32 / 128 pairs)" % recipe, ws))
+        cs = [("ours %s" % recipe, ours + ["--config", "configs/fmnist-%s.ini" % recipe], 1, False)]
+        for m in onednn:
+            cs.append(("torch %s oneDNN %s" % (recipe, "on" if m else "off"),
+                       torch + ["--recipe", recipe, "--mkldnn", str(m)], 1, False))
+        title = "%s recipe, 1 process x 1 thread, batch 256 (%s)" % (
+            recipe, "PK 8 x 32, batch-all" if recipe == "triplet" else "128 pairs, BCE")
+        results.append((title, scenario(title, cs, a, env, peak)))
     if "2ranks" in only:
-        cfg = "configs/fmnist-triplet.ini"
-        mpi = ["mpirun", "-np", "2", "--bind-to", "none"]
-        cs = [("ours triplet 2 ranks", mpi + [ours, "--config", cfg, "--set", "sampler.k=64", "--gate", "@GATE@"], 2,
-               False),
-              ("ours triplet 1 rank", [ours, "--config", cfg, "--gate", "@GATE@"], 1, False)]
-        for m in mkl:
-            cs.append(("torch DDP gloo 2 onednn %s" % ("on" if m else "off"),
-                       torch + ["--recipe", "triplet", "--mkldnn", str(m), "--world", "2", "--gate", "@GATE@"], 2, True))
-        ws = scenario("triplet, 2 processes x 1 thread", cs, a, env, peak)
-        results.append(("triplet, 2 processes x 1 thread, 256 images per process; ours: global PK batch "
-                        "P=8 x K=64 = 512, global batch-all mining; torch DDP: local P=8 x K=32 per rank, "
-                        "local mining", ws))
+        cfg = ["--config", "configs/fmnist-triplet.ini"]
+        cs = [("ours 2 ranks weak (512)", mpi + ours + cfg + ["--set", "sampler.k=64"], 2, False),
+              ("ours 1 rank (256)", ours + cfg, 1, False),
+              ("ours 1 rank (512, same work)", ours + cfg + ["--set", "sampler.k=64"], 1, False),
+              ("ours 2 ranks strong (256)", mpi + ours + cfg, 2, False)]
+        for m in onednn:
+            cs.append(("torch DDP gloo x2 oneDNN %s" % ("on" if m else "off"),
+                       torch + ["--recipe", "triplet", "--mkldnn", str(m), "--world", "2"], 2, True))
+        title = ("triplet, 2 processes x 1 thread (mpirun -np 2 --bind-to none; global batch-all mining).\n"
+                 "  weak: global PK 8 x 64 = 512, 256 images per rank; strong: global PK 8 x 32 = 256, 128 per\n"
+                 "  rank; 1 rank (512): the weak run's global batch on one process (the same work); torch DDP\n"
+                 "  (gloo, file:// store): 256 images per rank (PK 8 x 32 each), local mining")
+        results.append((title, scenario(title, cs, a, env, peak)))
     pk = max(peak)
     print("\nmeasured FMA peak (bench/fma_peak, best of %d runs): %.1f GFLOP/s per core" % (len(peak), pk))
+    print("GEMM work of a training pass of fmnist-small: %.2f MFLOP per image" % (FLOPS_PER_IMAGE / 1e6))
     for title, ws in results:
-        report(title, ws, ws[0], ws[0].flops, pk)
-
-
-class DdpWorker(Worker):
-    """torch DDP: two python processes; rank 0 reports."""
-
-    def __init__(self, name, cmd, ranks, tmp, env):
-        self.name, self.ranks = name, ranks
-        self.gate = tempfile.mkdtemp(dir=tmp, prefix="ddp-")
-        for r in range(ranks):
-            os.mkfifo(os.path.join(self.gate, "go.%d" % r))
-        cmd = [c.replace("@GATE@", self.gate) for c in cmd]
-        self.others = [subprocess.Popen(cmd + ["--rank", str(r)], stdout=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL, cwd=ROOT, env=env) for r in range(1, ranks)]
-        self.p = subprocess.Popen(cmd + ["--rank", "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                  text=True, cwd=ROOT, env=env)
-        self.flops, self.windows, self.rss = None, [], []
-        while self._line() != "ready":
-            pass
-        self.go = [open(os.path.join(self.gate, "go.%d" % r), "w") for r in range(ranks)]
-
-    def stop(self):
-        Worker.stop(self)
-        for o in self.others:
-            o.wait()
+        report(title, ws, pk)
 
 
 if __name__ == "__main__":

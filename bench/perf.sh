@@ -3,13 +3,17 @@
 #     bash bench/perf.sh [--rounds N] [--steps N] [--only triplet,pair,2ranks] [--no-torch-off]
 # Builds bench_train and fma_peak into build-bench/ (or $BUILD), imports
 # Fashion-MNIST into data/ if missing, prints the per-layer profile of one
-# step (bench_train --profile), then runs bench/perf.py: this project's
-# training step (bench/bench_train.c) and the PyTorch twin (bench/torch_ref.py,
-# /usr/bin/python3, oneDNN on and off) alternating window by window, 1 thread
-# each, for the triplet recipe, the pair recipe, and 2 ranks (mpirun -np 2
-# against PyTorch DDP gloo x 2). Prints img/s, ratios, GFLOP/s, % of the
-# measured FMA peak (bench/fma_peak.c) and peak RSS per process.
-# Run from anywhere; takes about 5-10 minutes on 2 cores.
+# step (bench_train --profile: forward and backward of every layer, mining,
+# allreduce, optimizer), then runs bench/perf.py: this project's training
+# step (bench/bench_train.c: the real trainer_step) and its PyTorch twin
+# (bench/torch_ref.py under /usr/bin/python3, oneDNN on and off), same model,
+# batch, loss and SGD, 1 thread each, alternating window by window after a
+# warm-up: the triplet recipe, the pair recipe, and 2 processes (mpirun -np 2,
+# global mining, weak and strong scaling) against PyTorch DDP (gloo) x 2.
+# Both sides train on 4 real Fashion-MNIST batches loaded once and cycled
+# (loading is not timed). Prints img/s (median of windows), paired ratios,
+# img/s by CPU time, GEMM GFLOP/s per core, % of the FMA peak measured by
+# bench/fma_peak.c, and peak RSS per process. About 10 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-bench}
@@ -25,11 +29,12 @@ fi
 if ! ./siamese inspect data/fmnist-train.lmdb | grep -q '^pairs *[1-9]'; then
     ./siamese pairs data/fmnist-train.lmdb --pairs 30000 --seed 1
 fi
-echo "== per-layer profile, triplet, 1 process"
-"$BUILD/bench/bench_train" --config configs/fmnist-triplet.ini --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
-echo "== per-layer profile, triplet, 2 ranks (rank 0)"
+quiet() { grep -v '^\(flops\|images\|ready\|rss\)'; }
+echo "== per-layer profile of one step, triplet, 1 process"
+"$BUILD/bench/bench_train" --config configs/fmnist-triplet.ini --profile 30 | quiet
+echo "== per-layer profile of one step, triplet, 2 ranks (global PK 8 x 64, rank 0)"
 mpirun -np 2 --bind-to none "$BUILD/bench/bench_train" --config configs/fmnist-triplet.ini --set sampler.k=64 \
-    --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
-echo "== per-layer profile, pair, 1 process"
-"$BUILD/bench/bench_train" --config configs/fmnist-pair.ini --profile 20 | grep -v '^\(flops\|images\|ready\|rss\)'
+    --profile 30 | quiet
+echo "== per-layer profile of one step, pair, 1 process"
+"$BUILD/bench/bench_train" --config configs/fmnist-pair.ini --profile 30 | quiet
 exec /usr/bin/python3 bench/perf.py --build "$BUILD" "$@"

@@ -33,7 +33,8 @@ typedef struct Geo {
     int R, T;  /* taps: R kernel rows of T = K*C contiguous input floats */
     size_t rs; /* input row stride, floats: W*C */
     size_t HWC, KKC, HoWo, HpWp;
-    int nimg; /* images per forward chunk */
+    size_t nqi; /* pixels per image in the pixel list (pool: 4 per window) */
+    int nimg;   /* images per forward chunk */
     int qb;   /* pixels per weight-gradient block */
 } Geo;
 
@@ -48,7 +49,8 @@ static Geo geo(int C, int H, int W, int F, int K, int S, int pool, int nchw) {
     g.R = K, g.T = K * C, g.rs = (size_t)W * C;
     g.HWC = (size_t)H * W * C, g.KKC = (size_t)K * K * C;
     g.HoWo = (size_t)g.Ho * g.Wo, g.HpWp = (size_t)g.Hp * g.Wp;
-    size_t per = g.HoWo * (size_t)F;
+    g.nqi = pool ? 4 * g.HpWp : g.HoWo;
+    size_t per = g.nqi * (size_t)F;
     g.nimg = per >= CB_TARGET ? 1 : (int)(CB_TARGET / per);
     g.qb = MAX(PMAX, QB_TARGET / F);
     return g;
@@ -59,16 +61,16 @@ static Geo geo(int C, int H, int W, int F, int K, int S, int pool, int nchw) {
 typedef struct Ws {
     float *pack;  /* (KKC, F) wp or (F, KKC) wt */
     float *dwp;   /* (KKC, F) weight gradient, packed */
-    float *cb;    /* (nimg*HoWo + PMAX, F) conv output / its gradient */
-    float *tmp;   /* (HpWp, F) NCHW <-> NHWC */
+    float *cb;    /* (nimg*nqi + PMAX, F) conv output / its gradient */
+    float *tmp;   /* (HpWp + 1, F) NCHW <-> NHWC, then bias sums */
     float *patch; /* (qb + PMAX, KKC) per-pixel patches for short tap runs */
     double *dbs;  /* (F) bias gradient sums */
-    const float **pix; /* (nimg*HoWo + PMAX) input pixel pointers */
-    float **dinp;      /* (HoWo + PMAX) input-gradient pixel pointers */
+    const float **pix; /* (nimg*nqi + PMAX) input pixel pointers */
+    const float **dinp; /* (nqi + PMAX) input-gradient pixel pointers (written through) */
 } Ws;
 
 static size_t ws_layout(Ws *w, float *base, const Geo *g) {
-    size_t off = 0, F = (size_t)g->F, nq = (size_t)g->nimg * g->HoWo;
+    size_t off = 0, F = (size_t)g->F, nq = (size_t)g->nimg * g->nqi;
 #define WS_TAKE(field, type, n)                                                                                   \
     do {                                                                                                          \
         if (w) w->field = (type)(void *)(base + off);                                                             \
@@ -77,13 +79,22 @@ static size_t ws_layout(Ws *w, float *base, const Geo *g) {
     WS_TAKE(pack, float *, g->KKC * F);
     WS_TAKE(dwp, float *, g->KKC * F);
     WS_TAKE(cb, float *, (nq + PMAX) * F);
-    WS_TAKE(tmp, float *, g->HpWp * F);
+    WS_TAKE(tmp, float *, (g->HpWp + 1) * F);
     WS_TAKE(patch, float *, ((size_t)g->qb + PMAX) * g->KKC);
     WS_TAKE(dbs, double *, 2 * F);
     WS_TAKE(pix, const float **, 2 * (nq + PMAX));
-    WS_TAKE(dinp, float **, 2 * (g->HoWo + PMAX));
+    WS_TAKE(dinp, const float **, 2 * (g->nqi + PMAX));
 #undef WS_TAKE
     return off;
+}
+
+int convblock_fast(int F) {
+#ifdef __AVX512F__
+    return F > 0 && F % 16 == 0;
+#else
+    (void)F;
+    return 0;
+#endif
 }
 
 size_t convblock_workspace_floats(int C, int H, int W, int F, int K, int stride, int pool) {
@@ -91,14 +102,28 @@ size_t convblock_workspace_floats(int C, int H, int W, int F, int K, int stride,
     return ws_layout(NULL, NULL, &g);
 }
 
-/* pix[q] for the nq pixels of images [i0, i0+n), then PMAX copies of the
- * last one (tiles read them, never store them). */
-static void pixel_pointers(const float **pix, const float *in, const Geo *g, int i0, int n) {
-    size_t q = 0;
-    for (int i = i0; i < i0 + n; i++)
-        for (int oh = 0; oh < g->Ho; oh++)
-            for (int ow = 0; ow < g->Wo; ow++)
-                pix[q++] = in + (size_t)i * g->HWC + ((size_t)oh * g->S * g->W + (size_t)ow * g->S) * g->C;
+/* pix[q] = base + the offset of the q-th listed conv pixel of images
+ * [i0, i0+n) (images HWC floats apart), then PMAX copies of the last one
+ * (tiles read them, never store them). With pooling the list goes window
+ * by window, the 4 pixels of a 2x2 window adjacent in row-major window
+ * order, and leaves out the pixels floor-mode pooling drops (they reach
+ * neither the output nor any gradient). Without, it is row-major. */
+static void pixel_list(const float **pix, const float *base, const Geo *g, int i0, int n) {
+    size_t q = 0, S = (size_t)g->S, C = (size_t)g->C, W = (size_t)g->W;
+    for (int i = i0; i < i0 + n; i++) {
+        const float *b = base + (size_t)i * g->HWC;
+        if (g->pool) {
+            for (int ph = 0; ph < g->Hp; ph++)
+                for (int pw = 0; pw < g->Wp; pw++)
+                    for (int s = 0; s < 4; s++) {
+                        size_t oh = (size_t)2 * ph + s / 2, ow = (size_t)2 * pw + s % 2;
+                        pix[q++] = b + (oh * S * W + ow * S) * C;
+                    }
+        } else {
+            for (int oh = 0; oh < g->Ho; oh++)
+                for (int ow = 0; ow < g->Wo; ow++) pix[q++] = b + ((size_t)oh * S * W + (size_t)ow * S) * C;
+        }
+    }
     for (int j = 0; j < PMAX; j++) pix[q + j] = pix[q - 1];
 }
 
@@ -181,7 +206,7 @@ KINLINE void dw_tile(const int KT, const int V, float *dw, size_t ldw, const flo
 
 /* din[j] + doff + 16v += sum_f dc[j][f] * wt[f][16v..] for pixels j < np
  * and NV tap vectors, the last one masked by tail. */
-KINLINE void dx_tile(const int P, const int NV, float *const *dinp, size_t doff, const float *dc, size_t ldd,
+KINLINE void dx_tile(const int P, const int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd,
                      const float *wt, size_t ldt, int F, int np, __mmask16 tail) {
     __m512 acc[PMAX][5];
 #pragma GCC unroll 24
@@ -204,7 +229,7 @@ KINLINE void dx_tile(const int P, const int NV, float *const *dinp, size_t doff,
 #pragma GCC unroll 24
     for (int j = 0; j < P; j++) {
         if (j >= np) break;
-        float *d = dinp[j] + doff;
+        float *d = (float *)dinp[j] + doff; /* din itself is writable */
 #pragma GCC unroll 5
         for (int v = 0; v < NV - 1; v++)
             _mm512_storeu_ps(d + 16 * v, _mm512_add_ps(_mm512_loadu_ps(d + 16 * v), acc[j][v]));
@@ -216,8 +241,11 @@ KINLINE void dx_tile(const int P, const int NV, float *const *dinp, size_t doff,
 /* Instances: filter vectors V -> pixels per forward tile and taps per
  * weight tile, about 24 accumulators each. */
 static const int FWD_P[5] = {0, 12, 12, 8, 6};
-static const int DW_KT[5] = {0, 24, 12, 8, 6};
+static const int DW_KT[5] = {0, 24, 13, 8, 6};
 #define DX_P 5
+
+/* Whether the AVX-512 kernels serve this shape (filters in whole vectors). */
+static int use_simd(const Geo *g) { return g->F % 16 == 0; }
 
 static void fwd_tile_v(int V, float *c, size_t ldc, const float *const *pix, size_t koff, const float *w,
                        size_t ldw, const float *bias, int nr, int T, size_t rs, int np) {
@@ -233,13 +261,13 @@ static void dw_tile_v(int V, float *dw, size_t ldw, const float *const *pix, siz
                       size_t ldd, int nq, int skip) {
     switch (V) {
     case 1: dw_tile(24, 1, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
-    case 2: dw_tile(12, 2, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
+    case 2: dw_tile(13, 2, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
     case 3: dw_tile(8, 3, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
     default: dw_tile(6, 4, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
     }
 }
 
-static void dx_tile_nv(int NV, float *const *dinp, size_t doff, const float *dc, size_t ldd, const float *wt,
+static void dx_tile_nv(int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd, const float *wt,
                        size_t ldt, int F, int np, __mmask16 tail) {
     switch (NV) {
     case 1: dx_tile(DX_P, 1, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
@@ -251,39 +279,93 @@ static void dx_tile_nv(int NV, float *const *dinp, size_t doff, const float *dc,
 }
 #endif /* __AVX512F__ */
 
-/* Whether the AVX-512 kernels serve this shape. */
-static int use_simd(const Geo *g) {
-#ifdef __AVX512F__
-    return g->F % 16 == 0;
-#else
-    (void)g;
-    return 0;
-#endif
-}
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* cb (nq, F) = bias + conv for the chunk's pixels. */
-static void conv_chunk(float *cb, const float *const *pix, const float *wp, const float *b, const Geo *g, int nq) {
+/* relu as relu_forward: x < 0 ? 0 : x (NaN and -0 pass). */
+static inline float relu1(float x) { return x < 0.0f ? 0.0f : x; }
+
+/* Block output (and arg) of the listed pixels [q0, q1) of the chunk that
+ * starts at image i0 (q0, q1 multiples of 4 when pooling). */
+static void epilogue(float *out, uint8_t *arg, const float *cb, const Geo *g, int i0, size_t q0, size_t q1) {
+    size_t F = (size_t)g->F, HpWp = g->HpWp, per = g->pool ? 4 : 1;
+    for (size_t w = q0 / per; w < q1 / per; w++) {
+        size_t i = (size_t)i0 + w / HpWp, o = w % HpWp; /* image, output pixel */
+        const float *c0 = cb + w * per * F;
+        float *oi = out + i * HpWp * F;
+        uint8_t *ai = arg ? arg + (i * HpWp + o) * F : NULL;
+        size_t f = 0;
+#ifdef __AVX512F__
+        const __m512 zero = _mm512_setzero_ps();
+        for (; f + 16 <= F; f += 16) {
+            __m512 m = _mm512_loadu_ps(c0 + f);
+            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(m, zero, _CMP_LT_OQ), zero);
+            if (g->pool) {
+                __m512i idx = _mm512_setzero_si512();
+                for (int s = 1; s < 4; s++) {
+                    __m512 v = _mm512_loadu_ps(c0 + s * F + f);
+                    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+                    __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    m = _mm512_mask_mov_ps(m, take, v);
+                    idx = _mm512_mask_mov_epi32(idx, take, _mm512_set1_epi32(s));
+                }
+                __mmask16 pos = _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ);
+                idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(CONVBLOCK_ARG_NONE), pos, idx);
+                _mm_storeu_si128((__m128i *)(void *)(ai + f), _mm512_cvtepi32_epi8(idx));
+            }
+            if (g->nchw) {
+                float t[16];
+                _mm512_storeu_ps(t, m);
+                for (int l = 0; l < 16; l++) oi[(f + l) * HpWp + o] = t[l];
+            } else {
+                _mm512_storeu_ps(oi + o * F + f, m);
+            }
+        }
+#endif
+        for (; f < F; f++) {
+            float m = relu1(c0[f]);
+            if (g->pool) { /* relu first, then the first maximum (NaN wins), as relu -> maxpool */
+                int best = 0;
+                for (int s = 1; s < 4; s++) {
+                    float x = relu1(c0[s * F + f]);
+                    if (x > m || isnan(x)) m = x, best = s;
+                }
+                ai[f] = m > 0.0f ? (uint8_t)best : CONVBLOCK_ARG_NONE;
+            }
+            if (g->nchw) oi[f * HpWp + o] = m;
+            else oi[o * F + f] = m;
+        }
+    }
+}
+
+/* Rows [q0, q1) of cb (conv output of the listed pixels) = bias + the
+ * taps [t0, t0+len) of kernel row r, or every tap if r < 0; bias NULL:
+ * accumulate onto cb instead. */
+static void conv_rows(float *cb, const float *const *pix, const float *wp, const float *bias, const Geo *g,
+                      size_t q0, size_t q1, int r, int t0, int len) {
     size_t F = (size_t)g->F;
 #ifdef __AVX512F__
     if (use_simd(g)) {
         for (int f0 = 0; f0 < g->F; f0 += 64) {
             int V = MIN(4, (g->F - f0) / 16), P = FWD_P[V];
-            for (int q0 = 0; q0 < nq; q0 += P)
-                fwd_tile_v(V, cb + (size_t)q0 * F + f0, F, pix + q0, 0, wp + f0, F, b + f0, g->R, g->T, g->rs,
-                           MIN(P, nq - q0));
+            const float *w = wp + (r < 0 ? 0 : ((size_t)r * g->T + t0) * F) + f0;
+            size_t koff = r < 0 ? 0 : (size_t)r * g->rs + t0;
+            for (size_t q = q0; q < q1; q += P)
+                fwd_tile_v(V, cb + q * F + f0, F, pix + q, koff, w, F, bias ? bias + f0 : NULL, r < 0 ? g->R : 1,
+                           r < 0 ? g->T : len, g->rs, (int)MIN((size_t)P, q1 - q));
         }
         return;
     }
 #endif
-    for (int q = 0; q < nq; q++) {
-        float *c = cb + (size_t)q * F;
-        for (size_t f = 0; f < F; f++) c[f] = b[f];
-        for (int r = 0; r < g->R; r++) {
-            const float *a = pix[q] + (size_t)r * g->rs;
-            const float *w = wp + (size_t)r * g->T * F;
-            for (int t = 0; t < g->T; t++, w += F) {
+    int r0 = r < 0 ? 0 : r, r1 = r < 0 ? g->R : r + 1, ta = r < 0 ? 0 : t0, tb = r < 0 ? g->T : t0 + len;
+    for (size_t q = q0; q < q1; q++) {
+        float *c = cb + q * F;
+        if (bias)
+            for (size_t f = 0; f < F; f++) c[f] = bias[f];
+        for (int rr = r0; rr < r1; rr++) {
+            const float *a = pix[q] + (size_t)rr * g->rs;
+            const float *w = wp + ((size_t)rr * g->T + ta) * F;
+            for (int t = ta; t < tb; t++, w += F) {
                 float x = a[t];
                 for (size_t f = 0; f < F; f++) c[f] += x * w[f];
             }
@@ -291,68 +373,13 @@ static void conv_chunk(float *cb, const float *const *pix, const float *wp, cons
     }
 }
 
-/* relu as relu_forward: x < 0 ? 0 : x (NaN and -0 pass). */
-static inline float relu1(float x) { return x < 0.0f ? 0.0f : x; }
-
-/* Block output (and arg) of images [i0, i0+n) from cb. */
-static void epilogue(float *out, uint8_t *arg, const float *cb, const Geo *g, int i0, int n) {
-    size_t F = (size_t)g->F, HpWp = g->HpWp;
-    for (int i = 0; i < n; i++) {
-        const float *ci = cb + (size_t)i * g->HoWo * F;
-        float *oi = out + (size_t)(i0 + i) * HpWp * F;
-        float *dst = g->nchw ? (float *)oi : oi; /* NCHW: scattered below */
-        for (int ph = 0; ph < g->Hp; ph++)
-            for (int pw = 0; pw < g->Wp; pw++) {
-                size_t o = (size_t)ph * g->Wp + pw;
-                const float *c0 = g->pool ? ci + ((size_t)2 * ph * g->Wo + 2 * pw) * F : ci + o * F;
-                uint8_t *ai = arg ? arg + ((size_t)(i0 + i) * HpWp + o) * F : NULL;
-                size_t f = 0;
-#ifdef __AVX512F__
-                const __m512 zero = _mm512_setzero_ps();
-                for (; g->pool && f + 16 <= F; f += 16) {
-                    const float *src[4] = {c0 + f, c0 + F + f, c0 + g->Wo * F + f, c0 + (g->Wo + 1) * F + f};
-                    __m512 m = _mm512_loadu_ps(src[0]);
-                    m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(m, zero, _CMP_LT_OQ), zero);
-                    __m512i idx = _mm512_setzero_si512();
-                    for (int s = 1; s < 4; s++) {
-                        __m512 v = _mm512_loadu_ps(src[s]);
-                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
-                        __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                        m = _mm512_mask_mov_ps(m, take, v);
-                        idx = _mm512_mask_mov_epi32(idx, take, _mm512_set1_epi32(s));
-                    }
-                    __mmask16 pos = _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ);
-                    idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(CONVBLOCK_ARG_NONE), pos, idx);
-                    _mm_storeu_si128((__m128i *)(void *)(ai + f), _mm512_cvtepi32_epi8(idx));
-                    if (g->nchw) {
-                        float t[16];
-                        _mm512_storeu_ps(t, m);
-                        for (int l = 0; l < 16; l++) dst[(f + l) * HpWp + o] = t[l];
-                    } else {
-                        _mm512_storeu_ps(dst + o * F + f, m);
-                    }
-                }
-#endif
-                for (; f < F; f++) {
-                    float m;
-                    int best = 0;
-                    if (g->pool) {
-                        const float *v[4] = {c0, c0 + F, c0 + g->Wo * F, c0 + (g->Wo + 1) * F};
-                        m = relu1(v[0][f]);
-                        for (int s = 1; s < 4; s++) {
-                            float x = relu1(v[s][f]);
-                            if (x > m || isnan(x)) m = x, best = s;
-                        }
-                        ai[f] = m > 0.0f ? (uint8_t)best : CONVBLOCK_ARG_NONE;
-                    } else {
-                        m = relu1(c0[f]);
-                    }
-                    if (g->nchw) dst[f * HpWp + o] = m;
-                    else dst[o * F + f] = m;
-                }
-            }
-    }
-}
+/* The taps go in blocks of FWD_KB per kernel row when there are many, so
+ * that a block of wp (FWD_KB x F floats) stays in L1 while every pixel tile
+ * of the chunk passes over it; with few taps, sub-blocks of FWD_SB pixels
+ * go through all taps and straight through the epilogue, their conv output
+ * still in L1. FWD_SB: a multiple of 4 (pool windows) and of every tile. */
+#define FWD_KB 80
+#define FWD_SB 48
 
 void convblock_forward(float *out, uint8_t *arg, const float *in, const float *w, const float *b, int B, int C,
                        int H, int W, int F, int K, int stride, int pool, int out_nchw, float *wsp) {
@@ -368,15 +395,28 @@ void convblock_forward(float *out, uint8_t *arg, const float *in, const float *w
                     ws.pack[(((size_t)kh * K + kw) * C + c) * F + f] = w[(((size_t)f * C + c) * K + kh) * K + kw];
     for (int i0 = 0; i0 < B; i0 += g.nimg) {
         int n = MIN(g.nimg, B - i0);
-        pixel_pointers(ws.pix, in, &g, i0, n);
-        conv_chunk(ws.cb, ws.pix, ws.pack, b, &g, n * (int)g.HoWo);
-        epilogue(out, arg, ws.cb, &g, i0, n);
+        size_t nq = (size_t)n * g.nqi;
+        pixel_list(ws.pix, in, &g, i0, n);
+        if (g.KKC <= 2 * FWD_KB) {
+            for (size_t q0 = 0; q0 < nq; q0 += FWD_SB) {
+                size_t q1 = MIN(nq, q0 + FWD_SB);
+                conv_rows(ws.cb, ws.pix, ws.pack, b, &g, q0, q1, -1, 0, 0);
+                epilogue(out, arg, ws.cb, &g, i0, q0, q1);
+            }
+            continue;
+        }
+        for (int r = 0; r < g.R; r++)
+            for (int t0 = 0; t0 < g.T; t0 += FWD_KB)
+                conv_rows(ws.cb, ws.pix, ws.pack, r == 0 && t0 == 0 ? b : NULL, &g, 0, nq, r, t0,
+                          MIN(FWD_KB, g.T - t0));
+        epilogue(out, arg, ws.cb, &g, i0, 0, nq);
     }
 }
 
 /* ---- backward ----------------------------------------------------------- */
 
-/* cb (HoWo, F) = d(loss)/d(conv output) of image i; adds its bias terms. */
+/* cb (nqi, F) = d(loss)/d(conv output) of image i's listed pixels; adds
+ * its bias terms to dbs. */
 static void expand(float *cb, double *dbs, float *tmp, const float *dout, const float *out, const uint8_t *arg,
                    const Geo *g, int i) {
     size_t F = (size_t)g->F, HpWp = g->HpWp;
@@ -386,6 +426,8 @@ static void expand(float *cb, double *dbs, float *tmp, const float *dout, const 
             for (size_t o = 0; o < HpWp; o++) tmp[o * F + f] = d[f * HpWp + o];
         d = tmp;
     }
+    float *dsum = tmp + HpWp * F; /* (F) this image's bias terms, summed in float */
+    memset(dsum, 0, F * sizeof *dsum);
     if (!g->pool) {
         const float *y = out + (size_t)i * HpWp * F;
         for (size_t o = 0; o < HpWp; o++)
@@ -393,42 +435,76 @@ static void expand(float *cb, double *dbs, float *tmp, const float *dout, const 
                 float yv = g->nchw ? y[f * HpWp + o] : y[o * F + f];
                 float v = yv > 0.0f ? d[o * F + f] : 0.0f;
                 cb[o * F + f] = v;
-                dbs[f] += v;
+                dsum[f] += v;
             }
-        return;
-    }
-    if (g->Ho % 2 || g->Wo % 2) memset(cb, 0, g->HoWo * F * sizeof *cb); /* rows/cols the pool drops */
-    const uint8_t *a = arg + (size_t)i * HpWp * F;
-    for (int ph = 0; ph < g->Hp; ph++)
-        for (int pw = 0; pw < g->Wp; pw++) {
-            size_t o = (size_t)ph * g->Wp + pw;
-            float *c[4];
-            c[0] = cb + ((size_t)2 * ph * g->Wo + 2 * pw) * F;
-            c[1] = c[0] + F, c[2] = c[0] + g->Wo * F, c[3] = c[2] + F;
+    } else {
+        const uint8_t *a = arg + (size_t)i * HpWp * F;
+        size_t f = 0;
+#ifdef __AVX512F__
+        for (; f + 16 <= F; f += 16) { /* filters outer: the bias sum stays in a register */
+            __m512 sum = _mm512_setzero_ps();
+            for (size_t o = 0; o < HpWp; o++) {
+                float *c = cb + 4 * o * F + f; /* the window's 4 rows */
+                __m512 x = _mm512_loadu_ps(d + o * F + f);
+                __m512i ai = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(a + o * F + f)));
+                for (int s = 0; s < 4; s++)
+                    _mm512_storeu_ps(c + s * F, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ai, _mm512_set1_epi32(s)), x));
+                sum = _mm512_mask_add_ps(sum, _mm512_cmpneq_epi32_mask(ai, _mm512_set1_epi32(CONVBLOCK_ARG_NONE)),
+                                         sum, x);
+            }
+            _mm512_storeu_ps(dsum + f, sum);
+        }
+#endif
+        for (size_t o = 0; o < HpWp; o++) {
+            float *c = cb + 4 * o * F; /* the window's 4 rows */
             const float *dv = d + o * F;
             const uint8_t *av = a + o * F;
-            size_t f = 0;
-#ifdef __AVX512F__
-            for (; f + 16 <= F; f += 16) {
-                __m512 x = _mm512_loadu_ps(dv + f);
-                __m512i ai = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(av + f)));
-                for (int s = 0; s < 4; s++) {
-                    __mmask16 m = _mm512_cmpeq_epi32_mask(ai, _mm512_set1_epi32(s));
-                    _mm512_storeu_ps(c[s] + f, _mm512_maskz_mov_ps(m, x));
-                }
+            for (size_t ff = f; ff < F; ff++) {
+                for (int s = 0; s < 4; s++) c[s * F + ff] = av[ff] == s ? dv[ff] : 0.0f;
+                dsum[ff] += av[ff] != CONVBLOCK_ARG_NONE ? dv[ff] : 0.0f;
             }
-#endif
-            for (; f < F; f++)
-                for (int s = 0; s < 4; s++) c[s][f] = av[f] == s ? dv[f] : 0.0f;
-            for (f = 0; f < F; f++)
-                if (av[f] != CONVBLOCK_ARG_NONE) dbs[f] += dv[f];
         }
+    }
+    for (size_t f = 0; f < F; f++) dbs[f] += dsum[f];
 }
 
+#ifdef __AVX512F__
+/* patch (n, KKC): the taps of pixels pix[0..n) in one contiguous run each;
+ * pix[q] is pointed at its patch (the caller rebuilds pix per image). end:
+ * the end of the input tensor. */
+__attribute__((noinline)) static void build_patches(float *patch, const float **pix, int n, const Geo *g,
+                                                     const float *end) {
+    int R = g->R, T = g->T;
+    size_t rs = g->rs, ld = g->KKC;
+    if (T > 8) {
+        for (int q = 0; q < n; q++) {
+            for (int r = 0; r < R; r++) memcpy(patch + q * ld + (size_t)r * T, pix[q] + r * rs, (size_t)T * 4);
+            pix[q] = patch + q * ld;
+        }
+        return;
+    }
+    /* Rows of T <= 8 floats: 8-float loads and stores in increasing address
+     * order, each store's tail overwritten by the next row (the last one's
+     * lands in the slack rows after the patches); a masked load where 8
+     * floats would read past the input's end. */
+    __mmask8 m = (__mmask8)((1u << T) - 1);
+    for (int q = 0; q < n; q++) {
+        const float *src = pix[q];
+        float *d = patch + q * ld;
+        for (int r = 0; r < R; r++, src += rs, d += T) {
+            __m256 v = src + 8 <= end ? _mm256_loadu_ps(src) : _mm256_maskz_loadu_ps(m, src);
+            _mm256_storeu_ps(d, v);
+        }
+        pix[q] = patch + q * ld;
+    }
+}
+#endif
+
 /* dwp += sum over the image's pixels of patch x dconv. */
-static void weight_grad(float *dwp, float *patch, const float **pix, const float *cb, const Geo *g) {
+static void weight_grad(float *dwp, float *patch, const float **pix, const float *cb, const Geo *g,
+                        const float *end) {
     size_t F = (size_t)g->F;
-    int nq = (int)g->HoWo;
+    int nq = (int)g->nqi;
 #ifdef __AVX512F__
     if (use_simd(g)) {
         for (int q0 = 0; q0 < nq; q0 += g->qb) {
@@ -437,12 +513,7 @@ static void weight_grad(float *dwp, float *patch, const float **pix, const float
             int R = g->R, T = g->T;
             size_t rs = g->rs;
             if (T < DW_KT[MIN(4, g->F / 16)]) { /* short runs: gather each pixel's patch */
-                for (int q = 0; q < n; q++) {
-                    float *p = patch + (size_t)q * g->KKC;
-                    for (int r = 0; r < g->R; r++)
-                        memcpy(p + (size_t)r * g->T, pix[q0 + q] + (size_t)r * g->rs, (size_t)g->T * sizeof *p);
-                    pix[q0 + q] = p; /* restored by the caller's next pixel_pointers */
-                }
+                build_patches(patch, pix + q0, n, g, end);
                 R = 1, T = (int)g->KKC, rs = 0;
             }
             for (int f0 = 0; f0 < g->F; f0 += 64) {
@@ -469,7 +540,7 @@ static void weight_grad(float *dwp, float *patch, const float **pix, const float
         return;
     }
 #endif
-    (void)patch;
+    (void)patch, (void)end;
     for (int q = 0; q < nq; q++) {
         const float *d = cb + (size_t)q * F;
         for (int r = 0; r < g->R; r++) {
@@ -484,14 +555,11 @@ static void weight_grad(float *dwp, float *patch, const float **pix, const float
 }
 
 /* din of image i (HWC, zeroed here) from cb and wt (F, KKC). */
-static void input_grad(float *dini, float **dinp, const float *cb, const float *wt, const Geo *g) {
+static void input_grad(float *dini, const float **dinp, const float *cb, const float *wt, const Geo *g) {
     size_t F = (size_t)g->F;
-    int nq = (int)g->HoWo;
+    int nq = (int)g->nqi;
     memset(dini, 0, g->HWC * sizeof *dini);
-    for (int q = 0; q < nq; q++) {
-        int oh = q / g->Wo, ow = q % g->Wo;
-        dinp[q] = dini + ((size_t)oh * g->S * g->W + (size_t)ow * g->S) * g->C;
-    }
+    pixel_list(dinp, dini, g, 0, 1);
 #ifdef __AVX512F__
     if (use_simd(g)) {
         for (int r = 0; r < g->R; r++)
@@ -509,7 +577,7 @@ static void input_grad(float *dini, float **dinp, const float *cb, const float *
     for (int q = 0; q < nq; q++) {
         const float *d = cb + (size_t)q * F;
         for (int r = 0; r < g->R; r++) {
-            float *o = dinp[q] + (size_t)r * g->rs;
+            float *o = (float *)dinp[q] + (size_t)r * g->rs;
             for (int t = 0; t < g->T; t++) {
                 float s = 0.0f;
                 const float *w = wt + (size_t)r * g->T + t;
@@ -536,8 +604,8 @@ void convblock_backward(float *din, float *dw, float *db, const float *dout, con
     memset(ws.dbs, 0, (size_t)F * sizeof *ws.dbs);
     for (int i = 0; i < B; i++) {
         expand(ws.cb, ws.dbs, ws.tmp, dout, out, arg, &g, i);
-        pixel_pointers(ws.pix, in, &g, i, 1);
-        weight_grad(ws.dwp, ws.patch, ws.pix, ws.cb, &g);
+        pixel_list(ws.pix, in, &g, i, 1);
+        weight_grad(ws.dwp, ws.patch, ws.pix, ws.cb, &g, in + (size_t)B * g.HWC);
         if (din) input_grad(din + (size_t)i * g.HWC, ws.dinp, ws.cb, ws.pack, &g);
     }
     for (int f = 0; f < F; f++) {

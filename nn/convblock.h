@@ -23,6 +23,11 @@ static inline int convblock_out_size(int n, int K, int stride, int pool) {
     return pool ? o / 2 : o;
 }
 
+/* 1 if the AVX-512 micro-kernels serve F filters (built with AVX-512 and
+ * F % 16 == 0); otherwise the plain C loops run: correct, but slower than
+ * conv2d's im2col + sgemm, so callers may prefer conv2d then. */
+int convblock_fast(int F);
+
 /* Floats of workspace convblock_forward / convblock_backward need (the same
  * number serves both, for any batch size). */
 size_t convblock_workspace_floats(int C, int H, int W, int F, int K, int stride, int pool);

@@ -48,13 +48,14 @@ static void add_view(Model *m, const char *layer, const char *what, size_t off, 
 }
 
 /* Marks the fused blocks (model.h) and their output layouts. A block's
- * input must be channels-last: one channel, or another block's output. */
+ * input must be channels-last: one channel, or another block's output.
+ * Only where convblock's SIMD kernels run: elsewhere conv2d is faster. */
 static void plan_fusion(Model *m) {
     int prev_block = -1; /* conv layer of the block that ends right before i */
     for (int i = 0; i < m->nlayers; i++) {
         ModelLayer *L = &m->layers[i];
-        int ok = L->type == LAYER_CONV2D && L->pad == 0 && i + 1 < m->nlayers &&
-                 m->layers[i + 1].type == LAYER_RELU && (L->c == 1 || prev_block >= 0);
+        int ok = L->type == LAYER_CONV2D && L->pad == 0 && convblock_fast((int)L->filters) &&
+                 i + 1 < m->nlayers && m->layers[i + 1].type == LAYER_RELU && (L->c == 1 || prev_block >= 0);
         if (!ok) {
             prev_block = -1;
             continue;
@@ -163,8 +164,9 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
     /* Workspace: the largest any convolution needs. Gradient buffers: the
      * largest input gradient a layer writes (flatten and fused layers write
      * none; the first layer needs none). */
-    size_t ws = 0, maxgrad = 1;
-    for (int i = 0; i < n; i++) {
+    size_t ws = 0, grad[2] = {1, 1};
+    int which = 0; /* the walk of model_backward: which buffer each input gradient lands in */
+    for (int i = n - 1; i >= 0; i--) {
         ModelLayer *L = &m->layers[i];
         if (L->type == LAYER_CONV2D && L->fuse > 0)
             ws = MAX(ws, convblock_workspace_floats(L->c, L->h, L->w, (int)L->filters, (int)L->size,
@@ -172,12 +174,16 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
         else if (L->type == LAYER_CONV2D)
             ws = MAX(ws, conv2d_workspace_floats(max_batch, L->c, L->h, L->w, (int)L->filters, (int)L->size,
                                                  (int)L->stride, (int)L->pad));
-        if (i > 0 && L->fuse >= 0 && L->type != LAYER_FLATTEN) maxgrad = MAX(maxgrad, L->in_size);
+        if (i > 0 && L->fuse >= 0 && L->type != LAYER_FLATTEN) {
+            grad[which] = MAX(grad[which], L->in_size);
+            which ^= 1;
+        }
     }
     m->ws = xaligned_floats(ws);
-    m->gbuf_floats = maxgrad * (size_t)max_batch;
-    m->gbuf[0] = xaligned_floats(m->gbuf_floats);
-    m->gbuf[1] = xaligned_floats(m->gbuf_floats);
+    for (int k = 0; k < 2; k++) {
+        m->gbuf_floats[k] = grad[k] * (size_t)max_batch;
+        m->gbuf[k] = xaligned_floats(m->gbuf_floats[k]);
+    }
     /* Activations: relu, sigmoid and flatten work in place on their input;
      * a fused block owns one buffer of its last layer's size. */
     const float *prev = NULL; /* NULL: the model input */

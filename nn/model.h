@@ -54,8 +54,8 @@ typedef struct Model {
     size_t head_w_off, head_b_off;
     double head_l2;
     float *ws;                /* convolution workspace */
-    float *gbuf[2];           /* gradient ping-pong buffers */
-    size_t gbuf_floats;
+    float *gbuf[2];           /* gradient ping-pong buffers, each sized for */
+    size_t gbuf_floats[2];    /* the largest input gradient it receives */
     uint64_t flops_fwd_per_image; /* multiply-adds x 2 of the forward pass */
     /* Optional per-layer timers (benchmarks): when non-NULL, (2 * nlayers)
      * doubles owned by the caller; model_forward adds layer i's wall seconds
@@ -69,7 +69,8 @@ typedef struct Model {
  * "CONFIG:LINE: ..." in e when a layer does not fit its input. Free with
  * model_free. Fuses conv2d -> relu [-> maxpool size 2 stride 2] without
  * padding into one block (same numbers, much less memory) when its input
- * has one channel or is the output of such a block. */
+ * has one channel or is the output of such a block and nn/convblock has
+ * SIMD kernels for it (convblock_fast). */
 int model_build(Model *m, const LayerCfg *layers, int nlayers, int koch_head, double head_lr_mult,
                 double head_l2, const char *cfg_name, int c, int h, int w, int max_batch, Err *e);
 void model_free(Model *m);

@@ -4,9 +4,9 @@
  * (AVX-512 tiles with 1..4 filter vectors and their tails, multi-image
  * forward chunks, the per-pixel patch path, the plain C path for F % 16 != 0,
  * stride 2, floor-mode pooling, NCHW and NHWC outputs); ties and NaN;
- * finite differences of the whole block; and the fused fmnist-small encoder
- * of configs/fmnist-triplet.ini against the same encoder composed from the
- * naive kernels. */
+ * finite differences of the whole block; and the encoders of
+ * configs/fmnist-triplet.ini and configs/koch-omniglot.ini (fused where the
+ * SIMD kernels run) against a layer-by-layer run of the naive kernels. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,25 +176,29 @@ static double fd_loss(FdCtx *c) {
     return s;
 }
 
-/* Fraction of checked entries of x whose central difference disagrees with
- * g (kinks of relu/max may be crossed by h). */
-static double fd_bad(FdCtx *c, float *x, const float *g, size_t n) {
-    int bad = 0, checked = 0;
+/* Central differences on entries of x against g. The block is piecewise
+ * linear in each entry, so an entry whose two one-sided differences differ
+ * crossed a relu or max kink within h: it is skipped. Returns the number of
+ * disagreeing entries; *used counts the entries compared. */
+static int fd_bad(FdCtx *c, float *x, const float *g, size_t n, int *used) {
+    int bad = 0;
+    *used = 0;
+    double l0 = fd_loss(c);
     for (size_t i = 0; i < n; i += 1 + n / 60) {
         float x0 = x[i];
-        double h = 1e-2;
+        double h = 2e-3;
         x[i] = x0 + (float)h;
         double lp = fd_loss(c);
         x[i] = x0 - (float)h;
         double lm = fd_loss(c);
         x[i] = x0;
+        if (fabs((lp - l0) - (l0 - lm)) > 1e-3 * fabs(lp - l0) + 1e-5) continue; /* a kink */
         double num = (lp - lm) / (2 * h);
-        checked++;
-        bad += fabs(num - g[i]) > 2e-2 * fmax(1.0, fabs(num));
-        if (fabs(num - g[i]) > 2e-2 * fmax(1.0, fabs(num))) fprintf(stderr, "%zu: fd %g an %g\n", i, num, g[i]);
+        (*used)++;
+        bad += fabs(num - g[i]) > 1e-2 * fmax(1.0, fabs(num));
     }
     fd_loss(c);
-    return (double)bad / checked;
+    return bad;
 }
 
 static void test_fd(void) {
@@ -208,69 +212,101 @@ static void test_fd(void) {
     fd_loss(&c);
     float *din = xaligned_floats(nin), *dw = xaligned_floats(nw), *db = xaligned_floats(16);
     convblock_backward(din, dw, db, c.Rw, c.out, c.arg, c.in, c.w, 2, 3, 9, 8, 16, 3, 1, 1, 0, c.ws);
-    double bi = fd_bad(&c, c.in, din, nin), bw = fd_bad(&c, c.w, dw, nw), bb = fd_bad(&c, c.b, db, 16);
-    CHECK(bi <= 0.05 && bw <= 0.05 && bb <= 0.05, "finite differences disagree: input %.2f, weights %.2f, bias %.2f "
-          "of the entries", bi, bw, bb);
+    int ui, uw, ub;
+    int bi = fd_bad(&c, c.in, din, nin, &ui), bw = fd_bad(&c, c.w, dw, nw, &uw), bb = fd_bad(&c, c.b, db, 16, &ub);
+    CHECK(bi == 0 && bw == 0 && bb == 0, "finite differences disagree on %d input, %d weight, %d bias entries", bi, bw,
+          bb);
+    CHECK(ui >= 30 && uw >= 30 && ub >= 8, "too many kinks: %d, %d, %d entries compared", ui, uw, ub);
     free(c.in), free(c.w), free(c.b), free(c.out), free(c.Rw), free(c.arg), free(c.ws), free(din), free(dw), free(db);
 }
 
-/* The fused fmnist-small encoder against the naive composition. */
-static void test_model(void) {
+/* The model's encoder run layer by layer with the naive kernels on NCHW
+ * tensors: embeddings E (B, emb_dim) and the parameter gradients g (arena
+ * layout, zeroed here) for dE, to compare with model_forward/backward. */
+static void reference(float *E, float *g, const Model *m, const float *x, const float *dE, int B) {
+    int n = m->nlayers;
+    float **act = xcalloc((size_t)n + 1, sizeof *act), *nr = xaligned_floats(B);
+    int32_t **idx = xcalloc((size_t)n, sizeof *idx);
+    act[0] = (float *)x;
+    memset(g, 0, m->nparams * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        const ModelLayer *L = &m->layers[i];
+        const float *in = act[i], *w = m->params + L->w_off, *b = m->params + L->b_off;
+        size_t no = L->out_size * (size_t)B;
+        float *y = act[i + 1] = xaligned_floats(no);
+        switch (L->type) {
+        case LAYER_CONV2D:
+            conv2d_forward_naive(y, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size, (int)L->stride,
+                                 (int)L->pad);
+            break;
+        case LAYER_RELU: relu_forward(y, in, no); break;
+        case LAYER_SIGMOID: sigmoid_forward(y, in, no); break;
+        case LAYER_MAXPOOL:
+            idx[i] = xcalloc(no, sizeof(int32_t));
+            maxpool_forward(y, idx[i], in, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
+            break;
+        case LAYER_LINEAR: linear_forward(y, in, w, b, B, (int)L->in_size, (int)L->out); break;
+        case LAYER_FLATTEN: memcpy(y, in, no * sizeof(float)); break;
+        case LAYER_L2NORM: l2norm_forward(y, nr, in, B, (int)L->out_size); break;
+        }
+    }
+    memcpy(E, act[n], (size_t)B * m->emb_dim * sizeof(float));
+    float *d = xaligned_floats((size_t)B * m->emb_dim);
+    memcpy(d, dE, (size_t)B * m->emb_dim * sizeof(float));
+    for (int i = n - 1; i >= 0; i--) {
+        const ModelLayer *L = &m->layers[i];
+        const float *in = act[i], *y = act[i + 1], *w = m->params + L->w_off;
+        float *dw = g + L->w_off, *db = g + L->b_off, *din = xaligned_floats(L->in_size * (size_t)B);
+        size_t no = L->out_size * (size_t)B;
+        switch (L->type) {
+        case LAYER_CONV2D:
+            conv2d_backward_naive(i ? din : NULL, dw, db, d, in, w, B, L->c, L->h, L->w, (int)L->filters,
+                                  (int)L->size, (int)L->stride, (int)L->pad);
+            break;
+        case LAYER_RELU: relu_backward(din, d, y, no); break;
+        case LAYER_SIGMOID: sigmoid_backward(din, d, y, no); break;
+        case LAYER_MAXPOOL: maxpool_backward(din, d, idx[i], B, L->c, L->h, L->w, (int)L->size, (int)L->stride); break;
+        case LAYER_LINEAR: linear_backward(din, dw, db, d, in, w, B, (int)L->in_size, (int)L->out); break;
+        case LAYER_FLATTEN: memcpy(din, d, no * sizeof(float)); break;
+        case LAYER_L2NORM: l2norm_backward(din, d, y, nr, B, (int)L->out_size); break;
+        }
+        free(d);
+        d = din;
+    }
+    free(d);
+    for (int i = 0; i < n; i++) free(act[i + 1]), free(idx[i]);
+    free(act), free(idx), free(nr);
+}
+
+/* The encoder of a shipped config (fused where the SIMD kernels run, with
+ * the layer overrides `sets`) against the naive reference. */
+static void test_model(const char *path, const char *set, int h, int w, int B, int expect_fused) {
     Config cfg;
     Err e;
-    CHECK(config_parse_file(&cfg, "configs/fmnist-triplet.ini", &e) == 0, "config: %s", e.msg);
+    CHECK(config_parse_file(&cfg, path, &e) == 0 && (!set || config_set(&cfg, set, &e) == 0), "%s: %s", path,
+          e.msg);
     Model m;
-    int B = 3;
-    CHECK(model_build(&m, cfg.layers, cfg.nlayers, 0, 1, 0, cfg.path, 1, 28, 28, B, &e) == 0, "build: %s", e.msg);
-    CHECK(m.layers[0].fuse == 2 && m.layers[3].fuse == 2 && m.layers[0].nhwc && !m.layers[3].nhwc,
-          "fmnist-small fuses conv1 and conv2 (conv1 -> conv2 channels-last)");
+    CHECK(model_build(&m, cfg.layers, cfg.nlayers, 0, 1, 0, cfg.path, 1, h, w, B, &e) == 0, "build: %s", e.msg);
+    int fused = 0;
+    for (int i = 0; i < m.nlayers; i++) fused += m.layers[i].fuse > 0;
+    CHECK(fused == (convblock_fast(32) ? expect_fused : 0), "%s: %d fused blocks, expected %d", path, fused,
+          convblock_fast(32) ? expect_fused : 0);
     model_init(&m, INIT_TORCH, 3);
-    float *x = rand_floats((size_t)B * 784, -1, 2), *dE = rand_floats((size_t)B * 64, -1, 1);
+    size_t nx = (size_t)B * h * w, ne = (size_t)B * m.emb_dim;
+    float *x = rand_floats(nx, -1, 2), *dE = rand_floats(ne, -1, 1), *E2 = xaligned_floats(ne);
+    float *g = xaligned_floats(m.nparams);
     memset(m.grads, 0, m.nparams * sizeof(float));
     const float *E = model_forward(&m, x, B);
+    reference(E2, g, &m, x, dE, B); /* E stays valid: the model runs no other forward */
+    double err = max_rel_err(E, E2, ne);
+    CHECK(err < 1e-5, "%s: embeddings differ from the naive reference by %g", path, err);
     model_backward(&m, x, dE, B, NULL, NULL);
-    /* naive: conv1 relu pool conv2 relu pool fc1 relu fc2 l2norm */
-    const float *p = m.params;
-    const float *w1 = p, *b1 = p + 800, *w2 = p + 832, *b2 = p + 832 + 51200, *w3 = b2 + 64, *b3 = w3 + 262144;
-    const float *w4 = b3 + 256, *b4 = w4 + 16384;
-    float *y1 = xaligned_floats((size_t)B * 18432), *p1 = xaligned_floats((size_t)B * 4608);
-    float *y2 = xaligned_floats((size_t)B * 4096), *p2 = xaligned_floats((size_t)B * 1024);
-    float *h = xaligned_floats((size_t)B * 256), *z = xaligned_floats((size_t)B * 64);
-    float *e2 = xaligned_floats((size_t)B * 64), *nr = xaligned_floats(B);
-    int32_t *i1 = xcalloc((size_t)B * 4608, 4), *i2 = xcalloc((size_t)B * 1024, 4);
-    conv2d_forward_naive(y1, x, w1, b1, B, 1, 28, 28, 32, 5, 1, 0);
-    relu_forward(y1, y1, (size_t)B * 18432);
-    maxpool_forward(p1, i1, y1, B, 32, 24, 24, 2, 2);
-    conv2d_forward_naive(y2, p1, w2, b2, B, 32, 12, 12, 64, 5, 1, 0);
-    relu_forward(y2, y2, (size_t)B * 4096);
-    maxpool_forward(p2, i2, y2, B, 64, 8, 8, 2, 2);
-    linear_forward(h, p2, w3, b3, B, 1024, 256);
-    relu_forward(h, h, (size_t)B * 256);
-    linear_forward(z, h, w4, b4, B, 256, 64);
-    l2norm_forward(e2, nr, z, B, 64);
-    double err = max_rel_err(E, e2, (size_t)B * 64);
-    CHECK(err < 1e-5, "fused encoder embeddings differ from the naive composition by %g", err);
-    float *g = xcalloc(m.nparams, sizeof(float));
-    float *gz = xaligned_floats((size_t)B * 64), *gh = xaligned_floats((size_t)B * 256);
-    float *gp2 = xaligned_floats((size_t)B * 1024), *gy2 = xaligned_floats((size_t)B * 4096);
-    float *gp1 = xaligned_floats((size_t)B * 4608), *gy1 = xaligned_floats((size_t)B * 18432);
-    l2norm_backward(gz, dE, e2, nr, B, 64);
-    linear_backward(gh, g + (w4 - p), g + (b4 - p), gz, h, w4, B, 256, 64);
-    relu_backward(gh, gh, h, (size_t)B * 256);
-    linear_backward(gp2, g + (w3 - p), g + (b3 - p), gh, p2, w3, B, 1024, 256);
-    maxpool_backward(gy2, gp2, i2, B, 64, 8, 8, 2, 2);
-    relu_backward(gy2, gy2, y2, (size_t)B * 4096);
-    conv2d_backward_naive(gp1, g + (w2 - p), g + (b2 - p), gy2, p1, w2, B, 32, 12, 12, 64, 5, 1, 0);
-    maxpool_backward(gy1, gp1, i1, B, 32, 24, 24, 2, 2);
-    relu_backward(gy1, gy1, y1, (size_t)B * 18432);
-    conv2d_backward_naive(NULL, g, g + 800, gy1, x, w1, B, 1, 28, 28, 32, 5, 1, 0);
     for (int v = 0; v < m.nviews; v++) {
         const ParamView *pv = &m.views[v];
         err = max_rel_err(m.grads + pv->offset, g + pv->offset, pv->count);
-        CHECK(err < 1e-4, "fused encoder gradient of %s differs from the naive composition by %g", pv->name, err);
+        CHECK(err < 1e-4, "%s: gradient of %s differs from the naive reference by %g", path, pv->name, err);
     }
-    free(x), free(dE), free(y1), free(p1), free(y2), free(p2), free(h), free(z), free(e2), free(nr), free(i1);
-    free(i2), free(g), free(gz), free(gh), free(gp2), free(gy2), free(gp1), free(gy1);
+    free(x), free(dE), free(E2), free(g);
     model_free(&m);
 }
 
@@ -293,6 +329,9 @@ int main(void) {
     test_case(&cases[4], 1);
     test_case(&cases[1], 2);
     test_fd();
-    test_model();
+    test_model("configs/fmnist-triplet.ini", NULL, 28, 28, 3, 2);
+    /* Koch's network on 70x70 (fc1 narrowed): pooling in floor mode (9x9 ->
+     * 4x4), a block without pooling (conv4, NCHW into flatten), sigmoid. */
+    test_model("configs/koch-omniglot.ini", "fc1.out=32", 70, 70, 1, 4);
     return test_finish();
 }

@@ -32,18 +32,15 @@ static int load(Loaded *l, const char *path, int max_batch, Err *e) {
     Ckpt *ck;
     if (ckpt_read(&ck, path, e)) return -1;
     size_t n;
-    const char *text = ckpt_get(ck, "config", &n);
-    const char *topo = ckpt_get(ck, "topology", &n);
+    size_t tn;
+    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn);
     int c, h, w, rc = -1;
-    char *ctext = text ? strndup(text, strlen(text) < n ? strlen(text) : n) : NULL;
+    /* Sections are bytes, not strings: copy with a terminating NUL. */
+    char *ctext = text ? strndup(text, n) : NULL, *topo = tp ? strndup(tp, tn) : NULL;
     if (!ctext || !topo) {
         err_set(e, "%s: no config or topology section: not a training checkpoint", path);
         goto out;
     }
-    size_t cn;
-    text = ckpt_get(ck, "config", &cn);
-    free(ctext);
-    ctext = strndup(text, cn);
     if (config_parse_text(&l->cfg, ctext, path, e)) goto out;
     if (sscanf(topo, "input %dx%dx%d", &c, &h, &w) != 3) {
         err_set(e, "%s: topology section has no input shape", path);
@@ -66,6 +63,7 @@ static int load(Loaded *l, const char *path, int max_batch, Err *e) {
     rc = 0;
 out:
     free(ctext);
+    free(topo);
     ckpt_free(ck);
     return rc;
 }

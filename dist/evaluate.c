@@ -230,11 +230,5 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     size_t len = (size_t)snprintf(buf, sizeof buf, "{\n");
     for (int i = 0; i < nf; i++) len += json_num(buf + len, sizeof buf - len, f[i].key, f[i].v, i == nf - 1);
     len += (size_t)snprintf(buf + len, sizeof buf - len, "}\n");
-    AtomicFile af;
-    if (atomic_file_open(&af, path, e)) return -1;
-    if (atomic_file_write(&af, buf, len, e)) {
-        atomic_file_abort(&af);
-        return -1;
-    }
-    return atomic_file_commit(&af, e);
+    return atomic_file_write_all(path, buf, len, e);
 }

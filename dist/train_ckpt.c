@@ -201,17 +201,12 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
             else util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
         }
         const char *mt = ckpt_get(ck, "metrics", &n);
-        t->metrics_len = 0;
-        if (mt && n) {
-            char *copy = strndup(mt, n);
-            t->metrics[0] = 0;
-            /* metrics_append is static in train.c: rebuild through realloc. */
-            t->metrics_cap = MAX(t->metrics_cap, n + 4096);
-            t->metrics = xrealloc(t->metrics, t->metrics_cap);
-            memcpy(t->metrics, copy, n + 1);
-            t->metrics_len = n;
-            free(copy);
-        }
+        /* The metrics so far replace the header trainer_setup wrote. */
+        t->metrics_cap = MAX(t->metrics_cap, n + 4096);
+        t->metrics = xrealloc(t->metrics, t->metrics_cap);
+        t->metrics_len = mt ? n : 0;
+        if (mt) memcpy(t->metrics, mt, n);
+        t->metrics[t->metrics_len] = 0;
         printf("resume: %s at step %llu\n", path, step);
     }
     unsigned long long v[2] = {step, opt_t};

@@ -30,13 +30,7 @@ static int mkdir_p(const char *path, Err *e) {
 static int write_text(const char *dir, const char *name, const char *text, size_t n, Err *e) {
     char path[CFG_PATH + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    AtomicFile f;
-    if (atomic_file_open(&f, path, e)) return -1;
-    if (atomic_file_write(&f, text, n, e)) {
-        atomic_file_abort(&f);
-        return -1;
-    }
-    return atomic_file_commit(&f, e);
+    return atomic_file_write_all(path, text, n, e);
 }
 
 static void fmt_duration(char *out, size_t n, double s) {

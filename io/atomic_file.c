@@ -100,3 +100,13 @@ void atomic_file_abort(AtomicFile *f) {
     if (f->tmp) unlink(f->tmp);
     release(f);
 }
+
+int atomic_file_write_all(const char *path, const void *p, size_t n, Err *e) {
+    AtomicFile f;
+    if (atomic_file_open(&f, path, e)) return -1;
+    if (atomic_file_write(&f, p, n, e)) {
+        atomic_file_abort(&f);
+        return -1;
+    }
+    return atomic_file_commit(&f, e);
+}

@@ -34,4 +34,8 @@ int atomic_file_commit(AtomicFile *f, Err *e);
  * a no-op after commit. */
 void atomic_file_abort(AtomicFile *f);
 
+/* The whole sequence for a buffer: open, write n bytes, commit (abort on
+ * failure). 0, or -1 with e naming the path; an old file stays intact. */
+int atomic_file_write_all(const char *path, const void *p, size_t n, Err *e);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int util_rank = -1;
 
@@ -24,37 +25,56 @@ int err_set(Err *e, const char *fmt, ...) {
     return -1;
 }
 
-static void print_prefix(void) {
-    if (util_rank >= 0)
-        fprintf(stderr, "siamese: [rank %d] ", util_rank);
-    else
-        fprintf(stderr, "siamese: ");
+/* One message = one write(2): stderr is unbuffered, and under mpirun each
+ * write is forwarded separately, so a line printed in pieces can come out
+ * split around the launcher's own abort banner. */
+static void emit_line(const char *kind, const char *file, int line, const char *fmt,
+                      va_list ap) {
+    char buf[4096];
+    size_t n = 0;
+    int k = util_rank >= 0 ? snprintf(buf, sizeof buf, "siamese: [rank %d] ", util_rank)
+                           : snprintf(buf, sizeof buf, "siamese: ");
+    if (k > 0) n = (size_t)k;
+    if (kind && n < sizeof buf) {
+        k = snprintf(buf + n, sizeof buf - n, "%s", kind);
+        if (k > 0) n += (size_t)k;
+    }
+    if (file && n < sizeof buf) {
+        k = snprintf(buf + n, sizeof buf - n, "%s:%d: ", file, line);
+        if (k > 0) n += (size_t)k;
+    }
+    if (n < sizeof buf) {
+        k = vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+        if (k > 0) n += (size_t)k;
+    }
+    if (n > sizeof buf - 2) n = sizeof buf - 2; /* truncated: keep the newline */
+    buf[n++] = '\n';
+    fflush(stdout);
+    fflush(stderr);
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        p += w;
+        n -= (size_t)w;
+    }
 }
 
 void util_fatal(const char *file, int line, const char *fmt, ...) {
     va_list ap;
-    fflush(stdout);
-    print_prefix();
-    fprintf(stderr, "%s:%d: ", file, line);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    emit_line(NULL, file, line, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
     util_fatal_hook(1);
     abort(); /* the hook must not return */
 }
 
 void util_warn(const char *fmt, ...) {
     va_list ap;
-    fflush(stdout);
-    print_prefix();
-    fprintf(stderr, "warning: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    emit_line("warning: ", NULL, 0, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
 }
 
 void *xmalloc(size_t n) {

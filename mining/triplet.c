@@ -87,11 +87,67 @@ static double soft_positive_fast(float *wp, float *cntn, const float *en, float 
     return loss;
 }
 
-/* Batch-all for one anchor row: drow = d(a, .), ddrow += dL/dd(a, .). negd,
- * cntn and en are N floats of scratch each. Negatives are compacted into negd
- * in pool order, so the k-th entry maps back to the k-th negative. */
-static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, float *en, const float *drow,
-                          const int32_t *labels, int a, float margin, int soft, int N) {
+/* Hinge batch-all for one anchor row (drow = d(a, .), ddrow += dL/dd(a, .),
+ * ddrow zero on entry): with c_p = #{n : (d_ap - d_an) + margin > 0} and
+ * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
+ * sum_p c_p (d_ap + m) - sum_n c_n d_an (positives, then negatives, each in
+ * pool order). Positives go four at a time over the whole row, the negative
+ * test folded into the mask, so that nothing is compacted and each pass
+ * loads and stores ddrow once per four positives; missing lanes of the last
+ * block use d_ap = -inf (never active). Every weight is an integer count, so
+ * the result does not depend on the blocking. posd is N floats of scratch. */
+static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, const float *restrict drow,
+                      const int32_t *restrict labels, int a, float margin, int N) {
+    int32_t la = labels[a];
+    int npos = 0, nneg = 0;
+    for (int j = 0; j < N; j++) {
+        posd[npos] = drow[j];
+        npos += j != a && labels[j] == la;
+    }
+    for (int j = 0; j < N; j++) nneg += labels[j] != la;
+    st->candidates += (long)npos * nneg;
+    if (npos == 0 || nneg == 0) return;
+    double loss = 0.0;
+    long active = 0;
+    int j = 0; /* the pool cursor over positives, in the order of posd */
+    for (int p0 = 0; p0 < npos; p0 += 4) {
+        float t0 = posd[p0], t1 = p0 + 1 < npos ? posd[p0 + 1] : -INFINITY;
+        float t2 = p0 + 2 < npos ? posd[p0 + 2] : -INFINITY, t3 = p0 + 3 < npos ? posd[p0 + 3] : -INFINITY;
+        int c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (int k = 0; k < N; k++) {
+            float n = drow[k];
+            int neg = labels[k] != la;
+            int a0 = neg & ((t0 - n) + margin > 0.0f), a1 = neg & ((t1 - n) + margin > 0.0f);
+            int a2 = neg & ((t2 - n) + margin > 0.0f), a3 = neg & ((t3 - n) + margin > 0.0f);
+            c0 += a0;
+            c1 += a1;
+            c2 += a2;
+            c3 += a3;
+            ddrow[k] -= (float)(a0 + a1 + a2 + a3);
+        }
+        int c[4] = {c0, c1, c2, c3};
+        for (int q = 0; q < 4 && p0 + q < npos; q++) {
+            while (j == a || labels[j] != la) j++;
+            ddrow[j] += (float)c[q];
+            active += c[q];
+            loss += (double)c[q] * ((double)drow[j] + (double)margin);
+            j++;
+        }
+    }
+    for (int k = 0; k < N; k++)
+        if (labels[k] != la) loss += (double)ddrow[k] * drow[k]; /* ddrow[k] = -c_k */
+    st->count += (double)active;
+    st->loss_sum += loss;
+    st->active += active;
+    st->hardness_sum += loss - (double)margin * (double)active;
+}
+
+/* Soft-margin batch-all for one anchor row: drow = d(a, .), ddrow +=
+ * dL/dd(a, .). negd, cntn and en are N floats of scratch each. Negatives are
+ * compacted into negd in pool order, so the k-th entry maps back to the k-th
+ * negative. */
+static void soft_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, float *en, const float *drow,
+                         const int32_t *labels, int a, float margin, int N) {
     int32_t la = labels[a];
     int nneg = 0, npos = 0;
     double negsum = 0.0;
@@ -110,30 +166,14 @@ static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn,
     }
     st->candidates += (long)npos * nneg;
     if (npos == 0 || nneg == 0) return;
-    int fast = soft && dapmax - dmin <= SOFT_FAST_MAX;
+    int fast = dapmax - dmin <= SOFT_FAST_MAX;
     if (fast)
         for (int k = 0; k < nneg; k++) en[k] = expf(dmin - negd[k]);
     double loss = 0.0, hard = 0.0;
     long active = 0;
     for (int p = 0; p < N; p++) {
         if (p == a || labels[p] != la) continue;
-        float dap = drow[p];
-        if (!soft) {
-            /* Vectorisable: an integer count and an elementwise update; the
-             * loss follows from the counts below. */
-            int c = 0;
-            for (int k = 0; k < nneg; k++) {
-                float x = (dap - negd[k]) + margin;
-                int act = x > 0.0f;
-                c += act;
-                cntn[k] += (float)act;
-            }
-            ddrow[p] += (float)c;
-            active += c;
-            loss += (double)c * ((double)dap + (double)margin);
-            continue;
-        }
-        float wp = 0.0f;
+        float dap = drow[p], wp = 0.0f;
         if (fast) {
             loss += soft_positive_fast(&wp, cntn, en, expf(dap - dmin), nneg);
         } else {
@@ -150,21 +190,13 @@ static void batch_all_row(LossStats *st, float *ddrow, float *negd, float *cntn,
         active += nneg;
         hard += (double)nneg * dap - negsum;
     }
-    /* Scatter the per-negative weights back; for the hinge, the loss is
-     * sum over active (d_ap + m) - sum over active d_an. */
-    int k = 0;
+    int k = 0; /* scatter the per-negative weights back */
     for (int j = 0; j < N; j++) {
         if (labels[j] == la) continue;
         ddrow[j] -= cntn[k];
-        if (!soft) loss -= (double)cntn[k] * negd[k];
         k++;
     }
-    if (!soft) {
-        hard = loss - (double)margin * (double)active;
-        st->count += (double)active;
-    } else {
-        st->count += (double)npos * nneg;
-    }
+    st->count += (double)npos * nneg;
     st->loss_sum += loss;
     st->active += active;
     st->hardness_sum += hard;
@@ -267,9 +299,14 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     dist_matrix(d, A, E, Na, N, D, tmp);
     if (miner == TRIPLET_ALL) { /* dense dL/dd, one backward */
         memset(dd, 0, nn * sizeof *dd);
-        for (int r = 0; r < Na; r++)
-            batch_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels, a0 + r, margin,
-                          soft, N);
+        for (int r = 0; r < Na; r++) {
+            float *ddrow = dd + (size_t)r * N;
+            const float *drow = d + (size_t)r * N;
+            if (soft)
+                soft_all_row(&st, ddrow, negd, cntn, en, drow, labels, a0 + r, margin, N);
+            else
+                hinge_row(&st, ddrow, negd, drow, labels, a0 + r, margin, N);
+        }
         dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
         return st;
     }

@@ -87,15 +87,63 @@ static double soft_positive_fast(float *wp, float *cntn, const float *en, float 
     return loss;
 }
 
+/* The hinge's test for one triplet, exactly as the loss defines it. */
+static inline int hinge_active(float dap, float dan, float margin) { return (dap - dan) + margin > 0.0f; }
+
+/* Non-NaN floats in order as integers (-0 and +0 both 0), and back. */
+static int64_t float_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u & 0x80000000u ? -(int64_t)(u & 0x7fffffffu) : (int64_t)u;
+}
+
+static float key_float(int64_t k) {
+    uint32_t u = k < 0 ? 0x80000000u | (uint32_t)(-k) : (uint32_t)k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* hinge_active(dap, n, margin) does not increase with n (each rounding is
+ * monotone) and fails at n = +inf, so it holds exactly for n < T, T the
+ * smallest float where it fails. T is near dap + margin: a few steps of one
+ * ulp find it; when they do not (margin close to -dap: cancellation), a
+ * bisection over the ordered floats does. A NaN d_ap or margin passes
+ * nothing: T = -inf. */
+float triplet_hinge_threshold(float dap, float margin) {
+    if (isnan(dap) || isnan(margin)) return -INFINITY;
+    float x = dap + margin;
+    if (!isnan(x))
+        for (int k = 0; k < 8; k++) {
+            if (hinge_active(dap, x, margin)) {
+                x = nextafterf(x, INFINITY);
+                continue;
+            }
+            float below = nextafterf(x, -INFINITY);
+            if (x == -INFINITY || hinge_active(dap, below, margin)) return x;
+            x = below;
+        }
+    int64_t lo = float_key(-INFINITY), hi = float_key(INFINITY); /* fails at hi */
+    if (!hinge_active(dap, -INFINITY, margin)) return -INFINITY;
+    while (hi - lo > 1) { /* holds at lo, fails at hi */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (hinge_active(dap, key_float(mid), margin))
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return key_float(hi);
+}
+
 /* Hinge batch-all for one anchor row (drow = d(a, .), ddrow += dL/dd(a, .),
  * ddrow zero on entry): with c_p = #{n : (d_ap - d_an) + margin > 0} and
  * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
- * sum_p c_p (d_ap + m) - sum_n c_n d_an (positives, then negatives, each in
- * pool order). Positives go four at a time over the whole row, the negative
- * test folded into the mask, so that nothing is compacted and each pass
- * loads and stores ddrow once per four positives; missing lanes of the last
- * block use d_ap = -inf (never active). Every weight is an integer count, so
- * the result does not depend on the blocking. posd is N floats of scratch. */
+ * sum_p c_p (d_ap + m) - sum_n c_n d_an, in double. Positives go four at a time over the whole row, each as its
+ * threshold (triplet_hinge_threshold), the negative test folded into the mask, so
+ * that nothing is compacted and each pass loads and stores ddrow once per
+ * four positives; missing lanes of the last block use T = -inf (never
+ * active). Every weight is an integer count, so the result does not depend
+ * on the blocking. posd is N floats of scratch. */
 static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, const float *restrict drow,
                       const int32_t *restrict labels, int a, float margin, int N) {
     int32_t la = labels[a];
@@ -111,14 +159,15 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     long active = 0;
     int j = 0; /* the pool cursor over positives, in the order of posd */
     for (int p0 = 0; p0 < npos; p0 += 4) {
-        float t0 = posd[p0], t1 = p0 + 1 < npos ? posd[p0 + 1] : -INFINITY;
-        float t2 = p0 + 2 < npos ? posd[p0 + 2] : -INFINITY, t3 = p0 + 3 < npos ? posd[p0 + 3] : -INFINITY;
+        float t0 = triplet_hinge_threshold(posd[p0], margin);
+        float t1 = p0 + 1 < npos ? triplet_hinge_threshold(posd[p0 + 1], margin) : -INFINITY;
+        float t2 = p0 + 2 < npos ? triplet_hinge_threshold(posd[p0 + 2], margin) : -INFINITY;
+        float t3 = p0 + 3 < npos ? triplet_hinge_threshold(posd[p0 + 3], margin) : -INFINITY;
         int c0 = 0, c1 = 0, c2 = 0, c3 = 0;
         for (int k = 0; k < N; k++) {
             float n = drow[k];
             int neg = labels[k] != la;
-            int a0 = neg & ((t0 - n) + margin > 0.0f), a1 = neg & ((t1 - n) + margin > 0.0f);
-            int a2 = neg & ((t2 - n) + margin > 0.0f), a3 = neg & ((t3 - n) + margin > 0.0f);
+            int a0 = neg & (n < t0), a1 = neg & (n < t1), a2 = neg & (n < t2), a3 = neg & (n < t3);
             c0 += a0;
             c1 += a1;
             c2 += a2;
@@ -134,8 +183,16 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
             j++;
         }
     }
-    for (int k = 0; k < N; k++)
-        if (labels[k] != la) loss += (double)ddrow[k] * drow[k]; /* ddrow[k] = -c_k */
+    /* - sum_n c_n d_an: ddrow[n] = -c_n; eight interleaved lanes so that it
+     * vectorises (positives and the anchor add zeros). */
+    double lane[8] = {0};
+    int k = 0;
+    for (; k + 8 <= N; k += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += labels[k + l] != la ? (double)ddrow[k + l] * (double)drow[k + l] : 0.0;
+    for (int l = 0; k < N; k++, l++)
+        lane[l] += labels[k] != la ? (double)ddrow[k] * (double)drow[k] : 0.0;
+    for (int l = 0; l < 8; l++) loss += lane[l];
     st->count += (double)active;
     st->loss_sum += loss;
     st->active += active;

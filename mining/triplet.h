@@ -53,6 +53,11 @@ typedef struct IndexTriplet {
     int32_t a, p, n;
 } IndexTriplet;
 
+/* The hinge test (d_ap - d_an) + margin > 0, exactly as the loss computes
+ * it, holds iff d_an < T for the T returned here (the test cannot pass
+ * again once d_an has made it fail). Batch-all compares against T. */
+float triplet_hinge_threshold(float dap, float margin);
+
 /* Floats of workspace triplet_loss needs for Na = a1 - a0 anchors:
  * 3*Na*N + Na + 4*N. */
 size_t triplet_workspace_floats(int N, int Na);

@@ -4,6 +4,7 @@
  * tie-breaks on batches full of ties (quantised embeddings, duplicate rows,
  * few classes); finite-difference gradients of every miner; the global-mining
  * contract (anchor ranges split over p = 1..4 "ranks" add up to one call). */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,11 +470,59 @@ static void test_split(Rng *r) {
     free(ws);
 }
 
+/* ---- the hinge threshold of batch-all ---------------------------------------- */
+
+static int hinge_ref(float dap, float dan, float m) { return (dap - dan) + m > 0.0f; }
+
+static float rand_float_any(Rng *r) { /* every exponent, both signs, sometimes special */
+    uint32_t u = (uint32_t)rng_u64(r);
+    switch (rng_below(r, 16)) {
+    case 0: return 0.0f;
+    case 1: return INFINITY;
+    case 2: return NAN;
+    case 3: return FLT_MIN * (float)rng_uniform(r); /* subnormal */
+    default: break;
+    }
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return isnan(f) ? 1.0f : f;
+}
+
+static void test_hinge_threshold(Rng *r) {
+    long bad = 0, tried = 0, nan_t = 0;
+    for (int i = 0; i < 20000; i++) {
+        float dap, m;
+        if (i % 2) { /* the distances of normalised embeddings and usual margins */
+            dap = 2.0f * (float)rng_uniform(r);
+            m = (float)rng_uniform(r);
+        } else {
+            dap = fabsf(rand_float_any(r));
+            m = fabsf(rand_float_any(r));
+            if (rng_below(r, 4) == 0) m = -m;
+        }
+        float T = triplet_hinge_threshold(dap, m);
+        nan_t += isnan(T);
+        /* around T, around dap + m, and anywhere */
+        float probe[3] = {T, dap + m, fabsf(rand_float_any(r))};
+        for (int q = 0; q < 3; q++) {
+            float n = probe[q];
+            for (int s = 0; s < 6; s++) n = nextafterf(n, -INFINITY);
+            for (int s = 0; s < 13; s++, n = nextafterf(n, INFINITY)) {
+                tried++;
+                bad += hinge_ref(dap, n, m) != (n < T);
+            }
+        }
+    }
+    CHECK(bad == 0, "hinge threshold: %ld of %ld probes disagree with (d_ap - d_an) + m > 0", bad, tried);
+    CHECK(nan_t == 0, "hinge threshold: NaN for %ld of 20000 (d_ap, m)", nan_t);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 11, RNG_TEST, 1);
     test_distance(&r);
     test_ties(&r);
+    test_hinge_threshold(&r);
     test_fd(&r);
     test_split(&r);
     return test_finish();

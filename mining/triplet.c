@@ -114,13 +114,14 @@ float triplet_hinge_threshold(float dap, float margin) {
     if (isnan(dap) || isnan(margin)) return -INFINITY;
     float x = dap + margin;
     if (!isnan(x))
-        for (int k = 0; k < 8; k++) {
+        for (int k = 0; k < 8; k++) { /* one ulp at a time: the key +- 1 */
             if (hinge_active(dap, x, margin)) {
-                x = nextafterf(x, INFINITY);
+                x = key_float(float_key(x) + 1); /* x < +inf: the test fails at +inf */
                 continue;
             }
-            float below = nextafterf(x, -INFINITY);
-            if (x == -INFINITY || hinge_active(dap, below, margin)) return x;
+            if (x == -INFINITY) return x;
+            float below = key_float(float_key(x) - 1);
+            if (hinge_active(dap, below, margin)) return x;
             x = below;
         }
     int64_t lo = float_key(-INFINITY), hi = float_key(INFINITY); /* fails at hi */
@@ -138,12 +139,15 @@ float triplet_hinge_threshold(float dap, float margin) {
 /* Hinge batch-all for one anchor row (drow = d(a, .), ddrow += dL/dd(a, .),
  * ddrow zero on entry): with c_p = #{n : (d_ap - d_an) + margin > 0} and
  * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
- * sum_p c_p (d_ap + m) - sum_n c_n d_an, in double. Positives go four at a time over the whole row, each as its
- * threshold (triplet_hinge_threshold), the negative test folded into the mask, so
- * that nothing is compacted and each pass loads and stores ddrow once per
- * four positives; missing lanes of the last block use T = -inf (never
- * active). Every weight is an integer count, so the result does not depend
- * on the blocking. posd is N floats of scratch. */
+ * sum_p c_p (d_ap + m) - sum_n c_n d_an, in double. Positives go
+ * HINGE_BLOCK at a time over the whole row, each as its threshold
+ * (triplet_hinge_threshold), the negative test folded into the mask: nothing
+ * is compacted, and ddrow is loaded and stored once per block; missing lanes
+ * of the last block use T = -inf (never active). Every weight is an integer
+ * count, so the result does not depend on the blocking. posd is N floats of
+ * scratch. */
+#define HINGE_BLOCK 8
+
 static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, const float *restrict drow,
                       const int32_t *restrict labels, int a, float margin, int N) {
     int32_t la = labels[a];
@@ -158,24 +162,24 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     double loss = 0.0;
     long active = 0;
     int j = 0; /* the pool cursor over positives, in the order of posd */
-    for (int p0 = 0; p0 < npos; p0 += 4) {
-        float t0 = triplet_hinge_threshold(posd[p0], margin);
-        float t1 = p0 + 1 < npos ? triplet_hinge_threshold(posd[p0 + 1], margin) : -INFINITY;
-        float t2 = p0 + 2 < npos ? triplet_hinge_threshold(posd[p0 + 2], margin) : -INFINITY;
-        float t3 = p0 + 3 < npos ? triplet_hinge_threshold(posd[p0 + 3], margin) : -INFINITY;
-        int c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    for (int p0 = 0; p0 < npos; p0 += HINGE_BLOCK) {
+        float t[HINGE_BLOCK];
+        int c[HINGE_BLOCK];
+        for (int q = 0; q < HINGE_BLOCK; q++) {
+            t[q] = p0 + q < npos ? triplet_hinge_threshold(posd[p0 + q], margin) : -INFINITY;
+            c[q] = 0;
+        }
         for (int k = 0; k < N; k++) {
             float n = drow[k];
-            int neg = labels[k] != la;
-            int a0 = neg & (n < t0), a1 = neg & (n < t1), a2 = neg & (n < t2), a3 = neg & (n < t3);
-            c0 += a0;
-            c1 += a1;
-            c2 += a2;
-            c3 += a3;
-            ddrow[k] -= (float)(a0 + a1 + a2 + a3);
+            int neg = labels[k] != la, sum = 0;
+            for (int q = 0; q < HINGE_BLOCK; q++) {
+                int act = neg & (n < t[q]);
+                c[q] += act;
+                sum += act;
+            }
+            ddrow[k] -= (float)sum;
         }
-        int c[4] = {c0, c1, c2, c3};
-        for (int q = 0; q < 4 && p0 + q < npos; q++) {
+        for (int q = 0; q < HINGE_BLOCK && p0 + q < npos; q++) {
             while (j == a || labels[j] != la) j++;
             ddrow[j] += (float)c[q];
             active += c[q];

@@ -19,27 +19,10 @@
 #include "../nn/model.h"
 #include "../nn/pool.h"
 #include "../nn/util.h"
+#include "fixture_num.h"
 #include "test.h"
 
 static Rng rng;
-
-static float *rand_floats(size_t n, float lo, float hi) {
-    float *p = xaligned_floats(n);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_uniform(&rng);
-    return p;
-}
-
-/* Largest |a - b| relative to the largest |b|; NaN equals NaN. */
-static double max_rel_err(const float *a, const float *b, size_t n) {
-    double e = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(a[i]) && isnan(b[i])) continue;
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return e / s;
-}
 
 /* (B, C, H, W) <-> (B, H, W, C) */
 static void to_nhwc(float *d, const float *s, int B, int C, int H, int W) {
@@ -88,7 +71,8 @@ static void test_case(const Case *k, int special) {
     snprintf(what, sizeof what, "B%d C%d %dx%d F%d K%d S%d pool%d %s%s", k->B, k->C, k->H, k->W, k->F, k->K, k->S,
              k->pool, k->nchw ? "nchw" : "nhwc", special == 1 ? " ties" : special == 2 ? " nan" : "");
     size_t nin = (size_t)k->B * k->C * k->H * k->W, nw = (size_t)k->F * k->C * k->K * k->K;
-    float *in = rand_floats(nin, -1, 1), *w = rand_floats(nw, -0.5f, 0.5f), *b = rand_floats(k->F, -0.3f, 0.3f);
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -0.5f, 0.5f);
+    float *b = fixture_rand_floats(&rng, k->F, -0.3f, 0.3f);
     if (special == 1) { /* all conv outputs equal b: every window ties */
         memset(w, 0, nw * sizeof *w);
         for (int f = 0; f < k->F; f++) b[f] = (f % 3 == 0) ? 0.0f : (f % 3 == 1 ? 0.25f : -0.25f);
@@ -99,13 +83,14 @@ static void test_case(const Case *k, int special) {
     Ref R;
     ref_forward(&R, k, in, w, b);
     size_t nout = (size_t)k->B * k->F * R.Hp * R.Wp;
-    float *out = rand_floats(nout, -9, 9), *ref_out = xaligned_floats(nout);
+    float *out = fixture_rand_floats(&rng, nout, -9, 9), *ref_out = xaligned_floats(nout);
     uint8_t *arg = k->pool ? xmalloc(nout) : NULL;
-    float *ws = rand_floats(convblock_workspace_floats(k->C, k->H, k->W, k->F, k->K, k->S, k->pool), -9, 9);
+    float *ws = fixture_rand_floats(&rng, convblock_workspace_floats(k->C, k->H, k->W, k->F, k->K, k->S, k->pool),
+                                    -9, 9);
     convblock_forward(out, arg, in_nhwc, w, b, k->B, k->C, k->H, k->W, k->F, k->K, k->S, k->pool, k->nchw, ws);
     if (k->nchw) memcpy(ref_out, R.r, nout * sizeof(float));
     else to_nhwc(ref_out, R.r, k->B, k->F, R.Hp, R.Wp);
-    double e = max_rel_err(out, ref_out, nout);
+    double e = fixture_max_rel_err_nan_eq(out, ref_out, nout);
     CHECK(e < 1e-5, "%s: forward differs from conv2d_forward_naive -> relu -> maxpool by %g", what, e);
     if (k->pool) { /* arg: the reference's argmax where the output is > 0, else NONE */
         int bad = 0;
@@ -121,7 +106,7 @@ static void test_case(const Case *k, int special) {
         CHECK(bad == 0, "%s: %d argmax entries differ from maxpool_forward's", what, bad);
     }
     /* backward: reference maxpool_backward -> relu_backward -> naive conv */
-    float *dout_ref = rand_floats(nout, -1, 1), *dout = xaligned_floats(nout);
+    float *dout_ref = fixture_rand_floats(&rng, nout, -1, 1), *dout = xaligned_floats(nout);
     if (k->nchw) memcpy(dout, dout_ref, nout * sizeof(float));
     else to_nhwc(dout, dout_ref, k->B, k->F, R.Hp, R.Wp);
     size_t ny = (size_t)k->B * k->F * R.Ho * R.Wo;
@@ -129,22 +114,23 @@ static void test_case(const Case *k, int special) {
     if (k->pool) maxpool_backward(dy, dout_ref, R.idx, k->B, k->F, R.Ho, R.Wo, 2, 2);
     else memcpy(dy, dout_ref, ny * sizeof(float));
     relu_backward(dy, dy, R.y, ny);
-    float *din_r = xaligned_floats(nin), *dw_r = rand_floats(nw, -1, 1), *db_r = rand_floats(k->F, -1, 1);
+    float *din_r = xaligned_floats(nin), *dw_r = fixture_rand_floats(&rng, nw, -1, 1);
+    float *db_r = fixture_rand_floats(&rng, k->F, -1, 1);
     float *dw = xaligned_floats(nw), *db = xaligned_floats(k->F), *dw0 = xaligned_floats(nw);
     memcpy(dw, dw_r, nw * sizeof(float));
     memcpy(dw0, dw_r, nw * sizeof(float));
     memcpy(db, db_r, k->F * sizeof(float));
     conv2d_backward_naive(din_r, dw_r, db_r, dy, in, w, k->B, k->C, k->H, k->W, k->F, k->K, k->S, 0);
-    float *din = rand_floats(nin, -9, 9), *din_n = xaligned_floats(nin);
+    float *din = fixture_rand_floats(&rng, nin, -9, 9), *din_n = xaligned_floats(nin);
     convblock_backward(din, dw, db, dout, out, arg, in_nhwc, w, k->B, k->C, k->H, k->W, k->F, k->K, k->S, k->pool,
                        k->nchw, ws);
     to_nchw(din_n, din, k->B, k->C, k->H, k->W);
     if (special != 2) {
-        e = max_rel_err(din_n, din_r, nin);
+        e = fixture_max_rel_err_nan_eq(din_n, din_r, nin);
         CHECK(e < 1e-5, "%s: din differs from the reference by %g", what, e);
-        e = max_rel_err(dw, dw_r, nw);
+        e = fixture_max_rel_err_nan_eq(dw, dw_r, nw);
         CHECK(e < 1e-5, "%s: dw (accumulated) differs from the reference by %g", what, e);
-        e = max_rel_err(db, db_r, k->F);
+        e = fixture_max_rel_err_nan_eq(db, db_r, k->F);
         CHECK(e < 1e-5, "%s: db (accumulated) differs from the reference by %g", what, e);
     }
     /* din = NULL: the same weight gradient, nothing else written */
@@ -152,7 +138,7 @@ static void test_case(const Case *k, int special) {
     convblock_backward(NULL, dw2, db2, dout, out, arg, in_nhwc, w, k->B, k->C, k->H, k->W, k->F, k->K, k->S,
                        k->pool, k->nchw, ws);
     for (size_t i = 0; i < nw; i++) dw0[i] = dw[i] - dw0[i];
-    e = max_rel_err(dw2, dw0, nw);
+    e = fixture_max_rel_err_nan_eq(dw2, dw0, nw);
     CHECK(special == 2 || e < 1e-5, "%s: dw without din differs by %g", what, e);
     ref_free(&R);
     free(in), free(w), free(b), free(in_nhwc), free(out), free(ref_out), free(arg), free(ws), free(dout_ref);
@@ -171,9 +157,7 @@ typedef struct FdCtx {
 static double fd_loss(FdCtx *c) {
     convblock_forward(c->out, c->arg, c->in, c->w, c->b, c->k.B, c->k.C, c->k.H, c->k.W, c->k.F, c->k.K, c->k.S,
                       c->k.pool, c->k.nchw, c->ws);
-    double s = 0;
-    for (size_t i = 0; i < c->nout; i++) s += (double)c->out[i] * c->Rw[i];
-    return s;
+    return fixture_dot(c->out, c->Rw, c->nout);
 }
 
 /* Central differences on entries of x against g. The block is piecewise
@@ -205,9 +189,10 @@ static void test_fd(void) {
     FdCtx c;
     c.k = (Case){2, 3, 9, 8, 16, 3, 1, 1, 0};
     size_t nin = (size_t)2 * 3 * 9 * 8, nw = (size_t)16 * 3 * 9;
-    c.in = rand_floats(nin, -1, 1), c.w = rand_floats(nw, -0.5f, 0.5f), c.b = rand_floats(16, -0.1f, 0.3f);
+    c.in = fixture_rand_floats(&rng, nin, -1, 1), c.w = fixture_rand_floats(&rng, nw, -0.5f, 0.5f);
+    c.b = fixture_rand_floats(&rng, 16, -0.1f, 0.3f);
     c.nout = (size_t)2 * 16 * 3 * 3;
-    c.out = xaligned_floats(c.nout), c.Rw = rand_floats(c.nout, -1, 1), c.arg = xmalloc(c.nout);
+    c.out = xaligned_floats(c.nout), c.Rw = fixture_rand_floats(&rng, c.nout, -1, 1), c.arg = xmalloc(c.nout);
     c.ws = xaligned_floats(convblock_workspace_floats(3, 9, 8, 16, 3, 1, 1));
     fd_loss(&c);
     float *din = xaligned_floats(nin), *dw = xaligned_floats(nw), *db = xaligned_floats(16);
@@ -293,17 +278,18 @@ static void test_model(const char *path, const char *set, int h, int w, int B, i
           convblock_fast(32) ? expect_fused : 0);
     model_init(&m, INIT_TORCH, 3);
     size_t nx = (size_t)B * h * w, ne = (size_t)B * m.emb_dim;
-    float *x = rand_floats(nx, -1, 2), *dE = rand_floats(ne, -1, 1), *E2 = xaligned_floats(ne);
+    float *x = fixture_rand_floats(&rng, nx, -1, 2), *dE = fixture_rand_floats(&rng, ne, -1, 1);
+    float *E2 = xaligned_floats(ne);
     float *g = xaligned_floats(m.nparams);
     memset(m.grads, 0, m.nparams * sizeof(float));
     const float *E = model_forward(&m, x, B);
     reference(E2, g, &m, x, dE, B); /* E stays valid: the model runs no other forward */
-    double err = max_rel_err(E, E2, ne);
+    double err = fixture_max_rel_err_nan_eq(E, E2, ne);
     CHECK(err < 1e-5, "%s: embeddings differ from the naive reference by %g", path, err);
     model_backward(&m, x, dE, B, NULL, NULL);
     for (int v = 0; v < m.nviews; v++) {
         const ParamView *pv = &m.views[v];
-        err = max_rel_err(m.grads + pv->offset, g + pv->offset, pv->count);
+        err = fixture_max_rel_err_nan_eq(m.grads + pv->offset, g + pv->offset, pv->count);
         CHECK(err < 1e-4, "%s: gradient of %s differs from the naive reference by %g", path, pv->name, err);
     }
     free(x), free(dE), free(E2), free(g);

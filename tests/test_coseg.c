@@ -9,53 +9,10 @@
 #include "../nn/correlation.h"
 #include "../nn/upsample.h"
 #include "../nn/util.h"
+#include "fixture_num.h"
 #include "test.h"
 
 static Rng rng;
-
-static float *rand_floats(size_t n) {
-    float *p = xaligned_floats(n);
-    for (size_t i = 0; i < n; i++) p[i] = 2.0f * rng_uniform(&rng) - 1.0f;
-    return p;
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-static double max_rel_err(const float *a, const float *b, size_t n) {
-    double e = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return e / s;
-}
-
-/* Central differences of loss() against g over every entry of x[0..n);
- * largest error relative to the largest |g|. */
-typedef double (*LossFn)(void *ctx);
-
-static double fd_error(LossFn loss, void *ctx, float *x, const float *g, size_t n, float h) {
-    double e = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(g[i]) > s) s = fabs(g[i]);
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        x[i] = x0 + h;
-        double hp = (double)x[i] - x0, lp = loss(ctx);
-        x[i] = x0 - h;
-        double hm = x0 - (double)x[i], lm = loss(ctx);
-        x[i] = x0;
-        double d = fabs((lp - lm) / (hp + hm) - g[i]);
-        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
-    }
-    loss(ctx);
-    return e / s;
-}
 
 /* ---- correlation ------------------------------------------------------- */
 
@@ -68,15 +25,18 @@ typedef struct CorrCase {
 static double corr_loss(void *ctx) {
     CorrCase *c = ctx;
     correlation_forward(c->out, c->fa, c->fb, c->B, c->C, c->H, c->W, c->D, c->dil, c->scale);
-    return dot(c->out, c->R, (size_t)c->B * c->D * c->D * c->H * c->W);
+    return fixture_dot(c->out, c->R, (size_t)c->B * c->D * c->D * c->H * c->W);
 }
 
 static void test_correlation(int B, int C, int H, int W, int D, int dil, float scale) {
     char what[96];
     snprintf(what, sizeof what, "correlation B%d C%d %dx%d D%d dil%d", B, C, H, W, D, dil);
     size_t nf = (size_t)B * C * H * W, no = (size_t)B * D * D * H * W;
-    CorrCase c = {
-        B, C, H, W, D, dil, scale, rand_floats(nf), rand_floats(nf), xaligned_floats(no), rand_floats(no)};
+    CorrCase c = {B, C, H, W, D, dil, scale, NULL, NULL, NULL, NULL};
+    c.fa = fixture_rand_floats(&rng, nf, -1, 1);
+    c.fb = fixture_rand_floats(&rng, nf, -1, 1);
+    c.out = xaligned_floats(no);
+    c.R = fixture_rand_floats(&rng, no, -1, 1);
     corr_loss(&c);
     int r = (D - 1) / 2;
     float *ref = xaligned_floats(no);
@@ -92,7 +52,7 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
                                  c.fb[(((size_t)b * C + ch) * H + m) * W + n];
                     ref[(((size_t)b * D * D + k) * H + i) * W + j] = (float)(scale * s);
                 }
-    double e = max_rel_err(c.out, ref, no);
+    double e = fixture_max_rel_err(c.out, ref, no);
     CHECK(e < 1e-5, "%s: forward vs reference, rel err %g", what, e);
 
     /* c_BA(m, n, -k) == c_AB(i, j, k) */
@@ -113,15 +73,15 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
 
     float *dfa = xaligned_floats(nf), *dfb = xaligned_floats(nf);
     correlation_backward(dfa, dfb, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
-    e = fd_error(corr_loss, &c, c.fa, dfa, nf, 0.05f);
+    e = fixture_fd_error(corr_loss, &c, c.fa, dfa, nf, 0.05f, nf, NULL);
     CHECK(e < 1e-3, "%s: dfa vs finite differences, rel err %g", what, e);
-    e = fd_error(corr_loss, &c, c.fb, dfb, nf, 0.05f);
+    e = fixture_fd_error(corr_loss, &c, c.fb, dfb, nf, 0.05f, nf, NULL);
     CHECK(e < 1e-3, "%s: dfb vs finite differences, rel err %g", what, e);
 
     float *twice = xaligned_floats(nf);
     for (size_t i = 0; i < nf; i++) twice[i] = 2 * dfa[i];
     correlation_backward(dfa, NULL, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
-    CHECK(max_rel_err(dfa, twice, nf) < 1e-6, "%s: dfa accumulates, dfb NULL skipped", what);
+    CHECK(fixture_max_rel_err(dfa, twice, nf) < 1e-6, "%s: dfa accumulates, dfb NULL skipped", what);
     free(c.fa), free(c.fb), free(c.out), free(c.R), free(ref), free(ba), free(dfa), free(dfb), free(twice);
 }
 
@@ -136,7 +96,7 @@ typedef struct UpCase {
 static double up_loss(void *ctx) {
     UpCase *u = ctx;
     upsample_forward(u->out, u->in, u->B, u->C, u->H, u->W, u->s, u->mode);
-    return dot(u->out, u->R, (size_t)u->B * u->C * u->H * u->s * u->W * u->s);
+    return fixture_dot(u->out, u->R, (size_t)u->B * u->C * u->H * u->s * u->W * u->s);
 }
 
 static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) {
@@ -144,7 +104,10 @@ static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) 
     snprintf(what, sizeof what, "upsample %s B%d C%d %dx%d x%d",
              mode == UPSAMPLE_NEAREST ? "nearest" : "bilinear", B, C, H, W, s);
     size_t ni = (size_t)B * C * H * W, no = ni * s * s;
-    UpCase u = {B, C, H, W, s, mode, rand_floats(ni), xaligned_floats(no), rand_floats(no)};
+    UpCase u = {B, C, H, W, s, mode, NULL, NULL, NULL};
+    u.in = fixture_rand_floats(&rng, ni, -1, 1);
+    u.out = xaligned_floats(no);
+    u.R = fixture_rand_floats(&rng, no, -1, 1);
     up_loss(&u);
     if (mode == UPSAMPLE_NEAREST) {
         int bad = 0;
@@ -154,9 +117,9 @@ static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) 
                     bad += u.out[(pl * H * s + oh) * W * s + ow] != u.in[(pl * H + oh / s) * W + ow / s];
         CHECK(bad == 0, "%s: replication (%d differ)", what, bad);
     }
-    float *din = rand_floats(ni);
+    float *din = fixture_rand_floats(&rng, ni, -1, 1);
     upsample_backward(din, u.R, B, C, H, W, s, mode);
-    double e = fd_error(up_loss, &u, u.in, din, ni, 0.05f);
+    double e = fixture_fd_error(up_loss, &u, u.in, din, ni, 0.05f, ni, NULL);
     CHECK(e < 1e-3, "%s: din vs finite differences, rel err %g", what, e);
     float *again = xaligned_floats(ni);
     upsample_backward(again, u.R, B, C, H, W, s, mode);
@@ -172,7 +135,7 @@ static void test_upsample_golden(void) {
                             2.5f, 2.75f, 3.25f, 3.5f, 3.0f, 3.25f, 3.75f, 4.0f};
     float out[16];
     upsample_forward(out, in, 1, 1, 2, 2, 2, UPSAMPLE_BILINEAR);
-    double e = max_rel_err(out, want, 16);
+    double e = fixture_max_rel_err(out, want, 16);
     CHECK(e < 1e-7, "bilinear 2x2 -> 4x4 equals PyTorch's values (rel err %g)", e);
     /* scale 3 on a 1x3 row (3 equal output rows): src = (d + 0.5)/3 - 0.5,
      * clamped to [0, 2] */
@@ -182,7 +145,7 @@ static void test_upsample_golden(void) {
     const float r3[9] = {0, 0, 1, 2, 3, 4, 5, 6, 6};
     float want3[27];
     for (int i = 0; i < 27; i++) want3[i] = r3[i % 9];
-    e = max_rel_err(o3, want3, 27);
+    e = fixture_max_rel_err(o3, want3, 27);
     CHECK(e < 1e-6, "bilinear x3 on a ramp: clamped ends, linear inside (rel err %g)", e);
 }
 

@@ -1,76 +1,25 @@
-/* test_dataset: the LMDB dataset format, its reader and writers, the three
- * importers (through import_run, as the CLI calls them), the split, pairs and
- * triplets, image decoding and resizing. Inputs are made here: idx files
- * (plain and gzip), PGM and PNG files (written with libpng), in a mkdtemp
- * directory. Records are also parsed directly from LMDB against the format
+/* test_dataset: the LMDB dataset format, its reader and writers, the
+ * idx importer (through import_run, as the CLI calls them), masks, pairs and
+ * triplets. Inputs (idx files, plain and gzip) are made here in a mkdtemp
+ * directory; the image formats, folders, Omniglot, resizing and splits are in
+ * test_import. Records are also parsed directly from LMDB against the format
  * documented in io/dataset.c, and corrupted through the LMDB API. */
-#include <ftw.h>
 #include <lmdb.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "../io/dataset.h"
 #include "../io/image.h"
 #include "../io/import.h"
 #include "../io/pairgen.h"
+#include "fixture_files.h"
 #include "test.h"
 
-static char tmpdir[64];
-
-static const char *P(const char *name) { /* a path in tmpdir (rotating buffers) */
-    static char buf[256][512];           /* callers keep several paths at once */
-    static int k;
-    k = (k + 1) % 256;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int exists(const char *p) {
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
-/* 1 if tmpdir (or a sub-folder given) holds a leftover "*.tmp-*". */
-static int leftover_tmp(void) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp-*' | grep -q .", tmpdir);
-    return system(cmd) == 0;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
 /* ---- input makers ---------------------------------------------------------- */
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
-/* Writes an idx file: magic, dims, then data (truncated by `cut` bytes). */
-static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,
-                      const uint8_t *data, size_t n, size_t cut) {
-    uint8_t *buf = xmalloc(4 + 4 * (size_t)nd + n);
-    put_be32(buf, magic);
-    for (int i = 0; i < nd; i++) put_be32(buf + 4 + 4 * i, dims[i]);
-    memcpy(buf + 4 + 4 * nd, data, n);
-    size_t total = 4 + 4 * (size_t)nd + n - cut;
-    if (gz) {
-        gzFile g = gzopen(path, "wb");
-        ASSERT(g && gzwrite(g, buf, (unsigned)total) == (int)total && gzclose(g) == Z_OK);
-    } else {
-        FILE *f = fopen(path, "wb");
-        ASSERT(f && fwrite(buf, 1, total, f) == total && fclose(f) == 0);
-    }
-    free(buf);
-}
 
 enum { N = 300, H = 12, W = 10, K = 7 };
 static uint8_t px[N][H * W];
@@ -85,10 +34,10 @@ static void make_source(void) {
             px[i][j] = rng_uniform(&r) < 0.6f ? 0 : (uint8_t)rng_below(&r, 256);
     }
     uint32_t di[3] = {N, H, W}, dl[1] = {N};
-    write_idx(P("img.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 0);
-    write_idx(P("lab.idx"), 0, 0x801, dl, 1, lab, N, 0);
-    write_idx(P("img.idx.gz"), 1, 0x803, di, 3, &px[0][0], sizeof px, 0);
-    write_idx(P("lab.idx.gz"), 1, 0x801, dl, 1, lab, N, 0);
+    fixture_write_idx(fixture_path("img.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 0);
+    fixture_write_idx(fixture_path("lab.idx"), 0, 0x801, dl, 1, lab, N, 0);
+    fixture_write_idx(fixture_path("img.idx.gz"), 1, 0x803, di, 3, &px[0][0], sizeof px, 0);
+    fixture_write_idx(fixture_path("lab.idx.gz"), 1, 0x801, dl, 1, lab, N, 0);
 }
 
 static int import_idx(const char *out, const char *img, const char *labf, int compress, ImportSplit split,
@@ -230,18 +179,20 @@ static void expect_bad(const char *path, uint64_t key, const char *what) {
 
 static void test_idx_and_format(void) {
     Err e;
-    CHECK(import_idx(P("plain.lmdb"), P("img.idx"), P("lab.idx"), 0, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0,
+    CHECK(import_idx(fixture_path("plain.lmdb"), fixture_path("img.idx"), fixture_path("lab.idx"), 0,
+                     IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0,
           "plain idx import: %s", e.msg);
-    check_full_import(P("plain.lmdb"), 0);
-    CHECK(import_idx(P("gz.lmdb"), P("img.idx.gz"), P("lab.idx.gz"), 1, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) ==
-              0,
+    check_full_import(fixture_path("plain.lmdb"), 0);
+    CHECK(import_idx(fixture_path("gz.lmdb"), fixture_path("img.idx.gz"), fixture_path("lab.idx.gz"), 1,
+                     IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0,
           "gz idx import --compress: %s", e.msg);
-    check_full_import(P("gz.lmdb"), 1);
-    CHECK(!exists(P("plain.lmdb/lock.mdb")) && exists(P("plain.lmdb/data.mdb")),
+    check_full_import(fixture_path("gz.lmdb"), 1);
+    CHECK(!fixture_exists(fixture_path("plain.lmdb/lock.mdb")) &&
+              fixture_exists(fixture_path("plain.lmdb/data.mdb")),
           "a fresh dataset is data.mdb only");
     /* The documented record layout, parsed independently. */
     size_t n;
-    uint8_t *v = raw_get(P("plain.lmdb"), "samples", 5, &n);
+    uint8_t *v = raw_get(fixture_path("plain.lmdb"), "samples", 5, &n);
     CHECK(v && n == 24 + H * W, "raw record size %zu", n);
     if (v) {
         CHECK(v[0] == 1 && v[1] == 0 && (v[2] | v[3] << 8) == 1 && (v[4] | v[5] << 8) == H &&
@@ -255,7 +206,7 @@ static void test_idx_and_format(void) {
     free(v);
     int zipped = 0, inflated_ok = 1;
     for (int i = 0; i < N; i++) {
-        v = raw_get(P("gz.lmdb"), "samples", (uint64_t)i, &n);
+        v = raw_get(fixture_path("gz.lmdb"), "samples", (uint64_t)i, &n);
         if (v && (v[1] & 1)) {
             zipped++;
             uint8_t out[H * W];
@@ -273,10 +224,14 @@ static void test_idx_and_format(void) {
 }
 
 static void test_corruption(void) {
-    const char *p = P("corrupt.lmdb"), *pz = P("corruptz.lmdb");
+    const char *p = fixture_path("corrupt.lmdb"), *pz = fixture_path("corruptz.lmdb");
     Err e;
-    CHECK(import_idx(p, P("img.idx"), P("lab.idx"), 0, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0, "%s", e.msg);
-    CHECK(import_idx(pz, P("img.idx"), P("lab.idx"), 1, IMPORT_SPLIT_NONE, 0, NULL, 1, &e) == 0, "%s", e.msg);
+    CHECK(import_idx(p, fixture_path("img.idx"), fixture_path("lab.idx"), 0, IMPORT_SPLIT_NONE, 0, NULL, 1,
+                     &e) == 0,
+          "%s", e.msg);
+    CHECK(import_idx(pz, fixture_path("img.idx"), fixture_path("lab.idx"), 1, IMPORT_SPLIT_NONE, 0, NULL, 1,
+                     &e) == 0,
+          "%s", e.msg);
     size_t n;
     uint8_t *v = raw_get(p, "samples", 17, &n);
     v[24 + 50] ^= 0x5a; /* a pixel: only the CRC can tell */
@@ -318,15 +273,17 @@ static void test_corruption(void) {
     free(v);
     /* Missing and incomplete datasets. */
     Dataset *ds;
-    CHECK(ds_open(&ds, P("nope.lmdb"), &e) == -1 && strstr(e.msg, "nope.lmdb"), "missing: %s", e.msg);
-    mkdir(P("empty.lmdb"), 0755);
-    CHECK(ds_open(&ds, P("empty.lmdb"), &e) == -1 && strstr(e.msg, "empty.lmdb"), "no data.mdb: %s", e.msg);
+    CHECK(ds_open(&ds, fixture_path("nope.lmdb"), &e) == -1 && strstr(e.msg, "nope.lmdb"), "missing: %s",
+          e.msg);
+    mkdir(fixture_path("empty.lmdb"), 0755);
+    CHECK(ds_open(&ds, fixture_path("empty.lmdb"), &e) == -1 && strstr(e.msg, "empty.lmdb"),
+          "no data.mdb: %s", e.msg);
 }
 
 /* A writer that dies before finishing leaves a temporary directory that
  * never opens as a dataset, and no final path. */
 static void test_interrupted(void) {
-    const char *path = P("killed.lmdb");
+    const char *path = fixture_path("killed.lmdb");
     pid_t pid = fork();
     if (pid == 0) {
         DsWriter *w;
@@ -342,20 +299,20 @@ static void test_interrupted(void) {
     waitpid(pid, &st, 0);
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)pid);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(tmp) && !exists(path),
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && fixture_exists(tmp) && !fixture_exists(path),
           "killed writer leaves only %s", tmp);
     Dataset *ds;
     Err e;
     CHECK(ds_open(&ds, tmp, &e) == -1 && strstr(e.msg, "meta"), "interrupted import does not open: %s",
           e.msg);
-    nftw(tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    fixture_rm_tree(tmp);
 }
 
 /* More data than the writer's first 64 MB map: it must grow (MDB_MAP_FULL,
  * replay) and keep every record. */
 static void test_map_growth(void) {
     enum { M = 20000, S = 56 * 56 }; /* one 4 KB overflow page each: 82 MB */
-    const char *path = P("big.lmdb");
+    const char *path = fixture_path("big.lmdb");
     DsWriterSpec spec = {.channels = 1, .height = 56, .width = 56, .classes = 3};
     DsWriter *w;
     Err e;
@@ -369,8 +326,8 @@ static void test_map_growth(void) {
     }
     CHECK(ok && ds_writer_finish(w, &e) == 0, "writing %d x 3 KB: %s", M, e.msg);
     struct stat st;
-    CHECK(stat(P("big.lmdb/data.mdb"), &st) == 0 && st.st_size > (64 << 20), "data.mdb %lld bytes > 64 MB",
-          (long long)st.st_size);
+    CHECK(stat(fixture_path("big.lmdb/data.mdb"), &st) == 0 && st.st_size > (64 << 20),
+          "data.mdb %lld bytes > 64 MB", (long long)st.st_size);
     Dataset *ds;
     DsReader *r;
     if (ds_open(&ds, path, &e) || ds_reader_open(ds, &r, &e)) {
@@ -386,7 +343,7 @@ static void test_map_growth(void) {
     CHECK(ok, "records intact after the map grew: %s", e.msg);
     ds_reader_close(r);
     ds_close(ds);
-    nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    fixture_rm_tree(path);
 }
 
 static void test_masks(void) {
@@ -401,7 +358,7 @@ static void test_masks(void) {
                          .has_masks = 1,
                          .source = "test",
                          .class_names = names};
-    CHECK(ds_writer_create(&w, P("masks.lmdb"), &spec, &e) == 0, "%s", e.msg);
+    CHECK(ds_writer_create(&w, fixture_path("masks.lmdb"), &spec, &e) == 0, "%s", e.msg);
     uint8_t img[3][60], mask[3][20];
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 60; j++) img[i][j] = (uint8_t)(i * 60 + j);
@@ -413,7 +370,7 @@ static void test_masks(void) {
     CHECK(ds_writer_finish(w, &e) == 0, "%s", e.msg);
     Dataset *ds;
     DsReader *r;
-    if (ds_open(&ds, P("masks.lmdb"), &e)) {
+    if (ds_open(&ds, fixture_path("masks.lmdb"), &e)) {
         CHECK(0, "%s", e.msg);
         return;
     }
@@ -432,7 +389,7 @@ static void test_masks(void) {
 }
 
 static void test_pairs(void) {
-    const char *p = P("plain.lmdb");
+    const char *p = fixture_path("plain.lmdb");
     Dataset *ds;
     Err e;
     if (ds_open(&ds, p, &e)) {
@@ -514,8 +471,7 @@ static void test_pairs(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/siamese-test-dataset.XXXXXX");
-    ASSERT(mkdtemp(tmpdir));
+    fixture_dir_create("dataset");
     make_source();
     test_idx_and_format();
     test_corruption();
@@ -523,7 +479,7 @@ int main(void) {
     test_masks();
     test_map_growth();
     test_pairs();
-    CHECK(!leftover_tmp(), "no .tmp-* directory left in %s", tmpdir);
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK(!fixture_leftover_tmp(), "no .tmp-* directory left in %s", fixture_dir());
+    fixture_rm_tree(fixture_dir());
     return test_finish();
 }

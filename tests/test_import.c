@@ -3,70 +3,18 @@
  * PGM (P5, P2, 16-bit) and PNG (1/2/16-bit grey, RGB, RGBA, grey+alpha,
  * palette, interlaced; written here with libpng), Omniglot layout, folder
  * errors, and image_resize against hand values and a double reference. */
-#include <ftw.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "../io/dataset.h"
 #include "../io/image.h"
 #include "../io/import.h"
+#include "fixture_files.h"
 #include "test.h"
-
-static char tmpdir[64];
-
-static const char *P(const char *name) {
-    static char buf[256][512]; /* callers keep several paths at once */
-    static int k;
-    k = (k + 1) % 256;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int exists(const char *p) {
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
-static int leftover_tmp(void) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp-*' | grep -q .", tmpdir);
-    return system(cmd) == 0;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
-static void write_file(const char *path, const void *d, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ASSERT(f && fwrite(d, 1, n, f) == n && fclose(f) == 0);
-}
-
-static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,
-                      const uint8_t *data, size_t n, size_t cut) {
-    uint8_t *buf = xmalloc(4 + 4 * (size_t)nd + n);
-    put_be32(buf, magic);
-    for (int i = 0; i < nd; i++) put_be32(buf + 4 + 4 * i, dims[i]);
-    memcpy(buf + 4 + 4 * nd, data, n);
-    size_t total = 4 + 4 * (size_t)nd + n - cut;
-    if (gz) {
-        gzFile g = gzopen(path, "wb");
-        ASSERT(g && gzwrite(g, buf, (unsigned)total) == (int)total && gzclose(g) == Z_OK);
-    } else {
-        write_file(path, buf, total);
-    }
-    free(buf);
-}
 
 enum { N = 300, H = 12, W = 10, K = 7 };
 static uint8_t px[N][H * W];
@@ -80,8 +28,8 @@ static void make_source(void) {
         for (int j = 0; j < H * W; j++) px[i][j] = (uint8_t)rng_below(&r, 256); /* unique images */
     }
     uint32_t di[3] = {N, H, W}, dl[1] = {N};
-    write_idx(P("img.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 0);
-    write_idx(P("lab.idx"), 0, 0x801, dl, 1, lab, N, 0);
+    fixture_write_idx(fixture_path("img.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 0);
+    fixture_write_idx(fixture_path("lab.idx"), 0, 0x801, dl, 1, lab, N, 0);
 }
 
 static int find_source(const uint8_t *p) {
@@ -98,7 +46,8 @@ static void expect_fail(ImportOptions *o, const char *what, const char *label) {
     int rc = import_run(o, &r, &e);
     CHECK(rc == -1 && strstr(e.msg, what) && !strchr(e.msg, '\n'), "%s: want an error naming '%s', got: %s",
           label, what, rc ? e.msg : "success");
-    CHECK(!exists(o->out) && (!o->test_out || !exists(o->test_out)) && !leftover_tmp(),
+    CHECK(!fixture_exists(o->out) && (!o->test_out || !fixture_exists(o->test_out)) &&
+              !fixture_leftover_tmp(),
           "%s: nothing left behind", label);
 }
 
@@ -106,42 +55,46 @@ static void expect_fail(ImportOptions *o, const char *what, const char *label) {
 
 static void test_idx_errors(void) {
     uint32_t di[3] = {N, H, W}, dl[1] = {N}, dl2[1] = {N - 1};
-    ImportOptions o = {
-        .format = IMPORT_IDX, .out = P("bad.lmdb"), .images = P("img.idx"), .labels = P("lab.idx")};
-    o.images = P("missing.idx");
+    ImportOptions o = {.format = IMPORT_IDX,
+                       .out = fixture_path("bad.lmdb"),
+                       .images = fixture_path("img.idx"),
+                       .labels = fixture_path("lab.idx")};
+    o.images = fixture_path("missing.idx");
     expect_fail(&o, "missing.idx", "missing file");
-    o.images = P("lab.idx"), o.labels = P("img.idx");
+    o.images = fixture_path("lab.idx"), o.labels = fixture_path("img.idx");
     expect_fail(&o, "img.idx", "swapped files (wrong magic)");
-    write_idx(P("trunc.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 5);
-    o.images = P("trunc.idx"), o.labels = P("lab.idx");
+    fixture_write_idx(fixture_path("trunc.idx"), 0, 0x803, di, 3, &px[0][0], sizeof px, 5);
+    o.images = fixture_path("trunc.idx"), o.labels = fixture_path("lab.idx");
     expect_fail(&o, "trunc.idx", "truncated images");
-    write_idx(P("trunc.idx.gz"), 1, 0x803, di, 3, &px[0][0], sizeof px, 5);
-    o.images = P("trunc.idx.gz");
+    fixture_write_idx(fixture_path("trunc.idx.gz"), 1, 0x803, di, 3, &px[0][0], sizeof px, 5);
+    o.images = fixture_path("trunc.idx.gz");
     expect_fail(&o, "trunc.idx.gz", "truncated gzip images");
     uint8_t lab1[N + 1] = {0};
     memcpy(lab1, lab, N);
-    write_idx(P("long.idx"), 0, 0x801, dl, 1, lab1, N + 1, 0); /* N + 1 labels, header says N */
-    o.images = P("img.idx"), o.labels = P("long.idx");
+    fixture_write_idx(fixture_path("long.idx"), 0, 0x801, dl, 1, lab1, N + 1,
+                      0); /* N + 1 labels, header says N */
+    o.images = fixture_path("img.idx"), o.labels = fixture_path("long.idx");
     expect_fail(&o, "long.idx", "labels longer than the header");
-    write_idx(P("short.idx"), 0, 0x801, dl2, 1, lab, N - 1, 0);
-    o.labels = P("short.idx");
+    fixture_write_idx(fixture_path("short.idx"), 0, 0x801, dl2, 1, lab, N - 1, 0);
+    o.labels = fixture_path("short.idx");
     expect_fail(&o, "short.idx", "count mismatch");
-    write_idx(P("tlab.idx"), 0, 0x801, dl, 1, lab, N, 1);
-    o.labels = P("tlab.idx");
+    fixture_write_idx(fixture_path("tlab.idx"), 0, 0x801, dl, 1, lab, N, 1);
+    o.labels = fixture_path("tlab.idx");
     expect_fail(&o, "tlab.idx", "truncated labels");
-    write_file(P("hdr.idx"), "\0\0\x08\x03\0\0", 6);
-    o.images = P("hdr.idx"), o.labels = P("lab.idx");
+    fixture_write_file(fixture_path("hdr.idx"), "\0\0\x08\x03\0\0", 6);
+    o.images = fixture_path("hdr.idx"), o.labels = fixture_path("lab.idx");
     expect_fail(&o, "hdr.idx", "truncated header");
     /* Over an existing dataset: refused, the existing one untouched. */
     Err e;
     ImportResult r;
-    o.images = P("img.idx"), o.out = P("exists.lmdb");
+    o.images = fixture_path("img.idx"), o.out = fixture_path("exists.lmdb");
     CHECK(import_run(&o, &r, &e) == 0, "%s", e.msg);
-    o.images = P("missing.idx");
+    o.images = fixture_path("missing.idx");
     CHECK(import_run(&o, &r, &e) == -1 && strstr(e.msg, "exists.lmdb") && strstr(e.msg, "already exists"),
           "import over an existing dataset: %s", e.msg);
     Dataset *ds;
-    CHECK(ds_open(&ds, P("exists.lmdb"), &e) == 0 && ds_meta(ds)->count == N, "existing dataset unchanged");
+    CHECK(ds_open(&ds, fixture_path("exists.lmdb"), &e) == 0 && ds_meta(ds)->count == N,
+          "existing dataset unchanged");
     ds_close(ds);
 }
 
@@ -181,15 +134,16 @@ static void test_splits(void) {
         snprintf(a, sizeof a, "s%d_train.lmdb", by), snprintf(b, sizeof b, "s%d_test.lmdb", by);
         snprintf(a2, sizeof a2, "s%d_train2.lmdb", by), snprintf(b2, sizeof b2, "s%d_test2.lmdb", by);
         ImportOptions o = {.format = IMPORT_IDX,
-                           .out = P(a),
-                           .images = P("img.idx"),
-                           .labels = P("lab.idx"),
+                           .out = fixture_path(a),
+                           .images = fixture_path("img.idx"),
+                           .labels = fixture_path("lab.idx"),
                            .split = by ? IMPORT_SPLIT_SAMPLE : IMPORT_SPLIT_CLASS,
                            .test_fraction = 0.3,
-                           .test_out = P(b),
+                           .test_out = fixture_path(b),
                            .seed = 5};
         CHECK(import_run(&o, &res, &e) == 0, "split: %s", e.msg);
-        int n0 = load(P(a), src[0], names[0], &classes[0]), n1 = load(P(b), src[1], names[1], &classes[1]);
+        int n0 = load(fixture_path(a), src[0], names[0], &classes[0]),
+            n1 = load(fixture_path(b), src[1], names[1], &classes[1]);
         int seen[N] = {0}, ok = 1, order = 1;
         for (int d = 0; d < 2; d++)
             for (int i = 0; i < (d ? n1 : n0); i++) {
@@ -214,7 +168,7 @@ static void test_splits(void) {
                   "whole classes move: %d test classes", ntest);
             /* Relabelled 0..n-1 in source label order: names ascend. */
             Dataset *ds;
-            ds_open(&ds, P(a), &e);
+            ds_open(&ds, fixture_path(a), &e);
             int asc = 1;
             for (uint32_t c = 1; c < ds_meta(ds)->classes; c++)
                 asc &= atoi(ds_class_name(ds, c)) > atoi(ds_class_name(ds, c - 1));
@@ -231,28 +185,28 @@ static void test_splits(void) {
             CHECK(ok2, "split by sample: round(0.3 n_c) of every class in test, labels kept");
         }
         /* Same seed: the same split; another seed: another one. */
-        o.out = P(a2), o.test_out = P(b2);
+        o.out = fixture_path(a2), o.test_out = fixture_path(b2);
         CHECK(import_run(&o, &res, &e) == 0, "%s", e.msg);
         static int src2[N];
         static char names2[N][8];
         uint32_t c2;
-        int m1 = load(P(b2), src2, names2, &c2);
+        int m1 = load(fixture_path(b2), src2, names2, &c2);
         CHECK(m1 == n1 && !memcmp(src2, src[1], sizeof(int) * (size_t)n1),
               "split is deterministic for a seed");
         char a3[32], b3[32];
         snprintf(a3, sizeof a3, "s%d_train3.lmdb", by), snprintf(b3, sizeof b3, "s%d_test3.lmdb", by);
-        o.out = P(a3), o.test_out = P(b3), o.seed = 6;
+        o.out = fixture_path(a3), o.test_out = fixture_path(b3), o.seed = 6;
         CHECK(import_run(&o, &res, &e) == 0, "%s", e.msg);
-        m1 = load(P(b3), src2, names2, &c2);
+        m1 = load(fixture_path(b3), src2, names2, &c2);
         CHECK(m1 != n1 || memcmp(src2, src[1], sizeof(int) * (size_t)n1), "another seed, another split");
     }
     ImportOptions o = {.format = IMPORT_IDX,
-                       .out = P("sx.lmdb"),
-                       .images = P("img.idx"),
-                       .labels = P("lab.idx"),
+                       .out = fixture_path("sx.lmdb"),
+                       .images = fixture_path("img.idx"),
+                       .labels = fixture_path("lab.idx"),
                        .split = IMPORT_SPLIT_SAMPLE,
                        .test_fraction = 0.001,
-                       .test_out = P("sy.lmdb"),
+                       .test_out = fixture_path("sy.lmdb"),
                        .seed = 5};
     expect_fail(&o, "empty", "a split with an empty test part");
 }
@@ -295,7 +249,7 @@ static void write_png_wh(const char *path, int w, int h, int depth, int ctype, i
     png_write_image(png, rp);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    write_file(path, m.d, m.n);
+    fixture_write_file(path, m.d, m.n);
     free(m.d);
 }
 
@@ -318,14 +272,14 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
     /* a: P5 8-bit */
     memcpy(rows, "P5\n# comment\n7 9\n255\n", 21);
     for (int i = 0; i < IH * IW; i++) expected[k][i] = rows[21 + i] = (uint8_t)V(8);
-    snprintf(path, sizeof path, "%s/a.pgm", dir), write_file(path, rows, 21 + IH * IW), k++;
+    snprintf(path, sizeof path, "%s/a.pgm", dir), fixture_write_file(path, rows, 21 + IH * IW), k++;
     /* b: P2 ascii, maxval 255 */
     {
         char txt[2048];
         int n = sprintf(txt, "P2\n7 9\n255\n");
         for (int i = 0; i < IH * IW; i++)
             expected[k][i] = (uint8_t)V(8), n += sprintf(txt + n, "%d\n", expected[k][i]);
-        snprintf(path, sizeof path, "%s/b.pgm", dir), write_file(path, txt, (size_t)n), k++;
+        snprintf(path, sizeof path, "%s/b.pgm", dir), fixture_write_file(path, txt, (size_t)n), k++;
     }
     /* c: P5 16-bit (v * 257 -> v) */
     memcpy(rows, "P5 7 9 65535\n", 13);
@@ -333,7 +287,7 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
         int v = V(8);
         expected[k][i] = (uint8_t)v, rows[13 + 2 * i] = (uint8_t)v, rows[14 + 2 * i] = (uint8_t)v;
     }
-    snprintf(path, sizeof path, "%s/c.pgm", dir), write_file(path, rows, 13 + 2 * IH * IW), k++;
+    snprintf(path, sizeof path, "%s/c.pgm", dir), fixture_write_file(path, rows, 13 + 2 * IH * IW), k++;
     /* d: PNG 1-bit grey (0 -> 0, 1 -> 255) */
     memset(rows, 0, sizeof rows);
     for (int y = 0; y < IH; y++)
@@ -397,9 +351,11 @@ static int write_images(const char *dir, uint8_t expected[][IH * IW]) {
 
 static void test_folder(void) {
     static uint8_t exp_a[16][IH * IW], exp_b[16][IH * IW];
-    mkdir(P("root"), 0755), mkdir(P("root/beta"), 0755), mkdir(P("root/alpha"), 0755);
-    int na = write_images(P("root/alpha"), exp_a), nb = write_images(P("root/beta"), exp_b);
-    write_file(P("root/beta/.DS_Store"), "junk", 4); /* dotfiles are skipped */
+    mkdir(fixture_path("root"), 0755), mkdir(fixture_path("root/beta"), 0755),
+        mkdir(fixture_path("root/alpha"), 0755);
+    int na = write_images(fixture_path("root/alpha"), exp_a),
+        nb = write_images(fixture_path("root/beta"), exp_b);
+    fixture_write_file(fixture_path("root/beta/.DS_Store"), "junk", 4); /* dotfiles are skipped */
     /* Direct decode of every kind first. */
     const char *kinds = "abcdefghijk";
     for (int i = 0; i < na; i++) {
@@ -407,14 +363,16 @@ static void test_folder(void) {
         snprintf(name, sizeof name, "root/alpha/%c.%s", kinds[i], i < 3 ? "pgm" : "png");
         Image img;
         Err e;
-        int rc = image_load(&img, P(name), &e);
+        int rc = image_load(&img, fixture_path(name), &e);
         CHECK(rc == 0 && img.height == IH && img.width == IW && !memcmp(img.pixels, exp_a[i], IH * IW),
               "decode %s: %s", name, rc ? e.msg : "pixels differ");
         if (!rc) image_free(&img);
     }
     for (int z = 0; z < 2; z++) {
-        ImportOptions o = {
-            .format = IMPORT_FOLDER, .out = P(z ? "fz.lmdb" : "f.lmdb"), .root = P("root"), .compress = z};
+        ImportOptions o = {.format = IMPORT_FOLDER,
+                           .out = fixture_path(z ? "fz.lmdb" : "f.lmdb"),
+                           .root = fixture_path("root"),
+                           .compress = z};
         ImportResult res;
         Err e;
         CHECK(import_run(&o, &res, &e) == 0, "folder import: %s", e.msg);
@@ -442,28 +400,29 @@ static void test_folder(void) {
         ds_close(ds);
     }
     /* Errors, each naming its file or folder. */
-    ImportOptions o = {.format = IMPORT_FOLDER, .out = P("fbad.lmdb"), .root = P("root")};
-    write_file(P("root/beta/notes.txt"), "hello\n", 6);
+    ImportOptions o = {
+        .format = IMPORT_FOLDER, .out = fixture_path("fbad.lmdb"), .root = fixture_path("root")};
+    fixture_write_file(fixture_path("root/beta/notes.txt"), "hello\n", 6);
     expect_fail(&o, "notes.txt", "non-image file in a class folder");
-    unlink(P("root/beta/notes.txt"));
-    mkdir(P("root/gamma"), 0755);
+    unlink(fixture_path("root/beta/notes.txt"));
+    mkdir(fixture_path("root/gamma"), 0755);
     expect_fail(&o, "gamma", "empty class folder");
-    rmdir(P("root/gamma"));
-    write_file(P("root/README"), "x", 1);
+    rmdir(fixture_path("root/gamma"));
+    fixture_write_file(fixture_path("root/README"), "x", 1);
     expect_fail(&o, "README", "a file at the root");
-    unlink(P("root/README"));
+    unlink(fixture_path("root/README"));
     uint8_t big[21 + 10 * 7];
     memcpy(big, "P5\n7 10\n255\n", 12);
     memset(big + 12, 9, 70);
-    write_file(P("root/beta/z.pgm"), big, 12 + 70);
+    fixture_write_file(fixture_path("root/beta/z.pgm"), big, 12 + 70);
     expect_fail(&o, "z.pgm", "image of the wrong size");
-    write_file(P("root/beta/z.pgm"), big, 12 + 30);
+    fixture_write_file(fixture_path("root/beta/z.pgm"), big, 12 + 30);
     expect_fail(&o, "z.pgm", "truncated PGM");
-    unlink(P("root/beta/z.pgm"));
-    write_file(P("root/beta/y.png"), "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+    unlink(fixture_path("root/beta/z.pgm"));
+    fixture_write_file(fixture_path("root/beta/y.png"), "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
     expect_fail(&o, "y.png", "truncated PNG");
-    unlink(P("root/beta/y.png"));
-    o.root = P("nowhere");
+    unlink(fixture_path("root/beta/y.png"));
+    o.root = fixture_path("nowhere");
     expect_fail(&o, "nowhere", "missing root");
 }
 
@@ -476,7 +435,7 @@ static void test_omniglot(void) {
                           "omni/Zeta/character01",
                           "omni/Alpha/character02",
                           "omni/Alpha/character01"};
-    for (int i = 0; i < 6; i++) mkdir(P(dirs[i]), 0755);
+    for (int i = 0; i < 6; i++) mkdir(fixture_path(dirs[i]), 0755);
     enum { S = 15 };
     static uint8_t img[6][S * S];
     Rng r;
@@ -494,14 +453,14 @@ static void test_omniglot(void) {
                 img[k][y * S + x] = ink ? 0 : 255;
                 if (!ink) rows[2 * y + (x >> 3)] |= (uint8_t)(1 << (7 - (x & 7)));
             }
-        write_png_wh(P(files[k]), S, S, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0);
+        write_png_wh(fixture_path(files[k]), S, S, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0);
     }
     for (int variant = 0; variant < 3; variant++) { /* plain, --invert, --resize 5x5 */
         char out[32];
         snprintf(out, sizeof out, "omni%d.lmdb", variant);
         ImportOptions o = {.format = IMPORT_OMNIGLOT,
-                           .out = P(out),
-                           .root = P("omni"),
+                           .out = fixture_path(out),
+                           .root = fixture_path("omni"),
                            .invert = variant == 1,
                            .resize_h = variant == 2 ? 5 : 0,
                            .resize_w = variant == 2 ? 5 : 0,
@@ -510,7 +469,7 @@ static void test_omniglot(void) {
         Err e;
         CHECK(import_run(&o, &res, &e) == 0, "omniglot import: %s", e.msg);
         Dataset *ds;
-        if (ds_open(&ds, P(out), &e)) {
+        if (ds_open(&ds, fixture_path(out), &e)) {
             CHECK(0, "%s", e.msg);
             continue;
         }
@@ -542,7 +501,8 @@ static void test_omniglot(void) {
         ds_reader_close(rd);
         ds_close(ds);
     }
-    ImportOptions o = {.format = IMPORT_OMNIGLOT, .out = P("obad.lmdb"), .root = P("omni/Alpha")};
+    ImportOptions o = {
+        .format = IMPORT_OMNIGLOT, .out = fixture_path("obad.lmdb"), .root = fixture_path("omni/Alpha")};
     expect_fail(&o, "0001_01.png", "omniglot root one level too low");
 }
 
@@ -601,15 +561,14 @@ static void test_resize(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/siamese-test-import.XXXXXX");
-    ASSERT(mkdtemp(tmpdir));
+    fixture_dir_create("import");
     make_source();
     test_idx_errors();
     test_splits();
     test_resize();
     test_folder();
     test_omniglot();
-    CHECK(!leftover_tmp(), "no .tmp-* directory left in %s", tmpdir);
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK(!fixture_leftover_tmp(), "no .tmp-* directory left in %s", fixture_dir());
+    fixture_rm_tree(fixture_dir());
     return test_finish();
 }

@@ -14,60 +14,10 @@
 #include "../nn/linear.h"
 #include "../nn/pool.h"
 #include "../nn/util.h"
+#include "fixture_num.h"
 #include "test.h"
 
 static Rng rng;
-
-static float *rand_floats(size_t n, float lo, float hi) {
-    float *p = xaligned_floats(n);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_uniform(&rng);
-    return p;
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* Largest |a - b| relative to the largest |b| (or 1e-30): one number per tensor. */
-static double max_rel_err(const float *a, const float *b, size_t n) {
-    double e = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return e / s;
-}
-
-/* Central differences of loss() with respect to x[0..n) (at most `checks`
- * entries, spread over the tensor), against the analytic gradient g. Returns
- * the largest error relative to the largest gradient entry. The outputs left
- * behind in ctx are those of the unperturbed x. */
-typedef double (*LossFn)(void *ctx);
-
-static double fd_error(LossFn loss, void *ctx, float *x, const float *g, size_t n, float h, size_t checks) {
-    double e = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(g[i]) > s) s = fabs(g[i]);
-    size_t stride = n > checks ? n / checks : 1;
-    for (size_t i = rng_below(&rng, stride); i < n; i += stride) {
-        float x0 = x[i];
-        x[i] = x0 + h;
-        double hp = (double)x[i] - x0;
-        double lp = loss(ctx);
-        x[i] = x0 - h;
-        double hm = x0 - (double)x[i];
-        double lm = loss(ctx);
-        x[i] = x0;
-        double num = (lp - lm) / (hp + hm);
-        double d = fabs(num - g[i]);
-        if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
-    }
-    loss(ctx); /* leave the outputs of the unperturbed input behind */
-    return e / s;
-}
 
 /* ---- conv2d --------------------------------------------------------------- */
 
@@ -79,7 +29,7 @@ typedef struct ConvCase {
 static double conv_loss(void *ctx) {
     ConvCase *c = ctx;
     conv2d_forward(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->F, c->K, c->stride, c->pad, c->ws);
-    return dot(c->out, c->R, (size_t)c->B * c->F * c->Ho * c->Wo);
+    return fixture_dot(c->out, c->R, (size_t)c->B * c->F * c->Ho * c->Wo);
 }
 
 static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int pad, int fd) {
@@ -90,46 +40,46 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     snprintf(what, sizeof what, "conv B%d C%d %dx%d F%d K%d s%d p%d", B, C, H, W, F, K, stride, pad);
     size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
     size_t nout = (size_t)B * F * c.Ho * c.Wo;
-    c.in = rand_floats(nin, -1, 1);
-    c.w = rand_floats(nw, -1, 1);
-    c.b = rand_floats((size_t)F, -1, 1);
-    c.R = rand_floats(nout, -1, 1);
+    c.in = fixture_rand_floats(&rng, nin, -1, 1);
+    c.w = fixture_rand_floats(&rng, nw, -1, 1);
+    c.b = fixture_rand_floats(&rng, (size_t)F, -1, 1);
+    c.R = fixture_rand_floats(&rng, nout, -1, 1);
     c.out = xaligned_floats(nout);
-    c.ws = rand_floats(conv2d_workspace_floats(B, C, H, W, F, K, stride, pad), -9, 9);
+    c.ws = fixture_rand_floats(&rng, conv2d_workspace_floats(B, C, H, W, F, K, stride, pad), -9, 9);
     float *ref = xaligned_floats(nout);
 
     /* forward: BLAS == naive, with and without bias */
     conv_loss(&c);
     conv2d_forward_naive(ref, c.in, c.w, c.b, B, C, H, W, F, K, stride, pad);
-    double e = max_rel_err(c.out, ref, nout);
+    double e = fixture_max_rel_err(c.out, ref, nout);
     CHECK(e < 1e-5, "%s: forward vs naive, rel err %g", what, e);
     conv2d_forward(c.out, c.in, c.w, NULL, B, C, H, W, F, K, stride, pad, c.ws);
     conv2d_forward_naive(ref, c.in, c.w, NULL, B, C, H, W, F, K, stride, pad);
-    e = max_rel_err(c.out, ref, nout);
+    e = fixture_max_rel_err(c.out, ref, nout);
     CHECK(e < 1e-5, "%s: forward (no bias) vs naive, rel err %g", what, e);
 
     /* backward: BLAS == naive; dw, db accumulate; din is written */
-    float *din = rand_floats(nin, -5, 5), *dw = xaligned_floats(nw);
+    float *din = fixture_rand_floats(&rng, nin, -5, 5), *dw = xaligned_floats(nw);
     float *db = xaligned_floats((size_t)F);
     float *din_r = xaligned_floats(nin), *dw_r = xaligned_floats(nw);
     float *db_r = xaligned_floats((size_t)F);
     conv2d_backward(din, dw, db, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
     conv2d_backward_naive(din_r, dw_r, db_r, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad);
-    e = max_rel_err(din, din_r, nin);
+    e = fixture_max_rel_err(din, din_r, nin);
     CHECK(e < 1e-5, "%s: din vs naive, rel err %g", what, e);
-    e = max_rel_err(dw, dw_r, nw);
+    e = fixture_max_rel_err(dw, dw_r, nw);
     CHECK(e < 1e-5, "%s: dw vs naive, rel err %g", what, e);
-    e = max_rel_err(db, db_r, (size_t)F);
+    e = fixture_max_rel_err(db, db_r, (size_t)F);
     CHECK(e < 1e-5, "%s: db vs naive, rel err %g", what, e);
 
     if (fd) {
         /* conv is linear in each of in, w, b: central differences are exact
          * up to rounding, so a large step is fine. */
-        e = fd_error(conv_loss, &c, c.in, din, nin, 0.05f, 200);
+        e = fixture_fd_error(conv_loss, &c, c.in, din, nin, 0.05f, 200, &rng);
         CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
-        e = fd_error(conv_loss, &c, c.w, dw, nw, 0.05f, 200);
+        e = fixture_fd_error(conv_loss, &c, c.w, dw, nw, 0.05f, 200, &rng);
         CHECK(e < 2e-3, "%s: dw vs finite differences, rel err %g", what, e);
-        e = fd_error(conv_loss, &c, c.b, db, (size_t)F, 0.05f, 200);
+        e = fixture_fd_error(conv_loss, &c, c.b, db, (size_t)F, 0.05f, 200, &rng);
         CHECK(e < 2e-3, "%s: db vs finite differences, rel err %g", what, e);
     }
 
@@ -142,14 +92,14 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     conv2d_backward(din, dw, db, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
     for (size_t i = 0; i < nw; i++) dw1[i] *= 2.0f;
     for (int i = 0; i < F; i++) db1[i] *= 2.0f;
-    CHECK(max_rel_err(dw, dw1, nw) < 1e-6, "%s: dw accumulates", what);
-    CHECK(max_rel_err(db, db1, (size_t)F) < 1e-6, "%s: db accumulates", what);
-    CHECK(max_rel_err(din, din1, nin) == 0.0, "%s: din is written, not added", what);
+    CHECK(fixture_max_rel_err(dw, dw1, nw) < 1e-6, "%s: dw accumulates", what);
+    CHECK(fixture_max_rel_err(db, db1, (size_t)F) < 1e-6, "%s: db accumulates", what);
+    CHECK(fixture_max_rel_err(din, din1, nin) == 0.0, "%s: din is written, not added", what);
 
     /* din NULL and db NULL: dw alone still right */
     memset(dw, 0, nw * sizeof *dw);
     conv2d_backward(NULL, dw, NULL, c.R, c.in, c.w, B, C, H, W, F, K, stride, pad, c.ws);
-    e = max_rel_err(dw, dw_r, nw);
+    e = fixture_max_rel_err(dw, dw_r, nw);
     CHECK(e < 1e-5, "%s: dw with din = db = NULL, rel err %g", what, e);
 
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.ws), free(ref);
@@ -168,7 +118,7 @@ typedef struct PoolCase {
 static double pool_loss(void *ctx) {
     PoolCase *p = ctx;
     maxpool_forward(p->out, p->idx, p->in, p->B, p->C, p->H, p->W, p->size, p->stride);
-    return dot(p->out, p->R, (size_t)p->B * p->C * p->Ho * p->Wo);
+    return fixture_dot(p->out, p->R, (size_t)p->B * p->C * p->Ho * p->Wo);
 }
 
 static void test_pool(int B, int C, int H, int W, int size, int stride) {
@@ -186,7 +136,7 @@ static void test_pool(int B, int C, int H, int W, int size, int stride) {
     for (size_t i = 0; i < nin; i++) p.in[i] = 0.01f * (float)perm[i] - 1.0f;
     p.out = xaligned_floats(nout);
     p.idx = xmalloc(nout * sizeof *p.idx);
-    p.R = rand_floats(nout, -1, 1);
+    p.R = fixture_rand_floats(&rng, nout, -1, 1);
     pool_loss(&p);
 
     int bad = 0;
@@ -206,9 +156,9 @@ static void test_pool(int B, int C, int H, int W, int size, int stride) {
             }
     CHECK(bad == 0, "%s: %d outputs differ from the reference loops", what, bad);
 
-    float *din = rand_floats(nin, -5, 5);
+    float *din = fixture_rand_floats(&rng, nin, -5, 5);
     maxpool_backward(din, p.R, p.idx, B, C, H, W, size, stride);
-    double e = fd_error(pool_loss, &p, p.in, din, nin, 1e-3f, 400);
+    double e = fixture_fd_error(pool_loss, &p, p.in, din, nin, 1e-3f, 400, &rng);
     CHECK(e < 1e-2, "%s: din vs finite differences, rel err %g", what, e);
     free(perm), free(p.in), free(p.out), free(p.idx), free(p.R), free(din);
 }
@@ -253,13 +203,14 @@ static double act_loss(void *ctx) {
         sigmoid_forward(a->out, a->in, a->n);
     else
         relu_forward(a->out, a->in, a->n);
-    return dot(a->out, a->R, a->n);
+    return fixture_dot(a->out, a->R, a->n);
 }
 
 static void test_activation(int sig) {
     const char *what = sig ? "sigmoid" : "relu";
     size_t n = 300;
-    ActCase a = {sig, n, rand_floats(n, -3, 3), xaligned_floats(n), rand_floats(n, -1, 1)};
+    ActCase a = {sig, n, fixture_rand_floats(&rng, n, -3, 3), xaligned_floats(n),
+                 fixture_rand_floats(&rng, n, -1, 1)};
     for (size_t i = 0; i < n; i++) /* keep relu's kink out of the step's reach */
         if (fabsf(a.in[i]) < 0.05f) a.in[i] = 0.1f;
     act_loss(&a);
@@ -268,7 +219,7 @@ static void test_activation(int sig) {
         sigmoid_backward(din, a.R, a.out, n);
     else
         relu_backward(din, a.R, a.out, n);
-    double e = fd_error(act_loss, &a, a.in, din, n, 1e-3f, n);
+    double e = fixture_fd_error(act_loss, &a, a.in, din, n, 1e-3f, n, &rng);
     CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
 
     /* in place: forward out == in, backward din == dout */
@@ -310,7 +261,7 @@ typedef struct LinCase {
 static double lin_loss(void *ctx) {
     LinCase *l = ctx;
     linear_forward(l->out, l->in, l->w, l->b, l->B, l->I, l->O);
-    return dot(l->out, l->R, (size_t)l->B * l->O);
+    return fixture_dot(l->out, l->R, (size_t)l->B * l->O);
 }
 
 static void test_linear(int B, int I, int O) {
@@ -320,11 +271,11 @@ static void test_linear(int B, int I, int O) {
     LinCase l = {B,
                  I,
                  O,
-                 rand_floats(nin, -1, 1),
-                 rand_floats(nw, -1, 1),
-                 rand_floats((size_t)O, -1, 1),
+                 fixture_rand_floats(&rng, nin, -1, 1),
+                 fixture_rand_floats(&rng, nw, -1, 1),
+                 fixture_rand_floats(&rng, (size_t)O, -1, 1),
                  xaligned_floats(nout),
-                 rand_floats(nout, -1, 1)};
+                 fixture_rand_floats(&rng, nout, -1, 1)};
     lin_loss(&l);
     float *ref = xaligned_floats(nout);
     for (int r = 0; r < B; r++)
@@ -333,22 +284,22 @@ static void test_linear(int B, int I, int O) {
             for (int i = 0; i < I; i++) s += (double)l.in[(size_t)r * I + i] * l.w[(size_t)o * I + i];
             ref[(size_t)r * O + o] = (float)s;
         }
-    double e = max_rel_err(l.out, ref, nout);
+    double e = fixture_max_rel_err(l.out, ref, nout);
     CHECK(e < 1e-5, "%s: forward vs naive, rel err %g", what, e);
     linear_forward(l.out, l.in, l.w, NULL, B, I, O);
     for (int r = 0; r < B; r++)
         for (int o = 0; o < O; o++) ref[(size_t)r * O + o] -= l.b[o];
-    e = max_rel_err(l.out, ref, nout);
+    e = fixture_max_rel_err(l.out, ref, nout);
     CHECK(e < 1e-5, "%s: forward without bias, rel err %g", what, e);
 
-    float *din = rand_floats(nin, -5, 5), *dw = xaligned_floats(nw);
+    float *din = fixture_rand_floats(&rng, nin, -5, 5), *dw = xaligned_floats(nw);
     float *db = xaligned_floats((size_t)O);
     linear_backward(din, dw, db, l.R, l.in, l.w, B, I, O);
-    e = fd_error(lin_loss, &l, l.in, din, nin, 0.05f, 300);
+    e = fixture_fd_error(lin_loss, &l, l.in, din, nin, 0.05f, 300, &rng);
     CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
-    e = fd_error(lin_loss, &l, l.w, dw, nw, 0.05f, 300);
+    e = fixture_fd_error(lin_loss, &l, l.w, dw, nw, 0.05f, 300, &rng);
     CHECK(e < 2e-3, "%s: dw vs finite differences, rel err %g", what, e);
-    e = fd_error(lin_loss, &l, l.b, db, (size_t)O, 0.05f, 300);
+    e = fixture_fd_error(lin_loss, &l, l.b, db, (size_t)O, 0.05f, 300, &rng);
     CHECK(e < 2e-3, "%s: db vs finite differences, rel err %g", what, e);
 
     float *dw2 = xaligned_floats(nw), *db2 = xaligned_floats((size_t)O);
@@ -357,12 +308,12 @@ static void test_linear(int B, int I, int O) {
     for (int i = 0; i < O; i++) db2[i] = 2 * db[i];
     memcpy(din2, din, nin * sizeof *din);
     linear_backward(din, dw, db, l.R, l.in, l.w, B, I, O);
-    CHECK(max_rel_err(dw, dw2, nw) < 1e-6, "%s: dw accumulates", what);
-    CHECK(max_rel_err(db, db2, (size_t)O) < 1e-6, "%s: db accumulates", what);
-    CHECK(max_rel_err(din, din2, nin) == 0.0, "%s: din is written, not added", what);
+    CHECK(fixture_max_rel_err(dw, dw2, nw) < 1e-6, "%s: dw accumulates", what);
+    CHECK(fixture_max_rel_err(db, db2, (size_t)O) < 1e-6, "%s: db accumulates", what);
+    CHECK(fixture_max_rel_err(din, din2, nin) == 0.0, "%s: din is written, not added", what);
     linear_backward(NULL, dw, NULL, l.R, l.in, l.w, B, I, O);
     for (size_t i = 0; i < nw; i++) dw2[i] = 1.5f * dw2[i];
-    CHECK(max_rel_err(dw, dw2, nw) < 1e-6, "%s: din = db = NULL still adds dw", what);
+    CHECK(fixture_max_rel_err(dw, dw2, nw) < 1e-6, "%s: din = db = NULL still adds dw", what);
     free(l.in), free(l.w), free(l.b), free(l.out), free(l.R), free(ref);
     free(din), free(dw), free(db), free(dw2), free(db2), free(din2);
 }
@@ -377,21 +328,24 @@ typedef struct NormCase {
 static double norm_loss(void *ctx) {
     NormCase *c = ctx;
     l2norm_forward(c->out, c->norms, c->in, c->B, c->D);
-    return dot(c->out, c->R, (size_t)c->B * c->D);
+    return fixture_dot(c->out, c->R, (size_t)c->B * c->D);
 }
 
 static void test_l2norm(void) {
     int B = 5, D = 7;
     size_t n = (size_t)B * D;
-    NormCase c = {
-        B, D, rand_floats(n, -1, 1), xaligned_floats(n), xaligned_floats((size_t)B), rand_floats(n, -1, 1)};
+    NormCase c = {B, D, NULL, NULL, NULL, NULL};
+    c.in = fixture_rand_floats(&rng, n, -1, 1);
+    c.out = xaligned_floats(n);
+    c.norms = xaligned_floats((size_t)B);
+    c.R = fixture_rand_floats(&rng, n, -1, 1);
     norm_loss(&c);
     int ok = 1;
-    for (int r = 0; r < B; r++) ok &= fabs(dot(c.out + r * D, c.out + r * D, D) - 1) < 1e-6;
+    for (int r = 0; r < B; r++) ok &= fabs(fixture_dot(c.out + r * D, c.out + r * D, D) - 1) < 1e-6;
     CHECK(ok, "l2norm rows have unit norm");
     float *din = xaligned_floats(n);
     l2norm_backward(din, c.R, c.out, c.norms, B, D);
-    double e = fd_error(norm_loss, &c, c.in, din, n, 1e-3f, n);
+    double e = fixture_fd_error(norm_loss, &c, c.in, din, n, 1e-3f, n, &rng);
     CHECK(e < 5e-3, "l2norm: din vs finite differences, rel err %g", e);
 
     /* in place */

@@ -11,24 +11,12 @@
 #include "../mining/distance.h"
 #include "../mining/triplet.h"
 #include "../nn/util.h"
+#include "fixture_num.h"
 #include "test.h"
 
 #define MAXN 64
 
 /* ---- data ---------------------------------------------------------------- */
-
-/* Quantised rows (multiples of 1/4 in [-0.5, 0.5]: every float sum is exact,
- * so BLAS and naive loops agree bit for bit and ties are real ties), a few
- * duplicated rows, `classes` labels plus one singleton class at the end. */
-static void gen_ties(float *E, int32_t *labels, int N, int D, int classes, Rng *r) {
-    for (int i = 0; i < N * D; i++) E[i] = 0.25f * (float)((int)rng_below(r, 5) - 2);
-    for (int i = 0; i < N; i++) labels[i] = (int32_t)rng_below(r, (uint64_t)classes);
-    for (int t = 0; t < N / 5; t++) {
-        int i = (int)rng_below(r, (uint64_t)N), j = (int)rng_below(r, (uint64_t)N);
-        memcpy(E + (size_t)i * D, E + (size_t)j * D, (size_t)D * sizeof *E);
-    }
-    labels[N - 1] = classes + 7;
-}
 
 /* Continuous rows on the unit sphere (no ties, no clamps). */
 static void gen_smooth(float *E, int32_t *labels, int N, int D, int classes, Rng *r) {
@@ -50,13 +38,7 @@ static void gen_smooth(float *E, int32_t *labels, int N, int D, int classes, Rng
 static void ref_dist(double *dm, const double *E, int N, int D, int round_f) {
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
-            double ni = 0, nj = 0, dot = 0;
-            for (int k = 0; k < D; k++) {
-                ni += E[i * D + k] * E[i * D + k];
-                nj += E[j * D + k] * E[j * D + k];
-                dot += E[i * D + k] * E[j * D + k];
-            }
-            double d = sqrt(fmax(ni + nj - 2 * dot, (double)DIST_EPS2));
+            double d = fixture_dist(E + i * D, E + j * D, D, (double)DIST_EPS2);
             dm[i * N + j] = round_f ? (double)(float)d : d;
         }
 }
@@ -77,22 +59,6 @@ static double ref_term(double x, double m, int soft, double *g) {
     }
     *g = x + m > 0 ? 1 : 0;
     return x + m > 0 ? x + m : 0;
-}
-
-/* Index of the extremum of dm[a][j] over j in set (want_max or min), lowest
- * index among equal values, written out explicitly; -1 if the set is empty. */
-static int ref_pick(const double *row, const int *set, int nset, int want_max) {
-    int best = -1;
-    for (int q = 0; q < nset; q++) {
-        int j = set[q];
-        if (best < 0) {
-            best = j;
-            continue;
-        }
-        int better = want_max ? row[j] > row[best] : row[j] < row[best];
-        if (better || (row[j] == row[best] && j < best)) best = j;
-    }
-    return best;
 }
 
 static void ref_add(Ref *R, double *gdd, const double *dm, int N, int a, int p, int n, double m, int soft,
@@ -137,14 +103,14 @@ static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *la
                     ref_add(R, gdd, dm, N, a, pos[q], neg[s], m, soft, 0);
                 }
         } else if (miner == TRIPLET_BATCH_HARD) {
-            int p = ref_pick(row, pos, np, 1), n = ref_pick(row, neg, nn, 0);
+            int p = fixture_pick(row, pos, np, 1), n = fixture_pick(row, neg, nn, 0);
             if (p >= 0 && n >= 0) ref_add(R, gdd, dm, N, a, p, n, m, soft, 1);
         } else {
             for (int q = 0; q < np && nn > 0; q++) {
                 int p = pos[q], far_set[MAXN], nf = 0;
                 for (int s = 0; s < nn; s++)
                     if (row[neg[s]] > row[p]) far_set[nf++] = neg[s];
-                int n = nf > 0 ? ref_pick(row, far_set, nf, 0) : ref_pick(row, neg, nn, 1);
+                int n = nf > 0 ? fixture_pick(row, far_set, nf, 0) : fixture_pick(row, neg, nn, 1);
                 ref_add(R, gdd, dm, N, a, p, n, m, soft, 1);
             }
         }
@@ -165,18 +131,6 @@ static void ref_grad_from_dd(double *dE, const double *gdd, const double *dm, co
                 dE[j * D + k] -= s * (E[i * D + k] - E[j * D + k]);
             }
         }
-}
-
-static void to_double(double *o, const float *x, int n) {
-    for (int i = 0; i < n; i++) o[i] = x[i];
-}
-
-/* max |g - ref| / max(1, max |ref|) */
-static double grad_err(const float *g, const double *ref, int n) {
-    double mx = 1, e = 0;
-    for (int i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
-    for (int i = 0; i < n; i++) e = fmax(e, fabs(g[i] - ref[i]));
-    return e / mx;
 }
 
 static const char *miner_name[] = {"batch_all", "batch_hard", "semi_hard"};
@@ -225,8 +179,8 @@ static void test_distance(Rng *r) {
             for (int e = 0; e < rows * D; e++) {
                 double Ad[NA * D], Pd[NP * D], Lpm[2];
                 for (int s = 0; s < 2; s++) {
-                    to_double(Ad, A, NA * D);
-                    to_double(Pd, P, NP * D);
+                    fixture_to_double(Ad, A, NA * D);
+                    fixture_to_double(Pd, P, NP * D);
                     (which ? Pd : Ad)[e] += s ? -h : h;
                     double L = 0;
                     for (int i = 0; i < NA; i++)
@@ -260,10 +214,10 @@ static void test_ties(Rng *r) {
     static Ref R;
     int32_t lab[N];
     for (int trial = 0; trial < 6; trial++) {
-        gen_ties(E, lab, N, D, 2 + trial % 3, r);
+        fixture_gen_ties(E, lab, N, D, 2 + trial % 3, r);
         if (trial >= 4) /* far apart (still exact): the soft margin's slow path */
             for (int i = 0; i < N * D; i++) E[i] *= 8.0f;
-        to_double(Ed, E, N * D);
+        fixture_to_double(Ed, E, N * D);
         ref_dist(dm, Ed, N, D, 1);
         for (int miner = 0; miner < 3; miner++)
             for (int soft = 0; soft < 2; soft++) {
@@ -294,12 +248,12 @@ static void test_ties(Rng *r) {
                               test_close(sl.loss_sum, st.loss_sum, 1e-5),
                           "%s soft=%d: list loss over chosen %g vs %g", mn, soft, sl.loss_sum, st.loss_sum);
                     double e2[N * D];
-                    to_double(e2, dE, N * D);
-                    CHECK(grad_err(dE2, e2, N * D) < 1e-5, "%s soft=%d: list gradient", mn, soft);
+                    fixture_to_double(e2, dE, N * D);
+                    CHECK(fixture_grad_err(dE2, e2, N * D) < 1e-5, "%s soft=%d: list gradient", mn, soft);
                 }
                 ref_grad_from_dd(dEr, gdd, dm, Ed, N, D);
-                CHECK(grad_err(dE, dEr, N * D) < 1e-5, "%s soft=%d trial %d: gradient err %g", mn, soft,
-                      trial, grad_err(dE, dEr, N * D));
+                CHECK(fixture_grad_err(dE, dEr, N * D) < 1e-5, "%s soft=%d trial %d: gradient err %g", mn,
+                      soft, trial, fixture_grad_err(dE, dEr, N * D));
             }
     }
     /* One class only: no negatives, nothing counted, no gradient. */
@@ -308,7 +262,7 @@ static void test_ties(Rng *r) {
         memset(dE, 0, sizeof dE);
         LossStats st = triplet_loss(dE, NULL, ws, E, lab, (TripletMiner)miner, 0.2f, 0, N, D, 0, N);
         double z[N * D] = {0};
-        CHECK(st.count == 0 && st.loss_sum == 0 && st.candidates == 0 && grad_err(dE, z, N * D) == 0,
+        CHECK(st.count == 0 && st.loss_sum == 0 && st.candidates == 0 && fixture_grad_err(dE, z, N * D) == 0,
               "%s: one class gives nothing", miner_name[miner]);
     }
     free(ws);
@@ -333,13 +287,13 @@ static void test_fd(Rng *r) {
                 float m = 0.5f;
                 memset(dE, 0, sizeof dE);
                 triplet_loss(dE, NULL, ws, E, lab, (TripletMiner)miner, m, soft, N, D, 0, N);
-                to_double(Ed, E, N * D);
+                fixture_to_double(Ed, E, N * D);
                 ref_dist(dm, Ed, N, D, 0);
                 ref_triplet(&R0, NULL, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
                 double err = 0, gmax = 1;
                 int used = 0;
                 for (int e = 0; e < N * D; e++) {
-                    to_double(Ed, E, N * D);
+                    fixture_to_double(Ed, E, N * D);
                     Ed[e] += h;
                     ref_dist(dm, Ed, N, D, 0);
                     ref_triplet(&Rp, NULL, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
@@ -369,7 +323,7 @@ static void test_fd(Rng *r) {
             for (int e = -1; e < N * D; e++) {
                 double L[2];
                 for (int s = 0; s < 2; s++) {
-                    to_double(Ed, E, N * D);
+                    fixture_to_double(Ed, E, N * D);
                     if (e >= 0) Ed[e] += s ? -h : h;
                     ref_dist(dm, Ed, N, D, 0);
                     L[s] = 0;
@@ -396,19 +350,6 @@ static void test_fd(Rng *r) {
 
 /* ---- the global-mining contract: ranges add up ------------------------------ */
 
-static void random_cuts(int *cut, int p, int N, Rng *r) {
-    cut[0] = 0;
-    cut[p] = N;
-    for (int q = 1; q < p; q++) cut[q] = (int)rng_below(r, (uint64_t)N + 1);
-    for (int q = 1; q < p; q++) /* sort the interior cuts */
-        for (int s = q + 1; s < p; s++)
-            if (cut[s] < cut[q]) {
-                int x = cut[q];
-                cut[q] = cut[s];
-                cut[s] = x;
-            }
-}
-
 static void test_split(Rng *r) {
     enum { N = 48, D = 8 };
     static float E[N * D], dE1[N * D], dEp[N * D];
@@ -418,7 +359,7 @@ static void test_split(Rng *r) {
     int32_t lab[N];
     for (int data = 0; data < 2; data++) {
         if (data)
-            gen_ties(E, lab, N, D, 4, r);
+            fixture_gen_ties(E, lab, N, D, 4, r);
         else
             gen_smooth(E, lab, N, D, 4, r);
         for (int miner = 0; miner < 4; miner++) /* 3 = the explicit list */
@@ -433,10 +374,10 @@ static void test_split(Rng *r) {
                 LossStats s1 = miner == 3 ? triplet_list_loss(dE1, E, list, 0.2f, soft, N, D, 0, n_all)
                                           : triplet_loss(dE1, c1, ws, E, lab, (TripletMiner)miner, 0.2f, soft,
                                                          N, D, 0, N);
-                to_double(g1, dE1, N * D);
+                fixture_to_double(g1, dE1, N * D);
                 for (int p = 1; p <= 4; p++) {
                     int cut[5];
-                    random_cuts(cut, p, n_all, r);
+                    fixture_random_cuts(cut, p, n_all, r);
                     LossStats sp = {0};
                     memset(dEp, 0, sizeof dEp);
                     long off = 0;
@@ -456,8 +397,8 @@ static void test_split(Rng *r) {
                     CHECK(test_close(sp.loss_sum, s1.loss_sum, 1e-5) &&
                               test_close(sp.hardness_sum, s1.hardness_sum, 1e-5),
                           "%s soft=%d p=%d: loss %.9g vs %.9g", mn, soft, p, sp.loss_sum, s1.loss_sum);
-                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s soft=%d p=%d data=%d: dE err %g", mn, soft, p,
-                          data, grad_err(dEp, g1, N * D));
+                    CHECK(fixture_grad_err(dEp, g1, N * D) < 1e-5, "%s soft=%d p=%d data=%d: dE err %g", mn,
+                          soft, p, data, fixture_grad_err(dEp, g1, N * D));
                     if (c1)
                         CHECK(memcmp(ch1, chp, sizeof(IndexTriplet) * (size_t)s1.count) == 0,
                               "%s soft=%d p=%d: same chosen triplets", mn, soft, p);

@@ -9,6 +9,7 @@
 #include "../mining/distance.h"
 #include "../mining/pairs.h"
 #include "../nn/util.h"
+#include "fixture_num.h"
 #include "test.h"
 
 #define MAXN 48
@@ -18,17 +19,7 @@ enum { S_LIST, S_HARD, S_ALL }; /* pairs: a list, mined hard pairs, all (contras
 static const char *lname[] = {"contrastive", "koch"};
 static const char *sname[] = {"list", "hard", "all"};
 
-/* ---- data (see test_mining.c) -------------------------------------------- */
-
-static void gen_ties(float *E, int32_t *labels, int N, int D, int classes, Rng *r) {
-    for (int i = 0; i < N * D; i++) E[i] = 0.25f * (float)((int)rng_below(r, 5) - 2);
-    for (int i = 0; i < N; i++) labels[i] = (int32_t)rng_below(r, (uint64_t)classes);
-    for (int t = 0; t < N / 5; t++) {
-        int i = (int)rng_below(r, (uint64_t)N), j = (int)rng_below(r, (uint64_t)N);
-        memcpy(E + (size_t)i * D, E + (size_t)j * D, (size_t)D * sizeof *E);
-    }
-    labels[N - 1] = classes + 7;
-}
+/* ---- data (quantised ties: fixture_gen_ties) ---------------------------- */
 
 static void gen_smooth(float *E, int32_t *labels, int N, int D, int classes, Rng *r) {
     for (int i = 0; i < N * D; i++) E[i] = (float)(0.4 * rng_normal(r));
@@ -40,17 +31,6 @@ static void gen_head(float *w, float *b, int D, int quantised, Rng *r) {
     for (int k = 0; k < D; k++)
         w[k] = quantised ? 0.5f * (float)((int)rng_below(r, 5) - 2) : (float)rng_normal(r);
     *b = quantised ? 0.25f : 0.3f;
-}
-
-static void to_double(double *o, const float *x, int n) {
-    for (int i = 0; i < n; i++) o[i] = x[i];
-}
-
-static double grad_err(const float *g, const double *ref, int n) {
-    double mx = 1, e = 0;
-    for (int i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
-    for (int i = 0; i < n; i++) e = fmax(e, fabs(g[i] - ref[i]));
-    return e / mx;
 }
 
 /* ---- reference (double) ------------------------------------------------- */
@@ -76,13 +56,7 @@ typedef struct Ref {
 static double ref_score(const double *E, int i, int j, const Model *M, int D, int round_f) {
     double v;
     if (M->loss == L_CON) {
-        double ni = 0, nj = 0, dot = 0;
-        for (int k = 0; k < D; k++) {
-            ni += E[i * D + k] * E[i * D + k];
-            nj += E[j * D + k] * E[j * D + k];
-            dot += E[i * D + k] * E[j * D + k];
-        }
-        v = sqrt(fmax(ni + nj - 2 * dot, (double)DIST_EPS2));
+        v = fixture_dist(E + i * D, E + j * D, D, (double)DIST_EPS2);
     } else {
         v = M->b;
         for (int k = 0; k < D; k++) v += M->w[k] * fabs(E[i * D + k] - E[j * D + k]);
@@ -129,21 +103,6 @@ static void ref_pair(Ref *R, const double *E, IndexPair pr, const Model *M, int 
     if (record) R->ch[R->nch++] = pr;
 }
 
-/* Lowest-index extremum over set, explicitly. */
-static int ref_pick(const double *v, const int *set, int n, int want_max) {
-    int best = -1;
-    for (int q = 0; q < n; q++) {
-        int j = set[q];
-        if (best < 0) {
-            best = j;
-            continue;
-        }
-        int better = want_max ? v[j] > v[best] : v[j] < v[best];
-        if (better || (v[j] == v[best] && j < best)) best = j;
-    }
-    return best;
-}
-
 /* strategy S_LIST: list[k0..k1); S_HARD / S_ALL: anchors [k0, k1). */
 static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPair *list, const Model *M,
                      int strategy, int N, int D, int k0, int k1, int round_f) {
@@ -172,7 +131,7 @@ static void ref_loss(Ref *R, const double *E, const int32_t *lab, const IndexPai
         R->cand += N - 1;
         if (strategy == S_ALL) continue;
         int koch = M->loss == L_KOCH;
-        int p = ref_pick(v, pos, np, !koch), n = ref_pick(v, neg, nn, koch);
+        int p = fixture_pick(v, pos, np, !koch), n = fixture_pick(v, neg, nn, koch);
         if (p >= 0) ref_pair(R, E, (IndexPair){a, p, 1}, M, D, 1);
         if (n >= 0) ref_pair(R, E, (IndexPair){a, n, 0}, M, D, 1);
     }
@@ -209,10 +168,10 @@ static void test_ties(Rng *r) {
     int32_t lab[N];
     float b;
     for (int trial = 0; trial < 6; trial++) {
-        gen_ties(E, lab, N, D, 2 + trial % 3, r);
+        fixture_gen_ties(E, lab, N, D, 2 + trial % 3, r);
         gen_head(w, &b, D, 1, r);
-        to_double(Ed, E, N * D);
-        to_double(wd, w, D);
+        fixture_to_double(Ed, E, N * D);
+        fixture_to_double(wd, w, D);
         random_list(list, NL, lab, N, r);
         for (int loss = 0; loss < 2; loss++)
             for (int strategy = 0; strategy < 3; strategy++) {
@@ -228,13 +187,14 @@ static void test_ties(Rng *r) {
                 ref_loss(&R, Ed, lab, list, &M, strategy, N, D, 0, n, 1);
                 R.gE = R.gw = NULL;
                 const char *nm = lname[loss], *sn = sname[strategy];
-                CHECK(grad_err(dE, gE, N * D) < 1e-5, "%s %s trial %d: dE vs analytic, err %g", lname[loss],
-                      sname[strategy], trial, grad_err(dE, gE, N * D));
+                CHECK(fixture_grad_err(dE, gE, N * D) < 1e-5, "%s %s trial %d: dE vs analytic, err %g",
+                      lname[loss], sname[strategy], trial, fixture_grad_err(dE, gE, N * D));
                 if (loss == L_KOCH) {
                     float dwb[D + 1];
                     memcpy(dwb, dw, sizeof dw);
                     dwb[D] = db;
-                    CHECK(grad_err(dwb, gw, D + 1) < 1e-5, "koch %s: dw, db vs analytic", sname[strategy]);
+                    CHECK(fixture_grad_err(dwb, gw, D + 1) < 1e-5, "koch %s: dw, db vs analytic",
+                          sname[strategy]);
                 }
                 CHECK(st.count == R.count && st.active == R.active && st.candidates == R.cand,
                       "%s %s: count %g/%g active %ld/%ld cand %ld/%ld", nm, sn, st.count, R.count, st.active,
@@ -253,9 +213,9 @@ static void test_ties(Rng *r) {
                 LossStats sl = run(dE2, dw2, &db2, NULL, ws, E, lab, ch, w, b, 1.0f, loss, S_LIST, N, D, 0,
                                    (int)st.count);
                 double g[N * D];
-                to_double(g, dE, N * D);
-                CHECK(sl.loss_sum == st.loss_sum && sl.count == st.count && grad_err(dE2, g, N * D) == 0 &&
-                          db2 == db,
+                fixture_to_double(g, dE, N * D);
+                CHECK(sl.loss_sum == st.loss_sum && sl.count == st.count &&
+                          fixture_grad_err(dE2, g, N * D) == 0 && db2 == db,
                       "%s hard: equals the list loss over the chosen pairs", nm);
             }
     }
@@ -289,8 +249,8 @@ static void test_fd(Rng *r) {
                 float dw[D] = {0}, db = 0;
                 memset(dE, 0, sizeof dE);
                 run(dE, dw, &db, NULL, ws, E, lab, list, w, b, 1.0f, loss, strategy, N, D, 0, n);
-                to_double(Ed, E, N * D);
-                to_double(wd, w, D);
+                fixture_to_double(Ed, E, N * D);
+                fixture_to_double(wd, w, D);
                 Model M = {loss, 1.0, wd, b};
                 ref_loss(&R0, Ed, lab, list, &M, strategy, N, D, 0, n, 0);
                 /* Entries 0..N*D-1: E; then D entries of w and one of b (Koch). */
@@ -299,8 +259,8 @@ static void test_fd(Rng *r) {
                 for (int e = 0; e < nent; e++) {
                     for (int s = 0; s < 2; s++) {
                         double dh = s ? -h : h;
-                        to_double(Ed, E, N * D);
-                        to_double(wd, w, D);
+                        fixture_to_double(Ed, E, N * D);
+                        fixture_to_double(wd, w, D);
                         Model Mh = M;
                         if (e < N * D)
                             Ed[e] += dh;
@@ -328,19 +288,6 @@ static void test_fd(Rng *r) {
 
 /* ---- the global-mining contract ------------------------------------------- */
 
-static void random_cuts(int *cut, int p, int N, Rng *r) {
-    cut[0] = 0;
-    cut[p] = N;
-    for (int q = 1; q < p; q++) cut[q] = (int)rng_below(r, (uint64_t)N + 1);
-    for (int q = 1; q < p; q++)
-        for (int s = q + 1; s < p; s++)
-            if (cut[s] < cut[q]) {
-                int x = cut[q];
-                cut[q] = cut[s];
-                cut[s] = x;
-            }
-}
-
 static void test_split(Rng *r) {
     enum { N = 40, D = 8, NL = 90 };
     static float E[N * D], dE1[N * D], dEp[N * D], w[D];
@@ -351,7 +298,7 @@ static void test_split(Rng *r) {
     float b;
     for (int data = 0; data < 2; data++) {
         if (data)
-            gen_ties(E, lab, N, D, 4, r);
+            fixture_gen_ties(E, lab, N, D, 4, r);
         else
             gen_smooth(E, lab, N, D, 4, r);
         gen_head(w, &b, D, data, r);
@@ -364,10 +311,10 @@ static void test_split(Rng *r) {
                 memset(dE1, 0, sizeof dE1);
                 LossStats s1 =
                     run(dE1, dw1, dw1 + D, ch1, ws, E, lab, list, w, b, 1.0f, loss, strategy, N, D, 0, n);
-                to_double(g1, dE1, N * D);
+                fixture_to_double(g1, dE1, N * D);
                 for (int p = 1; p <= 4; p++) {
                     int cut[5];
-                    random_cuts(cut, p, n, r);
+                    fixture_random_cuts(cut, p, n, r);
                     LossStats sp = {0};
                     memset(dEp, 0, sizeof dEp);
                     memset(dwp, 0, sizeof dwp);
@@ -385,12 +332,12 @@ static void test_split(Rng *r) {
                     CHECK(test_close(sp.loss_sum, s1.loss_sum, 1e-5) &&
                               test_close(sp.hardness_sum, s1.hardness_sum, 1e-5),
                           "%s %s p=%d: loss %.9g vs %.9g", nm, sn, p, sp.loss_sum, s1.loss_sum);
-                    CHECK(grad_err(dEp, g1, N * D) < 1e-5, "%s %s p=%d data=%d: dE err %g", nm, sn, p, data,
-                          grad_err(dEp, g1, N * D));
+                    CHECK(fixture_grad_err(dEp, g1, N * D) < 1e-5, "%s %s p=%d data=%d: dE err %g", nm, sn, p,
+                          data, fixture_grad_err(dEp, g1, N * D));
                     if (loss == L_KOCH) {
                         double hw[D + 1];
-                        to_double(hw, dw1, D + 1);
-                        CHECK(grad_err(dwp, hw, D + 1) < 1e-5, "koch %s p=%d: dw, db", sn, p);
+                        fixture_to_double(hw, dw1, D + 1);
+                        CHECK(fixture_grad_err(dwp, hw, D + 1) < 1e-5, "koch %s p=%d: dw, db", sn, p);
                     }
                     if (strategy == S_HARD)
                         CHECK(memcmp(ch1, chp, sizeof(IndexPair) * (size_t)s1.count) == 0,

@@ -1,0 +1,94 @@
+/* fixture_files: temporary-directory and input-file helpers shared by the
+ * serial I/O tests (one mkdtemp directory per test program, paths in it,
+ * existence and leftover-".tmp-*" checks, recursive removal, raw files and
+ * big-endian idx files, plain or gzip). Header-only; failures are ASSERTs. */
+#ifndef SIAMESE_TESTS_FIXTURE_FILES_H
+#define SIAMESE_TESTS_FIXTURE_FILES_H
+
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "../nn/util.h"
+
+enum { FIXTURE_DIR_MAX = 64 };
+
+/* The test's temporary directory ("" until fixture_dir_create). */
+static inline char *fixture_dir(void) {
+    static char dir[FIXTURE_DIR_MAX];
+    return dir;
+}
+
+/* Creates /tmp/siamese-test-<name>.XXXXXX (mkdtemp) as fixture_dir(). */
+static inline const char *fixture_dir_create(const char *name) {
+    char *dir = fixture_dir();
+    snprintf(dir, FIXTURE_DIR_MAX, "/tmp/siamese-test-%s.XXXXXX", name);
+    ASSERT(mkdtemp(dir));
+    return dir;
+}
+
+/* fixture_dir()/name in one of 256 rotating static buffers: callers keep
+ * several paths at once, none for long. */
+static inline const char *fixture_path(const char *name) {
+    static char buf[256][512];
+    static int k;
+    k = (k + 1) % 256;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", fixture_dir(), name);
+    return buf[k];
+}
+
+static inline int fixture_exists(const char *p) {
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* 1 if fixture_dir() holds a leftover "*.tmp-*" anywhere below it. */
+static inline int fixture_leftover_tmp(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp-*' | grep -q .", fixture_dir());
+    return system(cmd) == 0;
+}
+
+static inline int fixture_rm_entry_(const char *p, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+/* Removes path and everything below it (links not followed); nftw's result. */
+static inline int fixture_rm_tree(const char *path) {
+    return nftw(path, fixture_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static inline void fixture_put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Writes n bytes of d as the whole file path. */
+static inline void fixture_write_file(const char *path, const void *d, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ASSERT(f && fwrite(d, 1, n, f) == n && fclose(f) == 0);
+}
+
+/* Writes an idx file (gzip if gz): magic, the nd dims, then the n bytes of
+ * data, all but the last `cut` bytes of the whole. */
+static inline void fixture_write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,
+                                     const uint8_t *data, size_t n, size_t cut) {
+    uint8_t *buf = xmalloc(4 + 4 * (size_t)nd + n);
+    fixture_put_be32(buf, magic);
+    for (int i = 0; i < nd; i++) fixture_put_be32(buf + 4 + 4 * i, dims[i]);
+    memcpy(buf + 4 + 4 * nd, data, n);
+    size_t total = 4 + 4 * (size_t)nd + n - cut;
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        ASSERT(g && gzwrite(g, buf, (unsigned)total) == (int)total && gzclose(g) == Z_OK);
+    } else {
+        fixture_write_file(path, buf, total);
+    }
+    free(buf);
+}
+
+#endif

@@ -8,6 +8,7 @@
 
 #include "../nn/conv2d.h"
 #include "../nn/linear.h"
+#include "../nn/blas.h"
 #include "../nn/util.h"
 
 static float *rand_floats(Rng *r, size_t n) {
@@ -66,6 +67,7 @@ static void bench_linear(const char *name, int B, int Nin, int Nout, int reps, R
 }
 
 int main(int argc, char **argv) {
+    blas_select_core(argv); /* the OpenBLAS kernels siamese runs with */
     long B = 256, reps = 10;
     if ((argc > 1 && parse_long(argv[1], 1, 1 << 16, &B)) ||
         (argc > 2 && parse_long(argv[2], 1, 100000, &reps)))

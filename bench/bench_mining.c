@@ -11,6 +11,7 @@
 #include "../mining/distance.h"
 #include "../mining/pairs.h"
 #include "../mining/triplet.h"
+#include "../nn/blas.h"
 #include "../nn/util.h"
 
 enum { B_ALL, B_ALL_SOFT, B_HARD, B_SEMI, B_TLIST, B_CALL, B_CHARD, B_KHARD, B_KLIST, B_COUNT };
@@ -58,6 +59,7 @@ static int cmp_double(const void *x, const void *y) {
 }
 
 int main(int argc, char **argv) {
+    blas_select_core(argv); /* the OpenBLAS kernels siamese runs with */
     long reps = 20;
     if (argc > 1 && parse_long(argv[1], 1, 100000, &reps) != 0)
         FATAL("reps: want 1..100000, got '%s'", argv[1]);

@@ -20,6 +20,7 @@
 
 #include "../dist/comm.h"
 #include "../mining/triplet.h"
+#include "../nn/blas.h"
 #include "../nn/util.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -99,6 +100,7 @@ static double bench_gradsync(float *g, size_t n, size_t bucket, int reps, double
 }
 
 int main(int argc, char **argv) {
+    blas_select_core(argv); /* the OpenBLAS kernels siamese runs with */
     dist_init(&argc, &argv);
     int rank = dist_rank(), world = dist_world(), koch = 1;
     for (int a = 1; a < argc; a++) {

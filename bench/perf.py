@@ -40,7 +40,7 @@ class Worker:
         self.procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
                                        env=env) for c in cmds]
         self.p = self.procs[0]
-        self.wall, self.cpu, self.rss = [], [], []
+        self.wall, self.cpu, self.rss, self.round_peak = [], [], [], []
         while self._line() != "ready":
             pass
         self.go = [open(os.path.join(self.gate, "go.%d" % r), "w") for r in range(ranks)]
@@ -93,8 +93,12 @@ def scenario(title, contenders, a, env, peak):
     for k in range(a.rounds):
         for w in ws[k % len(ws):] + ws[:k % len(ws)]:
             w.window(a.steps)
-        peak.append(fma_peak(a.build))
-        print("  round %d: %s" % (k + 1, ", ".join("%s %.0f" % (w.name, w.wall[-1]) for w in ws)), flush=True)
+        pk = fma_peak(a.build)
+        peak.append(pk)
+        for w in ws:
+            w.round_peak.append(pk)
+        print("  round %d: %s; FMA peak %.1f GFLOP/s" % (
+            k + 1, ", ".join("%s %.0f" % (w.name, w.wall[-1]) for w in ws), pk), flush=True)
     for w in ws:
         w.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -105,14 +109,18 @@ def report(title, ws, peak):
     base = ws[0]
     print("\n%s\n  (img/s: median of %d windows; ratio: median over rounds of %s / contender)" % (
         title, len(base.wall), base.name))
-    print("  %-30s %8s %7s %10s %12s %8s %9s" % ("contender", "img/s", "ratio", "img/s(CPU)", "GFLOP/s/core",
-                                                 "% peak", "RSS MB"))
+    print("  (% peak: of the best FMA peak of the whole run; same round: of the FMA peak measured right after\n"
+          "  each round, median over rounds)")
+    print("  %-30s %8s %7s %10s %12s %8s %11s %9s" % ("contender", "img/s", "ratio", "img/s(CPU)", "GFLOP/s/core",
+                                                      "% peak", "same round", "RSS MB"))
     for w in ws:
         ips = statistics.median(w.wall)
         ratio = statistics.median([b / x for b, x in zip(base.wall, w.wall)])
         gf = ips * FLOPS_PER_IMAGE / 1e9 / w.ranks
-        print("  %-30s %8.0f %7.2f %10.0f %12.1f %7.1f%% %9s" % (
-            w.name, ips, ratio, statistics.median(w.cpu), gf, 100 * gf / peak,
+        same = statistics.median([100 * x * FLOPS_PER_IMAGE / 1e9 / w.ranks / p
+                                  for x, p in zip(w.wall, w.round_peak)])
+        print("  %-30s %8.0f %7.2f %10.0f %12.1f %7.1f%% %10.1f%% %9s" % (
+            w.name, ips, ratio, statistics.median(w.cpu), gf, 100 * gf / peak, same,
             "/".join("%.0f" % r for r in w.rss)))
 
 

@@ -28,15 +28,15 @@ import sys
 # when predict runs without --measured. Times in seconds. Compute: the 10th
 # percentile of the 1-rank steps; mining: the median of three runs' fits
 # (24, 27, 40 ns: the host's noise reaches CPU time too).
-DEFAULTS = {
-    "fmnist_compute_per_image": 1.03e-3,   # forward + backward, one core, s/image
-    "fmnist_optimizer_per_param": 1.7e-9,  # SGD momentum step, s/parameter
-    "mining_per_anchor_row": 26.6e-9,      # global batch-all, s per anchor per pool row (D 64, K 32)
-    "koch_compute_per_image": 0.217,       # forward + backward at 105x105, s/image
-    "koch_optimizer_per_param": 1.9e-9,
-    "shm_latency": 0.63e-6,                # this machine, 2 ranks, 8-byte allreduce
-    "shm_bandwidth": 6.1e9,                # bytes/s, bus bandwidth of a 1 MiB allreduce
-    "step_cv_1rank": 0.07,                 # step-time variation of one rank here (information only)
+DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:57 UTC (commit "bench: mining, layer ...")
+    "fmnist_compute_per_image": 1.685e-4,  # forward + backward, one core, s/image (p10 of 1-rank steps)
+    "fmnist_optimizer_per_param": 2.26e-9,  # SGD momentum step, s/parameter
+    "mining_per_anchor_row": 8.8e-9,       # global batch-all, s per anchor per pool row (D 64, K 32)
+    "koch_compute_per_image": 0.0449,      # forward + backward at 105x105, s/image
+    "koch_optimizer_per_param": 2.18e-9,
+    "shm_latency": 0.81e-6,                # this machine, 2 ranks, 8-byte allreduce
+    "shm_bandwidth": 5.70e9,               # bytes/s, bus bandwidth of a 1 MiB allreduce
+    "step_cv_1rank": 0.037,                # step-time variation of one rank here (information only)
 }
 
 FMNIST_PARAMS = 330944     # conv1 832 + conv2 51264 + fc1 262400 + fc2 16448

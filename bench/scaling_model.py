@@ -28,7 +28,7 @@ import sys
 # when predict runs without --measured. Times in seconds. Compute: the 10th
 # percentile of the 1-rank steps; mining: the median of three runs' fits
 # (24, 27, 40 ns: the host's noise reaches CPU time too).
-DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:57 UTC (commit "bench: mining, layer ...")
+DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in README "Scaling")
     "fmnist_compute_per_image": 1.685e-4,  # forward + backward, one core, s/image (p10 of 1-rank steps)
     "fmnist_optimizer_per_param": 2.26e-9,  # SGD momentum step, s/parameter
     "mining_per_anchor_row": 8.8e-9,       # global batch-all, s per anchor per pool row (D 64, K 32)

@@ -11,6 +11,7 @@
 
 #include "../nn/util.h"
 #include "distance.h"
+#include "lanes.h"
 
 size_t triplet_workspace_floats(int N, int Na) {
     return 3 * (size_t)Na * (size_t)N + (size_t)Na + 4 * (size_t)N;
@@ -299,36 +300,46 @@ static void batch_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const
 
 /* The pool index j of the smallest drow[j] > x among rows with another label
  * than la, lowest index among equal distances; -1 if there is none. Sixteen
- * interleaved (minimum, index) lanes so that the loop vectorises; within a
- * lane the strict < keeps the lowest index, across lanes ties are broken by
- * index explicitly. */
+ * (minimum, index) lanes; within a lane the strict < keeps the lowest index,
+ * across lanes ties are broken by index explicitly. NaN distances never
+ * qualify (NaN > x is false). */
 static int argmin_above(const float *drow, const int32_t *labels, int32_t la, float x, int N) {
-    float m[16];
-    int id[16];
+    LaneF m, xv, inf;
+    LaneI id, lav, iota;
     for (int l = 0; l < 16; l++) {
-        m[l] = INFINITY;
+        m[l] = inf[l] = INFINITY;
+        xv[l] = x;
         id[l] = -1;
+        lav[l] = la;
+        iota[l] = l;
     }
     int k = 0;
-    for (; k + 16 <= N; k += 16)
-        for (int l = 0; l < 16; l++) {
-            float d = drow[k + l];
-            float v = (labels[k + l] != la) & (d > x) ? d : INFINITY;
-            int lt = v < m[l];
-            m[l] = lt ? v : m[l];
-            id[l] = lt ? k + l : id[l];
-        }
+    for (; k + 16 <= N; k += 16) {
+        LaneF d;
+        LaneI lb;
+        memcpy(&d, drow + k, sizeof d);
+        memcpy(&lb, labels + k, sizeof lb);
+        LaneI ok = (lb != lav) & (d > xv);
+        LaneF v = lane_select_f(ok, d, inf);
+        LaneI lt = v < m;
+        m = lane_select_f(lt, v, m);
+        id = lane_select_i(lt, iota + k, id);
+    }
+    float mv[16];
+    int32_t iv[16];
+    memcpy(mv, &m, sizeof mv);
+    memcpy(iv, &id, sizeof iv);
     for (int l = 0; k < N; k++, l++) {
         float v = labels[k] != la && drow[k] > x ? drow[k] : INFINITY;
-        if (v < m[l]) {
-            m[l] = v;
-            id[l] = k;
+        if (v < mv[l]) {
+            mv[l] = v;
+            iv[l] = k;
         }
     }
     int best = 0;
     for (int l = 1; l < 16; l++)
-        if (m[l] < m[best] || (m[l] == m[best] && id[l] >= 0 && (id[best] < 0 || id[l] < id[best]))) best = l;
-    return m[best] < INFINITY ? id[best] : -1;
+        if (mv[l] < mv[best] || (mv[l] == mv[best] && iv[l] >= 0 && (iv[best] < 0 || iv[l] < iv[best]))) best = l;
+    return mv[best] < INFINITY ? iv[best] : -1;
 }
 
 static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow,

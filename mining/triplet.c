@@ -9,6 +9,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "../nn/util.h"
 #include "distance.h"
 #include "lanes.h"
@@ -145,24 +149,69 @@ float triplet_hinge_threshold(float dap, float margin) {
  * (triplet_hinge_threshold), the negative test folded into the mask: nothing
  * is compacted, and ddrow is loaded and stored once per block; missing lanes
  * of the last block use T = -inf (never active). Every weight is an integer
- * count, so the result does not depend on the blocking. posd is N floats of
- * scratch. */
+ * count, so the result does not depend on the blocking. posd and pidx
+ * (the positives' distances and rows) are N entries of scratch each. */
 #define HINGE_BLOCK 8
 
-static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, const float *restrict drow,
-                      const int32_t *restrict labels, int a, float margin, int N) {
+#ifdef __AVX512F__
+/* hinge_row's pass over one block of positives, 16 rows at a time with
+ * AVX-512 masks: per positive and chunk one compare, one masked count and
+ * one masked subtract (the portable loop needs a mask-to-vector move and two
+ * adds). c[q] += the counts; returns the rows done (a multiple of 16). */
+static int hinge_chunks_avx512(float *ddrow, int *c, const float *t, const float *drow, const int32_t *labels,
+                               int32_t la, int N) {
+    __m512 T[HINGE_BLOCK];
+    __m512i C[HINGE_BLOCK];
+    for (int q = 0; q < HINGE_BLOCK; q++) {
+        T[q] = _mm512_set1_ps(t[q]);
+        C[q] = _mm512_setzero_si512();
+    }
+    const __m512i vla = _mm512_set1_epi32(la), ione = _mm512_set1_epi32(1);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int k = 0;
+    for (; k + 16 <= N; k += 16) {
+        __m512 n = _mm512_loadu_ps(drow + k), acc = _mm512_loadu_ps(ddrow + k);
+        __mmask16 neg = _mm512_cmpneq_epi32_mask(_mm512_loadu_si512(labels + k), vla);
+        for (int q = 0; q < HINGE_BLOCK; q++) {
+            __mmask16 m = _mm512_mask_cmp_ps_mask(neg, n, T[q], _CMP_LT_OQ); /* NaN: false, as n < t */
+            C[q] = _mm512_mask_add_epi32(C[q], m, C[q], ione);
+            acc = _mm512_mask_sub_ps(acc, m, acc, one);
+        }
+        _mm512_storeu_ps(ddrow + k, acc);
+    }
+    for (int q = 0; q < HINGE_BLOCK; q++) c[q] += _mm512_reduce_add_epi32(C[q]);
+    return k;
+}
+#endif
+
+static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, int32_t *restrict pidx,
+                      const float *restrict drow, const int32_t *restrict labels, int a, float margin, int N) {
     int32_t la = labels[a];
-    int npos = 0, nneg = 0;
-    for (int j = 0; j < N; j++) {
+    int npos = 0, j = 0;
+#ifdef __AVX512F__
+    { /* the positives' distances and rows, compressed 16 rows at a time */
+        const __m512i vla = _mm512_set1_epi32(la), va = _mm512_set1_epi32(a);
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (; j + 16 <= N; j += 16) { /* npos <= j: the full stores stay inside N */
+            __m512i vj = _mm512_add_epi32(iota, _mm512_set1_epi32(j));
+            __mmask16 m = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(labels + j), vla) &
+                          _mm512_cmpneq_epi32_mask(vj, va);
+            _mm512_storeu_ps(posd + npos, _mm512_maskz_compress_ps(m, _mm512_loadu_ps(drow + j)));
+            _mm512_storeu_si512(pidx + npos, _mm512_maskz_compress_epi32(m, vj));
+            npos += __builtin_popcount(m);
+        }
+    }
+#endif
+    for (; j < N; j++) {
         posd[npos] = drow[j];
+        pidx[npos] = j;
         npos += j != a && labels[j] == la;
     }
-    for (int j = 0; j < N; j++) nneg += labels[j] != la;
+    int nneg = N - 1 - npos; /* every row but the anchor and its positives */
     st->candidates += (long)npos * nneg;
     if (npos == 0 || nneg == 0) return;
     double loss = 0.0;
     long active = 0;
-    int j = 0; /* the pool cursor over positives, in the order of posd */
     for (int p0 = 0; p0 < npos; p0 += HINGE_BLOCK) {
         float t[HINGE_BLOCK];
         int c[HINGE_BLOCK];
@@ -170,7 +219,11 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
             t[q] = p0 + q < npos ? triplet_hinge_threshold(posd[p0 + q], margin) : -INFINITY;
             c[q] = 0;
         }
-        for (int k = 0; k < N; k++) {
+        int k = 0;
+#ifdef __AVX512F__
+        k = hinge_chunks_avx512(ddrow, c, t, drow, labels, la, N);
+#endif
+        for (; k < N; k++) { /* the rows past the last 16-row chunk, or all */
             float n = drow[k];
             int neg = labels[k] != la, sum = 0;
             for (int q = 0; q < HINGE_BLOCK; q++) {
@@ -181,11 +234,10 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
             ddrow[k] -= (float)sum;
         }
         for (int q = 0; q < HINGE_BLOCK && p0 + q < npos; q++) {
-            while (j == a || labels[j] != la) j++;
-            ddrow[j] += (float)c[q];
+            int p = pidx[p0 + q];
+            ddrow[p] += (float)c[q];
             active += c[q];
-            loss += (double)c[q] * ((double)drow[j] + (double)margin);
-            j++;
+            loss += (double)c[q] * ((double)drow[p] + (double)margin);
         }
     }
     /* - sum_n c_n d_an: ddrow[n] = -c_n; eight interleaved lanes so that it
@@ -377,7 +429,7 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
             if (soft)
                 soft_all_row(&st, ddrow, negd, cntn, en, drow, labels, a0 + r, margin, N);
             else
-                hinge_row(&st, ddrow, negd, drow, labels, a0 + r, margin, N);
+                hinge_row(&st, ddrow, negd, (int32_t *)cntn, drow, labels, a0 + r, margin, N); /* cntn: row ids here */
         }
         dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
         return st;

@@ -41,14 +41,15 @@ void dist_matrix(float *d, const float *A, const float *P, int Na, int Np, int D
     }
 }
 
-/* G = dd / d (0 on the clamp), cs += G; branch-free so that it vectorises. */
-static void grad_row(float *restrict G, float *restrict cs, const float *restrict dd, const float *restrict d,
-                     int n) {
+/* G = dd / d (0 on the clamp), cs += G, branch-free so that it vectorises;
+ * the row sum in eight lanes (sum_lanes). G may be dd. */
+float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n) {
     for (int j = 0; j < n; j++) {
         float g = dd[j] * dist_inv(d[j]);
         G[j] = g;
         cs[j] += g;
     }
+    return sum_lanes(G, n);
 }
 
 size_t dist_backward_workspace_floats(int Na, int Np) {
@@ -58,18 +59,10 @@ size_t dist_backward_workspace_floats(int Na, int Np) {
 /* With G_ij = dd_ij / d_ij (0 on the clamp):
  *   dA_i += sum_j G_ij (a_i - p_j) = rowsum_i a_i - (G P)_i
  *   dP_j += sum_i G_ij (p_j - a_i) = colsum_j p_j - (G^T A)_j        */
-void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d, const float *A,
-                          const float *P, int Na, int Np, int D, float *ws) {
+void dist_matrix_backward_g(float *dA, float *dP, const float *G, const float *rs, const float *cs,
+                            const float *A, const float *P, int Na, int Np, int D) {
     ASSERT(Na >= 0 && Np >= 0 && D > 0);
     if (Na == 0 || Np == 0) return;
-    float *G = ws, *rs = ws + (size_t)Na * Np, *cs = rs + Na;
-    for (int j = 0; j < Np; j++) cs[j] = 0.0f;
-    for (int i = 0; i < Na; i++) {
-        const float *ddr = dd + (size_t)i * Np, *dr = d + (size_t)i * Np;
-        float *Gr = G + (size_t)i * Np;
-        grad_row(Gr, cs, ddr, dr, Np);
-        rs[i] = sum_lanes(Gr, Np);
-    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Na, D, Np, -1.0f, G, Np, P, D, 1.0f, dA, D);
     for (int i = 0; i < Na; i++) {
         if (rs[i] == 0.0f) continue;
@@ -84,6 +77,17 @@ void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d,
         const float *p = P + (size_t)j * D;
         for (int k = 0; k < D; k++) o[k] += cs[j] * p[k];
     }
+}
+
+void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d, const float *A,
+                          const float *P, int Na, int Np, int D, float *ws) {
+    ASSERT(Na >= 0 && Np >= 0 && D > 0);
+    if (Na == 0 || Np == 0) return;
+    float *G = ws, *rs = ws + (size_t)Na * Np, *cs = rs + Na;
+    for (int j = 0; j < Np; j++) cs[j] = 0.0f;
+    for (int i = 0; i < Na; i++)
+        rs[i] = dist_grad_row(G + (size_t)i * Np, cs, dd + (size_t)i * Np, d + (size_t)i * Np, Np);
+    dist_matrix_backward_g(dA, dP, G, rs, cs, A, P, Na, Np, D);
 }
 
 float dist_pair(const float *x, const float *y, int D) {

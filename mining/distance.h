@@ -38,6 +38,23 @@ void dist_matrix_backward(float *dA,       /* (Na, D) += */
                           const float *P,  /* (Np, D) */
                           int Na, int Np, int D, float *ws);
 
+/* The GEMM half of dist_matrix_backward, for callers that formed
+ * G = dd / d (0 on the clamp) themselves: rs = G's row sums, cs = its column
+ * sums. ACCUMULATES like dist_matrix_backward, with the same results when G,
+ * rs and cs are computed as it does (dist_grad_row, row by row). */
+void dist_matrix_backward_g(float *dA,       /* (Na, D) += */
+                            float *dP,       /* (Np, D) += */
+                            const float *G,  /* (Na, Np) */
+                            const float *rs, /* (Na) */
+                            const float *cs, /* (Np) */
+                            const float *A,  /* (Na, D) */
+                            const float *P,  /* (Np, D) */
+                            int Na, int Np, int D);
+
+/* One row of G for dist_matrix_backward_g: G[j] = dd[j] / d[j] (0 on the
+ * clamp; G may be dd itself), cs[j] += G[j]; returns the row sum. */
+float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n);
+
 /* The hardest positive and negative of anchor a over one row of scores
  * s_j = sign * row[j] (a distance row with sign = 1; sign = -1 flips both):
  * *p = argmax s_j over j != a with labels[j] == labels[a], *n = argmin s_j

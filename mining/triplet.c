@@ -421,17 +421,24 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     float *negd = tmp + nn + Na + N, *cntn = negd + N, *en = cntn + N; /* after the backward's */
     const float *A = E + (size_t)a0 * D;
     dist_matrix(d, A, E, Na, N, D, tmp);
-    if (miner == TRIPLET_ALL) { /* dense dL/dd, one backward */
+    if (miner == TRIPLET_ALL && soft) { /* dense dL/dd, one backward */
         memset(dd, 0, nn * sizeof *dd);
+        for (int r = 0; r < Na; r++)
+            soft_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels, a0 + r, margin, N);
+        dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
+        return st;
+    }
+    if (miner == TRIPLET_ALL) { /* the hinge: each row's dL/dd turned into G while it is in cache */
+        float *rs = tmp + nn, *cs = rs + Na; /* dist_matrix_backward's slots; G replaces dd */
+        memset(dd, 0, nn * sizeof *dd);
+        memset(cs, 0, (size_t)N * sizeof *cs);
         for (int r = 0; r < Na; r++) {
             float *ddrow = dd + (size_t)r * N;
             const float *drow = d + (size_t)r * N;
-            if (soft)
-                soft_all_row(&st, ddrow, negd, cntn, en, drow, labels, a0 + r, margin, N);
-            else
-                hinge_row(&st, ddrow, negd, (int32_t *)cntn, drow, labels, a0 + r, margin, N); /* cntn: row ids here */
+            hinge_row(&st, ddrow, negd, (int32_t *)cntn, drow, labels, a0 + r, margin, N); /* cntn: row ids here */
+            rs[r] = dist_grad_row(ddrow, cs, ddrow, drow, N);
         }
-        dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
+        dist_matrix_backward_g(dE + (size_t)a0 * D, dE, dd, rs, cs, A, E, Na, N, D);
         return st;
     }
     for (int r = 0; r < Na; r++) { /* sparse: two pairs per term straight into dE */

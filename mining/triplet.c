@@ -146,11 +146,12 @@ float triplet_hinge_threshold(float dap, float margin) {
  * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
  * sum_p c_p (d_ap + m) - sum_n c_n d_an, in double. Positives go
  * HINGE_BLOCK at a time over the whole row, each as its threshold
- * (triplet_hinge_threshold), the negative test folded into the mask: nothing
- * is compacted, and ddrow is loaded and stored once per block; missing lanes
- * of the last block use T = -inf (never active). Every weight is an integer
- * count, so the result does not depend on the blocking. posd and pidx
- * (the positives' distances and rows) are N entries of scratch each. */
+ * (triplet_hinge_threshold), the negative test folded into the mask (the
+ * negatives are not compacted), and ddrow is loaded and stored once per
+ * block; missing lanes of the last block use T = -inf (never active). Every
+ * weight is an integer count, so the result does not depend on the blocking.
+ * posd and pidx (the positives' distances and rows, compacted) are N entries
+ * of scratch each. */
 #define HINGE_BLOCK 8
 
 #ifdef __AVX512F__

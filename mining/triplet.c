@@ -373,10 +373,10 @@ static int argmin_above(const float *drow, const int32_t *labels, int32_t la, fl
         memcpy(&d, drow + k, sizeof d);
         memcpy(&lb, labels + k, sizeof lb);
         LaneI ok = (lb != lav) & (d > xv);
-        LaneF v = lane_select_f(ok, d, inf);
+        LaneF v = LANE_SELECT_F(ok, d, inf);
         LaneI lt = v < m;
-        m = lane_select_f(lt, v, m);
-        id = lane_select_i(lt, iota + k, id);
+        m = LANE_SELECT_F(lt, v, m);
+        id = LANE_SELECT_I(lt, iota + k, id);
     }
     float mv[16];
     int32_t iv[16];

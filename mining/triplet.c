@@ -1,9 +1,12 @@
 /* triplet: see triplet.h. The miners work on the (Na, N) distance matrix of
  * the anchors against the pool (one sgemm). Batch-all touches every entry, so
  * it accumulates dL/dd into a second (Na, N) matrix and finishes with one
- * dist_matrix_backward; batch-hard and semi-hard add each chosen term's two
+ * backward of the distances (the hinge turns each row into dL/dd / d while it
+ * is in cache and calls dist_matrix_backward_g; the soft margin calls
+ * dist_matrix_backward); batch-hard and semi-hard add each chosen term's two
  * pairs straight into dE. The inner loops are written in interleaved lanes
- * so that they vectorise without -ffast-math. */
+ * (or lanes.h vectors, or AVX-512 where present) so that they vectorise
+ * without -ffast-math. */
 #include "triplet.h"
 
 #include <math.h>

@@ -152,9 +152,12 @@ float triplet_hinge_threshold(float dap, float margin) {
  * (triplet_hinge_threshold), the negative test folded into the mask (the
  * negatives are not compacted), and ddrow is loaded and stored once per
  * block; missing lanes of the last block use T = -inf (never active). Every
- * weight is an integer count, so the result does not depend on the blocking.
- * posd and pidx (the positives' distances and rows, compacted) are N entries
- * of scratch each. */
+ * weight is an integer count, so the result does not depend on the blocking,
+ * nor on the path: with AVX-512 and at most HINGE_RANK_MAX positives the
+ * counts come from ranking the negatives among the sorted thresholds
+ * instead (hinge_ranked_avx512: O(N log K) per row, not O(N K)). posd, pidx
+ * (the positives' distances and rows, compacted) and rb are N entries of
+ * scratch each. */
 #define HINGE_BLOCK 8
 
 #ifdef __AVX512F__
@@ -186,10 +189,112 @@ static int hinge_chunks_avx512(float *ddrow, int *c, const float *t, const float
     for (int q = 0; q < HINGE_BLOCK; q++) c[q] += _mm512_reduce_add_epi32(C[q]);
     return k;
 }
+
+#define HINGE_RANK_MAX 63 /* positives the ranked path takes: a 64-entry sorted table */
+
+/* hinge_row's ranked path (AVX-512, npos <= HINGE_RANK_MAX): with the
+ * thresholds sorted, ts[0] <= ... <= ts[S-1] (padded with +inf to a power of
+ * two S > npos), "n < ts[i]" holds for a suffix of i, so each negative needs
+ * only r_n = #{i : !(n < ts[i])}, found by a branch-free binary search of
+ * log2(S) levels (one permute from a <= 32-entry table per level) for 16
+ * rows at once: c_n = npos - min(r_n, npos). A positive whose threshold
+ * sits at sorted index j (any index of its run of equal values) is active
+ * with n exactly when r_n <= j, so c_p = #{n : r_n <= j}: a histogram of
+ * the r_n below npos and its prefix sums. The counts equal the blocked
+ * pass's. c receives c_p in posd order; lane[8] the negatives' loss terms
+ * (double) c_n d_an summed in hinge_row's eight interleaved lanes, so that
+ * ddrow and the loss are bit for bit those of the blocked pass. rb is N
+ * ints of scratch. */
+static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb, const float *posd,
+                                const float *drow, const int32_t *labels, int32_t la, float margin, int npos,
+                                int N) {
+    float t[64] __attribute__((aligned(64))), ts[64] __attribute__((aligned(64)));
+    int first[64];
+    for (int i = 0; i < 64; i++) {
+        t[i] = i < npos ? triplet_hinge_threshold(posd[i], margin) : INFINITY;
+        ts[i] = NAN; /* a hole: no threshold is NaN */
+    }
+    /* Each threshold's first sorted index, #{j : t_j < t_i} (the +inf
+     * padding is never below); a run of e equal values fills its first slot
+     * only, and the holes after it take the run's value. */
+    int nv = (npos + 15) / 16;
+    for (int i = 0; i < npos; i++) {
+        __m512 ti = _mm512_set1_ps(t[i]);
+        int r = 0;
+        for (int j = 0; j < nv; j++) r += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_load_ps(t + 16 * j), ti, _CMP_LT_OQ));
+        first[i] = r;
+        ts[r] = t[i];
+    }
+    for (int j = 1; j < npos; j++)
+        if (isnan(ts[j])) ts[j] = ts[j - 1];
+    int S = 2, L = 1;
+    while (S <= npos) S *= 2, L++;
+    for (int j = npos; j < S; j++) ts[j] = INFINITY;
+    /* Level l (step s = S >> (l + 1)) compares with ts[r + s - 1], r a
+     * multiple of 2s: entry r / 2s of tab[l], which holds ts[j * 2s + s - 1]. */
+    float tab[6][32] __attribute__((aligned(64)));
+    __m512 tlo[6], thi[6];
+    for (int l = 0; l < L; l++) {
+        int s = S >> (l + 1);
+        for (int j = 0; j < 32; j++) tab[l][j] = j < S / (2 * s) ? ts[j * 2 * s + s - 1] : INFINITY;
+        tlo[l] = _mm512_load_ps(tab[l]);
+        thi[l] = _mm512_load_ps(tab[l] + 16);
+    }
+    const __m512i vla = _mm512_set1_epi32(la), vnp = _mm512_set1_epi32(npos);
+    __m512d acc = _mm512_setzero_pd();
+    int nact = 0;
+    for (int k = 0; k < N; k += 16) {
+        __mmask16 in = N - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - k)) - 1);
+        __m512 n = _mm512_maskz_loadu_ps(in, drow + k);
+        __mmask16 neg = _mm512_mask_cmpneq_epi32_mask(in, _mm512_maskz_loadu_epi32(in, labels + k), vla);
+        __m512i r = _mm512_setzero_si512();
+        for (int l = 0; l < L; l++) {
+            int sh = L - l; /* log2(2s) */
+            __m512 v = _mm512_permutex2var_ps(tlo[l], _mm512_srli_epi32(r, (unsigned)sh), thi[l]);
+            __mmask16 ge = _mm512_cmp_ps_mask(n, v, _CMP_NLT_UQ); /* !(n < v); NaN n: always */
+            r = _mm512_mask_add_epi32(r, ge, r, _mm512_set1_epi32(1 << (sh - 1)));
+        }
+        __mmask16 act = _mm512_mask_cmplt_epi32_mask(neg, r, vnp);
+        __m512 dd = _mm512_sub_ps(_mm512_maskz_loadu_ps(in, ddrow + k),
+                                  _mm512_cvtepi32_ps(_mm512_maskz_sub_epi32(act, vnp, r)));
+        _mm512_mask_storeu_ps(ddrow + k, in, dd);
+        _mm512_mask_compressstoreu_epi32(rb + nact, act, r);
+        nact += __builtin_popcount(act);
+        /* hinge_row's lanes: rows k..k+7, then k+8..k+15; others add +0 */
+        __m512d lo = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(dd)),
+                                   _mm512_cvtps_pd(_mm512_castps512_ps256(n)));
+        __m512d hi = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(dd, 1)),
+                                   _mm512_cvtps_pd(_mm512_extractf32x8_ps(n, 1)));
+        acc = _mm512_add_pd(acc, _mm512_maskz_mov_pd((__mmask8)neg, lo));
+        acc = _mm512_add_pd(acc, _mm512_maskz_mov_pd((__mmask8)(neg >> 8), hi));
+    }
+    _mm512_storeu_pd(lane, acc);
+    int h[4][64];
+    memset(h, 0, sizeof h);
+    int k = 0;
+    for (; k + 4 <= nact; k += 4)
+        for (int u = 0; u < 4; u++) h[u][rb[k + u]]++;
+    for (; k < nact; k++) h[0][rb[k]]++;
+    int H[64], run = 0;
+    for (int j = 0; j < npos; j++) {
+        run += h[0][j] + h[1][j] + h[2][j] + h[3][j];
+        H[j] = run;
+    }
+    for (int i = 0; i < npos; i++) c[i] = H[first[i]];
+}
 #endif
 
+static void hinge_done(LossStats *st, double loss, long active, float margin) {
+    st->count += (double)active;
+    st->loss_sum += loss;
+    st->active += active;
+    st->hardness_sum += loss - (double)margin * (double)active;
+}
+
 static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd, int32_t *restrict pidx,
-                      const float *restrict drow, const int32_t *restrict labels, int a, float margin, int N) {
+                      int32_t *restrict rb, const float *restrict drow, const int32_t *restrict labels, int a,
+                      float margin, int N) {
+    (void)rb; /* the ranked path's scratch (AVX-512 only) */
     int32_t la = labels[a];
     int npos = 0, j = 0;
 #ifdef __AVX512F__
@@ -216,6 +321,22 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     if (npos == 0 || nneg == 0) return;
     double loss = 0.0;
     long active = 0;
+#ifdef __AVX512F__
+    if (npos <= HINGE_RANK_MAX) {
+        int c[HINGE_RANK_MAX];
+        double lane[8];
+        hinge_ranked_avx512(c, lane, ddrow, rb, posd, drow, labels, la, margin, npos, N);
+        for (int q = 0; q < npos; q++) { /* as the blocked pass below: positives in order */
+            int p = pidx[q];
+            ddrow[p] += (float)c[q];
+            active += c[q];
+            loss += (double)c[q] * ((double)drow[p] + (double)margin);
+        }
+        for (int l = 0; l < 8; l++) loss += lane[l];
+        hinge_done(st, loss, active, margin);
+        return;
+    }
+#endif
     for (int p0 = 0; p0 < npos; p0 += HINGE_BLOCK) {
         float t[HINGE_BLOCK];
         int c[HINGE_BLOCK];
@@ -254,10 +375,7 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     for (int l = 0; k < N; k++, l++)
         lane[l] += labels[k] != la ? (double)ddrow[k] * (double)drow[k] : 0.0;
     for (int l = 0; l < 8; l++) loss += lane[l];
-    st->count += (double)active;
-    st->loss_sum += loss;
-    st->active += active;
-    st->hardness_sum += loss - (double)margin * (double)active;
+    hinge_done(st, loss, active, margin);
 }
 
 /* Soft-margin batch-all for one anchor row: drow = d(a, .), ddrow +=
@@ -439,7 +557,7 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
         for (int r = 0; r < Na; r++) {
             float *ddrow = dd + (size_t)r * N;
             const float *drow = d + (size_t)r * N;
-            hinge_row(&st, ddrow, negd, (int32_t *)cntn, drow, labels, a0 + r, margin, N); /* cntn: row ids here */
+            hinge_row(&st, ddrow, negd, (int32_t *)cntn, (int32_t *)en, drow, labels, a0 + r, margin, N);
             rs[r] = dist_grad_row(ddrow, cs, ddrow, drow, N);
         }
         dist_matrix_backward_g(dE + (size_t)a0 * D, dE, dd, rs, cs, A, E, Na, N, D);

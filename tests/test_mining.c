@@ -458,12 +458,83 @@ static void test_hinge_threshold(Rng *r) {
     CHECK(nan_t == 0, "hinge threshold: NaN for %ld of 20000 (d_ap, m)", nan_t);
 }
 
+/* ---- batch-all hinge: the counting paths against the float predicate ------- */
+
+/* Batch-all's hinge keeps integer counts, c_p per positive and c_n per
+ * negative, found by a blocked pass over the row (any number of positives)
+ * or, with AVX-512 and at most 63 positives, by ranking the negatives among
+ * the sorted thresholds. Both must give exactly the counts of the loss's own
+ * float test, (d_ap - d_an) + m > 0, on the float distances: then dE is bit
+ * for bit dist_matrix_backward of those counts. PK batches on both sides of
+ * 63 positives, N not a multiple of 16, quantised rows (equal distances and
+ * equal thresholds), margins 0, tiny, usual, huge and negative, and anchor
+ * subsets as one rank of several sees them. */
+static void test_hinge_counts(Rng *r) {
+    static const int pk[][2] = {{3, 70}, {2, 65}, {4, 64}, {3, 63}, {5, 33}, {7, 9}, {30, 2}, {3, 17}, {1, 40}};
+    static const float margins[] = {0.2f, 0.0f, 1e-7f, 5.0f, -0.05f};
+    int D = 8, bad_count = 0, bad_grad = 0, bad_loss = 0, cases = 0;
+    for (size_t c = 0; c < sizeof pk / sizeof pk[0]; c++)
+        for (int quant = 0; quant < 2; quant++) {
+            int N = pk[c][0] * pk[c][1] + (quant ? 3 : 0); /* 3 rows of one more class */
+            float *E = xaligned_floats((size_t)N * D), *dE = xaligned_floats((size_t)N * D);
+            float *dE2 = xaligned_floats((size_t)N * D), *d = xaligned_floats((size_t)N * N);
+            float *dd = xaligned_floats((size_t)N * N), *ws = xaligned_floats(triplet_workspace_floats(N, N));
+            float *ws2 = xaligned_floats(dist_backward_workspace_floats(N, N) + (size_t)N + N);
+            int32_t *lab = xmalloc((size_t)N * sizeof *lab);
+            gen_smooth(E, lab, N, D, 1, r);
+            for (int i = 0; i < N; i++) lab[i] = i < pk[c][0] * pk[c][1] ? i / pk[c][1] : 99;
+            if (quant) /* a few levels per entry: many equal distances */
+                for (int i = 0; i < N * D; i++) E[i] = 0.25f * roundf(4.0f * E[i]);
+            for (size_t mi = 0; mi < sizeof margins / sizeof margins[0]; mi++) {
+                float m = margins[mi];
+                int a0 = (int)rng_below(r, (uint64_t)N / 2), a1 = a0 + 1 + (int)rng_below(r, (uint64_t)(N - a0));
+                int Na = a1 - a0;
+                memset(dE, 0, (size_t)N * D * sizeof *dE);
+                LossStats st = triplet_loss(dE, NULL, ws, E, lab, TRIPLET_ALL, m, 0, N, D, a0, a1);
+                /* the reference: counts from the float test, same distances */
+                dist_matrix(d, E + (size_t)a0 * D, E, Na, N, D, ws2);
+                memset(dd, 0, (size_t)Na * N * sizeof *dd);
+                long active = 0;
+                double loss = 0;
+                for (int i = 0; i < Na; i++) {
+                    const float *row = d + (size_t)i * N;
+                    for (int p = 0; p < N; p++) {
+                        if (p == a0 + i || lab[p] != lab[a0 + i]) continue;
+                        for (int n = 0; n < N; n++) {
+                            if (lab[n] == lab[a0 + i] || !((row[p] - row[n]) + m > 0.0f)) continue;
+                            dd[(size_t)i * N + p] += 1.0f;
+                            dd[(size_t)i * N + n] -= 1.0f;
+                            active++;
+                            loss += ((double)row[p] + m) - (double)row[n];
+                        }
+                    }
+                }
+                memset(dE2, 0, (size_t)N * D * sizeof *dE2);
+                dist_matrix_backward(dE2 + (size_t)a0 * D, dE2, dd, d, E + (size_t)a0 * D, E, Na, N, D, ws2);
+                cases++;
+                bad_count += st.active != active || st.count != (double)active;
+                bad_grad += memcmp(dE, dE2, (size_t)N * D * sizeof *dE) != 0;
+                bad_loss += !test_close(st.loss_sum, loss, 1e-9);
+                if (st.active != active || memcmp(dE, dE2, (size_t)N * D * sizeof *dE) != 0)
+                    fprintf(stderr, "  hinge counts: P=%d K=%d quant=%d m=%g anchors [%d,%d): active %ld/%ld\n",
+                            pk[c][0], pk[c][1], quant, (double)m, a0, a1, st.active, active);
+            }
+            free(E), free(dE), free(dE2), free(d), free(dd), free(ws), free(ws2), free(lab);
+        }
+    CHECK(bad_count == 0, "batch-all hinge: active count differs from the float test in %d of %d cases",
+          bad_count, cases);
+    CHECK(bad_grad == 0, "batch-all hinge: dE not bit-equal to the backward of the exact counts in %d of %d cases",
+          bad_grad, cases);
+    CHECK(bad_loss == 0, "batch-all hinge: loss off the exact-count sum in %d of %d cases", bad_loss, cases);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 11, RNG_TEST, 1);
     test_distance(&r);
     test_ties(&r);
     test_hinge_threshold(&r);
+    test_hinge_counts(&r);
     test_fd(&r);
     test_split(&r);
     return test_finish();

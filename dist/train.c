@@ -260,6 +260,11 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     if (m->has_head) gradsync_ready(t->gs, m->head_w_off, (size_t)t->D + 1);
     model_backward(m, b->x, dE_local, b->lb.n_images, grad_ready, t->gs);
     double t3 = now_seconds();
+    /* The same after backward: a rank that finished first waits for the
+     * slowest one whatever the network; what remains after this barrier is
+     * the allreduce that backward did not hide. */
+    if (t->world > 1) dist_barrier();
+    double t3b = now_seconds();
     gradsync_finish(t->gs);
     double t4 = now_seconds();
 
@@ -271,10 +276,10 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     t->last_hardness = loss_stats_mean_hardness(&g);
     st->data = b->wait_seconds;
     st->forward = t1 - t0;
-    st->imbalance = t1b - t1;
+    st->imbalance = (t1b - t1) + (t3b - t3);
     st->mining = t2 - t1b;
     st->backward = t3 - t2;
-    st->allreduce = t4 - t3;
+    st->allreduce = t4 - t3b;
     return loss_stats_mean(&g) + l2;
 }
 

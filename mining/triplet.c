@@ -9,6 +9,7 @@
  * without -ffast-math. */
 #include "triplet.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -144,6 +145,42 @@ float triplet_hinge_threshold(float dap, float margin) {
     return key_float(hi);
 }
 
+void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin) {
+    int i = 0;
+#ifdef __AVX512F__
+    const __m512 m = _mm512_set1_ps(margin), zero = _mm512_setzero_ps(), big = _mm512_set1_ps(FLT_MAX);
+    const __m512i one = _mm512_set1_epi32(1);
+    for (; i < n; i += 16) {
+        __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 d = _mm512_maskz_loadu_ps(in, dap + i), x = _mm512_add_ps(d, m);
+        /* positive finite x (so x < +inf and its neighbours are the bits
+         * +- 1; NaN or infinite dap or margin give NaN or infinite x, left
+         * to the scalar function); zero < x <= FLT_MAX: false on NaN */
+        __mmask16 todo = _mm512_mask_cmp_ps_mask(in, zero, x, _CMP_LT_OQ) & _mm512_cmp_ps_mask(x, big, _CMP_LE_OQ);
+        __mmask16 done = 0;
+        for (int k = 0; k < 8 && todo; k++) { /* as the scalar function's first loop */
+            /* hinge_active(d, x, m): (d - x) + m > 0 */
+            __mmask16 act = _mm512_mask_cmp_ps_mask(todo, _mm512_add_ps(_mm512_sub_ps(d, x), m), zero, _CMP_GT_OQ);
+            __m512 below = _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_castps_si512(x), one));
+            __mmask16 bact = _mm512_mask_cmp_ps_mask(todo & ~act, _mm512_add_ps(_mm512_sub_ps(d, below), m), zero,
+                                                     _CMP_GT_OQ);
+            done |= bact; /* fails at x, holds just below: T = x */
+            todo &= ~bact;
+            __m512 up = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(x), one));
+            x = _mm512_mask_mov_ps(x, todo, _mm512_mask_mov_ps(below, act, up));
+            /* a step down from the smallest positive float gives +0, whose
+             * neighbour below is not bits - 1: the scalar function's */
+            todo &= _mm512_cmp_ps_mask(zero, x, _CMP_LT_OQ);
+        }
+        float xs[16];
+        _mm512_storeu_ps(xs, x);
+        for (int l = 0; l < 16 && i + l < n; l++)
+            t[i + l] = (done >> l) & 1 ? xs[l] : triplet_hinge_threshold(dap[i + l], margin);
+    }
+#endif
+    for (; i < n; i++) t[i] = triplet_hinge_threshold(dap[i], margin);
+}
+
 /* Hinge batch-all for one anchor row (drow = d(a, .), ddrow += dL/dd(a, .),
  * ddrow zero on entry): with c_p = #{n : (d_ap - d_an) + margin > 0} and
  * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
@@ -156,8 +193,8 @@ float triplet_hinge_threshold(float dap, float margin) {
  * nor on the path: with AVX-512 and at most HINGE_RANK_MAX positives the
  * counts come from ranking the negatives among the sorted thresholds
  * instead (hinge_ranked_avx512: O(N log K) per row, not O(N K)). posd, pidx
- * (the positives' distances and rows, compacted) and rb are N entries of
- * scratch each. */
+ * (the positives' distances, then their thresholds, and their rows,
+ * compacted) and rb are N entries of scratch each. */
 #define HINGE_BLOCK 8
 
 #ifdef __AVX512F__
@@ -201,17 +238,16 @@ static int hinge_chunks_avx512(float *ddrow, int *c, const float *t, const float
  * sits at sorted index j (any index of its run of equal values) is active
  * with n exactly when r_n <= j, so c_p = #{n : r_n <= j}: a histogram of
  * the r_n below npos and its prefix sums. The counts equal the blocked
- * pass's. c receives c_p in posd order; lane[8] the negatives' loss terms
+ * pass's. thr holds the positives' thresholds; c receives c_p in that order; lane[8] the negatives' loss terms
  * (double) c_n d_an summed in hinge_row's eight interleaved lanes, so that
  * ddrow and the loss are bit for bit those of the blocked pass. rb is N
  * ints of scratch. */
-static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb, const float *posd,
-                                const float *drow, const int32_t *labels, int32_t la, float margin, int npos,
-                                int N) {
+static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb, const float *thr,
+                                const float *drow, const int32_t *labels, int32_t la, int npos, int N) {
     float t[64] __attribute__((aligned(64))), ts[64] __attribute__((aligned(64)));
     int first[64];
     for (int i = 0; i < 64; i++) {
-        t[i] = i < npos ? triplet_hinge_threshold(posd[i], margin) : INFINITY;
+        t[i] = i < npos ? thr[i] : INFINITY;
         ts[i] = NAN; /* a hole: no threshold is NaN */
     }
     /* Each threshold's first sorted index, #{j : t_j < t_i} (the +inf
@@ -321,11 +357,12 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     if (npos == 0 || nneg == 0) return;
     double loss = 0.0;
     long active = 0;
+    triplet_hinge_thresholds(posd, posd, npos, margin); /* in place: posd[q] is T of positive q now */
 #ifdef __AVX512F__
     if (npos <= HINGE_RANK_MAX) {
         int c[HINGE_RANK_MAX];
         double lane[8];
-        hinge_ranked_avx512(c, lane, ddrow, rb, posd, drow, labels, la, margin, npos, N);
+        hinge_ranked_avx512(c, lane, ddrow, rb, posd, drow, labels, la, npos, N);
         for (int q = 0; q < npos; q++) { /* as the blocked pass below: positives in order */
             int p = pidx[q];
             ddrow[p] += (float)c[q];
@@ -341,7 +378,7 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
         float t[HINGE_BLOCK];
         int c[HINGE_BLOCK];
         for (int q = 0; q < HINGE_BLOCK; q++) {
-            t[q] = p0 + q < npos ? triplet_hinge_threshold(posd[p0 + q], margin) : -INFINITY;
+            t[q] = p0 + q < npos ? posd[p0 + q] : -INFINITY;
             c[q] = 0;
         }
         int k = 0;

@@ -58,6 +58,12 @@ typedef struct IndexTriplet {
  * again once d_an has made it fail). Batch-all compares against T. */
 float triplet_hinge_threshold(float dap, float margin);
 
+/* t[i] = triplet_hinge_threshold(dap[i], margin) for i < n, the same bits;
+ * with AVX-512, 16 at a time (the usual case, a positive finite
+ * dap + margin, in vector steps of one ulp; any other lane by the scalar
+ * function). */
+void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin);
+
 /* Floats of workspace triplet_loss needs for Na = a1 - a0 anchors:
  * 3*Na*N + Na + 4*N. */
 size_t triplet_workspace_floats(int N, int Na);

@@ -456,6 +456,34 @@ static void test_hinge_threshold(Rng *r) {
     }
     CHECK(bad == 0, "hinge threshold: %ld of %ld probes disagree with (d_ap - d_an) + m > 0", bad, tried);
     CHECK(nan_t == 0, "hinge threshold: NaN for %ld of 20000 (d_ap, m)", nan_t);
+    /* The array form (16 lanes at a time with AVX-512) gives the scalar
+     * function's bits for every lane: usual distances, any floats, the
+     * smallest positive ones (the vector steps stop at +0), and margins of
+     * every kind; lengths that leave a partial vector. */
+    long diff = 0, total = 0;
+    float dap[37], t[37];
+    for (int i = 0; i < 4000; i++) {
+        float m = i % 4 == 0 ? fabsf(rand_float_any(r)) * (rng_below(r, 2) ? 1.0f : -1.0f)
+                  : i % 4 == 1 ? (float)rng_uniform(r)
+                  : i % 4 == 2 ? FLT_TRUE_MIN * (float)rng_below(r, 3)
+                               : 0.2f;
+        int n = 1 + (int)rng_below(r, 37);
+        for (int k = 0; k < n; k++) {
+            switch (rng_below(r, 4)) {
+            case 0: dap[k] = 2.0f * (float)rng_uniform(r); break;
+            case 1: dap[k] = fabsf(rand_float_any(r)); break;
+            case 2: dap[k] = FLT_TRUE_MIN * (float)rng_below(r, 4); break;
+            default: dap[k] = rand_float_any(r); break;
+            }
+        }
+        triplet_hinge_thresholds(t, dap, n, m);
+        for (int k = 0; k < n; k++) {
+            float want = triplet_hinge_threshold(dap[k], m);
+            total++;
+            diff += memcmp(&want, &t[k], sizeof want) != 0;
+        }
+    }
+    CHECK(diff == 0, "hinge thresholds (array form): %ld of %ld differ from the scalar function's bits", diff, total);
 }
 
 /* ---- batch-all hinge: the counting paths against the float predicate ------- */

@@ -181,9 +181,9 @@ void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin) {
     for (; i < n; i++) t[i] = triplet_hinge_threshold(dap[i], margin);
 }
 
-/* Hinge batch-all for one anchor row (drow = d(a, .), ddrow += dL/dd(a, .),
- * ddrow zero on entry): with c_p = #{n : (d_ap - d_an) + margin > 0} and
- * c_n = #{p : same}, ddrow[p] += c_p, ddrow[n] -= c_n, and the loss is
+/* Hinge batch-all for one anchor row (drow = d(a, .), ddrow = dL/dd(a, .),
+ * every entry written): with c_p = #{n : (d_ap - d_an) + margin > 0} and
+ * c_n = #{p : same}, ddrow[p] = c_p, ddrow[n] = -c_n, 0 elsewhere; the loss is
  * sum_p c_p (d_ap + m) - sum_n c_n d_an, in double. Positives go
  * HINGE_BLOCK at a time over the whole row, each as its threshold
  * (triplet_hinge_threshold), the negative test folded into the mask (the
@@ -246,6 +246,7 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
                                 const float *drow, const int32_t *labels, int32_t la, int npos, int N) {
     float t[64] __attribute__((aligned(64))), ts[64] __attribute__((aligned(64)));
     int first[64];
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int i = 0; i < 64; i++) {
         t[i] = i < npos ? thr[i] : INFINITY;
         ts[i] = NAN; /* a hole: no threshold is NaN */
@@ -268,13 +269,14 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
     for (int j = npos; j < S; j++) ts[j] = INFINITY;
     /* Level l (step s = S >> (l + 1)) compares with ts[r + s - 1], r a
      * multiple of 2s: entry r / 2s of tab[l], which holds ts[j * 2s + s - 1]. */
-    float tab[6][32] __attribute__((aligned(64)));
     __m512 tlo[6], thi[6];
-    for (int l = 0; l < L; l++) {
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    for (int l = 0; l < L; l++) { /* 1 << l entries, the rest +inf (never indexed) */
         int s = S >> (l + 1);
-        for (int j = 0; j < 32; j++) tab[l][j] = j < S / (2 * s) ? ts[j * 2 * s + s - 1] : INFINITY;
-        tlo[l] = _mm512_load_ps(tab[l]);
-        thi[l] = _mm512_load_ps(tab[l] + 16);
+        __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(iota, _mm512_set1_epi32(2 * s)), _mm512_set1_epi32(s - 1));
+        __mmask16 lo = l >= 4 ? (__mmask16)0xffff : (__mmask16)((1u << (1 << l)) - 1);
+        tlo[l] = _mm512_mask_i32gather_ps(inf, lo, at, ts, 4);
+        thi[l] = l == 5 ? _mm512_i32gather_ps(_mm512_add_epi32(at, _mm512_set1_epi32(32 * s)), ts, 4) : inf;
     }
     const __m512i vla = _mm512_set1_epi32(la), vnp = _mm512_set1_epi32(npos);
     __m512d acc = _mm512_setzero_pd();
@@ -291,8 +293,7 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
             r = _mm512_mask_add_epi32(r, ge, r, _mm512_set1_epi32(1 << (sh - 1)));
         }
         __mmask16 act = _mm512_mask_cmplt_epi32_mask(neg, r, vnp);
-        __m512 dd = _mm512_sub_ps(_mm512_maskz_loadu_ps(in, ddrow + k),
-                                  _mm512_cvtepi32_ps(_mm512_maskz_sub_epi32(act, vnp, r)));
+        __m512 dd = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(_mm512_maskz_sub_epi32(act, vnp, r)));
         _mm512_mask_storeu_ps(ddrow + k, in, dd);
         _mm512_mask_compressstoreu_epi32(rb + nact, act, r);
         nact += __builtin_popcount(act);
@@ -354,12 +355,11 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     }
     int nneg = N - 1 - npos; /* every row but the anchor and its positives */
     st->candidates += (long)npos * nneg;
-    if (npos == 0 || nneg == 0) return;
     double loss = 0.0;
     long active = 0;
     triplet_hinge_thresholds(posd, posd, npos, margin); /* in place: posd[q] is T of positive q now */
 #ifdef __AVX512F__
-    if (npos <= HINGE_RANK_MAX) {
+    if (npos > 0 && nneg > 0 && npos <= HINGE_RANK_MAX) { /* writes every entry of ddrow */
         int c[HINGE_RANK_MAX];
         double lane[8];
         hinge_ranked_avx512(c, lane, ddrow, rb, posd, drow, labels, la, npos, N);
@@ -374,6 +374,8 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
         return;
     }
 #endif
+    memset(ddrow, 0, (size_t)N * sizeof *ddrow);
+    if (npos == 0 || nneg == 0) return;
     for (int p0 = 0; p0 < npos; p0 += HINGE_BLOCK) {
         float t[HINGE_BLOCK];
         int c[HINGE_BLOCK];
@@ -589,7 +591,6 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     }
     if (miner == TRIPLET_ALL) { /* the hinge: each row's dL/dd turned into G while it is in cache */
         float *rs = tmp + nn, *cs = rs + Na; /* dist_matrix_backward's slots; G replaces dd */
-        memset(dd, 0, nn * sizeof *dd);
         memset(cs, 0, (size_t)N * sizeof *cs);
         for (int r = 0; r < Na; r++) {
             float *ddrow = dd + (size_t)r * N;

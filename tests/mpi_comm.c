@@ -225,11 +225,20 @@ static void test_stats(void) {
 }
 
 int main(int argc, char **argv) {
+    /* dist_init chooses Open MPI's Rabenseifner iallreduce unless the user
+     * did: run.sh starts this test without the variable and once with it
+     * ("2", binomial), and the choice must hold after init. */
+    const char *user = getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm");
+    char want[8];
+    snprintf(want, sizeof want, "%s", user ? user : "3");
     dist_init(&argc, &argv);
     rank = dist_rank();
     world = dist_world();
     test_quiet_rank_ = rank > 0;
     ASSERT(world <= 8);
+    const char *got = getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm");
+    CHECK(got && strcmp(got, want) == 0, "libnbc iallreduce algorithm after init: %s (want %s)", got ? got : "unset",
+          want);
 
     test_init_state();
     test_split();

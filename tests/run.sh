@@ -52,6 +52,11 @@ for t in "$BUILD"/tests/mpi_*; do
     run_one "$(basename "$t") -np $np" mpirun -np "$np" --oversubscribe "$t"
   done
 done
+# dist_init keeps a libnbc allreduce algorithm the user chose (mpi_comm checks)
+if [ -x "$BUILD/tests/mpi_comm" ]; then
+  run_one "mpi_comm -np 2, user's libnbc algorithm" env OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 \
+    mpirun -np 2 --oversubscribe "$BUILD/tests/mpi_comm"
+fi
 for t in tests/e2e_*.sh; do
   [ -f "$t" ] || continue
   run_one "$(basename "$t" .sh)" bash "$t"

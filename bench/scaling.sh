@@ -59,6 +59,14 @@ done
 export OPENBLAS_NUM_THREADS=1
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
+# A run replaces the results of an earlier one in OUT (runs.csv used to be
+# appended to, which mixed two runs' steps in one table); a directory that
+# holds something else is refused rather than emptied.
+if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/runs.csv" ]; then
+  echo "scaling.sh: $OUT is not empty and holds no earlier scaling.sh run: choose another --out" >&2
+  exit 2
+fi
+rm -rf "$OUT/runs" "$OUT/logs" "$OUT/runs.csv" "$OUT"/measured.* "$OUT/model.txt" "$OUT"/bench_*.txt
 mkdir -p "$OUT/runs" "$OUT/logs"
 if [ ! -d "$DATA" ]; then
   echo "importing Fashion-MNIST into $DATA"
@@ -75,7 +83,7 @@ load() { cut -d' ' -f1 /proc/loadavg; }
   echo "steps $STEPS reps $REPS binds '$BINDS' warm-up $WARM; commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
-[ -f "$OUT/runs.csv" ] || echo "name,np,bind,rep,images_per_rank,load_before,load_after,wall_s,cpu_s,status" > "$OUT/runs.csv"
+echo "name,np,bind,rep,images_per_rank,load_before,load_after,wall_s,cpu_s,status" > "$OUT/runs.csv"
 
 # run NAME NP BIND REP IMAGES_PER_RANK CONFIG [--set ...]: one training run.
 run() {

@@ -156,14 +156,16 @@ void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin) {
         /* positive finite x (so x < +inf and its neighbours are the bits
          * +- 1; NaN or infinite dap or margin give NaN or infinite x, left
          * to the scalar function); zero < x <= FLT_MAX: false on NaN */
-        __mmask16 todo = _mm512_mask_cmp_ps_mask(in, zero, x, _CMP_LT_OQ) & _mm512_cmp_ps_mask(x, big, _CMP_LE_OQ);
+        __mmask16 todo =
+            _mm512_mask_cmp_ps_mask(in, zero, x, _CMP_LT_OQ) & _mm512_cmp_ps_mask(x, big, _CMP_LE_OQ);
         __mmask16 done = 0;
         for (int k = 0; k < 8 && todo; k++) { /* as the scalar function's first loop */
             /* hinge_active(d, x, m): (d - x) + m > 0 */
-            __mmask16 act = _mm512_mask_cmp_ps_mask(todo, _mm512_add_ps(_mm512_sub_ps(d, x), m), zero, _CMP_GT_OQ);
+            __mmask16 act =
+                _mm512_mask_cmp_ps_mask(todo, _mm512_add_ps(_mm512_sub_ps(d, x), m), zero, _CMP_GT_OQ);
             __m512 below = _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_castps_si512(x), one));
-            __mmask16 bact = _mm512_mask_cmp_ps_mask(todo & ~act, _mm512_add_ps(_mm512_sub_ps(d, below), m), zero,
-                                                     _CMP_GT_OQ);
+            __mmask16 bact = _mm512_mask_cmp_ps_mask(todo & ~act, _mm512_add_ps(_mm512_sub_ps(d, below), m),
+                                                     zero, _CMP_GT_OQ);
             done |= bact; /* fails at x, holds just below: T = x */
             todo &= ~bact;
             __m512 up = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(x), one));
@@ -238,10 +240,10 @@ static int hinge_chunks_avx512(float *ddrow, int *c, const float *t, const float
  * sits at sorted index j (any index of its run of equal values) is active
  * with n exactly when r_n <= j, so c_p = #{n : r_n <= j}: a histogram of
  * the r_n below npos and its prefix sums. The counts equal the blocked
- * pass's. thr holds the positives' thresholds; c receives c_p in that order; lane[8] the negatives' loss terms
- * (double) c_n d_an summed in hinge_row's eight interleaved lanes, so that
- * ddrow and the loss are bit for bit those of the blocked pass. rb is N
- * ints of scratch. */
+ * pass's. thr holds the positives' thresholds; c receives c_p in that
+ * order, lane[8] the negatives' loss terms (double) c_n d_an summed in
+ * hinge_row's eight interleaved lanes, so that ddrow and the loss are bit
+ * for bit those of the blocked pass. rb is N ints of scratch. */
 static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb, const float *thr,
                                 const float *drow, const int32_t *labels, int32_t la, int npos, int N) {
     float t[64] __attribute__((aligned(64))), ts[64] __attribute__((aligned(64)));
@@ -258,7 +260,8 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
     for (int i = 0; i < npos; i++) {
         __m512 ti = _mm512_set1_ps(t[i]);
         int r = 0;
-        for (int j = 0; j < nv; j++) r += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_load_ps(t + 16 * j), ti, _CMP_LT_OQ));
+        for (int j = 0; j < nv; j++)
+            r += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_load_ps(t + 16 * j), ti, _CMP_LT_OQ));
         first[i] = r;
         ts[r] = t[i];
     }
@@ -273,7 +276,8 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
     const __m512 inf = _mm512_set1_ps(INFINITY);
     for (int l = 0; l < L; l++) { /* 1 << l entries, the rest +inf (never indexed) */
         int s = S >> (l + 1);
-        __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(iota, _mm512_set1_epi32(2 * s)), _mm512_set1_epi32(s - 1));
+        __m512i at =
+            _mm512_add_epi32(_mm512_mullo_epi32(iota, _mm512_set1_epi32(2 * s)), _mm512_set1_epi32(s - 1));
         __mmask16 lo = l >= 4 ? (__mmask16)0xffff : (__mmask16)((1u << (1 << l)) - 1);
         tlo[l] = _mm512_mask_i32gather_ps(inf, lo, at, ts, 4);
         thi[l] = l == 5 ? _mm512_i32gather_ps(_mm512_add_epi32(at, _mm512_set1_epi32(32 * s)), ts, 4) : inf;
@@ -293,7 +297,8 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
             r = _mm512_mask_add_epi32(r, ge, r, _mm512_set1_epi32(1 << (sh - 1)));
         }
         __mmask16 act = _mm512_mask_cmplt_epi32_mask(neg, r, vnp);
-        __m512 dd = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(_mm512_maskz_sub_epi32(act, vnp, r)));
+        __m512 dd =
+            _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(_mm512_maskz_sub_epi32(act, vnp, r)));
         _mm512_mask_storeu_ps(ddrow + k, in, dd);
         _mm512_mask_compressstoreu_epi32(rb + nact, act, r);
         nact += __builtin_popcount(act);

@@ -237,8 +237,8 @@ int main(int argc, char **argv) {
     test_quiet_rank_ = rank > 0;
     ASSERT(world <= 8);
     const char *got = getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm");
-    CHECK(got && strcmp(got, want) == 0, "libnbc iallreduce algorithm after init: %s (want %s)", got ? got : "unset",
-          want);
+    CHECK(got && strcmp(got, want) == 0, "libnbc iallreduce algorithm after init: %s (want %s)",
+          got ? got : "unset", want);
 
     test_init_state();
     test_split();

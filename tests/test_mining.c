@@ -463,17 +463,25 @@ static void test_hinge_threshold(Rng *r) {
     long diff = 0, total = 0;
     float dap[37], t[37];
     for (int i = 0; i < 4000; i++) {
-        float m = i % 4 == 0 ? fabsf(rand_float_any(r)) * (rng_below(r, 2) ? 1.0f : -1.0f)
+        float m = i % 4 == 0   ? fabsf(rand_float_any(r)) * (rng_below(r, 2) ? 1.0f : -1.0f)
                   : i % 4 == 1 ? (float)rng_uniform(r)
                   : i % 4 == 2 ? FLT_TRUE_MIN * (float)rng_below(r, 3)
                                : 0.2f;
         int n = 1 + (int)rng_below(r, 37);
         for (int k = 0; k < n; k++) {
             switch (rng_below(r, 4)) {
-            case 0: dap[k] = 2.0f * (float)rng_uniform(r); break;
-            case 1: dap[k] = fabsf(rand_float_any(r)); break;
-            case 2: dap[k] = FLT_TRUE_MIN * (float)rng_below(r, 4); break;
-            default: dap[k] = rand_float_any(r); break;
+            case 0:
+                dap[k] = 2.0f * (float)rng_uniform(r);
+                break;
+            case 1:
+                dap[k] = fabsf(rand_float_any(r));
+                break;
+            case 2:
+                dap[k] = FLT_TRUE_MIN * (float)rng_below(r, 4);
+                break;
+            default:
+                dap[k] = rand_float_any(r);
+                break;
             }
         }
         triplet_hinge_thresholds(t, dap, n, m);
@@ -483,7 +491,8 @@ static void test_hinge_threshold(Rng *r) {
             diff += memcmp(&want, &t[k], sizeof want) != 0;
         }
     }
-    CHECK(diff == 0, "hinge thresholds (array form): %ld of %ld differ from the scalar function's bits", diff, total);
+    CHECK(diff == 0, "hinge thresholds (array form): %ld of %ld differ from the scalar function's bits", diff,
+          total);
 }
 
 /* ---- batch-all hinge: the counting paths against the float predicate ------- */
@@ -498,7 +507,8 @@ static void test_hinge_threshold(Rng *r) {
  * equal thresholds), margins 0, tiny, usual, huge and negative, and anchor
  * subsets as one rank of several sees them. */
 static void test_hinge_counts(Rng *r) {
-    static const int pk[][2] = {{3, 70}, {2, 65}, {4, 64}, {3, 63}, {5, 33}, {7, 9}, {30, 2}, {3, 17}, {1, 40}};
+    static const int pk[][2] = {{3, 70}, {2, 65}, {4, 64}, {3, 63}, {5, 33},
+                                {7, 9},  {30, 2}, {3, 17}, {1, 40}};
     static const float margins[] = {0.2f, 0.0f, 1e-7f, 5.0f, -0.05f};
     int D = 8, bad_count = 0, bad_grad = 0, bad_loss = 0, cases = 0;
     for (size_t c = 0; c < sizeof pk / sizeof pk[0]; c++)
@@ -515,7 +525,8 @@ static void test_hinge_counts(Rng *r) {
                 for (int i = 0; i < N * D; i++) E[i] = 0.25f * roundf(4.0f * E[i]);
             for (size_t mi = 0; mi < sizeof margins / sizeof margins[0]; mi++) {
                 float m = margins[mi];
-                int a0 = (int)rng_below(r, (uint64_t)N / 2), a1 = a0 + 1 + (int)rng_below(r, (uint64_t)(N - a0));
+                int a0 = (int)rng_below(r, (uint64_t)N / 2),
+                    a1 = a0 + 1 + (int)rng_below(r, (uint64_t)(N - a0));
                 int Na = a1 - a0;
                 memset(dE, 0, (size_t)N * D * sizeof *dE);
                 LossStats st = triplet_loss(dE, NULL, ws, E, lab, TRIPLET_ALL, m, 0, N, D, a0, a1);
@@ -544,15 +555,17 @@ static void test_hinge_counts(Rng *r) {
                 bad_grad += memcmp(dE, dE2, (size_t)N * D * sizeof *dE) != 0;
                 bad_loss += !test_close(st.loss_sum, loss, 1e-9);
                 if (st.active != active || memcmp(dE, dE2, (size_t)N * D * sizeof *dE) != 0)
-                    fprintf(stderr, "  hinge counts: P=%d K=%d quant=%d m=%g anchors [%d,%d): active %ld/%ld\n",
+                    fprintf(stderr,
+                            "  hinge counts: P=%d K=%d quant=%d m=%g anchors [%d,%d): active %ld/%ld\n",
                             pk[c][0], pk[c][1], quant, (double)m, a0, a1, st.active, active);
             }
             free(E), free(dE), free(dE2), free(d), free(dd), free(ws), free(ws2), free(lab);
         }
     CHECK(bad_count == 0, "batch-all hinge: active count differs from the float test in %d of %d cases",
           bad_count, cases);
-    CHECK(bad_grad == 0, "batch-all hinge: dE not bit-equal to the backward of the exact counts in %d of %d cases",
-          bad_grad, cases);
+    CHECK(bad_grad == 0,
+          "batch-all hinge: dE not bit-equal to the backward of the exact counts in %d of %d cases", bad_grad,
+          cases);
     CHECK(bad_loss == 0, "batch-all hinge: loss off the exact-count sum in %d of %d cases", bad_loss, cases);
 }
 

@@ -28,40 +28,51 @@ FLOPS_PER_IMAGE = 23175168  # fmnist-small training pass, from bench_train
 
 class Worker:
     """One contender: a command (one process or an mpirun job) whose rank 0
-    reports on stdout; with ddp, one process per rank started here."""
+    reports on stdout; with ddp, one process per rank started here; with
+    indep, `ranks` independent copies of a 1-process command, each with its
+    own gate, opened together (a window's rate: all their images over the
+    slowest one's time, i.e. a job whose ranks communicate for free)."""
 
-    def __init__(self, name, cmd, ranks, ddp, tmp, env):
+    def __init__(self, name, cmd, ranks, ddp, tmp, env, indep=False):
         self.name, self.ranks = name, ranks
-        self.gate = tempfile.mkdtemp(dir=tmp, prefix="gate-")
-        for r in range(ranks):
-            os.mkfifo(os.path.join(self.gate, "go.%d" % r))
-        cmd = [c.replace("@GATE@", self.gate) for c in cmd]
-        cmds = [cmd + ["--rank", str(r)] for r in range(ranks)] if ddp else [cmd]
+        copies = ranks if indep else 1
+        gates = [tempfile.mkdtemp(dir=tmp, prefix="gate-") for _ in range(copies)]
+        fifos = ["go.0"] if indep else ["go.%d" % r for r in range(ranks)]
+        for g in gates:
+            for f in fifos:
+                os.mkfifo(os.path.join(g, f))
+        cmds = [[c.replace("@GATE@", g) for c in cmd] for g in gates]
+        if ddp:
+            cmds = [cmds[0] + ["--rank", str(r)] for r in range(ranks)]
         self.procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
                                        env=env) for c in cmds]
-        self.p = self.procs[0]
+        self.readers = self.procs if indep else self.procs[:1]
         self.wall, self.cpu, self.rss, self.round_peak = [], [], [], []
-        while self._line() != "ready":
-            pass
-        self.go = [open(os.path.join(self.gate, "go.%d" % r), "w") for r in range(ranks)]
+        for p in self.readers:
+            while self._line(p) != "ready":
+                pass
+        self.go = [open(os.path.join(g, f), "w") for g in gates for f in fifos]
 
-    def _line(self):
-        line = self.p.stdout.readline()
+    def _line(self, p):
+        line = p.stdout.readline()
         if not line:
-            sys.exit("perf: %s exited early (status %s)" % (self.name, self.p.wait()))
+            sys.exit("perf: %s exited early (status %s)" % (self.name, p.wait()))
         return line.strip()
 
     def window(self, steps):
         for g in self.go:
             g.write("%d\n" % steps)
             g.flush()
-        while True:
-            f = self._line().split()
-            if f[0] == "window":
-                images = float(f[3])
-                self.wall.append(images / float(f[2]))
-                self.cpu.append(images / float(f[4]))
-                return
+        images = sec = cpu = 0.0
+        for p in self.readers:
+            while True:
+                f = self._line(p).split()
+                if f[0] == "window":
+                    images += float(f[3])
+                    sec, cpu = max(sec, float(f[2])), max(cpu, float(f[4]))
+                    break
+        self.wall.append(images / sec)
+        self.cpu.append(images / cpu)
 
     def stop(self):
         for g in self.go:
@@ -86,10 +97,10 @@ def fma_peak(build):
 
 
 def scenario(title, contenders, a, env, peak):
-    """contenders: (name, command, ranks, ddp)."""
+    """contenders: (name, command, ranks, ddp[, indep])."""
     print("\n== %s" % title, flush=True)
     tmp = tempfile.mkdtemp(prefix="siamese-perf-")
-    ws = [Worker(n, c, r, ddp, tmp, env) for n, c, r, ddp in contenders]
+    ws = [Worker(*c[:4], tmp, env, *c[4:]) for c in contenders]
     for k in range(a.rounds):
         for w in ws[k % len(ws):] + ws[:k % len(ws)]:
             w.window(a.steps)
@@ -155,6 +166,7 @@ def main():
         cfg = ["--config", "configs/fmnist-triplet.ini"]
         cs = [("ours 2 ranks weak (512)", mpi + ours + cfg + ["--set", "sampler.k=64"], 2, False),
               ("ours 1 rank (256)", ours + cfg, 1, False),
+              ("ours 2 x 1 rank, independent", ours + cfg, 2, False, True),
               ("ours 1 rank (512, same work)", ours + cfg + ["--set", "sampler.k=64"], 1, False),
               ("ours 2 ranks strong (256)", mpi + ours + cfg, 2, False)]
         for m in onednn:
@@ -163,7 +175,9 @@ def main():
         title = ("triplet, 2 processes x 1 thread (mpirun -np 2 --bind-to none; global batch-all mining).\n"
                  "  weak: global PK 8 x 64 = 512, 256 images per rank; strong: global PK 8 x 32 = 256, 128 per\n"
                  "  rank; 1 rank (512): the weak run's global batch on one process (the same work); torch DDP\n"
-                 "  (gloo, file:// store): 256 images per rank (PK 8 x 32 each), local mining")
+                 "  (gloo, file:// store): 256 images per rank (PK 8 x 32 each), local mining; 2 x 1 rank,\n"
+                 "  independent: two 1-rank (256) processes at once, no MPI, all their images over the slower\n"
+                 "  one's time: what 2 ranks would give if the distribution cost nothing, on this machine now")
         results.append((title, scenario(title, cs, a, env, peak)))
     pk = max(peak)
     print("\nmeasured FMA peak (bench/fma_peak, best of %d runs): %.1f GFLOP/s per core" % (len(peak), pk))

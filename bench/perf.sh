@@ -9,7 +9,9 @@
 # (bench/torch_ref.py under /usr/bin/python3, oneDNN on and off), same model,
 # batch, loss and SGD, 1 thread each, alternating window by window after a
 # warm-up: the triplet recipe, the pair recipe, and 2 processes (mpirun -np 2,
-# global mining, weak and strong scaling) against PyTorch DDP (gloo) x 2.
+# global mining, weak and strong scaling) against PyTorch DDP (gloo) x 2 and
+# against two independent 1-process runs at once (what the machine gives two
+# busy cores, with no communication at all).
 # Both sides train on 4 real Fashion-MNIST batches loaded once and cycled
 # (loading is not timed). Prints img/s (median of windows), paired ratios,
 # img/s by CPU time, GEMM GFLOP/s per core, % of the FMA peak measured by

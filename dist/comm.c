@@ -56,15 +56,15 @@ static void exit_abort(int status, void *arg) {
 }
 
 /* Open MPI's MPI_Iallreduce (coll/libnbc) picks, by default, a binomial
- * reduce to rank 0 and broadcast for fewer than 4 ranks or any in-place
- * call, and the gradient buckets are in place: rank 0 then receives,
+ * reduce to rank 0 and broadcast for fewer than 4 ranks, small buffers
+ * or any in-place call, and the gradient buckets are in place: rank 0 then receives,
  * sums and sends back every bucket alone. Rabenseifner's algorithm
  * (reduce-scatter by recursive halving, allgather by recursive doubling)
  * splits that work over the ranks and is deterministic: each element is
  * summed on one rank and copied to the others, so replicas stay
  * bit-identical. Measured on 2 ranks, fmnist-small's 1.26 MiB arena in
  * 64 Kfloat buckets: 0.75 -> 0.44 ms per step inside backward's bucket
- * hooks (README "Scaling"). A value the user set is kept; other MPI
+ * hooks (README "Launching"). A value the user set is kept; other MPI
  * libraries ignore the variable. */
 #define LIBNBC_ALLREDUCE_ENV "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
 

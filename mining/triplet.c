@@ -326,6 +326,15 @@ static void hinge_ranked_avx512(int *c, double *lane, float *ddrow, int32_t *rb,
 }
 #endif
 
+/* Positive p of the row, active with c negatives: ddrow[p] += c and its
+ * c (d_ap + m) loss terms. Both paths call it for the positives in order. */
+static inline void hinge_positive(float *ddrow, long *active, double *loss, int c, int p, const float *drow,
+                                  float margin) {
+    ddrow[p] += (float)c;
+    *active += c;
+    *loss += (double)c * ((double)drow[p] + (double)margin);
+}
+
 static void hinge_done(LossStats *st, double loss, long active, float margin) {
     st->count += (double)active;
     st->loss_sum += loss;
@@ -360,27 +369,25 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
     }
     int nneg = N - 1 - npos; /* every row but the anchor and its positives */
     st->candidates += (long)npos * nneg;
+    if (npos == 0 || nneg == 0) { /* no triplet: a zero row */
+        memset(ddrow, 0, (size_t)N * sizeof *ddrow);
+        return;
+    }
     double loss = 0.0;
     long active = 0;
     triplet_hinge_thresholds(posd, posd, npos, margin); /* in place: posd[q] is T of positive q now */
 #ifdef __AVX512F__
-    if (npos > 0 && nneg > 0 && npos <= HINGE_RANK_MAX) { /* writes every entry of ddrow */
+    if (npos <= HINGE_RANK_MAX) { /* writes every entry of ddrow */
         int c[HINGE_RANK_MAX];
         double lane[8];
         hinge_ranked_avx512(c, lane, ddrow, rb, posd, drow, labels, la, npos, N);
-        for (int q = 0; q < npos; q++) { /* as the blocked pass below: positives in order */
-            int p = pidx[q];
-            ddrow[p] += (float)c[q];
-            active += c[q];
-            loss += (double)c[q] * ((double)drow[p] + (double)margin);
-        }
+        for (int q = 0; q < npos; q++) hinge_positive(ddrow, &active, &loss, c[q], pidx[q], drow, margin);
         for (int l = 0; l < 8; l++) loss += lane[l];
         hinge_done(st, loss, active, margin);
         return;
     }
 #endif
     memset(ddrow, 0, (size_t)N * sizeof *ddrow);
-    if (npos == 0 || nneg == 0) return;
     for (int p0 = 0; p0 < npos; p0 += HINGE_BLOCK) {
         float t[HINGE_BLOCK];
         int c[HINGE_BLOCK];
@@ -402,12 +409,8 @@ static void hinge_row(LossStats *st, float *restrict ddrow, float *restrict posd
             }
             ddrow[k] -= (float)sum;
         }
-        for (int q = 0; q < HINGE_BLOCK && p0 + q < npos; q++) {
-            int p = pidx[p0 + q];
-            ddrow[p] += (float)c[q];
-            active += c[q];
-            loss += (double)c[q] * ((double)drow[p] + (double)margin);
-        }
+        for (int q = 0; q < HINGE_BLOCK && p0 + q < npos; q++)
+            hinge_positive(ddrow, &active, &loss, c[q], pidx[p0 + q], drow, margin);
     }
     /* - sum_n c_n d_an: ddrow[n] = -c_n; eight interleaved lanes so that it
      * vectorises (positives and the anchor add zeros). */

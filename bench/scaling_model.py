@@ -11,7 +11,7 @@ Python 3 standard library only.
       prints the model's tables; without --measured it uses the figures
       measured when the model was written (DEFAULTS below).
 
-The model (assumptions in the README section and in --help):
+The model (assumptions in docs/scaling.md and in --help):
   T(p) = compute + mining(N = B p) + exchange(p) + exposed allreduce(p)
   efficiency(p) = T(1) / T(p)   (weak scaling: B images per rank fixed)
 """
@@ -24,11 +24,11 @@ import re
 import statistics
 import sys
 
-# Measured on the 2-vCPU development VM (README section, 2026-11-28); used
+# Measured on the 2-vCPU development VM (docs/scaling.md, 2026-11-28); used
 # when predict runs without --measured. Times in seconds. Compute: the 10th
 # percentile of the 1-rank steps; mining: the median of three runs' fits
 # (24, 27, 40 ns: the host's noise reaches CPU time too).
-DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in README "Scaling")
+DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in bench/results/scaling-2026-11-28.md)
     "fmnist_compute_per_image": 1.685e-4,  # forward + backward, one core, s/image (p10 of 1-rank steps)
     "fmnist_optimizer_per_param": 2.26e-9,  # SGD momentum step, s/parameter
     "mining_per_anchor_row": 8.8e-9,       # global batch-all, s per anchor per pool row (D 64, K 32)

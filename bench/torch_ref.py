@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""torch_ref: the PyTorch twin of bench_train. fmnist-small (shared spec
+"""torch_ref: the PyTorch twin of bench_train. fmnist-small (docs/
 reference-models.md), the same batch, loss and SGD as configs/fmnist-*.ini,
 one thread, a few real Fashion-MNIST batches loaded once and cycled (data
 loading is not timed). Run with /usr/bin/python3 (the one with torch).

@@ -15,7 +15,7 @@ static void usage(FILE *f) {
             "usage: siamese train CONFIG [--set section.key=value ...] [--resume auto|PATH] [--debug]\n"
             "       siamese train --schema\n"
             "\n"
-            "Trains the model of CONFIG (INI; see README \"Config reference\"). Runs as one process,\n"
+            "Trains the model of CONFIG (INI; see docs/config.md). Runs as one process,\n"
             "or under mpirun -np N / srun --mpi=pmix: every rank reads its slice of each global batch.\n"
             "\n"
             "  --set section.key=value  override a config key (layer keys by layer name: conv1.filters=16);\n"

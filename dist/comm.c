@@ -64,7 +64,7 @@ static void exit_abort(int status, void *arg) {
  * summed on one rank and copied to the others, so replicas stay
  * bit-identical. Measured on 2 ranks, fmnist-small's 1.26 MiB arena in
  * 64 Kfloat buckets: 0.75 -> 0.44 ms per step inside backward's bucket
- * hooks (README "Launching"). A value the user set is kept; other MPI
+ * hooks (docs/training.md, "Launching"). A value the user set is kept; other MPI
  * libraries ignore the variable. */
 #define LIBNBC_ALLREDUCE_ENV "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
 

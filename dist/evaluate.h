@@ -1,4 +1,4 @@
-/* evaluate: the metrics of a trained model on a dataset (spec "Metrics"):
+/* evaluate: the metrics of a trained model on a dataset (docs/reference-models.md, "Metrics"):
  * Recall@1/@5 and MAP@R by Euclidean distance between embeddings,
  * verification accuracy at the threshold chosen on training pairs, ROC AUC
  * and EER on a fixed seeded set of balanced test pairs, and N-way K-shot

@@ -1,4 +1,4 @@
-/* train: see train.h. The step, per rank (DESIGN.md "One training step"):
+/* train: see train.h. The step, per rank (docs/training.md, "The training step"):
  * local batch from the prefetch thread -> forward -> allgather of embeddings
  * and labels (PK batches, global scope) -> loss of the local anchors against
  * the global pool, normalised by a global count -> reduce-scatter of dE/dE ->

@@ -115,7 +115,7 @@ static void gradient_check(Trainer *t, const Batch *b) {
     free(g);
 }
 
-/* Test hooks (documented as such in README): SIAMESE_TEST_KILL_STEP=N makes
+/* Test hooks (documented as such in docs/formats.md): SIAMESE_TEST_KILL_STEP=N makes
  * rank SIAMESE_TEST_RANK (default 0) die by SIGKILL right after step N;
  * SIAMESE_TEST_SIGNAL_STEP=N makes it raise SIGUSR1 there instead. */
 static long test_hook(const char *name) {

@@ -1,6 +1,6 @@
 /* config: see config.h. The schema table below is the single source of
  * truth for every key: parsing, defaults, --set, the canonical text and the
- * README reference all walk it. */
+ * config reference in docs/config.md all walk it. */
 #include "config.h"
 
 #include <errno.h>

@@ -97,7 +97,7 @@ const char *config_enum_name(const char *section, const char *key, int value);
 int config_same_topology(const Config *a, const Config *b, Err *e);
 
 /* Prints the schema (sections, keys, types, ranges, defaults) as a
- * Markdown table: the README's config reference is generated from it. */
+ * Markdown table: docs/config.md's config reference is generated from it. */
 void config_print_schema(FILE *out);
 
 #endif

@@ -3,7 +3,7 @@
  * never an N x N matrix), verification on seeded balanced pairs (ROC AUC, EER,
  * best threshold, accuracy) and seeded N-way K-shot trials. Serial, no MPI;
  * it computes no embeddings and draws no scores: callers supply them.
- * Definitions follow /work/shared/spec/reference-models.md "Metrics". */
+ * Definitions: docs/reference-models.md, "Metrics". */
 #ifndef SIAMESE_METRICS_H
 #define SIAMESE_METRICS_H
 

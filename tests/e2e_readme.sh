@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Keeps README true: its config reference equals `siamese train --schema`,
-# every subcommand it lists answers --help, and every config key appears in
-# the reference. `bash tests/e2e_readme.sh --update` rewrites the table.
+# Keeps README and docs true: the config reference in docs/config.md equals
+# `siamese train --schema`, every subcommand answers --help and is listed in
+# README.md and docs/commands.md, every config is listed, and README stays a
+# front page. `bash tests/e2e_readme.sh --update` rewrites the table.
 set -u
 cd "$(dirname "$0")/.."
 pass=0 fail=0
@@ -10,16 +11,22 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 schema=$(./siamese train --schema)
 if [ "${1:-}" = --update ]; then
   awk -v s="$schema" '/<!-- schema:begin -->/ {print; print s; skip=1; next}
-       /<!-- schema:end -->/ {skip=0} !skip {print}' README.md >README.md.new && mv README.md.new README.md
+       /<!-- schema:end -->/ {skip=0} !skip {print}' docs/config.md >docs/config.md.new && mv docs/config.md.new docs/config.md
 fi
-block=$(awk '/<!-- schema:begin -->/ {on=1; next} /<!-- schema:end -->/ {on=0} on' README.md)
-if [ "$block" = "$schema" ]; then ok; else bad "README config reference differs from ./siamese train --schema (run: bash tests/e2e_readme.sh --update)"; fi
+block=$(awk '/<!-- schema:begin -->/ {on=1; next} /<!-- schema:end -->/ {on=0} on' docs/config.md)
+if [ "$block" = "$schema" ]; then ok; else bad "docs/config.md config reference differs from ./siamese train --schema (run: bash tests/e2e_readme.sh --update)"; fi
 for c in import pairs inspect train eval embed export version; do
-  if ./siamese "$c" --help >/dev/null 2>&1 && grep -q "siamese $c" README.md; then ok; else bad "subcommand $c: --help or README entry"; fi
+  if ./siamese "$c" --help >/dev/null 2>&1 && grep -q "siamese $c" README.md && grep -q "siamese $c" docs/commands.md; then ok
+  else bad "subcommand $c: --help, or its README / docs/commands.md entry"; fi
 done
 for f in configs/*.ini; do
   if grep -q "\`$f\`" README.md; then ok; else bad "README does not list $f"; fi
 done
 grep -q "make demo" README.md && grep -q "make test" README.md && ok || bad "README shows make demo and make test"
+n=$(wc -l <README.md)
+[ "$n" -le 260 ] && ok || bad "README.md has $n lines: it is the front page (at most about 250); move detail to docs/"
+for l in $(grep -o '](docs/[a-z0-9_.-]*)' README.md | sed 's/](\(.*\))/\1/' | sort -u); do
+  [ -f "$l" ] && ok || bad "README links to missing $l"
+done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -10,7 +10,7 @@ Each CASE_DIR was written by the C test and holds one recipe's first step:
   pixels.npy    (N*C*H*W) int32, the raw uint8 pixels of the same images
   labels.npy    (N) int32 (triplet); same.npy (N/2) int32 (pair)
   params.npy    (1, P) float32, the initial parameter arena
-This script builds fmnist-small from the shared spec (reference-models.md)
+This script builds fmnist-small from docs/reference-models.md
 with torch.nn, loads the arena into it by view name, computes the recipe's
 loss, backward and one torch.optim.SGD step, all in float32, and writes
   torch_x.npy (N, C*H*W), torch_emb.npy (N, 64), torch_loss.npy (1, 1),
@@ -30,7 +30,7 @@ except ImportError as exc:  # the C test turns this into a failure with advice
           "`make deps` (run by `make test`) installs Debian's python3-torch", file=sys.stderr)
     sys.exit(77)
 
-# The spec's recipe constants (reference-models.md "Recipes", "Numerical
+# The spec's recipe constants (docs/reference-models.md "Recipes", "Numerical
 # conventions"). Deliberately not read from the C side.
 MEAN, STD = 0.2860, 0.3530
 MARGIN = 0.2

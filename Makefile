@@ -8,7 +8,7 @@ ARCH    ?= -march=native
 CFLAGS  ?= $(OPT) $(ARCH)
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -MMD -MP -g \
            -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS   = -lopenblas -llmdb -lz -linih -lpng -lpthread -lm
+LDLIBS   = -lopenblas -llmdb -lz -linih -lpng -ljpeg -lpthread -lm
 BUILD   ?= build
 
 ifeq ($(SANITIZE),1)

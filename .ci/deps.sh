@@ -4,7 +4,7 @@
 # DEPS_EXTRA adds packages (the test target adds python3-torch for parity).
 set -euo pipefail
 pkgs="openmpi-bin libopenmpi-dev libopenblas-dev liblmdb-dev lmdb-utils zlib1g-dev
-libinih-dev libpng-dev dataset-fashion-mnist ${DEPS_EXTRA:-}"
+libinih-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist ${DEPS_EXTRA:-}"
 missing=()
 for p in $pkgs; do
   st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

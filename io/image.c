@@ -1,6 +1,6 @@
 /* image: see image.h. Files are read whole into memory (images are small),
- * then decoded from the buffer; libpng errors come back through longjmp into
- * one cleanup path and never print anything themselves. */
+ * then decoded from the buffer; libpng and libjpeg errors come back through
+ * longjmp into one cleanup path and never print anything themselves. */
 #include "image.h"
 
 #include <errno.h>
@@ -11,13 +11,36 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jpeglib.h> /* after stdio.h: it uses FILE and size_t */
+
+#include "atomic_file.h"
+
 #define IMAGE_MAX_PIXELS (1u << 28)
 #define IMAGE_MAX_FILE (1L << 30)
 
 void image_free(Image *img) {
     free(img->pixels);
     img->pixels = NULL;
-    img->height = img->width = 0;
+    img->height = img->width = img->channels = 0;
+}
+
+/* Moves np decoded pixels of ch channels (1 or 3) into img as grey (luma) or
+ * RGB (grey replicated); takes ownership of px. */
+static void image_set(Image *img, uint8_t *px, uint64_t h, uint64_t w, unsigned ch, int color) {
+    size_t np = (size_t)(h * w);
+    if (!color && ch == 3) {
+        const uint8_t *s = px;
+        for (size_t i = 0; i < np; i++, s += 3) /* BT.601 luma, rounded half up */
+            px[i] = (uint8_t)((299u * s[0] + 587u * s[1] + 114u * s[2] + 500u) / 1000u);
+        px = xrealloc(px, np);
+    } else if (color && ch == 1) {
+        px = xrealloc(px, np * 3);
+        for (size_t i = np; i-- > 0;) px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = px[i];
+    }
+    img->height = (uint32_t)h;
+    img->width = (uint32_t)w;
+    img->channels = color ? 3 : 1;
+    img->pixels = px;
 }
 
 static int read_whole(const char *path, uint8_t **out, size_t *n, Err *e) {
@@ -85,7 +108,7 @@ static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
 
 static uint8_t scale_to_8(uint64_t v, uint64_t maxval) { return (uint8_t)((v * 255 + maxval / 2) / maxval); }
 
-static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, Err *e) {
+static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
     int ascii = d[1] == '2';
     size_t pos = 2;
     uint64_t w, h, maxval;
@@ -133,9 +156,7 @@ static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, Er
             px[i] = maxval == 255 ? (uint8_t)v : scale_to_8(v, maxval);
         }
     }
-    img->height = (uint32_t)h;
-    img->width = (uint32_t)w;
-    img->pixels = px;
+    image_set(img, px, h, w, 1, color);
     return 0;
 }
 
@@ -165,19 +186,17 @@ static void png_on_read(png_structp png, png_bytep out, size_t len) {
     s->pos += len;
 }
 
-static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, Err *e) {
+static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
     PngSource src = {.d = d, .n = n, .pos = 0, .msg = ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png) return err_set(e, "%s: libpng could not start", path);
     png_infop info = png_create_info_struct(png);
     uint8_t *volatile buf = NULL;
     png_bytep *volatile rows = NULL;
-    uint8_t *volatile px = NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         free(buf);
         free(rows);
-        free(px);
         return err_set(e, "%s: bad PNG: %s", path, src.msg[0] ? src.msg : "out of memory");
     }
     png_set_read_fn(png, &src, png_on_read);
@@ -206,42 +225,97 @@ static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, Er
     for (size_t y = 0; y < h; y++) rows[y] = buf + y * rowbytes;
     png_read_image(png, rows);
     png_read_end(png, NULL);
-    size_t np = (size_t)(w * h);
-    px = xmalloc(np);
-    if (ch == 1) {
-        memcpy(px, buf, np);
-    } else {
-        const uint8_t *s = buf;
-        for (size_t i = 0; i < np; i++, s += 3) /* BT.601 luma, rounded half up */
-            px[i] = (uint8_t)((299u * s[0] + 587u * s[1] + 114u * s[2] + 500u) / 1000u);
-    }
     png_destroy_read_struct(&png, &info, NULL);
-    free(buf);
     free(rows);
-    img->height = (uint32_t)h;
-    img->width = (uint32_t)w;
-    img->pixels = px;
+    image_set(img, buf, h, w, ch, color);
     return 0;
 }
 
-int image_load(Image *img, const char *path, Err *e) {
+/* ---- JPEG ---------------------------------------------------------------- */
+
+typedef struct JpegErr {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jump;
+} JpegErr;
+
+static void jpeg_on_error(j_common_ptr cinfo) { longjmp(((JpegErr *)cinfo->err)->jump, 1); }
+/* Silent; counts warnings (level -1) as libjpeg's own handler does. */
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    if (level < 0) cinfo->err->num_warnings++;
+}
+
+static int load_jpeg(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
+    struct jpeg_decompress_struct cinfo;
+    JpegErr jerr;
+    uint8_t *volatile px = NULL;
+    cinfo.err = jpeg_std_error(&jerr.mgr);
+    jerr.mgr.error_exit = jpeg_on_error;
+    jerr.mgr.emit_message = jpeg_on_message;
+    if (setjmp(jerr.jump)) {
+        char msg[JMSG_LENGTH_MAX];
+        (*cinfo.err->format_message)((j_common_ptr)&cinfo, msg);
+        jpeg_destroy_decompress(&cinfo);
+        free(px);
+        return err_set(e, "%s: bad JPEG: %s", path, msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, d, (unsigned long)n);
+    jpeg_read_header(&cinfo, TRUE);
+    uint64_t w = cinfo.image_width, h = cinfo.image_height;
+    if (cinfo.jpeg_color_space != JCS_GRAYSCALE && cinfo.jpeg_color_space != JCS_YCbCr &&
+        cinfo.jpeg_color_space != JCS_RGB) {
+        jpeg_destroy_decompress(&cinfo);
+        return err_set(e, "%s: JPEG colour space %d is not grey or RGB (CMYK is not supported)", path,
+                       (int)cinfo.jpeg_color_space);
+    }
+    if (check_dims(path, w, h, e)) {
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    unsigned ch = cinfo.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+    cinfo.out_color_space = ch == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    ASSERT(cinfo.output_components == (int)ch && cinfo.output_width == w && cinfo.output_height == h);
+    px = xmalloc((size_t)(w * h * ch));
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = px + (size_t)cinfo.output_scanline * w * ch;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    long warnings = jerr.mgr.num_warnings; /* libjpeg only warns on truncated or corrupt data */
+    jpeg_destroy_decompress(&cinfo);
+    if (warnings) {
+        free(px);
+        return err_set(e, "%s: bad JPEG: truncated or corrupt data (%ld warnings)", path, warnings);
+    }
+    image_set(img, px, h, w, ch, color);
+    return 0;
+}
+
+int image_decode(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
     img->pixels = NULL;
-    img->height = img->width = 0;
+    img->height = img->width = img->channels = 0;
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 8 && !memcmp(d, png_sig, 8)) return load_png(img, path, d, n, color, e);
+    if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) return load_jpeg(img, path, d, n, color, e);
+    if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2') && is_space(d[2]))
+        return load_pgm(img, path, d, n, color, e);
+    return err_set(e, "%s: not a PGM (P5/P2), PNG or JPEG image (%zu bytes) — remove it from the folder",
+                   path, n);
+}
+
+int image_load_color(Image *img, const char *path, int color, Err *e) {
+    img->pixels = NULL;
+    img->height = img->width = img->channels = 0;
     uint8_t *d = NULL;
     size_t n = 0;
     if (read_whole(path, &d, &n, e)) return -1;
-    int rc;
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n >= 8 && !memcmp(d, png_sig, 8))
-        rc = load_png(img, path, d, n, e);
-    else if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2') && is_space(d[2]))
-        rc = load_pgm(img, path, d, n, e);
-    else
-        rc =
-            err_set(e, "%s: not a PGM (P5/P2) or PNG image (%zu bytes) — remove it from the folder", path, n);
+    int rc = image_decode(img, path, d, n, color, e);
     free(d);
     return rc;
 }
+
+int image_load(Image *img, const char *path, Err *e) { return image_load_color(img, path, 0, e); }
 
 /* ---- resize -------------------------------------------------------------- */
 
@@ -316,4 +390,48 @@ int image_write_pgm(const char *path, const uint8_t *pixels, uint32_t h, uint32_
         return err_set(e, "%s: write failed: %s", path, strerror(errno));
     }
     return 0;
+}
+
+/* ---- PNG writing ----------------------------------------------------------- */
+
+typedef struct PngSink {
+    uint8_t *d;
+    size_t n, cap;
+} PngSink;
+
+static void png_on_write(png_structp png, png_bytep p, size_t len) {
+    PngSink *s = png_get_io_ptr(png);
+    if (s->cap - s->n < len) {
+        s->cap = MAX(2 * s->cap, s->n + len);
+        s->d = xrealloc(s->d, s->cap);
+    }
+    memcpy(s->d + s->n, p, len);
+    s->n += len;
+}
+
+static void png_on_flush(png_structp png) { (void)png; }
+
+int image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w, uint32_t channels,
+                    Err *e) {
+    ASSERT(h > 0 && w > 0 && (channels == 1 || channels == 3));
+    PngSource err = {.msg = ""};
+    PngSink sink = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_on_error, png_on_warning);
+    if (!png) return err_set(e, "%s: libpng could not start", path);
+    png_infop info = png_create_info_struct(png);
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        free(sink.d);
+        return err_set(e, "%s: PNG encoding failed: %s", path, err.msg[0] ? err.msg : "out of memory");
+    }
+    png_set_write_fn(png, &sink, png_on_write, png_on_flush);
+    png_set_IHDR(png, info, w, h, 8, channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < h; y++) png_write_row(png, pixels + (size_t)y * w * channels);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    int rc = atomic_file_write_all(path, sink.d, sink.n, e);
+    free(sink.d);
+    return rc;
 }

@@ -1,9 +1,11 @@
-/* image: decodes one grey-scale image from a PGM (P5 binary or P2 ascii, any
- * maxval) or PNG file (libpng: 1/2/4/8/16-bit grey, grey+alpha, RGB, RGBA,
- * palette) into 8-bit pixels, resizes by exact area averaging, and writes
- * 8-bit binary PGM. The format is found from the file's magic bytes, not its
- * name. Colour becomes grey by BT.601 luma, alpha is dropped (not composited),
- * 16-bit samples are rounded to 8 bits. Pixels are never inverted here. */
+/* image: decodes one image from a PGM (P5 binary or P2 ascii, any maxval),
+ * PNG (libpng: 1/2/4/8/16-bit grey, grey+alpha, RGB, RGBA, palette) or JPEG
+ * file (libjpeg-turbo: grey or YCbCr) into 8-bit grey or interleaved RGB
+ * pixels, resizes by exact area averaging, and writes 8-bit PGM and PNG. The
+ * format is found from the file's magic bytes, not its name. In grey mode
+ * colour becomes grey by BT.601 luma; in colour mode grey is replicated to
+ * R = G = B. Alpha is dropped (not composited), 16-bit samples are rounded
+ * to 8 bits. Pixels are never inverted here. */
 #ifndef SIAMESE_IMAGE_H
 #define SIAMESE_IMAGE_H
 
@@ -15,13 +17,19 @@
 
 typedef struct Image {
     uint32_t height, width;
-    uint8_t *pixels; /* (height, width), row-major; owned, free with image_free */
+    uint32_t channels; /* 1 (grey) or 3 (RGB, interleaved) */
+    uint8_t *pixels;   /* (height, width, channels), row-major; owned, free with image_free */
 } Image;
 
-/* Decodes PATH into img (pixels allocated). Returns 0, or -1 with e naming the
- * file and the fault ("not a PGM or PNG image", "truncated", ...). On failure
- * img holds no memory. */
+/* Decodes PATH into img as grey (channels 1; pixels allocated). Returns 0, or
+ * -1 with e naming the file and the fault ("not a PGM, PNG or JPEG image",
+ * "truncated", ...). On failure img holds no memory. */
 int image_load(Image *img, const char *path, Err *e);
+/* The same with color = 1: RGB (channels 3) whatever the file holds. */
+int image_load_color(Image *img, const char *path, int color, Err *e);
+/* Decodes n bytes of an image file held in memory; path only names it in
+ * errors. What image_load_color does after reading the file. */
+int image_decode(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e);
 void image_free(Image *img);
 
 /* Area-average (box filter) resampling: destination pixel (y, x) is the mean
@@ -34,5 +42,10 @@ void image_resize(uint8_t *dst /* (dh, dw) */, uint32_t dh, uint32_t dw, const u
 
 /* Writes an 8-bit binary PGM (P5, maxval 255). 0 or -1 with e. */
 int image_write_pgm(const char *path, const uint8_t *pixels /* (h, w) */, uint32_t h, uint32_t w, Err *e);
+
+/* Writes an 8-bit grey (channels 1) or RGB (channels 3) PNG through
+ * atomic_file: readers see the old file or the whole new one. 0 or -1 with e. */
+int image_write_png(const char *path, const uint8_t *pixels /* (h, w, channels) */, uint32_t h, uint32_t w,
+                    uint32_t channels, Err *e);
 
 #endif

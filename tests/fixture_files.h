@@ -73,6 +73,19 @@ static inline void fixture_write_file(const char *path, const void *d, size_t n)
     ASSERT(f && fwrite(d, 1, n, f) == n && fclose(f) == 0);
 }
 
+/* Reads the whole file path (xmalloc'd, NUL-terminated); *n its size. */
+static inline uint8_t *fixture_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ASSERT(f && fseek(f, 0, SEEK_END) == 0);
+    long len = ftell(f);
+    ASSERT(len >= 0 && fseek(f, 0, SEEK_SET) == 0);
+    uint8_t *d = xmalloc((size_t)len + 1);
+    ASSERT(fread(d, 1, (size_t)len, f) == (size_t)len && fclose(f) == 0);
+    d[len] = 0;
+    *n = (size_t)len;
+    return d;
+}
+
 /* Writes an idx file (gzip if gz): magic, the nd dims, then the n bytes of
  * data, all but the last `cut` bytes of the whole. */
 static inline void fixture_write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int nd,

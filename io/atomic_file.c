@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void release(AtomicFile *f) {
@@ -109,4 +110,32 @@ int atomic_file_write_all(const char *path, const void *p, size_t n, Err *e) {
         return -1;
     }
     return atomic_file_commit(&f, e);
+}
+
+int file_read_whole(const char *path, size_t limit, const char *what, uint8_t **out, size_t *n, Err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > limit) {
+        fclose(f);
+        return err_set(e, "%s: %lld bytes, too large for %s (limit %zu)", path, (long long)st.st_size, what,
+                       limit);
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = xmalloc(size + 1);
+    size_t got = fread(buf, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != size) {
+        free(buf);
+        return err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
+    }
+    buf[size] = 0;
+    *out = buf;
+    *n = size;
+    return 0;
 }

@@ -1,8 +1,8 @@
 /* atomic_file: write a file so that readers see either the old file or the
- * complete new one. Bytes go to "<path>.tmp-<pid>" in the same directory,
- * which is fsynced, renamed over path, and the directory fsynced. Used by the
- * .npy and safetensors writers; unbuffered (callers write large blocks).
- * Not for two threads of one process writing the same path at once. */
+ * complete new one (and its counterpart, file_read_whole, reads one whole). Bytes go to "<path>.tmp-<pid>" in
+ * the same directory, which is fsynced, renamed over path, and the directory fsynced. Used by the .npy and
+ * safetensors writers; unbuffered (callers write large blocks). Not for two threads of one process writing
+ * the same path at once. */
 #ifndef SIAMESE_ATOMIC_FILE_H
 #define SIAMESE_ATOMIC_FILE_H
 
@@ -37,5 +37,11 @@ void atomic_file_abort(AtomicFile *f);
 /* The whole sequence for a buffer: open, write n bytes, commit (abort on
  * failure). 0, or -1 with e naming the path; an old file stays intact. */
 int atomic_file_write_all(const char *path, const void *p, size_t n, Err *e);
+
+/* Reads the regular file path whole into *out (malloc'd, with a NUL byte
+ * after the n bytes). Files over limit bytes are refused before anything
+ * is allocated, the message calling the file `what` ("an image"). 0, or -1
+ * with e naming path. */
+int file_read_whole(const char *path, size_t limit, const char *what, uint8_t **out, size_t *n, Err *e);
 
 #endif

@@ -9,14 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jpeglib.h> /* after stdio.h: it uses FILE and size_t */
 
 #include "atomic_file.h"
 
 #define IMAGE_MAX_PIXELS (1u << 28)
-#define IMAGE_MAX_FILE (1L << 30)
+#define IMAGE_MAX_FILE ((size_t)1 << 30)
 
 void image_free(Image *img) {
     free(img->pixels);
@@ -41,33 +40,6 @@ static void image_set(Image *img, uint8_t *px, uint64_t h, uint64_t w, unsigned 
     img->width = (uint32_t)w;
     img->channels = color ? 3 : 1;
     img->pixels = px;
-}
-
-static int read_whole(const char *path, uint8_t **out, size_t *n, Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return err_set(e, "%s: not a regular file", path);
-    }
-    if (st.st_size > IMAGE_MAX_FILE) {
-        fclose(f);
-        return err_set(e, "%s: %lld bytes, too large for an image (limit %ld)", path, (long long)st.st_size,
-                       IMAGE_MAX_FILE);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = xmalloc(size + 1);
-    size_t got = fread(buf, 1, size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != size) {
-        free(buf);
-        return err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
-    }
-    *out = buf;
-    *n = size;
-    return 0;
 }
 
 static int check_dims(const char *path, uint64_t w, uint64_t h, Err *e) {
@@ -309,7 +281,7 @@ int image_load_color(Image *img, const char *path, int color, Err *e) {
     img->height = img->width = img->channels = 0;
     uint8_t *d = NULL;
     size_t n = 0;
-    if (read_whole(path, &d, &n, e)) return -1;
+    if (file_read_whole(path, IMAGE_MAX_FILE, "an image", &d, &n, e)) return -1;
     int rc = image_decode(img, path, d, n, color, e);
     free(d);
     return rc;

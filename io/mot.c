@@ -2,7 +2,6 @@
  * a NUL-terminated copy of the buffer; seqinfo.ini through libinih. */
 #include "mot.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -307,32 +306,10 @@ int mot_write_boxes(const char *path, const MotBoxes *b, MotKind kind, Err *e) {
 
 /* ---- sequences ---------------------------------------------------------------- */
 
+#define MOT_MAX_FILE ((size_t)1 << 31)
+
 static int read_text(const char *path, char **out, size_t *n, Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return err_set(e, "%s: not a regular file", path);
-    }
-    if (st.st_size > (1L << 31)) {
-        fclose(f);
-        return err_set(e, "%s: %lld bytes, too large for a MOTChallenge text file (limit 2 GiB)", path,
-                       (long long)st.st_size);
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = xmalloc(size + 1);
-    size_t got = fread(buf, 1, size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != size) {
-        free(buf);
-        return err_set(e, "%s: read error after %zu of %zu bytes", path, got, size);
-    }
-    buf[size] = 0;
-    *out = buf;
-    *n = size;
-    return 0;
+    return file_read_whole(path, MOT_MAX_FILE, "a MOTChallenge text file", (uint8_t **)out, n, e);
 }
 
 int mot_read_boxes(const char *path, MotKind kind, const MotSeqInfo *info, MotBoxes *out, Err *e) {

@@ -37,7 +37,14 @@ static void usage(FILE *f) {
 }
 
 static int cmd_version(int argc, char **argv) {
-    (void)argc, (void)argv;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: siamese version\n\nPrints the version and which BLAS kernels run.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "siamese version: unexpected argument '%s'; it takes none\n", argv[1]);
+        return 2;
+    }
     printf("siamese-mpi 0.1\nBLAS: %s\n", blas_describe());
     return 0;
 }

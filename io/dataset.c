@@ -420,7 +420,7 @@ void ds_reader_close(DsReader *r) {
     free(r);
 }
 
-#define REC_FAIL(...) err_set(e, "io/dataset.c: %s: samples key %" PRIu64 ": " __VA_ARGS__)
+#define REC_FAIL(...) err_set(e, "%s: samples key %" PRIu64 ": " __VA_ARGS__)
 
 /* Inflates the raw deflate payload into r->scratch (exactly raw_len bytes). */
 static int inflate_payload(DsReader *r, uint64_t id, const uint8_t *in, size_t n, Err *e) {
@@ -525,12 +525,10 @@ static int read_triple(DsReader *r, MDB_dbi dbi, const char *what, uint64_t i, u
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(r->txn, dbi, &k, &v);
     if (rc)
-        return err_set(e, "io/dataset.c: %s: %s key %" PRIu64 ": %s — re-run siamese pairs", p, what, i,
-                       mdb_strerror(rc));
+        return err_set(e, "%s: %s key %" PRIu64 ": %s — re-run siamese pairs", p, what, i, mdb_strerror(rc));
     if (v.mv_size != 12)
-        return err_set(e,
-                       "io/dataset.c: %s: %s key %" PRIu64 ": %zu bytes, expected 12 — re-run siamese pairs",
-                       p, what, i, v.mv_size);
+        return err_set(e, "%s: %s key %" PRIu64 ": %zu bytes, expected 12 — re-run siamese pairs", p, what, i,
+                       v.mv_size);
     for (int j = 0; j < 3; j++) t[j] = ds_get_le32((const uint8_t *)v.mv_data + 4 * j);
     return 0;
 }
@@ -539,7 +537,7 @@ int ds_check_pair(const Dataset *ds, uint64_t i, uint32_t a, uint32_t b, uint32_
     uint64_t c = ds->meta.count;
     if (a >= c || b >= c || a == b || same > 1 || (uint32_t)(ds->labels[a] == ds->labels[b]) != same)
         return err_set(e,
-                       "io/dataset.c: %s: pairs key %" PRIu64 ": (%u, %u, same %u) invalid: ids must differ, "
+                       "%s: pairs key %" PRIu64 ": (%u, %u, same %u) invalid: ids must differ, "
                        "be < %" PRIu64 " and 'same' match their labels — re-run siamese pairs",
                        ds->path, i, a, b, same, c);
     return 0;
@@ -550,8 +548,7 @@ int ds_check_triplet(const Dataset *ds, uint64_t i, const uint32_t t[3], Err *e)
     if (t[0] >= c || t[1] >= c || t[2] >= c || t[0] == t[1] || ds->labels[t[0]] != ds->labels[t[1]] ||
         ds->labels[t[0]] == ds->labels[t[2]])
         return err_set(e,
-                       "io/dataset.c: %s: triplets key %" PRIu64
-                       ": (%u, %u, %u) invalid: needs ids < %" PRIu64
+                       "%s: triplets key %" PRIu64 ": (%u, %u, %u) invalid: needs ids < %" PRIu64
                        ", anchor != positive of the same label, negative of another — re-run siamese pairs",
                        ds->path, i, t[0], t[1], t[2], c);
     return 0;

@@ -201,8 +201,11 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
     if ((uint64_t)spec->channels * spec->height * spec->width == 0 || spec->channels > 65535 ||
         spec->height > 65535 || spec->width > 65535 ||
         (uint64_t)spec->channels * spec->height * spec->width > (1u << 30))
-        return err_set(e, "%s: sample shape %ux%ux%u out of range (each side 1..65535)", path, spec->channels,
-                       spec->height, spec->width);
+        return err_set(
+            e,
+            "%s: sample shape %ux%ux%u (CxHxW) out of range: each side 1..65535 and at most %u values "
+            "per sample",
+            path, spec->channels, spec->height, spec->width, 1u << 30);
     if (spec->classes == 0 || spec->classes > DS_MAX_CLASSES)
         return err_set(e, "%s: %u classes, expected 1..%d", path, spec->classes, DS_MAX_CLASSES);
     for (uint32_t c = 0; spec->class_names && c < spec->classes; c++) {

@@ -14,7 +14,6 @@
 
 #include "atomic_file.h"
 
-#define IMAGE_MAX_PIXELS (1u << 28)
 #define IMAGE_MAX_FILE ((size_t)1 << 30)
 
 void image_free(Image *img) {
@@ -55,17 +54,24 @@ static int is_space(uint8_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Skips whitespace and '#' comments, then reads one decimal number. */
-static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
-    size_t p = *pos;
+/* Index of the first byte at or after p that is neither whitespace nor in a
+ * '#' comment (n if none). */
+static size_t pgm_skip(const uint8_t *d, size_t n, size_t p) {
     for (;;) {
         while (p < n && is_space(d[p])) p++;
         if (p < n && d[p] == '#') {
             while (p < n && d[p] != '\n' && d[p] != '\r') p++;
             continue;
         }
-        break;
+        return p;
     }
+}
+
+/* Skips whitespace and '#' comments, then reads one decimal number, which
+ * must end at whitespace, a comment or the end of the file: "0x4" or "12a"
+ * is not a number. */
+static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
+    size_t p = pgm_skip(d, n, *pos);
     if (p >= n || d[p] < '0' || d[p] > '9') return -1;
     uint64_t v = 0;
     while (p < n && d[p] >= '0' && d[p] <= '9') {
@@ -73,6 +79,7 @@ static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
         if (v > 0xffffffffu) return -1;
         p++;
     }
+    if (p < n && !is_space(d[p]) && d[p] != '#') return -1;
     *val = v;
     *pos = p;
     return 0;
@@ -90,6 +97,12 @@ static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, in
         return err_set(e, "%s: PGM maxval %llu out of range 1..65535", path, (unsigned long long)maxval);
     if (check_dims(path, w, h, e)) return -1;
     size_t np = (size_t)(w * h);
+    /* The pixels must be there before room is made for them: P5 needs np
+     * (2np for 16 bits) bytes, P2 at least a digit and a separator each. */
+    size_t have = n - pos, bps = maxval > 255 ? 2 : 1;
+    if (ascii ? have / 2 + 1 < np : have < 1 + np * bps)
+        return err_set(e, "%s: PGM truncated: %zu bytes after the header cannot hold %llux%llu pixels", path,
+                       have, (unsigned long long)h, (unsigned long long)w);
     uint8_t *px = xmalloc(np);
     if (ascii) {
         for (size_t i = 0; i < np; i++) {
@@ -105,17 +118,32 @@ static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, in
             }
             px[i] = scale_to_8(v, maxval);
         }
+        size_t rest = pgm_skip(d, n, pos);
+        if (rest < n) {
+            free(px);
+            return err_set(
+                e,
+                "%s: P2 PGM has %zu bytes of other data after its %zu pixels (a second image, or a "
+                "wrong size in the header?)",
+                path, n - rest, np);
+        }
     } else {
         if (pos >= n || !is_space(d[pos])) {
             free(px);
             return err_set(e, "%s: bad PGM header (no whitespace before the pixels)", path);
         }
         pos++;
-        size_t bps = maxval > 255 ? 2 : 1;
         if (n - pos < np * bps) {
             free(px);
             return err_set(e, "%s: PGM truncated: %zu pixel bytes, expected %zu (%llux%llu)", path, n - pos,
                            np * bps, (unsigned long long)h, (unsigned long long)w);
+        }
+        if (n - pos > np * bps) {
+            free(px);
+            return err_set(e,
+                           "%s: PGM has %zu bytes after its %zu pixel bytes (%llux%llu; a second image, or a "
+                           "wrong size in the header?)",
+                           path, n - pos - np * bps, np * bps, (unsigned long long)h, (unsigned long long)w);
         }
         const uint8_t *s = d + pos;
         for (size_t i = 0; i < np; i++) {
@@ -177,6 +205,16 @@ static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, in
     if (w == 0 || h == 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
         snprintf(src.msg, sizeof src.msg, "image size %llux%llu (HxW) out of range", (unsigned long long)h,
                  (unsigned long long)w);
+        png_longjmp(png, 1);
+    }
+    /* Its compressed rows must fit the file: deflate expands at most about
+     * 1032:1, so a header claiming more pixels than that is refused before
+     * anything is allocated for them. */
+    uint64_t bits = (uint64_t)png_get_bit_depth(png, info) * png_get_channels(png, info);
+    if (w * h * bits / 8 > (uint64_t)n * 1100) {
+        snprintf(src.msg, sizeof src.msg,
+                 "image size %llux%llu (HxW) cannot come from %zu bytes (truncated?)", (unsigned long long)h,
+                 (unsigned long long)w, n);
         png_longjmp(png, 1);
     }
     /* Palette -> RGB, grey < 8 bits -> 8 bits (scaled to 0..255), tRNS ->

@@ -5,7 +5,10 @@
  * format is found from the file's magic bytes, not its name. In grey mode
  * colour becomes grey by BT.601 luma; in colour mode grey is replicated to
  * R = G = B. Alpha is dropped (not composited), 16-bit samples are rounded
- * to 8 bits. Pixels are never inverted here. */
+ * to 8 bits. Pixels are never inverted here. A PGM file holds exactly one
+ * image: bytes after its pixels (P2: other than whitespace and comments) are
+ * refused, and every number must end at whitespace or a comment ("0x4" is
+ * not a pixel). */
 #ifndef SIAMESE_IMAGE_H
 #define SIAMESE_IMAGE_H
 
@@ -14,6 +17,7 @@
 #include "../nn/util.h"
 
 #define IMAGE_MAX_SIDE 65535 /* the dataset record stores sides as uint16 */
+#define IMAGE_MAX_PIXELS (1u << 28) /* of one decoded image */
 
 typedef struct Image {
     uint32_t height, width;

@@ -83,11 +83,26 @@ static int gz_read(gzFile g, uint8_t *buf, size_t n, size_t *got, const char *pa
     return 0;
 }
 
-static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t *dims, int ndims, Err *e) {
+/* deflate never expands more than about 1032:1: a gzip file of n bytes
+ * holds at most this many (an upper bound, for checks before allocating). */
+static uint64_t gz_max_bytes(uint64_t n) { return n * 1032 + 1024; }
+
+/* Opens an idx file (plain or gzip) and reads its header. *bound gets the
+ * most bytes the file can hold once decompressed (exact for a plain file),
+ * so a header claiming more is refused before anything is allocated. */
+static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t *dims, int ndims, uint64_t *bound,
+                    int *exact, Err *e) {
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return err_set(e, "%s: not a regular file", path);
+    uint8_t sig[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    size_t nsig = fread(sig, 1, 2, f);
+    fclose(f);
+    *exact = !(nsig == 2 && sig[0] == 0x1f && sig[1] == 0x8b);
+    *bound = *exact ? (uint64_t)st.st_size : gz_max_bytes((uint64_t)st.st_size);
     gzFile g = gzopen(path, "rb");
     if (!g) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     uint8_t h[16];
@@ -110,17 +125,53 @@ fail:
     return -1;
 }
 
-/* 1 if the stream has bytes left (the file is longer than its header says). */
-static int gz_has_more(gzFile g) {
+/* After the last byte the header accounts for: 0 if the stream ends there
+ * and ends well, else -1 naming the file (what = "12 images of 28x28"). A
+ * gzip file must end with its CRC and length trailer: zlib's gzread does not
+ * report a missing one as an error, so it is checked here. */
+static int idx_end(gzFile g, const char *path, const char *what, Err *e) {
     uint8_t b;
-    return gzread(g, &b, 1) > 0;
+    int r = gzread(g, &b, 1);
+    if (r > 0) return err_set(e, "%s: longer than its header says (%s) — is it the right file?", path, what);
+    int zerr = Z_OK;
+    const char *msg = gzerror(g, &zerr);
+    if (r < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
+        return err_set(e, "%s: read error at the end: %s", path, zerr == Z_ERRNO ? strerror(errno) : msg);
+    if (zerr == Z_BUF_ERROR)
+        return err_set(
+            e, "%s: the gzip data ends without its CRC and length trailer (truncated) — re-download it",
+            path);
+    return 0;
+}
+
+/* The size check of an idx header against its file: a plain file must be
+ * exactly that long, a gzip file able to hold it. */
+static int idx_size(const char *path, uint64_t need, uint64_t bound, int exact, const char *what, Err *e) {
+    if (exact && need > bound)
+        return err_set(e, "%s: truncated: %llu bytes, its header (%s) needs %llu — re-download it", path,
+                       (unsigned long long)bound, what, (unsigned long long)need);
+    if (exact && need < bound)
+        return err_set(
+            e,
+            "%s: longer than its header says (%s: %llu bytes, the file has %llu) — is it the right "
+            "file?",
+            path, what, (unsigned long long)need, (unsigned long long)bound);
+    if (need > bound)
+        return err_set(
+            e,
+            "%s: its header (%s) needs %llu bytes, more than this gzip file can hold (at most %llu) "
+            "— truncated or not an idx file",
+            path, what, (unsigned long long)need, (unsigned long long)bound);
+    return 0;
 }
 
 static int source_idx(Source *s, const char *images, const char *labels, Err *e) {
-    uint32_t dl[1], di[3];
+    uint32_t dl[1] = {0}, di[3] = {0, 0, 0};
     gzFile gl;
-    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, dl, 1, e)) return -1;
-    if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, di, 3, e)) {
+    uint64_t lbound = 0, ibound = 0;
+    int lexact = 1, iexact = 1;
+    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, dl, 1, &lbound, &lexact, e)) return -1;
+    if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, di, 3, &ibound, &iexact, e)) {
         gzclose(gl);
         return -1;
     }
@@ -130,15 +181,25 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     int rc = -1;
     uint8_t *lab = NULL;
     size_t got;
+    char what[96];
+    if (di[0] == 0 || s->h == 0 || s->w == 0 || s->h > IMAGE_MAX_SIDE || s->w > IMAGE_MAX_SIDE ||
+        (uint64_t)s->h * s->w > IMAGE_MAX_PIXELS) {
+        err_set(
+            e,
+            "%s: its header claims %u images of %ux%u (HxW); an idx import needs at least one image, each "
+            "side 1..%d and at most %u pixels per image",
+            images, di[0], s->h, s->w, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+        goto done;
+    }
+    snprintf(what, sizeof what, "%u images of %ux%u", di[0], s->h, s->w);
+    if (idx_size(images, 16 + (uint64_t)di[0] * s->h * s->w, ibound, iexact, what, e)) goto done;
     if (di[0] != dl[0]) {
         err_set(e, "%s holds %u images but %s holds %u labels — use matching files", images, di[0], labels,
                 dl[0]);
         goto done;
     }
-    if (di[0] == 0 || s->h == 0 || s->w == 0 || s->h > IMAGE_MAX_SIDE || s->w > IMAGE_MAX_SIDE) {
-        err_set(e, "%s: %u images of %ux%u: empty or too large", images, di[0], s->h, s->w);
-        goto done;
-    }
+    snprintf(what, sizeof what, "%u labels", dl[0]);
+    if (idx_size(labels, 8 + (uint64_t)dl[0], lbound, lexact, what, e)) goto done;
     lab = xmalloc(dl[0]);
     if (gz_read(gl, lab, dl[0], &got, labels, e)) goto done;
     if (got < dl[0]) {
@@ -148,10 +209,7 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
             labels, got, dl[0], dl[0] + 8);
         goto done;
     }
-    if (gz_has_more(gl)) {
-        err_set(e, "%s: longer than its header says (%u labels) — is it the right file?", labels, dl[0]);
-        goto done;
-    }
+    if (idx_end(gl, labels, what, e)) goto done;
     uint32_t maxl = 0;
     for (uint32_t i = 0; i < dl[0]; i++) {
         source_add(s, NULL, lab[i]);
@@ -483,10 +541,10 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         int d = sp.dest[i];
         if (ds_writer_add(w[d], out, sp.relabel[d][s.labels[i]], NULL, e)) goto done;
     }
-    if (!s.paths && gz_has_more(s.gz)) {
-        err_set(e, "%s: longer than its header says (%" PRIu64 " images of %ux%u) — is it the right file?",
-                s.images, s.n, s.h, s.w);
-        goto done;
+    if (!s.paths) {
+        char what[96];
+        snprintf(what, sizeof what, "%" PRIu64 " images of %ux%u", s.n, s.h, s.w);
+        if (idx_end(s.gz, s.images, what, e)) goto done;
     }
     DsWriter *ws[2] = {w[0], w[1]};
     w[0] = w[1] = NULL; /* finish_all frees them, on failure too */

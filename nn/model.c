@@ -20,15 +20,16 @@ const char *const layer_type_names[LAYER_NTYPES] = {"conv2d", "maxpool", "relu",
 
 int model_parse_shape(const char *s, int *c, int *h, int *w) {
     long v[3];
-    char buf[64];
-    if (strlen(s) >= sizeof buf) return -1;
-    strcpy(buf, s);
-    char *save = NULL, *tok = strtok_r(buf, "x", &save);
+    const char *p = s;
     for (int i = 0; i < 3; i++) {
-        if (!tok || parse_long(tok, 1, 100000, &v[i])) return -1;
-        tok = strtok_r(NULL, "x", &save);
+        char buf[16];
+        size_t n = strcspn(p, "x");
+        if (n == 0 || n >= sizeof buf || (i < 2) != (p[n] == 'x')) return -1; /* "1x12x12x", "1xx2" */
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        if (parse_long(buf, 1, 100000, &v[i])) return -1;
+        p += n + (i < 2);
     }
-    if (tok) return -1;
     *c = (int)v[0], *h = (int)v[1], *w = (int)v[2];
     return 0;
 }

@@ -111,8 +111,35 @@ char *xstrdup(const char *s) {
     return p;
 }
 
+/* The text forms every parse_ accepts: an optional '-' (parse_long,
+ * parse_double), decimal digits, and for parse_double an optional fraction
+ * and exponent ("1", "-2.5", ".5", "1e-3", "3E+2"). No leading or trailing
+ * space, no '+', no hexadecimal ("0x10"), no "inf"/"nan": what strtol and
+ * strtod would also take is refused so that a value means what it reads. */
+static int decimal_form(const char *s, int sign_ok, int real) {
+    const char *p = s;
+    if (*p == '-' && sign_ok) p++;
+    size_t whole = strspn(p, "0123456789");
+    p += whole;
+    if (!real) return whole > 0 && !*p;
+    size_t frac = 0;
+    if (*p == '.') {
+        frac = strspn(p + 1, "0123456789");
+        p += 1 + frac;
+    }
+    if (whole + frac == 0) return 0;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '-' || *p == '+') p++;
+        size_t ex = strspn(p, "0123456789");
+        if (ex == 0) return 0;
+        p += ex;
+    }
+    return !*p;
+}
+
 int parse_long(const char *s, long min, long max, long *out) {
-    if (!s || !*s) return -1;
+    if (!s || !decimal_form(s, 1, 0)) return -1;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -122,7 +149,7 @@ int parse_long(const char *s, long min, long max, long *out) {
 }
 
 int parse_u64(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-') return -1;
+    if (!s || !decimal_form(s, 0, 0)) return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -132,7 +159,7 @@ int parse_u64(const char *s, uint64_t *out) {
 }
 
 int parse_double(const char *s, double min, double max, double *out) {
-    if (!s || !*s) return -1;
+    if (!s || !decimal_form(s, 1, 1)) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);

@@ -55,8 +55,10 @@ char *xstrdup(const char *s);
 
 /* ---- parsing ----------------------------------------------------------- */
 
-/* Whole-string parses with range checks; 0 on success, -1 (value untouched)
- * on junk, overflow or out of range. */
+/* Whole-string parses of plain decimal text with range checks; 0 on
+ * success, -1 (value untouched) on junk, overflow or out of range. Refused,
+ * though strtol/strtod take them: leading or trailing space, '+', hex
+ * ("0x10"), "inf", "nan"; parse_u64 also refuses any sign. */
 int parse_long(const char *s, long min, long max, long *out);
 int parse_u64(const char *s, uint64_t *out);
 int parse_double(const char *s, double min, double max, double *out);

@@ -17,7 +17,7 @@ ifeq ($(SANITIZE),1)
   BUILD   := build-san
 endif
 
-LIB_SRC  = $(wildcard nn/*.c mining/*.c io/*.c dist/*.c)
+LIB_SRC  = $(wildcard nn/*.c mining/*.c io/*.c dist/*.c track/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/mpi_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

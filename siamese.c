@@ -1,6 +1,7 @@
 /* siamese: the one command-line entry. Dispatches to the subcommands; each
  * lives beside the code it drives (io/cmd_data.c: import, pairs, inspect;
- * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export). */
+ * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export;
+ * track/cmd_mot_eval.c: mot-eval). */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_mot_eval(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct {
@@ -27,6 +29,7 @@ static const struct {
     {"eval", cmd_eval, "Recall@K, MAP@R, verification, ROC AUC, EER, N-way K-shot of a checkpoint"},
     {"embed", cmd_embed, "write a dataset's embeddings and labels as .npy"},
     {"export", cmd_export, "write a checkpoint's weights as safetensors"},
+    {"mot-eval", cmd_mot_eval, "MOTA, MOTP, IDF1, HOTA, ID switches ... of tracking results (MOTChallenge)"},
     {"version", cmd_version, "print the version and which BLAS kernels run"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nn/blas.h"
+#include "nn/util.h"
 
 int cmd_import(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);
@@ -48,7 +49,7 @@ static int cmd_version(int argc, char **argv) {
         fprintf(stderr, "siamese version: unexpected argument '%s'; it takes none\n", argv[1]);
         return 2;
     }
-    printf("siamese-mpi 0.1\nBLAS: %s\n", blas_describe());
+    printf("%s\nBLAS: %s\n", SIAMESE_VERSION, blas_describe());
     return 0;
 }
 

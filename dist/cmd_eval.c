@@ -11,63 +11,6 @@
 #include "../io/safetensors.h"
 #include "evaluate.h"
 
-typedef struct Loaded {
-    Config cfg;
-    Model model;
-    float mean, std;
-    unsigned long long step;
-} Loaded;
-
-static double state_value(const char *state, size_t n, const char *key, double def) {
-    size_t kl = strlen(key);
-    for (const char *p = state; p && p < state + n;) {
-        if (!strncmp(p, key, kl) && p[kl] == '=') return strtod(p + kl + 1, NULL);
-        p = memchr(p, '\n', (size_t)(state + n - p));
-        if (p) p++;
-    }
-    return def;
-}
-
-static int load(Loaded *l, const char *path, int max_batch, Err *e) {
-    Ckpt *ck;
-    if (ckpt_read(&ck, path, e)) return -1;
-    size_t n;
-    size_t tn;
-    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn);
-    int c, h, w, rc = -1;
-    /* Sections are bytes, not strings: copy with a terminating NUL. */
-    char *ctext = text ? strndup(text, n) : NULL, *topo = tp ? strndup(tp, tn) : NULL;
-    if (!ctext || !topo) {
-        err_set(e, "%s: no config or topology section: not a training checkpoint", path);
-        goto out;
-    }
-    if (config_parse_text(&l->cfg, ctext, path, e)) goto out;
-    if (sscanf(topo, "input %dx%dx%d", &c, &h, &w) != 3) {
-        err_set(e, "%s: topology section has no input shape", path);
-        goto out;
-    }
-    const Config *cf = &l->cfg;
-    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult, cf->head_l2,
-                    path, c, h, w, max_batch, e))
-        goto out;
-    const float *p = ckpt_require(ck, "params", l->model.nparams * sizeof(float), e);
-    if (!p) {
-        model_free(&l->model);
-        goto out;
-    }
-    memcpy(l->model.params, p, l->model.nparams * sizeof(float));
-    const char *st = ckpt_get(ck, "state", &n);
-    l->mean = st ? (float)state_value(st, n, "mean", 0) : 0;
-    l->std = st ? (float)state_value(st, n, "std", 1) : 1;
-    l->step = st ? (unsigned long long)state_value(st, n, "step", 0) : 0;
-    rc = 0;
-out:
-    free(ctext);
-    free(topo);
-    ckpt_free(ck);
-    return rc;
-}
-
 static int opt_long(const char *cmd, const char *name, const char *v, long min, long max, long *out) {
     if (parse_long(v, min, max, out)) {
         fprintf(stderr, "siamese %s: %s %s: expected a whole number in [%ld, %ld]\n", cmd, name, v, min, max);
@@ -111,9 +54,9 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "siamese eval: need CHECKPOINT and --data DB; see siamese eval --help\n");
         return 2;
     }
-    Loaded l;
+    EvalModel l;
     Err e = {{0}};
-    if (load(&l, ckpt, 256, &e)) {
+    if (eval_model_load(&l, ckpt, 256, &e)) {
         fprintf(stderr, "siamese eval: %s\n", e.msg);
         return 1;
     }
@@ -130,7 +73,7 @@ int cmd_eval(int argc, char **argv) {
         if (json && eval_write_json(&r, json, &e)) rc = -1;
     }
     if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
-    model_free(&l.model);
+    eval_model_free(&l);
     return rc ? 1 : 0;
 }
 
@@ -156,12 +99,12 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "siamese embed: need CHECKPOINT, --data DB and --out PREFIX\n");
         return 2;
     }
-    Loaded l;
+    EvalModel l;
     Err e = {{0}};
     Dataset *ds = NULL;
     float *E = NULL;
     int rc = 1;
-    if (load(&l, ckpt, 256, &e)) goto fail;
+    if (eval_model_load(&l, ckpt, 256, &e)) goto fail;
     if (ds_open(&ds, data, &e) || !(E = eval_embed(&l.model, ds, l.mean, l.std, &e))) goto fail_model;
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s.emb.npy", out);
@@ -171,7 +114,7 @@ int cmd_embed(int argc, char **argv) {
     printf("wrote %s (%lld x %d) and %s\n", p1, (long long)N, l.model.emb_dim, p2);
     rc = 0;
 fail_model:
-    model_free(&l.model);
+    eval_model_free(&l);
 fail:
     if (rc) fprintf(stderr, "siamese embed: %s\n", e.msg);
     free(E);
@@ -201,9 +144,9 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "siamese export: need CHECKPOINT and --out FILE.safetensors\n");
         return 2;
     }
-    Loaded l;
+    EvalModel l;
     Err e = {{0}};
-    if (load(&l, ckpt, 1, &e)) {
+    if (eval_model_load(&l, ckpt, 1, &e)) {
         fprintf(stderr, "siamese export: %s\n", e.msg);
         return 1;
     }
@@ -226,7 +169,7 @@ int cmd_export(int argc, char **argv) {
     else printf("wrote %s: %d tensors, %zu parameters\n", out, l.model.nviews, l.model.nparams);
     free(text);
     free(t);
-    model_free(&l.model);
+    eval_model_free(&l);
     return rc ? 1 : 0;
 }
 

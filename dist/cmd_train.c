@@ -26,9 +26,10 @@ static void usage(FILE *f) {
             "                           every step\n"
             "  --schema                 print every config key (section, type, range, default) as Markdown\n"
             "\n"
-            "Writes into [run] dir: config.ini, metrics.csv, timing.csv, ckpt-<step>.smpi, model.smpi,\n"
-            "eval.json. Exit status: 0 done, %d stopped by SIGTERM/SIGUSR1/SIGINT after writing a\n"
-            "checkpoint (resume with --resume auto), 1 fatal error, 2 bad arguments or config.\n",
+            "Writes into [run] dir: config.ini, metrics.csv, timing.csv, ranks.csv, command.log,\n"
+            "ckpt-<step>.smpi, model.smpi, eval.json. Exit status: 0 done, %d stopped by\n"
+            "SIGTERM/SIGUSR1/SIGINT after writing a checkpoint (resume with --resume auto), 1 fatal error,\n"
+            "2 bad arguments or config.\n",
             TRAIN_EXIT_RESUME);
 }
 
@@ -44,17 +45,46 @@ static void on_signal(int sig) {
     train_stop_requested = 1;
 }
 
+#define SHELL_PLAIN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,+-"
+
+/* argv as one shell-quoted line (arguments with other than [A-Za-z0-9_./=:,+-]
+ * in single quotes). Caller frees. */
+static char *command_line(int argc, char **argv) {
+    size_t cap = 16;
+    for (int i = 0; i < argc; i++) cap += 4 * strlen(argv[i]) + 3;
+    char *s = xmalloc(cap), *p = s;
+    p += sprintf(p, "siamese");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = a[0] != 0 && a[strspn(a, SHELL_PLAIN)] == 0;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (; *a; a++) p += *a == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *a);
+        *p++ = '\'';
+    }
+    *p = 0;
+    return s;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {0};
+    char *command = command_line(argc, argv);
+    o.command = command;
     o.sets = calloc((size_t)argc, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             free(o.sets);
+            free(command);
             return 0;
         } else if (!strcmp(argv[i], "--schema")) {
             config_print_schema(stdout);
             free(o.sets);
+            free(command);
             return 0;
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             o.sets[o.nsets++] = argv[++i];
@@ -67,6 +97,7 @@ int cmd_train(int argc, char **argv) {
         } else if (argv[i][0] == '-' || o.config_path) {
             fprintf(stderr, "siamese train: unexpected argument '%s'; see siamese train --help\n", argv[i]);
             free(o.sets);
+            free(command);
             return 2;
         } else {
             o.config_path = argv[i];
@@ -75,6 +106,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.config_path) {
         usage(stderr);
         free(o.sets);
+        free(command);
         return 2;
     }
     /* Before MPI_Init (a preemption signal may come during start-up) and
@@ -92,5 +124,6 @@ int cmd_train(int argc, char **argv) {
     int rc = train_main(&o);
     dist_finalize();
     free(o.sets);
+    free(command);
     return rc;
 }

@@ -268,6 +268,16 @@ double dist_max_double(double x) {
     return x;
 }
 
+void dist_gather_doubles(double *recv, const double *send, int n) {
+    if (solo()) {
+        memcpy(recv, send, (size_t)n * sizeof *send);
+        return;
+    }
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Gather(send, n, MPI_DOUBLE, recv, n, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+}
+
 /* ---- bucketed gradient allreduce -------------------------------------------------- */
 
 struct GradSync {

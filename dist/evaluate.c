@@ -8,8 +8,72 @@
 #include <unistd.h>
 
 #include "../io/atomic_file.h"
+#include "../io/checkpoint.h"
 #include "../mining/metrics.h"
 #include "../mining/pairs.h"
+
+static double state_value(const char *state, size_t n, const char *key, double def) {
+    size_t kl = strlen(key);
+    for (const char *p = state; p && p < state + n;) {
+        if (!strncmp(p, key, kl) && p[kl] == '=') return strtod(p + kl + 1, NULL);
+        p = memchr(p, '\n', (size_t)(state + n - p));
+        if (p) p++;
+    }
+    return def;
+}
+
+int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
+    memset(l, 0, sizeof *l);
+    Ckpt *ck;
+    if (ckpt_read(&ck, path, e)) return -1;
+    size_t n;
+    size_t tn;
+    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn);
+    int c, h, w, rc = -1;
+    /* Sections are bytes, not strings: copy with a terminating NUL. */
+    char *ctext = text ? strndup(text, n) : NULL, *topo = tp ? strndup(tp, tn) : NULL;
+    if (!ctext || !topo) {
+        err_set(e, "%s: no config or topology section: not a training checkpoint", path);
+        goto out;
+    }
+    if (config_parse_text(&l->cfg, ctext, path, e)) goto out;
+    if (sscanf(topo, "input %dx%dx%d", &c, &h, &w) != 3) {
+        err_set(e, "%s: topology section has no input shape", path);
+        goto out;
+    }
+    const Config *cf = &l->cfg;
+    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult,
+                    cf->head_l2, path, c, h, w, max_batch, e))
+        goto out;
+    const float *p = ckpt_require(ck, "params", l->model.nparams * sizeof(float), e);
+    if (!p) {
+        model_free(&l->model);
+        goto out;
+    }
+    memcpy(l->model.params, p, l->model.nparams * sizeof(float));
+    const char *st = ckpt_get(ck, "state", &n);
+    l->mean = st ? (float)state_value(st, n, "mean", 0) : 0;
+    l->std = st ? (float)state_value(st, n, "std", 1) : 1;
+    l->step = st ? (unsigned long long)state_value(st, n, "step", 0) : 0;
+    l->world = st ? (int)state_value(st, n, "world", 0) : 0;
+    rc = 0;
+out:
+    free(ctext);
+    free(topo);
+    ckpt_free(ck);
+    return rc;
+}
+
+void eval_model_free(EvalModel *l) { model_free(&l->model); }
+
+void eval_detail_free(EvalDetail *d) {
+    free(d->E);
+    free(d->score);
+    free(d->same);
+    free(d->a);
+    free(d->b);
+    memset(d, 0, sizeof *d);
+}
 
 float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
     const DsMeta *meta = ds_meta(ds);
@@ -72,20 +136,24 @@ static double sim_dist(void *ctx, int i, int j) {
     return -sqrt(d);
 }
 
-/* Scores of a seeded balanced pair set of one dataset's embeddings. */
-static void pair_scores(double *score, uint8_t *same, int npairs, const float *E, const int32_t *labels, int N,
-                        uint64_t seed, SimCtx *ctx, MetricsSim sim) {
-    uint32_t *a = xmalloc((size_t)npairs * sizeof(uint32_t)), *b = xmalloc((size_t)npairs * sizeof(uint32_t));
+/* Scores of a seeded balanced pair set of one dataset's embeddings; the
+ * pairs' ids go to a, b. */
+static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, int npairs, const float *E,
+                        const int32_t *labels, int N, uint64_t seed, SimCtx *ctx, MetricsSim sim) {
     metrics_make_pairs(a, b, same, npairs, labels, N, seed);
     ctx->E = E;
     for (int p = 0; p < npairs; p++) score[p] = sim(ctx, (int)a[p], (int)b[p]);
-    free(a);
-    free(b);
 }
 
 int eval_run(Model *m, const Config *c, float mean, float std, const char *test_path, const char *train_path,
              EvalResult *r, Err *e) {
+    return eval_run_detail(m, c, mean, std, test_path, train_path, r, NULL, e);
+}
+
+int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
+                    const char *train_path, EvalResult *r, EvalDetail *keep, Err *e) {
     memset(r, 0, sizeof *r);
+    if (keep) memset(keep, 0, sizeof *keep);
     double t0 = now_seconds();
     Dataset *ds;
     if (ds_open(&ds, test_path, e)) return -1;
@@ -99,10 +167,10 @@ int eval_run(Model *m, const Config *c, float mean, float std, const char *test_
     const int32_t *labels = ds_labels(ds);
     r->n = N;
     r->classes = (int)meta->classes;
-    int ks[2] = {1, 5};
-    double rec[2];
-    if (metrics_knn(rec, &r->map_r, E, labels, N, D, ks, 2, 512, e)) goto fail;
-    r->recall1 = rec[0], r->recall5 = rec[1];
+    int ks[EVAL_MAX_K], nk = MIN(EVAL_MAX_K, N - 1);
+    for (int k = 0; k < EVAL_MAX_K; k++) ks[k] = k + 1, r->recall_k[k] = NAN;
+    if (metrics_knn(r->recall_k, &r->map_r, E, labels, N, D, ks, MAX(nk, 1), 512, e)) goto fail;
+    r->recall1 = r->recall_k[0], r->recall5 = r->recall_k[4];
 
     SimCtx ctx = {E, D, m->has_head ? m->params + m->head_w_off : NULL, m->has_head ? m->params[m->head_b_off] : 0};
     MetricsSim sim = m->has_head ? sim_koch : sim_dist;
@@ -110,7 +178,9 @@ int eval_run(Model *m, const Config *c, float mean, float std, const char *test_
     r->pairs = (int)c->eval_pairs;
     double *score = xmalloc((size_t)r->pairs * sizeof(double));
     uint8_t *same = xmalloc((size_t)r->pairs);
-    pair_scores(score, same, r->pairs, E, labels, N, (uint64_t)c->seed, &ctx, sim);
+    uint32_t *pa = xmalloc((size_t)r->pairs * sizeof(uint32_t)),
+             *pb = xmalloc((size_t)r->pairs * sizeof(uint32_t));
+    pair_scores(score, same, pa, pb, r->pairs, E, labels, N, (uint64_t)c->seed, &ctx, sim);
     r->auc = metrics_roc_auc(score, same, r->pairs);
     r->eer = metrics_eer(score, same, r->pairs);
     r->threshold = NAN;
@@ -154,8 +224,21 @@ int eval_run(Model *m, const Config *c, float mean, float std, const char *test_
         ds_close(tr);
         if (bad) goto fail_pairs;
     }
-    free(score);
-    free(same);
+    if (keep) {
+        *keep = (EvalDetail){.n = N,
+                             .dim = D,
+                             .score = score,
+                             .same = same,
+                             .a = pa,
+                             .b = pb,
+                             .pairs = r->pairs,
+                             .koch = m->has_head};
+    } else {
+        free(score);
+        free(same);
+        free(pa);
+        free(pb);
+    }
     r->nway_n = (int)c->eval_nway;
     r->kshot = (int)c->eval_kshot;
     r->trials = (int)c->eval_trials;
@@ -169,13 +252,18 @@ int eval_run(Model *m, const Config *c, float mean, float std, const char *test_
             util_warn("N-way K-shot skipped: %s", ne.msg);
         }
     }
-    free(E);
+    if (keep)
+        keep->E = E;
+    else
+        free(E);
     ds_close(ds);
     r->seconds = now_seconds() - t0;
     return 0;
 fail_pairs:
     free(score);
     free(same);
+    free(pa);
+    free(pb);
 fail:
     free(E);
     ds_close(ds);
@@ -226,8 +314,14 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
              {"nway_accuracy", r->nway},
              {"seconds", r->seconds}};
     int nf = (int)(sizeof f / sizeof f[0]);
-    char buf[2048];
-    size_t len = (size_t)snprintf(buf, sizeof buf, "{\n");
+    char buf[4096];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "{\n  \"recall_at_k\": [");
+    for (int k = 0; k < EVAL_MAX_K; k++) {
+        double v = r->recall_k[k];
+        len += (size_t)(isnan(v) ? snprintf(buf + len, sizeof buf - len, "%snull", k ? ", " : "")
+                                 : snprintf(buf + len, sizeof buf - len, "%s%.9g", k ? ", " : "", v));
+    }
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "],\n");
     for (int i = 0; i < nf; i++) len += json_num(buf + len, sizeof buf - len, f[i].key, f[i].v, i == nf - 1);
     len += (size_t)snprintf(buf + len, sizeof buf - len, "}\n");
     return atomic_file_write_all(path, buf, len, e);

@@ -7,21 +7,51 @@
 #ifndef SIAMESE_EVALUATE_H
 #define SIAMESE_EVALUATE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../io/config.h"
 #include "../io/dataset.h"
 #include "../nn/model.h"
 
+#define EVAL_MAX_K 16 /* Recall@K is computed for K = 1..EVAL_MAX_K */
+
 typedef struct EvalResult {
     int n, classes;
     double recall1, recall5, map_r;
+    double recall_k[EVAL_MAX_K]; /* Recall@(k+1); NaN for K > n - 1 */
     double threshold, train_acc, ver_acc, auc, eer;
     int pairs, train_pairs;
     double nway;
     int nway_n, kshot, trials;
     double seconds;
 } EvalResult;
+
+/* What eval_run_detail keeps beyond the summary (for siamese report):
+ * the test embeddings and the scored balanced test pairs. */
+typedef struct EvalDetail {
+    float *E; /* (n, dim) test embeddings in sample order */
+    int n, dim;
+    double *score;   /* (pairs) -distance, or the Koch head's logit */
+    uint8_t *same;   /* (pairs) 1 = same-label pair */
+    uint32_t *a, *b; /* (pairs) the sample ids of each pair */
+    int pairs;
+    int koch; /* 1: scores are head logits, not -distances */
+} EvalDetail;
+void eval_detail_free(EvalDetail *d);
+
+/* A trained model loaded from a checkpoint (which carries its config). */
+typedef struct EvalModel {
+    Config cfg;
+    Model model;
+    float mean, std;
+    unsigned long long step;
+    int world; /* ranks of the run that saved it (0 if not recorded) */
+} EvalModel;
+/* Reads path, builds the model for batches of max_batch, loads the
+ * parameters. 0, or -1 with e naming the file. Free with eval_model_free. */
+int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e);
+void eval_model_free(EvalModel *l);
 
 /* Embeds every sample of ds: returns (N, emb_dim) floats (caller frees) and
  * the labels (owned by ds). NULL with e on a read error. */
@@ -31,6 +61,9 @@ float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e);
  * train_path (skipped, and said so, when it is empty). */
 int eval_run(Model *m, const Config *c, float mean, float std, const char *test_path, const char *train_path,
              EvalResult *r, Err *e);
+/* eval_run that also fills keep (may be NULL; free with eval_detail_free). */
+int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
+                    const char *train_path, EvalResult *r, EvalDetail *keep, Err *e);
 void eval_print(const EvalResult *r, FILE *out);
 int eval_write_json(const EvalResult *r, const char *path, Err *e);
 

@@ -62,7 +62,7 @@ typedef struct Trainer {
     size_t metrics_len, metrics_cap;
     FILE *timing;            /* timing.csv (rank 0) */
     FILE *metrics_file;      /* metrics.csv, appended every step (rank 0) */
-    StepTimes sum;           /* totals over the run (rank 0) */
+    StepTimes sum;           /* this rank's totals over the timed steps of this start */
     uint64_t timed_steps;
     double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr, last_count;
     double t_start;
@@ -74,6 +74,7 @@ typedef struct TrainOptions {
     int nsets;
     const char *resume;      /* NULL, "auto" or a path */
     int debug;
+    const char *command; /* the command line, for command.log (may be NULL) */
 } TrainOptions;
 
 /* The whole run: config, data, model, resume, loop, final checkpoint and

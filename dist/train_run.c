@@ -2,11 +2,12 @@
  * resume, the loop with progress, metrics, checkpoints, replica checksums
  * and the signal stop protocol, then the final save and evaluation. */
 #include <errno.h>
-#include <signal.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../io/atomic_file.h"
@@ -63,6 +64,60 @@ static char *load_config_text(const TrainOptions *o) {
         return NULL;
     }
     return text;
+}
+
+/* command.log: one line per start of the run (fresh or resumed): when, the
+ * software version, the rank count, the step it starts from, the command. */
+static void log_command(const char *dir, const char *command, int world, uint64_t step) {
+    char path[CFG_PATH + 32], when[64] = "?";
+    snprintf(path, sizeof path, "%s/command.log", dir);
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        util_warn("%s: cannot append: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%s\t%s\t%d rank%s\tstep %llu\t%s\n", when, SIAMESE_VERSION, world, world > 1 ? "s" : "",
+            (unsigned long long)step, command ? command : "siamese train");
+    if (fclose(f)) util_warn("%s: %s", path, strerror(errno));
+}
+
+#define RANKS_HEADER                                                                                         \
+    "first_step,last_step,ranks,rank,timed_steps,data_s,forward_s,imbalance_s,exchange_mining_s,backward_s," \
+    "allreduce_wait_s,optimizer_s,step_s\n"
+
+/* ranks.csv: every rank's time totals over this start's timed steps, one
+ * row per rank, appended at the end of each start (finished or stopped by a
+ * signal): how long each rank waited for the data, for the others and for
+ * the allreduce. Collective. */
+static void log_ranks(Trainer *t, uint64_t first) {
+    const StepTimes *s = &t->sum;
+    double mine[9] = {(double)t->timed_steps, s->data,      s->forward, s->imbalance, s->mining, s->backward,
+                      s->allreduce,           s->optimizer, s->total};
+    double *all = t->rank == 0 ? xmalloc((size_t)t->world * 9 * sizeof *all) : NULL;
+    dist_gather_doubles(all, mine, 9);
+    if (t->rank != 0) return;
+    char path[CFG_PATH + 32];
+    snprintf(path, sizeof path, "%s/ranks.csv", t->cfg.run_dir);
+    int fresh = access(path, F_OK) != 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        util_warn("%s: cannot append: %s", path, strerror(errno));
+        free(all);
+        return;
+    }
+    if (fresh) fputs(RANKS_HEADER, f);
+    for (int r = 0; r < t->world; r++) {
+        const double *v = all + (size_t)r * 9;
+        fprintf(f, "%llu,%llu,%d,%d,%.0f", (unsigned long long)first, (unsigned long long)t->step, t->world,
+                r, v[0]);
+        for (int k = 1; k < 9; k++) fprintf(f, ",%.6f", v[k]);
+        fputc('\n', f);
+    }
+    if (fclose(f)) util_warn("%s: %s", path, strerror(errno));
+    free(all);
 }
 
 /* --debug: central differences of the global loss for a few parameters of
@@ -174,6 +229,7 @@ int train_main(const TrainOptions *o) {
     }
     if (rank == 0) {
         if (write_text(c->run_dir, "config.ini", t->cfg_text, strlen(t->cfg_text), &e)) FATAL("%s", e.msg);
+        log_command(c->run_dir, o->command, t->world, t->step);
         /* metrics.csv restarts from what the checkpoint holds (a resumed
          * run's file equals the uninterrupted one's), then grows a row a step. */
         if (write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e)) FATAL("%s", e.msg);
@@ -210,17 +266,17 @@ int train_main(const TrainOptions *o) {
         uint64_t done = t->step;
         if (rank == hook_rank && (long)done == kill_step) raise(SIGKILL);
         if (rank == hook_rank && (long)done == signal_step) raise(SIGUSR1);
-        if (rank == 0) {
+        if (rank == 0)
             fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1),
                     st.data, st.forward, st.imbalance, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
                     st.total > 0 ? images / st.total : 0);
-            if (done - first > 2) { /* skip warm-up steps in the summary */
-                t->sum.data += st.data, t->sum.forward += st.forward, t->sum.mining += st.mining;
-                t->sum.imbalance += st.imbalance;
-                t->sum.backward += st.backward, t->sum.allreduce += st.allreduce, t->sum.optimizer += st.optimizer;
-                t->sum.total += st.total;
-                t->timed_steps++;
-            }
+        if (done - first > 2) { /* skip warm-up steps in the summary */
+            t->sum.data += st.data, t->sum.forward += st.forward, t->sum.mining += st.mining;
+            t->sum.imbalance += st.imbalance;
+            t->sum.backward += st.backward, t->sum.allreduce += st.allreduce,
+                t->sum.optimizer += st.optimizer;
+            t->sum.total += st.total;
+            t->timed_steps++;
         }
         uint64_t every = o->debug ? 1 : (uint64_t)c->checksum_every;
         if (t->world > 1 && every && done % every == 0) dist_check_replicas(t->model.params, t->model.nparams, done);
@@ -260,6 +316,7 @@ int train_main(const TrainOptions *o) {
     }
     prefetch_stop(t->pf);
     t->pf = NULL;
+    log_ranks(t, first);
     if (status == 0) {
         char path[CFG_PATH + 64];
         ckpt_path_for_step(path, sizeof path, c->run_dir, t->step);

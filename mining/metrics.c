@@ -107,6 +107,37 @@ static void select_smallest(uint64_t *a, ptrdiff_t n, ptrdiff_t m) {
     }
 }
 
+/* The M nearest others of sample i, nearest first, as keys (order key of
+ * ||e_j||^2 - 2 e_i.e_j in the high half, j in the low half) in keys[0..M);
+ * gi = e_i . e_j for every j, sq = ||e_j||^2. keys holds N entries. */
+static void rank_row(uint64_t *keys, const float *gi, const float *sq, int N, int i, int M) {
+    int n = 0;
+    for (int j = 0; j < N; j++) {
+        if (j == i) continue;
+        float s = sq[j] - 2.0f * gi[j];
+        keys[n++] = ((uint64_t)float_order_key(s) << 32) | (uint32_t)j;
+    }
+    if (M < n) select_smallest(keys, n, M);
+    qsort(keys, (size_t)M, sizeof *keys, cmp_u64);
+}
+
+/* Squared norms of the rows of E, in float (the ranking's own arithmetic). */
+static void row_norms(float *sq, const float *E, int N, int D) {
+    for (int j = 0; j < N; j++) {
+        float s = 0.0f;
+        for (int d = 0; d < D; d++) s += E[(size_t)j * D + d] * E[(size_t)j * D + d];
+        sq[j] = s;
+    }
+}
+
+static int check_finite(const float *E, int N, int D, Err *e) {
+    for (size_t t = 0; t < (size_t)N * (size_t)D; t++)
+        if (!isfinite(E[t]))
+            return err_set(e, "metrics: embedding %zu, component %zu is %g; the model diverged?",
+                           t / (size_t)D, t % (size_t)D, (double)E[t]);
+    return 0;
+}
+
 int metrics_knn(double *recall, double *map_at_r, const float *E, const int32_t *labels, int N, int D,
                 const int *ks, int nk, int block_rows, Err *e) {
     if (N < 2) return err_set(e, "metrics: %d samples, need at least 2 for nearest neighbours", N);
@@ -119,10 +150,7 @@ int metrics_knn(double *recall, double *map_at_r, const float *E, const int32_t 
                            N - 1);
         kmax = MAX(kmax, ks[q]);
     }
-    for (size_t t = 0; t < (size_t)N * (size_t)D; t++)
-        if (!isfinite(E[t]))
-            return err_set(e, "metrics: embedding %zu, component %zu is %g; the model diverged?",
-                           t / (size_t)D, t % (size_t)D, (double)E[t]);
+    if (check_finite(E, N, D, e)) return -1;
 
     if (block_rows <= 0) {
         block_rows = 512;
@@ -134,11 +162,7 @@ int metrics_knn(double *recall, double *map_at_r, const float *E, const int32_t 
     LabelGroups g;
     groups_build(&g, labels, N);
     float *sq = xmalloc((size_t)N * sizeof *sq);
-    for (int j = 0; j < N; j++) {
-        float s = 0.0f;
-        for (int d = 0; d < D; d++) s += E[(size_t)j * D + d] * E[(size_t)j * D + d];
-        sq[j] = s;
-    }
+    row_norms(sq, E, N, D);
     float *G = xmalloc((size_t)block_rows * (size_t)N * sizeof *G);
     uint64_t *keys = xmalloc((size_t)N * sizeof *keys);
     long *hits = xcalloc((size_t)MAX(nk, 1), sizeof *hits);
@@ -152,19 +176,11 @@ int metrics_knn(double *recall, double *map_at_r, const float *E, const int32_t 
                     G, N);
         for (int b = 0; b < B; b++) {
             int i = r0 + b;
-            const float *gi = G + (size_t)b * N;
-            int n = 0;
-            for (int j = 0; j < N; j++) {
-                if (j == i) continue;
-                float s = sq[j] - 2.0f * gi[j];
-                keys[n++] = ((uint64_t)float_order_key(s) << 32) | (uint32_t)j;
-            }
             int R = g.count[g.cls[i]] - 1;
             int M = kmax;
             if (map_at_r) M = MAX(M, R);
             if (M == 0) continue; /* no K asked and a singleton: nothing to rank */
-            if (M < n) select_smallest(keys, n, M);
-            qsort(keys, (size_t)M, sizeof *keys, cmp_u64);
+            rank_row(keys, G + (size_t)b * N, sq, N, i, M);
             int first = M + 1; /* 1-based rank of the nearest same-label sample */
             int found = 0;
             double ap = 0.0;
@@ -190,6 +206,41 @@ int metrics_knn(double *recall, double *map_at_r, const float *E, const int32_t 
     free(G);
     free(sq);
     groups_free(&g);
+    return 0;
+}
+
+int metrics_neighbours(int *nn, float *dist, const float *E, int N, int D, const int *queries, int nq, int k,
+                       Err *e) {
+    if (N < 2 || D < 1) return err_set(e, "metrics: %d samples of dimension %d, need at least 2 and 1", N, D);
+    if (k < 1 || k > N - 1)
+        return err_set(e, "metrics: %d neighbours asked with %d samples; need [1, %d]", k, N, N - 1);
+    for (int q = 0; q < nq; q++)
+        if (queries[q] < 0 || queries[q] >= N)
+            return err_set(e, "metrics: query %d outside [0, %d)", queries[q], N);
+    if (check_finite(E, N, D, e)) return -1;
+    float *sq = xmalloc((size_t)N * sizeof *sq), *gi = xmalloc((size_t)N * sizeof *gi);
+    uint64_t *keys = xmalloc((size_t)N * sizeof *keys);
+    row_norms(sq, E, N, D);
+    for (int q = 0; q < nq; q++) {
+        int i = queries[q];
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, D, 1.0f, E, D, E + (size_t)i * D, 1, 0.0f, gi, 1);
+        rank_row(keys, gi, sq, N, i, k);
+        for (int r = 0; r < k; r++) {
+            int j = (int)(uint32_t)keys[r];
+            nn[(size_t)q * k + r] = j;
+            if (dist) {
+                double s = 0.0;
+                for (int d = 0; d < D; d++) {
+                    double t = (double)E[(size_t)i * D + d] - E[(size_t)j * D + d];
+                    s += t * t;
+                }
+                dist[(size_t)q * k + r] = (float)sqrt(s);
+            }
+        }
+    }
+    free(keys);
+    free(gi);
+    free(sq);
     return 0;
 }
 
@@ -304,16 +355,18 @@ double metrics_roc_auc(const double *score, const uint8_t *same, int n) {
     return u / ((double)np * nn);
 }
 
-double metrics_eer(const double *score, const uint8_t *same, int n) {
+int metrics_roc_curve(double *fpr, double *fnr, double *thr, const double *score, const uint8_t *same,
+                      int n) {
     long np, nn;
     ScoredPair *sp = pairs_sorted(score, same, n, &np, &nn);
     if (!sp || np == 0 || nn == 0) {
         free(sp);
-        return NAN;
+        return -1;
     }
     /* Raising the threshold past each group of equal scores rejects it. */
-    double fpr0 = 1.0, fnr0 = 0.0, eer = NAN;
+    int m = 0;
     long fp = nn, fn = 0;
+    fpr[0] = 1.0, fnr[0] = 0.0, thr[0] = -INFINITY;
     for (int i = 0; i < n;) {
         int j = i;
         for (; j < n && sp[j].s == sp[i].s; j++) {
@@ -322,18 +375,35 @@ double metrics_eer(const double *score, const uint8_t *same, int n) {
             else
                 fp--;
         }
-        double fpr1 = (double)fp / nn, fnr1 = (double)fn / np;
-        double d0 = fpr0 - fnr0, d1 = fpr1 - fnr1;
-        if (d1 <= 0.0) { /* d0 > 0: the crossing is on this segment */
-            double t = d0 / (d0 - d1);
-            eer = fpr0 + t * (fpr1 - fpr0);
-            break;
-        }
-        fpr0 = fpr1;
-        fnr0 = fnr1;
+        m++;
+        fpr[m] = (double)fp / nn, fnr[m] = (double)fn / np;
+        thr[m] = j < n ? sp[j].s : INFINITY;
         i = j;
     }
     free(sp);
+    return m + 1;
+}
+
+double metrics_eer_curve(int *seg, const double *fpr, const double *fnr, int m) {
+    /* FPR - FNR falls from 1 to -1: the crossing is on the first segment
+     * whose end point has FPR <= FNR. */
+    for (int k = 1; k < m; k++) {
+        double d0 = fpr[k - 1] - fnr[k - 1], d1 = fpr[k] - fnr[k];
+        if (d1 <= 0.0) {
+            double t = d0 / (d0 - d1);
+            if (seg) *seg = k;
+            return fpr[k - 1] + t * (fpr[k] - fpr[k - 1]);
+        }
+    }
+    if (seg) *seg = -1;
+    return NAN;
+}
+
+double metrics_eer(const double *score, const uint8_t *same, int n) {
+    double *c = xmalloc(3 * ((size_t)n + 1) * sizeof *c);
+    int m = metrics_roc_curve(c, c + n + 1, c + 2 * (n + 1), score, same, n);
+    double eer = m < 0 ? NAN : metrics_eer_curve(NULL, c, c + n + 1, m);
+    free(c);
     return eer;
 }
 

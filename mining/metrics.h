@@ -38,6 +38,13 @@ int metrics_knn(double *recall /* (nk) */, double *map_at_r /* scalar, may be NU
                 const float *E /* (N, D) */, const int32_t *labels /* (N) */, int N, int D,
                 const int *ks /* (nk) */, int nk, int block_rows, Err *e);
 
+/* The k nearest others of each sample queries[q] in that same ranking:
+ * nn[q * k + r] is its (r+1)-th nearest (self excluded), dist (may be NULL)
+ * the Euclidean distance to it (in double, stored as float). 0, or -1 with e
+ * when k is outside [1, N-1], a query is outside [0, N), or E is not finite. */
+int metrics_neighbours(int *nn /* (nq, k) */, float *dist /* (nq, k) or NULL */, const float *E /* (N, D) */,
+                       int N, int D, const int *queries /* (nq) */, int nq, int k, Err *e);
+
 /* Recall@K alone, with the default block size; returns 0 or -1 (bad
  * arguments as in metrics_knn; the message goes to util_warn). */
 int metrics_recall_at_k(double *out /* (nk) */, const float *E /* (N, D) */, const int32_t *labels /* (N) */,
@@ -66,6 +73,19 @@ void metrics_make_pairs(uint32_t *a /* (npairs) */, uint32_t *b /* (npairs) */, 
 /* ROC AUC, exact: the Mann-Whitney statistic P(score_same > score_diff) with
  * ties counted 1/2, via one sort. NaN if either class of pair is absent. */
 double metrics_roc_auc(const double *score /* (n) */, const uint8_t *same /* (n) */, int n);
+
+/* The ROC of the rule score >= t => same, at t = -inf (point 0: FPR 1,
+ * FNR 0) and then just above each distinct score, ascending: point m has
+ * FPR fpr[m] (share of different pairs accepted), FNR fnr[m] (share of same
+ * pairs rejected) and thr[m] = the smallest score still accepted (+inf at
+ * the last point, where nothing is). Arrays of n + 1. Returns the number of
+ * points (distinct scores + 1), or -1 if a score is NaN or a class is absent. */
+int metrics_roc_curve(double *fpr, double *fnr, double *thr, const double *score /* (n) */,
+                      const uint8_t *same /* (n) */, int n);
+
+/* The EER of such a curve (m points), as metrics_eer defines it; *seg (may
+ * be NULL) gets the index of the point that ends the crossing segment. */
+double metrics_eer_curve(int *seg, const double *fpr, const double *fnr, int m);
 
 /* Equal error rate. The ROC is taken at every threshold t in
  * {-inf, each distinct score} plus +inf with the rule score >= t => same;

@@ -102,6 +102,9 @@ double now_seconds(void); /* CLOCK_MONOTONIC */
 uint64_t hash64(const void *p, size_t n, uint64_t h);
 #define HASH64_INIT 0xcbf29ce484222325ULL
 
+/* The software version, printed by `siamese version` and recorded in runs. */
+#define SIAMESE_VERSION "siamese-mpi 0.1"
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

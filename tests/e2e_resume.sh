@@ -121,9 +121,9 @@ check '[ $rc -eq 0 ] && grep -q "changed on resume (recorded): .*optim.lr: 0.05 
   grep -q "optim.lr: 0.05 -> 0.01" "$T/c/resume.log"' \
   "safe change (optim.lr) allowed and reported"
 
-# Full filesystem: a 160 KiB tmpfs as the run dir.
+# Full filesystem: a 176 KiB tmpfs as the run dir (two checkpoints and the small files fit).
 mkdir -p "$T/full"
-if mount -t tmpfs -o size=160k tmpfs "$T/full" 2>/dev/null; then
+if mount -t tmpfs -o size=176k tmpfs "$T/full" 2>/dev/null; then
   $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/full/run" --set checkpoint.every=2 \
     --set checkpoint.keep=100 >"$T/f.out" 2>&1; rc=$?
   check '[ $rc -ne 0 ] && grep -q "checkpoint not saved" "$T/f.out"' "a save onto a full disk stops the run (on_error=stop)"

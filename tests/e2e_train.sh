@@ -65,6 +65,10 @@ check 'grep -q "debug: gradient check" "$T/dbg.out" && ! grep -q SUSPICIOUS "$T/
 mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/run2" \
   --set train.eval=0 >"$T/out2" 2>&1
 check '[ $? -eq 0 ]' "mpirun -np 2 train exits 0"
+check '[ "$(wc -l < "$T/run2/ranks.csv")" -eq 3 ] && awk -F, "NR>1 && (\$3 != 2 || \$5 != 28 || \$13 <= 0) {exit 1}
+  NR==1 && \$8 != \"imbalance_s\" {exit 1}" "$T/run2/ranks.csv"' "ranks.csv: a row per rank, 28 timed steps each"
+check 'grep -q "2 ranks	step 0	siamese train configs/tiny.ini .*run.dir=$T/run2" "$T/run2/command.log"' \
+  "command.log records the version, rank count and command line"
 check 'paste -d, "$T/run1/metrics.csv" "$T/run2/metrics.csv" | awk -F, "NR>1 { d = \$3 - \$11; if (d < 0) d = -d;
   if (d > 1e-5 * (\$3 > 1 ? \$3 : 1)) exit 1 }"' "2-rank losses equal 1-rank losses"
 check '$S inspect "$T/run1/model.smpi" --compare "$T/run2/model.smpi" --tol 1e-4 >/dev/null' \

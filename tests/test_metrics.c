@@ -22,6 +22,22 @@ static int cmp_nb(const void *pa, const void *pb) {
     return a->j - b->j;
 }
 
+/* Every other sample of i by increasing squared distance (in double), ties
+ * by index: nb gets N - 1 entries. */
+static void rank_brute(Nb *nb, const float *E, int N, int D, int i) {
+    int n = 0;
+    for (int j = 0; j < N; j++) {
+        if (j == i) continue;
+        double s = 0;
+        for (int d = 0; d < D; d++) {
+            double t = (double)E[i * D + d] - E[j * D + d];
+            s += t * t;
+        }
+        nb[n++] = (Nb){s, j};
+    }
+    qsort(nb, (size_t)n, sizeof *nb, cmp_nb);
+}
+
 /* Full sort of every row in double: recall (nk) and MAP@R. */
 static void knn_brute(double *recall, double *map, const float *E, const int32_t *lab, int N, int D,
                       const int *ks, int nk) {
@@ -30,18 +46,9 @@ static void knn_brute(double *recall, double *map, const float *E, const int32_t
     double ap_sum = 0;
     int ap_n = 0;
     for (int i = 0; i < N; i++) {
-        int n = 0, R = 0;
-        for (int j = 0; j < N; j++) {
-            if (j == i) continue;
-            double s = 0;
-            for (int d = 0; d < D; d++) {
-                double t = (double)E[i * D + d] - E[j * D + d];
-                s += t * t;
-            }
-            nb[n++] = (Nb){s, j};
-            R += lab[j] == lab[i];
-        }
-        qsort(nb, (size_t)n, sizeof *nb, cmp_nb);
+        int R = 0;
+        for (int j = 0; j < N; j++) R += j != i && lab[j] == lab[i];
+        rank_brute(nb, E, N, D, i);
         for (int q = 0; q < nk; q++) {
             int hit = 0;
             for (int r = 0; r < ks[q]; r++) hit |= lab[nb[r].j] == lab[i];
@@ -116,8 +123,20 @@ static void test_vs_brute(void) {
                   blocks[b]);
         CHECK_CLOSE(map, wmap, 1e-12, "ties: MAP@R vs brute");
     }
-    double rnull[6];
+    /* integer data: float arithmetic is exact, so the neighbours are the
+     * brute ranking's exactly, ties broken by the lower index */
+    int qs[3] = {3, 17, 1000}, nn0[3 * 12];
     Err e;
+    CHECK(metrics_neighbours(nn0, NULL, E, N, D, qs, 3, 12, &e) == 0, "neighbours rc");
+    Nb *nb0 = malloc((size_t)N * sizeof *nb0);
+    int tbad = 0;
+    for (int q = 0; q < 3; q++) {
+        rank_brute(nb0, E, N, D, qs[q]);
+        for (int r = 0; r < 12; r++) tbad += nn0[q * 12 + r] != nb0[r].j;
+    }
+    CHECK(tbad == 0, "neighbours with ties equal the brute ranking (%d differ)", tbad);
+    free(nb0);
+    double rnull[6];
     CHECK(metrics_knn(rnull, NULL, E, lab, N, D, ks, 6, 64, &e) == 0 && rnull[0] == want[0] &&
               rnull[5] == want[5],
           "knn without MAP");
@@ -139,6 +158,30 @@ static void test_vs_brute(void) {
         CHECK(fabs(got[q] - want[q]) <= 2.0 / N, "gauss: Recall@%d %.6f vs brute %.6f", ks[q], got[q],
               want[q]);
     CHECK(fabs(map - wmap) <= 1e-3, "gauss: MAP@R %.6f vs brute %.6f", map, wmap);
+
+    /* nearest neighbours of a few queries: the brute ranking's first k */
+    int queries[4] = {0, 17, 350, N - 1}, k = 8;
+    int nn[4 * 8];
+    float nd[4 * 8];
+    CHECK(metrics_neighbours(nn, nd, E, N, D, queries, 4, k, &e) == 0, "neighbours rc");
+    Nb *nb = malloc((size_t)N * sizeof *nb);
+    int nbad = 0, dbad = 0;
+    for (int q = 0; q < 4; q++) {
+        int i = queries[q];
+        rank_brute(nb, E, N, D, i);
+        for (int r = 0; r < k; r++) {
+            /* float ranking vs double: a near-tie may swap neighbours, so
+             * compare distances (the r-th distance is the same either way) */
+            nbad += nn[q * k + r] == i;
+            dbad += fabs(nd[q * k + r] - sqrt(nb[r].d)) > 1e-4 * sqrt(nb[r].d);
+        }
+    }
+    CHECK(nbad == 0 && dbad == 0, "neighbours: %d self, %d distances off the brute ranking", nbad, dbad);
+    free(nb);
+    CHECK(metrics_neighbours(nn, NULL, E, N, D, queries, 1, N, &e) == -1, "k = N rejected: %s", e.msg);
+    int outside = N;
+    CHECK(metrics_neighbours(nn, NULL, E, N, D, &outside, 1, 3, &e) == -1, "query outside rejected: %s",
+          e.msg);
 
     /* errors */
     int bad = 700;
@@ -196,11 +239,35 @@ static void test_verification(void) {
             if (v[i] != v[i + 1]) best = fmax(best, metrics_accuracy_at(0.5 * (v[i] + v[i + 1]), s, y, n));
         CHECK(acc == best, "best accuracy %.6f vs scan %.6f", acc, best);
         CHECK(metrics_accuracy_at(thr, s, y, n) == acc, "accuracy at the chosen threshold");
-        free(v);
 
         /* the EER lies on the ROC between the two rates around it */
         double eer = metrics_eer(s, y, n);
         CHECK(eer > 0 && eer < 0.5, "random EER %g in (0, 0.5)", eer);
+
+        /* the ROC curve: every point against counting the accepted pairs */
+        double *fpr = malloc(3 * ((size_t)n + 1) * sizeof *fpr), *fnr = fpr + n + 1, *th = fnr + n + 1;
+        int m = metrics_roc_curve(fpr, fnr, th, s, y, n), distinct = 1, bad = 0;
+        for (int i = 1; i < n; i++) distinct += v[i] != v[i - 1];
+        CHECK(m == distinct + 1, "ROC points %d = distinct scores + 1 = %d", m, distinct + 1);
+        long np = 0, nn = 0;
+        for (int i = 0; i < n; i++) np += y[i] != 0, nn += y[i] == 0;
+        for (int k = 0; k < m; k++) {
+            long fp = 0, fn = 0;
+            for (int i = 0; i < n; i++) {
+                int acc_i = s[i] >= th[k];
+                fp += acc_i && !y[i];
+                fn += !acc_i && y[i];
+            }
+            bad += fpr[k] != (double)fp / nn || fnr[k] != (double)fn / np;
+            if (k > 0) bad += !(th[k] > th[k - 1]);
+        }
+        CHECK(bad == 0 && th[0] == -INFINITY && isinf(th[m - 1]), "ROC points match counting (%d bad)", bad);
+        int seg;
+        CHECK(metrics_eer_curve(&seg, fpr, fnr, m) == eer && seg > 0 && fpr[seg] <= fnr[seg] &&
+                  fpr[seg - 1] > fnr[seg - 1],
+              "EER of the curve = metrics_eer, on the crossing segment %d", seg);
+        free(fpr);
+        free(v);
     }
 
     /* hand cases */

@@ -23,8 +23,12 @@ TEST_SRC = $(wildcard tests/test_*.c tests/mpi_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC  = $(wildcard fuzz/fuzz_*.c)
+# The harnesses built with the project's compiler and a file-replaying main,
+# so `make test` replays the fuzz corpus (tests/e2e_fuzz_replay.sh).
+REPLAY_BIN = $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 
-.PHONY: all deps demo test test-build bench clean format
+.PHONY: all deps demo test test-build bench clean format fuzz fuzz-build fuzz-seeds
 .SECONDARY:
 
 all: siamese
@@ -46,7 +50,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsiamese.a
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libsiamese.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test-build: siamese $(TEST_BIN) $(BENCH_BIN)
+$(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay_main.o $(BUILD)/libsiamese.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test-build: siamese $(TEST_BIN) $(BENCH_BIN) $(REPLAY_BIN)
 
 # deps first (a fresh machine has nothing), then build, then every test.
 # The PyTorch parity test needs Debian's python3-torch.
@@ -54,6 +61,44 @@ test:
 	DEPS_EXTRA="python3-torch python3-numpy" bash .ci/deps.sh
 	$(MAKE) test-build
 	BUILD=$(BUILD) bash tests/run.sh
+
+# Coverage-guided fuzzing (docs/testing.md): every fuzz/fuzz_*.c harness
+# built with clang's libFuzzer, ASan and UBSan into build-fuzz/, the library
+# without dist/ (no MPI), then fuzz/run.sh runs each for FUZZ_SECONDS
+# (default 60) under a memory limit, starting from fuzz/corpus/NAME. CI runs
+# `make fuzz FUZZ_SECONDS=20`. Needs Debian's clang-14 and libclang-rt-14-dev.
+FUZZ_CC     ?= clang-14
+FUZZ_BUILD   = build-fuzz
+FUZZ_CFLAGS  = -O1 -g $(ARCH) -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -MMD -MP \
+               -I/usr/include/x86_64-linux-gnu/openblas-pthread -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_OBJ = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(wildcard nn/*.c mining/*.c io/*.c))
+FUZZ_BIN     = $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libfuzzsiamese.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libfuzzsiamese.a
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+fuzz-build:
+	@DEPS_EXTRA="clang-14 libclang-rt-14-dev" bash .ci/deps.sh
+	$(MAKE) $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) bash fuzz/run.sh
+
+# Rewrites the seed corpora fuzz/corpus/ (committed) from fuzz/seeds.c.
+fuzz-seeds: $(BUILD)/fuzz/seeds
+	$(BUILD)/fuzz/seeds
+
+$(BUILD)/fuzz/seeds: $(BUILD)/fuzz/seeds.o $(BUILD)/libsiamese.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: siamese $(BENCH_BIN)
 
@@ -81,6 +126,7 @@ format:
 	clang-format -i $(wildcard *.c */*.c */*.h)
 
 clean:
-	rm -rf build build-san siamese
+	rm -rf build build-san build-fuzz siamese
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/siamese.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/siamese.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d) \
+         $(FUZZ_BIN:=.d) $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%.d)

@@ -137,6 +137,22 @@ static void valid_keys(const char *section, char *out, size_t n) {
             len += snprintf(out + len, len < n ? n - len : 0, "%s%s", len ? ", " : "", schema[i].key);
 }
 
+/* Messages echo what the user wrote: a control character in it (a newline
+ * in a --set argument, an escape sequence in a file) is shown as '?' so an
+ * error stays one plain line. */
+static int one_line(Err *e) {
+    if (e)
+        for (char *p = e->msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return -1;
+}
+
+static int has_control(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
 /* Stores text `v` into the field of `k` at base. Returns 0, or -1 with a
  * message (without location) in e. */
 static int key_set(const Key *k, void *base, const char *v, Err *e) {
@@ -157,6 +173,8 @@ static int key_set(const Key *k, void *base, const char *v, Err *e) {
         return 0;
     }
     case K_STR: {
+        if (has_control(v))
+            return err_set(e, "%s: control characters are not allowed in a text value", k->key);
         size_t cap = k->off == L(name) && k->section && !is_singleton(k->section) ? 32 : CFG_PATH;
         if (strlen(v) >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
         memcpy(field, v, strlen(v) + 1);
@@ -420,7 +438,7 @@ static int parse_common(Config *c, ParseState *s, Err *e) {
     s->layer = -1;
     s->e = e;
     int rc = ini_parse_stream(reader, s, handler, s);
-    if (s->failed) return -1;
+    if (s->failed) return one_line(e);
     if (rc > 0) return err_set(e, "%s:%d: malformed line (expected [section] or key = value)", s->name, rc);
     if (rc < 0) return err_set(e, "%s: cannot read", s->name);
     if (c->nlayers == 0) return err_set(e, "%s: no layer sections: the encoder needs at least one layer", s->name);
@@ -450,7 +468,17 @@ int config_parse_text(Config *c, const char *text, const char *name, Err *e) {
     return rc;
 }
 
+static int set_one(Config *c, const char *assignment, Err *e);
+
 int config_set(Config *c, const char *assignment, Err *e) {
+    if (has_control(assignment)) {
+        err_set(e, "--set %s: control characters (a newline, a tab, ...) are not allowed", assignment);
+        return one_line(e);
+    }
+    return set_one(c, assignment, e) ? one_line(e) : 0;
+}
+
+static int set_one(Config *c, const char *assignment, Err *e) {
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq)

@@ -3,6 +3,7 @@
 #include "mot.h"
 
 #include <errno.h>
+#include <float.h>
 #include <ini.h>
 #include <math.h>
 #include <stdio.h>
@@ -180,6 +181,8 @@ static int parse_line(const double *v, int k, MotKind kind, const MotSeqInfo *in
                    .flag = 1};
     if (kind == MOT_DET) bx->id = -1;
     if (kind != MOT_GT) {
+        if (k >= 7 && !(fabs(v[6]) <= FLT_MAX)) /* it would be stored as inf, and written so */
+            return err_set(e, "score %g is out of the float range", v[6]);
         if (k >= 7) bx->score = (float)v[6];
         return 0;
     }

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../io/config.h"
 #include "../io/image.h"
 #include "../io/import.h"
+#include "../io/mot.h"
 #include "../nn/model.h"
 #include "fixture_files.h"
 #include "test.h"
@@ -196,8 +198,28 @@ static void test_idx(void) {
     CHECK(import_run(&o, &r, &e) == 0 && r.count[0] == 4, "the complete gzip file imports: %s", e.msg);
 }
 
+/* Found by fuzz_config and fuzz_mot. */
+static void test_text_inputs(void) {
+    static Config c;
+    Err e = {""};
+    CHECK(config_parse_text(&c, "[run]\ndir = a\x1b[2Jb\n[relu]\n", "esc.ini", &e) == -1 &&
+              strstr(e.msg, "esc.ini:2") && strstr(e.msg, "control characters"),
+          "an escape sequence in a text value: %s", e.msg);
+    CHECK(config_parse_text(&c, "[run]\ndir = runs/x\n[relu]\n", "ok.ini", &e) == 0, "%s", e.msg);
+    CHECK(config_set(&c, "run.dir=a\nb", &e) == -1 && !strchr(e.msg, '\n') && strstr(e.msg, "run.dir=a?b"),
+          "--set with a newline: one line, the newline shown as '?': %s", e.msg);
+    CHECK(config_set(&c, "no\tsuch.key=1", &e) == -1 && !strchr(e.msg, '\t'), "a tab in --set: %s", e.msg);
+    MotSeqInfo info = {.frames = 5, .width = 100, .height = 50};
+    MotBoxes b;
+    static const char res[] = "1,3,10,20,30,40,1e60,-1,-1,-1\n";
+    CHECK(mot_parse_boxes(res, sizeof res - 1, "res.txt", MOT_RES, &info, &b, &e) == -1 &&
+              strstr(e.msg, "res.txt:1") && strstr(e.msg, "score"),
+          "a score beyond float range (it would be written as inf): %s", e.msg);
+}
+
 int main(void) {
     fixture_dir_create("hostile");
+    test_text_inputs();
     test_numbers();
     test_pgm();
     test_png_claims();

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/atomic_file.h"
 #include "../io/checkpoint.h"
 #include "../io/npy.h"
 #include "../io/safetensors.h"
@@ -19,32 +20,75 @@ static int opt_long(const char *cmd, const char *name, const char *v, long min, 
     return 0;
 }
 
+static const char eval_usage[] =
+    "usage: siamese eval CHECKPOINT --data DB [--json FILE] [--train DB] [--pairs N]\n"
+    "                    [--nway N] [--kshot K] [--trials T]\n"
+    "                    [--within-group] [--groups LIST] [--drawings any|paired] [--protocol koch]\n"
+    "                    [--trials-file F] [--save-trials F]\n\n"
+    "Recall@1/@5 and MAP@R (Euclidean nearest neighbours, self excluded), verification accuracy\n"
+    "at the threshold chosen on training pairs (--train, default the checkpoint's [data] train),\n"
+    "ROC AUC and EER on a fixed seeded set of balanced pairs, and N-way K-shot accuracy over seeded\n"
+    "trials with a 95% interval. Defaults come from the checkpoint's [eval] section. Prints a table;\n"
+    "--json writes it.\n\n"
+    "  --within-group     also T N-way K-shot trials with all N classes from one group (the\n"
+    "                     class name before '/': the Omniglot alphabet), with per-group accuracy\n"
+    "  --groups LIST      draw them only from these comma-separated groups (implies --within-group)\n"
+    "  --drawings RULE    any: supports and query are any distinct samples (default); paired:\n"
+    "                     every support is drawing d1 of its class, the query drawing d2 != d1\n"
+    "                     (the drawing index is NN in a sample name ..._NN.png)\n"
+    "  --protocol koch    Koch et al.'s Omniglot protocol as Lake et al. define it: --nway 20\n"
+    "                     --kshot 1 --drawings paired --groups " PROTOCOL_KOCH_GROUPS "\n"
+    "  --trials-file F    also score the trials F lists by sample name (docs/formats.md)\n"
+    "  --save-trials F    write the within-group trials drawn as a trials file\n";
+
 int cmd_eval(int argc, char **argv) {
-    const char *ckpt = NULL, *data = NULL, *json = NULL, *train = NULL;
+    const char *ckpt = NULL, *data = NULL, *json = NULL, *train = NULL, *protocol = NULL, *drawings = NULL;
     long pairs = -1, nway = -1, kshot = -1, trials = -1;
+    EvalProtocol p = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: siamese eval CHECKPOINT --data DB [--json FILE] [--train DB] [--pairs N]\n"
-                   "                    [--nway N] [--kshot K] [--trials T]\n\n"
-                   "Recall@1/@5 and MAP@R (Euclidean nearest neighbours, self excluded), verification accuracy\n"
-                   "at the threshold chosen on training pairs (--train, default the checkpoint's [data] train),\n"
-                   "ROC AUC and EER on a fixed seeded set of balanced pairs, and N-way K-shot accuracy over seeded\n"
-                   "trials. Defaults come from the checkpoint's [eval] section. Prints a table; --json writes it.\n");
+            fputs(eval_usage, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--within-group")) {
+            p.within_group = 1;
+            continue;
         }
         if (!v && a[0] == '-') {
             fprintf(stderr, "siamese eval: %s needs a value\n", a);
             return 2;
         }
-        if (!strcmp(a, "--data")) data = v, i++;
-        else if (!strcmp(a, "--json")) json = v, i++;
-        else if (!strcmp(a, "--train")) train = v, i++;
-        else if (!strcmp(a, "--pairs")) { if (opt_long("eval", a, v, 2, 10000000, &pairs)) return 2; i++; }
-        else if (!strcmp(a, "--nway")) { if (opt_long("eval", a, v, 2, 100000, &nway)) return 2; i++; }
-        else if (!strcmp(a, "--kshot")) { if (opt_long("eval", a, v, 1, 100000, &kshot)) return 2; i++; }
-        else if (!strcmp(a, "--trials")) { if (opt_long("eval", a, v, 0, 100000000, &trials)) return 2; i++; }
-        else if (a[0] != '-' && !ckpt) ckpt = a;
+        if (!strcmp(a, "--data"))
+            data = v, i++;
+        else if (!strcmp(a, "--json"))
+            json = v, i++;
+        else if (!strcmp(a, "--train"))
+            train = v, i++;
+        else if (!strcmp(a, "--groups"))
+            p.groups = v, p.within_group = 1, i++;
+        else if (!strcmp(a, "--drawings"))
+            drawings = v, i++;
+        else if (!strcmp(a, "--protocol"))
+            protocol = v, i++;
+        else if (!strcmp(a, "--trials-file"))
+            p.trials_file = v, i++;
+        else if (!strcmp(a, "--save-trials"))
+            p.save_trials = v, i++;
+        else if (!strcmp(a, "--pairs")) {
+            if (opt_long("eval", a, v, 2, 10000000, &pairs)) return 2;
+            i++;
+        } else if (!strcmp(a, "--nway")) {
+            if (opt_long("eval", a, v, 2, 100000, &nway)) return 2;
+            i++;
+        } else if (!strcmp(a, "--kshot")) {
+            if (opt_long("eval", a, v, 1, 100000, &kshot)) return 2;
+            i++;
+        } else if (!strcmp(a, "--trials")) {
+            if (opt_long("eval", a, v, 0, 100000000, &trials)) return 2;
+            i++;
+        } else if (a[0] != '-' && !ckpt)
+            ckpt = a;
         else {
             fprintf(stderr, "siamese eval: unexpected argument '%s'; see siamese eval --help\n", a);
             return 2;
@@ -52,6 +96,39 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!ckpt || !data) {
         fprintf(stderr, "siamese eval: need CHECKPOINT and --data DB; see siamese eval --help\n");
+        return 2;
+    }
+    if (protocol) {
+        if (strcmp(protocol, "koch")) {
+            fprintf(stderr, "siamese eval: --protocol %s: the protocol known is koch\n", protocol);
+            return 2;
+        }
+        if (p.groups || (drawings && strcmp(drawings, "paired")) || (nway > 0 && nway != 20) ||
+            (kshot > 0 && kshot != 1)) {
+            fprintf(stderr,
+                    "siamese eval: --protocol koch fixes --nway 20 --kshot 1 --drawings paired and the "
+                    "groups; drop the options that contradict it\n");
+            return 2;
+        }
+        p.within_group = 1;
+        p.groups = PROTOCOL_KOCH_GROUPS;
+        p.rule = TRIALS_PAIRED;
+        nway = 20;
+        kshot = 1;
+    }
+    if (drawings) {
+        if (!strcmp(drawings, "any"))
+            p.rule = TRIALS_ANY;
+        else if (!strcmp(drawings, "paired"))
+            p.rule = TRIALS_PAIRED;
+        else {
+            fprintf(stderr, "siamese eval: --drawings %s: expected any or paired\n", drawings);
+            return 2;
+        }
+        p.within_group = 1;
+    }
+    if (p.save_trials && !p.within_group) {
+        fprintf(stderr, "siamese eval: --save-trials writes within-group trials: add --within-group\n");
         return 2;
     }
     EvalModel l;
@@ -66,15 +143,35 @@ int cmd_eval(int argc, char **argv) {
     if (trials >= 0) l.cfg.eval_trials = trials;
     if (!train) train = l.cfg.data_train;
     EvalResult r;
-    int rc = eval_run(&l.model, &l.cfg, l.mean, l.std, data, train, &r, &e);
+    int rc = eval_run_protocol(&l.model, &l.cfg, l.mean, l.std, data, train, &p, &r, NULL, &e);
     if (rc == 0) {
         printf("checkpoint %s (step %llu), data %s\n", ckpt, l.step, data);
         eval_print(&r, stdout);
         if (json && eval_write_json(&r, json, &e)) rc = -1;
+        if (p.save_trials && rc == 0) printf("wrote %s: %d trials\n", p.save_trials, r.group.trials);
+        eval_result_free(&r);
     }
     if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
     eval_model_free(&l);
     return rc ? 1 : 0;
+}
+
+/* The sample names of ds, one per line in id order (names hold no newline). */
+static int write_names(const Dataset *ds, const char *path, Err *e) {
+    uint64_t n = ds_meta(ds)->count;
+    size_t len = 0, cap = 4096;
+    char *buf = xmalloc(cap);
+    for (uint64_t i = 0; i < n; i++) {
+        const char *name = ds_sample_name(ds, i);
+        size_t k = strlen(name);
+        if (len + k + 1 > cap) buf = xrealloc(buf, cap = 2 * (len + k + 1));
+        memcpy(buf + len, name, k);
+        buf[len + k] = '\n';
+        len += k + 1;
+    }
+    int rc = atomic_file_write_all(path, buf, len, e);
+    free(buf);
+    return rc;
 }
 
 int cmd_embed(int argc, char **argv) {
@@ -83,8 +180,8 @@ int cmd_embed(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: siamese embed CHECKPOINT --data DB --out PREFIX\n\n"
-                   "Writes PREFIX.emb.npy (float32, samples x embedding) and PREFIX.labels.npy (int32) for every\n"
-                   "sample of DB, in sample order.\n");
+                   "Writes PREFIX.emb.npy (float32, samples x embedding), PREFIX.labels.npy (int32) and,\n"
+                   "when DB has sample names, PREFIX.names.txt (one name per line), in sample order.\n");
             return 0;
         }
         if (!strcmp(a, "--data") && v) data = v, i++;
@@ -112,6 +209,14 @@ int cmd_embed(int argc, char **argv) {
     int64_t N = (int64_t)ds_meta(ds)->count;
     if (npy_write_f32(p1, E, N, l.model.emb_dim, &e) || npy_write_i32(p2, ds_labels(ds), N, &e)) goto fail_model;
     printf("wrote %s (%lld x %d) and %s\n", p1, (long long)N, l.model.emb_dim, p2);
+    if (ds_load_names(ds, &e)) goto fail_model;
+    if (ds_meta(ds)->has_names) {
+        snprintf(p1, sizeof p1, "%s.names.txt", out);
+        if (write_names(ds, p1, &e)) goto fail_model;
+        printf("wrote %s\n", p1);
+    } else {
+        printf("%s has no sample names: no %s.names.txt\n", data, out);
+    }
     rc = 0;
 fail_model:
     eval_model_free(&l);

@@ -136,6 +136,68 @@ static double sim_dist(void *ctx, int i, int j) {
     return -sqrt(d);
 }
 
+/* The similarity eval uses for m's embeddings E: the Koch head's logit, or
+ * -distance. */
+static MetricsSim model_sim(const Model *m, const float *E, SimCtx *ctx) {
+    *ctx = (SimCtx){E, m->emb_dim, m->has_head ? m->params + m->head_w_off : NULL,
+                    m->has_head ? m->params[m->head_b_off] : 0};
+    return m->has_head ? sim_koch : sim_dist;
+}
+
+/* Scores t (then freed) with m's similarity over E. */
+static void score_trials(NwayScore *out, const Model *m, Dataset *ds, const float *E, Trials *t) {
+    SimCtx ctx;
+    MetricsSim sim = model_sim(m, E, &ctx);
+    protocol_score(out, t, ds, sim, &ctx);
+    trials_free(t);
+}
+
+int eval_within_group(NwayScore *out, const Model *m, Dataset *ds, const float *E, const GroupEval *g, Err *e) {
+    memset(out, 0, sizeof *out);
+    Trials t;
+    if (protocol_group_trials(&t, ds, g, e)) return -1;
+    score_trials(out, m, ds, E, &t);
+    return 0;
+}
+
+int eval_trials_file(NwayScore *out, const Model *m, Dataset *ds, const float *E, const char *path, Err *e) {
+    memset(out, 0, sizeof *out);
+    Trials t;
+    if (protocol_read_trials(&t, ds, path, e)) return -1;
+    score_trials(out, m, ds, E, &t);
+    return 0;
+}
+
+/* The within-group trials and the trials file of p, on ds's embeddings E. */
+static int run_protocol(EvalResult *r, const Model *m, const Config *c, Dataset *ds, const float *E,
+                        const EvalProtocol *p, Err *e) {
+    if (p->within_group) {
+        GroupEval g = {(int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed, p->rule,
+                       p->groups};
+        Trials t;
+        if (protocol_group_trials(&t, ds, &g, e)) return -1;
+        if (p->save_trials && protocol_write_trials(&t, ds, p->save_trials, e)) {
+            trials_free(&t);
+            return -1;
+        }
+        score_trials(&r->group, m, ds, E, &t);
+        r->has_group = 1;
+        r->group_rule = p->rule;
+    }
+    if (p->trials_file) {
+        if (eval_trials_file(&r->file, m, ds, E, p->trials_file, e)) return -1;
+        r->trials_file = p->trials_file;
+    }
+    return 0;
+}
+
+void eval_result_free(EvalResult *r) {
+    nway_score_free(&r->group);
+    nway_score_free(&r->file);
+    r->has_group = 0;
+    r->trials_file = NULL;
+}
+
 /* Scores of a seeded balanced pair set of one dataset's embeddings; the
  * pairs' ids go to a, b. */
 static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, int npairs, const float *E,
@@ -152,6 +214,11 @@ int eval_run(Model *m, const Config *c, float mean, float std, const char *test_
 
 int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
                     const char *train_path, EvalResult *r, EvalDetail *keep, Err *e) {
+    return eval_run_protocol(m, c, mean, std, test_path, train_path, NULL, r, keep, e);
+}
+
+int eval_run_protocol(Model *m, const Config *c, float mean, float std, const char *test_path,
+                      const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep, Err *e) {
     memset(r, 0, sizeof *r);
     if (keep) memset(keep, 0, sizeof *keep);
     double t0 = now_seconds();
@@ -172,8 +239,9 @@ int eval_run_detail(Model *m, const Config *c, float mean, float std, const char
     if (metrics_knn(r->recall_k, &r->map_r, E, labels, N, D, ks, MAX(nk, 1), 512, e)) goto fail;
     r->recall1 = r->recall_k[0], r->recall5 = r->recall_k[4];
 
-    SimCtx ctx = {E, D, m->has_head ? m->params + m->head_w_off : NULL, m->has_head ? m->params[m->head_b_off] : 0};
-    MetricsSim sim = m->has_head ? sim_koch : sim_dist;
+    if (p && run_protocol(r, m, c, ds, E, p, e)) goto fail;
+    SimCtx ctx;
+    MetricsSim sim = model_sim(m, E, &ctx);
     if (metrics_pairs_check(labels, N, e)) goto fail;
     r->pairs = (int)c->eval_pairs;
     double *score = xmalloc((size_t)r->pairs * sizeof(double));
@@ -242,12 +310,13 @@ int eval_run_detail(Model *m, const Config *c, float mean, float std, const char
     r->nway_n = (int)c->eval_nway;
     r->kshot = (int)c->eval_kshot;
     r->trials = (int)c->eval_trials;
-    r->nway = NAN;
+    r->nway = r->nway_ci_low = r->nway_ci_high = NAN;
     if (r->trials > 0) {
         Err ne;
         if (metrics_nway_check(r->nway_n, r->kshot, labels, N, &ne) == 0) {
             ctx.E = E;
             r->nway = metrics_nway(r->nway_n, r->kshot, r->trials, (uint64_t)c->seed, labels, N, sim, &ctx);
+            trials_wilson95(&r->nway_ci_low, &r->nway_ci_high, r->nway, r->trials);
         } else {
             util_warn("N-way K-shot skipped: %s", ne.msg);
         }
@@ -267,7 +336,24 @@ fail_pairs:
 fail:
     free(E);
     ds_close(ds);
+    eval_result_free(r);
     return -1;
+}
+
+/* One N-way line: accuracy, trials and the 95 % interval. */
+static void print_nway(FILE *out, const char *what, double acc, int n, double lo, double hi) {
+    fprintf(out, "  %-28s %8.4f   (%d trials, 95%% interval %.4f-%.4f)\n", what, acc, n, lo, hi);
+}
+
+static void print_score(FILE *out, const char *what, const NwayScore *s) {
+    char name[96];
+    snprintf(name, sizeof name, "%d-way %d-shot %s", s->n_way, s->k_shot, what);
+    print_nway(out, name, s->accuracy, s->trials, s->ci_low, s->ci_high);
+    if (s->groups_used < 2) return;
+    for (int g = 0; g < s->ngroups; g++)
+        if (s->group_trials[g])
+            fprintf(out, "    %-30.30s %8.4f   (%d trials)\n", s->group_names[g], s->group_acc[g],
+                    s->group_trials[g]);
 }
 
 void eval_print(const EvalResult *r, FILE *out) {
@@ -284,21 +370,102 @@ void eval_print(const EvalResult *r, FILE *out) {
     if (!isnan(r->nway)) {
         char name[64];
         snprintf(name, sizeof name, "%d-way %d-shot accuracy", r->nway_n, r->kshot);
-        fprintf(out, "  %-28s %8.4f   (%d trials)\n", name, r->nway, r->trials);
+        print_nway(out, name, r->nway, r->trials, r->nway_ci_low, r->nway_ci_high);
+    }
+    if (r->has_group)
+        print_score(out, r->group_rule == TRIALS_PAIRED ? "within group, paired drawings" : "within group",
+                    &r->group);
+    if (r->trials_file) {
+        fprintf(out, "  trials file %s:\n", r->trials_file);
+        print_score(out, "accuracy", &r->file);
     }
 }
 
-static size_t json_num(char *out, size_t cap, const char *key, double v, int last) {
-    if (isnan(v)) return (size_t)snprintf(out, cap, "  \"%s\": null%s\n", key, last ? "" : ",");
-    return (size_t)snprintf(out, cap, "  \"%s\": %.9g%s\n", key, v, last ? "" : ",");
+/* ---- JSON ------------------------------------------------------------------- */
+
+typedef struct Json {
+    char *buf;
+    size_t len, cap;
+} Json;
+
+static void json_put(Json *j, const char *s, size_t n) {
+    if (j->len + n + 1 > j->cap) j->buf = xrealloc(j->buf, j->cap = 2 * (j->len + n + 1) + 4096);
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+    j->buf[j->len] = 0;
+}
+
+static void json_str(Json *j, const char *s) {
+    json_put(j, "\"", 1);
+    for (; *s; s++) {
+        char esc[8];
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            json_put(j, (char[]){'\\', (char)c}, 2);
+        else if (c < 0x20)
+            json_put(j, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
+        else
+            json_put(j, s, 1);
+    }
+    json_put(j, "\"", 1);
+}
+
+/* "key": value, for a number (null when NaN). */
+static void json_num(Json *j, const char *key, double v) {
+    char b[96];
+    int n = isnan(v) ? snprintf(b, sizeof b, ",\n  \"%s\": null", key)
+                     : snprintf(b, sizeof b, ",\n  \"%s\": %.9g", key, v);
+    json_put(j, b, (size_t)n);
+}
+
+static void json_key(Json *j, const char *key) {
+    json_put(j, ",\n  ", 4);
+    json_str(j, key);
+    json_put(j, ": ", 2);
+}
+
+/* PREFIX_accuracy, _trials, _nway, _kshot, _ci95_low, _ci95_high, _groups
+ * and _by_group ({"group": {"accuracy": A, "trials": T}, ...}); null values
+ * when s is NULL (not run). */
+static void json_score(Json *j, const char *prefix, const NwayScore *s) {
+    static const char *const keys[] = {"accuracy", "trials",    "nway",  "kshot",
+                                       "ci95_low", "ci95_high", "groups"};
+    double v[7] = {NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    if (s) {
+        double w[7] = {s->accuracy, s->trials, s->n_way, s->k_shot, s->ci_low, s->ci_high, s->groups_used};
+        memcpy(v, w, sizeof v);
+    }
+    char key[96];
+    for (int i = 0; i < 7; i++) {
+        snprintf(key, sizeof key, "%s_%s", prefix, keys[i]);
+        json_num(j, key, v[i]);
+    }
+    snprintf(key, sizeof key, "%s_by_group", prefix);
+    json_key(j, key);
+    if (!s) {
+        json_put(j, "null", 4);
+        return;
+    }
+    json_put(j, "{", 1);
+    int first = 1;
+    for (int g = 0; g < s->ngroups; g++) {
+        if (!s->group_trials[g]) continue;
+        json_put(j, first ? "\n    " : ",\n    ", first ? 5 : 6);
+        first = 0;
+        json_str(j, s->group_names[g]);
+        char b[96];
+        int n = snprintf(b, sizeof b, ": {\"accuracy\": %.9g, \"trials\": %d}", s->group_acc[g],
+                         s->group_trials[g]);
+        json_put(j, b, (size_t)n);
+    }
+    json_put(j, first ? "}" : "\n  }", first ? 1 : 4);
 }
 
 int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     const struct {
         const char *key;
         double v;
-    } f[] = {{"samples", r->n},
-             {"classes", r->classes},
+    } f[] = {{"classes", r->classes},
              {"recall_at_1", r->recall1},
              {"recall_at_5", r->recall5},
              {"map_at_r", r->map_r},
@@ -312,17 +479,33 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
              {"kshot", r->kshot},
              {"nway_trials", r->trials},
              {"nway_accuracy", r->nway},
-             {"seconds", r->seconds}};
-    int nf = (int)(sizeof f / sizeof f[0]);
-    char buf[4096];
-    size_t len = (size_t)snprintf(buf, sizeof buf, "{\n  \"recall_at_k\": [");
+             {"nway_ci95_low", r->nway_ci_low},
+             {"nway_ci95_high", r->nway_ci_high}};
+    Json j = {0};
+    char b[64];
+    json_put(&j, b, (size_t)snprintf(b, sizeof b, "{\n  \"samples\": %d,\n  \"recall_at_k\": [", r->n));
     for (int k = 0; k < EVAL_MAX_K; k++) {
         double v = r->recall_k[k];
-        len += (size_t)(isnan(v) ? snprintf(buf + len, sizeof buf - len, "%snull", k ? ", " : "")
-                                 : snprintf(buf + len, sizeof buf - len, "%s%.9g", k ? ", " : "", v));
+        json_put(&j, b, (size_t)(isnan(v) ? snprintf(b, sizeof b, "%snull", k ? ", " : "")
+                                          : snprintf(b, sizeof b, "%s%.9g", k ? ", " : "", v)));
     }
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "],\n");
-    for (int i = 0; i < nf; i++) len += json_num(buf + len, sizeof buf - len, f[i].key, f[i].v, i == nf - 1);
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "}\n");
-    return atomic_file_write_all(path, buf, len, e);
+    json_put(&j, "]", 1);
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) json_num(&j, f[i].key, f[i].v);
+    json_score(&j, "within_group", r->has_group ? &r->group : NULL);
+    json_key(&j, "within_group_drawings");
+    if (r->has_group)
+        json_str(&j, r->group_rule == TRIALS_PAIRED ? "paired" : "any");
+    else
+        json_put(&j, "null", 4);
+    json_key(&j, "trials_file");
+    if (r->trials_file)
+        json_str(&j, r->trials_file);
+    else
+        json_put(&j, "null", 4);
+    json_score(&j, "trials_file", r->trials_file ? &r->file : NULL);
+    json_num(&j, "seconds", r->seconds);
+    json_put(&j, "\n}\n", 3);
+    int rc = atomic_file_write_all(path, j.buf, j.len, e);
+    free(j.buf);
+    return rc;
 }

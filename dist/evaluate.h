@@ -13,6 +13,7 @@
 #include "../io/config.h"
 #include "../io/dataset.h"
 #include "../nn/model.h"
+#include "protocol.h"
 
 #define EVAL_MAX_K 16 /* Recall@K is computed for K = 1..EVAL_MAX_K */
 
@@ -22,8 +23,12 @@ typedef struct EvalResult {
     double recall_k[EVAL_MAX_K]; /* Recall@(k+1); NaN for K > n - 1 */
     double threshold, train_acc, ver_acc, auc, eer;
     int pairs, train_pairs;
-    double nway;
+    double nway, nway_ci_low, nway_ci_high; /* trials over all classes, 95 % Wilson interval */
     int nway_n, kshot, trials;
+    int has_group, group_rule; /* within-group trials ran (EvalProtocol.within_group) */
+    NwayScore group;
+    const char *trials_file; /* NULL, or the trials file scored into `file` */
+    NwayScore file;
     double seconds;
 } EvalResult;
 
@@ -53,18 +58,45 @@ typedef struct EvalModel {
 int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e);
 void eval_model_free(EvalModel *l);
 
+/* What eval_run_protocol does beside the standard metrics. The within-group
+ * trials take N, K, the trial count and the seed from the config's [eval]
+ * nway, kshot, trials and [run] seed. */
+typedef struct EvalProtocol {
+    int within_group;        /* N-way K-shot trials with all N classes from one group */
+    int rule;                /* TRIALS_ANY or TRIALS_PAIRED (Koch/Lake drawing rule) */
+    const char *groups;      /* comma-separated groups to draw from; NULL or "" = all */
+    const char *trials_file; /* score the trials this file lists (by sample name) */
+    const char *save_trials; /* write the within-group trials drawn as a trials file */
+} EvalProtocol;
+
 /* Embeds every sample of ds: returns (N, emb_dim) floats (caller frees) and
  * the labels (owned by ds). NULL with e on a read error. */
 float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e);
 
 /* Evaluates on test_path; the verification threshold comes from pairs of
- * train_path (skipped, and said so, when it is empty). */
+ * train_path (skipped, and said so, when it is empty). eval_run_protocol also
+ * runs what p asks (p may be NULL); eval_result_free releases what it kept. */
 int eval_run(Model *m, const Config *c, float mean, float std, const char *test_path, const char *train_path,
              EvalResult *r, Err *e);
 /* eval_run that also fills keep (may be NULL; free with eval_detail_free). */
 int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
                     const char *train_path, EvalResult *r, EvalDetail *keep, Err *e);
+
+int eval_run_protocol(Model *m, const Config *c, float mean, float std, const char *test_path,
+                      const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep, Err *e);
+void eval_result_free(EvalResult *r);
 void eval_print(const EvalResult *r, FILE *out);
+/* JSON keys: docs/commands.md (eval). */
 int eval_write_json(const EvalResult *r, const char *path, Err *e);
+
+/* Within-group N-way K-shot accuracy of a model's embeddings E (one row per
+ * sample of ds, as eval_embed gives them; pairs scored as eval does: Koch
+ * head logit or -distance), with its 95 % interval and per-group accuracy:
+ * for validation during training. Deterministic for g->seed. 0, or -1 with e
+ * (protocol_group_trials). out is freed with nway_score_free. */
+int eval_within_group(NwayScore *out, const Model *m, Dataset *ds, const float *E, const GroupEval *g,
+                      Err *e);
+/* The same for the trials a trials file lists (protocol_read_trials). */
+int eval_trials_file(NwayScore *out, const Model *m, Dataset *ds, const float *E, const char *path, Err *e);
 
 #endif

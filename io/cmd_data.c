@@ -20,10 +20,12 @@ static const char import_usage[] =
     "usage: siamese import --format idx|folder|omniglot --out DB\n"
     "                      [--images F --labels F | --root DIR]\n"
     "                      [--resize HxW] [--compress] [--invert]\n"
-    "                      [--split-by class|sample --test-fraction F --test-out DB] [--seed N]\n"
+    "                      [--split-by class|group|sample --test-fraction F --test-out DB] [--seed N]\n"
     "\n"
     "Builds an LMDB dataset (a directory) from grey-scale images. The output must not\n"
-    "exist; it is written under DB.tmp-PID and renamed only when complete.\n"
+    "exist; it is written under DB.tmp-PID and renamed only when complete. Every\n"
+    "sample keeps its source name: its path under --root, or FILE#INDEX for idx\n"
+    "(INDEX from 0): see siamese inspect --names.\n"
     "\n"
     "  --format idx        MNIST idx files (plain or .gz): --images F --labels F;\n"
     "                      classes = max label + 1, class names \"0\", \"1\", ...\n"
@@ -43,6 +45,8 @@ static const char import_usage[] =
     "                      Omniglot keeps white background 255, ink 0)\n"
     "  --split-by class    whole classes go to --test-out (round(F x classes)); each\n"
     "                      dataset renumbers its classes 0..n-1, keeping the names\n"
+    "  --split-by group    the same with whole groups: a class's group is its name\n"
+    "                      before the first '/' (the Omniglot alphabet)\n"
     "  --split-by sample   round(F x n) samples of each class go to --test-out (each\n"
     "                      class keeps at least one training sample); labels kept\n"
     "  --test-fraction F   fraction in (0, 1) for --split-by\n"
@@ -68,7 +72,7 @@ static const char pairs_usage[] =
     "has 2 samples or only one class has samples.\n";
 
 static const char inspect_usage[] =
-    "usage: siamese inspect DB [--dump ID --pgm FILE] [--verify]\n"
+    "usage: siamese inspect DB [--dump ID --pgm FILE] [--names] [--verify]\n"
     "       siamese inspect CHECKPOINT [--compare OTHER [--tol T]]\n"
     "\n"
     "For a dataset (a directory): prints its meta and the sample count of every class\n"
@@ -78,7 +82,8 @@ static const char inspect_usage[] =
     "  --dump ID     read sample ID (validated) ...\n"
     "  --pgm FILE    ... and write it as an 8-bit PGM (channels, then the mask if\n"
     "                any, stacked vertically)\n"
-    "  --verify      read and validate every sample, pair and triplet record\n"
+    "  --names       list every sample: id, label, name (tab-separated)\n"
+    "  --verify      read and validate every sample, name, pair and triplet record\n"
     "  --compare OTHER  (checkpoints) print how far the parameters and optimizer\n"
     "                state of OTHER differ; exit 1 if more than --tol (default 0:\n"
     "                bit-equal), relative to max(1, |value|)\n"
@@ -151,8 +156,10 @@ int cmd_import(int argc, char **argv) {
                 o.split = IMPORT_SPLIT_CLASS;
             else if (m > 0 && !strcmp(v, "sample"))
                 o.split = IMPORT_SPLIT_SAMPLE;
+            else if (m > 0 && !strcmp(v, "group"))
+                o.split = IMPORT_SPLIT_GROUP;
             else
-                USAGE_FAIL("import", "--split-by needs class or sample");
+                USAGE_FAIL("import", "--split-by needs class, group or sample");
         } else if ((m = opt_value(argc, argv, &i, "--test-fraction", &v))) {
             if (m < 0 || parse_double(v, 0.0, 1.0, &o.test_fraction) || o.test_fraction <= 0 ||
                 o.test_fraction >= 1)
@@ -176,7 +183,7 @@ int cmd_import(int argc, char **argv) {
     if (o.split != IMPORT_SPLIT_NONE && (!o.test_out || o.test_fraction == 0))
         USAGE_FAIL("import", "--split-by needs --test-fraction F and --test-out DB");
     if (o.split == IMPORT_SPLIT_NONE && (o.test_out || o.test_fraction != 0))
-        USAGE_FAIL("import", "--test-fraction and --test-out need --split-by class|sample");
+        USAGE_FAIL("import", "--test-fraction and --test-out need --split-by class|group|sample");
     Err e;
     ImportResult r;
     double t0 = now_seconds();
@@ -188,7 +195,7 @@ int cmd_import(int argc, char **argv) {
            r.count[0], r.classes[0], r.height, r.width, o.compress ? ", compressed" : "", now_seconds() - t0);
     if (o.split != IMPORT_SPLIT_NONE)
         printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes (test split by %s)\n", o.test_out,
-               r.count[1], r.classes[1], o.split == IMPORT_SPLIT_CLASS ? "class" : "sample");
+               r.count[1], r.classes[1], import_split_name(o.split));
     return 0;
 }
 
@@ -258,7 +265,7 @@ int cmd_pairs(int argc, char **argv) {
 static int verify_all(Dataset *ds, Err *e) {
     const DsMeta *m = ds_meta(ds);
     DsReader *r;
-    if (ds_reader_open(ds, &r, e)) return -1;
+    if (ds_load_names(ds, e) || ds_reader_open(ds, &r, e)) return -1;
     size_t hw = (size_t)m->height * m->width;
     uint8_t *px = xmalloc(hw * m->channels), *mask = xmalloc(hw);
     int rc = 0;
@@ -292,17 +299,43 @@ static int dump_one(Dataset *ds, uint64_t id, const char *pgm, Err *e) {
     int rc = ds_read(r, id, px, &label, px + hw * m->channels, e);
     ds_reader_close(r);
     if (!rc) rc = image_write_pgm(pgm, px, rows, m->width, e);
+    const char *name = NULL;
+    if (!rc && !(rc = ds_load_names(ds, e))) name = ds_sample_name(ds, id);
     if (!rc)
-        printf("wrote %s: sample %" PRIu64 ", label %d (%s), %ux%u PGM\n", pgm, id, label,
-               ds_class_name(ds, (uint32_t)label), rows, m->width);
+        printf("wrote %s: sample %" PRIu64 "%s%s, label %d (%s), %ux%u PGM\n", pgm, id, name ? " " : "",
+               name ? name : "", label, ds_class_name(ds, (uint32_t)label), rows, m->width);
     free(px);
     return rc;
+}
+
+/* " (per channel a, b, c)" for colour, then the newline. */
+static void print_channels(const float *v, uint32_t n) {
+    if (n > 1) {
+        printf(" (per channel");
+        for (uint32_t c = 0; c < n; c++) printf("%s %.6f", c ? "," : "", v[c]);
+        printf(")");
+    }
+    printf("\n");
+}
+
+static int print_names(Dataset *ds, Err *e) {
+    const DsMeta *m = ds_meta(ds);
+    if (ds_load_names(ds, e)) return -1;
+    if (!m->has_names) {
+        printf("sample names: none (a version 1 dataset, or written without names)\n");
+        return 0;
+    }
+    const int32_t *labels = ds_labels(ds);
+    printf("sample names (id label name):\n");
+    for (uint64_t i = 0; i < m->count; i++)
+        printf("%" PRIu64 "\t%d\t%s\n", i, labels[i], ds_sample_name(ds, i));
+    return 0;
 }
 
 int cmd_inspect(int argc, char **argv) {
     const char *db = NULL, *pgm = NULL, *v;
     uint64_t dump = 0;
-    int have_dump = 0, verify = 0;
+    int have_dump = 0, verify = 0, list_names = 0;
     for (int i = 1; i < argc; i++)
         if (is_help(argv[i])) {
             fputs(inspect_usage, stdout);
@@ -318,6 +351,8 @@ int cmd_inspect(int argc, char **argv) {
         int m;
         if (!strcmp(argv[i], "--verify")) {
             verify = 1;
+        } else if (!strcmp(argv[i], "--names")) {
+            list_names = 1;
         } else if ((m = opt_value(argc, argv, &i, "--dump", &v))) {
             if (m < 0 || parse_u64(v, &dump)) USAGE_FAIL("inspect", "--dump needs a sample id");
             have_dump = 1;
@@ -344,10 +379,13 @@ int cmd_inspect(int argc, char **argv) {
     printf("count       %" PRIu64 "\n", m->count);
     printf("shape       %ux%ux%u (channels x height x width)\n", m->channels, m->height, m->width);
     printf("classes     %u\n", m->classes);
-    printf("mean        %.6f\n", m->mean);
-    printf("std         %.6f\n", m->std);
+    printf("mean        %.6f", m->mean);
+    print_channels(m->channel_mean, m->channels);
+    printf("std         %.6f", m->std);
+    print_channels(m->channel_std, m->channels);
     printf("compressed  %s\n", m->compressed ? "yes" : "no");
-    printf("masks       %s\n", m->has_masks ? "yes" : "no");
+    printf("masks       %s\n", m->has_masks ? "yes (0 background, non-zero object)" : "no");
+    printf("names       %s\n", m->has_names ? "yes" : "no");
     printf("pairs       %" PRIu64 "\n", m->npairs);
     printf("triplets    %" PRIu64 "\n", m->ntriplets);
     printf("class histogram (label count name):\n");
@@ -357,7 +395,8 @@ int cmd_inspect(int argc, char **argv) {
         printf("  %6u %8u  %s\n", c, n, ds_class_name(ds, c));
     }
     int rc = 0;
-    if (verify) {
+    if (list_names) rc = print_names(ds, &e);
+    if (!rc && verify) {
         rc = verify_all(ds, &e);
         if (!rc)
             printf("verified    %" PRIu64 " samples, %" PRIu64 " pairs, %" PRIu64 " triplets: all valid\n",

@@ -1,7 +1,9 @@
 /* dataset: see dataset.h. This file holds the reader and the shared record
  * helpers; the writers are in dataset_write.c.
  *
- * ON-DISK FORMAT, version 1 (DS_FORMAT_VERSION)
+ * ON-DISK FORMAT, version 2 (DS_FORMAT_VERSION). Version 1 (no sample
+ * names, no channel_mean/channel_std, no `names` meta key) is still read: its
+ * samples have no names and every channel takes the overall mean and std.
  *
  * A dataset is an LMDB environment in a directory (data.mdb; lock.mdb only
  * appears once `siamese pairs` has written to it). Multi-byte numbers in keys
@@ -10,14 +12,19 @@
  *
  *   meta      key: ASCII name, value: ASCII text (no NUL). Required keys:
  *               format    "siamese-mpi-dataset"
- *               version   "1" (a reader refuses a larger version)
+ *               version   "2" (a reader refuses a larger version)
  *               count     samples N; ids 0..N-1 (N < 2^32)
- *               channels, height, width   shape C x H x W (each 1..65535)
+ *               channels, height, width   shape C x H x W (C 1..16, H and W
+ *                         1..65535; C*H*W <= 2^30)
  *               classes   labels are 0..classes-1 (1..DS_MAX_CLASSES)
- *               mean, std of pixel/255 over every pixel of every sample
- *                         (population std), printed with %.9g
+ *               mean, std of pixel/255 over every pixel of every channel of
+ *                         every sample (population std), printed with %.9g
+ *               channel_mean, channel_std   (version 2) C comma-separated
+ *                         numbers: the same statistics per channel
  *               compressed "0" or "1": records were deflated at import
  *               masks     "0" or "1": every record carries an H x W mask
+ *               names     (version 2) "0" or "1": the `names` sub-database
+ *                         holds a name for every sample
  *               npairs, ntriplets  records in pairs / triplets (0: absent)
  *               source    free text (where the data came from)
  *             Unknown keys are ignored. meta is written in the last
@@ -45,13 +52,25 @@
  *             be smaller is stored raw (flag bit 0 clear); an uncompressed
  *             dataset never has deflated records. Masks (segmentation) live
  *             in the sample record, after the pixels; there is no `masks`
- *             sub-database.
+ *             sub-database. Mask bytes: 0 background, anything else object;
+ *             importers store 1 for object. Values 2..255 are free for
+ *             datasets that label several objects per image (e.g. class + 1,
+ *             so that a pair's target is the pixels of their common label).
  *   by_class  key: 4-byte big-endian label, value: the sample ids of that
  *             label as little-endian uint32, strictly ascending. Every label
  *             0..classes-1 has an entry (possibly empty); together they hold
  *             every id exactly once.
  *   classes   key: 4-byte big-endian label, value: class name in UTF-8, no
  *             NUL, 1..255 bytes ("3", "Alphabet/character01", folder name).
+ *             The part before the first '/' (or the whole name) is the
+ *             class's group (the Omniglot alphabet).
+ *   names     (version 2, when meta names = 1) key: 8-byte big-endian sample
+ *             id, value: the sample's name, 1..1024 bytes of UTF-8 with no
+ *             control character (below 0x20, 0x7f), no NUL; exactly one
+ *             record per id 0..N-1 and no name twice. Importers use the
+ *             source's name: the file's path under --root
+ *             ("Alphabet/character01/0975_14.png"), or FILE#INDEX for idx
+ *             ("train-images-idx3-ubyte.gz#0", INDEX from 0 in file order).
  *   pairs     optional. key: 8-byte big-endian index 0..npairs-1, value 12
  *             bytes: uint32 a, uint32 b, uint32 same (1: same label, 0: not),
  *             with a != b < count and `same` true to the labels.
@@ -74,6 +93,7 @@
 #define RECORD_HINT "re-run siamese import"
 
 _Static_assert(DS_REC_HEADER == 24, "the record header layout above is 24 bytes");
+_Static_assert(DS_MAX_NAME == 1024, "the format text above and DS_NAME_LIMIT_TEXT say 1024");
 
 /* ---- byte helpers (shared with dataset_write.c) --------------------------- */
 
@@ -104,8 +124,10 @@ uint32_t ds_get_le32(const uint8_t *p) {
 struct Dataset {
     char *path;
     MDB_env *env;
-    MDB_dbi samples, pairs, triplets;
+    MDB_dbi samples, pairs, triplets, names_dbi;
     DsMeta meta;
+    NameTable names_tab;
+    int names_loaded;
     size_t npix, raw_len; /* C*H*W; payload bytes once inflated */
     uint32_t *class_ids;  /* count ids grouped by label, ascending within */
     uint64_t *class_off;  /* classes + 1 offsets into class_ids */
@@ -136,6 +158,23 @@ const char *ds_class_name(const Dataset *ds, uint32_t label) {
     return ds->names[label];
 }
 
+size_t ds_group_len(const char *class_name) {
+    const char *slash = strchr(class_name, '/');
+    return slash ? (size_t)(slash - class_name) : strlen(class_name);
+}
+
+const char *ds_sample_name(const Dataset *ds, uint64_t id) {
+    if (!ds->meta.has_names) return NULL;
+    ASSERT(ds->names_loaded && id < ds->meta.count);
+    return names_get(&ds->names_tab, id);
+}
+
+int64_t ds_find_sample(const Dataset *ds, const char *name, size_t len) {
+    if (!ds->meta.has_names) return -1;
+    ASSERT(ds->names_loaded);
+    return names_find(&ds->names_tab, name, len);
+}
+
 void ds_close(Dataset *ds) {
     if (!ds) return;
     if (ds->env) mdb_env_close(ds->env);
@@ -145,6 +184,7 @@ void ds_close(Dataset *ds) {
     free(ds->class_ids);
     free(ds->class_off);
     free(ds->labels);
+    names_free(&ds->names_tab);
     free(ds->path);
     free(ds);
 }
@@ -192,6 +232,28 @@ static int meta_f(MDB_txn *txn, MDB_dbi dbi, const char *key, float *out, const 
     return 0;
 }
 
+/* Meta key `key`: n comma-separated numbers in 0..1. */
+static int meta_list(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t n, float *out, const char *path,
+                     Err *e) {
+    char buf[32 * DS_MAX_CHANNELS];
+    int rc = meta_text(txn, dbi, key, buf, sizeof buf, path, e);
+    if (rc < 0) return -1;
+    if (rc == 1) return err_set(e, "%s: meta key %s missing — " RECORD_HINT, path, key);
+    char *p = buf;
+    for (uint32_t c = 0; c < n; c++) {
+        char *end = strchr(p, ',');
+        if ((end != NULL) != (c + 1 < n)) break;
+        if (end) *end = 0;
+        double d;
+        if (parse_double(p, 0.0, 1.0, &d)) break;
+        out[c] = (float)d;
+        if (c + 1 == n) return 0;
+        p = end + 1;
+    }
+    return err_set(e, "%s: meta key %s = '%s', expected %u comma-separated numbers in 0..1 — " RECORD_HINT,
+                   path, key, buf, n);
+}
+
 static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     const char *p = ds->path;
     DsMeta *m = &ds->meta;
@@ -201,19 +263,20 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     if (rc == 1 || strcmp(buf, DS_FORMAT_NAME))
         return err_set(e, "%s: meta format is '%s', not '%s': not a siamese dataset", p, rc ? "" : buf,
                        DS_FORMAT_NAME);
-    uint64_t v, c, h, w, k, z, mk, np, nt;
+    uint64_t v, c, h, w, k, z, mk, nm, np, nt;
     if (meta_u64(txn, dbi, "version", 1, UINT32_MAX, 1, &v, p, e)) return -1;
     if (v > DS_FORMAT_VERSION)
         return err_set(e,
                        "%s: format version %" PRIu64 " is newer than this build reads (%d) — update siamese",
                        p, v, DS_FORMAT_VERSION);
     if (meta_u64(txn, dbi, "count", 0, UINT32_MAX, 1, &m->count, p, e) ||
-        meta_u64(txn, dbi, "channels", 1, 65535, 1, &c, p, e) ||
+        meta_u64(txn, dbi, "channels", 1, DS_MAX_CHANNELS, 1, &c, p, e) ||
         meta_u64(txn, dbi, "height", 1, 65535, 1, &h, p, e) ||
         meta_u64(txn, dbi, "width", 1, 65535, 1, &w, p, e) ||
         meta_u64(txn, dbi, "classes", 1, DS_MAX_CLASSES, 1, &k, p, e) ||
         meta_u64(txn, dbi, "compressed", 0, 1, 1, &z, p, e) ||
         meta_u64(txn, dbi, "masks", 0, 1, 1, &mk, p, e) ||
+        meta_u64(txn, dbi, "names", 0, 1, v >= 2, &nm, p, e) ||
         meta_u64(txn, dbi, "npairs", 0, UINT64_MAX, 0, &np, p, e) ||
         meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) ||
         meta_f(txn, dbi, "mean", &m->mean, p, e) || meta_f(txn, dbi, "std", &m->std, p, e))
@@ -228,7 +291,15 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     m->classes = (uint32_t)k;
     m->compressed = (int)z;
     m->has_masks = (int)mk;
+    m->has_names = (int)nm;
     m->npairs = np;
+    if (v >= 2) {
+        if (meta_list(txn, dbi, "channel_mean", m->channels, m->channel_mean, p, e) ||
+            meta_list(txn, dbi, "channel_std", m->channels, m->channel_std, p, e))
+            return -1;
+    } else {
+        for (uint32_t i = 0; i < m->channels; i++) m->channel_mean[i] = m->mean, m->channel_std[i] = m->std;
+    }
     m->ntriplets = nt;
     rc = meta_text(txn, dbi, "source", m->source, sizeof m->source, p, e);
     if (rc < 0) return -1;
@@ -333,6 +404,21 @@ static int check_optional(Dataset *ds, MDB_txn *txn, const char *name, uint64_t 
     return 0;
 }
 
+/* The names sub-database holds one record per sample when meta says names,
+ * none otherwise (the records themselves are read by ds_load_names). */
+static int check_names(Dataset *ds, MDB_txn *txn, Err *e) {
+    int rc = open_dbi(txn, "names", 1, &ds->names_dbi, ds->path, e);
+    if (rc < 0) return -1;
+    MDB_stat st = {0};
+    if (rc == 0 && (rc = mdb_stat(txn, ds->names_dbi, &st)))
+        return err_set(e, "%s: names: %s", ds->path, mdb_strerror(rc));
+    uint64_t want = ds->meta.has_names ? ds->meta.count : 0;
+    if (st.ms_entries != want)
+        return err_set(e, "%s: names holds %zu records, expected %" PRIu64 " (meta names %d) — " RECORD_HINT,
+                       ds->path, st.ms_entries, want, ds->meta.has_names);
+    return 0;
+}
+
 int ds_open(Dataset **out, const char *path, Err *e) {
     *out = NULL;
     struct stat st;
@@ -378,7 +464,7 @@ int ds_open(Dataset **out, const char *path, Err *e) {
     }
     if (read_by_class(ds, txn, by_class, e) || read_names(ds, txn, classes, e) ||
         check_optional(ds, txn, "pairs", ds->meta.npairs, &ds->pairs, e) ||
-        check_optional(ds, txn, "triplets", ds->meta.ntriplets, &ds->triplets, e))
+        check_optional(ds, txn, "triplets", ds->meta.ntriplets, &ds->triplets, e) || check_names(ds, txn, e))
         goto fail;
     /* Committing a read transaction keeps its database handles open for the
      * readers' transactions. */
@@ -394,6 +480,53 @@ fail:
     if (txn) mdb_txn_abort(txn);
     ds_close(ds);
     return -1;
+}
+
+int ds_load_names(Dataset *ds, Err *e) {
+    if (!ds->meta.has_names || ds->names_loaded) return 0;
+    const char *p = ds->path;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return err_set(e, "%s: read transaction: %s", p, mdb_strerror(rc));
+    if ((rc = mdb_cursor_open(txn, ds->names_dbi, &cur))) {
+        mdb_txn_abort(txn);
+        return err_set(e, "%s: names: %s", p, mdb_strerror(rc));
+    }
+    NameTable *t = &ds->names_tab;
+    MDB_val k, v;
+    uint64_t i = 0;
+    int bad = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !bad;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), i++) {
+        const char *why = ds_name_fault(v.mv_data, v.mv_size);
+        if (k.mv_size != 8 || ds_get_be64(k.mv_data) != i || i >= ds->meta.count) {
+            bad = err_set(e, "%s: names record %" PRIu64 ": key is not sample id %" PRIu64 " — " RECORD_HINT,
+                          p, i, i);
+        } else if (why) {
+            bad = err_set(e, "%s: names key %" PRIu64 ": the name (%zu bytes) %s — " RECORD_HINT, p, i,
+                          v.mv_size, why);
+        } else {
+            int64_t dup = names_add(t, v.mv_data, v.mv_size);
+            if (dup >= 0)
+                bad = err_set(e,
+                              "%s: names key %" PRIu64 ": '%s' is also the name of sample %" PRId64
+                              " — " RECORD_HINT,
+                              p, i, names_get(t, (uint64_t)dup), dup);
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (!bad && rc != MDB_NOTFOUND) bad = err_set(e, "%s: names: %s", p, mdb_strerror(rc));
+    if (!bad && i != ds->meta.count)
+        bad = err_set(e, "%s: names holds %" PRIu64 " records, meta count is %" PRIu64 " — " RECORD_HINT, p,
+                      i, ds->meta.count);
+    if (bad) {
+        names_free(t);
+        return -1;
+    }
+    ds->names_loaded = 1;
+    return 0;
 }
 
 /* ---- readers ------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* dataset: the on-disk LMDB dataset format, its writer and its validating
  * reader. One LMDB environment (a directory) per dataset with named
- * sub-databases meta, samples, by_class, classes and the optional masks,
- * pairs, triplets. Readers open read-only and without locks, so many ranks
+ * sub-databases meta, samples, by_class, classes and the optional names,
+ * pairs, triplets (masks live in the sample records). Readers open read-only and without locks, so many ranks
  * can read one dataset at once; a writer builds a new dataset in a temporary
  * directory and renames it when complete. No sampling policy here (sampler.h). */
 #ifndef SIAMESE_DATASET_H
@@ -13,17 +13,22 @@
 #include "../nn/util.h"
 
 #define DS_FORMAT_NAME "siamese-mpi-dataset"
-#define DS_FORMAT_VERSION 1
+#define DS_FORMAT_VERSION 2 /* 2: sample names, per-channel mean/std; 1 is still read */
 #define DS_MAX_CLASSES 100000
+#define DS_MAX_CHANNELS 16 /* channels of a sample (1 grey, 3 colour) */
+#define DS_MAX_NAME 1024   /* bytes of a sample name */
 
 typedef struct DsMeta {
     uint32_t version;               /* DS_FORMAT_VERSION */
     uint64_t count;                 /* samples, ids 0..count-1 */
     uint32_t channels, height, width;
     uint32_t classes;               /* labels are 0..classes-1 */
-    float mean, std;                /* of pixel/255 over all samples */
+    float mean, std;                /* of pixel/255 over all samples and channels */
+    float channel_mean[DS_MAX_CHANNELS],
+        channel_std[DS_MAX_CHANNELS]; /* per channel (version 1: = mean, std) */
     int compressed;                 /* records zlib-compressed */
-    int has_masks;                  /* optional per-sample uint8 mask (H x W) */
+    int has_masks;                  /* optional per-sample uint8 mask (H x W): 0 background, else object */
+    int has_names;                  /* every sample has a unique name (version 2) */
     uint64_t npairs, ntriplets;     /* 0 when the sub-database is absent */
     char source[256];               /* free text: where it came from */
 } DsMeta;
@@ -44,6 +49,24 @@ const uint32_t *ds_class_ids(const Dataset *ds, uint32_t label, uint32_t *n);
 const int32_t *ds_labels(const Dataset *ds);
 /* Class name ("Alphabet/character01", "s12", "3"); never NULL. */
 const char *ds_class_name(const Dataset *ds, uint32_t label);
+/* Bytes of a class name's group: the part before the first '/' (the Omniglot
+ * alphabet), or the whole name when it has no '/'. */
+size_t ds_group_len(const char *class_name);
+
+/* Sample names (format version 2, meta has_names): the importer's name of
+ * each source sample ("Alphabet/character01/0975_14.png", "train-images-idx3-
+ * ubyte.gz#17", "class/file.png"): UTF-8, 1..DS_MAX_NAME bytes, no control
+ * characters (bytes below 0x20 and 0x7f), unique within the dataset.
+ * ds_load_names reads and validates all of them into memory (once; later
+ * calls return at once) and indexes them for ds_find_sample; 0 (also when the
+ * dataset has no names), or -1 with e naming the record at fault. */
+int ds_load_names(Dataset *ds, Err *e);
+/* Name of sample id after ds_load_names; NULL when the dataset has none. */
+const char *ds_sample_name(const Dataset *ds, uint64_t id);
+/* The id of the sample called name[0..len), or -1 (also without names). */
+int64_t ds_find_sample(const Dataset *ds, const char *name, size_t len);
+/* NULL if s[0..n) is a valid sample name, else why not ("empty", ...). */
+const char *ds_name_fault(const char *s, size_t n);
 
 /* A reader is used by one thread at a time. */
 int ds_reader_open(Dataset *ds, DsReader **out, Err *e);
@@ -69,7 +92,14 @@ typedef struct DsWriterSpec {
     const char *const *class_names; /* classes entries, or NULL for "0".."n-1" */
 } DsWriterSpec;
 int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec, Err *e);
+/* Adds one sample: pixels (C, H, W), mask (H, W) when the spec has masks.
+ * ds_writer_add_named also gives the sample's name (refused when invalid or
+ * already used): a dataset has names when its samples are all added with
+ * ds_writer_add_named (name not NULL), none when all with ds_writer_add;
+ * mixing the two is refused. */
 int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e);
+int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask,
+                        const char *name, Err *e);
 /* Writes meta (mean/std computed over the samples) and by_class, commits,
  * renames. On failure the temporary directory is removed. Frees w. */
 int ds_writer_finish(DsWriter *w, Err *e);

@@ -6,6 +6,7 @@
 #define SIAMESE_DATASET_INTERNAL_H
 
 #include <lmdb.h>
+#include <stdlib.h>
 #include <zlib.h>
 
 #include "dataset.h"
@@ -23,6 +24,24 @@ void ds_le16(uint8_t *p, uint32_t v);
 void ds_le32(uint8_t *p, uint32_t v);
 uint32_t ds_get_le16(const uint8_t *p);
 uint32_t ds_get_le32(const uint8_t *p);
+
+/* Sample names in memory: name i is blob[off[i] ..] (NUL-terminated), ids in
+ * insertion order; slot is an open-addressing table of id + 1 (0: empty). */
+typedef struct NameTable {
+    char *blob;
+    size_t len, cap;
+    uint64_t *off; /* n + 1 */
+    uint64_t n, offcap;
+    uint32_t *slot;
+    uint64_t nslots;
+} NameTable;
+#define DS_NAME_LIMIT_TEXT "1024" /* DS_MAX_NAME, for messages */
+/* Appends s[0..n) as id t->n and returns -1, or returns the id already called
+ * that (nothing added). */
+int64_t names_add(NameTable *t, const char *s, size_t n);
+int64_t names_find(const NameTable *t, const char *s, size_t n);
+const char *names_get(const NameTable *t, uint64_t id);
+void names_free(NameTable *t);
 
 /* Validate one pairs / triplets record against the labels of ds (i is the
  * record index, named in the error). */

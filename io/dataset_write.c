@@ -145,14 +145,16 @@ static void sync_parent(const char *path) {
 
 /* ---- the dataset writer ------------------------------------------------------ */
 
-enum { DBW_META, DBW_SAMPLES, DBW_BY_CLASS, DBW_CLASSES, DBW_N };
-static const char *const writer_dbs[DBW_N] = {"meta", "samples", "by_class", "classes"};
+enum { DBW_META, DBW_SAMPLES, DBW_BY_CLASS, DBW_CLASSES, DBW_NAMES, DBW_N };
+static const char *const writer_dbs[DBW_N] = {"meta", "samples", "by_class", "classes", "names"};
 
 struct DsWriter {
     char *path, *tmp;
     MDB_env *env;
     uint32_t channels, height, width, classes;
     int compress, has_masks;
+    int has_names;       /* -1 until the first sample says */
+    NameTable names_tab; /* every name so far, for uniqueness */
     char *source;
     char **names;
     size_t npix, raw_len;
@@ -164,7 +166,7 @@ struct DsWriter {
     uint64_t count;
     int32_t *labels;
     size_t labels_cap;
-    uint64_t sum, sumsq; /* of the pixel bytes, exact */
+    uint64_t sum[DS_MAX_CHANNELS], sumsq[DS_MAX_CHANNELS]; /* of the pixel bytes per channel, exact */
 };
 
 static void writer_free(DsWriter *w) {
@@ -177,6 +179,7 @@ static void writer_free(DsWriter *w) {
     free(w->raw);
     free(w->zout);
     free(w->labels);
+    names_free(&w->names_tab);
     batch_free(&w->batch);
     free(w->path);
     free(w->tmp);
@@ -198,14 +201,13 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/') len--;
     if (len == 0) return err_set(e, "empty dataset path: give --out DB");
-    if ((uint64_t)spec->channels * spec->height * spec->width == 0 || spec->channels > 65535 ||
+    if ((uint64_t)spec->channels * spec->height * spec->width == 0 || spec->channels > DS_MAX_CHANNELS ||
         spec->height > 65535 || spec->width > 65535 ||
         (uint64_t)spec->channels * spec->height * spec->width > (1u << 30))
-        return err_set(
-            e,
-            "%s: sample shape %ux%ux%u (CxHxW) out of range: each side 1..65535 and at most %u values "
-            "per sample",
-            path, spec->channels, spec->height, spec->width, 1u << 30);
+        return err_set(e,
+                       "%s: sample shape %ux%ux%u (CxHxW) out of range: channels 1..%d, sides 1..65535 and at "
+                       "most %u values per sample",
+                       path, spec->channels, spec->height, spec->width, DS_MAX_CHANNELS, 1u << 30);
     if (spec->classes == 0 || spec->classes > DS_MAX_CLASSES)
         return err_set(e, "%s: %u classes, expected 1..%d", path, spec->classes, DS_MAX_CLASSES);
     for (uint32_t c = 0; spec->class_names && c < spec->classes; c++) {
@@ -238,6 +240,7 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
     w->classes = spec->classes;
     w->compress = spec->compress;
     w->has_masks = spec->has_masks;
+    w->has_names = -1;
     w->source = xstrdup(spec->source ? spec->source : "");
     w->names = xcalloc(w->classes, sizeof(char *));
     for (uint32_t c = 0; c < w->classes; c++) {
@@ -280,12 +283,19 @@ lmdb_fail:
 
 static int writer_flush(DsWriter *w, Err *e) {
     if (!w->batch.nops) return 0;
-    if (batch_commit(w->env, &w->batch, writer_dbs, DBW_N, -1, w->tmp, e)) return -1;
+    /* names is the last database: created only when the dataset has names */
+    if (batch_commit(w->env, &w->batch, writer_dbs, w->has_names > 0 ? DBW_N : DBW_NAMES, -1, w->tmp, e))
+        return -1;
     w->batch.n = w->batch.nops = 0;
     return 0;
 }
 
 int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e) {
+    return ds_writer_add_named(w, pixels, label, mask, NULL, e);
+}
+
+int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask,
+                        const char *name, Err *e) {
     if (label < 0 || (uint32_t)label >= w->classes)
         return err_set(e, "%s: sample %" PRIu64 ": label %d out of range (classes %u)", w->path, w->count,
                        label, w->classes);
@@ -293,15 +303,35 @@ int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8
         return err_set(e, "%s: sample %" PRIu64 ": the dataset has masks but none was given", w->path,
                        w->count);
     if (w->count >= UINT32_MAX) return err_set(e, "%s: more than %u samples", w->path, UINT32_MAX - 1);
+    if (w->has_names < 0) w->has_names = name != NULL;
+    if (w->has_names != (name != NULL))
+        return err_set(e, "%s: sample %" PRIu64 ": %s, but the samples before it %s", w->path, w->count,
+                       name ? "has a name" : "has no name", name ? "have none" : "have names");
+    if (name) {
+        size_t n = strlen(name);
+        const char *why = ds_name_fault(name, n);
+        if (why) return err_set(e, "%s: sample name '%.200s' %s", w->path, name, why);
+        int64_t dup = names_add(&w->names_tab, name, n);
+        if (dup >= 0)
+            return err_set(e, "%s: two samples are called '%.200s' (%" PRId64 " and %" PRIu64 ")", w->path,
+                           name, dup, w->count);
+        uint8_t *p = batch_add(&w->batch, DBW_NAMES, MDB_APPEND, 8, (uint32_t)n);
+        ds_be64(p, w->count);
+        memcpy(p + 8, name, n);
+    }
     memcpy(w->raw, pixels, w->npix);
     if (w->has_masks) memcpy(w->raw + w->npix, mask, w->raw_len - w->npix);
-    uint64_t s = 0, q = 0;
-    for (size_t i = 0; i < w->npix; i++) {
-        s += pixels[i];
-        q += (uint32_t)pixels[i] * pixels[i];
+    size_t plane = (size_t)w->height * w->width;
+    for (uint32_t c = 0; c < w->channels; c++) {
+        const uint8_t *px = pixels + c * plane;
+        uint64_t s = 0, q = 0;
+        for (size_t i = 0; i < plane; i++) {
+            s += px[i];
+            q += (uint32_t)px[i] * px[i];
+        }
+        w->sum[c] += s;
+        w->sumsq[c] += q;
     }
-    w->sum += s;
-    w->sumsq += q;
     const uint8_t *payload = w->raw;
     size_t stored = w->raw_len;
     unsigned flags = w->has_masks ? DS_REC_MASK : 0;
@@ -340,6 +370,17 @@ int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8
     return 0;
 }
 
+/* Mean and population std of pixel/255 from exact sums over n pixels. */
+static void pixel_stats(double *mean, double *sd, uint64_t sum, uint64_t sumsq, double n) {
+    double m = 0, var = 0;
+    if (n > 0) {
+        m = (double)sum / (255.0 * n);
+        var = (double)sumsq / (65025.0 * n) - m * m;
+    }
+    *mean = m;
+    *sd = var > 0 ? sqrt(var) : 0.0;
+}
+
 /* Queues by_class, classes and meta, and writes them with the last samples
  * in the final transaction; syncs and closes the environment. */
 static int writer_commit(DsWriter *w, Err *e) {
@@ -367,12 +408,22 @@ static int writer_commit(DsWriter *w, Err *e) {
         ds_be32(p, c);
         memcpy(p + 4, w->names[c], n);
     }
-    double pixels = (double)w->count * (double)w->npix, mean = 0, var = 0;
-    if (pixels > 0) {
-        mean = (double)w->sum / (255.0 * pixels);
-        var = (double)w->sumsq / (65025.0 * pixels) - mean * mean;
+    double mean, sd, cmean[DS_MAX_CHANNELS], csd[DS_MAX_CHANNELS];
+    uint64_t sum = 0, sumsq = 0;
+    for (uint32_t c = 0; c < w->channels; c++) {
+        sum += w->sum[c];
+        sumsq += w->sumsq[c];
+        pixel_stats(&cmean[c], &csd[c], w->sum[c], w->sumsq[c],
+                    (double)w->count * (double)w->npix / w->channels);
     }
-    char num[64];
+    pixel_stats(&mean, &sd, sum, sumsq, (double)w->count * (double)w->npix);
+    char num[64], list[2][32 * DS_MAX_CHANNELS];
+    for (int l = 0; l < 2; l++) {
+        size_t k = 0;
+        for (uint32_t c = 0; c < w->channels; c++)
+            k += (size_t)snprintf(list[l] + k, sizeof list[l] - k, "%s%.9g", c ? "," : "",
+                                  l ? csd[c] : cmean[c]);
+    }
 #define META_PUT(key, ...)                                                                                   \
     do {                                                                                                     \
         snprintf(num, sizeof num, __VA_ARGS__);                                                              \
@@ -386,9 +437,12 @@ static int writer_commit(DsWriter *w, Err *e) {
     META_PUT("width", "%u", w->width);
     META_PUT("classes", "%u", w->classes);
     META_PUT("mean", "%.9g", mean);
-    META_PUT("std", "%.9g", var > 0 ? sqrt(var) : 0.0);
+    META_PUT("std", "%.9g", sd);
+    batch_text(&w->batch, DBW_META, "channel_mean", list[0]);
+    batch_text(&w->batch, DBW_META, "channel_std", list[1]);
     META_PUT("compressed", "%d", w->compress ? 1 : 0);
     META_PUT("masks", "%d", w->has_masks ? 1 : 0);
+    META_PUT("names", "%d", w->has_names > 0 ? 1 : 0);
     META_PUT("npairs", "0");
     META_PUT("ntriplets", "0");
 #undef META_PUT

@@ -31,6 +31,7 @@ typedef struct Source {
     gzFile gz;
     const char *images;
     uint32_t h, w;
+    size_t root_len; /* folder layouts: a sample's name is its path after root + '/' */
 } Source;
 
 static void source_free(Source *s) {
@@ -295,8 +296,22 @@ static int add_class_files(Source *s, const char *dir, Err *e) {
     return 0;
 }
 
+static int source_tree(Source *s, const char *root, int omniglot, Err *e);
+
 static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
     s->paths = xmalloc(sizeof(char *));
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/') rl--; /* "DIR/" names samples like "DIR" */
+    char *r = xmalloc(rl + 1);
+    memcpy(r, root, rl);
+    r[rl] = 0;
+    s->root_len = rl + 1;
+    int rc = source_tree(s, r, omniglot, e);
+    free(r);
+    return rc;
+}
+
+static int source_tree(Source *s, const char *root, int omniglot, Err *e) {
     char **top;
     size_t nt;
     if (list_dir(root, 1,
@@ -341,6 +356,27 @@ static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
     return rc;
 }
 
+/* The name of sample i: its path under the root, or FILE#INDEX for idx (the
+ * images file's base name, INDEX from 0 in file order). */
+static const char *source_name(const Source *s, uint64_t i, char *buf, size_t cap) {
+    if (s->paths) return s->paths[i] + s->root_len;
+    const char *base = strrchr(s->images, '/');
+    snprintf(buf, cap, "%s#%" PRIu64, base ? base + 1 : s->images, i);
+    return buf;
+}
+
+/* Every name must be valid before anything is written (import.h). */
+static int check_names(const Source *s, Err *e) {
+    char buf[DS_MAX_NAME + 32];
+    for (uint64_t i = 0; i < s->n; i++) {
+        const char *name = source_name(s, i, buf, sizeof buf), *why = ds_name_fault(name, strlen(name));
+        if (why)
+            return err_set(e, "%s: its sample name '%s' %s — rename it", s->paths ? s->paths[i] : s->images,
+                           name, why);
+    }
+    return 0;
+}
+
 /* ---- split --------------------------------------------------------------- */
 
 typedef struct Split {
@@ -350,6 +386,68 @@ typedef struct Split {
     uint64_t count[2];
 } Split;
 
+/* Group of every class (ds_group_len: the name before the first '/'), as
+ * dense ids 0..G-1 in byte-wise order of the group names. Returns G. */
+static const char *const *group_names_; /* for the qsort comparator */
+static int cmp_group(const void *pa, const void *pb) {
+    const char *a = group_names_[*(const uint32_t *)pa], *b = group_names_[*(const uint32_t *)pb];
+    size_t na = ds_group_len(a), nb = ds_group_len(b);
+    int c = memcmp(a, b, MIN(na, nb));
+    if (c) return c;
+    if (na != nb) return na < nb ? -1 : 1;
+    return *(const uint32_t *)pa < *(const uint32_t *)pb ? -1 : 1;
+}
+
+static uint32_t class_groups(uint32_t *group, char *const *names, uint32_t C) {
+    uint32_t *order = xmalloc(sizeof(uint32_t) * C), G = 0;
+    for (uint32_t c = 0; c < C; c++) order[c] = c;
+    group_names_ = (const char *const *)names;
+    qsort(order, C, sizeof(uint32_t), cmp_group);
+    for (uint32_t i = 0; i < C; i++) {
+        const char *a = names[order[i]], *b = i ? names[order[i - 1]] : NULL;
+        size_t na = ds_group_len(a);
+        if (i && (na != ds_group_len(b) || memcmp(a, b, na))) G++;
+        group[order[i]] = G;
+    }
+    free(order);
+    return C ? G + 1 : 0;
+}
+
+/* CLASS and GROUP: round(F * units) whole units (classes or groups; at least
+ * 1, at most all but 1) go to test, drawn by a seeded shuffle. */
+static int split_units(Split *sp, const Source *s, const ImportOptions *o, Rng *r, Err *e) {
+    uint32_t C = s->classes, U = C;
+    uint32_t *unit = xmalloc(sizeof(uint32_t) * C);
+    if (o->split == IMPORT_SPLIT_GROUP) {
+        U = class_groups(unit, s->names, C);
+    } else {
+        for (uint32_t c = 0; c < C; c++) unit[c] = c;
+    }
+    const char *what = o->split == IMPORT_SPLIT_GROUP ? "group" : "class";
+    if (U < 2) {
+        free(unit);
+        return err_set(e, "cannot split by %s: the source has %u %s%s", what, U, what,
+                       o->split == IMPORT_SPLIT_GROUP ? " (the class name before '/')" : "");
+    }
+    uint32_t ntest = (uint32_t)(o->test_fraction * U + 0.5);
+    ntest = MAX(1u, MIN(ntest, U - 1));
+    uint32_t *perm = xmalloc(sizeof(uint32_t) * U);
+    for (uint32_t u = 0; u < U; u++) perm[u] = u;
+    rng_shuffle_u32(r, perm, U);
+    uint8_t *is_test = xcalloc(U, 1);
+    for (uint32_t i = 0; i < ntest; i++) is_test[perm[i]] = 1;
+    for (uint32_t c = 0; c < C; c++) {
+        int d = is_test[unit[c]];
+        sp->relabel[d][c] = (int32_t)sp->classes[d]++;
+        sp->relabel[!d][c] = -1;
+    }
+    for (uint64_t i = 0; i < s->n; i++) sp->dest[i] = is_test[unit[s->labels[i]]];
+    free(perm);
+    free(is_test);
+    free(unit);
+    return 0;
+}
+
 static int make_split(Split *sp, const Source *s, const ImportOptions *o, Err *e) {
     uint32_t C = s->classes;
     sp->dest = xcalloc(s->n, 1);
@@ -357,23 +455,8 @@ static int make_split(Split *sp, const Source *s, const ImportOptions *o, Err *e
     Rng r;
     rng_seed(&r, o->seed, RNG_SPLIT, 0);
     double f = o->test_fraction;
-    if (o->split == IMPORT_SPLIT_CLASS) {
-        if (C < 2) return err_set(e, "cannot split by class: the source has %u class", C);
-        uint32_t ntest = (uint32_t)(f * C + 0.5);
-        ntest = MAX(1u, MIN(ntest, C - 1));
-        uint32_t *perm = xmalloc(sizeof(uint32_t) * C);
-        for (uint32_t c = 0; c < C; c++) perm[c] = c;
-        rng_shuffle_u32(&r, perm, C);
-        uint8_t *is_test = xcalloc(C, 1);
-        for (uint32_t i = 0; i < ntest; i++) is_test[perm[i]] = 1;
-        for (uint32_t c = 0; c < C; c++) {
-            int d = is_test[c];
-            sp->relabel[d][c] = (int32_t)sp->classes[d]++;
-            sp->relabel[!d][c] = -1;
-        }
-        for (uint64_t i = 0; i < s->n; i++) sp->dest[i] = is_test[s->labels[i]];
-        free(perm);
-        free(is_test);
+    if (o->split == IMPORT_SPLIT_CLASS || o->split == IMPORT_SPLIT_GROUP) {
+        if (split_units(sp, s, o, &r, e)) return -1;
     } else if (o->split == IMPORT_SPLIT_SAMPLE) {
         uint64_t *off = xcalloc((size_t)C + 1, sizeof(uint64_t));
         for (uint64_t i = 0; i < s->n; i++) off[s->labels[i] + 1]++;
@@ -416,6 +499,11 @@ static void split_free(Split *sp) {
 
 /* ---- the import ------------------------------------------------------------ */
 
+const char *import_split_name(ImportSplit s) {
+    static const char *const names[] = {"none", "class", "sample", "group"};
+    return names[s];
+}
+
 static int check_options(const ImportOptions *o, Err *e) {
     if (!o->out) return err_set(e, "missing --out DB");
     if (o->format == IMPORT_IDX && (!o->images || !o->labels || o->root))
@@ -433,7 +521,7 @@ static int check_options(const ImportOptions *o, Err *e) {
             return err_set(e, "--test-fraction %g must be strictly between 0 and 1", o->test_fraction);
         if (!strcmp(o->out, o->test_out)) return err_set(e, "--out and --test-out are both %s", o->out);
     } else if (o->test_out) {
-        return err_set(e, "--test-out needs --split-by class|sample");
+        return err_set(e, "--test-out needs --split-by class|group|sample");
     }
     const char *outs[2] = {o->out, o->test_out};
     for (int d = 0; d < 2; d++) {
@@ -454,8 +542,7 @@ static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
     if (k >= 0 && (size_t)k < cap && o->split != IMPORT_SPLIT_NONE)
         snprintf(buf + k, cap - (size_t)k, "; %s part of split by %s, test fraction %g, seed %" PRIu64,
-                 part ? "test" : "train", o->split == IMPORT_SPLIT_CLASS ? "class" : "sample",
-                 o->test_fraction, o->seed);
+                 part ? "test" : "train", import_split_name(o->split), o->test_fraction, o->seed);
 }
 
 /* Decodes sample i into px (h x w before resizing); for folder layouts the
@@ -488,7 +575,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     if (o->format == IMPORT_IDX ? source_idx(&s, o->images, o->labels, e)
                                 : source_folder(&s, o->root, o->format == IMPORT_OMNIGLOT, e))
         goto done;
-    if (make_split(&sp, &s, o, e)) goto done;
+    if (check_names(&s, e) || make_split(&sp, &s, o, e)) goto done;
     /* The stored size: --resize, or the first image's (all must match). */
     uint32_t H = o->resize_h, W = o->resize_w;
     const char *first = s.paths ? s.paths[0] : s.images;
@@ -539,7 +626,10 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         if (o->invert)
             for (size_t k = 0; k < (size_t)H * W; k++) out[k] = (uint8_t)(255 - out[k]);
         int d = sp.dest[i];
-        if (ds_writer_add(w[d], out, sp.relabel[d][s.labels[i]], NULL, e)) goto done;
+        char nbuf[DS_MAX_NAME + 32];
+        if (ds_writer_add_named(w[d], out, sp.relabel[d][s.labels[i]], NULL,
+                                source_name(&s, i, nbuf, sizeof nbuf), e))
+            goto done;
     }
     if (!s.paths) {
         char what[96];

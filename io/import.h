@@ -8,9 +8,12 @@
  * folder and omniglot number the classes 0..n-1 in byte-wise sorted name order
  * (omniglot: alphabets sorted, then characters within each; class name
  * "Alphabet/characterNN"). Samples keep the source order (idx file order;
- * classes, then files sorted by name). Pixels are stored as decoded: Omniglot
- * keeps white background = 255, ink = 0 unless invert is set. Dotfiles are
- * skipped; any other non-image entry is an error naming it. */
+ * classes, then files sorted by name). Every sample keeps its source name
+ * (dataset.h): its path under the root ("Alphabet/character01/0975_14.png"),
+ * or FILE#INDEX for idx (the images file's base name, INDEX from 0). Pixels
+ * are stored as decoded: Omniglot keeps white background = 255, ink = 0
+ * unless invert is set. Dotfiles are skipped; any other non-image entry is an
+ * error naming it. */
 #ifndef SIAMESE_IMPORT_H
 #define SIAMESE_IMPORT_H
 
@@ -24,9 +27,13 @@ typedef enum { IMPORT_IDX, IMPORT_FOLDER, IMPORT_OMNIGLOT } ImportFormat;
  * CLASS: round(F * classes) whole classes (at least 1, at most classes - 1)
  *        go to test; each dataset renumbers its classes 0..n-1 in the source
  *        label order, keeping the names.
+ * GROUP: the same with whole groups (ds_group_len: the class name before the
+ *        first '/', the Omniglot alphabet; groups numbered in byte-wise name
+ *        order before the shuffle): round(F * groups) groups go to test.
  * SAMPLE: within each class, round(F * n_c) samples go to test, capped so the
  *        class keeps at least one training sample; labels and names kept. */
-typedef enum { IMPORT_SPLIT_NONE, IMPORT_SPLIT_CLASS, IMPORT_SPLIT_SAMPLE } ImportSplit;
+typedef enum { IMPORT_SPLIT_NONE, IMPORT_SPLIT_CLASS, IMPORT_SPLIT_SAMPLE, IMPORT_SPLIT_GROUP } ImportSplit;
+const char *import_split_name(ImportSplit s); /* "none", "class", "sample", "group" */
 
 typedef struct ImportOptions {
     ImportFormat format;

@@ -471,14 +471,13 @@ int metrics_nway_check(int n_way, int k_shot, const int32_t *labels, int N, Err 
     return 0;
 }
 
-/* Moves k distinct uniformly drawn members of a[0..n) to a[0..k). */
-static void partial_shuffle(Rng *r, uint32_t *a, int n, int k) {
-    for (int t = 0; t < k; t++) {
-        int u = t + (int)rng_below(r, (uint64_t)(n - t));
-        uint32_t x = a[t];
-        a[t] = a[u];
-        a[u] = x;
-    }
+double metrics_trial_credit(const double *score, int n, int answer) {
+    double top = score[0];
+    for (int w = 1; w < n; w++) top = score[w] > top ? score[w] : top;
+    if (score[answer] != top) return 0.0;
+    int m = 0;
+    for (int w = 0; w < n; w++) m += score[w] == top;
+    return 1.0 / m;
 }
 
 double metrics_nway(int n_way, int k_shot, int trials, uint64_t seed, const int32_t *labels, int N,
@@ -505,9 +504,9 @@ double metrics_nway(int n_way, int k_shot, int trials, uint64_t seed, const int3
         while (scls[at] != qc) at++;
         scls[at] = scls[ns - 1];
         scls[ns - 1] = qc;
-        partial_shuffle(&r, scls, ns - 1, n_way - 1);
+        rng_pick_u32(&r, scls, (size_t)ns - 1, (size_t)n_way - 1);
         uint32_t *qm = members + g.start[qc];
-        partial_shuffle(&r, qm, g.count[qc], k_shot + 1);
+        rng_pick_u32(&r, qm, (size_t)g.count[qc], (size_t)k_shot + 1);
         int query = (int)qm[0];
         for (int w = 0; w < n_way; w++) {
             const uint32_t *sup;
@@ -515,20 +514,14 @@ double metrics_nway(int n_way, int k_shot, int trials, uint64_t seed, const int3
                 sup = qm + 1;
             } else {
                 uint32_t *cm = members + g.start[scls[w - 1]];
-                partial_shuffle(&r, cm, g.count[scls[w - 1]], k_shot);
+                rng_pick_u32(&r, cm, (size_t)g.count[scls[w - 1]], (size_t)k_shot);
                 sup = cm;
             }
             double s = 0.0;
             for (int k = 0; k < k_shot; k++) s += sim(ctx, query, (int)sup[k]);
             score[w] = s / k_shot;
         }
-        double top = score[0];
-        for (int w = 1; w < n_way; w++) top = score[w] > top ? score[w] : top;
-        if (score[0] == top) {
-            int m = 0;
-            for (int w = 0; w < n_way; w++) m += score[w] == top;
-            correct += 1.0 / m;
-        }
+        correct += metrics_trial_credit(score, n_way, 0);
     }
     free(score);
     free(members);

@@ -111,6 +111,11 @@ double metrics_best_threshold(double *best_acc, const double *score /* (n) */, c
  * alike. */
 typedef double (*MetricsSim)(void *ctx, int i, int j);
 
+/* Credit of one trial given each class's score (higher = more alike): 1 if
+ * class `answer` alone has the top score, 1/m if it ties with m - 1 others
+ * (the expectation of a random tie-break), else 0. */
+double metrics_trial_credit(const double *score /* (n) */, int n, int answer);
+
 /* 0 if trials can be drawn: at least n_way labels with >= k_shot samples, at
  * least one of them with >= k_shot + 1; else -1 with e set. */
 int metrics_nway_check(int n_way, int k_shot, const int32_t *labels /* (N) */, int N, Err *e);

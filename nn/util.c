@@ -230,6 +230,15 @@ void rng_shuffle_u32(Rng *r, uint32_t *a, size_t n) {
     }
 }
 
+void rng_pick_u32(Rng *r, uint32_t *a, size_t n, size_t k) {
+    for (size_t t = 0; t < k; t++) {
+        size_t u = t + (size_t)rng_below(r, n - t);
+        uint32_t x = a[t];
+        a[t] = a[u];
+        a[u] = x;
+    }
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -94,6 +94,9 @@ double rng_uniform_d(Rng *r);
 double rng_normal(Rng *r);
 /* In-place Fisher-Yates shuffle of n uint32 values. */
 void rng_shuffle_u32(Rng *r, uint32_t *a, size_t n);
+/* Moves k <= n distinct uniformly drawn members of a[0..n) to a[0..k) (the
+ * first k steps of a forward Fisher-Yates shuffle). */
+void rng_pick_u32(Rng *r, uint32_t *a, size_t n, size_t k);
 
 /* ---- time and hashing --------------------------------------------------- */
 

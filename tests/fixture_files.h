@@ -1,7 +1,8 @@
 /* fixture_files: temporary-directory and input-file helpers shared by the
  * serial I/O tests (one mkdtemp directory per test program, paths in it,
- * existence and leftover-".tmp-*" checks, recursive removal, raw files and
- * big-endian idx files, plain or gzip). Header-only; failures are ASSERTs. */
+ * existence and leftover-".tmp-*" checks, recursive removal, raw files,
+ * big-endian idx files, plain or gzip, and small Omniglot-like trees).
+ * Header-only; failures are ASSERTs. */
 #ifndef SIAMESE_TESTS_FIXTURE_FILES_H
 #define SIAMESE_TESTS_FIXTURE_FILES_H
 
@@ -102,6 +103,38 @@ static inline void fixture_write_idx(const char *path, int gz, uint32_t magic, c
         fixture_write_file(path, buf, total);
     }
     free(buf);
+}
+
+/* An Omniglot-like tree under fixture_dir()/root: group g (name groups[g])
+ * holds chars[g] folders characterNN (NN from 01), each with `draws`
+ * side x side images named CCCC_DD.png (CCCC numbers the characters from
+ * 0001 across the tree, DD the drawing from 01). The files hold binary PGM
+ * (the importers read the magic bytes, not the name); pixel k of drawing d
+ * of character number n is (n * 37 + d * 5 + k) & 255. */
+static inline void fixture_omniglot_tree(const char *root, int ngroups, const char *const *groups,
+                                         const int *chars, int draws, int side) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixture_dir(), root);
+    ASSERT(mkdir(path, 0755) == 0);
+    int n = 0;
+    uint8_t *px = xmalloc((size_t)side * side + 32);
+    for (int g = 0; g < ngroups; g++) {
+        snprintf(path, sizeof path, "%s/%s/%s", fixture_dir(), root, groups[g]);
+        ASSERT(mkdir(path, 0755) == 0);
+        for (int c = 1; c <= chars[g]; c++) {
+            n++;
+            snprintf(path, sizeof path, "%s/%s/%s/character%02d", fixture_dir(), root, groups[g], c);
+            ASSERT(mkdir(path, 0755) == 0);
+            for (int d = 1; d <= draws; d++) {
+                int h = snprintf((char *)px, 32, "P5\n%d %d\n255\n", side, side);
+                for (int k = 0; k < side * side; k++) px[h + k] = (uint8_t)((n * 37 + d * 5 + k) & 255);
+                snprintf(path, sizeof path, "%s/%s/%s/character%02d/%04d_%02d.png", fixture_dir(), root,
+                         groups[g], c, n, d);
+                fixture_write_file(path, px, (size_t)h + (size_t)side * side);
+            }
+        }
+    }
+    free(px);
 }
 
 #endif

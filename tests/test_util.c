@@ -1,5 +1,6 @@
 /* Tests of nn/util: checked parsing and the generator's determinism and
  * distribution. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../nn/util.h"
@@ -57,6 +58,18 @@ int main(void) {
     ok = 1;
     for (int i = 0; i < 50; i++) ok &= seen[i] == 1;
     CHECK(ok, "shuffle is a permutation");
+    /* rng_pick_u32: a permutation whose first 3 entries are each value about
+     * equally often (3/8 of the draws). */
+    int first3[8] = {0};
+    for (int t = 0; t < 40000; t++) {
+        uint32_t w[8] = {0, 1, 2, 3, 4, 5, 6, 7}, sw[8] = {0};
+        rng_pick_u32(&a, w, 8, 3);
+        for (int i = 0; i < 8; i++) sw[w[i]]++;
+        for (int i = 0; i < 8; i++) ok &= sw[i] == 1;
+        for (int i = 0; i < 3; i++) first3[w[i]]++;
+    }
+    for (int i = 0; i < 8; i++) ok &= abs(first3[i] - 15000) < 600;
+    CHECK(ok, "rng_pick_u32 permutes and picks uniformly");
     CHECK(hash64("abc", 3, HASH64_INIT) != hash64("abd", 3, HASH64_INIT), "hash differs");
     return test_finish();
 }

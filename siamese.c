@@ -1,7 +1,7 @@
 /* siamese: the one command-line entry. Dispatches to the subcommands; each
  * lives beside the code it drives (io/cmd_data.c: import, pairs, inspect;
  * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export;
- * track/cmd_mot_eval.c: mot-eval). */
+ * io/cmd_synth.c: synth; track/: track, mot-eval, mot-draw). */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +16,10 @@ int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_mot_eval(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_track(int argc, char **argv);
+int cmd_mot_draw(int argc, char **argv);
+int cmd_track_fit(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct {
@@ -30,6 +34,10 @@ static const struct {
     {"eval", cmd_eval, "Recall@K, MAP@R, verification, ROC AUC, EER, N-way K-shot of a checkpoint"},
     {"embed", cmd_embed, "write a dataset's embeddings and labels as .npy"},
     {"export", cmd_export, "write a checkpoint's weights as safetensors"},
+    {"synth", cmd_synth, "write synthetic benchmarks from Fashion-MNIST (mot: tracking sequences)"},
+    {"track", cmd_track, "link a MOTChallenge sequence's detections into tracks"},
+    {"track-fit", cmd_track_fit, "fit the tracker's link model on sequences with ground truth"},
+    {"mot-draw", cmd_mot_draw, "draw a frame of a MOTChallenge sequence with boxes and ids (PNG)"},
     {"mot-eval", cmd_mot_eval, "MOTA, MOTP, IDF1, HOTA, ID switches ... of tracking results (MOTChallenge)"},
     {"version", cmd_version, "print the version and which BLAS kernels run"},
 };

@@ -421,18 +421,20 @@ static void png_on_write(png_structp png, png_bytep p, size_t len) {
 
 static void png_on_flush(png_structp png) { (void)png; }
 
-int image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w, uint32_t channels,
-                    Err *e) {
+int image_encode_png(uint8_t **out, size_t *n, const uint8_t *pixels, uint32_t h, uint32_t w,
+                     uint32_t channels, Err *e) {
     ASSERT(h > 0 && w > 0 && (channels == 1 || channels == 3));
     PngSource err = {.msg = ""};
     PngSink sink = {0};
+    *out = NULL;
+    *n = 0;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_on_error, png_on_warning);
-    if (!png) return err_set(e, "%s: libpng could not start", path);
+    if (!png) return err_set(e, "libpng could not start");
     png_infop info = png_create_info_struct(png);
     if (!info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, info ? &info : NULL);
         free(sink.d);
-        return err_set(e, "%s: PNG encoding failed: %s", path, err.msg[0] ? err.msg : "out of memory");
+        return err_set(e, "PNG encoding failed: %s", err.msg[0] ? err.msg : "out of memory");
     }
     png_set_write_fn(png, &sink, png_on_write, png_on_flush);
     png_set_IHDR(png, info, w, h, 8, channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
@@ -441,7 +443,18 @@ int image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_
     for (uint32_t y = 0; y < h; y++) png_write_row(png, pixels + (size_t)y * w * channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    int rc = atomic_file_write_all(path, sink.d, sink.n, e);
-    free(sink.d);
+    *out = sink.d;
+    *n = sink.n;
+    return 0;
+}
+
+int image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w, uint32_t channels,
+                    Err *e) {
+    uint8_t *d;
+    size_t n;
+    Err pe;
+    if (image_encode_png(&d, &n, pixels, h, w, channels, &pe)) return err_set(e, "%s: %s", path, pe.msg);
+    int rc = atomic_file_write_all(path, d, n, e);
+    free(d);
     return rc;
 }

@@ -47,8 +47,13 @@ void image_resize(uint8_t *dst /* (dh, dw) */, uint32_t dh, uint32_t dw, const u
 /* Writes an 8-bit binary PGM (P5, maxval 255). 0 or -1 with e. */
 int image_write_pgm(const char *path, const uint8_t *pixels /* (h, w) */, uint32_t h, uint32_t w, Err *e);
 
-/* Writes an 8-bit grey (channels 1) or RGB (channels 3) PNG through
- * atomic_file: readers see the old file or the whole new one. 0 or -1 with e. */
+/* Encodes an 8-bit grey (channels 1) or RGB (channels 3) PNG into *out
+ * (malloc'd, *n bytes). 0 or -1 with e. */
+int image_encode_png(uint8_t **out, size_t *n, const uint8_t *pixels /* (h, w, channels) */, uint32_t h,
+                     uint32_t w, uint32_t channels, Err *e);
+
+/* The same PNG written through atomic_file: readers see the old file or the
+ * whole new one. 0 or -1 with e. */
 int image_write_png(const char *path, const uint8_t *pixels /* (h, w, channels) */, uint32_t h, uint32_t w,
                     uint32_t channels, Err *e);
 

@@ -228,6 +228,40 @@ done:
     return rc;
 }
 
+int import_idx_load(IdxSet *out, const char *images, const char *labels, Err *e) {
+    memset(out, 0, sizeof *out);
+    Source s = {0};
+    if (source_idx(&s, images, labels, e)) {
+        source_free(&s);
+        return -1;
+    }
+    size_t bytes = (size_t)s.n * s.h * s.w, got;
+    uint8_t *px = xmalloc(bytes);
+    int rc = gz_read(s.gz, px, bytes, &got, images, e);
+    if (!rc && got < bytes)
+        rc = err_set(e, "%s: truncated: %zu of %zu pixel bytes — re-download it", images, got, bytes);
+    char what[96];
+    snprintf(what, sizeof what, "%llu images of %ux%u", (unsigned long long)s.n, s.h, s.w);
+    if (!rc) rc = idx_end(s.gz, images, what, e);
+    if (rc) {
+        free(px);
+        source_free(&s);
+        return -1;
+    }
+    out->n = (uint32_t)s.n, out->h = s.h, out->w = s.w;
+    out->pixels = px;
+    out->labels = xmalloc(s.n);
+    for (uint64_t i = 0; i < s.n; i++) out->labels[i] = (uint8_t)s.labels[i];
+    source_free(&s);
+    return 0;
+}
+
+void import_idx_free(IdxSet *s) {
+    free(s->pixels);
+    free(s->labels);
+    memset(s, 0, sizeof *s);
+}
+
 /* ---- folders ------------------------------------------------------------------ */
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

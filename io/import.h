@@ -55,6 +55,18 @@ typedef struct ImportResult {
     uint32_t height, width;
 } ImportResult;
 
+/* A whole idx image set in memory (for the synthetic benchmarks). */
+typedef struct IdxSet {
+    uint32_t n, h, w;
+    uint8_t *pixels; /* (n, h, w) */
+    uint8_t *labels; /* n */
+} IdxSet;
+
+/* Reads an idx images file and its labels file (plain or .gz) whole, with
+ * the importer's checks. 0, or -1 with e naming the file. */
+int import_idx_load(IdxSet *s, const char *images, const char *labels, Err *e);
+void import_idx_free(IdxSet *s);
+
 /* Runs one import. 0, or -1 with e naming the file or path at fault and what
  * to do; on failure no dataset and no temporary directory remain. */
 int import_run(const ImportOptions *o, ImportResult *res, Err *e);

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# e2e_track: the tracking commands from the command line on a short synthetic
+# sequence made from Debian's Fashion-MNIST test set: synth mot, track
+# (online and batch, motion/IoU only), track-fit, mot-eval (one sequence by
+# directory and by gt.txt, a root of sequences, JSON), mot-draw (PNG of the
+# right size), and every command's bad input: one stderr line naming the
+# file and line or option, a non-zero exit, no output file.
+# Runs from the repo root with ./siamese built. Last line: N passed, N failed.
+set -u
+cd "$(dirname "$0")/.."
+S=${SIAMESE:-./siamese}
+T=$(mktemp -d /tmp/siamese-e2e-track.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { # description, then a command that must succeed
+  local what=$1; shift
+  if "$@" >"$T/out.log" 2>&1; then ok; else bad "$what: $(tail -n 2 "$T/out.log")"; fi
+}
+# expect_error NAME WANT OUT CMD...: non-zero exit, one stderr line with WANT, no OUT
+expect_error() {
+  local name=$1 want=$2 out=$3; shift 3
+  "$@" >"$T/stdout" 2>"$T/stderr"
+  local rc=$? n first
+  n=$(wc -l <"$T/stderr")
+  first=$(head -n 1 "$T/stderr")
+  if [ $rc -ne 0 ] && [ "$n" -eq 1 ] && [[ "$first" == *"$want"* ]]; then ok; else
+    bad "$name: exit $rc, $n stderr lines, want '$want' in: $first"
+  fi
+  if [ -n "$out" ] && [ -e "$out" ]; then bad "$name: $out left behind"; else ok; fi
+}
+# field NAME: a column of the COMBINED (or only) row of a mot-eval table on stdin
+field() { awk -v k="$1" 'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i; next} {v = $(c[k])} END {print v}'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a + 0 >= b + 0)}'; }
+
+[ -x "$S" ] || { echo "e2e_track: $S not built (make siamese)"; echo "0 passed, 1 failed"; exit 1; }
+
+check "synth mot" "$S" synth mot --out "$T/seq" --seed 101 --sequences 2 --frames 60 --split test
+Q=$T/seq/synth-0101
+[ -f "$Q/seqinfo.ini" ] && [ -f "$Q/img1/000060.png" ] && [ ! -e "$Q/img1/000061.png" ] && ok || bad "layout of $Q"
+mkdir -p "$T/on" "$T/ba"
+for q in "$T"/seq/*/; do
+  n=$(basename "$q")
+  check "track online $n" "$S" track --appearance none --seq "$q" --out "$T/on/$n.txt"
+  check "track batch $n" "$S" track --appearance none --seq "$q" --out "$T/ba/$n.txt" --mode batch
+done
+# results are MOTChallenge lines with positive ids
+awk -F, 'NF != 10 || $2 < 1 {bad = 1} END {exit bad}' "$T/on/synth-0101.txt" && ok || bad "result format"
+for m in on ba; do
+  "$S" mot-eval --gt-root "$T/seq" --res-root "$T/$m" >"$T/eval.txt" || bad "mot-eval $m"
+  mota=$(field MOTA <"$T/eval.txt") idf1=$(field IDF1 <"$T/eval.txt")
+  # the motion/IoU tracker on an easy minute of synthetic data: far above chance
+  ge "$mota" 70 && ge "$idf1" 60 && ok || bad "$m: MOTA $mota IDF1 $idf1 (want >= 70, >= 60)"
+done
+# one sequence: by directory and by its gt.txt, the same numbers; JSON
+"$S" mot-eval --gt "$Q" --res "$T/on/synth-0101.txt" --json "$T/e.json" | tail -n 1 >"$T/a.txt"
+"$S" mot-eval --gt "$Q/gt/gt.txt" --res "$T/on/synth-0101.txt" | tail -n 1 >"$T/b.txt"
+cmp -s "$T/a.txt" "$T/b.txt" && ok || bad "mot-eval --gt DIR and --gt DIR/gt/gt.txt differ"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['combined']['all']; assert 0 < r['IDF1'] <= 1 and r['GT'] > 0" \
+  "$T/e.json" && ok || bad "mot-eval --json"
+# perfect result: the ground truth itself
+awk -F, '{printf "%s,%s,%s,%s,%s,%s,1,-1,-1,-1\n", $1, $2, $3, $4, $5, $6}' "$Q/gt/gt.txt" >"$T/perfect.txt"
+"$S" mot-eval --gt "$Q" --res "$T/perfect.txt" >"$T/p.txt"
+[ "$(field MOTA <"$T/p.txt")" = 100.0 ] && [ "$(field IDF1 <"$T/p.txt")" = 100.0 ] && ok || bad "gt as result: $(tail -1 "$T/p.txt")"
+# track-fit and a tracker run with its combiner
+check "track-fit" "$S" track-fit --appearance none --seq "$T/seq/synth-0101" --seq "$T/seq/synth-0102" --out "$T/c.txt"
+grep -q '^w7 = ' "$T/c.txt" && ok || bad "combiner file"
+check "track --combiner" "$S" track --appearance none --seq "$Q" --out "$T/c-res.txt" --combiner "$T/c.txt" --mode batch
+# mot-draw: 320x240 frame, zoom 2 -> 640x480 RGB PNG
+check "mot-draw" "$S" mot-draw --seq "$Q" --frame 30 --boxes "$T/on/synth-0101.txt" --out "$T/f.png"
+python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(33); assert d[:8]==b'\x89PNG\r\n\x1a\n'; w,h,b,c=struct.unpack('>IIBB',d[16:26]); assert (w,h,b,c)==(640,480,8,2)" \
+  "$T/f.png" && ok || bad "mot-draw PNG size"
+
+# bad input
+cp -r "$Q" "$T/bad"
+printf '1,-1,10,10,20,20,0.9,-1,-1,-1\n2,-1,ten,10,20,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
+expect_error "malformed det line" "bad/det/det.txt:2: malformed" "$T/x.txt" \
+  "$S" track --appearance none --seq "$T/bad" --out "$T/x.txt"
+printf '61,-1,10,10,20,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
+expect_error "frame past the sequence" "det.txt:1: frame 61 is outside" "$T/x.txt" \
+  "$S" track --appearance none --seq "$T/bad" --out "$T/x.txt"
+printf '1,-1,400,10,20,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
+expect_error "box outside the frame" "lies wholly outside the 320x240 frame" "$T/x.txt" \
+  "$S" track --appearance none --seq "$T/bad" --out "$T/x.txt"
+printf '1,-1,10,10,0,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
+expect_error "box without area" "det.txt:1: box has no area" "$T/x.txt" \
+  "$S" track --appearance none --seq "$T/bad" --out "$T/x.txt"
+expect_error "track needs --appearance" "--appearance none" "$T/x.txt" \
+  "$S" track --seq "$Q" --out "$T/x.txt"
+expect_error "track --mode" "--mode sideways" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode sideways
+expect_error "track --gate" "--gate 2" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --gate 2
+printf 'b = 1\nw12 = 3\n' >"$T/badc.txt"
+expect_error "bad combiner" "badc.txt:2: unknown key 'w12'" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --combiner "$T/badc.txt"
+expect_error "mot-eval missing result" "nothing/synth-0101.txt: cannot open" "" \
+  "$S" mot-eval --gt-root "$T/seq" --res-root "$T/nothing"
+printf '1,1,10,10,20,20,1,-1,-1,-1\n1,1,40,10,20,20,1,-1,-1,-1\n' >"$T/dup.txt"
+expect_error "duplicate id in a result" "dup.txt:2: id 1 appears twice in frame 1" "" \
+  "$S" mot-eval --gt "$Q" --res "$T/dup.txt"
+expect_error "synth into an existing directory" "already exists" "" \
+  "$S" synth mot --out "$T/seq" --sequences 1 --frames 5
+expect_error "synth unknown kind" "unknown kind 'coins'" "" "$S" synth coins --out "$T/z"
+expect_error "mot-draw frame past the end" "--frame 61" "$T/g.png" \
+  "$S" mot-draw --seq "$Q" --frame 61 --out "$T/g.png"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

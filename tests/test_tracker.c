@@ -1,0 +1,275 @@
+/* test_tracker: the online and batch trackers on hand-made detections whose
+ * right answer is known (two targets in parallel, a gap filled by exact
+ * linear interpolation, a lone low-score false positive left out), the
+ * appearance path (a crossing the geometry gets wrong in each mode and an
+ * appearance score puts right), the link-model file, logistic regression
+ * against its generating weights and its own gradient, and the pairs
+ * track-fit learns from, counted by hand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../track/fit.h"
+#include "../track/mot_eval.h"
+#include "../track/tracker.h"
+#include "fixture_files.h"
+#include "test.h"
+
+enum { MAXB = 256 };
+
+typedef struct Scene {
+    MotBox box[MAXB];
+    int truth[MAXB]; /* target of each detection */
+    int n, frames;
+} Scene;
+
+static void add(Scene *s, int f, int target, double x, double y, double score) {
+    ASSERT(s->n < MAXB);
+    s->box[s->n] = (MotBox){.frame = f,
+                            .id = -1,
+                            .x = (float)x,
+                            .y = (float)y,
+                            .w = 20,
+                            .h = 20,
+                            .score = (float)score,
+                            .vis = 1,
+                            .cls = 1,
+                            .flag = 1};
+    s->truth[s->n++] = target;
+}
+
+/* det (sorted by frame, so truth is reordered alike) and gt from a scene */
+static void scene_boxes(const Scene *s, MotBoxes *det, MotBoxes *gt, int *truth_sorted) {
+    mot_boxes_build(det, s->box, (size_t)s->n, s->frames);
+    MotBox g[MAXB];
+    for (int i = 0; i < s->n; i++) g[i] = s->box[i], g[i].id = s->truth[i];
+    mot_boxes_build(gt, g, (size_t)s->n, s->frames);
+    if (truth_sorted)
+        for (size_t i = 0; i < det->n; i++) truth_sorted[i] = gt->box[i].id; /* same stable order */
+}
+
+static int track(MotBoxes *out, const Scene *s, int batch, const LinkModel *m, const Appearance *app) {
+    MotBoxes det, gt;
+    scene_boxes(s, &det, &gt, NULL);
+    TrackOptions o;
+    track_options_default(&o);
+    o.batch = batch;
+    Err e = {""};
+    int rc = track_run(out, &det, m, app, &o, &e);
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+    return rc;
+}
+
+static MotCounts score(const Scene *s, const MotBoxes *res) {
+    MotBoxes det, gt;
+    scene_boxes(s, &det, &gt, NULL);
+    MotCounts c = {0};
+    mot_eval_sequence(&c, &gt, res);
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+    return c;
+}
+
+static void test_parallel_and_gap(void) {
+    /* A at y 10 and B at y 60, both moving 3 px right per frame, frames
+     * 1..10, score 0.9; A's detections in frames 4 and 5 are missing. */
+    Scene s = {.frames = 10};
+    for (int f = 1; f <= 10; f++) {
+        if (f != 4 && f != 5) add(&s, f, 1, 10 + 3 * f, 10, 0.9);
+        add(&s, f, 2, 10 + 3 * f, 60, 0.9);
+    }
+    LinkModel m;
+    link_model_default(&m);
+    for (int batch = 0; batch <= 1; batch++) {
+        MotBoxes r;
+        CHECK(track(&r, &s, batch, &m, NULL) == 0, "track");
+        MotCounts c = score(&s, &r);
+        CHECK(c.tp == 18 && c.idsw == 0 && c.res_ids == 2, "%s: two clean tracks (tp %ld idsw %ld ids %ld)",
+              batch ? "batch" : "online", c.tp, c.idsw, c.res_ids);
+        /* frames 4 and 5 of track 1 (A: first in frame 1) interpolated
+         * exactly: x = 10 + 3 f, score 0 */
+        int filled = 0;
+        for (size_t i = 0; i < r.n; i++)
+            if (r.box[i].id == 1 && (r.box[i].frame == 4 || r.box[i].frame == 5))
+                filled += fabsf(r.box[i].x - (float)(10 + 3 * r.box[i].frame)) < 1e-4f && r.box[i].y == 10 &&
+                          r.box[i].score == 0;
+        CHECK(filled == 2 && r.n == 20, "%s: the gap is filled by interpolation (%d, %zu boxes)",
+              batch ? "batch" : "online", filled, r.n);
+        mot_boxes_free(&r);
+    }
+    /* a lone detection of score 0.3 far away is left out by both */
+    add(&s, 5, 3, 200, 200, 0.3);
+    for (int batch = 0; batch <= 1; batch++) {
+        MotBoxes r;
+        track(&r, &s, batch, &m, NULL);
+        int stray = 0;
+        for (size_t i = 0; i < r.n; i++) stray += r.box[i].x >= 199;
+        CHECK(stray == 0 && r.n == 20, "%s: low-score false positive left out", batch ? "batch" : "online");
+        mot_boxes_free(&r);
+    }
+}
+
+/* Appearance that knows the truth: 1 for the same target, 0 otherwise. */
+static int truth_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)e;
+    const int *truth = ctx;
+    for (int k = 0; k < n; k++) out[k] = truth[a[k]] == truth[b[k]];
+    return 0;
+}
+
+/* Two targets on one line (y 50) meet in the middle and are hidden while
+ * they overlap (no detections for 6 frames). pass: they go through each
+ * other (the geometry without velocity links each to the nearest
+ * reappearance: the wrong one); bounce: they turn back (the velocity
+ * prediction picks the wrong one). */
+static void crossing(Scene *s, int bounce) {
+    memset(s, 0, sizeof *s);
+    s->frames = 30;
+    for (int f = 1; f <= 30; f++) {
+        double t = f <= 15 ? f : (bounce ? 30 - f : f);
+        double xa = 20 + 4 * t, xb = 140 - 4 * t;
+        if (f >= 13 && f <= 18) continue; /* hidden while they overlap */
+        add(s, f, 1, xa, 50, 0.9);
+        add(s, f, 2, xb, 50, 0.9);
+    }
+}
+
+static void test_appearance(void) {
+    LinkModel geo, app_m;
+    link_model_default(&geo);
+    app_m = geo;
+    app_m.appearance = 1;
+    app_m.w[0] = 12, app_m.b -= 6; /* +6 same target, -6 different */
+    for (int batch = 0; batch <= 1; batch++) {
+        Scene s;
+        crossing(&s, !batch); /* batch is fooled by passing, online by bouncing */
+        MotBoxes det, gt, r;
+        int truth[MAXB];
+        scene_boxes(&s, &det, &gt, truth);
+        TrackOptions o;
+        track_options_default(&o);
+        o.batch = batch;
+        Err e = {""};
+        CHECK(track_run(&r, &det, &geo, NULL, &o, &e) == 0, "%s", e.msg);
+        MotCounts c0 = {0}, c1 = {0};
+        mot_eval_sequence(&c0, &gt, &r);
+        mot_boxes_free(&r);
+        Appearance app = {truth, truth_score};
+        CHECK(track_run(&r, &det, &app_m, &app, &o, &e) == 0, "%s", e.msg);
+        mot_eval_sequence(&c1, &gt, &r);
+        mot_boxes_free(&r);
+        CHECK(c0.idsw >= 1, "%s: geometry alone switches at the crossing (idsw %ld)",
+              batch ? "batch" : "online", c0.idsw);
+        CHECK(c1.idsw == 0 && c1.idtp == c1.tp, "%s: with appearance no switch (idsw %ld)",
+              batch ? "batch" : "online", c1.idsw);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+    }
+}
+
+static void test_model_file(void) {
+    LinkModel m, r;
+    link_model_default(&m);
+    m.appearance = 1, m.w[0] = 3.25;
+    Err e = {""};
+    CHECK(link_model_write(&m, fixture_path("c.txt"), "test", &e) == 0, "%s", e.msg);
+    CHECK(link_model_read(&r, fixture_path("c.txt"), &e) == 0 && !memcmp(&m, &r, sizeof m),
+          "combiner file round trip: %s", e.msg);
+    struct {
+        const char *text, *want;
+    } bad[] = {{"b = 1\nw9 = 2\n", "c.txt:2: unknown key 'w9'"},
+               {"# only a comment\n", "no 'key = number'"},
+               {"b = one\n", "c.txt:1: expected"},
+               {"appearance = 2\n", "c.txt:1: appearance must be 0 or 1"},
+               {"b = 1 2\n", "c.txt:1: expected"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fixture_write_file(fixture_path("c.txt"), bad[i].text, strlen(bad[i].text));
+        int rc = link_model_read(&r, fixture_path("c.txt"), &e);
+        CHECK(rc == -1 && strstr(e.msg, bad[i].want), "bad combiner %zu: %s", i, rc ? e.msg : "accepted");
+    }
+}
+
+static double loss_at(const double *w, const double *X, const double *y, int n, int d, double l2) {
+    double L = 0;
+    for (int i = 0; i < n; i++) {
+        double z = 0;
+        for (int a = 0; a < d; a++) z += w[a] * X[i * d + a];
+        L += y[i] > 0.5 ? log1p(exp(-z)) : log1p(exp(z));
+    }
+    L /= n;
+    for (int a = 0; a < d; a++) L += 0.5 * l2 * w[a] * w[a];
+    return L;
+}
+
+static void test_logreg(void) {
+    enum { N = 20000, D = 3 };
+    static double X[N * D], y[N];
+    const double truth[D] = {0.5, 2.0, -1.0};
+    Rng r;
+    rng_seed(&r, 9, RNG_TEST, 0);
+    for (int i = 0; i < N; i++) {
+        X[i * D] = 1, X[i * D + 1] = rng_normal(&r), X[i * D + 2] = rng_normal(&r);
+        double z = truth[0] + truth[1] * X[i * D + 1] + truth[2] * X[i * D + 2];
+        y[i] = rng_uniform_d(&r) < 1 / (1 + exp(-z));
+    }
+    double w[D];
+    int it = logreg_fit(w, X, y, N, D, 1e-4);
+    int near = 1;
+    for (int a = 0; a < D; a++) near &= fabs(w[a] - truth[a]) < 0.1;
+    CHECK(near && it < 20, "weights %g %g %g near 0.5 2 -1 in %d iterations", w[0], w[1], w[2], it);
+    /* the minimum: every partial derivative (central differences) ~ 0 */
+    double worst = 0;
+    for (int a = 0; a < D; a++) {
+        double wp[D], wm[D];
+        memcpy(wp, w, sizeof w), memcpy(wm, w, sizeof w);
+        wp[a] += 1e-5, wm[a] -= 1e-5;
+        worst = MAX(worst, fabs(loss_at(wp, X, y, N, D, 1e-4) - loss_at(wm, X, y, N, D, 1e-4)) / 2e-5);
+    }
+    CHECK(worst < 1e-6, "gradient at the fit %g", worst);
+}
+
+static void test_fit_pairs(void) {
+    /* A (y 10) and B (y 60) moving 3 px per frame, frames 1..10, 20 px boxes.
+     * Same-target pairs: 2 x C(10, 2) = 90, all within 15 frames and 0.5
+     * heights per frame. Cross pairs at gap g are sqrt(9 g^2 + 2500) / 20
+     * heights apart, within 0.5 g only for g >= 6: 2 (10 - g) pairs for g =
+     * 6..9, 20 in all. */
+    Scene s = {.frames = 10};
+    for (int f = 1; f <= 10; f++) add(&s, f, 1, 10 + 3 * f, 10, 0.9), add(&s, f, 2, 10 + 3 * f, 60, 0.9);
+    add(&s, 3, 3, 250, 250, 0.4); /* a false positive: far from everything, no pair */
+    MotBoxes det, gt;
+    scene_boxes(&s, &det, &gt, NULL);
+    /* the false positive has an id in gt here; take it out of gt */
+    MotBox g[MAXB];
+    int ng = 0;
+    for (size_t i = 0; i < gt.n; i++)
+        if (gt.box[i].id != 3) g[ng++] = gt.box[i];
+    mot_boxes_free(&gt);
+    mot_boxes_build(&gt, g, (size_t)ng, 10);
+    FitSamples fs = {0};
+    TrackOptions o;
+    track_options_default(&o);
+    Err e = {""};
+    CHECK(fit_add_sequence(&fs, 0, &det, &gt, NULL, &o, &e) == 0, "%s", e.msg);
+    int pos = 0;
+    for (int i = 0; i < fs.n; i++) pos += fs.y[i] > 0.5;
+    CHECK(fs.n == 110 && pos == 90, "pairs %d (want 110), same target %d (want 90)", fs.n, pos);
+    int tp = 0;
+    for (int i = 0; i < fs.nd; i++) tp += fs.det_y[i] > 0.5;
+    CHECK(fs.nd == 21 && tp == 20, "detections %d (21), matched %d (20)", fs.nd, tp);
+    fit_samples_free(&fs);
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+}
+
+int main(void) {
+    fixture_dir_create("tracker");
+    test_parallel_and_gap();
+    test_appearance();
+    test_model_file();
+    test_logreg();
+    test_fit_pairs();
+    fixture_rm_tree(fixture_dir());
+    return test_finish();
+}

@@ -1,0 +1,344 @@
+/* cmd_track: `siamese track` (tracker.c over one MOTChallenge sequence,
+ * results in the MOTChallenge format) and `siamese mot-draw` (a frame with
+ * boxes and ids as PNG, through io/draw.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/draw.h"
+#include "../io/image.h"
+#include "fit.h"
+#include "tracker.h"
+
+static const char track_usage[] =
+    "usage: siamese track --appearance none --seq DIR --out FILE [--mode online|batch]\n"
+    "                     [--combiner FILE] [--min-score S] [--gate P] [--max-gap N]\n"
+    "                     [--max-speed V] [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N] [--birth-score S]\n"
+    "                     [--min-len N] [--no-interpolate]\n"
+    "\n"
+    "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
+    "writes them to FILE (frame,id,x,y,w,h,score,-1,-1,-1). The link probability is a\n"
+    "logistic model of IoU, distance, size change and time gap (--combiner FILE, from\n"
+    "siamese track-fit; without it the built-in model). docs/tracking.md has the details.\n"
+    "\n"
+    "  --appearance none  no appearance model: the motion/IoU-only baseline\n"
+    "  --seq DIR          the sequence (seqinfo.ini, det/det.txt)\n"
+    "  --out FILE         result file to write\n"
+    "  --mode M           online: frame by frame, Hungarian matching (default);\n"
+    "                     batch: min-cost network flow over the whole sequence\n"
+    "  --combiner FILE    link model written by siamese track-fit\n"
+    "  --min-score S      ignore detections scoring below S (default 0)\n"
+    "  --gate P           least link probability (default 0.1)\n"
+    "  --max-gap N        batch: link detections up to N frames apart (default 15)\n"
+    "  --max-speed V      no link moves more than V box heights per frame (default 0.5)\n"
+    "  --entry-cost C     batch: cost of starting a track, and of ending one (default 3)\n"
+    "  --skip-cost C      batch: added to a link's cost per frame it skips (default 0.5)\n"
+    "  --max-age N        online: frames a track survives without a match (default 10)\n"
+    "  --min-hits N       online: matches before a track is reported (default 3)\n"
+    "  --birth-score S    online: least score of a detection that starts a track (default 0.6)\n"
+    "  --min-len N        drop tracks of fewer than N detections (default 3)\n"
+    "  --no-interpolate   do not fill the frames a track skips\n"
+    "  --help             this text\n";
+
+typedef struct NumOpt {
+    const char *name;
+    double min, max;
+    int integer;
+    void *dst;
+} NumOpt;
+
+/* Parses argv[*i] if it is one of opts (a number option). 1 matched, 0 not
+ * one of them, -1 bad value (message printed). */
+static int num_option(const char *cmd, const NumOpt *opts, int nopts, int argc, char **argv, int *i) {
+    for (int k = 0; k < nopts; k++) {
+        if (strcmp(argv[*i], opts[k].name)) continue;
+        const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+        double d;
+        long l;
+        int bad = !v || (opts[k].integer ? parse_long(v, (long)opts[k].min, (long)opts[k].max, &l)
+                                         : parse_double(v, opts[k].min, opts[k].max, &d));
+        if (bad) {
+            fprintf(stderr, "siamese %s: %s %s: expected a%s number in [%g, %g]\n", cmd, opts[k].name,
+                    v ? v : "", opts[k].integer ? " whole" : "", opts[k].min, opts[k].max);
+            return -1;
+        }
+        if (opts[k].integer)
+            *(int *)opts[k].dst = (int)l;
+        else
+            *(double *)opts[k].dst = d;
+        (*i)++;
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_track(int argc, char **argv) {
+    const char *seq = NULL, *out = NULL, *appearance = NULL, *combiner = NULL, *mode = "online";
+    TrackOptions o;
+    track_options_default(&o);
+    const NumOpt nums[] = {
+        {"--min-score", -1e9, 1e9, 0, &o.min_score}, {"--gate", 1e-9, 1, 0, &o.gate},
+        {"--max-gap", 1, 10000, 1, &o.max_gap},      {"--max-speed", 0, 1e6, 0, &o.max_speed},
+        {"--entry-cost", 0, 1e6, 0, &o.entry_cost}, {"--skip-cost", 0, 1e6, 0, &o.skip_cost},  {"--max-age", 1, 100000, 1, &o.max_age},
+        {"--min-hits", 1, 100000, 1, &o.min_hits},   {"--birth-score", -1e9, 1e9, 0, &o.birth_score},
+        {"--min-len", 1, 100000, 1, &o.min_len},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(track_usage, stdout);
+            return 0;
+        }
+        int r = num_option("track", nums, (int)(sizeof nums / sizeof nums[0]), argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(a, "--no-interpolate")) {
+            o.interpolate = 0;
+            continue;
+        }
+        const char **dst = !strcmp(a, "--seq")          ? &seq
+                           : !strcmp(a, "--out")        ? &out
+                           : !strcmp(a, "--appearance") ? &appearance
+                           : !strcmp(a, "--combiner")   ? &combiner
+                           : !strcmp(a, "--mode")       ? &mode
+                                                        : NULL;
+        if (!dst) {
+            fprintf(stderr, "siamese track: unexpected argument '%s' (siamese track --help)\n", a);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "siamese track: %s needs a value (siamese track --help)\n", a);
+            return 2;
+        }
+        *dst = v;
+        i++;
+    }
+    if (!seq || !out) {
+        fprintf(stderr, "siamese track: --seq DIR and --out FILE are required (siamese track --help)\n");
+        return 2;
+    }
+    if (!appearance || strcmp(appearance, "none")) {
+        fprintf(stderr, "siamese track: give --appearance none (the motion/IoU-only tracker)\n");
+        return 2;
+    }
+    if (strcmp(mode, "online") && strcmp(mode, "batch")) {
+        fprintf(stderr, "siamese track: --mode %s: expected online or batch\n", mode);
+        return 2;
+    }
+    o.batch = !strcmp(mode, "batch");
+    Err e = {""};
+    LinkModel m;
+    link_model_default(&m);
+    if (combiner && link_model_read(&m, combiner, &e)) {
+        fprintf(stderr, "siamese track: %s\n", e.msg);
+        return 1;
+    }
+    if (m.appearance) {
+        fprintf(stderr,
+                "siamese track: %s weighs an appearance score; with --appearance none give a combiner "
+                "fitted without one\n",
+                combiner);
+        return 1;
+    }
+    MotSeq s;
+    MotBoxes det, res;
+    if (mot_seq_open(&s, seq, &e) || mot_seq_boxes(&s, MOT_DET, &det, &e)) {
+        fprintf(stderr, "siamese track: %s\n", e.msg);
+        mot_seq_close(&s);
+        return 1;
+    }
+    double t0 = now_seconds();
+    int rc = track_run(&res, &det, &m, NULL, &o, &e);
+    double dt = now_seconds() - t0;
+    if (!rc) rc = mot_write_boxes(out, &res, MOT_RES, &e);
+    if (rc) {
+        fprintf(stderr, "siamese track: %s\n", e.msg);
+    } else {
+        int32_t ids = 0;
+        for (size_t i = 0; i < res.n; i++) ids = MAX(ids, res.box[i].id);
+        printf("%s: %d frames, %zu detections -> %d tracks, %zu boxes (%s, %.0f frames/s) -> %s\n",
+               s.info.name, s.info.frames, det.n, ids, res.n, mode, s.info.frames / MAX(dt, 1e-9), out);
+        mot_boxes_free(&res);
+    }
+    mot_boxes_free(&det);
+    mot_seq_close(&s);
+    return rc ? 1 : 0;
+}
+
+static const char draw_usage[] =
+    "usage: siamese mot-draw --seq DIR --frame N --out FILE.png [--boxes gt|det|FILE] [--zoom Z]\n"
+    "\n"
+    "Draws frame N of a MOTChallenge sequence with boxes and track ids as an RGB PNG.\n"
+    "\n"
+    "  --seq DIR      the sequence\n"
+    "  --frame N      frame number (1-based)\n"
+    "  --out FILE     PNG to write\n"
+    "  --boxes B      gt: the ground truth (default); det: the detections (no ids);\n"
+    "                 a result file of the sequence\n"
+    "  --zoom Z       enlarge the frame Z times (whole number, default 2)\n"
+    "  --help         this text\n";
+
+int cmd_mot_draw(int argc, char **argv) {
+    const char *seq = NULL, *out = NULL, *boxes = "gt";
+    int frame = 0, zoom = 2;
+    const NumOpt nums[] = {{"--frame", 1, MOT_MAX_FRAMES, 1, &frame}, {"--zoom", 1, 16, 1, &zoom}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(draw_usage, stdout);
+            return 0;
+        }
+        int r = num_option("mot-draw", nums, 2, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        const char **dst = !strcmp(a, "--seq")     ? &seq
+                           : !strcmp(a, "--out")   ? &out
+                           : !strcmp(a, "--boxes") ? &boxes
+                                                   : NULL;
+        if (!dst || !v) {
+            fprintf(stderr, "siamese mot-draw: %s '%s' (siamese mot-draw --help)\n",
+                    dst ? "a value is needed after" : "unexpected argument", a);
+            return 2;
+        }
+        *dst = v;
+        i++;
+    }
+    if (!seq || !out || !frame) {
+        fprintf(stderr,
+                "siamese mot-draw: --seq, --frame and --out are required (siamese mot-draw --help)\n");
+        return 2;
+    }
+    Err e = {""};
+    MotSeq s;
+    MotBoxes b = {0};
+    Image img = {0};
+    uint8_t *big = NULL;
+    int rc = -1;
+    if (mot_seq_open(&s, seq, &e)) goto out;
+    if (frame > s.info.frames) {
+        err_set(&e, "--frame %d: %s has %d frames", frame, s.info.name, s.info.frames);
+        goto out;
+    }
+    if (!strcmp(boxes, "gt") || !strcmp(boxes, "det")) {
+        if (mot_seq_boxes(&s, !strcmp(boxes, "gt") ? MOT_GT : MOT_DET, &b, &e)) goto out;
+    } else if (mot_read_boxes(boxes, MOT_RES, &s.info, &b, &e)) {
+        goto out;
+    }
+    char path[4200];
+    mot_frame_path(&s, frame, path, sizeof path);
+    if (image_load_color(&img, path, 1, &e)) goto out;
+    int H = (int)img.height * zoom, W = (int)img.width * zoom;
+    big = xmalloc((size_t)H * W * 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            memcpy(big + 3 * ((size_t)y * W + x),
+                   img.pixels + 3 * ((size_t)(y / zoom) * img.width + x / zoom), 3);
+    draw_mot_boxes(big, H, W, b.box + b.first[frame], (int)(b.first[frame + 1] - b.first[frame]), zoom);
+    rc = image_write_png(out, big, (uint32_t)H, (uint32_t)W, 3, &e);
+out:
+    if (rc) fprintf(stderr, "siamese mot-draw: %s\n", e.msg);
+    free(big);
+    image_free(&img);
+    mot_boxes_free(&b);
+    mot_seq_close(&s);
+    return rc ? 1 : 0;
+}
+
+static const char fit_usage[] =
+    "usage: siamese track-fit --appearance none --seq DIR [--seq DIR ...] --out FILE\n"
+    "                         [--max-gap N] [--max-speed V]\n"
+    "\n"
+    "Fits the tracker's link model (the combiner) on sequences with ground truth: a\n"
+    "logistic regression of 'same target' on the contextual features of every detection\n"
+    "pair the batch tracker considers, and of 'true detection' on the detection score.\n"
+    "Prints each feature set's log-loss, accuracy and ROC AUC on every sequence held\n"
+    "out in turn, and writes the model fitted on all of them to FILE (for track\n"
+    "--combiner).\n"
+    "\n"
+    "  --appearance none  contextual features only (IoU, distance, size, time gap)\n"
+    "  --seq DIR          a sequence with gt/gt.txt and det/det.txt (repeat)\n"
+    "  --out FILE         combiner file to write\n"
+    "  --max-gap N        pairs up to N frames apart (default 15, as track)\n"
+    "  --max-speed V      pairs moving at most V box heights per frame (default 0.5)\n"
+    "  --help             this text\n";
+
+/* Held-out quality of a feature set: each sequence predicted by the model
+ * fitted on the others, pooled. */
+static void report_features(const char *what, const FitSamples *s, const int *use, int nseq) {
+    double loss = 0, acc = 0, auc = 0;
+    long n = 0;
+    for (int k = 0; k < nseq; k++) {
+        LinkModel m;
+        fit_link_model(&m, s, use, nseq > 1 ? k : -1);
+        FitQuality q = fit_quality(&m, s, k);
+        loss += q.logloss * q.n, acc += q.accuracy * q.n, auc += q.auc * q.n, n += q.n;
+    }
+    printf("  %-22s log-loss %.4f  accuracy %.4f  ROC AUC %.4f  (%ld pairs%s)\n", what, loss / MAX(n, 1),
+           acc / MAX(n, 1), auc / MAX(n, 1), n, nseq > 1 ? ", each sequence held out" : ", training fit");
+}
+
+int cmd_track_fit(int argc, char **argv) {
+    const char *out = NULL, *appearance = NULL;
+    const char **seqs = xmalloc(sizeof(char *) * (size_t)(argc + 1));
+    int nseq = 0;
+    TrackOptions o;
+    track_options_default(&o);
+    const NumOpt nums[] = {{"--max-gap", 1, 10000, 1, &o.max_gap}, {"--max-speed", 0, 1e6, 0, &o.max_speed}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(fit_usage, stdout);
+            free(seqs);
+            return 0;
+        }
+        int r = num_option("track-fit", nums, 2, argc, argv, &i);
+        if (r < 0) goto usage;
+        if (r) continue;
+        if (!v || (strcmp(a, "--seq") && strcmp(a, "--out") && strcmp(a, "--appearance"))) {
+            fprintf(stderr, "siamese track-fit: %s '%s' (siamese track-fit --help)\n",
+                    v ? "unexpected argument" : "a value is needed after", a);
+            goto usage;
+        }
+        if (!strcmp(a, "--seq")) seqs[nseq++] = v;
+        if (!strcmp(a, "--out")) out = v;
+        if (!strcmp(a, "--appearance")) appearance = v;
+        i++;
+    }
+    if (!nseq || !out || !appearance || strcmp(appearance, "none")) {
+        fprintf(stderr, "siamese track-fit: give --appearance none, --seq DIR (one or more) and --out FILE "
+                        "(siamese track-fit --help)\n");
+        goto usage;
+    }
+    FitSamples s = {0};
+    Err e = {""};
+    int rc = 0;
+    for (int k = 0; k < nseq && !rc; k++) {
+        MotSeq q;
+        MotBoxes det = {0}, gt = {0};
+        rc = mot_seq_open(&q, seqs[k], &e) || mot_seq_boxes(&q, MOT_DET, &det, &e) ||
+             mot_seq_boxes(&q, MOT_GT, &gt, &e) || fit_add_sequence(&s, k, &det, &gt, NULL, &o, &e);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+        mot_seq_close(&q);
+    }
+    if (!rc && s.n == 0) rc = err_set(&e, "no detection pairs in the sequences: nothing to fit");
+    if (!rc) {
+        int geo[TRACK_NFEAT] = {0, 1, 1, 1, 1, 1, 1, 1};
+        printf("%d pairs from %d sequences (%.1f %% same target), %d detections\n", s.n, nseq,
+               100.0 * fit_positive_fraction(&s), s.nd);
+        report_features("contextual features", &s, geo, nseq);
+        LinkModel m;
+        fit_link_model(&m, &s, geo, -1);
+        char comment[256];
+        snprintf(comment, sizeof comment, "contextual features, %d sequences, %d pairs", nseq, s.n);
+        rc = link_model_write(&m, out, comment, &e);
+        if (!rc) printf("wrote %s\n", out);
+    }
+    if (rc) fprintf(stderr, "siamese track-fit: %s\n", e.msg);
+    fit_samples_free(&s);
+    free(seqs);
+    return rc ? 1 : 0;
+usage:
+    free(seqs);
+    return 2;
+}

@@ -1,0 +1,394 @@
+/* tracker: see tracker.h. Both modes end in the same place: a track is a
+ * list of detection indices in time order, and emit() turns the tracks into
+ * numbered boxes (dropping short ones, interpolating skipped frames). */
+#include "tracker.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/atomic_file.h"
+#include "assign.h"
+#include "flow.h"
+
+/* ---- the link model ---------------------------------------------------------- */
+
+void link_model_default(LinkModel *m) {
+    /* siamese track-fit --appearance none on synthetic training sequences 1-4
+     * (siamese synth mot --out DIR --seed 1), rounded: docs/tracking.md */
+    *m = (LinkModel){.appearance = 0,
+                     .b = 2.207,
+                     .w = {0, 1.955, 0.686, -0.749, -7.336, -8.276, -0.036, -6.326},
+                     .det_w = 15.27,
+                     .det_b = -9.061};
+}
+
+void track_features(double *phi, const MotBox *a, double vx, double vy, const MotBox *b, int gap, double s) {
+    MotBox p = *a;
+    p.x += (float)(vx * gap);
+    p.y += (float)(vy * gap);
+    double acx = p.x + p.w / 2.0, acy = p.y + p.h / 2.0, bcx = b->x + b->w / 2.0, bcy = b->y + b->h / 2.0;
+    double mh = (a->h + b->h) / 2.0, d = hypot(bcx - acx, bcy - acy) / mh;
+    phi[0] = s;
+    phi[1] = mot_iou(&p, b);
+    phi[2] = d;
+    phi[3] = d * d;
+    phi[4] = fabs(log((double)b->h / a->h));
+    phi[5] = fabs(log((double)b->w / a->w));
+    phi[6] = gap - 1;
+    phi[7] = d / gap;
+}
+
+double link_logit(const LinkModel *m, const double *phi) {
+    double z = m->b;
+    for (int k = m->appearance ? 0 : 1; k < TRACK_NFEAT; k++) z += m->w[k] * phi[k];
+    return z;
+}
+
+double det_logit(const LinkModel *m, double score) { return m->det_b + m->det_w * score; }
+
+static const char *key_names[] = {"w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"};
+
+int link_model_read(LinkModel *m, const char *path, Err *e) {
+    uint8_t *buf;
+    size_t n;
+    if (file_read_whole(path, 1 << 20, "a combiner file", &buf, &n, e)) return -1;
+    memset(m, 0, sizeof *m);
+    int rc = 0, line = 0, seen = 0;
+    for (char *p = (char *)buf, *nl; p && *p && !rc; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        line++;
+        char *hash = strchr(p, '#');
+        if (hash) *hash = 0;
+        char key[32], val[64], extra[2];
+        int k = sscanf(p, " %31[A-Za-z0-9_] = %63s %1s", key, val, extra);
+        if (k <= 0) continue; /* blank or comment */
+        double v;
+        if (k != 2 || parse_double(val, -1e6, 1e6, &v)) {
+            rc = err_set(e, "%s:%d: expected 'key = number'", path, line);
+            break;
+        }
+        double *dst = !strcmp(key, "b")       ? &m->b
+                      : !strcmp(key, "det_w") ? &m->det_w
+                      : !strcmp(key, "det_b") ? &m->det_b
+                                              : NULL;
+        for (int i = 0; i < TRACK_NFEAT && !dst; i++)
+            if (!strcmp(key, key_names[i])) dst = &m->w[i];
+        if (!strcmp(key, "appearance")) {
+            if (v != 0 && v != 1) rc = err_set(e, "%s:%d: appearance must be 0 or 1", path, line);
+            m->appearance = (int)v;
+        } else if (!dst) {
+            rc = err_set(e, "%s:%d: unknown key '%s' (appearance, b, w0..w7, det_w, det_b)", path, line, key);
+        } else {
+            *dst = v;
+        }
+        seen++;
+    }
+    free(buf);
+    if (!rc && !seen) rc = err_set(e, "%s: no 'key = number' lines: not a combiner file", path);
+    return rc;
+}
+
+int link_model_write(const LinkModel *m, const char *path, const char *comment, Err *e) {
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "# siamese link model (combiner)%s%s\nappearance = %d\nb = %.9g\n",
+                     comment ? ": " : "", comment ? comment : "", m->appearance, m->b);
+    for (int i = 0; i < TRACK_NFEAT; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s = %.9g\n", key_names[i], m->w[i]);
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "det_w = %.9g\ndet_b = %.9g\n", m->det_w, m->det_b);
+    return atomic_file_write_all(path, buf, (size_t)n, e);
+}
+
+void track_options_default(TrackOptions *o) {
+    *o = (TrackOptions){.batch = 0,
+                        .min_score = 0,
+                        .gate = 0.1,
+                        .max_gap = 15,
+                        .max_speed = 0.5,
+                        .entry_cost = 3,
+                        .skip_cost = 0.5,
+                        .max_age = 10,
+                        .min_hits = 3,
+                        .birth_score = 0.6,
+                        .min_len = 3,
+                        .interpolate = 1};
+}
+
+/* ---- tracks and output ------------------------------------------------------------ */
+
+typedef struct Tracks {
+    int n, cap;
+    int **det; /* detection indices of each track, in time order */
+    int *len, *lcap;
+    char *reported; /* the track goes into the output (online: once confirmed) */
+} Tracks;
+
+static int tracks_new(Tracks *t, int reported) {
+    if (t->n == t->cap) {
+        t->cap = MAX(16, 2 * t->cap);
+        t->det = xrealloc(t->det, sizeof(int *) * (size_t)t->cap);
+        t->len = xrealloc(t->len, sizeof(int) * (size_t)t->cap);
+        t->lcap = xrealloc(t->lcap, sizeof(int) * (size_t)t->cap);
+        t->reported = xrealloc(t->reported, (size_t)t->cap);
+    }
+    t->det[t->n] = NULL;
+    t->len[t->n] = t->lcap[t->n] = 0;
+    t->reported[t->n] = (char)reported;
+    return t->n++;
+}
+
+static void tracks_push(Tracks *t, int k, int d) {
+    if (t->len[k] == t->lcap[k]) {
+        t->lcap[k] = MAX(8, 2 * t->lcap[k]);
+        t->det[k] = xrealloc(t->det[k], sizeof(int) * (size_t)t->lcap[k]);
+    }
+    t->det[k][t->len[k]++] = d;
+}
+
+static void tracks_free(Tracks *t) {
+    for (int k = 0; k < t->n; k++) free(t->det[k]);
+    free(t->det);
+    free(t->len);
+    free(t->lcap);
+    free(t->reported);
+    memset(t, 0, sizeof *t);
+}
+
+typedef struct OrderCtx {
+    const Tracks *t;
+    const MotBoxes *det;
+} OrderCtx;
+
+/* Tracks by their first detection (frame, then position in the file). */
+static int cmp_first(const void *a, const void *b, void *ctx) {
+    const OrderCtx *c = ctx;
+    int x = c->t->det[*(const int *)a][0], y = c->t->det[*(const int *)b][0];
+    int32_t fx = c->det->box[x].frame, fy = c->det->box[y].frame;
+    if (fx != fy) return fx < fy ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+/* Numbers the reported tracks of at least min_len detections from 1 in order
+ * of their first frame and writes their boxes, filling skipped frames
+ * linearly (those boxes score 0). */
+static void emit(MotBoxes *out, const MotBoxes *det, const Tracks *t, const TrackOptions *o) {
+    int *order = xmalloc(sizeof(int) * (size_t)(t->n + 1)), nk = 0;
+    size_t total = 0;
+    for (int k = 0; k < t->n; k++) {
+        if (!t->reported[k] || t->len[k] < MAX(1, o->min_len)) continue;
+        order[nk++] = k;
+        total += (size_t)(det->box[t->det[k][t->len[k] - 1]].frame - det->box[t->det[k][0]].frame + 1);
+    }
+    OrderCtx ctx = {t, det};
+    qsort_r(order, (size_t)nk, sizeof(int), cmp_first, &ctx);
+    MotBox *box = xmalloc(sizeof(MotBox) * (total + 1));
+    size_t nb = 0;
+    for (int r = 0; r < nk; r++) {
+        const int *v = t->det[order[r]], len = t->len[order[r]];
+        for (int i = 0; i < len; i++) {
+            const MotBox *a = &det->box[v[i]];
+            box[nb] = *a;
+            box[nb++].id = r + 1;
+            if (i + 1 == len || !o->interpolate) continue;
+            const MotBox *b = &det->box[v[i + 1]];
+            int gap = b->frame - a->frame;
+            for (int g = 1; g < gap; g++) {
+                float s = (float)g / (float)gap;
+                box[nb++] = (MotBox){.frame = a->frame + g,
+                                     .id = r + 1,
+                                     .x = a->x + s * (b->x - a->x),
+                                     .y = a->y + s * (b->y - a->y),
+                                     .w = a->w + s * (b->w - a->w),
+                                     .h = a->h + s * (b->h - a->h),
+                                     .score = 0,
+                                     .vis = 1,
+                                     .cls = 1,
+                                     .flag = 1};
+            }
+        }
+    }
+    free(order);
+    mot_boxes_build(out, box, nb, det->frames);
+    free(box);
+}
+
+/* ---- batch: min-cost flow ------------------------------------------------------------- */
+
+void track_candidates(const MotBoxes *det, const TrackOptions *o, int **pa, int **pb, int *np) {
+    int cap = 1024, n = 0;
+    int *a = xmalloc(sizeof(int) * (size_t)cap), *b = xmalloc(sizeof(int) * (size_t)cap);
+    for (size_t i = 0; i < det->n; i++) {
+        const MotBox *x = &det->box[i];
+        if (x->score < o->min_score) continue;
+        int32_t last = MIN(det->frames, x->frame + o->max_gap);
+        for (size_t j = det->first[x->frame + 1]; j < det->first[last + 1]; j++) {
+            const MotBox *y = &det->box[j];
+            if (y->score < o->min_score) continue;
+            double phi[TRACK_NFEAT];
+            track_features(phi, x, 0, 0, y, y->frame - x->frame, 0);
+            if (phi[7] > o->max_speed) continue;
+            if (n == cap) {
+                cap *= 2;
+                a = xrealloc(a, sizeof(int) * (size_t)cap);
+                b = xrealloc(b, sizeof(int) * (size_t)cap);
+            }
+            a[n] = (int)i, b[n++] = (int)j;
+        }
+    }
+    *pa = a, *pb = b, *np = n;
+}
+
+static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
+                       const TrackOptions *o, Err *e) {
+    /* the detections in play, in time order (det is sorted by frame); node[i]
+     * is detection i's place among them */
+    int *idx = xmalloc(sizeof(int) * (det->n + 1)), *node = xmalloc(sizeof(int) * (det->n + 1)), n = 0;
+    for (size_t i = 0; i < det->n; i++) {
+        node[i] = -1;
+        if (det->box[i].score >= o->min_score) node[i] = n, idx[n++] = (int)i;
+    }
+    int *ca, *cb, nc;
+    track_candidates(det, o, &ca, &cb, &nc);
+    double *s = xcalloc((size_t)nc + 1, sizeof(double));
+    int rc = app && nc ? app->score(app->ctx, ca, cb, nc, s, e) : 0;
+    FlowLink *links = xmalloc(sizeof(FlowLink) * ((size_t)nc + 1));
+    int nl = 0;
+    for (int k = 0; k < nc && !rc; k++) {
+        const MotBox *a = &det->box[ca[k]], *b = &det->box[cb[k]];
+        double phi[TRACK_NFEAT];
+        track_features(phi, a, 0, 0, b, b->frame - a->frame, s[k]);
+        double p = 1 / (1 + exp(-link_logit(m, phi)));
+        if (p < o->gate) continue;
+        double cost = -log(p) + o->skip_cost * (b->frame - a->frame - 1);
+        links[nl++] = (FlowLink){node[ca[k]], node[cb[k]], cost};
+    }
+    if (!rc) {
+        double *dc = xmalloc(sizeof(double) * ((size_t)n + 1)),
+               *en = xmalloc(sizeof(double) * ((size_t)n + 1));
+        int *next = xmalloc(sizeof(int) * ((size_t)n + 1));
+        char *used = xmalloc((size_t)n + 1), *has_pred = xcalloc((size_t)n + 1, 1);
+        for (int i = 0; i < n; i++) dc[i] = -det_logit(m, det->box[idx[i]].score), en[i] = o->entry_cost;
+        flow_tracks(next, used, n, dc, en, en, links, nl);
+        for (int i = 0; i < n; i++)
+            if (next[i] >= 0) has_pred[next[i]] = 1;
+        for (int i = 0; i < n; i++) {
+            if (!used[i] || has_pred[i]) continue;
+            int k = tracks_new(t, 1);
+            for (int j = i; j >= 0; j = next[j]) tracks_push(t, k, idx[j]);
+        }
+        free(dc);
+        free(en);
+        free(next);
+        free(used);
+        free(has_pred);
+    }
+    free(idx);
+    free(node);
+    free(ca);
+    free(cb);
+    free(s);
+    free(links);
+    return rc;
+}
+
+/* ---- online: frame by frame ----------------------------------------------------------- */
+
+typedef struct Live {
+    int track;     /* index in Tracks */
+    int last;      /* last matched detection */
+    double vx, vy; /* centre velocity, pixels per frame */
+    int hits, confirmed;
+} Live;
+
+static int track_online(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
+                        const TrackOptions *o, Err *e) {
+    Live *live = NULL;
+    int nlive = 0, rc = 0;
+    for (int32_t f = 1; f <= det->frames && !rc; f++) {
+        int nd = 0;
+        int *dets = xmalloc(sizeof(int) * (det->first[f + 1] - det->first[f] + 1));
+        for (size_t i = det->first[f]; i < det->first[f + 1]; i++)
+            if (det->box[i].score >= o->min_score) dets[nd++] = (int)i;
+        /* drop tracks too old, and unconfirmed ones that missed a frame */
+        int w = 0;
+        for (int k = 0; k < nlive; k++) {
+            int age = f - det->box[live[k].last].frame;
+            if (age > o->max_age || (!live[k].confirmed && age > 1)) continue;
+            live[w++] = live[k];
+        }
+        nlive = w;
+        /* cost matrix: tracks x (detections + one "no match" column per track) */
+        int cols = nd + nlive;
+        double *cost = xmalloc(sizeof(double) * ((size_t)nlive * cols + 1));
+        double *s = xcalloc((size_t)nlive * nd + 1, sizeof(double));
+        if (app && nlive && nd) {
+            int *a = xmalloc(sizeof(int) * (size_t)(nlive * nd)),
+                *b = xmalloc(sizeof(int) * (size_t)(nlive * nd));
+            for (int k = 0; k < nlive; k++)
+                for (int j = 0; j < nd; j++) a[k * nd + j] = live[k].last, b[k * nd + j] = dets[j];
+            rc = app->score(app->ctx, a, b, nlive * nd, s, e);
+            free(a);
+            free(b);
+        }
+        for (int k = 0; k < nlive; k++) {
+            const MotBox *a = &det->box[live[k].last];
+            int gap = f - a->frame;
+            for (int j = 0; j < cols; j++) cost[k * cols + j] = ASSIGN_FORBIDDEN;
+            cost[k * cols + nd + k] = -log(o->gate);
+            for (int j = 0; j < nd; j++) {
+                double phi[TRACK_NFEAT];
+                track_features(phi, a, live[k].vx, live[k].vy, &det->box[dets[j]], gap, s[k * nd + j]);
+                if (phi[7] > o->max_speed) continue;
+                double p = 1 / (1 + exp(-link_logit(m, phi)));
+                if (p >= o->gate) cost[k * cols + j] = -log(p);
+            }
+        }
+        int *match = xmalloc(sizeof(int) * ((size_t)nlive + 1));
+        char *taken = xcalloc((size_t)nd + 1, 1);
+        if (nlive) assign_solve(match, cost, nlive, cols, NULL);
+        for (int k = 0; k < nlive; k++) {
+            int j = match[k];
+            if (j < 0 || j >= nd) continue;
+            Live *L = &live[k];
+            const MotBox *a = &det->box[L->last], *b = &det->box[dets[j]];
+            int gap = f - a->frame;
+            double vx = (b->x + b->w / 2.0 - a->x - a->w / 2.0) / gap,
+                   vy = (b->y + b->h / 2.0 - a->y - a->h / 2.0) / gap;
+            L->vx = L->hits > 1 ? 0.5 * L->vx + 0.5 * vx : vx;
+            L->vy = L->hits > 1 ? 0.5 * L->vy + 0.5 * vy : vy;
+            L->last = dets[j];
+            L->hits++;
+            if (L->hits >= o->min_hits) L->confirmed = 1, t->reported[L->track] = 1;
+            tracks_push(t, L->track, dets[j]);
+            taken[j] = 1;
+        }
+        /* births */
+        for (int j = 0; j < nd; j++) {
+            if (taken[j] || det->box[dets[j]].score < o->birth_score) continue;
+            live = xrealloc(live, sizeof(Live) * (size_t)(nlive + 1));
+            int k = tracks_new(t, o->min_hits <= 1);
+            tracks_push(t, k, dets[j]);
+            live[nlive++] = (Live){.track = k, .last = dets[j], .hits = 1, .confirmed = o->min_hits <= 1};
+        }
+        free(cost);
+        free(s);
+        free(match);
+        free(taken);
+        free(dets);
+    }
+    free(live);
+    return rc;
+}
+
+int track_run(MotBoxes *out, const MotBoxes *det, const LinkModel *m, const Appearance *app,
+              const TrackOptions *o, Err *e) {
+    ASSERT(app || !m->appearance);
+    Tracks t = {0};
+    int rc = o->batch ? track_batch(&t, det, m, app, o, e) : track_online(&t, det, m, app, o, e);
+    if (!rc) emit(out, det, &t, o);
+    tracks_free(&t);
+    return rc;
+}

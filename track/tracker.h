@@ -1,0 +1,85 @@
+/* tracker: links a sequence's detections into tracks. The link probability
+ * of two detections comes from one logistic model (LinkModel) over
+ * contextual features (IoU, distance, size change, time gap) and, when an
+ * appearance model is given, a siamese CNN's score (Leal-Taixé et al. 2016);
+ * without one it is the motion/IoU-only baseline, with the same code.
+ * online: frame by frame, tracks with constant-velocity prediction matched to
+ * detections by the Hungarian method (a pair needs probability >= gate),
+ * birth by detection score, end after max_age frames unmatched. batch:
+ * min-cost network flow over the whole sequence (entry, exit, detection and
+ * link costs; links up to max_gap frames), solved exactly. Both fill the
+ * frames a track skips by linear interpolation. */
+#ifndef SIAMESE_TRACKER_H
+#define SIAMESE_TRACKER_H
+
+#include "../io/mot.h"
+#include "../nn/util.h"
+
+/* Link features: 0 the appearance score (0 without appearance), 1 IoU of
+ * the earlier box moved by its velocity over the gap with the later box, 2
+ * their centre distance over the mean height, 3 its square, 4 |log| of the
+ * height ratio, 5 |log| of the width ratio, 6 the gap in frames minus 1, 7
+ * the distance per frame of gap. */
+enum { TRACK_NFEAT = 8 };
+
+typedef struct LinkModel {
+    int appearance;           /* 1: w[0] weighs the appearance score */
+    double w[TRACK_NFEAT], b; /* link logit = b + w . features */
+    double det_w, det_b;      /* detection logit = det_b + det_w * score */
+} LinkModel;
+
+/* The built-in motion/IoU model (no appearance), fitted by track-fit on the
+ * synthetic training sequences (docs/tracking.md). */
+void link_model_default(LinkModel *m);
+
+/* Reads / writes a combiner file: "key = value" lines (appearance, b, w0 ..
+ * w7, det_w, det_b; '#' comments). 0 or -1 with e naming path and line. */
+int link_model_read(LinkModel *m, const char *path, Err *e);
+int link_model_write(const LinkModel *m, const char *path, const char *comment, Err *e);
+
+/* Features of linking detection a (velocity vx, vy in pixels per frame; 0
+ * when unknown) to detection b, gap frames later, with appearance score s. */
+void track_features(double *phi /* TRACK_NFEAT */, const MotBox *a, double vx, double vy, const MotBox *b,
+                    int gap, double s);
+
+double link_logit(const LinkModel *m, const double *phi);
+double det_logit(const LinkModel *m, double score);
+
+/* Appearance scores of detection pairs: indices into the detection list the
+ * tracker was given. score(ctx, a, b, n, out) fills out[k] for (a[k], b[k]);
+ * 0 or -1 with e. */
+typedef struct Appearance {
+    void *ctx;
+    int (*score)(void *ctx, const int *a, const int *b, int n, double *out, Err *e);
+} Appearance;
+
+typedef struct TrackOptions {
+    int batch;          /* 0 online, 1 batch (min-cost flow) */
+    double min_score;   /* detections below are ignored (default 0) */
+    double gate;        /* least link probability (default 0.1) */
+    int max_gap;        /* batch: links up to this many frames (default 15) */
+    double max_speed;   /* no link moves more than this many box heights per frame (default 0.5) */
+    double entry_cost;  /* batch: cost of starting and of ending a track, each (default 3) */
+    double skip_cost;   /* batch: added to a link's cost per frame it skips (default 0.5) */
+    int max_age;        /* online: frames a track survives unmatched (default 10) */
+    int min_hits;       /* online: matches before a track is reported (default 3) */
+    double birth_score; /* online: least detection score to start a track (default 0.6) */
+    int min_len;        /* tracks with fewer detections are dropped (default 3) */
+    int interpolate;    /* fill skipped frames (default 1) */
+} TrackOptions;
+
+void track_options_default(TrackOptions *o);
+
+/* The detection pairs the batch tracker (and track-fit) considers: scores
+ * >= min_score, 1..max_gap frames apart, moving at most max_speed box heights
+ * per frame; *a, *b (malloc'd, *n entries) index det, a before b. */
+void track_candidates(const MotBoxes *det, const TrackOptions *o, int **a, int **b, int *n);
+
+/* Tracks the detections det (a MotBoxes of the sequence) into out (ids from
+ * 1, boxes with the detections' scores; interpolated boxes score 0). app may
+ * be NULL (no appearance; m->appearance must be 0). 0 or -1 with e (from the
+ * appearance model only). */
+int track_run(MotBoxes *out, const MotBoxes *det, const LinkModel *m, const Appearance *app,
+              const TrackOptions *o, Err *e);
+
+#endif

@@ -19,10 +19,10 @@ void link_model_default(LinkModel *m) {
     /* siamese track-fit --appearance none on synthetic training sequences 1-4
      * (siamese synth mot --out DIR --seed 1), rounded: docs/tracking.md */
     *m = (LinkModel){.appearance = 0,
-                     .b = 2.207,
-                     .w = {0, 1.955, 0.686, -0.749, -7.336, -8.276, -0.036, -6.326},
-                     .det_w = 15.27,
-                     .det_b = -9.061};
+                     .b = 2.258,
+                     .w = {0, 1.863, 0.627, -0.729, -7.484, -8.140, -0.037, -6.330},
+                     .det_w = 15.41,
+                     .det_b = -9.172};
 }
 
 void track_features(double *phi, const MotBox *a, double vx, double vy, const MotBox *b, int gap, double s) {

@@ -11,6 +11,7 @@
 #include "../io/npy.h"
 #include "../io/safetensors.h"
 #include "evaluate.h"
+#include "train.h"
 
 static int opt_long(const char *cmd, const char *name, const char *v, long min, long max, long *out) {
     if (parse_long(v, min, max, out)) {
@@ -297,12 +298,12 @@ int inspect_checkpoint(int argc, char **argv) {
     }
     Err e = {{0}};
     if (!other) {
-        if (ckpt_print(path, stdout, &e)) {
+        if (ckpt_print(path, stdout, &train_ckpt_bounds, &e)) {
             fprintf(stderr, "siamese inspect: %s\n", e.msg);
             return 1;
         }
         Ckpt *ck;
-        if (ckpt_read(&ck, path, &e) == 0) {
+        if (ckpt_read(&ck, path, &train_ckpt_bounds, &e) == 0) {
             const char *names[] = {"topology", "state"};
             for (int i = 0; i < 2; i++) {
                 size_t n;
@@ -323,11 +324,11 @@ int inspect_checkpoint(int argc, char **argv) {
     /* Compare the parameters (and optimizer state) of two checkpoints:
      * exit 0 when every value is within tol (relative to max(1, |a|)). */
     Ckpt *a, *b;
-    if (ckpt_read(&a, path, &e)) {
+    if (ckpt_read(&a, path, &train_ckpt_bounds, &e)) {
         fprintf(stderr, "siamese inspect: %s\n", e.msg);
         return 1;
     }
-    if (ckpt_read(&b, other, &e)) {
+    if (ckpt_read(&b, other, &train_ckpt_bounds, &e)) {
         fprintf(stderr, "siamese inspect: %s\n", e.msg);
         ckpt_free(a);
         return 1;

@@ -11,55 +11,78 @@
 #include "../io/checkpoint.h"
 #include "../mining/metrics.h"
 #include "../mining/pairs.h"
+#include "train.h"
 
-static double state_value(const char *state, size_t n, const char *key, double def) {
-    size_t kl = strlen(key);
-    for (const char *p = state; p && p < state + n;) {
-        if (!strncmp(p, key, kl) && p[kl] == '=') return strtod(p + kl + 1, NULL);
-        p = memchr(p, '\n', (size_t)(state + n - p));
-        if (p) p++;
-    }
-    return def;
+/* The first line where a and b differ, for messages. */
+static int first_diff_line(const char *a, const char *b, size_t bn) {
+    int line = 1;
+    for (size_t i = 0; i < bn && a[i] == b[i]; i++) line += a[i] == '\n';
+    return line;
 }
 
 int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
     memset(l, 0, sizeof *l);
     Ckpt *ck;
-    if (ckpt_read(&ck, path, e)) return -1;
-    size_t n;
-    size_t tn;
-    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn);
-    int c, h, w, rc = -1;
+    if (ckpt_read(&ck, path, &train_ckpt_bounds, e)) return -1;
+    size_t n, tn, sn;
+    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn),
+               *st = ckpt_get(ck, "state", &sn);
+    int rc = -1;
+    Model plan = {0};
+    char *topo = NULL, *ctext = NULL;
+    Err why;
+    ModelTopology mt;
+    TrainState ts;
+    if (!text || !tp || !st) {
+        err_set(e, "%s: no config, topology or state section: not a training checkpoint", path);
+        goto out;
+    }
     /* Sections are bytes, not strings: copy with a terminating NUL. */
-    char *ctext = text ? strndup(text, n) : NULL, *topo = tp ? strndup(tp, tn) : NULL;
-    if (!ctext || !topo) {
-        err_set(e, "%s: no config or topology section: not a training checkpoint", path);
+    ctext = strndup(text, n);
+    if (strlen(ctext) != n || config_parse_text(&l->cfg, ctext, path, e)) {
+        if (strlen(ctext) != n) err_set(e, "%s: its config section holds a NUL byte", path);
         goto out;
     }
-    if (config_parse_text(&l->cfg, ctext, path, e)) goto out;
-    if (sscanf(topo, "input %dx%dx%d", &c, &h, &w) != 3) {
-        err_set(e, "%s: topology section has no input shape", path);
+    if (model_topology_parse(tp, tn, &mt, &why) || train_state_parse(st, sn, &ts, &why)) {
+        err_set(e, "%s: %s", path, why.msg);
         goto out;
     }
+    /* What the config builds, against what the checkpoint says it holds,
+     * before anything of that size is allocated. */
     const Config *cf = &l->cfg;
-    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult,
-                    cf->head_l2, path, c, h, w, max_batch, e))
+    if (model_plan(&plan, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, path, mt.in_c, mt.in_h,
+                   mt.in_w, e))
         goto out;
-    const float *p = ckpt_require(ck, "params", l->model.nparams * sizeof(float), e);
-    if (!p) {
+    topo = model_topology(&plan);
+    if (strlen(topo) != tn || memcmp(topo, tp, tn)) {
+        err_set(
+            e,
+            "%s: its config section builds another model than its topology section describes (they differ "
+            "at topology line %d) - the file is damaged or was not written by siamese train",
+            path, first_diff_line(topo, tp, tn));
+        goto out;
+    }
+    const float *p = ckpt_require(ck, "params", plan.nparams * sizeof(float), e);
+    if (!p) goto out;
+    if (train_check_params(p, &plan, &why)) {
+        err_set(e, "%s: %s", path, why.msg);
+        goto out;
+    }
+    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult,
+                    cf->head_l2, path, mt.in_c, mt.in_h, mt.in_w, max_batch, e)) {
         model_free(&l->model);
         goto out;
     }
     memcpy(l->model.params, p, l->model.nparams * sizeof(float));
-    const char *st = ckpt_get(ck, "state", &n);
-    l->mean = st ? (float)state_value(st, n, "mean", 0) : 0;
-    l->std = st ? (float)state_value(st, n, "std", 1) : 1;
-    l->step = st ? (unsigned long long)state_value(st, n, "step", 0) : 0;
-    l->world = st ? (int)state_value(st, n, "world", 0) : 0;
+    l->mean = ts.mean;
+    l->std = ts.std;
+    l->step = ts.step;
+    l->world = (int)ts.world;
     rc = 0;
 out:
-    free(ctext);
+    model_free(&plan);
     free(topo);
+    free(ctext);
     ckpt_free(ck);
     return rc;
 }

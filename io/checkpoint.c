@@ -459,6 +459,17 @@ static int read_section(Source *r, CkptSection *x, unsigned char *inbuf, unsigne
     return 0;
 }
 
+/* Reads section x's stored bytes without inflating them (its raw size was
+ * refused): the whole-file CRC still covers them. -1 only on I/O errors. */
+static int skip_section(Source *r, const CkptSection *x, unsigned char *inbuf, Err *e) {
+    for (uint64_t left = x->stored; left > 0;) {
+        size_t k = (size_t)MIN(left, (uint64_t)CHUNK);
+        if (src_read(r, inbuf, k, e) < 0) return -1;
+        left -= k;
+    }
+    return 0;
+}
+
 /* Parses and checks the table entries (their CRC already matched). */
 static int check_table(Ckpt *c, const unsigned char *tab, Err *e) {
     uint64_t off = HEADER_BYTES + (uint64_t)c->n * ENTRY_BYTES;
@@ -521,7 +532,7 @@ static int check_table(Ckpt *c, const unsigned char *tab, Err *e) {
  * recorded in the section and reading goes on (the first one is returned in
  * e); header, table and I/O faults always stop it. *out is set whenever the
  * table was read (also on -1 in tolerant mode), else NULL. */
-static int ckpt_load(Ckpt **out, const char *path, int tolerant, Err *e) {
+static int ckpt_load(Ckpt **out, const char *path, int tolerant, const CkptBounds *b, Err *e) {
     *out = NULL;
     Source r = {.fd = -1, .path = path, .crc = 0};
     Ckpt *c = NULL;
@@ -579,7 +590,25 @@ static int ckpt_load(Ckpt **out, const char *path, int tolerant, Err *e) {
     inbuf = xmalloc((size_t)in_n);
     shuf = shuf_n ? xmalloc((size_t)shuf_n) : NULL;
     for (int i = 0; i < c->n; i++) {
-        if (read_section(&r, &c->s[i], inbuf, shuf, e) < 0) {
+        CkptSection *x = &c->s[i];
+        char what[160] = "";
+        uint64_t max = b && b->max_raw ? b->max_raw(c, i, what, sizeof what, b->ctx) : UINT64_MAX;
+        if (x->raw > max) {
+            snprintf(
+                x->fault, sizeof x->fault,
+                "section '%s' claims %llu bytes once inflated, but %s %llu - the file is damaged or was not "
+                "written by siamese train",
+                x->name, (unsigned long long)x->raw, what, (unsigned long long)max);
+            if (!faults++) err_set(e, "%s: %s", path, x->fault);
+            if (!tolerant || skip_section(&r, x, inbuf, e) < 0) {
+                for (int j = i + 1; j < c->n; j++)
+                    snprintf(c->s[j].fault, sizeof c->s[j].fault,
+                             "not checked: an earlier section was refused");
+                goto done;
+            }
+            continue;
+        }
+        if (read_section(&r, x, inbuf, shuf, e) < 0) {
             for (int j = i; j < c->n; j++)
                 snprintf(c->s[j].fault, sizeof c->s[j].fault, "not checked: read failed");
             goto done;
@@ -613,11 +642,13 @@ done:
     return rc;
 }
 
-int ckpt_read(Ckpt **out, const char *path, Err *e) { return ckpt_load(out, path, 0, e); }
+int ckpt_read(Ckpt **out, const char *path, const CkptBounds *b, Err *e) {
+    return ckpt_load(out, path, 0, b, e);
+}
 
-int ckpt_verify(const char *path, Err *e) {
+int ckpt_verify(const char *path, const CkptBounds *b, Err *e) {
     Ckpt *c;
-    if (ckpt_read(&c, path, e) < 0) return -1;
+    if (ckpt_read(&c, path, b, e) < 0) return -1;
     ckpt_free(c);
     return 0;
 }
@@ -625,6 +656,7 @@ int ckpt_verify(const char *path, Err *e) {
 const void *ckpt_get(const Ckpt *c, const char *name, size_t *n) {
     for (int i = 0; i < c->n; i++)
         if (!strcmp(c->s[i].name, name)) {
+            if (!c->s[i].data || c->s[i].fault[0]) return NULL; /* not read (yet), or damaged */
             if (n) *n = (size_t)c->s[i].raw;
             return c->s[i].data;
         }
@@ -662,10 +694,10 @@ uint64_t ckpt_stored_size(const Ckpt *c, int i) {
 }
 const char *ckpt_path(const Ckpt *c) { return c->path; }
 
-int ckpt_print(const char *path, FILE *out, Err *e) {
+int ckpt_print(const char *path, FILE *out, const CkptBounds *b, Err *e) {
     Ckpt *c;
     Err why;
-    int rc = ckpt_load(&c, path, 1, &why);
+    int rc = ckpt_load(&c, path, 1, b, &why);
     if (rc < 0) err_set(e, "%s", why.msg);
     if (!c) return -1;
     fprintf(out, "checkpoint %s: format version %d, %llu bytes, %d sections%s\n", path, CKPT_VERSION,
@@ -790,7 +822,7 @@ int ckpt_rotate(const char *dir, int keep, Err *e) {
     return 0;
 }
 
-int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, Err *e) {
+int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, const CkptBounds *b, Err *e) {
     CkptFile *f;
     int count, unused = 0;
     *c = NULL;
@@ -806,7 +838,7 @@ int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, Err *e) {
         char p[4096];
         Err why;
         snprintf(p, sizeof p, "%s/%s", dir, f[i].name);
-        if (ckpt_read(c, p, &why) < 0) {
+        if (ckpt_read(c, p, b, &why) < 0) {
             util_warn("skipping checkpoint: %s", why.msg);
             continue;
         }
@@ -829,9 +861,9 @@ int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, Err *e) {
     return rc;
 }
 
-int ckpt_find_latest(char *out, size_t n, const char *dir, Err *e) {
+int ckpt_find_latest(char *out, size_t n, const char *dir, const CkptBounds *b, Err *e) {
     Ckpt *c;
-    int rc = ckpt_read_latest(&c, out, n, dir, e);
+    int rc = ckpt_read_latest(&c, out, n, dir, b, e);
     ckpt_free(c);
     return rc;
 }

@@ -94,18 +94,33 @@ void ckpt_writer_free(CkptWriter *w); /* also frees ckpt_add_copy copies */
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* What a reader accepts of each section, decided before the section is
+ * inflated or anything is allocated for it: the table's raw size must not
+ * exceed max_raw(c, i, ...), called for section i once sections 0..i-1 are
+ * read and verified (ckpt_get finds those, and only those). It writes what
+ * the limit is into what ("a config section holds at most"). The container
+ * knows no section's meaning; the program that writes the checkpoints does
+ * (dist/train_ckpt.c: train_ckpt_bounds). NULL bounds: only the ratio limit
+ * of deflate (for tests of the container itself). */
+typedef struct CkptBounds {
+    uint64_t (*max_raw)(const Ckpt *c, int i, char *what, size_t n, void *ctx);
+    void *ctx;
+} CkptBounds;
+
 /* Reads path and verifies everything: magic, version (a newer one is refused
- * naming the supported version), sizes, header/table/section/file CRCs, and
- * that each section decompresses to exactly its raw size. On success *out owns
- * every section's bytes (free with ckpt_free); on failure *out = NULL and e
- * names the file and the fault, e.g. "runs/x/ckpt-0000000500.smpi: section
- * 'params' CRC mismatch (stored 0x1234abcd, computed 0x0badf00d) - the file is
- * damaged; use an older checkpoint". */
-int ckpt_read(Ckpt **out, const char *path, Err *e);
+ * naming the supported version), sizes, each section's raw size against the
+ * bounds b, header/table/section/file CRCs, and that each section
+ * decompresses to exactly its raw size. On success *out owns every section's
+ * bytes (free with ckpt_free); on failure *out = NULL and e names the file and
+ * the fault, e.g. "runs/x/ckpt-0000000500.smpi: section 'params' CRC mismatch
+ * (stored 0x1234abcd, computed 0x0badf00d) - the file is damaged; use an
+ * older checkpoint". */
+int ckpt_read(Ckpt **out, const char *path, const CkptBounds *b, Err *e);
 void ckpt_free(Ckpt *c); /* NULL is fine */
 
 /* The bytes of section name (n gets its size, if not NULL), or NULL if the
- * checkpoint has no such section. Owned by c; 16-byte aligned (malloc). */
+ * checkpoint has no such section (or it is not read yet, or damaged: see
+ * ckpt_print). Owned by c; 16-byte aligned (malloc). */
 const void *ckpt_get(const Ckpt *c, const char *name, size_t *n);
 /* Like ckpt_get, but a missing section, or a size other than want (unless
  * want == CKPT_ANY_SIZE), is an error naming the file, section and sizes. */
@@ -118,14 +133,14 @@ uint64_t ckpt_stored_size(const Ckpt *c, int i); /* compressed bytes */
 const char *ckpt_path(const Ckpt *c);            /* as given to ckpt_read */
 
 /* ckpt_read + ckpt_free: 0 if path is a valid checkpoint, else -1 and e. */
-int ckpt_verify(const char *path, Err *e);
+int ckpt_verify(const char *path, const CkptBounds *b, Err *e);
 
 /* For `siamese inspect`: prints the header and one line per section (name,
  * raw and stored size, flags, CRC ok or the fault), then sections named
  * "config" or "text:*" as text, indented. A damaged section is reported on
  * its line and the others are still checked; returns -1 (e = the first fault)
  * if anything is wrong, also when nothing could be printed. */
-int ckpt_print(const char *path, FILE *out, Err *e);
+int ckpt_print(const char *path, FILE *out, const CkptBounds *b, Err *e);
 
 /* ---- run directories ----------------------------------------------------- */
 
@@ -145,9 +160,9 @@ int ckpt_rotate(const char *dir, int keep, Err *e);
  * Returns 0 if found; 1 if dir holds no checkpoint (or does not exist); -1 if
  * out is too small, dir cannot be read, or every checkpoint is damaged (the
  * caller should not silently start from scratch then). */
-int ckpt_find_latest(char *out, size_t n, const char *dir, Err *e);
+int ckpt_find_latest(char *out, size_t n, const char *dir, const CkptBounds *b, Err *e);
 /* Same, and hands over the checkpoint already read (*c, caller frees), which
  * saves reading a large file twice when resuming. *c = NULL unless 0. */
-int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, Err *e);
+int ckpt_read_latest(Ckpt **c, char *out, size_t n, const char *dir, const CkptBounds *b, Err *e);
 
 #endif

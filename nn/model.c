@@ -4,6 +4,7 @@
  * ready first (dist/comm.c relies on that order). */
 #include "model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,8 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
     m->views = xcalloc((size_t)(2 * n + 2), sizeof *m->views);
     m->in_c = c, m->in_h = h, m->in_w = w;
     m->max_batch = max_batch;
+    if ((uint64_t)c * h * w > INT_MAX)
+        return err_set(e, "%s: input %dx%dx%d has more than %d values per image", cfg_name, c, h, w, INT_MAX);
     size_t off = 0;
     int spatial = 1; /* the input still has a meaningful (c, h, w) */
     for (int i = 0; i < n; i++) {
@@ -146,6 +149,9 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
         }
         c = L->oc, h = L->oh, w = L->ow;
         L->out_size = (size_t)c * h * w;
+        if (L->out_size > INT_MAX) /* shapes are ints: a config claiming more is refused, not wrapped */
+            return err_set(e, "%s:%d: [%s] %s: output %dx%dx%d has more than %d values per image", cfg_name,
+                           lc->line, layer_type_names[lc->type], lc->name, c, h, w, INT_MAX);
     }
     m->emb_dim = c * h * w;
     if (koch_head) {
@@ -159,6 +165,7 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
         off += (size_t)m->emb_dim + 1;
     }
     m->nparams = off;
+    if (max_batch == 0) return 0; /* model_plan: the layout only */
     m->params = xaligned_floats(off);
     m->grads = xaligned_floats(off);
     plan_fusion(m);
@@ -212,6 +219,11 @@ int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double hea
         prev = L->y;
     }
     return 0;
+}
+
+int model_plan(Model *m, const LayerCfg *cfgs, int n, int koch_head, const char *cfg_name, int c, int h,
+               int w, Err *e) {
+    return model_build(m, cfgs, n, koch_head, 1, 0, cfg_name, c, h, w, 0, e);
 }
 
 void model_free(Model *m) {
@@ -380,6 +392,59 @@ void model_describe(const Model *m, FILE *out) {
     if (m->has_head) fprintf(out, "  %-10s %-8s %-14s %10d\n", "head", "koch", "1", m->emb_dim + 1);
     fprintf(out, "  total %zu parameters, input %dx%dx%d, embedding %d, %.2f MFLOP forward per image\n", m->nparams,
             m->in_c, m->in_h, m->in_w, m->emb_dim, (double)m->flops_fwd_per_image / 1e6);
+}
+
+int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e) {
+    memset(out, 0, sizeof *out);
+    const char *p = text, *end = text + n;
+    for (int line = 1; p < end; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char buf[160], *sp;
+        if (len >= sizeof buf || memchr(p, 0, len) || !(sp = memchr(p, ' ', len)))
+            return err_set(e, "topology line %d is not 'NAME SHAPE'", line);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        sp = buf + (sp - p);
+        *sp = 0;
+        const char *name = buf, *shape = sp + 1;
+        if (line == 1) {
+            if (strcmp(name, "input") || model_parse_shape(shape, &out->in_c, &out->in_h, &out->in_w))
+                return err_set(e, "topology line 1 is not 'input CxHxW'");
+        } else {
+            uint64_t count = 1;
+            int dims = 0;
+            for (const char *q = shape;; dims++) {
+                char num[16];
+                size_t k = strcspn(q, "x");
+                long d;
+                if (dims == ARENA_MAX_DIMS || k == 0 || k >= sizeof num) break;
+                memcpy(num, q, k);
+                num[k] = 0;
+                if (parse_long(num, 1, 0x7fffffff, &d)) break;
+                count = count > MODEL_TOPOLOGY_MAX_FLOATS / (uint64_t)d ? MODEL_TOPOLOGY_MAX_FLOATS + 1
+                                                                        : count * (uint64_t)d;
+                if (!q[k]) {
+                    dims = -dims - 1; /* a complete shape */
+                    break;
+                }
+                q += k + 1;
+            }
+            if (dims >= 0 || !name[0])
+                return err_set(e,
+                               "topology line %d: '%.60s' is not a tensor name and shape d1x..., at most %d "
+                               "dimensions of 1..2147483647",
+                               line, shape, ARENA_MAX_DIMS);
+            out->floats += count;
+            out->tensors++;
+            if (out->floats > MODEL_TOPOLOGY_MAX_FLOATS)
+                return err_set(e, "topology line %d: more than %llu parameters in all", line,
+                               (unsigned long long)MODEL_TOPOLOGY_MAX_FLOATS);
+        }
+        p += len + 1;
+    }
+    if (out->in_c == 0) return err_set(e, "topology is empty (no 'input CxHxW' line)");
+    return 0;
 }
 
 char *model_topology(const Model *m) {

@@ -73,6 +73,12 @@ typedef struct Model {
  * SIMD kernels for it (convblock_fast). */
 int model_build(Model *m, const LayerCfg *layers, int nlayers, int koch_head, double head_lr_mult,
                 double head_l2, const char *cfg_name, int c, int h, int w, int max_batch, Err *e);
+/* model_build's shape inference alone: layers, views, nparams, emb_dim and
+ * the topology, with no arenas or buffers (params NULL; only model_topology,
+ * model_describe and model_free apply). What a checkpoint's config implies,
+ * checked against the checkpoint before anything large is allocated. */
+int model_plan(Model *m, const LayerCfg *layers, int nlayers, int koch_head, const char *cfg_name, int c,
+               int h, int w, Err *e);
 void model_free(Model *m);
 
 /* Initialises the parameters with an INIT_* scheme, seeded per view. */
@@ -97,6 +103,20 @@ void model_describe(const Model *m, FILE *out);
 /* One-line-per-tensor topology text (name and shape of every view, the
  * input shape): checkpoints compare it on load. Caller frees. */
 char *model_topology(const Model *m);
+
+/* What a topology text says: the input shape, the tensor count and their
+ * total float count (what the parameter arena of that model holds). */
+typedef struct ModelTopology {
+    int in_c, in_h, in_w;
+    int tensors;
+    uint64_t floats;
+} ModelTopology;
+/* Parses n bytes of model_topology's text (from a checkpoint: any bytes) as
+ * "input CxHxW" and one "name d1xd2..." line per tensor (1..ARENA_MAX_DIMS
+ * dimensions, each 1..2^31-1, at most MODEL_TOPOLOGY_MAX_FLOATS floats in
+ * all). 0, or -1 with the fault in e (without a file name). */
+#define MODEL_TOPOLOGY_MAX_FLOATS ((uint64_t)1 << 40)
+int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e);
 
 /* Parses "CxHxW"; -1 if malformed. */
 int model_parse_shape(const char *s, int *c, int *h, int *w);

@@ -41,5 +41,41 @@ expect_error 2 "shape = '1x12x12x': expected CxHxW" "--set data.shape=1x12x12x" 
   $S train configs/tiny.ini "${SETS[@]}" --set data.shape=1x12x12x
 check '[ ! -e "$T/run" ]' "no run directory after refused configs"
 
+# ---- checkpoints with valid CRCs and hostile content (made from the legacy
+# fixture by tests/test_ckpt_bounds, whose unit tests cover every section)
+B=${SIAMESE_BUILD:-build}/tests/test_ckpt_bounds
+FX=$PWD/tests/fixtures/legacy
+CK=$FX/a-step10.smpi
+$B --zeros "$CK" "$T/zcfg.smpi" config 3221225472
+expect_error 1 "section 'config' claims 3221225472 bytes once inflated, but a config section holds at most" \
+  "inspect: a config section of 3 GiB of zeros" -- $S inspect "$T/zcfg.smpi"
+$B --zeros "$CK" "$T/zstate.smpi" state 3221225472
+for cmd in "eval --data $T/d.lmdb" "export --out $T/x.safetensors" "embed --data $T/d.lmdb --out $T/emb"; do
+  expect_error 1 "section 'state' claims 3221225472 bytes" "${cmd%% *}: a state section of 3 GiB of zeros" -- \
+    $S ${cmd%% *} "$T/zstate.smpi" ${cmd#* }
+done
+$B --config "$CK" "$T/huge.smpi" fc1.out=16777216 conv1.filters=65536
+expect_error 1 "config section builds another model than its topology section" \
+  "export: a config claiming a 73 GB model" -- $S export "$T/huge.smpi" --out "$T/x.safetensors"
+$B --nan "$CK" "$T/nan.smpi"
+expect_error 1 "6544 of its 6544 parameters are not finite" "eval: all-NaN parameters" -- \
+  $S eval "$T/nan.smpi" --data "$T/d.lmdb"
+$B --state "$CK" "$T/world.smpi" world=0
+expect_error 1 "state world=0 is not an integer in 1..1048576" "eval: world=0" -- \
+  $S eval "$T/world.smpi" --data "$T/d.lmdb"
+check '[ ! -e "$T/x.safetensors" ] && [ ! -e "$T/emb.emb.npy" ]' "no output file from refused checkpoints"
+# train --resume of the same files (the fixture's own data and config)
+cd "$T" || exit 1
+$OLDPWD/siamese import --format idx --images $FX/train-images-idx3-ubyte.gz --labels $FX/train-labels-idx1-ubyte.gz \
+  --out train.lmdb >/dev/null
+cp $FX/a.ini .
+for f in nan world zstate; do
+  expect_error 2 "cannot resume: .*$f.smpi" "train --resume $f.smpi" -- $OLDPWD/siamese train a.ini --set data.test= --resume "$f.smpi"
+done
+$OLDPWD/siamese train a.ini --set data.test= --resume nan.smpi 2>&1 | grep -q "parameters are not finite (NaN or inf; the first in conv1.weight)"
+check '[ $? -eq 0 ]' "train --resume of all-NaN parameters names the tensor"
+check '[ ! -e run-a/metrics.csv ]' "a refused resume trains nothing"
+cd "$OLDPWD" || exit 1
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

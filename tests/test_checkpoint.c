@@ -171,7 +171,7 @@ static void test_round_trip(const char *dir) {
     CHECK(count_tmp(dir) == 0, "no temp file after a good write");
 
     Ckpt *c = NULL;
-    CHECK(ckpt_read(&c, path, &e) == 0, "read: %s", e.msg);
+    CHECK(ckpt_read(&c, path, NULL, &e) == 0, "read: %s", e.msg);
     if (c) {
         const char *names[] = {"empty",  "small",     "random", "compressible",
                                "params", "no floats", "copy",   "name-of-31-chars_0123456789abcd"};
@@ -222,8 +222,8 @@ static void test_round_trip(const char *dir) {
     free(b2);
     ckpt_writer_free(w);
     w = ckpt_writer_new(); /* no sections at all */
-    CHECK(ckpt_write(w, path2, &e) == 0 && ckpt_read(&c, path2, &e) == 0 && ckpt_count(c) == 0 &&
-              ckpt_verify(path2, &e) == 0,
+    CHECK(ckpt_write(w, path2, &e) == 0 && ckpt_read(&c, path2, NULL, &e) == 0 && ckpt_count(c) == 0 &&
+              ckpt_verify(path2, NULL, &e) == 0,
           "empty checkpoint: %s", e.msg);
     ckpt_free(c);
     ckpt_writer_free(w);
@@ -285,7 +285,7 @@ static int rejects(const char *path, const unsigned char *b, size_t n, const cha
     file_save(path, b, n);
     Ckpt *c = (Ckpt *)1;
     Err e = {{0}};
-    int rc = ckpt_read(&c, path, &e);
+    int rc = ckpt_read(&c, path, NULL, &e);
     snprintf(msg, msgn, "%s", e.msg);
     if (rc == 0) ckpt_free(c);
     return rc == -1 && c == NULL && strstr(e.msg, path) && (!want || strstr(e.msg, want));
@@ -392,11 +392,11 @@ static void test_damage(const char *dir, const unsigned char *good, size_t n) {
 
     Ckpt *c;
     Err e;
-    CHECK(ckpt_read(&c, dir, &e) == -1 && strstr(e.msg, "directory") && strstr(e.msg, dir), "a directory: %s",
-          e.msg);
+    CHECK(ckpt_read(&c, dir, NULL, &e) == -1 && strstr(e.msg, "directory") && strstr(e.msg, dir),
+          "a directory: %s", e.msg);
     snprintf(path, sizeof path, "%s/does-not-exist.smpi", dir);
-    CHECK(ckpt_read(&c, path, &e) == -1 && strstr(e.msg, path), "missing file: %s", e.msg);
-    CHECK(ckpt_verify("/dev/null", &e) == -1 && strstr(e.msg, "/dev/null"), "a device: %s", e.msg);
+    CHECK(ckpt_read(&c, path, NULL, &e) == -1 && strstr(e.msg, path), "missing file: %s", e.msg);
+    CHECK(ckpt_verify("/dev/null", NULL, &e) == -1 && strstr(e.msg, "/dev/null"), "a device: %s", e.msg);
     snprintf(path, sizeof path, "%s/ckpt-0000000500.smpi", dir);
     unlink(path);
     free(b);
@@ -446,7 +446,7 @@ static void test_print(const char *dir, const unsigned char *good, size_t n) {
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     Err e;
-    CHECK(ckpt_print(path, out, &e) == 0, "print good: %s", e.msg);
+    CHECK(ckpt_print(path, out, NULL, &e) == 0, "print good: %s", e.msg);
     fclose(out);
     CHECK(strstr(buf, "all CRCs ok") && strstr(buf, "params") &&
               strstr(buf, "    [optim]\n    type = adam\n") &&
@@ -460,7 +460,8 @@ static void test_print(const char *dir, const unsigned char *good, size_t n) {
     b[le64(b + e2 + 32) + 5] ^= 1; /* inside 'state' */
     file_save(path, b, n);
     out = open_memstream(&buf, &len);
-    CHECK(ckpt_print(path, out, &e) == -1 && strstr(e.msg, "'state'"), "print damaged returns -1: %s", e.msg);
+    CHECK(ckpt_print(path, out, NULL, &e) == -1 && strstr(e.msg, "'state'"), "print damaged returns -1: %s",
+          e.msg);
     fclose(out);
     char *line = strstr(buf, "\n  state");
     CHECK(line && strstr(line, "DAMAGED") && strstr(line, "DAMAGED") < strchr(line + 1, '\n') &&
@@ -470,7 +471,8 @@ static void test_print(const char *dir, const unsigned char *good, size_t n) {
     b[40] ^= 1; /* the table too: nothing to list */
     file_save(path, b, n);
     out = open_memstream(&buf, &len);
-    CHECK(ckpt_print(path, out, &e) == -1 && strstr(e.msg, "table CRC"), "print, damaged table: %s", e.msg);
+    CHECK(ckpt_print(path, out, NULL, &e) == -1 && strstr(e.msg, "table CRC"), "print, damaged table: %s",
+          e.msg);
     fclose(out);
     CHECK(len == 0, "nothing printed for an unreadable table: %s", buf);
     free(buf);
@@ -507,7 +509,7 @@ static void test_atomic(const char *dir, CkptWriter *small, const unsigned char 
           tries);
     size_t nn;
     unsigned char *now = file_load(path, &nn);
-    CHECK(ckpt_verify(path, &e) == 0 && !(nn == n && !memcmp(now, good, n)),
+    CHECK(ckpt_verify(path, NULL, &e) == 0 && !(nn == n && !memcmp(now, good, n)),
           "write under a large enough limit "
           "replaced the file: %s",
           e.msg);
@@ -554,7 +556,7 @@ typedef struct FindArgs {
 } FindArgs;
 static int find_fn(void *a) {
     FindArgs *f = a;
-    return ckpt_find_latest(f->out, sizeof f->out, f->dir, &f->e);
+    return ckpt_find_latest(f->out, sizeof f->out, f->dir, NULL, &f->e);
 }
 
 static void test_dirs(const char *root, CkptWriter *small, const unsigned char *good, size_t n) {
@@ -637,13 +639,13 @@ static void test_dirs(const char *root, CkptWriter *small, const unsigned char *
     Ckpt *c = NULL;
     char got[512], tiny[8];
     int saved = quiet_begin(); /* the skip warnings were checked above */
-    rc = ckpt_read_latest(&c, got, sizeof got, dir, &e);
+    rc = ckpt_read_latest(&c, got, sizeof got, dir, NULL, &e);
     size_t sn;
     const void *st = c ? ckpt_get(c, "config", &sn) : NULL;
     CHECK(rc == 0 && c && !strcmp(got, p) && st && sn == strlen(CONFIG_TEXT),
           "read_latest hands over the checkpoint");
     ckpt_free(c);
-    rc = ckpt_find_latest(tiny, sizeof tiny, dir, &e);
+    rc = ckpt_find_latest(tiny, sizeof tiny, dir, NULL, &e);
     quiet_end(saved);
     CHECK(rc == -1 && strstr(e.msg, "longer"), "small out: %s", e.msg);
 
@@ -658,7 +660,8 @@ static void test_dirs(const char *root, CkptWriter *small, const unsigned char *
           "all damaged: %d %s", rc, fa.e.msg);
     free(err);
     snprintf(p, sizeof p, "%s/notes.txt", dir);
-    CHECK(ckpt_find_latest(fa.out, sizeof fa.out, p, &e) == -1 && strstr(e.msg, p), "not a dir: %s", e.msg);
+    CHECK(ckpt_find_latest(fa.out, sizeof fa.out, p, NULL, &e) == -1 && strstr(e.msg, p), "not a dir: %s",
+          e.msg);
 }
 
 /* ---- drivers for tests/e2e_ckpt_fullfs.sh ----------------------------------- */
@@ -697,7 +700,7 @@ static int fill_mode(const char *dir) {
     int bad = 0;
     for (int step = 0; step < failed_at; step++) {
         ckpt_path_for_step(p, sizeof p, dir, (uint64_t)step);
-        if (ckpt_verify(p, &e) < 0 && !bad++) fprintf(stderr, "%s\n", e.msg);
+        if (ckpt_verify(p, NULL, &e) < 0 && !bad++) fprintf(stderr, "%s\n", e.msg);
     }
     CHECK(bad == 0, "all %d checkpoints written before the disk filled verify", failed_at);
     /* Replacing an existing file on the full disk fails and keeps it. */
@@ -720,7 +723,7 @@ static int fill_mode(const char *dir) {
 static int readonly_mode(const char *dir) {
     char latest[600], p[600];
     Err e;
-    int rc = ckpt_find_latest(latest, sizeof latest, dir, &e);
+    int rc = ckpt_find_latest(latest, sizeof latest, dir, NULL, &e);
     CHECK(rc == 0 && strstr(latest, "ckpt-0000001000.smpi"), "find_latest on a read-only dir: %d %s", rc,
           latest);
     size_t n;
@@ -734,7 +737,7 @@ static int readonly_mode(const char *dir) {
           "overwrite refused, file kept");
     CHECK(ckpt_rotate(dir, 1, &e) == -1 && strstr(e.msg, "Read-only file system"), "rotate reports EROFS: %s",
           e.msg);
-    CHECK(ckpt_verify(latest, &e) == 0, "still valid: %s", e.msg);
+    CHECK(ckpt_verify(latest, NULL, &e) == 0, "still valid: %s", e.msg);
     ckpt_writer_free(w);
     free(old);
     return test_finish();

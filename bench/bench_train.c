@@ -25,6 +25,7 @@
 
 #include "../dist/train.h"
 #include "../nn/blas.h"
+#include "../nn/layer.h"
 
 #define MAX_SETS 32
 
@@ -38,18 +39,16 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* GEMM FLOPs of one training pass per image: forward, weight gradient and
- * input gradient of every conv2d / linear layer, no input gradient for the
- * first layer. */
+/* GEMM FLOPs of a node's training pass per row: forward, weight gradient
+ * and input gradient (none for a node that reads the model input). */
+static double node_train_flops(const ModelLayer *L) {
+    return (double)L->flops * (L->in[0].node == MODEL_INPUT ? 2 : 3);
+}
+
+/* The same for the whole model, per image. */
 static double train_flops_per_image(const Model *m) {
     double f = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const ModelLayer *L = &m->layers[i];
-        double fwd = 0;
-        if (L->type == LAYER_CONV2D) fwd = 2.0 * (double)L->nw * L->oh * L->ow;
-        if (L->type == LAYER_LINEAR) fwd = 2.0 * (double)L->nw;
-        f += fwd * (i == 0 ? 2 : 3);
-    }
+    for (int i = 0; i < m->nlayers; i++) f += node_train_flops(&m->layers[i]) / (m->layers[i].halved ? 2 : 1);
     return f;
 }
 
@@ -117,12 +116,10 @@ static void profile(Bench *s, int steps) {
             const ModelLayer *L = &m->layers[i];
             double f = median(all + (size_t)(2 * i) * steps, steps);
             double b = median(all + (size_t)(2 * i + 1) * steps, steps);
-            double fwd = 0;
-            if (L->type == LAYER_CONV2D) fwd = 2.0 * (double)L->nw * L->oh * L->ow;
-            if (L->type == LAYER_LINEAR) fwd = 2.0 * (double)L->nw;
             char gf[16] = "";
-            if (fwd > 0) snprintf(gf, sizeof gf, "%9.1f", fwd * (i == 0 ? 2 : 3) * B / (f + b) / 1e9);
-            printf("  %-10s %-8s %10.3f %10.3f %9s\n", L->name, layer_type_names[L->type], f * 1e3, b * 1e3, gf);
+            if (L->flops)
+                snprintf(gf, sizeof gf, "%9.1f", node_train_flops(L) * (B >> L->halved) / (f + b) / 1e9);
+            printf("  %-10s %-8s %10.3f %10.3f %9s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf);
             sum += f + b;
         }
         const char *names[4] = {"mining", "allreduce", "optimizer", "other"};

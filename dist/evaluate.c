@@ -50,9 +50,7 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
     /* What the config builds, against what the checkpoint says it holds,
      * before anything of that size is allocated. */
     const Config *cf = &l->cfg;
-    if (model_plan(&plan, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, path, mt.in_c, mt.in_h,
-                   mt.in_w, e))
-        goto out;
+    if (model_plan(&plan, &cf->model, path, mt.in_c, mt.in_h, mt.in_w, 1, e)) goto out;
     topo = model_topology(&plan);
     if (strlen(topo) != tn || memcmp(topo, tp, tn)) {
         err_set(
@@ -68,8 +66,7 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
         err_set(e, "%s: %s", path, why.msg);
         goto out;
     }
-    if (model_build(&l->model, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, cf->head_lr_mult,
-                    cf->head_l2, path, mt.in_c, mt.in_h, mt.in_w, max_batch, e)) {
+    if (model_build(&l->model, &cf->model, path, mt.in_c, mt.in_h, mt.in_w, max_batch, e)) {
         model_free(&l->model);
         goto out;
     }
@@ -130,7 +127,7 @@ float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
             float *xi = x + (size_t)i * img;
             for (size_t k = 0; k < img; k++) xi[k] = ((float)pix[k] * inv - mean) / std;
         }
-        const float *E = model_forward(m, x, B);
+        const float *E = model_embed(m, x, B);
         memcpy(out + s * D, E, (size_t)B * D * sizeof(float));
     }
     ds_reader_close(r);
@@ -299,7 +296,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
                 for (size_t k = 0; k < img; k++) x[q * img + k] = ((float)pix[k] / 255.0f - mean) / std;
             }
             if (bad) break;
-            const float *pe = model_forward(m, x, 2);
+            const float *pe = model_embed(m, x, 2);
             memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
             SimCtx tc = ctx;
             tc.E = ea;

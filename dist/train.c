@@ -57,8 +57,8 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     int begin, max_items;
     sampler_shard(t->global_items, 0, t->world, &begin, &max_items); /* rank 0 has the largest slice */
     int max_images = max_items * t->per_item;
-    if (model_build(&t->model, c->layers, c->nlayers, c->head_type == HEAD_KOCH, c->head_lr_mult, c->head_l2,
-                    c->path, (int)m->channels, (int)m->height, (int)m->width, max_images, e))
+    if (model_build(&t->model, &c->model, c->path, (int)m->channels, (int)m->height, (int)m->width,
+                    max_images, e))
         return -1;
     t->D = t->model.emb_dim;
     if (t->rank == 0) model_init(&t->model, c->init_scheme, (uint64_t)c->seed);

@@ -77,7 +77,8 @@ int train_state_parse(const char *text, size_t n, TrainState *s, Err *e) {
                 {"opt_t", 0, STATE_BIG, offsetof(TrainState, opt_t)},
                 {"world", 1, 1u << 20, offsetof(TrainState, world)},
                 {"seed", 0, STATE_BIG, offsetof(TrainState, seed)},
-                {"total_steps", 1, STATE_BIG, offsetof(TrainState, total_steps)},
+                /* 0: a run of train.epochs = 0 saves its initial weights */
+                {"total_steps", 0, STATE_BIG, offsetof(TrainState, total_steps)},
                 {"steps_per_epoch", 1, 1ull << 32, offsetof(TrainState, steps_per_epoch)}};
     memset(s, 0, sizeof *s);
     char buf[64];
@@ -199,7 +200,7 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
             char key[160];
             size_t kl = strcspn(la, " =");
             if (config_is_layer_section(section))
-                snprintf(key, sizeof key, "%s.%.*s", now->layers[layer - 1].name, (int)kl, la);
+                snprintf(key, sizeof key, "%s.%.*s", now->model.layers[layer - 1].name, (int)kl, la);
             else
                 snprintf(key, sizeof key, "%s.%.*s", section, (int)kl, la);
             int safe = 0;

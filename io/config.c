@@ -1,6 +1,7 @@
-/* config: see config.h. The schema table below is the single source of
- * truth for every key: parsing, defaults, --set, the canonical text and the
- * config reference in docs/config.md all walk it. */
+/* config: see config.h. The schema table below (singleton sections) and
+ * the layer registry's key lists (nn/layer.h, layer sections) are the single
+ * source of truth for every key: parsing, defaults, --set, the canonical
+ * text and the config reference in docs/config.md all walk them. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,18 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_DBL, K_STR, K_ENUM } KeyType;
+#include "../nn/layer.h"
 
-typedef struct Key {
-    const char *section; /* singleton section, or a layer type name */
-    const char *key;
-    KeyType type;
-    size_t off;          /* into Config (singletons) or LayerCfg (layers) */
-    double min, max;
-    const char *def;     /* default value as text; NULL = required */
-    const char *values;  /* K_ENUM: "a|b|c" in enum order */
-    const char *doc;
-} Key;
+/* A key of a singleton section; off is into Config. */
+typedef ConfigKey Key;
 
 #define C(f) offsetof(Config, f)
 #define L(f) offsetof(LayerCfg, f)
@@ -31,8 +24,6 @@ static const char *const singletons[] = {"run", "data", "sampler", "head", "loss
 #define NSINGLETONS (int)(sizeof singletons / sizeof singletons[0])
 /* Layer sections are printed between [sampler] and [head]. */
 #define LAYERS_AFTER "sampler"
-
-#define layer_types layer_type_names
 
 static const Key schema[] = {
     {"run", "dir", K_STR, C(run_dir), 0, 0, "runs/default", NULL, "run directory: checkpoints, metrics.csv, config.ini"},
@@ -46,9 +37,9 @@ static const Key schema[] = {
     {"sampler", "p", K_INT, C(p), 2, 100000, "8", NULL, "pk: classes per global batch"},
     {"sampler", "k", K_INT, C(k), 1, 100000, "32", NULL, "pk: images per class"},
     {"sampler", "batch", K_INT, C(batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
-    {"head", "type", K_ENUM, C(head_type), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
-    {"head", "lr_mult", K_DBL, C(head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
-    {"head", "l2", K_DBL, C(head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
+    {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
+    {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
+    {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
     {"loss", "type", K_ENUM, C(loss_type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
     {"loss", "margin", K_DBL, C(margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
     {"loss", "soft", K_INT, C(soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
@@ -83,39 +74,20 @@ static const Key schema[] = {
     {"eval", "nway", K_INT, C(eval_nway), 2, 100000, "5", NULL, "N of the N-way K-shot trials"},
     {"eval", "kshot", K_INT, C(eval_kshot), 1, 100000, "1", NULL, "K of the N-way K-shot trials"},
     {"eval", "trials", K_INT, C(eval_trials), 0, 100000000, "1000", NULL, "N-way K-shot trials (0 = skip)"},
-    /* layers */
-    {"conv2d", "name", K_STR, L(name), 0, 0, "", NULL, "layer name (tensor names: NAME.weight, NAME.bias)"},
-    {"conv2d", "filters", K_INT, L(filters), 1, 65536, NULL, NULL, "output channels"},
-    {"conv2d", "size", K_INT, L(size), 1, 64, "3", NULL, "kernel size (square)"},
-    {"conv2d", "stride", K_INT, L(stride), 1, 64, "1", NULL, "stride"},
-    {"conv2d", "pad", K_INT, L(pad), 0, 64, "0", NULL, "zero padding"},
-    {"conv2d", "lr_mult", K_DBL, L(lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier"},
-    {"conv2d", "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"},
-    {"conv2d", "l2", K_DBL, L(l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the weights (Koch), in the loss"},
-    {"maxpool", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"maxpool", "size", K_INT, L(size), 1, 64, "2", NULL, "window"},
-    {"maxpool", "stride", K_INT, L(stride), 0, 64, "0", NULL, "stride; 0 = size"},
-    {"relu", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"sigmoid", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"flatten", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"l2norm", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"linear", "name", K_STR, L(name), 0, 0, "", NULL, "layer name"},
-    {"linear", "out", K_INT, L(out), 1, 1 << 24, NULL, NULL, "output features"},
-    {"linear", "lr_mult", K_DBL, L(lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier"},
-    {"linear", "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"},
-    {"linear", "l2", K_DBL, L(l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the weights (Koch), in the loss"},
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
 #define ORIGIN_MARK "; effective config of "
 
-static int layer_type_of(const char *s) {
-    for (int i = 0; i < LAYER_NTYPES; i++)
-        if (!strcmp(s, layer_types[i])) return i;
-    return -1;
-}
+static int layer_type_of(const char *s) { return layer_type_by_name(s); }
 
 int config_is_layer_section(const char *name) { return layer_type_of(name) >= 0; }
+
+/* The keys of layer type t: the common ones (name, input), then its own. */
+static int layer_nkeys(int t) { return layer_common_nkeys + layer_def((LayerType)t)->nkeys; }
+static const Key *layer_key(int t, int i) {
+    return i < layer_common_nkeys ? &layer_common_keys[i] : &layer_def((LayerType)t)->keys[i - layer_common_nkeys];
+}
 
 static int is_singleton(const char *s) {
     for (int i = 0; i < NSINGLETONS; i++)
@@ -124,6 +96,12 @@ static int is_singleton(const char *s) {
 }
 
 static const Key *find_key(const char *section, const char *key) {
+    int t = layer_type_of(section);
+    if (t >= 0) {
+        for (int i = 0; i < layer_nkeys(t); i++)
+            if (!strcmp(layer_key(t, i)->key, key)) return layer_key(t, i);
+        return NULL;
+    }
     for (int i = 0; i < NKEYS; i++)
         if (!strcmp(schema[i].section, section) && !strcmp(schema[i].key, key)) return &schema[i];
     return NULL;
@@ -132,7 +110,10 @@ static const Key *find_key(const char *section, const char *key) {
 static void valid_keys(const char *section, char *out, size_t n) {
     size_t len = 0;
     out[0] = 0;
-    for (int i = 0; i < NKEYS; i++)
+    int t = layer_type_of(section);
+    for (int i = 0; t >= 0 && i < layer_nkeys(t); i++)
+        len += snprintf(out + len, len < n ? n - len : 0, "%s%s", len ? ", " : "", layer_key(t, i)->key);
+    for (int i = 0; t < 0 && i < NKEYS; i++)
         if (!strcmp(schema[i].section, section))
             len += snprintf(out + len, len < n ? n - len : 0, "%s%s", len ? ", " : "", schema[i].key);
 }
@@ -175,7 +156,8 @@ static int key_set(const Key *k, void *base, const char *v, Err *e) {
     case K_STR: {
         if (has_control(v))
             return err_set(e, "%s: control characters are not allowed in a text value", k->key);
-        size_t cap = k->off == L(name) && k->section && !is_singleton(k->section) ? 32 : CFG_PATH;
+        /* The common layer keys (section NULL) fill LayerCfg's arrays. */
+        size_t cap = k->section ? CFG_PATH : k->off == L(name) ? LAYER_NAME_MAX : LAYER_INPUT_MAX;
         if (strlen(v) >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
         memcpy(field, v, strlen(v) + 1);
         return 0;
@@ -260,7 +242,10 @@ const char *config_enum_name(const char *section, const char *key, int value) {
 
 static void set_defaults(const char *section, void *base) {
     Err e;
-    for (int i = 0; i < NKEYS; i++)
+    int t = layer_type_of(section);
+    for (int i = 0; t >= 0 && i < layer_nkeys(t); i++)
+        if (layer_key(t, i)->def) key_set(layer_key(t, i), base, layer_key(t, i)->def, &e);
+    for (int i = 0; t < 0 && i < NKEYS; i++)
         if (!strcmp(schema[i].section, section) && schema[i].def) key_set(&schema[i], base, schema[i].def, &e);
 }
 
@@ -279,7 +264,7 @@ typedef struct ParseState {
     Err *e;
     unsigned char seen_single[NKEYS];
     unsigned char seen_section[NSINGLETONS];
-    uint64_t seen_layer[CFG_MAX_LAYERS]; /* bit per schema index (< 64 keys per type) */
+    uint64_t seen_layer[MODEL_MAX_LAYERS]; /* bit per key of the layer type (< 64 keys per type) */
 } ParseState;
 
 static int fail(ParseState *s, int line, const char *fmt, const char *a, const char *b) {
@@ -297,16 +282,17 @@ static void begin_section(ParseState *s, const char *name) {
     s->layer = -1;
     int lt = layer_type_of(name);
     if (lt >= 0) {
-        if (s->c->nlayers >= CFG_MAX_LAYERS) {
+        ModelSpec *ms = &s->c->model;
+        if (ms->nlayers >= MODEL_MAX_LAYERS) {
             fail(s, s->line, "more than %s layer sections%s", "64", "");
             return;
         }
-        LayerCfg *l = &s->c->layers[s->c->nlayers];
+        LayerCfg *l = &ms->layers[ms->nlayers];
         memset(l, 0, sizeof *l);
-        l->type = lt;
+        l->type = (LayerType)lt;
         l->line = s->line;
         set_defaults(name, l);
-        s->layer = s->c->nlayers++;
+        s->layer = ms->nlayers++;
         s->seen_layer[s->layer] = 0;
         return;
     }
@@ -316,9 +302,13 @@ static void begin_section(ParseState *s, const char *name) {
             s->seen_section[i] = 1;
             return;
         }
-    fail(s, s->line, "unknown section [%s]; sections: run data sampler head loss mining optim init train "
-                     "checkpoint dist eval, and layers conv2d maxpool relu sigmoid linear flatten l2norm%s",
-         name, "");
+    char names[600];
+    size_t len = 0;
+    for (int i = 0; i < NSINGLETONS; i++) len += snprintf(names + len, sizeof names - len, "%s ", singletons[i]);
+    len += snprintf(names + len, sizeof names - len, "and layers");
+    for (int t = 0; t < LAYER_NTYPES && len < sizeof names; t++)
+        len += snprintf(names + len, sizeof names - len, " %s", layer_def((LayerType)t)->name);
+    fail(s, s->line, "unknown section [%s]; sections: %s", name, names);
 }
 
 static int parse_long_prefix(const char *p, long *out) {
@@ -366,7 +356,7 @@ static char *reader(char *str, int num, void *stream) {
             long origin;
             const char *o = strstr(end, "; line ");
             if (s->has_origin && s->layer >= 0 && o && parse_long_prefix(o + 7, &origin) == 0)
-                s->c->layers[s->layer].line = (int)origin;
+                s->c->model.layers[s->layer].line = (int)origin;
         }
     }
     return str;
@@ -377,7 +367,7 @@ static int handler(void *user, const char *section, const char *name, const char
     (void)section;
     if (s->failed) return 0;
     if (!s->section[0]) return fail(s, s->line, "key '%s' before any [section]%s", name, "");
-    const char *type = s->layer >= 0 ? layer_types[s->c->layers[s->layer].type] : s->section;
+    const char *type = s->layer >= 0 ? layer_def(s->c->model.layers[s->layer].type)->name : s->section;
     const Key *k = find_key(type, name);
     if (!k) {
         char keys[512];
@@ -386,17 +376,19 @@ static int handler(void *user, const char *section, const char *name, const char
         snprintf(what, sizeof what, "[%s]; valid keys: %s", s->section, keys);
         return fail(s, s->line, "unknown key '%s' in %s", name, what);
     }
-    int ki = (int)(k - schema);
     if (s->layer >= 0) {
-        uint64_t bit = 1ULL << (ki % 64);
+        int t = s->c->model.layers[s->layer].type, ki = 0;
+        while (layer_key(t, ki) != k) ki++;
+        uint64_t bit = 1ULL << ki;
         if (s->seen_layer[s->layer] & bit) return fail(s, s->line, "key '%s' set twice in [%s]", name, s->section);
         s->seen_layer[s->layer] |= bit;
     } else {
+        int ki = (int)(k - schema);
         if (s->seen_single[ki]) return fail(s, s->line, "key '%s' set twice in [%s]", name, s->section);
         s->seen_single[ki] = 1;
     }
     Err ke;
-    void *base = s->layer >= 0 ? (void *)&s->c->layers[s->layer] : (void *)s->c;
+    void *base = s->layer >= 0 ? (void *)&s->c->model.layers[s->layer] : (void *)s->c;
     if (key_set(k, base, value, &ke)) {
         char where[80];
         snprintf(where, sizeof where, "[%s] ", s->section);
@@ -410,24 +402,43 @@ static void config_defaults(Config *c) {
     for (int i = 0; i < NSINGLETONS; i++) set_defaults(singletons[i], c);
 }
 
+/* 1 if the numeric field of a required key k (no default, min >= 1) is
+ * still unset (0). */
+static int required_unset(const Key *k, const void *base) {
+    const char *field = (const char *)base + k->off;
+    if (k->def || k->type == K_STR || k->type == K_ENUM) return 0;
+    if (k->type == K_INT) {
+        long x;
+        memcpy(&x, field, sizeof x);
+        return x == 0;
+    }
+    double x;
+    memcpy(&x, field, sizeof x);
+    return x == 0;
+}
+
 /* Fills default layer names and checks required keys and unique names. */
 static int finish_layers(Config *c, const char *name, Err *e) {
     int counts[LAYER_NTYPES] = {0};
-    for (int i = 0; i < c->nlayers; i++) {
-        LayerCfg *l = &c->layers[i];
+    ModelSpec *ms = &c->model;
+    for (int i = 0; i < ms->nlayers; i++) {
+        LayerCfg *l = &ms->layers[i];
+        const LayerDef *d = layer_def(l->type);
         counts[l->type]++;
-        if (!l->name[0]) snprintf(l->name, sizeof l->name, "%s%d", layer_types[l->type], counts[l->type]);
-        if (l->type == LAYER_CONV2D && l->filters <= 0)
-            return err_set(e, "%s:%d: [conv2d] %s needs 'filters'", name, l->line, l->name);
-        if (l->type == LAYER_LINEAR && l->out <= 0)
-            return err_set(e, "%s:%d: [linear] %s needs 'out'", name, l->line, l->name);
-        if (l->type == LAYER_MAXPOOL && l->stride == 0) l->stride = l->size;
-        if (!strcmp(l->name, "head"))
-            return err_set(e, "%s:%d: layer name 'head' is reserved for the head", name, l->line);
+        if (!l->name[0]) snprintf(l->name, sizeof l->name, "%s%d", d->name, counts[l->type]);
+        for (int k = 0; k < layer_nkeys(l->type); k++)
+            if (required_unset(layer_key(l->type, k), l))
+                return err_set(e, "%s:%d: [%s] %s needs '%s'", name, l->line, d->name, l->name,
+                               layer_key(l->type, k)->key);
+        Err le;
+        if (d->finish && d->finish(l, &le))
+            return err_set(e, "%s:%d: [%s] %s: %s", name, l->line, d->name, l->name, le.msg);
+        if (!strcmp(l->name, "head") || !strcmp(l->name, "input"))
+            return err_set(e, "%s:%d: layer name '%s' is reserved", name, l->line, l->name);
         for (int j = 0; j < i; j++)
-            if (!strcmp(c->layers[j].name, l->name))
+            if (!strcmp(ms->layers[j].name, l->name))
                 return err_set(e, "%s:%d: layer name '%s' already used at line %d", name, l->line, l->name,
-                               c->layers[j].line);
+                               ms->layers[j].line);
     }
     return 0;
 }
@@ -441,7 +452,8 @@ static int parse_common(Config *c, ParseState *s, Err *e) {
     if (s->failed) return one_line(e);
     if (rc > 0) return err_set(e, "%s:%d: malformed line (expected [section] or key = value)", s->name, rc);
     if (rc < 0) return err_set(e, "%s: cannot read", s->name);
-    if (c->nlayers == 0) return err_set(e, "%s: no layer sections: the encoder needs at least one layer", s->name);
+    if (c->model.nlayers == 0)
+        return err_set(e, "%s: no layer sections: the encoder needs at least one layer", s->name);
     return finish_layers(c, s->name, e);
 }
 
@@ -503,25 +515,26 @@ static int set_one(Config *c, const char *assignment, Err *e) {
         if (key_set(k, c, value, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
         return 0;
     }
-    for (int i = 0; i < c->nlayers; i++)
-        if (!strcmp(c->layers[i].name, section)) {
-            const Key *k = find_key(layer_types[c->layers[i].type], key);
-            if (!k || !strcmp(key, "name"))
-                return err_set(e, "--set %s: layer '%s' (%s) has no settable key '%s'", assignment, section,
-                               layer_types[c->layers[i].type], key);
-            if (key_set(k, &c->layers[i], value, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
-            if (c->layers[i].type == LAYER_MAXPOOL && !strcmp(key, "size") && c->layers[i].stride == 0)
-                c->layers[i].stride = c->layers[i].size;
-            return 0;
-        }
+    for (int i = 0; i < c->model.nlayers; i++) {
+        LayerCfg *l = &c->model.layers[i];
+        if (strcmp(l->name, section)) continue;
+        const LayerDef *d = layer_def(l->type);
+        const Key *k = find_key(d->name, key);
+        if (!k || !strcmp(key, "name"))
+            return err_set(e, "--set %s: layer '%s' (%s) has no settable key '%s'", assignment, section, d->name,
+                           key);
+        if (key_set(k, l, value, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
+        if (d->finish && d->finish(l, &ke)) return err_set(e, "--set %s: %s", assignment, ke.msg);
+        return 0;
+    }
     return err_set(e, "--set %s: no section or layer named '%s'", assignment, section);
 }
 
 int config_validate(const Config *c, Err *e) {
     const char *n = c->path;
-    if (c->loss_type == LOSS_BCE && c->head_type != HEAD_KOCH)
+    if (c->loss_type == LOSS_BCE && c->model.koch_head != HEAD_KOCH)
         return err_set(e, "%s: [loss] type = bce needs [head] type = koch", n);
-    if (c->head_type == HEAD_KOCH && c->loss_type != LOSS_BCE)
+    if (c->model.koch_head == HEAD_KOCH && c->loss_type != LOSS_BCE)
         return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
     if (c->sampler_mode == SAMPLER_MODE_PK) {
         int m = c->mining_strategy;
@@ -562,14 +575,13 @@ char *config_to_text(const Config *c) {
             }
         EMIT("\n");
         if (!strcmp(singletons[s], LAYERS_AFTER))
-            for (int l = 0; l < c->nlayers; l++) {
-                const char *type = layer_types[c->layers[l].type];
-                EMIT("[%s] ; line %d\n", type, c->layers[l].line);
-                for (int i = 0; i < NKEYS; i++)
-                    if (!strcmp(schema[i].section, type)) {
-                        key_format(&schema[i], &c->layers[l], val, sizeof val);
-                        EMIT("%s = %s\n", schema[i].key, val);
-                    }
+            for (int l = 0; l < c->model.nlayers; l++) {
+                const LayerCfg *lc = &c->model.layers[l];
+                EMIT("[%s] ; line %d\n", layer_def(lc->type)->name, lc->line);
+                for (int i = 0; i < layer_nkeys(lc->type); i++) {
+                    key_format(layer_key(lc->type, i), lc, val, sizeof val);
+                    EMIT("%s = %s\n", layer_key(lc->type, i)->key, val);
+                }
                 EMIT("\n");
             }
     }
@@ -583,16 +595,17 @@ int config_same_topology(const Config *a, const Config *b, Err *e) {
     size_t len = 0;
     char va[CFG_PATH + 32], vb[CFG_PATH + 32];
 #define DIFF(...) len += snprintf(diff + len, len < sizeof diff ? sizeof diff - len : 0, __VA_ARGS__)
-    if (a->nlayers != b->nlayers) DIFF("%d layers vs %d; ", a->nlayers, b->nlayers);
-    for (int l = 0; l < MIN(a->nlayers, b->nlayers); l++) {
-        const LayerCfg *x = &a->layers[l], *y = &b->layers[l];
+    const ModelSpec *ma = &a->model, *mb = &b->model;
+    if (ma->nlayers != mb->nlayers) DIFF("%d layers vs %d; ", ma->nlayers, mb->nlayers);
+    for (int l = 0; l < MIN(ma->nlayers, mb->nlayers); l++) {
+        const LayerCfg *x = &ma->layers[l], *y = &mb->layers[l];
         if (x->type != y->type) {
-            DIFF("layer %d: %s vs %s; ", l + 1, layer_types[x->type], layer_types[y->type]);
+            DIFF("layer %d: %s vs %s; ", l + 1, layer_def(x->type)->name, layer_def(y->type)->name);
             continue;
         }
-        for (int i = 0; i < NKEYS; i++) {
-            const Key *k = &schema[i];
-            if (strcmp(k->section, layer_types[x->type]) || k->type == K_DBL) continue;
+        for (int i = 0; i < layer_nkeys(x->type); i++) {
+            const Key *k = layer_key(x->type, i);
+            if (k->type == K_DBL) continue;
             key_format(k, x, va, sizeof va);
             key_format(k, y, vb, sizeof vb);
             if (strcmp(va, vb)) DIFF("%s.%s: %s vs %s; ", x->name, k->key, va, vb);
@@ -611,17 +624,29 @@ int config_same_topology(const Config *a, const Config *b, Err *e) {
     return err_set(e, "%s", diff);
 }
 
+static void print_key(FILE *out, const char *section, const Key *k) {
+    char range[128] = "";
+    if (k->type == K_ENUM) snprintf(range, sizeof range, "%s", k->values);
+    else if (k->type == K_INT) snprintf(range, sizeof range, "%.0f .. %.0f", k->min, k->max);
+    else if (k->type == K_DBL) snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
+    static const char *const tn[] = {"int", "number", "text", "choice"};
+    fprintf(out, "| [%s] | %s | %s | %s | %s | %s |\n", section, k->key, tn[k->type], range,
+            k->def ? (k->def[0] ? k->def : "(empty)") : "required", k->doc);
+}
+
 void config_print_schema(FILE *out) {
     fprintf(out, "| section | key | type | range / values | default | meaning |\n");
     fprintf(out, "| --- | --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < NKEYS; i++) {
-        const Key *k = &schema[i];
-        char range[128] = "";
-        if (k->type == K_ENUM) snprintf(range, sizeof range, "%s", k->values);
-        else if (k->type == K_INT) snprintf(range, sizeof range, "%.0f .. %.0f", k->min, k->max);
-        else if (k->type == K_DBL) snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
-        static const char *const tn[] = {"int", "number", "text", "choice"};
-        fprintf(out, "| %s%s%s | %s | %s | %s | %s | %s |\n", is_singleton(k->section) ? "[" : "[", k->section,
-                "]", k->key, tn[k->type], range, k->def ? (k->def[0] ? k->def : "(empty)") : "required", k->doc);
+        print_key(out, schema[i].section, &schema[i]);
+        if (strcmp(schema[i].section, LAYERS_AFTER) || (i + 1 < NKEYS && !strcmp(schema[i + 1].section, LAYERS_AFTER)))
+            continue;
+        /* The layer sections: the keys they all have, then each type. */
+        for (int k = 0; k < layer_common_nkeys; k++) print_key(out, "any layer", &layer_common_keys[k]);
+        for (int t = 0; t < LAYER_NTYPES; t++) {
+            const LayerDef *d = layer_def((LayerType)t);
+            fprintf(out, "| [%s] | | layer | | | %s |\n", d->name, d->doc);
+            for (int k = 0; k < d->nkeys; k++) print_key(out, d->name, &d->keys[k]);
+        }
     }
 }

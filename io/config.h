@@ -1,7 +1,8 @@
 /* config: the INI experiment file. One schema table (section, key, type,
  * bounds, default) drives parsing, --set overrides, validation and the
  * canonical text that rank 0 broadcasts and checkpoints store. Singleton
- * sections ([run], [optim], ...) and one section per encoder layer, in order.
+ * sections ([run], [optim], ...) and one section per layer, in order, whose
+ * keys the layer registry (nn/layer.h) declares.
  * Errors name the file and line. Knows nothing of models or MPI. */
 #ifndef SIAMESE_CONFIG_H
 #define SIAMESE_CONFIG_H
@@ -12,7 +13,6 @@
 #include "../nn/layer_spec.h"
 #include "../nn/util.h"
 
-#define CFG_MAX_LAYERS 64
 #define CFG_PATH 512
 
 enum { SAMPLER_MODE_PK, SAMPLER_MODE_PAIRS, SAMPLER_MODE_TRIPLETS };
@@ -36,12 +36,8 @@ typedef struct Config {
     /* [sampler] */
     int sampler_mode;
     long p, k, batch;
-    /* encoder */
-    LayerCfg layers[CFG_MAX_LAYERS];
-    int nlayers;
-    /* [head] */
-    int head_type;
-    double head_lr_mult, head_l2;
+    /* layer sections and [head] */
+    ModelSpec model;
     /* [loss] */
     int loss_type;
     double margin;

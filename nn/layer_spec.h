@@ -1,28 +1,76 @@
-/* layer_spec: what a config says about one encoder layer, and the weight
- * initialisation schemes. Plain data shared by io/config (which fills it)
- * and nn/model (which builds from it), so nn does not depend on io. */
+/* layer_spec: what a config says about a model: one LayerCfg per layer
+ * section, the model's own keys (ModelSpec), the typed layer enum, and the
+ * descriptor of a config key (ConfigKey) with which the layer registry
+ * (nn/layer.h) declares each layer's keys. Plain data shared by io/config
+ * (which fills it) and nn/model (which builds from it), so nn does not
+ * depend on io. */
 #ifndef SIAMESE_LAYER_SPEC_H
 #define SIAMESE_LAYER_SPEC_H
 
+#include <stddef.h>
+
+/* One value per registry row (nn/layer_table.c); the table is checked to
+ * cover every value. The order is internal: configs and checkpoints name
+ * layers by their section name. */
 typedef enum {
-    LAYER_CONV2D, LAYER_MAXPOOL, LAYER_RELU, LAYER_SIGMOID, LAYER_LINEAR,
-    LAYER_FLATTEN, LAYER_L2NORM, LAYER_NTYPES
+    LAYER_CONV2D,
+    LAYER_MAXPOOL,
+    LAYER_RELU,
+    LAYER_SIGMOID,
+    LAYER_LINEAR,
+    LAYER_FLATTEN,
+    LAYER_L2NORM,
+    LAYER_NTYPES
 } LayerType;
 
+#define LAYER_NAME_MAX 32   /* bytes of a layer name, with the NUL */
+#define LAYER_INPUT_MAX 160 /* bytes of an `input` value, with the NUL */
+#define LAYER_MAX_INPUTS 4  /* inputs of one layer */
+
+/* A layer section as parsed. Fields a layer type does not use stay 0. */
 typedef struct LayerCfg {
-    int type;           /* LayerType */
-    char name[32];      /* "conv1"; default: type + index */
-    int line;           /* line of the section header, for errors */
+    LayerType type;
+    char name[LAYER_NAME_MAX];       /* "conv1"; default: type + index */
+    char input[LAYER_INPUT_MAX];     /* "conv3@a, conv3@b"; empty: the previous layer */
+    int line;                        /* line of the section header, for errors */
     long filters, size, stride, pad; /* conv2d; maxpool uses size/stride */
-    long out;           /* linear */
+    long out;                        /* linear */
     double lr_mult, decay_mult, l2;
 } LayerCfg;
+
+#define MODEL_MAX_LAYERS 64
+
+/* The model part of a config: the layer sections in order, the [model]
+ * keys and the Koch head of [head]. */
+typedef struct ModelSpec {
+    LayerCfg layers[MODEL_MAX_LAYERS];
+    int nlayers;
+    int koch_head; /* [head] type = koch */
+    double head_lr_mult, head_l2;
+    int no_fusion; /* not a config key: tests run every layer alone */
+} ModelSpec;
 
 /* he: N(0, 2/fan_in), bias 0; koch: conv N(0, 1e-2), dense N(0, 0.2), biases
  * N(0.5, 1e-2) (Koch et al. 2015); torch: PyTorch's default U(+-1/sqrt(fan_in))
  * for weights and biases. */
 enum { INIT_HE, INIT_KOCH, INIT_TORCH };
 
-extern const char *const layer_type_names[LAYER_NTYPES];
+/* ---- config keys ------------------------------------------------------- */
+
+typedef enum { K_INT, K_DBL, K_STR, K_ENUM } KeyType;
+
+/* One config key: io/config parses, checks, prints and documents it from
+ * this row. off is the field's offset in the struct the section fills
+ * (LayerCfg for layer keys). */
+typedef struct ConfigKey {
+    const char *section; /* singleton section, or a layer type name */
+    const char *key;
+    KeyType type;
+    size_t off;
+    double min, max;
+    const char *def;    /* default value as text; NULL = required */
+    const char *values; /* K_ENUM: "a|b|c" in enum order */
+    const char *doc;
+} ConfigKey;
 
 #endif

@@ -1,7 +1,18 @@
-/* model: see model.h. Arena layout: the encoder's tensors in layer order
- * (each layer: weight then bias), then the head. Backward finishes the last
- * layers first, so gradient buckets cut from the end of the arena become
- * ready first (dist/comm.c relies on that order). */
+/* model: building the graph (see model.h); forward and backward are in
+ * model_run.c. Arena layout: the nodes' parameters in config order (each
+ * node its views in the order it declares them, e.g. weight then bias),
+ * then the head. Backward finishes the last nodes first, so gradient
+ * buckets cut from the end of the arena become ready first (dist/comm.c
+ * relies on that order).
+ *
+ * Storage plan: a node's output has its own buffer, or aliases the output
+ * of an earlier node: a view (flatten) shares its input's floats, a layer
+ * that may run in place overwrites its input when nothing else reads it
+ * (and no backward needs it), and the nodes absorbed in a fused block share
+ * the block output. Output gradients live in a few pooled buffers handed
+ * out by liveness in backward order (a chain uses two, ping-pong); a node
+ * whose gradient is a sum (read by several nodes, or seeded by a loss and
+ * read) has its own. */
 #include "model.h"
 
 #include <limits.h>
@@ -9,15 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "activation.h"
-#include "conv2d.h"
-#include "convblock.h"
-#include "l2norm.h"
-#include "linear.h"
-#include "pool.h"
-
-const char *const layer_type_names[LAYER_NTYPES] = {"conv2d", "maxpool", "relu", "sigmoid",
-                                                    "linear", "flatten", "l2norm"};
+#include "layer.h"
 
 int model_parse_shape(const char *s, int *c, int *h, int *w) {
     long v[3];
@@ -35,333 +38,384 @@ int model_parse_shape(const char *s, int *c, int *h, int *w) {
     return 0;
 }
 
-static void add_view(Model *m, const char *layer, const char *what, size_t off, size_t count, int ndim,
-                     const int *shape, double lr_mult, double decay_mult, double l2) {
-    ParamView *v = &m->views[m->nviews++];
+/* ---- views ---------------------------------------------------------------- */
+
+static ParamView *push_view(ParamView **arr, int *n, const char *layer, const char *what, size_t off,
+                            int ndim, const int *shape) {
+    *arr = xrealloc(*arr, (size_t)(*n + 1) * sizeof **arr);
+    ParamView *v = &(*arr)[(*n)++];
     memset(v, 0, sizeof *v);
     snprintf(v->name, sizeof v->name, "%s.%s", layer, what);
     v->offset = off;
-    v->count = count;
+    v->count = 1;
     v->ndim = ndim;
-    for (int i = 0; i < ndim; i++) v->shape[i] = shape[i];
-    v->lr_mult = (float)lr_mult;
-    v->decay_mult = (float)decay_mult;
+    for (int i = 0; i < ndim; i++) {
+        v->shape[i] = shape[i];
+        v->count *= (size_t)shape[i];
+    }
+    return v;
+}
+
+size_t model_add_param(Model *m, ModelLayer *L, const char *what, int ndim, const int *shape, ViewInit init,
+                       double fan_in, double l2) {
+    size_t off = m->nparams;
+    if (L->nv == 0) L->v0 = m->nviews, L->p_off = off;
+    ParamView *v = push_view(&m->views, &m->nviews, L->name, what, off, ndim, shape);
+    v->lr_mult = (float)L->cfg.lr_mult;
+    v->decay_mult = (float)L->cfg.decay_mult;
     v->l2 = (float)l2;
+    v->init = init;
+    v->fan_in = (float)fan_in;
+    L->nv++;
+    L->np += v->count;
+    m->nparams += v->count;
+    return off;
 }
 
-/* Marks the fused blocks (model.h) and their output layouts. A block's
- * input must be channels-last: one channel, or another block's output.
- * Only where convblock's SIMD kernels run: elsewhere conv2d is faster. */
-static void plan_fusion(Model *m) {
-    int prev_block = -1; /* conv layer of the block that ends right before i */
-    for (int i = 0; i < m->nlayers; i++) {
-        ModelLayer *L = &m->layers[i];
-        int ok = L->type == LAYER_CONV2D && L->pad == 0 && convblock_fast((int)L->filters) &&
-                 i + 1 < m->nlayers && m->layers[i + 1].type == LAYER_RELU && (L->c == 1 || prev_block >= 0);
-        if (!ok) {
-            prev_block = -1;
-            continue;
-        }
-        const ModelLayer *P = i + 2 < m->nlayers ? &m->layers[i + 2] : NULL;
-        int pool = P && P->type == LAYER_MAXPOOL && P->size == 2 && P->stride == 2;
-        L->fuse = pool ? 2 : 1;
-        for (int j = 1; j <= L->fuse; j++) m->layers[i + j].fuse = -1;
-        if (prev_block >= 0) m->layers[prev_block].nhwc = 1;
-        prev_block = i;
-        i += L->fuse;
-    }
+size_t model_add_buffer(Model *m, ModelLayer *L, const char *what, int ndim, const int *shape,
+                        ViewInit init) {
+    size_t off = m->nbuffers;
+    if (L->nbv == 0) L->bv0 = m->nbufviews;
+    ParamView *v = push_view(&m->bufviews, &m->nbufviews, L->name, what, off, ndim, shape);
+    v->init = init;
+    L->nbv++;
+    m->nbuffers += v->count;
+    return off;
 }
 
-int model_build(Model *m, const LayerCfg *cfgs, int n, int koch_head, double head_lr_mult, double head_l2,
-                const char *cfg_name, int c, int h, int w, int max_batch, Err *e) {
-    memset(m, 0, sizeof *m);
-    m->nlayers = n;
-    m->layers = xcalloc((size_t)n, sizeof *m->layers);
-    m->views = xcalloc((size_t)(2 * n + 2), sizeof *m->views);
-    m->in_c = c, m->in_h = h, m->in_w = w;
-    m->max_batch = max_batch;
-    if ((uint64_t)c * h * w > INT_MAX)
-        return err_set(e, "%s: input %dx%dx%d has more than %d values per image", cfg_name, c, h, w, INT_MAX);
-    size_t off = 0;
-    int spatial = 1; /* the input still has a meaningful (c, h, w) */
-    for (int i = 0; i < n; i++) {
-        const LayerCfg *lc = &cfgs[i];
-        ModelLayer *L = &m->layers[i];
-        L->type = lc->type;
-        memcpy(L->name, lc->name, sizeof L->name);
-        L->line = lc->line;
-        L->c = c, L->h = h, L->w = w;
-        L->filters = lc->filters, L->size = lc->size, L->stride = lc->stride, L->pad = lc->pad, L->out = lc->out;
-        L->l2 = lc->l2;
-        L->in_size = (size_t)c * h * w;
-        switch (lc->type) {
-        case LAYER_CONV2D: {
-            if (!spatial)
-                return err_set(e, "%s:%d: [conv2d] %s: its input is flat (%d features); put convolutions before "
-                                  "flatten/linear", cfg_name, lc->line, lc->name, c * h * w);
-            long oh = (h + 2 * lc->pad - lc->size) / lc->stride + 1, ow = (w + 2 * lc->pad - lc->size) / lc->stride + 1;
-            if (h + 2 * lc->pad < lc->size || w + 2 * lc->pad < lc->size)
-                return err_set(e, "%s:%d: [conv2d] %s: kernel %ld does not fit its %dx%dx%d input (pad %ld); lower "
-                                  "size, add pad, or drop a pooling layer before it",
-                               cfg_name, lc->line, lc->name, lc->size, c, h, w, lc->pad);
-            L->oc = (int)lc->filters, L->oh = (int)oh, L->ow = (int)ow;
-            L->nw = (size_t)lc->filters * c * lc->size * lc->size;
-            L->nb = (size_t)lc->filters;
-            L->w_off = off, L->b_off = off + L->nw;
-            off += L->nw + L->nb;
-            int ws_shape[4] = {(int)lc->filters, c, (int)lc->size, (int)lc->size}, bs[1] = {(int)lc->filters};
-            add_view(m, lc->name, "weight", L->w_off, L->nw, 4, ws_shape, lc->lr_mult, lc->decay_mult, lc->l2);
-            add_view(m, lc->name, "bias", L->b_off, L->nb, 1, bs, lc->lr_mult, lc->decay_mult, 0);
-            m->flops_fwd_per_image += 2ULL * L->nw * oh * ow;
-            break;
-        }
-        case LAYER_MAXPOOL:
-            if (!spatial || h < lc->size || w < lc->size)
-                return err_set(e, "%s:%d: [maxpool] %s: window %ld does not fit its %dx%dx%d input", cfg_name,
-                               lc->line, lc->name, lc->size, c, h, w);
-            L->oc = c, L->oh = (int)((h - lc->size) / lc->stride + 1), L->ow = (int)((w - lc->size) / lc->stride + 1);
-            break;
-        case LAYER_LINEAR: {
-            int in = c * h * w;
-            L->oc = (int)lc->out, L->oh = 1, L->ow = 1;
-            L->nw = (size_t)lc->out * in;
-            L->nb = (size_t)lc->out;
-            L->w_off = off, L->b_off = off + L->nw;
-            off += L->nw + L->nb;
-            int ws_shape[2] = {(int)lc->out, in}, bs[1] = {(int)lc->out};
-            add_view(m, lc->name, "weight", L->w_off, L->nw, 2, ws_shape, lc->lr_mult, lc->decay_mult, lc->l2);
-            add_view(m, lc->name, "bias", L->b_off, L->nb, 1, bs, lc->lr_mult, lc->decay_mult, 0);
-            m->flops_fwd_per_image += 2ULL * L->nw;
-            spatial = 0;
-            break;
-        }
-        case LAYER_FLATTEN:
-            L->oc = c * h * w, L->oh = 1, L->ow = 1;
-            spatial = 0;
-            break;
-        case LAYER_L2NORM:
-            L->oc = c * h * w, L->oh = 1, L->ow = 1;
-            spatial = 0;
-            break;
-        default: /* relu, sigmoid: shape-preserving */
-            L->oc = c, L->oh = h, L->ow = w;
-            break;
-        }
-        c = L->oc, h = L->oh, w = L->ow;
-        L->out_size = (size_t)c * h * w;
-        if (L->out_size > INT_MAX) /* shapes are ints: a config claiming more is refused, not wrapped */
-            return err_set(e, "%s:%d: [%s] %s: output %dx%dx%d has more than %d values per image", cfg_name,
-                           lc->line, layer_type_names[lc->type], lc->name, c, h, w, INT_MAX);
-    }
-    m->emb_dim = c * h * w;
-    if (koch_head) {
-        m->has_head = 1;
-        m->head_w_off = off;
-        m->head_b_off = off + (size_t)m->emb_dim;
-        int ws_shape[2] = {1, m->emb_dim}, bs[1] = {1};
-        add_view(m, "head", "weight", m->head_w_off, (size_t)m->emb_dim, 2, ws_shape, head_lr_mult, 1, head_l2);
-        add_view(m, "head", "bias", m->head_b_off, 1, 1, bs, head_lr_mult, 1, 0);
-        m->head_l2 = head_l2;
-        off += (size_t)m->emb_dim + 1;
-    }
-    m->nparams = off;
-    if (max_batch == 0) return 0; /* model_plan: the layout only */
-    m->params = xaligned_floats(off);
-    m->grads = xaligned_floats(off);
-    plan_fusion(m);
-    /* Workspace: the largest any convolution needs. Gradient buffers: the
-     * largest input gradient a layer writes (flatten and fused layers write
-     * none; the first layer needs none). */
-    size_t ws = 0, grad[2] = {1, 1};
-    int which = 0; /* the walk of model_backward: which buffer each input gradient lands in */
-    for (int i = n - 1; i >= 0; i--) {
-        ModelLayer *L = &m->layers[i];
-        if (L->type == LAYER_CONV2D && L->fuse > 0)
-            ws = MAX(ws, convblock_workspace_floats(L->c, L->h, L->w, (int)L->filters, (int)L->size,
-                                                    (int)L->stride, L->fuse == 2));
-        else if (L->type == LAYER_CONV2D)
-            ws = MAX(ws, conv2d_workspace_floats(max_batch, L->c, L->h, L->w, (int)L->filters, (int)L->size,
-                                                 (int)L->stride, (int)L->pad));
-        if (i > 0 && L->fuse >= 0 && L->type != LAYER_FLATTEN) {
-            grad[which] = MAX(grad[which], L->in_size);
-            which ^= 1;
-        }
-    }
-    m->ws = xaligned_floats(ws);
-    for (int k = 0; k < 2; k++) {
-        m->gbuf_floats[k] = grad[k] * (size_t)max_batch;
-        m->gbuf[k] = xaligned_floats(m->gbuf_floats[k]);
-    }
-    /* Activations: relu, sigmoid and flatten work in place on their input;
-     * a fused block owns one buffer of its last layer's size. */
-    const float *prev = NULL; /* NULL: the model input */
-    for (int i = 0; i < n; i++) {
-        ModelLayer *L = &m->layers[i];
-        int inplace = L->type == LAYER_RELU || L->type == LAYER_SIGMOID || L->type == LAYER_FLATTEN;
-        /* A sigmoid would overwrite the output that the backward of a relu,
-         * sigmoid or fused block before it reads (a relu leaves it as is). */
-        if (L->type == LAYER_SIGMOID && i > 0) {
-            const ModelLayer *Q = &m->layers[i - 1];
-            if (Q->type == LAYER_RELU || Q->type == LAYER_SIGMOID || Q->fuse) inplace = 0;
-        }
-        if (L->fuse < 0) {
-            L->y = (float *)prev;
-        } else if (L->fuse > 0) {
-            const ModelLayer *last = &m->layers[i + L->fuse];
-            L->y = xaligned_floats(last->out_size * (size_t)max_batch);
-            if (L->fuse == 2) L->arg = xmalloc(last->out_size * (size_t)max_batch);
-        } else {
-            if (inplace && prev) L->y = (float *)prev;
-            else L->y = xaligned_floats(L->out_size * (size_t)max_batch);
-            if (L->type == LAYER_MAXPOOL) L->idx = xcalloc(L->out_size * (size_t)max_batch, sizeof(int32_t));
-        }
-        if (L->type == LAYER_L2NORM) L->norms = xaligned_floats((size_t)max_batch);
-        prev = L->y;
-    }
+/* ---- inputs and shapes ------------------------------------------------------ */
+
+/* Fills L->in: the previous node (the model input for the first). */
+static int resolve_inputs(Model *m, int i, Err *e) {
+    (void)e;
+    ModelLayer *L = &m->layers[i];
+    L->nin = 1;
+    L->in[0].node = i > 0 ? i - 1 : MODEL_INPUT;
+    L->in[0].half = REF_WHOLE;
     return 0;
 }
 
-int model_plan(Model *m, const LayerCfg *cfgs, int n, int koch_head, const char *cfg_name, int c, int h,
-               int w, Err *e) {
-    return model_build(m, cfgs, n, koch_head, 1, 0, cfg_name, c, h, w, 0, e);
+/* Shape of what ref r reads, per row. */
+static void ref_shape(const Model *m, NodeRef r, int *c, int *h, int *w, int *flat, int *halved) {
+    if (r.node == MODEL_INPUT) {
+        *c = m->in_c, *h = m->in_h, *w = m->in_w, *flat = 0, *halved = 0;
+    } else {
+        const ModelLayer *P = &m->layers[r.node];
+        *c = P->oc, *h = P->oh, *w = P->ow, *flat = P->flat, *halved = P->halved;
+    }
+    if (r.half != REF_WHOLE) *halved += 1;
+}
+
+static int build_node(Model *m, int i, const char *cfg_name, Err *e) {
+    ModelLayer *L = &m->layers[i];
+    Err le;
+    int c, h, w, flat, halved;
+    for (int k = 0; k < L->nin; k++) {
+        ref_shape(m, L->in[k], &c, &h, &w, &flat, &halved);
+        if (k == 0) {
+            L->c = c, L->h = h, L->w = w, L->in_flat = flat, L->halved = halved;
+        } else if (h != L->h || w != L->w || halved != L->halved) {
+            return err_set(
+                e,
+                "%s:%d: [%s] %s: input %d is %dx%dx%d%s but input 1 is %dx%dx%d%s: they must have the "
+                "same height, width and rows",
+                cfg_name, L->line, L->def->name, L->name, k + 1, c, h, w, halved ? " per pair" : "", L->c,
+                L->h, L->w, L->halved ? " per pair" : "");
+        }
+        L->inc[k] = c;
+    }
+    L->in_size = (size_t)L->c * L->h * L->w;
+    if (L->def->build(m, L, &le))
+        return err_set(e, "%s:%d: [%s] %s: %s", cfg_name, L->line, L->def->name, L->name, le.msg);
+    L->out_size = (size_t)L->oc * L->oh * L->ow;
+    if (L->out_size > INT_MAX) /* shapes are ints: a config claiming more is refused, not wrapped */
+        return err_set(e, "%s:%d: [%s] %s: output %dx%dx%d has more than %d values per image", cfg_name, L->line,
+                       L->def->name, L->name, L->oc, L->oh, L->ow, INT_MAX);
+    m->flops_fwd_per_image += L->halved ? L->flops / 2 : L->flops;
+    return 0;
+}
+
+/* ---- fusion and storage ------------------------------------------------------- */
+
+static int sole_reader(const Model *m, int p, int q) {
+    const ModelLayer *Q = &m->layers[q];
+    return p >= 0 && m->layers[p].nuse == 1 && !m->layers[p].is_output && Q->nin == 1 && Q->in[0].node == p &&
+           Q->in[0].half == REF_WHOLE;
+}
+
+static void plan_fusion(Model *m) {
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (!L->def->fuse) continue;
+        const ModelLayer *next[2];
+        int nn = 0;
+        while (nn < 2 && i + nn + 1 < m->nlayers && sole_reader(m, i + nn, i + nn + 1)) {
+            next[nn] = &m->layers[i + nn + 1];
+            nn++;
+        }
+        int k = L->def->fuse(L, next, nn);
+        if (k == 0) continue;
+        /* The block reads channels-last: one channel, or the output of a
+         * block that only it reads (that block then writes channels-last). */
+        int src = L->in[0].node, owner = src >= 0 && m->layers[src].fuse < 0 ? m->layers[src].alias : src;
+        int chained = src >= 0 && L->in[0].half == REF_WHOLE && owner >= 0 && m->layers[owner].fuse > 0 &&
+                      owner + m->layers[owner].fuse == src && m->layers[src].nuse == 1 &&
+                      !m->layers[src].is_output;
+        if (L->c != 1 && !chained) continue;
+        L->fuse = k;
+        for (int j = 1; j <= k; j++) {
+            m->layers[i + j].fuse = -1;
+            m->layers[i + j].alias = i;
+        }
+        if (chained) m->layers[owner].nhwc = 1;
+        i += k;
+    }
+}
+
+/* May node i write its output over its input's floats? Only if nothing
+ * else reads those floats, now or in a backward. */
+static int inplace_ok(const Model *m, int i) {
+    const ModelLayer *L = &m->layers[i];
+    if (!(L->def->flags & LAYER_INPLACE) || L->nin != 1 || L->in[0].half != REF_WHOLE) return 0;
+    int q = L->in[0].node;
+    while (q >= 0) {
+        const ModelLayer *Q = &m->layers[q];
+        if (Q->nuse != 1 || Q->is_output || (Q->def->flags & LAYER_READS_OUTPUT) || Q->fuse != 0) return 0;
+        if (Q->alias == q) return 1;
+        q = Q->alias;
+    }
+    return 0; /* the model input is read-only */
+}
+
+static void plan_storage(Model *m) {
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (L->fuse < 0) continue; /* aliased by plan_fusion */
+        L->alias = i;
+        if ((L->def->flags & LAYER_VIEW) && L->in[0].half == REF_WHOLE)
+            L->alias = L->in[0].node;
+        else if (inplace_ok(m, i))
+            L->alias = L->in[0].node;
+    }
+}
+
+/* ---- gradients ------------------------------------------------------------- */
+
+/* A passthrough node hands its output gradient to its input unchanged (a
+ * view, an absorbed node) when that input has no other reader. */
+static int passthrough(const Model *m, int i) {
+    const ModelLayer *L = &m->layers[i];
+    int p = L->in[0].node;
+    if (L->fuse < 0) return 1;
+    return (L->def->flags & LAYER_VIEW) && L->alias == p && p >= 0 && sole_reader(m, p, i) && !L->is_output;
+}
+
+static size_t node_floats(const Model *m, int i) {
+    const ModelLayer *L = &m->layers[i];
+    return (size_t)(m->max_batch >> L->halved) * L->out_size;
+}
+
+/* Hands out the pooled output-gradient buffers by liveness (model.h). */
+static void plan_gradients(Model *m, int *buf_of) {
+    int n = m->nlayers, *busy = xcalloc((size_t)n, sizeof(int));
+    m->gpool = xcalloc((size_t)n, sizeof *m->gpool);
+    m->gpool_floats = xcalloc((size_t)n, sizeof *m->gpool_floats);
+    size_t scratch = 0;
+    int max_in = 0;
+    for (int i = 0; i < n; i++) buf_of[i] = -1;
+    for (int i = n - 1; i >= 0; i--) {
+        ModelLayer *L = &m->layers[i];
+        if (!L->wants_grad) continue;
+        L->pass = passthrough(m, i);
+        if (L->pass) {
+            int p = L->in[0].node;
+            if (p >= 0) buf_of[p] = buf_of[i];
+            continue;
+        }
+        for (int k = 0; k < L->nin; k++) {
+            int p = L->in[k].node;
+            if (p < 0 || !m->layers[p].wants_grad) continue;
+            ModelLayer *P = &m->layers[p];
+            if (P->nuse > 1 || L->in[k].half != REF_WHOLE || P->grad_own) {
+                scratch = MAX(scratch, node_floats(m, p));
+                max_in = MAX(max_in, L->nin);
+            }
+            if (P->grad_own || buf_of[p] >= 0) continue;
+            int b = 0;
+            while (b < m->ngpool && (busy[b] || b == buf_of[i])) b++;
+            if (b == m->ngpool) m->ngpool++;
+            busy[b] = 1;
+            buf_of[p] = b;
+            m->gpool_floats[b] = MAX(m->gpool_floats[b], node_floats(m, p));
+        }
+        if (buf_of[i] >= 0) busy[buf_of[i]] = 0;
+    }
+    m->scratch_slot = scratch;
+    m->scratch_floats = scratch * (size_t)max_in;
+    free(busy);
+}
+
+/* ---- build ------------------------------------------------------------------ */
+
+int model_plan(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int h, int w, int max_batch,
+               Err *e) {
+    memset(m, 0, sizeof *m);
+    int n = spec->nlayers;
+    m->nlayers = n;
+    m->layers = xcalloc((size_t)n, sizeof *m->layers);
+    m->in_c = c, m->in_h = h, m->in_w = w;
+    m->max_batch = max_batch;
+    m->st.blocks = 1;
+    if ((uint64_t)c * h * w > INT_MAX) {
+        model_free(m);
+        return err_set(e, "%s: input %dx%dx%d has more than %d values per image", cfg_name, c, h, w, INT_MAX);
+    }
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        L->cfg = spec->layers[i];
+        L->type = L->cfg.type;
+        L->def = layer_def(L->type);
+        memcpy(L->name, L->cfg.name, sizeof L->name);
+        L->line = L->cfg.line;
+        L->l2 = L->cfg.l2;
+        L->alias = i;
+        if (resolve_inputs(m, i, e) || build_node(m, i, cfg_name, e)) {
+            model_free(m);
+            return -1;
+        }
+    }
+    m->emb = n - 1;
+    m->emb_dim = (int)m->layers[m->emb].out_size;
+    m->layers[m->emb].is_output = 1;
+    if (spec->koch_head) {
+        m->has_head = 1;
+        m->head_l2 = spec->head_l2;
+        int ws[2] = {1, m->emb_dim}, bs[1] = {1};
+        ParamView *v = push_view(&m->views, &m->nviews, "head", "weight", m->nparams, 2, ws);
+        v->lr_mult = (float)spec->head_lr_mult, v->decay_mult = 1, v->l2 = (float)spec->head_l2;
+        v->init = VIEW_INIT_WEIGHT_DENSE, v->fan_in = (float)m->emb_dim;
+        m->head_w_off = m->nparams;
+        m->head_b_off = m->nparams + (size_t)m->emb_dim;
+        v = push_view(&m->views, &m->nviews, "head", "bias", m->head_b_off, 1, bs);
+        v->lr_mult = (float)spec->head_lr_mult, v->decay_mult = 1;
+        v->init = VIEW_INIT_BIAS, v->fan_in = (float)m->emb_dim;
+        m->nparams += (size_t)m->emb_dim + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        L->wants_grad = L->np > 0;
+        for (int k = 0; k < L->nin; k++) {
+            int p = L->in[k].node;
+            if (p < 0) continue;
+            m->layers[p].nuse++;
+            L->wants_grad |= m->layers[p].wants_grad;
+        }
+    }
+    if (!spec->no_fusion) plan_fusion(m);
+    plan_storage(m);
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (L->def->sizes && L->fuse >= 0) L->def->sizes(m, L, max_batch >> L->halved);
+        m->ws_floats = MAX(m->ws_floats, L->ws_floats);
+        L->grad_own = L->is_output && L->nuse > 0 && L->wants_grad;
+    }
+    m->gbuf_of = xcalloc((size_t)n, sizeof(int));
+    plan_gradients(m, m->gbuf_of);
+    m->embed_only = xcalloc((size_t)n, 1);
+    m->embed_only[m->emb] = 1;
+    for (int i = n - 1; i >= 0; i--)
+        for (int k = 0; m->embed_only[i] && k < m->layers[i].nin; k++)
+            if (m->layers[i].in[k].node >= 0) m->embed_only[m->layers[i].in[k].node] = 1;
+    return 0;
+}
+
+void model_alloc(Model *m) {
+    int n = m->nlayers, max_batch = m->max_batch;
+    m->params = xaligned_floats(MAX(m->nparams, 1));
+    m->grads = xaligned_floats(MAX(m->nparams, 1));
+    m->buffers = xaligned_floats(MAX(m->nbuffers, 1));
+    m->ws = xaligned_floats(MAX(m->ws_floats, 1));
+    for (int b = 0; b < m->ngpool; b++) m->gpool[b] = xaligned_floats(m->gpool_floats[b]);
+    if (m->scratch_floats) m->scratch = xaligned_floats(m->scratch_floats);
+    m->out = xcalloc((size_t)n, sizeof *m->out);
+    m->dyp = xcalloc((size_t)n, sizeof *m->dyp);
+    m->written = xcalloc((size_t)n, 1);
+    for (int i = 0; i < n; i++) {
+        ModelLayer *L = &m->layers[i];
+        if (L->fuse < 0) continue;
+        size_t rows = (size_t)(max_batch >> L->halved);
+        if (L->alias == i) L->y = xaligned_floats(rows * m->layers[i + MAX(L->fuse, 0)].out_size);
+        size_t state = L->state_row * rows + L->state_fixed;
+        if (state) L->state = (uint8_t *)xaligned_floats((state + 3) / 4);
+        if (L->grad_own) L->dy = xaligned_floats(node_floats(m, i));
+    }
+}
+
+int model_build(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int h, int w, int max_batch,
+                Err *e) {
+    if (model_plan(m, spec, cfg_name, c, h, w, max_batch, e)) return -1;
+    model_alloc(m);
+    return 0;
 }
 
 void model_free(Model *m) {
-    const float *prev = NULL;
-    for (int i = 0; i < m->nlayers; i++) {
-        ModelLayer *L = &m->layers[i];
-        if (L->y != prev) free(L->y);
-        prev = L->y;
-        free(L->idx);
-        free(L->arg);
-        free(L->norms);
+    for (int i = 0; m->layers && i < m->nlayers; i++) {
+        free(m->layers[i].y);
+        free(m->layers[i].state);
+        free(m->layers[i].dy);
     }
     free(m->layers);
     free(m->views);
+    free(m->bufviews);
     free(m->params);
     free(m->grads);
+    free(m->buffers);
     free(m->ws);
-    free(m->gbuf[0]);
-    free(m->gbuf[1]);
+    for (int b = 0; b < m->ngpool; b++) free(m->gpool[b]);
+    free(m->gpool);
+    free(m->gpool_floats);
+    free(m->written);
+    free(m->embed_only);
+    free(m->scratch);
+    free(m->out);
+    free(m->dyp);
+    free(m->gbuf_of);
     memset(m, 0, sizeof *m);
+}
+
+/* ---- initialisation ------------------------------------------------------ */
+
+static void init_view(float *p, const ParamView *pv, int scheme, Rng *r) {
+    double fan_in = pv->fan_in > 0 ? pv->fan_in : 1;
+    for (size_t i = 0; i < pv->count; i++) {
+        double x;
+        if (pv->init == VIEW_INIT_ZERO || pv->init == VIEW_INIT_ONE) {
+            x = pv->init == VIEW_INIT_ONE;
+        } else if (scheme == INIT_TORCH) {
+            x = (2.0 * rng_uniform_d(r) - 1.0) / sqrt(fan_in);
+        } else if (scheme == INIT_KOCH) {
+            if (pv->init == VIEW_INIT_BIAS)
+                x = 0.5 + 1e-2 * rng_normal(r);
+            else
+                x = (pv->init == VIEW_INIT_WEIGHT_CONV ? 1e-2 : 2e-1) * rng_normal(r);
+        } else {
+            x = pv->init == VIEW_INIT_BIAS ? 0.0 : sqrt(2.0 / fan_in) * rng_normal(r);
+        }
+        p[i] = (float)x;
+    }
 }
 
 void model_init(Model *m, int scheme, uint64_t seed) {
     for (int v = 0; v < m->nviews; v++) {
-        ParamView *pv = &m->views[v];
-        float *p = m->params + pv->offset;
         Rng r;
         rng_seed(&r, seed, RNG_INIT, (uint64_t)v);
-        int is_bias = strstr(pv->name, ".bias") != NULL;
-        /* fan_in: the weight's elements per output (also for its bias). */
-        const ParamView *wv = is_bias ? pv - 1 : pv;
-        double fan_in = (double)wv->count / (double)wv->shape[0];
-        int is_conv = wv->ndim == 4;
-        for (size_t i = 0; i < pv->count; i++) {
-            double x;
-            switch (scheme) {
-            case INIT_KOCH:
-                if (is_bias) x = 0.5 + 1e-2 * rng_normal(&r);
-                else x = (is_conv ? 1e-2 : 2e-1) * rng_normal(&r);
-                break;
-            case INIT_TORCH: {
-                double bound = 1.0 / sqrt(fan_in);
-                x = bound * (2.0 * rng_uniform_d(&r) - 1.0);
-                break;
-            }
-            default: x = is_bias ? 0.0 : sqrt(2.0 / fan_in) * rng_normal(&r); break;
-            }
-            p[i] = (float)x;
-        }
+        init_view(m->params + m->views[v].offset, &m->views[v], scheme, &r);
     }
+    for (int v = 0; v < m->nbufviews; v++)
+        init_view(m->buffers + m->bufviews[v].offset, &m->bufviews[v], scheme, NULL);
 }
 
-const float *model_forward(Model *m, const float *x, int B) {
-    ASSERT(B <= m->max_batch);
-    const float *in = x;
-    for (int i = 0; i < m->nlayers; i++) {
-        double t0 = m->prof ? now_seconds() : 0;
-        ModelLayer *L = &m->layers[i];
-        if (L->fuse < 0) continue; /* done by its block; y is the block output */
-        const float *w = m->params + L->w_off, *b = m->params + L->b_off;
-        size_t n = L->out_size * (size_t)B;
-        switch (L->type) {
-        case LAYER_CONV2D:
-            if (L->fuse > 0)
-                convblock_forward(L->y, L->arg, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
-                                  (int)L->stride, L->fuse == 2, !L->nhwc, m->ws);
-            else
-                conv2d_forward(L->y, in, w, b, B, L->c, L->h, L->w, (int)L->filters, (int)L->size, (int)L->stride,
-                               (int)L->pad, m->ws);
-            break;
-        case LAYER_MAXPOOL:
-            maxpool_forward(L->y, L->idx, in, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
-            break;
-        case LAYER_RELU: relu_forward(L->y, in, n); break;
-        case LAYER_SIGMOID: sigmoid_forward(L->y, in, n); break;
-        case LAYER_LINEAR: linear_forward(L->y, in, w, b, B, (int)L->in_size, (int)L->out); break;
-        case LAYER_FLATTEN:
-            if (L->y != in) memcpy(L->y, in, n * sizeof(float));
-            break;
-        case LAYER_L2NORM: l2norm_forward(L->y, L->norms, in, B, (int)L->out_size); break;
-        }
-        in = L->y;
-        if (m->prof) m->prof[2 * i] += now_seconds() - t0;
-    }
-    return in;
-}
-
-void model_backward(Model *m, const float *x, const float *dE, int B, GradReadyFn ready, void *ctx) {
-    /* dcur: gradient w.r.t. the current layer's output. It starts as dE
-     * (read only) and then lives in the ping-pong buffers. */
-    const float *dcur = dE;
-    int which = 0;
-    for (int i = m->nlayers - 1; i >= 0; i--) {
-        double t0 = m->prof ? now_seconds() : 0;
-        ModelLayer *L = &m->layers[i];
-        /* Absorbed layers are done by their block; flatten passes the
-         * gradient through unchanged (same floats, same order). */
-        if (L->fuse < 0 || (L->type == LAYER_FLATTEN && i > 0)) continue;
-        const float *in = i > 0 ? m->layers[i - 1].y : x;
-        const float *w = m->params + L->w_off;
-        float *dw = m->grads + L->w_off, *db = m->grads + L->b_off;
-        size_t nout = L->out_size * (size_t)B;
-        /* The first layer needs no input gradient. */
-        float *din = i > 0 ? m->gbuf[which] : NULL;
-        switch (L->type) {
-        case LAYER_CONV2D:
-            if (L->fuse > 0)
-                convblock_backward(din, dw, db, dcur, L->y, L->arg, in, w, B, L->c, L->h, L->w, (int)L->filters,
-                                   (int)L->size, (int)L->stride, L->fuse == 2, !L->nhwc, m->ws);
-            else
-                conv2d_backward(din, dw, db, dcur, in, w, B, L->c, L->h, L->w, (int)L->filters, (int)L->size,
-                                (int)L->stride, (int)L->pad, m->ws);
-            break;
-        case LAYER_MAXPOOL:
-            if (din) maxpool_backward(din, dcur, L->idx, B, L->c, L->h, L->w, (int)L->size, (int)L->stride);
-            break;
-        case LAYER_RELU:
-            if (din) relu_backward(din, dcur, L->y, nout);
-            break;
-        case LAYER_SIGMOID:
-            if (din) sigmoid_backward(din, dcur, L->y, nout);
-            break;
-        case LAYER_LINEAR: linear_backward(din, dw, db, dcur, in, w, B, (int)L->in_size, (int)L->out); break;
-        case LAYER_FLATTEN:
-            if (din) memcpy(din, dcur, nout * sizeof(float));
-            break;
-        case LAYER_L2NORM:
-            if (din) l2norm_backward(din, dcur, L->y, L->norms, B, (int)L->out_size);
-            break;
-        }
-        if (m->prof) m->prof[2 * i + 1] += now_seconds() - t0;
-        if (ready && (L->nw || L->nb)) ready(ctx, L->w_off, L->nw + L->nb);
-        if (din) {
-            dcur = din;
-            which ^= 1;
-        }
-    }
-}
+/* ---- description ------------------------------------------------------------ */
 
 double model_l2_penalty(Model *m) {
     double total = 0;
@@ -380,18 +434,45 @@ double model_l2_penalty(Model *m) {
     return total;
 }
 
+/* "conv3@a, conv3@b" */
+static void format_inputs(const Model *m, const ModelLayer *L, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k < L->nin; k++) {
+        NodeRef r = L->in[k];
+        const char *name = r.node == MODEL_INPUT ? "input" : m->layers[r.node].name;
+        len += snprintf(out + len, len < n ? n - len : 0, "%s%s%s", k ? ", " : "", name,
+                        r.half == REF_A   ? "@a"
+                        : r.half == REF_B ? "@b"
+                                          : "");
+    }
+}
+
 void model_describe(const Model *m, FILE *out) {
-    fprintf(out, "  %-10s %-8s %-14s %10s\n", "layer", "type", "output", "params");
-    fprintf(out, "  %-10s %-8s %-14s %10s\n", "input", "", "", "");
+    fprintf(out, "  %-10s %-11s %-20s %-14s %10s\n", "layer", "type", "input", "output", "params");
     for (int i = 0; i < m->nlayers; i++) {
         const ModelLayer *L = &m->layers[i];
-        char shape[32];
-        snprintf(shape, sizeof shape, "%dx%dx%d", L->oc, L->oh, L->ow);
-        fprintf(out, "  %-10s %-8s %-14s %10zu\n", L->name, layer_type_names[L->type], shape, L->nw + L->nb);
+        char shape[48], in[96];
+        snprintf(shape, sizeof shape, "%dx%dx%d%s", L->oc, L->oh, L->ow, L->halved ? " /pair" : "");
+        format_inputs(m, L, in, sizeof in);
+        fprintf(out, "  %-10s %-11s %-20s %-14s %10zu\n", L->name, L->def->name, in, shape, L->np);
     }
-    if (m->has_head) fprintf(out, "  %-10s %-8s %-14s %10d\n", "head", "koch", "1", m->emb_dim + 1);
-    fprintf(out, "  total %zu parameters, input %dx%dx%d, embedding %d, %.2f MFLOP forward per image\n", m->nparams,
-            m->in_c, m->in_h, m->in_w, m->emb_dim, (double)m->flops_fwd_per_image / 1e6);
+    if (m->has_head)
+        fprintf(out, "  %-10s %-11s %-20s %-14s %10d\n", "head", "koch", m->layers[m->emb].name, "1",
+                m->emb_dim + 1);
+    fprintf(out, "  total %zu parameters, input %dx%dx%d, embedding %s (%d), %.2f MFLOP forward per image\n",
+            m->nparams, m->in_c, m->in_h, m->in_w, m->layers[m->emb].name, m->emb_dim,
+            (double)m->flops_fwd_per_image / 1e6);
+}
+
+static void print_views(char **s, size_t *len, size_t *cap, const ParamView *v, int n, const char *tag) {
+    for (int i = 0; i < n; i++) {
+        if (*cap - *len < 256) *s = xrealloc(*s, *cap *= 2);
+        *len += snprintf(*s + *len, *cap - *len, "%s", v[i].name);
+        for (int d = 0; d < v[i].ndim; d++)
+            *len += snprintf(*s + *len, *cap - *len, "%c%d", d ? 'x' : ' ', v[i].shape[d]);
+        *len += snprintf(*s + *len, *cap - *len, "%s\n", tag);
+    }
 }
 
 int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e) {
@@ -448,14 +529,30 @@ int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e)
 }
 
 char *model_topology(const Model *m) {
-    size_t cap = 256 + (size_t)m->nviews * 128, len = 0;
+    size_t cap = 4096, len = 0;
     char *s = xmalloc(cap);
-    len += snprintf(s + len, cap - len, "input %dx%dx%d\n", m->in_c, m->in_h, m->in_w);
-    for (int v = 0; v < m->nviews; v++) {
-        const ParamView *pv = &m->views[v];
-        len += snprintf(s + len, cap - len, "%s", pv->name);
-        for (int d = 0; d < pv->ndim; d++) len += snprintf(s + len, cap - len, "%c%d", d ? 'x' : ' ', pv->shape[d]);
-        len += snprintf(s + len, cap - len, "\n");
-    }
+    len += snprintf(s, cap, "input %dx%dx%d\n", m->in_c, m->in_h, m->in_w);
+    print_views(&s, &len, &cap, m->views, m->nviews, "");
+    print_views(&s, &len, &cap, m->bufviews, m->nbufviews, " buffer");
     return s;
+}
+
+void model_layer_memory(const Model *m, int i, ModelMemory *mm) {
+    const ModelLayer *L = &m->layers[i];
+    size_t r = (size_t)(m->max_batch >> L->halved);
+    memset(mm, 0, sizeof *mm);
+    mm->params = 2 * L->np * sizeof(float);
+    for (int v = 0; v < L->nbv; v++) mm->buffers += m->bufviews[L->bv0 + v].count * sizeof(float);
+    if (L->fuse >= 0 && L->alias == i)
+        mm->activations = r * m->layers[i + MAX(L->fuse, 0)].out_size * sizeof(float);
+    if (L->fuse >= 0) mm->state = L->state_row * r + L->state_fixed;
+    mm->workspace = L->ws_floats * sizeof(float);
+}
+
+size_t model_shared_memory(const Model *m) {
+    size_t f = m->ws_floats + m->scratch_floats;
+    for (int b = 0; b < m->ngpool; b++) f += m->gpool_floats[b];
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].grad_own) f += node_floats(m, i);
+    return f * sizeof(float);
 }

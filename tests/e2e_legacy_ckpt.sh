@@ -35,6 +35,24 @@ json_close() {
     END { exit !(n > 10 && bad == 0) }' "$1" "$2"
 }
 
+# the tensors of a safetensors file have the recorded names, shapes and
+# bytes (first 16 hex digits of their SHA-256)
+tensors_match() {
+  python3 - "$1" "$2" <<"PY"
+import hashlib, json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+want = [l.split() for l in open(sys.argv[2])]
+for name, shape, digest in want:
+    v = h[name]
+    s, e = v["data_offsets"]
+    got = ("x".join(map(str, v["shape"])), hashlib.sha256(b[8 + n + s:8 + n + e]).hexdigest()[:16])
+    if got != (shape, digest):
+        sys.exit("%s: %s, recorded %s" % (name, got, (shape, digest)))
+PY
+}
+
 cd "$T"
 $S import --format idx --images $FX/train-images-idx3-ubyte.gz --labels $FX/train-labels-idx1-ubyte.gz \
   --out train.lmdb >/dev/null && $S import --format idx --images $FX/test-images-idx3-ubyte.gz \
@@ -52,19 +70,8 @@ for m in a b; do
   check '[ $? -eq 0 ] && npy_close emb.$m.emb.npy $FX/$m-step10.emb.npy 1e-5' \
     "$m: embeddings of the old checkpoint equal the recorded ones"
   $S export "$ck" --out $m.safetensors >/dev/null 2>&1
-  check '[ $? -eq 0 ] && python3 - $m.safetensors $FX/$m-step10.tensors <<"PY"
-import hashlib, json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-want = [l.split() for l in open(sys.argv[2])]
-for name, shape, digest in want:
-    v = h[name]
-    s, e = v["data_offsets"]
-    got = ("x".join(map(str, v["shape"])), hashlib.sha256(b[8 + n + s:8 + n + e]).hexdigest()[:16])
-    if got != (shape, digest):
-        sys.exit("%s: %s, recorded %s" % (name, got, (shape, digest)))
-PY' "$m: export names, shapes and bytes of the recorded tensors"
+  check '[ $? -eq 0 ] && tensors_match $m.safetensors $FX/$m-step10.tensors' \
+    "$m: export names, shapes and bytes of the recorded tensors"
 
   # resume from step 10 to 20: the old run's rows 10..19 and final evaluation
   cp $FX/$m.ini . && mkdir -p run-$m && cp "$ck" run-$m/ckpt-0000000010.smpi
@@ -75,6 +82,13 @@ PY' "$m: export names, shapes and bytes of the recorded tensors"
       if (s < 1e-3) s = 1e-3; if (d > 1e-5 * s) bad++ } if (\$1 != \$9) bad++; n++ }
     END { exit !(n == 20 && bad == 0) }"' "$m: resumed steps equal the old uninterrupted run's"
   check 'json_close run-$m/eval.json $FX/$m-final.eval.json' "$m: final evaluation equals the old run's"
+
+  # a run of 0 steps saves the initial weights: each scheme draws what the old code drew
+  for sc in he koch torch; do
+    rm -rf run-i && $S train $m.ini --set run.dir=run-i --set train.steps=0 --set train.epochs=0 \
+      --set train.eval=0 --set init.scheme=$sc >/dev/null 2>&1 && $S export run-i/model.smpi --out i.st >/dev/null 2>&1
+    check '[ $? -eq 0 ] && tensors_match i.st $FX/$m-init-$sc.tensors' "$m: init.scheme = $sc gives the old initial weights"
+  done
 done
 
 echo "$pass passed, $fail failed"

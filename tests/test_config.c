@@ -36,7 +36,7 @@ static void gradient_check(void) {
     Err e;
     CHECK(parse(&c, tiny, &e) == 0, "parse tiny: %s", e.msg);
     Model m;
-    CHECK(model_build(&m, c.layers, c.nlayers, 0, 1, 0, "t.ini", 2, 9, 9, 3, &e) == 0, "build: %s", e.msg);
+    CHECK(model_build(&m, &c.model, "t.ini", 2, 9, 9, 3, &e) == 0, "build: %s", e.msg);
     model_init(&m, INIT_HE, 11);
     CHECK(m.emb_dim == 5, "embedding dim %d", m.emb_dim);
     int B = 3;
@@ -89,8 +89,7 @@ int main(void) {
     CHECK(config_parse_file(&c, "configs/fmnist-triplet.ini", &e) == 0, "fmnist-triplet: %s", e.msg);
     CHECK(config_validate(&c, &e) == 0, "validate: %s", e.msg);
     Model m;
-    CHECK(model_build(&m, c.layers, c.nlayers, c.head_type == HEAD_KOCH, c.head_lr_mult, c.head_l2, c.path, 1, 28, 28,
-                      4, &e) == 0, "build: %s", e.msg);
+    CHECK(model_build(&m, &c.model, c.path, 1, 28, 28, 4, &e) == 0, "build: %s", e.msg);
     CHECK(m.nparams == 330944, "fmnist-small has %zu parameters, spec says 330,944", m.nparams);
     CHECK(m.emb_dim == 64, "embedding %d", m.emb_dim);
     CHECK(m.nviews == 8 && !strcmp(m.views[0].name, "conv1.weight") && !strcmp(m.views[7].name, "fc2.bias"),
@@ -98,7 +97,7 @@ int main(void) {
     model_free(&m);
     CHECK(config_parse_file(&d, "configs/fmnist-pair.ini", &e) == 0, "fmnist-pair: %s", e.msg);
     CHECK(config_validate(&d, &e) == 0, "validate pair: %s", e.msg);
-    CHECK(model_build(&m, d.layers, d.nlayers, 1, 1, 0, d.path, 1, 28, 28, 4, &e) == 0, "build: %s", e.msg);
+    CHECK(model_build(&m, &d.model, d.path, 1, 28, 28, 4, &e) == 0, "build: %s", e.msg);
     CHECK(m.nparams == 330944 + 65, "pair model has %zu parameters", m.nparams);
     CHECK(m.head_w_off == 330944, "head at the end of the arena");
     model_free(&m);
@@ -106,12 +105,13 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         CHECK(config_parse_file(&d, others[i], &e) == 0 && config_validate(&d, &e) == 0, "%s: %s", others[i], e.msg);
     }
-    CHECK(model_build(&m, d.layers, d.nlayers, 0, 1, 0, d.path, 1, 12, 12, 4, &e) == 0, "tiny builds: %s", e.msg);
+    CHECK(model_build(&m, &d.model, d.path, 1, 12, 12, 4, &e) == 0, "tiny builds: %s", e.msg);
     model_free(&m);
     Config k;
     config_parse_file(&k, "configs/koch-omniglot.ini", &e);
-    CHECK(model_build(&m, k.layers, k.nlayers, 1, 1, 0, k.path, 1, 105, 105, 2, &e) == 0, "koch builds: %s", e.msg);
-    CHECK(m.layers[k.nlayers - 2].in_size == 9216, "Koch flatten is 9216 features (%zu)", m.layers[k.nlayers - 2].in_size);
+    CHECK(model_build(&m, &k.model, k.path, 1, 105, 105, 2, &e) == 0, "koch builds: %s", e.msg);
+    CHECK(m.layers[k.model.nlayers - 2].in_size == 9216, "Koch flatten is 9216 features (%zu)",
+          m.layers[k.model.nlayers - 2].in_size);
     model_free(&m);
 
     /* Canonical text round trip: text -> config -> same text. */
@@ -125,7 +125,7 @@ int main(void) {
 
     /* --set on singletons and layers; topology differences are named. */
     CHECK(config_set(&d, "optim.lr=0.01", &e) == 0 && d.lr == 0.01, "set lr");
-    CHECK(config_set(&d, "conv1.filters=16", &e) == 0 && d.layers[0].filters == 16, "set layer key");
+    CHECK(config_set(&d, "conv1.filters=16", &e) == 0 && d.model.layers[0].filters == 16, "set layer key");
     CHECK(config_same_topology(&c, &d, &e) == -1 && strstr(e.msg, "conv1.filters: 32 vs 16"), "diff named: %s", e.msg);
     CHECK(config_set(&d, "optim.lr=abc", &e) == -1 && strstr(e.msg, "optim.lr=abc"), "bad --set value: %s", e.msg);
     CHECK(config_set(&d, "optim.speed=1", &e) == -1 && strstr(e.msg, "unknown key 'speed'"), "unknown --set key");
@@ -148,8 +148,9 @@ int main(void) {
     /* A layer that does not fit its input: named with its line. */
     CHECK(parse(&d, "[conv2d]\nfilters = 2\nsize = 3\n[maxpool]\nsize = 2\n[conv2d]\nname = big\nfilters = 2\nsize = 9\n",
                 &e) == 0, "parse: %s", e.msg);
-    CHECK(model_build(&m, d.layers, d.nlayers, 0, 1, 0, "t.ini", 1, 12, 12, 2, &e) == -1 &&
-              strstr(e.msg, "t.ini:6: [conv2d] big: kernel 9 does not fit its 2x5x5 input"), "misfit: %s", e.msg);
+    CHECK(model_build(&m, &d.model, "t.ini", 1, 12, 12, 2, &e) == -1 &&
+              strstr(e.msg, "t.ini:6: [conv2d] big: kernel 9 does not fit its 2x5x5 input"),
+          "misfit: %s", e.msg);
     /* Validation across sections. */
     CHECK(parse(&d, "[data]\ntrain = x\n[loss]\ntype = bce\n[relu]\n", &e) == 0, "parse");
     CHECK(config_validate(&d, &e) == -1 && strstr(e.msg, "needs [head] type = koch"), "bce without head: %s", e.msg);

@@ -64,7 +64,7 @@ test:
 
 # Coverage-guided fuzzing (docs/testing.md): every fuzz/fuzz_*.c harness
 # built with clang's libFuzzer, ASan and UBSan into build-fuzz/, the library
-# without dist/ (no MPI), then fuzz/run.sh runs each for FUZZ_SECONDS
+# without dist/ (no MPI) but for its checkpoint checks, then fuzz/run.sh runs each for FUZZ_SECONDS
 # (default 60) under a memory limit, starting from fuzz/corpus/NAME. CI runs
 # `make fuzz FUZZ_SECONDS=20`. Needs Debian's clang-14 and libclang-rt-14-dev.
 FUZZ_CC     ?= clang-14
@@ -72,7 +72,7 @@ FUZZ_BUILD   = build-fuzz
 FUZZ_CFLAGS  = -O1 -g $(ARCH) -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -MMD -MP \
                -I/usr/include/x86_64-linux-gnu/openblas-pthread -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_OBJ = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(wildcard nn/*.c mining/*.c io/*.c))
+FUZZ_LIB_OBJ = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(wildcard nn/*.c mining/*.c io/*.c) dist/ckpt_check.c)
 FUZZ_BIN     = $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
 
 $(FUZZ_BUILD)/%.o: %.c

@@ -11,75 +11,28 @@
 #include "../io/checkpoint.h"
 #include "../mining/metrics.h"
 #include "../mining/pairs.h"
-#include "train.h"
-
-/* The first line where a and b differ, for messages. */
-static int first_diff_line(const char *a, const char *b, size_t bn) {
-    int line = 1;
-    for (size_t i = 0; i < bn && a[i] == b[i]; i++) line += a[i] == '\n';
-    return line;
-}
+#include "ckpt_check.h"
 
 int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
     memset(l, 0, sizeof *l);
     Ckpt *ck;
     if (ckpt_read(&ck, path, &train_ckpt_bounds, e)) return -1;
-    size_t n, tn, sn;
-    const char *text = ckpt_get(ck, "config", &n), *tp = ckpt_get(ck, "topology", &tn),
-               *st = ckpt_get(ck, "state", &sn);
-    int rc = -1;
-    Model plan = {0};
-    char *topo = NULL, *ctext = NULL;
-    Err why;
-    ModelTopology mt;
-    TrainState ts;
-    if (!text || !tp || !st) {
-        err_set(e, "%s: no config, topology or state section: not a training checkpoint", path);
-        goto out;
+    TrainCkpt *t = xmalloc(sizeof *t); /* large (a Config) */
+    int rc = train_ckpt_check(ck, path, t, e);
+    if (rc == 0) {
+        const Config *cf = &t->cfg;
+        rc = model_build(&l->model, &cf->model, path, t->topo.in_c, t->topo.in_h, t->topo.in_w, max_batch, e);
+        if (rc) model_free(&l->model);
     }
-    /* Sections are bytes, not strings: copy with a terminating NUL. */
-    ctext = strndup(text, n);
-    if (strlen(ctext) != n || config_parse_text(&l->cfg, ctext, path, e)) {
-        if (strlen(ctext) != n) err_set(e, "%s: its config section holds a NUL byte", path);
-        goto out;
+    if (rc == 0) {
+        memcpy(l->model.params, t->params, l->model.nparams * sizeof(float));
+        l->cfg = t->cfg;
+        l->mean = t->state.mean;
+        l->std = t->state.std;
+        l->step = t->state.step;
+        l->world = (int)t->state.world;
     }
-    if (model_topology_parse(tp, tn, &mt, &why) || train_state_parse(st, sn, &ts, &why)) {
-        err_set(e, "%s: %s", path, why.msg);
-        goto out;
-    }
-    /* What the config builds, against what the checkpoint says it holds,
-     * before anything of that size is allocated. */
-    const Config *cf = &l->cfg;
-    if (model_plan(&plan, &cf->model, path, mt.in_c, mt.in_h, mt.in_w, 1, e)) goto out;
-    topo = model_topology(&plan);
-    if (strlen(topo) != tn || memcmp(topo, tp, tn)) {
-        err_set(
-            e,
-            "%s: its config section builds another model than its topology section describes (they differ "
-            "at topology line %d) - the file is damaged or was not written by siamese train",
-            path, first_diff_line(topo, tp, tn));
-        goto out;
-    }
-    const float *p = ckpt_require(ck, "params", plan.nparams * sizeof(float), e);
-    if (!p) goto out;
-    if (train_check_params(p, &plan, &why)) {
-        err_set(e, "%s: %s", path, why.msg);
-        goto out;
-    }
-    if (model_build(&l->model, &cf->model, path, mt.in_c, mt.in_h, mt.in_w, max_batch, e)) {
-        model_free(&l->model);
-        goto out;
-    }
-    memcpy(l->model.params, p, l->model.nparams * sizeof(float));
-    l->mean = ts.mean;
-    l->std = ts.std;
-    l->step = ts.step;
-    l->world = (int)ts.world;
-    rc = 0;
-out:
-    model_free(&plan);
-    free(topo);
-    free(ctext);
+    free(t);
     ckpt_free(ck);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "../mining/triplet.h"
 #include "../nn/model.h"
 #include "../nn/optim.h"
+#include "ckpt_check.h"
 #include "comm.h"
 
 /* Exit status of a run that stopped on a signal after writing a checkpoint:
@@ -99,22 +100,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st);
 double trainer_loss_only(Trainer *t, const Batch *b, double count);
 
 /* Checkpoints (train_ckpt.c). */
-/* The bounds every reader of a training checkpoint gives ckpt_read: params
- * and optim by the topology section before them (exactly the floats of its
- * tensors; optim at most two per parameter), metrics by the state's step,
- * state to 4 KiB, config, topology and any other section to 1 MiB. */
-extern const CkptBounds train_ckpt_bounds;
-/* The state section, parsed and range-checked: every key present, integers
- * within what a run can reach, mean in [0, 1], std in [1e-6, 10], and step,
- * epoch, step_in_epoch, opt_t, total_steps, steps_per_epoch agreeing. */
-typedef struct TrainState {
-    uint64_t step, epoch, step_in_epoch, opt_t, world, seed, total_steps, steps_per_epoch;
-    float mean, std;
-} TrainState;
-int train_state_parse(const char *text, size_t n, TrainState *s, Err *e);
-/* 0 if the nparams floats at p are finite, else -1 naming how many are not
- * and the tensor (of m's views) of the first. */
-int train_check_params(const float *p, const Model *m, Err *e);
+
 int trainer_save(Trainer *t, const char *path, Err *e); /* rank 0 writes; collective */
 int trainer_resume(Trainer *t, const char *what, Err *e); /* "auto" or a path; collective */
 /* Refuses keys that may not change on resume; lists those that may. */

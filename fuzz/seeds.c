@@ -9,9 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
 
 #include <jpeglib.h> /* after stdio.h: it uses FILE */
 
+#include "../io/checkpoint.h"
+#include "../io/config.h"
+#include "../nn/model.h"
 #include "../nn/util.h"
 
 static void put(const char *dir, const char *name, const void *d, size_t n) {
@@ -192,10 +198,147 @@ static void config_seeds(void) {
     config_seed("koch-omniglot.ini", "configs/koch-omniglot.ini", koch, 2);
 }
 
+/* ---- idx files ----------------------------------------------------------------- */
+
+/* deflate of n bytes with windowBits wbits (31: gzip, -15: raw, 15: zlib). */
+static Mem deflate_mem(const void *d, size_t n, int wbits) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ASSERT(deflateInit2(&zs, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    Mem m = {xmalloc(deflateBound(&zs, (uLong)n) + 32), 0};
+    zs.next_in = (Bytef *)d;
+    zs.avail_in = (uInt)n;
+    zs.next_out = m.d;
+    zs.avail_out = (uInt)(deflateBound(&zs, (uLong)n) + 32);
+    ASSERT(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+    m.n = zs.total_out;
+    deflateEnd(&zs);
+    return m;
+}
+
+static void idx_seed(const char *name, int gz_labels, int gz_images) {
+    uint8_t lab[8 + 5] = {0, 0, 8, 1, 0, 0, 0, 5, 0, 1, 2, 1, 0};
+    uint8_t img[16 + 5 * 3 * 4] = {0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 4};
+    for (int i = 16; i < (int)sizeof img; i++) img[i] = (uint8_t)(i * 7);
+    Mem l = gz_labels ? deflate_mem(lab, sizeof lab, 31) : (Mem){lab, sizeof lab};
+    Mem g = gz_images ? deflate_mem(img, sizeof img, 31) : (Mem){img, sizeof img};
+    uint8_t *b = xmalloc(2 + l.n + g.n);
+    b[0] = (uint8_t)l.n, b[1] = (uint8_t)(l.n >> 8);
+    memcpy(b + 2, l.d, l.n);
+    memcpy(b + 2 + l.n, g.d, g.n);
+    put("idx", name, b, 2 + l.n + g.n);
+    if (gz_labels) free(l.d);
+    if (gz_images) free(g.d);
+    free(b);
+}
+
+/* ---- dataset records --------------------------------------------------------------- */
+
+/* A samples record of a C x H x W dataset (the layout of io/dataset.c),
+ * after the harness's 4 bytes choosing that dataset. */
+static void record_seed(const char *name, int c, int h, int w, int classes, int label, int compressed,
+                        int masks) {
+    size_t npix = (size_t)c * h * w, raw = npix + (masks ? (size_t)h * w : 0);
+    uint8_t *payload = xmalloc(raw);
+    for (size_t i = 0; i < raw; i++) payload[i] = i < npix ? (uint8_t)(i % 5 ? 0 : i * 13) : (uint8_t)(i & 1);
+    Mem z = compressed ? deflate_mem(payload, raw, -15) : (Mem){payload, raw};
+    uint8_t *b = xcalloc(4 + 24 + z.n, 1), *r = b + 4;
+    b[0] = (uint8_t)((c - 1) | compressed << 2 | masks << 3);
+    b[1] = (uint8_t)(h - 1), b[2] = (uint8_t)(w - 1), b[3] = (uint8_t)((classes - 1) | label << 4);
+    r[0] = 1;
+    r[1] = (uint8_t)((compressed ? 1 : 0) | (masks ? 2 : 0));
+    r[2] = (uint8_t)c, r[4] = (uint8_t)h, r[6] = (uint8_t)w;
+    r[8] = (uint8_t)label;
+    for (int i = 0; i < 4; i++) {
+        r[12 + i] = (uint8_t)(raw >> (8 * i));
+        r[16 + i] = (uint8_t)(z.n >> (8 * i));
+        r[20 + i] = (uint8_t)(crc32(0, payload, (uInt)raw) >> (8 * i));
+    }
+    memcpy(r + 24, z.d, z.n);
+    put("record", name, b, 4 + 24 + z.n);
+    if (compressed) free(z.d);
+    free(payload);
+    free(b);
+}
+
+/* ---- training checkpoints ------------------------------------------------------------ */
+
+/* The sections trainer_save writes (dist/train_ckpt.c), for a tiny model. */
+static void ckpt_seed(const char *name, const char *optim) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[run]\nseed = 3\n[data]\ntrain = d.lmdb\n[sampler]\np = 2\nk = 2\n[conv2d]\nname = "
+             "conv1\nfilters = 2\n"
+             "size = 3\n[relu]\n[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 3\n[l2norm]\n"
+             "[optim]\ntype = %s\n",
+             optim);
+    static Config c;
+    Model m;
+    Err e;
+    if (config_parse_text(&c, text, "seed.ini", &e)) FATAL("%s", e.msg);
+    if (model_plan(&m, c.layers, c.nlayers, 0, "seed.ini", 1, 6, 6, &e)) FATAL("%s", e.msg);
+    char *canon = config_to_text(&c), *topo = model_topology(&m);
+    float *p = xcalloc(2 * m.nparams, sizeof(float));
+    for (size_t i = 0; i < 2 * m.nparams; i++) p[i] = 0.01f * (float)(i % 17) - 0.05f;
+    static const char state[] = "format=1\nstep=3\nepoch=1\nstep_in_epoch=1\nopt_t=3\nworld=2\nseed=3\n"
+                                "mean=0.25\nstd=0.5\ntotal_steps=8\nsteps_per_epoch=2\n";
+    static const char metrics[] =
+        "step,epoch,loss,data_loss,active_fraction,hardness,lr,grad_norm\n"
+        "0,0,0.2,0.2,1,0.5,0.05,1\n1,0,0.19,0.19,1,0.5,0.05,1\n2,1,0.18,0.18,1,0.5,0.05,1\n";
+    CkptWriter *w = ckpt_writer_new();
+    ckpt_add(w, "config", canon, strlen(canon));
+    ckpt_add(w, "topology", topo, strlen(topo));
+    ckpt_add_f32(w, "params", p, m.nparams);
+    if (strcmp(optim, "sgd")) ckpt_add_f32(w, "optim", p, 2 * m.nparams);
+    ckpt_add(w, "state", state, sizeof state - 1);
+    ckpt_add(w, "metrics", metrics, sizeof metrics - 1);
+    /* The file itself after the harness's mode byte 0 ... */
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/seed-%d.smpi", (int)getpid());
+    if (ckpt_write(w, path, &e)) FATAL("%s", e.msg);
+    ckpt_writer_free(w);
+    FILE *f = fopen(path, "rb");
+    uint8_t file[65536];
+    size_t fn = fread(file, 1, sizeof file, f);
+    fclose(f);
+    unlink(path);
+    char seed[128];
+    snprintf(seed, sizeof seed, "%s.smpi", name);
+    put_prefixed("ckpt", seed, 0, file, fn);
+    /* ... and its sections (mode 1): NAME NUL, 4-byte length, bytes. */
+    const char *names[] = {"config", "topology", "params", "optim", "state", "metrics"};
+    const void *data[] = {canon, topo, p, p, state, metrics};
+    size_t len[] = {strlen(canon), strlen(topo),     4 * m.nparams,
+                    8 * m.nparams, sizeof state - 1, sizeof metrics - 1};
+    uint8_t *b = xmalloc(1 + 16 * 6 + strlen(canon) + strlen(topo) + 12 * m.nparams + 1024), *q = b;
+    *q++ = 1;
+    for (int i = 0; i < 6; i++) {
+        if (i == 3 && !strcmp(optim, "sgd")) continue;
+        memcpy(q, names[i], strlen(names[i]) + 1), q += strlen(names[i]) + 1;
+        for (int j = 0; j < 4; j++) *q++ = (uint8_t)(len[i] >> (8 * j));
+        memcpy(q, data[i], len[i]), q += len[i];
+    }
+    snprintf(seed, sizeof seed, "%s.sections", name);
+    put("ckpt", seed, b, (size_t)(q - b));
+    free(b);
+    free(p);
+    free(canon);
+    free(topo);
+    model_free(&m);
+}
+
 int main(void) {
     image_seeds();
     mot_seeds();
     config_seeds();
+    idx_seed("plain.idx", 0, 0);
+    idx_seed("gz.idx", 1, 1);
+    idx_seed("mixed.idx", 0, 1);
+    record_seed("grey.rec", 1, 4, 3, 3, 2, 0, 0);
+    record_seed("deflated.rec", 1, 28, 28, 10, 7, 1, 0);
+    record_seed("rgb-mask.rec", 3, 5, 4, 2, 1, 1, 1);
+    ckpt_seed("sgd", "sgd");
+    ckpt_seed("adam", "adam");
     printf("wrote fuzz/corpus/\n");
     return 0;
 }

@@ -157,8 +157,19 @@ static int key_set(const Key *k, void *base, const char *v, Err *e) {
         if (has_control(v))
             return err_set(e, "%s: control characters are not allowed in a text value", k->key);
         /* The common layer keys (section NULL) fill LayerCfg's arrays. */
-        size_t cap = k->section ? CFG_PATH : k->off == L(name) ? LAYER_NAME_MAX : LAYER_INPUT_MAX;
-        if (strlen(v) >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
+        int layer_name = !k->section && k->off == L(name);
+        size_t cap = k->section ? CFG_PATH : layer_name ? LAYER_NAME_MAX : LAYER_INPUT_MAX, len = strlen(v);
+        if (len >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
+        /* Layer names become tensor names and --set sections (conv1.filters). */
+        if (layer_name && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+            return err_set(e, "name = '%s': a layer name is letters, digits, '_' and '-'", v);
+        /* The canonical text must parse back to the same value: the INI
+         * reader trims spaces and takes ';' after a space as a comment. */
+        if (len && (v[0] == ';' || v[0] == ' ' || v[len - 1] == ' ' || strstr(v, " ;")))
+            return err_set(e,
+                           "%s = '%s': a text value cannot start with ';' or a space, end with a space, or hold "
+                           "' ;' (the INI text could not hold it)",
+                           k->key, v);
         memcpy(field, v, strlen(v) + 1);
         return 0;
     }

@@ -90,8 +90,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define RECORD_HINT "re-run siamese import"
-
 _Static_assert(DS_REC_HEADER == 24, "the record header layout above is 24 bytes");
 _Static_assert(DS_MAX_NAME == 1024, "the format text above and DS_NAME_LIMIT_TEXT say 1024");
 
@@ -128,7 +126,6 @@ struct Dataset {
     DsMeta meta;
     NameTable names_tab;
     int names_loaded;
-    size_t npix, raw_len; /* C*H*W; payload bytes once inflated */
     uint32_t *class_ids;  /* count ids grouped by label, ascending within */
     uint64_t *class_off;  /* classes + 1 offsets into class_ids */
     int32_t *labels;      /* count */
@@ -138,9 +135,7 @@ struct Dataset {
 struct DsReader {
     Dataset *ds;
     MDB_txn *txn;
-    z_stream zs;
-    int zinit;
-    uint8_t *scratch; /* raw_len bytes, for inflating */
+    DsDecoder *dec;
 };
 
 const DsMeta *ds_meta(const Dataset *ds) { return &ds->meta; }
@@ -304,8 +299,6 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     rc = meta_text(txn, dbi, "source", m->source, sizeof m->source, p, e);
     if (rc < 0) return -1;
     if (rc == 1) m->source[0] = 0;
-    ds->npix = (size_t)(c * h * w);
-    ds->raw_len = ds->npix + (mk ? (size_t)(h * w) : 0);
     return 0;
 }
 
@@ -540,7 +533,7 @@ int ds_reader_open(Dataset *ds, DsReader **out, Err *e) {
         *out = NULL;
         return err_set(e, "%s: read transaction: %s", ds->path, mdb_strerror(rc));
     }
-    r->scratch = xmalloc(ds->raw_len);
+    r->dec = ds_decoder_new(&ds->meta, ds->path);
     *out = r;
     return 0;
 }
@@ -548,102 +541,23 @@ int ds_reader_open(Dataset *ds, DsReader **out, Err *e) {
 void ds_reader_close(DsReader *r) {
     if (!r) return;
     if (r->txn) mdb_txn_abort(r->txn);
-    if (r->zinit) inflateEnd(&r->zs);
-    free(r->scratch);
+    ds_decoder_free(r->dec);
     free(r);
-}
-
-#define REC_FAIL(...) err_set(e, "%s: samples key %" PRIu64 ": " __VA_ARGS__)
-
-/* Inflates the raw deflate payload into r->scratch (exactly raw_len bytes). */
-static int inflate_payload(DsReader *r, uint64_t id, const uint8_t *in, size_t n, Err *e) {
-    const char *p = r->ds->path;
-    size_t raw = r->ds->raw_len;
-    if (!r->zinit) {
-        memset(&r->zs, 0, sizeof r->zs);
-        if (inflateInit2(&r->zs, -15) != Z_OK) return REC_FAIL("zlib inflateInit failed", p, id);
-        r->zinit = 1;
-    } else {
-        inflateReset(&r->zs);
-    }
-    r->zs.next_in = (Bytef *)in;
-    r->zs.avail_in = (uInt)n;
-    r->zs.next_out = r->scratch;
-    r->zs.avail_out = (uInt)raw;
-    int rc = inflate(&r->zs, Z_FINISH);
-    if (rc == Z_STREAM_END && r->zs.avail_in == 0 && r->zs.total_out == raw) return 0;
-    if (rc == Z_STREAM_END && r->zs.avail_in)
-        return REC_FAIL("%u stray bytes after the zlib stream — " RECORD_HINT, p, id, r->zs.avail_in);
-    if (rc == Z_STREAM_END)
-        return REC_FAIL("zlib data inflates to %lu bytes, expected %zu — " RECORD_HINT, p, id,
-                        r->zs.total_out, raw);
-    if (rc == Z_DATA_ERROR)
-        return REC_FAIL("corrupt zlib data (%s) — " RECORD_HINT, p, id, r->zs.msg ? r->zs.msg : "bad stream");
-    if (r->zs.avail_out == 0)
-        return REC_FAIL("zlib data inflates to more than %zu bytes — " RECORD_HINT, p, id, raw);
-    return REC_FAIL("zlib data truncated (%zu bytes inflate to %lu of %zu) — " RECORD_HINT, p, id, n,
-                    r->zs.total_out, raw);
 }
 
 int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *mask, Err *e) {
     const Dataset *ds = r->ds;
-    const DsMeta *m = &ds->meta;
     const char *p = ds->path;
-    if (id >= m->count)
-        return err_set(e, "%s: sample id %" PRIu64 " out of range (count %" PRIu64 ")", p, id, m->count);
+    if (id >= ds->meta.count)
+        return err_set(e, "%s: sample id %" PRIu64 " out of range (count %" PRIu64 ")", p, id,
+                       ds->meta.count);
     uint8_t kb[8];
     ds_be64(kb, id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(r->txn, ds->samples, &k, &v);
-    if (rc == MDB_NOTFOUND) return REC_FAIL("missing — " RECORD_HINT, p, id);
-    if (rc) return REC_FAIL("%s", p, id, mdb_strerror(rc));
-    const uint8_t *b = v.mv_data;
-    size_t n = v.mv_size;
-    if (n < DS_REC_HEADER)
-        return REC_FAIL("%zu bytes, shorter than the %d-byte record header — " RECORD_HINT, p, id, n,
-                        DS_REC_HEADER);
-    unsigned flags = b[1];
-    uint32_t lab = ds_get_le32(b + 8), raw = ds_get_le32(b + 12), stored = ds_get_le32(b + 16);
-    unsigned want_flags = m->has_masks ? DS_REC_MASK : 0;
-    if (b[0] != DS_REC_VERSION)
-        return REC_FAIL("record version %u, expected %d — " RECORD_HINT, p, id, b[0], DS_REC_VERSION);
-    if ((flags & ~DS_REC_ZLIB) != want_flags || ((flags & DS_REC_ZLIB) && !m->compressed))
-        return REC_FAIL("flags 0x%02x do not fit the dataset (compressed %d, masks %d) — " RECORD_HINT, p, id,
-                        flags, m->compressed, m->has_masks);
-    if (ds_get_le16(b + 2) != m->channels || ds_get_le16(b + 4) != m->height ||
-        ds_get_le16(b + 6) != m->width)
-        return REC_FAIL("shape %ux%ux%u, expected %ux%ux%u — " RECORD_HINT, p, id, ds_get_le16(b + 2),
-                        ds_get_le16(b + 4), ds_get_le16(b + 6), m->channels, m->height, m->width);
-    if (lab >= m->classes)
-        return REC_FAIL("label %d out of range (classes %u) — " RECORD_HINT, p, id, (int32_t)lab, m->classes);
-    if ((int32_t)lab != ds->labels[id])
-        return REC_FAIL("label %u, but by_class files it under %d — " RECORD_HINT, p, id, lab,
-                        ds->labels[id]);
-    if (raw != ds->raw_len)
-        return REC_FAIL("raw length %u, expected %zu (%ux%ux%u%s) — " RECORD_HINT, p, id, raw, ds->raw_len,
-                        m->channels, m->height, m->width, m->has_masks ? " + mask" : "");
-    if (stored != n - DS_REC_HEADER || (!(flags & DS_REC_ZLIB) && stored != raw)) {
-        if (!(flags & DS_REC_ZLIB))
-            return REC_FAIL("%zu bytes, expected %zu (%ux%ux%u%s + %d-byte header) — " RECORD_HINT, p, id, n,
-                            ds->raw_len + DS_REC_HEADER, m->channels, m->height, m->width,
-                            m->has_masks ? " + mask" : "", DS_REC_HEADER);
-        return REC_FAIL(
-            "%zu bytes, header says %u payload bytes + %d-byte header (truncated zlib data?) — " RECORD_HINT,
-            p, id, n, stored, DS_REC_HEADER);
-    }
-    const uint8_t *src = b + DS_REC_HEADER;
-    if (flags & DS_REC_ZLIB) {
-        if (inflate_payload(r, id, src, stored, e)) return -1;
-        src = r->scratch;
-    }
-    uint32_t crc = (uint32_t)crc32(0L, src, (uInt)raw);
-    if (crc != ds_get_le32(b + 20))
-        return REC_FAIL("CRC-32 mismatch (stored %08x, pixels give %08x): corrupted record — " RECORD_HINT, p,
-                        id, ds_get_le32(b + 20), crc);
-    memcpy(pixels, src, ds->npix);
-    if (mask && m->has_masks) memcpy(mask, src + ds->npix, raw - ds->npix);
-    if (label) *label = (int32_t)lab;
-    return 0;
+    if (rc == MDB_NOTFOUND) return err_set(e, "%s: samples key %" PRIu64 ": missing — " RECORD_HINT, p, id);
+    if (rc) return err_set(e, "%s: samples key %" PRIu64 ": %s", p, id, mdb_strerror(rc));
+    return ds_decode(r->dec, id, v.mv_data, v.mv_size, ds->labels[id], pixels, label, mask, e);
 }
 
 /* Reads record i of pairs/triplets: 12 bytes, three uint32. */

@@ -75,6 +75,15 @@ void ds_reader_close(DsReader *r);
  * *label its label; mask (may be NULL) gets height*width bytes if the dataset
  * has masks. On a bad record: -1 with e naming the key and the fault. */
 int ds_read(DsReader *r, uint64_t id, uint8_t *pixels, int32_t *label, uint8_t *mask, Err *e);
+/* The record decoder behind ds_read, for records met elsewhere (tests, the
+ * fuzz harness): decodes and validates the n bytes of samples record `id`
+ * as a dataset of meta m would hold it (want_label >= 0: the label the class
+ * index gives it). One per thread; ds_decoder_new allocates once. */
+typedef struct DsDecoder DsDecoder;
+DsDecoder *ds_decoder_new(const DsMeta *m, const char *path);
+void ds_decoder_free(DsDecoder *d);
+int ds_decode(DsDecoder *d, uint64_t id, const uint8_t *rec, size_t n, int32_t want_label, uint8_t *pixels,
+              int32_t *label, uint8_t *mask, Err *e);
 /* Record i of the pairs / triplets sub-databases, validated (ids < count). */
 int ds_read_pair(DsReader *r, uint64_t i, uint32_t *a, uint32_t *b, int *same, Err *e);
 int ds_read_triplet(DsReader *r, uint64_t i, uint32_t t[3], Err *e);

@@ -11,6 +11,7 @@
 
 #include "dataset.h"
 
+#define RECORD_HINT "re-run siamese import" /* ends the messages of bad records */
 #define DS_REC_HEADER 24 /* bytes before the payload of a samples record */
 #define DS_REC_VERSION 1
 #define DS_REC_ZLIB 0x01u /* payload is a raw deflate stream */

@@ -282,6 +282,17 @@ static int load_jpeg(Image *img, const char *path, const uint8_t *d, size_t n, i
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
+    /* A sequential Huffman-coded JPEG spends at least 2 bits (a DC and an
+     * end-of-block code) on every 8x8 block of its full-resolution
+     * component: a header claiming more blocks than the file can hold is
+     * refused before anything is allocated. Progressive and arithmetic
+     * coding can code runs of flat blocks in a few bits: only the pixel
+     * limit bounds those. */
+    if (!cinfo.progressive_mode && !cinfo.arith_code && w * h / 256 > (uint64_t)n + 1024) {
+        jpeg_destroy_decompress(&cinfo);
+        return err_set(e, "%s: bad JPEG: %llux%llu (HxW) pixels cannot come from %zu bytes (truncated?)",
+                       path, (unsigned long long)h, (unsigned long long)w, n);
+    }
     unsigned ch = cinfo.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
     cinfo.out_color_space = ch == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);

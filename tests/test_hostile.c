@@ -92,6 +92,18 @@ static void test_pgm(void) {
     expect_image_error("big2.pgm", big2, sizeof big2 - 1, "cannot hold 4000x60000 pixels");
 }
 
+/* A baseline JPEG of 478 bytes claiming 65289 x 254 pixels (found by
+ * fuzz_image, kept in its corpus with the harness's mode byte first). */
+static void test_jpeg_claims(void) {
+    FILE *f = fopen("fuzz/corpus/image/regress-jpeg-claims-16M-pixels", "rb");
+    uint8_t b[1024];
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 100, "the fuzz corpus file is there (%zu bytes)", n);
+    if (n > 1)
+        expect_image_error("claims.jpg", b + 1, n - 1, "254x65289 (HxW) pixels cannot come from 478 bytes");
+}
+
 static void put_be32(uint8_t *p, uint32_t v) { fixture_put_be32(p, v); }
 
 /* Appends a PNG chunk (length, type, data, CRC) at b + *n. */
@@ -209,6 +221,18 @@ static void test_text_inputs(void) {
     CHECK(config_set(&c, "run.dir=a\nb", &e) == -1 && !strchr(e.msg, '\n') && strstr(e.msg, "run.dir=a?b"),
           "--set with a newline: one line, the newline shown as '?': %s", e.msg);
     CHECK(config_set(&c, "no\tsuch.key=1", &e) == -1 && !strchr(e.msg, '\t'), "a tab in --set: %s", e.msg);
+    /* Values the canonical text could not give back (a ';' after '=' is a
+     * comment there), and layer names that are not identifiers. */
+    CHECK(config_parse_text(&c, "[linear]\nname =;x\nout = 2\n", "semi.ini", &e) == -1 &&
+              strstr(e.msg, "semi.ini:2"),
+          "a layer name ';x': %s", e.msg);
+    CHECK(config_parse_text(&c, "[linear]\nname = a.b\nout = 2\n", "dot.ini", &e) == -1 &&
+              strstr(e.msg, "letters, digits"),
+          "a layer name with a dot: %s", e.msg);
+    CHECK(config_set(&c, "run.dir= x", &e) == -1 && strstr(e.msg, "cannot start with ';' or a space"),
+          "--set run.dir=' x': %s", e.msg);
+    CHECK(config_set(&c, "run.dir=a ;b", &e) == -1, "--set run.dir='a ;b': %s", e.msg);
+    CHECK(config_set(&c, "run.dir=runs/a;b#1", &e) == 0, "';' and '#' inside a value are kept: %s", e.msg);
     MotSeqInfo info = {.frames = 5, .width = 100, .height = 50};
     MotBoxes b;
     static const char res[] = "1,3,10,20,30,40,1e60,-1,-1,-1\n";
@@ -223,6 +247,7 @@ int main(void) {
     test_numbers();
     test_pgm();
     test_png_claims();
+    test_jpeg_claims();
     test_idx();
     fixture_rm_tree(fixture_dir());
     return test_finish();

@@ -169,9 +169,7 @@ int train_ckpt_check(const Ckpt *ck, const char *path, TrainCkpt *t, Err *e) {
     /* What the config builds, against what the checkpoint says it holds,
      * before anything of that size is allocated. */
     const Config *cf = &t->cfg;
-    if (model_plan(&plan, cf->layers, cf->nlayers, cf->head_type == HEAD_KOCH, path, t->topo.in_c,
-                   t->topo.in_h, t->topo.in_w, e))
-        goto out;
+    if (model_plan(&plan, &cf->model, path, t->topo.in_c, t->topo.in_h, t->topo.in_w, 1, e)) goto out;
     topo = model_topology(&plan);
     if (strlen(topo) != tn || memcmp(topo, tp, tn)) {
         err_set(

@@ -276,7 +276,7 @@ static void ckpt_seed(const char *name, const char *optim) {
     Model m;
     Err e;
     if (config_parse_text(&c, text, "seed.ini", &e)) FATAL("%s", e.msg);
-    if (model_plan(&m, c.layers, c.nlayers, 0, "seed.ini", 1, 6, 6, &e)) FATAL("%s", e.msg);
+    if (model_plan(&m, &c.model, "seed.ini", 1, 6, 6, 1, &e)) FATAL("%s", e.msg);
     char *canon = config_to_text(&c), *topo = model_topology(&m);
     float *p = xcalloc(2 * m.nparams, sizeof(float));
     for (size_t i = 0; i < 2 * m.nparams; i++) p[i] = 0.01f * (float)(i % 17) - 0.05f;

@@ -45,7 +45,11 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     t->mean = c->data_mean > 0 ? (float)c->data_mean : m->mean;
     t->std = c->data_std > 0 ? (float)c->data_std : m->std;
     if (!(t->std > 0)) t->std = 1;
-    SamplerSpec ss = {(SamplerMode)c->sampler_mode, (int)c->p, (int)c->k, (int)c->batch, (uint64_t)c->seed};
+    SamplerSpec ss = {.mode = (SamplerMode)c->sampler_mode,
+                      .p = (int)c->p,
+                      .k = (int)c->k,
+                      .batch = (int)c->batch,
+                      .seed = (uint64_t)c->seed};
     if (sampler_init(&t->sampler, &ss, t->ds, e)) return -1;
     t->global_items = sampler_global_items(&t->sampler);
     t->per_item = sampler_images_per_item(&t->sampler);

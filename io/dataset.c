@@ -611,6 +611,19 @@ int ds_read_pair(DsReader *r, uint64_t i, uint32_t *a, uint32_t *b, int *same, E
     return 0;
 }
 
+int ds_load_pairs(const Dataset *ds, uint32_t *a, uint32_t *b, uint8_t *same, Err *e) {
+    DsReader r = {.ds = (Dataset *)ds};
+    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &r.txn);
+    if (rc) return err_set(e, "%s: read transaction: %s", ds->path, mdb_strerror(rc));
+    int s = 0;
+    for (uint64_t i = 0; i < ds->meta.npairs && !rc; i++) {
+        rc = ds_read_pair(&r, i, &a[i], &b[i], &s, e);
+        same[i] = (uint8_t)s;
+    }
+    mdb_txn_abort(r.txn);
+    return rc ? -1 : 0;
+}
+
 int ds_read_triplet(DsReader *r, uint64_t i, uint32_t t[3], Err *e) {
     if (read_triple(r, r->ds->triplets, "triplets", i, r->ds->meta.ntriplets, t, e)) return -1;
     return ds_check_triplet(r->ds, i, t, e);

@@ -87,6 +87,10 @@ int ds_decode(DsDecoder *d, uint64_t id, const uint8_t *rec, size_t n, int32_t w
 /* Record i of the pairs / triplets sub-databases, validated (ids < count). */
 int ds_read_pair(DsReader *r, uint64_t i, uint32_t *a, uint32_t *b, int *same, Err *e);
 int ds_read_triplet(DsReader *r, uint64_t i, uint32_t t[3], Err *e);
+/* Every record of the pairs sub-database at once (npairs entries each, in
+ * record order), validated as ds_read_pair does; for samplers that index
+ * the pairs. 0, or -1 with e naming the record. */
+int ds_load_pairs(const Dataset *ds, uint32_t *a, uint32_t *b, uint8_t *same, Err *e);
 
 /* Writer. ds_writer_create refuses an existing final path (names it and says
  * to remove it or pick another --out), builds in "<path>.tmp-<pid>" and only
@@ -109,6 +113,11 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
 int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e);
 int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask,
                         const char *name, Err *e);
+/* The pairs sub-database of the new dataset, written with it by
+ * ds_writer_finish: record i is (a[i], b[i], same), same = 1 when the two
+ * labels are equal. Call after the last ds_writer_add; ids must differ and
+ * name added samples (else -1 with e). A later call replaces the pairs. */
+int ds_writer_set_pairs(DsWriter *w, const uint32_t *a, const uint32_t *b, uint64_t n, Err *e);
 /* Writes meta (mean/std computed over the samples) and by_class, commits,
  * renames. On failure the temporary directory is removed. Frees w. */
 int ds_writer_finish(DsWriter *w, Err *e);

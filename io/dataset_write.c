@@ -167,6 +167,8 @@ struct DsWriter {
     int32_t *labels;
     size_t labels_cap;
     uint64_t sum[DS_MAX_CHANNELS], sumsq[DS_MAX_CHANNELS]; /* of the pixel bytes per channel, exact */
+    uint32_t *pairs; /* (npairs, 3): a, b, same; written at commit */
+    uint64_t npairs;
 };
 
 static void writer_free(DsWriter *w) {
@@ -180,6 +182,7 @@ static void writer_free(DsWriter *w) {
     free(w->zout);
     free(w->labels);
     names_free(&w->names_tab);
+    free(w->pairs);
     batch_free(&w->batch);
     free(w->path);
     free(w->tmp);
@@ -381,10 +384,38 @@ static void pixel_stats(double *mean, double *sd, uint64_t sum, uint64_t sumsq, 
     *sd = var > 0 ? sqrt(var) : 0.0;
 }
 
+int ds_writer_set_pairs(DsWriter *w, const uint32_t *a, const uint32_t *b, uint64_t n, Err *e) {
+    for (uint64_t i = 0; i < n; i++)
+        if (a[i] >= w->count || b[i] >= w->count || a[i] == b[i])
+            return err_set(e, "%s: pair %" PRIu64 " (%u, %u): ids must differ and be < %" PRIu64, w->path, i,
+                           a[i], b[i], w->count);
+    free(w->pairs);
+    w->pairs = xmalloc(sizeof(uint32_t) * 3 * (n ? n : 1));
+    for (uint64_t i = 0; i < n; i++) {
+        w->pairs[3 * i] = a[i];
+        w->pairs[3 * i + 1] = b[i];
+        w->pairs[3 * i + 2] = w->labels[a[i]] == w->labels[b[i]];
+    }
+    w->npairs = n;
+    return 0;
+}
+
 /* Queues by_class, classes and meta, and writes them with the last samples
  * in the final transaction; syncs and closes the environment. */
 static int writer_commit(DsWriter *w, Err *e) {
     if (writer_flush(w, e)) return -1;
+    if (w->npairs) { /* in a transaction of their own, before meta (which says they are there) */
+        PutBatch pb = {0};
+        for (uint64_t i = 0; i < w->npairs; i++) {
+            uint8_t *p = batch_add(&pb, 0, MDB_APPEND, 8, 12);
+            ds_be64(p, i);
+            for (int j = 0; j < 3; j++) ds_le32(p + 8 + 4 * j, w->pairs[3 * i + j]);
+        }
+        const char *const pairs_db[1] = {"pairs"};
+        int rc = batch_commit(w->env, &pb, pairs_db, 1, -1, w->tmp, e);
+        batch_free(&pb);
+        if (rc) return -1;
+    }
     uint64_t *off = xcalloc(w->classes + 1, sizeof(uint64_t));
     for (uint64_t i = 0; i < w->count; i++) off[w->labels[i] + 1]++;
     for (uint32_t c = 0; c < w->classes; c++) off[c + 1] += off[c];
@@ -443,7 +474,7 @@ static int writer_commit(DsWriter *w, Err *e) {
     META_PUT("compressed", "%d", w->compress ? 1 : 0);
     META_PUT("masks", "%d", w->has_masks ? 1 : 0);
     META_PUT("names", "%d", w->has_names > 0 ? 1 : 0);
-    META_PUT("npairs", "0");
+    META_PUT("npairs", "%" PRIu64, w->npairs);
     META_PUT("ntriplets", "0");
 #undef META_PUT
     char src[256];

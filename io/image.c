@@ -4,6 +4,7 @@
 #include "image.h"
 
 #include <errno.h>
+#include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -468,4 +469,23 @@ int image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_
     int rc = atomic_file_write_all(path, d, n, e);
     free(d);
     return rc;
+}
+
+/* ---- mask overlays --------------------------------------------------------- */
+
+void image_overlay_mask(uint8_t *rgb, const uint8_t *image, int channels, const uint8_t *mask, uint32_t h,
+                        uint32_t w, const uint8_t colour[3], float alpha) {
+    ASSERT(channels == 1 || channels == 3);
+    size_t plane = (size_t)h * w;
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            uint8_t *o = rgb + 3 * i;
+            for (int c = 0; c < 3; c++) o[c] = image[(channels == 3 ? (size_t)c * plane : 0) + i];
+            if (!mask[i]) continue;
+            int edge = y == 0 || x == 0 || y + 1 == h || x + 1 == w || !mask[i - w] || !mask[i + w] ||
+                       !mask[i - 1] || !mask[i + 1];
+            for (int c = 0; c < 3; c++)
+                o[c] = edge ? colour[c] : (uint8_t)lrintf((1.0f - alpha) * o[c] + alpha * colour[c]);
+        }
 }

@@ -5,7 +5,8 @@
  * format is found from the file's magic bytes, not its name. In grey mode
  * colour becomes grey by BT.601 luma; in colour mode grey is replicated to
  * R = G = B. Alpha is dropped (not composited), 16-bit samples are rounded
- * to 8 bits. Pixels are never inverted here. A PGM file holds exactly one
+ * to 8 bits. Pixels are never inverted here. image_overlay_mask draws a mask
+ * over an image (the pictures of `siamese segment`). A PGM file holds exactly one
  * image: bytes after its pixels (P2: other than whitespace and comments) are
  * refused, and every number must end at whitespace or a comment ("0x4" is
  * not a pixel). */
@@ -56,5 +57,14 @@ int image_encode_png(uint8_t **out, size_t *n, const uint8_t *pixels /* (h, w, c
  * whole new one. 0 or -1 with e. */
 int image_write_png(const char *path, const uint8_t *pixels /* (h, w, channels) */, uint32_t h, uint32_t w,
                     uint32_t channels, Err *e);
+
+/* The overlay of a mask on an image: rgb (h, w, 3 interleaved) gets the image
+ * (planar (channels, h, w) as datasets store it, channels 1 = grey or 3 =
+ * RGB) with every mask pixel (non-zero) blended towards colour by alpha
+ * (0..1) and the mask's outline (mask pixels with a 4-neighbour outside the
+ * mask or on the image edge) painted in colour. Pure; the caller owns every
+ * buffer. */
+void image_overlay_mask(uint8_t *rgb, const uint8_t *image, int channels, const uint8_t *mask, uint32_t h,
+                        uint32_t w, const uint8_t colour[3], float alpha);
 
 #endif

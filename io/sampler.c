@@ -4,17 +4,18 @@
 #include "sampler.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SAMPLER_EPOCH_BIT (1ULL << 63)
 
 static const char *mode_name(SamplerMode m) {
-    return m == SAMPLER_PK ? "pk" : m == SAMPLER_PAIRS ? "pairs" : "triplets";
+    return m == SAMPLER_PK ? "pk" : m == SAMPLER_PAIRS ? "pairs" : m == SAMPLER_COSEG ? "coseg" : "triplets";
 }
 
 int sampler_images_per_item(const Sampler *s) {
-    return s->spec.mode == SAMPLER_PK ? 1 : s->spec.mode == SAMPLER_PAIRS ? 2 : 3;
+    return s->spec.mode == SAMPLER_PK ? 1 : s->spec.mode == SAMPLER_TRIPLETS ? 3 : 2;
 }
 
 int sampler_global_items(const Sampler *s) {
@@ -25,8 +26,12 @@ uint64_t sampler_steps_per_epoch(const Sampler *s) { return s->steps_per_epoch; 
 
 /* Checks the numbers of the spec that do not depend on the data. */
 static int check_spec(const SamplerSpec *spec, const char *name, Err *e) {
-    if (spec->mode != SAMPLER_PK && spec->mode != SAMPLER_PAIRS && spec->mode != SAMPLER_TRIPLETS)
+    if (spec->mode != SAMPLER_PK && spec->mode != SAMPLER_PAIRS && spec->mode != SAMPLER_TRIPLETS &&
+        spec->mode != SAMPLER_COSEG)
         return err_set(e, "sampler: unknown mode %d", (int)spec->mode);
+    if (spec->mode == SAMPLER_COSEG && !(spec->common >= 0.0 && spec->common <= 1.0))
+        return err_set(e, "sampler for %s: common = %g; must be in [0, 1] ([sampler] common)", name,
+                       spec->common);
     if (spec->mode == SAMPLER_PK) {
         if (spec->p < 1 || spec->k < 1)
             return err_set(e, "sampler for %s: p=%d k=%d; both must be >= 1 ([sampler] p, k)", name, spec->p,
@@ -54,6 +59,10 @@ static void alloc_scratch(Sampler *s) {
         s->pick = xmalloc((size_t)s->spec.k * sizeof *s->pick);
         s->bits = xcalloc((size_t)bits / 64 + 1, sizeof *s->bits);
         s->global_ids = xmalloc((size_t)s->spec.p * s->spec.k * sizeof *s->global_ids);
+    } else if (s->spec.mode == SAMPLER_COSEG) {
+        s->bits = xcalloc((size_t)MAX(s->kind_n[0], s->kind_n[1]) / 64 + 1, sizeof *s->bits);
+        s->global_rec = xmalloc((size_t)s->spec.batch * sizeof *s->global_rec);
+        s->pick = xmalloc((size_t)s->spec.batch * sizeof *s->pick);
     } else {
         s->perm = xmalloc((size_t)s->n_records * sizeof *s->perm);
         s->perm_valid = 0;
@@ -94,6 +103,36 @@ static int pk_setup(Sampler *s, const uint32_t *const *class_ids, const uint32_t
     return 0;
 }
 
+/* Coseg: loads the pairs and splits them by kind; checks that each kind
+ * fills its share of a batch. */
+static int coseg_setup(Sampler *s, const Dataset *ds, Err *e) {
+    uint64_t n = s->n_records;
+    uint8_t *same = xmalloc(n);
+    s->rec_a = xmalloc(n * sizeof *s->rec_a);
+    s->rec_b = xmalloc(n * sizeof *s->rec_b);
+    if (ds_load_pairs(ds, s->rec_a, s->rec_b, same, e)) {
+        free(same);
+        return -1;
+    }
+    for (int k = 0; k < 2; k++) s->kind_rec[k] = xmalloc((n + 1) * sizeof *s->kind_rec[k]);
+    for (uint64_t i = 0; i < n; i++) {
+        int k = same[i] != 0;
+        s->kind_rec[k][s->kind_n[k]++] = (uint32_t)i;
+    }
+    free(same);
+    s->take[1] = (uint32_t)lrint(s->spec.batch * s->spec.common);
+    s->take[0] = (uint32_t)s->spec.batch - s->take[1];
+    for (int k = 0; k < 2; k++)
+        if (s->kind_n[k] < s->take[k])
+            return err_set(e,
+                           "dataset %s has %u pairs %s a common object (equal labels), fewer than the %u of "
+                           "one batch of %d with common = %g; make more pairs or change [sampler] batch or "
+                           "common",
+                           s->name, s->kind_n[k], k ? "with" : "without", s->take[k], s->spec.batch,
+                           s->spec.common);
+    return 0;
+}
+
 int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e) {
     memset(s, 0, sizeof *s);
     s->spec = *spec;
@@ -112,14 +151,14 @@ int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e)
         free(n);
         if (rc) goto fail;
     } else {
-        int pairs = spec->mode == SAMPLER_PAIRS;
+        int pairs = spec->mode != SAMPLER_TRIPLETS;
         const char *what = pairs ? "pairs" : "triplets";
         s->n_records = pairs ? m->npairs : m->ntriplets;
         if (s->n_records == 0) {
             err_set(e,
                     "dataset %s has no %s sub-database, needed by [sampler] mode = %s; run "
                     "`siamese pairs %s --%s N` first",
-                    s->name, what, what, s->name, what);
+                    s->name, what, mode_name(spec->mode), s->name, what);
             goto fail;
         }
         if (s->n_records < (uint64_t)spec->batch) {
@@ -135,6 +174,7 @@ int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e)
             goto fail;
         }
         s->steps_per_epoch = s->n_records / (uint64_t)spec->batch;
+        if (spec->mode == SAMPLER_COSEG && coseg_setup(s, ds, e)) goto fail;
     }
     alloc_scratch(s);
     return 0;
@@ -204,6 +244,13 @@ void sampler_clone(Sampler *dst, const Sampler *src) {
     dst->eligible = src->eligible;
     dst->elig_ids = src->elig_ids;
     dst->elig_n = src->elig_n;
+    dst->rec_a = src->rec_a;
+    dst->rec_b = src->rec_b;
+    for (int k = 0; k < 2; k++) {
+        dst->kind_rec[k] = src->kind_rec[k];
+        dst->kind_n[k] = src->kind_n[k];
+        dst->take[k] = src->take[k];
+    }
     dst->shared = 1;
     alloc_scratch(dst);
 }
@@ -215,7 +262,12 @@ void sampler_free(Sampler *s) {
         free((void *)s->elig_ids);
         free(s->elig_n);
         free(s->own_ids);
+        free(s->rec_a);
+        free(s->rec_b);
+        free(s->kind_rec[0]);
+        free(s->kind_rec[1]);
     }
+    free(s->global_rec);
     free(s->name);
     free(s->pick_cls);
     free(s->pick);
@@ -241,7 +293,7 @@ void sampler_batch_init(const Sampler *s, int world, LocalBatch *lb) {
     lb->cap_items = (g + world - 1) / world;
     lb->ids = xmalloc((size_t)lb->cap_items * per * sizeof *lb->ids);
     lb->labels = xmalloc((size_t)lb->cap_items * per * sizeof *lb->labels);
-    if (s->spec.mode == SAMPLER_PAIRS) lb->same = xmalloc((size_t)lb->cap_items);
+    if (per == 2) lb->same = xmalloc((size_t)lb->cap_items);
 }
 
 void sampler_batch_free(LocalBatch *lb) {
@@ -278,6 +330,18 @@ static void pk_global(Sampler *s, uint64_t epoch, uint64_t step) {
     }
 }
 
+/* s->global_rec = the records of coseg batch (epoch, step), in batch order. */
+static void coseg_global(Sampler *s, uint64_t epoch, uint64_t step) {
+    Rng r;
+    rng_seed(&r, s->spec.seed, RNG_SAMPLER, epoch * s->steps_per_epoch + step);
+    uint32_t n = 0;
+    for (int k = 1; k >= 0; k--) {
+        floyd(&r, s->kind_n[k], s->take[k], s->pick, s->bits);
+        for (uint32_t i = 0; i < s->take[k]; i++) s->global_rec[n++] = s->kind_rec[k][s->pick[i]];
+    }
+    rng_shuffle_u32(&r, s->global_rec, n);
+}
+
 static void perm_for_epoch(Sampler *s, uint64_t epoch) {
     if (s->perm_valid && s->perm_epoch == epoch) return;
     for (uint64_t i = 0; i < s->n_records; i++) s->perm[i] = (uint32_t)i;
@@ -307,6 +371,14 @@ int sampler_local(Sampler *s, uint64_t epoch, uint64_t step, int rank, int world
     if (s->spec.mode == SAMPLER_PK) {
         pk_global(s, epoch, step);
         memcpy(out->ids, s->global_ids + begin, (size_t)n * sizeof *out->ids);
+    } else if (s->spec.mode == SAMPLER_COSEG) {
+        coseg_global(s, epoch, step);
+        for (int j = 0; j < n; j++) {
+            uint32_t rec = s->global_rec[begin + j];
+            out->ids[j] = s->rec_a[rec];
+            out->ids[n + j] = s->rec_b[rec];
+            out->same[j] = s->labels[s->rec_a[rec]] == s->labels[s->rec_b[rec]];
+        }
     } else {
         ASSERT(r != NULL);
         perm_for_epoch(s, epoch);

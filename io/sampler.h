@@ -1,6 +1,7 @@
 /* sampler: names the global batch for (seed, epoch, step) and the slice of it
  * that one rank reads. PK batches (P classes x K samples) for online mining,
- * or records of the pairs / triplets sub-databases. The global batch never
+ * records of the pairs / triplets sub-databases, or co-segmentation batches
+ * (pairs with and without a common object in a set ratio). The global batch never
  * depends on the rank count: rank r of p takes a contiguous slice of its
  * items. No I/O of pixels and no decoding here (prefetch.h does that). */
 #ifndef SIAMESE_SAMPLER_H
@@ -12,12 +13,13 @@
 #include "dataset.h"
 
 /* Same values as the config's SAMPLER_MODE_* (io/config.h). */
-typedef enum { SAMPLER_PK = 0, SAMPLER_PAIRS = 1, SAMPLER_TRIPLETS = 2 } SamplerMode;
+typedef enum { SAMPLER_PK = 0, SAMPLER_PAIRS = 1, SAMPLER_TRIPLETS = 2, SAMPLER_COSEG = 3 } SamplerMode;
 
 typedef struct SamplerSpec {
     SamplerMode mode;
-    int p, k;  /* PK: classes per batch, samples per class */
-    int batch; /* pairs/triplets: records per global batch */
+    int p, k;      /* PK: classes per batch, samples per class */
+    int batch;     /* pairs/triplets/coseg: records per global batch */
+    double common; /* coseg: fraction of the batch with a common object, 0..1 */
     uint64_t seed;
 } SamplerSpec;
 
@@ -37,6 +39,14 @@ typedef struct SamplerSpec {
  *    (seed, RNG_SAMPLER, epoch | 1<<63); batch `step` is records
  *    [step*B, (step+1)*B) of it. The tail of fewer than B records is unused
  *    in that epoch (another epoch's permutation covers it).
+ *  - Coseg: the pairs sub-database's records, split once into those with
+ *    a common object (same = 1: equal labels, docs/formats.md) and those
+ *    without. Batch (epoch, step): an Rng seeded (seed, RNG_SAMPLER,
+ *    epoch * steps_per_epoch + step) draws C = round(batch * common)
+ *    distinct records of the first kind and batch - C of the second
+ *    (Floyd), then shuffles the batch's order (Fisher-Yates) so every rank's
+ *    slice mixes both. Stateless per step; an epoch is floor(records /
+ *    batch) steps. Each kind must have enough records for one batch.
  *  - An item (image in PK mode, pair, triplet) is the unit split across
  *    ranks: sampler_shard gives contiguous slices, sizes differing by <= 1.
  * Fields are private; use the functions. */
@@ -63,14 +73,22 @@ typedef struct Sampler {
     uint32_t *perm; /* (n_records) */
     uint64_t perm_epoch;
     int perm_valid;
+    /* coseg: every record's ids, and the records of each kind */
+    uint32_t *rec_a, *rec_b; /* (n_records) */
+    uint32_t *kind_rec[2];   /* [0] without, [1] with a common object */
+    uint32_t kind_n[2];      /* their counts */
+    uint32_t take[2];        /* records of each kind per batch */
+    uint32_t *global_rec;    /* (batch) scratch: the batch's records */
 } Sampler;
 
 /* The ids one rank reads, in the order its encoder sees them:
  *   PK:       ids of items [item_begin, item_begin + n_items) of the global list
  *   pairs:    [first images of the local pairs; second images]   2*n_items
+ *   coseg:    as pairs
  *   triplets: [anchors; positives; negatives]                     3*n_items
  * labels[i] is the label of ids[i]; same[j] (pairs only, else NULL) is the
- * record's flag for local pair j. Allocated once by sampler_batch_init. */
+ * record's flag for local pair j (pairs and coseg: 1 = equal labels, for
+ * coseg a common object). Allocated once by sampler_batch_init. */
 typedef struct LocalBatch {
     int n_images; /* n_items * per_item */
     int n_items;
@@ -84,7 +102,8 @@ typedef struct LocalBatch {
 } LocalBatch;
 
 /* Validates the spec against the dataset: PK needs P eligible classes;
- * pairs/triplets need the sub-database with at least `batch` records (the
+ * pairs/triplets need the sub-database with at least `batch` records, coseg
+ * enough records of each kind for one batch (the
  * message names the dataset and the `siamese pairs` command to run). The
  * dataset must outlive the sampler. 0, or -1 with e. */
 int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e);
@@ -99,11 +118,11 @@ int sampler_init_labels(Sampler *s, const SamplerSpec *spec, const int32_t *labe
 void sampler_clone(Sampler *dst, const Sampler *src);
 void sampler_free(Sampler *s);
 
-/* PK: floor(count / (P*K)); pairs/triplets: floor(records / batch). >= 1. */
+/* PK: floor(count / (P*K)); pairs/triplets/coseg: floor(records / batch). >= 1. */
 uint64_t sampler_steps_per_epoch(const Sampler *s);
 /* P*K in PK mode, else batch. */
 int sampler_global_items(const Sampler *s);
-/* 1 (PK), 2 (pairs) or 3 (triplets). */
+/* 1 (PK), 2 (pairs, coseg) or 3 (triplets). */
 int sampler_images_per_item(const Sampler *s);
 
 /* Contiguous slice of n_items for rank of world: sizes differ by at most 1,
@@ -117,7 +136,7 @@ void sampler_batch_free(LocalBatch *lb);
 
 /* Fills out with rank's slice of the global batch (epoch, step); step <
  * steps_per_epoch. The reader is needed for pairs/triplets records (may be
- * NULL in PK mode). -1 with e on a bad record or if the global batch has
+ * NULL in PK and coseg modes). -1 with e on a bad record or if the global batch has
  * fewer items than there are ranks. Not thread-safe on one Sampler (clone). */
 int sampler_local(Sampler *s, uint64_t epoch, uint64_t step, int rank, int world, LocalBatch *out,
                   DsReader *r, Err *e);

@@ -81,7 +81,8 @@ enum {
     RNG_EVAL = 5,     /* evaluation pairs and N-way trials */
     RNG_TEST = 6,     /* tests */
     RNG_DROPOUT = 7,  /* reserved */
-    RNG_SYNTH = 8,    /* synthetic data (synth mot), id = stream within a sequence */
+    RNG_SYNTH = 8,    /* synthetic data: synth mot, id = stream within a sequence;
+                         synth coseg, id = split << 40 | pair */
 };
 
 void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id);

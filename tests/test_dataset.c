@@ -471,6 +471,36 @@ static void test_pairs(void) {
           e.msg);
 }
 
+/* Pairs given to the writer land with the dataset; ds_load_pairs reads them
+ * all; bad ids are refused. */
+static void test_writer_pairs(void) {
+    const char *p = fixture_path("wpairs.lmdb");
+    DsWriterSpec spec = {.channels = 1, .height = 2, .width = 2, .classes = 3, .source = "t"};
+    DsWriter *w;
+    Err e;
+    uint8_t px[4] = {1, 2, 3, 4};
+    int32_t lab[4] = {0, 0, 2, 2};
+    CHECK(ds_writer_create(&w, p, &spec, &e) == 0, "%s", e.msg);
+    for (int i = 0; i < 4; i++) ds_writer_add(w, px, lab[i], NULL, &e);
+    uint32_t a[3] = {0, 1, 3}, b[3] = {1, 2, 2}, bad[3] = {1, 4, 2};
+    CHECK(ds_writer_set_pairs(w, a, bad, 3, &e) == -1 && strstr(e.msg, "pair 1 (1, 4)"), "id 4 of 4: %s",
+          e.msg);
+    CHECK(ds_writer_set_pairs(w, a, a, 3, &e) == -1 && strstr(e.msg, "pair 0 (0, 0)"), "a == b: %s", e.msg);
+    CHECK(ds_writer_set_pairs(w, a, b, 3, &e) == 0, "%s", e.msg);
+    CHECK(ds_writer_finish(w, &e) == 0, "%s", e.msg);
+    Dataset *ds;
+    if (ds_open(&ds, p, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    uint32_t ra[3], rb[3];
+    uint8_t same[3];
+    CHECK(ds_meta(ds)->npairs == 3 && ds_load_pairs(ds, ra, rb, same, &e) == 0 && !memcmp(ra, a, sizeof a) &&
+              !memcmp(rb, b, sizeof b) && same[0] == 1 && same[1] == 0 && same[2] == 1,
+          "writer pairs read back with 'same' from the labels: %s", e.msg);
+    ds_close(ds);
+}
+
 int main(void) {
     fixture_dir_create("dataset");
     make_source();
@@ -480,6 +510,7 @@ int main(void) {
     test_masks();
     test_map_growth();
     test_pairs();
+    test_writer_pairs();
     CHECK(!fixture_leftover_tmp(), "no .tmp-* directory left in %s", fixture_dir());
     fixture_rm_tree(fixture_dir());
     return test_finish();

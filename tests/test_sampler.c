@@ -1,7 +1,10 @@
 /* test_sampler: shards, PK batches from a synthetic class index (structure,
  * determinism, rank-count independence, exclusion of small classes, loose
- * uniformity), and pairs/triplets batches from a small dataset written in
- * /tmp (rank-count independence, one permutation per epoch). */
+ * uniformity), pairs/triplets batches from a small dataset written in /tmp
+ * (rank-count independence, one permutation per epoch), and co-segmentation
+ * batches (the ratio of pairs with a common object, distinct records of each
+ * kind, stateless per step, rank-count independence, loose uniformity). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -401,10 +404,133 @@ static void test_records(void) {
     if (system(cmd)) FATAL("%s", cmd);
 }
 
+/* Coseg: 40 records with a common object (equal labels), 30 without. */
+static void test_coseg(void) {
+    char dir[] = "/tmp/test_sampler.XXXXXX", path[256], cmd[300];
+    if (!mkdtemp(dir)) FATAL("mkdtemp");
+    snprintf(path, sizeof path, "%s/db", dir);
+    Err e;
+    CHECK(write_db(path, 60, 0, 0, &e) == 0, "write: %s", e.msg);
+    enum { NREC = 70, NCOM = 40, B = 16 };
+    uint32_t a[NREC], b[NREC];
+    uint8_t same[NREC];
+    Rng r;
+    rng_seed(&r, 9, RNG_TEST, 2);
+    for (int i = 0; i < NREC; i++) { /* label(id) = id*3 % 5 depends on id % 5 */
+        a[i] = (uint32_t)rng_below(&r, 60);
+        int dup;
+        do {
+            b[i] = i < NCOM ? a[i] % 5 + 5 * (uint32_t)rng_below(&r, 12) : (uint32_t)rng_below(&r, 60);
+            dup = 0;
+            for (int q = 0; q < i; q++) dup |= a[q] == a[i] && b[q] == b[i];
+        } while (b[i] == a[i] || dup || (i >= NCOM && b[i] % 5 == a[i] % 5));
+        same[i] = i < NCOM;
+    }
+    CHECK(ds_write_pairs(path, a, b, same, NREC, &e) == 0, "pairs: %s", e.msg);
+    Dataset *ds;
+    if (ds_open(&ds, path, &e)) FATAL("open: %s", e.msg);
+    SamplerSpec spec = {.mode = SAMPLER_COSEG, .batch = B, .common = 0.75, .seed = 4};
+    Sampler s, s2;
+    CHECK(sampler_init(&s, &spec, ds, &e) == 0, "coseg init: %s", e.msg);
+    CHECK(sampler_init(&s2, &spec, ds, &e) == 0, "coseg init: %s", e.msg);
+    CHECK(sampler_steps_per_epoch(&s) == NREC / B, "coseg steps per epoch %llu",
+          (unsigned long long)sampler_steps_per_epoch(&s));
+    LocalBatch g, g2;
+    sampler_batch_init(&s, 1, &g);
+    sampler_batch_init(&s, 1, &g2);
+    int ratio = 1, distinct = 1, flags = 1, det = 1, uni = 1, mixed = 0, mixed_last = 0, differ = 0,
+        nsteps = 400;
+    int count[NREC] = {0};
+    for (int st = nsteps - 1; st >= 0; st--) { /* backwards: nothing may depend on the call order */
+        uint64_t ep = (uint64_t)st / 4, sp = (uint64_t)st % 4;
+        CHECK(sampler_global(&s, ep, sp, &g, NULL, &e) == 0, "%s", e.msg);
+        if (st + 1 < nsteps) differ += !same_batch(&g, &g2);
+        if (st % 37 == 0) {
+            sampler_global(&s2, ep, sp, &g2, NULL, &e);
+            det &= same_batch(&g, &g2) && !memcmp(g.same, g2.same, B);
+            for (int w = 1; w <= 4; w++) uni &= check_union(&s, ep, sp, w, NULL, &g);
+        }
+        int ncom = 0, used[NREC] = {0};
+        for (int j = 0; j < B; j++) {
+            int hit = -1;
+            for (int q = 0; q < NREC && hit < 0; q++)
+                if (a[q] == g.ids[j] && b[q] == g.ids[B + j] && !used[q]) hit = q;
+            if (hit < 0) {
+                distinct = 0;
+                continue;
+            }
+            used[hit] = 1;
+            count[hit]++;
+            ncom += hit < NCOM;
+            flags &= g.same[j] == (hit < NCOM) && (g.labels[j] == g.labels[B + j]) == g.same[j];
+        }
+        ratio &= ncom == 12;
+        mixed += g.same[0] == 0;
+        mixed_last += g.same[B - 1] == 1;
+        memcpy(g2.ids, g.ids, sizeof(uint32_t) * 2 * B); /* the next (earlier) step compares with this one */
+        g2.n_images = g.n_images;
+    }
+    CHECK(ratio, "coseg: every batch holds round(16 x 0.75) = 12 pairs with a common object");
+    CHECK(distinct, "coseg: every item is a record of the file, none twice in a batch");
+    CHECK(flags, "coseg: same flags = equal labels = the record's kind");
+    CHECK(det, "coseg: two samplers give the same batch for a step");
+    CHECK(uni, "coseg: world 1..4 make up the global batch");
+    CHECK(differ == nsteps - 1, "coseg: consecutive steps differ (%d of %d)", differ, nsteps - 1);
+    CHECK(
+        mixed > nsteps / 8 && mixed < nsteps / 2 && mixed_last > nsteps / 2,
+        "coseg: the batch order is shuffled (%d / %d of %d batches start without / end with a common object)",
+        mixed, mixed_last, nsteps);
+    /* loose uniformity within each kind: expected 400*12/40 = 120 and 400*4/30 = 53.3 draws per record */
+    double chi[2] = {0, 0};
+    for (int q = 0; q < NREC; q++) {
+        double mu = q < NCOM ? nsteps * 12.0 / NCOM : nsteps * 4.0 / (NREC - NCOM);
+        chi[q < NCOM] += (count[q] - mu) * (count[q] - mu) / mu;
+    }
+    CHECK(chi[1] < 39 + 6 * sqrt(78) && chi[0] < 29 + 6 * sqrt(58),
+          "coseg: chi-square %.1f (dof 39), %.1f (dof 29)", chi[1], chi[0]);
+    /* too few of one kind; a ratio out of range; no pairs at all */
+    Sampler t;
+    SamplerSpec all = spec;
+    all.common = 1.0;
+    all.batch = 41;
+    CHECK(sampler_init(&t, &all, ds, &e) == -1 && strstr(e.msg, "40 pairs with a common object") &&
+              strstr(e.msg, "41"),
+          "too few common: %s", e.msg);
+    all.common = 1.5;
+    CHECK(sampler_init(&t, &all, ds, &e) == -1 && strstr(e.msg, "common = 1.5"), "common 1.5: %s", e.msg);
+    all = spec;
+    all.common = 0.0;
+    all.batch = 30;
+    LocalBatch g0;
+    CHECK(sampler_init(&t, &all, ds, &e) == 0, "common 0: %s", e.msg);
+    sampler_batch_init(&t, 1, &g0);
+    CHECK(sampler_global(&t, 0, 0, &g0, NULL, &e) == 0, "common 0: %s", e.msg);
+    int none = 1;
+    for (int j = 0; j < 30; j++) none &= g0.same[j] == 0;
+    CHECK(none, "common 0: no pair with a common object");
+    sampler_batch_free(&g0);
+    sampler_free(&t);
+    sampler_batch_free(&g);
+    sampler_batch_free(&g2);
+    sampler_free(&s);
+    sampler_free(&s2);
+    ds_close(ds);
+    snprintf(path, sizeof path, "%s/db2", dir);
+    CHECK(write_db(path, 10, 0, 0, &e) == 0, "write: %s", e.msg);
+    if (ds_open(&ds, path, &e)) FATAL("open: %s", e.msg);
+    CHECK(sampler_init(&t, &spec, ds, &e) == -1 && strstr(e.msg, "no pairs sub-database") &&
+              strstr(e.msg, "mode = coseg"),
+          "no pairs: %s", e.msg);
+    ds_close(ds);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) FATAL("%s", cmd);
+}
+
 int main(void) {
     test_shard();
     test_pk();
     test_pk_uniform();
     test_records();
+    test_coseg();
     return test_finish();
 }

@@ -1,0 +1,67 @@
+/* coseg: the mask loss and the measures of object co-segmentation (Li et
+ * al. 2018). The loss: per-pixel binary cross-entropy on logits, or the
+ * soft Dice loss, averaged over pixels and images. The measures: for pairs
+ * with a common object: Jaccard (intersection over union of the predicted
+ * and true foreground, per image, averaged over images) and precision (the
+ * fraction of correctly labelled pixels, per image, averaged), kept apart for
+ * classes seen in training and unseen ones; for pairs without one: the
+ * fraction of pixels wrongly marked as object and the fraction of images
+ * predicted (almost) empty. Pure functions over masks (non-zero = object). */
+#ifndef SIAMESE_COSEG_H
+#define SIAMESE_COSEG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The kind of pair an image belongs to. */
+enum { COSEG_SEEN = 0, COSEG_UNSEEN = 1, COSEG_NONE = 2 };
+
+/* An image is predicted (almost) empty when fewer than this fraction of its
+ * pixels are marked as object. */
+#define COSEG_EMPTY_FRACTION 0.01
+
+/* Sums over images; zero it to start. */
+typedef struct CosegStats {
+    double jaccard[2], precision[2]; /* [COSEG_SEEN], [COSEG_UNSEEN] */
+    uint64_t images[3];              /* [kind] */
+    double wrong;                    /* none: sum of the fractions marked */
+    uint64_t empty;                  /* none: images predicted empty */
+} CosegStats;
+
+/* Adds one image: pred and target (npix pixels each, non-zero = object).
+ * Jaccard of an image whose prediction and target are both empty is 1. For
+ * kind COSEG_NONE the target is not read (it is empty by definition). */
+void coseg_stats_add(CosegStats *s, const uint8_t *pred, const uint8_t *target, size_t npix, int kind);
+/* Adds b's sums into a (ranks' or threads' partial sums). */
+void coseg_stats_merge(CosegStats *a, const CosegStats *b);
+
+/* Means; NaN where a kind has no image. Pairs = images / 2. */
+typedef struct CosegMetrics {
+    double jaccard_seen, precision_seen, jaccard_unseen, precision_unseen;
+    double jaccard, precision;            /* over both seen and unseen */
+    double wrong_pixels_none, empty_none; /* pairs without a common object */
+    uint64_t pairs_seen, pairs_unseen, pairs_none;
+} CosegMetrics;
+void coseg_stats_finish(const CosegStats *s, CosegMetrics *m);
+
+/* ---- the loss ------------------------------------------------------------ */
+
+enum { COSEG_LOSS_BCE = 0, COSEG_LOSS_DICE = 1 };
+#define COSEG_DICE_SMOOTH 1.0 /* added to the Dice numerator and denominator */
+
+/* Loss of n images of npix pixels: logits z (n, npix) against targets t
+ * (n, npix; non-zero = object), where image i's target is empty when
+ * has_target[i] is 0 (an image of a pair without a common object; t is
+ * then not read). Per image, with p = sigmoid(z):
+ *   BCE:  (1/npix) sum_j softplus(z_j) - t_j z_j
+ *   Dice: 1 - (2 sum p t + s) / (sum p + sum t + s), s = COSEG_DICE_SMOOTH.
+ * Returns the SUM of the n per-image losses (double); dz gets scale times
+ * its gradient (WRITTEN), so scale = 1 / (images in the global batch) makes
+ * the ranks' sums add up to the mean. */
+double coseg_mask_loss(float *dz /* (n, npix) */, const float *z, const uint8_t *t, const uint8_t *has_target,
+                       int n, size_t npix, int type, double scale);
+
+/* pred[i] = 255 where logit[i] > 0 (probability above 1/2), else 0. */
+void coseg_threshold(uint8_t *pred, const float *logit, size_t n);
+
+#endif

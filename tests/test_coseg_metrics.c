@@ -1,0 +1,158 @@
+/* Tests of mining/coseg.c: the measures against masks whose Jaccard,
+ * precision, wrongly marked fraction and emptiness were worked out by hand,
+ * the 1 % emptiness boundary, merging partial sums, the threshold of logits;
+ * the mask loss (BCE and Dice) against hand values and finite differences,
+ * with images whose target is empty, large logits, and the gradient scale. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mining/coseg.h"
+#include "fixture_num.h"
+#include "test.h"
+
+/* A 4x4 mask from 16 characters, '#' = object. */
+static void mask4(uint8_t m[16], const char *rows) {
+    for (int i = 0; i < 16; i++) m[i] = rows[i] == '#' ? 255 : 0;
+}
+
+static void test_hand(void) {
+    uint8_t p[6][16], t[6][16];
+    /* seen image 1: truth = top-left 2x2, prediction = top row:
+     * intersection 2, union 6 -> J = 1/3; 2 + 2 pixels wrong -> 12/16 */
+    mask4(t[0], "##..##.........."), mask4(p[0], "####............");
+    /* seen image 2: truth = everything, prediction = 12 pixels: J = 12/16, precision 12/16 */
+    mask4(t[1], "################"), mask4(p[1], "############....");
+    /* unseen image 1: truth 3 pixels, nothing predicted: J = 0, precision 13/16 */
+    mask4(t[2], "#....#....#....."), mask4(p[2], "................");
+    /* unseen image 2: both empty: J = 1 (by definition), precision 1 */
+    mask4(t[3], "................"), mask4(p[3], "................");
+    /* none: one pixel marked (1/16, not empty), nothing marked (empty); the target is ignored */
+    mask4(p[4], ".......#........"), mask4(t[4], "################");
+    mask4(p[5], "................"), mask4(t[5], "################");
+    CosegStats s;
+    memset(&s, 0, sizeof s);
+    int kind[6] = {COSEG_SEEN, COSEG_SEEN, COSEG_UNSEEN, COSEG_UNSEEN, COSEG_NONE, COSEG_NONE};
+    for (int i = 0; i < 6; i++) coseg_stats_add(&s, p[i], t[i], 16, kind[i]);
+    CosegMetrics m;
+    coseg_stats_finish(&s, &m);
+    CHECK_CLOSE(m.jaccard_seen, (1.0 / 3 + 0.75) / 2, 1e-12, "jaccard_seen");
+    CHECK_CLOSE(m.precision_seen, 0.75, 1e-12, "precision_seen");
+    CHECK_CLOSE(m.jaccard_unseen, 0.5, 1e-12, "jaccard_unseen");
+    CHECK_CLOSE(m.precision_unseen, (13.0 / 16 + 1) / 2, 1e-12, "precision_unseen");
+    CHECK_CLOSE(m.jaccard, (1.0 / 3 + 0.75 + 0 + 1) / 4, 1e-12, "jaccard over all");
+    CHECK_CLOSE(m.precision, (0.75 + 0.75 + 13.0 / 16 + 1) / 4, 1e-12, "precision over all");
+    CHECK_CLOSE(m.wrong_pixels_none, 1.0 / 32, 1e-12, "wrong_pixels_none");
+    CHECK_CLOSE(m.empty_none, 0.5, 1e-12, "empty_none");
+    CHECK(m.pairs_seen == 1 && m.pairs_unseen == 1 && m.pairs_none == 1, "pairs %llu %llu %llu",
+          (unsigned long long)m.pairs_seen, (unsigned long long)m.pairs_unseen,
+          (unsigned long long)m.pairs_none);
+
+    /* merging two halves gives the whole */
+    CosegStats a, b;
+    memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+    for (int i = 0; i < 6; i++) coseg_stats_add(i % 2 ? &a : &b, p[i], t[i], 16, kind[i]);
+    coseg_stats_merge(&a, &b);
+    CosegMetrics m2;
+    coseg_stats_finish(&a, &m2);
+    CHECK_CLOSE(m2.jaccard_seen, m.jaccard_seen, 1e-15, "merged jaccard_seen");
+    CHECK_CLOSE(m2.empty_none, m.empty_none, 1e-15, "merged empty_none");
+    CHECK(m2.pairs_none == 1, "merged pairs_none");
+
+    /* a kind without images is NaN, not 0 */
+    memset(&s, 0, sizeof s);
+    coseg_stats_add(&s, p[0], t[0], 16, COSEG_SEEN);
+    coseg_stats_finish(&s, &m);
+    CHECK(isnan(m.jaccard_unseen) && isnan(m.wrong_pixels_none) && !isnan(m.jaccard_seen),
+          "missing kinds are NaN");
+}
+
+/* 100 x 100: 99 marked pixels are below 1 % (empty), 100 are not. */
+static void test_empty_boundary(void) {
+    static uint8_t p[10000], t[10000];
+    CosegStats s;
+    memset(&s, 0, sizeof s);
+    memset(p, 255, 99);
+    coseg_stats_add(&s, p, t, 10000, COSEG_NONE);
+    memset(p, 255, 100);
+    coseg_stats_add(&s, p, t, 10000, COSEG_NONE);
+    CHECK(s.empty == 1, "99 of 10000 pixels is empty, 100 is not (%llu empty)", (unsigned long long)s.empty);
+    CHECK_CLOSE(s.wrong, 0.0099 + 0.01, 1e-12, "wrong fractions");
+}
+
+static void test_threshold(void) {
+    float l[5] = {-1.0f, 0.0f, 1e-7f, 3.0f, -0.0f};
+    uint8_t m[5];
+    coseg_threshold(m, l, 5);
+    CHECK(m[0] == 0 && m[1] == 0 && m[2] == 255 && m[3] == 255 && m[4] == 0,
+          "logit > 0 is object: %d %d %d %d %d", m[0], m[1], m[2], m[3], m[4]);
+}
+
+static void test_loss_hand(void) {
+    float z[8] = {0}, dz[8];
+    uint8_t t[8] = {1, 1, 0, 0, 9, 9, 9, 9}, has[2] = {1, 0};
+    /* z = 0: BCE is log 2 per pixel whatever the target */
+    double l = coseg_mask_loss(dz, z, t, has, 2, 4, COSEG_LOSS_BCE, 1.0);
+    CHECK_CLOSE(l, 2 * log(2.0), 1e-12, "BCE at z = 0");
+    CHECK(dz[0] == -0.125f && dz[2] == 0.125f && dz[4] == 0.125f, "BCE gradient (p - t) / npix: %g %g %g",
+          dz[0], dz[2], dz[4]);
+    /* Dice at p = 1/2: image 0 (t = 1100): 1 - (2*1 + 1) / (2 + 2 + 1) = 0.4;
+     * image 1 (no target: t ignored): 1 - 1 / (2 + 0 + 1) = 2/3 */
+    l = coseg_mask_loss(dz, z, t, has, 2, 4, COSEG_LOSS_DICE, 1.0);
+    CHECK_CLOSE(l, 0.4 + 2.0 / 3, 1e-12, "Dice at z = 0");
+    /* large logits stay finite: BCE of z = +-100 against the wrong target is 100 */
+    float zz[2] = {100.0f, -100.0f};
+    uint8_t tt[2] = {0, 1}, h1[1] = {1};
+    l = coseg_mask_loss(dz, zz, tt, h1, 1, 2, COSEG_LOSS_BCE, 1.0);
+    CHECK_CLOSE(l, 100.0, 1e-9, "BCE of confident mistakes");
+    CHECK(dz[0] == 0.5f && dz[1] == -0.5f, "their gradients: %g %g", dz[0], dz[1]);
+}
+
+typedef struct LossCase {
+    float *z, *dz;
+    uint8_t *t, *has;
+    int n, type;
+    size_t npix;
+} LossCase;
+
+static double loss_of(void *ctx) {
+    LossCase *c = ctx;
+    return coseg_mask_loss(c->dz, c->z, c->t, c->has, c->n, c->npix, c->type, 1.0);
+}
+
+static void test_loss_fd(int type) {
+    Rng r;
+    rng_seed(&r, 11, RNG_TEST, (uint64_t)type);
+    LossCase c = {.n = 3, .npix = 50, .type = type};
+    size_t nz = (size_t)c.n * c.npix;
+    c.z = fixture_rand_floats(&r, nz, -3, 3);
+    c.dz = xaligned_floats(nz);
+    c.t = xmalloc(nz);
+    for (size_t i = 0; i < nz; i++) c.t[i] = (uint8_t)(rng_below(&r, 3) == 0 ? 255 : 0);
+    uint8_t has[3] = {1, 0, 1};
+    c.has = has;
+    float *g = xaligned_floats(nz), *g2 = xaligned_floats(nz);
+    double l = loss_of(&c);
+    memcpy(g, c.dz, nz * sizeof *g);
+    double err = fixture_fd_error(loss_of, &c, c.z, g, nz, 1e-2f, nz, NULL);
+    CHECK(err < 2e-3, "%s: finite differences, rel err %g", type ? "Dice" : "BCE", err);
+    /* the scale multiplies the gradient only */
+    double l2 = coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 0.25);
+    int scaled = 1;
+    for (size_t i = 0; i < nz; i++) scaled &= fabsf(g2[i] - 0.25f * g[i]) <= 1e-7f * fabsf(g[i]) + 1e-12f;
+    CHECK(l2 == l && scaled, "%s: scale 1/4 scales the gradient, not the loss", type ? "Dice" : "BCE");
+    /* an image without a target: its t is never read (same loss with other bytes there) */
+    memset(c.t + c.npix, 255, c.npix);
+    CHECK(loss_of(&c) == l, "%s: the target of an image without one is ignored", type ? "Dice" : "BCE");
+    free(c.z), free(c.dz), free(c.t), free(g), free(g2);
+}
+
+int main(void) {
+    test_loss_hand();
+    test_loss_fd(COSEG_LOSS_BCE);
+    test_loss_fd(COSEG_LOSS_DICE);
+    test_hand();
+    test_empty_boundary();
+    test_threshold();
+    return test_finish();
+}

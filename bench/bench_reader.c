@@ -14,17 +14,7 @@
 #include <time.h>
 
 #include "../io/dataset.h"
-
-static double cpu_seconds(void) { /* this thread's CPU time: robust to other load */
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
+#include "bench_util.h"
 
 static uint64_t dir_bytes(const char *path) {
     char p[600];
@@ -77,13 +67,13 @@ static void bench(const char *path) {
     uint64_t check = 0;
     double best = 1e30, best_cpu = 1e30;
     for (int pass = 0; pass < 4; pass++) {
-        double t0 = now_seconds(), c0 = cpu_seconds();
+        double t0 = now_seconds(), c0 = bench_cpu_seconds();
         for (uint32_t i = 0; i < n; i++) {
             int32_t label;
             if (ds_read(rd, ids[i], buf, &label, NULL, &e)) FATAL("%s", e.msg);
             check += buf[bytes / 2] + (uint64_t)label;
         }
-        double t = now_seconds() - t0, c = cpu_seconds() - c0;
+        double t = now_seconds() - t0, c = bench_cpu_seconds() - c0;
         if (pass > 0 && t < best) best = t; /* pass 0 warms up */
         if (pass > 0 && c < best_cpu) best_cpu = c;
     }
@@ -115,6 +105,6 @@ int main(int argc, char **argv) {
     printf("built 60000 samples: uncompressed in %.2f s, compressed in %.2f s\n", t1 - t0, t2 - t1);
     bench(raw);
     bench(z);
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    bench_rm_tree(dir);
     return 0;
 }

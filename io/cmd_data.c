@@ -18,6 +18,7 @@ int inspect_checkpoint(int argc, char **argv); /* dist/: verify and describe a c
 
 static const char import_usage[] =
     "usage: siamese import --format idx|folder|omniglot --out DB\n"
+    "       (siamese import --format mot --help: crops of MOTChallenge ground truth)\n"
     "                      [--images F --labels F | --root DIR]\n"
     "                      [--resize HxW] [--compress] [--invert]\n"
     "                      [--split-by class|group|sample --test-fraction F --test-out DB] [--seed N]\n"
@@ -128,7 +129,11 @@ static int parse_hw(const char *s, uint32_t *h, uint32_t *w) {
     return 0;
 }
 
+int cmd_import_mot(int argc, char **argv); /* import_mot.c: --format mot has its own options */
+
 int cmd_import(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--format") && !strcmp(argv[i + 1], "mot")) return cmd_import_mot(argc, argv);
     ImportOptions o = {.seed = 1};
     const char *format = NULL, *v;
     for (int i = 1; i < argc; i++) {

@@ -423,3 +423,21 @@ double mot_iou(const MotBox *a, const MotBox *b) {
     double inter = ix * iy, uni = (double)a->w * a->h + (double)b->w * b->h - inter;
     return uni > 0 ? inter / uni : 0;
 }
+
+void mot_crop(uint8_t *out, const Image *img, const MotBox *b, int oh, int ow) {
+    int W = (int)img->width, H = (int)img->height, C = (int)img->channels;
+    int x0 = (int)floorf(b->x), y0 = (int)floorf(b->y), x1 = (int)ceilf(b->x + b->w),
+        y1 = (int)ceilf(b->y + b->h);
+    x0 = MIN(MAX(x0, 0), W - 1), y0 = MIN(MAX(y0, 0), H - 1);
+    x1 = MIN(MAX(x1, x0 + 1), W), y1 = MIN(MAX(y1, y0 + 1), H);
+    int cw = x1 - x0, ch = y1 - y0;
+    uint8_t *plane = xmalloc((size_t)cw * ch);
+    for (int c = 0; c < C; c++) {
+        for (int y = 0; y < ch; y++)
+            for (int x = 0; x < cw; x++)
+                plane[y * cw + x] = img->pixels[((size_t)(y0 + y) * W + x0 + x) * C + c];
+        image_resize(out + (size_t)c * oh * ow, (uint32_t)oh, (uint32_t)ow, plane, (uint32_t)ch,
+                     (uint32_t)cw);
+    }
+    free(plane);
+}

@@ -99,6 +99,13 @@ int mot_read_boxes(const char *path, MotKind kind, const MotSeqInfo *info, MotBo
 /* The path of frame f (1-based) into buf (cap bytes). */
 void mot_frame_path(const MotSeq *s, int32_t f, char *buf, size_t cap);
 
+/* Crops box b from img (grey or interleaved RGB, the frame the box is in)
+ * into out (img->channels planes of oh x ow) by area averaging: the pixels
+ * the box touches (x from floor(x) to ceil(x + w), clipped to the image, at
+ * least one). */
+struct Image;
+void mot_crop(uint8_t *out /* (C, oh, ow) */, const struct Image *img, const MotBox *b, int oh, int ow);
+
 /* Intersection over union of two boxes; 0 when either has no area. */
 double mot_iou(const MotBox *a, const MotBox *b);
 

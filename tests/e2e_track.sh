@@ -3,8 +3,10 @@
 # sequence made from Debian's Fashion-MNIST test set: synth mot, track
 # (online and batch, motion/IoU only), track-fit, mot-eval (one sequence by
 # directory and by gt.txt, a root of sequences, JSON), mot-draw (PNG of the
-# right size), and every command's bad input: one stderr line naming the
-# file and line or option, a non-zero exit, no output file.
+# right size), import --format mot (counts and names against gt.txt), a tiny
+# matching network trained a few steps, track-fit and track with its
+# checkpoint, and every command's bad input: one stderr line naming the file
+# and line or option, a non-zero exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -72,6 +74,36 @@ check "mot-draw" "$S" mot-draw --seq "$Q" --frame 30 --boxes "$T/on/synth-0101.t
 python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(33); assert d[:8]==b'\x89PNG\r\n\x1a\n'; w,h,b,c=struct.unpack('>IIBB',d[16:26]); assert (w,h,b,c)==(640,480,8,2)" \
   "$T/f.png" && ok || bad "mot-draw PNG size"
 
+# the siamese tracker: ground-truth crops, a tiny network trained a few steps,
+# track-fit and track with its checkpoint
+check "import --format mot" "$S" import --format mot --root "$T/seq" --out "$T/crops.lmdb" --resize 12x12 \
+  --min-visibility 0.5 --jitter 0.05 --copies 2
+want=$(awk -F, '$7 != 0 && $8 == 1 && $9 >= 0.5' "$T"/seq/*/gt/gt.txt | wc -l)
+ids=$(for q in "$T"/seq/*/; do awk -F, -v q="$(basename "$q")" '$7 != 0 && $8 == 1 && $9 >= 0.5 {print q "/" $2}' "$q/gt/gt.txt"; done | sort -u | wc -l)
+"$S" inspect "$T/crops.lmdb" --names >"$T/inspect.txt"
+grep -q "^count  *$((2 * want))\$" "$T/inspect.txt" && grep -q "^classes  *$ids\$" "$T/inspect.txt" && ok \
+  || bad "import --format mot: want $((2 * want)) samples of $ids classes: $(grep -E '^(count|classes)' "$T/inspect.txt" | tr '\n' ' ')"
+grep -qP '^1\t0\tsynth-0101/000001/\d+/j1$' "$T/inspect.txt" && ok || bad "import --format mot: sample names"
+check "train a tiny matching network" env OPENBLAS_NUM_THREADS=1 "$S" train configs/tiny.ini --set data.train="$T/crops.lmdb" \
+  --set data.test= --set run.dir="$T/run" --set train.steps=20 --set train.eval=0
+CK=$T/run/model.smpi
+check "track-fit CHECKPOINT" "$S" track-fit "$CK" --seq "$T/seq/synth-0101" --seq "$T/seq/synth-0102" --out "$T/cc.txt"
+grep -q '^appearance = 1' "$T/cc.txt" && grep -q 'network score alone' "$T/out.log" && ok || bad "track-fit with a network"
+for m in online batch; do
+  check "track CHECKPOINT $m" "$S" track "$CK" --seq "$Q" --out "$T/s-$m.txt" --combiner "$T/cc.txt" --mode $m
+  grep -q "embedding .* frames/s" "$T/out.log" && ok || bad "track CHECKPOINT reports frames per second"
+  "$S" mot-eval --gt "$Q" --res "$T/s-$m.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+    || bad "siamese tracker $m: $(tail -1 "$T/se.txt")"
+done
+expect_error "geometry-only combiner with a network" "fit one with this CHECKPOINT" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/c.txt"
+expect_error "network combiner without one" "fit one with --appearance none" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --combiner "$T/cc.txt"
+expect_error "import --format mot without ground truth" "neither a sequence with gt/gt.txt" "$T/y.lmdb" \
+  "$S" import --format mot --root "$T/on" --out "$T/y.lmdb"
+expect_error "import --format mot --min-visibility" "--min-visibility 2" "$T/y.lmdb" \
+  "$S" import --format mot --root "$Q" --out "$T/y.lmdb" --min-visibility 2
+
 # bad input
 cp -r "$Q" "$T/bad"
 printf '1,-1,10,10,20,20,0.9,-1,-1,-1\n2,-1,ten,10,20,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
@@ -86,8 +118,10 @@ expect_error "box outside the frame" "lies wholly outside the 320x240 frame" "$T
 printf '1,-1,10,10,0,20,0.9,-1,-1,-1\n' >"$T/bad/det/det.txt"
 expect_error "box without area" "det.txt:1: box has no area" "$T/x.txt" \
   "$S" track --appearance none --seq "$T/bad" --out "$T/x.txt"
-expect_error "track needs --appearance" "--appearance none" "$T/x.txt" \
+expect_error "track needs a checkpoint or --appearance" "--appearance none" "$T/x.txt" \
   "$S" track --seq "$Q" --out "$T/x.txt"
+expect_error "track with both" "give a CHECKPOINT" "$T/x.txt" \
+  "$S" track "$T/run/model.smpi" --appearance none --seq "$Q" --out "$T/x.txt"
 expect_error "track --mode" "--mode sideways" "$T/x.txt" \
   "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode sideways
 expect_error "track --gate" "--gate 2" "$T/x.txt" \

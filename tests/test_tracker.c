@@ -52,8 +52,7 @@ static int track(MotBoxes *out, const Scene *s, int batch, const LinkModel *m, c
     MotBoxes det, gt;
     scene_boxes(s, &det, &gt, NULL);
     TrackOptions o;
-    track_options_default(&o);
-    o.batch = batch;
+    track_options_default(&o, batch, 0);
     Err e = {""};
     int rc = track_run(out, &det, m, app, &o, &e);
     mot_boxes_free(&det);
@@ -148,8 +147,7 @@ static void test_appearance(void) {
         int truth[MAXB];
         scene_boxes(&s, &det, &gt, truth);
         TrackOptions o;
-        track_options_default(&o);
-        o.batch = batch;
+        track_options_default(&o, batch, 0);
         Err e = {""};
         CHECK(track_run(&r, &det, &geo, NULL, &o, &e) == 0, "%s", e.msg);
         MotCounts c0 = {0}, c1 = {0};
@@ -249,7 +247,7 @@ static void test_fit_pairs(void) {
     mot_boxes_build(&gt, g, (size_t)ng, 10);
     FitSamples fs = {0};
     TrackOptions o;
-    track_options_default(&o);
+    track_options_default(&o, 1, 0);
     Err e = {""};
     CHECK(fit_add_sequence(&fs, 0, &det, &gt, NULL, &o, &e) == 0, "%s", e.msg);
     int pos = 0;

@@ -7,20 +7,26 @@
 
 #include "../io/draw.h"
 #include "../io/image.h"
+#include "appearance.h"
 #include "fit.h"
 #include "tracker.h"
 
 static const char track_usage[] =
-    "usage: siamese track --appearance none --seq DIR --out FILE [--mode online|batch]\n"
-    "                     [--combiner FILE] [--min-score S] [--gate P] [--max-gap N]\n"
-    "                     [--max-speed V] [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N] [--birth-score S]\n"
-    "                     [--min-len N] [--no-interpolate]\n"
+    "usage: siamese track CHECKPOINT --seq DIR --out FILE [--mode online|batch] [--combiner FILE]\n"
+    "       siamese track --appearance none --seq DIR --out FILE [--mode online|batch]\n"
+    "       tuning: [--min-score S] [--gate P] [--max-gap N] [--max-speed V]\n"
+    "               [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N]\n"
+    "               [--birth-score S] [--min-len N] [--gallery N] [--interpolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
     "writes them to FILE (frame,id,x,y,w,h,score,-1,-1,-1). The link probability is a\n"
-    "logistic model of IoU, distance, size change and time gap (--combiner FILE, from\n"
-    "siamese track-fit; without it the built-in model). docs/tracking.md has the details.\n"
+    "logistic model of IoU, distance, size change and time gap, and with a CHECKPOINT\n"
+    "the network's score for the two detections' crops (--combiner FILE, from siamese\n"
+    "track-fit; without it the built-in model, plus the network's score taken as\n"
+    "log-odds). Prints the frames per second. docs/tracking.md has the details.\n"
     "\n"
+    "  CHECKPOINT         a trained matching network: its score for two detections' crops\n"
+    "                     is a link feature (the siamese tracker)\n"
     "  --appearance none  no appearance model: the motion/IoU-only baseline\n"
     "  --seq DIR          the sequence (seqinfo.ini, det/det.txt)\n"
     "  --out FILE         result file to write\n"
@@ -28,16 +34,21 @@ static const char track_usage[] =
     "                     batch: min-cost network flow over the whole sequence\n"
     "  --combiner FILE    link model written by siamese track-fit\n"
     "  --min-score S      ignore detections scoring below S (default 0)\n"
-    "  --gate P           least link probability (default 0.1)\n"
+    "  --gate P           least link probability (default 0.1; 0.5 online with a CHECKPOINT)\n"
     "  --max-gap N        batch: link detections up to N frames apart (default 15)\n"
     "  --max-speed V      no link moves more than V box heights per frame (default 0.5)\n"
-    "  --entry-cost C     batch: cost of starting a track, and of ending one (default 3)\n"
+    "  --entry-cost C     batch: cost of starting a track, and of ending one (default 3;\n"
+    "                     5 with a CHECKPOINT)\n"
     "  --skip-cost C      batch: added to a link's cost per frame it skips (default 0.5)\n"
-    "  --max-age N        online: frames a track survives without a match (default 10)\n"
+    "  --max-age N        online: frames a track survives without a match (default 10;\n"
+    "                     30 with a CHECKPOINT)\n"
     "  --min-hits N       online: matches before a track is reported (default 3)\n"
     "  --birth-score S    online: least score of a detection that starts a track (default 0.6)\n"
     "  --min-len N        drop tracks of fewer than N detections (default 3)\n"
-    "  --no-interpolate   do not fill the frames a track skips\n"
+    "  --gallery N        online: a track's appearance score is the best of its last N\n"
+    "                     detections' (default 5)\n"
+    "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
+    "                     (default 15; 0: never)\n"
     "  --help             this text\n";
 
 typedef struct NumOpt {
@@ -72,16 +83,56 @@ static int num_option(const char *cmd, const NumOpt *opts, int nopts, int argc, 
     return 0;
 }
 
+/* The sequence, its detections and (with a checkpoint) their embeddings. */
+typedef struct TrackInput {
+    MotSeq s;
+    MotBoxes det;
+    CnnAppearance cnn;
+    int has_cnn;
+} TrackInput;
+
+static void input_close(TrackInput *in) {
+    mot_boxes_free(&in->det);
+    mot_seq_close(&in->s);
+    if (in->has_cnn) cnn_appearance_close(&in->cnn);
+    memset(in, 0, sizeof *in);
+}
+
+/* Opens seq (and its gt when want_gt) and embeds its detections with the
+ * network of ckpt (NULL: none). */
+static int input_open(TrackInput *in, const char *seq, const char *ckpt, MotBoxes *gt, Err *e) {
+    memset(in, 0, sizeof *in);
+    if (mot_seq_open(&in->s, seq, e)) return -1;
+    int rc = mot_seq_boxes(&in->s, MOT_DET, &in->det, e);
+    if (!rc && gt) rc = mot_seq_boxes(&in->s, MOT_GT, gt, e);
+    if (!rc && ckpt) {
+        rc = cnn_appearance_open(&in->cnn, ckpt, e);
+        in->has_cnn = !rc;
+        if (!rc) rc = cnn_appearance_embed(&in->cnn, &in->s, &in->det, e);
+    }
+    if (rc) input_close(in);
+    return rc;
+}
+
 int cmd_track(int argc, char **argv) {
-    const char *seq = NULL, *out = NULL, *appearance = NULL, *combiner = NULL, *mode = "online";
+    const char *seq = NULL, *out = NULL, *appearance = NULL, *combiner = NULL, *mode = "online", *ckpt = NULL;
+    /* the defaults depend on the mode and on whether there is a network: look first */
+    int pre_ckpt = 0, pre_batch = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-')
+            pre_ckpt = 1;
+        else if (i + 1 < argc)
+            pre_batch |= !strcmp(argv[i], "--mode") && !strcmp(argv[i + 1], "batch"), i++;
+    }
     TrackOptions o;
-    track_options_default(&o);
+    track_options_default(&o, pre_batch, pre_ckpt);
     const NumOpt nums[] = {
-        {"--min-score", -1e9, 1e9, 0, &o.min_score}, {"--gate", 1e-9, 1, 0, &o.gate},
-        {"--max-gap", 1, 10000, 1, &o.max_gap},      {"--max-speed", 0, 1e6, 0, &o.max_speed},
-        {"--entry-cost", 0, 1e6, 0, &o.entry_cost}, {"--skip-cost", 0, 1e6, 0, &o.skip_cost},  {"--max-age", 1, 100000, 1, &o.max_age},
-        {"--min-hits", 1, 100000, 1, &o.min_hits},   {"--birth-score", -1e9, 1e9, 0, &o.birth_score},
-        {"--min-len", 1, 100000, 1, &o.min_len},
+        {"--min-score", -1e9, 1e9, 0, &o.min_score},     {"--gate", 1e-9, 1, 0, &o.gate},
+        {"--max-gap", 1, 10000, 1, &o.max_gap},          {"--max-speed", 0, 1e6, 0, &o.max_speed},
+        {"--entry-cost", 0, 1e6, 0, &o.entry_cost},      {"--skip-cost", 0, 1e6, 0, &o.skip_cost},
+        {"--max-age", 1, 100000, 1, &o.max_age},         {"--min-hits", 1, 100000, 1, &o.min_hits},
+        {"--birth-score", -1e9, 1e9, 0, &o.birth_score}, {"--min-len", 1, 100000, 1, &o.min_len},
+        {"--gallery", 1, 1000, 1, &o.gallery},           {"--interpolate", 0, 100000, 1, &o.interpolate},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -92,8 +143,8 @@ int cmd_track(int argc, char **argv) {
         int r = num_option("track", nums, (int)(sizeof nums / sizeof nums[0]), argc, argv, &i);
         if (r < 0) return 2;
         if (r) continue;
-        if (!strcmp(a, "--no-interpolate")) {
-            o.interpolate = 0;
+        if (a[0] != '-' && !ckpt) {
+            ckpt = a;
             continue;
         }
         const char **dst = !strcmp(a, "--seq")          ? &seq
@@ -117,8 +168,9 @@ int cmd_track(int argc, char **argv) {
         fprintf(stderr, "siamese track: --seq DIR and --out FILE are required (siamese track --help)\n");
         return 2;
     }
-    if (!appearance || strcmp(appearance, "none")) {
-        fprintf(stderr, "siamese track: give --appearance none (the motion/IoU-only tracker)\n");
+    if (!ckpt == !appearance || (appearance && strcmp(appearance, "none"))) {
+        fprintf(stderr, "siamese track: give a CHECKPOINT (the siamese tracker) or --appearance none (the "
+                        "motion/IoU-only tracker)\n");
         return 2;
     }
     if (strcmp(mode, "online") && strcmp(mode, "batch")) {
@@ -129,39 +181,42 @@ int cmd_track(int argc, char **argv) {
     Err e = {""};
     LinkModel m;
     link_model_default(&m);
+    if (ckpt) m.appearance = 1, m.w[0] = 1; /* the network's score as log-odds, without a combiner */
     if (combiner && link_model_read(&m, combiner, &e)) {
         fprintf(stderr, "siamese track: %s\n", e.msg);
         return 1;
     }
-    if (m.appearance) {
+    if (m.appearance != !!ckpt) {
         fprintf(stderr,
-                "siamese track: %s weighs an appearance score; with --appearance none give a combiner "
-                "fitted without one\n",
-                combiner);
+                "siamese track: %s was fitted %s an appearance score; fit one %s (siamese track-fit)\n",
+                combiner, m.appearance ? "with" : "without",
+                ckpt ? "with this CHECKPOINT" : "with --appearance none");
         return 1;
     }
-    MotSeq s;
-    MotBoxes det, res;
-    if (mot_seq_open(&s, seq, &e) || mot_seq_boxes(&s, MOT_DET, &det, &e)) {
+    TrackInput in;
+    if (input_open(&in, seq, ckpt, NULL, &e)) {
         fprintf(stderr, "siamese track: %s\n", e.msg);
-        mot_seq_close(&s);
         return 1;
     }
+    Appearance app = {&in.cnn, cnn_appearance_score};
+    MotBoxes res;
     double t0 = now_seconds();
-    int rc = track_run(&res, &det, &m, NULL, &o, &e);
-    double dt = now_seconds() - t0;
+    int rc = track_run(&res, &in.det, &m, ckpt ? &app : NULL, &o, &e);
+    double dt = now_seconds() - t0 + in.cnn.embed_seconds;
     if (!rc) rc = mot_write_boxes(out, &res, MOT_RES, &e);
     if (rc) {
         fprintf(stderr, "siamese track: %s\n", e.msg);
     } else {
         int32_t ids = 0;
         for (size_t i = 0; i < res.n; i++) ids = MAX(ids, res.box[i].id);
-        printf("%s: %d frames, %zu detections -> %d tracks, %zu boxes (%s, %.0f frames/s) -> %s\n",
-               s.info.name, s.info.frames, det.n, ids, res.n, mode, s.info.frames / MAX(dt, 1e-9), out);
+        int F = in.s.info.frames;
+        printf("%s: %d frames, %zu detections (%.1f per frame) -> %d tracks, %zu boxes (%s, %.1f frames/s",
+               in.s.info.name, F, in.det.n, (double)in.det.n / F, ids, res.n, mode, F / MAX(dt, 1e-9));
+        if (ckpt) printf("; embedding %.1f frames/s", F / MAX(in.cnn.embed_seconds, 1e-9));
+        printf(") -> %s\n", out);
         mot_boxes_free(&res);
     }
-    mot_boxes_free(&det);
-    mot_seq_close(&s);
+    input_close(&in);
     return rc ? 1 : 0;
 }
 
@@ -245,16 +300,20 @@ out:
 }
 
 static const char fit_usage[] =
-    "usage: siamese track-fit --appearance none --seq DIR [--seq DIR ...] --out FILE\n"
+    "usage: siamese track-fit CHECKPOINT --seq DIR [--seq DIR ...] --out FILE\n"
+    "       siamese track-fit --appearance none --seq DIR [--seq DIR ...] --out FILE\n"
     "                         [--max-gap N] [--max-speed V]\n"
     "\n"
     "Fits the tracker's link model (the combiner) on sequences with ground truth: a\n"
     "logistic regression of 'same target' on the contextual features of every detection\n"
     "pair the batch tracker considers, and of 'true detection' on the detection score.\n"
-    "Prints each feature set's log-loss, accuracy and ROC AUC on every sequence held\n"
-    "out in turn, and writes the model fitted on all of them to FILE (for track\n"
-    "--combiner).\n"
+    "With a CHECKPOINT the network's score for the two crops is a feature too. Prints\n"
+    "each feature set's log-loss, accuracy and ROC AUC on every sequence held out in\n"
+    "turn (with a CHECKPOINT: the network's score alone, the contextual features alone,\n"
+    "both), and writes the model of all features fitted on every sequence to FILE (for\n"
+    "track --combiner).\n"
     "\n"
+    "  CHECKPOINT         a trained matching network\n"
     "  --appearance none  contextual features only (IoU, distance, size, time gap)\n"
     "  --seq DIR          a sequence with gt/gt.txt and det/det.txt (repeat)\n"
     "  --out FILE         combiner file to write\n"
@@ -278,11 +337,11 @@ static void report_features(const char *what, const FitSamples *s, const int *us
 }
 
 int cmd_track_fit(int argc, char **argv) {
-    const char *out = NULL, *appearance = NULL;
+    const char *out = NULL, *appearance = NULL, *ckpt = NULL;
     const char **seqs = xmalloc(sizeof(char *) * (size_t)(argc + 1));
     int nseq = 0;
     TrackOptions o;
-    track_options_default(&o);
+    track_options_default(&o, 1, 0); /* the batch tracker's candidate pairs */
     const NumOpt nums[] = {{"--max-gap", 1, 10000, 1, &o.max_gap}, {"--max-speed", 0, 1e6, 0, &o.max_speed}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -294,6 +353,10 @@ int cmd_track_fit(int argc, char **argv) {
         int r = num_option("track-fit", nums, 2, argc, argv, &i);
         if (r < 0) goto usage;
         if (r) continue;
+        if (a[0] != '-' && !ckpt) {
+            ckpt = a;
+            continue;
+        }
         if (!v || (strcmp(a, "--seq") && strcmp(a, "--out") && strcmp(a, "--appearance"))) {
             fprintf(stderr, "siamese track-fit: %s '%s' (siamese track-fit --help)\n",
                     v ? "unexpected argument" : "a value is needed after", a);
@@ -304,33 +367,40 @@ int cmd_track_fit(int argc, char **argv) {
         if (!strcmp(a, "--appearance")) appearance = v;
         i++;
     }
-    if (!nseq || !out || !appearance || strcmp(appearance, "none")) {
-        fprintf(stderr, "siamese track-fit: give --appearance none, --seq DIR (one or more) and --out FILE "
-                        "(siamese track-fit --help)\n");
+    if (!nseq || !out || !ckpt == !appearance || (appearance && strcmp(appearance, "none"))) {
+        fprintf(stderr,
+                "siamese track-fit: give a CHECKPOINT or --appearance none, --seq DIR (one or more) and "
+                "--out FILE (siamese track-fit --help)\n");
         goto usage;
     }
     FitSamples s = {0};
     Err e = {""};
     int rc = 0;
     for (int k = 0; k < nseq && !rc; k++) {
-        MotSeq q;
-        MotBoxes det = {0}, gt = {0};
-        rc = mot_seq_open(&q, seqs[k], &e) || mot_seq_boxes(&q, MOT_DET, &det, &e) ||
-             mot_seq_boxes(&q, MOT_GT, &gt, &e) || fit_add_sequence(&s, k, &det, &gt, NULL, &o, &e);
-        mot_boxes_free(&det);
+        TrackInput in;
+        MotBoxes gt = {0};
+        rc = input_open(&in, seqs[k], ckpt, &gt, &e);
+        if (rc) break;
+        Appearance app = {&in.cnn, cnn_appearance_score};
+        rc = fit_add_sequence(&s, k, &in.det, &gt, ckpt ? &app : NULL, &o, &e);
         mot_boxes_free(&gt);
-        mot_seq_close(&q);
+        input_close(&in);
     }
     if (!rc && s.n == 0) rc = err_set(&e, "no detection pairs in the sequences: nothing to fit");
     if (!rc) {
-        int geo[TRACK_NFEAT] = {0, 1, 1, 1, 1, 1, 1, 1};
+        int geo[TRACK_NFEAT] = {0, 1, 1, 1, 1, 1, 1, 1}, cnn[TRACK_NFEAT] = {1},
+            all[TRACK_NFEAT] = {1, 1, 1, 1, 1, 1, 1, 1};
         printf("%d pairs from %d sequences (%.1f %% same target), %d detections\n", s.n, nseq,
                100.0 * fit_positive_fraction(&s), s.nd);
+        if (ckpt) report_features("network score alone", &s, cnn, nseq);
         report_features("contextual features", &s, geo, nseq);
+        if (ckpt) report_features("network + contextual", &s, all, nseq);
         LinkModel m;
-        fit_link_model(&m, &s, geo, -1);
-        char comment[256];
-        snprintf(comment, sizeof comment, "contextual features, %d sequences, %d pairs", nseq, s.n);
+        fit_link_model(&m, &s, ckpt ? all : geo, -1);
+        char comment[512];
+        snprintf(comment, sizeof comment, "%s%s, %d sequences, %d pairs",
+                 ckpt ? "network score and contextual features of " : "contextual features", ckpt ? ckpt : "",
+                 nseq, s.n);
         rc = link_model_write(&m, out, comment, &e);
         if (!rc) printf("wrote %s\n", out);
     }

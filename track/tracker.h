@@ -54,21 +54,25 @@ typedef struct Appearance {
 } Appearance;
 
 typedef struct TrackOptions {
-    int batch;          /* 0 online, 1 batch (min-cost flow) */
-    double min_score;   /* detections below are ignored (default 0) */
-    double gate;        /* least link probability (default 0.1) */
-    int max_gap;        /* batch: links up to this many frames (default 15) */
-    double max_speed;   /* no link moves more than this many box heights per frame (default 0.5) */
-    double entry_cost;  /* batch: cost of starting and of ending a track, each (default 3) */
-    double skip_cost;   /* batch: added to a link's cost per frame it skips (default 0.5) */
-    int max_age;        /* online: frames a track survives unmatched (default 10) */
-    int min_hits;       /* online: matches before a track is reported (default 3) */
+    int batch;        /* 0 online, 1 batch (min-cost flow) */
+    double min_score; /* detections below are ignored (default 0) */
+    double gate;      /* least link probability (default 0.1; online with appearance 0.5) */
+    int max_gap;      /* batch: links up to this many frames (default 15) */
+    double max_speed; /* no link moves more than this many box heights per frame (default 0.5) */
+    double
+        entry_cost;   /* batch: cost of starting and of ending a track, each (default 3; 5 with appearance) */
+    double skip_cost; /* batch: added to a link's cost per frame it skips (default 0.5) */
+    int max_age;      /* online: frames a track survives unmatched (default 10; 30 with appearance) */
+    int min_hits;     /* online: matches before a track is reported (default 3) */
     double birth_score; /* online: least detection score to start a track (default 0.6) */
     int min_len;        /* tracks with fewer detections are dropped (default 3) */
-    int interpolate;    /* fill skipped frames (default 1) */
+    int gallery; /* online: a track's appearance score is the best of its last N detections' (default 5) */
+    int interpolate; /* fill gaps of up to N skipped frames (0: none; default 15) */
 } TrackOptions;
 
-void track_options_default(TrackOptions *o);
+/* The defaults for a mode, with or without an appearance model (an
+ * appearance score allows a stricter gate online and longer gaps). */
+void track_options_default(TrackOptions *o, int batch, int appearance);
 
 /* The detection pairs the batch tracker (and track-fit) considers: scores
  * >= min_score, 1..max_gap frames apart, moving at most max_speed box heights

@@ -1,0 +1,155 @@
+/* test_appearance: the siamese tracker's appearance model against a direct
+ * computation. A small sequence (PNG frames, up to 300 detections in one
+ * frame so the forward passes split) is embedded by cnn_appearance_embed;
+ * each embedding must equal the network run on that one detection's crop
+ * (mot_crop, normalised by the model's mean and std), and a pair's score
+ * must be minus the Euclidean distance (no head) or the Koch head's logit
+ * (with one). mot_crop itself against hand-computed averages. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../io/config.h"
+#include "../io/image.h"
+#include "../mining/pairs.h"
+#include "../track/appearance.h"
+#include "fixture_files.h"
+#include "test.h"
+
+static const char *cfg_text(int koch) {
+    return koch ? "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
+                  "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[head]\ntype = "
+                  "koch\n[loss]\n"
+                  "type = bce\n[sampler]\nmode = pairs\n"
+                : "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
+                  "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[l2norm]\n";
+}
+
+/* An appearance model over a freshly initialised network (what
+ * cnn_appearance_open would load from a checkpoint). */
+static void make_app(CnnAppearance *a, int koch) {
+    memset(a, 0, sizeof *a);
+    Err e = {""};
+    ASSERT(config_parse_text(&a->em.cfg, cfg_text(koch), "test.ini", &e) == 0);
+    const Config *c = &a->em.cfg;
+    ASSERT(model_build(&a->em.model, c->layers, c->nlayers, koch, 1, 0, "test.ini", 1, 10, 12, 256, &e) == 0);
+    model_init(&a->em.model, 1, 7);
+    a->em.mean = 0.3f, a->em.std = 0.2f;
+    a->C = 1, a->H = 10, a->W = 12, a->D = a->em.model.emb_dim;
+}
+
+static void test_crop(void) {
+    /* 4 x 6 grey image, pixel = 10 y + x; box x 1.5 w 2 -> columns 1..3
+     * (floor 1, ceil 3.5 = 4), y 0.2 h 1.5 -> rows 0..1; cropped to 1 x 3:
+     * one output pixel per column, the mean of its two rows. */
+    uint8_t px[24];
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 6; x++) px[y * 6 + x] = (uint8_t)(10 * y + x);
+    Image img = {.height = 4, .width = 6, .channels = 1, .pixels = px};
+    MotBox b = {.x = 1.5f, .y = 0.2f, .w = 2, .h = 1.5f};
+    uint8_t out[3];
+    mot_crop(out, &img, &b, 1, 3);
+    CHECK(out[0] == 6 && out[1] == 7 && out[2] == 8, "crop %d %d %d (want 6 7 8: (1 + 11) / 2 ...)", out[0],
+          out[1], out[2]);
+    /* a box hanging over the border is clipped; RGB gives three planes */
+    uint8_t rgb[24 * 3];
+    for (int i = 0; i < 24; i++)
+        rgb[3 * i] = px[i], rgb[3 * i + 1] = 100, rgb[3 * i + 2] = (uint8_t)(200 - px[i]);
+    Image col = {.height = 4, .width = 6, .channels = 3, .pixels = rgb};
+    MotBox c = {.x = 4, .y = 3, .w = 10, .h = 10};
+    uint8_t o3[3];
+    mot_crop(o3, &col, &c, 1, 1);
+    CHECK(o3[0] == 35 && o3[1] == 100 && o3[2] == 166,
+          "clipped RGB crop %d %d %d (want 35 100 166: means 34.5 and 165.5 rounded half up)", o3[0], o3[1],
+          o3[2]);
+}
+
+static void test_embed(int koch) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/seq%d", fixture_dir(), koch);
+    mkdir(dir, 0755);
+    char p[400];
+    snprintf(p, sizeof p, "%s/img1", dir);
+    mkdir(p, 0755);
+    Rng r;
+    rng_seed(&r, 11, RNG_TEST, (uint64_t)koch);
+    static uint8_t frame[48 * 64];
+    for (int f = 1; f <= 2; f++) {
+        for (int i = 0; i < 48 * 64; i++) frame[i] = (uint8_t)rng_below(&r, 256);
+        snprintf(p, sizeof p, "%s/img1/%06d.png", dir, f);
+        Err e = {""};
+        ASSERT(image_write_png(p, frame, 48, 64, 1, &e) == 0);
+    }
+    /* 300 detections in frame 1 (two forward passes), 5 in frame 2 */
+    enum { N = 305 };
+    static MotBox box[N];
+    for (int i = 0; i < N; i++)
+        box[i] = (MotBox){.frame = i < 300 ? 1 : 2,
+                          .id = -1,
+                          .x = (float)rng_uniform(&r) * 50,
+                          .y = (float)rng_uniform(&r) * 35,
+                          .w = 4 + (float)rng_uniform(&r) * 10,
+                          .h = 4 + (float)rng_uniform(&r) * 10,
+                          .score = 1};
+    MotBoxes det;
+    mot_boxes_build(&det, box, N, 2);
+    MotSeq s = {.dir = dir,
+                .info = {.im_dir = "img1", .im_ext = ".png", .frames = 2, .width = 64, .height = 48}};
+    CnnAppearance a;
+    make_app(&a, koch);
+    Err e = {""};
+    CHECK(cnn_appearance_embed(&a, &s, &det, &e) == 0 && a.n == N && a.frames == 2, "embed: %s", e.msg);
+    /* each detection on its own */
+    float x[120], worst = 0;
+    uint8_t crop[120];
+    for (int i = 0; i < N; i++) {
+        Image img;
+        snprintf(p, sizeof p, "%s/img1/%06d.png", dir, det.box[i].frame);
+        ASSERT(image_load(&img, p, &e) == 0);
+        mot_crop(crop, &img, &det.box[i], 10, 12);
+        image_free(&img);
+        for (int k = 0; k < 120; k++) x[k] = ((float)crop[k] / 255.0f - 0.3f) / 0.2f;
+        const float *E = model_forward(&a.em.model, x, 1);
+        for (int k = 0; k < a.D; k++) worst = fmaxf(worst, fabsf(E[k] - a.emb[(size_t)i * a.D + k]));
+    }
+    CHECK(worst < 1e-5f, "%s: embeddings of the batched frames equal one-by-one forwards (max diff %g)",
+          koch ? "koch" : "distance", worst);
+    /* scores */
+    int pa[3] = {0, 17, 299}, pb[3] = {300, 17, 304};
+    double sc[3];
+    CHECK(cnn_appearance_score(&a, pa, pb, 3, sc, &e) == 0, "score");
+    double bad = 0;
+    for (int k = 0; k < 3; k++) {
+        const float *u = a.emb + (size_t)pa[k] * a.D, *v = a.emb + (size_t)pb[k] * a.D;
+        double want;
+        if (koch) {
+            const Model *m = &a.em.model;
+            want = pairs_koch_logit(u, v, m->params + m->head_w_off, m->params[m->head_b_off], a.D);
+        } else {
+            double d2 = 0;
+            for (int j = 0; j < a.D; j++) d2 += ((double)u[j] - v[j]) * ((double)u[j] - v[j]);
+            want = -sqrt(d2);
+        }
+        bad = fmax(bad, fabs(want - sc[k]));
+    }
+    CHECK(bad < 1e-9 && (koch || sc[1] == 0), "%s: pair scores (max diff %g)",
+          koch ? "koch logit" : "-distance", bad);
+    /* a missing frame is an error naming it */
+    snprintf(p, sizeof p, "%s/img1/000002.png", dir);
+    remove(p);
+    int rc = cnn_appearance_embed(&a, &s, &det, &e);
+    CHECK(rc == -1 && strstr(e.msg, "000002.png"), "missing frame: %s", e.msg);
+    cnn_appearance_close(&a);
+    mot_boxes_free(&det);
+}
+
+int main(void) {
+    fixture_dir_create("appearance");
+    test_crop();
+    test_embed(0);
+    test_embed(1);
+    fixture_rm_tree(fixture_dir());
+    return test_finish();
+}

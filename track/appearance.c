@@ -1,0 +1,91 @@
+/* appearance: see appearance.h. The frame is decoded with the network's
+ * channel count (grey or RGB), each detection cropped to the input size by
+ * area averaging (mot_crop) and normalised (x / 255 - mean) / std with the
+ * training statistics the checkpoint recorded. */
+#include "appearance.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/image.h"
+#include "../mining/pairs.h"
+
+enum { APP_MAX_BATCH = 256 }; /* crops per forward pass (a frame with more takes several) */
+
+int cnn_appearance_open(CnnAppearance *a, const char *checkpoint, Err *e) {
+    memset(a, 0, sizeof *a);
+    if (eval_model_load(&a->em, checkpoint, APP_MAX_BATCH, e)) return -1;
+    const Model *m = &a->em.model;
+    if (m->in_c != 1 && m->in_c != 3) {
+        eval_model_free(&a->em);
+        return err_set(e, "%s: the network takes %d channels; a tracker's crops are grey (1) or RGB (3)",
+                       checkpoint, m->in_c);
+    }
+    a->C = m->in_c, a->H = m->in_h, a->W = m->in_w, a->D = m->emb_dim;
+    return 0;
+}
+
+int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det, Err *e) {
+    double t0 = now_seconds();
+    size_t per = (size_t)a->C * a->H * a->W;
+    free(a->emb);
+    a->n = det->n;
+    a->emb = xcalloc(det->n * (size_t)a->D + 1, sizeof(float));
+    uint8_t *crop = xmalloc(per);
+    float *x = xmalloc(sizeof(float) * per * APP_MAX_BATCH);
+    float inv = 1.0f / 255.0f, mean = a->em.mean, std = a->em.std;
+    int rc = 0;
+    for (int32_t f = 1; f <= det->frames && !rc; f++) {
+        size_t i0 = det->first[f], i1 = det->first[f + 1];
+        if (i0 == i1) continue;
+        char path[4200];
+        mot_frame_path(s, f, path, sizeof path);
+        Image img;
+        if (image_load_color(&img, path, a->C == 3, e)) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = i0; i < i1; i += APP_MAX_BATCH) {
+            int B = (int)MIN((size_t)APP_MAX_BATCH, i1 - i);
+            for (int k = 0; k < B; k++) {
+                mot_crop(crop, &img, &det->box[i + k], a->H, a->W);
+                float *xk = x + (size_t)k * per;
+                for (size_t p = 0; p < per; p++) xk[p] = ((float)crop[p] * inv - mean) / std;
+            }
+            const float *E = model_forward(&a->em.model, x, B);
+            memcpy(a->emb + i * (size_t)a->D, E, sizeof(float) * (size_t)B * a->D);
+        }
+        image_free(&img);
+        a->frames++;
+    }
+    free(crop);
+    free(x);
+    a->embed_seconds += now_seconds() - t0;
+    return rc;
+}
+
+int cnn_appearance_score(void *ctx, const int *pa, const int *pb, int n, double *out, Err *e) {
+    (void)e;
+    const CnnAppearance *a = ctx;
+    const Model *m = &a->em.model;
+    int D = a->D;
+    for (int k = 0; k < n; k++) {
+        ASSERT((size_t)pa[k] < a->n && (size_t)pb[k] < a->n);
+        const float *x = a->emb + (size_t)pa[k] * D, *y = a->emb + (size_t)pb[k] * D;
+        if (m->has_head) {
+            out[k] = pairs_koch_logit(x, y, m->params + m->head_w_off, m->params[m->head_b_off], D);
+        } else {
+            double d2 = 0;
+            for (int j = 0; j < D; j++) d2 += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+            out[k] = -sqrt(d2);
+        }
+    }
+    return 0;
+}
+
+void cnn_appearance_close(CnnAppearance *a) {
+    eval_model_free(&a->em);
+    free(a->emb);
+    memset(a, 0, sizeof *a);
+}

@@ -34,7 +34,7 @@ static void make_app(CnnAppearance *a, int koch) {
     Err e = {""};
     ASSERT(config_parse_text(&a->em.cfg, cfg_text(koch), "test.ini", &e) == 0);
     const Config *c = &a->em.cfg;
-    ASSERT(model_build(&a->em.model, c->layers, c->nlayers, koch, 1, 0, "test.ini", 1, 10, 12, 256, &e) == 0);
+    ASSERT(model_build(&a->em.model, &c->model, "test.ini", 1, 10, 12, 256, &e) == 0);
     model_init(&a->em.model, 1, 7);
     a->em.mean = 0.3f, a->em.std = 0.2f;
     a->C = 1, a->H = 10, a->W = 12, a->D = a->em.model.emb_dim;
@@ -111,7 +111,7 @@ static void test_embed(int koch) {
         mot_crop(crop, &img, &det.box[i], 10, 12);
         image_free(&img);
         for (int k = 0; k < 120; k++) x[k] = ((float)crop[k] / 255.0f - 0.3f) / 0.2f;
-        const float *E = model_forward(&a.em.model, x, 1);
+        const float *E = model_embed(&a.em.model, x, 1);
         for (int k = 0; k < a.D; k++) worst = fmaxf(worst, fabsf(E[k] - a.emb[(size_t)i * a.D + k]));
     }
     CHECK(worst < 1e-5f, "%s: embeddings of the batched frames equal one-by-one forwards (max diff %g)",

@@ -53,7 +53,7 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
                 float *xk = x + (size_t)k * per;
                 for (size_t p = 0; p < per; p++) xk[p] = ((float)crop[p] * inv - mean) / std;
             }
-            const float *E = model_forward(&a->em.model, x, B);
+            const float *E = model_embed(&a->em.model, x, B);
             memcpy(a->emb + i * (size_t)a->D, E, sizeof(float) * (size_t)B * a->D);
         }
         image_free(&img);

@@ -107,6 +107,18 @@ static uint64_t train_max_raw(const Ckpt *c, int i, char *what, size_t n, void *
     (void)ctx;
     const char *name = ckpt_name(c, i);
     size_t len;
+    if (!strcmp(name, "buffers")) {
+        const char *t = ckpt_get(c, "topology", &len);
+        ModelTopology mt;
+        Err e;
+        if (!t || model_topology_parse(t, len, &mt, &e)) {
+            snprintf(what, n, "no valid topology section comes before it to say its size, so it may hold");
+            return 0;
+        }
+        snprintf(what, n, "the %llu buffer floats of the topology section take",
+                 (unsigned long long)mt.buffer_floats);
+        return sizeof(float) * mt.buffer_floats;
+    }
     if (!strcmp(name, "params") || !strcmp(name, "optim")) {
         const char *t = ckpt_get(c, "topology", &len);
         ModelTopology mt;
@@ -186,11 +198,16 @@ int train_ckpt_check(const Ckpt *ck, const char *path, TrainCkpt *t, Err *e) {
         goto out;
     }
     t->nparams = plan.nparams;
+    if (plan.nbuffers) { /* running statistics: the topology lists them */
+        t->buffers = ckpt_require(ck, "buffers", plan.nbuffers * sizeof(float), e);
+        if (!t->buffers) goto out;
+        t->nbuffers = plan.nbuffers;
+    }
     rc = 0;
 out:
     model_free(&plan);
     free(topo);
     free(ctext);
-    if (rc) t->params = NULL;
+    if (rc) t->params = NULL, t->buffers = NULL;
     return rc;
 }

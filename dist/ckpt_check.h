@@ -16,7 +16,8 @@
 
 /* The bounds every reader of a training checkpoint gives ckpt_read: params
  * and optim by the topology section before them (exactly the floats of its
- * tensors; optim at most two per parameter), metrics by the state's step,
+ * tensors; optim at most two per parameter), buffers exactly the floats of
+ * its buffer lines, metrics by the state's step,
  * state to 4 KiB, config, topology and any other section to 1 MiB. */
 extern const CkptBounds train_ckpt_bounds;
 /* The state section, parsed and range-checked: every key present, integers
@@ -40,6 +41,8 @@ typedef struct TrainCkpt {
     TrainState state;
     const float *params;
     size_t nparams;
+    const float *buffers; /* running statistics (nbuffers floats; NULL if none) */
+    size_t nbuffers;
 } TrainCkpt;
 /* Parses and checks ck's config, topology and state; infers the config's
  * model without allocating it (model_plan) and requires its topology to be

@@ -233,10 +233,14 @@ int cmd_export(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: siamese export CHECKPOINT --out FILE.safetensors\n\n"
-                   "Writes the weights as safetensors (F32), one tensor per config layer parameter, named\n"
-                   "LAYER.weight / LAYER.bias (head.weight, head.bias for the Koch head) in PyTorch layouts:\n"
-                   "conv (out, in, k, k), linear (out, in). Metadata: the config text and the normalisation.\n");
+            printf(
+                "usage: siamese export CHECKPOINT --out FILE.safetensors\n\n"
+                "Writes the weights as safetensors (F32), one tensor per layer parameter and buffer, named\n"
+                "LAYER.weight / LAYER.bias (head.weight, head.bias for the Koch head) and, for batch norm,\n"
+                "LAYER.running_mean / LAYER.running_var / LAYER.num_batches_tracked (a scalar), in PyTorch\n"
+                "layouts: conv (out, in, k, k), deconv2d (in, out, k, k), linear (out, in): a PyTorch model\n"
+                "with the same names loads it with load_state_dict. Metadata: the config text and the\n"
+                "normalisation.\n");
             return 0;
         }
         if (!strcmp(a, "--out") && v) out = v, i++;
@@ -256,13 +260,16 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "siamese export: %s\n", e.msg);
         return 1;
     }
-    StTensor *t = xcalloc((size_t)l.model.nviews, sizeof *t);
-    for (int v = 0; v < l.model.nviews; v++) {
-        const ParamView *pv = &l.model.views[v];
+    /* Parameters, then buffers (running statistics), by layer name. */
+    const Model *m = &l.model;
+    int nt = m->nviews + m->nbufviews;
+    StTensor *t = xcalloc((size_t)nt, sizeof *t);
+    for (int v = 0; v < nt; v++) {
+        const ParamView *pv = v < m->nviews ? &m->views[v] : &m->bufviews[v - m->nviews];
         t[v].name = pv->name;
         t[v].ndim = pv->ndim;
         for (int d = 0; d < pv->ndim; d++) t[v].shape[d] = pv->shape[d];
-        t[v].data = l.model.params + pv->offset;
+        t[v].data = (v < m->nviews ? m->params : m->buffers) + pv->offset;
     }
     char mean[32], std[32], step[32];
     snprintf(mean, sizeof mean, "%.9g", l.mean);
@@ -270,9 +277,10 @@ int cmd_export(int argc, char **argv) {
     snprintf(step, sizeof step, "%llu", l.step);
     char *text = config_to_text(&l.cfg);
     const char *meta[] = {"format", "siamese-mpi", "config", text, "input_mean", mean, "input_std", std, "step", step};
-    int rc = safetensors_write(out, t, l.model.nviews, meta, 5, &e);
+    int rc = safetensors_write(out, t, nt, meta, 5, &e);
     if (rc) fprintf(stderr, "siamese export: %s\n", e.msg);
-    else printf("wrote %s: %d tensors, %zu parameters\n", out, l.model.nviews, l.model.nparams);
+    else
+        printf("wrote %s: %d tensors, %zu parameters, %zu buffer floats\n", out, nt, m->nparams, m->nbuffers);
     free(text);
     free(t);
     eval_model_free(&l);
@@ -304,8 +312,8 @@ int inspect_checkpoint(int argc, char **argv) {
         }
         Ckpt *ck;
         if (ckpt_read(&ck, path, &train_ckpt_bounds, &e) == 0) {
-            const char *names[] = {"topology", "state"};
-            for (int i = 0; i < 2; i++) {
+            const char *names[] = {"topology", "graph", "state"};
+            for (int i = 0; i < 3; i++) {
                 size_t n;
                 const char *txt = ckpt_get(ck, names[i], &n);
                 if (!txt) continue;
@@ -318,6 +326,14 @@ int inspect_checkpoint(int argc, char **argv) {
                 }
             }
             ckpt_free(ck);
+            /* The model the checkpoint's config builds (also for checkpoints
+             * older than the graph section). */
+            EvalModel l;
+            if (eval_model_load(&l, path, 1, &e) == 0) {
+                printf("model:\n");
+                model_describe(&l.model, stdout);
+                eval_model_free(&l);
+            }
         }
         return 0;
     }

@@ -26,6 +26,7 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
     }
     if (rc == 0) {
         memcpy(l->model.params, t->params, l->model.nparams * sizeof(float));
+        if (t->nbuffers) memcpy(l->model.buffers, t->buffers, t->nbuffers * sizeof(float));
         l->cfg = t->cfg;
         l->mean = t->state.mean;
         l->std = t->state.std;
@@ -50,6 +51,10 @@ void eval_detail_free(EvalDetail *d) {
 
 float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
     const DsMeta *meta = ds_meta(ds);
+    if (m->emb < 0)
+        return err_set(e, "the model has no per-image embedding (its last layer scores pairs): set [model] "
+                          "embedding to a per-image node"),
+               NULL;
     if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w)
         return err_set(e, "%s is %ux%ux%u but the model takes %dx%dx%d: import it with the training set's shape",
                        ds_path(ds), meta->channels, meta->height, meta->width, m->in_c, m->in_h, m->in_w),
@@ -144,6 +149,9 @@ int eval_trials_file(NwayScore *out, const Model *m, Dataset *ds, const float *E
 /* The within-group trials and the trials file of p, on ds's embeddings E. */
 static int run_protocol(EvalResult *r, const Model *m, const Config *c, Dataset *ds, const float *E,
                         const EvalProtocol *p, Err *e) {
+    if (!E && (p->within_group || p->trials_file))
+        return err_set(
+            e, "the one-shot protocols compare embeddings: this model has none (set [model] embedding)");
     if (p->within_group) {
         GroupEval g = {(int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed, p->rule,
                        p->groups};
@@ -171,12 +179,58 @@ void eval_result_free(EvalResult *r) {
     r->trials_file = NULL;
 }
 
-/* Scores of a seeded balanced pair set of one dataset's embeddings; the
+/* A two-image model that scores pairs itself (its loss reads a pair-level
+ * logit, docs/graph.md): the score of (i, j) is that logit for the batch
+ * [image i; image j] of the reader's dataset, in inference mode. A read
+ * error is kept in e and bad (the caller checks it). */
+typedef struct PairScorer {
+    Model *m;
+    DsReader *rd;
+    float mean, std;
+    float *x;
+    uint8_t *pix;
+    Err *e;
+    int bad;
+} PairScorer;
+
+static double sim_model(void *ctx, int i, int j) {
+    PairScorer *s = ctx;
+    Model *m = s->m;
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w;
+    uint64_t ids[2] = {(uint64_t)i, (uint64_t)j};
+    for (int q = 0; q < 2 && !s->bad; q++) {
+        int32_t lab;
+        s->bad = ds_read(s->rd, ids[q], s->pix, &lab, NULL, s->e) != 0;
+        for (size_t k = 0; k < img; k++) s->x[q * img + k] = ((float)s->pix[k] / 255.0f - s->mean) / s->std;
+    }
+    if (s->bad) return 0;
+    int train = m->st.train;
+    m->st.train = 0;
+    double z = model_forward(m, s->x, 2)[0];
+    m->st.train = train;
+    return z;
+}
+
+static int scorer_open(PairScorer *s, Model *m, Dataset *ds, float mean, float std, Err *e) {
+    *s = (PairScorer){m, NULL, mean, std, NULL, NULL, e, 0};
+    if (ds_reader_open(ds, &s->rd, e)) return -1;
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w;
+    s->x = xaligned_floats(2 * img);
+    s->pix = xmalloc(img);
+    return 0;
+}
+
+static void scorer_close(PairScorer *s) {
+    if (s->rd) ds_reader_close(s->rd);
+    free(s->x);
+    free(s->pix);
+}
+
+/* Scores of a seeded balanced pair set of one dataset (sim over ctx); the
  * pairs' ids go to a, b. */
-static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, int npairs, const float *E,
-                        const int32_t *labels, int N, uint64_t seed, SimCtx *ctx, MetricsSim sim) {
+static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, int npairs,
+                        const int32_t *labels, int N, uint64_t seed, void *ctx, MetricsSim sim) {
     metrics_make_pairs(a, b, same, npairs, labels, N, seed);
-    ctx->E = E;
     for (int p = 0; p < npairs; p++) score[p] = sim(ctx, (int)a[p], (int)b[p]);
 }
 
@@ -197,8 +251,13 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
     double t0 = now_seconds();
     Dataset *ds;
     if (ds_open(&ds, test_path, e)) return -1;
-    float *E = eval_embed(m, ds, mean, std, e);
-    if (!E) {
+    /* Models without a per-image embedding (early fusion) have no
+     * Recall@K or MAP@R; models that score pairs score the pairs. */
+    int scorer = m->layers[m->loss].halved;
+    float *E = m->emb >= 0 ? eval_embed(m, ds, mean, std, e) : NULL;
+    PairScorer ps = {0};
+    if ((m->emb >= 0 && !E) || (scorer && scorer_open(&ps, m, ds, mean, std, e))) {
+        free(E);
         ds_close(ds);
         return -1;
     }
@@ -209,19 +268,22 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
     r->classes = (int)meta->classes;
     int ks[EVAL_MAX_K], nk = MIN(EVAL_MAX_K, N - 1);
     for (int k = 0; k < EVAL_MAX_K; k++) ks[k] = k + 1, r->recall_k[k] = NAN;
-    if (metrics_knn(r->recall_k, &r->map_r, E, labels, N, D, ks, MAX(nk, 1), 512, e)) goto fail;
+    r->map_r = NAN;
+    if (E && metrics_knn(r->recall_k, &r->map_r, E, labels, N, D, ks, MAX(nk, 1), 512, e)) goto fail;
     r->recall1 = r->recall_k[0], r->recall5 = r->recall_k[4];
 
     if (p && run_protocol(r, m, c, ds, E, p, e)) goto fail;
-    SimCtx ctx;
-    MetricsSim sim = model_sim(m, E, &ctx);
+    SimCtx sctx;
+    MetricsSim sim = scorer ? sim_model : model_sim(m, E, &sctx);
+    void *ctx = scorer ? (void *)&ps : (void *)&sctx;
     if (metrics_pairs_check(labels, N, e)) goto fail;
     r->pairs = (int)c->eval_pairs;
     double *score = xmalloc((size_t)r->pairs * sizeof(double));
     uint8_t *same = xmalloc((size_t)r->pairs);
     uint32_t *pa = xmalloc((size_t)r->pairs * sizeof(uint32_t)),
              *pb = xmalloc((size_t)r->pairs * sizeof(uint32_t));
-    pair_scores(score, same, pa, pb, r->pairs, E, labels, N, (uint64_t)c->seed, &ctx, sim);
+    pair_scores(score, same, pa, pb, r->pairs, labels, N, (uint64_t)c->seed, ctx, sim);
+    if (ps.bad) goto fail_pairs;
     r->auc = metrics_roc_auc(score, same, r->pairs);
     r->eer = metrics_eer(score, same, r->pairs);
     r->threshold = NAN;
@@ -236,12 +298,17 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
         uint8_t *ts = xmalloc((size_t)np);
         metrics_make_pairs(a, b, ts, np, ds_labels(tr), TN, (uint64_t)c->seed + 1);
         size_t img = (size_t)m->in_c * m->in_h * m->in_w;
-        float *x = xaligned_floats(2 * img), *ea = xaligned_floats(2 * (size_t)D);
+        float *x = xaligned_floats(2 * img), *ea = xaligned_floats(2 * (size_t)D + 1);
         uint8_t *pix = xmalloc(img);
         double *tscore = xmalloc((size_t)np * sizeof(double));
         DsReader *rd;
         int bad = ds_reader_open(tr, &rd, e);
-        for (int p = 0; p < np && !bad; p++) {
+        PairScorer tps = {m, rd, mean, std, x, pix, e, 0};
+        for (int p = 0; p < np && !bad && scorer; p++) {
+            tscore[p] = sim_model(&tps, (int)a[p], (int)b[p]);
+            bad = tps.bad;
+        }
+        for (int p = 0; p < np && !bad && !scorer; p++) {
             uint32_t ids[2] = {a[p], b[p]};
             for (int q = 0; q < 2 && !bad; q++) {
                 int32_t lab;
@@ -251,7 +318,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
             if (bad) break;
             const float *pe = model_embed(m, x, 2);
             memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
-            SimCtx tc = ctx;
+            SimCtx tc = sctx;
             tc.E = ea;
             tscore[p] = sim(&tc, 0, 1);
         }
@@ -273,7 +340,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
                              .a = pa,
                              .b = pb,
                              .pairs = r->pairs,
-                             .koch = m->has_head};
+                             .koch = m->has_head || scorer};
     } else {
         free(score);
         free(same);
@@ -287,8 +354,9 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
     if (r->trials > 0) {
         Err ne;
         if (metrics_nway_check(r->nway_n, r->kshot, labels, N, &ne) == 0) {
-            ctx.E = E;
-            r->nway = metrics_nway(r->nway_n, r->kshot, r->trials, (uint64_t)c->seed, labels, N, sim, &ctx);
+            sctx.E = E;
+            r->nway = metrics_nway(r->nway_n, r->kshot, r->trials, (uint64_t)c->seed, labels, N, sim, ctx);
+            if (ps.bad) goto fail;
             trials_wilson95(&r->nway_ci_low, &r->nway_ci_high, r->nway, r->trials);
         } else {
             util_warn("N-way K-shot skipped: %s", ne.msg);
@@ -298,6 +366,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
         keep->E = E;
     else
         free(E);
+    scorer_close(&ps);
     ds_close(ds);
     r->seconds = now_seconds() - t0;
     return 0;
@@ -308,6 +377,7 @@ fail_pairs:
     free(pb);
 fail:
     free(E);
+    scorer_close(&ps);
     ds_close(ds);
     eval_result_free(r);
     return -1;
@@ -331,9 +401,11 @@ static void print_score(FILE *out, const char *what, const NwayScore *s) {
 
 void eval_print(const EvalResult *r, FILE *out) {
     fprintf(out, "evaluation on %d samples, %d classes (%.1f s)\n", r->n, r->classes, r->seconds);
-    fprintf(out, "  %-28s %8.4f\n", "Recall@1", r->recall1);
-    fprintf(out, "  %-28s %8.4f\n", "Recall@5", r->recall5);
-    fprintf(out, "  %-28s %8.4f\n", "MAP@R", r->map_r);
+    if (!isnan(r->map_r)) { /* no embedding: scored pairs only */
+        fprintf(out, "  %-28s %8.4f\n", "Recall@1", r->recall1);
+        fprintf(out, "  %-28s %8.4f\n", "Recall@5", r->recall5);
+        fprintf(out, "  %-28s %8.4f\n", "MAP@R", r->map_r);
+    }
     if (!isnan(r->ver_acc)) {
         fprintf(out, "  %-28s %8.4f   (threshold %.4g from %d training pairs, train accuracy %.4f)\n",
                 "verification accuracy", r->ver_acc, r->threshold, r->train_pairs, r->train_acc);

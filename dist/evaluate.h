@@ -35,13 +35,13 @@ typedef struct EvalResult {
 /* What eval_run_detail keeps beyond the summary (for siamese report):
  * the test embeddings and the scored balanced test pairs. */
 typedef struct EvalDetail {
-    float *E; /* (n, dim) test embeddings in sample order */
+    float *E; /* (n, dim) test embeddings in sample order; NULL: the model has no embedding */
     int n, dim;
     double *score;   /* (pairs) -distance, or the Koch head's logit */
     uint8_t *same;   /* (pairs) 1 = same-label pair */
     uint32_t *a, *b; /* (pairs) the sample ids of each pair */
     int pairs;
-    int koch; /* 1: scores are head logits, not -distances */
+    int koch; /* 1: scores are logits (of the Koch head, or of a model that scores pairs), not -distances */
 } EvalDetail;
 void eval_detail_free(EvalDetail *d);
 

@@ -24,6 +24,38 @@ static void metrics_append(Trainer *t, const char *line) {
 
 #define METRICS_HEADER "step,epoch,loss,data_loss,active_fraction,hardness,lr,grad_norm\n"
 
+/* Batch norm's sums over ranks (the model has no MPI). */
+static void model_allreduce(void *ctx, double *v, int n) {
+    (void)ctx;
+    dist_allreduce_sum_doubles(v, n);
+}
+
+/* The node the loss reads fits the loss and the sampler (docs/graph.md). */
+static int check_loss_node(const Trainer *t, Err *e) {
+    const Config *c = &t->cfg;
+    const Model *m = &t->model;
+    const ModelLayer *L = &m->layers[m->loss];
+    if (m->pair && c->sampler_mode != SAMPLER_MODE_PAIRS)
+        return err_set(
+            e, "%s: the model reads halves (NODE@a / NODE@b): two-image models need [sampler] mode = pairs",
+            c->path);
+    if (L->halved) {
+        if (c->loss_type != LOSS_BCE || c->model.koch_head || L->out_size != 1)
+            return err_set(
+                e,
+                "%s: the loss reads %s, a pair-level node of %zu values per pair: only [loss] type = bce "
+                "without a head reads one, and it needs one logit per pair",
+                c->path, L->name, L->out_size);
+    } else if (c->loss_type == LOSS_BCE && !c->model.koch_head) {
+        return err_set(
+            e,
+            "%s: [loss] type = bce without [head] type = koch reads a pair-level node of one logit per "
+            "pair, not %s (one row per image)",
+            c->path, L->name);
+    }
+    return 0;
+}
+
 int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     memset(t, 0, sizeof *t);
     t->rank = dist_rank();
@@ -64,9 +96,12 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     if (model_build(&t->model, &c->model, c->path, (int)m->channels, (int)m->height, (int)m->width,
                     max_images, e))
         return -1;
-    t->D = t->model.emb_dim;
+    if (check_loss_node(t, e)) return -1;
+    t->D = (int)model_node_size(&t->model, t->model.loss);
+    t->model.allreduce = model_allreduce;
     if (t->rank == 0) model_init(&t->model, c->init_scheme, (uint64_t)c->seed);
     dist_bcast_floats(t->model.params, t->model.nparams);
+    dist_bcast_floats(t->model.buffers, t->model.nbuffers);
 
     optim_spec_default(&t->opt);
     t->opt.type = (OptimType)c->optim_type;
@@ -176,6 +211,13 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         }
         *dEout = dpool;
         *pool_rows = N;
+    } else if (m->layers[m->loss].halved) {
+        /* The model scores each pair: one logit per pair. */
+        int B = lb->n_items;
+        memset(t->dE, 0, (size_t)B * sizeof(float));
+        s = pairs_bce_logits(t->dE, E, lb->same, 0, B);
+        *dEout = t->dE;
+        *pool_rows = B;
     } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
         int B = lb->n_items;
         /* Targets come from the pairs record's flag, not from label equality. */
@@ -215,8 +257,17 @@ static LossStats global_stats(LossStats s) {
     return loss_stats_unpack(v);
 }
 
+/* Forward in training mode, keyed by the batch's step and slice. */
+static const float *forward_step(Trainer *t, const Batch *b) {
+    const LocalBatch *lb = &b->lb;
+    ModelStep st = {1,           b->step,        (uint64_t)t->cfg.seed, lb->per_item,
+                    lb->n_items, lb->item_begin, lb->global_items};
+    model_set_step(&t->model, &st);
+    return model_forward(&t->model, b->x, lb->n_images);
+}
+
 double trainer_loss_only(Trainer *t, const Batch *b, double count) {
-    const float *E = model_forward(&t->model, b->x, b->lb.n_images);
+    const float *E = forward_step(t, b);
     float *dpool;
     int rows;
     /* The head gradient is accumulated too: keep the arena unchanged. */
@@ -237,7 +288,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     Model *m = &t->model;
     double t0 = now_seconds();
     memset(m->grads, 0, m->nparams * sizeof(float));
-    const float *E = model_forward(m, b->x, b->lb.n_images);
+    const float *E = forward_step(t, b);
     double t1 = now_seconds();
     /* Waiting here for the slowest rank is load imbalance, not exchange:
      * time it apart so the exchange + mining figure is the work itself. */
@@ -263,6 +314,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     gradsync_begin(t->gs);
     if (m->has_head) gradsync_ready(t->gs, m->head_w_off, (size_t)t->D + 1);
     model_backward(m, b->x, dE_local, b->lb.n_images, grad_ready, t->gs);
+    t->buckets_in_backward = gradsync_num_started(t->gs);
     double t3 = now_seconds();
     /* The same after backward: a rank that finished first waits for the
      * slowest one whatever the network; what remains after this barrier is
@@ -292,6 +344,7 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     const Config *c = &t->cfg;
     double t0 = now_seconds();
     double loss = trainer_grads(t, b, st);
+    model_update_buffers(m);
     double t4 = now_seconds();
     double gnorm = optim_clip(m->grads, m->nparams, c->clip_norm);
     if (!isfinite(loss) || !isfinite(gnorm)) {

@@ -65,6 +65,7 @@ typedef struct Trainer {
     FILE *metrics_file;      /* metrics.csv, appended every step (rank 0) */
     StepTimes sum;           /* this rank's totals over the timed steps of this start */
     uint64_t timed_steps;
+    size_t buckets_in_backward; /* gradient buckets started while backward ran (last step) */
     double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr, last_count;
     double t_start;
 } Trainer;

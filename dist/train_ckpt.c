@@ -1,7 +1,9 @@
 /* train_ckpt: what a training checkpoint holds and how a run resumes.
  * Sections (io/checkpoint.c is the container): config (canonical text),
- * topology (tensor names and shapes), params (f32 arena), optim (f32
- * optimizer state, same layout; absent for plain SGD), state (text: step,
+ * topology (tensor and buffer names and shapes), graph (the nodes, text),
+ * params (f32 arena), buffers (f32 running statistics; only when the model
+ * has some: rank 0's, which all ranks share unless batch norm's sync = 0),
+ * optim (f32 optimizer state, same layout; absent for plain SGD), state (text: step,
  * epoch, optimizer step count, world size at save, seed, normalisation),
  * metrics (metrics.csv so far). Nothing is per rank: the sampler is a pure
  * function of (seed, epoch, step) and every replica holds the same weights
@@ -15,7 +17,7 @@
 int trainer_save(Trainer *t, const char *path, Err *e) {
     int rc = 0;
     if (t->rank == 0) {
-        char *topo = model_topology(&t->model);
+        char *topo = model_topology(&t->model), *graph = model_graph_text(&t->model);
         char state[1024];
         snprintf(state, sizeof state,
                  "format=1\nstep=%llu\nepoch=%llu\nstep_in_epoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\n"
@@ -28,13 +30,16 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
         CkptWriter *w = ckpt_writer_new();
         ckpt_add(w, "config", t->cfg_text, strlen(t->cfg_text));
         ckpt_add(w, "topology", topo, strlen(topo));
+        ckpt_add(w, "graph", graph, strlen(graph));
         ckpt_add_f32(w, "params", t->model.params, t->model.nparams);
+        if (t->model.nbuffers) ckpt_add_f32(w, "buffers", t->model.buffers, t->model.nbuffers);
         if (t->nstate) ckpt_add_f32(w, "optim", t->opt_state, t->nstate);
         ckpt_add(w, "state", state, strlen(state));
         ckpt_add(w, "metrics", t->metrics, t->metrics_len);
         rc = ckpt_write(w, path, e);
         ckpt_writer_free(w);
         free(topo);
+        free(graph);
     }
     return rc;
 }
@@ -182,6 +187,11 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
         size_t n;
         const float *p = ckpt_get(ck, "params", NULL); /* its size and values are checked above */
         memcpy(t->model.params, p, t->model.nparams * sizeof(float));
+        if (t->model.nbuffers) { /* the topology check above matched their shapes */
+            const float *bu = ckpt_require(ck, "buffers", t->model.nbuffers * sizeof(float), e);
+            if (!bu) FATAL("%s", e->msg);
+            memcpy(t->model.buffers, bu, t->model.nbuffers * sizeof(float));
+        }
         if (t->nstate) {
             const float *o = ckpt_get(ck, "optim", &n);
             if (o && n == t->nstate * sizeof(float)) memcpy(t->opt_state, o, n);
@@ -201,6 +211,7 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
     t->step = v[0];
     t->opt_t = v[1];
     dist_bcast_floats(t->model.params, t->model.nparams);
+    dist_bcast_floats(t->model.buffers, t->model.nbuffers);
     if (t->nstate) dist_bcast_floats(t->opt_state, t->nstate);
     ckpt_free(ck);
     return 0;

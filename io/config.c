@@ -19,8 +19,8 @@ typedef ConfigKey Key;
 #define L(f) offsetof(LayerCfg, f)
 #define BIG 9.0e15
 
-static const char *const singletons[] = {"run", "data", "sampler", "head", "loss", "mining", "optim",
-                                         "init", "train", "checkpoint", "dist", "eval"};
+static const char *const singletons[] = {"run",   "data",  "sampler", "model",      "head", "loss", "mining",
+                                         "optim", "init",  "train",   "checkpoint", "dist", "eval"};
 #define NSINGLETONS (int)(sizeof singletons / sizeof singletons[0])
 /* Layer sections are printed between [sampler] and [head]. */
 #define LAYERS_AFTER "sampler"
@@ -37,10 +37,12 @@ static const Key schema[] = {
     {"sampler", "p", K_INT, C(p), 2, 100000, "8", NULL, "pk: classes per global batch"},
     {"sampler", "k", K_INT, C(k), 1, 100000, "32", NULL, "pk: images per class"},
     {"sampler", "batch", K_INT, C(batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
+    {"model", "embedding", K_STR, C(model.embedding), 0, LAYER_NAME_MAX, "", NULL, "the node eval and embed read (a per-image node); empty: the last layer (docs/graph.md)"},
     {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
     {"loss", "type", K_ENUM, C(loss_type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
+    {"loss", "input", K_STR, C(model.loss_input), 0, LAYER_INPUT_MAX, "", NULL, "the node the loss reads; empty: the embedding (bce without a head: a pair-level node of one logit per pair)"},
     {"loss", "margin", K_DBL, C(margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
     {"loss", "soft", K_INT, C(soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
     {"mining", "strategy", K_ENUM, C(mining_strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none", "online miner over the PK batch"},
@@ -156,9 +158,8 @@ static int key_set(const Key *k, void *base, const char *v, Err *e) {
     case K_STR: {
         if (has_control(v))
             return err_set(e, "%s: control characters are not allowed in a text value", k->key);
-        /* The common layer keys (section NULL) fill LayerCfg's arrays. */
         int layer_name = !k->section && k->off == L(name);
-        size_t cap = k->section ? CFG_PATH : layer_name ? LAYER_NAME_MAX : LAYER_INPUT_MAX, len = strlen(v);
+        size_t cap = k->max > 0 ? (size_t)k->max : CFG_PATH, len = strlen(v);
         if (len >= cap) return err_set(e, "%s: value longer than %zu characters", k->key, cap - 1);
         /* Layer names become tensor names and --set sections (conv1.filters). */
         if (layer_name && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
@@ -543,8 +544,11 @@ static int set_one(Config *c, const char *assignment, Err *e) {
 
 int config_validate(const Config *c, Err *e) {
     const char *n = c->path;
-    if (c->loss_type == LOSS_BCE && c->model.koch_head != HEAD_KOCH)
-        return err_set(e, "%s: [loss] type = bce needs [head] type = koch", n);
+    int halves = 0; /* a two-image model may score pairs itself */
+    for (int i = 0; i < c->model.nlayers; i++) halves |= strchr(c->model.layers[i].input, '@') != NULL;
+    if (c->loss_type == LOSS_BCE && c->model.koch_head != HEAD_KOCH && !halves)
+        return err_set(e, "%s: [loss] type = bce needs [head] type = koch, or a two-image model that scores each "
+                          "pair (docs/graph.md)", n);
     if (c->model.koch_head == HEAD_KOCH && c->loss_type != LOSS_BCE)
         return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
     if (c->sampler_mode == SAMPLER_MODE_PK) {
@@ -622,7 +626,8 @@ int config_same_topology(const Config *a, const Config *b, Err *e) {
             if (strcmp(va, vb)) DIFF("%s.%s: %s vs %s; ", x->name, k->key, va, vb);
         }
     }
-    static const char *const topo[][2] = {{"head", "type"}, {"loss", "type"}, {"sampler", "mode"}};
+    static const char *const topo[][2] = {{"head", "type"},  {"loss", "type"},   {"sampler", "mode"},
+                                          {"loss", "input"}, {"model", "embedding"}};
     for (size_t t = 0; t < sizeof topo / sizeof topo[0]; t++) {
         const Key *k = find_key(topo[t][0], topo[t][1]);
         key_format(k, a, va, sizeof va);

@@ -68,19 +68,31 @@ float pairs_koch_logit(const float *x, const float *y, const float *w, float b, 
     return b + (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
 }
 
-static void koch_pair(LossStats *st, float *dE, float *dw, float *db, const float *E, IndexPair pr,
-                      const float *w, float b, int D) {
-    const float *x = E + (size_t)pr.i * D, *y = E + (size_t)pr.j * D;
-    float z = pairs_koch_logit(x, y, w, b, D);
-    /* BCE with logits: max(z, 0) - z y + log(1 + exp(-|z|)); dl/dz = sigmoid(z) - y. */
+/* BCE with logits of one pair: max(z, 0) - z y + log(1 + exp(-|z|)) into
+ * st; returns dl/dz = sigmoid(z) - y. */
+static float bce_logit(LossStats *st, float z, int y) {
     float e = expf(-fabsf(z));
-    float l = fmaxf(z, 0.0f) - (pr.y ? z : 0.0f) + log1pf(e);
+    float l = fmaxf(z, 0.0f) - (y ? z : 0.0f) + log1pf(e);
     float sig = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    float g = sig - (pr.y ? 1.0f : 0.0f);
     st->loss_sum += l;
     st->count += 1.0;
     st->active += l > 0.0f;
-    st->hardness_sum += pr.y ? -z : z;
+    st->hardness_sum += y ? -z : z;
+    return sig - (y ? 1.0f : 0.0f);
+}
+
+LossStats pairs_bce_logits(float *dz, const float *z, const uint8_t *same, int k0, int k1) {
+    ASSERT(0 <= k0 && k0 <= k1);
+    LossStats st = {0};
+    for (int k = k0; k < k1; k++) dz[k] += bce_logit(&st, z[k], same[k] != 0);
+    st.candidates = k1 - k0;
+    return st;
+}
+
+static void koch_pair(LossStats *st, float *dE, float *dw, float *db, const float *E, IndexPair pr,
+                      const float *w, float b, int D) {
+    const float *x = E + (size_t)pr.i * D, *y = E + (size_t)pr.j * D;
+    float g = bce_logit(st, pairs_koch_logit(x, y, w, b, D), pr.y);
     *db += g;
     float *gx = dE + (size_t)pr.i * D, *gy = dE + (size_t)pr.j * D;
     for (int k = 0; k < D; k++) {

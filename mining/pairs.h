@@ -55,6 +55,15 @@ LossStats pairs_koch(float *dE,              /* (N, D) += */
                      const float *w,         /* (D) head weight */
                      float b, int N, int D, int k0, int k1);
 
+/* Binary cross-entropy with logits over pairs [k0, k1) scored by a model
+ * (a pair-level node of one logit per pair): z[k] the logit of pair k,
+ * same[k] its target. ACCUMULATES the unnormalised dl/dz into dz. Stats as
+ * pairs_koch (count = pairs). */
+LossStats pairs_bce_logits(float *dz,           /* (k1) += */
+                           const float *z,      /* (k1) */
+                           const uint8_t *same, /* (k1) */
+                           int k0, int k1);
+
 /* The Koch head's logit for rows x and y (the value the miner ranks by). */
 float pairs_koch_logit(const float *x, const float *y, const float *w, float b, int D);
 

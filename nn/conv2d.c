@@ -227,3 +227,14 @@ void conv2d_backward_naive(float *din, float *dw, float *db, const float *dout, 
     free(gw);
     free(gb);
 }
+
+/* ---- the column layout, for transposed convolution (nn/deconv2d) ------- */
+
+void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad) {
+    im2col(col, in, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
+}
+
+void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad) {
+    col2im(din, col, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
+           conv2d_out_size(W, K, stride, pad));
+}

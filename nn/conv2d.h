@@ -33,6 +33,13 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws);
 
+/* The column buffer of conv2d's GEMMs, for other kernels (transposed
+ * convolution): col (C*K*K, n*Ho*Wo), column i*Ho*Wo + p = image i, output
+ * pixel p, from in (n, C, H, W); and its adjoint, which ADDS col into din
+ * (n, C, H, W) (zero din first). */
+void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad);
+void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad);
+
 /* Reference loops (double accumulation, slow): the same contracts as above
  * without the workspace. For tests and benchmarks only. */
 void conv2d_forward_naive(float *out, const float *in, const float *w, const float *b, int B, int C, int H,

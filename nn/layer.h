@@ -1,11 +1,12 @@
-/* layer: the layer registry. One LayerDef row per LayerType (the table is
- * in nn/layer_table.c) says everything the rest of the program needs about
- * a layer: its section name and config keys (io/config parses and documents
- * them from here), how many inputs it takes, its shape inference with its
- * parameter and buffer views, and its forward and backward over raw
- * pointers. model.c walks the graph through these rows only; nothing else
- * switches on the layer type. Adding a layer: its kernel file(s), an enum
- * value in layer_spec.h, one row, its test. */
+/* layer: the layer registry. One LayerDef row per LayerType says everything
+ * the rest of the program needs about a layer: its section name and config
+ * keys (io/config parses and documents them from here), how many inputs it
+ * takes, its shape inference with its parameter and buffer views, and its
+ * forward and backward over raw pointers. The types are listed once in
+ * nn/layer_list.h, which makes both the enum and the table (layer_table.c);
+ * the rows are in nn/layers_*.c next to their glue. model.c walks the graph
+ * through these rows only; nothing else switches on the layer type. Adding
+ * a layer: its kernel file(s), a line in layer_list.h, its row, its test. */
 #ifndef SIAMESE_LAYER_H
 #define SIAMESE_LAYER_H
 
@@ -27,6 +28,9 @@ enum {
     LAYER_ACCUMULATES = 1u << 3,
     /* Forward differs between training and inference (batch norm, dropout). */
     LAYER_TRAIN_MODE = 1u << 4,
+    /* With one input it pairs each row with its partner in the other half
+     * (correlation): the model is a two-image model. */
+    LAYER_PAIRS_ONE_INPUT = 1u << 5,
 };
 
 /* What a row's build function declares about a node (model.c lays the

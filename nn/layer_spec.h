@@ -9,18 +9,15 @@
 
 #include <stddef.h>
 
-/* One value per registry row (nn/layer_table.c); the table is checked to
- * cover every value. The order is internal: configs and checkpoints name
- * layers by their section name. */
+#include "layer_list.h"
+
+/* One value per registry row, from nn/layer_list.h. The order is internal:
+ * configs and checkpoints name layers by their section name. */
 typedef enum {
-    LAYER_CONV2D,
-    LAYER_MAXPOOL,
-    LAYER_RELU,
-    LAYER_SIGMOID,
-    LAYER_LINEAR,
-    LAYER_FLATTEN,
-    LAYER_L2NORM,
-    LAYER_NTYPES
+#define X(U, l) LAYER_##U,
+    LAYER_LIST(X)
+#undef X
+        LAYER_NTYPES
 } LayerType;
 
 #define LAYER_NAME_MAX 32   /* bytes of a layer name, with the NUL */
@@ -33,19 +30,27 @@ typedef struct LayerCfg {
     char name[LAYER_NAME_MAX];       /* "conv1"; default: type + index */
     char input[LAYER_INPUT_MAX];     /* "conv3@a, conv3@b"; empty: the previous layer */
     int line;                        /* line of the section header, for errors */
-    long filters, size, stride, pad; /* conv2d; maxpool uses size/stride */
+    long filters, size, stride, pad; /* conv2d, deconv2d; maxpool uses size/stride */
     long out;                        /* linear */
+    long factor;                     /* upsample */
+    int mode;                        /* upsample: UpsampleMode */
+    long displacement, dilation;     /* correlation */
+    double momentum, eps;            /* batchnorm */
+    long sync;                       /* batchnorm: 1 = statistics over every rank */
+    double p;                        /* dropout */
     double lr_mult, decay_mult, l2;
 } LayerCfg;
 
 #define MODEL_MAX_LAYERS 64
 
 /* The model part of a config: the layer sections in order, the [model]
- * keys and the Koch head of [head]. */
+ * keys, the node the loss reads and the Koch head of [head]. */
 typedef struct ModelSpec {
     LayerCfg layers[MODEL_MAX_LAYERS];
     int nlayers;
-    int koch_head; /* [head] type = koch */
+    char embedding[LAYER_NAME_MAX];   /* [model] embedding; empty: the last layer */
+    char loss_input[LAYER_INPUT_MAX]; /* [loss] input; empty: the embedding */
+    int koch_head;                    /* [head] type = koch */
     double head_lr_mult, head_l2;
     int no_fusion; /* not a config key: tests run every layer alone */
 } ModelSpec;
@@ -61,7 +66,8 @@ typedef enum { K_INT, K_DBL, K_STR, K_ENUM } KeyType;
 
 /* One config key: io/config parses, checks, prints and documents it from
  * this row. off is the field's offset in the struct the section fills
- * (LayerCfg for layer keys). */
+ * (LayerCfg for layer keys); a K_STR key's max is the field's size in bytes
+ * (0: CFG_PATH of io/config.h). */
 typedef struct ConfigKey {
     const char *section; /* singleton section, or a layer type name */
     const char *key;

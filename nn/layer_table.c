@@ -1,46 +1,40 @@
-/* layer_table: the registry rows (nn/layer.h): for each layer type its
- * config keys, shape inference with its parameters, and the glue from the
- * graph's pointers to its kernel functions. */
+/* layer_table: the registry (nn/layer.h): the keys every layer section
+ * has, the table of rows in LayerType order (built from LAYER_LIST, so it
+ * covers every type by construction; the rows are in nn/layers_*.c), and
+ * the lookups. */
 #include <string.h>
 
-#include "activation.h"
-#include "conv2d.h"
-#include "convblock.h"
-#include "l2norm.h"
-#include "layer.h"
-#include "linear.h"
-#include "pool.h"
-
-#define L(f) offsetof(LayerCfg, f)
+#include "layers.h"
 
 const ConfigKey layer_common_keys[] = {
-    {NULL, "name", K_STR, L(name), 0, 0, "", NULL,
+    {NULL, "name", K_STR, L(name), 0, LAYER_NAME_MAX, "", NULL,
      "layer name (tensor names: NAME.weight, NAME.bias); default: type + index"},
+    {NULL, "input", K_STR, L(input), 0, LAYER_INPUT_MAX, "", NULL,
+     "the nodes it reads: NODE, or NODE@a / NODE@b (a half of a two-image model), several separated by "
+     "commas; "
+     "'input' is the model input; empty: the layer above (docs/graph.md)"},
 };
 const int layer_common_nkeys = (int)(sizeof layer_common_keys / sizeof layer_common_keys[0]);
 
-/* Keys of layers with weights. */
-#define LR_KEYS(type)                                                                                        \
-    {type, "lr_mult", K_DBL, L(lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier"},                    \
-        {type, "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"}, {         \
-        type, "l2", K_DBL, L(l2), 0, 1000, "0", NULL,                                                        \
-            "L2 regularisation lambda of the weights (Koch), in the loss"                                    \
-    }
-#define NKEYS(k) (int)(sizeof k / sizeof k[0])
-
-/* ---- conv2d ------------------------------------------------------------- */
-
-static const ConfigKey conv2d_keys[] = {
-    {"conv2d", "filters", K_INT, L(filters), 1, 65536, NULL, NULL, "output channels"},
-    {"conv2d", "size", K_INT, L(size), 1, 64, "3", NULL, "kernel size (square)"},
-    {"conv2d", "stride", K_INT, L(stride), 1, 64, "1", NULL, "stride"},
-    {"conv2d", "pad", K_INT, L(pad), 0, 64, "0", NULL, "zero padding"},
-    LR_KEYS("conv2d"),
+static const LayerDef *const table[] = {
+#define X(U, l) [LAYER_##U] = &layer_##l,
+    LAYER_LIST(X)
+#undef X
 };
+_Static_assert(sizeof table / sizeof table[0] == LAYER_NTYPES, "the layer table has one row per LayerType");
 
-/* Weight (F, C, K, K) and bias (F) of a convolution-like node. */
-static void declare_weight_bias(Model *m, ModelLayer *L, int ndim, const int *wshape, int nbias,
-                                double fan_in) {
+const LayerDef *layer_def(LayerType t) {
+    ASSERT((int)t >= 0 && t < LAYER_NTYPES);
+    return table[t];
+}
+
+int layer_type_by_name(const char *name) {
+    for (int t = 0; t < LAYER_NTYPES; t++)
+        if (!strcmp(table[t]->name, name)) return t;
+    return -1;
+}
+
+void layers_weight_bias(Model *m, ModelLayer *L, int ndim, const int *wshape, int nbias, double fan_in) {
     L->w_off = model_add_param(m, L, "weight", ndim, wshape,
                                ndim == 4 ? VIEW_INIT_WEIGHT_CONV : VIEW_INIT_WEIGHT_DENSE, fan_in, L->cfg.l2);
     L->nw = m->views[m->nviews - 1].count;
@@ -49,275 +43,8 @@ static void declare_weight_bias(Model *m, ModelLayer *L, int ndim, const int *ws
     L->nb = (size_t)nbias;
 }
 
-static int conv2d_build(Model *m, ModelLayer *L, Err *e) {
-    const LayerCfg *c = &L->cfg;
-    int K = (int)c->size, S = (int)c->stride, P = (int)c->pad, F = (int)c->filters;
-    if (L->in_flat)
-        return err_set(e, "its input is flat (%d features); put convolutions before flatten/linear",
-                       L->c * L->h * L->w);
-    if (L->h + 2 * P < K || L->w + 2 * P < K)
-        return err_set(
-            e,
-            "kernel %d does not fit its %dx%dx%d input (pad %d); lower size, add pad, or drop a pooling "
-            "layer before it",
-            K, L->c, L->h, L->w, P);
-    L->oc = F, L->oh = conv2d_out_size(L->h, K, S, P), L->ow = conv2d_out_size(L->w, K, S, P);
-    int ws[4] = {F, L->c, K, K};
-    declare_weight_bias(m, L, 4, ws, F, (double)L->c * K * K);
-    L->flops = 2ULL * L->nw * (uint64_t)L->oh * (uint64_t)L->ow;
-    return 0;
-}
-
-/* conv2d -> relu [-> maxpool 2x2/2] without padding, where convblock's SIMD
- * kernels run (elsewhere conv2d is faster): the nodes absorbed. */
-static int conv2d_fuse(const ModelLayer *L, const ModelLayer *const *next, int nnext) {
-    if (L->cfg.pad != 0 || !convblock_fast((int)L->cfg.filters) || nnext < 1 || next[0]->type != LAYER_RELU)
-        return 0;
-    int pool =
-        nnext >= 2 && next[1]->type == LAYER_MAXPOOL && next[1]->cfg.size == 2 && next[1]->cfg.stride == 2;
-    return pool ? 2 : 1;
-}
-
-static void conv2d_sizes(Model *m, ModelLayer *L, int max_rows) {
-    const LayerCfg *c = &L->cfg;
-    int K = (int)c->size, S = (int)c->stride, F = (int)c->filters;
-    if (L->fuse > 0) {
-        L->ws_floats = convblock_workspace_floats(L->c, L->h, L->w, F, K, S, L->fuse == 2);
-        if (L->fuse == 2) L->state_row = m->layers[(L - m->layers) + 2].out_size; /* the pool argmax */
-    } else {
-        L->ws_floats = conv2d_workspace_floats(max_rows, L->c, L->h, L->w, F, K, S, (int)c->pad);
-    }
-}
-
-static void conv2d_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    const LayerCfg *c = &L->cfg;
-    const float *w = m->params + L->w_off, *b = m->params + L->b_off;
-    if (L->fuse > 0)
-        convblock_forward(y, L->state, x[0], w, b, rows, L->c, L->h, L->w, (int)c->filters, (int)c->size,
-                          (int)c->stride, L->fuse == 2, !L->nhwc, m->ws);
-    else
-        conv2d_forward(y, x[0], w, b, rows, L->c, L->h, L->w, (int)c->filters, (int)c->size, (int)c->stride,
-                       (int)c->pad, m->ws);
-}
-
-static void conv2d_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                       const float *const *x, int rows) {
-    const LayerCfg *c = &L->cfg;
-    const float *w = m->params + L->w_off;
-    float *dw = m->grads + L->w_off, *db = m->grads + L->b_off;
-    if (L->fuse > 0)
-        convblock_backward(dx[0], dw, db, dy, y, L->state, x[0], w, rows, L->c, L->h, L->w, (int)c->filters,
-                           (int)c->size, (int)c->stride, L->fuse == 2, !L->nhwc, m->ws);
-    else
-        conv2d_backward(dx[0], dw, db, dy, x[0], w, rows, L->c, L->h, L->w, (int)c->filters, (int)c->size,
-                        (int)c->stride, (int)c->pad, m->ws);
-}
-
-/* ---- maxpool ------------------------------------------------------------ */
-
-static const ConfigKey maxpool_keys[] = {
-    {"maxpool", "size", K_INT, L(size), 1, 64, "2", NULL, "window"},
-    {"maxpool", "stride", K_INT, L(stride), 0, 64, "0", NULL, "stride; 0 = size"},
-};
-
-static int maxpool_finish(LayerCfg *c, Err *e) {
-    (void)e;
-    if (c->stride == 0) c->stride = c->size;
-    return 0;
-}
-
-static int maxpool_build(Model *m, ModelLayer *L, Err *e) {
-    (void)m;
-    int K = (int)L->cfg.size, S = (int)L->cfg.stride;
-    if (L->in_flat || L->h < K || L->w < K)
-        return err_set(e, "window %d does not fit its %dx%dx%d input", K, L->c, L->h, L->w);
-    L->oc = L->c, L->oh = maxpool_out_size(L->h, K, S), L->ow = maxpool_out_size(L->w, K, S);
-    L->state_row = (size_t)L->oc * L->oh * L->ow * sizeof(int32_t);
-    return 0;
-}
-
-static void maxpool_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
-    maxpool_forward(y, (int32_t *)L->state, x[0], rows, L->c, L->h, L->w, (int)L->cfg.size,
-                    (int)L->cfg.stride);
-}
-
-static void maxpool_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                        const float *const *x, int rows) {
-    (void)m, (void)y, (void)x;
-    if (dx[0])
-        maxpool_backward(dx[0], dy, (const int32_t *)L->state, rows, L->c, L->h, L->w, (int)L->cfg.size,
-                         (int)L->cfg.stride);
-}
-
-/* ---- shape-preserving elementwise layers --------------------------------- */
-
-static int same_shape_build(Model *m, ModelLayer *L, Err *e) {
+int layers_same_shape(Model *m, ModelLayer *L, Err *e) {
     (void)m, (void)e;
     L->oc = L->c, L->oh = L->h, L->ow = L->w, L->flat = L->in_flat;
     return 0;
-}
-
-static void relu_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
-    relu_forward(y, x[0], L->out_size * (size_t)rows);
-}
-
-static void relu_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                     const float *const *x, int rows) {
-    (void)m, (void)x;
-    if (dx[0]) relu_backward(dx[0], dy, y, L->out_size * (size_t)rows);
-}
-
-static void sigmoid_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
-    sigmoid_forward(y, x[0], L->out_size * (size_t)rows);
-}
-
-static void sigmoid_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                        const float *const *x, int rows) {
-    (void)m, (void)x;
-    if (dx[0]) sigmoid_backward(dx[0], dy, y, L->out_size * (size_t)rows);
-}
-
-/* ---- linear, flatten, l2norm --------------------------------------------- */
-
-static const ConfigKey linear_keys[] = {
-    {"linear", "out", K_INT, L(out), 1, 1 << 24, NULL, NULL, "output features"},
-    LR_KEYS("linear"),
-};
-
-static int linear_build(Model *m, ModelLayer *L, Err *e) {
-    (void)e;
-    int in = (int)L->in_size;
-    L->oc = (int)L->cfg.out, L->oh = 1, L->ow = 1, L->flat = 1;
-    int ws[2] = {L->oc, in};
-    declare_weight_bias(m, L, 2, ws, L->oc, in);
-    L->flops = 2ULL * L->nw;
-    return 0;
-}
-
-static void linear_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    linear_forward(y, x[0], m->params + L->w_off, m->params + L->b_off, rows, (int)L->in_size, L->oc);
-}
-
-static void linear_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                       const float *const *x, int rows) {
-    (void)y;
-    linear_backward(dx[0], m->grads + L->w_off, m->grads + L->b_off, dy, x[0], m->params + L->w_off, rows,
-                    (int)L->in_size, L->oc);
-}
-
-static int flat_build(Model *m, ModelLayer *L, Err *e) {
-    (void)m, (void)e;
-    L->oc = (int)L->in_size, L->oh = 1, L->ow = 1, L->flat = 1;
-    return 0;
-}
-
-/* A flatten whose input gradient cannot share its buffer copies it. */
-static void flatten_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                        const float *const *x, int rows) {
-    (void)m, (void)y, (void)x;
-    if (dx[0]) memcpy(dx[0], dy, L->out_size * (size_t)rows * sizeof(float));
-}
-
-static void flatten_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
-    if (y != x[0]) memcpy(y, x[0], L->out_size * (size_t)rows * sizeof(float));
-}
-
-static int l2norm_build(Model *m, ModelLayer *L, Err *e) {
-    flat_build(m, L, e);
-    L->state_row = sizeof(float);
-    return 0;
-}
-
-static void l2norm_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
-    l2norm_forward(y, (float *)L->state, x[0], rows, (int)L->out_size);
-}
-
-static void l2norm_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
-                       const float *const *x, int rows) {
-    (void)m, (void)x;
-    if (dx[0]) l2norm_backward(dx[0], dy, y, (const float *)L->state, rows, (int)L->out_size);
-}
-
-/* ---- the table ------------------------------------------------------------ */
-
-static const LayerDef table[] = {
-    [LAYER_CONV2D] = {.name = "conv2d",
-                      .doc = "2-D convolution (PyTorch Conv2d), square kernel",
-                      .keys = conv2d_keys,
-                      .nkeys = NKEYS(conv2d_keys),
-                      .min_inputs = 1,
-                      .max_inputs = 1,
-                      .build = conv2d_build,
-                      .forward = conv2d_fwd,
-                      .backward = conv2d_bwd,
-                      .fuse = conv2d_fuse,
-                      .sizes = conv2d_sizes},
-    [LAYER_MAXPOOL] = {.name = "maxpool",
-                       .doc = "max pooling, floor mode",
-                       .keys = maxpool_keys,
-                       .nkeys = NKEYS(maxpool_keys),
-                       .min_inputs = 1,
-                       .max_inputs = 1,
-                       .finish = maxpool_finish,
-                       .build = maxpool_build,
-                       .forward = maxpool_fwd,
-                       .backward = maxpool_bwd},
-    [LAYER_RELU] = {.name = "relu",
-                    .doc = "max(x, 0)",
-                    .min_inputs = 1,
-                    .max_inputs = 1,
-                    .flags = LAYER_INPLACE | LAYER_READS_OUTPUT,
-                    .build = same_shape_build,
-                    .forward = relu_fwd,
-                    .backward = relu_bwd},
-    [LAYER_SIGMOID] = {.name = "sigmoid",
-                       .doc = "1 / (1 + exp(-x))",
-                       .min_inputs = 1,
-                       .max_inputs = 1,
-                       .flags = LAYER_INPLACE | LAYER_READS_OUTPUT,
-                       .build = same_shape_build,
-                       .forward = sigmoid_fwd,
-                       .backward = sigmoid_bwd},
-    [LAYER_LINEAR] = {.name = "linear",
-                      .doc = "fully connected (PyTorch Linear) over the flattened input",
-                      .keys = linear_keys,
-                      .nkeys = NKEYS(linear_keys),
-                      .min_inputs = 1,
-                      .max_inputs = 1,
-                      .build = linear_build,
-                      .forward = linear_fwd,
-                      .backward = linear_bwd},
-    [LAYER_FLATTEN] = {.name = "flatten",
-                       .doc = "one row of C*H*W features (NCHW order)",
-                       .min_inputs = 1,
-                       .max_inputs = 1,
-                       .flags = LAYER_VIEW,
-                       .build = flat_build,
-                       .forward = flatten_fwd,
-                       .backward = flatten_bwd},
-    [LAYER_L2NORM] = {.name = "l2norm",
-                      .doc = "x / max(L2 norm of x, 1e-12), per row",
-                      .min_inputs = 1,
-                      .max_inputs = 1,
-                      .flags = LAYER_READS_OUTPUT,
-                      .build = l2norm_build,
-                      .forward = l2norm_fwd,
-                      .backward = l2norm_bwd},
-};
-_Static_assert(sizeof table / sizeof table[0] == LAYER_NTYPES, "the layer table has one row per LayerType");
-
-const LayerDef *layer_def(LayerType t) {
-    ASSERT((int)t >= 0 && t < LAYER_NTYPES && table[t].name);
-    return &table[t];
-}
-
-int layer_type_by_name(const char *name) {
-    for (int t = 0; t < LAYER_NTYPES; t++)
-        if (table[t].name && !strcmp(table[t].name, name)) return t;
-    return -1;
 }

@@ -85,14 +85,88 @@ size_t model_add_buffer(Model *m, ModelLayer *L, const char *what, int ndim, con
 
 /* ---- inputs and shapes ------------------------------------------------------ */
 
-/* Fills L->in: the previous node (the model input for the first). */
-static int resolve_inputs(Model *m, int i, Err *e) {
-    (void)e;
+/* "input, conv1, ..., conv3" (the names node i may read), for messages. */
+static void names_above(const Model *m, int i, char *out, size_t n) {
+    size_t len = snprintf(out, n, "input");
+    for (int j = 0; j < i && len < n; j++) len += snprintf(out + len, n - len, ", %s", m->layers[j].name);
+}
+
+/* Parses one reference "NAME" / "NAME@a" / "NAME@b" (trimmed) read by node
+ * i; -1 with the reason in e. */
+static int parse_ref(const Model *m, const ModelSpec *spec, int i, const char *tok, NodeRef *r, Err *e) {
+    char name[LAYER_INPUT_MAX];
+    snprintf(name, sizeof name, "%s", tok);
+    r->half = REF_WHOLE;
+    char *at = strchr(name, '@');
+    if (at) {
+        if (!strcmp(at, "@a"))
+            r->half = REF_A;
+        else if (!strcmp(at, "@b"))
+            r->half = REF_B;
+        else
+            return err_set(e, "input '%s': a half is NAME@a or NAME@b", tok);
+        *at = 0;
+    }
+    if (!name[0]) return err_set(e, "input '%s': empty name", tok);
+    if (!strcmp(name, "input")) {
+        r->node = MODEL_INPUT;
+        return 0;
+    }
+    for (int j = 0; j < i; j++)
+        if (!strcmp(m->layers[j].name, name)) {
+            r->node = j;
+            return 0;
+        }
+    for (int j = i; j < spec->nlayers; j++)
+        if (!strcmp(spec->layers[j].name, name))
+            return err_set(e, "input '%s' is %s (line %d): a layer reads only layers above it", name,
+                           j == i ? "this layer" : "a layer below", spec->layers[j].line);
+    char above[600];
+    names_above(m, i, above, sizeof above);
+    return err_set(e, "input '%s' is not a layer above this one (layers above: %s)", name, above);
+}
+
+/* Fills L->in from its `input` key: by default the node above (the model
+ * input for the first). */
+static int resolve_inputs(Model *m, const ModelSpec *spec, int i, const char *cfg_name, Err *e) {
     ModelLayer *L = &m->layers[i];
-    L->nin = 1;
-    L->in[0].node = i > 0 ? i - 1 : MODEL_INPUT;
-    L->in[0].half = REF_WHOLE;
+    Err le;
+    if (!L->cfg.input[0]) {
+        L->nin = 1;
+        L->in[0].node = i > 0 ? i - 1 : MODEL_INPUT;
+        L->in[0].half = REF_WHOLE;
+    } else {
+        char buf[LAYER_INPUT_MAX];
+        snprintf(buf, sizeof buf, "%s", L->cfg.input);
+        L->nin = 0;
+        for (char *tok = buf, *next; tok; tok = next) {
+            next = strchr(tok, ',');
+            if (next) *next++ = 0;
+            while (*tok == ' ' || *tok == '\t') tok++;
+            size_t len = strlen(tok);
+            while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t')) tok[--len] = 0;
+            if (L->nin == LAYER_MAX_INPUTS) {
+                err_set(&le, "more than %d inputs", LAYER_MAX_INPUTS);
+                goto fail;
+            }
+            if (parse_ref(m, spec, i, tok, &L->in[L->nin++], &le)) goto fail;
+        }
+    }
+    if (L->nin < L->def->min_inputs || L->nin > L->def->max_inputs) {
+        if (L->def->min_inputs == L->def->max_inputs)
+            err_set(&le, "takes %d input%s, not %d (input = %s)", L->def->min_inputs,
+                    L->def->min_inputs > 1 ? "s" : "", L->nin,
+                    L->cfg.input[0] ? L->cfg.input : "the layer above");
+        else
+            err_set(&le, "takes %d to %d inputs, not %d (input = %s)", L->def->min_inputs, L->def->max_inputs,
+                    L->nin, L->cfg.input[0] ? L->cfg.input : "the layer above");
+        goto fail;
+    }
+    for (int k = 0; k < L->nin; k++) m->pair |= L->in[k].half != REF_WHOLE;
+    m->pair |= L->nin == 1 && (L->def->flags & LAYER_PAIRS_ONE_INPUT);
     return 0;
+fail:
+    return err_set(e, "%s:%d: [%s] %s: %s", cfg_name, L->line, L->def->name, L->name, le.msg);
 }
 
 /* Shape of what ref r reads, per row. */
@@ -112,6 +186,12 @@ static int build_node(Model *m, int i, const char *cfg_name, Err *e) {
     int c, h, w, flat, halved;
     for (int k = 0; k < L->nin; k++) {
         ref_shape(m, L->in[k], &c, &h, &w, &flat, &halved);
+        if (halved > 1)
+            return err_set(
+                e,
+                "%s:%d: [%s] %s: %s is pair-level (one row per pair): only per-image nodes have an "
+                "a and a b half",
+                cfg_name, L->line, L->def->name, L->name, m->layers[L->in[k].node].name);
         if (k == 0) {
             L->c = c, L->h = h, L->w = w, L->in_flat = flat, L->halved = halved;
         } else if (h != L->h || w != L->w || halved != L->halved) {
@@ -129,8 +209,8 @@ static int build_node(Model *m, int i, const char *cfg_name, Err *e) {
         return err_set(e, "%s:%d: [%s] %s: %s", cfg_name, L->line, L->def->name, L->name, le.msg);
     L->out_size = (size_t)L->oc * L->oh * L->ow;
     if (L->out_size > INT_MAX) /* shapes are ints: a config claiming more is refused, not wrapped */
-        return err_set(e, "%s:%d: [%s] %s: output %dx%dx%d has more than %d values per image", cfg_name, L->line,
-                       L->def->name, L->name, L->oc, L->oh, L->ow, INT_MAX);
+        return err_set(e, "%s:%d: [%s] %s: output %dx%dx%d has more than %d values per image", cfg_name,
+                       L->line, L->def->name, L->name, L->oc, L->oh, L->ow, INT_MAX);
     m->flops_fwd_per_image += L->halved ? L->flops / 2 : L->flops;
     return 0;
 }
@@ -255,6 +335,49 @@ static void plan_gradients(Model *m, int *buf_of) {
     free(busy);
 }
 
+/* ---- outputs ----------------------------------------------------------------- */
+
+/* The embedding ([model] embedding, default the last node: a per-image
+ * node, or none when the default is pair-level) and the loss's node ([loss]
+ * input, default the embedding, or the last node if there is none). */
+static int plan_outputs(Model *m, const ModelSpec *spec, const char *cfg_name, Err *e) {
+    int n = m->nlayers;
+    m->emb = n - 1;
+    if (spec->embedding[0]) {
+        m->emb = model_node(m, spec->embedding);
+        if (m->emb < 0)
+            return err_set(e, "%s: [model] embedding = '%s': no such layer", cfg_name, spec->embedding);
+        if (m->layers[m->emb].halved)
+            return err_set(
+                e,
+                "%s: [model] embedding = '%s' is pair-level (one row per pair): eval and embed need a "
+                "per-image node",
+                cfg_name, spec->embedding);
+    } else if (m->layers[m->emb].halved) {
+        m->emb = -1; /* a pair scorer without an embedding */
+    }
+    m->loss = m->emb >= 0 ? m->emb : n - 1;
+    if (spec->loss_input[0]) {
+        m->loss = model_node(m, spec->loss_input);
+        if (m->loss < 0) {
+            char above[600];
+            names_above(m, n, above, sizeof above);
+            return err_set(e, "%s: [loss] input = '%s': no such layer (layers: %s)", cfg_name,
+                           spec->loss_input, above + 7);
+        }
+    }
+    if (spec->koch_head && m->emb < 0)
+        return err_set(e, "%s: [head] type = koch reads the embedding: set [model] embedding", cfg_name);
+    if (spec->koch_head && m->loss != m->emb)
+        return err_set(
+            e, "%s: [head] type = koch reads the embedding; [loss] input = %s is for models without it",
+            cfg_name, spec->loss_input);
+    m->emb_dim = m->emb >= 0 ? (int)m->layers[m->emb].out_size : 0;
+    if (m->emb >= 0) m->layers[m->emb].is_output = 1;
+    m->layers[m->loss].is_output = 1;
+    return 0;
+}
+
 /* ---- build ------------------------------------------------------------------ */
 
 int model_plan(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int h, int w, int max_batch,
@@ -279,14 +402,24 @@ int model_plan(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int
         L->line = L->cfg.line;
         L->l2 = L->cfg.l2;
         L->alias = i;
-        if (resolve_inputs(m, i, e) || build_node(m, i, cfg_name, e)) {
+    }
+    /* Inputs first: whether this is a two-image model decides some shapes. */
+    for (int i = 0; i < n; i++)
+        if (resolve_inputs(m, spec, i, cfg_name, e)) {
             model_free(m);
             return -1;
         }
+    if (m->pair && (m->max_batch & 1)) m->max_batch++; /* whole pairs: every pair-level node has rows */
+    max_batch = m->max_batch;
+    for (int i = 0; i < n; i++)
+        if (build_node(m, i, cfg_name, e)) {
+            model_free(m);
+            return -1;
+        }
+    if (plan_outputs(m, spec, cfg_name, e)) {
+        model_free(m);
+        return -1;
     }
-    m->emb = n - 1;
-    m->emb_dim = (int)m->layers[m->emb].out_size;
-    m->layers[m->emb].is_output = 1;
     if (spec->koch_head) {
         m->has_head = 1;
         m->head_l2 = spec->head_l2;
@@ -322,7 +455,7 @@ int model_plan(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int
     m->gbuf_of = xcalloc((size_t)n, sizeof(int));
     plan_gradients(m, m->gbuf_of);
     m->embed_only = xcalloc((size_t)n, 1);
-    m->embed_only[m->emb] = 1;
+    if (m->emb >= 0) m->embed_only[m->emb] = 1;
     for (int i = n - 1; i >= 0; i--)
         for (int k = 0; m->embed_only[i] && k < m->layers[i].nin; k++)
             if (m->layers[i].in[k].node >= 0) m->embed_only[m->layers[i].in[k].node] = 1;
@@ -438,7 +571,7 @@ double model_l2_penalty(Model *m) {
 static void format_inputs(const Model *m, const ModelLayer *L, char *out, size_t n) {
     size_t len = 0;
     out[0] = 0;
-    for (int k = 0; k < L->nin; k++) {
+    for (int k = 0; k < L->nin && len < n; k++) {
         NodeRef r = L->in[k];
         const char *name = r.node == MODEL_INPUT ? "input" : m->layers[r.node].name;
         len += snprintf(out + len, len < n ? n - len : 0, "%s%s%s", k ? ", " : "", name,
@@ -460,15 +593,35 @@ void model_describe(const Model *m, FILE *out) {
     if (m->has_head)
         fprintf(out, "  %-10s %-11s %-20s %-14s %10d\n", "head", "koch", m->layers[m->emb].name, "1",
                 m->emb_dim + 1);
-    fprintf(out, "  total %zu parameters, input %dx%dx%d, embedding %s (%d), %.2f MFLOP forward per image\n",
-            m->nparams, m->in_c, m->in_h, m->in_w, m->layers[m->emb].name, m->emb_dim,
+    fprintf(out,
+            "  total %zu parameters, %zu buffer floats, input %dx%dx%d%s, embedding %s (%d), loss reads %s, "
+            "%.2f MFLOP forward per image\n",
+            m->nparams, m->nbuffers, m->in_c, m->in_h, m->in_w, m->pair ? " (two images: [a; b])" : "",
+            m->emb >= 0 ? m->layers[m->emb].name : "none", m->emb_dim, m->layers[m->loss].name,
             (double)m->flops_fwd_per_image / 1e6);
+}
+
+char *model_graph_text(const Model *m) {
+    size_t cap = 256 + (size_t)m->nlayers * 192, len = 0;
+    char *s = xmalloc(cap);
+    len += snprintf(s, cap, "input %dx%dx%d%s\n", m->in_c, m->in_h, m->in_w, m->pair ? " pairs" : "");
+    for (int i = 0; i < m->nlayers; i++) {
+        const ModelLayer *L = &m->layers[i];
+        char in[LAYER_INPUT_MAX + 32];
+        format_inputs(m, L, in, sizeof in);
+        len += snprintf(s + len, cap - len, "node %s %s input=%s output=%dx%dx%d rows=%s\n", L->name,
+                        L->def->name, in, L->oc, L->oh, L->ow, L->halved ? "pair" : "image");
+    }
+    len += snprintf(s + len, cap - len, "embedding %s\nloss %s\n",
+                    m->emb >= 0 ? m->layers[m->emb].name : "none", m->layers[m->loss].name);
+    return s;
 }
 
 static void print_views(char **s, size_t *len, size_t *cap, const ParamView *v, int n, const char *tag) {
     for (int i = 0; i < n; i++) {
         if (*cap - *len < 256) *s = xrealloc(*s, *cap *= 2);
         *len += snprintf(*s + *len, *cap - *len, "%s", v[i].name);
+        if (!v[i].ndim) *len += snprintf(*s + *len, *cap - *len, " 1"); /* a scalar: one float */
         for (int d = 0; d < v[i].ndim; d++)
             *len += snprintf(*s + *len, *cap - *len, "%c%d", d ? 'x' : ' ', v[i].shape[d]);
         *len += snprintf(*s + *len, *cap - *len, "%s\n", tag);
@@ -489,6 +642,8 @@ int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e)
         sp = buf + (sp - p);
         *sp = 0;
         const char *name = buf, *shape = sp + 1;
+        int buffer = len > 7 && !strcmp(buf + len - 7, " buffer"); /* a running statistic */
+        if (buffer) buf[len - 7] = 0;
         if (line == 1) {
             if (strcmp(name, "input") || model_parse_shape(shape, &out->in_c, &out->in_h, &out->in_w))
                 return err_set(e, "topology line 1 is not 'input CxHxW'");
@@ -516,9 +671,9 @@ int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e)
                                "topology line %d: '%.60s' is not a tensor name and shape d1x..., at most %d "
                                "dimensions of 1..2147483647",
                                line, shape, ARENA_MAX_DIMS);
-            out->floats += count;
+            *(buffer ? &out->buffer_floats : &out->floats) += count;
             out->tensors++;
-            if (out->floats > MODEL_TOPOLOGY_MAX_FLOATS)
+            if (out->floats > MODEL_TOPOLOGY_MAX_FLOATS || out->buffer_floats > MODEL_TOPOLOGY_MAX_FLOATS)
                 return err_set(e, "topology line %d: more than %llu parameters in all", line,
                                (unsigned long long)MODEL_TOPOLOGY_MAX_FLOATS);
         }

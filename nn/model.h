@@ -86,6 +86,7 @@ typedef void (*ModelAllreduceFn)(void *ctx, double *v, int n);
 typedef struct ModelStep {
     int train;     /* 1: batch statistics, dropout; 0: inference */
     uint64_t step; /* global step */
+    uint64_t seed; /* the run's seed (dropout keys) */
     int blocks, items, item0, global_items;
 } ModelStep;
 
@@ -100,8 +101,9 @@ typedef struct Model {
     int nlayers;
     ModelLayer *layers;
     int in_c, in_h, in_w;
-    int emb; /* embedding node (eval, embed, the default loss input) */
-    int emb_dim;
+    int emb;               /* embedding node (eval, embed, the Koch head); -1: none */
+    int emb_dim;           /* its floats per row (0: none) */
+    int loss;              /* the node the loss reads */
     int pair;              /* names X@a / X@b: input rows are [a; b] */
     int max_batch;         /* input rows at most */
     float *params, *grads; /* the two arenas, same layout */
@@ -158,13 +160,21 @@ void model_init(Model *m, int scheme, uint64_t seed);
 /* Sets the step forward runs in (train or inference, keys of dropout). */
 void model_set_step(Model *m, const ModelStep *st);
 
-/* Forward over x (rows, c, h, w), every node; returns the embedding node's
- * output (rows of it x emb_dim), owned by the model and valid until the
- * next forward. rows <= max_batch (even in a two-image model). */
+/* Forward over x (rows, c, h, w), every node; returns the output of the
+ * node the loss reads (its rows x its floats per row; by default the
+ * embedding, rows x emb_dim), owned by the model and valid until the next
+ * forward. rows <= max_batch (even in a two-image model). */
 const float *model_forward(Model *m, const float *x, int rows);
 /* Inference on single images (eval, embed): only the embedding node and
- * what it reads; any rows (also odd ones in a two-image model). */
+ * what it reads; any rows (also odd ones in a two-image model). The model
+ * must have an embedding (emb >= 0). */
 const float *model_embed(Model *m, const float *x, int rows);
+
+/* The position in the global batch of row r of node i in the current
+ * step (dropout keys): per-image rows t * global_items + item0 + j for
+ * local row t * items + j; pair-level rows item0 + r; r itself when no
+ * step was set. */
+uint64_t model_row_position(const Model *m, int i, int r);
 
 /* Nodes by name (-1 if none); a node's output after forward, its floats per
  * row and its rows for `rows` input rows. */
@@ -180,7 +190,8 @@ int model_node_rows(const Model *m, int node, int rows);
  * soon as a node's parameter gradients are final (from the last node to
  * the first); ready may be NULL. */
 void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradReadyFn ready, void *ctx);
-/* The same with one seed, dE (rows x emb_dim) on the embedding node. */
+/* The same with one seed, dE on the node the loss reads (its rows x its
+ * floats per row). */
 void model_backward(Model *m, const float *x, const float *dE, int rows, GradReadyFn ready, void *ctx);
 
 /* After a training step's forward: running statistics move (batch norm). */
@@ -192,6 +203,10 @@ double model_l2_penalty(Model *m);
 
 /* Writes the node table (name, type, inputs, output shape, parameters). */
 void model_describe(const Model *m, FILE *out);
+/* The nodes as text, one line each ("node NAME TYPE input=... output=CxHxW
+ * rows=image|pair"), then the embedding and the loss's node: the
+ * checkpoint's graph section. Caller frees. */
+char *model_graph_text(const Model *m);
 /* One-line-per-tensor topology text (name and shape of every parameter
  * view, then of every buffer, the input shape): checkpoints compare it on
  * load. Caller frees. */
@@ -202,12 +217,14 @@ char *model_topology(const Model *m);
 typedef struct ModelTopology {
     int in_c, in_h, in_w;
     int tensors;
-    uint64_t floats;
+    uint64_t floats;        /* of the parameter tensors */
+    uint64_t buffer_floats; /* of the tensors tagged "buffer" (running statistics) */
 } ModelTopology;
 /* Parses n bytes of model_topology's text (from a checkpoint: any bytes) as
  * "input CxHxW" and one "name d1xd2..." line per tensor (1..ARENA_MAX_DIMS
  * dimensions, each 1..2^31-1, at most MODEL_TOPOLOGY_MAX_FLOATS floats in
- * all). 0, or -1 with the fault in e (without a file name). */
+ * all), a buffer's line ending in " buffer". 0, or -1 with the fault in e
+ * (without a file name). */
 #define MODEL_TOPOLOGY_MAX_FLOATS ((uint64_t)1 << 40)
 int model_topology_parse(const char *text, size_t n, ModelTopology *out, Err *e);
 

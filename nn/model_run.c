@@ -23,6 +23,14 @@ const float *model_output(const Model *m, int node) { return m->out[node]; }
 size_t model_node_size(const Model *m, int node) { return m->layers[node].out_size; }
 int model_node_rows(const Model *m, int node, int rows) { return rows >> m->layers[node].halved; }
 
+uint64_t model_row_position(const Model *m, int i, int r) {
+    const ModelStep *s = &m->st;
+    if (s->items <= 0) return (uint64_t)r;
+    if (m->layers[i].halved) return (uint64_t)s->item0 + (uint64_t)r;
+    return (uint64_t)(r / s->items) * (uint64_t)s->global_items + (uint64_t)s->item0 +
+           (uint64_t)(r % s->items);
+}
+
 /* Rows of what ref r reads when the model input has `rows` rows. */
 static int ref_rows(const Model *m, NodeRef r, int rows) {
     int n = r.node == MODEL_INPUT ? rows : rows >> m->layers[r.node].halved;
@@ -65,10 +73,11 @@ static void run_forward(Model *m, const float *x, int rows, const unsigned char 
 const float *model_forward(Model *m, const float *x, int rows) {
     ASSERT(!m->pair || rows % 2 == 0);
     run_forward(m, x, rows, NULL);
-    return m->out[m->emb];
+    return m->out[m->loss];
 }
 
 const float *model_embed(Model *m, const float *x, int rows) {
+    ASSERT(m->emb >= 0);
     int train = m->st.train;
     m->st.train = 0;
     run_forward(m, x, rows, m->embed_only);
@@ -164,7 +173,7 @@ void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradRead
 
 void model_backward(Model *m, const float *x, const float *dE, int rows, GradReadyFn ready, void *ctx) {
     ASSERT(x == m->x && rows == m->rows);
-    ModelSeed s = {m->emb, dE};
+    ModelSeed s = {m->loss, dE};
     model_backward_seeds(m, &s, 1, ready, ctx);
 }
 

@@ -1,9 +1,11 @@
 /* p ranks against 1 rank on the same global batches: for every loss and
  * miner (triplet batch-hard, semi-hard, batch-all, soft margin, contrastive
  * all / hard pairs / offline pairs, Koch BCE offline / hard pairs, offline
- * triplets, and SGD, Nesterov and Adam updates) the loss of each step
- * equals the 1-rank loss within 1e-6 relative and the weights after 5 steps
- * within 1e-5, with global mining. Rank 0 first computes the 1-rank
+ * triplets, and SGD, Nesterov and Adam updates), and for two graphs (batch
+ * norm synchronised over ranks with dropout; a two-tower model on pairs with
+ * the same, the gradient buckets overlapping backward) the loss of each step
+ * equals the 1-rank loss within 1e-6 relative and the weights (and running
+ * statistics) after 5 steps within 1e-5, with global mining. Rank 0 first computes the 1-rank
  * reference in the same job (dist_test_solo). Also: every rank ends with
  * bit-identical weights, and local-scope mining is NOT equivalent. */
 #include <stdlib.h>
@@ -58,30 +60,48 @@ static void make_dataset(void) {
 typedef struct Recipe {
     const char *name;
     const char *sets[8];
+    const char *config; /* NULL: configs/tiny.ini */
 } Recipe;
 
 static const Recipe recipes[] = {
-    {"triplet batch_hard", {"mining.strategy=batch_hard"}},
-    {"triplet semi_hard", {"mining.strategy=semi_hard"}},
-    {"triplet batch_all", {"mining.strategy=batch_all"}},
-    {"triplet soft batch_all + nesterov", {"mining.strategy=batch_all", "loss.soft=1", "optim.nesterov=1"}},
-    {"contrastive all pairs + adam", {"loss.type=contrastive", "loss.margin=1", "mining.strategy=none", "optim.type=adam",
-                                      "optim.lr=0.01"}},
-    {"contrastive hard_pairs", {"loss.type=contrastive", "loss.margin=1", "mining.strategy=hard_pairs"}},
-    {"contrastive offline pairs", {"sampler.mode=pairs", "sampler.batch=14", "loss.type=contrastive",
-                                   "loss.margin=1", "mining.strategy=none"}},
-    {"koch bce offline pairs", {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch",
-                                "mining.strategy=none", "conv1.l2=0.01"}},
-    {"koch bce hard_pairs", {"loss.type=bce", "head.type=koch", "mining.strategy=hard_pairs", "optim.type=adamw",
-                             "optim.lr=0.01"}},
-    {"offline triplets", {"sampler.mode=triplets", "sampler.batch=10", "mining.strategy=none"}},
+    {"triplet batch_hard", {"mining.strategy=batch_hard"}, NULL},
+    {"triplet semi_hard", {"mining.strategy=semi_hard"}, NULL},
+    {"triplet batch_all", {"mining.strategy=batch_all"}, NULL},
+    {"triplet soft batch_all + nesterov",
+     {"mining.strategy=batch_all", "loss.soft=1", "optim.nesterov=1"},
+     NULL},
+    {"contrastive all pairs + adam",
+     {"loss.type=contrastive", "loss.margin=1", "mining.strategy=none", "optim.type=adam", "optim.lr=0.01"},
+     NULL},
+    {"contrastive hard_pairs",
+     {"loss.type=contrastive", "loss.margin=1", "mining.strategy=hard_pairs"},
+     NULL},
+    {"contrastive offline pairs",
+     {"sampler.mode=pairs", "sampler.batch=14", "loss.type=contrastive", "loss.margin=1",
+      "mining.strategy=none"},
+     NULL},
+    {"koch bce offline pairs",
+     {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
+      "conv1.l2=0.01"},
+     NULL},
+    {"koch bce hard_pairs",
+     {"loss.type=bce", "head.type=koch", "mining.strategy=hard_pairs", "optim.type=adamw", "optim.lr=0.01"},
+     NULL},
+    {"offline triplets", {"sampler.mode=triplets", "sampler.batch=10", "mining.strategy=none"}, NULL},
+    /* Graphs (docs/graph.md): batch norm synchronised over ranks and
+     * dropout keyed by global position; a two-tower model on pairs. Small
+     * buckets, so that several start while backward still runs. */
+    {"batch norm + dropout (graph)", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/bn.ini"},
+    {"two-tower pairs, bn + dropout (graph)",
+     {"dist.bucket_kfloats=1"},
+     "tests/fixtures/graph/two-tower.ini"},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
 static char *recipe_text(const Recipe *rc, const char *extra) {
     Config c;
     Err e;
-    if (config_parse_file(&c, "configs/tiny.ini", &e)) FATAL("%s", e.msg);
+    if (config_parse_file(&c, rc->config ? rc->config : "configs/tiny.ini", &e)) FATAL("%s", e.msg);
     char data[320];
     snprintf(data, sizeof data, "data.train=%s/data.lmdb", dir);
     const char *base[] = {data, "data.test=", "sampler.p=4", "sampler.k=6", "optim.lr=0.1", "run.seed=11"};
@@ -94,8 +114,10 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     return config_to_text(&c);
 }
 
-/* Runs STEPS steps; losses (STEPS) and the final weights (returned). */
-static float *run(const char *text, double *losses, size_t *nparams) {
+/* Runs STEPS steps; losses (STEPS) and the final weights, then buffers
+ * (returned; *nparams floats in all). *overlap: the fewest gradient buckets
+ * that had started when backward returned, over the steps. */
+static float *run(const char *text, double *losses, size_t *nparams, size_t *overlap) {
     Trainer t;
     Err e;
     if (trainer_setup(&t, text, 0, &e)) FATAL("%s", e.msg);
@@ -108,12 +130,14 @@ static float *run(const char *text, double *losses, size_t *nparams) {
         StepTimes st;
         trainer_step(&t, &b, &st);
         losses[s] = t.last_loss;
+        if (overlap) *overlap = s ? MIN(*overlap, t.buckets_in_backward) : t.buckets_in_backward;
     }
     ds_reader_close(r);
     batch_free(&b);
-    *nparams = t.model.nparams;
-    float *w = xmalloc(t.model.nparams * sizeof(float));
+    *nparams = t.model.nparams + t.model.nbuffers;
+    float *w = xmalloc(*nparams * sizeof(float));
     memcpy(w, t.model.params, t.model.nparams * sizeof(float));
+    memcpy(w + t.model.nparams, t.model.buffers, t.model.nbuffers * sizeof(float));
     trainer_free(&t);
     return w;
 }
@@ -137,13 +161,16 @@ int main(int argc, char **argv) {
         char *text = recipe_text(&recipes[k], NULL);
         double ref_loss[STEPS] = {0}, loss[STEPS];
         float *ref = NULL;
-        size_t n = 0, n2;
+        size_t n = 0, n2, overlap = 0;
         if (rank == 0) {
             dist_test_solo(1);
-            ref = run(text, ref_loss, &n);
+            ref = run(text, ref_loss, &n, NULL);
             dist_test_solo(0);
         }
-        float *w = run(text, loss, &n2);
+        float *w = run(text, loss, &n2, &overlap);
+        if (recipes[k].config && world > 1)
+            CHECK(overlap >= 2, "%s, %d ranks: only %zu gradient buckets started during backward",
+                  recipes[k].name, world, overlap);
         /* Replicas are bit-identical on every rank. */
         uint64_t h = hash64(w, n2 * sizeof(float), HASH64_INIT);
         double hd = (double)(h >> 11), hmax = dist_max_double(hd), hmin = -dist_max_double(-hd);
@@ -152,16 +179,18 @@ int main(int argc, char **argv) {
             double worst = 0;
             for (int s = 0; s < STEPS; s++)
                 worst = fmax(worst, fabs(loss[s] - ref_loss[s]) / fmax(1e-12, fabs(ref_loss[s])));
-            CHECK(worst <= 1e-6, "%s, %d ranks: loss differs from 1 rank by %.3g relative (step-0 loss %.9g vs %.9g)",
+            CHECK(worst <= 1e-6,
+                  "%s, %d ranks: loss differs from 1 rank by %.3g relative (step-0 loss %.9g vs %.9g)",
                   recipes[k].name, world, worst, loss[0], ref_loss[0]);
-            CHECK(ref_loss[0] > 0 && isfinite(ref_loss[0]), "%s: a real loss (%g)", recipes[k].name, ref_loss[0]);
+            CHECK(ref_loss[0] > 0 && isfinite(ref_loss[0]), "%s: a real loss (%g)", recipes[k].name,
+                  ref_loss[0]);
             double wd = max_rel_diff(ref, w, n);
-            CHECK(n == n2 && wd <= 1e-5, "%s, %d ranks: weights after %d steps differ by %.3g", recipes[k].name, world,
-                  STEPS, wd);
+            CHECK(n == n2 && wd <= 1e-5, "%s, %d ranks: weights after %d steps differ by %.3g",
+                  recipes[k].name, world, STEPS, wd);
             /* The run moved the weights at all (a frozen run would pass). */
             CHECK(ref_loss[STEPS - 1] != ref_loss[0], "%s: loss changes over the steps", recipes[k].name);
-            printf("%-36s %d ranks: loss %.6f -> %.6f, max loss diff %.2g, max weight diff %.2g\n", recipes[k].name,
-                   world, ref_loss[0], ref_loss[STEPS - 1], worst, wd);
+            printf("%-36s %d ranks: loss %.6f -> %.6f, max loss diff %.2g, max weight diff %.2g\n",
+                   recipes[k].name, world, ref_loss[0], ref_loss[STEPS - 1], worst, wd);
         }
         free(ref);
         free(w);
@@ -173,8 +202,21 @@ int main(int argc, char **argv) {
         char *g = recipe_text(&recipes[0], NULL), *l = recipe_text(&recipes[0], "mining.scope=local");
         double lg[STEPS], ll[STEPS];
         size_t n;
-        float *a = run(g, lg, &n), *b = run(l, ll, &n);
+        float *a = run(g, lg, &n, NULL), *b = run(l, ll, &n, NULL);
         if (rank == 0) CHECK(lg[0] != ll[0], "local scope differs from global (%.9g vs %.9g)", lg[0], ll[0]);
+        free(a), free(b), free(g), free(l);
+    }
+    /* Batch norm with sync = 0 uses each rank's own rows: not equivalent
+     * with 2+ ranks (and the replicas still agree: only the running
+     * statistics are per rank). */
+    if (world >= 2) {
+        const Recipe *bn = &recipes[NRECIPES - 2];
+        char *g = recipe_text(bn, NULL), *l = recipe_text(bn, "bn1.sync=0");
+        double lg[STEPS], ll[STEPS];
+        size_t n;
+        float *a = run(g, lg, &n, NULL), *b = run(l, ll, &n, NULL);
+        if (rank == 0)
+            CHECK(lg[0] != ll[0], "bn1.sync = 0 differs from sync = 1 (%.9g vs %.9g)", lg[0], ll[0]);
         free(a), free(b), free(g), free(l);
     }
     dist_barrier();

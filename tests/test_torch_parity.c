@@ -20,11 +20,10 @@
 #include "../dist/train.h"
 #include "../io/npy.h"
 #include "../io/pairgen.h"
+#include "fixture_num.h"
+#include "fixture_torch.h"
 #include "test.h"
 
-#ifndef PYTHON
-#define PYTHON "/usr/bin/python3"
-#endif
 #define TOL 1e-4
 #define CLASSES 10
 #define PER_CLASS 40
@@ -35,40 +34,13 @@ static char root[PATH_MAX]; /* repository root */
 static char dir[PATH_MAX];  /* temporary directory */
 static uint8_t *images;     /* (CLASSES * PER_CLASS, SIDE * SIDE), by sample id */
 
-/* snprintf into a path buffer; a path that does not fit is fatal. */
-static void path_fmt(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(out, n, fmt, ap);
-    va_end(ap);
-    if (len < 0 || (size_t)len >= n) FATAL("path too long: %s...", out);
-}
-
-/* The repository root: the cwd if it holds the configs, else three levels
- * above this binary (BUILD/tests/test_torch_parity). */
-static void find_root(void) {
-    if (access("configs/fmnist-triplet.ini", R_OK) == 0) {
-        path_fmt(root, sizeof root, ".");
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) FATAL("run test_torch_parity from the repository root (configs/ not found)");
-    exe[n] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *s = strrchr(exe, '/');
-        if (s) *s = 0;
-    }
-    path_fmt(root, sizeof root, "%s", exe);
-}
-
 /* 10 classes x 40 images: a class stripe pattern plus noise. */
 static void make_dataset(void) {
     Err e;
     snprintf(dir, sizeof dir, "/tmp/siamese-parity-XXXXXX");
     if (!mkdtemp(dir)) FATAL("mkdtemp %s failed", dir);
     char path[PATH_MAX];
-    path_fmt(path, sizeof path, "%s/data.lmdb", dir);
+    fixture_path_fmt(path, sizeof path, "%s/data.lmdb", dir);
     DsWriterSpec spec = {1, SIDE, SIDE, CLASSES, 0, 0, "torch parity test", NULL};
     DsWriter *w;
     if (ds_writer_create(&w, path, &spec, &e)) FATAL("%s", e.msg);
@@ -115,17 +87,10 @@ static float *copy_floats(const float *p, size_t n) {
     return q;
 }
 
-static void write_f32(const char *cdir, const char *name, const float *p, int64_t rows, int64_t cols) {
-    char path[PATH_MAX];
-    Err e;
-    path_fmt(path, sizeof path, "%s/%s", cdir, name);
-    if (npy_write_f32(path, p, rows, cols, &e)) FATAL("%s", e.msg);
-}
-
 static void write_i32(const char *cdir, const char *name, const int32_t *p, int64_t n) {
     char path[PATH_MAX];
     Err e;
-    path_fmt(path, sizeof path, "%s/%s", cdir, name);
+    fixture_path_fmt(path, sizeof path, "%s/%s", cdir, name);
     if (npy_write_i32(path, p, n, &e)) FATAL("%s", e.msg);
 }
 
@@ -135,10 +100,10 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
     Err e;
     Config c;
     char path[PATH_MAX], data[PATH_MAX], rundir[PATH_MAX];
-    path_fmt(path, sizeof path, "%s/%s", root, cfg_file);
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, cfg_file);
     if (config_parse_file(&c, path, &e)) FATAL("%s", e.msg);
-    path_fmt(data, sizeof data, "data.train=%s/data.lmdb", dir);
-    path_fmt(rundir, sizeof rundir, "run.dir=%s/run-%s", dir, recipe);
+    fixture_path_fmt(data, sizeof data, "data.train=%s/data.lmdb", dir);
+    fixture_path_fmt(rundir, sizeof rundir, "run.dir=%s/run-%s", dir, recipe);
     const char *sets[] = {data, "data.test=", rundir, "sampler.p=8"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         if (config_set(&c, sets[i], &e)) FATAL("%s", e.msg);
@@ -205,8 +170,8 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
         for (size_t k = 0; k < in; k++) px[(size_t)i * in + k] = images[(size_t)b.lb.ids[i] * in + k];
     write_i32(cdir, "pixels.npy", px, (int64_t)((size_t)s->n * in));
     free(px);
-    write_f32(cdir, "x.npy", s->x, s->n, (int64_t)in);
-    write_f32(cdir, "params.npy", s->params, 1, (int64_t)s->nparams);
+    fixture_put_f32(cdir, "x.npy", s->x, s->n, (int64_t)in);
+    fixture_put_f32(cdir, "params.npy", s->params, 1, (int64_t)s->nparams);
     if (pk) {
         write_i32(cdir, "labels.npy", b.lb.labels, s->n);
     } else {
@@ -217,7 +182,7 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
         write_i32(cdir, "same.npy", y, B);
         free(y);
     }
-    path_fmt(path, sizeof path, "%s/meta.txt", cdir);
+    fixture_path_fmt(path, sizeof path, "%s/meta.txt", cdir);
     FILE *f = fopen(path, "w");
     if (!f) FATAL("cannot write %s", path);
     fprintf(f, "recipe %s\nshape %d %d %d\nimages %d\n", recipe, b.channels, b.height, b.width, s->n);
@@ -232,55 +197,25 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
     trainer_free(&t);
 }
 
-/* max|a - b| / max|b| over n floats (b: the reference); +inf on NaN. */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (isnan(d)) return INFINITY;
-        diff = fmax(diff, d);
-        scale = fmax(scale, fabs((double)b[i]));
-    }
-    return diff / fmax(scale, 1e-30);
-}
-
 static double max_abs(const float *p, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)p[i]));
     return m;
 }
 
-/* Reads cdir/name into a fresh array of exactly count floats. */
-static float *read_f32(const char *cdir, const char *name, size_t count) {
-    char path[PATH_MAX];
-    path_fmt(path, sizeof path, "%s/%s", cdir, name);
-    NpyArray a;
-    Err e;
-    if (npy_read(&a, path, &e)) {
-        CHECK(0, "%s", e.msg);
-        return NULL;
-    }
-    if (a.dtype != 'f' || a.count != count) {
-        CHECK(0, "%s: %zu floats expected, found %zu (dtype %c)", path, count, a.count, a.dtype);
-        npy_free(&a);
-        return NULL;
-    }
-    return a.data;
-}
-
 static void compare(const Side *s, const char *recipe, const char *cdir) {
     size_t in = (size_t)SIDE * SIDE, ne = (size_t)s->n * (size_t)s->D;
-    float *tx = read_f32(cdir, "torch_x.npy", (size_t)s->n * in);
-    float *te = read_f32(cdir, "torch_emb.npy", ne);
-    float *tl = read_f32(cdir, "torch_loss.npy", 1);
-    float *tg = read_f32(cdir, "torch_grads.npy", s->nparams);
-    float *tp = read_f32(cdir, "torch_new_params.npy", s->nparams);
+    float *tx = fixture_get_f32(cdir, "torch_x.npy", (size_t)s->n * in);
+    float *te = fixture_get_f32(cdir, "torch_emb.npy", ne);
+    float *tl = fixture_get_f32(cdir, "torch_loss.npy", 1);
+    float *tg = fixture_get_f32(cdir, "torch_grads.npy", s->nparams);
+    float *tp = fixture_get_f32(cdir, "torch_new_params.npy", s->nparams);
     if (!tx || !te || !tl || !tg || !tp) goto out;
 
-    double err = rel_err(s->x, tx, (size_t)s->n * in);
+    double err = fixture_max_rel_err(s->x, tx, (size_t)s->n * in);
     printf("%-8s %-18s %-10s max rel err %.3g\n", recipe, "input x", "", err);
     CHECK(err <= 1e-6, "%s: normalised input differs from (px/255 - 0.2860)/0.3530 by %.3g", recipe, err);
-    err = rel_err(s->emb, te, ne);
+    err = fixture_max_rel_err(s->emb, te, ne);
     printf("%-8s %-18s %-10s max rel err %.3g\n", recipe, "embeddings", "", err);
     CHECK(err <= TOL, "%s: embeddings differ by %.3g relative", recipe, err);
     err = fabs(s->loss - tl[0]) / fmax(fabs(tl[0]), 1e-30);
@@ -297,8 +232,8 @@ static void compare(const Side *s, const char *recipe, const char *cdir) {
         const ParamView *pv = &s->views[v];
         const float *g = s->grads + pv->offset, *rg = tg + pv->offset;
         int zero = strcmp(recipe, "pair") == 0 && strcmp(pv->name, "fc2.bias") == 0;
-        double eg = rel_err(g, rg, pv->count),
-               ep = rel_err(s->new_params + pv->offset, tp + pv->offset, pv->count);
+        double eg = fixture_max_rel_err(g, rg, pv->count),
+               ep = fixture_max_rel_err(s->new_params + pv->offset, tp + pv->offset, pv->count);
         /* The update itself, p_new - p_old, C vs torch (looser: its float
          * rounding is relative to p, not to the step). */
         double du = 0, ds = 0;
@@ -331,7 +266,7 @@ static void compare(const Side *s, const char *recipe, const char *cdir) {
     const ParamView *pv = &s->views[2];
     float *bad = copy_floats(s->grads + pv->offset, pv->count);
     bad[pv->count / 2] += (float)(2e-4 * max_abs(tg + pv->offset, pv->count));
-    err = rel_err(bad, tg + pv->offset, pv->count);
+    err = fixture_max_rel_err(bad, tg + pv->offset, pv->count);
     CHECK(err > TOL, "%s: a perturbed %s gradient passed the check (err %.3g)", recipe, pv->name, err);
     free(bad);
 out:
@@ -339,7 +274,7 @@ out:
 }
 
 int main(void) {
-    find_root();
+    fixture_repo_root(root, sizeof root, "configs/fmnist-triplet.ini");
     make_dataset();
     static const struct {
         const char *name, *cfg;
@@ -347,7 +282,7 @@ int main(void) {
     Side sides[2];
     char cdirs[2][PATH_MAX];
     for (int k = 0; k < 2; k++) {
-        path_fmt(cdirs[k], sizeof cdirs[k], "%s/%s", dir, recipes[k].name);
+        fixture_path_fmt(cdirs[k], sizeof cdirs[k], "%s/%s", dir, recipes[k].name);
         if (mkdir(cdirs[k], 0700)) FATAL("mkdir %s failed", cdirs[k]);
         memset(&sides[k], 0, sizeof sides[k]);
         run_c(&sides[k], recipes[k].name, recipes[k].cfg, cdirs[k]);
@@ -355,32 +290,21 @@ int main(void) {
     free(images);
 
     char cmd[4 * PATH_MAX];
-    path_fmt(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s '%s/tests/parity_torch.py' '%s' '%s'", PYTHON, root,
-             cdirs[0], cdirs[1]);
-    fflush(stdout);
-    int rc = access(PYTHON, X_OK) == 0 ? system(cmd) : -2;
-    int status = rc >= 0 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    int no_torch = rc == -2 || status == 77 || status == 127;
-    if (no_torch) {
-        CHECK(0,
-              "PyTorch is not available to %s: `make deps` (run by `make test`) installs Debian's "
-              "python3-torch",
-              PYTHON);
-    } else {
-        CHECK(status == 0, "%s failed (status %d)", cmd, status);
-        if (status == 0) {
-            compare(&sides[0], recipes[0].name, cdirs[0]);
-            compare(&sides[1], recipes[1].name, cdirs[1]);
-            printf("first-step losses: triplet-batchall %.4f, pair-bce %.4f (spec, other batch and init: "
-                   "batchhard 0.554, pair-bce 0.695)\n",
-                   sides[0].loss, sides[1].loss);
-        }
+    fixture_path_fmt(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s '%s/tests/parity_torch.py' '%s' '%s'", PYTHON,
+                     root, cdirs[0], cdirs[1]);
+    int prc = fixture_run_python(cmd), no_torch = prc == 1;
+    if (prc == 0) {
+        compare(&sides[0], recipes[0].name, cdirs[0]);
+        compare(&sides[1], recipes[1].name, cdirs[1]);
+        printf("first-step losses: triplet-batchall %.4f, pair-bce %.4f (spec, other batch and init: "
+               "batchhard 0.554, pair-bce 0.695)\n",
+               sides[0].loss, sides[1].loss);
     }
     for (int k = 0; k < 2; k++) side_free(&sides[k]);
     if (test_failed_ && !no_torch) {
         printf("inputs and outputs kept in %s\n", dir);
     } else {
-        path_fmt(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        fixture_path_fmt(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd)) util_warn("could not remove %s", dir);
     }
     return test_finish();

@@ -1,0 +1,24 @@
+/* batchnorm: the kernels of batch normalisation (PyTorch BatchNorm2d, or
+ * BatchNorm1d on flat rows with HW = 1) over batch-major (rows, C, HW)
+ * tensors, split so that the per-channel sums can be added over ranks in
+ * between: forward = sums -> (allreduce) -> statistics -> apply; backward =
+ * gradient sums -> (allreduce) -> input gradient. Sums in double. */
+#ifndef SIAMESE_BATCHNORM_H
+#define SIAMESE_BATCHNORM_H
+
+/* s[c] += sum of x over rows and pixels of channel c; s[C + c] += sum of x^2. */
+void batchnorm_sums(double *s, const float *x, int rows, int C, int HW);
+/* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c]; y may equal x. */
+void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd, const float *gamma,
+                     const float *beta, int rows, int C, int HW);
+/* xhat = (x - mean) * invstd; g[c] += sum of dy, g[C + c] += sum of dy * xhat. */
+void batchnorm_grad_sums(double *g, const float *dy, const float *x, const float *mean, const float *invstd,
+                         int rows, int C, int HW);
+/* dx WRITTEN = gamma * invstd * (dy - g[c] / N - xhat * g[C + c] / N), with g
+ * the gradient sums over all N = rows * HW (over every rank) values of a
+ * channel; g = 0 gives inference's dx = gamma * invstd * dy. */
+void batchnorm_backward_input(float *dx, const float *dy, const float *x, const float *mean,
+                              const float *invstd, const float *gamma, const double *g, double N, int rows,
+                              int C, int HW);
+
+#endif

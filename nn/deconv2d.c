@@ -1,0 +1,52 @@
+/* deconv2d: transposed convolution as conv2d's backward. Image i: the
+ * columns col (F*K*K, H*W) = w^T x in_i, scattered into the output by
+ * conv2d_col2im; backward: dcol = im2col(dout_i), din_i = w x dcol,
+ * dw += in_i x dcol^T. */
+#include "deconv2d.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "conv2d.h"
+#include "util.h"
+
+size_t deconv2d_workspace_floats(int H, int W, int F, int K) { return (size_t)F * K * K * (size_t)H * W; }
+
+void deconv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
+                      int F, int K, int stride, int pad, float *ws) {
+    int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
+    ASSERT(Ho > 0 && Wo > 0);
+    int FKK = F * K * K, HW = H * W;
+    size_t plane = (size_t)Ho * Wo;
+    for (int i = 0; i < B; i++) {
+        const float *x = in + (size_t)i * C * HW;
+        float *y = out + (size_t)i * F * plane;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, FKK, HW, C, 1.0f, w, FKK, x, HW, 0.0f, ws, HW);
+        memset(y, 0, (size_t)F * plane * sizeof(float));
+        conv2d_col2im(y, ws, 1, F, Ho, Wo, K, stride, pad);
+        if (b)
+            for (int f = 0; f < F; f++)
+                for (size_t p = 0; p < plane; p++) y[f * plane + p] += b[f];
+    }
+}
+
+void deconv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                       int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+    int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
+    int FKK = F * K * K, HW = H * W;
+    size_t plane = (size_t)Ho * Wo;
+    for (int i = 0; i < B; i++) {
+        const float *g = dout + (size_t)i * F * plane, *x = in + (size_t)i * C * HW;
+        if (db)
+            for (int f = 0; f < F; f++) {
+                double s = 0;
+                for (size_t p = 0; p < plane; p++) s += g[f * plane + p];
+                db[f] += (float)s;
+            }
+        conv2d_im2col(ws, g, 1, F, Ho, Wo, K, stride, pad);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, FKK, HW, 1.0f, x, HW, ws, HW, 1.0f, dw, FKK);
+        if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, FKK, 1.0f, w, FKK, ws, HW, 0.0f,
+                        din + (size_t)i * C * HW, HW);
+    }
+}

@@ -1,0 +1,334 @@
+/* Tests of models as graphs (nn/model.c, docs/graph.md): every joining layer
+ * through its registry row against central differences of each input and
+ * parameter (also on the halves of a two-image batch); whole graphs (a Koch
+ * two-tower net, a co-segmentation net whose features feed both the
+ * correlation and a concat, a node read twice, fan-out around layers that
+ * could run in place, a dead branch) against finite differences of every
+ * parameter; the halves meaning what docs/graph.md says (the tower of a
+ * two-image model equals the one-image model on each half; one-input
+ * correlation equals the two directions of the two-input form); every
+ * parameter range reported ready exactly once; and every kind of bad graph
+ * refused with its file and line. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/config.h"
+#include "../nn/layer.h"
+#include "fixture_num.h"
+#include "test.h"
+
+static Rng rng;
+
+static int build(Model *m, const char *text, int c, int h, int w, int rows, Err *e) {
+    Config cfg;
+    if (config_parse_text(&cfg, text, "g.ini", e)) return -1;
+    if (model_build(m, &cfg.model, "g.ini", c, h, w, rows, e)) return -1;
+    model_init(m, INIT_TORCH, 7);
+    for (size_t i = 0; i < m->nbuffers; i++) m->buffers[i] = 0.5f + rng_uniform(&rng);
+    return 0;
+}
+
+static void expect_error(const char *text, int c, int h, int w, const char *needle) {
+    Model m;
+    Err e = {{0}};
+    int rc = build(&m, text, c, h, w, 4, &e);
+    CHECK(rc == -1 && strstr(e.msg, needle), "expected an error containing '%s', got rc %d: %s", needle, rc,
+          e.msg);
+    if (rc == 0) model_free(&m);
+}
+
+/* ---- one node through its row --------------------------------------------- */
+
+typedef struct Probe {
+    Model *m;
+    int node, rows;
+    const float *x, *R;
+} Probe;
+
+/* sum(output of the node * R) after a forward over x. */
+static double probe_loss(void *ctx) {
+    Probe *p = ctx;
+    model_forward(p->m, p->x, p->rows);
+    int r = model_node_rows(p->m, p->node, p->rows);
+    return fixture_dot(model_output(p->m, p->node), p->R, (size_t)r * model_node_size(p->m, p->node));
+}
+
+/* The last node of `text`, whose inputs all read the model input (whole or
+ * halves): its backward (the row's glue, called directly with input
+ * gradient buffers) against central differences of x and of the
+ * parameters. */
+static void check_node_mode(const char *what, const char *text, int c, int h, int w, int rows, double tol,
+                            float step, int train) {
+    Model m;
+    Err e;
+    if (build(&m, text, c, h, w, rows, &e)) {
+        CHECK(0, "%s: %s", what, e.msg);
+        return;
+    }
+    ModelStep st = {train, 3, 5, 1, 0, 0, 0};
+    model_set_step(&m, &st);
+    int i = m.nlayers - 1, ri = model_node_rows(&m, i, rows);
+    ModelLayer *L = &m.layers[i];
+    size_t in = (size_t)c * h * w, nx = (size_t)rows * in, ny = (size_t)ri * L->out_size;
+    float *x = fixture_rand_floats(&rng, nx, -1, 1), *R = fixture_rand_floats(&rng, ny, -1, 1);
+    Probe p = {&m, i, rows, x, R};
+    probe_loss(&p);
+    float *gx = xaligned_floats(nx), *dx[LAYER_MAX_INPUTS];
+    const float *xin[LAYER_MAX_INPUTS];
+    size_t off[LAYER_MAX_INPUTS], len[LAYER_MAX_INPUTS];
+    for (int k = 0; k < L->nin; k++) {
+        CHECK(L->in[k].node == MODEL_INPUT, "%s: input %d reads the model input", what, k);
+        len[k] = L->in[k].half == REF_WHOLE ? nx : nx / 2;
+        off[k] = L->in[k].half == REF_B ? nx / 2 : 0;
+        xin[k] = x + off[k];
+        dx[k] = xaligned_floats(len[k]); /* zero: also right for rows that add */
+    }
+    memset(m.grads, 0, m.nparams * sizeof(float));
+    L->def->backward(&m, L, dx, R, model_output(&m, i), xin, ri);
+    for (int k = 0; k < L->nin; k++)
+        for (size_t j = 0; j < len[k]; j++) gx[off[k] + j] += dx[k][j];
+    double err = fixture_fd_error(probe_loss, &p, x, gx, nx, step, 300, &rng);
+    CHECK(err < tol, "%s: input gradient vs finite differences, rel err %g", what, err);
+    if (m.nparams) {
+        err = fixture_fd_error(probe_loss, &p, m.params, m.grads, m.nparams, step, 300, &rng);
+        CHECK(err < tol, "%s: parameter gradient vs finite differences, rel err %g", what, err);
+    }
+    for (int k = 0; k < L->nin; k++) free(dx[k]);
+    free(x), free(R), free(gx);
+    model_free(&m);
+}
+
+static void check_node(const char *what, const char *text, int c, int h, int w, int rows, double tol,
+                       float step) {
+    check_node_mode(what, text, c, h, w, rows, tol, step, 0);
+}
+
+/* ---- whole graphs ----------------------------------------------------------- */
+
+typedef struct Ready {
+    size_t covered;
+    int calls, overlap;
+    unsigned char *seen;
+} Ready;
+
+static void on_ready(void *ctx, size_t off, size_t n) {
+    Ready *r = ctx;
+    r->calls++;
+    for (size_t i = off; i < off + n; i++) {
+        r->overlap += r->seen[i];
+        r->seen[i] = 1;
+    }
+    r->covered += n;
+}
+
+/* sum(loss node output * R): backward seeds R on the loss node. */
+static double graph_loss(void *ctx) {
+    Probe *p = ctx;
+    return probe_loss(p);
+}
+
+/* Every parameter of `text` against central differences of the loss node's
+ * sum(out * R); each parameter range reported ready once. Returns the
+ * model (caller frees) for further checks. */
+static void check_graph_step(Model *m, const char *what, const char *text, int c, int h, int w, int rows,
+                             double tol, float step) {
+    Err e;
+    if (build(m, text, c, h, w, rows, &e)) {
+        CHECK(0, "%s: %s", what, e.msg);
+        memset(m, 0, sizeof *m);
+        return;
+    }
+    int node = m->loss, ri = model_node_rows(m, node, rows);
+    size_t nx = (size_t)rows * c * h * w, ny = (size_t)ri * model_node_size(m, node);
+    float *x = fixture_rand_floats(&rng, nx, -1, 1), *R = fixture_rand_floats(&rng, ny, -1, 1);
+    Probe p = {m, node, rows, x, R};
+    probe_loss(&p);
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    Ready rd = {0, 0, 0, xcalloc(m->nparams, 1)};
+    ModelSeed s = {node, R};
+    model_backward_seeds(m, &s, 1, on_ready, &rd);
+    int with_params = 0;
+    for (int i = 0; i < m->nlayers; i++) with_params += m->layers[i].np > 0;
+    CHECK(rd.covered == m->nparams && rd.overlap == 0 && rd.calls == with_params,
+          "%s: ready reported %zu of %zu parameters in %d calls (%d nodes with parameters), %d twice", what,
+          rd.covered, m->nparams, rd.calls, with_params, rd.overlap);
+    double err = fixture_fd_error(graph_loss, &p, m->params, m->grads, m->nparams, step, 400, &rng);
+    CHECK(err < tol, "%s: parameter gradients vs finite differences, rel err %g", what, err);
+    free(rd.seen), free(x), free(R);
+}
+
+static void check_graph(Model *m, const char *what, const char *text, int c, int h, int w, int rows,
+                        double tol) {
+    check_graph_step(m, what, text, c, h, w, rows, tol, 1e-2f);
+}
+
+#define PAIR_TOWER                                                                                           \
+    "[conv2d]\nname = c1\nfilters = 3\nsize = 3\n[sigmoid]\nname = s1\n[flatten]\n[linear]\nname = fc\nout " \
+    "= 5\n"                                                                                                  \
+    "[sigmoid]\nname = emb\n"
+
+static void test_two_tower(void) {
+    const char *text =
+        PAIR_TOWER "[absdiff]\nname = dist\ninput = emb@a, emb@b\n[linear]\nname = logit\nout = 1\n"
+                   "[model]\nembedding = emb\n[loss]\ninput = logit\n";
+    Model m;
+    int B = 3;
+    check_graph(&m, "koch two-tower", text, 1, 6, 6, 2 * B, 2e-3);
+    if (!m.nlayers) return;
+    CHECK(m.pair && m.emb == model_node(&m, "emb") && m.loss == model_node(&m, "logit"),
+          "two-image model, outputs");
+    CHECK(model_node_rows(&m, m.emb, 2 * B) == 2 * B && model_node_rows(&m, m.loss, 2 * B) == B,
+          "emb has a row per image, logit one per pair");
+    /* The tower is one shared encoder: the embeddings of the b half equal
+     * model_embed of the b images alone (3 rows: odd is fine there). */
+    size_t in = 36;
+    float *x = fixture_rand_floats(&rng, 2 * B * in, -1, 1), *emb = xaligned_floats((size_t)2 * B * 5);
+    model_forward(&m, x, 2 * B);
+    memcpy(emb, model_output(&m, m.emb), (size_t)2 * B * 5 * sizeof(float));
+    float dist[15];
+    memcpy(dist, model_output(&m, model_node(&m, "dist")), sizeof dist);
+    const float *eb = model_embed(&m, x + B * in, B);
+    CHECK(memcmp(eb, emb + B * 5, (size_t)B * 5 * sizeof(float)) == 0,
+          "b half of emb = the tower on the b images");
+    int bad = 0;
+    for (int i = 0; i < B * 5; i++) bad += dist[i] != fabsf(emb[i] - emb[B * 5 + i]);
+    CHECK(bad == 0, "dist = |emb@a - emb@b| (%d differ)", bad);
+    free(x), free(emb);
+    model_free(&m);
+}
+
+static void test_coseg(void) {
+    const char *text =
+        "[conv2d]\nname = feat\nfilters = 3\nsize = 3\npad = 1\n[sigmoid]\nname = fs\n"
+        "[correlation]\nname = corr\ninput = fs\ndisplacement = 1\n"
+        "[concat]\nname = fused\ninput = corr, fs\n[conv2d]\nname = mask\nfilters = 1\nsize = 1\n";
+    Model m;
+    int B = 2;
+    check_graph(&m, "co-segmentation", text, 2, 5, 4, 2 * B, 2e-3);
+    if (!m.nlayers) return;
+    CHECK(m.pair && model_node_rows(&m, m.loss, 2 * B) == 2 * B && m.layers[m.loss].oc == 1,
+          "one 1x5x4 mask per image");
+    /* One-input correlation = the two directions of the two-input form. */
+    Model d;
+    Err e;
+    const char *two = "[conv2d]\nname = feat\nfilters = 3\nsize = 3\npad = 1\n[sigmoid]\nname = fs\n"
+                      "[correlation]\nname = ab\ninput = fs@a, fs@b\ndisplacement = 1\n"
+                      "[correlation]\nname = ba\ninput = fs@b, fs@a\ndisplacement = 1\n";
+    CHECK(build(&d, two, 2, 5, 4, 2 * B, &e) == 0, "two-input correlation: %s", e.msg);
+    memcpy(d.params, m.params, d.nparams * sizeof(float));
+    float *x = fixture_rand_floats(&rng, (size_t)2 * B * 40, -1, 1);
+    model_forward(&m, x, 2 * B);
+    model_forward(&d, x, 2 * B);
+    const float *both = model_output(&m, model_node(&m, "corr"));
+    size_t half = (size_t)B * 9 * 20;
+    CHECK(model_node_rows(&d, model_node(&d, "ab"), 2 * B) == B, "two-input correlation is pair-level");
+    CHECK(memcmp(both, model_output(&d, model_node(&d, "ab")), half * sizeof(float)) == 0 &&
+              memcmp(both + half, model_output(&d, model_node(&d, "ba")), half * sizeof(float)) == 0,
+          "one-input correlation = a against b, then b against a");
+    free(x);
+    model_free(&d);
+    model_free(&m);
+}
+
+static void test_shared_reads(void) {
+    Model m;
+    /* One node read twice by one layer, and by two layers. */
+    check_graph(&m, "add(c, c)", "[conv2d]\nname = c\nfilters = 2\nsize = 3\n[add]\ninput = c, c\n", 2, 5, 5,
+                3, 2e-3);
+    model_free(&m);
+    check_graph(&m, "concat(c, c, c)",
+                "[conv2d]\nname = c\nfilters = 2\nsize = 3\n[concat]\ninput = c, c, c\n", 2, 5, 5, 3, 2e-3);
+    model_free(&m);
+    /* l1 feeds a relu and a sigmoid: neither may overwrite it. */
+    const char *fan = "[flatten]\n[linear]\nname = l1\nout = 6\n[relu]\nname = r\ninput = l1\n"
+                      "[sigmoid]\nname = s\ninput = l1\n[add]\ninput = r, s\n[linear]\nout = 2\n";
+    check_graph_step(&m, "fan-out around in-place layers", fan, 1, 3, 3, 4, 5e-3,
+                     1e-3f); /* relu: small steps */
+    if (m.nlayers) {
+        int r = model_node(&m, "r"), s = model_node(&m, "s");
+        CHECK(m.layers[r].alias == r && m.layers[s].alias == s, "relu and sigmoid keep their own outputs");
+        model_free(&m);
+    }
+    /* A branch the loss does not read gets no gradient, but is reported. */
+    const char *dead = "[flatten]\n[linear]\nname = a\nout = 4\n[linear]\nname = b\nout = 3\ninput = a\n"
+                       "[linear]\nname = c\nout = 2\ninput = a\n";
+    check_graph(&m, "dead branch", dead, 1, 2, 2, 3, 2e-3);
+    if (m.nlayers) {
+        const ModelLayer *b = &m.layers[model_node(&m, "b")];
+        int zero = 1;
+        for (size_t i = 0; i < b->np; i++) zero &= m.grads[b->p_off + i] == 0.0f;
+        CHECK(zero && m.loss == model_node(&m, "c"), "the unread branch b has zero gradients");
+        model_free(&m);
+    }
+    /* difference(c, c) is zero whatever c: its gradient too. */
+    check_graph(&m, "difference(c, c)",
+                "[conv2d]\nname = c\nfilters = 2\nsize = 3\n[difference]\ninput = c, c\n", 1, 4, 4, 2, 2e-3);
+    if (m.nlayers) {
+        int zero = 1;
+        for (size_t i = 0; i < m.nparams; i++) zero &= m.grads[i] == 0.0f;
+        CHECK(zero, "difference of a node with itself has zero gradients");
+        model_free(&m);
+    }
+}
+
+static void test_nodes(void) {
+    check_node("concat of halves", "[concat]\ninput = input@a, input@b\n", 2, 3, 4, 6, 2e-3, 0.05f);
+    check_node("concat of three", "[concat]\ninput = input, input, input\n", 2, 3, 3, 2, 2e-3, 0.05f);
+    check_node("add", "[add]\ninput = input@b, input@a\n", 3, 2, 2, 4, 2e-3, 0.05f);
+    check_node("difference", "[difference]\ninput = input@a, input@b\n", 2, 3, 3, 4, 2e-3, 0.05f);
+    check_node("absdiff", "[absdiff]\ninput = input@a, input@b\n", 2, 3, 3, 4, 2e-3, 1e-3f);
+    check_node("correlation a-b, d 2", "[correlation]\ninput = input@a, input@b\ndisplacement = 2\n", 3, 5, 6,
+               4, 2e-3, 0.05f);
+    check_node("correlation both ways, dilation 2",
+               "[correlation]\ninput = input\ndisplacement = 1\ndilation = 2\n", 2, 6, 5, 4, 2e-3, 0.05f);
+    check_node("upsample nearest x3", "[upsample]\nfactor = 3\n", 2, 3, 4, 2, 2e-3, 0.05f);
+    check_node("upsample bilinear x2", "[upsample]\nmode = bilinear\n", 2, 4, 3, 2, 2e-3, 0.05f);
+    check_node("deconv2d stride 2 pad 1", "[deconv2d]\nfilters = 3\nsize = 4\nstride = 2\npad = 1\n", 2, 3, 4,
+               2, 2e-3, 0.05f);
+    check_node("deconv2d stride 3", "[deconv2d]\nfilters = 2\nsize = 3\nstride = 3\n", 3, 2, 3, 2, 2e-3,
+               0.05f);
+    check_node("avgpool", "[avgpool]\n", 3, 4, 5, 2, 2e-3, 0.05f);
+    check_node("batchnorm, inference", "[batchnorm]\n", 3, 4, 2, 3, 2e-3, 0.05f);
+    check_node_mode("batchnorm, training", "[batchnorm]\nmomentum = 0.3\n", 3, 4, 2, 3, 5e-3, 1e-2f, 1);
+    check_node_mode("batchnorm on C x 1 x 1 rows (BatchNorm1d), training", "[batchnorm]\n", 6, 1, 1, 5, 5e-3,
+                    1e-2f, 1);
+    check_node_mode("dropout, training", "[dropout]\np = 0.3\n", 2, 3, 3, 4, 2e-3, 0.05f, 1);
+}
+
+static void test_errors(void) {
+    expect_error(
+        "[conv2d]\nfilters = 2\n[concat]\nname = j\ninput = conv2d1, zz\n", 1, 5, 5,
+        "g.ini:3: [concat] j: input 'zz' is not a layer above this one (layers above: input, conv2d1)");
+    expect_error("[relu]\ninput = later\n[relu]\nname = later\n", 1, 3, 3,
+                 "g.ini:1: [relu] relu1: input 'later' is a layer below (line 3)");
+    expect_error("[relu]\nname = r\ninput = r\n", 1, 3, 3, "input 'r' is this layer");
+    expect_error("[concat]\ninput = input\n", 1, 3, 3,
+                 "g.ini:1: [concat] concat1: takes 2 to 4 inputs, not 1");
+    expect_error("[relu]\ninput = input, input\n", 1, 3, 3, "takes 1 input, not 2");
+    expect_error("[relu]\ninput = input@c\n", 1, 3, 3, "input 'input@c': a half is NAME@a or NAME@b");
+    expect_error("[relu]\ninput = input,\n", 1, 3, 3, "input '': empty name");
+    expect_error("[relu]\nname = r\ninput = input@a\n[relu]\ninput = r@b\n", 1, 3, 3,
+                 "g.ini:4: [relu] relu2: r is pair-level (one row per pair)");
+    expect_error("[relu]\nname = r\ninput = input@a\n[add]\ninput = r, input\n", 1, 3, 3,
+                 "they must have the same height, width and rows");
+    expect_error("[conv2d]\nname = c\nfilters = 2\npad = 1\n[add]\ninput = c, input\n", 1, 5, 5,
+                 "input 2 has 1 channels but input 1 has 2");
+    expect_error("[maxpool]\nname = p\n[concat]\ninput = p, input\n", 1, 6, 6, "input 2 is 1x6x6");
+    expect_error("[relu]\n[model]\nembedding = nope\n", 1, 3, 3,
+                 "g.ini: [model] embedding = 'nope': no such layer");
+    expect_error("[relu]\nname = r\ninput = input@a\n[model]\nembedding = r\n", 1, 3, 3,
+                 "[model] embedding = 'r' is pair-level");
+    expect_error("[relu]\n[loss]\ninput = nope\n", 1, 3, 3, "[loss] input = 'nope': no such layer");
+    expect_error("[relu]\nname = input\n", 1, 3, 3, "layer name 'input' is reserved");
+    expect_error("[flatten]\n[correlation]\n", 1, 3, 3, "its input is flat");
+}
+
+int main(void) {
+    rng_seed(&rng, 3, RNG_TEST, 11);
+    test_nodes();
+    test_two_tower();
+    test_coseg();
+    test_shared_reads();
+    test_errors();
+    return test_finish();
+}

@@ -23,6 +23,8 @@
     X(UPSAMPLE, upsample)                                                                                    \
     X(DECONV2D, deconv2d)                                                                                    \
     X(AVGPOOL, avgpool)                                                                                      \
-    X(DROPOUT, dropout)
+    X(DROPOUT, dropout)                                                                                      \
+    X(LEAKY_RELU, leaky_relu)                                                                                \
+    X(TANH, tanh)
 
 #endif

@@ -38,6 +38,7 @@ typedef struct LayerCfg {
     double momentum, eps;            /* batchnorm */
     long sync;                       /* batchnorm: 1 = statistics over every rank */
     double p;                        /* dropout */
+    double slope;                    /* leaky_relu */
     double lr_mult, decay_mult, l2;
 } LayerCfg;
 

@@ -100,6 +100,10 @@ def run_case(d):
                          training=train, momentum=float(keys["momentum"]), eps=float(keys["eps"]))
         if train:
             bufs["num_batches_tracked"] += 1
+    elif layer == "leaky_relu":
+        y = F.leaky_relu(ins[0], negative_slope=float(keys["slope"]))
+    elif layer == "tanh":
+        y = torch.tanh(ins[0])
     elif layer == "correlation":
         disp, dil = int(keys["displacement"]), int(keys["dilation"])
         if len(ins) == 2:

@@ -1,7 +1,7 @@
 /* Tests of the layer kernels: conv2d (BLAS path against the naive loops and
  * finite differences, incl. stride 2, padding, non-square inputs, several
  * image chunks), maxpool (reference loops, ties, NaN, gradients), relu,
- * sigmoid, linear and l2norm (finite differences, in-place use, the clamped
+ * sigmoid, tanh, leaky_relu, linear and l2norm (finite differences, in-place use, the clamped
  * zero row), and that parameter gradients accumulate. The loss for finite
  * differences is sum(out * R) with a fixed random R. */
 #include <math.h>
@@ -11,8 +11,10 @@
 #include "../nn/activation.h"
 #include "../nn/conv2d.h"
 #include "../nn/l2norm.h"
+#include "../nn/leaky_relu.h"
 #include "../nn/linear.h"
 #include "../nn/pool.h"
+#include "../nn/tanh.h"
 #include "../nn/util.h"
 #include "fixture_num.h"
 #include "test.h"
@@ -251,6 +253,59 @@ static void test_activation_extremes(void) {
     CHECK(ro[0] == 0 && ro[1] == 0 && ro[2] == 2, "relu values");
 }
 
+/* ---- tanh, leaky_relu -------------------------------------------------------- */
+
+typedef struct Act2Case {
+    int leaky; /* 0: tanh */
+    float slope;
+    size_t n;
+    float *in, *out, *R;
+} Act2Case;
+
+static double act2_loss(void *ctx) {
+    Act2Case *a = ctx;
+    if (a->leaky) leaky_relu_forward(a->out, a->in, a->n, a->slope);
+    else tanh_forward(a->out, a->in, a->n);
+    return fixture_dot(a->out, a->R, a->n);
+}
+
+static void act2_backward(const Act2Case *a, float *din, const float *dout, const float *out) {
+    if (a->leaky) leaky_relu_backward(din, dout, out, a->n, a->slope);
+    else tanh_backward(din, dout, out, a->n);
+}
+
+/* Finite differences, in-place forward and backward, values by hand. */
+static void test_activation2(int leaky, float slope) {
+    char what[48];
+    snprintf(what, sizeof what, leaky ? "leaky_relu slope %g" : "tanh", slope);
+    size_t n = 300;
+    Act2Case a = {leaky, slope, n, fixture_rand_floats(&rng, n, -3, 3), xaligned_floats(n),
+                  fixture_rand_floats(&rng, n, -1, 1)};
+    for (size_t i = 0; i < n; i++) /* keep the kink out of the step's reach */
+        if (fabsf(a.in[i]) < 0.05f) a.in[i] = 0.1f;
+    act2_loss(&a);
+    float *din = xaligned_floats(n);
+    act2_backward(&a, din, a.R, a.out);
+    double e = fixture_fd_error(act2_loss, &a, a.in, din, n, 1e-3f, n, &rng);
+    CHECK(e < 2e-3, "%s: din vs finite differences, rel err %g", what, e);
+    float *x = xaligned_floats(n), *g = xaligned_floats(n);
+    memcpy(x, a.in, n * sizeof *x);
+    memcpy(g, a.R, n * sizeof *g);
+    if (leaky) leaky_relu_forward(x, x, n, slope);
+    else tanh_forward(x, x, n);
+    act2_backward(&a, g, g, x);
+    CHECK(memcmp(x, a.out, n * sizeof *x) == 0 && memcmp(g, din, n * sizeof *g) == 0, "%s: in place", what);
+    float v[4] = {-2, -0.5f, 0, 3}, o[4];
+    if (leaky) {
+        leaky_relu_forward(o, v, 4, slope);
+        CHECK(o[0] == -2 * slope && o[1] == -0.5f * slope && o[2] == 0 && o[3] == 3, "%s values", what);
+    } else {
+        tanh_forward(o, v, 4);
+        CHECK(fabsf(o[0] + 0.96402758f) < 1e-6f && o[2] == 0 && fabsf(o[3] - 0.99505475f) < 1e-6f, "tanh values");
+    }
+    free(a.in), free(a.out), free(a.R), free(din), free(x), free(g);
+}
+
 /* ---- linear -------------------------------------------------------------- */
 
 typedef struct LinCase {
@@ -392,6 +447,9 @@ int main(void) {
     test_activation(0);
     test_activation(1);
     test_activation_extremes();
+    test_activation2(0, 0);
+    test_activation2(1, 0.01f);
+    test_activation2(1, 0.3f);
 
     test_linear(4, 9, 5);
     test_linear(7, 64, 1);

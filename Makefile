@@ -44,7 +44,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libsiamese.a
+# The test programs and build/siamese-test (the siamese of the end-to-end
+# tests) link the test seams (tests/fixture_hooks.c: fault injection, kill
+# and signal at a step); the siamese users run has none.
+TEST_HOOKS = $(BUILD)/tests/fixture_hooks.o
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HOOKS) $(BUILD)/libsiamese.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/siamese-test: $(BUILD)/siamese.o $(TEST_HOOKS) $(BUILD)/libsiamese.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libsiamese.a
@@ -53,7 +61,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libsiamese.a
 $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay_main.o $(BUILD)/libsiamese.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test-build: siamese $(TEST_BIN) $(BENCH_BIN) $(REPLAY_BIN)
+test-build: siamese $(BUILD)/siamese-test $(TEST_BIN) $(BENCH_BIN) $(REPLAY_BIN)
 
 # deps first (a fresh machine has nothing), then build, then every test.
 # The PyTorch parity test needs Debian's python3-torch.
@@ -128,5 +136,5 @@ format:
 clean:
 	rm -rf build build-san build-fuzz siamese
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/siamese.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d) \
+-include $(TEST_HOOKS:.o=.d) $(LIB_OBJ:.o=.d) $(BUILD)/siamese.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d) \
          $(FUZZ_BIN:=.d) $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%.d)

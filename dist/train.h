@@ -28,6 +28,11 @@
 /* Set by the signal handlers of cmd_train (SIGTERM, SIGUSR1, SIGINT). */
 extern volatile sig_atomic_t train_stop_requested;
 
+/* Called after every step with the rank and the steps done; NULL in the
+ * siamese users run. The test build (tests/fixture_hooks.c) sets it to kill
+ * or signal a rank at a chosen step. */
+extern void (*train_step_hook)(int rank, uint64_t done);
+
 /* Per-step wall time on this rank, seconds. */
 typedef struct StepTimes {
     double data, forward, imbalance, mining, backward, allreduce, optimizer, total;

@@ -170,14 +170,8 @@ static void gradient_check(Trainer *t, const Batch *b) {
     free(g);
 }
 
-/* Test hooks (documented as such in docs/formats.md): SIAMESE_TEST_KILL_STEP=N makes
- * rank SIAMESE_TEST_RANK (default 0) die by SIGKILL right after step N;
- * SIAMESE_TEST_SIGNAL_STEP=N makes it raise SIGUSR1 there instead. */
-static long test_hook(const char *name) {
-    const char *v = getenv(name);
-    long n;
-    return v && parse_long(v, 0, 1L << 62, &n) == 0 ? n : -1;
-}
+void (*train_step_hook)(int rank, uint64_t done) = NULL;
+
 
 int train_main(const TrainOptions *o) {
     int rank = dist_rank();
@@ -253,9 +247,6 @@ int train_main(const TrainOptions *o) {
     double window_t = now_seconds();
     uint64_t window_steps = 0;
     int images = t->global_items * t->per_item;
-    long kill_step = test_hook("SIAMESE_TEST_KILL_STEP"), signal_step = test_hook("SIAMESE_TEST_SIGNAL_STEP");
-    long hook_rank = test_hook("SIAMESE_TEST_RANK");
-    if (hook_rank < 0) hook_rank = 0;
     while (t->step < t->total_steps) {
         const Batch *b = prefetch_next(t->pf, &e);
         if (!b) FATAL("%s", e.msg);
@@ -264,8 +255,7 @@ int train_main(const TrainOptions *o) {
         trainer_step(t, b, &st);
         window_steps++;
         uint64_t done = t->step;
-        if (rank == hook_rank && (long)done == kill_step) raise(SIGKILL);
-        if (rank == hook_rank && (long)done == signal_step) raise(SIGUSR1);
+        if (train_step_hook) train_step_hook(rank, done);
         if (rank == 0)
             fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1),
                     st.data, st.forward, st.imbalance, st.mining, st.backward, st.allreduce, st.optimizer, st.total,

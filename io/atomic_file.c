@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int (*atomic_file_faults)(AtomicFaults *f, Err *e) = NULL;
+
 static void release(AtomicFile *f) {
     free(f->path);
     free(f->tmp);
@@ -16,10 +18,16 @@ static void release(AtomicFile *f) {
 }
 
 int atomic_file_open(AtomicFile *f, const char *path, Err *e) {
+    memset(f, 0, sizeof *f);
     f->fd = -1;
-    f->path = f->tmp = NULL;
+    f->limit = UINT64_MAX;
     size_t n = strlen(path);
     if (n == 0 || path[n - 1] == '/') return err_set(e, "'%s': not a file name", path);
+    AtomicFaults faults = {UINT64_MAX, 0};
+    Err fe;
+    if (atomic_file_faults && atomic_file_faults(&faults, &fe)) return err_set(e, "%s: %s", path, fe.msg);
+    f->limit = faults.write_limit;
+    f->fsync_fails = faults.fsync_fails;
     f->path = xstrdup(path);
     f->tmp = xmalloc(n + 32);
     snprintf(f->tmp, n + 32, "%s.tmp-%ld", path, (long)getpid());
@@ -36,26 +44,46 @@ int atomic_file_open(AtomicFile *f, const char *path, Err *e) {
     return 0;
 }
 
-int atomic_file_write(AtomicFile *f, const void *p, size_t n, Err *e) {
+/* Writes n bytes at the file position (at < 0) or at offset at, within
+ * the injected byte limit. */
+static int put(AtomicFile *f, const void *p, size_t n, int64_t at, Err *e) {
     ASSERT(f->fd >= 0);
     const unsigned char *b = p;
-    while (n > 0) {
-        ssize_t w = write(f->fd, b, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+    size_t allowed = (size_t)MIN((uint64_t)n, f->limit - MIN(f->limit, f->written));
+    int err = 0;
+    while (allowed > 0) {
+        size_t k = MIN(allowed, (size_t)1 << 30);
+        ssize_t w = at < 0 ? write(f->fd, b, k) : pwrite(f->fd, b, k, (off_t)at);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            return err_set(e, "%s: writing temporary file %s failed: %s", f->path, f->tmp,
-                           w < 0 ? strerror(errno) : "no progress");
+        if (w <= 0) {
+            err = w < 0 ? errno : EIO;
+            break;
+        }
         b += w;
+        allowed -= (size_t)w;
         n -= (size_t)w;
+        f->written += (uint64_t)w;
+        if (at >= 0) at += w;
     }
-    return 0;
+    if (!err && n > 0) err = ENOSPC; /* the injected limit */
+    if (!err) return 0;
+    return err_set(e, "%s: writing temporary file %s failed after %llu bytes: %s%s", f->path, f->tmp,
+                   (unsigned long long)f->written, strerror(err),
+                   err == ENOSPC || err == EDQUOT ? " - free some space" : "");
+}
+
+int atomic_file_write(AtomicFile *f, const void *p, size_t n, Err *e) { return put(f, p, n, -1, e); }
+
+int atomic_file_pwrite(AtomicFile *f, const void *p, size_t n, uint64_t at, Err *e) {
+    return put(f, p, n, (int64_t)at, e);
 }
 
 int atomic_file_commit(AtomicFile *f, Err *e) {
     ASSERT(f->fd >= 0);
     const char *stage = "syncing";
     int saved;
-    if (fsync(f->fd) < 0) goto fail;
+    if (f->fsync_fails) errno = EIO;
+    if (f->fsync_fails || fsync(f->fd) < 0) goto fail;
     stage = "closing";
     int fd = f->fd;
     f->fd = -1;

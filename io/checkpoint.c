@@ -1,6 +1,8 @@
 /* checkpoint: see checkpoint.h for the format and the contracts. */
 #include "checkpoint.h"
 
+#include "atomic_file.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -125,41 +127,20 @@ void ckpt_add_f32(CkptWriter *w, const char *name, const float *data, size_t cou
     writer_push(w, name, data, count * 4)->flags = CKPT_FLAG_SHUFFLE4;
 }
 
-/* Everything ckpt_write writes goes through a Sink, which also implements the
- * test-only byte limit. On failure errno says why. */
+/* Everything ckpt_write writes goes through a Sink: the temporary file of
+ * the durable-write primitive (io/atomic_file) and the CRC of the bytes
+ * appended. On failure e says why. */
 typedef struct Sink {
-    int fd;
-    uint64_t written, limit; /* limit = UINT64_MAX: none */
-    uint32_t crc;            /* of the bytes appended (not of those pwritten) */
+    AtomicFile f;
+    uint32_t crc; /* of the bytes appended (not of those written at an offset) */
+    Err *e;
 } Sink;
 
-static int write_all(int fd, const unsigned char *p, size_t n, off_t at, uint64_t *done) {
-    while (n > 0) {
-        ssize_t k = at < 0 ? write(fd, p, n) : pwrite(fd, p, n, at);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-        *done += (uint64_t)k;
-        if (at >= 0) at += k;
-    }
-    return 0;
-}
-
-/* at < 0: append (and fold into the running CRC); else pwrite at offset at. */
-static int sink_put(Sink *s, const void *p, size_t n, off_t at) {
-    size_t allowed = n;
-    if (s->limit != UINT64_MAX) allowed = (size_t)MIN((uint64_t)n, s->limit - MIN(s->limit, s->written));
-    if (write_all(s->fd, p, allowed, at, &s->written) < 0) return -1;
-    if (at < 0) s->crc = crc_update(s->crc, p, allowed);
-    if (allowed < n) {
-        errno = ENOSPC;
-        return -1;
-    }
+/* at < 0: append (and fold into the running CRC); else write at offset at. */
+static int sink_put(Sink *s, const void *p, size_t n, int64_t at) {
+    if (at >= 0) return atomic_file_pwrite(&s->f, p, n, (uint64_t)at, s->e);
+    if (atomic_file_write(&s->f, p, n, s->e)) return -1;
+    s->crc = crc_update(s->crc, p, n);
     return 0;
 }
 
@@ -209,53 +190,19 @@ static int write_section(Sink *s, const CkptEntry *en, unsigned char *outbuf, un
     return rc;
 }
 
-static void dir_of(char *out, size_t n, const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(out, n, ".");
-    else if (slash == path)
-        snprintf(out, n, "/");
-    else
-        snprintf(out, n, "%.*s", (int)(slash - path), path);
-}
-
-/* Reads a test-only fault variable: 0 unset, 1 set (value in *v), -1 junk. */
-static int fault_env(const char *name, uint64_t *v) {
-    const char *s = getenv(name);
-    if (!s || !*s) return 0;
-    return parse_u64(s, v) == 0 ? 1 : -1;
-}
-
 int ckpt_write(CkptWriter *w, const char *path, Err *e) {
-    char tmp[4096], dir[4096];
-    if (!*path || path[strlen(path) - 1] == '/') return err_set(e, "'%s': not a checkpoint file name", path);
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return err_set(e, "%s: path too long", path);
-    dir_of(dir, sizeof dir, path);
-
-    Sink s = {.fd = -1, .limit = UINT64_MAX, .crc = 0};
-    uint64_t fsync_fault = 0;
-    if (fault_env("SIAMESE_FAULT_WRITE_LIMIT", &s.limit) < 0 ||
-        fault_env("SIAMESE_FAULT_FSYNC", &fsync_fault) < 0)
-        return err_set(e, "%s: SIAMESE_FAULT_WRITE_LIMIT / SIAMESE_FAULT_FSYNC must be numbers (test-only)",
-                       path);
-
+    Sink s = {.crc = 0, .e = e};
+    if (atomic_file_open(&s.f, path, e)) return -1;
     size_t head_n = HEADER_BYTES + (size_t)w->n * ENTRY_BYTES;
     unsigned char *head = xcalloc(1, head_n);
     size_t shuf_n = 0; /* the shuffle buffer only as large as needed */
     for (int i = 0; i < w->n; i++)
         if (w->e[i].flags & CKPT_FLAG_SHUFFLE4) shuf_n = MAX(shuf_n, MIN(w->e[i].n, (size_t)CHUNK));
     unsigned char *outbuf = xmalloc(OUT_CHUNK), *shuf = shuf_n ? xmalloc(shuf_n) : NULL;
-    const char *stage = "creating";
-    int saved = 0;
-
-    s.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s.fd < 0) goto fail;
-    stage = "writing";
+    int rc = -1;
     /* Placeholder header and table (rewritten at the end): a full disk shows
      * up now rather than after the payloads. Not part of s.crc. */
-    if (sink_put(&s, head, head_n, 0) < 0) goto fail;
-    if (lseek(s.fd, (off_t)head_n, SEEK_SET) < 0) goto fail;
+    if (atomic_file_write(&s.f, head, head_n, e) < 0) goto fail;
     uint64_t off = head_n;
     for (int i = 0; i < w->n; i++) {
         uint64_t stored;
@@ -277,42 +224,13 @@ int ckpt_write(CkptWriter *w, const char *path, Err *e) {
     put_u32(tail, file_crc);
     if (sink_put(&s, tail, 4, -1) < 0) goto fail;
     if (sink_put(&s, head, head_n, 0) < 0) goto fail;
-    stage = "syncing";
-    if (fsync_fault) errno = EIO;
-    if (fsync_fault || fsync(s.fd) < 0) goto fail;
-    stage = "closing";
-    int fd = s.fd;
-    s.fd = -1;
-    if (close(fd) < 0) goto fail;
-    stage = "renaming";
-    if (rename(tmp, path) < 0) goto fail;
-    /* The new file is in place; make the rename itself durable. */
-    stage = NULL;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
-        saved = errno;
-        err_set(e,
-                "%s: written and renamed, but syncing its directory '%s' failed: %s - the checkpoint may "
-                "not survive a crash",
-                path, dir, strerror(saved));
-    }
-    if (dfd >= 0) close(dfd);
-
+    rc = atomic_file_commit(&s.f, e); /* fsync, rename, fsync of the directory */
 fail:
-    if (stage) {
-        saved = errno;
-        if (s.fd >= 0) close(s.fd);
-        if (strcmp(stage, "creating") != 0) unlink(tmp);
-        err_set(e,
-                "%s: saving the checkpoint failed while %s temporary file %s (%llu bytes written): %s%s; "
-                "the previous file at that path, if any, is untouched",
-                path, stage, tmp, (unsigned long long)s.written, strerror(saved),
-                saved == ENOSPC || saved == EDQUOT ? " - free some space" : "");
-    }
+    if (rc && s.f.fd >= 0) atomic_file_abort(&s.f);
     free(head);
     free(outbuf);
     free(shuf);
-    return stage || saved ? -1 : 0;
+    return rc;
 }
 
 /* ---- reader -------------------------------------------------------------- */

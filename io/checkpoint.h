@@ -1,6 +1,7 @@
 /* checkpoint: the container file of named, zlib-compressed, CRC-checked
  * sections that a training run saves and resumes from. Writes are atomic
- * (temporary file, fsync, rename, fsync of the directory); reads verify every
+ * through io/atomic_file (temporary file, fsync, rename, fsync of the
+ * directory); reads verify every
  * byte and name the file and the fault. Also the run-directory helpers:
  * ckpt-<step>.smpi names, rotation, newest-valid lookup. It does not decide
  * what goes into a checkpoint (the trainer does) and never calls MPI.
@@ -39,10 +40,8 @@
  * better and 4x faster (Huffman-only deflate). Section contents are opaque
  * bytes here: the trainer stores floats/integers in host (little-endian) order.
  *
- * Fault injection, for tests only: SIAMESE_FAULT_WRITE_LIMIT=N makes
- * ckpt_write fail with ENOSPC once N bytes have been written to its temporary
- * file (a partial write first, like a real full disk); SIAMESE_FAULT_FSYNC=1
- * makes its fsync of the temporary file fail with EIO. */
+ * Fault injection (a full disk, a failing fsync) is io/atomic_file's, in the
+ * test build only. */
 #ifndef SIAMESE_CHECKPOINT_H
 #define SIAMESE_CHECKPOINT_H
 
@@ -82,7 +81,7 @@ void ckpt_add_copy(CkptWriter *w, const char *name, const void *data, size_t n);
 void ckpt_add_f32(CkptWriter *w, const char *name, const float *data, size_t count);
 
 /* Writes every section to "<path>.tmp-<pid>" in path's directory, fsyncs it,
- * renames it to path and fsyncs the directory. On any failure before the
+ * renames it to path and fsyncs the directory (atomic_file). On any failure before the
  * rename (ENOSPC, EROFS, EIO, short write, ...) the temporary file is removed,
  * a file already at path is left untouched, and -1 is returned with e naming
  * the path and the errno text. If only the final fsync of the directory

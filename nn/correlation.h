@@ -1,4 +1,4 @@
-/* correlation: the mutual-correlation layer of Li et al. 2018 (DOCS), as in
+/* correlation: the mutual-correlation layer of Li et al. 2018 (docs/graph.md), as in
  * FlowNet's correlation with a 1x1 patch: for each pixel (i, j) of image A and
  * each displacement k of a D x D neighbourhood,
  *   out(k, i, j) = scale * <fa(:, i, j), fb(:, i + dy*dil, j + dx*dil)>,

@@ -12,7 +12,8 @@
 # - a save onto a full filesystem (a small tmpfs) keeps the old checkpoints.
 set -u
 cd "$(dirname "$0")/.."
-S=$PWD/siamese
+# The siamese of the test build: with the kill / signal seams (tests/fixture_hooks.c).
+S=$PWD/${SIAMESE_BUILD:-build}/siamese-test
 F=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d /tmp/siamese-e2e-resume.XXXXXX)
 cleanup() { mountpoint -q "$T/full" 2>/dev/null && umount "$T/full"; rm -rf "$T"; }
@@ -68,8 +69,8 @@ check '[ $? -eq 0 ] && same "$T/ref" "$T/s"' "signal -> checkpoint -> resume is 
 train "$T/r" 2 --set train.steps=100000 >"$T/r1.out" 2>&1 &
 mp=$!
 for _ in $(seq 1 100); do
-  pid=$(pgrep -f "siamese train configs/tiny.ini.*run.dir=$T/r" | grep -v "^$mp$" | while read -r p; do
-        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = siamese ] && echo "$p"; done | tail -n 1)
+  pid=$(pgrep -f "${S##*/} train configs/tiny.ini.*run.dir=$T/r" | grep -v "^$mp$" | while read -r p; do
+        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = "${S##*/}" ] && echo "$p"; done | tail -n 1)
   [ -n "$pid" ] && [ -s "$T/r/config.ini" ] && break
   sleep 0.1
 done
@@ -140,5 +141,9 @@ else
   echo "SKIPPED (not counted): cannot mount a tmpfs here for the full-disk checks"
 fi
 
+# The siamese users run has no test seams: the kill variable is ignored.
+SIAMESE_TEST_KILL_STEP=2 "$PWD/siamese" train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/nohook" \
+  --set train.steps=3 >/dev/null 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/nohook/model.smpi" ]' "./siamese ignores SIAMESE_TEST_KILL_STEP (no test seams)"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -32,13 +32,13 @@ static LossStats run(Bench *b, int which) {
     int N = b->N, D = b->D, a0 = b->a0, a1 = b->a1;
     switch (which) {
     case B_ALL:
-        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 0, N, D, a0, a1);
+        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, MINE_BATCH_ALL, 0.2f, 0, N, D, a0, a1);
     case B_ALL_SOFT:
-        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, TRIPLET_ALL, 0.2f, 1, N, D, a0, a1);
+        return triplet_loss(b->dE, NULL, b->ws, b->E, b->labels, MINE_BATCH_ALL, 0.2f, 1, N, D, a0, a1);
     case B_HARD:
-        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_BATCH_HARD, 0.2f, 0, N, D, a0, a1);
+        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, MINE_BATCH_HARD, 0.2f, 0, N, D, a0, a1);
     case B_SEMI:
-        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, TRIPLET_SEMI_HARD, 0.2f, 0, N, D, a0, a1);
+        return triplet_loss(b->dE, b->tch, b->ws, b->E, b->labels, MINE_SEMI_HARD, 0.2f, 0, N, D, a0, a1);
     case B_TLIST:
         return triplet_list_loss(b->dE, b->E, b->tl, 0.2f, 0, N, D, a0 / 3, a1 / 3);
     case B_CALL:
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
         b.dw = xaligned_floats(D);
         b.labels = xmalloc(sizeof(int32_t) * N);
         b.tl = xmalloc(sizeof(IndexTriplet) * N);
-        b.tch = xmalloc(sizeof(IndexTriplet) * triplet_chosen_capacity(TRIPLET_SEMI_HARD, N, N));
+        b.tch = xmalloc(sizeof(IndexTriplet) * triplet_chosen_capacity(MINE_SEMI_HARD, N, N));
         b.pl = xmalloc(sizeof(IndexPair) * N);
         b.pch = xmalloc(sizeof(IndexPair) * 2 * N);
         for (int i = 0; i < N; i++) {

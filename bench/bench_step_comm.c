@@ -68,7 +68,7 @@ static void bench_mining(int rank, double *t) {
         for (int i = 0; i < reps + 1; i++) {
             memset(dE, 0, (size_t)N * DIM * sizeof *dE);
             double t0 = cpu_seconds();
-            LossStats s = triplet_loss(dE, NULL, ws, E, labels, TRIPLET_ALL, 0.2f, 0, N, DIM, a0, a0 + NA);
+            LossStats s = triplet_loss(dE, NULL, ws, E, labels, MINE_BATCH_ALL, 0.2f, 0, N, DIM, a0, a0 + NA);
             if (i) t[i - 1] = cpu_seconds() - t0;
             if (!(s.count >= 0)) FATAL("mining N=%d: bad count", N);
         }

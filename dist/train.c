@@ -35,18 +35,18 @@ static int check_loss_node(const Trainer *t, Err *e) {
     const Config *c = &t->cfg;
     const Model *m = &t->model;
     const ModelLayer *L = &m->layers[m->loss];
-    if (m->pair && c->sampler_mode != SAMPLER_MODE_PAIRS)
+    if (m->pair && c->sampler.mode != SAMPLER_PAIRS)
         return err_set(
             e, "%s: the model reads halves (NODE@a / NODE@b): two-image models need [sampler] mode = pairs",
             c->path);
     if (L->halved) {
-        if (c->loss_type != LOSS_BCE || c->model.koch_head || L->out_size != 1)
+        if (c->loss.type != LOSS_BCE || c->model.koch_head || L->out_size != 1)
             return err_set(
                 e,
                 "%s: the loss reads %s, a pair-level node of %zu values per pair: only [loss] type = bce "
                 "without a head reads one, and it needs one logit per pair",
                 c->path, L->name, L->out_size);
-    } else if (c->loss_type == LOSS_BCE && !c->model.koch_head) {
+    } else if (c->loss.type == LOSS_BCE && !c->model.koch_head) {
         return err_set(
             e,
             "%s: [loss] type = bce without [head] type = koch reads a pair-level node of one logit per "
@@ -77,11 +77,8 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     t->mean = c->data_mean > 0 ? (float)c->data_mean : m->mean;
     t->std = c->data_std > 0 ? (float)c->data_std : m->std;
     if (!(t->std > 0)) t->std = 1;
-    SamplerSpec ss = {.mode = (SamplerMode)c->sampler_mode,
-                      .p = (int)c->p,
-                      .k = (int)c->k,
-                      .batch = (int)c->batch,
-                      .seed = (uint64_t)c->seed};
+    SamplerSpec ss = c->sampler;
+    ss.seed = (uint64_t)c->seed; /* [run] seed */
     if (sampler_init(&t->sampler, &ss, t->ds, e)) return -1;
     t->global_items = sampler_global_items(&t->sampler);
     t->per_item = sampler_images_per_item(&t->sampler);
@@ -103,18 +100,7 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     dist_bcast_floats(t->model.params, t->model.nparams);
     dist_bcast_floats(t->model.buffers, t->model.nbuffers);
 
-    optim_spec_default(&t->opt);
-    t->opt.type = (OptimType)c->optim_type;
-    t->opt.lr = c->lr;
-    t->opt.momentum = c->momentum;
-    t->opt.nesterov = (int)c->nesterov;
-    t->opt.weight_decay = c->weight_decay;
-    t->opt.beta1 = c->beta1, t->opt.beta2 = c->beta2, t->opt.eps = c->eps;
-    t->opt.schedule = (OptimSchedule)c->schedule;
-    t->opt.gamma = c->gamma;
-    t->opt.step_size = (uint64_t)c->step_epochs;
-    t->opt.min_lr = c->min_lr;
-    t->opt.warmup_steps = (uint64_t)c->warmup_steps;
+    t->opt = c->optim;
     t->nstate = optim_state_floats(&t->opt, t->model.nparams);
     t->opt_state = xaligned_floats(t->nstate);
     t->gs = gradsync_create(t->model.grads, t->model.nparams, (size_t)c->bucket_kfloats * 1000);
@@ -124,17 +110,17 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     for (int r = 0; r < t->world; r++) sampler_shard(t->global_items, r, t->world, &t->offsets[r], &t->rows[r]);
     size_t D = (size_t)t->D;
     t->dE = xaligned_floats((size_t)max_images * D);
-    if (c->sampler_mode == SAMPLER_MODE_PK) {
+    if (c->sampler.mode == SAMPLER_PK) {
         int N = t->global_items;
         t->pool_E = xaligned_floats((size_t)N * D);
         t->pool_dE = xaligned_floats((size_t)N * D);
         t->pool_labels = xcalloc((size_t)N, sizeof(int32_t));
         /* A rank mines only its own anchors (at most max_items) against
          * the pool: the workspace is N x anchors, not N x N. */
-        int Na = c->mining_scope == SCOPE_GLOBAL ? max_items : N;
+        int Na = c->mining.scope == SCOPE_GLOBAL ? max_items : N;
         size_t ws = MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na));
         t->ws = xaligned_floats(ws);
-    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
+    } else if (c->sampler.mode == SAMPLER_PAIRS) {
         t->pairs = xcalloc((size_t)max_items, sizeof(IndexPair));
     } else {
         t->triplets = xcalloc((size_t)max_items, sizeof(IndexTriplet));
@@ -178,14 +164,14 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
     float *hw = m->has_head ? m->params + m->head_w_off : NULL;
     float hb = m->has_head ? m->params[m->head_b_off] : 0;
     float *dhw = m->has_head ? m->grads + m->head_w_off : NULL, *dhb = m->has_head ? m->grads + m->head_b_off : NULL;
-    float margin = (float)c->margin;
+    float margin = (float)c->loss.margin;
     LossStats s = {0};
-    if (c->sampler_mode == SAMPLER_MODE_PK) {
+    if (c->sampler.mode == SAMPLER_PK) {
         const float *pool = E;
         const int32_t *labels = lb->labels;
         int N = lb->n_items, a0 = 0, a1 = lb->n_items;
         float *dpool = t->dE;
-        if (c->mining_scope == SCOPE_GLOBAL && t->world > 1) {
+        if (c->mining.scope == SCOPE_GLOBAL && t->world > 1) {
             dist_allgather_rows(t->pool_E, E, D * sizeof(float), t->rows);
             dist_allgather_rows(t->pool_labels, lb->labels, sizeof(int32_t), t->rows);
             pool = t->pool_E;
@@ -196,13 +182,11 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
             dpool = t->pool_dE;
         }
         memset(dpool, 0, (size_t)N * D * sizeof(float));
-        if (c->loss_type == LOSS_TRIPLET) {
-            TripletMiner mm = c->mining_strategy == MINE_BATCH_HARD   ? TRIPLET_BATCH_HARD
-                              : c->mining_strategy == MINE_SEMI_HARD ? TRIPLET_SEMI_HARD
-                                                                     : TRIPLET_ALL;
-            s = triplet_loss(dpool, NULL, t->ws, pool, labels, mm, margin, (int)c->soft, N, (int)D, a0, a1);
-        } else if (c->loss_type == LOSS_CONTRASTIVE) {
-            if (c->mining_strategy == MINE_HARD_PAIRS)
+        if (c->loss.type == LOSS_TRIPLET) {
+            s = triplet_loss(dpool, NULL, t->ws, pool, labels, c->mining.strategy, margin, (int)c->loss.soft,
+                             N, (int)D, a0, a1);
+        } else if (c->loss.type == LOSS_CONTRASTIVE) {
+            if (c->mining.strategy == MINE_HARD_PAIRS)
                 s = pairs_contrastive_hard(dpool, NULL, t->ws, pool, labels, margin, N, (int)D, a0, a1);
             else
                 s = pairs_contrastive_all(dpool, t->ws, pool, labels, margin, N, (int)D, a0, a1);
@@ -218,7 +202,7 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         s = pairs_bce_logits(t->dE, E, lb->same, 0, B);
         *dEout = t->dE;
         *pool_rows = B;
-    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
+    } else if (c->sampler.mode == SAMPLER_PAIRS) {
         int B = lb->n_items;
         /* Targets come from the pairs record's flag, not from label equality. */
         for (int k = 0; k < B; k++) {
@@ -227,7 +211,7 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
             t->pairs[k].y = lb->same[k] ? 1 : 0;
         }
         memset(t->dE, 0, (size_t)2 * B * D * sizeof(float));
-        if (c->loss_type == LOSS_CONTRASTIVE)
+        if (c->loss.type == LOSS_CONTRASTIVE)
             s = pairs_contrastive(t->dE, E, t->pairs, margin, 2 * B, (int)D, 0, B);
         else
             s = pairs_koch(t->dE, dhw, dhb, E, t->pairs, hw, hb, 2 * B, (int)D, 0, B);
@@ -237,7 +221,7 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         int B = lb->n_items;
         triplet_list_thirds(t->triplets, 0, B);
         memset(t->dE, 0, (size_t)3 * B * D * sizeof(float));
-        s = triplet_list_loss(t->dE, E, t->triplets, margin, (int)c->soft, 3 * B, (int)D, 0, B);
+        s = triplet_list_loss(t->dE, E, t->triplets, margin, (int)c->loss.soft, 3 * B, (int)D, 0, B);
         *dEout = t->dE;
         *pool_rows = 3 * B;
     }
@@ -346,7 +330,7 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     double loss = trainer_grads(t, b, st);
     model_update_buffers(m);
     double t4 = now_seconds();
-    double gnorm = optim_clip(m->grads, m->nparams, c->clip_norm);
+    double gnorm = optim_clip(m->grads, m->nparams, c->optim.clip_norm);
     if (!isfinite(loss) || !isfinite(gnorm)) {
         const char *where = "?";
         for (int v = 0; v < m->nviews && where[0] == '?'; v++)

@@ -198,15 +198,17 @@ int train_main(const TrainOptions *o) {
         printf("  data %s: %llu samples, %u classes, normalisation mean %.4f std %.4f\n", c->data_train,
                (unsigned long long)ds_meta(t->ds)->count, ds_meta(t->ds)->classes, t->mean, t->std);
         printf("  global batch: %d %s (%d images), %llu steps per epoch, %llu steps\n", t->global_items,
-               c->sampler_mode == SAMPLER_MODE_PK ? "images" : c->sampler_mode == SAMPLER_MODE_PAIRS ? "pairs" : "triplets",
+               c->sampler.mode == SAMPLER_PK      ? "images"
+               : c->sampler.mode == SAMPLER_PAIRS ? "pairs"
+                                                  : "triplets",
                t->global_items * t->per_item, (unsigned long long)t->steps_per_epoch,
                (unsigned long long)t->total_steps);
-        printf("  loss %s, mining %s (%s), optim %s lr %g\n", config_enum_name("loss", "type", c->loss_type),
-               config_enum_name("mining", "strategy", c->mining_strategy),
-               config_enum_name("mining", "scope", c->mining_scope), config_enum_name("optim", "type", c->optim_type),
-               c->lr);
-        if (c->loss_type == LOSS_TRIPLET && c->mining_strategy == MINE_BATCH_HARD && !c->soft &&
-            c->optim_type == OPT_SGD && c->warmup_steps == 0)
+        printf("  loss %s, mining %s (%s), optim %s lr %g\n", config_enum_name("loss", "type", c->loss.type),
+               config_enum_name("mining", "strategy", c->mining.strategy),
+               config_enum_name("mining", "scope", c->mining.scope),
+               config_enum_name("optim", "type", c->optim.type), c->optim.lr);
+        if (c->loss.type == LOSS_TRIPLET && c->mining.strategy == MINE_BATCH_HARD && !c->loss.soft &&
+            c->optim.type == OPTIM_SGD && c->optim.warmup_steps == 0)
             util_warn("batch_hard triplet mining with SGD from a random start often collapses (every embedding "
                       "the same point, loss stuck at the margin); consider strategy = batch_all, a warm-up "
                       "([optim] warmup_steps), or Adam");

@@ -33,34 +33,34 @@ static const Key schema[] = {
     {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},
     {"data", "mean", K_DBL, C(data_mean), 0, 1, "0", NULL, "input normalisation mean of pixel/255; 0 = the training set's"},
     {"data", "std", K_DBL, C(data_std), 0, 10, "0", NULL, "input normalisation std; 0 = the training set's"},
-    {"sampler", "mode", K_ENUM, C(sampler_mode), 0, 0, "pk", "pk|pairs|triplets", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database"},
-    {"sampler", "p", K_INT, C(p), 2, 100000, "8", NULL, "pk: classes per global batch"},
-    {"sampler", "k", K_INT, C(k), 1, 100000, "32", NULL, "pk: images per class"},
-    {"sampler", "batch", K_INT, C(batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
+    {"sampler", "mode", K_ENUM, C(sampler.mode), 0, 0, "pk", "pk|pairs|triplets", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database"},
+    {"sampler", "p", K_INT32, C(sampler.p), 2, 100000, "8", NULL, "pk: classes per global batch"},
+    {"sampler", "k", K_INT32, C(sampler.k), 1, 100000, "32", NULL, "pk: images per class"},
+    {"sampler", "batch", K_INT32, C(sampler.batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
     {"model", "embedding", K_STR, C(model.embedding), 0, LAYER_NAME_MAX, "", NULL, "the node eval and embed read (a per-image node); empty: the last layer (docs/graph.md)"},
     {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
-    {"loss", "type", K_ENUM, C(loss_type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
+    {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
     {"loss", "input", K_STR, C(model.loss_input), 0, LAYER_INPUT_MAX, "", NULL, "the node the loss reads; empty: the embedding (bce without a head: a pair-level node of one logit per pair)"},
-    {"loss", "margin", K_DBL, C(margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
-    {"loss", "soft", K_INT, C(soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
-    {"mining", "strategy", K_ENUM, C(mining_strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none", "online miner over the PK batch"},
-    {"mining", "scope", K_ENUM, C(mining_scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
-    {"optim", "type", K_ENUM, C(optim_type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
-    {"optim", "lr", K_DBL, C(lr), 0, 100, "0.05", NULL, "base learning rate"},
-    {"optim", "momentum", K_DBL, C(momentum), 0, 1, "0.9", NULL, "SGD momentum"},
-    {"optim", "nesterov", K_INT, C(nesterov), 0, 1, "0", NULL, "SGD: 1 = Nesterov momentum"},
-    {"optim", "weight_decay", K_DBL, C(weight_decay), 0, 10, "0.0005", NULL, "weight decay (SGD/Adam: added to the gradient; AdamW: decoupled)"},
-    {"optim", "beta1", K_DBL, C(beta1), 0, 1, "0.9", NULL, "Adam beta1"},
-    {"optim", "beta2", K_DBL, C(beta2), 0, 1, "0.999", NULL, "Adam beta2"},
-    {"optim", "eps", K_DBL, C(eps), 0, 1, "1e-08", NULL, "Adam epsilon"},
-    {"optim", "schedule", K_ENUM, C(schedule), 0, 0, "constant", "constant|step|exp|cosine", "learning-rate schedule"},
-    {"optim", "gamma", K_DBL, C(gamma), 0, 1, "0.1", NULL, "step: factor every step_epochs; exp: factor per epoch (Koch: 0.99)"},
-    {"optim", "step_epochs", K_INT, C(step_epochs), 1, 1000000, "1", NULL, "step schedule: epochs between decays"},
-    {"optim", "min_lr", K_DBL, C(min_lr), 0, 100, "0", NULL, "cosine: final learning rate"},
-    {"optim", "warmup_steps", K_INT, C(warmup_steps), 0, BIG, "0", NULL, "linear warm-up steps (multiplies the schedule)"},
-    {"optim", "clip_norm", K_DBL, C(clip_norm), 0, 1e9, "0", NULL, "clip the global gradient norm to this; 0 = off"},
+    {"loss", "margin", K_DBL, C(loss.margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
+    {"loss", "soft", K_INT, C(loss.soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
+    {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none", "online miner over the PK batch"},
+    {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
+    {"optim", "type", K_ENUM, C(optim.type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
+    {"optim", "lr", K_DBL, C(optim.lr), 0, 100, "0.05", NULL, "base learning rate"},
+    {"optim", "momentum", K_DBL, C(optim.momentum), 0, 1, "0.9", NULL, "SGD momentum"},
+    {"optim", "nesterov", K_INT32, C(optim.nesterov), 0, 1, "0", NULL, "SGD: 1 = Nesterov momentum"},
+    {"optim", "weight_decay", K_DBL, C(optim.weight_decay), 0, 10, "0.0005", NULL, "weight decay (SGD/Adam: added to the gradient; AdamW: decoupled)"},
+    {"optim", "beta1", K_DBL, C(optim.beta1), 0, 1, "0.9", NULL, "Adam beta1"},
+    {"optim", "beta2", K_DBL, C(optim.beta2), 0, 1, "0.999", NULL, "Adam beta2"},
+    {"optim", "eps", K_DBL, C(optim.eps), 0, 1, "1e-08", NULL, "Adam epsilon"},
+    {"optim", "schedule", K_ENUM, C(optim.schedule), 0, 0, "constant", "constant|step|exp|cosine", "learning-rate schedule"},
+    {"optim", "gamma", K_DBL, C(optim.gamma), 0, 1, "0.1", NULL, "step: factor every step_epochs; exp: factor per epoch (Koch: 0.99)"},
+    {"optim", "step_epochs", K_INT, C(optim.step_size), 1, 1000000, "1", NULL, "step schedule: epochs between decays"},
+    {"optim", "min_lr", K_DBL, C(optim.min_lr), 0, 100, "0", NULL, "cosine: final learning rate"},
+    {"optim", "warmup_steps", K_INT, C(optim.warmup_steps), 0, BIG, "0", NULL, "linear warm-up steps (multiplies the schedule)"},
+    {"optim", "clip_norm", K_DBL, C(optim.clip_norm), 0, 1e9, "0", NULL, "clip the global gradient norm to this; 0 = off"},
     {"init", "scheme", K_ENUM, C(init_scheme), 0, 0, "he", "he|koch|torch", "he: N(0, 2/fan_in), bias 0; koch: conv N(0,1e-2) bias N(0.5,1e-2), dense N(0,0.2); torch: PyTorch's default uniform"},
     {"train", "epochs", K_INT, C(epochs), 0, 1000000, "5", NULL, "epochs (used when steps = 0)"},
     {"train", "steps", K_INT, C(steps), 0, BIG, "0", NULL, "total steps; 0 = epochs x steps per epoch"},
@@ -78,6 +78,21 @@ static const Key schema[] = {
     {"eval", "trials", K_INT, C(eval_trials), 0, 100000000, "1000", NULL, "N-way K-shot trials (0 = skip)"},
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
+/* K_ENUM values are the index in the key's "a|b|c": the modules' enums in
+ * that order. K_INT fields are long or uint64_t. */
+_Static_assert(SAMPLER_PK == 0 && SAMPLER_PAIRS == 1 && SAMPLER_TRIPLETS == 2, "[sampler] mode order");
+_Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2, "[loss] type order");
+_Static_assert(MINE_BATCH_HARD == 0 && MINE_SEMI_HARD == 1 && MINE_BATCH_ALL == 2 && MINE_HARD_PAIRS == 3 &&
+                   MINE_NONE == 4,
+               "[mining] strategy order");
+_Static_assert(SCOPE_GLOBAL == 0 && SCOPE_LOCAL == 1, "[mining] scope order");
+_Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2, "[optim] type order");
+_Static_assert(OPTIM_SCHED_CONSTANT == 0 && OPTIM_SCHED_STEP == 1 && OPTIM_SCHED_EXP == 2 && OPTIM_SCHED_COSINE == 3,
+               "[optim] schedule order");
+_Static_assert(INIT_HE == 0 && INIT_KOCH == 1 && INIT_TORCH == 2, "[init] scheme order");
+_Static_assert(sizeof(long) == sizeof(uint64_t) && sizeof(SamplerMode) == sizeof(int) &&
+                   sizeof(OptimType) == sizeof(int) && sizeof(MiningStrategy) == sizeof(int),
+               "K_INT and K_ENUM field sizes");
 
 #define ORIGIN_MARK "; effective config of "
 
@@ -148,6 +163,14 @@ static int key_set(const Key *k, void *base, const char *v, Err *e) {
         memcpy(field, &x, sizeof x);
         return 0;
     }
+    case K_INT32: {
+        long x;
+        if (parse_long(v, (long)k->min, (long)k->max, &x))
+            return err_set(e, "%s = '%s': expected a whole number in [%.0f, %.0f]", k->key, v, k->min, k->max);
+        int i = (int)x;
+        memcpy(field, &i, sizeof i);
+        return 0;
+    }
     case K_DBL: {
         double x;
         if (parse_double(v, k->min, k->max, &x))
@@ -201,6 +224,12 @@ static void key_format(const Key *k, const void *base, char *out, size_t n) {
         long x;
         memcpy(&x, field, sizeof x);
         snprintf(out, n, "%ld", x);
+        break;
+    }
+    case K_INT32: {
+        int x;
+        memcpy(&x, field, sizeof x);
+        snprintf(out, n, "%d", x);
         break;
     }
     case K_DBL: {
@@ -424,6 +453,11 @@ static int required_unset(const Key *k, const void *base) {
         memcpy(&x, field, sizeof x);
         return x == 0;
     }
+    if (k->type == K_INT32) {
+        int x;
+        memcpy(&x, field, sizeof x);
+        return x == 0;
+    }
     double x;
     memcpy(&x, field, sizeof x);
     return x == 0;
@@ -546,27 +580,28 @@ int config_validate(const Config *c, Err *e) {
     const char *n = c->path;
     int halves = 0; /* a two-image model may score pairs itself */
     for (int i = 0; i < c->model.nlayers; i++) halves |= strchr(c->model.layers[i].input, '@') != NULL;
-    if (c->loss_type == LOSS_BCE && c->model.koch_head != HEAD_KOCH && !halves)
+    if (c->loss.type == LOSS_BCE && c->model.koch_head != HEAD_KOCH && !halves)
         return err_set(e, "%s: [loss] type = bce needs [head] type = koch, or a two-image model that scores each "
                           "pair (docs/graph.md)", n);
-    if (c->model.koch_head == HEAD_KOCH && c->loss_type != LOSS_BCE)
+    if (c->model.koch_head == HEAD_KOCH && c->loss.type != LOSS_BCE)
         return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
-    if (c->sampler_mode == SAMPLER_MODE_PK) {
-        int m = c->mining_strategy;
-        if (c->loss_type == LOSS_TRIPLET && m != MINE_BATCH_ALL && m != MINE_BATCH_HARD && m != MINE_SEMI_HARD)
+    if (c->sampler.mode == SAMPLER_PK) {
+        MiningStrategy m = c->mining.strategy;
+        if (c->loss.type == LOSS_TRIPLET && m != MINE_BATCH_ALL && m != MINE_BATCH_HARD && m != MINE_SEMI_HARD)
             return err_set(e, "%s: triplet loss on pk batches needs [mining] strategy = batch_all, batch_hard "
                               "or semi_hard", n);
-        if (c->loss_type == LOSS_CONTRASTIVE && m != MINE_HARD_PAIRS && m != MINE_NONE)
+        if (c->loss.type == LOSS_CONTRASTIVE && m != MINE_HARD_PAIRS && m != MINE_NONE)
             return err_set(e, "%s: contrastive loss on pk batches needs [mining] strategy = hard_pairs or none "
                               "(all pairs)", n);
-        if (c->loss_type == LOSS_BCE && m != MINE_HARD_PAIRS)
+        if (c->loss.type == LOSS_BCE && m != MINE_HARD_PAIRS)
             return err_set(e, "%s: bce loss on pk batches needs [mining] strategy = hard_pairs (or use [sampler] "
                               "mode = pairs)", n);
-        if (c->k < 2) return err_set(e, "%s: [sampler] k = %ld: pk batches need k >= 2 for positives", n, c->k);
-    } else if (c->sampler_mode == SAMPLER_MODE_PAIRS) {
-        if (c->loss_type == LOSS_TRIPLET)
+        if (c->sampler.k < 2)
+            return err_set(e, "%s: [sampler] k = %d: pk batches need k >= 2 for positives", n, c->sampler.k);
+    } else if (c->sampler.mode == SAMPLER_PAIRS) {
+        if (c->loss.type == LOSS_TRIPLET)
             return err_set(e, "%s: [sampler] mode = pairs goes with loss contrastive or bce, not triplet", n);
-    } else if (c->loss_type != LOSS_TRIPLET) {
+    } else if (c->loss.type != LOSS_TRIPLET) {
         return err_set(e, "%s: [sampler] mode = triplets goes with [loss] type = triplet", n);
     }
     if (!c->data_train[0]) return err_set(e, "%s: [data] train is not set: point it at a dataset made by siamese import", n);
@@ -643,9 +678,9 @@ int config_same_topology(const Config *a, const Config *b, Err *e) {
 static void print_key(FILE *out, const char *section, const Key *k) {
     char range[128] = "";
     if (k->type == K_ENUM) snprintf(range, sizeof range, "%s", k->values);
-    else if (k->type == K_INT) snprintf(range, sizeof range, "%.0f .. %.0f", k->min, k->max);
+    else if (k->type == K_INT || k->type == K_INT32) snprintf(range, sizeof range, "%.0f .. %.0f", k->min, k->max);
     else if (k->type == K_DBL) snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
-    static const char *const tn[] = {"int", "number", "text", "choice"};
+    static const char *const tn[] = {"int", "number", "text", "choice", "int"};
     fprintf(out, "| [%s] | %s | %s | %s | %s | %s |\n", section, k->key, tn[k->type], range,
             k->def ? (k->def[0] ? k->def : "(empty)") : "required", k->doc);
 }

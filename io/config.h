@@ -10,18 +10,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../mining/mining.h"
 #include "../nn/layer_spec.h"
+#include "../nn/optim.h"
 #include "../nn/util.h"
+#include "sampler.h"
 
 #define CFG_PATH 512
 
-enum { SAMPLER_MODE_PK, SAMPLER_MODE_PAIRS, SAMPLER_MODE_TRIPLETS };
+/* The enums of sections whose struct belongs to another module are that
+ * module's (SamplerMode, LossType, MiningStrategy, MiningScope, OptimType,
+ * OptimSchedule, INIT_*); these two are the config's own. */
 enum { HEAD_NONE, HEAD_KOCH };
-enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE };
-enum { MINE_BATCH_HARD, MINE_SEMI_HARD, MINE_BATCH_ALL, MINE_HARD_PAIRS, MINE_NONE };
-enum { SCOPE_GLOBAL, SCOPE_LOCAL };
-enum { OPT_SGD, OPT_ADAM, OPT_ADAMW }; /* same order as nn/optim.h OptimType */
-enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXP, SCHED_COSINE };
 enum { ONERR_STOP, ONERR_WARN };
 
 typedef struct Config {
@@ -33,24 +33,13 @@ typedef struct Config {
     char data_train[CFG_PATH], data_test[CFG_PATH];
     char data_shape[CFG_PATH]; /* "CxHxW" or empty */
     double data_mean, data_std; /* 0: take the training set's meta */
-    /* [sampler] */
-    int sampler_mode;
-    long p, k, batch;
-    /* layer sections and [head] */
-    ModelSpec model;
-    /* [loss] */
-    int loss_type;
-    double margin;
-    long soft;
-    /* [mining] */
-    int mining_strategy, mining_scope;
-    /* [optim] */
-    int optim_type;
-    double lr, momentum, weight_decay, beta1, beta2, eps;
-    long nesterov;
-    int schedule;
-    double gamma, min_lr, clip_norm;
-    long step_epochs, warmup_steps;
+    /* Each section that configures one module fills that module's own
+     * struct, which the module takes as it is. */
+    SamplerSpec sampler; /* [sampler] (its seed is [run] seed) */
+    ModelSpec model;     /* layer sections, [model], [head], [loss] input */
+    LossSpec loss;       /* [loss] */
+    MiningSpec mining;   /* [mining] */
+    OptimSpec optim;     /* [optim] */
     /* [init] */
     int init_scheme;
     /* [train] */

@@ -12,7 +12,7 @@
 #include "../nn/util.h"
 #include "dataset.h"
 
-/* Same values as the config's SAMPLER_MODE_* (io/config.h). */
+/* [sampler] mode (io/config fills a SamplerSpec directly). */
 typedef enum { SAMPLER_PK = 0, SAMPLER_PAIRS = 1, SAMPLER_TRIPLETS = 2, SAMPLER_COSEG = 3 } SamplerMode;
 
 typedef struct SamplerSpec {

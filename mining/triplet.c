@@ -25,11 +25,11 @@ size_t triplet_workspace_floats(int N, int Na) {
     return 3 * (size_t)Na * (size_t)N + (size_t)Na + 4 * (size_t)N;
 }
 
-size_t triplet_chosen_capacity(TripletMiner miner, int N, int Na) {
+size_t triplet_chosen_capacity(MiningStrategy miner, int N, int Na) {
     switch (miner) {
-    case TRIPLET_BATCH_HARD:
+    case MINE_BATCH_HARD:
         return (size_t)Na;
-    case TRIPLET_SEMI_HARD:
+    case MINE_SEMI_HARD:
         return (size_t)Na * (size_t)(N > 0 ? N - 1 : 0);
     default:
         return 0;
@@ -578,10 +578,10 @@ static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const 
 }
 
 LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *E, const int32_t *labels,
-                       TripletMiner miner, float margin, int soft, int N, int D, int a0, int a1) {
+                       MiningStrategy miner, float margin, int soft, int N, int D, int a0, int a1) {
     ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N);
-    ASSERT(miner == TRIPLET_ALL || miner == TRIPLET_BATCH_HARD || miner == TRIPLET_SEMI_HARD);
-    ASSERT(!(miner == TRIPLET_ALL && chosen));
+    ASSERT(miner == MINE_BATCH_ALL || miner == MINE_BATCH_HARD || miner == MINE_SEMI_HARD);
+    ASSERT(!(miner == MINE_BATCH_ALL && chosen));
     LossStats st = {0};
     int Na = a1 - a0;
     if (Na == 0) return st;
@@ -590,14 +590,14 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     float *negd = tmp + nn + Na + N, *cntn = negd + N, *en = cntn + N; /* after the backward's */
     const float *A = E + (size_t)a0 * D;
     dist_matrix(d, A, E, Na, N, D, tmp);
-    if (miner == TRIPLET_ALL && soft) { /* dense dL/dd, one backward */
+    if (miner == MINE_BATCH_ALL && soft) { /* dense dL/dd, one backward */
         memset(dd, 0, nn * sizeof *dd);
         for (int r = 0; r < Na; r++)
             soft_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels, a0 + r, margin, N);
         dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
         return st;
     }
-    if (miner == TRIPLET_ALL) { /* the hinge: each row's dL/dd turned into G while it is in cache */
+    if (miner == MINE_BATCH_ALL) { /* the hinge: each row's dL/dd turned into G while it is in cache */
         float *rs = tmp + nn, *cs = rs + Na; /* dist_matrix_backward's slots; G replaces dd */
         memset(cs, 0, (size_t)N * sizeof *cs);
         for (int r = 0; r < Na; r++) {
@@ -612,7 +612,7 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     for (int r = 0; r < Na; r++) { /* sparse: two pairs per term straight into dE */
         IndexTriplet *ch = chosen ? chosen + (long)st.count : NULL;
         LossStats row = {0};
-        if (miner == TRIPLET_BATCH_HARD)
+        if (miner == MINE_BATCH_HARD)
             batch_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);
         else
             semi_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);

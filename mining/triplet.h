@@ -19,13 +19,13 @@
  * closest negative), the lowest pool index wins.
  *
  * LossStats fields, per miner:
- *   TRIPLET_ALL        every valid (a, p, n): p != a with a's label, n with
+ *   MINE_BATCH_ALL     every valid (a, p, n): p != a with a's label, n with
  *                      another label. count = active triplets (hinge) or all
  *                      valid triplets (soft margin).
- *   TRIPLET_BATCH_HARD per anchor, the hardest positive (largest d) and the
+ *   MINE_BATCH_HARD    per anchor, the hardest positive (largest d) and the
  *                      hardest negative (smallest d). count = anchors having
  *                      both (zero-loss ones included).
- *   TRIPLET_SEMI_HARD  per (anchor, positive) pair, every positive (FaceNet):
+ *   MINE_SEMI_HARD     per (anchor, positive) pair, every positive (FaceNet):
  *                      the closest negative farther than the positive
  *                      (smallest d_an with d_an > d_ap, inside or outside the
  *                      margin); if no negative is farther, the farthest
@@ -45,8 +45,7 @@
 #include <stdint.h>
 
 #include "loss_stats.h"
-
-typedef enum { TRIPLET_ALL, TRIPLET_BATCH_HARD, TRIPLET_SEMI_HARD } TripletMiner;
+#include "mining.h"
 
 /* Pool row indices of one triplet. */
 typedef struct IndexTriplet {
@@ -69,20 +68,20 @@ void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin);
 size_t triplet_workspace_floats(int N, int Na);
 
 /* Entries `chosen` may receive: Na (batch-hard), Na*(N-1) (semi-hard),
- * 0 for TRIPLET_ALL (which never writes chosen). */
-size_t triplet_chosen_capacity(TripletMiner miner, int N, int Na);
+ * 0 for MINE_BATCH_ALL (which never writes chosen). */
+size_t triplet_chosen_capacity(MiningStrategy miner, int N, int Na);
 
 /* The mined triplet loss of anchors [a0, a1) against the pool (see above).
  * ACCUMULATES the unnormalised gradient into dE. chosen (may be NULL)
  * receives the chosen triplets of batch-hard and semi-hard, in anchor then
- * positive order, count of them; it must be NULL for TRIPLET_ALL. margin is
+ * positive order, count of them; it must be NULL for MINE_BATCH_ALL. margin is
  * used by the hinge (soft = 0) only. */
 LossStats triplet_loss(float *dE,             /* (N, D) += */
                        IndexTriplet *chosen,  /* (count) written, or NULL */
                        float *ws,             /* triplet_workspace_floats */
                        const float *E,        /* (N, D) the pool */
                        const int32_t *labels, /* (N) */
-                       TripletMiner miner, float margin, int soft, int N, int D, int a0, int a1);
+                       MiningStrategy miner, float margin, int soft, int N, int D, int a0, int a1);
 
 /* The loss over explicit triplets t[t0 .. t1) (offline triplets). count =
  * t1 - t0; ACCUMULATES the unnormalised gradient into dE. Distances come from

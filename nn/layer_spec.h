@@ -63,7 +63,9 @@ enum { INIT_HE, INIT_KOCH, INIT_TORCH };
 
 /* ---- config keys ------------------------------------------------------- */
 
-typedef enum { K_INT, K_DBL, K_STR, K_ENUM } KeyType;
+/* K_INT: a long (or uint64_t) field; K_INT32: an int field; K_ENUM: an int
+ * or enum field holding the index of the value in `values`. */
+typedef enum { K_INT, K_DBL, K_STR, K_ENUM, K_INT32 } KeyType;
 
 /* One config key: io/config parses, checks, prints and documents it from
  * this row. off is the field's offset in the struct the section fills

@@ -33,6 +33,7 @@ typedef struct OptimSpec {
     uint64_t step_size;    /* STEP: epochs between decays, >= 1 */
     double min_lr;         /* COSINE floor */
     uint64_t warmup_steps; /* 0 = none; else factor (step+1)/warmup_steps */
+    double clip_norm;      /* optim_clip's max_norm for the trainer; 0 = off */
 } OptimSpec;
 
 /* PyTorch's defaults: SGD, lr 0.01, no momentum, no decay; betas 0.9/0.999,

@@ -124,7 +124,7 @@ int main(void) {
     free(t2);
 
     /* --set on singletons and layers; topology differences are named. */
-    CHECK(config_set(&d, "optim.lr=0.01", &e) == 0 && d.lr == 0.01, "set lr");
+    CHECK(config_set(&d, "optim.lr=0.01", &e) == 0 && d.optim.lr == 0.01, "set lr");
     CHECK(config_set(&d, "conv1.filters=16", &e) == 0 && d.model.layers[0].filters == 16, "set layer key");
     CHECK(config_same_topology(&c, &d, &e) == -1 && strstr(e.msg, "conv1.filters: 32 vs 16"), "diff named: %s", e.msg);
     CHECK(config_set(&d, "optim.lr=abc", &e) == -1 && strstr(e.msg, "optim.lr=abc"), "bad --set value: %s", e.msg);

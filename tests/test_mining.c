@@ -81,7 +81,7 @@ static void ref_add(Ref *R, double *gdd, const double *dm, int N, int a, int p, 
 /* Brute force over every triplet of anchors [a0, a1); gdd (N x N, may be
  * NULL) += dL/dd. */
 static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *lab, int N, int a0, int a1,
-                        TripletMiner miner, double m, int soft) {
+                        MiningStrategy miner, double m, int soft) {
     memset(R, 0, sizeof *R);
     R->sig = HASH64_INIT;
     int pos[MAXN], neg[MAXN];
@@ -95,14 +95,14 @@ static void ref_triplet(Ref *R, double *gdd, const double *dm, const int32_t *la
         }
         R->cand += (long)np * nn;
         const double *row = dm + a * N;
-        if (miner == TRIPLET_ALL) {
+        if (miner == MINE_BATCH_ALL) {
             for (int q = 0; q < np; q++)
                 for (int s = 0; s < nn; s++) {
                     double x = row[pos[q]] - row[neg[s]], g, l = ref_term(x, m, soft, &g);
                     if (!soft && l <= 0) continue; /* inactive: not counted */
                     ref_add(R, gdd, dm, N, a, pos[q], neg[s], m, soft, 0);
                 }
-        } else if (miner == TRIPLET_BATCH_HARD) {
+        } else if (miner == MINE_BATCH_HARD) {
             int p = fixture_pick(row, pos, np, 1), n = fixture_pick(row, neg, nn, 0);
             if (p >= 0 && n >= 0) ref_add(R, gdd, dm, N, a, p, n, m, soft, 1);
         } else {
@@ -133,7 +133,10 @@ static void ref_grad_from_dd(double *dE, const double *gdd, const double *dm, co
         }
 }
 
-static const char *miner_name[] = {"batch_all", "batch_hard", "semi_hard"};
+/* The triplet miners are MiningStrategy values 0..2 (mining/mining.h). */
+static const char *miner_name[] = {
+    [MINE_BATCH_ALL] = "batch_all", [MINE_BATCH_HARD] = "batch_hard", [MINE_SEMI_HARD] = "semi_hard"};
+_Static_assert(MINE_BATCH_HARD < 3 && MINE_SEMI_HARD < 3 && MINE_BATCH_ALL < 3, "loops over miners 0..2");
 
 /* ---- distance ------------------------------------------------------------- */
 
@@ -224,9 +227,9 @@ static void test_ties(Rng *r) {
                 float m = 0.2f;
                 memset(dE, 0, sizeof dE);
                 memset(gdd, 0, sizeof gdd);
-                LossStats st = triplet_loss(dE, miner == TRIPLET_ALL ? NULL : ch, ws, E, lab,
-                                            (TripletMiner)miner, m, soft, N, D, 0, N);
-                ref_triplet(&R, gdd, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
+                LossStats st = triplet_loss(dE, miner == MINE_BATCH_ALL ? NULL : ch, ws, E, lab,
+                                            (MiningStrategy)miner, m, soft, N, D, 0, N);
+                ref_triplet(&R, gdd, dm, lab, N, 0, N, (MiningStrategy)miner, m, soft);
                 const char *mn = miner_name[miner];
                 CHECK(st.count == R.count && st.active == R.active && st.candidates == R.cand,
                       "%s soft=%d: count %g/%g active %ld/%ld cand %ld/%ld", mn, soft, st.count, R.count,
@@ -235,7 +238,7 @@ static void test_ties(Rng *r) {
                       st.loss_sum, R.loss);
                 CHECK(test_close(st.hardness_sum, R.hard, 1e-5), "%s soft=%d hardness %g vs %g", mn, soft,
                       st.hardness_sum, R.hard);
-                if (miner != TRIPLET_ALL) {
+                if (miner != MINE_BATCH_ALL) {
                     int same = (int)st.count == R.nch;
                     for (int t = 0; same && t < R.nch; t++)
                         same = ch[t].a == R.ch[t].a && ch[t].p == R.ch[t].p && ch[t].n == R.ch[t].n;
@@ -260,7 +263,7 @@ static void test_ties(Rng *r) {
     for (int i = 0; i < N; i++) lab[i] = 3;
     for (int miner = 0; miner < 3; miner++) {
         memset(dE, 0, sizeof dE);
-        LossStats st = triplet_loss(dE, NULL, ws, E, lab, (TripletMiner)miner, 0.2f, 0, N, D, 0, N);
+        LossStats st = triplet_loss(dE, NULL, ws, E, lab, (MiningStrategy)miner, 0.2f, 0, N, D, 0, N);
         double z[N * D] = {0};
         CHECK(st.count == 0 && st.loss_sum == 0 && st.candidates == 0 && fixture_grad_err(dE, z, N * D) == 0,
               "%s: one class gives nothing", miner_name[miner]);
@@ -286,20 +289,20 @@ static void test_fd(Rng *r) {
             for (int soft = 0; soft < 2; soft++) {
                 float m = 0.5f;
                 memset(dE, 0, sizeof dE);
-                triplet_loss(dE, NULL, ws, E, lab, (TripletMiner)miner, m, soft, N, D, 0, N);
+                triplet_loss(dE, NULL, ws, E, lab, (MiningStrategy)miner, m, soft, N, D, 0, N);
                 fixture_to_double(Ed, E, N * D);
                 ref_dist(dm, Ed, N, D, 0);
-                ref_triplet(&R0, NULL, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
+                ref_triplet(&R0, NULL, dm, lab, N, 0, N, (MiningStrategy)miner, m, soft);
                 double err = 0, gmax = 1;
                 int used = 0;
                 for (int e = 0; e < N * D; e++) {
                     fixture_to_double(Ed, E, N * D);
                     Ed[e] += h;
                     ref_dist(dm, Ed, N, D, 0);
-                    ref_triplet(&Rp, NULL, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
+                    ref_triplet(&Rp, NULL, dm, lab, N, 0, N, (MiningStrategy)miner, m, soft);
                     Ed[e] -= 2 * h;
                     ref_dist(dm, Ed, N, D, 0);
-                    ref_triplet(&Rm, NULL, dm, lab, N, 0, N, (TripletMiner)miner, m, soft);
+                    ref_triplet(&Rm, NULL, dm, lab, N, 0, N, (MiningStrategy)miner, m, soft);
                     if (Rp.sig != R0.sig || Rm.sig != R0.sig) continue; /* a kink */
                     double fd = (Rp.loss - Rm.loss) / (2 * h);
                     gmax = fmax(gmax, fabs(fd));
@@ -369,11 +372,11 @@ static void test_split(Rng *r) {
                     list[k] = (IndexTriplet){(int32_t)rng_below(r, N), (int32_t)rng_below(r, N),
                                              (int32_t)rng_below(r, N)};
                 int n_all = miner == 3 ? 100 : N;
-                IndexTriplet *c1 = miner == 0 || miner == 3 ? NULL : ch1;
+                IndexTriplet *c1 = miner == MINE_BATCH_ALL || miner == 3 ? NULL : ch1;
                 memset(dE1, 0, sizeof dE1);
                 LossStats s1 = miner == 3 ? triplet_list_loss(dE1, E, list, 0.2f, soft, N, D, 0, n_all)
-                                          : triplet_loss(dE1, c1, ws, E, lab, (TripletMiner)miner, 0.2f, soft,
-                                                         N, D, 0, N);
+                                          : triplet_loss(dE1, c1, ws, E, lab, (MiningStrategy)miner, 0.2f,
+                                                         soft, N, D, 0, N);
                 fixture_to_double(g1, dE1, N * D);
                 for (int p = 1; p <= 4; p++) {
                     int cut[5];
@@ -385,7 +388,7 @@ static void test_split(Rng *r) {
                         LossStats s =
                             miner == 3
                                 ? triplet_list_loss(dEp, E, list, 0.2f, soft, N, D, cut[q], cut[q + 1])
-                                : triplet_loss(dEp, c1 ? chp + off : NULL, ws, E, lab, (TripletMiner)miner,
+                                : triplet_loss(dEp, c1 ? chp + off : NULL, ws, E, lab, (MiningStrategy)miner,
                                                0.2f, soft, N, D, cut[q], cut[q + 1]);
                         off += (long)s.count;
                         loss_stats_add(&sp, &s);
@@ -529,7 +532,7 @@ static void test_hinge_counts(Rng *r) {
                     a1 = a0 + 1 + (int)rng_below(r, (uint64_t)(N - a0));
                 int Na = a1 - a0;
                 memset(dE, 0, (size_t)N * D * sizeof *dE);
-                LossStats st = triplet_loss(dE, NULL, ws, E, lab, TRIPLET_ALL, m, 0, N, D, a0, a1);
+                LossStats st = triplet_loss(dE, NULL, ws, E, lab, MINE_BATCH_ALL, m, 0, N, D, a0, a1);
                 /* the reference: counts from the float test, same distances */
                 dist_matrix(d, E + (size_t)a0 * D, E, Na, N, D, ws2);
                 memset(dd, 0, (size_t)Na * N * sizeof *dd);

@@ -114,19 +114,19 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
     free(text);
 
     /* The config is the spec's recipe (parity_torch.py hard-codes it). */
-    int pk = t.cfg.sampler_mode == SAMPLER_MODE_PK;
+    int pk = t.cfg.sampler.mode == SAMPLER_PK;
     CHECK(t.opt.type == OPTIM_SGD && t.opt.lr == 0.05 && t.opt.momentum == 0.9 &&
-              t.opt.weight_decay == 5e-4 && !t.opt.nesterov && t.cfg.clip_norm == 0,
+              t.opt.weight_decay == 5e-4 && !t.opt.nesterov && t.cfg.optim.clip_norm == 0,
           "%s: SGD lr 0.05 momentum 0.9 wd 5e-4 (have lr %g momentum %g wd %g)", cfg_file, t.opt.lr,
           t.opt.momentum, t.opt.weight_decay);
     CHECK(t.mean == 0.2860f && t.std == 0.3530f, "%s: mean/std %g/%g", cfg_file, t.mean, t.std);
     CHECK(t.cfg.init_scheme == INIT_TORCH, "%s: init.scheme = torch", cfg_file);
     if (pk)
-        CHECK(t.cfg.loss_type == LOSS_TRIPLET && t.cfg.mining_strategy == MINE_BATCH_ALL &&
-                  t.cfg.margin == 0.2 && !t.cfg.soft && t.global_items == 256,
+        CHECK(t.cfg.loss.type == LOSS_TRIPLET && t.cfg.mining.strategy == MINE_BATCH_ALL &&
+                  t.cfg.loss.margin == 0.2 && !t.cfg.loss.soft && t.global_items == 256,
               "%s: triplet batch-all, margin 0.2, 256 images", cfg_file);
     else
-        CHECK(t.cfg.loss_type == LOSS_BCE && t.model.has_head && t.global_items == 128,
+        CHECK(t.cfg.loss.type == LOSS_BCE && t.model.has_head && t.global_items == 128,
               "%s: Koch BCE over 128 pairs", cfg_file);
 
     Batch b;

@@ -142,6 +142,10 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--only", default="triplet,pair,2ranks")
     ap.add_argument("--no-torch-off", action="store_true", help="skip PyTorch with oneDNN off")
+    ap.add_argument("--old", metavar="BENCH_TRAIN",
+                    help="another build's bench_train (an older commit): the triplet and pair scenarios then "
+                         "compare this build with it, window by window, instead of with PyTorch; the ratio "
+                         "column is this build's rate over the other's")
     a = ap.parse_args()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if os.geteuid() == 0:
@@ -155,8 +159,11 @@ def main():
     for recipe in ("triplet", "pair"):
         if recipe not in only:
             continue
-        cs = [("ours %s" % recipe, ours + ["--config", "configs/fmnist-%s.ini" % recipe], 1, False)]
-        for m in onednn:
+        cfg = ["--config", "configs/fmnist-%s.ini" % recipe]
+        cs = [("ours %s" % recipe, ours + cfg, 1, False)]
+        if a.old:
+            cs.append(("old %s" % recipe, [a.old, "--gate", "@GATE@"] + cfg, 1, False))
+        for m in ([] if a.old else onednn):
             cs.append(("torch %s oneDNN %s" % (recipe, "on" if m else "off"),
                        torch + ["--recipe", recipe, "--mkldnn", str(m)], 1, False))
         title = "%s recipe, 1 process x 1 thread, batch 256 (%s)" % (

@@ -1,6 +1,9 @@
 #!/bin/bash
 # perf.sh: ONE command for the training-speed comparison with PyTorch:
 #     bash bench/perf.sh [--rounds N] [--steps N] [--only triplet,pair,2ranks] [--no-torch-off]
+#                        [--old OTHER_BUILD/bench/bench_train]
+# (--old: the triplet and pair steps of this build against another build's
+# bench_train, e.g. an older commit's, alternating window by window.)
 # Builds bench_train and fma_peak into build-bench/ (or $BUILD), imports
 # Fashion-MNIST into data/ if missing, prints the per-layer profile of one
 # step (bench_train --profile: forward and backward of every layer, mining,

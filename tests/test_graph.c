@@ -323,6 +323,58 @@ static void test_errors(void) {
     expect_error("[flatten]\n[correlation]\n", 1, 3, 3, "its input is flat");
 }
 
+/* The three example configs of docs/graph.md build (planned, not
+ * allocated: Koch's fc1 is large) on the inputs they are written for. */
+static void test_doc_examples(void) {
+    FILE *f = fopen("docs/graph.md", "r");
+    CHECK(f != NULL, "docs/graph.md readable from the repository root");
+    if (!f) return;
+    static const struct {
+        int c, h, w, pair;
+        const char *emb, *loss;
+    } want[3] = {
+        {1, 105, 105, 1, "emb", "logit"}, {1, 28, 28, 1, NULL, "logit"}, {3, 64, 64, 1, "feat", "feat"}};
+    char line[256], block[4096];
+    size_t len = 0;
+    int n = 0, in_block = 0;
+    for (;;) {
+        char *got = fgets(line, sizeof line, f);
+        int code = got && !strncmp(line, "    ", 4);
+        if (code) {
+            len += (size_t)snprintf(block + len, sizeof block - len, "%s", line + 4);
+            in_block = 1;
+            continue;
+        }
+        if (in_block && got && line[0] == '\n') continue; /* a blank line inside a block */
+        if (in_block && strstr(block, "[sampler]") && n < 3) {
+            Config c;
+            Model m;
+            Err e;
+            int ok = config_parse_text(&c, block, "graph.md", &e) == 0 &&
+                     model_plan(&m, &c.model, "graph.md", want[n].c, want[n].h, want[n].w, 2, &e) == 0;
+            CHECK(ok, "docs/graph.md example %d builds: %s", n + 1, e.msg);
+            if (ok) {
+                CHECK(
+                    m.pair == want[n].pair && !strcmp(m.layers[m.loss].name, want[n].loss) &&
+                        (want[n].emb ? m.emb >= 0 && !strcmp(m.layers[m.emb].name, want[n].emb) : m.emb < 0),
+                    "docs/graph.md example %d: two-image model, embedding and loss node as documented",
+                    n + 1);
+                int mask = model_node(&m, "mask");
+                if (n == 2)
+                    CHECK(mask >= 0 && m.layers[mask].oc == 1 && m.layers[mask].oh == 64 &&
+                              m.layers[mask].ow == 64 && !m.layers[mask].halved,
+                          "docs/graph.md co-segmentation: one 1x64x64 mask per image");
+                model_free(&m);
+            }
+            n++;
+        }
+        in_block = 0, len = 0, block[0] = 0;
+        if (!got) break;
+    }
+    fclose(f);
+    CHECK(n == 3, "docs/graph.md has its three example configs (found %d)", n);
+}
+
 int main(void) {
     rng_seed(&rng, 3, RNG_TEST, 11);
     test_nodes();
@@ -330,5 +382,6 @@ int main(void) {
     test_coseg();
     test_shared_reads();
     test_errors();
+    test_doc_examples();
     return test_finish();
 }

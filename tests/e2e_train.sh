@@ -51,7 +51,7 @@ $S embed "$T/run1/model.smpi" --data "$T/test.lmdb" --out "$T/emb" >/dev/null 2>
 check '[ -s "$T/emb.emb.npy" ] && [ -s "$T/emb.labels.npy" ]' "embed writes both .npy files"
 check 'head -c 128 "$T/emb.emb.npy" | grep -aq "(2000, 16)"' "embeddings are 2000 x 16"
 $S export "$T/run1/model.smpi" --out "$T/w.safetensors" >/dev/null 2>&1
-check 'head -c 2000 "$T/w.safetensors" | grep -aq "\"conv1.weight\":{\"dtype\":\"F32\",\"shape\":\[4,1,3,3\]"' \
+check 'head -c 65536 "$T/w.safetensors" | grep -aq "\"conv1.weight\":{\"dtype\":\"F32\",\"shape\":\[4,1,3,3\]"' \
   "safetensors names and shapes from the config"
 $S inspect "$T/run1/model.smpi" >"$T/insp" 2>&1
 check '[ $? -eq 0 ] && grep -q params "$T/insp"' "inspect verifies the checkpoint"

@@ -9,28 +9,31 @@
 #include <unistd.h>
 
 #include "train.h"
+#include "watchdog.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: siamese train CONFIG [--set section.key=value ...] [--resume auto|PATH] [--debug]\n"
-            "       siamese train --schema\n"
-            "\n"
-            "Trains the model of CONFIG (INI; see docs/config.md). Runs as one process,\n"
-            "or under mpirun -np N / srun --mpi=pmix: every rank reads its slice of each global batch.\n"
-            "\n"
-            "  --set section.key=value  override a config key (layer keys by layer name: conv1.filters=16);\n"
-            "                           repeatable\n"
-            "  --resume auto|PATH       continue from the newest valid checkpoint of the run dir (auto: start\n"
-            "                           fresh if there is none) or from PATH\n"
-            "  --debug                  gradient check of the real model at the first step, replica checksum\n"
-            "                           every step\n"
-            "  --schema                 print every config key (section, type, range, default) as Markdown\n"
-            "\n"
-            "Writes into [run] dir: config.ini, metrics.csv, timing.csv, ranks.csv, command.log,\n"
-            "ckpt-<step>.smpi, model.smpi, eval.json. Exit status: 0 done, %d stopped by\n"
-            "SIGTERM/SIGUSR1/SIGINT after writing a checkpoint (resume with --resume auto), 1 fatal error,\n"
-            "2 bad arguments or config.\n",
-            TRAIN_EXIT_RESUME);
+    fprintf(
+        f,
+        "usage: siamese train CONFIG [--set section.key=value ...] [--resume auto|PATH] [--debug]\n"
+        "       siamese train --schema\n"
+        "\n"
+        "Trains the model of CONFIG (INI; see docs/config.md). Runs as one process,\n"
+        "or under mpirun -np N / srun --mpi=pmix: every rank reads its slice of each global batch.\n"
+        "\n"
+        "  --set section.key=value  override a config key (layer keys by layer name: conv1.filters=16);\n"
+        "                           repeatable\n"
+        "  --resume auto|PATH       continue from the newest valid checkpoint of the run dir (auto: start\n"
+        "                           fresh if there is none) or from PATH\n"
+        "  --debug                  gradient check of the real model at the first step, replica checksum\n"
+        "                           every step\n"
+        "  --schema                 print every config key (section, type, range, default) as Markdown\n"
+        "\n"
+        "Writes into [run] dir: config.ini, metrics.csv, timing.csv, ranks.csv, command.log,\n"
+        "ckpt-<step>.smpi, model.smpi, eval.json. Exit status: 0 done, %d stopped by\n"
+        "SIGTERM/SIGUSR1/SIGINT after writing a checkpoint (resume with --resume auto), %d a rank\n"
+        "stopped making progress for [dist] timeout (resume with --resume auto), 1 fatal error,\n"
+        "2 bad arguments or config.\n",
+        TRAIN_EXIT_RESUME, WATCHDOG_EXIT);
 }
 
 static volatile sig_atomic_t sigint_count = 0;

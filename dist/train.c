@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "watchdog.h"
+
 volatile sig_atomic_t train_stop_requested = 0;
 
 static void metrics_append(Trainer *t, const char *line) {
@@ -271,9 +273,11 @@ double trainer_loss_only(Trainer *t, const Batch *b, double count) {
 double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     Model *m = &t->model;
     double t0 = now_seconds();
+    watchdog_phase(WD_FORWARD);
     memset(m->grads, 0, m->nparams * sizeof(float));
     const float *E = forward_step(t, b);
     double t1 = now_seconds();
+    watchdog_phase(WD_EXCHANGE);
     /* Waiting here for the slowest rank is load imbalance, not exchange:
      * time it apart so the exchange + mining figure is the work itself. */
     if (t->world > 1) dist_barrier();
@@ -295,11 +299,13 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     }
     double t2 = now_seconds();
 
+    watchdog_phase(WD_BACKWARD);
     gradsync_begin(t->gs);
     if (m->has_head) gradsync_ready(t->gs, m->head_w_off, (size_t)t->D + 1);
     model_backward(m, b->x, dE_local, b->lb.n_images, grad_ready, t->gs);
     t->buckets_in_backward = gradsync_num_started(t->gs);
     double t3 = now_seconds();
+    watchdog_phase(WD_ALLREDUCE);
     /* The same after backward: a rank that finished first waits for the
      * slowest one whatever the network; what remains after this barrier is
      * the allreduce that backward did not hide. */
@@ -330,6 +336,7 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     double loss = trainer_grads(t, b, st);
     model_update_buffers(m);
     double t4 = now_seconds();
+    watchdog_phase(WD_OPTIMIZER);
     double gnorm = optim_clip(m->grads, m->nparams, c->optim.clip_norm);
     if (!isfinite(loss) || !isfinite(gnorm)) {
         const char *where = "?";

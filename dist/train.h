@@ -28,10 +28,11 @@
 /* Set by the signal handlers of cmd_train (SIGTERM, SIGUSR1, SIGINT). */
 extern volatile sig_atomic_t train_stop_requested;
 
-/* Called after every step with the rank and the steps done; NULL in the
- * siamese users run. The test build (tests/fixture_hooks.c) sets it to kill
- * or signal a rank at a chosen step. */
-extern void (*train_step_hook)(int rank, uint64_t done);
+/* Called before every step (after = 0) and after it (after = 1) with the
+ * rank and the steps done; NULL in the siamese users run. The test build
+ * (tests/fixture_hooks.c) sets it to kill, signal, stop or hang a rank at a
+ * chosen step. */
+extern void (*train_step_hook)(int rank, uint64_t done, int after);
 
 /* Per-step wall time on this rank, seconds. */
 typedef struct StepTimes {

@@ -13,6 +13,7 @@
 #include "../io/atomic_file.h"
 #include "evaluate.h"
 #include "train.h"
+#include "watchdog.h"
 
 static int mkdir_p(const char *path, Err *e) {
     char buf[CFG_PATH];
@@ -170,24 +171,39 @@ static void gradient_check(Trainer *t, const Batch *b) {
     free(g);
 }
 
-void (*train_step_hook)(int rank, uint64_t done) = NULL;
+void (*train_step_hook)(int rank, uint64_t step, int after) = NULL;
 
+/* The end of train_main on every path after the watchdog started. */
+static int train_end(Trainer *t, int status) {
+    watchdog_stop();
+    trainer_free(t);
+    free(t);
+    return status;
+}
 
 int train_main(const TrainOptions *o) {
     int rank = dist_rank();
     char *text = load_config_text(o);
     if (!text) return 2;
-    Trainer *t = xcalloc(1, sizeof *t);
     Err e = {{0}};
+    /* The watchdog first, so that it covers the start-up: the canonical
+     * text parses (else trainer_setup reports why, with the default). */
+    Config *pre = xmalloc(sizeof *pre);
+    double timeout = config_parse_text(pre, text, "effective config", &e) ? 300 : pre->dist_timeout;
+    free(pre);
+    if (watchdog_start(timeout, &e)) {
+        if (rank == 0) fprintf(stderr, "siamese train: %s\n", e.msg);
+        free(text);
+        return 2;
+    }
+    Trainer *t = xcalloc(1, sizeof *t);
     /* Set-up errors are reported by every rank that has them (they read
      * the same files); agree on the outcome so nobody waits forever. */
     int failed = trainer_setup(t, text, o->debug, &e) != 0;
     free(text);
     if (dist_any(failed)) {
         if (failed && rank == 0) fprintf(stderr, "siamese train: %s\n", e.msg);
-        trainer_free(t);
-        free(t);
-        return 2;
+        return train_end(t, 2);
     }
     Config *c = &t->cfg;
     if (rank == 0) {
@@ -218,9 +234,7 @@ int train_main(const TrainOptions *o) {
     if (o->resume) {
         if (trainer_resume(t, o->resume, &e)) {
             if (rank == 0) fprintf(stderr, "siamese train: %s\n", e.msg);
-            trainer_free(t);
-            free(t);
-            return 2;
+            return train_end(t, 2);
         }
     }
     if (rank == 0) {
@@ -250,14 +264,17 @@ int train_main(const TrainOptions *o) {
     uint64_t window_steps = 0;
     int images = t->global_items * t->per_item;
     while (t->step < t->total_steps) {
+        watchdog_step(t->step);
+        if (train_step_hook) train_step_hook(rank, t->step, 0);
         const Batch *b = prefetch_next(t->pf, &e);
         if (!b) FATAL("%s", e.msg);
         if (o->debug && t->step == first) gradient_check(t, b);
         StepTimes st;
         trainer_step(t, b, &st);
+        watchdog_step_done();
         window_steps++;
         uint64_t done = t->step;
-        if (train_step_hook) train_step_hook(rank, done);
+        if (train_step_hook) train_step_hook(rank, done, 1);
         if (rank == 0)
             fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1),
                     st.data, st.forward, st.imbalance, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
@@ -289,6 +306,7 @@ int train_main(const TrainOptions *o) {
         int stop = dist_any(train_stop_requested != 0);
         int periodic = c->ckpt_every > 0 && done % (uint64_t)c->ckpt_every == 0 && done < t->total_steps;
         if (periodic || stop) {
+            watchdog_phase(WD_CHECKPOINT);
             char path[CFG_PATH + 64];
             ckpt_path_for_step(path, sizeof path, c->run_dir, done);
             if (trainer_save(t, path, &e)) {
@@ -306,6 +324,7 @@ int train_main(const TrainOptions *o) {
             break;
         }
     }
+    watchdog_phase(WD_END);
     prefetch_stop(t->pf);
     t->pf = NULL;
     log_ranks(t, first);
@@ -333,6 +352,7 @@ int train_main(const TrainOptions *o) {
             }
             fflush(stdout);
             if (c->eval_at_end && c->data_test[0]) {
+                watchdog_phase(WD_EVAL);
                 EvalResult r;
                 if (eval_run(&t->model, c, t->mean, t->std, c->data_test, c->data_train, &r, &e)) {
                     util_warn("evaluation failed: %s", e.msg);
@@ -345,8 +365,7 @@ int train_main(const TrainOptions *o) {
             }
         }
     }
+    watchdog_phase(WD_END);
     dist_barrier();
-    trainer_free(t);
-    free(t);
-    return status;
+    return train_end(t, status);
 }

@@ -71,6 +71,9 @@ static const Key schema[] = {
     {"checkpoint", "on_error", K_ENUM, C(ckpt_on_error), 0, 0, "stop", "stop|warn", "a failed save stops the run, or warns and goes on"},
     {"dist", "bucket_kfloats", K_INT, C(bucket_kfloats), 1, 1000000, "64", NULL, "gradient allreduce bucket size, in thousands of floats"},
     {"dist", "checksum_every", K_INT, C(checksum_every), 0, BIG, "100", NULL, "compare replica weight hashes every N steps (0 = never; every step with --debug)"},
+    {"dist", "timeout", K_DBL, C(dist_timeout), 0, 1e7, "300", NULL,
+     "seconds without progress before the job ends with exit 76 (a step may take max(timeout, 10 x the "
+     "median step)); 0 = no watchdog"},
     {"eval", "pairs", K_INT, C(eval_pairs), 2, 10000000, "10000", NULL, "balanced test pairs for verification, ROC AUC, EER"},
     {"eval", "train_pairs", K_INT, C(eval_train_pairs), 2, 10000000, "4000", NULL, "training pairs on which the verification threshold is chosen"},
     {"eval", "nway", K_INT, C(eval_nway), 2, 100000, "5", NULL, "N of the N-way K-shot trials"},

@@ -49,6 +49,7 @@ typedef struct Config {
     int ckpt_on_error;
     /* [dist] */
     long bucket_kfloats, checksum_every;
+    double dist_timeout; /* seconds; 0 = no watchdog */
     /* [eval] */
     long eval_pairs, eval_train_pairs, eval_nway, eval_kshot, eval_trials;
 } Config;

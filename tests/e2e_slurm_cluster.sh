@@ -16,6 +16,8 @@
 # to an uninterrupted run of the same length and world size.
 #   cancel   scancel while training: checkpoint, exit 75, no requeue
 #   sweep    slurm/sweep.sbatch as a 2-task array: each run takes its overrides
+#   stall    rank 1 of 2 stops itself (SIGSTOP): the watchdog ends the job
+#            with 76, the job requeues itself, resumes and finishes
 # The first run of srun/mpirun/limit trains "forever" ([train] steps = 1000000);
 # once it has checkpointed, the test shortens [train] steps in its config (a
 # key that may change on resume) so the rerun stops 40 steps after the
@@ -121,6 +123,18 @@ submit mpirun SIAMESE_LAUNCHER=mpirun -- -N 2 --ntasks-per-node=1 -t 5
 submit limit -- -N 1 -n 1 -t 1 --signal=B:USR1@15
 submit limitcap SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@15
 submit cancel -- -N 1 -n 1 -t 5
+# stall: rank 1 of 2 stops itself (SIGSTOP) after step 30 of the first run
+# only; the watchdog ([dist] timeout = 8) ends the job with 76, the script
+# requeues it, and the rerun resumes from the step-20 checkpoint and finishes.
+# The test build's siamese has the stop seam (tests/fixture_hooks.c).
+sed -e 's/^steps = .*/steps = 60/' -e 's/^every = .*/every = 20/' -e 's/^log_every = .*/log_every = 10/' \
+  "$smoke/smoke.ini" >"$tmp/stall.ini"
+printf '\n[dist]\ntimeout = 8\n' >>"$tmp/stall.ini"
+jid[stall]=$(SIAMESE_BIN=${SIAMESE_BUILD:-build}/siamese-test SIAMESE_TEST_STOP_STEP=30 SIAMESE_TEST_RANK=1 SIAMESE_TEST_ONCE=$tmp/stall.once \
+  SIAMESE_RUN_DIR=$tmp/run-stall sbatch --parsable -o "$tmp/stall.out" -N 2 --ntasks-per-node=1 -t 5 \
+  slurm/train.sbatch "$tmp/stall.ini")
+stage[stall]=0
+[ -n "${jid[stall]}" ] || { check 1 "stall: sbatch refused the job"; unset "jid[stall]"; }
 printf 'optim.lr=0.01\n# a comment\noptim.lr=0.02 loss.margin=0.3\n' >"$tmp/sweep.txt"
 aid=$(SIAMESE_SWEEP_DIR=$tmp/sweep sbatch --parsable --array=0-1 -N 1 -n 1 -t 5 \
   -o "$tmp/sweep-%a.out" slurm/sweep.sbatch "$smoke/smoke.ini" "$tmp/sweep.txt")
@@ -184,6 +198,18 @@ for name in srun mpirun limit; do
     check $? "$name: requeued run bit-equal to an uninterrupted run (weights, optimizer, metrics): $(tr '\n' ' ' <"$tmp/cmp-$name" 2>/dev/null)"
   fi
 done
+
+id=${jid[stall]:-} log=$tmp/stall.out
+if [ -n "$id" ]; then
+  st=$(job_field "$id" JobState) restarts=$(job_field "$id" Restarts) code=$(job_field "$id" ExitCode)
+  [ "$st" = COMPLETED ] && [ "$restarts" = 1 ] && grep -q 'step exited with code 76' "$log" &&
+    grep -q 'rank 1 (no answer: stopped, dead or unreachable)' "$log" &&
+    grep -q 'a rank stopped making progress (exit 76.*requeued (restart 1)' "$log" &&
+    grep -q '^resume: .*ckpt-0000000020\.smpi at step 20' "$log" && grep -q 'training finished' "$log" &&
+    [ -f "$tmp/run-stall/model.smpi" ]
+  check $? "stall: SIGSTOP of rank 1 -> watchdog, exit 76 -> requeue -> resume at step 20 -> done: $st, restarts $restarts, exit $code"
+  [ "$st" = COMPLETED ] || tail -n 25 "$log" | sed 's/^/    /'
+fi
 
 id=${jid[limitcap]:-} log=$tmp/limitcap.out
 if [ -n "$id" ]; then

@@ -8,9 +8,17 @@
  *   SIAMESE_TEST_KILL_STEP=N     rank SIAMESE_TEST_RANK (default 0) of a
  *                                training run dies by SIGKILL right after
  *                                step N; SIAMESE_TEST_SIGNAL_STEP=N raises
- *                                SIGUSR1 there instead. */
+ *                                SIGUSR1 there instead;
+ *   SIAMESE_TEST_STOP_STEP=N     that rank stops itself (SIGSTOP) there;
+ *   SIAMESE_TEST_HANG_STEP=N     its step N waits forever for its data (an
+ *                                I/O that never returns);
+ *   SIAMESE_TEST_ONCE=FILE       the stop and hang fire only while FILE does
+ *                                not exist, and create it (a requeued job
+ *                                then runs through). */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "../dist/train.h"
 #include "../io/atomic_file.h"
@@ -31,12 +39,34 @@ static int faults_from_env(AtomicFaults *f, Err *e) {
     return 0;
 }
 
-static void step_from_env(int rank, uint64_t done) {
-    uint64_t kill_step, signal_step, hook_rank = 0;
+/* 1 the first time (SIAMESE_TEST_ONCE's file did not exist; now it does)
+ * or always without SIAMESE_TEST_ONCE. */
+static int once(void) {
+    const char *f = getenv("SIAMESE_TEST_ONCE");
+    if (!f) return 1;
+    FILE *m = fopen(f, "wx"); /* fails if it exists */
+    if (!m) return 0;
+    fclose(m);
+    return 1;
+}
+
+static int at(const char *name, uint64_t step) {
+    uint64_t n;
+    return env_u64(name, &n) == 1 && n == step;
+}
+
+static void step_from_env(int rank, uint64_t done, int after) {
+    uint64_t hook_rank = 0;
     env_u64("SIAMESE_TEST_RANK", &hook_rank);
     if ((uint64_t)rank != hook_rank) return;
-    if (env_u64("SIAMESE_TEST_KILL_STEP", &kill_step) == 1 && done == kill_step) raise(SIGKILL);
-    if (env_u64("SIAMESE_TEST_SIGNAL_STEP", &signal_step) == 1 && done == signal_step) raise(SIGUSR1);
+    if (!after) {
+        if (at("SIAMESE_TEST_HANG_STEP", done) && once())
+            for (;;) pause(); /* the data never comes */
+        return;
+    }
+    if (at("SIAMESE_TEST_KILL_STEP", done)) raise(SIGKILL);
+    if (at("SIAMESE_TEST_SIGNAL_STEP", done)) raise(SIGUSR1);
+    if (at("SIAMESE_TEST_STOP_STEP", done) && once()) raise(SIGSTOP);
 }
 
 __attribute__((constructor)) static void fixture_hooks_install(void) {

@@ -177,7 +177,8 @@ int main(int argc, char **argv) {
     if (ds_reader_open(s.t.ds, &r, &e)) FATAL("%s", e.msg);
     for (int i = 0; i < s.nb; i++) {
         batch_init(&s.b[i], &s.t.sampler, s.t.ds, s.t.world);
-        if (batch_load(&s.b[i], &s.t.sampler, r, s.t.rank, s.t.world, s.t.mean, s.t.std, (uint64_t)i, &e))
+        BatchDecode dec = trainer_decode(&s.t);
+        if (batch_load(&s.b[i], &s.t.sampler, r, s.t.rank, s.t.world, &dec, (uint64_t)i, &e))
             FATAL("%s", e.msg);
     }
     ds_reader_close(r);

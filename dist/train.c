@@ -155,6 +155,11 @@ void trainer_free(Trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+BatchDecode trainer_decode(const Trainer *t) {
+    BatchDecode d = {t->mean, t->std, &t->cfg.augment, (uint64_t)t->cfg.seed};
+    return d;
+}
+
 /* Loss of this rank's share, unnormalised gradient into *dEout (and the head
  * gradient into the arena). Returns the stats to be summed over ranks. With
  * want_grad == 0 only the stats are needed (dE is still written: cheap). */

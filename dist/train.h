@@ -93,6 +93,8 @@ int train_main(const TrainOptions *o);
 /* Pieces used by train_main and the tests. */
 int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e);
 void trainer_free(Trainer *t);
+/* How this run turns records into input: its normalisation and [augment]. */
+BatchDecode trainer_decode(const Trainer *t);
 /* One global step: forward, exchange, mining, backward, allreduce, update. */
 void trainer_step(Trainer *t, const Batch *b, StepTimes *st);
 /* The gradient part of a step: m->grads receives the exact gradient of the

@@ -255,7 +255,8 @@ int train_main(const TrainOptions *o) {
             fprintf(t->timing, "step,data_s,forward_s,imbalance_s,exchange_mining_s,backward_s,allreduce_wait_s,"
                                "optimizer_s,step_s,images_per_s\n");
     }
-    t->pf = prefetch_start(t->ds, &t->sampler, t->rank, t->world, t->mean, t->std, t->step, t->total_steps, &e);
+    BatchDecode dec = trainer_decode(t);
+    t->pf = prefetch_start(t->ds, &t->sampler, t->rank, t->world, &dec, t->step, t->total_steps, &e);
     if (!t->pf) FATAL("%s", e.msg);
     t->t_start = now_seconds();
     uint64_t first = t->step;

@@ -19,11 +19,11 @@ typedef ConfigKey Key;
 #define L(f) offsetof(LayerCfg, f)
 #define BIG 9.0e15
 
-static const char *const singletons[] = {"run",   "data",  "sampler", "model",      "head", "loss", "mining",
-                                         "optim", "init",  "train",   "checkpoint", "dist", "eval"};
+static const char *const singletons[] = {"run",  "data",  "sampler", "augment",    "model", "head", "loss",
+                                         "mining", "optim", "init",    "train", "checkpoint", "dist", "eval"};
 #define NSINGLETONS (int)(sizeof singletons / sizeof singletons[0])
-/* Layer sections are printed between [sampler] and [head]. */
-#define LAYERS_AFTER "sampler"
+/* Layer sections are printed between [augment] and [head]. */
+#define LAYERS_AFTER "augment"
 
 static const Key schema[] = {
     {"run", "dir", K_STR, C(run_dir), 0, 0, "runs/default", NULL, "run directory: checkpoints, metrics.csv, config.ini"},
@@ -38,6 +38,18 @@ static const Key schema[] = {
     {"sampler", "k", K_INT32, C(sampler.k), 1, 100000, "32", NULL, "pk: images per class"},
     {"sampler", "batch", K_INT32, C(sampler.batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
     {"model", "embedding", K_STR, C(model.embedding), 0, LAYER_NAME_MAX, "", NULL, "the node eval and embed read (a per-image node); empty: the last layer (docs/graph.md)"},
+    {"augment", "rotate", K_DBL, C(augment.rotate), 0, 180, "0", NULL, "rotation: angle uniform in [-rotate, rotate] degrees (Koch: 10); 0 = off"},
+    {"augment", "rotate_p", K_DBL, C(augment.rotate_p), 0, 1, "1", NULL, "probability that an image is rotated (Koch: 0.5)"},
+    {"augment", "shear", K_DBL, C(augment.shear), 0, 0.9, "0", NULL, "shear: rho_x, rho_y uniform in [-shear, shear] (Koch: 0.3); 0 = off"},
+    {"augment", "shear_p", K_DBL, C(augment.shear_p), 0, 1, "1", NULL, "probability that an image is sheared (Koch: 0.5)"},
+    {"augment", "scale_min", K_DBL, C(augment.scale_min), 0.05, 20, "1", NULL, "scale: s_x, s_y uniform in [scale_min, scale_max] (Koch: 0.8); both 1 = off"},
+    {"augment", "scale_max", K_DBL, C(augment.scale_max), 0.05, 20, "1", NULL, "upper end of the scale range (Koch: 1.2)"},
+    {"augment", "scale_p", K_DBL, C(augment.scale_p), 0, 1, "1", NULL, "probability that an image is scaled (Koch: 0.5)"},
+    {"augment", "translate", K_DBL, C(augment.translate), 0, 10000, "0", NULL, "translation: t_x, t_y uniform in [-translate, translate] pixels (Koch: 2); 0 = off"},
+    {"augment", "translate_p", K_DBL, C(augment.translate_p), 0, 1, "1", NULL, "probability that an image is translated (Koch: 0.5)"},
+    {"augment", "hflip", K_DBL, C(augment.hflip), 0, 1, "0", NULL, "probability of a left-right mirror (not for characters)"},
+    {"augment", "crop_pad", K_INT, C(augment.crop_pad), 0, 10000, "0", NULL, "random crop: pad by this many pixels and crop a random HxW window; 0 = off"},
+    {"augment", "fill", K_INT, C(augment.fill), 0, 255, "0", NULL, "pixel value (0..255, before normalisation) where a distorted image leaves its source"},
     {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
@@ -607,6 +619,9 @@ int config_validate(const Config *c, Err *e) {
     } else if (c->loss.type != LOSS_TRIPLET) {
         return err_set(e, "%s: [sampler] mode = triplets goes with [loss] type = triplet", n);
     }
+    if (c->augment.scale_min > c->augment.scale_max)
+        return err_set(e, "%s: [augment] scale_min = %g is above scale_max = %g; swap them", n, c->augment.scale_min,
+                       c->augment.scale_max);
     if (!c->data_train[0]) return err_set(e, "%s: [data] train is not set: point it at a dataset made by siamese import", n);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "../nn/layer_spec.h"
 #include "../nn/optim.h"
 #include "../nn/util.h"
+#include "augment.h"
 #include "sampler.h"
 
 #define CFG_PATH 512
@@ -36,6 +37,7 @@ typedef struct Config {
     /* Each section that configures one module fills that module's own
      * struct, which the module takes as it is. */
     SamplerSpec sampler; /* [sampler] (its seed is [run] seed) */
+    AugmentSpec augment; /* [augment] */
     ModelSpec model;     /* layer sections, [model], [head], [loss] input */
     LossSpec loss;       /* [loss] */
     MiningSpec mining;   /* [mining] */

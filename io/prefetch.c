@@ -24,7 +24,10 @@ void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world) {
     size_t cap = (size_t)b->lb.cap_items * (size_t)b->lb.per_item;
     b->x = xaligned_floats(cap * img);
     b->pixels = xmalloc(img);
-    if (m->has_masks) b->masks = xmalloc(cap * hw);
+    if (m->has_masks) {
+        b->masks = xmalloc(cap * hw);
+        b->mask_src = xmalloc(hw);
+    }
 }
 
 void batch_free(Batch *b) {
@@ -33,10 +36,11 @@ void batch_free(Batch *b) {
     free(b->x);
     free(b->masks);
     free(b->pixels);
+    free(b->mask_src);
     memset(b, 0, sizeof *b);
 }
 
-int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, float mean, float std, uint64_t g,
+int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const BatchDecode *d, uint64_t g,
                Err *e) {
     uint64_t spe = sampler_steps_per_epoch(s);
     b->step = g;
@@ -46,19 +50,27 @@ int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, float mea
     if (sampler_local(s, b->epoch, b->step_in_epoch, rank, world, &b->lb, r, e)) return -1;
     /* One table per call: the same floats for every path that decodes. */
     float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - mean) / std;
+    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - d->mean) / d->std;
     size_t img = (size_t)b->channels * b->height * b->width, hw = (size_t)b->height * b->width;
+    const AugmentSpec *aug = d->aug && augment_enabled(d->aug) ? d->aug : NULL;
     for (int i = 0; i < b->lb.n_images; i++) {
         int32_t label;
         uint8_t *mask = b->masks ? b->masks + (size_t)i * hw : NULL;
-        if (ds_read(r, b->lb.ids[i], b->pixels, &label, mask, e)) return -1;
+        if (ds_read(r, b->lb.ids[i], b->pixels, &label, aug && mask ? b->mask_src : mask, e)) return -1;
         if (label != b->lb.labels[i])
             return err_set(e,
                            "dataset %s: sample %u has label %d in its record but %d in the "
                            "class index; the dataset is inconsistent, re-run siamese import",
                            s->name, b->lb.ids[i], label, b->lb.labels[i]);
         float *x = b->x + (size_t)i * img;
-        for (size_t j = 0; j < img; j++) x[j] = lut[b->pixels[j]];
+        if (!aug) {
+            for (size_t j = 0; j < img; j++) x[j] = lut[b->pixels[j]];
+            continue;
+        }
+        AugmentMap map;
+        augment_draw(&map, aug, d->seed, g, (uint64_t)sampler_global_image(&b->lb, i));
+        augment_image(x, b->pixels, lut, &map, (int)aug->fill, b->channels, b->height, b->width);
+        if (mask) augment_mask(mask, b->mask_src, &map, b->height, b->width);
     }
     return 0;
 }
@@ -69,7 +81,7 @@ struct Prefetch {
     Dataset *ds;
     Sampler s; /* private clone */
     int rank, world;
-    float mean, std;
+    BatchDecode decode;
     uint64_t first, end, next; /* next: the step prefetch_next returns next */
     Batch slot[2];
     int state[2], failed[2];
@@ -106,7 +118,7 @@ static void *prefetch_main(void *arg) {
         if (!stop) p->state[i] = SLOT_FILLING;
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
-        int bad = batch_load(&p->slot[i], &p->s, r, p->rank, p->world, p->mean, p->std, g, &p->err[i]);
+        int bad = batch_load(&p->slot[i], &p->s, r, p->rank, p->world, &p->decode, g, &p->err[i]);
         pthread_mutex_lock(&p->mu);
         p->failed[i] = bad;
         p->state[i] = SLOT_READY;
@@ -126,8 +138,9 @@ static void prefetch_free(Prefetch *p) {
     free(p);
 }
 
-Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, float mean, float std,
+Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, const BatchDecode *d,
                          uint64_t first_step, uint64_t end_step, Err *e) {
+    float mean = d->mean, std = d->std;
     if (world < 1 || rank < 0 || rank >= world) {
         err_set(e, "prefetch: rank %d of world %d", rank, world);
         return NULL;
@@ -156,8 +169,7 @@ Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, float mea
     sampler_clone(&p->s, s);
     p->rank = rank;
     p->world = world;
-    p->mean = mean;
-    p->std = std;
+    p->decode = *d;
     p->first = p->next = first_step;
     p->end = end_step;
     p->held = -1;

@@ -1,14 +1,16 @@
-/* prefetch: reads and decodes one rank's slice of each global batch. A
- * background thread with its own DsReader fills two buffers in turn, so
- * batch g+1 is read while the caller trains on batch g. batch_load is the
- * same work done synchronously (the thread calls it too). Pixels become
- * floats x = (pixel/255 - mean) / std, NCHW. No sampling policy here. */
+/* prefetch: reads, decodes and augments one rank's slice of each global
+ * batch. A background thread with its own DsReader fills two buffers in
+ * turn, so batch g+1 is read while the caller trains on batch g. batch_load
+ * is the same work done synchronously (the thread calls it too). Pixels
+ * become floats x = (pixel/255 - mean) / std, NCHW, distorted by
+ * io/augment when asked. No sampling policy here. */
 #ifndef SIAMESE_PREFETCH_H
 #define SIAMESE_PREFETCH_H
 
 #include <stdint.h>
 
 #include "../nn/util.h"
+#include "augment.h"
 #include "dataset.h"
 #include "sampler.h"
 
@@ -24,24 +26,34 @@ typedef struct Batch {
     int channels, height, width;
     double wait_seconds; /* time prefetch_next blocked for it */
     uint8_t *pixels;     /* private: one record's pixels */
+    uint8_t *mask_src;   /* private: one record's mask before augmentation */
 } Batch;
+
+/* How records become the encoder's input: x = (pixel/255 - mean) / std,
+ * after the distortions of aug (NULL, or nothing enabled: none) drawn from
+ * rng_seed_item(seed, RNG_AUGMENT, g, the image's global batch position). */
+typedef struct BatchDecode {
+    float mean, std;
+    const AugmentSpec *aug;
+    uint64_t seed;
+} BatchDecode;
 
 void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world);
 void batch_free(Batch *b);
 /* Samples and decodes rank's slice of global step g into b. -1 with e on a
  * bad record (ds_read's message, naming the key) or a label that disagrees
  * with the class index. */
-int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, float mean, float std, uint64_t g,
+int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const BatchDecode *d, uint64_t g,
                Err *e);
 
 typedef struct Prefetch Prefetch;
 
 /* Starts the thread for global steps [first_step, end_step). The thread
- * samples with a private clone of s (s stays usable by the caller and must
+ * samples with a private clone of s (s and d->aug stay the caller's and must
  * outlive the Prefetch), opens its own reader on ds and blocks every signal
  * (handlers run on the caller's threads). NULL with e on bad arguments or if
  * the reader or thread cannot start. */
-Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, float mean, float std,
+Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, const BatchDecode *d,
                          uint64_t first_step, uint64_t end_step, Err *e);
 /* Blocks until the next step's batch is ready and returns it; it stays valid
  * until the next call (or prefetch_stop). NULL with e on a read error (then

@@ -187,6 +187,16 @@ void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id) {
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1;
 }
 
+void rng_seed_item(Rng *r, uint64_t seed, uint64_t purpose, uint64_t step, uint64_t item) {
+    /* (step, item) -> one id through a bijective mix of step (splitmix64's
+     * finaliser), so distinct pairs within 2^64 steps do not collide in
+     * practice and neither coordinate is simply added to the other. */
+    uint64_t z = step + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    rng_seed(r, seed, purpose, (z ^ (z >> 31)) ^ item);
+}
+
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t rng_u64(Rng *r) {

@@ -83,9 +83,16 @@ enum {
     RNG_DROPOUT = 7,  /* reserved */
     RNG_SYNTH = 8,    /* synthetic data: synth mot, id = stream within a sequence;
                          synth coseg, id = split << 40 | pair */
+    RNG_AUGMENT = 9,  /* training-image distortions (rng_seed_item) */
 };
 
 void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id);
+/* The generator of one image of one step: keyed by (seed, purpose, global
+ * step, the image's position in the global batch of that step) and nothing
+ * else, so p ranks draw what one rank draws for the same image, any thread
+ * may draw it, and a resumed run draws what the uninterrupted one did.
+ * Augmentation uses it. */
+void rng_seed_item(Rng *r, uint64_t seed, uint64_t purpose, uint64_t step, uint64_t item);
 uint64_t rng_u64(Rng *r);
 /* Uniform in [0, n) without modulo bias; n > 0. */
 uint64_t rng_below(Rng *r, uint64_t n);

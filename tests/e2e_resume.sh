@@ -9,7 +9,9 @@
 # - a damaged newest checkpoint is skipped with a warning naming it;
 # - topology and unsafe config changes are refused naming the keys; safe
 #   ones (optim.lr) are allowed and reported;
-# - a save onto a full filesystem (a small tmpfs) keeps the old checkpoints.
+# - a save onto a full filesystem (a small tmpfs) keeps the old checkpoints;
+# - with [augment] distortions: kill -9 + resume bit-equal, and the
+#   augmented run differs from the plain one.
 set -u
 cd "$(dirname "$0")/.."
 # The siamese of the test build: with the kill / signal seams (tests/fixture_hooks.c).
@@ -121,6 +123,18 @@ train "$T/c" 1 --resume auto --set optim.lr=0.01 >"$T/c3.out" 2>&1; rc=$?
 check '[ $rc -eq 0 ] && grep -q "changed on resume (recorded): .*optim.lr: 0.05 -> 0.01" "$T/c3.out" &&
   grep -q "optim.lr: 0.05 -> 0.01" "$T/c/resume.log"' \
   "safe change (optim.lr) allowed and reported"
+
+# Augmentation keyed by (seed, step, global position): kill -9 of rank 0
+# at step 16 and resume give the uninterrupted run's bits; 2 ranks.
+AUG=(--set augment.rotate=10 --set augment.rotate_p=0.5 --set augment.shear=0.3 --set augment.shear_p=0.5
+     --set augment.scale_min=0.8 --set augment.scale_max=1.2 --set augment.translate=2 --set augment.crop_pad=1)
+train "$T/aref" 2 "${AUG[@]}" --set train.steps=30 >"$T/aref.out" 2>&1
+check '[ $? -eq 0 ] && ! cmp -s "$T/aref/metrics.csv" <(head -n 31 "$T/ref/metrics.csv")' \
+  "augmented reference run finishes, and its losses differ from the plain run's"
+SIAMESE_TEST_KILL_STEP=16 train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 >"$T/ak1.out" 2>&1
+train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 --resume auto >"$T/ak2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "at step 14" "$T/ak2.out" && same "$T/aref" "$T/ak"' \
+  "augmented run: kill -9 at step 16, resume from 14: weights, optimizer and metrics bit-equal"
 
 # Full filesystem: a 176 KiB tmpfs as the run dir (two checkpoints and the small files fit).
 mkdir -p "$T/full"

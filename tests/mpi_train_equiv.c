@@ -1,11 +1,13 @@
 /* p ranks against 1 rank on the same global batches: for every loss and
  * miner (triplet batch-hard, semi-hard, batch-all, soft margin, contrastive
  * all / hard pairs / offline pairs, Koch BCE offline / hard pairs, offline
- * triplets, and SGD, Nesterov and Adam updates), and for two graphs (batch
- * norm synchronised over ranks with dropout; a two-tower model on pairs with
- * the same, the gradient buckets overlapping backward) the loss of each step
- * equals the 1-rank loss within 1e-6 relative and the weights (and running
- * statistics) after 5 steps within 1e-5, with global mining. Rank 0 first computes the 1-rank
+ * triplets, and SGD, Nesterov and Adam updates; PK and pair batches with
+ * [augment] distortions drawn per global image position), and for two graphs
+ * (batch norm synchronised over ranks with dropout; a two-tower model on
+ * pairs with the same, the gradient buckets overlapping backward) the loss
+ * of each step equals the 1-rank loss within 1e-6 relative and the weights
+ * (and running statistics) after 5 steps within 1e-5, with global mining.
+ * Rank 0 first computes the 1-rank
  * reference in the same job (dist_test_solo). Also: every rank ends with
  * bit-identical weights, and local-scope mining is NOT equivalent. */
 #include <stdlib.h>
@@ -95,6 +97,14 @@ static const Recipe recipes[] = {
     {"two-tower pairs, bn + dropout (graph)",
      {"dist.bucket_kfloats=1"},
      "tests/fixtures/graph/two-tower.ini"},
+    {"batch_all + every augmentation",
+     {"augment.rotate=10", "augment.rotate_p=0.5", "augment.shear=0.3", "augment.scale_min=0.8",
+      "augment.scale_max=1.2", "augment.translate=2", "augment.hflip=0.5", "augment.crop_pad=2"},
+     NULL},
+    {"koch bce offline pairs + augmentation",
+     {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
+      "augment.rotate=10", "augment.translate=2", "augment.fill=40"},
+     NULL},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
@@ -126,7 +136,8 @@ static float *run(const char *text, double *losses, size_t *nparams, size_t *ove
     DsReader *r;
     if (ds_reader_open(t.ds, &r, &e)) FATAL("%s", e.msg);
     for (int s = 0; s < STEPS; s++) {
-        if (batch_load(&b, &t.sampler, r, t.rank, t.world, t.mean, t.std, t.step, &e)) FATAL("%s", e.msg);
+        BatchDecode dec = trainer_decode(&t);
+        if (batch_load(&b, &t.sampler, r, t.rank, t.world, &dec, t.step, &e)) FATAL("%s", e.msg);
         StepTimes st;
         trainer_step(&t, &b, &st);
         losses[s] = t.last_loss;

@@ -59,9 +59,10 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
     DsReader *r;
     if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
     const float mean = 0.3f, std = 0.7f;
+    BatchDecode dec = {mean, std, NULL, 0};
     Batch ref;
     batch_init(&ref, &s, ds, world);
-    Prefetch *p = prefetch_start(ds, &s, rank, world, mean, std, first, end, &e);
+    Prefetch *p = prefetch_start(ds, &s, rank, world, &dec, first, end, &e);
     CHECK(p != NULL, "%s: start: %s", what, e.msg);
     if (!p) return;
     int meta_ok = 1, ids_ok = 1, x_ok = 1, formula_ok = 1, align_ok = 1, n = 0;
@@ -72,7 +73,7 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
         const Batch *b = prefetch_next(p, &e);
         CHECK(b != NULL, "%s: step %llu: %s", what, (unsigned long long)step, e.msg);
         if (!b) break;
-        if (batch_load(&ref, &s, r, rank, world, mean, std, step, &e)) FATAL("%s", e.msg);
+        if (batch_load(&ref, &s, r, rank, world, &dec, step, &e)) FATAL("%s", e.msg);
         if (b->step != step || b->epoch != step / spe || b->step_in_epoch != step % spe ||
             b->lb.n_items != cnt || b->lb.item_begin != lo || b->lb.n_images != cnt * per ||
             b->wait_seconds < 0)
@@ -162,7 +163,7 @@ static void test_corrupt(const char *path) {
     if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
     char key[48];
     snprintf(key, sizeof key, "samples key %u:", bad);
-    Prefetch *p = prefetch_start(ds, &s, 0, 1, 0.5f, 0.25f, 0, 6, &e);
+    Prefetch *p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.5f, 0.25f, NULL, 0}, 0, 6, &e);
     CHECK(p != NULL, "start: %s", e.msg);
     const Batch *b0 = prefetch_next(p, &e), *b1 = prefetch_next(p, &e);
     CHECK(b0 && b1 && b1->step == 1, "steps 0 and 1 load");
@@ -176,8 +177,9 @@ static void test_corrupt(const char *path) {
     DsReader *r;
     if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
     batch_init(&b, &s, ds, 1);
-    CHECK(batch_load(&b, &s, r, 0, 1, 0.5f, 0.25f, 2, &e) == -1 && strstr(e.msg, key), "batch_load: %s",
-          e.msg);
+    CHECK(batch_load(&b, &s, r, 0, 1, &(BatchDecode){0.5f, 0.25f, NULL, 0}, 2, &e) == -1 &&
+              strstr(e.msg, key),
+          "batch_load: %s", e.msg);
     batch_free(&b);
     ds_reader_close(r);
     sampler_free(&s);
@@ -190,24 +192,26 @@ static void test_stop(Dataset *ds) {
     SamplerSpec spec = {.mode = SAMPLER_PAIRS, .batch = 10, .seed = 1};
     Sampler s;
     if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
-    Prefetch *p = prefetch_start(ds, &s, 0, 1, 0.f, 1.f, 0, 10, &e);
+    Prefetch *p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
     const Batch *a = prefetch_next(p, &e), *b = prefetch_next(p, &e);
     CHECK(a && b && b->step == 1, "two of ten steps");
     usleep(20000); /* let the thread fill step 2 and block on the held slot */
     prefetch_stop(p);
     CHECK(1, "stopped after 2 of 10 steps");
-    p = prefetch_start(ds, &s, 0, 1, 0.f, 1.f, 0, 10, &e);
+    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
     usleep(20000);
     prefetch_stop(p);
-    p = prefetch_start(ds, &s, 0, 1, 0.f, 1.f, 0, 10, &e);
+    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
     prefetch_stop(p); /* possibly mid-load */
     CHECK(1, "stopped before any step");
-    p = prefetch_start(ds, &s, 0, 1, 0.f, 1.f, 4, 4, &e);
+    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 4, 4, &e);
     CHECK(p && prefetch_next(p, &e) == NULL, "empty range: %s", e.msg);
     prefetch_stop(p);
-    CHECK(prefetch_start(ds, &s, 0, 1, 0.f, 0.f, 0, 4, &e) == NULL && strstr(e.msg, "std"), "std 0: %s",
-          e.msg);
-    CHECK(prefetch_start(ds, &s, 0, 11, 0.f, 1.f, 0, 4, &e) == NULL && strstr(e.msg, "11 ranks"),
+    CHECK(prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 0.f, NULL, 0}, 0, 4, &e) == NULL &&
+              strstr(e.msg, "std"),
+          "std 0: %s", e.msg);
+    CHECK(prefetch_start(ds, &s, 0, 11, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 4, &e) == NULL &&
+              strstr(e.msg, "11 ranks"),
           "11 ranks for 10 pairs: %s", e.msg);
     sampler_free(&s);
 }

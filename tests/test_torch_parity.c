@@ -133,7 +133,8 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
     batch_init(&b, &t.sampler, t.ds, t.world);
     DsReader *r;
     if (ds_reader_open(t.ds, &r, &e)) FATAL("%s", e.msg);
-    if (batch_load(&b, &t.sampler, r, t.rank, t.world, t.mean, t.std, 0, &e)) FATAL("%s", e.msg);
+    BatchDecode dec = trainer_decode(&t);
+    if (batch_load(&b, &t.sampler, r, t.rank, t.world, &dec, 0, &e)) FATAL("%s", e.msg);
     ds_reader_close(r);
     /* Sample id i has label i % CLASSES (make_dataset). */
     int bad_labels = 0;

@@ -121,6 +121,7 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
          * the pool: the workspace is N x anchors, not N x N. */
         int Na = c->mining.scope == SCOPE_GLOBAL ? max_items : N;
         size_t ws = MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na));
+        ws = MAX(ws, simloss_workspace_floats(N, Na));
         t->ws = xaligned_floats(ws);
     } else if (c->sampler.mode == SAMPLER_PAIRS) {
         t->pairs = xcalloc((size_t)max_items, sizeof(IndexPair));
@@ -197,6 +198,13 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
                 s = pairs_contrastive_hard(dpool, NULL, t->ws, pool, labels, margin, N, (int)D, a0, a1);
             else
                 s = pairs_contrastive_all(dpool, t->ws, pool, labels, margin, N, (int)D, a0, a1);
+        } else if (c->loss.type == LOSS_INFONCE) {
+            s = simloss_infonce(dpool, t->ws, pool, labels, (float)c->loss.temperature, (int)c->loss.symmetric, N,
+                                (int)D, a0, a1);
+        } else if (c->loss.type == LOSS_MULTI_SIMILARITY) {
+            s = simloss_multi_similarity(dpool, t->ws, pool, labels, (float)c->loss.ms_alpha, (float)c->loss.ms_beta,
+                                         (float)c->loss.ms_base, (float)c->mining.epsilon,
+                                         c->mining.strategy == MINE_MULTI_SIMILARITY, N, (int)D, a0, a1);
         } else {
             s = pairs_koch_hard(dpool, dhw, dhb, NULL, t->ws, pool, labels, hw, hb, N, (int)D, a0, a1);
         }

@@ -15,6 +15,7 @@
 #include "../io/prefetch.h"
 #include "../io/sampler.h"
 #include "../mining/pairs.h"
+#include "../mining/simloss.h"
 #include "../mining/triplet.h"
 #include "../nn/model.h"
 #include "../nn/optim.h"

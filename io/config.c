@@ -53,12 +53,18 @@ static const Key schema[] = {
     {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
-    {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head)"},
+    {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce|infonce|multi_similarity", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head), infonce (N-pair / InfoNCE over the global batch), multi_similarity (Wang et al. 2019)"},
     {"loss", "input", K_STR, C(model.loss_input), 0, LAYER_INPUT_MAX, "", NULL, "the node the loss reads; empty: the embedding (bce without a head: a pair-level node of one logit per pair)"},
     {"loss", "margin", K_DBL, C(loss.margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
     {"loss", "soft", K_INT, C(loss.soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
-    {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none", "online miner over the PK batch"},
+    {"loss", "temperature", K_DBL, C(loss.temperature), 1e-4, 100, "0.1", NULL, "infonce: similarities e_a.e_j are divided by it before the softmax"},
+    {"loss", "symmetric", K_INT, C(loss.symmetric), 0, 1, "1", NULL, "infonce: 1 = every ordered positive pair (both directions), 0 = each pair once from its earlier row"},
+    {"loss", "alpha", K_DBL, C(loss.ms_alpha), 1e-3, 1000, "2", NULL, "multi_similarity: weight of the positive similarities"},
+    {"loss", "beta", K_DBL, C(loss.ms_beta), 1e-3, 1000, "50", NULL, "multi_similarity: weight of the negative similarities"},
+    {"loss", "base", K_DBL, C(loss.ms_base), -1, 1, "0.5", NULL, "multi_similarity: the similarity the terms are centred on (lambda)"},
+    {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
+    {"mining", "epsilon", K_DBL, C(mining.epsilon), 0, 10, "0.1", NULL, "multi_similarity mining: keep negatives within epsilon above the weakest positive, positives within epsilon below the strongest negative"},
     {"optim", "type", K_ENUM, C(optim.type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
     {"optim", "lr", K_DBL, C(optim.lr), 0, 100, "0.05", NULL, "base learning rate"},
     {"optim", "momentum", K_DBL, C(optim.momentum), 0, 1, "0.9", NULL, "SGD momentum"},
@@ -96,9 +102,11 @@ static const Key schema[] = {
 /* K_ENUM values are the index in the key's "a|b|c": the modules' enums in
  * that order. K_INT fields are long or uint64_t. */
 _Static_assert(SAMPLER_PK == 0 && SAMPLER_PAIRS == 1 && SAMPLER_TRIPLETS == 2, "[sampler] mode order");
-_Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2, "[loss] type order");
+_Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2 && LOSS_INFONCE == 3 &&
+                   LOSS_MULTI_SIMILARITY == 4,
+               "[loss] type order");
 _Static_assert(MINE_BATCH_HARD == 0 && MINE_SEMI_HARD == 1 && MINE_BATCH_ALL == 2 && MINE_HARD_PAIRS == 3 &&
-                   MINE_NONE == 4,
+                   MINE_NONE == 4 && MINE_MULTI_SIMILARITY == 5,
                "[mining] strategy order");
 _Static_assert(SCOPE_GLOBAL == 0 && SCOPE_LOCAL == 1, "[mining] scope order");
 _Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2, "[optim] type order");
@@ -602,6 +610,8 @@ int config_validate(const Config *c, Err *e) {
         return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
+        if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)
+            return err_set(e, "%s: [mining] strategy = multi_similarity goes with [loss] type = multi_similarity", n);
         if (c->loss.type == LOSS_TRIPLET && m != MINE_BATCH_ALL && m != MINE_BATCH_HARD && m != MINE_SEMI_HARD)
             return err_set(e, "%s: triplet loss on pk batches needs [mining] strategy = batch_all, batch_hard "
                               "or semi_hard", n);
@@ -611,8 +621,16 @@ int config_validate(const Config *c, Err *e) {
         if (c->loss.type == LOSS_BCE && m != MINE_HARD_PAIRS)
             return err_set(e, "%s: bce loss on pk batches needs [mining] strategy = hard_pairs (or use [sampler] "
                               "mode = pairs)", n);
+        if (c->loss.type == LOSS_INFONCE && m != MINE_NONE)
+            return err_set(e, "%s: infonce loss takes every pair of the batch: set [mining] strategy = none", n);
+        if (c->loss.type == LOSS_MULTI_SIMILARITY && m != MINE_MULTI_SIMILARITY && m != MINE_NONE)
+            return err_set(e, "%s: multi_similarity loss needs [mining] strategy = multi_similarity (its pair "
+                              "mining) or none (every pair)", n);
         if (c->sampler.k < 2)
             return err_set(e, "%s: [sampler] k = %d: pk batches need k >= 2 for positives", n, c->sampler.k);
+    } else if (c->loss.type == LOSS_INFONCE || c->loss.type == LOSS_MULTI_SIMILARITY) {
+        return err_set(e, "%s: [loss] type = %s needs [sampler] mode = pk (it mines the global batch)", n,
+                       c->loss.type == LOSS_INFONCE ? "infonce" : "multi_similarity");
     } else if (c->sampler.mode == SAMPLER_PAIRS) {
         if (c->loss.type == LOSS_TRIPLET)
             return err_set(e, "%s: [sampler] mode = pairs goes with loss contrastive or bce, not triplet", n);

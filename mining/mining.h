@@ -6,24 +6,36 @@
 #define SIAMESE_MINING_H
 
 /* [loss] type. */
-typedef enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE } LossType;
+typedef enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE, LOSS_INFONCE, LOSS_MULTI_SIMILARITY } LossType;
 
 typedef struct LossSpec {
     LossType type;
-    double margin; /* triplet and contrastive */
-    long soft;     /* triplet: 1 = soft margin */
+    double margin;                     /* triplet and contrastive */
+    long soft;                         /* triplet: 1 = soft margin */
+    double temperature;                /* infonce (simloss.h) */
+    long symmetric;                    /* infonce: 1 = both directions of every positive pair */
+    double ms_alpha, ms_beta, ms_base; /* multi_similarity (simloss.h) */
 } LossSpec;
 
 /* [mining] strategy: the online miners over a PK batch. The triplet loss
  * takes the first three (triplet.h); hard_pairs and none are the pair
- * losses' (pairs.h). */
-typedef enum { MINE_BATCH_HARD, MINE_SEMI_HARD, MINE_BATCH_ALL, MINE_HARD_PAIRS, MINE_NONE } MiningStrategy;
+ * losses' (pairs.h); multi_similarity is Wang et al.'s pair mining of the
+ * multi-similarity loss (simloss.h), which also takes none. */
+typedef enum {
+    MINE_BATCH_HARD,
+    MINE_SEMI_HARD,
+    MINE_BATCH_ALL,
+    MINE_HARD_PAIRS,
+    MINE_NONE,
+    MINE_MULTI_SIMILARITY
+} MiningStrategy;
 /* [mining] scope. */
 typedef enum { SCOPE_GLOBAL, SCOPE_LOCAL } MiningScope;
 
 typedef struct MiningSpec {
     MiningStrategy strategy;
     MiningScope scope;
+    double epsilon; /* multi_similarity mining margin */
 } MiningSpec;
 
 #endif

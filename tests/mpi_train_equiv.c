@@ -1,7 +1,8 @@
 /* p ranks against 1 rank on the same global batches: for every loss and
  * miner (triplet batch-hard, semi-hard, batch-all, soft margin, contrastive
  * all / hard pairs / offline pairs, Koch BCE offline / hard pairs, offline
- * triplets, and SGD, Nesterov and Adam updates; PK and pair batches with
+ * triplets, InfoNCE symmetric / one-way, multi-similarity mined / all
+ * pairs, and SGD, Nesterov and Adam updates; PK and pair batches with
  * [augment] distortions drawn per global image position), and for two graphs
  * (batch norm synchronised over ranks with dropout; a two-tower model on
  * pairs with the same, the gradient buckets overlapping backward) the loss
@@ -97,6 +98,13 @@ static const Recipe recipes[] = {
     {"two-tower pairs, bn + dropout (graph)",
      {"dist.bucket_kfloats=1"},
      "tests/fixtures/graph/two-tower.ini"},
+    {"infonce symmetric", {"loss.type=infonce", "mining.strategy=none", "loss.temperature=0.1"}, NULL},
+    {"infonce one-way + adam",
+     {"loss.type=infonce", "mining.strategy=none", "loss.symmetric=0", "loss.temperature=0.5", "optim.type=adam",
+      "optim.lr=0.01"},
+     NULL},
+    {"multi_similarity mined", {"loss.type=multi_similarity", "mining.strategy=multi_similarity"}, NULL},
+    {"multi_similarity all pairs", {"loss.type=multi_similarity", "mining.strategy=none", "loss.beta=10"}, NULL},
     {"batch_all + every augmentation",
      {"augment.rotate=10", "augment.rotate_p=0.5", "augment.shear=0.3", "augment.scale_min=0.8",
       "augment.scale_max=1.2", "augment.translate=2", "augment.hflip=0.5", "augment.crop_pad=2"},

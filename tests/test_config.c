@@ -154,6 +154,27 @@ int main(void) {
     /* Validation across sections. */
     CHECK(parse(&d, "[data]\ntrain = x\n[loss]\ntype = bce\n[relu]\n", &e) == 0, "parse");
     CHECK(config_validate(&d, &e) == -1 && strstr(e.msg, "needs [head] type = koch"), "bce without head: %s", e.msg);
+    static const char *const bad[][2] = {
+        {"[loss]\ntype = infonce\n", "set [mining] strategy = none"},
+        {"[loss]\ntype = multi_similarity\n[mining]\nstrategy = batch_hard\n",
+         "strategy = multi_similarity (its"},
+        {"[mining]\nstrategy = multi_similarity\n", "goes with [loss] type = multi_similarity"},
+        {"[sampler]\nmode = pairs\n[loss]\ntype = infonce\n[mining]\nstrategy = none\n",
+         "needs [sampler] mode = pk"},
+        {"[augment]\nscale_min = 1.2\nscale_max = 0.8\n", "scale_min = 1.2 is above scale_max = 0.8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[data]\ntrain = x\n%s[relu]\n", bad[i][0]);
+        CHECK(parse(&d, text, &e) == 0 && config_validate(&d, &e) == -1 && strstr(e.msg, bad[i][1]),
+              "refused with '%s': %s", bad[i][1], e.msg);
+    }
+    CHECK(parse(&d, "[data]\ntrain = x\n[loss]\ntype = infonce\n[mining]\nstrategy = none\n[relu]\n", &e) ==
+                  0 &&
+              config_validate(&d, &e) == 0 && d.loss.temperature == 0.1 && d.loss.symmetric == 1,
+          "infonce with its defaults validates: %s", e.msg);
+    CHECK(parse(&d, "[augment]\nshear = 1\n[relu]\n", &e) == -1 && strstr(e.msg, "shear = '1'"),
+          "shear of 1 (a singular map) refused: %s", e.msg);
 
     int sc, sh, sw;
     CHECK(model_parse_shape("1x28x28", &sc, &sh, &sw) == 0 && sc == 1 && sh == 28 && sw == 28, "shape parse");

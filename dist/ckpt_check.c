@@ -69,7 +69,17 @@ int train_state_parse(const char *text, size_t n, TrainState *s, Err *e) {
     }
     s->mean = (float)f[0];
     s->std = (float)f[1];
-    if (s->step > s->total_steps || s->opt_t > s->step || s->epoch != s->step / s->steps_per_epoch ||
+    char bs[64];
+    int nb = !state_text(text, n, "best", buf, sizeof buf) + !state_text(text, n, "best_step", bs, sizeof bs) +
+             !state_text(text, n, "best_metric", s->best_metric, sizeof s->best_metric);
+    if (nb == 3) {
+        if (parse_double(buf, -1e300, 1e300, &s->best) || parse_u64(bs, &s->best_step))
+            return err_set(e, "state best=%s best_step=%s: expected a finite number and a step", buf, bs);
+        s->has_best = 1;
+    } else if (nb) {
+        return err_set(e, "its state section has only some of best=, best_step=, best_metric=");
+    }
+    if (s->step > s->total_steps || s->opt_t > s->step || s->best_step > s->step || s->epoch != s->step / s->steps_per_epoch ||
         s->step_in_epoch != s->step % s->steps_per_epoch)
         return err_set(e,
                        "state step=%llu epoch=%llu step_in_epoch=%llu opt_t=%llu total_steps=%llu "
@@ -102,6 +112,7 @@ int train_check_params(const float *p, const Model *m, Err *e) {
 #define CKPT_STATE_MAX 4096
 #define METRICS_HEADER_MAX 4096
 #define METRICS_ROW_MAX 256 /* one metrics.csv row: 2 integers and 6 %.9g numbers */
+#define EVAL_ROW_MAX 256    /* one eval.csv row: a step and at most VAL_NMETRICS %.6f numbers */
 
 static uint64_t train_max_raw(const Ckpt *c, int i, char *what, size_t n, void *ctx) {
     (void)ctx;
@@ -132,13 +143,14 @@ static uint64_t train_max_raw(const Ckpt *c, int i, char *what, size_t n, void *
                  optim ? "the optimizer state of " : "", (unsigned long long)mt.floats);
         return (optim ? 2 : 1) * sizeof(float) * mt.floats;
     }
-    if (!strcmp(name, "metrics")) {
+    if (!strcmp(name, "metrics") || !strcmp(name, "eval")) { /* at most a row per step, and one at the end */
         const char *st = ckpt_get(c, "state", &len);
         TrainState ts;
         Err e;
         if (st && !train_state_parse(st, len, &ts, &e)) {
-            snprintf(what, n, "the metrics of %llu steps take at most", (unsigned long long)ts.step);
-            return METRICS_HEADER_MAX + (ts.step + 1) * METRICS_ROW_MAX;
+            snprintf(what, n, "the %s of %llu steps take at most", name[0] == 'm' ? "metrics" : "validation rows",
+                     (unsigned long long)ts.step);
+            return METRICS_HEADER_MAX + (ts.step + 1) * (name[0] == 'm' ? METRICS_ROW_MAX : EVAL_ROW_MAX);
         }
     }
     if (!strcmp(name, "state")) {

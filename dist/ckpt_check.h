@@ -17,15 +17,21 @@
 /* The bounds every reader of a training checkpoint gives ckpt_read: params
  * and optim by the topology section before them (exactly the floats of its
  * tensors; optim at most two per parameter), buffers exactly the floats of
- * its buffer lines, metrics by the state's step,
+ * its buffer lines, metrics and eval by the state's step,
  * state to 4 KiB, config, topology and any other section to 1 MiB. */
 extern const CkptBounds train_ckpt_bounds;
 /* The state section, parsed and range-checked: every key present, integers
  * within what a run can reach, mean in [0, 1], std in [1e-6, 10], and step,
- * epoch, step_in_epoch, opt_t, total_steps, steps_per_epoch agreeing. */
+ * epoch, step_in_epoch, opt_t, total_steps, steps_per_epoch agreeing. With
+ * validation during training, best=, best_step= and best_metric= come
+ * together: a finite value, a step <= step, a metric name. */
 typedef struct TrainState {
     uint64_t step, epoch, step_in_epoch, opt_t, world, seed, total_steps, steps_per_epoch;
     float mean, std;
+    int has_best;
+    double best;
+    uint64_t best_step;
+    char best_metric[32];
 } TrainState;
 int train_state_parse(const char *text, size_t n, TrainState *s, Err *e);
 /* 0 if the nparams floats at p are finite, else -1 naming how many are not

@@ -554,3 +554,10 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     free(j.buf);
     return rc;
 }
+
+double eval_nway_model(const Model *m, const float *E, const int32_t *labels, int N, const Config *c) {
+    SimCtx ctx = {E, m->emb_dim, m->has_head ? m->params + m->head_w_off : NULL,
+                  m->has_head ? m->params[m->head_b_off] : 0};
+    return metrics_nway((int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed, labels, N,
+                        m->has_head ? sim_koch : sim_dist, &ctx);
+}

@@ -86,6 +86,11 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
                       const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep, Err *e);
 void eval_result_free(EvalResult *r);
 void eval_print(const EvalResult *r, FILE *out);
+/* [eval] nway-way kshot-shot accuracy over [eval] trials trials seeded by
+ * [run] seed, of embeddings E (one row per sample, as eval_embed gives
+ * them), pairs scored as eval scores them (Koch head logit or -distance).
+ * NaN if the labels cannot hold such trials. */
+double eval_nway_model(const Model *m, const float *E, const int32_t *labels, int N, const Config *c);
 /* JSON keys: docs/commands.md (eval). */
 int eval_write_json(const EvalResult *r, const char *path, Err *e);
 

@@ -14,15 +14,17 @@
 
 volatile sig_atomic_t train_stop_requested = 0;
 
-static void metrics_append(Trainer *t, const char *line) {
-    size_t n = strlen(line);
-    if (t->metrics_len + n + 1 > t->metrics_cap) {
-        t->metrics_cap = MAX(t->metrics_cap * 2, t->metrics_len + n + 4096);
-        t->metrics = xrealloc(t->metrics, t->metrics_cap);
+void textbuf_append(TextBuf *b, const char *text, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        b->cap = MAX(b->cap * 2, b->len + n + 4096);
+        b->s = xrealloc(b->s, b->cap);
     }
-    memcpy(t->metrics + t->metrics_len, line, n + 1);
-    t->metrics_len += n;
+    memcpy(b->s + b->len, text, n);
+    b->len += n;
+    b->s[b->len] = 0;
 }
+
+static void metrics_append(Trainer *t, const char *line) { textbuf_append(&t->metrics, line, strlen(line)); }
 
 #define METRICS_HEADER "step,epoch,loss,data_loss,active_fraction,hardness,lr,grad_norm\n"
 
@@ -129,7 +131,11 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
         t->triplets = xcalloc((size_t)max_items, sizeof(IndexTriplet));
         triplet_list_thirds(t->triplets, 0, max_items);
     }
-    if (t->rank == 0) metrics_append(t, METRICS_HEADER);
+    if (trainer_val_open(t, e)) return -1;
+    if (t->rank == 0) {
+        metrics_append(t, METRICS_HEADER);
+        trainer_val_header(t);
+    }
     return 0;
 }
 
@@ -151,7 +157,10 @@ void trainer_free(Trainer *t) {
     free(t->ws);
     free(t->pairs);
     free(t->triplets);
-    free(t->metrics);
+    free(t->metrics.s);
+    free(t->evalcsv.s);
+    if (t->val) ds_close(t->val);
+    if (t->eval_file) fclose(t->eval_file);
     free(t->cfg_text);
     memset(t, 0, sizeof *t);
 }

@@ -35,6 +35,13 @@ extern volatile sig_atomic_t train_stop_requested;
  * chosen step. */
 extern void (*train_step_hook)(int rank, uint64_t done, int after);
 
+/* A growing text (metrics.csv, eval.csv so far). */
+typedef struct TextBuf {
+    char *s;
+    size_t len, cap;
+} TextBuf;
+void textbuf_append(TextBuf *b, const char *text, size_t n);
+
 /* Per-step wall time on this rank, seconds. */
 typedef struct StepTimes {
     double data, forward, imbalance, mining, backward, allreduce, optimizer, total;
@@ -66,8 +73,7 @@ typedef struct Trainer {
     /* The metrics so far (CSV text, deterministic columns only): part of
      * every checkpoint so a resumed run's metrics file equals the
      * uninterrupted one's. Rank 0 only. */
-    char *metrics;
-    size_t metrics_len, metrics_cap;
+    TextBuf metrics;
     FILE *timing;            /* timing.csv (rank 0) */
     FILE *metrics_file;      /* metrics.csv, appended every step (rank 0) */
     StepTimes sum;           /* this rank's totals over the timed steps of this start */
@@ -75,6 +81,16 @@ typedef struct Trainer {
     size_t buckets_in_backward; /* gradient buckets started while backward ran (last step) */
     double last_loss, last_data_loss, last_active, last_hardness, last_gnorm, last_lr, last_count;
     double t_start;
+    /* Validation during training (train_val.c): rank 0's dataset, eval.csv
+     * so far (in every checkpoint, like metrics), the best value of the
+     * chosen metric (NaN before the first pass) and its step. */
+    Dataset *val;
+    TextBuf evalcsv;
+    FILE *eval_file;
+    double best;
+    uint64_t best_step;
+    double val_seconds;
+    int val_passes;
 } Trainer;
 
 typedef struct TrainOptions {
@@ -108,6 +124,14 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st);
  * it fixed: the number of active terms is a step function of the weights,
  * and the gradient, like autograd's, treats it as a constant). */
 double trainer_loss_only(Trainer *t, const Batch *b, double count);
+
+/* Validation (train_val.c). trainer_val_open checks [eval] data against
+ * the model (rank 0 opens it); trainer_val_header starts eval.csv;
+ * trainer_validate scores the current weights, appends the row and writes
+ * best.smpi when the chosen metric improves. Collective. */
+int trainer_val_open(Trainer *t, Err *e);
+void trainer_val_header(Trainer *t);
+void trainer_validate(Trainer *t);
 
 /* Checkpoints (train_ckpt.c). */
 

@@ -4,11 +4,13 @@
  * params (f32 arena), buffers (f32 running statistics; only when the model
  * has some: rank 0's, which all ranks share unless batch norm's sync = 0),
  * optim (f32 optimizer state, same layout; absent for plain SGD), state (text: step,
- * epoch, optimizer step count, world size at save, seed, normalisation),
- * metrics (metrics.csv so far). Nothing is per rank: the sampler is a pure
+ * epoch, optimizer step count, world size at save, seed, normalisation,
+ * the best validation value and its step), metrics (metrics.csv so far),
+ * eval (eval.csv so far, with [eval] data). Nothing is per rank: the sampler is a pure
  * function of (seed, epoch, step) and every replica holds the same weights
  * and optimizer state, so any world size can resume any checkpoint. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +20,8 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
     int rc = 0;
     if (t->rank == 0) {
         char *topo = model_topology(&t->model), *graph = model_graph_text(&t->model);
-        char state[1024];
-        snprintf(state, sizeof state,
+        char state[1200];
+        int sl = snprintf(state, sizeof state,
                  "format=1\nstep=%llu\nepoch=%llu\nstep_in_epoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\n"
                  "mean=%.9g\nstd=%.9g\ntotal_steps=%llu\nsteps_per_epoch=%llu\n"
                  "rng=stateless: every draw is seeded from (seed, purpose, step); the sampler position is the step\n",
@@ -27,6 +29,9 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
                  (unsigned long long)(t->step % t->steps_per_epoch),
                  (unsigned long long)t->opt_t, t->world, t->cfg.seed, t->mean, t->std,
                  (unsigned long long)t->total_steps, (unsigned long long)t->steps_per_epoch);
+        if (!isnan(t->best))
+            snprintf(state + sl, sizeof state - (size_t)sl, "best=%.17g\nbest_step=%llu\nbest_metric=%s\n", t->best,
+                     (unsigned long long)t->best_step, config_enum_name("eval", "metric", t->cfg.eval_metric));
         CkptWriter *w = ckpt_writer_new();
         ckpt_add(w, "config", t->cfg_text, strlen(t->cfg_text));
         ckpt_add(w, "topology", topo, strlen(topo));
@@ -35,7 +40,8 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
         if (t->model.nbuffers) ckpt_add_f32(w, "buffers", t->model.buffers, t->model.nbuffers);
         if (t->nstate) ckpt_add_f32(w, "optim", t->opt_state, t->nstate);
         ckpt_add(w, "state", state, strlen(state));
-        ckpt_add(w, "metrics", t->metrics, t->metrics_len);
+        ckpt_add(w, "metrics", t->metrics.s, t->metrics.len);
+        if (t->cfg.eval_data[0]) ckpt_add(w, "eval", t->evalcsv.s, t->evalcsv.len);
         rc = ckpt_write(w, path, e);
         ckpt_writer_free(w);
         free(topo);
@@ -46,6 +52,7 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
 
 /* Keys whose change on resume keeps the run meaningful; every other key
  * must be equal (the run would otherwise silently become another run). */
+static const char *const resume_unsafe[] = {"eval.data", "eval.metric"}; /* the best so far means another thing */
 static const char *const resume_safe[] = {"run.dir", "data.test", "optim.lr", "train.epochs", "train.steps",
                                           "train.log_every", "train.eval", "checkpoint.", "dist.", "eval."};
 
@@ -75,14 +82,16 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
                 snprintf(key, sizeof key, "%s.%.*s", now->model.layers[layer - 1].name, (int)kl, la);
             else
                 snprintf(key, sizeof key, "%s.%.*s", section, (int)kl, la);
-            int safe = 0;
+            int safe = 0, unsafe = 0;
+            for (size_t i = 0; i < sizeof resume_unsafe / sizeof resume_unsafe[0]; i++)
+                unsafe |= !strcmp(key, resume_unsafe[i]);
             for (size_t i = 0; i < sizeof resume_safe / sizeof resume_safe[0]; i++) {
                 size_t sl = strlen(resume_safe[i]);
                 if (resume_safe[i][sl - 1] == '.' ? !strncmp(key, resume_safe[i], sl) : !strcmp(key, resume_safe[i]))
                     safe = 1;
             }
             const char *va = strchr(la, '=') ? strchr(la, '=') + 2 : "", *vb = strchr(lb, '=') ? strchr(lb, '=') + 2 : "";
-            if (safe)
+            if (safe && !unsafe)
                 cl += snprintf(changed + cl, cl < n ? n - cl : 0, "%s%s: %s -> %s", cl ? ", " : "", key, va, vb);
             else
                 rl += snprintf(refused + rl, rl < sizeof refused ? sizeof refused - rl : 0, "%s%s: %s -> %s",
@@ -95,7 +104,8 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
     free(b);
     if (rl)
         return err_set(e, "the config differs from the checkpoint's in keys that cannot change on resume: %s (only "
-                          "run.dir, data.test, optim.lr, train.*, checkpoint.*, dist.*, eval.* may); start a new run "
+                          "run.dir, data.test, optim.lr, train.*, checkpoint.*, dist.*, eval.* but eval.data and "
+                          "eval.metric may); start a new run "
                           "dir or restore them",
                        refused);
     return 0;
@@ -108,6 +118,8 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
     Ckpt *ck = NULL;
     char msg[sizeof e->msg] = "";
     unsigned long long step = 0, opt_t = 0;
+    TrainState ts;
+    memset(&ts, 0, sizeof ts);
     if (t->rank == 0) {
         Err le = {{0}};
         if (!strcmp(what, "auto")) {
@@ -135,7 +147,6 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
                 }
                 free(topo);
                 const char *state = ckpt_get(ck, "state", &n);
-                TrainState ts;
                 if (status == 0 && !state) {
                     err_set(&le, "no 'state' section: not a training checkpoint");
                     status = -1;
@@ -197,13 +208,19 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
             if (o && n == t->nstate * sizeof(float)) memcpy(t->opt_state, o, n);
             else util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
         }
+        /* The metrics and validation rows so far replace the headers
+         * trainer_setup wrote; the best value continues if it measured the
+         * same metric. */
         const char *mt = ckpt_get(ck, "metrics", &n);
-        /* The metrics so far replace the header trainer_setup wrote. */
-        t->metrics_cap = MAX(t->metrics_cap, n + 4096);
-        t->metrics = xrealloc(t->metrics, t->metrics_cap);
-        t->metrics_len = mt ? n : 0;
-        if (mt) memcpy(t->metrics, mt, n);
-        t->metrics[t->metrics_len] = 0;
+        t->metrics.len = 0;
+        if (mt) textbuf_append(&t->metrics, mt, n);
+        const char *ev = ckpt_get(ck, "eval", &n);
+        if (ev && t->cfg.eval_data[0]) {
+            t->evalcsv.len = 0;
+            textbuf_append(&t->evalcsv, ev, n);
+        }
+        if (ts.has_best && !strcmp(ts.best_metric, config_enum_name("eval", "metric", t->cfg.eval_metric)))
+            t->best = ts.best, t->best_step = ts.best_step;
         printf("resume: %s at step %llu\n", path, step);
     }
     unsigned long long v[2] = {step, opt_t};

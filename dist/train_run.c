@@ -242,11 +242,17 @@ int train_main(const TrainOptions *o) {
         log_command(c->run_dir, o->command, t->world, t->step);
         /* metrics.csv restarts from what the checkpoint holds (a resumed
          * run's file equals the uninterrupted one's), then grows a row a step. */
-        if (write_text(c->run_dir, "metrics.csv", t->metrics, t->metrics_len, &e)) FATAL("%s", e.msg);
+        if (write_text(c->run_dir, "metrics.csv", t->metrics.s, t->metrics.len, &e)) FATAL("%s", e.msg);
         char mp[CFG_PATH + 32];
         snprintf(mp, sizeof mp, "%s/metrics.csv", c->run_dir);
         t->metrics_file = fopen(mp, "a");
         if (!t->metrics_file) FATAL("%s: cannot append: %s", mp, strerror(errno));
+        if (c->eval_data[0]) { /* eval.csv likewise, a row per validation */
+            if (write_text(c->run_dir, "eval.csv", t->evalcsv.s, t->evalcsv.len, &e)) FATAL("%s", e.msg);
+            snprintf(mp, sizeof mp, "%s/eval.csv", c->run_dir);
+            t->eval_file = fopen(mp, "a");
+            if (!t->eval_file) FATAL("%s: cannot append: %s", mp, strerror(errno));
+        }
         char tp[CFG_PATH + 32];
         snprintf(tp, sizeof tp, "%s/timing.csv", c->run_dir);
         t->timing = fopen(tp, t->step > 0 ? "a" : "w");
@@ -304,6 +310,8 @@ int train_main(const TrainOptions *o) {
             window_t = now;
             window_steps = 0;
         }
+        if (c->eval_data[0] && c->eval_every > 0 && done % (uint64_t)c->eval_every == 0 && done < t->total_steps)
+            trainer_validate(t);
         int stop = dist_any(train_stop_requested != 0);
         int periodic = c->ckpt_every > 0 && done % (uint64_t)c->ckpt_every == 0 && done < t->total_steps;
         if (periodic || stop) {
@@ -330,6 +338,9 @@ int train_main(const TrainOptions *o) {
     t->pf = NULL;
     log_ranks(t, first);
     if (status == 0) {
+        /* The last validation before the final checkpoint, which then holds
+         * its row (a finished run started again trains and scores nothing). */
+        if (t->step > first) trainer_validate(t);
         char path[CFG_PATH + 64];
         ckpt_path_for_step(path, sizeof path, c->run_dir, t->step);
         if (trainer_save(t, path, &e)) FATAL("final checkpoint not saved: %s", e.msg);
@@ -351,6 +362,12 @@ int train_main(const TrainOptions *o) {
                        100 * s->imbalance / tot, 100 * s->mining / tot, 100 * s->backward / tot, 100 * s->allreduce / tot,
                        100 * s->optimizer / tot, n * images / tot);
             }
+            if (t->val_passes)
+                printf("validation: %d passes in %.1f s, %.1f%% of the run's %.1f s; best %s %.4f at step %llu "
+                       "(%s/best.smpi)\n",
+                       t->val_passes, t->val_seconds, 100 * t->val_seconds / wall, wall,
+                       config_enum_name("eval", "metric", c->eval_metric), t->best, (unsigned long long)t->best_step,
+                       c->run_dir);
             fflush(stdout);
             if (c->eval_at_end && c->data_test[0]) {
                 watchdog_phase(WD_EVAL);

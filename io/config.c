@@ -97,6 +97,10 @@ static const Key schema[] = {
     {"eval", "nway", K_INT, C(eval_nway), 2, 100000, "5", NULL, "N of the N-way K-shot trials"},
     {"eval", "kshot", K_INT, C(eval_kshot), 1, 100000, "1", NULL, "K of the N-way K-shot trials"},
     {"eval", "trials", K_INT, C(eval_trials), 0, 100000000, "1000", NULL, "N-way K-shot trials (0 = skip)"},
+    {"eval", "data", K_STR, C(eval_data), 0, 0, "", NULL, "validation dataset scored during training (eval.csv, best.smpi); empty = none"},
+    {"eval", "every", K_INT, C(eval_every), 0, BIG, "0", NULL, "validate every N steps (and at the end); 0 = only at the end"},
+    {"eval", "metric", K_ENUM, C(eval_metric), 0, 0, "recall_at_1", "recall_at_1|map_at_r|nway_accuracy|group_nway_accuracy", "the validation metric best.smpi follows (nway_accuracy: [eval] nway, kshot, trials over all classes; group_nway_accuracy: the same within a group, e.g. an Omniglot alphabet)"},
+    {"eval", "drawings", K_ENUM, C(eval_drawings), 0, 0, "any", "any|paired", "group_nway_accuracy: any samples, or Koch/Lake's paired drawings (every support drawing d1, the query d2)"},
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 /* K_ENUM values are the index in the key's "a|b|c": the modules' enums in
@@ -640,6 +644,9 @@ int config_validate(const Config *c, Err *e) {
     if (c->augment.scale_min > c->augment.scale_max)
         return err_set(e, "%s: [augment] scale_min = %g is above scale_max = %g; swap them", n, c->augment.scale_min,
                        c->augment.scale_max);
+    if (c->eval_data[0] && (c->eval_metric == VAL_NWAY || c->eval_metric == VAL_GROUP_NWAY) && c->eval_trials < 1)
+        return err_set(e, "%s: [eval] metric = %s needs [eval] trials > 0", n,
+                       config_enum_name("eval", "metric", c->eval_metric));
     if (!c->data_train[0]) return err_set(e, "%s: [data] train is not set: point it at a dataset made by siamese import", n);
     return 0;
 }

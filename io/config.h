@@ -24,6 +24,8 @@
  * OptimSchedule, INIT_*); these two are the config's own. */
 enum { HEAD_NONE, HEAD_KOCH };
 enum { ONERR_STOP, ONERR_WARN };
+/* [eval] metric: what validation during training ranks weights by (higher = better). */
+enum { VAL_RECALL1, VAL_MAP_R, VAL_NWAY, VAL_GROUP_NWAY, VAL_NMETRICS };
 
 typedef struct Config {
     char path[CFG_PATH];  /* file it came from, for messages */
@@ -54,6 +56,9 @@ typedef struct Config {
     double dist_timeout; /* seconds; 0 = no watchdog */
     /* [eval] */
     long eval_pairs, eval_train_pairs, eval_nway, eval_kshot, eval_trials;
+    char eval_data[CFG_PATH]; /* validation during training: dataset, or empty */
+    long eval_every;
+    int eval_metric, eval_drawings;
 } Config;
 
 /* Parses a file (or, config_parse_text, a string such as the canonical text

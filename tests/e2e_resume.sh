@@ -11,7 +11,11 @@
 #   ones (optim.lr) are allowed and reported;
 # - a save onto a full filesystem (a small tmpfs) keeps the old checkpoints;
 # - with [augment] distortions: kill -9 + resume bit-equal, and the
-#   augmented run differs from the plain one.
+#   augmented run differs from the plain one;
+# - validation during training ([eval] data, every, metric): eval.csv rows
+#   at every N steps and the end, best.smpi = the checkpoint of the best
+#   row's step, both bit-equal after kill -9 + resume; eval.data and
+#   eval.metric cannot change on resume.
 set -u
 cd "$(dirname "$0")/.."
 # The siamese of the test build: with the kill / signal seams (tests/fixture_hooks.c).
@@ -135,6 +139,30 @@ SIAMESE_TEST_KILL_STEP=16 train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 >"$T/
 train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 --resume auto >"$T/ak2.out" 2>&1
 check '[ $? -eq 0 ] && grep -q "at step 14" "$T/ak2.out" && same "$T/aref" "$T/ak"' \
   "augmented run: kill -9 at step 16, resume from 14: weights, optimizer and metrics bit-equal"
+
+# Validation during training on a held-out sample split (1,000 images).
+$S import --format idx --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz \
+  --out "$T/vtrain.lmdb" --split-by sample --test-fraction 0.1 --test-out "$T/val.lmdb" >/dev/null
+VAL=(--set data.train="$T/vtrain.lmdb" --set eval.data="$T/val.lmdb" --set eval.every=10 --set eval.metric=nway_accuracy
+     --set eval.nway=5 --set eval.trials=300 --set train.steps=40 --set checkpoint.keep=100)
+train "$T/vref" 2 "${VAL[@]}" --set checkpoint.every=10 >"$T/vref.out" 2>&1
+check '[ $? -eq 0 ] && [ "$(head -n 1 "$T/vref/eval.csv")" = step,nway_accuracy,recall_at_1,map_at_r ] &&
+  [ "$(tail -n +2 "$T/vref/eval.csv" | cut -d, -f1 | tr "\n" " ")" = "10 20 30 40 " ]' \
+  "eval.csv: header with the chosen metric first, a row every 10 steps and at the end"
+bstep=$(tail -n +2 "$T/vref/eval.csv" | sort -t, -k2,2gr -k1,1n | head -n 1 | cut -d, -f1)
+bfile=$(printf '%s/vref/ckpt-%010d.smpi' "$T" "$bstep")
+check '[ -n "$bstep" ] && "$S" inspect "$T/vref/best.smpi" --compare "$bfile" --tol 0 >/dev/null &&
+  grep -q "validation: 4 passes" "$T/vref.out"' "best.smpi holds the weights of the best row's step ($bstep)"
+check '"$S" inspect "$T/vref/best.smpi" | grep -q "^  step=$bstep$"' "best.smpi records that step"
+SIAMESE_TEST_KILL_STEP=26 train "$T/vk" 2 "${VAL[@]}" --set checkpoint.every=7 >"$T/vk1.out" 2>&1
+train "$T/vk" 2 "${VAL[@]}" --set checkpoint.every=7 --resume auto >"$T/vk2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "at step 21" "$T/vk2.out" && cmp -s "$T/vref/eval.csv" "$T/vk/eval.csv" &&
+  same "$T/vref" "$T/vk" && "$S" inspect "$T/vref/best.smpi" --compare "$T/vk/best.smpi" --tol 0 >/dev/null' \
+  "validation: kill -9 at step 26, resume from 21: eval.csv, best.smpi and the model bit-equal"
+train "$T/vk" 1 "${VAL[@]}" --set checkpoint.every=7 --set train.steps=50 --set eval.metric=recall_at_1 \
+  --resume auto >"$T/vk3.out" 2>&1; rc=$?
+check '[ $rc -eq 2 ] && grep -q "eval.metric: nway_accuracy -> recall_at_1" "$T/vk3.out"' \
+  "changing the validation metric on resume is refused naming it"
 
 # Full filesystem: a 176 KiB tmpfs as the run dir (two checkpoints and the small files fit).
 mkdir -p "$T/full"

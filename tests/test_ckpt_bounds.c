@@ -354,6 +354,22 @@ static void test_state(void) {
         CHECK(train_state_parse(text, len, &s, &be) == -1 && strstr(be.msg, bad[i].what), "state %s: %s",
               bad[i].line, be.msg);
     }
+    /* The best validation value: all three lines or none. */
+    char with[sizeof good + 96];
+    int wl = snprintf(with, sizeof with, "%sbest=0.8125\nbest_step=8\nbest_metric=nway_accuracy\n", good);
+    CHECK(train_state_parse(with, (size_t)wl, &s, &e) == 0 && s.has_best && s.best == 0.8125 && s.best_step == 8 &&
+              !strcmp(s.best_metric, "nway_accuracy"),
+          "best, best_step and best_metric parsed: %s", e.msg);
+    CHECK(train_state_parse(good, sizeof good - 1, &s, &e) == 0 && !s.has_best, "no best lines: none");
+    wl = snprintf(with, sizeof with, "%sbest=0.8\n", good);
+    CHECK(train_state_parse(with, (size_t)wl, &s, &e) == -1 && strstr(e.msg, "only some of best="),
+          "best= alone refused: %s", e.msg);
+    wl = snprintf(with, sizeof with, "%sbest=0.8\nbest_step=11\nbest_metric=recall_at_1\n", good);
+    CHECK(train_state_parse(with, (size_t)wl, &s, &e) == -1 && strstr(e.msg, "do not agree"),
+          "a best step after the step refused: %s", e.msg);
+    wl = snprintf(with, sizeof with, "%sbest=nan\nbest_step=1\nbest_metric=recall_at_1\n", good);
+    CHECK(train_state_parse(with, (size_t)wl, &s, &e) == -1 && strstr(e.msg, "best=nan"), "best=nan refused: %s",
+          e.msg);
     static const char missing[] = "format=1\nstep=10\n";
     CHECK(train_state_parse(missing, sizeof missing - 1, &s, &e) == -1 && strstr(e.msg, "no epoch= line"),
           "a missing key: %s", e.msg);

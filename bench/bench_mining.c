@@ -10,15 +10,18 @@
 
 #include "../mining/distance.h"
 #include "../mining/pairs.h"
+#include "../mining/simloss.h"
 #include "../mining/triplet.h"
 #include "../nn/blas.h"
 #include "../nn/util.h"
 
-enum { B_ALL, B_ALL_SOFT, B_HARD, B_SEMI, B_TLIST, B_CALL, B_CHARD, B_KHARD, B_KLIST, B_COUNT };
-static const char *bname[] = {
-    "triplet batch_all",  "triplet batch_all soft", "triplet batch_hard", "triplet semi_hard",
-    "triplet list (N/3)", "contrastive all",        "contrastive hard",   "koch hard",
-    "koch list (N/2)"};
+enum { B_ALL, B_ALL_SOFT, B_HARD, B_SEMI, B_TLIST, B_CALL, B_CHARD, B_KHARD, B_KLIST, B_NCE, B_MS, B_COUNT };
+static const char *bname[] = {"triplet batch_all",  "triplet batch_all soft",
+                              "triplet batch_hard", "triplet semi_hard",
+                              "triplet list (N/3)", "contrastive all",
+                              "contrastive hard",   "koch hard",
+                              "koch list (N/2)",    "infonce",
+                              "multi_similarity"};
 
 typedef struct Bench {
     int N, D, a0, a1;
@@ -48,6 +51,11 @@ static LossStats run(Bench *b, int which) {
     case B_KHARD:
         return pairs_koch_hard(b->dE, b->dw, &b->db, b->pch, b->ws, b->E, b->labels, b->w, 0.1f, N, D, a0,
                                a1);
+    case B_NCE:
+        return simloss_infonce(b->dE, b->ws, b->E, b->labels, 0.1f, 1, N, D, a0, a1);
+    case B_MS:
+        return simloss_multi_similarity(b->dE, b->ws, b->E, b->labels, 2.0f, 50.0f, 0.5f, 0.1f, 1, N, D, a0,
+                                        a1);
     default:
         return pairs_koch(b->dE, b->dw, &b->db, b->E, b->pl, b->w, 0.1f, N, D, a0 / 2, a1 / 2);
     }
@@ -76,6 +84,7 @@ int main(int argc, char **argv) {
         b.dE = xaligned_floats((size_t)N * D);
         size_t wsz = triplet_workspace_floats(N, N);
         if (pairs_workspace_floats(N, N) > wsz) wsz = pairs_workspace_floats(N, N);
+        if (simloss_workspace_floats(N, N) > wsz) wsz = simloss_workspace_floats(N, N);
         b.ws = xaligned_floats(wsz);
         b.w = xaligned_floats(D);
         b.dw = xaligned_floats(D);

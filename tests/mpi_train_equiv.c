@@ -116,6 +116,12 @@ static const Recipe recipes[] = {
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
+static const Recipe *recipe_named(const char *name) {
+    for (int k = 0; k < NRECIPES; k++)
+        if (!strcmp(recipes[k].name, name)) return &recipes[k];
+    FATAL("no recipe named %s", name);
+}
+
 static char *recipe_text(const Recipe *rc, const char *extra) {
     Config c;
     Err e;
@@ -229,7 +235,7 @@ int main(int argc, char **argv) {
      * with 2+ ranks (and the replicas still agree: only the running
      * statistics are per rank). */
     if (world >= 2) {
-        const Recipe *bn = &recipes[NRECIPES - 2];
+        const Recipe *bn = recipe_named("batch norm + dropout (graph)");
         char *g = recipe_text(bn, NULL), *l = recipe_text(bn, "bn1.sync=0");
         double lg[STEPS], ll[STEPS];
         size_t n;

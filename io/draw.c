@@ -120,7 +120,7 @@ void draw_mot_boxes(uint8_t *img, int h, int w, const MotBox *box, int n, double
         if (b->id < 0) continue;
         char label[16];
         snprintf(label, sizeof label, "%d", (int)b->id);
-        int scale = MAX(1, (int)lround(zoom / 2)), ly = y0 - 9 * scale;
+        int scale = MAX(1, (int)lround(zoom * 0.75)), ly = y0 - 9 * scale;
         if (ly < 0) ly = y0; /* no room above: inside the box */
         draw_text(img, h, w, x0, ly, label, scale, black, col);
     }

@@ -302,7 +302,7 @@ out:
 static const char fit_usage[] =
     "usage: siamese track-fit CHECKPOINT --seq DIR [--seq DIR ...] --out FILE\n"
     "       siamese track-fit --appearance none --seq DIR [--seq DIR ...] --out FILE\n"
-    "                         [--max-gap N] [--max-speed V]\n"
+    "                         [--features all|score|context] [--max-gap N] [--max-speed V]\n"
     "\n"
     "Fits the tracker's link model (the combiner) on sequences with ground truth: a\n"
     "logistic regression of 'same target' on the contextual features of every detection\n"
@@ -310,13 +310,16 @@ static const char fit_usage[] =
     "With a CHECKPOINT the network's score for the two crops is a feature too. Prints\n"
     "each feature set's log-loss, accuracy and ROC AUC on every sequence held out in\n"
     "turn (with a CHECKPOINT: the network's score alone, the contextual features alone,\n"
-    "both), and writes the model of all features fitted on every sequence to FILE (for\n"
+    "both), and writes the model of --features fitted on every sequence to FILE (for\n"
     "track --combiner).\n"
     "\n"
     "  CHECKPOINT         a trained matching network\n"
     "  --appearance none  contextual features only (IoU, distance, size, time gap)\n"
     "  --seq DIR          a sequence with gt/gt.txt and det/det.txt (repeat)\n"
     "  --out FILE         combiner file to write\n"
+    "  --features F       the features of the model written: all (default with a\n"
+    "                     CHECKPOINT), score (the network's score alone), context\n"
+    "                     (default without: IoU, distance, size, time gap)\n"
     "  --max-gap N        pairs up to N frames apart (default 15, as track)\n"
     "  --max-speed V      pairs moving at most V box heights per frame (default 0.5)\n"
     "  --help             this text\n";
@@ -337,7 +340,7 @@ static void report_features(const char *what, const FitSamples *s, const int *us
 }
 
 int cmd_track_fit(int argc, char **argv) {
-    const char *out = NULL, *appearance = NULL, *ckpt = NULL;
+    const char *out = NULL, *appearance = NULL, *ckpt = NULL, *features = NULL;
     const char **seqs = xmalloc(sizeof(char *) * (size_t)(argc + 1));
     int nseq = 0;
     TrackOptions o;
@@ -357,7 +360,8 @@ int cmd_track_fit(int argc, char **argv) {
             ckpt = a;
             continue;
         }
-        if (!v || (strcmp(a, "--seq") && strcmp(a, "--out") && strcmp(a, "--appearance"))) {
+        if (!v || (strcmp(a, "--seq") && strcmp(a, "--out") && strcmp(a, "--appearance") &&
+                   strcmp(a, "--features"))) {
             fprintf(stderr, "siamese track-fit: %s '%s' (siamese track-fit --help)\n",
                     v ? "unexpected argument" : "a value is needed after", a);
             goto usage;
@@ -365,7 +369,17 @@ int cmd_track_fit(int argc, char **argv) {
         if (!strcmp(a, "--seq")) seqs[nseq++] = v;
         if (!strcmp(a, "--out")) out = v;
         if (!strcmp(a, "--appearance")) appearance = v;
+        if (!strcmp(a, "--features")) features = v;
         i++;
+    }
+    if (!features) features = ckpt ? "all" : "context";
+    if (strcmp(features, "all") && strcmp(features, "score") && strcmp(features, "context")) {
+        fprintf(stderr, "siamese track-fit: --features %s: expected all, score or context\n", features);
+        goto usage;
+    }
+    if (!ckpt && strcmp(features, "context")) {
+        fprintf(stderr, "siamese track-fit: --features %s needs a CHECKPOINT\n", features);
+        goto usage;
     }
     if (!nseq || !out || !ckpt == !appearance || (appearance && strcmp(appearance, "none"))) {
         fprintf(stderr,
@@ -396,11 +410,14 @@ int cmd_track_fit(int argc, char **argv) {
         report_features("contextual features", &s, geo, nseq);
         if (ckpt) report_features("network + contextual", &s, all, nseq);
         LinkModel m;
-        fit_link_model(&m, &s, ckpt ? all : geo, -1);
+        const int *use = !strcmp(features, "all") ? all : !strcmp(features, "score") ? cnn : geo;
+        fit_link_model(&m, &s, use, -1);
         char comment[512];
         snprintf(comment, sizeof comment, "%s%s, %d sequences, %d pairs",
-                 ckpt ? "network score and contextual features of " : "contextual features", ckpt ? ckpt : "",
-                 nseq, s.n);
+                 !strcmp(features, "all")     ? "network score and contextual features of "
+                 : !strcmp(features, "score") ? "network score alone of "
+                                              : "contextual features",
+                 ckpt ? ckpt : "", nseq, s.n);
         rc = link_model_write(&m, out, comment, &e);
         if (!rc) printf("wrote %s\n", out);
     }

@@ -4,8 +4,8 @@
 # (online and batch, motion/IoU only), track-fit, mot-eval (one sequence by
 # directory and by gt.txt, a root of sequences, JSON), mot-draw (PNG of the
 # right size), import --format mot (counts and names against gt.txt), a tiny
-# matching network trained a few steps, track-fit and track with its
-# checkpoint, and every command's bad input: one stderr line naming the file
+# matching network trained a few steps (two-tower and early fusion),
+# track-fit and track with its checkpoint, and every command's bad input: one stderr line naming the file
 # and line or option, a non-zero exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
 set -u
@@ -94,6 +94,45 @@ for m in online batch; do
   grep -q "embedding .* frames/s" "$T/out.log" && ok || bad "track CHECKPOINT reports frames per second"
   "$S" mot-eval --gt "$Q" --res "$T/s-$m.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
     || bad "siamese tracker $m: $(tail -1 "$T/se.txt")"
+done
+# the early-fusion form: the two crops stacked as one input, a pair-level logit
+check "pairs for the stacked network" "$S" pairs "$T/crops.lmdb" --pairs 2000
+cat >"$T/stacked.ini" <<EOF
+[run]
+dir = $T/run-st
+[data]
+train = $T/crops.lmdb
+[sampler]
+mode = pairs
+batch = 16
+[concat]
+name = stacked
+input = input@a, input@b
+[conv2d]
+filters = 4
+size = 3
+[relu]
+[flatten]
+[linear]
+name = logit
+out = 1
+[loss]
+type = bce
+input = logit
+[train]
+steps = 20
+eval = 0
+EOF
+check "train a tiny stacked network" env OPENBLAS_NUM_THREADS=1 "$S" train "$T/stacked.ini"
+check "track-fit stacked CHECKPOINT" "$S" track-fit "$T/run-st/model.smpi" --seq "$T/seq/synth-0101" \
+  --seq "$T/seq/synth-0102" --out "$T/cs.txt"
+grep -q '^appearance = 1' "$T/cs.txt" && ok || bad "track-fit with a stacked network"
+for m in online batch; do
+  check "track stacked CHECKPOINT $m" "$S" track "$T/run-st/model.smpi" --seq "$Q" --out "$T/st-$m.txt" \
+    --combiner "$T/cs.txt" --mode $m
+  grep -qE "; [0-9]+ pairs scored" "$T/out.log" && ok || bad "track with a stacked network reports its pairs"
+  "$S" mot-eval --gt "$Q" --res "$T/st-$m.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+    || bad "stacked siamese tracker $m: $(tail -1 "$T/se.txt")"
 done
 expect_error "geometry-only combiner with a network" "fit one with this CHECKPOINT" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/c.txt"

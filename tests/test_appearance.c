@@ -3,8 +3,9 @@
  * frame so the forward passes split) is embedded by cnn_appearance_embed;
  * each embedding must equal the network run on that one detection's crop
  * (mot_crop, normalised by the model's mean and std), and a pair's score
- * must be minus the Euclidean distance (no head) or the Koch head's logit
- * (with one). mot_crop itself against hand-computed averages. */
+ * must be minus the Euclidean distance (no head), the Koch head's logit
+ * (with one), or for an early-fusion network (stacked crops) its logit for
+ * that one pair run alone. mot_crop itself against hand-computed averages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,26 +19,37 @@
 #include "fixture_files.h"
 #include "test.h"
 
-static const char *cfg_text(int koch) {
-    return koch ? "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
-                  "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[head]\ntype = "
-                  "koch\n[loss]\n"
-                  "type = bce\n[sampler]\nmode = pairs\n"
-                : "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
-                  "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[l2norm]\n";
+enum { DISTANCE, KOCH, STACKED };
+static const char *kind_name[] = {"distance", "koch", "stacked"};
+
+static const char *cfg_text(int kind) {
+    static const char *text[] = {
+        "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
+        "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[l2norm]\n",
+        "[run]\ndir = x\n[data]\ntrain = x\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n"
+        "[maxpool]\nsize = 2\n[flatten]\n[linear]\nname = fc1\nout = 8\n[head]\ntype = koch\n[loss]\n"
+        "type = bce\n[sampler]\nmode = pairs\n",
+        /* early fusion: the two crops as one 2-channel input, one logit */
+        "[run]\ndir = x\n[data]\ntrain = x\n[sampler]\nmode = pairs\n[concat]\nname = stacked\n"
+        "input = input@a, input@b\n[conv2d]\nname = conv1\nfilters = 3\nsize = 3\n[relu]\n[maxpool]\n"
+        "size = 2\n[flatten]\n[linear]\nname = logit\nout = 1\n[loss]\ntype = bce\ninput = logit\n"};
+    return text[kind];
 }
 
 /* An appearance model over a freshly initialised network (what
  * cnn_appearance_open would load from a checkpoint). */
-static void make_app(CnnAppearance *a, int koch) {
+static void make_app(CnnAppearance *a, int kind) {
     memset(a, 0, sizeof *a);
     Err e = {""};
-    ASSERT(config_parse_text(&a->em.cfg, cfg_text(koch), "test.ini", &e) == 0);
+    ASSERT(config_parse_text(&a->em.cfg, cfg_text(kind), "test.ini", &e) == 0);
     const Config *c = &a->em.cfg;
     ASSERT(model_build(&a->em.model, &c->model, "test.ini", 1, 10, 12, 256, &e) == 0);
     model_init(&a->em.model, 1, 7);
     a->em.mean = 0.3f, a->em.std = 0.2f;
-    a->C = 1, a->H = 10, a->W = 12, a->D = a->em.model.emb_dim;
+    CHECK(cnn_appearance_init(a, "test.ini", &e) == 0, "%s: init: %s", kind_name[kind], e.msg);
+    CHECK(a->C == 1 && a->H == 10 && a->W == 12 && a->pairwise == (kind == STACKED) &&
+              a->D == (kind == STACKED ? 120 : 8),
+          "%s: C %d H %d W %d D %d pairwise %d", kind_name[kind], a->C, a->H, a->W, a->D, a->pairwise);
 }
 
 static void test_crop(void) {
@@ -66,15 +78,15 @@ static void test_crop(void) {
           o3[2]);
 }
 
-static void test_embed(int koch) {
+static void test_embed(int kind) {
     char dir[300];
-    snprintf(dir, sizeof dir, "%s/seq%d", fixture_dir(), koch);
+    snprintf(dir, sizeof dir, "%s/seq%d", fixture_dir(), kind);
     mkdir(dir, 0755);
     char p[400];
     snprintf(p, sizeof p, "%s/img1", dir);
     mkdir(p, 0755);
     Rng r;
-    rng_seed(&r, 11, RNG_TEST, (uint64_t)koch);
+    rng_seed(&r, 11, RNG_TEST, (uint64_t)kind);
     static uint8_t frame[48 * 64];
     for (int f = 1; f <= 2; f++) {
         for (int i = 0; i < 48 * 64; i++) frame[i] = (uint8_t)rng_below(&r, 256);
@@ -98,11 +110,12 @@ static void test_embed(int koch) {
     MotSeq s = {.dir = dir,
                 .info = {.im_dir = "img1", .im_ext = ".png", .frames = 2, .width = 64, .height = 48}};
     CnnAppearance a;
-    make_app(&a, koch);
+    make_app(&a, kind);
     Err e = {""};
     CHECK(cnn_appearance_embed(&a, &s, &det, &e) == 0 && a.n == N && a.frames == 2, "embed: %s", e.msg);
-    /* each detection on its own */
-    float x[120], worst = 0;
+    /* each detection on its own: its embedding, or (pairwise) its crop */
+    static float x[N][120];
+    float worst = 0;
     uint8_t crop[120];
     for (int i = 0; i < N; i++) {
         Image img;
@@ -110,23 +123,31 @@ static void test_embed(int koch) {
         ASSERT(image_load(&img, p, &e) == 0);
         mot_crop(crop, &img, &det.box[i], 10, 12);
         image_free(&img);
-        for (int k = 0; k < 120; k++) x[k] = ((float)crop[k] / 255.0f - 0.3f) / 0.2f;
-        const float *E = model_embed(&a.em.model, x, 1);
+        for (int k = 0; k < 120; k++) x[i][k] = ((float)crop[k] / 255.0f - 0.3f) / 0.2f;
+        const float *E = kind == STACKED ? x[i] : model_embed(&a.em.model, x[i], 1);
         for (int k = 0; k < a.D; k++) worst = fmaxf(worst, fabsf(E[k] - a.emb[(size_t)i * a.D + k]));
     }
-    CHECK(worst < 1e-5f, "%s: embeddings of the batched frames equal one-by-one forwards (max diff %g)",
-          koch ? "koch" : "distance", worst);
-    /* scores */
-    int pa[3] = {0, 17, 299}, pb[3] = {300, 17, 304};
-    double sc[3];
-    CHECK(cnn_appearance_score(&a, pa, pb, 3, sc, &e) == 0, "score");
+    CHECK(worst < 1e-5f, "%s: embeddings (crops) of the batched frames equal one-by-one ones (max diff %g)",
+          kind_name[kind], worst);
+    /* scores: 300 pairs (pairwise: three forward passes of up to 128) */
+    enum { NP = 300 };
+    static int pa[NP], pb[NP];
+    static double sc[NP];
+    for (int k = 0; k < NP; k++) pa[k] = (int)rng_below(&r, N), pb[k] = (int)rng_below(&r, N);
+    pb[1] = pa[1];
+    CHECK(cnn_appearance_score(&a, pa, pb, NP, sc, &e) == 0, "score");
     double bad = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NP; k++) {
         const float *u = a.emb + (size_t)pa[k] * a.D, *v = a.emb + (size_t)pb[k] * a.D;
+        const Model *m = &a.em.model;
         double want;
-        if (koch) {
-            const Model *m = &a.em.model;
+        if (kind == KOCH) {
             want = pairs_koch_logit(u, v, m->params + m->head_w_off, m->params[m->head_b_off], a.D);
+        } else if (kind == STACKED) {
+            float two[240]; /* the pair alone: rows [a; b] */
+            memcpy(two, x[pa[k]], sizeof(float) * 120);
+            memcpy(two + 120, x[pb[k]], sizeof(float) * 120);
+            want = model_forward(&a.em.model, two, 2)[0];
         } else {
             double d2 = 0;
             for (int j = 0; j < a.D; j++) d2 += ((double)u[j] - v[j]) * ((double)u[j] - v[j]);
@@ -134,8 +155,9 @@ static void test_embed(int koch) {
         }
         bad = fmax(bad, fabs(want - sc[k]));
     }
-    CHECK(bad < 1e-9 && (koch || sc[1] == 0), "%s: pair scores (max diff %g)",
-          koch ? "koch logit" : "-distance", bad);
+    double tol = kind == STACKED ? 1e-5 : 1e-9; /* batched against one-pair forwards */
+    CHECK(bad < tol && (kind != DISTANCE || sc[1] == 0) && (kind != STACKED || a.pairs == NP),
+          "%s: pair scores (max diff %g, %ld pairs counted)", kind_name[kind], bad, a.pairs);
     /* a missing frame is an error naming it */
     snprintf(p, sizeof p, "%s/img1/000002.png", dir);
     remove(p);
@@ -148,8 +170,9 @@ static void test_embed(int koch) {
 int main(void) {
     fixture_dir_create("appearance");
     test_crop();
-    test_embed(0);
-    test_embed(1);
+    test_embed(DISTANCE);
+    test_embed(KOCH);
+    test_embed(STACKED);
     fixture_rm_tree(fixture_dir());
     return test_finish();
 }

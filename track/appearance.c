@@ -16,6 +16,10 @@ enum { APP_MAX_BATCH = 256 }; /* crops per forward pass (a frame with more takes
 int cnn_appearance_open(CnnAppearance *a, const char *checkpoint, Err *e) {
     memset(a, 0, sizeof *a);
     if (eval_model_load(&a->em, checkpoint, APP_MAX_BATCH, e)) return -1;
+    return cnn_appearance_init(a, checkpoint, e);
+}
+
+int cnn_appearance_init(CnnAppearance *a, const char *checkpoint, Err *e) {
     const Model *m = &a->em.model;
     if (m->in_c != 1 && m->in_c != 3) {
         eval_model_free(&a->em);
@@ -23,6 +27,17 @@ int cnn_appearance_open(CnnAppearance *a, const char *checkpoint, Err *e) {
                        checkpoint, m->in_c);
     }
     a->C = m->in_c, a->H = m->in_h, a->W = m->in_w, a->D = m->emb_dim;
+    /* a graph whose loss reads a pair-level node scores pairs itself (early
+     * fusion, or towers joined by learned layers): its score is that output */
+    a->pairwise = m->pair && m->layers[m->loss].halved && !m->has_head;
+    if (m->emb < 0 && !a->pairwise) {
+        eval_model_free(&a->em);
+        return err_set(e, "%s: the network has no per-image embedding and does not score pairs", checkpoint);
+    }
+    if (a->pairwise) {
+        a->D = a->C * a->H * a->W;
+        a->x = xaligned_floats((size_t)m->max_batch * a->D);
+    }
     return 0;
 }
 
@@ -53,7 +68,8 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
                 float *xk = x + (size_t)k * per;
                 for (size_t p = 0; p < per; p++) xk[p] = ((float)crop[p] * inv - mean) / std;
             }
-            const float *E = model_embed(&a->em.model, x, B);
+            /* pairwise networks keep the crops: the pairs are scored later */
+            const float *E = a->pairwise ? x : model_embed(&a->em.model, x, B);
             memcpy(a->emb + i * (size_t)a->D, E, sizeof(float) * (size_t)B * a->D);
         }
         image_free(&img);
@@ -65,13 +81,39 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
     return rc;
 }
 
+/* Networks that score pairs: rows [crops of a; crops of b], up to half
+ * the model's rows each, in inference mode. */
+static void score_pairwise(CnnAppearance *a, const int *pa, const int *pb, int n, double *out) {
+    Model *m = &a->em.model;
+    int B = m->max_batch / 2, train = m->st.train;
+    size_t per = (size_t)a->D;
+    double t0 = now_seconds();
+    m->st.train = 0;
+    for (int k0 = 0; k0 < n; k0 += B) {
+        int nb = MIN(B, n - k0);
+        for (int k = 0; k < nb; k++) {
+            memcpy(a->x + (size_t)k * per, a->emb + (size_t)pa[k0 + k] * per, sizeof(float) * per);
+            memcpy(a->x + (size_t)(nb + k) * per, a->emb + (size_t)pb[k0 + k] * per, sizeof(float) * per);
+        }
+        const float *z = model_forward(m, a->x, 2 * nb);
+        for (int k = 0; k < nb; k++) out[k0 + k] = z[k];
+    }
+    m->st.train = train;
+    a->pairs += n;
+    a->score_seconds += now_seconds() - t0;
+}
+
 int cnn_appearance_score(void *ctx, const int *pa, const int *pb, int n, double *out, Err *e) {
     (void)e;
-    const CnnAppearance *a = ctx;
+    CnnAppearance *a = ctx;
+    for (int k = 0; k < n; k++) ASSERT((size_t)pa[k] < a->n && (size_t)pb[k] < a->n);
+    if (a->pairwise) {
+        score_pairwise(a, pa, pb, n, out);
+        return 0;
+    }
     const Model *m = &a->em.model;
     int D = a->D;
     for (int k = 0; k < n; k++) {
-        ASSERT((size_t)pa[k] < a->n && (size_t)pb[k] < a->n);
         const float *x = a->emb + (size_t)pa[k] * D, *y = a->emb + (size_t)pb[k] * D;
         if (m->has_head) {
             out[k] = pairs_koch_logit(x, y, m->params + m->head_w_off, m->params[m->head_b_off], D);
@@ -87,5 +129,6 @@ int cnn_appearance_score(void *ctx, const int *pa, const int *pb, int n, double 
 void cnn_appearance_close(CnnAppearance *a) {
     eval_model_free(&a->em);
     free(a->emb);
+    free(a->x);
     memset(a, 0, sizeof *a);
 }

@@ -3,7 +3,11 @@
  * cuts ground truth, normalised as in training) are embedded frame by frame,
  * all crops of a frame in one forward pass; a pair's score is the Koch
  * head's logit when the network has one, else minus the Euclidean distance
- * of the two embeddings. */
+ * of the two embeddings. A graph whose loss reads a pair-level node scores
+ * pairs itself (early fusion: the two crops stacked as one input; or towers
+ * joined by learned layers): the normalised crops are kept and the pairs
+ * asked for run through the whole network, as many per forward pass as fit,
+ * that node's output (a logit) being the score. */
 #ifndef SIAMESE_APPEARANCE_H
 #define SIAMESE_APPEARANCE_H
 
@@ -13,15 +17,23 @@
 
 typedef struct CnnAppearance {
     EvalModel em;
-    int C, H, W, D;       /* network input and embedding size */
+    int C, H, W, D;       /* network input; embedding size (pairwise: C * H * W) */
+    int pairwise;         /* the network scores pairs: emb holds the crops */
     size_t n;             /* detections embedded */
-    float *emb;           /* (n, D) */
-    double embed_seconds; /* reading frames, cropping and forward passes */
-    long frames;
+    float *emb;           /* (n, D): embeddings, or normalised crops */
+    float *x;             /* pairwise: (max_batch, C * H * W) input rows */
+    double embed_seconds; /* reading frames, cropping and (towers) forward passes */
+    double score_seconds; /* pairwise: the forward passes over pairs */
+    long frames, pairs;
 } CnnAppearance;
 
-/* Loads a checkpoint of a one-image network (towers). 0 or -1 with e. */
+/* Loads a checkpoint: a network with a per-image embedding (towers), or
+ * one that scores pairs. 0 or -1 with e. */
 int cnn_appearance_open(CnnAppearance *a, const char *checkpoint, Err *e);
+/* The rest of open over a->em already loaded (a zeroed otherwise): checks
+ * the network and chooses its scoring; frees a->em on error. 0 or -1 with e
+ * naming checkpoint. */
+int cnn_appearance_init(CnnAppearance *a, const char *checkpoint, Err *e);
 
 /* Embeds every detection of det (the boxes of sequence s). 0 or -1 with e
  * (a frame that does not load, or frames with another channel count). */

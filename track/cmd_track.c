@@ -213,6 +213,9 @@ int cmd_track(int argc, char **argv) {
         printf("%s: %d frames, %zu detections (%.1f per frame) -> %d tracks, %zu boxes (%s, %.1f frames/s",
                in.s.info.name, F, in.det.n, (double)in.det.n / F, ids, res.n, mode, F / MAX(dt, 1e-9));
         if (ckpt) printf("; embedding %.1f frames/s", F / MAX(in.cnn.embed_seconds, 1e-9));
+        if (ckpt && in.cnn.pairwise)
+            printf("; %ld pairs scored, %.0f pairs/s", in.cnn.pairs,
+                   in.cnn.pairs / MAX(in.cnn.score_seconds, 1e-9));
         printf(") -> %s\n", out);
         mot_boxes_free(&res);
     }

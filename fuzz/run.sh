@@ -11,6 +11,8 @@
 # environment (defaults):
 #   FUZZ_SECONDS=60     time per harness        FUZZ_RUNS=          stop after this many inputs instead
 #   FUZZ_RSS_MB=2048    memory limit            FUZZ_TIMEOUT=10     seconds per input
+#   FUZZ_SEED=          libFuzzer's random seed (CI fixes it: the same inputs are tried on every run,
+#                       so CI fails on a regression, not on a lucky draw; campaigns leave it random)
 #   FUZZ_OUT=           keep the work corpora and artifacts there (default: a temp dir, removed unless
 #                       something failed); a long campaign reuses its corpus across runs
 #   FUZZ_BUILD=build-fuzz
@@ -43,6 +45,7 @@ for name in "${names[@]}"; do
   dict=()
   [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
   limit=(-max_total_time="$secs")
+  [ -n "${FUZZ_SEED:-}" ] && limit+=(-seed="$FUZZ_SEED")
   [ -n "$runs" ] && limit=(-runs="$runs")
   log=$out/$name.log
   t0=$SECONDS

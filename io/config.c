@@ -4,8 +4,8 @@
  * text and the config reference in docs/config.md all walk them. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,52 +387,7 @@ static int parse_long_prefix(const char *p, long *out) {
     return 0;
 }
 
-/* The reader feeds inih one line at a time; it counts lines and sees the
- * section headers itself (this inih reports neither line numbers nor empty
- * sections such as [relu]). */
-static char *reader(char *str, int num, void *stream) {
-    ParseState *s = stream;
-    if (s->f) {
-        if (!fgets(str, num, s->f)) return NULL;
-    } else {
-        if (!*s->text) return NULL;
-        int i = 0;
-        while (s->text[i] && s->text[i] != '\n' && i < num - 2) {
-            str[i] = s->text[i];
-            i++;
-        }
-        if (s->text[i] == '\n') str[i++] = '\n';
-        str[i] = 0;
-        s->text += i;
-    }
-    s->line++;
-    const char *p = str;
-    if (!strncmp(p, ORIGIN_MARK, strlen(ORIGIN_MARK))) {
-        size_t len = strcspn(p + strlen(ORIGIN_MARK), "\r\n");
-        snprintf(s->c->path, sizeof s->c->path, "%.*s", (int)MIN(len, CFG_PATH - 1), p + strlen(ORIGIN_MARK));
-        s->has_origin = 1;
-    }
-    while (*p == ' ' || *p == '\t') p++;
-    if (*p == '[') {
-        const char *end = strchr(p, ']');
-        if (end) {
-            char name[64];
-            size_t len = MIN((size_t)(end - p - 1), sizeof name - 1);
-            memcpy(name, p + 1, len);
-            name[len] = 0;
-            begin_section(s, name);
-            long origin;
-            const char *o = strstr(end, "; line ");
-            if (s->has_origin && s->layer >= 0 && o && parse_long_prefix(o + 7, &origin) == 0)
-                s->c->model.layers[s->layer].line = (int)origin;
-        }
-    }
-    return str;
-}
-
-static int handler(void *user, const char *section, const char *name, const char *value) {
-    ParseState *s = user;
-    (void)section;
+static int handler(ParseState *s, const char *name, const char *value) {
     if (s->failed) return 0;
     if (!s->section[0]) return fail(s, s->line, "key '%s' before any [section]%s", name, "");
     const char *type = s->layer >= 0 ? layer_def(s->c->model.layers[s->layer].type)->name : s->section;
@@ -463,6 +418,81 @@ static int handler(void *user, const char *section, const char *name, const char
         return fail(s, s->line, "%s%s", where, ke.msg);
     }
     return 1;
+}
+
+/* The INI lines, of any length (a path may be long; inih's fixed line
+ * buffer split such lines, so a canonical text could not be read back):
+ * comments start with ';' or '#', ';' after a space starts an inline
+ * comment, a section is [name], a key line is key = value. 0, or 1 with the
+ * line malformed (s->line). */
+static int ini_lines(ParseState *s) {
+    char *buf = NULL;
+    size_t cap = 0;
+    int bad = 0;
+    for (;;) {
+        size_t n;
+        if (s->f) {
+            ssize_t got = getline(&buf, &cap, s->f);
+            if (got < 0) break;
+            n = (size_t)got;
+        } else {
+            if (!*s->text) break;
+            n = strcspn(s->text, "\n");
+            if (n + 1 > cap) buf = xrealloc(buf, cap = n + 1);
+            memcpy(buf, s->text, n);
+            s->text += n + (s->text[n] == '\n');
+        }
+        buf[n] = 0;
+        s->line++;
+        if (s->line == 1 && !strncmp(buf, "\xEF\xBB\xBF", 3)) memmove(buf, buf + 3, strlen(buf + 3) + 1);
+        if (!strncmp(buf, ORIGIN_MARK, strlen(ORIGIN_MARK))) {
+            size_t len = strcspn(buf + strlen(ORIGIN_MARK), "\r\n");
+            snprintf(s->c->path, sizeof s->c->path, "%.*s", (int)MIN(len, CFG_PATH - 1), buf + strlen(ORIGIN_MARK));
+            s->has_origin = 1;
+        }
+        char *p = buf, *q = buf + strlen(buf);
+        while (*p && isspace((unsigned char)*p)) p++;
+        while (q > p && isspace((unsigned char)q[-1])) *--q = 0;
+        if (!*p || *p == ';' || *p == '#') continue;
+        if (*p == '[') {
+            char *end = strchr(p, ']');
+            if (!end) {
+                bad = 1;
+                break;
+            }
+            char name[64];
+            size_t len = MIN((size_t)(end - p - 1), sizeof name - 1);
+            memcpy(name, p + 1, len);
+            name[len] = 0;
+            begin_section(s, name);
+            long origin;
+            const char *o = strstr(end, "; line ");
+            if (s->has_origin && s->layer >= 0 && o && parse_long_prefix(o + 7, &origin) == 0)
+                s->c->model.layers[s->layer].line = (int)origin;
+        } else {
+            char *eq = strchr(p, '=');
+            if (!eq) {
+                bad = 1;
+                break;
+            }
+            char *k = eq;
+            *eq = 0;
+            while (k > p && isspace((unsigned char)k[-1])) *--k = 0;
+            char *v = eq + 1;
+            while (*v && isspace((unsigned char)*v)) v++;
+            for (char *c = v; *c; c++)
+                if (*c == ';' && c > v && isspace((unsigned char)c[-1])) {
+                    *c = 0;
+                    break;
+                }
+            q = v + strlen(v);
+            while (q > v && isspace((unsigned char)q[-1])) *--q = 0;
+            handler(s, p, v);
+        }
+        if (s->failed) break;
+    }
+    free(buf);
+    return bad;
 }
 
 static void config_defaults(Config *c) {
@@ -521,10 +551,10 @@ static int parse_common(Config *c, ParseState *s, Err *e) {
     s->c = c;
     s->layer = -1;
     s->e = e;
-    int rc = ini_parse_stream(reader, s, handler, s);
+    int bad = ini_lines(s);
     if (s->failed) return one_line(e);
-    if (rc > 0) return err_set(e, "%s:%d: malformed line (expected [section] or key = value)", s->name, rc);
-    if (rc < 0) return err_set(e, "%s: cannot read", s->name);
+    if (bad) return err_set(e, "%s:%d: malformed line (expected [section] or key = value)", s->name, s->line);
+    if (s->f && ferror(s->f)) return err_set(e, "%s: cannot read: %s", s->name, strerror(errno));
     if (c->model.nlayers == 0)
         return err_set(e, "%s: no layer sections: the encoder needs at least one layer", s->name);
     return finish_layers(c, s->name, e);

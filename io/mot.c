@@ -169,6 +169,9 @@ static int parse_line(const double *v, int k, MotKind kind, const MotSeqInfo *in
     if (x1 <= x0 || y1 <= y0)
         return err_set(e, "box (%g,%g,%g,%g) lies wholly outside the %dx%d frame", v[2], v[3], w, h,
                        in->width, in->height);
+    if (!((float)(x1 - x0) > 0) || !((float)(y1 - y0) > 0)) /* stored as floats */
+        return err_set(e, "box (%g,%g,%g,%g) has no area inside the %dx%d frame in single precision", v[2],
+                       v[3], w, h, in->width, in->height);
     *bx = (MotBox){.frame = (int32_t)v[0],
                    .id = (int32_t)v[1],
                    .x = (float)x0,

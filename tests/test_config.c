@@ -123,6 +123,37 @@ int main(void) {
     free(t1);
     free(t2);
 
+    /* Long values (a deep cluster path) and the INI line forms: lines of any
+     * length round-trip; BOM, '#' and ';' comments, indented keys, inline
+     * comments after a space. */
+    {
+        char set[700], path[600];
+        memset(path, 'p', 450);
+        memcpy(path, "/scratch/", 9);
+        path[450] = 0;
+        snprintf(set, sizeof set, "data.train=%s", path);
+        Config l = c;
+        CHECK(config_set(&l, set, &e) == 0, "long path set: %s", e.msg);
+        char *lt = config_to_text(&l);
+        CHECK(parse(&d, lt, &e) == 0 && !strcmp(d.data_train, path), "450-character path round-trips: %s", e.msg);
+        free(lt);
+        char *src = config_to_text(&c);
+        char *txt = xmalloc(strlen(src) + 200);
+        sprintf(txt, "\xEF\xBB\xBF# hash comment\n; semicolon comment\n%s\n[train]\n   seed = 77 ; inline\n", src);
+        free(src);
+        Config h;
+        int rc = parse(&h, txt, &e);
+        CHECK(rc == -1 && strstr(e.msg, "section [train] appears twice"), "second [train] refused: %s", e.msg);
+        free(txt);
+        CHECK(parse(&h, "\xEF\xBB\xBF# c\n[conv2d]\n  filters = 4 ; four\n  size=3\n[relu]\n", &e) == 0 &&
+                  h.model.layers[0].filters == 4 && h.model.layers[0].size == 3,
+              "BOM, comments, indented keys, inline comment: %s", e.msg);
+        CHECK(parse(&h, "[conv2d]\nfilters = 4\nsize 3\n", &e) == -1 && strstr(e.msg, ":3: malformed line"),
+              "a line without '=' is named: %s", e.msg);
+        CHECK(parse(&h, "[conv\nfilters = 4\n", &e) == -1 && strstr(e.msg, ":1: malformed line"),
+              "a section without ']' is named: %s", e.msg);
+    }
+
     /* --set on singletons and layers; topology differences are named. */
     CHECK(config_set(&d, "optim.lr=0.01", &e) == 0 && d.optim.lr == 0.01, "set lr");
     CHECK(config_set(&d, "conv1.filters=16", &e) == 0 && d.model.layers[0].filters == 16, "set layer key");

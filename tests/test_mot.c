@@ -131,6 +131,8 @@ static void test_errors(void) {
                "right of frame");
     expect_err("1,-1,-20,1,21,10,1\n", MOT_DET, ":1: box (-20,1,21,10) lies wholly outside",
                "touches x=0 only");
+    expect_err("1,-1,1,1,1e-50,10,1\n", MOT_DET, ":1: box (1,1,1e-50,10) has no area inside the 100x80 frame in single",
+               "width positive in double, zero in float (fuzz_mot)");
     expect_err("1,-1,1,1,10,10,1\n1,-1,1,1,10,10\n", MOT_DET,
                ":2: 6 columns, but the file's first line has 7", "column count");
     expect_err("1,2,1,1,10,10,1,1,1\n2,2,1,1,10,10,1,1,1\n2,2,5,5,10,10,1,1,1\n", MOT_GT,

@@ -285,11 +285,15 @@ static int load_jpeg(Image *img, const char *path, const uint8_t *d, size_t n, i
     }
     /* A sequential Huffman-coded JPEG spends at least 2 bits (a DC and an
      * end-of-block code) on every 8x8 block of its full-resolution
-     * component: a header claiming more blocks than the file can hold is
-     * refused before anything is allocated. Progressive and arithmetic
-     * coding can code runs of flat blocks in a few bits: only the pixel
-     * limit bounds those. */
-    if (!cinfo.progressive_mode && !cinfo.arith_code && w * h / 256 > (uint64_t)n + 1024) {
+     * component, a progressive one at least 1 bit (the DC code of its
+     * first scan; AC scans code runs of empty blocks in a few bits): a
+     * header claiming more blocks than the file can hold is refused before
+     * anything is allocated (a 285-byte progressive file claiming
+     * 2058x62476 pixels took seconds and 770 MB). Arithmetic coding can
+     * code flat blocks in a fraction of a bit: only the pixel limit bounds
+     * it. */
+    uint64_t min_bytes = cinfo.progressive_mode ? w * h / 512 : w * h / 256;
+    if (!cinfo.arith_code && min_bytes > (uint64_t)n + 1024) {
         jpeg_destroy_decompress(&cinfo);
         return err_set(e, "%s: bad JPEG: %llux%llu (HxW) pixels cannot come from %zu bytes (truncated?)",
                        path, (unsigned long long)h, (unsigned long long)w, n);

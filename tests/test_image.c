@@ -26,8 +26,9 @@ static void make_rgb(uint8_t *px) {
         }
 }
 
-/* Writes a baseline JPEG (quality 100, no chroma subsampling) with libjpeg. */
-static void write_jpeg(const char *path, const uint8_t *px, int ch) {
+/* Writes a baseline (or progressive) JPEG (quality 100, no chroma
+ * subsampling) with libjpeg. */
+static void write_jpeg(const char *path, const uint8_t *px, int ch, int progressive) {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr jerr;
     c.err = jpeg_std_error(&jerr);
@@ -41,6 +42,7 @@ static void write_jpeg(const char *path, const uint8_t *px, int ch) {
     jpeg_set_quality(&c, 100, TRUE);
     if (ch == 3)
         for (int i = 0; i < 3; i++) c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+    if (progressive) jpeg_simple_progression(&c);
     jpeg_start_compress(&c, TRUE);
     while (c.next_scanline < (unsigned)H) {
         JSAMPROW row = (JSAMPROW)(px + (size_t)c.next_scanline * W * ch);
@@ -103,8 +105,8 @@ static void test_jpeg(void) {
     static uint8_t rgb[H * W * 3], grey[H * W];
     make_rgb(rgb);
     for (int i = 0; i < H * W; i++) grey[i] = luma(rgb + 3 * i);
-    write_jpeg(fixture_path("c.jpg"), rgb, 3);
-    write_jpeg(fixture_path("g.jpg"), grey, 1);
+    write_jpeg(fixture_path("c.jpg"), rgb, 3, 0);
+    write_jpeg(fixture_path("g.jpg"), grey, 1, 0);
     Err e = {""};
     Image img;
     CHECK(image_load_color(&img, fixture_path("c.jpg"), 1, &e) == 0 && img.channels == 3 && img.height == H &&
@@ -158,6 +160,28 @@ static void test_jpeg(void) {
     CHECK(image_decode(&img, "junk.bin", (const uint8_t *)"GIF89a....", 10, 0, &e) == -1 &&
               strstr(e.msg, "junk.bin") && strstr(e.msg, "JPEG"),
           "unknown format: %s", e.msg);
+    free(buf);
+    /* Progressive: decodes; a header claiming more 8x8 blocks than the
+     * file has bits for (its DC scan spends >= 1 bit a block) is refused
+     * before decoding (fuzz_image: 285 bytes claiming 2058x62476 pixels). */
+    write_jpeg(fixture_path("p.jpg"), rgb, 3, 1);
+    CHECK(image_load_color(&img, fixture_path("p.jpg"), 1, &e) == 0 && img.channels == 3 && img.width == W,
+          "progressive JPEG: %s", e.msg);
+    d = img.pixels ? max_diff(img.pixels, rgb, sizeof rgb) : 999;
+    CHECK(d <= 6, "progressive JPEG within 6 of the source (max diff %d)", d);
+    image_free(&img);
+    buf = fixture_read_file(fixture_path("p.jpg"), &n);
+    size_t sof = 0;
+    for (size_t i = 2; i + 9 < n && !sof; i++)
+        if (buf[i] == 0xff && buf[i + 1] == 0xc2) sof = i;
+    CHECK(sof > 0, "progressive JPEG has an SOF2 marker");
+    if (sof) {
+        buf[sof + 5] = 2058 >> 8, buf[sof + 6] = 2058 & 255; /* height */
+        buf[sof + 7] = 62476 >> 8, buf[sof + 8] = 62476 & 255; /* width */
+        CHECK(image_decode(&img, "bomb.jpg", buf, n, 1, &e) == -1 && strstr(e.msg, "bomb.jpg") &&
+                  strstr(e.msg, "2058x62476 (HxW) pixels cannot come from") && !img.pixels,
+              "progressive JPEG bomb refused from its header: %s", e.msg);
+    }
     free(buf);
 }
 

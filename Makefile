@@ -1,6 +1,7 @@
 # siamese-mpi build. `make` builds ./siamese; `make test` runs every test;
 # `make demo` imports Fashion-MNIST and trains; `make deps` installs Debian
-# packages. Sources are found by wildcard: a new module needs no edit here.
+# packages. Sources are found by wildcard (nn mining io viz dist track): a new
+# module of those directories needs no edit here.
 
 CC       = mpicc
 OPT     ?= -O3
@@ -17,7 +18,7 @@ ifeq ($(SANITIZE),1)
   BUILD   := build-san
 endif
 
-LIB_SRC  = $(wildcard nn/*.c mining/*.c io/*.c dist/*.c track/*.c)
+LIB_SRC  = $(wildcard nn/*.c mining/*.c io/*.c viz/*.c dist/*.c track/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c tests/mpi_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -64,9 +65,10 @@ $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/replay_main.o $(BUI
 test-build: siamese $(BUILD)/siamese-test $(TEST_BIN) $(BENCH_BIN) $(REPLAY_BIN)
 
 # deps first (a fresh machine has nothing), then build, then every test.
-# The PyTorch parity test needs Debian's python3-torch.
+# The PyTorch parity test needs Debian's python3-torch; the report's browser
+# test (tests/e2e_report.sh) headless Chromium, its driver, Selenium and PIL.
 test:
-	DEPS_EXTRA="python3-torch python3-numpy" bash .ci/deps.sh
+	DEPS_EXTRA="python3-torch python3-numpy chromium chromium-driver python3-selenium python3-pil" bash .ci/deps.sh
 	$(MAKE) test-build
 	BUILD=$(BUILD) bash tests/run.sh
 

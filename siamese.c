@@ -1,7 +1,8 @@
 /* siamese: the one command-line entry. Dispatches to the subcommands; each
  * lives beside the code it drives (io/cmd_data.c: import, pairs, inspect;
  * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export;
- * io/cmd_synth.c: synth; track/: track, mot-eval, mot-draw). */
+ * io/cmd_synth.c: synth; track/: track, mot-eval, mot-draw;
+ * dist/cmd_report.c: report). */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_track(int argc, char **argv);
 int cmd_mot_draw(int argc, char **argv);
 int cmd_track_fit(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct {
@@ -40,6 +42,7 @@ static const struct {
     {"track-fit", cmd_track_fit, "fit the tracker's link model on sequences with ground truth"},
     {"mot-draw", cmd_mot_draw, "draw a frame of a MOTChallenge sequence with boxes and ids (PNG)"},
     {"mot-eval", cmd_mot_eval, "MOTA, MOTP, IDF1, HOTA, ID switches ... of tracking results (MOTChallenge)"},
+    {"report", cmd_report, "an HTML report of one run or several: curves, ROC, retrieval, embedding map"},
     {"version", cmd_version, "print the version and which BLAS kernels run"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

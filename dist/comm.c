@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../nn/util.h"
 
@@ -120,6 +121,19 @@ static int solo(void) {
 void dist_barrier(void) {
     if (solo()) return;
     CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+}
+
+void dist_barrier_idle(void) {
+    if (solo()) return;
+    MPI_Request req;
+    CHECK_MPI(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+    int done = 0;
+    for (;;) {
+        CHECK_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) break;
+        struct timespec ts = {0, 2000000}; /* 2 ms */
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- batch slicing ------------------------------------------------------------- */

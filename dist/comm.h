@@ -37,6 +37,10 @@ int dist_world(void); /* 1 before dist_init */
 void dist_abort(int code) __attribute__((noreturn));
 /* Blocks until every rank arrives (world == 1: returns at once). */
 void dist_barrier(void);
+/* The same for a long wait (ranks waiting while rank 0 evaluates and writes
+ * the report): polls every 2 ms and sleeps between polls instead of
+ * spinning, leaving the cores to the rank that works. */
+void dist_barrier_idle(void);
 
 /* For code that includes <mpi.h> (dist/ only): on a return code other than
  * MPI_SUCCESS, FATAL with the call text and MPI_Error_string. */

@@ -54,7 +54,8 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
  * must be equal (the run would otherwise silently become another run). */
 static const char *const resume_unsafe[] = {"eval.data", "eval.metric"}; /* the best so far means another thing */
 static const char *const resume_safe[] = {"run.dir", "data.test", "optim.lr", "train.epochs", "train.steps",
-                                          "train.log_every", "train.eval", "checkpoint.", "dist.", "eval."};
+                                          "train.log_every", "train.eval", "train.report", "checkpoint.", "dist.",
+                                          "eval."};
 
 int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e) {
     if (config_same_topology(saved, now, e)) {

@@ -12,6 +12,7 @@
 
 #include "../io/atomic_file.h"
 #include "evaluate.h"
+#include "report.h"
 #include "train.h"
 #include "watchdog.h"
 
@@ -369,21 +370,37 @@ int train_main(const TrainOptions *o) {
                        config_enum_name("eval", "metric", c->eval_metric), t->best, (unsigned long long)t->best_step,
                        c->run_dir);
             fflush(stdout);
+            EvalResult r;
+            EvalDetail detail = {0};
+            int evaluated = 0;
             if (c->eval_at_end && c->data_test[0]) {
                 watchdog_phase(WD_EVAL);
-                EvalResult r;
-                if (eval_run(&t->model, c, t->mean, t->std, c->data_test, c->data_train, &r, &e)) {
+                if (eval_run_detail(&t->model, c, t->mean, t->std, c->data_test, c->data_train, &r,
+                                    c->report ? &detail : NULL, &e)) {
                     util_warn("evaluation failed: %s", e.msg);
                 } else {
+                    evaluated = 1;
                     eval_print(&r, stdout);
                     char jp[CFG_PATH + 32];
                     snprintf(jp, sizeof jp, "%s/eval.json", c->run_dir);
                     if (eval_write_json(&r, jp, &e)) util_warn("%s", e.msg);
                 }
             }
+            if (c->report) { /* after model.smpi and eval.json; a failure only warns */
+                watchdog_phase(WD_EVAL); /* the report belongs to the end's evaluation */
+                const char *dir = c->run_dir;
+                ReportOptions ro = {.runs = &dir,
+                                    .nruns = 1,
+                                    .tsne = 1,
+                                    .eval0 = evaluated ? &r : NULL,
+                                    .detail0 = evaluated ? &detail : NULL};
+                fflush(stdout);
+                if (report_write(&ro, &e)) util_warn("report not written: %s", e.msg);
+            }
+            if (evaluated && c->report) eval_detail_free(&detail);
         }
     }
     watchdog_phase(WD_END);
-    dist_barrier();
+    dist_barrier_idle(); /* the others wait for rank 0's evaluation and report without spinning */
     return train_end(t, status);
 }

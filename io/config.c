@@ -84,6 +84,7 @@ static const Key schema[] = {
     {"train", "steps", K_INT, C(steps), 0, BIG, "0", NULL, "total steps; 0 = epochs x steps per epoch"},
     {"train", "log_every", K_INT, C(log_every), 1, BIG, "20", NULL, "progress line every N steps (rank 0)"},
     {"train", "eval", K_INT, C(eval_at_end), 0, 1, "1", NULL, "1 = evaluate on [data] test at the end"},
+    {"train", "report", K_INT, C(report), 0, 1, "1", NULL, "1 = write report.html into the run dir at the end (siamese report)"},
     {"checkpoint", "every", K_INT, C(ckpt_every), 0, BIG, "500", NULL, "checkpoint every N steps; 0 = only at the end"},
     {"checkpoint", "keep", K_INT, C(ckpt_keep), 1, 1000000, "3", NULL, "keep the newest N periodic checkpoints"},
     {"checkpoint", "on_error", K_ENUM, C(ckpt_on_error), 0, 0, "stop", "stop|warn", "a failed save stops the run, or warns and goes on"},

@@ -47,7 +47,7 @@ typedef struct Config {
     /* [init] */
     int init_scheme;
     /* [train] */
-    long epochs, steps, log_every, eval_at_end;
+    long epochs, steps, log_every, eval_at_end, report;
     /* [checkpoint] */
     long ckpt_every, ckpt_keep;
     int ckpt_on_error;

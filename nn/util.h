@@ -84,6 +84,7 @@ enum {
     RNG_SYNTH = 8,    /* synthetic data: synth mot, id = stream within a sequence;
                          synth coseg, id = split << 40 | pair */
     RNG_AUGMENT = 9,  /* training-image distortions (rng_seed_item) */
+    RNG_REPORT = 10,  /* report: map sample, queries, t-SNE and PCA starts; id = use */
 };
 
 void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id);

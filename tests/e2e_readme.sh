@@ -40,7 +40,7 @@ if command -v groff >/dev/null; then
 fi
 block=$(awk '/<!-- schema:begin -->/ {on=1; next} /<!-- schema:end -->/ {on=0} on' docs/config.md)
 if [ "$block" = "$schema" ]; then ok; else bad "docs/config.md config reference differs from ./siamese train --schema (run: bash tests/e2e_readme.sh --update)"; fi
-for c in import pairs inspect train eval embed export synth track track-fit mot-eval mot-draw version; do
+for c in import pairs inspect train eval embed export report synth track track-fit mot-eval mot-draw version; do
   if ./siamese "$c" --help >/dev/null 2>&1 && grep -q "siamese $c" README.md && grep -q "siamese $c" docs/commands.md; then ok
   else bad "subcommand $c: --help, or its README / docs/commands.md entry"; fi
 done

@@ -1,0 +1,84 @@
+/* report: `siamese report RUN_DIR...`: one self-contained HTML file (inline
+ * SVG, PNG thumbnails as data: URIs, a few lines of plain script for hover
+ * values; no other files, no network) showing one run or several overlaid:
+ * training and validation curves, time per step, the evaluation (ROC with
+ * the EER, pair-distance histograms with the threshold, Recall@K, N-way),
+ * retrieval examples, an embedding map (PCA and t-SNE) and the run's config
+ * and command lines. What the run directory lacks is said, not guessed.
+ * Single process; written atomically. `siamese train` calls report_write
+ * at the end of a run ([train] report). */
+#ifndef SIAMESE_REPORT_H
+#define SIAMESE_REPORT_H
+
+#include "../io/csv.h"
+#include "../io/dataset.h"
+#include "../viz/html.h"
+#include "evaluate.h"
+
+typedef struct ReportOptions {
+    const char *const *runs; /* run directories */
+    int nruns;
+    const char *data; /* test dataset for every run; NULL: each run's [data] test */
+    const char *out;  /* NULL: RUN/report.html (one run only) */
+    int map_points;   /* most points on the embedding map (sampled beyond); 0 = 10000 */
+    int tsne;         /* 1 = t-SNE map beside the PCA map */
+    int quiet;        /* no progress lines on stdout */
+    /* From siamese train: the evaluation it just made of runs[0] (its
+     * model, mean and std), so the report does not evaluate again. */
+    const EvalResult *eval0;
+    const EvalDetail *detail0;
+} ReportOptions;
+
+/* Writes the report. 0, or -1 with e (nothing written). */
+int report_write(const ReportOptions *o, Err *e);
+
+/* ---- for panels -------------------------------------------------------------
+ * A panel is one function of a run: it appends HTML for what r->dir holds
+ * (tables, charts made with viz/plot.h) and, for what is missing, a note
+ * made with report_missing. Co-segmentation and tracking runs add theirs to
+ * the table run_panels[] in report.c. */
+
+typedef struct ReportRun {
+    const char *dir;
+    char name[128];    /* the directory's last component (unique in the report) */
+    int color;         /* palette index of this run in overlaid charts */
+    char *config_text; /* config.ini, or the checkpoint's; NULL if neither */
+    Config cfg;        /* parsed from config_text (valid if config_text) */
+    CsvTable metrics, timing, ranks,
+        valid; /* metrics.csv, timing.csv, ranks.csv, eval.csv (ncol 0: absent) */
+    char *command_log, *resume_log, *eval_json; /* texts, NULL if absent */
+    char ckpt[1100];                            /* the checkpoint evaluated ("" if none) */
+    int world; /* ranks (from ranks.csv, command.log or the checkpoint; 0 unknown) */
+    /* The evaluation (have_eval): from the checkpoint and the data, or the
+     * run's own (ReportOptions.eval0). ds stays open for thumbnails. */
+    int have_eval, borrowed; /* borrowed: ed belongs to the caller */
+    EvalResult er;
+    EvalDetail ed;
+    Dataset *ds;
+    const int32_t *labels;
+    char data_path[600];
+    char eval_missing[1200]; /* why there is no evaluation, when there is none */
+    double eval_seconds;
+    int map_points, tsne; /* ReportOptions' */
+} ReportRun;
+
+typedef void (*ReportPanel)(Buf *b, const ReportRun *r);
+
+/* <p class="missing"> with the text. */
+void report_missing(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A number from eval.json's flat "key": value pairs (NaN if absent/null). */
+double report_json_number(const char *json, const char *key);
+
+/* Panels over several runs (report_panels.c, report_eval.c). */
+void panel_summary(Buf *b, const ReportRun *runs, int n);
+void panel_curves(Buf *b, const ReportRun *runs, int n);
+void panel_validation(Buf *b, const ReportRun *runs, int n);
+void panel_eval_overlay(Buf *b, const ReportRun *runs, int n);
+/* Panels of one run. */
+void panel_timing(Buf *b, const ReportRun *r);
+void panel_eval_run(Buf *b, const ReportRun *r);
+void panel_retrieval(Buf *b, const ReportRun *r);
+void panel_config(Buf *b, const ReportRun *r);
+void panel_map(Buf *b, const ReportRun *r); /* computes PCA and t-SNE */
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# siamese report end to end: train writes report.html at the end (2 ranks,
+# after model.smpi), [train] report = 0 turns it off and may change on
+# resume, a report that cannot be written only warns; `siamese report` on one
+# run, on a run without test data, on two runs overlaid, and its bad
+# arguments; then each report is opened in Debian's headless Chromium
+# (tests/report_browser.py): no console errors, the expected figures in the
+# DOM, thumbnails decoded, hover values, a screenshot that is not blank.
+set -u
+cd "$(dirname "$0")/.."
+S=$PWD/siamese
+F=/usr/share/datasets/fashion-mnist
+T=$(mktemp -d /tmp/siamese-e2e-report.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+browser() { # report screenshot args...: adds the script's counts to ours
+  local out p f
+  out=$(/usr/bin/python3 tests/report_browser.py "$@" 2>&1)
+  echo "$out" | grep -v '^[0-9]* passed' >&2
+  p=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -1)
+  f=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -1)
+  if [ -z "$p" ]; then bad "browser check of $1 did not finish: $(echo "$out" | tail -3)"; return; fi
+  pass=$((pass + p)) fail=$((fail + f))
+}
+
+$S import --format idx --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz \
+  --out "$T/train.lmdb" --split-by sample --test-fraction 0.1 --test-out "$T/test.lmdb" --seed 3 >/dev/null
+SETS=(--set data.train="$T/train.lmdb" --set data.test="$T/test.lmdb" --set eval.pairs=2000
+      --set eval.train_pairs=500 --set eval.trials=200 --set train.eval=1 --set train.steps=40)
+
+# Two ranks, report at the end (the default).
+mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/a" >"$T/a.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/a/report.html" ]' "train writes report.html ($(tail -2 "$T/a.out"))"
+check 'grep -q "^report: wrote $T/a/report.html" "$T/a.out"' "train says where the report is"
+check '[ "$T/a/report.html" -nt "$T/a/model.smpi" ] && [ "$T/a/report.html" -nt "$T/a/eval.json" ]' \
+  "the report comes after model.smpi and eval.json"
+# No test data: the report draws what the run holds.
+$S train configs/tiny.ini "${SETS[@]}" --set data.test= --set train.eval=0 --set run.dir="$T/b" >"$T/b.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/b/report.html" ]' "a run without test data gets a report too"
+# [train] report = 0, then switched on when resuming.
+$S train configs/tiny.ini "${SETS[@]}" --set train.report=0 --set train.steps=20 --set run.dir="$T/c" \
+  >"$T/c.out" 2>&1
+check '[ $? -eq 0 ] && [ ! -e "$T/c/report.html" ]' "train.report = 0: no report"
+$S train configs/tiny.ini "${SETS[@]}" --set train.steps=30 --set run.dir="$T/c" --resume auto >"$T/c2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "train.report: 0 -> 1" "$T/c2.out" && [ -s "$T/c/report.html" ]' \
+  "train.report may change on resume ($(grep resume "$T/c2.out" | head -2))"
+# A report that cannot be written is a warning; the run still succeeds.
+mkdir -p "$T/d/report.html"
+$S train configs/tiny.ini "${SETS[@]}" --set train.steps=5 --set run.dir="$T/d" >"$T/d.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "warning: report not written" "$T/d.out" && [ -s "$T/d/model.smpi" ]' \
+  "a failed report only warns ($(grep -i report "$T/d.out" | tail -1))"
+check '! ls "$T"/*/ | grep -q "tmp-"' "no temporary files left"
+
+# The command.
+$S report "$T/a" "$T/c" --out "$T/ac.html" --no-tsne >"$T/r2.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/ac.html" ]' "siamese report of two runs"
+$S report "$T/a" "$T/c" >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 1 ] && grep -q -- "--out" "$T/e" && [ "$(wc -l <"$T/e")" -eq 1 ]' "two runs need --out ($(cat "$T/e"))"
+$S report "$T/nope" >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "$T/nope" "$T/e" && [ "$(wc -l <"$T/e")" -eq 1 ]' "a missing run dir is named ($(cat "$T/e"))"
+$S report >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 2 ]' "no run dir: exit 2"
+$S report "$T/a" --points 2 >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 2 ] && grep -q -- "--points 2" "$T/e"' "bad --points ($(cat "$T/e"))"
+$S report "$T/a" --data "$T/nope.lmdb" --out "$T/nodata.html" --no-tsne >"$T/o" 2>&1
+check '[ $? -eq 0 ]' "a report whose --data does not open still succeeds"
+
+# Validation curves from eval.csv (written during training by runs that
+# validate): the report draws every metric column.
+printf 'step,recall_at_1,map_at_r\n10,0.5,0.3\n20,0.6,0.35\n30,0.62,0.4\n' >"$T/a/eval.csv"
+$S report "$T/a" --out "$T/a1.html" --points 500 >"$T/r1.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/a1.html" ]' "siamese report RUN --out ($(tail -1 "$T/r1.out"))"
+# 25 classes: the 20 largest get colours on the map, the other 5 are grey.
+/usr/bin/python3 - "$T/many" <<'PY'
+import os, sys
+for c in range(25):
+    d = os.path.join(sys.argv[1], "class%02d" % c)
+    os.makedirs(d)
+    for i in range(8):
+        px = bytes(((x * (c + 3) + y * (i + 1) * 7 + 40 * (x // 4 == c % 3)) % 256) for y in range(12) for x in range(12))
+        open(os.path.join(d, "%d.pgm" % i), "wb").write(b"P5\n12 12\n255\n" + px)
+PY
+$S import --format folder --root "$T/many" --out "$T/many-train.lmdb" --split-by sample --test-fraction 0.25 \
+  --test-out "$T/many-test.lmdb" --seed 1 >/dev/null
+$S train configs/tiny.ini --set data.train="$T/many-train.lmdb" --set data.test="$T/many-test.lmdb" \
+  --set train.steps=10 --set eval.pairs=200 --set eval.train_pairs=100 --set eval.trials=50 \
+  --set run.dir="$T/many-run" >"$T/many.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/many-run/report.html" ]' "a 25-class run gets a report ($(tail -1 "$T/many.out"))"
+
+# In the browser.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! /usr/bin/python3 -c 'import selenium, PIL' 2>/dev/null
+then
+  bad "headless Chromium missing: install chromium chromium-driver python3-selenium python3-pil (make test does)"
+else
+  FIGS=loss,active,hardness,lr,grad_norm,images_per_s,valid-recall_at_1,valid-map_at_r,timing,rank-waiting,roc
+  FIGS=$FIGS,histogram,recall,map-pca,map-tsne
+  browser "$T/a1.html" "$T/a1.png" --figures $FIGS --thumbs 72 --missing 0 --series loss=2 --series timing=7 \
+    --sections summary,curves,validation,timing,evaluation,retrieval,map,config
+  browser "$T/many-run/report.html" "$T/many.png" --figures map-pca,map-tsne --legend map-pca=20 \
+    --legend map-tsne=20 --caption "map-pca=the other 5 classes" --thumbs 72
+  browser "$T/b/report.html" "$T/b.png" --figures loss,timing --absent roc,histogram,map-pca,map-tsne,rank-waiting \
+    --missing 1 --thumbs 0
+  browser "$T/ac.html" "$T/ac.png" --figures loss,roc-all,recall-all,map-pca --absent map-tsne --series loss=4 \
+    --series roc-all=3
+  browser "$T/nodata.html" "$T/nodata.png" --figures loss,recall --absent roc,map-pca --missing 1
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

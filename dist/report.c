@@ -98,6 +98,7 @@ static void evaluate_run(ReportRun *r, const ReportOptions *o, int index) {
         r->er = *o->eval0;
         r->ed = *o->detail0;
         r->borrowed = 1;
+        r->eval_seconds = o->eval0->seconds;
         snprintf(r->data_path, sizeof r->data_path, "%s", o->data ? o->data : r->cfg.data_test);
         Err e;
         if (ds_open(&r->ds, r->data_path, &e)) {

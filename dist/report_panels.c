@@ -87,6 +87,18 @@ static const char *const eval_keys[] = {"recall_at_1", "recall_at_5", "map_at_r"
 static const char *const eval_names[] = {
     "Recall@1", "Recall@5", "MAP@R", "verification accuracy", "ROC AUC", "EER", "N-way K-shot accuracy"};
 
+/* Images per second over the rows after the warm-up: all their images over
+ * all their time (a mean of per-step rates would favour the fast steps). */
+static double timing_throughput(const CsvTable *t) {
+    int ci = csv_col(t, "images_per_s"), cs = csv_col(t, "step_s");
+    double images = 0, secs = 0;
+    for (int r = warmup_rows(t); ci >= 0 && cs >= 0 && r < t->nrow; r++) {
+        double ips = t->v[(size_t)r * t->ncol + ci], s = t->v[(size_t)r * t->ncol + cs];
+        if (isfinite(ips) && isfinite(s)) images += ips * s, secs += s;
+    }
+    return secs > 0 ? images / secs : NAN;
+}
+
 static double get_train(const ReportRun *r, int what) {
     switch (what) {
     case S_STEPS:
@@ -102,7 +114,7 @@ static double get_train(const ReportRun *r, int what) {
     case S_LR:
         return last_value(&r->metrics, "lr");
     case S_IPS:
-        return timing_mean(&r->timing, "images_per_s");
+        return timing_throughput(&r->timing);
     case S_MS:
         return 1e3 * timing_mean(&r->timing, "step_s");
     case S_RANKS:
@@ -136,7 +148,7 @@ void panel_summary(Buf *b, const ReportRun *runs, int n) {
     row_num(b, "data loss (mean of the last steps)", runs, n, get_train, S_DATA_LOSS);
     row_num(b, "active fraction (mean of the last steps)", runs, n, get_train, S_ACTIVE);
     row_num(b, "final learning rate", runs, n, get_train, S_LR);
-    row_num(b, "images/s (mean)", runs, n, get_train, S_IPS);
+    row_num(b, "images/s (all images over all step time)", runs, n, get_train, S_IPS);
     row_num(b, "time per step, ms (mean)", runs, n, get_train, S_MS);
     for (int k = 0; k < (int)(sizeof eval_keys / sizeof eval_keys[0]); k++)
         row_num(b, eval_names[k], runs, n, get_eval, k);

@@ -55,6 +55,36 @@ double report_json_number(const char *json, const char *key) {
     return end == p ? NAN : v;
 }
 
+int report_json_array(double *out, int n, const char *json, const char *key) {
+    for (int k = 0; k < n; k++) out[k] = NAN;
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p) return 0;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    if (*p++ != '[') return 0;
+    int k = 0;
+    for (; k < n; k++) {
+        while (*p == ' ') p++;
+        if (!strncmp(p, "null", 4)) {
+            p += 4;
+        } else {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p) break;
+            out[k] = v, p = end;
+        }
+        while (*p == ' ') p++;
+        if (*p != ',') {
+            k++;
+            break;
+        }
+        p++;
+    }
+    return k;
+}
+
 /* ---- reading a run directory ----------------------------------------------- */
 
 static char *read_text(const char *dir, const char *name) {

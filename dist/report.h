@@ -68,6 +68,9 @@ typedef void (*ReportPanel)(Buf *b, const ReportRun *r);
 void report_missing(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A number from eval.json's flat "key": value pairs (NaN if absent/null). */
 double report_json_number(const char *json, const char *key);
+/* The first n numbers of the array "key": [a, b, null, ...] into out (NaN
+ * for null and for entries it lacks); returns how many it read. */
+int report_json_array(double *out, int n, const char *json, const char *key);
 
 /* Panels over several runs (report_panels.c, report_eval.c). */
 void panel_summary(Buf *b, const ReportRun *runs, int n);

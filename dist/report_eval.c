@@ -92,16 +92,7 @@ static void recall_chart(Buf *b, const ReportRun *runs, int n, const char *id) {
     for (int i = 0; i < n; i++) {
         int have = runs[i].have_eval;
         for (int k = 0; k < EVAL_MAX_K; k++) rk[i][k] = have ? runs[i].er.recall_k[k] : NAN;
-        if (!have && runs[i].eval_json) { /* eval.json's "recall_at_k": [ ... ] */
-            const char *p = strstr(runs[i].eval_json, "\"recall_at_k\": [");
-            for (int k = 0; p && k < EVAL_MAX_K; k++) {
-                p = strpbrk(p + (k ? 1 : 16), ",]0123456789n");
-                if (!p || *p == ']') break;
-                if (*p == ',') p++;
-                while (*p == ' ') p++;
-                rk[i][k] = *p == 'n' ? NAN : strtod(p, NULL);
-            }
-        }
+        if (!have) report_json_array(rk[i], EVAL_MAX_K, runs[i].eval_json, "recall_at_k");
         int any = 0;
         for (int k = 0; k < EVAL_MAX_K; k++) any |= isfinite(rk[i][k]);
         if (any)

@@ -2,8 +2,9 @@
 # siamese report end to end: train writes report.html at the end (2 ranks,
 # after model.smpi), [train] report = 0 turns it off and may change on
 # resume, a report that cannot be written only warns; `siamese report` on one
-# run, on a run without test data, on two runs overlaid, and its bad
-# arguments; then each report is opened in Debian's headless Chromium
+# run (with validation curves from an eval.csv), on a run without test data,
+# on two runs overlaid, on 25 classes (20 colours, the rest grey), on a
+# Koch-head pair run, and its bad arguments; then each report is opened in Debian's headless Chromium
 # (tests/report_browser.py): no console errors, the expected figures in the
 # DOM, thumbnails decoded, hover values, a screenshot that is not blank.
 set -u
@@ -92,6 +93,12 @@ $S train configs/tiny.ini --set data.train="$T/many-train.lmdb" --set data.test=
   --set run.dir="$T/many-run" >"$T/many.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/many-run/report.html" ]' "a 25-class run gets a report ($(tail -1 "$T/many.out"))"
 
+# A pair run with Koch's head: its histogram is of head logits.
+$S pairs "$T/train.lmdb" --pairs 2000 --seed 1 >/dev/null
+$S train configs/tiny.ini "${SETS[@]}" --set head.type=koch --set loss.type=bce --set sampler.mode=pairs \
+  --set sampler.batch=32 --set mining.strategy=none --set train.steps=20 --set run.dir="$T/koch" >"$T/koch.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/koch/report.html" ]' "a Koch-head pair run gets a report ($(tail -1 "$T/koch.out"))"
+
 # In the browser.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! /usr/bin/python3 -c 'import selenium, PIL' 2>/dev/null
 then
@@ -102,7 +109,9 @@ else
   browser "$T/a1.html" "$T/a1.png" --figures $FIGS --thumbs 72 --missing 0 --series loss=2 --series timing=7 \
     --sections summary,curves,validation,timing,evaluation,retrieval,map,config
   browser "$T/many-run/report.html" "$T/many.png" --figures map-pca,map-tsne --legend map-pca=20 \
-    --legend map-tsne=20 --caption "map-pca=the other 5 classes" --thumbs 72
+    --legend map-tsne=20 --contains "map-pca=the other 5 classes" --thumbs 72
+  browser "$T/koch/report.html" "$T/koch.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --contains "histogram=head logit" --contains "histogram=best on training pairs" --thumbs 72 --missing 0
   browser "$T/b/report.html" "$T/b.png" --figures loss,timing --absent roc,histogram,map-pca,map-tsne,rank-waiting \
     --missing 1 --thumbs 0
   browser "$T/ac.html" "$T/ac.png" --figures loss,roc-all,recall-all,map-pca --absent map-tsne --series loss=4 \

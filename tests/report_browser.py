@@ -46,7 +46,7 @@ def main():
     ap.add_argument("--thumbs", type=int, default=-1, help="exactly this many retrieval thumbnails")
     ap.add_argument("--series", action="append", default=[], help="FIGURE=N hover series in that chart")
     ap.add_argument("--legend", action="append", default=[], help="FIGURE=N legend entries in that chart")
-    ap.add_argument("--caption", action="append", default=[], help="FIGURE=TEXT its caption contains TEXT")
+    ap.add_argument("--contains", action="append", default=[], help="FIGURE=TEXT its text contains TEXT")
     ap.add_argument("--full", action="store_true", help="screenshot of the whole page, not the first screen")
     a = ap.parse_args()
 
@@ -109,11 +109,11 @@ def main():
             got = driver.execute_script("return document.querySelectorAll('figure[data-figure=\"'+arguments[0]+"
                                         "'\"] text.legend').length", fid)
             check(got == int(n), "figure %s has %s legend entries (%d)" % (fid, n, got))
-        for spec in a.caption:
+        for spec in a.contains:
             fid, text = spec.split("=", 1)
             got = driver.execute_script("var c=document.querySelector('figure[data-figure=\"'+arguments[0]+"
-                                        "'\"] figcaption');return c?c.textContent:'';", fid)
-            check(text in got, "figure %s caption %r contains %r" % (fid, got, text))
+                                        "'\"]');return c?c.textContent:'';", fid)
+            check(text in got, "figure %s's text contains %r" % (fid, text))
 
         # Hover: a real mouse move over the loss chart fills its readout.
         svg = driver.find_elements(By.CSS_SELECTOR, "figure[data-figure=loss] svg")

@@ -14,6 +14,7 @@
 
 #include "../io/atomic_file.h"
 #include "../io/checkpoint.h"
+#include "train.h"
 
 /* Per-run panels, in page order. A co-segmentation or tracking panel is one
  * more entry: {"coseg", "Co-segmentation", panel_coseg}, where panel_coseg
@@ -116,7 +117,7 @@ static void find_checkpoint(char *out, size_t n, const char *dir) {
     Err e;
     char path[1024];
     out[0] = 0;
-    if (ckpt_read_latest(&ck, path, sizeof path, dir, &e) == 0) {
+    if (ckpt_read_latest(&ck, path, sizeof path, dir, &train_ckpt_bounds, &e) == 0) {
         snprintf(out, n, "%s", path);
         ckpt_free(ck);
     }
@@ -226,7 +227,7 @@ static void load_run(ReportRun *r, const char *dir, int index, const ReportOptio
         Ckpt *ck;
         Err e;
         size_t n;
-        if (ckpt_read(&ck, r->ckpt, &e) == 0) {
+        if (ckpt_read(&ck, r->ckpt, &train_ckpt_bounds, &e) == 0) {
             const char *t = ckpt_get(ck, "config", &n);
             if (t) r->config_text = strndup(t, n);
             ckpt_free(ck);

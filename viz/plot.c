@@ -212,7 +212,9 @@ static void axes(Buf *b, const Frame *f, const PlotAxes *a, int xticks) {
     if (isfinite(a->vline) && a->vline >= f->x0 && a->vline <= f->x1) {
         double p = fx(f, a->vline);
         buf_printf(b, "<line class=\"marker\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>", p, py0, p, py1);
-        buf_printf(b, "<text class=\"marker\" x=\"%.1f\" y=\"%d\">", p + 4, py0 + 14);
+        int right = p > 0.5 * (px0 + px1); /* label on the side with room */
+        buf_printf(b, "<text class=\"marker\" x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">", right ? p - 4 : p + 4,
+                   py0 + 14, right ? "end" : "start");
         buf_esc(b, a->vlabel ? a->vlabel : "");
         buf_puts(b, "</text>");
     }

@@ -140,6 +140,13 @@ static void evaluate_run(ReportRun *r, const ReportOptions *o, int index) {
         r->have_eval = 1;
         return;
     }
+    if (o->no_eval) {
+        snprintf(r->eval_missing, sizeof r->eval_missing,
+                 "the run was not evaluated at its end ([train] eval = 0, or no [data] test): the ROC, "
+                 "histograms, retrieval examples and embedding map come with siamese report %s",
+                 r->dir);
+        return;
+    }
     const char *data = o->data ? o->data : r->config_text ? r->cfg.data_test : "";
     snprintf(r->data_path, sizeof r->data_path, "%s", data);
     if (!r->ckpt[0]) {

@@ -23,6 +23,7 @@ typedef struct ReportOptions {
     int map_points;   /* most points on the embedding map (sampled beyond); 0 = 10000 */
     int tsne;         /* 1 = t-SNE map beside the PCA map */
     int quiet;        /* no progress lines on stdout */
+    int no_eval;      /* draw only what the run directories hold: evaluate no checkpoint */
     /* From siamese train: the evaluation it just made of runs[0] (its
      * model, mean and std), so the report does not evaluate again. */
     const EvalResult *eval0;

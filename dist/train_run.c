@@ -386,14 +386,18 @@ int train_main(const TrainOptions *o) {
                     if (eval_write_json(&r, jp, &e)) util_warn("%s", e.msg);
                 }
             }
-            if (c->report) { /* after model.smpi and eval.json; a failure only warns */
+            /* After model.smpi and eval.json; a failure only warns. It adds
+             * no evaluation of its own: with [train] eval = 0 it draws the
+             * run's files only, so its time stays bounded. */
+            if (c->report) {
                 watchdog_phase(WD_EVAL); /* the report belongs to the end's evaluation */
                 const char *dir = c->run_dir;
                 ReportOptions ro = {.runs = &dir,
                                     .nruns = 1,
                                     .tsne = 1,
                                     .eval0 = evaluated ? &r : NULL,
-                                    .detail0 = evaluated ? &detail : NULL};
+                                    .detail0 = evaluated ? &detail : NULL,
+                                    .no_eval = !evaluated};
                 fflush(stdout);
                 if (report_write(&ro, &e)) util_warn("report not written: %s", e.msg);
             }

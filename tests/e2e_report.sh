@@ -43,6 +43,10 @@ check '[ "$T/a/report.html" -nt "$T/a/model.smpi" ] && [ "$T/a/report.html" -nt 
 # No test data: the report draws what the run holds.
 $S train configs/tiny.ini "${SETS[@]}" --set data.test= --set train.eval=0 --set run.dir="$T/b" >"$T/b.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/b/report.html" ]' "a run without test data gets a report too"
+# [train] eval = 0: the report at the end adds no evaluation of its own.
+$S train configs/tiny.ini "${SETS[@]}" --set train.eval=0 --set train.steps=10 --set run.dir="$T/noeval" >"$T/noeval.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/noeval/report.html" ] && ! grep -q "report: evaluating" "$T/noeval.out" &&
+  grep -q "not evaluated at its end" "$T/noeval/report.html"' "train.eval = 0: a report of the run's files only"
 # [train] report = 0, then switched on when resuming.
 $S train configs/tiny.ini "${SETS[@]}" --set train.report=0 --set train.steps=20 --set run.dir="$T/c" \
   >"$T/c.out" 2>&1
@@ -89,7 +93,7 @@ PY
 $S import --format folder --root "$T/many" --out "$T/many-train.lmdb" --split-by sample --test-fraction 0.25 \
   --test-out "$T/many-test.lmdb" --seed 1 >/dev/null
 $S train configs/tiny.ini --set data.train="$T/many-train.lmdb" --set data.test="$T/many-test.lmdb" \
-  --set train.steps=10 --set eval.pairs=200 --set eval.train_pairs=100 --set eval.trials=50 \
+  --set train.steps=10 --set train.eval=1 --set eval.pairs=200 --set eval.train_pairs=100 --set eval.trials=50 \
   --set run.dir="$T/many-run" >"$T/many.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/many-run/report.html" ]' "a 25-class run gets a report ($(tail -1 "$T/many.out"))"
 

@@ -3,6 +3,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
 
 /* 5 x 7 glyphs: 7 rows, the 5 low bits of each, most significant bit left. */
 static const struct {
@@ -124,4 +128,23 @@ void draw_mot_boxes(uint8_t *img, int h, int w, const MotBox *box, int n, double
         if (ly < 0) ly = y0; /* no room above: inside the box */
         draw_text(img, h, w, x0, ly, label, scale, black, col);
     }
+}
+
+int draw_mot_frame(uint8_t **rgb, int *h, int *w, const MotSeq *s, const MotBoxes *b, int32_t f, int zoom,
+                   Err *e) {
+    char path[4200];
+    mot_frame_path(s, f, path, sizeof path);
+    Image img = {0};
+    if (image_load_color(&img, path, 1, e)) return -1;
+    int H = (int)img.height * zoom, W = (int)img.width * zoom;
+    uint8_t *big = xmalloc((size_t)H * W * 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            memcpy(big + 3 * ((size_t)y * W + x),
+                   img.pixels + 3 * ((size_t)(y / zoom) * img.width + x / zoom), 3);
+    image_free(&img);
+    if (f >= 1 && f <= b->frames)
+        draw_mot_boxes(big, H, W, b->box + b->first[f], (int)(b->first[f + 1] - b->first[f]), zoom);
+    *rgb = big, *h = H, *w = W;
+    return 0;
 }

@@ -32,5 +32,10 @@ int draw_text(uint8_t *img, int h, int w, int x, int y, const char *text, int sc
  * coordinates are multiplied by `zoom` (the image is the frame enlarged by
  * zoom). */
 void draw_mot_boxes(uint8_t *img, int h, int w, const MotBox *box, int n, double zoom);
+/* Frame f (1..frames) of sequence s enlarged `zoom` times (nearest pixel)
+ * as RGB, with b's boxes of that frame drawn by draw_mot_boxes: *rgb
+ * malloc'd (*h, *w, 3). 0, or -1 with e naming the frame's file. */
+int draw_mot_frame(uint8_t **rgb, int *h, int *w, const MotSeq *s, const MotBoxes *b, int32_t f, int zoom,
+                   Err *e);
 
 #endif

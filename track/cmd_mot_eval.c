@@ -2,7 +2,6 @@
  * one sequence (--gt, --res) or a root of sequences against a root of
  * result files (--gt-root, --res-root: RES_ROOT/NAME.txt for every sequence
  * NAME), printed as a table and optionally written as JSON. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,45 +40,12 @@ static int is_dir(const char *p) {
 /* Scores one sequence directory against a result file. */
 static int eval_one(SeqResult *r, const char *seqdir, const char *gt_file, const char *res_file, Err *e) {
     MotSeq s;
-    if (mot_seq_open(&s, seqdir, e)) return -1;
-    MotBoxes gt, res;
-    int rc = -1;
-    memset(&gt, 0, sizeof gt);
-    memset(&res, 0, sizeof res);
-    if (gt_file ? mot_read_boxes(gt_file, MOT_GT, &s.info, &gt, e) : mot_seq_boxes(&s, MOT_GT, &gt, e))
-        goto out;
-    if (mot_read_boxes(res_file, MOT_RES, &s.info, &res, e)) goto out;
-    snprintf(r->name, sizeof r->name, "%s", s.info.name);
+    MotBoxes res;
     memset(&r->c, 0, sizeof r->c);
-    mot_eval_sequence(&r->c, &gt, &res);
-    rc = 0;
-out:
-    mot_boxes_free(&gt);
+    if (mot_eval_files(&r->c, &s, &res, seqdir, gt_file, res_file, e)) return -1;
+    snprintf(r->name, sizeof r->name, "%s", s.info.name);
     mot_boxes_free(&res);
     mot_seq_close(&s);
-    return rc;
-}
-
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The sequence directories under root, sorted by name. */
-static int list_sequences(const char *root, char ***names, int *n, Err *e) {
-    DIR *d = opendir(root);
-    if (!d) return err_set(e, "%s: cannot open the ground-truth root", root);
-    *names = NULL;
-    *n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", root, de->d_name);
-        if (!is_dir(p)) continue;
-        *names = xrealloc(*names, sizeof(char *) * (size_t)(*n + 1));
-        (*names)[(*n)++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (*n == 0) return err_set(e, "%s: no sequence directories under the ground-truth root", root);
-    qsort(*names, (size_t)*n, sizeof(char *), cmp_name);
     return 0;
 }
 
@@ -173,7 +139,7 @@ int cmd_mot_eval(int argc, char **argv) {
         }
     } else {
         char **names = NULL;
-        if (list_sequences(gt_root, &names, &n, &e)) {
+        if (mot_list_sequences(gt_root, &names, &n, &e)) {
             fprintf(stderr, "siamese mot-eval: %s\n", e.msg);
             return 1;
         }

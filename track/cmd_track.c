@@ -269,7 +269,6 @@ int cmd_mot_draw(int argc, char **argv) {
     Err e = {""};
     MotSeq s;
     MotBoxes b = {0};
-    Image img = {0};
     uint8_t *big = NULL;
     int rc = -1;
     if (mot_seq_open(&s, seq, &e)) goto out;
@@ -282,21 +281,12 @@ int cmd_mot_draw(int argc, char **argv) {
     } else if (mot_read_boxes(boxes, MOT_RES, &s.info, &b, &e)) {
         goto out;
     }
-    char path[4200];
-    mot_frame_path(&s, frame, path, sizeof path);
-    if (image_load_color(&img, path, 1, &e)) goto out;
-    int H = (int)img.height * zoom, W = (int)img.width * zoom;
-    big = xmalloc((size_t)H * W * 3);
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
-            memcpy(big + 3 * ((size_t)y * W + x),
-                   img.pixels + 3 * ((size_t)(y / zoom) * img.width + x / zoom), 3);
-    draw_mot_boxes(big, H, W, b.box + b.first[frame], (int)(b.first[frame + 1] - b.first[frame]), zoom);
+    int H, W;
+    if (draw_mot_frame(&big, &H, &W, &s, &b, frame, zoom, &e)) goto out;
     rc = image_write_png(out, big, (uint32_t)H, (uint32_t)W, 3, &e);
 out:
     if (rc) fprintf(stderr, "siamese mot-draw: %s\n", e.msg);
     free(big);
-    image_free(&img);
     mot_boxes_free(&b);
     mot_seq_close(&s);
     return rc ? 1 : 0;

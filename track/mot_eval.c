@@ -4,9 +4,12 @@
  * frame). Track ids become dense indices 0..G-1 and 0..H-1 first. */
 #include "mot_eval.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "assign.h"
 
@@ -377,4 +380,46 @@ void mot_scores(MotScores *s, const MotCounts *c) {
         s->hota += sqrt(det * ass) / MOT_HOTA_ALPHAS;
         s->loca += (c->h_tp[a] > 0 ? c->h_loc[a] / c->h_tp[a] : 0) / MOT_HOTA_ALPHAS;
     }
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+int mot_eval_files(MotCounts *c, MotSeq *s, MotBoxes *res, const char *seqdir, const char *gt_file,
+                   const char *res_file, Err *e) {
+    memset(res, 0, sizeof *res);
+    if (mot_seq_open(s, seqdir, e)) return -1;
+    MotBoxes gt = {0};
+    if ((gt_file ? mot_read_boxes(gt_file, MOT_GT, &s->info, &gt, e) : mot_seq_boxes(s, MOT_GT, &gt, e)) ||
+        mot_read_boxes(res_file, MOT_RES, &s->info, res, e)) {
+        mot_boxes_free(&gt);
+        mot_boxes_free(res);
+        mot_seq_close(s);
+        return -1;
+    }
+    mot_eval_sequence(c, &gt, res);
+    mot_boxes_free(&gt);
+    return 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int mot_list_sequences(const char *root, char ***names, int *n, Err *e) {
+    DIR *d = opendir(root);
+    if (!d) return err_set(e, "%s: cannot open the ground-truth root", root);
+    *names = NULL;
+    *n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", root, de->d_name);
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        *names = xrealloc(*names, sizeof(char *) * (size_t)(*n + 1));
+        (*names)[(*n)++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (*n == 0) return err_set(e, "%s: no sequence directories under the ground-truth root", root);
+    qsort(*names, (size_t)*n, sizeof(char *), cmp_name);
+    return 0;
 }

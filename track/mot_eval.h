@@ -44,4 +44,16 @@ void mot_counts_add(MotCounts *sum, const MotCounts *c);
 /* The ratios from the counts (0 where a denominator is 0). */
 void mot_scores(MotScores *s, const MotCounts *c);
 
+/* Files, as mot-eval and the report read them. mot_eval_files: opens the
+ * sequence directory seqdir into s, reads its ground truth (gt_file, or
+ * seqdir/gt/gt.txt when NULL) and the result file into res, and adds the
+ * sequence's counts to c; the caller frees s and res (mot_seq_close,
+ * mot_boxes_free). 0, or -1 with e naming the file (nothing to free). */
+int mot_eval_files(MotCounts *c, MotSeq *s, MotBoxes *res, const char *seqdir, const char *gt_file,
+                   const char *res_file, Err *e);
+/* The sub-directory names of root (the sequences under a ground-truth root),
+ * sorted; *names and each name malloc'd. 0, or -1 with e when root cannot be
+ * opened or has none. */
+int mot_list_sequences(const char *root, char ***names, int *n, Err *e);
+
 #endif

@@ -14,21 +14,23 @@
 
 #include "../io/atomic_file.h"
 #include "../io/checkpoint.h"
+#include "../io/image.h"
 #include "train.h"
 
-/* Per-run panels, in page order. A co-segmentation or tracking panel is one
- * more entry: {"coseg", "Co-segmentation", panel_coseg}, where panel_coseg
- * (Buf *, const ReportRun *) draws from r->dir what such a run leaves
- * (overlays, frames with track ids) and returns at once for other runs. */
+/* Per-run panels, in page order. A panel of one kind of run has a predicate
+ * (shown) and is left out of other runs' pages; co-segmentation's goes here
+ * when co-segmentation trains (overlays of predicted masks). */
 static const struct {
     const char *id, *title;
     ReportPanel fn;
+    ReportPanelShown shown; /* NULL: every run */
 } run_panels[] = {
-    {"timing", "Time per step", panel_timing},
-    {"evaluation", "Evaluation", panel_eval_run},
-    {"retrieval", "Retrieval examples", panel_retrieval},
-    {"map", "Embedding map", panel_map},
-    {"config", "Run", panel_config},
+    {"timing", "Time per step", panel_timing, NULL},
+    {"evaluation", "Evaluation", panel_eval_run, NULL},
+    {"retrieval", "Retrieval examples", panel_retrieval, NULL},
+    {"map", "Embedding map", panel_map, NULL},
+    {"tracking", "Tracking", panel_tracking, panel_tracking_shown},
+    {"config", "Run", panel_config, NULL},
 };
 #define NRUN_PANELS (int)(sizeof run_panels / sizeof run_panels[0])
 
@@ -54,6 +56,19 @@ double report_json_number(const char *json, const char *key) {
     char *end;
     double v = strtod(p, &end);
     return end == p ? NAN : v;
+}
+
+int report_png(Buf *b, const uint8_t *pixels, int h, int w, int ch, const char *alt, Err *e) {
+    uint8_t *png;
+    size_t n;
+    if (image_encode_png(&png, &n, pixels, (uint32_t)h, (uint32_t)w, (uint32_t)ch, e)) return -1;
+    buf_puts(b, "<img alt=\"");
+    buf_esc(b, alt);
+    buf_puts(b, "\" src=\"data:image/png;base64,");
+    buf_base64(b, png, n);
+    buf_puts(b, "\">");
+    free(png);
+    return 0;
 }
 
 int report_json_array(double *out, int n, const char *json, const char *key) {
@@ -192,6 +207,19 @@ static void evaluate_run(ReportRun *r, const ReportOptions *o, int index) {
     r->eval_seconds = now_seconds() - t0;
 }
 
+/* Whether the run's test set (open, or else --data or [data] test) is MOT
+ * crops made by import --format mot. */
+static int data_is_mot(const ReportRun *r, const ReportOptions *o) {
+    if (r->ds) return !strcmp(ds_meta(r->ds)->source, "mot");
+    const char *data = o->data ? o->data : r->config_text ? r->cfg.data_test : "";
+    Dataset *ds;
+    Err e;
+    if (!data[0] || access(data, R_OK) != 0 || ds_open(&ds, data, &e)) return 0;
+    int mot = !strcmp(ds_meta(ds)->source, "mot");
+    ds_close(ds);
+    return mot;
+}
+
 /* Rank count: ranks.csv's last start, else command.log's last line. */
 static int run_world(const ReportRun *r) {
     int c = csv_col(&r->ranks, "ranks");
@@ -248,6 +276,9 @@ static void load_run(ReportRun *r, const char *dir, int index, const ReportOptio
     }
     r->world = run_world(r);
     evaluate_run(r, o, index);
+    r->gt_root = o->gt_root;
+    r->res_root = index < o->nres ? o->res_roots[index] : NULL;
+    r->mot_data = data_is_mot(r, o);
 }
 
 static void free_run(ReportRun *r) {
@@ -292,7 +323,9 @@ static const char css[] =
     ".thumb img{width:56px;height:56px;image-rendering:pixelated;border:3px solid #999;display:block}"
     ".thumb.right img{border-color:#2a9d3a}.thumb.wrong img{border-color:#d62f2f}.thumb.query "
     "img{border-color:#222}"
-    ".thumb.right span{color:#2a9d3a}.thumb.wrong span{color:#d62f2f}nav a{margin-right:12px}";
+    ".thumb.right span{color:#2a9d3a}.thumb.wrong span{color:#d62f2f}nav a{margin-right:12px}"
+    ".frames{display:flex;flex-wrap:wrap;gap:8px 12px}figure.frame{margin:0}"
+    "figure.frame img{width:372px;image-rendering:pixelated;display:block}";
 
 /* Hover: the nearest point of every series of a chart, under the chart. */
 static const char script[] =
@@ -337,7 +370,11 @@ static void header(Buf *b, const ReportRun *runs, int n, const char *when) {
                "training curves</a>",
                SIAMESE_VERSION, when);
     for (int p = 0; p < NRUN_PANELS; p++)
-        buf_printf(b, "<a href=\"#%s-0\">%s</a>", run_panels[p].id, run_panels[p].id);
+        for (int i = 0; i < n; i++)
+            if (!run_panels[p].shown || run_panels[p].shown(&runs[i])) {
+                buf_printf(b, "<a href=\"#%s-%d\">%s</a>", run_panels[p].id, i, run_panels[p].id);
+                break;
+            }
     buf_puts(b, "</nav>\n");
 }
 
@@ -381,6 +418,7 @@ int report_write(const ReportOptions *o, Err *e) {
             buf_puts(&b, "</h2>\n");
         }
         for (int p = 0; p < NRUN_PANELS; p++) {
+            if (run_panels[p].shown && !run_panels[p].shown(&runs[i])) continue;
             buf_printf(&b, "<section id=\"%s-%d\" data-panel=\"%s\"><h%d>%s</h%d>\n", run_panels[p].id, i,
                        run_panels[p].id, o->nruns > 1 ? 3 : 2, run_panels[p].title, o->nruns > 1 ? 3 : 2);
             double tp = now_seconds();

@@ -24,6 +24,11 @@ typedef struct ReportOptions {
     int tsne;         /* 1 = t-SNE map beside the PCA map */
     int quiet;        /* no progress lines on stdout */
     int no_eval;      /* draw only what the run directories hold: evaluate no checkpoint */
+    /* Tracking: the sequences with ground truth (every sub-directory of
+     * gt_root) and run i's results res_roots[i]/NAME.txt (nres: 0 or nruns). */
+    const char *gt_root;
+    const char *const *res_roots;
+    int nres;
     /* From siamese train: the evaluation it just made of runs[0] (its
      * model, mean and std), so the report does not evaluate again. */
     const EvalResult *eval0;
@@ -36,8 +41,9 @@ int report_write(const ReportOptions *o, Err *e);
 /* ---- for panels -------------------------------------------------------------
  * A panel is one function of a run: it appends HTML for what r->dir holds
  * (tables, charts made with viz/plot.h) and, for what is missing, a note
- * made with report_missing. Co-segmentation and tracking runs add theirs to
- * the table run_panels[] in report.c. */
+ * made with report_missing. Panels of one kind of run (tracking, and
+ * co-segmentation when it trains) come with a predicate saying whether the
+ * run gets the panel at all; both go in the table run_panels[] in report.c. */
 
 typedef struct ReportRun {
     const char *dir;
@@ -60,10 +66,13 @@ typedef struct ReportRun {
     char data_path[600];
     char eval_missing[1200]; /* why there is no evaluation, when there is none */
     double eval_seconds;
-    int map_points, tsne; /* ReportOptions' */
+    int map_points, tsne;           /* ReportOptions' */
+    const char *gt_root, *res_root; /* tracking results to show (NULL: none) */
+    int mot_data;                   /* the test set is MOT crops (import --format mot) */
 } ReportRun;
 
 typedef void (*ReportPanel)(Buf *b, const ReportRun *r);
+typedef int (*ReportPanelShown)(const ReportRun *r);
 
 /* <p class="missing"> with the text. */
 void report_missing(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -72,6 +81,9 @@ double report_json_number(const char *json, const char *key);
 /* The first n numbers of the array "key": [a, b, null, ...] into out (NaN
  * for null and for entries it lacks); returns how many it read. */
 int report_json_array(double *out, int n, const char *json, const char *key);
+/* An <img> of pixels (h, w, ch interleaved; ch 1 or 3) as an embedded PNG.
+ * 0, or -1 with e (nothing written). */
+int report_png(Buf *b, const uint8_t *pixels, int h, int w, int ch, const char *alt, Err *e);
 
 /* Panels over several runs (report_panels.c, report_eval.c). */
 void panel_summary(Buf *b, const ReportRun *runs, int n);
@@ -84,5 +96,9 @@ void panel_eval_run(Buf *b, const ReportRun *r);
 void panel_retrieval(Buf *b, const ReportRun *r);
 void panel_config(Buf *b, const ReportRun *r);
 void panel_map(Buf *b, const ReportRun *r); /* computes PCA and t-SNE */
+/* Tracking scores and frames (report_track.c), for runs with results or
+ * trained on MOT crops. */
+void panel_tracking(Buf *b, const ReportRun *r);
+int panel_tracking_shown(const ReportRun *r);
 
 #endif

@@ -136,7 +136,10 @@ void panel_eval_run(Buf *b, const ReportRun *r) {
     char s1[32], s2[32];
     buf_printf(
         b, "<p class=\"sub\">%d test samples of %d classes; %d balanced test pairs (seeded). Pair score: %s.",
-        e->n, e->classes, e->pairs, d->koch ? "the Koch head's logit" : "minus the Euclidean distance");
+        e->n, e->classes, e->pairs,
+        !d->koch ? "minus the Euclidean distance"
+        : d->E   ? "the logit of the model's pair head"
+                 : "the logit the model computes on the two images (it has no per-image embedding)");
     if (isfinite(e->nway)) {
         fmt_num(s1, sizeof s1, e->nway);
         fmt_num(s2, sizeof s2, 1.0 / e->nway_n);
@@ -196,14 +199,17 @@ static int thumb(Buf *b, DsReader *rd, const DsMeta *m, int id, uint8_t *pix, ui
     uint32_t ch = m->channels == 3 ? 3 : 1;
     for (size_t p = 0; p < hw; p++)
         for (uint32_t c = 0; c < ch; c++) il[p * ch + c] = pix[c * hw + p]; /* planar -> interleaved */
-    uint8_t *png;
-    size_t n;
-    if (image_encode_png(&png, &n, il, m->height, m->width, ch, e)) return -1;
-    buf_puts(b, "<img alt=\"sample\" src=\"data:image/png;base64,");
-    buf_base64(b, png, n);
-    buf_puts(b, "\">");
-    free(png);
-    return 0;
+    return report_png(b, il, (int)m->height, (int)m->width, (int)ch, "sample", e);
+}
+
+/* The note for a model that scores pairs without a per-image embedding
+ * (early fusion); 1 if it was written. */
+static int no_embedding(Buf *b, const ReportRun *r, const char *what) {
+    if (r->ed.E) return 0;
+    report_missing(
+        b, "No %s: the model has no per-image embedding (it scores the two images of a pair together).",
+        what);
+    return 1;
 }
 
 void panel_retrieval(Buf *b, const ReportRun *r) {
@@ -211,6 +217,7 @@ void panel_retrieval(Buf *b, const ReportRun *r) {
         report_missing(b, "%s", r->eval_missing);
         return;
     }
+    if (no_embedding(b, r, "retrieval examples")) return;
     const EvalDetail *d = &r->ed;
     int N = d->n, nq = MIN(QUERIES, N), k = MIN(NEIGHBOURS, N - 1);
     if (k < 1) {
@@ -298,6 +305,7 @@ void panel_map(Buf *b, const ReportRun *r) {
         report_missing(b, "%s", r->eval_missing);
         return;
     }
+    if (no_embedding(b, r, "embedding map")) return;
     const EvalDetail *d = &r->ed;
     int N = d->n, D = d->dim, M = MIN(N, r->map_points), C = (int)ds_meta(r->ds)->classes;
     uint64_t seed = (uint64_t)r->cfg.seed;

@@ -78,30 +78,7 @@ PY' "export names batch norm buffers as PyTorch does"
 # eval: the two-tower model scores pairs itself; Recall@K from its embedding.
 check 'grep -q "ROC AUC" "$T/two-tower-1.out" && grep -q "Recall@1" "$T/two-tower-1.out"' "two-tower eval at the end"
 # early fusion: no embedding, so no Recall@K; embed refuses.
-cat >"$T/stacked.ini" <<EOF
-[sampler]
-mode = pairs
-batch = 14
-[concat]
-name = stacked
-input = input@a, input@b
-[conv2d]
-filters = 4
-size = 3
-[relu]
-[avgpool]
-[flatten]
-[linear]
-name = logit
-out = 1
-[loss]
-type = bce
-[mining]
-strategy = none
-[train]
-steps = 4
-EOF
-$S train "$T/stacked.ini" "${SETS[@]}" --set run.dir="$T/stacked" --set train.eval=1 >"$T/stacked.out" 2>&1
+$S train "$G/early-fusion.ini" "${SETS[@]}" --set run.dir="$T/stacked" --set train.eval=1 >"$T/stacked.out" 2>&1
 check '[ $? -eq 0 ] && grep -q "ROC AUC" "$T/stacked.out" && ! grep -q "Recall@1" "$T/stacked.out"' \
   "early fusion trains and is evaluated by its pair scores ($(tail -3 "$T/stacked.out"))"
 $S embed "$T/stacked/model.smpi" --data "$T/test.lmdb" --out "$T/e" 2>"$T/e.err" >/dev/null

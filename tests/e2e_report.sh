@@ -4,9 +4,12 @@
 # resume, a report that cannot be written only warns; `siamese report` on one
 # run (with validation curves from an eval.csv), on a run without test data,
 # on two runs overlaid, on 25 classes (20 colours, the rest grey), on a
-# Koch-head pair run, and its bad arguments; then each report is opened in Debian's headless Chromium
-# (tests/report_browser.py): no console errors, the expected figures in the
-# DOM, thumbnails decoded, hover values, a screenshot that is not blank.
+# Koch-head pair run, on a tracking run with its results (scores equal to
+# mot-eval's, frames with track ids), and its bad arguments; then every
+# report is opened in one headless Chromium (tests/report_browser.py): no
+# console errors, the expected figures in the DOM with their number of
+# points, thumbnails and frames decoded, hover values, a screenshot that is
+# not blank.
 set -u
 cd "$(dirname "$0")/.."
 S=$PWD/siamese
@@ -19,13 +22,13 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
-browser() { # report screenshot args...: adds the script's counts to ours
+browser() { # report screenshot args... [--next report screenshot args...]: adds the script's counts to ours
   local out p f
   out=$(/usr/bin/python3 tests/report_browser.py "$@" 2>&1)
   echo "$out" | grep -v '^[0-9]* passed' >&2
   p=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' | tail -1)
   f=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' | tail -1)
-  if [ -z "$p" ]; then bad "browser check of $1 did not finish: $(echo "$out" | tail -3)"; return; fi
+  if [ -z "$p" ]; then bad "browser check did not finish: $(echo "$out" | tail -3)"; return; fi
   pass=$((pass + p)) fail=$((fail + f))
 }
 
@@ -103,7 +106,36 @@ $S train configs/tiny.ini "${SETS[@]}" --set head.type=koch --set loss.type=bce 
   --set sampler.batch=32 --set mining.strategy=none --set train.steps=20 --set run.dir="$T/koch" >"$T/koch.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/koch/report.html" ]' "a Koch-head pair run gets a report ($(tail -1 "$T/koch.out"))"
 
-# In the browser.
+# Early fusion (the two images stacked as channels, one logit per pair): no
+# per-image embedding, so no retrieval examples and no map, said so.
+$S train tests/fixtures/graph/early-fusion.ini "${SETS[@]}" --set train.steps=6 --set run.dir="$T/fusion" >"$T/fusion.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/fusion/report.html" ]' "an early-fusion run gets a report ($(tail -1 "$T/fusion.out"))"
+
+# A tracking run: a tiny network trained on the crops of one synthetic
+# sequence (tested on the other's), both sequences tracked with it; its
+# report scores the results as mot-eval does and draws frames with track ids.
+$S synth mot --out "$T/seq" --seed 101 --sequences 2 --frames 40 --split test >/dev/null
+$S import --format mot --root "$T/seq/synth-0101" --out "$T/mot-train.lmdb" --resize 12x12 >/dev/null
+$S import --format mot --root "$T/seq/synth-0102" --out "$T/mot-test.lmdb" --resize 12x12 >/dev/null
+$S train configs/tiny.ini --set data.train="$T/mot-train.lmdb" --set data.test="$T/mot-test.lmdb" \
+  --set train.steps=10 --set train.eval=1 --set eval.pairs=200 --set eval.train_pairs=100 --set eval.trials=50 \
+  --set run.dir="$T/mot" >"$T/mot.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/mot/report.html" ]' "a tracking run gets a report ($(tail -1 "$T/mot.out"))"
+mkdir -p "$T/res"
+for q in synth-0101 synth-0102; do
+  $S track "$T/mot/model.smpi" --seq "$T/seq/$q" --out "$T/res/$q.txt" >/dev/null 2>&1 || bad "track $q"
+done
+$S report "$T/mot" --gt-root "$T/seq" --res-root "$T/res" --out "$T/track.html" --no-tsne >"$T/o" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/track.html" ]' "siamese report --gt-root --res-root ($(tail -1 "$T/o"))"
+$S mot-eval --gt-root "$T/seq" --res-root "$T/res" >"$T/mot-eval.txt"
+MOTA=$(awk '$1 == "COMBINED" {print $2}' "$T/mot-eval.txt") IDF1=$(awk '$1 == "COMBINED" {print $4}' "$T/mot-eval.txt")
+check '[ -n "$MOTA" ] && [ -n "$IDF1" ]' "mot-eval's combined row ($(tail -1 "$T/mot-eval.txt"))"
+$S report "$T/mot" --res-root "$T/res" --gt-root "$T/seq" --res-root "$T/res" --out "$T/x.html" >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "one per run" "$T/e" && [ ! -e "$T/x.html" ]' "--res-root twice for one run ($(cat "$T/e"))"
+$S report "$T/mot" --res-root "$T/res" --out "$T/x.html" >"$T/o" 2>"$T/e"; rc=$?
+check '[ $rc -eq 2 ] && grep -q -- "--gt-root" "$T/e" && [ ! -e "$T/x.html" ]' "--res-root needs --gt-root ($(cat "$T/e"))"
+
+# In the browser: every report in one Chromium.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! /usr/bin/python3 -c 'import selenium, PIL' 2>/dev/null
 then
   bad "headless Chromium missing: install chromium chromium-driver python3-selenium python3-pil (make test does)"
@@ -111,16 +143,25 @@ else
   FIGS=loss,active,hardness,lr,grad_norm,images_per_s,valid-recall_at_1,valid-map_at_r,timing,rank-waiting,roc
   FIGS=$FIGS,histogram,recall,map-pca,map-tsne
   browser "$T/a1.html" "$T/a1.png" --figures $FIGS --thumbs 72 --missing 0 --series loss=2 --series timing=7 \
-    --sections summary,curves,validation,timing,evaluation,retrieval,map,config
-  browser "$T/many-run/report.html" "$T/many.png" --figures map-pca,map-tsne --legend map-pca=20 \
-    --legend map-tsne=20 --contains "map-pca=the other 5 classes" --thumbs 72
-  browser "$T/koch/report.html" "$T/koch.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
-    --contains "histogram=head logit" --contains "histogram=best on training pairs" --thumbs 72 --missing 0
-  browser "$T/b/report.html" "$T/b.png" --figures loss,timing --absent roc,histogram,map-pca,map-tsne,rank-waiting \
-    --missing 1 --thumbs 0
-  browser "$T/ac.html" "$T/ac.png" --figures loss,roc-all,recall-all,map-pca --absent map-tsne --series loss=4 \
-    --series roc-all=3
-  browser "$T/nodata.html" "$T/nodata.png" --figures loss,recall --absent roc,map-pca --missing 1
+    --points loss=40 --points valid-map_at_r=3 --points map-pca=500 --points map-tsne=500 \
+    --sections summary,curves,validation,timing,evaluation,retrieval,map,config --absent tracking \
+    --next "$T/many-run/report.html" "$T/many.png" --figures map-pca,map-tsne --legend map-pca=20 \
+    --legend map-tsne=20 --contains "map-pca=the other 5 classes" --thumbs 72 --points map-pca=50 \
+    --next "$T/koch/report.html" "$T/koch.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --contains "histogram=head logit" --contains "histogram=best on training pairs" --thumbs 72 --missing 0 \
+    --points loss=20 \
+    --next "$T/b/report.html" "$T/b.png" --figures loss,timing --absent roc,histogram,map-pca,map-tsne,rank-waiting \
+    --missing 1 --thumbs 0 \
+    --next "$T/ac.html" "$T/ac.png" --figures loss,roc-all,recall-all,map-pca --absent map-tsne --series loss=4 \
+    --series roc-all=3 \
+    --next "$T/nodata.html" "$T/nodata.png" --figures loss,recall --absent roc,map-pca --missing 1 \
+    --next "$T/fusion/report.html" "$T/fusion.png" --figures loss,roc,histogram --absent map-pca,map-tsne \
+    --thumbs 0 --missing 2 --contains "retrieval=no per-image embedding" --contains "map=no per-image embedding" \
+    --contains "evaluation=computes on the two images" \
+    --next "$T/mot/report.html" "$T/mot.png" --sections tracking --frames 0 --missing 1 \
+    --contains "tracking=--res-root" \
+    --next "$T/track.html" "$T/track.png" --figures loss,roc,map-pca --sections tracking --frames 6 --missing 0 \
+    --rows tracking-scores=3 --contains "tracking-scores=$MOTA" --contains "tracking-scores=$IDF1"
 fi
 
 echo "$pass passed, $fail failed"

@@ -132,6 +132,15 @@ MOTA=$(awk '$1 == "COMBINED" {print $2}' "$T/mot-eval.txt") IDF1=$(awk '$1 == "C
 check '[ -n "$MOTA" ] && [ -n "$IDF1" ]' "mot-eval's combined row ($(tail -1 "$T/mot-eval.txt"))"
 $S report "$T/mot" --res-root "$T/res" --gt-root "$T/seq" --res-root "$T/res" --out "$T/x.html" >"$T/o" 2>"$T/e"; rc=$?
 check '[ $rc -eq 2 ] && grep -q "one per run" "$T/e" && [ ! -e "$T/x.html" ]' "--res-root twice for one run ($(cat "$T/e"))"
+$S report "$T/mot" --gt-root "$T/nope" --res-root "$T/res" --out "$T/nogt.html" --no-tsne >"$T/o" 2>&1
+check '[ $? -eq 0 ] && grep -q "$T/nope: cannot open the ground-truth root" "$T/nogt.html"' \
+  "a ground-truth root that does not open is said in the report"
+printf '1,1,10,10,0,20,1,-1,-1,-1\n' >"$T/res-bad.txt"
+mkdir -p "$T/res-bad" && cp "$T/res/synth-0101.txt" "$T/res-bad/" && cp "$T/res-bad.txt" "$T/res-bad/synth-0102.txt"
+$S report "$T/mot" --gt-root "$T/seq" --res-root "$T/res-bad" --out "$T/badres.html" --no-tsne >"$T/o" 2>&1
+check '[ $? -eq 0 ] && grep -q "Sequence synth-0102 not scored: $T/res-bad/synth-0102.txt:1: box has no area" "$T/badres.html" &&
+  [ "$(grep -o "<tr><td>synth-0101" "$T/badres.html" | wc -l)" -eq 1 ]' \
+  "a damaged result file is named with its line, the other sequence still scored"
 $S report "$T/mot" --res-root "$T/res" --out "$T/x.html" >"$T/o" 2>"$T/e"; rc=$?
 check '[ $rc -eq 2 ] && grep -q -- "--gt-root" "$T/e" && [ ! -e "$T/x.html" ]' "--res-root needs --gt-root ($(cat "$T/e"))"
 

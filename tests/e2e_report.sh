@@ -2,7 +2,7 @@
 # siamese report end to end: train writes report.html at the end (2 ranks,
 # after model.smpi), [train] report = 0 turns it off and may change on
 # resume, a report that cannot be written only warns; `siamese report` on one
-# run (with validation curves from an eval.csv), on a run without test data,
+# run (validated during training: curves from its eval.csv), on a run without test data,
 # on two runs overlaid, on 25 classes (20 colours, the rest grey), on a
 # Koch-head pair run, on a tracking run with its results (scores equal to
 # mot-eval's, frames with track ids), and its bad arguments; then every
@@ -37,8 +37,9 @@ $S import --format idx --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-la
 SETS=(--set data.train="$T/train.lmdb" --set data.test="$T/test.lmdb" --set eval.pairs=2000
       --set eval.train_pairs=500 --set eval.trials=200 --set train.eval=1 --set train.steps=40)
 
-# Two ranks, report at the end (the default).
-mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/a" >"$T/a.out" 2>&1
+# Two ranks, validated every 10 steps (eval.csv), report at the end (the default).
+mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set eval.data="$T/test.lmdb" --set eval.every=10 \
+  --set run.dir="$T/a" >"$T/a.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/a/report.html" ]' "train writes report.html ($(tail -2 "$T/a.out"))"
 check 'grep -q "^report: wrote $T/a/report.html" "$T/a.out"' "train says where the report is"
 check '[ "$T/a/report.html" -nt "$T/a/model.smpi" ] && [ "$T/a/report.html" -nt "$T/a/eval.json" ]' \
@@ -78,9 +79,10 @@ check '[ $rc -eq 2 ] && grep -q -- "--points 2" "$T/e"' "bad --points ($(cat "$T
 $S report "$T/a" --data "$T/nope.lmdb" --out "$T/nodata.html" --no-tsne >"$T/o" 2>&1
 check '[ $? -eq 0 ]' "a report whose --data does not open still succeeds"
 
-# Validation curves from eval.csv (written during training by runs that
-# validate): the report draws every metric column.
-printf 'step,recall_at_1,map_at_r\n10,0.5,0.3\n20,0.6,0.35\n30,0.62,0.4\n' >"$T/a/eval.csv"
+# One run on its own: its validation curves draw every metric column of its
+# eval.csv (4 passes).
+check '[ "$(head -1 "$T/a/eval.csv")" = step,recall_at_1,map_at_r,nway_accuracy ] && [ "$(wc -l <"$T/a/eval.csv")" -eq 5 ]' \
+  "run a validated 4 times ($(head -1 "$T/a/eval.csv"))"
 $S report "$T/a" --out "$T/a1.html" --points 500 >"$T/r1.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/a1.html" ]' "siamese report RUN --out ($(tail -1 "$T/r1.out"))"
 # 25 classes: the 20 largest get colours on the map, the other 5 are grey.
@@ -149,10 +151,10 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! /usr/bin/py
 then
   bad "headless Chromium missing: install chromium chromium-driver python3-selenium python3-pil (make test does)"
 else
-  FIGS=loss,active,hardness,lr,grad_norm,images_per_s,valid-recall_at_1,valid-map_at_r,timing,rank-waiting,roc
+  FIGS=loss,active,hardness,lr,grad_norm,images_per_s,valid-recall_at_1,valid-map_at_r,valid-nway_accuracy,timing,rank-waiting,roc
   FIGS=$FIGS,histogram,recall,map-pca,map-tsne
   browser "$T/a1.html" "$T/a1.png" --figures $FIGS --thumbs 72 --missing 0 --series loss=2 --series timing=7 \
-    --points loss=40 --points valid-map_at_r=3 --points map-pca=500 --points map-tsne=500 \
+    --points loss=40 --points valid-map_at_r=4 --points valid-nway_accuracy=4 --points map-pca=500 --points map-tsne=500 \
     --sections summary,curves,validation,timing,evaluation,retrieval,map,config --absent tracking \
     --next "$T/many-run/report.html" "$T/many.png" --figures map-pca,map-tsne --legend map-pca=20 \
     --legend map-tsne=20 --contains "map-pca=the other 5 classes" --thumbs 72 --points map-pca=50 \

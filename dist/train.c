@@ -374,7 +374,8 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     }
     uint64_t epoch = t->step / t->steps_per_epoch;
     double lr = optim_lr(&t->opt, t->step, epoch, t->total_steps);
-    optim_step(&t->opt, m->params, m->grads, t->opt_state, m->nparams, m->views, m->nviews, lr, ++t->opt_t);
+    optim_step(&t->opt, m->params, m->grads, t->opt_state, m->nparams, m->views, m->nviews, lr, epoch,
+               ++t->opt_t);
     double t5 = now_seconds();
 
     t->last_loss = loss;

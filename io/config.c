@@ -52,6 +52,7 @@ static const Key schema[] = {
     {"augment", "fill", K_INT, C(augment.fill), 0, 255, "0", NULL, "pixel value (0..255, before normalisation) where a distorted image leaves its source"},
     {"head", "type", K_ENUM, C(model.koch_head), 0, 0, "none", "none|koch", "none: embeddings; koch: |e1-e2| -> linear -> sigmoid"},
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
+    {"head", "momentum", K_DBL, C(model.head_momentum), -1, 1, "-1", NULL, "SGD: the head's final momentum; -1 = [optim] momentum"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
     {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce|infonce|multi_similarity", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head), infonce (N-pair / InfoNCE over the global batch), multi_similarity (Wang et al. 2019)"},
     {"loss", "input", K_STR, C(model.loss_input), 0, LAYER_INPUT_MAX, "", NULL, "the node the loss reads; empty: the embedding (bce without a head: a pair-level node of one logit per pair)"},
@@ -67,7 +68,9 @@ static const Key schema[] = {
     {"mining", "epsilon", K_DBL, C(mining.epsilon), 0, 10, "0.1", NULL, "multi_similarity mining: keep negatives within epsilon above the weakest positive, positives within epsilon below the strongest negative"},
     {"optim", "type", K_ENUM, C(optim.type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
     {"optim", "lr", K_DBL, C(optim.lr), 0, 100, "0.05", NULL, "base learning rate"},
-    {"optim", "momentum", K_DBL, C(optim.momentum), 0, 1, "0.9", NULL, "SGD momentum"},
+    {"optim", "momentum", K_DBL, C(optim.momentum), 0, 1, "0.9", NULL, "SGD momentum (the final value of layers without their own momentum key)"},
+    {"optim", "momentum_start", K_DBL, C(optim.momentum_start), 0, 1, "0.5", NULL, "SGD with momentum_epochs > 0: every layer's momentum in epoch 0 (Koch: 0.5)"},
+    {"optim", "momentum_epochs", K_INT, C(optim.momentum_epochs), 0, 1000000, "0", NULL, "SGD: epochs over which each layer's momentum rises linearly from momentum_start to its final value; 0 = no ramp"},
     {"optim", "nesterov", K_INT32, C(optim.nesterov), 0, 1, "0", NULL, "SGD: 1 = Nesterov momentum"},
     {"optim", "weight_decay", K_DBL, C(optim.weight_decay), 0, 10, "0.0005", NULL, "weight decay (SGD/Adam: added to the gradient; AdamW: decoupled)"},
     {"optim", "beta1", K_DBL, C(optim.beta1), 0, 1, "0.9", NULL, "Adam beta1"},
@@ -359,6 +362,7 @@ static void begin_section(ParseState *s, const char *name) {
         LayerCfg *l = &ms->layers[ms->nlayers];
         memset(l, 0, sizeof *l);
         l->type = (LayerType)lt;
+        l->sgd_momentum = -1; /* layers without the key (batch norm): [optim] momentum */
         l->line = s->line;
         set_defaults(name, l);
         s->layer = ms->nlayers++;
@@ -643,6 +647,18 @@ int config_validate(const Config *c, Err *e) {
                           "pair (docs/graph.md)", n);
     if (c->model.koch_head == HEAD_KOCH && c->loss.type != LOSS_BCE)
         return err_set(e, "%s: [head] type = koch goes with [loss] type = bce", n);
+    /* A layer's own momentum needs the momentum buffer plain SGD does not keep. */
+    const OptimSpec *o = &c->optim;
+    if (o->type == OPTIM_SGD && optim_state_floats(o, 1) == 0) {
+        for (int i = 0; i < c->model.nlayers; i++)
+            if (c->model.layers[i].sgd_momentum > 0)
+                return err_set(e, "%s:%d: [%s] momentum = %g, but [optim] momentum = 0 keeps no momentum buffer; "
+                                  "set [optim] momentum (the default of the other layers)",
+                               n, c->model.layers[i].line, c->model.layers[i].name, c->model.layers[i].sgd_momentum);
+        if (c->model.koch_head && c->model.head_momentum > 0)
+            return err_set(e, "%s: [head] momentum = %g, but [optim] momentum = 0 keeps no momentum buffer", n,
+                           c->model.head_momentum);
+    }
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
         if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)

@@ -30,6 +30,8 @@ typedef struct ParamView {
     float lr_mult;             /* per-layer learning-rate multiplier (1 by default) */
     float decay_mult;          /* multiplies optim.weight_decay for this tensor */
     float l2;                  /* per-layer L2 regularisation lambda (Koch), in the loss */
+    int has_momentum;          /* SGD: momentum is this tensor's final momentum, else the optimizer's */
+    float momentum;
     ViewInit init;             /* how model_init fills it */
     float fan_in;              /* inputs per output of the layer's weight (init) */
 } ParamView;

@@ -40,6 +40,7 @@ typedef struct LayerCfg {
     double p;                        /* dropout */
     double slope;                    /* leaky_relu */
     double lr_mult, decay_mult, l2;
+    double sgd_momentum; /* SGD: this layer's final momentum (Koch's mu_j); < 0: [optim] momentum */
 } LayerCfg;
 
 #define MODEL_MAX_LAYERS 64
@@ -52,7 +53,7 @@ typedef struct ModelSpec {
     char embedding[LAYER_NAME_MAX];   /* [model] embedding; empty: the last layer */
     char loss_input[LAYER_INPUT_MAX]; /* [loss] input; empty: the embedding */
     int koch_head;                    /* [head] type = koch */
-    double head_lr_mult, head_l2;
+    double head_lr_mult, head_l2, head_momentum;
     int no_fusion; /* not a config key: tests run every layer alone */
 } ModelSpec;
 

@@ -17,6 +17,10 @@
         {type, "decay_mult", K_DBL, L(decay_mult), 0, 1000, "1", NULL, "weight-decay multiplier"}, {         \
         type, "l2", K_DBL, L(l2), 0, 1000, "0", NULL,                                                        \
             "L2 regularisation lambda of the weights (Koch), in the loss"                                    \
+    }                                                                                                        \
+    , {                                                                                                      \
+        type, "momentum", K_DBL, L(sgd_momentum), -1, 1, "-1", NULL,                                         \
+            "SGD: this layer's final momentum (Koch's per-layer mu); -1 = [optim] momentum"                  \
     }
 
 #define X(U, l) extern const LayerDef layer_##l;

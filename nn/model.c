@@ -63,6 +63,7 @@ size_t model_add_param(Model *m, ModelLayer *L, const char *what, int ndim, cons
     ParamView *v = push_view(&m->views, &m->nviews, L->name, what, off, ndim, shape);
     v->lr_mult = (float)L->cfg.lr_mult;
     v->decay_mult = (float)L->cfg.decay_mult;
+    v->has_momentum = L->cfg.sgd_momentum >= 0, v->momentum = (float)L->cfg.sgd_momentum;
     v->l2 = (float)l2;
     v->init = init;
     v->fan_in = (float)fan_in;
@@ -426,11 +427,13 @@ int model_plan(Model *m, const ModelSpec *spec, const char *cfg_name, int c, int
         int ws[2] = {1, m->emb_dim}, bs[1] = {1};
         ParamView *v = push_view(&m->views, &m->nviews, "head", "weight", m->nparams, 2, ws);
         v->lr_mult = (float)spec->head_lr_mult, v->decay_mult = 1, v->l2 = (float)spec->head_l2;
+        v->has_momentum = spec->head_momentum >= 0, v->momentum = (float)spec->head_momentum;
         v->init = VIEW_INIT_WEIGHT_DENSE, v->fan_in = (float)m->emb_dim;
         m->head_w_off = m->nparams;
         m->head_b_off = m->nparams + (size_t)m->emb_dim;
         v = push_view(&m->views, &m->nviews, "head", "bias", m->head_b_off, 1, bs);
         v->lr_mult = (float)spec->head_lr_mult, v->decay_mult = 1;
+        v->has_momentum = spec->head_momentum >= 0, v->momentum = (float)spec->head_momentum;
         v->init = VIEW_INIT_BIAS, v->fan_in = (float)m->emb_dim;
         m->nparams += (size_t)m->emb_dim + 1;
     }

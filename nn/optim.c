@@ -12,6 +12,8 @@ void optim_spec_default(OptimSpec *o) {
         .type = OPTIM_SGD,
         .lr = 0.01,
         .momentum = 0.0,
+        .momentum_start = 0.0,
+        .momentum_epochs = 0,
         .nesterov = 0,
         .weight_decay = 0.0,
         .beta1 = 0.9,
@@ -28,7 +30,7 @@ void optim_spec_default(OptimSpec *o) {
 size_t optim_state_floats(const OptimSpec *o, size_t n) {
     switch (o->type) {
     case OPTIM_SGD:
-        return o->momentum != 0.0 ? n : 0;
+        return o->momentum != 0.0 || (o->momentum_epochs && o->momentum_start != 0.0) ? n : 0;
     case OPTIM_ADAM:
     case OPTIM_ADAMW:
         return 2 * n;
@@ -73,8 +75,7 @@ double optim_clip(float *grads, size_t n, double max_norm) {
 
 /* SGD over one view's floats [0, m). */
 static void optim_sgd(const OptimSpec *o, float *p, const float *g, float *buf, size_t m, float lr, float wd,
-                      uint64_t t) {
-    float mom = (float)o->momentum;
+                      float mom, uint64_t t) {
     for (size_t i = 0; i < m; i++) {
         float d = g[i] + wd * p[i];
         if (buf) {
@@ -109,8 +110,13 @@ static void optim_adam(const OptimSpec *o, float *p, const float *g, float *m1, 
     }
 }
 
+double optim_momentum(const OptimSpec *o, double final, uint64_t epoch) {
+    if (!o->momentum_epochs || epoch >= o->momentum_epochs) return final;
+    return o->momentum_start + (final - o->momentum_start) * ((double)epoch / (double)o->momentum_epochs);
+}
+
 void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
-                const ParamView *views, int nviews, double lr, uint64_t t) {
+                const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t) {
     ASSERT(t >= 1);
     ASSERT(state || optim_state_floats(o, n) == 0);
     for (int k = 0; k < nviews; k++) {
@@ -119,10 +125,17 @@ void optim_step(const OptimSpec *o, float *params, const float *grads, float *st
         size_t off = v->offset, m = v->count;
         double vlr = lr * v->lr_mult, vwd = o->weight_decay * v->decay_mult;
         switch (o->type) {
-        case OPTIM_SGD:
-            optim_sgd(o, params + off, grads + off, o->momentum != 0.0 ? state + off : NULL, m, (float)vlr,
-                      (float)vwd, t);
+        case OPTIM_SGD: {
+            double mom = optim_momentum(o, v->has_momentum ? v->momentum : o->momentum, epoch);
+            int has_state = optim_state_floats(o, n) != 0;
+            if (mom != 0.0 && !has_state)
+                FATAL("optim: %s asks for momentum %g but plain SGD keeps no momentum buffer; set [optim] "
+                      "momentum",
+                      v->name, mom);
+            optim_sgd(o, params + off, grads + off, has_state ? state + off : NULL, m, (float)vlr, (float)vwd,
+                      (float)mom, t);
             break;
+        }
         case OPTIM_ADAM:
         case OPTIM_ADAMW:
             optim_adam(o, params + off, grads + off, state + off, state + n + off, m, vlr, vwd, t,

@@ -24,7 +24,10 @@ typedef enum {
 typedef struct OptimSpec {
     OptimType type;
     double lr;                /* base learning rate */
-    double momentum;          /* SGD; 0 = plain SGD, no state */
+    double momentum;          /* SGD; 0 = plain SGD, no state (unless momentum_start is not) */
+    double momentum_start;    /* SGD: momentum of epoch 0 when momentum_epochs > 0 */
+    uint64_t momentum_epochs; /* SGD: epochs over which each view's momentum rises linearly from
+                                 momentum_start to its final value (0: the final value at once) */
     int nesterov;             /* SGD with momentum > 0 */
     double weight_decay;      /* times each view's decay_mult */
     double beta1, beta2, eps; /* Adam/AdamW */
@@ -41,7 +44,8 @@ typedef struct OptimSpec {
 void optim_spec_default(OptimSpec *o);
 
 /* Floats of optimizer state for an arena of n floats: 0 (SGD without
- * momentum), n (momentum buffer) or 2n (Adam: m in [0, n), v in [n, 2n)).
+ * momentum: momentum and, with a ramp, momentum_start 0), n (momentum
+ * buffer) or 2n (Adam: m in [0, n), v in [n, 2n)).
  * The state must be zeroed before the first step (it is also what a
  * checkpoint saves). */
 size_t optim_state_floats(const OptimSpec *o, size_t n);
@@ -57,13 +61,22 @@ double optim_lr(const OptimSpec *o, uint64_t step, uint64_t epoch, uint64_t tota
  * scaled: the caller decides (skip the step or stop). */
 double optim_clip(float *grads, size_t n, double max_norm);
 
+/* SGD momentum of a view whose final momentum is `final` in epoch `epoch`
+ * (0-based): momentum_start + (final - momentum_start) * min(1, epoch /
+ * momentum_epochs), so it rises linearly each epoch (Koch et al.), or
+ * `final` without a ramp. */
+double optim_momentum(const OptimSpec *o, double final, uint64_t epoch);
+
 /* One update of params with grads (neither arena is resized; grads is not
- * modified) at learning rate lr (from optim_lr). t is the 1-based count of
- * steps taken including this one: t == 1 initialises the momentum buffer to
- * the gradient (PyTorch) and drives Adam's bias correction. Only floats inside
- * a view are touched; each view's lr_mult scales lr and decay_mult scales
- * weight_decay. state has optim_state_floats(o, n) floats. */
+ * modified) at learning rate lr (from optim_lr) in epoch `epoch`. t is the
+ * 1-based count of steps taken including this one: t == 1 initialises the
+ * momentum buffer to the gradient (PyTorch) and drives Adam's bias
+ * correction. Only floats inside a view are touched; each view's lr_mult
+ * scales lr, decay_mult scales weight_decay, and a view's own final
+ * momentum (has_momentum) replaces o->momentum. state has
+ * optim_state_floats(o, n) floats; a view asking for momentum without it
+ * is fatal (config_validate refuses such configs). */
 void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
-                const ParamView *views, int nviews, double lr, uint64_t t);
+                const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t);
 
 #endif

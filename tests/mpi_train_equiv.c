@@ -91,6 +91,10 @@ static const Recipe recipes[] = {
      {"loss.type=bce", "head.type=koch", "mining.strategy=hard_pairs", "optim.type=adamw", "optim.lr=0.01"},
      NULL},
     {"offline triplets", {"sampler.mode=triplets", "sampler.batch=10", "mining.strategy=none"}, NULL},
+    {"koch bce, per-layer momentum ramp",
+     {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
+      "optim.momentum_epochs=3", "conv1.momentum=0.7", "head.momentum=0.8"},
+     NULL},
     /* Graphs (docs/graph.md): batch norm synchronised over ranks and
      * dropout keyed by global position; a two-tower model on pairs. Small
      * buckets, so that several start while backward still runs. */

@@ -113,6 +113,33 @@ int main(void) {
     CHECK(m.layers[k.model.nlayers - 2].in_size == 9216, "Koch flatten is 9216 features (%zu)",
           m.layers[k.model.nlayers - 2].in_size);
     model_free(&m);
+    /* SGD momentum per layer: a weighted layer's momentum key and [head]
+     * momentum reach their tensors; batch norm (its momentum key is the
+     * running statistics') and layers without the key follow [optim]. */
+    Config mc;
+    const char *mom =
+        "[run]\nseed = 1\n[data]\ntrain = x\n[sampler]\nmode = pairs\n"
+        "[conv2d]\nname = c1\nfilters = 2\nsize = 3\nmomentum = 0.7\n[batchnorm]\nname = bn\n"
+        "momentum = 0.2\n[flatten]\n[linear]\nname = fc\nout = 3\n[head]\ntype = koch\nmomentum = 0\n"
+        "[loss]\ntype = bce\n[mining]\nstrategy = none\n[optim]\nmomentum = 0.9\n";
+    CHECK(parse(&mc, mom, &e) == 0 && config_validate(&mc, &e) == 0, "per-layer momentum: %s", e.msg);
+    CHECK(model_build(&m, &mc.model, mc.path, 1, 6, 6, 2, &e) == 0, "per-layer momentum builds: %s", e.msg);
+    int mom_ok = m.nviews == 8;
+    for (int v = 0; v < m.nviews && mom_ok; v++) {
+        const ParamView *pv = &m.views[v];
+        if (!strncmp(pv->name, "c1.", 3))
+            mom_ok = pv->has_momentum && pv->momentum == 0.7f;
+        else if (!strncmp(pv->name, "head.", 5))
+            mom_ok = pv->has_momentum && pv->momentum == 0.0f;
+        else
+            mom_ok = !pv->has_momentum; /* bn, fc: [optim] momentum */
+    }
+    CHECK(mom_ok, "views' own momentum: c1 0.7, head 0, bn and fc none (%d views)", m.nviews);
+    CHECK(mc.model.layers[1].momentum == 0.2, "batch norm keeps its running-statistics momentum");
+    model_free(&m);
+    CHECK(parse(&mc, mom, &e) == 0 && config_set(&mc, "optim.momentum=0", &e) == 0 &&
+              config_validate(&mc, &e) == -1 && strstr(e.msg, "[c1] momentum = 0.7"),
+          "a layer momentum without a momentum buffer is refused: %s", e.msg);
 
     /* Canonical text round trip: text -> config -> same text. */
     char *t1 = config_to_text(&c);

@@ -74,7 +74,7 @@ static double run_against_reference(const OptimSpec *o, const char *what) {
         for (int i = 0; i < N_ARENA; i++) grads[i] = 2.0f * rng_uniform(&r) - 1.0f;
         float gcopy[N_ARENA];
         memcpy(gcopy, grads, sizeof grads);
-        optim_step(o, params, grads, state, N_ARENA, views, 3, lr, t);
+        optim_step(o, params, grads, state, N_ARENA, views, 3, lr, 0, t);
         CHECK(memcmp(gcopy, grads, sizeof grads) == 0, "%s: grads untouched", what);
         for (int i = 0; i < N_ARENA; i++) {
             if (!in_view[i]) continue;
@@ -145,7 +145,7 @@ static void test_closed_forms(void) {
     OptimSpec o;
     optim_spec_default(&o);
     o.type = OPTIM_ADAM;
-    optim_step(&o, p, g, st, 4, &v, 1, 0.1, 1);
+    optim_step(&o, p, g, st, 4, &v, 1, 0.1, 0, 1);
     float want[4] = {0.9f, -1.9f, 2.9f, 0.6f};
     int ok = 1;
     for (int i = 0; i < 4; i++) ok &= fabsf(p[i] - want[i]) < 1e-5f;
@@ -154,7 +154,7 @@ static void test_closed_forms(void) {
     float q[4] = {1, -2, 3, 0.5f}, z[4] = {0}, st2[8] = {0};
     o.type = OPTIM_ADAMW;
     o.weight_decay = 0.5;
-    optim_step(&o, q, z, st2, 4, &v, 1, 0.1, 1);
+    optim_step(&o, q, z, st2, 4, &v, 1, 0.1, 0, 1);
     ok = 1;
     const float q0[4] = {1, -2, 3, 0.5f};
     for (int i = 0; i < 4; i++) ok &= q[i] == q0[i] * (float)(1.0 - 0.1 * 0.5);
@@ -163,9 +163,9 @@ static void test_closed_forms(void) {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, mom[4] = {9, 9, 9, 9};
     OptimSpec s;
     optim_spec_default(&s);
-    optim_step(&s, a, g, NULL, 4, &v, 1, 0.1, 1);
+    optim_step(&s, a, g, NULL, 4, &v, 1, 0.1, 0, 1);
     s.momentum = 0.9;
-    optim_step(&s, b, g, mom, 4, &v, 1, 0.1, 1); /* t == 1: buffer = g, old ignored */
+    optim_step(&s, b, g, mom, 4, &v, 1, 0.1, 0, 1); /* t == 1: buffer = g, old ignored */
     CHECK(memcmp(a, b, sizeof a) == 0, "momentum SGD first step equals plain SGD");
     CHECK(memcmp(mom, g, sizeof mom) == 0, "momentum buffer initialised to the gradient");
 }
@@ -238,7 +238,56 @@ static void test_clip(void) {
     free(g0);
 }
 
+/* Koch's schedule: each view's momentum rises linearly per epoch from
+ * momentum_start to its own final value (or the optimizer's), against a
+ * double-precision loop of PyTorch's SGD rule with momentum set per epoch. */
+static void test_momentum_ramp(void) {
+    OptimSpec o;
+    optim_spec_default(&o);
+    o.momentum = 0.9;
+    CHECK(optim_momentum(&o, 0.9, 0) == 0.9 && optim_momentum(&o, 0.3, 7) == 0.3, "no ramp: the final value");
+    o.momentum_start = 0.5;
+    o.momentum_epochs = 4;
+    CHECK_CLOSE(optim_momentum(&o, 0.9, 0), 0.5, 1e-15, "ramp epoch 0: the start");
+    CHECK_CLOSE(optim_momentum(&o, 0.9, 2), 0.7, 1e-15, "ramp epoch 2: half way");
+    CHECK_CLOSE(optim_momentum(&o, 0.3, 1), 0.45, 1e-15, "ramp down to a lower final value");
+    CHECK(optim_momentum(&o, 0.9, 4) == 0.9 && optim_momentum(&o, 0.9, 100) == 0.9, "ramp ends at the final");
+    CHECK(optim_state_floats(&o, 10) == 10, "momentum SGD keeps a buffer");
+    o.momentum = 0;
+    CHECK(optim_state_floats(&o, 10) == 10, "a ramp from 0.5 keeps one even with momentum 0");
+    o.momentum = 0.9;
+    /* Two views: one with its own final momentum 0.6, one with the optimizer's 0.9. */
+    ParamView v[2] = {{.name = "a",
+                       .offset = 0,
+                       .count = 3,
+                       .lr_mult = 1,
+                       .decay_mult = 1,
+                       .has_momentum = 1,
+                       .momentum = 0.6f},
+                      {.name = "b", .offset = 3, .count = 3, .lr_mult = 2, .decay_mult = 1}};
+    float p[6] = {1, -1, 0.5f, 2, -3, 0.25f}, st[6] = {0};
+    double rp[6], rb[6] = {0};
+    for (int i = 0; i < 6; i++) rp[i] = p[i];
+    const double lr = 0.05;
+    double worst = 0;
+    for (uint64_t t = 1; t <= 12; t++) {
+        uint64_t epoch = (t - 1) / 2; /* two steps an epoch: the ramp ends in epoch 4 */
+        float g[6];
+        for (int i = 0; i < 6; i++) g[i] = (float)(0.3 * sin(1.7 * (double)t + i) + 0.1 * p[i]);
+        optim_step(&o, p, g, st, 6, v, 2, lr, epoch, t);
+        for (int i = 0; i < 6; i++) {
+            double fin = i < 3 ? 0.6 : 0.9, f = epoch >= 4 ? 1.0 : (double)epoch / 4.0;
+            double mom = 0.5 + (fin - 0.5) * f, vlr = lr * (i < 3 ? 1 : 2);
+            rb[i] = t == 1 ? g[i] : mom * rb[i] + g[i];
+            rp[i] -= vlr * rb[i];
+            worst = fmax(worst, fabs(rp[i] - p[i]));
+        }
+    }
+    CHECK(worst < 1e-5, "per-view momentum with a linear ramp equals the reference (worst %.3g)", worst);
+}
+
 int main(void) {
+    test_momentum_ramp();
     test_optimizers();
     test_closed_forms();
     test_schedules();

@@ -29,7 +29,7 @@ FUZZ_SRC  = $(wildcard fuzz/fuzz_*.c)
 # so `make test` replays the fuzz corpus (tests/e2e_fuzz_replay.sh).
 REPLAY_BIN = $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 
-.PHONY: all deps demo test test-build bench clean format fuzz fuzz-build fuzz-seeds
+.PHONY: all deps demo omniglot test test-build bench clean format fuzz fuzz-build fuzz-seeds
 .SECONDARY:
 
 all: siamese
@@ -128,6 +128,33 @@ demo: deps
 	    --images $(FMNIST)/t10k-images-idx3-ubyte.gz --labels $(FMNIST)/t10k-labels-idx1-ubyte.gz
 	$(MPIRUN) ./siamese train configs/fmnist-triplet.ini --resume auto \
 	    --set data.train=$(DATA)/fmnist-train.lmdb --set data.test=$(DATA)/fmnist-test.lmdb
+
+# Omniglot one-shot (docs/omniglot.md): the background set at 28x28 (three
+# alphabets held out for validation), the evaluation set, the fast recipe
+# on NP ranks, then Koch's protocol and all 20 evaluation alphabets scored
+# with the best validated model. OMNIGLOT_DIR holds images_background/ and
+# images_evaluation/ as unpacked from the official archives. Run it again
+# and it resumes; a finished run is only scored again.
+OMNIGLOT_DIR ?=
+RUNS     ?= runs
+OMNIGLOT_SETS ?=
+OMNI_RUN  = $(RUNS)/omniglot-28
+omniglot:
+	@test -n "$(OMNIGLOT_DIR)" && test -d "$(OMNIGLOT_DIR)/images_background" && test -d "$(OMNIGLOT_DIR)/images_evaluation" || \
+	    { echo "make omniglot: set OMNIGLOT_DIR to a folder holding images_background/ and images_evaluation/ (the official archives, unpacked)"; exit 2; }
+	@$(MAKE) --no-print-directory siamese
+	@mkdir -p $(DATA)
+	test -d $(DATA)/omniglot-train-28.lmdb || ./siamese import --format omniglot --root $(OMNIGLOT_DIR)/images_background \
+	    --resize 28x28 --invert --split-by group --test-fraction 0.1 --seed 1 \
+	    --out $(DATA)/omniglot-train-28.lmdb --test-out $(DATA)/omniglot-val-28.lmdb
+	test -d $(DATA)/omniglot-eval-28.lmdb || ./siamese import --format omniglot --root $(OMNIGLOT_DIR)/images_evaluation \
+	    --resize 28x28 --invert --out $(DATA)/omniglot-eval-28.lmdb
+	$(MPIRUN) ./siamese train configs/omniglot-28.ini --resume auto --set run.dir=$(OMNI_RUN) \
+	    --set data.train=$(DATA)/omniglot-train-28.lmdb --set eval.data=$(DATA)/omniglot-val-28.lmdb $(OMNIGLOT_SETS)
+	./siamese eval $(OMNI_RUN)/best.smpi --data $(DATA)/omniglot-eval-28.lmdb --protocol koch --trials 4000 \
+	    --json $(OMNI_RUN)/koch.json
+	./siamese eval $(OMNI_RUN)/best.smpi --data $(DATA)/omniglot-eval-28.lmdb --within-group --drawings paired \
+	    --nway 20 --kshot 1 --trials 4000 --json $(OMNI_RUN)/all20.json
 
 deps:
 	@bash .ci/deps.sh

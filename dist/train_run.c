@@ -275,7 +275,7 @@ int train_main(const TrainOptions *o) {
         watchdog_step(t->step);
         if (train_step_hook) train_step_hook(rank, t->step, 0);
         const Batch *b = prefetch_next(t->pf, &e);
-        if (!b) FATAL("%s", e.msg);
+        if (!b) util_fatal(NULL, 0, "%s", e.msg); /* bad data: the message names the record */
         if (o->debug && t->step == first) gradient_check(t, b);
         StepTimes st;
         trainer_step(t, b, &st);

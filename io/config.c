@@ -33,6 +33,9 @@ static const Key schema[] = {
     {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},
     {"data", "mean", K_DBL, C(data_mean), 0, 1, "0", NULL, "input normalisation mean of pixel/255; 0 = the training set's"},
     {"data", "std", K_DBL, C(data_std), 0, 10, "0", NULL, "input normalisation std; 0 = the training set's"},
+    {"data", "on_bad_record", K_ENUM, C(sampler.on_bad), 0, 0, "stop", "stop|skip",
+     "a sample record that fails its checks in training: stop (exit 1 naming its key) or skip (warn, and use "
+     "a sample of the same class drawn from (seed, step, position) in its place)"},
     {"sampler", "mode", K_ENUM, C(sampler.mode), 0, 0, "pk", "pk|pairs|triplets", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database"},
     {"sampler", "p", K_INT32, C(sampler.p), 2, 100000, "8", NULL, "pk: classes per global batch"},
     {"sampler", "k", K_INT32, C(sampler.k), 1, 100000, "32", NULL, "pk: images per class"},
@@ -110,6 +113,7 @@ static const Key schema[] = {
 /* K_ENUM values are the index in the key's "a|b|c": the modules' enums in
  * that order. K_INT fields are long or uint64_t. */
 _Static_assert(SAMPLER_PK == 0 && SAMPLER_PAIRS == 1 && SAMPLER_TRIPLETS == 2, "[sampler] mode order");
+_Static_assert(SAMPLER_BAD_STOP == 0 && SAMPLER_BAD_SKIP == 1, "[data] on_bad_record order");
 _Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2 && LOSS_INFONCE == 3 &&
                    LOSS_MULTI_SIMILARITY == 4,
                "[loss] type order");
@@ -122,6 +126,7 @@ _Static_assert(OPTIM_SCHED_CONSTANT == 0 && OPTIM_SCHED_STEP == 1 && OPTIM_SCHED
                "[optim] schedule order");
 _Static_assert(INIT_HE == 0 && INIT_KOCH == 1 && INIT_TORCH == 2, "[init] scheme order");
 _Static_assert(sizeof(long) == sizeof(uint64_t) && sizeof(SamplerMode) == sizeof(int) &&
+                   sizeof(SamplerOnBad) == sizeof(int) &&
                    sizeof(OptimType) == sizeof(int) && sizeof(MiningStrategy) == sizeof(int),
                "K_INT and K_ENUM field sizes");
 

@@ -7,6 +7,7 @@
  * ahead of the caller's current one. */
 #include "prefetch.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,6 +41,41 @@ void batch_free(Batch *b) {
     memset(b, 0, sizeof *b);
 }
 
+#define REPLACE_DRAWS 32 /* candidates tried in place of one bad record */
+
+/* Image i of b did not read (e says why). on_bad_record = stop: -1 with
+ * e and the way to train on. skip: reads a sample of the same class in
+ * its place (the draws of sampler.h, from the global step g and the
+ * image's global position), warns, 0; -1 if none of REPLACE_DRAWS reads. */
+static int replace_bad(Batch *b, Sampler *s, DsReader *r, int i, uint64_t g, uint8_t *mask, Err *e) {
+    if (s->spec.on_bad != SAMPLER_BAD_SKIP) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, "; to train on without it: [data] on_bad_record = skip");
+        return -1;
+    }
+    uint32_t bad = b->lb.ids[i], cls = (uint32_t)b->lb.labels[i];
+    Err why = *e;
+    Rng rng;
+    if (sampler_replacement_start(s, g, sampler_global_image(&b->lb, i), cls, &rng, e))
+        return err_set(e, "%s; %s", why.msg, e->msg);
+    for (int k = 0; k < REPLACE_DRAWS; k++) {
+        uint32_t id = sampler_replacement_next(s, cls, bad, &rng);
+        int32_t label;
+        if (ds_read(r, id, b->pixels, &label, mask, e) || label != b->lb.labels[i]) continue;
+        s->bad_records++;
+        /* The first ten, then at 16, 32, 64, ... so a log stays readable. */
+        if (s->bad_records <= 10 || !(s->bad_records & (s->bad_records - 1)))
+            util_warn(
+                "%s; skipped ([data] on_bad_record = skip): sample %u of its class in its place at step "
+                "%" PRIu64 " (%" PRIu64 " bad records so far on this rank)",
+                why.msg, id, g + 1, s->bad_records);
+        b->lb.ids[i] = id;
+        return 0;
+    }
+    return err_set(e, "%s; none of %d samples of its class drawn in its place read either (the last: %s)",
+                   why.msg, REPLACE_DRAWS, e->msg);
+}
+
 int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const BatchDecode *d, uint64_t g,
                Err *e) {
     uint64_t spe = sampler_steps_per_epoch(s);
@@ -56,12 +92,14 @@ int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const Bat
     for (int i = 0; i < b->lb.n_images; i++) {
         int32_t label;
         uint8_t *mask = b->masks ? b->masks + (size_t)i * hw : NULL;
-        if (ds_read(r, b->lb.ids[i], b->pixels, &label, aug && mask ? b->mask_src : mask, e)) return -1;
-        if (label != b->lb.labels[i])
-            return err_set(e,
-                           "dataset %s: sample %u has label %d in its record but %d in the "
-                           "class index; the dataset is inconsistent, re-run siamese import",
-                           s->name, b->lb.ids[i], label, b->lb.labels[i]);
+        uint8_t *mdst = aug && mask ? b->mask_src : mask;
+        int bad = ds_read(r, b->lb.ids[i], b->pixels, &label, mdst, e);
+        if (!bad && label != b->lb.labels[i]) {
+            err_set(e, "%s: samples key %u: label %d in its record but %d in the class index", s->name,
+                    b->lb.ids[i], label, b->lb.labels[i]);
+            bad = 1;
+        }
+        if (bad && replace_bad(b, s, r, i, g, mdst, e)) return -1;
         float *x = b->x + (size_t)i * img;
         if (!aug) {
             for (size_t j = 0; j < img; j++) x[j] = lut[b->pixels[j]];

@@ -42,7 +42,8 @@ void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world);
 void batch_free(Batch *b);
 /* Samples and decodes rank's slice of global step g into b. -1 with e on a
  * bad record (ds_read's message, naming the key) or a label that disagrees
- * with the class index. */
+ * with the class index; with [data] on_bad_record = skip such a sample is
+ * replaced (sampler.h) and -1 only if no replacement reads. */
 int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const BatchDecode *d, uint64_t g,
                Err *e);
 

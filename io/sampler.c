@@ -140,6 +140,7 @@ int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e)
     const DsMeta *m = ds_meta(ds);
     s->count = m->count;
     s->labels = ds_labels(ds);
+    s->ds = ds;
     if (check_spec(spec, s->name, e)) goto fail;
     if (spec->mode == SAMPLER_PK) {
         uint32_t classes = m->classes;
@@ -238,6 +239,7 @@ void sampler_clone(Sampler *dst, const Sampler *src) {
     dst->name = xstrdup(src->name);
     dst->count = src->count;
     dst->labels = src->labels;
+    dst->ds = src->ds;
     dst->n_records = src->n_records;
     dst->steps_per_epoch = src->steps_per_epoch;
     dst->n_eligible = src->n_eligible;
@@ -413,4 +415,24 @@ int sampler_global_image(const LocalBatch *lb, int i) {
     ASSERT(i >= 0 && i < lb->n_images);
     int q = i / lb->n_items, j = i % lb->n_items;
     return q * lb->global_items + lb->item_begin + j;
+}
+
+int sampler_replacement_start(const Sampler *s, uint64_t g, int pos, uint32_t cls, Rng *r, Err *e) {
+    uint32_t n = 0;
+    if (!s->ds) return err_set(e, "%s: no class index to draw a replacement sample from", s->name);
+    ds_class_ids(s->ds, cls, &n);
+    if (n < 2)
+        return err_set(e, "%s: class %u (%s) has no other sample to use in place of its bad one", s->name,
+                       cls, ds_class_name(s->ds, cls));
+    uint64_t key[2] = {g, (uint64_t)pos};
+    rng_seed(r, s->spec.seed, RNG_REPLACE, hash64(key, sizeof key, HASH64_INIT));
+    return 0;
+}
+
+uint32_t sampler_replacement_next(const Sampler *s, uint32_t cls, uint32_t bad, Rng *r) {
+    uint32_t n, id;
+    const uint32_t *ids = ds_class_ids(s->ds, cls, &n);
+    do id = ids[rng_below(r, n)];
+    while (id == bad);
+    return id;
 }

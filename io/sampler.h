@@ -14,6 +14,9 @@
 
 /* [sampler] mode (io/config fills a SamplerSpec directly). */
 typedef enum { SAMPLER_PK = 0, SAMPLER_PAIRS = 1, SAMPLER_TRIPLETS = 2, SAMPLER_COSEG = 3 } SamplerMode;
+/* [data] on_bad_record: a sample record that fails its checks stops the run
+ * or is replaced (sampler_replacement_start). */
+typedef enum { SAMPLER_BAD_STOP = 0, SAMPLER_BAD_SKIP = 1 } SamplerOnBad;
 
 typedef struct SamplerSpec {
     SamplerMode mode;
@@ -21,6 +24,7 @@ typedef struct SamplerSpec {
     int batch;     /* pairs/triplets/coseg: records per global batch */
     double common; /* coseg: fraction of the batch with a common object, 0..1 */
     uint64_t seed;
+    SamplerOnBad on_bad; /* [data] on_bad_record */
 } SamplerSpec;
 
 /* Rules (part of reproducibility; change them and old runs stop resuming
@@ -49,6 +53,12 @@ typedef struct SamplerSpec {
  *    batch) steps. Each kind must have enough records for one batch.
  *  - An item (image in PK mode, pair, triplet) is the unit split across
  *    ranks: sampler_shard gives contiguous slices, sizes differing by <= 1.
+ *  - on_bad_record = skip: a sample whose record fails its checks is
+ *    replaced in its batch by a sample of the same class: draws uniform over
+ *    the class's other ids from an Rng seeded (seed, RNG_REPLACE, hash of
+ *    the global step and the image's position in the global batch), the
+ *    first that reads. A batch keeps its shape and labels, and p ranks read
+ *    what one rank reads.
  * Fields are private; use the functions. */
 typedef struct Sampler {
     SamplerSpec spec;
@@ -56,6 +66,8 @@ typedef struct Sampler {
     uint64_t count;        /* samples in the dataset */
     const int32_t *labels; /* (count) label of every sample, not owned */
     uint64_t n_records;    /* pairs or triplets in the sub-database */
+    const Dataset *ds;     /* sampler_init's (its class index), or NULL */
+    uint64_t bad_records;  /* replaced so far by this sampler (or clone) */
     uint64_t steps_per_epoch;
     /* PK: the eligible classes (>= K samples) */
     uint32_t n_eligible;
@@ -144,5 +156,13 @@ int sampler_local(Sampler *s, uint64_t epoch, uint64_t step, int rank, int world
 int sampler_global(Sampler *s, uint64_t epoch, uint64_t step, LocalBatch *out, DsReader *r, Err *e);
 /* Index in the global batch's image order (world-1 layout) of local image i. */
 int sampler_global_image(const LocalBatch *lb, int i);
+
+/* The draws in place of sample `bad` of class cls, image pos of the global
+ * batch of global step g, whose record failed: seeds r (-1 with e if the
+ * sampler has no class index or the class has no other sample); then
+ * sampler_replacement_next gives the candidates, the caller taking the
+ * first that reads. */
+int sampler_replacement_start(const Sampler *s, uint64_t g, int pos, uint32_t cls, Rng *r, Err *e);
+uint32_t sampler_replacement_next(const Sampler *s, uint32_t cls, uint32_t bad, Rng *r);
 
 #endif

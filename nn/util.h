@@ -28,7 +28,8 @@ extern int util_rank;
 extern void (*util_fatal_hook)(int code);
 
 /* Prints "siamese: [rank R] file:line: message" to stderr and ends the job
- * through util_fatal_hook. */
+ * through util_fatal_hook. file NULL leaves the location out: for bad input
+ * met where the job can only end (a record read in training). */
 void util_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
@@ -85,6 +86,7 @@ enum {
                          synth coseg, id = split << 40 | pair */
     RNG_AUGMENT = 9,  /* training-image distortions (rng_seed_item) */
     RNG_REPORT = 10,  /* report: map sample, queries, t-SNE and PCA starts; id = use */
+    RNG_REPLACE = 11, /* the sample in place of a bad record, id = hash of (step, position) */
 };
 
 void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id);

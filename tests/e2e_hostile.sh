@@ -2,7 +2,8 @@
 # e2e_hostile: what a hostile or careless user types, through the command
 # line (issue 15): extra arguments, hex and malformed values in --set,
 # checkpoints whose CRCs are valid but whose content is not (huge sections,
-# a config claiming a huge layer, all-NaN parameters, absurd state values).
+# a config claiming a huge layer, all-NaN parameters, absurd state values),
+# and a dataset with bad records met in training ([data] on_bad_record).
 # Each must end in one line on stderr naming the file or key, a non-zero
 # exit, and no output file.
 set -u
@@ -40,6 +41,30 @@ expect_error 2 "seed = '+1'" "--set run.seed=+1" -- $S train configs/tiny.ini "$
 expect_error 2 "shape = '1x12x12x': expected CxHxW" "--set data.shape=1x12x12x" -- \
   $S train configs/tiny.ini "${SETS[@]}" --set data.shape=1x12x12x
 check '[ ! -e "$T/run" ]' "no run directory after refused configs"
+
+# ---- bad records in training: the stored CRC of every 16th record is wrong
+mdb_dump -s samples "$T/d.lmdb" | awk '/^HEADER=END$/ {body = 1; print; next}
+  body && length($0) == 17 {last = substr($0, 17, 1); print; getline
+    if (last == "3") $0 = substr($0, 1, 41) (substr($0, 42, 2) == "00" ? "01" : "00") substr($0, 44)}
+  {print}' | grep -v "^db_pagesize=" >"$T/samples.dump"
+cp -r "$T/d.lmdb" "$T/bad.lmdb" && mdb_load -s samples -f "$T/samples.dump" "$T/bad.lmdb"
+BAD=(--set data.train="$T/bad.lmdb" --set data.test= --set train.steps=4 --set checkpoint.every=2)
+$S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad-stop" >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "^siamese: $T/bad.lmdb: samples key [0-9]*: CRC-32 mismatch.*on_bad_record = skip" "$T/err"' \
+  "on_bad_record = stop: exit 1 naming the key: $(tail -2 "$T/err")"
+$S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad1" --set data.on_bad_record=skip >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 0 ] && grep -q "samples key [0-9]*: CRC-32 mismatch.*skipped (\[data\] on_bad_record = skip): sample [0-9]* of its class" "$T/err"' \
+  "on_bad_record = skip: warns and trains on: $(tail -2 "$T/err")"
+mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad2" \
+  --set data.on_bad_record=skip >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 0 ] && awk -F, "NR > 1 {print \$3}" "$T/bad1/metrics.csv" >"$T/l1" &&
+  awk -F, "NR > 1 {print \$3}" "$T/bad2/metrics.csv" >"$T/l2" && [ "$(wc -l <"$T/l1")" -eq 4 ] &&
+  paste "$T/l1" "$T/l2" | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-5 * (\$1 < 0 ? -\$1 : \$1) + 1e-7) exit 1}"' \
+  "skip: the 4 losses of -np 2 equal -np 1's: $(paste "$T/l1" "$T/l2" | tr '\n' ' ') $(tail -2 "$T/err")"
+# on_bad_record may change on resume (and then applies)
+$S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad1" --set train.steps=8 --resume auto >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "data.on_bad_record: skip -> stop" "$T/out" "$T/err" && grep -q "on_bad_record = skip" "$T/err"' \
+  "resume with on_bad_record = stop: accepted, then stops at a bad record: $(tail -2 "$T/err")"
 
 # ---- checkpoints with valid CRCs and hostile content (made from the legacy
 # fixture by tests/test_ckpt_bounds, whose unit tests cover every section)

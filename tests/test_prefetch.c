@@ -1,7 +1,10 @@
 /* test_prefetch: the prefetch thread returns bit for bit what batch_load
  * returns for the same steps (PK and pairs, world 1 and rank 1 of 3,
  * compressed and plain records), decodes to (pixel/255 - mean)/std NCHW,
- * stops cleanly early, and reports a corrupted record by its key. */
+ * stops cleanly early, and reports a corrupted record by its key; with
+ * on_bad_record = skip, bad records (length, label, flags, CRC) are replaced
+ * by the documented draw of a sample of the same class, and rank slices of
+ * 3 ranks hold what one rank holds. */
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -105,10 +108,10 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
     sampler_free(&s);
 }
 
-/* Truncates the samples record of `id` to 3 bytes. Key format: the
- * dataset's fixed-width big-endian id; its width is found from the first
- * key in the database. */
-static void corrupt(const char *path, uint32_t id) {
+/* Corrupts the samples record of `id`: off < 0 truncates it to 3 bytes,
+ * else byte off is xored with x. Key format: the dataset's fixed-width
+ * big-endian id; its width is found from the first key in the database. */
+static void corrupt_at(const char *path, uint32_t id, int off, uint8_t x) {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -123,18 +126,32 @@ static void corrupt(const char *path, uint32_t id) {
     unsigned char key[8];
     for (size_t i = 0; i < kw; i++) key[i] = (unsigned char)((uint64_t)id >> (8 * (kw - 1 - i)));
     mdb_cursor_close(cur);
-    MDB_val kk = {kw, key}, vv = {3, (void *)"bad"};
+    MDB_val kk = {kw, key}, vv = {3, (void *)"bad"}, old;
+    uint8_t rec[512];
+    if (off >= 0) {
+        if (mdb_get(txn, dbi, &kk, &old) || old.mv_size > sizeof rec || (size_t)off >= old.mv_size)
+            FATAL("corrupt: record %u", id);
+        memcpy(rec, old.mv_data, old.mv_size);
+        rec[off] ^= x;
+        vv = (MDB_val){old.mv_size, rec};
+    }
     if (mdb_put(txn, dbi, &kk, &vv, 0) || mdb_txn_commit(txn)) FATAL("corrupt put");
     mdb_env_close(env);
+}
+static void corrupt(const char *path, uint32_t id) { corrupt_at(path, id, -1, 0); }
+
+/* The dataset at path and a PK sampler over it (P 3, K 4, seed 11). */
+static void open_pk(const char *path, Dataset **ds, Sampler *s) {
+    Err e;
+    SamplerSpec spec = {.mode = SAMPLER_PK, .p = 3, .k = 4, .seed = 11};
+    if (ds_open(ds, path, &e) || sampler_init(s, &spec, *ds, &e)) FATAL("%s", e.msg);
 }
 
 static void test_corrupt(const char *path) {
     Err e;
     Dataset *ds;
-    if (ds_open(&ds, path, &e)) FATAL("%s", e.msg);
-    SamplerSpec spec = {.mode = SAMPLER_PK, .p = 3, .k = 4, .seed = 11};
     Sampler s;
-    if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
+    open_pk(path, &ds, &s);
     LocalBatch lb;
     sampler_batch_init(&s, 1, &lb);
     uint64_t spe = sampler_steps_per_epoch(&s), g = 2;
@@ -159,8 +176,7 @@ static void test_corrupt(const char *path) {
     ds_close(ds);
     corrupt(path, bad);
 
-    if (ds_open(&ds, path, &e)) FATAL("%s", e.msg);
-    if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
+    open_pk(path, &ds, &s);
     char key[48];
     snprintf(key, sizeof key, "samples key %u:", bad);
     Prefetch *p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.5f, 0.25f, NULL, 0}, 0, 6, &e);
@@ -168,7 +184,8 @@ static void test_corrupt(const char *path) {
     const Batch *b0 = prefetch_next(p, &e), *b1 = prefetch_next(p, &e);
     CHECK(b0 && b1 && b1->step == 1, "steps 0 and 1 load");
     const Batch *b2 = prefetch_next(p, &e);
-    CHECK(b2 == NULL && strstr(e.msg, key), "corrupt sample %s named: %s", key, e.msg);
+    CHECK(b2 == NULL && strstr(e.msg, key) && strstr(e.msg, "on_bad_record = skip"),
+          "corrupt sample %s named, with the way to train on: %s", key, e.msg);
     strcpy(e.msg, "");
     CHECK(prefetch_next(p, &e) == NULL && strstr(e.msg, key), "error is sticky: %s", e.msg);
     prefetch_stop(p);
@@ -183,6 +200,117 @@ static void test_corrupt(const char *path) {
     batch_free(&b);
     ds_reader_close(r);
     sampler_free(&s);
+    ds_close(ds);
+}
+
+static int is_bad(uint32_t id, const uint32_t *bad, int nbad) {
+    for (int i = 0; i < nbad; i++)
+        if (bad[i] == id) return 1;
+    return 0;
+}
+
+/* on_bad_record = skip over steps [0, end) of `mode`, the bad ids known:
+ * world 1 (prefetched) holds the sampler's batch with every bad id replaced
+ * by the first good draw of the rule in sampler.h, worked out here from
+ * the rule; every rank of 3 holds its slice of that batch. Returns the
+ * replacements seen. */
+static int check_skip(Dataset *ds, SamplerMode mode, const uint32_t *bad, int nbad, uint64_t end,
+                      const char *what) {
+    Err e;
+    SamplerSpec spec = {.mode = mode, .p = 3, .k = 4, .batch = 10, .seed = 11, .on_bad = SAMPLER_BAD_SKIP};
+    Sampler s;
+    if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
+    DsReader *r;
+    if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
+    LocalBatch ref;
+    sampler_batch_init(&s, 1, &ref);
+    Batch part;
+    batch_init(&part, &s, ds, 3);
+    const float mean = 0.25f, std = 0.5f;
+    const BatchDecode dec = {mean, std, NULL, 0};
+    Prefetch *p = prefetch_start(ds, &s, 0, 1, &dec, 0, end, &e);
+    CHECK(p != NULL, "%s: start: %s", what, e.msg);
+    if (!p) return 0;
+    uint64_t spe = sampler_steps_per_epoch(&s);
+    int replaced = 0, ids_ok = 1, x_ok = 1, ranks_ok = 1;
+    size_t img = C * H * W;
+    for (uint64_t g = 0; g < end; g++) {
+        const Batch *b = prefetch_next(p, &e);
+        CHECK(b != NULL, "%s: step %llu loads despite bad records: %s", what, (unsigned long long)g, e.msg);
+        if (!b) break;
+        if (sampler_global(&s, g / spe, g % spe, &ref, r, &e)) FATAL("%s", e.msg);
+        for (int i = 0; i < ref.n_images; i++) {
+            uint32_t want = ref.ids[i];
+            if (is_bad(want, bad, nbad)) {
+                uint32_t n;
+                const uint32_t *cls = ds_class_ids(ds, (uint32_t)ref.labels[i], &n);
+                uint64_t key[2] = {g, (uint64_t)i};
+                Rng rng;
+                rng_seed(&rng, 11, RNG_REPLACE, hash64(key, sizeof key, HASH64_INIT));
+                do want = cls[rng_below(&rng, n)];
+                while (want == ref.ids[i] || is_bad(want, bad, nbad));
+                replaced++;
+            }
+            if (b->lb.ids[i] != want || b->lb.labels[i] != ref.labels[i] || label_of(want) != ref.labels[i])
+                ids_ok = 0;
+            for (size_t j = 0; j < img; j++) {
+                float x = ((float)pixel(want, j) / 255.0f - mean) / std;
+                if (memcmp(&b->x[i * img + j], &x, sizeof x)) x_ok = 0;
+            }
+        }
+        for (int rank = 0; rank < 3; rank++) {
+            if (batch_load(&part, &s, r, rank, 3, &dec, g, &e)) FATAL("%s", e.msg);
+            for (int i = 0; i < part.lb.n_images; i++) {
+                int q = sampler_global_image(&part.lb, i);
+                if (part.lb.ids[i] != b->lb.ids[q] || memcmp(part.x + i * img, b->x + q * img, img * 4))
+                    ranks_ok = 0;
+            }
+        }
+    }
+    CHECK(ids_ok, "%s: bad ids replaced by the rule's draw, labels kept", what);
+    CHECK(x_ok, "%s: the replacements' pixels", what);
+    CHECK(ranks_ok, "%s: 3 ranks' slices are the one-rank batch", what);
+    prefetch_stop(p);
+    batch_free(&part);
+    sampler_batch_free(&ref);
+    ds_reader_close(r);
+    sampler_free(&s);
+    return replaced;
+}
+
+/* After test_corrupt (one truncated record): three more of step 3, bad in
+ * their label, flags and pixels (CRC); skip replaces all. */
+static void test_skip(const char *path) {
+    Err e;
+    Dataset *ds;
+    Sampler s;
+    open_pk(path, &ds, &s);
+    DsReader *r;
+    if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
+    uint32_t bad[4];
+    int nbad = 0;
+    uint8_t px[C * H * W];
+    for (uint32_t id = 0; id < N && !nbad; id++)
+        if (ds_read(r, id, px, NULL, NULL, &e)) bad[nbad++] = id; /* test_corrupt's */
+    LocalBatch lb;
+    sampler_batch_init(&s, 1, &lb);
+    uint64_t spe = sampler_steps_per_epoch(&s);
+    sampler_global(&s, 3 / spe, 3 % spe, &lb, NULL, &e);
+    for (int i = 0; i < lb.n_images && nbad < 4; i += 4) /* one per class: the others replace it */
+        if (lb.ids[i] != bad[0]) bad[nbad++] = lb.ids[i];
+    sampler_batch_free(&lb);
+    ds_reader_close(r);
+    sampler_free(&s);
+    ds_close(ds);
+    ASSERT(nbad == 4);
+    corrupt_at(path, bad[1], 8, 1);    /* label field: another class */
+    corrupt_at(path, bad[2], 1, 0x80); /* flags */
+    corrupt_at(path, bad[3], 23, 1);   /* stored CRC */
+    if (ds_open(&ds, path, &e)) FATAL("%s", e.msg);
+    int n = check_skip(ds, SAMPLER_PK, bad, nbad, 6, "skip pk");
+    CHECK(n >= 4, "skip pk: %d replacements (each bad record of steps 2 and 3)", n);
+    n = check_skip(ds, SAMPLER_PAIRS, bad, nbad, 5, "skip pairs");
+    CHECK(n >= 1, "skip pairs: %d replacements", n);
     ds_close(ds);
 }
 
@@ -238,6 +366,7 @@ int main(void) {
         if (compress) test_stop(ds);
         ds_close(ds);
         test_corrupt(path);
+        test_skip(path);
     }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) FATAL("%s", cmd);

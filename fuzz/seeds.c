@@ -216,11 +216,19 @@ static Mem deflate_mem(const void *d, size_t n, int wbits) {
     return m;
 }
 
-static void idx_seed(const char *name, int gz_labels, int gz_images) {
-    uint8_t lab[8 + 5] = {0, 0, 8, 1, 0, 0, 0, 5, 0, 1, 2, 1, 0};
+/* wide: int32 labels (magic 0x00000c01) instead of bytes. */
+static void idx_seed(const char *name, int gz_labels, int gz_images, int wide) {
+    uint8_t lab[8 + 5 * 4] = {0, 0, 8, 1, 0, 0, 0, 5, 0, 1, 2, 1, 0};
+    size_t nlab = 8 + 5;
+    if (wide) {
+        const uint8_t w[8 + 5 * 4] = {0, 0, 12, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0,
+                                      0, 1, 0,  0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0};
+        memcpy(lab, w, sizeof w);
+        nlab = sizeof w;
+    }
     uint8_t img[16 + 5 * 3 * 4] = {0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 4};
     for (int i = 16; i < (int)sizeof img; i++) img[i] = (uint8_t)(i * 7);
-    Mem l = gz_labels ? deflate_mem(lab, sizeof lab, 31) : (Mem){lab, sizeof lab};
+    Mem l = gz_labels ? deflate_mem(lab, nlab, 31) : (Mem){lab, nlab};
     Mem g = gz_images ? deflate_mem(img, sizeof img, 31) : (Mem){img, sizeof img};
     uint8_t *b = xmalloc(2 + l.n + g.n);
     b[0] = (uint8_t)l.n, b[1] = (uint8_t)(l.n >> 8);
@@ -331,9 +339,10 @@ int main(void) {
     image_seeds();
     mot_seeds();
     config_seeds();
-    idx_seed("plain.idx", 0, 0);
-    idx_seed("gz.idx", 1, 1);
-    idx_seed("mixed.idx", 0, 1);
+    idx_seed("plain.idx", 0, 0, 0);
+    idx_seed("gz.idx", 1, 1, 0);
+    idx_seed("mixed.idx", 0, 1, 0);
+    idx_seed("int32.idx", 0, 1, 1);
     record_seed("grey.rec", 1, 4, 3, 3, 2, 0, 0);
     record_seed("deflated.rec", 1, 28, 28, 10, 7, 1, 0);
     record_seed("rgb-mask.rec", 3, 5, 4, 2, 1, 1, 1);

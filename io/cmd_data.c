@@ -37,7 +37,7 @@ static const char import_usage[] =
     "                      character, named \"Alphabet/characterNN\"\n"
     "  --out DB            dataset to create\n"
     "  --images F          idx images file (magic 0x00000803)\n"
-    "  --labels F          idx labels file (magic 0x00000801)\n"
+    "  --labels F          idx labels file (magic 0x00000801, or 0x00000c01: int32 labels)\n"
     "  --root DIR          folder or omniglot root\n"
     "  --resize HxW        resample every image to H x W by exact area averaging (box\n"
     "                      filter); without it all images must have the same size\n"

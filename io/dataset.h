@@ -14,7 +14,7 @@
 
 #define DS_FORMAT_NAME "siamese-mpi-dataset"
 #define DS_FORMAT_VERSION 2 /* 2: sample names, per-channel mean/std; 1 is still read */
-#define DS_MAX_CLASSES 100000
+#define DS_MAX_CLASSES (1 << 24) /* 16777216: labels fit a float exactly too */
 #define DS_MAX_CHANNELS 16 /* channels of a sample (1 grey, 3 colour) */
 #define DS_MAX_NAME 1024   /* bytes of a sample name */
 

@@ -18,7 +18,8 @@
 #include "image.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
-#define IDX_LABELS_MAGIC 0x00000801u
+#define IDX_LABELS_MAGIC 0x00000801u     /* one unsigned byte per label */
+#define IDX_LABELS_INT_MAGIC 0x00000c01u /* one big-endian int32 per label: any class count */
 
 typedef struct Source {
     uint64_t n;
@@ -91,8 +92,10 @@ static uint64_t gz_max_bytes(uint64_t n) { return n * 1032 + 1024; }
 /* Opens an idx file (plain or gzip) and reads its header. *bound gets the
  * most bytes the file can hold once decompressed (exact for a plain file),
  * so a header claiming more is refused before anything is allocated. */
-static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t *dims, int ndims, uint64_t *bound,
-                    int *exact, Err *e) {
+/* Opens an idx file whose magic is `magic` or (if not 0) `alt`; *which
+ * says which (0 or 1). */
+static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t alt, int *which, uint32_t *dims,
+                    int ndims, uint64_t *bound, int *exact, Err *e) {
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
@@ -109,9 +112,12 @@ static int idx_open(gzFile *out, const char *path, uint32_t magic, uint32_t *dim
     uint8_t h[16];
     size_t need = 4 + 4 * (size_t)ndims, got;
     if (gz_read(g, h, need, &got, path, e)) goto fail;
-    if (got < 4 || be32(h) != magic) {
-        err_set(e, "%s: not an idx %s file (magic 0x%08x, expected 0x%08x) — check --images/--labels", path,
-                magic == IDX_IMAGES_MAGIC ? "images" : "labels", got >= 4 ? be32(h) : 0, magic);
+    *which = got >= 4 && alt && be32(h) == alt;
+    if (got < 4 || (be32(h) != magic && !*which)) {
+        char want[32];
+        snprintf(want, sizeof want, alt ? "0x%08x or 0x%08x" : "0x%08x", magic, alt);
+        err_set(e, "%s: not an idx %s file (magic 0x%08x, expected %s) — check --images/--labels", path,
+                magic == IDX_IMAGES_MAGIC ? "images" : "labels", got >= 4 ? be32(h) : 0, want);
         goto fail;
     }
     if (got < need) {
@@ -170,9 +176,9 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     uint32_t dl[1] = {0}, di[3] = {0, 0, 0};
     gzFile gl;
     uint64_t lbound = 0, ibound = 0;
-    int lexact = 1, iexact = 1;
-    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, dl, 1, &lbound, &lexact, e)) return -1;
-    if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, di, 3, &ibound, &iexact, e)) {
+    int lexact = 1, iexact = 1, wide = 0, unused;
+    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, IDX_LABELS_INT_MAGIC, &wide, dl, 1, &lbound, &lexact, e)) return -1;
+    if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, 0, &unused, di, 3, &ibound, &iexact, e)) {
         gzclose(gl);
         return -1;
     }
@@ -199,22 +205,27 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
                 dl[0]);
         goto done;
     }
+    size_t lb = wide ? 4 : 1, lbytes = (size_t)dl[0] * lb;
     snprintf(what, sizeof what, "%u labels", dl[0]);
-    if (idx_size(labels, 8 + (uint64_t)dl[0], lbound, lexact, what, e)) goto done;
-    lab = xmalloc(dl[0]);
-    if (gz_read(gl, lab, dl[0], &got, labels, e)) goto done;
-    if (got < dl[0]) {
-        err_set(
-            e,
-            "%s: truncated: %zu of %u labels (file should be %u bytes after decompression) — re-download it",
-            labels, got, dl[0], dl[0] + 8);
+    if (idx_size(labels, 8 + (uint64_t)lbytes, lbound, lexact, what, e)) goto done;
+    lab = xmalloc(lbytes);
+    if (gz_read(gl, lab, lbytes, &got, labels, e)) goto done;
+    if (got < lbytes) {
+        err_set(e,
+                "%s: truncated: %zu of %u labels (file should be %zu bytes after decompression) — re-download it",
+                labels, got / lb, dl[0], lbytes + 8);
         goto done;
     }
     if (idx_end(gl, labels, what, e)) goto done;
     uint32_t maxl = 0;
     for (uint32_t i = 0; i < dl[0]; i++) {
-        source_add(s, NULL, lab[i]);
-        maxl = MAX(maxl, lab[i]);
+        uint32_t l = wide ? be32(lab + 4 * (size_t)i) : lab[i];
+        if (l >= DS_MAX_CLASSES) {
+            err_set(e, "%s: label %u of sample %u is outside 0..%d", labels, l, i, DS_MAX_CLASSES - 1);
+            goto done;
+        }
+        source_add(s, NULL, (int32_t)l);
+        maxl = MAX(maxl, l);
     }
     for (uint32_t c = 0; c <= maxl; c++) {
         char name[16];
@@ -251,7 +262,16 @@ int import_idx_load(IdxSet *out, const char *images, const char *labels, Err *e)
     out->n = (uint32_t)s.n, out->h = s.h, out->w = s.w;
     out->pixels = px;
     out->labels = xmalloc(s.n);
-    for (uint64_t i = 0; i < s.n; i++) out->labels[i] = (uint8_t)s.labels[i];
+    for (uint64_t i = 0; i < s.n; i++) {
+        if (s.labels[i] > 255) {
+            err_set(e, "%s: label %d of sample %llu does not fit the byte labels of this reader", labels,
+                    s.labels[i], (unsigned long long)i);
+            import_idx_free(out); /* frees px too */
+            source_free(&s);
+            return -1;
+        }
+        out->labels[i] = (uint8_t)s.labels[i];
+    }
     source_free(&s);
     return 0;
 }

@@ -98,6 +98,59 @@ static void test_idx_errors(void) {
     ds_close(ds);
 }
 
+/* ---- idx int32 labels (0x00000c01): any class count ----------------------- */
+
+static void test_idx_int_labels(void) {
+    enum { M = 4 };
+    const uint32_t want[M] = {0, 200000, 5, 200000};
+    uint8_t wide[4 * M];
+    for (int i = 0; i < M; i++) fixture_put_be32(wide + 4 * i, want[i]);
+    uint32_t di[3] = {M, H, W}, dl[1] = {M};
+    fixture_write_idx(fixture_path("img4.idx"), 0, 0x803, di, 3, &px[0][0], (size_t)M * H * W, 0);
+    fixture_write_idx(fixture_path("lab4.idx"), 0, 0xc01, dl, 1, wide, sizeof wide, 0);
+    ImportOptions o = {.format = IMPORT_IDX,
+                       .out = fixture_path("wide.lmdb"),
+                       .images = fixture_path("img4.idx"),
+                       .labels = fixture_path("lab4.idx")};
+    Err e;
+    ImportResult r;
+    CHECK(import_run(&o, &r, &e) == 0, "int32 labels: %s", e.msg);
+    Dataset *ds;
+    if (ds_open(&ds, o.out, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    CHECK(ds_meta(ds)->classes == 200001 && ds_meta(ds)->count == M, "200001 classes, %u",
+          ds_meta(ds)->classes);
+    DsReader *rd;
+    ds_reader_open(ds, &rd, &e);
+    int ok = 1;
+    for (int i = 0; i < M; i++) {
+        uint8_t got[H * W];
+        int32_t l;
+        if (ds_read(rd, (uint64_t)i, got, &l, NULL, &e) || (uint32_t)l != want[i] ||
+            memcmp(got, px[i], H * W) ||
+            strcmp(ds_class_name(ds, (uint32_t)l), want[i] ? (want[i] == 5 ? "5" : "200000") : "0"))
+            ok = 0;
+    }
+    CHECK(ok, "int32 labels: every sample's pixels, label and class name");
+    uint32_t n;
+    ds_class_ids(ds, 200000, &n);
+    CHECK(n == 2, "class 200000 holds 2 samples, got %u", n);
+    ds_reader_close(rd);
+    ds_close(ds);
+    /* A label past the class limit is refused naming the sample; the byte
+     * reader of the benchmarks refuses labels over 255. */
+    fixture_put_be32(wide + 4, 1u << 24);
+    fixture_write_idx(fixture_path("lab4big.idx"), 0, 0xc01, dl, 1, wide, sizeof wide, 0);
+    o.out = fixture_path("wide2.lmdb"), o.labels = fixture_path("lab4big.idx");
+    expect_fail(&o, "label 16777216 of sample 1 is outside 0..16777215", "int32 label past the limit");
+    IdxSet set;
+    CHECK(import_idx_load(&set, fixture_path("img4.idx"), fixture_path("lab4.idx"), &e) == -1 &&
+              strstr(e.msg, "label 200000 of sample 1 does not fit"),
+          "import_idx_load: %s", e.msg);
+}
+
 /* ---- splits ------------------------------------------------------------------ */
 
 /* Loads a dataset: source index and label name of every sample. */
@@ -564,6 +617,7 @@ int main(void) {
     fixture_dir_create("import");
     make_source();
     test_idx_errors();
+    test_idx_int_labels();
     test_splits();
     test_resize();
     test_folder();

@@ -282,6 +282,16 @@ double dist_max_double(double x) {
     return x;
 }
 
+int dist_local_ranks(void) {
+    if (solo()) return 1;
+    MPI_Comm node;
+    int n = 1;
+    CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    CHECK_MPI(MPI_Comm_size(node, &n));
+    CHECK_MPI(MPI_Comm_free(&node));
+    return n;
+}
+
 void dist_gather_doubles(double *recv, const double *send, int n) {
     if (solo()) {
         memcpy(recv, send, (size_t)n * sizeof *send);

@@ -92,6 +92,7 @@ void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const
 void dist_allreduce_sum_doubles(double *p, int n); /* in place, SUM over ranks */
 int dist_any(int flag);                            /* logical OR over ranks: 0 or 1, same on all */
 double dist_max_double(double x);                  /* MAX over ranks, same on all */
+int dist_local_ranks(void);                        /* ranks on this node (shared memory) */
 /* Rank r's n doubles land in recv[r * n .. r * n + n) on rank 0 (recv:
  * world * n, used on rank 0 only; may be NULL elsewhere). Collective. */
 void dist_gather_doubles(double *recv, const double *send, int n);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem_limit.h"
 #include "watchdog.h"
 
 volatile sig_atomic_t train_stop_requested = 0;
@@ -60,6 +61,58 @@ static int check_loss_node(const Trainer *t, Err *e) {
     return 0;
 }
 
+/* "12.34 GB" or, under 1 GB, "56.7 MB". */
+static const char *fmt_gb(char *s, double bytes) {
+    snprintf(s, 24, bytes >= 1e9 ? "%.2f GB" : "%.1f MB", bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6);
+    return s;
+}
+
+/* The memory the planned model (parameters, gradients, buffers,
+ * activations, what backward keeps, workspaces), the optimizer state, the
+ * prefetched batches and the mining pool need on this rank, against
+ * [run] max_memory (dist/mem_limit.h), before anything of them is
+ * allocated; the error gives the figure and the node that dominates it.
+ * Every rank reaches this point and takes the smallest limit of any rank,
+ * so all agree. */
+static int check_memory(const Trainer *t, int max_images, int max_items, Err *e) {
+    const Config *c = &t->cfg;
+    const Model *m = &t->model;
+    const DsMeta *dm = ds_meta(t->ds);
+    double node = 0, model = (double)model_shared_memory(m);
+    int big = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        ModelMemory mm;
+        model_layer_memory(m, i, &mm);
+        double own = (double)mm.params + (double)mm.buffers + (double)mm.activations + (double)mm.state;
+        model += own;
+        if (own + (double)mm.workspace > node) node = own + (double)mm.workspace, big = i;
+    }
+    double optim = 4.0 * (double)optim_state_floats(&c->optim, m->nparams);
+    double img = (double)dm->channels * dm->height * dm->width, hw = (double)dm->height * dm->width;
+    double batches = 2 * (double)max_images * (4 * img + (dm->has_masks ? hw : 0)); /* prefetch's 2 slots */
+    double mining = 4.0 * (double)max_images * (double)t->D;
+    if (c->sampler.mode == SAMPLER_PK) {
+        int N = t->global_items, Na = c->mining.scope == SCOPE_GLOBAL ? max_items : N;
+        mining += 4.0 * (2.0 * N * t->D +
+                         (double)MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na)));
+    }
+    double need = model + optim + batches + mining;
+    char why[160];
+    double limit = mem_limit_bytes(c->max_memory, dist_local_ranks(), why, sizeof why);
+    double least = -dist_max_double(limit > 0 ? -limit : -INFINITY);
+    if (!(least < INFINITY) || need <= least) return 0;
+    if (limit != least) snprintf(why, sizeof why, "the smallest limit of the ranks");
+    const ModelLayer *L = &m->layers[big];
+    char f[5][24];
+    return err_set(
+        e,
+        "%s: training needs %s per rank for batches of %d images (node %s: %s of parameters, gradients, "
+        "activations and workspace; optimizer state %s; batches and mining %s), more than the limit "
+        "of %s (%s); shrink %s or the batch, or set [run] max_memory",
+        c->path, fmt_gb(f[0], need), max_images, L->name, fmt_gb(f[1], node), fmt_gb(f[2], optim),
+        fmt_gb(f[3], batches + mining), fmt_gb(f[4], least), why, L->name);
+}
+
 int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     memset(t, 0, sizeof *t);
     t->rank = dist_rank();
@@ -94,11 +147,16 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     int begin, max_items;
     sampler_shard(t->global_items, 0, t->world, &begin, &max_items); /* rank 0 has the largest slice */
     int max_images = max_items * t->per_item;
-    if (model_build(&t->model, &c->model, c->path, (int)m->channels, (int)m->height, (int)m->width,
-                    max_images, e))
+    if (model_plan(&t->model, &c->model, c->path, (int)m->channels, (int)m->height, (int)m->width, max_images,
+                   e))
         return -1;
-    if (check_loss_node(t, e)) return -1;
     t->D = (int)model_node_size(&t->model, t->model.loss);
+    if (check_loss_node(t, e) || check_memory(t, max_images, max_items, e)) {
+        model_free(&t->model);
+        memset(&t->model, 0, sizeof t->model);
+        return -1;
+    }
+    model_alloc(&t->model);
     t->model.allreduce = model_allreduce;
     if (t->rank == 0) model_init(&t->model, c->init_scheme, (uint64_t)c->seed);
     dist_bcast_floats(t->model.params, t->model.nparams);

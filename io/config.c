@@ -28,6 +28,9 @@ static const char *const singletons[] = {"run",  "data",  "sampler", "augment", 
 static const Key schema[] = {
     {"run", "dir", K_STR, C(run_dir), 0, 0, "runs/default", NULL, "run directory: checkpoints, metrics.csv, config.ini"},
     {"run", "seed", K_INT, C(seed), 0, BIG, "1", NULL, "seed of every random draw (init, sampler, eval)"},
+    {"run", "max_memory", K_DBL, C(max_memory), 0, 1e6, "0", NULL,
+     "GB a rank may use, checked before allocating (model, gradients, optimizer state, activations, batches); 0 = "
+     "the available memory or the cgroup/SLURM limit, whichever is smaller, divided by the ranks on the node"},
     {"data", "train", K_STR, C(data_train), 0, 0, "", NULL, "training dataset (LMDB directory made by siamese import)"},
     {"data", "test", K_STR, C(data_test), 0, 0, "", NULL, "test dataset for the evaluation at the end (optional)"},
     {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},

@@ -32,6 +32,7 @@ typedef struct Config {
     /* [run] */
     char run_dir[CFG_PATH];
     long seed;
+    double max_memory; /* GB per rank; 0 = from the machine (dist/mem_limit.h) */
     /* [data] */
     char data_train[CFG_PATH], data_test[CFG_PATH];
     char data_shape[CFG_PATH]; /* "CxHxW" or empty */

@@ -42,6 +42,24 @@ expect_error 2 "shape = '1x12x12x': expected CxHxW" "--set data.shape=1x12x12x" 
   $S train configs/tiny.ini "${SETS[@]}" --set data.shape=1x12x12x
 check '[ ! -e "$T/run" ]' "no run directory after refused configs"
 
+# ---- configs implying absurd memory: refused before anything is allocated
+$S import --format idx --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz \
+  --out "$T/f.lmdb" >/dev/null
+FM=(--set data.train="$T/f.lmdb" --set data.test= --set run.dir="$T/mem" --set train.steps=1)
+expect_error 2 "training needs .* GB per rank for batches of 256 images (node fc1: .*more than the limit of .*shrink fc1" \
+  "fc1.out=16777216 conv1.filters=65536: the figure and the node" -- \
+  $S train configs/fmnist-triplet.ini "${FM[@]}" --set fc1.out=16777216 --set conv1.filters=65536
+expect_error 2 "(node conv1: .*MemAvailable\|(node conv1: .*cgroup\|(node conv1: .*SLURM" "conv1.filters=65536 conv1.pad=64" -- \
+  $S train configs/fmnist-triplet.ini "${FM[@]}" --set conv1.filters=65536 --set conv1.pad=64
+expect_error 2 "more than the limit of 0.1 MB (\[run\] max_memory = 0.0001)" "run.max_memory = 0.0001" -- \
+  $S train configs/tiny.ini "${FM[@]}" --set run.max_memory=0.0001
+expect_error 2 "limit of 0.01 GB\|limit of 10.5 MB (\[run\] max_memory = 0: SLURM_MEM_PER_NODE 0.01 GB / 1 rank on the node)" \
+  "SLURM_MEM_PER_NODE=10 (MB)" -- env SLURM_MEM_PER_NODE=10 $S train configs/fmnist-triplet.ini "${FM[@]}"
+env SLURM_MEM_PER_NODE=10 mpirun -np 2 --oversubscribe $S train configs/fmnist-triplet.ini "${FM[@]}" >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "SLURM_MEM_PER_NODE 0.01 GB / 2 ranks on the node" "$T/err"' \
+  "mpirun -np 2: the limit divided by the ranks on the node: $(grep siamese "$T/err" | head -c 400)"
+check '[ ! -e "$T/mem" ]' "no run directory after a refused memory estimate"
+
 # ---- bad records in training: the stored CRC of every 16th record is wrong
 mdb_dump -s samples "$T/d.lmdb" | awk '/^HEADER=END$/ {body = 1; print; next}
   body && length($0) == 17 {last = substr($0, 17, 1); print; getline
@@ -62,9 +80,10 @@ check '[ $rc -eq 0 ] && awk -F, "NR > 1 {print \$3}" "$T/bad1/metrics.csv" >"$T/
   paste "$T/l1" "$T/l2" | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-5 * (\$1 < 0 ? -\$1 : \$1) + 1e-7) exit 1}"' \
   "skip: the 4 losses of -np 2 equal -np 1's: $(paste "$T/l1" "$T/l2" | tr '\n' ' ') $(tail -2 "$T/err")"
 # on_bad_record may change on resume (and then applies)
-$S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad1" --set train.steps=8 --resume auto >"$T/out" 2>"$T/err"; rc=$?
-check '[ $rc -eq 1 ] && grep -q "data.on_bad_record: skip -> stop" "$T/out" "$T/err" && grep -q "on_bad_record = skip" "$T/err"' \
-  "resume with on_bad_record = stop: accepted, then stops at a bad record: $(tail -2 "$T/err")"
+$S train configs/tiny.ini "${BAD[@]}" --set run.dir="$T/bad1" --set train.steps=8 --set run.max_memory=50 \
+  --resume auto >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "data.on_bad_record: skip -> stop" "$T/out" && grep -Eq "run.max_memory: 0 -> (50|5e\+01)" "$T/out" && grep -q "on_bad_record = skip" "$T/err"' \
+  "resume with on_bad_record = stop and max_memory = 50: accepted, then stops at a bad record: $(tail -2 "$T/err")"
 
 # ---- checkpoints with valid CRCs and hostile content (made from the legacy
 # fixture by tests/test_ckpt_bounds, whose unit tests cover every section)

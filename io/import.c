@@ -218,10 +218,17 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     }
     if (idx_end(gl, labels, what, e)) goto done;
     uint32_t maxl = 0;
+    /* Classes are 0..max label, empty ones included: bounded by the samples
+     * (or 256, what byte labels allow), so a few labels cannot ask for
+     * millions of classes. */
+    uint32_t cap = MIN((uint32_t)DS_MAX_CLASSES, MAX(256u, dl[0]));
     for (uint32_t i = 0; i < dl[0]; i++) {
         uint32_t l = wide ? be32(lab + 4 * (size_t)i) : lab[i];
-        if (l >= DS_MAX_CLASSES) {
-            err_set(e, "%s: label %u of sample %u is outside 0..%d", labels, l, i, DS_MAX_CLASSES - 1);
+        if (l >= cap) {
+            err_set(e,
+                    "%s: label %u of sample %u is outside 0..%u (labels number the classes from 0; at most "
+                    "max(256, samples) and %d classes)",
+                    labels, l, i, cap - 1, DS_MAX_CLASSES);
             goto done;
         }
         source_add(s, NULL, (int32_t)l);

@@ -58,19 +58,26 @@ int train_state_parse(const char *text, size_t n, TrainState *s, Err *e) {
                            ints[i].max);
         if (ints[i].off != (size_t)-1) memcpy((char *)s + ints[i].off, &v, sizeof v);
     }
-    /* The normalisation: a mean of pixel/255 and a std within [data] std's range. */
+    /* The normalisation: means of pixel/255 and stds within [data] std's
+     * range, one number or one per channel. */
     const char *fkey[2] = {"mean", "std"};
-    double f[2];
+    float *dst[2] = {s->norm.mean, s->norm.std};
+    int cnt[2];
+    char list[32 * NORM_MAX_CHANNELS];
     for (int i = 0; i < 2; i++) {
-        if (state_text(text, n, fkey[i], buf, sizeof buf))
+        if (state_text(text, n, fkey[i], list, sizeof list))
             return err_set(e, "its state section has no %s= line", fkey[i]);
-        if (parse_double(buf, i ? 1e-6 : 0, i ? 10 : 1, &f[i]))
-            return err_set(e, "state %s=%s is outside %s", fkey[i], buf, i ? "1e-06..10" : "0..1");
+        if ((cnt[i] = norm_parse_list(list, i ? 1e-6 : 0, i ? 10 : 1, dst[i])) < 0)
+            return err_set(e, "state %s=%s is outside %s (one number per channel, comma-separated)", fkey[i],
+                           list, i ? "1e-06..10" : "0..1");
     }
-    s->mean = (float)f[0];
-    s->std = (float)f[1];
+    if (cnt[0] != cnt[1])
+        return err_set(e, "state mean= and std= hold %d and %d numbers: one per channel each", cnt[0],
+                       cnt[1]);
+    s->norm.channels = cnt[0];
     char bs[64];
-    int nb = !state_text(text, n, "best", buf, sizeof buf) + !state_text(text, n, "best_step", bs, sizeof bs) +
+    int nb = !state_text(text, n, "best", buf, sizeof buf) +
+             !state_text(text, n, "best_step", bs, sizeof bs) +
              !state_text(text, n, "best_metric", s->best_metric, sizeof s->best_metric);
     if (nb == 3) {
         if (parse_double(buf, -1e300, 1e300, &s->best) || parse_u64(bs, &s->best_step))
@@ -79,8 +86,8 @@ int train_state_parse(const char *text, size_t n, TrainState *s, Err *e) {
     } else if (nb) {
         return err_set(e, "its state section has only some of best=, best_step=, best_metric=");
     }
-    if (s->step > s->total_steps || s->opt_t > s->step || s->best_step > s->step || s->epoch != s->step / s->steps_per_epoch ||
-        s->step_in_epoch != s->step % s->steps_per_epoch)
+    if (s->step > s->total_steps || s->opt_t > s->step || s->best_step > s->step ||
+        s->epoch != s->step / s->steps_per_epoch || s->step_in_epoch != s->step % s->steps_per_epoch)
         return err_set(e,
                        "state step=%llu epoch=%llu step_in_epoch=%llu opt_t=%llu total_steps=%llu "
                        "steps_per_epoch=%llu do not agree",
@@ -148,8 +155,8 @@ static uint64_t train_max_raw(const Ckpt *c, int i, char *what, size_t n, void *
         TrainState ts;
         Err e;
         if (st && !train_state_parse(st, len, &ts, &e)) {
-            snprintf(what, n, "the %s of %llu steps take at most", name[0] == 'm' ? "metrics" : "validation rows",
-                     (unsigned long long)ts.step);
+            snprintf(what, n, "the %s of %llu steps take at most",
+                     name[0] == 'm' ? "metrics" : "validation rows", (unsigned long long)ts.step);
             return METRICS_HEADER_MAX + (ts.step + 1) * (name[0] == 'm' ? METRICS_ROW_MAX : EVAL_ROW_MAX);
         }
     }

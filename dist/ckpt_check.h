@@ -12,6 +12,7 @@
 
 #include "../io/checkpoint.h"
 #include "../io/config.h"
+#include "../io/norm.h"
 #include "../nn/model.h"
 
 /* The bounds every reader of a training checkpoint gives ckpt_read: params
@@ -21,13 +22,15 @@
  * state to 4 KiB, config, topology and any other section to 1 MiB. */
 extern const CkptBounds train_ckpt_bounds;
 /* The state section, parsed and range-checked: every key present, integers
- * within what a run can reach, mean in [0, 1], std in [1e-6, 10], and step,
- * epoch, step_in_epoch, opt_t, total_steps, steps_per_epoch agreeing. With
- * validation during training, best=, best_step= and best_metric= come
+ * within what a run can reach, mean in [0, 1] and std in [1e-6, 10] (one
+ * number, or one per input channel comma-separated, as many of each), and
+ * step, epoch, step_in_epoch, opt_t, total_steps, steps_per_epoch agreeing.
+ * norm.channels is how many numbers the state holds (norm_fit adapts them).
+ * With validation during training, best=, best_step= and best_metric= come
  * together: a finite value, a step <= step, a metric name. */
 typedef struct TrainState {
     uint64_t step, epoch, step_in_epoch, opt_t, world, seed, total_steps, steps_per_epoch;
-    float mean, std;
+    Norm norm;
     int has_best;
     double best;
     uint64_t best_step;

@@ -144,7 +144,7 @@ int cmd_eval(int argc, char **argv) {
     if (trials >= 0) l.cfg.eval_trials = trials;
     if (!train) train = l.cfg.data_train;
     EvalResult r;
-    int rc = eval_run_protocol(&l.model, &l.cfg, l.mean, l.std, data, train, &p, &r, NULL, &e);
+    int rc = eval_run_protocol(&l.model, &l.cfg, &l.norm, data, train, &p, &r, NULL, &e);
     if (rc == 0) {
         printf("checkpoint %s (step %llu), data %s\n", ckpt, l.step, data);
         eval_print(&r, stdout);
@@ -203,7 +203,7 @@ int cmd_embed(int argc, char **argv) {
     float *E = NULL;
     int rc = 1;
     if (eval_model_load(&l, ckpt, 256, &e)) goto fail;
-    if (ds_open(&ds, data, &e) || !(E = eval_embed(&l.model, ds, l.mean, l.std, &e))) goto fail_model;
+    if (ds_open(&ds, data, &e) || !(E = eval_embed(&l.model, ds, &l.norm, &e))) goto fail_model;
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s.emb.npy", out);
     snprintf(p2, sizeof p2, "%s.labels.npy", out);
@@ -240,7 +240,7 @@ int cmd_export(int argc, char **argv) {
                 "LAYER.running_mean / LAYER.running_var / LAYER.num_batches_tracked (a scalar), in PyTorch\n"
                 "layouts: conv (out, in, k, k), deconv2d (in, out, k, k), linear (out, in): a PyTorch model\n"
                 "with the same names loads it with load_state_dict. Metadata: the config text and the\n"
-                "normalisation.\n");
+                "normalisation (input_mean, input_std: one number, or one per channel comma-separated).\n");
             return 0;
         }
         if (!strcmp(a, "--out") && v) out = v, i++;
@@ -271,9 +271,9 @@ int cmd_export(int argc, char **argv) {
         for (int d = 0; d < pv->ndim; d++) t[v].shape[d] = pv->shape[d];
         t[v].data = (v < m->nviews ? m->params : m->buffers) + pv->offset;
     }
-    char mean[32], std[32], step[32];
-    snprintf(mean, sizeof mean, "%.9g", l.mean);
-    snprintf(std, sizeof std, "%.9g", l.std);
+    char mean[32 * NORM_MAX_CHANNELS], std[32 * NORM_MAX_CHANNELS], step[32];
+    norm_format(mean, sizeof mean, l.norm.mean, l.norm.channels);
+    norm_format(std, sizeof std, l.norm.std, l.norm.channels);
     snprintf(step, sizeof step, "%llu", l.step);
     char *text = config_to_text(&l.cfg);
     const char *meta[] = {"format", "siamese-mpi", "config", text, "input_mean", mean, "input_std", std, "step", step};

@@ -19,6 +19,7 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
     if (ckpt_read(&ck, path, &train_ckpt_bounds, e)) return -1;
     TrainCkpt *t = xmalloc(sizeof *t); /* large (a Config) */
     int rc = train_ckpt_check(ck, path, t, e);
+    if (rc == 0) rc = norm_fit(&l->norm, &t->state.norm, t->topo.in_c, path, e);
     if (rc == 0) {
         const Config *cf = &t->cfg;
         rc = model_build(&l->model, &cf->model, path, t->topo.in_c, t->topo.in_h, t->topo.in_w, max_batch, e);
@@ -28,8 +29,6 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
         memcpy(l->model.params, t->params, l->model.nparams * sizeof(float));
         if (t->nbuffers) memcpy(l->model.buffers, t->buffers, t->nbuffers * sizeof(float));
         l->cfg = t->cfg;
-        l->mean = t->state.mean;
-        l->std = t->state.std;
         l->step = t->state.step;
         l->world = (int)t->state.world;
     }
@@ -49,7 +48,7 @@ void eval_detail_free(EvalDetail *d) {
     memset(d, 0, sizeof *d);
 }
 
-float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
+float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e) {
     const DsMeta *meta = ds_meta(ds);
     if (m->emb < 0)
         return err_set(e, "the model has no per-image embedding (its last layer scores pairs): set [model] "
@@ -70,7 +69,7 @@ float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
         free(pix);
         return NULL;
     }
-    float inv = 1.0f / 255.0f;
+    ASSERT(norm->channels == m->in_c);
     for (size_t s = 0; s < N; s += (size_t)m->max_batch) {
         int B = (int)MIN((size_t)m->max_batch, N - s);
         for (int i = 0; i < B; i++) {
@@ -82,8 +81,7 @@ float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e) {
                 free(pix);
                 return NULL;
             }
-            float *xi = x + (size_t)i * img;
-            for (size_t k = 0; k < img; k++) xi[k] = ((float)pix[k] * inv - mean) / std;
+            norm_apply(x + (size_t)i * img, pix, norm, (size_t)m->in_h * m->in_w);
         }
         const float *E = model_embed(m, x, B);
         memcpy(out + s * D, E, (size_t)B * D * sizeof(float));
@@ -186,7 +184,7 @@ void eval_result_free(EvalResult *r) {
 typedef struct PairScorer {
     Model *m;
     DsReader *rd;
-    float mean, std;
+    const Norm *norm;
     float *x;
     uint8_t *pix;
     Err *e;
@@ -201,7 +199,7 @@ static double sim_model(void *ctx, int i, int j) {
     for (int q = 0; q < 2 && !s->bad; q++) {
         int32_t lab;
         s->bad = ds_read(s->rd, ids[q], s->pix, &lab, NULL, s->e) != 0;
-        for (size_t k = 0; k < img; k++) s->x[q * img + k] = ((float)s->pix[k] / 255.0f - s->mean) / s->std;
+        norm_apply(s->x + q * img, s->pix, s->norm, (size_t)m->in_h * m->in_w);
     }
     if (s->bad) return 0;
     int train = m->st.train;
@@ -211,8 +209,8 @@ static double sim_model(void *ctx, int i, int j) {
     return z;
 }
 
-static int scorer_open(PairScorer *s, Model *m, Dataset *ds, float mean, float std, Err *e) {
-    *s = (PairScorer){m, NULL, mean, std, NULL, NULL, e, 0};
+static int scorer_open(PairScorer *s, Model *m, Dataset *ds, const Norm *norm, Err *e) {
+    *s = (PairScorer){m, NULL, norm, NULL, NULL, e, 0};
     if (ds_reader_open(ds, &s->rd, e)) return -1;
     size_t img = (size_t)m->in_c * m->in_h * m->in_w;
     s->x = xaligned_floats(2 * img);
@@ -234,18 +232,19 @@ static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, 
     for (int p = 0; p < npairs; p++) score[p] = sim(ctx, (int)a[p], (int)b[p]);
 }
 
-int eval_run(Model *m, const Config *c, float mean, float std, const char *test_path, const char *train_path,
+int eval_run(Model *m, const Config *c, const Norm *norm, const char *test_path, const char *train_path,
              EvalResult *r, Err *e) {
-    return eval_run_detail(m, c, mean, std, test_path, train_path, r, NULL, e);
+    return eval_run_detail(m, c, norm, test_path, train_path, r, NULL, e);
 }
 
-int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
+int eval_run_detail(Model *m, const Config *c, const Norm *norm, const char *test_path,
                     const char *train_path, EvalResult *r, EvalDetail *keep, Err *e) {
-    return eval_run_protocol(m, c, mean, std, test_path, train_path, NULL, r, keep, e);
+    return eval_run_protocol(m, c, norm, test_path, train_path, NULL, r, keep, e);
 }
 
-int eval_run_protocol(Model *m, const Config *c, float mean, float std, const char *test_path,
-                      const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep, Err *e) {
+int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *test_path,
+                      const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep,
+                      Err *e) {
     memset(r, 0, sizeof *r);
     if (keep) memset(keep, 0, sizeof *keep);
     double t0 = now_seconds();
@@ -254,9 +253,9 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
     /* Models without a per-image embedding (early fusion) have no
      * Recall@K or MAP@R; models that score pairs score the pairs. */
     int scorer = m->layers[m->loss].halved;
-    float *E = m->emb >= 0 ? eval_embed(m, ds, mean, std, e) : NULL;
+    float *E = m->emb >= 0 ? eval_embed(m, ds, norm, e) : NULL;
     PairScorer ps = {0};
-    if ((m->emb >= 0 && !E) || (scorer && scorer_open(&ps, m, ds, mean, std, e))) {
+    if ((m->emb >= 0 && !E) || (scorer && scorer_open(&ps, m, ds, norm, e))) {
         free(E);
         ds_close(ds);
         return -1;
@@ -303,7 +302,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
         double *tscore = xmalloc((size_t)np * sizeof(double));
         DsReader *rd;
         int bad = ds_reader_open(tr, &rd, e);
-        PairScorer tps = {m, rd, mean, std, x, pix, e, 0};
+        PairScorer tps = {m, rd, norm, x, pix, e, 0};
         for (int p = 0; p < np && !bad && scorer; p++) {
             tscore[p] = sim_model(&tps, (int)a[p], (int)b[p]);
             bad = tps.bad;
@@ -313,7 +312,7 @@ int eval_run_protocol(Model *m, const Config *c, float mean, float std, const ch
             for (int q = 0; q < 2 && !bad; q++) {
                 int32_t lab;
                 bad = ds_read(rd, ids[q], pix, &lab, NULL, e);
-                for (size_t k = 0; k < img; k++) x[q * img + k] = ((float)pix[k] / 255.0f - mean) / std;
+                norm_apply(x + q * img, pix, norm, (size_t)m->in_h * m->in_w);
             }
             if (bad) break;
             const float *pe = model_embed(m, x, 2);

@@ -12,6 +12,7 @@
 
 #include "../io/config.h"
 #include "../io/dataset.h"
+#include "../io/norm.h"
 #include "../nn/model.h"
 #include "protocol.h"
 
@@ -49,7 +50,7 @@ void eval_detail_free(EvalDetail *d);
 typedef struct EvalModel {
     Config cfg;
     Model model;
-    float mean, std;
+    Norm norm; /* the input normalisation it was trained with */
     unsigned long long step;
     int world; /* ranks of the run that saved it (0 if not recorded) */
 } EvalModel;
@@ -71,18 +72,18 @@ typedef struct EvalProtocol {
 
 /* Embeds every sample of ds: returns (N, emb_dim) floats (caller frees) and
  * the labels (owned by ds). NULL with e on a read error. */
-float *eval_embed(Model *m, Dataset *ds, float mean, float std, Err *e);
+float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e);
 
 /* Evaluates on test_path; the verification threshold comes from pairs of
  * train_path (skipped, and said so, when it is empty). eval_run_protocol also
  * runs what p asks (p may be NULL); eval_result_free releases what it kept. */
-int eval_run(Model *m, const Config *c, float mean, float std, const char *test_path, const char *train_path,
+int eval_run(Model *m, const Config *c, const Norm *norm, const char *test_path, const char *train_path,
              EvalResult *r, Err *e);
 /* eval_run that also fills keep (may be NULL; free with eval_detail_free). */
-int eval_run_detail(Model *m, const Config *c, float mean, float std, const char *test_path,
+int eval_run_detail(Model *m, const Config *c, const Norm *norm, const char *test_path,
                     const char *train_path, EvalResult *r, EvalDetail *keep, Err *e);
 
-int eval_run_protocol(Model *m, const Config *c, float mean, float std, const char *test_path,
+int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *test_path,
                       const char *train_path, const EvalProtocol *p, EvalResult *r, EvalDetail *keep, Err *e);
 void eval_result_free(EvalResult *r);
 void eval_print(const EvalResult *r, FILE *out);

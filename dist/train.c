@@ -131,9 +131,9 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
             return err_set(e, "%s is %ux%ux%u but the config's [data] shape is %s: import with --resize %dx%d or fix "
                               "the config", c->data_train, m->channels, m->height, m->width, c->data_shape, sh, sw);
     }
-    t->mean = c->data_mean > 0 ? (float)c->data_mean : m->mean;
-    t->std = c->data_std > 0 ? (float)c->data_std : m->std;
-    if (!(t->std > 0)) t->std = 1;
+    if (norm_resolve(&t->norm, c->data_mean, c->data_std, (int)m->channels, m->channel_mean, m->channel_std,
+                     c->path, e))
+        return -1;
     SamplerSpec ss = c->sampler;
     ss.seed = (uint64_t)c->seed; /* [run] seed */
     if (sampler_init(&t->sampler, &ss, t->ds, e)) return -1;
@@ -224,7 +224,7 @@ void trainer_free(Trainer *t) {
 }
 
 BatchDecode trainer_decode(const Trainer *t) {
-    BatchDecode d = {t->mean, t->std, &t->cfg.augment, (uint64_t)t->cfg.seed};
+    BatchDecode d = {t->norm, &t->cfg.augment, (uint64_t)t->cfg.seed};
     return d;
 }
 

@@ -54,7 +54,7 @@ typedef struct Trainer {
     Dataset *ds;
     Sampler sampler;
     Prefetch *pf;
-    float mean, std;
+    Norm norm; /* input normalisation, per channel */
     Model model;
     OptimSpec opt;
     float *opt_state;

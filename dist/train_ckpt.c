@@ -20,18 +20,23 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
     int rc = 0;
     if (t->rank == 0) {
         char *topo = model_topology(&t->model), *graph = model_graph_text(&t->model);
-        char state[1200];
-        int sl = snprintf(state, sizeof state,
-                 "format=1\nstep=%llu\nepoch=%llu\nstep_in_epoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\n"
-                 "mean=%.9g\nstd=%.9g\ntotal_steps=%llu\nsteps_per_epoch=%llu\n"
-                 "rng=stateless: every draw is seeded from (seed, purpose, step); the sampler position is the step\n",
-                 (unsigned long long)t->step, (unsigned long long)(t->step / t->steps_per_epoch),
-                 (unsigned long long)(t->step % t->steps_per_epoch),
-                 (unsigned long long)t->opt_t, t->world, t->cfg.seed, t->mean, t->std,
-                 (unsigned long long)t->total_steps, (unsigned long long)t->steps_per_epoch);
+        char state[2048], mean[32 * NORM_MAX_CHANNELS], std[32 * NORM_MAX_CHANNELS];
+        norm_format(mean, sizeof mean, t->norm.mean, t->norm.channels);
+        norm_format(std, sizeof std, t->norm.std, t->norm.channels);
+        int sl = snprintf(
+            state, sizeof state,
+            "format=1\nstep=%llu\nepoch=%llu\nstep_in_epoch=%llu\nopt_t=%llu\nworld=%d\nseed=%ld\n"
+            "mean=%s\nstd=%s\ntotal_steps=%llu\nsteps_per_epoch=%llu\n"
+            "rng=stateless: every draw is seeded from (seed, purpose, step); the sampler position is "
+            "the step\n",
+            (unsigned long long)t->step, (unsigned long long)(t->step / t->steps_per_epoch),
+            (unsigned long long)(t->step % t->steps_per_epoch), (unsigned long long)t->opt_t, t->world,
+            t->cfg.seed, mean, std, (unsigned long long)t->total_steps,
+            (unsigned long long)t->steps_per_epoch);
         if (!isnan(t->best))
-            snprintf(state + sl, sizeof state - (size_t)sl, "best=%.17g\nbest_step=%llu\nbest_metric=%s\n", t->best,
-                     (unsigned long long)t->best_step, config_enum_name("eval", "metric", t->cfg.eval_metric));
+            snprintf(state + sl, sizeof state - (size_t)sl, "best=%.17g\nbest_step=%llu\nbest_metric=%s\n",
+                     t->best, (unsigned long long)t->best_step,
+                     config_enum_name("eval", "metric", t->cfg.eval_metric));
         CkptWriter *w = ckpt_writer_new();
         ckpt_add(w, "config", t->cfg_text, strlen(t->cfg_text));
         ckpt_add(w, "topology", topo, strlen(topo));
@@ -89,12 +94,15 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
                 unsafe |= !strcmp(key, resume_unsafe[i]);
             for (size_t i = 0; i < sizeof resume_safe / sizeof resume_safe[0]; i++) {
                 size_t sl = strlen(resume_safe[i]);
-                if (resume_safe[i][sl - 1] == '.' ? !strncmp(key, resume_safe[i], sl) : !strcmp(key, resume_safe[i]))
+                if (resume_safe[i][sl - 1] == '.' ? !strncmp(key, resume_safe[i], sl)
+                                                  : !strcmp(key, resume_safe[i]))
                     safe = 1;
             }
-            const char *va = strchr(la, '=') ? strchr(la, '=') + 2 : "", *vb = strchr(lb, '=') ? strchr(lb, '=') + 2 : "";
+            const char *va = strchr(la, '=') ? strchr(la, '=') + 2 : "",
+                       *vb = strchr(lb, '=') ? strchr(lb, '=') + 2 : "";
             if (safe && !unsafe)
-                cl += snprintf(changed + cl, cl < n ? n - cl : 0, "%s%s: %s -> %s", cl ? ", " : "", key, va, vb);
+                cl += snprintf(changed + cl, cl < n ? n - cl : 0, "%s%s: %s -> %s", cl ? ", " : "", key, va,
+                               vb);
             else
                 rl += snprintf(refused + rl, rl < sizeof refused ? sizeof refused - rl : 0, "%s%s: %s -> %s",
                                rl ? ", " : "", key, va, vb);
@@ -167,8 +175,8 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
                     snprintf(lp, sizeof lp, "%s/resume.log", t->cfg.run_dir);
                     FILE *lf = fopen(lp, "a");
                     if (lf) {
-                        fprintf(lf, "resumed from %s at step %llu on %d rank%s; changed: %s\n", path, step, t->world,
-                                t->world > 1 ? "s" : "", changed[0] ? changed : "nothing");
+                        fprintf(lf, "resumed from %s at step %llu on %d rank%s; changed: %s\n", path, step,
+                                t->world, t->world > 1 ? "s" : "", changed[0] ? changed : "nothing");
                         fclose(lf);
                     } else {
                         util_warn("%s: cannot append: %s", lp, strerror(errno));
@@ -206,8 +214,10 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
         }
         if (t->nstate) {
             const float *o = ckpt_get(ck, "optim", &n);
-            if (o && n == t->nstate * sizeof(float)) memcpy(t->opt_state, o, n);
-            else util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
+            if (o && n == t->nstate * sizeof(float))
+                memcpy(t->opt_state, o, n);
+            else
+                util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
         }
         /* The metrics and validation rows so far replace the headers
          * trainer_setup wrote; the best value continues if it measured the

@@ -212,8 +212,11 @@ int train_main(const TrainOptions *o) {
         printf("siamese train: %s, %d rank%s, run dir %s\n", o->config_path, t->world, t->world > 1 ? "s" : "",
                c->run_dir);
         model_describe(&t->model, stdout);
-        printf("  data %s: %llu samples, %u classes, normalisation mean %.4f std %.4f\n", c->data_train,
-               (unsigned long long)ds_meta(t->ds)->count, ds_meta(t->ds)->classes, t->mean, t->std);
+        char mean[32 * NORM_MAX_CHANNELS], std[32 * NORM_MAX_CHANNELS];
+        norm_format(mean, sizeof mean, t->norm.mean, t->norm.channels);
+        norm_format(std, sizeof std, t->norm.std, t->norm.channels);
+        printf("  data %s: %llu samples, %u classes, normalisation mean %s std %s\n", c->data_train,
+               (unsigned long long)ds_meta(t->ds)->count, ds_meta(t->ds)->classes, mean, std);
         printf("  global batch: %d %s (%d images), %llu steps per epoch, %llu steps\n", t->global_items,
                c->sampler.mode == SAMPLER_PK      ? "images"
                : c->sampler.mode == SAMPLER_PAIRS ? "pairs"
@@ -375,7 +378,7 @@ int train_main(const TrainOptions *o) {
             int evaluated = 0;
             if (c->eval_at_end && c->data_test[0]) {
                 watchdog_phase(WD_EVAL);
-                if (eval_run_detail(&t->model, c, t->mean, t->std, c->data_test, c->data_train, &r,
+                if (eval_run_detail(&t->model, c, &t->norm, c->data_test, c->data_train, &r,
                                     c->report ? &detail : NULL, &e)) {
                     util_warn("evaluation failed: %s", e.msg);
                 } else {

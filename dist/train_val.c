@@ -81,7 +81,7 @@ void trainer_val_header(Trainer *t) {
 /* Rank 0: the metrics of the current weights into v (VAL_NMETRICS). */
 static int val_metrics(Trainer *t, double *v, Err *e) {
     const Config *c = &t->cfg;
-    float *E = eval_embed(&t->model, t->val, t->mean, t->std, e);
+    float *E = eval_embed(&t->model, t->val, &t->norm, e);
     if (!E) return -1;
     int N = (int)ds_meta(t->val)->count, ks[1] = {1};
     const int32_t *labels = ds_labels(t->val);

@@ -86,9 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            n == t->nparams * sizeof(float) && t->nparams == t->topo.floats,
                        "params %zu bytes for %zu parameters", n, t->nparams);
             for (size_t i = 0; i < t->nparams; i++) FUZZ_CHECK(isfinite(t->params[i]), "parameter %zu", i);
-            FUZZ_CHECK(t->state.std > 0 && t->state.steps_per_epoch >= 1 &&
-                           t->state.step <= t->state.total_steps,
-                       "state");
+            int std_ok = t->state.norm.channels >= 1 && t->state.norm.channels <= NORM_MAX_CHANNELS;
+            for (int c = 0; std_ok && c < t->state.norm.channels; c++) std_ok = t->state.norm.std[c] > 0;
+            FUZZ_CHECK(std_ok && t->state.steps_per_epoch >= 1 && t->state.step <= t->state.total_steps, "state");
         }
         free(t);
         ckpt_free(c);

@@ -20,10 +20,10 @@ static const char import_usage[] =
     "usage: siamese import --format idx|folder|omniglot --out DB\n"
     "       (siamese import --format mot --help: crops of MOTChallenge ground truth)\n"
     "                      [--images F --labels F | --root DIR]\n"
-    "                      [--resize HxW] [--compress] [--invert]\n"
+    "                      [--resize HxW] [--compress] [--invert] [--color] [--masks DIR]\n"
     "                      [--split-by class|group|sample --test-fraction F --test-out DB] [--seed N]\n"
     "\n"
-    "Builds an LMDB dataset (a directory) from grey-scale images. The output must not\n"
+    "Builds an LMDB dataset (a directory) from images, grey or colour. The output must not\n"
     "exist; it is written under DB.tmp-PID and renamed only when complete. Every\n"
     "sample keeps its source name: its path under --root, or FILE#INDEX for idx\n"
     "(INDEX from 0): see siamese inspect --names.\n"
@@ -31,8 +31,8 @@ static const char import_usage[] =
     "  --format idx        MNIST idx files (plain or .gz): --images F --labels F;\n"
     "                      classes = max label + 1, class names \"0\", \"1\", ...\n"
     "  --format folder     --root DIR with one sub-folder per class (labels in sorted\n"
-    "                      name order, class name = folder name) of PGM (P5/P2), PNG\n"
-    "                      or JPEG images; every other entry is an error (dotfiles skipped)\n"
+    "                      name order, class name = folder name) of PGM/PPM, PNG or\n"
+    "                      JPEG images; every other entry is an error (dotfiles skipped)\n"
     "  --format omniglot   --root DIR laid out alphabet/character/*.png; one class per\n"
     "                      character, named \"Alphabet/characterNN\"\n"
     "  --out DB            dataset to create\n"
@@ -44,6 +44,12 @@ static const char import_usage[] =
     "  --compress          zlib-compress each record (raw deflate + CRC-32)\n"
     "  --invert            store 255 - pixel (pixels are stored as decoded otherwise:\n"
     "                      Omniglot keeps white background 255, ink 0)\n"
+    "  --color             3 channels (R, G, B as decoded; grey images replicated);\n"
+    "                      without it colour becomes grey by BT.601 luma\n"
+    "  --masks DIR         folder: a mask per image from the tree DIR that mirrors\n"
+    "                      --root (ROOT/C/N.jpg -> DIR/C/N.png, or DIR/C/N.jpg); PNG\n"
+    "                      (palette index) or PGM/PPM, 0 background, non-zero object,\n"
+    "                      the image's size; stored 0/1 with each sample\n"
     "  --split-by class    whole classes go to --test-out (round(F x classes)); each\n"
     "                      dataset renumbers its classes 0..n-1, keeping the names\n"
     "  --split-by group    the same with whole groups: a class's group is its name\n"
@@ -73,7 +79,7 @@ static const char pairs_usage[] =
     "has 2 samples or only one class has samples.\n";
 
 static const char inspect_usage[] =
-    "usage: siamese inspect DB [--dump ID --pgm FILE] [--names] [--verify]\n"
+    "usage: siamese inspect DB [--dump ID (--pgm | --ppm | --png) FILE] [--names] [--verify]\n"
     "       siamese inspect CHECKPOINT [--compare OTHER [--tol T]]\n"
     "\n"
     "For a dataset (a directory): prints its meta and the sample count of every class\n"
@@ -81,8 +87,10 @@ static const char inspect_usage[] =
     "sections, config, topology and training state.\n"
     "\n"
     "  --dump ID     read sample ID (validated) ...\n"
-    "  --pgm FILE    ... and write it as an 8-bit PGM (channels, then the mask if\n"
-    "                any, stacked vertically)\n"
+    "  --ppm FILE    ... and write it as a binary PPM (colour; grey replicated)\n"
+    "  --png FILE    ... or a PNG (colour or grey), with the mask (if any) below\n"
+    "  --pgm FILE    ... or an 8-bit PGM (channels stacked vertically, then the mask if\n"
+    "                any; masks are drawn 0 / 255)\n"
     "  --names       list every sample: id, label, name (tab-separated)\n"
     "  --verify      read and validate every sample, name, pair and triplet record\n"
     "  --compare OTHER  (checkpoints) print how far the parameters and optimizer\n"
@@ -145,12 +153,15 @@ int cmd_import(int argc, char **argv) {
             o.compress = 1;
         } else if (!strcmp(argv[i], "--invert")) {
             o.invert = 1;
+        } else if (!strcmp(argv[i], "--color")) {
+            o.color = 1;
         } else if ((m = opt_value(argc, argv, &i, "--format", &format))) {
             if (m < 0) USAGE_FAIL("import", "--format needs a value");
         } else if ((m = opt_value(argc, argv, &i, "--out", &o.out)) ||
                    (m = opt_value(argc, argv, &i, "--images", &o.images)) ||
                    (m = opt_value(argc, argv, &i, "--labels", &o.labels)) ||
                    (m = opt_value(argc, argv, &i, "--root", &o.root)) ||
+                   (m = opt_value(argc, argv, &i, "--masks", &o.masks)) ||
                    (m = opt_value(argc, argv, &i, "--test-out", &o.test_out))) {
             if (m < 0) USAGE_FAIL("import", "%s needs a value", argv[i]);
         } else if ((m = opt_value(argc, argv, &i, "--resize", &v))) {
@@ -196,8 +207,9 @@ int cmd_import(int argc, char **argv) {
         fprintf(stderr, "siamese import: %s\n", e.msg);
         return 1;
     }
-    printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes, 1x%ux%u%s (%.1f s)\n", o.out,
-           r.count[0], r.classes[0], r.height, r.width, o.compress ? ", compressed" : "", now_seconds() - t0);
+    printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes, %ux%ux%u%s%s (%.1f s)\n", o.out,
+           r.count[0], r.classes[0], r.channels, r.height, r.width, o.masks ? ", masks" : "",
+           o.compress ? ", compressed" : "", now_seconds() - t0);
     if (o.split != IMPORT_SPLIT_NONE)
         printf("siamese import: wrote %s: %" PRIu64 " samples, %u classes (test split by %s)\n", o.test_out,
                r.count[1], r.classes[1], import_split_name(o.split));
@@ -293,22 +305,44 @@ static int verify_all(Dataset *ds, Err *e) {
     return rc;
 }
 
-static int dump_one(Dataset *ds, uint64_t id, const char *pgm, Err *e) {
+/* Writes sample id as `kind` ("pgm": the channels stacked vertically;
+ * "ppm" / "png": a colour or grey picture), its mask (if any) below it as
+ * 0 / 255 grey. */
+static int dump_one(Dataset *ds, uint64_t id, const char *kind, const char *path, Err *e) {
     const DsMeta *m = ds_meta(ds);
+    uint32_t C = m->channels, H = m->height, W = m->width, mh = m->has_masks ? H : 0;
+    int pgm = !strcmp(kind, "pgm");
+    if (!pgm && C != 1 && C != 3)
+        return err_set(e, "%s has %u channels: --%s writes 1 or 3; use --pgm (channels stacked)", ds_path(ds),
+                       C, kind);
     DsReader *r;
     if (ds_reader_open(ds, &r, e)) return -1;
-    size_t hw = (size_t)m->height * m->width;
-    uint32_t rows = m->height * (m->channels + (m->has_masks ? 1 : 0));
-    uint8_t *px = xmalloc(hw * (m->channels + 1));
+    size_t hw = (size_t)H * W;
+    uint8_t *px = xmalloc(hw * (C + 1));
     int32_t label;
-    int rc = ds_read(r, id, px, &label, px + hw * m->channels, e);
+    int rc = ds_read(r, id, px, &label, px + hw * C, e);
     ds_reader_close(r);
-    if (!rc) rc = image_write_pgm(pgm, px, rows, m->width, e);
+    for (size_t i = 0; mh && i < hw; i++) px[hw * C + i] = px[hw * C + i] ? 255 : 0;
+    uint32_t oc = pgm ? 1 : !strcmp(kind, "ppm") ? 3 : C, rows = pgm ? H * C + mh : H + mh;
+    uint8_t *img = px;
+    if (!pgm) { /* interleave: picture rows, then the mask rows */
+        img = xmalloc((size_t)rows * W * oc);
+        for (size_t i = 0; i < hw; i++)
+            for (uint32_t c = 0; c < oc; c++) img[i * oc + c] = px[(C == 1 ? 0 : c) * hw + i];
+        for (size_t i = 0; i < (size_t)mh * W; i++)
+            for (uint32_t c = 0; c < oc; c++) img[(hw + i) * oc + c] = px[hw * C + i];
+    }
+    if (!rc)
+        rc = pgm                               ? image_write_pgm(path, img, rows, W, e)
+             : oc == 3 && !strcmp(kind, "ppm") ? image_write_ppm(path, img, rows, W, e)
+                                               : image_write_png(path, img, rows, W, oc, e);
     const char *name = NULL;
     if (!rc && !(rc = ds_load_names(ds, e))) name = ds_sample_name(ds, id);
     if (!rc)
-        printf("wrote %s: sample %" PRIu64 "%s%s, label %d (%s), %ux%u PGM\n", pgm, id, name ? " " : "",
-               name ? name : "", label, ds_class_name(ds, (uint32_t)label), rows, m->width);
+        printf("wrote %s: sample %" PRIu64 "%s%s, label %d (%s), %ux%u %s%s\n", path, id, name ? " " : "",
+               name ? name : "", label, ds_class_name(ds, (uint32_t)label), rows, W, pgm ? "PGM" : kind,
+               mh ? " (mask below, 255 = object)" : "");
+    if (img != px) free(img);
     free(px);
     return rc;
 }
@@ -338,7 +372,7 @@ static int print_names(Dataset *ds, Err *e) {
 }
 
 int cmd_inspect(int argc, char **argv) {
-    const char *db = NULL, *pgm = NULL, *v;
+    const char *db = NULL, *out = NULL, *kind = NULL, *v;
     uint64_t dump = 0;
     int have_dump = 0, verify = 0, list_names = 0;
     for (int i = 1; i < argc; i++)
@@ -361,8 +395,13 @@ int cmd_inspect(int argc, char **argv) {
         } else if ((m = opt_value(argc, argv, &i, "--dump", &v))) {
             if (m < 0 || parse_u64(v, &dump)) USAGE_FAIL("inspect", "--dump needs a sample id");
             have_dump = 1;
-        } else if ((m = opt_value(argc, argv, &i, "--pgm", &pgm))) {
-            if (m < 0) USAGE_FAIL("inspect", "--pgm needs a file name");
+        } else if ((m = opt_value(argc, argv, &i, "--pgm", &v)) ||
+                   (m = opt_value(argc, argv, &i, "--ppm", &v)) ||
+                   (m = opt_value(argc, argv, &i, "--png", &v))) {
+            if (m < 0 || out) USAGE_FAIL("inspect", "give one of --pgm, --ppm or --png with a file name");
+            kind = v == argv[i] ? argv[i - 1] + 2 : argv[i] + 2; /* "--png FILE" or "--png=FILE" */
+            kind = !strncmp(kind, "pgm", 3) ? "pgm" : !strncmp(kind, "ppm", 3) ? "ppm" : "png";
+            out = v;
         } else if (argv[i][0] == '-' || db) {
             USAGE_FAIL("inspect", "unknown argument '%s'", argv[i]);
         } else {
@@ -370,7 +409,7 @@ int cmd_inspect(int argc, char **argv) {
         }
     }
     if (!db) USAGE_FAIL("inspect", "missing the dataset DB or a CHECKPOINT file");
-    if (have_dump != (pgm != NULL)) USAGE_FAIL("inspect", "--dump ID and --pgm FILE go together");
+    if (have_dump != (out != NULL)) USAGE_FAIL("inspect", "--dump ID and --pgm/--ppm/--png FILE go together");
     Err e;
     Dataset *ds;
     if (ds_open(&ds, db, &e)) {
@@ -407,7 +446,7 @@ int cmd_inspect(int argc, char **argv) {
             printf("verified    %" PRIu64 " samples, %" PRIu64 " pairs, %" PRIu64 " triplets: all valid\n",
                    m->count, m->npairs, m->ntriplets);
     }
-    if (!rc && have_dump) rc = dump_one(ds, dump, pgm, &e);
+    if (!rc && have_dump) rc = dump_one(ds, dump, kind, out, &e);
     if (rc) fprintf(stderr, "siamese inspect: %s\n", e.msg);
     ds_close(ds);
     return rc ? 1 : 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../nn/layer.h"
+#include "norm.h"
 
 /* A key of a singleton section; off is into Config. */
 typedef ConfigKey Key;
@@ -34,8 +35,8 @@ static const Key schema[] = {
     {"data", "train", K_STR, C(data_train), 0, 0, "", NULL, "training dataset (LMDB directory made by siamese import)"},
     {"data", "test", K_STR, C(data_test), 0, 0, "", NULL, "test dataset for the evaluation at the end (optional)"},
     {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},
-    {"data", "mean", K_DBL, C(data_mean), 0, 1, "0", NULL, "input normalisation mean of pixel/255; 0 = the training set's"},
-    {"data", "std", K_DBL, C(data_std), 0, 10, "0", NULL, "input normalisation std; 0 = the training set's"},
+    {"data", "mean", K_STR, C(data_mean), 0, 0, "0", NULL, "input normalisation mean of pixel/255 (0..1): one number, or one per channel comma-separated; 0 = the training set's per channel"},
+    {"data", "std", K_STR, C(data_std), 0, 0, "0", NULL, "input normalisation std (0..10, > 0): one number, or one per channel comma-separated; 0 = the training set's per channel"},
     {"data", "on_bad_record", K_ENUM, C(sampler.on_bad), 0, 0, "stop", "stop|skip",
      "a sample record that fails its checks in training: stop (exit 1 naming its key) or skip (warn, and use "
      "a sample of the same class drawn from (seed, step, position) in its place)"},
@@ -703,6 +704,13 @@ int config_validate(const Config *c, Err *e) {
         return err_set(e, "%s: [eval] metric = %s needs [eval] trials > 0", n,
                        config_enum_name("eval", "metric", c->eval_metric));
     if (!c->data_train[0]) return err_set(e, "%s: [data] train is not set: point it at a dataset made by siamese import", n);
+    float v[NORM_MAX_CHANNELS];
+    if (norm_parse_list(c->data_mean, 0, 1, v) < 0)
+        return err_set(e, "%s: [data] mean = '%s': expected 0, a number in 0..1, or up to %d comma-separated", n,
+                       c->data_mean, NORM_MAX_CHANNELS);
+    if (norm_parse_list(c->data_std, 0, 10, v) < 0)
+        return err_set(e, "%s: [data] std = '%s': expected 0, a number in 0..10, or up to %d comma-separated", n,
+                       c->data_std, NORM_MAX_CHANNELS);
     return 0;
 }
 

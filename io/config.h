@@ -36,7 +36,7 @@ typedef struct Config {
     /* [data] */
     char data_train[CFG_PATH], data_test[CFG_PATH];
     char data_shape[CFG_PATH]; /* "CxHxW" or empty */
-    double data_mean, data_std; /* 0: take the training set's meta */
+    char data_mean[CFG_PATH], data_std[CFG_PATH]; /* "0" (the training set's), "v" or "v1,v2,v3" (io/norm.h) */
     /* Each section that configures one module fills that module's own
      * struct, which the module takes as it is. */
     SamplerSpec sampler; /* [sampler] (its seed is [run] seed) */

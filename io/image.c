@@ -88,33 +88,36 @@ static int pgm_number(const uint8_t *d, size_t n, size_t *pos, uint64_t *val) {
 
 static uint8_t scale_to_8(uint64_t v, uint64_t maxval) { return (uint8_t)((v * 255 + maxval / 2) / maxval); }
 
+/* PGM (P5, P2: grey) and PPM (P6, P3: RGB), any maxval. */
 static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
-    int ascii = d[1] == '2';
+    int ascii = d[1] == '2' || d[1] == '3', spp = d[1] == '6' || d[1] == '3' ? 3 : 1;
+    const char *kind = spp == 3 ? "PPM" : "PGM";
     size_t pos = 2;
     uint64_t w, h, maxval;
     if (pgm_number(d, n, &pos, &w) || pgm_number(d, n, &pos, &h) || pgm_number(d, n, &pos, &maxval))
-        return err_set(e, "%s: bad PGM header (expected width, height, maxval)", path);
+        return err_set(e, "%s: bad %s header (expected width, height, maxval)", path, kind);
     if (maxval == 0 || maxval > 65535)
-        return err_set(e, "%s: PGM maxval %llu out of range 1..65535", path, (unsigned long long)maxval);
+        return err_set(e, "%s: %s maxval %llu out of range 1..65535", path, kind, (unsigned long long)maxval);
     if (check_dims(path, w, h, e)) return -1;
-    size_t np = (size_t)(w * h);
-    /* The pixels must be there before room is made for them: P5 needs np
-     * (2np for 16 bits) bytes, P2 at least a digit and a separator each. */
+    size_t np = (size_t)(w * h) * (size_t)spp; /* samples */
+    /* The samples must be there before room is made for them: P5/P6 need np
+     * (2np for 16 bits) bytes, P2/P3 at least a digit and a separator each. */
     size_t have = n - pos, bps = maxval > 255 ? 2 : 1;
     if (ascii ? have / 2 + 1 < np : have < 1 + np * bps)
-        return err_set(e, "%s: PGM truncated: %zu bytes after the header cannot hold %llux%llu pixels", path,
-                       have, (unsigned long long)h, (unsigned long long)w);
+        return err_set(e, "%s: %s truncated: %zu bytes after the header cannot hold %llux%llu pixels", path,
+                       kind, have, (unsigned long long)h, (unsigned long long)w);
     uint8_t *px = xmalloc(np);
     if (ascii) {
         for (size_t i = 0; i < np; i++) {
             uint64_t v;
             if (pgm_number(d, n, &pos, &v)) {
                 free(px);
-                return err_set(e, "%s: P2 PGM truncated or malformed at pixel %zu of %zu", path, i, np);
+                return err_set(e, "%s: ascii %s truncated or malformed at pixel %zu of %zu", path, kind, i,
+                               np);
             }
             if (v > maxval) {
                 free(px);
-                return err_set(e, "%s: P2 PGM pixel %zu is %llu, above maxval %llu", path, i,
+                return err_set(e, "%s: ascii %s pixel %zu is %llu, above maxval %llu", path, kind, i,
                                (unsigned long long)v, (unsigned long long)maxval);
             }
             px[i] = scale_to_8(v, maxval);
@@ -124,40 +127,41 @@ static int load_pgm(Image *img, const char *path, const uint8_t *d, size_t n, in
             free(px);
             return err_set(
                 e,
-                "%s: P2 PGM has %zu bytes of other data after its %zu pixels (a second image, or a "
+                "%s: ascii %s has %zu bytes of other data after its %zu pixels (a second image, or a "
                 "wrong size in the header?)",
-                path, n - rest, np);
+                path, kind, n - rest, np);
         }
     } else {
         if (pos >= n || !is_space(d[pos])) {
             free(px);
-            return err_set(e, "%s: bad PGM header (no whitespace before the pixels)", path);
+            return err_set(e, "%s: bad %s header (no whitespace before the pixels)", path, kind);
         }
         pos++;
         if (n - pos < np * bps) {
             free(px);
-            return err_set(e, "%s: PGM truncated: %zu pixel bytes, expected %zu (%llux%llu)", path, n - pos,
-                           np * bps, (unsigned long long)h, (unsigned long long)w);
+            return err_set(e, "%s: %s truncated: %zu pixel bytes, expected %zu (%llux%llu)", path, kind,
+                           n - pos, np * bps, (unsigned long long)h, (unsigned long long)w);
         }
         if (n - pos > np * bps) {
             free(px);
             return err_set(e,
-                           "%s: PGM has %zu bytes after its %zu pixel bytes (%llux%llu; a second image, or a "
+                           "%s: %s has %zu bytes after its %zu pixel bytes (%llux%llu; a second image, or a "
                            "wrong size in the header?)",
-                           path, n - pos - np * bps, np * bps, (unsigned long long)h, (unsigned long long)w);
+                           path, kind, n - pos - np * bps, np * bps, (unsigned long long)h,
+                           (unsigned long long)w);
         }
         const uint8_t *s = d + pos;
         for (size_t i = 0; i < np; i++) {
             uint64_t v = bps == 2 ? ((uint64_t)s[2 * i] << 8 | s[2 * i + 1]) : s[i];
             if (v > maxval) {
                 free(px);
-                return err_set(e, "%s: PGM pixel %zu is %llu, above maxval %llu", path, i,
+                return err_set(e, "%s: %s pixel %zu is %llu, above maxval %llu", path, kind, i,
                                (unsigned long long)v, (unsigned long long)maxval);
             }
             px[i] = maxval == 255 ? (uint8_t)v : scale_to_8(v, maxval);
         }
     }
-    image_set(img, px, h, w, 1, color);
+    image_set(img, px, h, w, (unsigned)spp, color);
     return 0;
 }
 
@@ -187,6 +191,9 @@ static void png_on_read(png_structp png, png_bytep out, size_t len) {
     s->pos += len;
 }
 
+/* color: 0 grey, 1 RGB, IMAGE_MASK: a 0/1 mask, 1 where the stored value
+ * (palette index, grey level, any colour sample; alpha ignored) is not 0. */
+#define IMAGE_MASK 2
 static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e) {
     PngSource src = {.d = d, .n = n, .pos = 0, .msg = ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
@@ -219,15 +226,22 @@ static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, in
         png_longjmp(png, 1);
     }
     /* Palette -> RGB, grey < 8 bits -> 8 bits (scaled to 0..255), tRNS ->
-     * alpha; 16 -> 8 bits rounded; alpha dropped. Left: grey or RGB, 8-bit. */
-    png_set_expand(png);
-    png_set_scale_16(png);
+     * alpha; 16 -> 8 bits rounded; alpha dropped. Left: grey or RGB, 8-bit.
+     * A mask keeps the stored values: palette indices and grey levels below
+     * 8 bits unpacked to bytes unscaled, 16-bit samples as they are. */
+    if (color == IMAGE_MASK) {
+        png_set_packing(png);
+    } else {
+        png_set_expand(png);
+        png_set_scale_16(png);
+    }
     png_set_strip_alpha(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    unsigned ch = png_get_channels(png, info);
+    unsigned ch = png_get_channels(png, info), bytes = png_get_bit_depth(png, info) == 16 ? 2 : 1;
     size_t rowbytes = png_get_rowbytes(png, info);
-    if ((ch != 1 && ch != 3) || png_get_bit_depth(png, info) != 8 || rowbytes != w * ch) {
+    if ((ch != 1 && ch != 3) || (png_get_bit_depth(png, info) != 8 && bytes != 2 * (color == IMAGE_MASK)) ||
+        rowbytes != w * ch * bytes) {
         snprintf(src.msg, sizeof src.msg, "unexpected layout after conversion (%u channels)", ch);
         png_longjmp(png, 1);
     }
@@ -238,6 +252,16 @@ static int load_png(Image *img, const char *path, const uint8_t *d, size_t n, in
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
+    if (color == IMAGE_MASK) {
+        size_t np = (size_t)(w * h), per = (size_t)ch * bytes;
+        for (size_t i = 0; i < np; i++) {
+            uint8_t nz = 0;
+            for (size_t k = 0; k < per; k++) nz |= buf[i * per + k];
+            buf[i] = nz != 0;
+        }
+        image_set(img, buf, h, w, 1, 0);
+        return 0;
+    }
     image_set(img, buf, h, w, ch, color);
     return 0;
 }
@@ -324,10 +348,11 @@ int image_decode(Image *img, const char *path, const uint8_t *d, size_t n, int c
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n >= 8 && !memcmp(d, png_sig, 8)) return load_png(img, path, d, n, color, e);
     if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) return load_jpeg(img, path, d, n, color, e);
-    if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2') && is_space(d[2]))
+    if (n >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '2' || d[1] == '6' || d[1] == '3') && is_space(d[2]))
         return load_pgm(img, path, d, n, color, e);
-    return err_set(e, "%s: not a PGM (P5/P2), PNG or JPEG image (%zu bytes) — remove it from the folder",
-                   path, n);
+    return err_set(
+        e, "%s: not a PGM/PPM (P5/P2/P6/P3), PNG or JPEG image (%zu bytes) — remove it from the folder", path,
+        n);
 }
 
 int image_load_color(Image *img, const char *path, int color, Err *e) {
@@ -342,6 +367,39 @@ int image_load_color(Image *img, const char *path, int color, Err *e) {
 }
 
 int image_load(Image *img, const char *path, Err *e) { return image_load_color(img, path, 0, e); }
+
+int image_load_mask(Image *img, const char *path, Err *e) {
+    img->pixels = NULL;
+    img->height = img->width = img->channels = 0;
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (file_read_whole(path, IMAGE_MAX_FILE, "a mask", &d, &n, e)) return -1;
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    int rc;
+    if (n >= 8 && !memcmp(d, png_sig, 8)) {
+        rc = load_png(img, path, d, n, IMAGE_MASK, e);
+    } else if (n >= 3 && d[0] == 'P' && strchr("5263", d[1]) && d[1] && is_space(d[2])) {
+        rc = load_pgm(img, path, d, n, 1, e); /* RGB: a colour sample that is not 0 counts */
+        if (rc == 0) {
+            size_t np = (size_t)img->height * img->width;
+            for (size_t i = 0; i < np; i++)
+                img->pixels[i] = (img->pixels[3 * i] | img->pixels[3 * i + 1] | img->pixels[3 * i + 2]) != 0;
+            img->pixels = xrealloc(img->pixels, np ? np : 1);
+            img->channels = 1;
+        }
+    } else {
+        rc = err_set(e, "%s: a mask must be a PNG or PGM/PPM file (lossless; %zu bytes here)", path, n);
+    }
+    free(d);
+    return rc;
+}
+
+void image_planes(uint8_t *dst, const Image *img) {
+    size_t np = (size_t)img->height * img->width;
+    uint32_t C = img->channels;
+    for (uint32_t c = 0; c < C; c++)
+        for (size_t i = 0; i < np; i++) dst[c * np + i] = img->pixels[i * C + c];
+}
 
 /* ---- resize -------------------------------------------------------------- */
 
@@ -416,6 +474,18 @@ int image_write_pgm(const char *path, const uint8_t *pixels, uint32_t h, uint32_
         return err_set(e, "%s: write failed: %s", path, strerror(errno));
     }
     return 0;
+}
+
+int image_write_ppm(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w, Err *e) {
+    char head[64];
+    int k = snprintf(head, sizeof head, "P6\n%u %u\n255\n", w, h);
+    size_t n = (size_t)h * w * 3;
+    uint8_t *buf = xmalloc((size_t)k + n);
+    memcpy(buf, head, (size_t)k);
+    memcpy(buf + k, pixels, n);
+    int rc = atomic_file_write_all(path, buf, (size_t)k + n, e);
+    free(buf);
+    return rc;
 }
 
 /* ---- PNG writing ----------------------------------------------------------- */

@@ -1,15 +1,15 @@
-/* image: decodes one image from a PGM (P5 binary or P2 ascii, any maxval),
- * PNG (libpng: 1/2/4/8/16-bit grey, grey+alpha, RGB, RGBA, palette) or JPEG
- * file (libjpeg-turbo: grey or YCbCr) into 8-bit grey or interleaved RGB
- * pixels, resizes by exact area averaging, and writes 8-bit PGM and PNG. The
- * format is found from the file's magic bytes, not its name. In grey mode
- * colour becomes grey by BT.601 luma; in colour mode grey is replicated to
- * R = G = B. Alpha is dropped (not composited), 16-bit samples are rounded
- * to 8 bits. Pixels are never inverted here. image_overlay_mask draws a mask
- * over an image (the pictures of `siamese segment`). A PGM file holds exactly one
- * image: bytes after its pixels (P2: other than whitespace and comments) are
- * refused, and every number must end at whitespace or a comment ("0x4" is
- * not a pixel). */
+/* image: decodes one image from a PGM or PPM (P5/P6 binary or P2/P3 ascii,
+ * any maxval), PNG (libpng: 1/2/4/8/16-bit grey, grey+alpha, RGB, RGBA,
+ * palette) or JPEG file (libjpeg-turbo: grey or YCbCr) into 8-bit grey or
+ * interleaved RGB pixels, or a 0/1 mask; resizes by exact area averaging, and
+ * writes 8-bit PGM, PPM and PNG. The format is found from the file's magic
+ * bytes, not its name. In grey mode colour becomes grey by BT.601 luma; in
+ * colour mode grey is replicated to R = G = B. Alpha is dropped (not
+ * composited), 16-bit samples are rounded to 8 bits. Pixels are never
+ * inverted here. image_overlay_mask draws a mask over an image (the pictures
+ * of `siamese segment`). A PGM/PPM file holds exactly one image: bytes after
+ * its pixels (P2/P3: other than whitespace and comments) are refused, and
+ * every number must end at whitespace or a comment ("0x4" is not a pixel). */
 #ifndef SIAMESE_IMAGE_H
 #define SIAMESE_IMAGE_H
 
@@ -32,6 +32,11 @@ typedef struct Image {
 int image_load(Image *img, const char *path, Err *e);
 /* The same with color = 1: RGB (channels 3) whatever the file holds. */
 int image_load_color(Image *img, const char *path, int color, Err *e);
+/* Decodes a mask (PNG of any kind, or PGM/PPM) into img (channels 1): 1
+ * where the stored value is not 0 (for palette PNGs the palette index, for
+ * grey the grey level, for colour any colour sample; alpha is ignored), 0
+ * elsewhere. JPEG is refused (lossy). -1 with e naming the file. */
+int image_load_mask(Image *img, const char *path, Err *e);
 /* Decodes n bytes of an image file held in memory; path only names it in
  * errors. What image_load_color does after reading the file. */
 int image_decode(Image *img, const char *path, const uint8_t *d, size_t n, int color, Err *e);
@@ -45,8 +50,14 @@ void image_free(Image *img);
 void image_resize(uint8_t *dst /* (dh, dw) */, uint32_t dh, uint32_t dw, const uint8_t *src /* (sh, sw) */,
                   uint32_t sh, uint32_t sw);
 
+/* The pixels of img as planes: dst (channels, height, width). */
+void image_planes(uint8_t *dst, const Image *img);
+
 /* Writes an 8-bit binary PGM (P5, maxval 255). 0 or -1 with e. */
 int image_write_pgm(const char *path, const uint8_t *pixels /* (h, w) */, uint32_t h, uint32_t w, Err *e);
+
+/* Writes an 8-bit binary PPM (P6) through atomic_file. 0 or -1 with e. */
+int image_write_ppm(const char *path, const uint8_t *pixels /* (h, w, 3) */, uint32_t h, uint32_t w, Err *e);
 
 /* Encodes an 8-bit grey (channels 1) or RGB (channels 3) PNG into *out
  * (malloc'd, *n bytes). 0 or -1 with e. */

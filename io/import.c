@@ -572,6 +572,12 @@ static int check_options(const ImportOptions *o, Err *e) {
     if (o->format != IMPORT_IDX && (!o->root || o->images || o->labels))
         return err_set(e, "--format %s needs --root DIR (and no --images/--labels)",
                        o->format == IMPORT_FOLDER ? "folder" : "omniglot");
+    if (o->masks && o->format != IMPORT_FOLDER)
+        return err_set(e,
+                       "--masks goes with --format folder (an image tree and a mask tree that mirrors it)");
+    struct stat mst;
+    if (o->masks && (stat(o->masks, &mst) != 0 || !S_ISDIR(mst.st_mode)))
+        return err_set(e, "%s: the --masks directory does not exist or is not a directory", o->masks);
     if ((o->resize_h == 0) != (o->resize_w == 0) || o->resize_h > IMAGE_MAX_SIDE ||
         o->resize_w > IMAGE_MAX_SIDE)
         return err_set(e, "--resize %ux%u out of range (HxW, each 1..%d)", o->resize_h, o->resize_w,
@@ -601,14 +607,17 @@ static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
     if (k < 0 || (size_t)k >= cap) return;
     if (o->resize_h) k += snprintf(buf + k, cap - (size_t)k, "; resize %ux%u", o->resize_h, o->resize_w);
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
+    if (k >= 0 && (size_t)k < cap && o->color) k += snprintf(buf + k, cap - (size_t)k, "; colour");
+    if (k >= 0 && (size_t)k < cap && o->masks)
+        k += snprintf(buf + k, cap - (size_t)k, "; masks %s", o->masks);
     if (k >= 0 && (size_t)k < cap && o->split != IMPORT_SPLIT_NONE)
         snprintf(buf + k, cap - (size_t)k, "; %s part of split by %s, test fraction %g, seed %" PRIu64,
                  part ? "test" : "train", import_split_name(o->split), o->test_fraction, o->seed);
 }
 
-/* Decodes sample i into px (h x w before resizing); for folder layouts the
- * caller frees img. */
-static int source_pixels(Source *s, uint64_t i, uint8_t *idxbuf, Image *img, Err *e) {
+/* Decodes sample i into img (h x w before resizing, `color`: RGB); for folder
+ * layouts the caller frees img. */
+static int source_pixels(Source *s, uint64_t i, uint8_t *idxbuf, int color, Image *img, Err *e) {
     if (!s->paths) {
         size_t need = (size_t)s->h * s->w, got;
         if (gz_read(s->gz, idxbuf, need, &got, s->images, e)) return -1;
@@ -619,9 +628,61 @@ static int source_pixels(Source *s, uint64_t i, uint8_t *idxbuf, Image *img, Err
         img->pixels = idxbuf;
         img->height = s->h;
         img->width = s->w;
+        img->channels = 1;
         return 0;
     }
-    return image_load(img, s->paths[i], e);
+    return image_load_color(img, s->paths[i], color, e);
+}
+
+/* Stores the decoded img as C planes of H x W into out (resized, inverted);
+ * planes is scratch that grows to the image's size. */
+static int store_pixels(uint8_t *out, uint32_t C, uint32_t H, uint32_t W, const ImportOptions *o,
+                        const Image *img, uint8_t **planes, const char *path, const char *first, Err *e) {
+    if (!o->resize_h && (img->height != H || img->width != W))
+        return err_set(e,
+                       "%s: image is %ux%u (HxW), expected %ux%u like %s — use --resize HxW or fix the image",
+                       path, img->height, img->width, H, W, first);
+    size_t np = (size_t)img->height * img->width;
+    *planes = xrealloc(*planes, np * C);
+    if (img->channels == C)
+        image_planes(*planes, img);
+    else /* grey idx images in colour: R = G = B */
+        for (uint32_t c = 0; c < C; c++) memcpy(*planes + c * np, img->pixels, np);
+    for (uint32_t c = 0; c < C; c++)
+        image_resize(out + (size_t)c * H * W, H, W, *planes + c * np, img->height, img->width);
+    if (o->invert)
+        for (size_t k = 0; k < (size_t)C * H * W; k++) out[k] = (uint8_t)(255 - out[k]);
+    return 0;
+}
+
+/* The mask of sample `name` (its path under the root, image h x w) into
+ * mask (H x W, 0/1): see import.h. */
+static int load_mask(uint8_t *mask, uint32_t H, uint32_t W, const char *masks, const char *name,
+                     const char *image, uint32_t h, uint32_t w, Err *e) {
+    size_t n = strlen(masks) + strlen(name) + 8;
+    char *p = xmalloc(n), *alt = xmalloc(n);
+    snprintf(alt, n, "%s/%s", masks, name);
+    const char *dot = strrchr(name, '.'), *slash = strrchr(name, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - name) : (int)strlen(name);
+    snprintf(p, n, "%s/%.*s.png", masks, stem, name);
+    struct stat st;
+    const char *path = stat(p, &st) == 0 ? p : stat(alt, &st) == 0 ? alt : NULL;
+    Image m = {0};
+    int rc = 0;
+    if (!path)
+        rc = err_set(e, "%s: no mask for this image: expected %s%s%s%s", image, p,
+                     strcmp(p, alt) ? " (or " : "", strcmp(p, alt) ? alt : "", strcmp(p, alt) ? ")" : "");
+    else if (image_load_mask(&m, path, e))
+        rc = -1;
+    else if (m.height != h || m.width != w)
+        rc = err_set(e, "%s: mask is %ux%u (HxW) but its image %s is %ux%u — masks must match their images",
+                     path, m.height, m.width, image, h, w);
+    else
+        image_resize(mask, H, W, m.pixels, h, w); /* 0/1: an average of at least 1/2 rounds to 1 */
+    image_free(&m);
+    free(p);
+    free(alt);
+    return rc;
 }
 
 int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
@@ -630,7 +691,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     Source s = {0};
     Split sp = {0};
     DsWriter *w[2] = {NULL, NULL};
-    uint8_t *idxbuf = NULL, *out = NULL;
+    uint8_t *idxbuf = NULL, *out = NULL, *planes = NULL, *mask = NULL;
+    uint32_t C = o->color ? 3 : 1;
     Image img = {0};
     int rc = -1;
     if (o->format == IMPORT_IDX ? source_idx(&s, o->images, o->labels, e)
@@ -658,12 +720,12 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             if (sp.relabel[d][c] >= 0) names[sp.relabel[d][c]] = s.names[c];
         char src[256];
         describe(src, sizeof src, o, d);
-        DsWriterSpec spec = {.channels = 1,
+        DsWriterSpec spec = {.channels = C,
                              .height = H,
                              .width = W,
                              .classes = sp.classes[d],
                              .compress = o->compress,
-                             .has_masks = 0,
+                             .has_masks = o->masks != NULL,
                              .source = src,
                              .class_names = names};
         int bad = ds_writer_create(&w[d], d ? o->test_out : o->out, &spec, e);
@@ -671,26 +733,18 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         if (bad) goto done;
     }
     if (!s.paths) idxbuf = xmalloc((size_t)s.h * s.w);
-    out = xmalloc((size_t)H * W);
+    out = xmalloc((size_t)C * H * W);
+    mask = o->masks ? xmalloc((size_t)H * W) : NULL;
     for (uint64_t i = 0; i < s.n; i++) {
-        if (source_pixels(&s, i, idxbuf, &img, e)) goto done;
-        if (o->resize_h) {
-            image_resize(out, H, W, img.pixels, img.height, img.width);
-        } else if (img.height != H || img.width != W) {
-            err_set(e, "%s: image is %ux%u (HxW), expected %ux%u like %s — use --resize HxW or fix the image",
-                    s.paths[i], img.height, img.width, H, W, first);
-            goto done;
-        } else {
-            memcpy(out, img.pixels, (size_t)H * W);
-        }
-        if (s.paths) image_free(&img);
-        if (o->invert)
-            for (size_t k = 0; k < (size_t)H * W; k++) out[k] = (uint8_t)(255 - out[k]);
-        int d = sp.dest[i];
         char nbuf[DS_MAX_NAME + 32];
-        if (ds_writer_add_named(w[d], out, sp.relabel[d][s.labels[i]], NULL,
-                                source_name(&s, i, nbuf, sizeof nbuf), e))
+        const char *name = source_name(&s, i, nbuf, sizeof nbuf), *path = s.paths ? s.paths[i] : s.images;
+        if (source_pixels(&s, i, idxbuf, o->color, &img, e) ||
+            store_pixels(out, C, H, W, o, &img, &planes, path, first, e) ||
+            (mask && load_mask(mask, H, W, o->masks, name, path, img.height, img.width, e)))
             goto done;
+        if (s.paths) image_free(&img);
+        int d = sp.dest[i];
+        if (ds_writer_add_named(w[d], out, sp.relabel[d][s.labels[i]], mask, name, e)) goto done;
     }
     if (!s.paths) {
         char what[96];
@@ -706,6 +760,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     }
     res->height = H;
     res->width = W;
+    res->channels = C;
     rc = 0;
 done:
     if (s.paths) image_free(&img);
@@ -713,6 +768,8 @@ done:
     ds_writer_abort(w[1]);
     free(idxbuf);
     free(out);
+    free(planes);
+    free(mask);
     split_free(&sp);
     source_free(&s);
     return rc;

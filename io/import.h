@@ -2,7 +2,7 @@
  * folder of class folders, or the Omniglot alphabet/character layout, with
  * optional resizing, inversion, and a seeded train/test split. Every input is
  * checked and a failure leaves nothing behind (the writers build in temporary
- * directories). Grey-scale only: every dataset made here has 1 channel.
+ * directories). Grey (1 channel, colour by luma) or, with color, 3 channels.
  *
  * Labels: idx keeps the file's labels (classes = max label + 1, names "0"..);
  * folder and omniglot number the classes 0..n-1 in byte-wise sorted name order
@@ -43,6 +43,8 @@ typedef struct ImportOptions {
     uint32_t resize_h, resize_w; /* 0, 0: keep the source size (all must match) */
     int compress;                /* zlib-compress records */
     int invert;                  /* store 255 - pixel */
+    int color;                   /* 3 channels (R, G, B as decoded; grey replicated), else grey by luma */
+    const char *masks;           /* folder: the mask tree that mirrors root (see import_run), or NULL */
     ImportSplit split;
     double test_fraction; /* in (0, 1) when splitting */
     const char *test_out; /* the test dataset when splitting */
@@ -52,7 +54,7 @@ typedef struct ImportOptions {
 typedef struct ImportResult {
     uint64_t count[2];   /* samples in out, test_out */
     uint32_t classes[2]; /* classes in out, test_out */
-    uint32_t height, width;
+    uint32_t height, width, channels;
 } ImportResult;
 
 /* A whole idx image set in memory (for the synthetic benchmarks). */
@@ -68,7 +70,15 @@ int import_idx_load(IdxSet *s, const char *images, const char *labels, Err *e);
 void import_idx_free(IdxSet *s);
 
 /* Runs one import. 0, or -1 with e naming the file or path at fault and what
- * to do; on failure no dataset and no temporary directory remain. */
+ * to do; on failure no dataset and no temporary directory remain.
+ *
+ * Masks (folder format, `masks` set): the mask of image ROOT/C/N.EXT is
+ * MASKS/C/N.png, or else MASKS/C/N.EXT; PNG (palette PNGs by their index) or
+ * PGM/PPM, 0 background and anything else object (image_load_mask), the
+ * image's size. Stored 0/1 with every sample; --resize resamples a mask by
+ * area averaging and keeps a pixel as object when at least half of what it
+ * covers is (rounded half up). A missing or mis-sized mask is an error
+ * naming both files. */
 int import_run(const ImportOptions *o, ImportResult *res, Err *e);
 
 #endif

@@ -84,9 +84,11 @@ int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const Bat
     b->step_in_epoch = g % spe;
     b->wait_seconds = 0;
     if (sampler_local(s, b->epoch, b->step_in_epoch, rank, world, &b->lb, r, e)) return -1;
-    /* One table per call: the same floats for every path that decodes. */
-    float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - d->mean) / d->std;
+    /* One table per channel and call: the same floats as norm_apply, for
+     * every path that decodes. */
+    ASSERT(d->norm.channels == b->channels);
+    float lut[NORM_MAX_CHANNELS][256];
+    for (int c = 0; c < b->channels; c++) norm_table(lut[c], &d->norm, c);
     size_t img = (size_t)b->channels * b->height * b->width, hw = (size_t)b->height * b->width;
     const AugmentSpec *aug = d->aug && augment_enabled(d->aug) ? d->aug : NULL;
     for (int i = 0; i < b->lb.n_images; i++) {
@@ -102,12 +104,19 @@ int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const Bat
         if (bad && replace_bad(b, s, r, i, g, mdst, e)) return -1;
         float *x = b->x + (size_t)i * img;
         if (!aug) {
-            for (size_t j = 0; j < img; j++) x[j] = lut[b->pixels[j]];
+            for (int c = 0; c < b->channels; c++) {
+                const uint8_t *px = b->pixels + (size_t)c * hw;
+                float *xc = x + (size_t)c * hw;
+                for (size_t j = 0; j < hw; j++) xc[j] = lut[c][px[j]];
+            }
             continue;
         }
         AugmentMap map;
         augment_draw(&map, aug, d->seed, g, (uint64_t)sampler_global_image(&b->lb, i));
-        augment_image(x, b->pixels, lut, &map, (int)aug->fill, b->channels, b->height, b->width);
+        /* one map for every channel, each through its own table */
+        for (int c = 0; c < b->channels; c++)
+            augment_image(x + (size_t)c * hw, b->pixels + (size_t)c * hw, lut[c], &map, (int)aug->fill, 1,
+                          b->height, b->width);
         if (mask) augment_mask(mask, b->mask_src, &map, b->height, b->width);
     }
     return 0;
@@ -178,18 +187,24 @@ static void prefetch_free(Prefetch *p) {
 
 Prefetch *prefetch_start(Dataset *ds, Sampler *s, int rank, int world, const BatchDecode *d,
                          uint64_t first_step, uint64_t end_step, Err *e) {
-    float mean = d->mean, std = d->std;
+    const Norm *norm = &d->norm;
     if (world < 1 || rank < 0 || rank >= world) {
         err_set(e, "prefetch: rank %d of world %d", rank, world);
         return NULL;
     }
-    if (!(std > 0) || !isfinite(std) || !isfinite(mean)) {
-        err_set(e,
-                "prefetch: normalisation mean %g std %g; std must be finite and > 0 "
-                "([data] mean/std or the dataset's meta)",
-                (double)mean, (double)std);
+    if (norm->channels != (int)ds_meta(ds)->channels) {
+        err_set(e, "prefetch: a normalisation of %d channels for %s, which has %u", norm->channels,
+                ds_path(ds), ds_meta(ds)->channels);
         return NULL;
     }
+    for (int c = 0; c < norm->channels; c++)
+        if (!(norm->std[c] > 0) || !isfinite(norm->std[c]) || !isfinite(norm->mean[c])) {
+            err_set(e,
+                    "prefetch: normalisation of channel %d: mean %g std %g; std must be finite and > 0 "
+                    "([data] mean/std or the dataset's meta)",
+                    c, (double)norm->mean[c], (double)norm->std[c]);
+            return NULL;
+        }
     if (first_step > end_step) {
         err_set(e, "prefetch: first step %llu after end step %llu", (unsigned long long)first_step,
                 (unsigned long long)end_step);

@@ -2,8 +2,8 @@
  * batch. A background thread with its own DsReader fills two buffers in
  * turn, so batch g+1 is read while the caller trains on batch g. batch_load
  * is the same work done synchronously (the thread calls it too). Pixels
- * become floats x = (pixel/255 - mean) / std, NCHW, distorted by
- * io/augment when asked. No sampling policy here. */
+ * become floats x = (pixel/255 - mean[c]) / std[c] (norm.h), NCHW,
+ * distorted by io/augment when asked. No sampling policy here. */
 #ifndef SIAMESE_PREFETCH_H
 #define SIAMESE_PREFETCH_H
 
@@ -12,6 +12,7 @@
 #include "../nn/util.h"
 #include "augment.h"
 #include "dataset.h"
+#include "norm.h"
 #include "sampler.h"
 
 /* One decoded local batch. Global step g is (epoch, step_in_epoch) =
@@ -29,11 +30,11 @@ typedef struct Batch {
     uint8_t *mask_src;   /* private: one record's mask before augmentation */
 } Batch;
 
-/* How records become the encoder's input: x = (pixel/255 - mean) / std,
- * after the distortions of aug (NULL, or nothing enabled: none) drawn from
+/* How records become the encoder's input: x = (pixel/255 - mean[c]) /
+ * std[c] for channel c, after the distortions of aug (NULL, or nothing enabled: none) drawn from
  * rng_seed_item(seed, RNG_AUGMENT, g, the image's global batch position). */
 typedef struct BatchDecode {
-    float mean, std;
+    Norm norm; /* per channel */
     const AugmentSpec *aug;
     uint64_t seed;
 } BatchDecode;

@@ -8,30 +8,8 @@
 # trials files and options refused with one line. Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
-S=${SIAMESE:-./siamese}
-T=$(mktemp -d /tmp/siamese-e2e-protocol.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@" >/dev/null 2>"$T/check.err"; then ok; else bad "$what: $(head -c 300 "$T/check.err")"; fi
-}
-# expect_error NAME WANT STATUS CMD...: exit STATUS and one stderr line containing WANT.
-expect_error() {
-  local name=$1 want=$2 status=$3; shift 3
-  "$@" >"$T/stdout" 2>"$T/stderr"
-  local rc=$? n first
-  n=$(wc -l <"$T/stderr")
-  first=$(head -n 1 "$T/stderr")
-  [ -n "${VERBOSE:-}" ] && echo "$name: $first"
-  if [ $rc -eq "$status" ] && [ "$n" -eq 1 ] && [[ "$first" == *"$want"* ]]; then ok; else
-    bad "$name: exit $rc, $n stderr lines, want '$want' in: $first"
-  fi
-}
-[ -x "$S" ] || { echo "e2e_protocol: $S not built"; echo "0 passed, 1 failed"; exit 1; }
-export OPENBLAS_NUM_THREADS=1
+NAME=e2e_protocol
+. tests/lib_e2e.sh
 
 # ---- the tree: characters of one alphabet share a base pattern plus their own ----
 python3 - "$T/root" <<'PY'

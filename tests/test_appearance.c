@@ -45,7 +45,7 @@ static void make_app(CnnAppearance *a, int kind) {
     const Config *c = &a->em.cfg;
     ASSERT(model_build(&a->em.model, &c->model, "test.ini", 1, 10, 12, 256, &e) == 0);
     model_init(&a->em.model, 1, 7);
-    a->em.mean = 0.3f, a->em.std = 0.2f;
+    norm_uniform(&a->em.norm, 1, 0.3f, 0.2f);
     CHECK(cnn_appearance_init(a, "test.ini", &e) == 0, "%s: init: %s", kind_name[kind], e.msg);
     CHECK(a->C == 1 && a->H == 10 && a->W == 12 && a->pairwise == (kind == STACKED) &&
               a->D == (kind == STACKED ? 120 : 8),

@@ -6,7 +6,8 @@
  * step, item) with Koch's ranges and probabilities; and through batch_load
  * and the prefetch thread, rank r of p ranks gets bit for bit the rows of
  * the 1-rank batch, a step loads the same whatever was loaded before
- * (resume), and everything off leaves the plain decode untouched. */
+ * (resume), everything off leaves the plain decode untouched, and each
+ * channel goes through its own normalisation table. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,9 +247,12 @@ static void test_batches(const char *path) {
                        .hflip = 0.5,
                        .crop_pad = 2,
                        .fill = 10};
-    BatchDecode plain = {0.25f, 0.5f, NULL, 9}, dec = {0.25f, 0.5f, &aug, 9};
+    /* a normalisation of its own per channel */
+    BatchDecode plain = {.norm = {.channels = DC, .mean = {0.25f, 0.4f, 0.1f}, .std = {0.5f, 0.3f, 0.2f}},
+                         .seed = 9},
+                dec = plain, offd = plain;
     AugmentSpec off = {.scale_min = 1, .scale_max = 1, .rotate_p = 1};
-    BatchDecode offd = {0.25f, 0.5f, &off, 9};
+    dec.aug = &aug, offd.aug = &off;
     Batch whole, part, again, p0;
     batch_init(&whole, &s, ds, 1);
     batch_init(&part, &s, ds, 3);
@@ -273,6 +277,23 @@ static void test_batches(const char *path) {
     CHECK(slices_ok, "rank r of 3 gets bit for bit its rows of the 1-rank augmented batch");
     CHECK(changed == 4, "augmentation changes every batch (%d of 4)", changed);
     CHECK(off_ok, "a spec with nothing enabled decodes exactly like none");
+    /* Per channel (step 3 in whole): channel c is channel c of the
+     * 3-channel augment_image through channel c's table. */
+    int planes_ok = 1;
+    for (int i = 0; i < whole.lb.n_images; i++) {
+        uint8_t px[DC * DH * DW];
+        float ref[DC * DH * DW], t[256];
+        int32_t label;
+        if (ds_read(r, whole.lb.ids[i], px, &label, NULL, &e)) FATAL("%s", e.msg);
+        AugmentMap map;
+        augment_draw(&map, &aug, 9, 3, (uint64_t)sampler_global_image(&whole.lb, i));
+        for (int c = 0; c < DC; c++) {
+            norm_table(t, &dec.norm, c);
+            augment_image(ref, px, t, &map, (int)aug.fill, DC, DH, DW);
+            planes_ok &= !memcmp(whole.x + i * img + c * DH * DW, ref + c * DH * DW, sizeof(float) * DH * DW);
+        }
+    }
+    CHECK(planes_ok, "per-channel normalisation: each plane as the whole image through that channel's table");
     /* Resume: step 3 loaded fresh equals step 3 loaded after 0..2. */
     if (batch_load(&again, &s, r, 0, 1, &dec, 3, &e)) FATAL("%s", e.msg);
     CHECK(!memcmp(again.x, whole.x, (size_t)whole.lb.n_images * img * sizeof(float)),

@@ -323,7 +323,7 @@ static void test_state(void) {
     TrainState s;
     Err e;
     CHECK(train_state_parse(good, sizeof good - 1, &s, &e) == 0 && s.step == 10 && s.world == 3 &&
-              s.std == 0.5f && s.steps_per_epoch == 4,
+              s.norm.channels == 1 && s.norm.std[0] == 0.5f && s.steps_per_epoch == 4,
           "a good state: %s", e.msg);
     static const struct {
         const char *line, *what;

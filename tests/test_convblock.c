@@ -203,27 +203,28 @@ static void test_fd(void) {
     free(c.in), free(c.w), free(c.b), free(c.out), free(c.Rw), free(c.arg), free(c.ws), free(din), free(dw), free(db);
 }
 
-/* The encoder of a shipped config (fused where the SIMD kernels run, with
- * the layer override `set`) against the same encoder built without fusion
- * (every layer alone; conv2d's im2col path is itself checked against the
- * naive loops in test_layers): embeddings and parameter gradients. */
-static void test_model(const char *path, const char *set, int h, int w, int B, int expect_fused) {
+/* The encoder of a shipped config on C-channel inputs (fused where the SIMD
+ * kernels run, with the layer override `set`) against the same encoder built
+ * without fusion (every layer alone; conv2d's im2col path is itself checked
+ * against the naive loops in test_layers): embeddings and parameter
+ * gradients. */
+static void test_model(const char *path, const char *set, int C, int h, int w, int B, int expect_fused) {
     Config cfg;
     Err e;
     CHECK(config_parse_file(&cfg, path, &e) == 0 && (!set || config_set(&cfg, set, &e) == 0), "%s: %s", path,
           e.msg);
     cfg.model.koch_head = 0;
     Model m, r;
-    CHECK(model_build(&m, &cfg.model, cfg.path, 1, h, w, B, &e) == 0, "build: %s", e.msg);
+    CHECK(model_build(&m, &cfg.model, cfg.path, C, h, w, B, &e) == 0, "build: %s", e.msg);
     cfg.model.no_fusion = 1;
-    CHECK(model_build(&r, &cfg.model, cfg.path, 1, h, w, B, &e) == 0, "build: %s", e.msg);
+    CHECK(model_build(&r, &cfg.model, cfg.path, C, h, w, B, &e) == 0, "build: %s", e.msg);
     int fused = 0, rfused = 0;
     for (int i = 0; i < m.nlayers; i++) fused += m.layers[i].fuse > 0, rfused += r.layers[i].fuse != 0;
     CHECK(fused == (convblock_fast(32) ? expect_fused : 0) && rfused == 0, "%s: %d fused blocks, expected %d",
           path, fused, convblock_fast(32) ? expect_fused : 0);
     model_init(&m, INIT_TORCH, 3);
     memcpy(r.params, m.params, m.nparams * sizeof(float));
-    size_t nx = (size_t)B * h * w, ne = (size_t)B * m.emb_dim;
+    size_t nx = (size_t)B * C * h * w, ne = (size_t)B * m.emb_dim;
     float *x = fixture_rand_floats(&rng, nx, -1, 2), *dE = fixture_rand_floats(&rng, ne, -1, 1);
     memset(m.grads, 0, m.nparams * sizeof(float));
     memset(r.grads, 0, r.nparams * sizeof(float));
@@ -261,9 +262,12 @@ int main(void) {
     test_case(&cases[4], 1);
     test_case(&cases[1], 2);
     test_fd();
-    test_model("configs/fmnist-triplet.ini", NULL, 28, 28, 3, 2);
+    test_model("configs/fmnist-triplet.ini", NULL, 1, 28, 28, 3, 2);
+    /* Colour: the channels-last block cannot take a 3-channel NCHW input, so
+     * the first conv, and the block after it, run unfused (conv2d). */
+    test_model("configs/fmnist-triplet.ini", NULL, 3, 28, 28, 3, 0);
     /* Koch's network on 70x70 (fc1 narrowed): pooling in floor mode (9x9 ->
      * 4x4), a block without pooling (conv4, NCHW into flatten), sigmoid. */
-    test_model("configs/koch-omniglot.ini", "fc1.out=32", 70, 70, 1, 4);
+    test_model("configs/koch-omniglot.ini", "fc1.out=32", 1, 70, 70, 1, 4);
     return test_finish();
 }

@@ -14,6 +14,7 @@
 #include "../io/image.h"
 #include "../io/import.h"
 #include "fixture_files.h"
+#include "fixture_png.h"
 #include "test.h"
 
 enum { N = 300, H = 12, W = 10, K = 7 };
@@ -273,47 +274,9 @@ static void test_splits(void) {
 
 enum { IH = 9, IW = 7 };
 
-typedef struct MemBuf {
-    uint8_t *d;
-    size_t n;
-} MemBuf;
-
-static void mem_write(png_structp png, png_bytep p, size_t n) {
-    MemBuf *m = png_get_io_ptr(png);
-    m->d = xrealloc(m->d, m->n + n);
-    memcpy(m->d + m->n, p, n);
-    m->n += n;
-}
-
-static void mem_flush(png_structp png) { (void)png; }
-
-/* Writes a w x h PNG from packed rows (rowbytes each); libpng encodes into
- * memory, then the file is written in one go. */
-static void write_png_wh(const char *path, int w, int h, int depth, int ctype, int interlace,
-                         const uint8_t *rows, size_t rowbytes, const png_color *pal, int npal) {
-    MemBuf m = {NULL, 0};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    if (setjmp(png_jmpbuf(png))) FATAL("libpng write failed for %s", path);
-    png_set_write_fn(png, &m, mem_write, mem_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (pal) png_set_PLTE(png, info, pal, npal);
-    png_write_info(png, info);
-    png_bytep rp[64];
-    ASSERT(h <= 64);
-    for (int y = 0; y < h; y++) rp[y] = (png_bytep)(rows + (size_t)y * rowbytes);
-    png_set_interlace_handling(png);
-    png_write_image(png, rp);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fixture_write_file(path, m.d, m.n);
-    free(m.d);
-}
-
 static void write_png(const char *path, int depth, int ctype, int interlace, const uint8_t *rows,
                       size_t rowbytes, const png_color *pal, int npal) {
-    write_png_wh(path, IW, IH, depth, ctype, interlace, rows, rowbytes, pal, npal);
+    fixture_write_png(path, IW, IH, depth, ctype, interlace, rows, rowbytes, pal, npal);
 }
 
 static uint8_t luma(int r, int g, int b) { return (uint8_t)((299 * r + 587 * g + 114 * b + 500) / 1000); }
@@ -511,7 +474,7 @@ static void test_omniglot(void) {
                 img[k][y * S + x] = ink ? 0 : 255;
                 if (!ink) rows[2 * y + (x >> 3)] |= (uint8_t)(1 << (7 - (x & 7)));
             }
-        write_png_wh(fixture_path(files[k]), S, S, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0);
+        fixture_write_png(fixture_path(files[k]), S, S, 1, PNG_COLOR_TYPE_GRAY, 0, rows, 2, NULL, 0);
     }
     for (int variant = 0; variant < 3; variant++) { /* plain, --invert, --resize 5x5 */
         char out[32];

@@ -23,6 +23,14 @@
 #define N 40
 #define NCLS 7
 
+/* The same normalisation for every channel and no augmentation, for the
+ * calls below. */
+static const BatchDecode *dec1(float mean, float std) {
+    static BatchDecode d;
+    norm_uniform(&d.norm, C, mean, std);
+    return &d;
+}
+
 static uint8_t pixel(uint32_t id, size_t j) { return (uint8_t)(id * 31 + j * 7 + (j > 20)); }
 static int32_t label_of(uint32_t id) { return (int32_t)(id * 5 % NCLS); }
 
@@ -61,8 +69,10 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
     if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
     DsReader *r;
     if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
-    const float mean = 0.3f, std = 0.7f;
-    BatchDecode dec = {mean, std, NULL, 0};
+    /* Per channel: channel 0 mean 0.3 std 0.7, channel 1 mean 0.1 std 0.45. */
+    const float mean[2] = {0.3f, 0.1f}, std[2] = {0.7f, 0.45f};
+    BatchDecode dec = {.norm = {.channels = C}};
+    for (int c = 0; c < C; c++) dec.norm.mean[c] = mean[c], dec.norm.std[c] = std[c];
     Batch ref;
     batch_init(&ref, &s, ds, world);
     Prefetch *p = prefetch_start(ds, &s, rank, world, &dec, first, end, &e);
@@ -90,7 +100,8 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
         for (size_t i = 0; i < ni; i++) {
             if (b->lb.labels[i] != label_of(b->lb.ids[i])) formula_ok = 0;
             for (size_t j = 0; j < img; j++) {
-                float want = ((float)pixel(b->lb.ids[i], j) / 255.0f - mean) / std;
+                size_t c = j / (H * W);
+                float want = ((float)pixel(b->lb.ids[i], j) / 255.0f - mean[c]) / std[c];
                 if (memcmp(&b->x[i * img + j], &want, sizeof want)) formula_ok = 0;
             }
         }
@@ -99,7 +110,7 @@ static void check_steps(Dataset *ds, SamplerMode mode, int rank, int world, uint
     CHECK(meta_ok, "%s: step, epoch, slice of each batch", what);
     CHECK(ids_ok, "%s: ids, labels, same flags equal batch_load's", what);
     CHECK(x_ok, "%s: floats bit-equal to batch_load's", what);
-    CHECK(formula_ok, "%s: x = (pixel/255 - mean)/std, NCHW, labels right", what);
+    CHECK(formula_ok, "%s: x = (pixel/255 - mean[c])/std[c] per channel, NCHW, labels right", what);
     CHECK(align_ok, "%s: x 64-byte aligned", what);
     CHECK(prefetch_next(p, &e) == NULL && strstr(e.msg, "past the end"), "%s: past end: %s", what, e.msg);
     prefetch_stop(p);
@@ -179,7 +190,7 @@ static void test_corrupt(const char *path) {
     open_pk(path, &ds, &s);
     char key[48];
     snprintf(key, sizeof key, "samples key %u:", bad);
-    Prefetch *p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.5f, 0.25f, NULL, 0}, 0, 6, &e);
+    Prefetch *p = prefetch_start(ds, &s, 0, 1, dec1(0.5f, 0.25f), 0, 6, &e);
     CHECK(p != NULL, "start: %s", e.msg);
     const Batch *b0 = prefetch_next(p, &e), *b1 = prefetch_next(p, &e);
     CHECK(b0 && b1 && b1->step == 1, "steps 0 and 1 load");
@@ -194,9 +205,8 @@ static void test_corrupt(const char *path) {
     DsReader *r;
     if (ds_reader_open(ds, &r, &e)) FATAL("%s", e.msg);
     batch_init(&b, &s, ds, 1);
-    CHECK(batch_load(&b, &s, r, 0, 1, &(BatchDecode){0.5f, 0.25f, NULL, 0}, 2, &e) == -1 &&
-              strstr(e.msg, key),
-          "batch_load: %s", e.msg);
+    CHECK(batch_load(&b, &s, r, 0, 1, dec1(0.5f, 0.25f), 2, &e) == -1 && strstr(e.msg, key), "batch_load: %s",
+          e.msg);
     batch_free(&b);
     ds_reader_close(r);
     sampler_free(&s);
@@ -320,26 +330,24 @@ static void test_stop(Dataset *ds) {
     SamplerSpec spec = {.mode = SAMPLER_PAIRS, .batch = 10, .seed = 1};
     Sampler s;
     if (sampler_init(&s, &spec, ds, &e)) FATAL("%s", e.msg);
-    Prefetch *p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
+    Prefetch *p = prefetch_start(ds, &s, 0, 1, dec1(0.f, 1.f), 0, 10, &e);
     const Batch *a = prefetch_next(p, &e), *b = prefetch_next(p, &e);
     CHECK(a && b && b->step == 1, "two of ten steps");
     usleep(20000); /* let the thread fill step 2 and block on the held slot */
     prefetch_stop(p);
     CHECK(1, "stopped after 2 of 10 steps");
-    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
+    p = prefetch_start(ds, &s, 0, 1, dec1(0.f, 1.f), 0, 10, &e);
     usleep(20000);
     prefetch_stop(p);
-    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 10, &e);
+    p = prefetch_start(ds, &s, 0, 1, dec1(0.f, 1.f), 0, 10, &e);
     prefetch_stop(p); /* possibly mid-load */
     CHECK(1, "stopped before any step");
-    p = prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 1.f, NULL, 0}, 4, 4, &e);
+    p = prefetch_start(ds, &s, 0, 1, dec1(0.f, 1.f), 4, 4, &e);
     CHECK(p && prefetch_next(p, &e) == NULL, "empty range: %s", e.msg);
     prefetch_stop(p);
-    CHECK(prefetch_start(ds, &s, 0, 1, &(BatchDecode){0.f, 0.f, NULL, 0}, 0, 4, &e) == NULL &&
-              strstr(e.msg, "std"),
-          "std 0: %s", e.msg);
-    CHECK(prefetch_start(ds, &s, 0, 11, &(BatchDecode){0.f, 1.f, NULL, 0}, 0, 4, &e) == NULL &&
-              strstr(e.msg, "11 ranks"),
+    CHECK(prefetch_start(ds, &s, 0, 1, dec1(0.f, 0.f), 0, 4, &e) == NULL && strstr(e.msg, "std"), "std 0: %s",
+          e.msg);
+    CHECK(prefetch_start(ds, &s, 0, 11, dec1(0.f, 1.f), 0, 4, &e) == NULL && strstr(e.msg, "11 ranks"),
           "11 ranks for 10 pairs: %s", e.msg);
     sampler_free(&s);
 }

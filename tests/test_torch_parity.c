@@ -119,7 +119,8 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
               t.opt.weight_decay == 5e-4 && !t.opt.nesterov && t.cfg.optim.clip_norm == 0,
           "%s: SGD lr 0.05 momentum 0.9 wd 5e-4 (have lr %g momentum %g wd %g)", cfg_file, t.opt.lr,
           t.opt.momentum, t.opt.weight_decay);
-    CHECK(t.mean == 0.2860f && t.std == 0.3530f, "%s: mean/std %g/%g", cfg_file, t.mean, t.std);
+    CHECK(t.norm.channels == 1 && t.norm.mean[0] == 0.2860f && t.norm.std[0] == 0.3530f, "%s: mean/std %g/%g",
+          cfg_file, t.norm.mean[0], t.norm.std[0]);
     CHECK(t.cfg.init_scheme == INIT_TORCH, "%s: init.scheme = torch", cfg_file);
     if (pk)
         CHECK(t.cfg.loss.type == LOSS_TRIPLET && t.cfg.mining.strategy == MINE_BATCH_ALL &&

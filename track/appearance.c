@@ -1,7 +1,7 @@
 /* appearance: see appearance.h. The frame is decoded with the network's
  * channel count (grey or RGB), each detection cropped to the input size by
- * area averaging (mot_crop) and normalised (x / 255 - mean) / std with the
- * training statistics the checkpoint recorded. */
+ * area averaging (mot_crop) and normalised per channel (norm_apply) with
+ * the training statistics the checkpoint recorded. */
 #include "appearance.h"
 
 #include <math.h>
@@ -49,7 +49,6 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
     a->emb = xcalloc(det->n * (size_t)a->D + 1, sizeof(float));
     uint8_t *crop = xmalloc(per);
     float *x = xmalloc(sizeof(float) * per * APP_MAX_BATCH);
-    float inv = 1.0f / 255.0f, mean = a->em.mean, std = a->em.std;
     int rc = 0;
     for (int32_t f = 1; f <= det->frames && !rc; f++) {
         size_t i0 = det->first[f], i1 = det->first[f + 1];
@@ -65,8 +64,7 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
             int B = (int)MIN((size_t)APP_MAX_BATCH, i1 - i);
             for (int k = 0; k < B; k++) {
                 mot_crop(crop, &img, &det->box[i + k], a->H, a->W);
-                float *xk = x + (size_t)k * per;
-                for (size_t p = 0; p < per; p++) xk[p] = ((float)crop[p] * inv - mean) / std;
+                norm_apply(x + (size_t)k * per, crop, &a->em.norm, (size_t)a->H * a->W);
             }
             /* pairwise networks keep the crops: the pairs are scored later */
             const float *E = a->pairwise ? x : model_embed(&a->em.model, x, B);

@@ -4,7 +4,7 @@
  * frame, then file order, named "SEQUENCE/FRAME/ID" (FRAME six digits; the
  * jittered copies after the first add "/jN"). Scored ground truth only
  * (class 1, non-zero flag, as mot-eval scores), at least --min-visibility
- * visible. Grey, one channel. */
+ * visible. Grey (BT.601 luma), or with --color the frame's R, G, B planes. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
@@ -20,10 +20,10 @@
 static const char usage[] =
     "usage: siamese import --format mot --root DIR [--root DIR ...] --out DB\n"
     "                      [--resize HxW] [--min-visibility V] [--jitter F --copies N]\n"
-    "                      [--seed N] [--compress]\n"
+    "                      [--seed N] [--compress] [--color]\n"
     "\n"
     "Builds an LMDB dataset of the ground-truth boxes of MOTChallenge sequences,\n"
-    "cropped and resized, grey: one class per (sequence, track id), named\n"
+    "cropped and resized, grey or colour: one class per (sequence, track id), named\n"
     "SEQUENCE/ID, so the samplers draw PK batches across frames or pairs; each sample\n"
     "is named SEQUENCE/FRAME/ID (FRAME six digits; jittered copies add /jN). Only\n"
     "boxes MOTChallenge scores are taken (class 1 with a non-zero flag).\n"
@@ -39,6 +39,8 @@ static const char usage[] =
     "  --copies N           crops per box (default 1; more with --jitter)\n"
     "  --seed N             seed of the jitter (default 1)\n"
     "  --compress           zlib-compress each record\n"
+    "  --color              3 channels (R, G, B as decoded; grey frames replicated);\n"
+    "                       without it colour becomes grey by BT.601 luma\n"
     "  --help               this text\n";
 
 typedef struct SeqList {
@@ -108,7 +110,7 @@ int cmd_import_mot(int argc, char **argv) {
     const char *out = NULL;
     uint32_t rh = 32, rw = 32;
     double min_vis = 0, jitter = 0;
-    int compress = 0;
+    int compress = 0, color = 0;
     long copies = 1;
     uint64_t seed = 1;
     SeqList seqs = {0};
@@ -125,6 +127,10 @@ int cmd_import_mot(int argc, char **argv) {
         }
         if (!strcmp(a, "--compress")) {
             compress = 1;
+            continue;
+        }
+        if (!strcmp(a, "--color")) {
+            color = 1;
             continue;
         }
         if (!v) {
@@ -221,7 +227,7 @@ int cmd_import_mot(int argc, char **argv) {
         ok = !err_set(&e, "no ground-truth box to crop (class 1, flag 1, visibility >= %g)", min_vis);
     DsWriter *w = NULL;
     if (ok) {
-        DsWriterSpec spec = {.channels = 1,
+        DsWriterSpec spec = {.channels = color ? 3 : 1,
                              .height = rh,
                              .width = rw,
                              .classes = classes,
@@ -233,7 +239,7 @@ int cmd_import_mot(int argc, char **argv) {
     /* pass 2: crops, frame by frame */
     Rng rng;
     rng_seed(&rng, seed, RNG_SYNTH, 100);
-    uint8_t *crop = xmalloc((size_t)rh * rw);
+    uint8_t *crop = xmalloc((size_t)(color ? 3 : 1) * rh * rw);
     for (int s = 0; s < seqs.n && ok; s++) {
         for (int32_t f = 1; f <= gt[s].frames && ok; f++) {
             size_t i0 = gt[s].first[f], i1 = gt[s].first[f + 1];
@@ -243,7 +249,7 @@ int cmd_import_mot(int argc, char **argv) {
             char path[4200];
             mot_frame_path(&sq[s], f, path, sizeof path);
             Image img;
-            if (image_load(&img, path, &e)) {
+            if (image_load_color(&img, path, color, &e)) {
                 ok = 0;
                 break;
             }
@@ -279,8 +285,9 @@ int cmd_import_mot(int argc, char **argv) {
     }
     if (ok)
         printf("siamese import: wrote %s: %" PRIu64
-               " samples, %u classes from %d sequences, 1x%ux%u%s (%.1f s)\n",
-               out, samples, classes, seqs.n, rh, rw, compress ? ", compressed" : "", now_seconds() - t0);
+               " samples, %u classes from %d sequences, %dx%ux%u%s (%.1f s)\n",
+               out, samples, classes, seqs.n, color ? 3 : 1, rh, rw, compress ? ", compressed" : "",
+               now_seconds() - t0);
     for (int s = 0; s < seqs.n; s++) {
         mot_boxes_free(&gt[s]);
         mot_seq_close(&sq[s]);

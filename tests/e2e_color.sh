@@ -4,8 +4,10 @@
 # tree) imported with --color --masks; inspect's per-channel statistics and
 # its --png / --ppm / --pgm dumps checked byte by byte; a tiny model trained
 # on 3-channel inputs, evaluated, embedded and exported (per-channel
-# normalisation in the checkpoint and the export metadata); missing and
-# mis-sized masks and bad [data] mean lists refused with one line.
+# normalisation in the checkpoint and the export metadata), and trained
+# under mpirun -np 1 and 2 to equal weights; import --format mot --color
+# crops of a hand-made RGB frame byte by byte; missing and mis-sized masks
+# and bad [data] mean lists refused with one line.
 # Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -101,10 +103,44 @@ b = open(sys.argv[1] + "/m.safetensors", "rb").read(); n, = struct.unpack("<Q", 
 assert len(h["__metadata__"]["input_mean"].split(",")) == 3 and len(h["__metadata__"]["input_std"].split(",")) == 3
 assert h["conv1.weight"]["shape"][1] == 3
 PY
+for np in 1 2; do
+  check "3-channel model under mpirun -np $np" mpirun --oversubscribe -np $np $S train configs/tiny.ini \
+    --set run.dir="$T/np$np" --set data.train="$T/tr.lmdb" --set sampler.p=4 --set sampler.k=3 \
+    --set train.steps=6 --set train.eval=0
+done
+check "1 rank and 2 ranks end with the same weights" $S inspect "$T/np1/model.smpi" --compare "$T/np2/model.smpi" \
+  --tol 1e-5
 check "train with one mean for every channel" $S train configs/tiny.ini --set run.dir="$T/run2" \
   --set data.train="$T/tr.lmdb" --set data.mean=0.5 --set data.std=0.25,0.25,0.5 --set sampler.p=4 \
   --set sampler.k=3 --set train.steps=2 --set train.eval=0
 check "... stored per channel" bash -c "$S inspect '$T/run2/model.smpi' | grep -q '^  mean=0.5,0.5,0.5$'"
+
+# ---- import --format mot --color: crops of a hand-made 8x6 RGB frame ----------------
+python3 - "$T" <<'PY'
+import os, struct, sys, zlib
+T = sys.argv[1] + "/seq"
+os.makedirs(T + "/img1"); os.makedirs(T + "/gt")
+open(T + "/seqinfo.ini", "w").write("[Sequence]\nname=hand\nimDir=img1\nframeRate=30\nseqLength=1\n"
+                                    "imWidth=8\nimHeight=6\nimExt=.png\n")
+px = lambda y, x: (10 * x + y, 100 + 20 * y, 250 - 30 * x)
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+rows = [bytes(v for x in range(8) for v in px(y, x)) for y in range(6)]
+open(T + "/img1/000001.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 6, 8, 2, 0, 0, 0))
+  + chunk(b"IDAT", zlib.compress(b"".join(b"\0" + r for r in rows))) + chunk(b"IEND", b""))
+# one box: file x 3, y 2 (1-based) = column 2, row 1; 3 wide, 2 high
+open(T + "/gt/gt.txt", "w").write("1,7,3,2,3,2,1,1,1\n")
+crop = [px(y, x) for y in (1, 2) for x in (2, 3, 4)]
+open(sys.argv[1] + "/crop.ppm", "wb").write(b"P6\n3 2\n255\n" + bytes(v for p in crop for v in p))
+luma = bytes((299 * r + 587 * g + 114 * b + 500) // 1000 for r, g, b in crop)
+open(sys.argv[1] + "/crop.pgm", "wb").write(b"P5\n3 2\n255\n" + luma)
+PY
+check "import --format mot --color" $S import --format mot --root "$T/seq" --out "$T/mot3.lmdb" --resize 2x3 --color
+check "mot --color: 3 channels" bash -c "$S inspect '$T/mot3.lmdb' | grep -Eq '^shape +3x2x3 '"
+check "mot --color: the crop's RGB pixels" bash -c "$S inspect '$T/mot3.lmdb' --dump 0 --ppm '$T/m3.ppm' &&
+  cmp '$T/m3.ppm' '$T/crop.ppm'"
+check "import --format mot (grey)" $S import --format mot --root "$T/seq" --out "$T/mot1.lmdb" --resize 2x3
+check "mot grey: the crop's luma" bash -c "$S inspect '$T/mot1.lmdb' --dump 0 --pgm '$T/m1.pgm' &&
+  cmp '$T/m1.pgm' '$T/crop.pgm'"
 
 # ---- bad input --------------------------------------------------------------------------
 expect_error "two means for three channels" "[data] mean = '0.5,0.4': give 0" 2 \

@@ -3,7 +3,9 @@
  * all / hard pairs / offline pairs, Koch BCE offline / hard pairs, offline
  * triplets, InfoNCE symmetric / one-way, multi-similarity mined / all
  * pairs, and SGD, Nesterov and Adam updates; PK and pair batches with
- * [augment] distortions drawn per global image position), and for two graphs
+ * [augment] distortions drawn per global image position), on 3-channel
+ * inputs (per-channel normalisation from the dataset's statistics, or
+ * given lists, and with augmentation), and for two graphs
  * (batch norm synchronised over ranks with dropout; a two-tower model on
  * pairs with the same, the gradient buckets overlapping backward) the loss
  * of each step equals the 1-rank loss within 1e-6 relative and the weights
@@ -26,32 +28,45 @@
 
 static char dir[256];
 
-static void make_dataset(void) {
+/* Writes dir/name: PER_CLASS images of each class, a class-dependent stripe
+ * plus noise (learnable, with overlap). C = 3 gives each channel its own
+ * level and contrast (R the grey image, G its negative, B dim), so the
+ * per-channel means and stds differ. labels gets the sample labels. */
+static void write_stripes(const char *name, int C, uint64_t seed, char *path, int32_t *labels) {
     Err e;
-    snprintf(dir, sizeof dir, "/tmp/siamese-equiv-XXXXXX");
-    if (!mkdtemp(dir)) FATAL("mkdtemp failed");
-    char path[300];
-    snprintf(path, sizeof path, "%s/data.lmdb", dir);
-    DsWriterSpec spec = {1, SIDE, SIDE, CLASSES, 0, 0, "equivalence test", NULL};
+    snprintf(path, 300, "%s/%s", dir, name);
+    DsWriterSpec spec = {(uint32_t)C, SIDE, SIDE, CLASSES, 0, 0, "equivalence test", NULL};
     DsWriter *w;
     if (ds_writer_create(&w, path, &spec, &e)) FATAL("%s", e.msg);
     Rng r;
-    rng_seed(&r, 5, RNG_TEST, 0);
-    uint8_t px[SIDE * SIDE];
-    int32_t labels[CLASSES * PER_CLASS];
+    rng_seed(&r, seed, RNG_TEST, 0);
+    uint8_t px[3 * SIDE * SIDE];
     int n = 0;
     for (int i = 0; i < PER_CLASS; i++)
         for (int c = 0; c < CLASSES; c++) {
-            /* A class-dependent stripe plus noise: learnable, with overlap. */
             for (int p = 0; p < SIDE * SIDE; p++) {
                 int on = (p % SIDE + p / SIDE * (c % 3)) % (c + 2) == 0;
                 double v = 60 + 120 * on + 60 * rng_normal(&r);
                 px[p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                if (C == 3) {
+                    px[SIDE * SIDE + p] = (uint8_t)(255 - px[p]);
+                    px[2 * SIDE * SIDE + p] = (uint8_t)(10 + px[p] / 8 + 4 * rng_uniform(&r));
+                }
             }
             labels[n++] = c;
             if (ds_writer_add(w, px, c, NULL, &e)) FATAL("%s", e.msg);
         }
     if (ds_writer_finish(w, &e)) FATAL("%s", e.msg);
+}
+
+static void make_dataset(void) {
+    Err e;
+    snprintf(dir, sizeof dir, "/tmp/siamese-equiv-XXXXXX");
+    if (!mkdtemp(dir)) FATAL("mkdtemp failed");
+    char path[300];
+    int32_t labels[CLASSES * PER_CLASS], n = CLASSES * PER_CLASS;
+    write_stripes("rgb.lmdb", 3, 6, path, labels);
+    write_stripes("data.lmdb", 1, 5, path, labels);
     uint32_t a[300], b[300], t[900];
     uint8_t same[300];
     if (pairgen_pairs(a, b, same, 300, labels, (uint64_t)n, CLASSES, 7, &e)) FATAL("%s", e.msg);
@@ -64,59 +79,87 @@ typedef struct Recipe {
     const char *name;
     const char *sets[8];
     const char *config; /* NULL: configs/tiny.ini */
+    const char *data;   /* the training set in dir; NULL: data.lmdb */
 } Recipe;
 
 static const Recipe recipes[] = {
-    {"triplet batch_hard", {"mining.strategy=batch_hard"}, NULL},
-    {"triplet semi_hard", {"mining.strategy=semi_hard"}, NULL},
-    {"triplet batch_all", {"mining.strategy=batch_all"}, NULL},
+    {"triplet batch_hard", {"mining.strategy=batch_hard"}, NULL, NULL},
+    {"triplet semi_hard", {"mining.strategy=semi_hard"}, NULL, NULL},
+    {"triplet batch_all", {"mining.strategy=batch_all"}, NULL, NULL},
     {"triplet soft batch_all + nesterov",
      {"mining.strategy=batch_all", "loss.soft=1", "optim.nesterov=1"},
+     NULL,
      NULL},
     {"contrastive all pairs + adam",
      {"loss.type=contrastive", "loss.margin=1", "mining.strategy=none", "optim.type=adam", "optim.lr=0.01"},
+     NULL,
      NULL},
     {"contrastive hard_pairs",
      {"loss.type=contrastive", "loss.margin=1", "mining.strategy=hard_pairs"},
+     NULL,
      NULL},
     {"contrastive offline pairs",
      {"sampler.mode=pairs", "sampler.batch=14", "loss.type=contrastive", "loss.margin=1",
       "mining.strategy=none"},
+     NULL,
      NULL},
     {"koch bce offline pairs",
      {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
       "conv1.l2=0.01"},
+     NULL,
      NULL},
     {"koch bce hard_pairs",
      {"loss.type=bce", "head.type=koch", "mining.strategy=hard_pairs", "optim.type=adamw", "optim.lr=0.01"},
+     NULL,
      NULL},
-    {"offline triplets", {"sampler.mode=triplets", "sampler.batch=10", "mining.strategy=none"}, NULL},
+    {"offline triplets", {"sampler.mode=triplets", "sampler.batch=10", "mining.strategy=none"}, NULL, NULL},
+    {"3-channel input, triplet batch_hard", {"mining.strategy=batch_hard"}, NULL, "rgb.lmdb"},
+    {"3-channel input, given mean and std",
+     {"mining.strategy=batch_all", "data.mean=0.3,0.6,0.1", "data.std=0.25,0.2,0.05"},
+     NULL,
+     "rgb.lmdb"},
     {"koch bce, per-layer momentum ramp",
      {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
       "optim.momentum_epochs=3", "conv1.momentum=0.7", "head.momentum=0.8"},
+     NULL,
      NULL},
     /* Graphs (docs/graph.md): batch norm synchronised over ranks and
      * dropout keyed by global position; a two-tower model on pairs. Small
      * buckets, so that several start while backward still runs. */
-    {"batch norm + dropout (graph)", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/bn.ini"},
+    {"batch norm + dropout (graph)", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/bn.ini", NULL},
     {"two-tower pairs, bn + dropout (graph)",
      {"dist.bucket_kfloats=1"},
-     "tests/fixtures/graph/two-tower.ini"},
-    {"infonce symmetric", {"loss.type=infonce", "mining.strategy=none", "loss.temperature=0.1"}, NULL},
-    {"infonce one-way + adam",
-     {"loss.type=infonce", "mining.strategy=none", "loss.symmetric=0", "loss.temperature=0.5", "optim.type=adam",
-      "optim.lr=0.01"},
+     "tests/fixtures/graph/two-tower.ini",
      NULL},
-    {"multi_similarity mined", {"loss.type=multi_similarity", "mining.strategy=multi_similarity"}, NULL},
-    {"multi_similarity all pairs", {"loss.type=multi_similarity", "mining.strategy=none", "loss.beta=10"}, NULL},
+    {"infonce symmetric", {"loss.type=infonce", "mining.strategy=none", "loss.temperature=0.1"}, NULL, NULL},
+    {"infonce one-way + adam",
+     {"loss.type=infonce", "mining.strategy=none", "loss.symmetric=0", "loss.temperature=0.5",
+      "optim.type=adam", "optim.lr=0.01"},
+     NULL,
+     NULL},
+    {"multi_similarity mined",
+     {"loss.type=multi_similarity", "mining.strategy=multi_similarity"},
+     NULL,
+     NULL},
+    {"multi_similarity all pairs",
+     {"loss.type=multi_similarity", "mining.strategy=none", "loss.beta=10"},
+     NULL,
+     NULL},
     {"batch_all + every augmentation",
      {"augment.rotate=10", "augment.rotate_p=0.5", "augment.shear=0.3", "augment.scale_min=0.8",
       "augment.scale_max=1.2", "augment.translate=2", "augment.hflip=0.5", "augment.crop_pad=2"},
+     NULL,
      NULL},
     {"koch bce offline pairs + augmentation",
      {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
       "augment.rotate=10", "augment.translate=2", "augment.fill=40"},
+     NULL,
      NULL},
+    {"3-channel input + augmentation",
+     {"mining.strategy=batch_all", "augment.rotate=10", "augment.translate=2", "augment.hflip=0.5",
+      "augment.fill=40"},
+     NULL,
+     "rgb.lmdb"},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
@@ -131,7 +174,7 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     Err e;
     if (config_parse_file(&c, rc->config ? rc->config : "configs/tiny.ini", &e)) FATAL("%s", e.msg);
     char data[320];
-    snprintf(data, sizeof data, "data.train=%s/data.lmdb", dir);
+    snprintf(data, sizeof data, "data.train=%s/%s", dir, rc->data ? rc->data : "data.lmdb");
     const char *base[] = {data, "data.test=", "sampler.p=4", "sampler.k=6", "optim.lr=0.1", "run.seed=11"};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         if (config_set(&c, base[i], &e)) FATAL("%s", e.msg);
@@ -141,6 +184,8 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     if (config_validate(&c, &e)) FATAL("%s: %s", rc->name, e.msg);
     return config_to_text(&c);
 }
+
+static Norm last_norm; /* the input normalisation of the last run */
 
 /* Runs STEPS steps; losses (STEPS) and the final weights, then buffers
  * (returned; *nparams floats in all). *overlap: the fewest gradient buckets
@@ -163,6 +208,7 @@ static float *run(const char *text, double *losses, size_t *nparams, size_t *ove
     }
     ds_reader_close(r);
     batch_free(&b);
+    last_norm = t.norm;
     *nparams = t.model.nparams + t.model.nbuffers;
     float *w = xmalloc(*nparams * sizeof(float));
     memcpy(w, t.model.params, t.model.nparams * sizeof(float));
@@ -197,6 +243,10 @@ int main(int argc, char **argv) {
             dist_test_solo(0);
         }
         float *w = run(text, loss, &n2, &overlap);
+        if (recipes[k].data)
+            CHECK(last_norm.channels == 3 && last_norm.mean[0] != last_norm.mean[1] &&
+                      last_norm.std[1] != last_norm.std[2],
+                  "%s: a mean and std per channel (%d channels)", recipes[k].name, last_norm.channels);
         if (recipes[k].config && world > 1)
             CHECK(overlap >= 2, "%s, %d ranks: only %zu gradient buckets started during backward",
                   recipes[k].name, world, overlap);

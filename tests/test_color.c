@@ -5,13 +5,16 @@
  * (PNG, PPM, grey replicated, idx) and --masks (the mirrored tree, the .png
  * lookup, majority resampling, missing and mis-sized masks); the per-channel
  * normalisation (lists, the dataset's statistics, checkpoint state) and the
- * [data] mean / std config keys. */
+ * [data] mean / std config keys. Also: PNG of every kind decoded as RGB, the
+ * imported per-channel mean and std against a naive two-pass loop, and
+ * eval_embed of a 3-channel model against one-by-one forwards. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../dist/ckpt_check.h"
+#include "../dist/evaluate.h"
 #include "../io/config.h"
 #include "../io/dataset.h"
 #include "../io/image.h"
@@ -55,6 +58,55 @@ static void test_ppm(void) {
     fixture_write_file(fixture_path("d.ppm"), "P6\n2 1\n255\n\x0a\xc8\x1e\xff", 15);
     CHECK(image_load_color(&img, fixture_path("d.ppm"), 1, &e) == -1 && strstr(e.msg, "d.ppm: PPM truncated"),
           "truncated P6: %s", e.msg);
+}
+
+/* ---- PNG in colour ----------------------------------------------------------------------- */
+
+/* Loads name in colour and compares its interleaved RGB pixels with want. */
+static void expect_rgb(const char *name, const uint8_t *want, uint32_t h, uint32_t w, const char *what) {
+    Image img;
+    Err e;
+    int rc = image_load_color(&img, fixture_path(name), 1, &e);
+    CHECK(rc == 0 && img.channels == 3 && img.height == h && img.width == w &&
+              !memcmp(img.pixels, want, (size_t)h * w * 3),
+          "%s: %s", what, rc ? e.msg : "pixels differ");
+    if (!rc) image_free(&img);
+}
+
+static void test_png_rgb(void) {
+    /* 8-bit RGB, 2x2, two filter-friendly rows. */
+    uint8_t rgb[12] = {10, 20, 30, 40, 50, 60, 255, 0, 128, 1, 2, 3};
+    fixture_write_png(fixture_path("rgb.png"), 2, 2, 8, PNG_COLOR_TYPE_RGB, 0, rgb, 6, NULL, 0);
+    expect_rgb("rgb.png", rgb, 2, 2, "8-bit RGB as stored");
+    /* RGBA: alpha dropped, not composited (a transparent pixel keeps its colour). */
+    uint8_t rgba[8] = {200, 100, 50, 0, 7, 8, 9, 255};
+    fixture_write_png(fixture_path("rgba3.png"), 2, 1, 8, PNG_COLOR_TYPE_RGBA, 0, rgba, 8, NULL, 0);
+    expect_rgb("rgba3.png", (const uint8_t[]){200, 100, 50, 7, 8, 9}, 1, 2, "RGBA: alpha dropped");
+    /* 16-bit RGB: multiples of 257 scale exactly, 257 k -> k. */
+    uint8_t r16[6] = {0xff, 0xff, 0x01, 0x01, 0x80, 0x80}; /* 65535, 257, 32896 */
+    fixture_write_png(fixture_path("rgb16.png"), 1, 1, 16, PNG_COLOR_TYPE_RGB, 0, r16, 6, NULL, 0);
+    expect_rgb("rgb16.png", (const uint8_t[]){255, 1, 128}, 1, 1, "16-bit RGB to 8 bits");
+    /* 4-bit palette: indices 0 1 2 3 give the palette's colours. */
+    png_color pal[4] = {{255, 255, 255}, {0, 0, 0}, {9, 90, 200}, {1, 2, 3}};
+    uint8_t p4[2] = {0x01, 0x23};
+    fixture_write_png(fixture_path("pal4.png"), 4, 1, 4, PNG_COLOR_TYPE_PALETTE, 0, p4, 2, pal, 4);
+    expect_rgb("pal4.png", (const uint8_t[]){255, 255, 255, 0, 0, 0, 9, 90, 200, 1, 2, 3}, 1, 4,
+               "palette PNG: its colours");
+    /* 2-bit grey: 0 1 2 3 scale to 0 85 170 255, replicated to R = G = B. */
+    uint8_t g2[1] = {0x1b};
+    fixture_write_png(fixture_path("g2.png"), 4, 1, 2, PNG_COLOR_TYPE_GRAY, 0, g2, 1, NULL, 0);
+    expect_rgb("g2.png", (const uint8_t[]){0, 0, 0, 85, 85, 85, 170, 170, 170, 255, 255, 255}, 1, 4,
+               "2-bit grey scaled and replicated");
+    /* grey + alpha: the grey replicated, alpha dropped. */
+    uint8_t ga[4] = {33, 0, 66, 255};
+    fixture_write_png(fixture_path("ga3.png"), 2, 1, 8, PNG_COLOR_TYPE_GRAY_ALPHA, 0, ga, 4, NULL, 0);
+    expect_rgb("ga3.png", (const uint8_t[]){33, 33, 33, 66, 66, 66}, 1, 2, "grey + alpha replicated");
+    /* interlaced RGB 8x8: the pixels of the non-interlaced file. */
+    uint8_t il[8 * 24];
+    for (int i = 0; i < 8 * 24; i++) il[i] = (uint8_t)(i * 7 + 3);
+    fixture_write_png(fixture_path("il3.png"), 8, 8, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_ADAM7, il, 24, NULL,
+                      0);
+    expect_rgb("il3.png", il, 8, 8, "interlaced RGB");
 }
 
 /* ---- masks -------------------------------------------------------------------------- */
@@ -180,6 +232,20 @@ static void test_import_color(void) {
     CHECK(read_sample(x.out, 1, px, NULL, &m) == 0 && m->channels == 3 &&
               !memcmp(px, (const uint8_t[]){5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8}, 12),
           "idx --color: three equal planes");
+    /* omniglot in colour: pixel k of drawing d of character n is (37 n + 5 d + k) & 255 in every plane;
+     * sample 0 is drawing 1 of character 1. */
+    const char *groups[1] = {"Greek"};
+    int chars[1] = {2};
+    fixture_omniglot_tree("omni", 1, groups, chars, 2, 2);
+    ImportOptions g = {.format = IMPORT_OMNIGLOT,
+                       .root = fixture_path("omni"),
+                       .out = fixture_path("omni.lmdb"),
+                       .color = 1};
+    CHECK(import(g, &e) == 0, "%s", e.msg);
+    int same = read_sample(g.out, 0, px, NULL, &m) == 0 && m->channels == 3;
+    for (int c = 0; c < 3 && same; c++)
+        for (int k = 0; k < 4; k++) same &= px[c * 4 + k] == ((37 + 5 + k) & 255);
+    CHECK(same, "omniglot --color: the drawing in three equal planes");
     (void)mask;
 }
 
@@ -254,6 +320,132 @@ static void test_import_masks(void) {
           e.msg);
 }
 
+/* ---- per-channel statistics ---------------------------------------------------------------- */
+
+/* Mean and population std of pixel / 255, per channel and over all channels,
+ * by a naive two-pass loop over every sample of the dataset at path; checks
+ * the dataset's meta against them. */
+static void expect_stats(const char *path, const char *what) {
+    Dataset *ds;
+    Err e;
+    ASSERT(ds_open(&ds, path, &e) == 0);
+    const DsMeta *m = ds_meta(ds);
+    uint32_t C = m->channels;
+    size_t plane = (size_t)m->height * m->width, n = (size_t)m->count;
+    uint8_t *all = xmalloc(n * C * plane);
+    DsReader *r;
+    ASSERT(ds_reader_open(ds, &r, &e) == 0);
+    int32_t l;
+    for (size_t i = 0; i < n; i++) ASSERT(ds_read(r, i, all + i * C * plane, &l, NULL, &e) == 0);
+    ds_reader_close(r);
+    double tot_mean = 0, tot_var = 0;
+    for (uint32_t c = 0; c <= C; c++) { /* c = C: every channel at once */
+        double s = 0, q = 0, cnt = 0;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t k = 0; k < C; k++)
+                if (k == c || c == C)
+                    for (size_t p = 0; p < plane; p++) s += all[(i * C + k) * plane + p] / 255.0, cnt++;
+        double mean = s / cnt;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t k = 0; k < C; k++)
+                if (k == c || c == C)
+                    for (size_t p = 0; p < plane; p++) {
+                        double d = all[(i * C + k) * plane + p] / 255.0 - mean;
+                        q += d * d;
+                    }
+        if (c == C) {
+            tot_mean = mean, tot_var = q / cnt;
+            break;
+        }
+        CHECK_CLOSE(m->channel_mean[c], mean, 1e-6, what);
+        CHECK_CLOSE(m->channel_std[c], sqrt(q / cnt), 1e-6, what);
+    }
+    CHECK_CLOSE(m->mean, tot_mean, 1e-6, what);
+    CHECK_CLOSE(m->std, sqrt(tot_var), 1e-6, what);
+    free(all);
+    ds_close(ds);
+}
+
+static void test_channel_stats(void) {
+    /* 3 classes x 5 PPM images of 5x7 with channels of different ranges: R
+     * 0..255, G 100..149, B 0..9 (so a per-channel slip shows). */
+    ASSERT(mkdir(fixture_path("st"), 0755) == 0);
+    uint32_t s = 12345;
+    for (int c = 0; c < 3; c++) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "st/c%d", c);
+        ASSERT(mkdir(fixture_path(dir), 0755) == 0);
+        for (int k = 0; k < 5; k++) {
+            char ppm[11 + 105];
+            memcpy(ppm, "P6\n7 5\n255\n", 11);
+            for (int i = 0; i < 35; i++)
+                for (int ch = 0; ch < 3; ch++) {
+                    s = s * 1103515245u + 12345u;
+                    uint32_t v = s >> 16;
+                    ppm[11 + i * 3 + ch] = (char)(ch == 0 ? v & 255 : ch == 1 ? 100 + v % 50 : v % 10);
+                }
+            char name[64];
+            snprintf(name, sizeof name, "st/c%d/%d.ppm", c, k);
+            fixture_write_file(fixture_path(name), ppm, sizeof ppm);
+        }
+    }
+    Err e;
+    ImportOptions o = {.format = IMPORT_FOLDER,
+                       .root = fixture_path("st"),
+                       .out = fixture_path("st-tr.lmdb"),
+                       .test_out = fixture_path("st-te.lmdb"),
+                       .split = IMPORT_SPLIT_SAMPLE,
+                       .test_fraction = 0.4,
+                       .seed = 5,
+                       .color = 1};
+    CHECK(import(o, &e) == 0, "%s", e.msg);
+    expect_stats(o.out, "training set, per channel against a naive loop");
+    expect_stats(o.test_out, "test set, its own statistics");
+    o.out = fixture_path("st-grey.lmdb");
+    o.test_out = NULL, o.split = IMPORT_SPLIT_NONE, o.color = 0;
+    CHECK(import(o, &e) == 0, "%s", e.msg);
+    expect_stats(o.out, "grey (luma), one channel");
+}
+
+/* eval_embed on a colour dataset: each embedding is the network run on that
+ * sample alone, normalised per channel by a naive loop. */
+static void test_eval_rgb(void) {
+    Config c;
+    Model m;
+    Err e;
+    ASSERT(
+        config_parse_text(&c,
+                          "[data]\ntrain = x\n[conv2d]\nfilters = 3\nsize = 3\n[relu]\n[flatten]\n[linear]\n"
+                          "out = 4\n",
+                          "t.ini", &e) == 0);
+    Dataset *ds;
+    ASSERT(ds_open(&ds, fixture_path("st-tr.lmdb"), &e) == 0);
+    const DsMeta *dm = ds_meta(ds);
+    int C = (int)dm->channels, H = (int)dm->height, W = (int)dm->width, per = C * H * W;
+    ASSERT(C == 3 && model_build(&m, &c.model, "t.ini", C, H, W, 16, &e) == 0);
+    model_init(&m, 1, 9);
+    Norm n = {.channels = 3, .mean = {0.5f, 0.49f, 0.02f}, .std = {0.29f, 0.06f, 0.011f}};
+    float *E = eval_embed(&m, ds, &n, &e);
+    CHECK(E != NULL, "eval_embed: %s", e.msg);
+    DsReader *r;
+    ASSERT(ds_reader_open(ds, &r, &e) == 0);
+    uint8_t *px = xmalloc((size_t)per);
+    float *x = xmalloc(sizeof(float) * (size_t)per), worst = 0;
+    for (uint64_t i = 0; E && i < dm->count; i++) {
+        int32_t l;
+        ASSERT(ds_read(r, i, px, &l, NULL, &e) == 0);
+        for (int k = 0; k < per; k++) x[k] = (px[k] / 255.0f - n.mean[k / (H * W)]) / n.std[k / (H * W)];
+        const float *y = model_embed(&m, x, 1);
+        for (int d = 0; d < m.emb_dim; d++) worst = fmaxf(worst, fabsf(y[d] - E[i * (size_t)m.emb_dim + d]));
+    }
+    CHECK(E && worst < 1e-5f, "eval embeddings of 3-channel samples equal one-by-one forwards (max diff %g)",
+          worst);
+    ds_reader_close(r);
+    free(px), free(x), free(E);
+    model_free(&m);
+    ds_close(ds);
+}
+
 /* ---- normalisation ---------------------------------------------------------------------- */
 
 static void test_norm(void) {
@@ -298,7 +490,8 @@ static void test_norm(void) {
     CHECK(norm_fit(&n, &one, 3, "c", &e) == 0 && n.channels == 3 && n.mean[2] == 0.25f && n.std[1] == 0.5f,
           "a grey checkpoint's single values apply to every channel");
     CHECK(norm_fit(&n, &in3, 3, "c", &e) == 0 && n.mean[1] == 0.2f && n.std[2] == 3.0f, "per channel");
-    CHECK(norm_fit(&n, &in3, 2, "c.smpi", &e) == -1 && strstr(e.msg, "c.smpi: its normalisation has 3 values"),
+    CHECK(norm_fit(&n, &in3, 2, "c.smpi", &e) == -1 &&
+              strstr(e.msg, "c.smpi: its normalisation has 3 values"),
           "3 values for 2 channels: %s", e.msg);
     /* The checkpoint state: lists, as many means as stds, each in range. */
     char st[512];
@@ -309,10 +502,11 @@ static void test_norm(void) {
     CHECK(train_state_parse(st, strlen(st), &ts, &e) == 0 && ts.norm.channels == 3 && ts.norm.std[2] == 3.0f,
           "a state with three channels: %s", e.msg);
     snprintf(st, sizeof st, "%smean=0.1,0.2\nstd=1,2,3\n", head);
-    CHECK(train_state_parse(st, strlen(st), &ts, &e) == -1 && strstr(e.msg, "hold 2 and 3 numbers"), "%s", e.msg);
-    snprintf(st, sizeof st, "%smean=0.1,0.2,0.3\nstd=1,0,3\n", head);
-    CHECK(train_state_parse(st, strlen(st), &ts, &e) == -1 && strstr(e.msg, "state std=1,0,3 is outside"), "%s",
+    CHECK(train_state_parse(st, strlen(st), &ts, &e) == -1 && strstr(e.msg, "hold 2 and 3 numbers"), "%s",
           e.msg);
+    snprintf(st, sizeof st, "%smean=0.1,0.2,0.3\nstd=1,0,3\n", head);
+    CHECK(train_state_parse(st, strlen(st), &ts, &e) == -1 && strstr(e.msg, "state std=1,0,3 is outside"),
+          "%s", e.msg);
     char buf[64];
     const float three[3] = {0.1f, 0.25f, 1.0f / 3};
     norm_format(buf, sizeof buf, three, 3);
@@ -344,9 +538,12 @@ static void test_norm(void) {
 int main(void) {
     fixture_dir_create("color");
     test_ppm();
+    test_png_rgb();
     test_mask_decode();
     test_import_color();
     test_import_masks();
+    test_channel_stats();
+    test_eval_rgb();
     test_norm();
     CHECK(!fixture_leftover_tmp(), "no .tmp-* left in %s", fixture_dir());
     fixture_rm_tree(fixture_dir());

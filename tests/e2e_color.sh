@@ -4,7 +4,9 @@
 # tree) imported with --color --masks; inspect's per-channel statistics and
 # its --png / --ppm / --pgm dumps checked byte by byte; a tiny model trained
 # on 3-channel inputs, evaluated, embedded and exported (per-channel
-# normalisation in the checkpoint and the export metadata), and trained
+# normalisation in the checkpoint and the export metadata; a forward pass in
+# Python over the exported weights, normalised by that metadata, gives the
+# embeddings `siamese embed` wrote), and trained
 # under mpirun -np 1 and 2 to equal weights; import --format mot --color
 # crops of a hand-made RGB frame byte by byte; missing and mis-sized masks
 # and bad [data] mean lists refused with one line.
@@ -110,6 +112,37 @@ for np in 1 2; do
 done
 check "1 rank and 2 ranks end with the same weights" $S inspect "$T/np1/model.smpi" --compare "$T/np2/model.smpi" \
   --tol 1e-5
+check "the export and its normalisation give embed's embeddings (a forward in Python)" python3 - "$T" "$S" <<'PY'
+# tiny.ini: conv 3x3 (4 filters, no padding), relu, maxpool 2, flatten, linear 16, l2norm
+import json, math, struct, subprocess, sys
+T = sys.argv[1]
+b = open(T + "/m.safetensors", "rb").read(); n, = struct.unpack("<Q", b[:8]); h = json.loads(b[8:8 + n])
+def tensor(k):
+    o0, o1 = h[k]["data_offsets"]; d = b[8 + n + o0:8 + n + o1]
+    return list(struct.unpack("<%df" % (len(d) // 4), d)), h[k]["shape"]
+mean = [float(v) for v in h["__metadata__"]["input_mean"].split(",")]
+std = [float(v) for v in h["__metadata__"]["input_std"].split(",")]
+cw, (F, C, K, _) = tensor("conv1.weight"); cb, _ = tensor("conv1.bias")
+lw, (D, I) = tensor("fc1.weight"); lb, _ = tensor("fc1.bias")
+e = open(T + "/emb.emb.npy", "rb").read(); hl, = struct.unpack("<H", e[8:10]); emb = e[10 + hl:]
+worst = 0
+for i in range(3):
+    subprocess.run([sys.argv[2], "inspect", T + "/te.lmdb", "--dump", str(i),
+                    "--ppm", T + "/s.ppm"], check=True, capture_output=True)
+    p = open(T + "/s.ppm", "rb").read()[len(b"P6\n12 24\n255\n"):]
+    x = [[[(p[(y * 12 + xx) * 3 + c] / 255 - mean[c]) / std[c] for xx in range(12)] for y in range(12)] for c in range(3)]
+    S = 12 - K + 1
+    conv = [[[max(0.0, cb[f] + sum(cw[((f * C + c) * K + u) * K + v] * x[c][y + u][xx + v]
+              for c in range(C) for u in range(K) for v in range(K))) for xx in range(S)] for y in range(S)] for f in range(F)]
+    pool = [max(conv[f][2 * y + u][2 * xx + v] for u in (0, 1) for v in (0, 1))
+            for f in range(F) for y in range(S // 2) for xx in range(S // 2)]
+    assert len(pool) == I
+    z = [lb[d] + sum(lw[d * I + k] * pool[k] for k in range(I)) for d in range(D)]
+    norm = math.sqrt(sum(v * v for v in z))
+    want = struct.unpack("<%df" % D, emb[i * D * 4:(i + 1) * D * 4])
+    worst = max(worst, max(abs(v / norm - w) for v, w in zip(z, want)))
+assert worst < 1e-4, worst
+PY
 check "train with one mean for every channel" $S train configs/tiny.ini --set run.dir="$T/run2" \
   --set data.train="$T/tr.lmdb" --set data.mean=0.5 --set data.std=0.25,0.25,0.5 --set sampler.p=4 \
   --set sampler.k=3 --set train.steps=2 --set train.eval=0

@@ -2,7 +2,8 @@
  * computation. A small sequence (PNG frames, up to 300 detections in one
  * frame so the forward passes split) is embedded by cnn_appearance_embed;
  * each embedding must equal the network run on that one detection's crop
- * (mot_crop, normalised by the model's mean and std), and a pair's score
+ * (mot_crop, normalised by the model's mean and std, per channel in a
+ * naive loop for RGB networks on colour frames), and a pair's score
  * must be minus the Euclidean distance (no head), the Koch head's logit
  * (with one), or for an early-fusion network (stacked crops) its logit for
  * that one pair run alone. mot_crop itself against hand-computed averages. */
@@ -38,17 +39,17 @@ static const char *cfg_text(int kind) {
 
 /* An appearance model over a freshly initialised network (what
  * cnn_appearance_open would load from a checkpoint). */
-static void make_app(CnnAppearance *a, int kind) {
+static void make_app(CnnAppearance *a, int kind, int C) {
     memset(a, 0, sizeof *a);
     Err e = {""};
     ASSERT(config_parse_text(&a->em.cfg, cfg_text(kind), "test.ini", &e) == 0);
     const Config *c = &a->em.cfg;
-    ASSERT(model_build(&a->em.model, &c->model, "test.ini", 1, 10, 12, 256, &e) == 0);
+    ASSERT(model_build(&a->em.model, &c->model, "test.ini", C, 10, 12, 256, &e) == 0);
     model_init(&a->em.model, 1, 7);
-    norm_uniform(&a->em.norm, 1, 0.3f, 0.2f);
+    a->em.norm = (Norm){.channels = C, .mean = {0.3f, 0.5f, 0.1f}, .std = {0.2f, 0.4f, 0.05f}};
     CHECK(cnn_appearance_init(a, "test.ini", &e) == 0, "%s: init: %s", kind_name[kind], e.msg);
-    CHECK(a->C == 1 && a->H == 10 && a->W == 12 && a->pairwise == (kind == STACKED) &&
-              a->D == (kind == STACKED ? 120 : 8),
+    CHECK(a->C == C && a->H == 10 && a->W == 12 && a->pairwise == (kind == STACKED) &&
+              a->D == (kind == STACKED ? C * 120 : 8),
           "%s: C %d H %d W %d D %d pairwise %d", kind_name[kind], a->C, a->H, a->W, a->D, a->pairwise);
 }
 
@@ -78,21 +79,21 @@ static void test_crop(void) {
           o3[2]);
 }
 
-static void test_embed(int kind) {
+static void test_embed(int kind, int C) {
     char dir[300];
-    snprintf(dir, sizeof dir, "%s/seq%d", fixture_dir(), kind);
+    snprintf(dir, sizeof dir, "%s/seq%d-%d", fixture_dir(), kind, C);
     mkdir(dir, 0755);
     char p[400];
     snprintf(p, sizeof p, "%s/img1", dir);
     mkdir(p, 0755);
     Rng r;
     rng_seed(&r, 11, RNG_TEST, (uint64_t)kind);
-    static uint8_t frame[48 * 64];
+    static uint8_t frame[48 * 64 * 3];
     for (int f = 1; f <= 2; f++) {
-        for (int i = 0; i < 48 * 64; i++) frame[i] = (uint8_t)rng_below(&r, 256);
+        for (int i = 0; i < 48 * 64 * C; i++) frame[i] = (uint8_t)rng_below(&r, 256);
         snprintf(p, sizeof p, "%s/img1/%06d.png", dir, f);
         Err e = {""};
-        ASSERT(image_write_png(p, frame, 48, 64, 1, &e) == 0);
+        ASSERT(image_write_png(p, frame, 48, 64, (uint32_t)C, &e) == 0);
     }
     /* 300 detections in frame 1 (two forward passes), 5 in frame 2 */
     enum { N = 305 };
@@ -110,25 +111,27 @@ static void test_embed(int kind) {
     MotSeq s = {.dir = dir,
                 .info = {.im_dir = "img1", .im_ext = ".png", .frames = 2, .width = 64, .height = 48}};
     CnnAppearance a;
-    make_app(&a, kind);
+    make_app(&a, kind, C);
     Err e = {""};
     CHECK(cnn_appearance_embed(&a, &s, &det, &e) == 0 && a.n == N && a.frames == 2, "embed: %s", e.msg);
     /* each detection on its own: its embedding, or (pairwise) its crop */
-    static float x[N][120];
+    static float x[N][3 * 120];
+    static uint8_t crop[3 * 120];
     float worst = 0;
-    uint8_t crop[120];
     for (int i = 0; i < N; i++) {
         Image img;
         snprintf(p, sizeof p, "%s/img1/%06d.png", dir, det.box[i].frame);
-        ASSERT(image_load(&img, p, &e) == 0);
+        ASSERT(image_load_color(&img, p, C == 3, &e) == 0 && (int)img.channels == C);
         mot_crop(crop, &img, &det.box[i], 10, 12);
         image_free(&img);
-        for (int k = 0; k < 120; k++) x[i][k] = ((float)crop[k] / 255.0f - 0.3f) / 0.2f;
+        for (int k = 0; k < C * 120; k++)
+            x[i][k] = ((float)crop[k] / 255.0f - a.em.norm.mean[k / 120]) / a.em.norm.std[k / 120];
         const float *E = kind == STACKED ? x[i] : model_embed(&a.em.model, x[i], 1);
         for (int k = 0; k < a.D; k++) worst = fmaxf(worst, fabsf(E[k] - a.emb[(size_t)i * a.D + k]));
     }
-    CHECK(worst < 1e-5f, "%s: embeddings (crops) of the batched frames equal one-by-one ones (max diff %g)",
-          kind_name[kind], worst);
+    CHECK(worst < 1e-5f,
+          "%s, %d channels: embeddings (crops) of the batched frames equal one-by-one ones (max diff %g)",
+          kind_name[kind], C, worst);
     /* scores: 300 pairs (pairwise: three forward passes of up to 128) */
     enum { NP = 300 };
     static int pa[NP], pb[NP];
@@ -144,9 +147,9 @@ static void test_embed(int kind) {
         if (kind == KOCH) {
             want = pairs_koch_logit(u, v, m->params + m->head_w_off, m->params[m->head_b_off], a.D);
         } else if (kind == STACKED) {
-            float two[240]; /* the pair alone: rows [a; b] */
-            memcpy(two, x[pa[k]], sizeof(float) * 120);
-            memcpy(two + 120, x[pb[k]], sizeof(float) * 120);
+            static float two[2 * 3 * 120]; /* the pair alone: rows [a; b] */
+            memcpy(two, x[pa[k]], sizeof(float) * (size_t)a.D);
+            memcpy(two + a.D, x[pb[k]], sizeof(float) * (size_t)a.D);
             want = model_forward(&a.em.model, two, 2)[0];
         } else {
             double d2 = 0;
@@ -157,7 +160,7 @@ static void test_embed(int kind) {
     }
     double tol = kind == STACKED ? 1e-5 : 1e-9; /* batched against one-pair forwards */
     CHECK(bad < tol && (kind != DISTANCE || sc[1] == 0) && (kind != STACKED || a.pairs == NP),
-          "%s: pair scores (max diff %g, %ld pairs counted)", kind_name[kind], bad, a.pairs);
+          "%s, %d channels: pair scores (max diff %g, %ld pairs counted)", kind_name[kind], C, bad, a.pairs);
     /* a missing frame is an error naming it */
     snprintf(p, sizeof p, "%s/img1/000002.png", dir);
     remove(p);
@@ -170,9 +173,11 @@ static void test_embed(int kind) {
 int main(void) {
     fixture_dir_create("appearance");
     test_crop();
-    test_embed(DISTANCE);
-    test_embed(KOCH);
-    test_embed(STACKED);
+    for (int C = 1; C <= 3; C += 2) {
+        test_embed(DISTANCE, C);
+        test_embed(KOCH, C);
+        test_embed(STACKED, C);
+    }
     fixture_rm_tree(fixture_dir());
     return test_finish();
 }

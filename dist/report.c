@@ -190,7 +190,7 @@ static void evaluate_run(ReportRun *r, const ReportOptions *o, int index) {
     }
     /* The threshold comes from training pairs when the training set opens. */
     const char *train = access(m.cfg.data_train, R_OK) == 0 ? m.cfg.data_train : NULL;
-    if (eval_run_detail(&m.model, &m.cfg, m.mean, m.std, data, train, &r->er, &r->ed, &e)) {
+    if (eval_run_detail(&m.model, &m.cfg, &m.norm, data, train, &r->er, &r->ed, &e)) {
         snprintf(r->eval_missing, sizeof r->eval_missing, "evaluation failed: %s", e.msg);
         eval_model_free(&m);
         return;

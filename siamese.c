@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dist/comm.h"
 #include "nn/blas.h"
+#include "nn/parallel.h"
 #include "nn/util.h"
 
 int cmd_import(int argc, char **argv);
@@ -43,7 +45,7 @@ static const struct {
     {"mot-draw", cmd_mot_draw, "draw a frame of a MOTChallenge sequence with boxes and ids (PNG)"},
     {"mot-eval", cmd_mot_eval, "MOTA, MOTP, IDF1, HOTA, ID switches ... of tracking results (MOTChallenge)"},
     {"report", cmd_report, "an HTML report of one run or several: curves, ROC, retrieval, embedding map"},
-    {"version", cmd_version, "print the version and which BLAS kernels run"},
+    {"version", cmd_version, "print the version, which BLAS kernels run and the threads per rank"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -52,17 +54,30 @@ static void usage(FILE *f) {
     for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
 }
 
+/* The threads line is what `siamese train` would use with [run] threads = 0
+ * (under mpirun or srun: per rank, counting the ranks sharing its CPUs). */
 static int cmd_version(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: siamese version\n\nPrints the version and which BLAS kernels run.\n");
+        printf("usage: siamese version\n\nPrints the version, which BLAS kernels run and the threads per rank\n"
+               "siamese train would start with [run] threads = 0.\n");
         return 0;
     }
     if (argc > 1) {
         fprintf(stderr, "siamese version: unexpected argument '%s'; it takes none\n", argv[1]);
         return 2;
     }
-    printf("%s\nBLAS: %s\n", SIAMESE_VERSION, blas_describe());
-    return 0;
+    dist_init(&argc, &argv);
+    char why[64];
+    Err e;
+    int threads = parallel_choose_threads(0, dist_ranks_sharing_cpus(), why, sizeof why, &e);
+    if (threads < 0) {
+        fprintf(stderr, "siamese version: %s\n", e.msg);
+    } else if (dist_rank() == 0) {
+        printf("%s\nBLAS: %s\n", SIAMESE_VERSION, blas_describe());
+        printf("threads: %d per rank (%s); OpenBLAS runs single-threaded inside them\n", threads, why);
+    }
+    dist_finalize();
+    return threads < 0 ? 2 : 0;
 }
 
 int main(int argc, char **argv) {

@@ -10,9 +10,11 @@
  *       windows so that another program can run alone in between
  *   bench_train [options] --profile S             per-layer profile: median
  *       over S steps of each layer's forward and backward, mining, allreduce,
- *       optimizer
+ *       optimizer; with threads, each layer's share of the threads' time
+ *       spent working (nn/parallel's profile: load balance and serial parts)
  * Options: --config PATH, --set section.key=value (repeatable), --batches N
- * (distinct batches cycled, default 4), --warmup N (default 5 steps).
+ * (distinct batches cycled, default 4), --warmup N (default 5 steps). The
+ * threads per rank are the trainer's ([run] threads, SIAMESE_THREADS, ...).
  * Output lines (rank 0): "flops_per_image F" (GEMM work of a training
  * pass), "ready" after the warm-up, "window STEPS SECONDS IMAGES CPU" per
  * window (wall and CPU seconds of the slowest rank), "rss RANK KB"
@@ -26,6 +28,7 @@
 #include "../dist/train.h"
 #include "../nn/blas.h"
 #include "../nn/layer.h"
+#include "../nn/parallel.h"
 
 #define MAX_SETS 32
 
@@ -83,20 +86,22 @@ static double run_steps(Bench *s, int steps, double *cpu) {
 
 static void profile(Bench *s, int steps) {
     Model *m = &s->t.model;
-    int nl = m->nlayers, nphase = 2 * nl + 4;
-    double *prof = xcalloc((size_t)2 * nl, sizeof *prof);
+    int nl = m->nlayers, nphase = 4 * nl + 4, T = s->t.threads;
+    double *prof = xcalloc((size_t)4 * nl, sizeof *prof);
     double *all = xcalloc((size_t)nphase * steps, sizeof *all);
     double *tot = xcalloc((size_t)steps, sizeof *tot);
     m->prof = prof;
+    parallel_profile(1);
+    long runs0 = parallel_runs();
     for (int k = 0; k < steps; k++) {
-        memset(prof, 0, (size_t)2 * nl * sizeof *prof);
+        memset(prof, 0, (size_t)4 * nl * sizeof *prof);
         StepTimes st;
         dist_barrier();
         double t0 = now_seconds();
         trainer_step(&s->t, &s->b[s->k++ % (uint64_t)s->nb], &st);
         tot[k] = now_seconds() - t0;
-        for (int j = 0; j < 2 * nl; j++) all[(size_t)j * steps + k] = prof[j];
-        double *ph = all + (size_t)2 * nl * steps;
+        for (int j = 0; j < 4 * nl; j++) all[(size_t)j * steps + k] = prof[j];
+        double *ph = all + (size_t)4 * nl * steps;
         ph[0 * steps + k] = st.mining;
         ph[1 * steps + k] = st.allreduce;
         ph[2 * steps + k] = st.optimizer;
@@ -105,32 +110,48 @@ static void profile(Bench *s, int steps) {
         for (int j = 0; j < 2 * nl; j++) lay += prof[j];
         ph[3 * steps + k] = st.forward + st.backward - lay;
     }
+    parallel_profile(0);
+    double runs = (double)(parallel_runs() - runs0) / steps;
     m->prof = NULL;
     double fl = train_flops_per_image(m);
     int B = s->b[0].lb.n_images;
     if (s->t.rank == 0) {
-        printf("profile: median of %d steps, rank 0 of %d, %d images per rank\n", steps, s->t.world, B);
-        printf("  %-10s %-8s %10s %10s %9s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s");
+        printf("profile: median of %d steps, rank 0 of %d, %d images per rank, %d thread%s per rank\n", steps,
+               s->t.world, B, T, T > 1 ? "s" : "");
+        printf("  %-10s %-8s %10s %10s %9s %8s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s", "threads");
         double sum = 0;
         for (int i = 0; i < nl; i++) {
             const ModelLayer *L = &m->layers[i];
+            /* work / (T x wall) per step, median over steps (before median()
+             * sorts the per-step columns) */
+            double *use = xcalloc((size_t)steps, sizeof *use);
+            for (int k = 0; k < steps; k++) {
+                double w = all[(size_t)(2 * i) * steps + k] + all[(size_t)(2 * i + 1) * steps + k];
+                double u =
+                    all[(size_t)(2 * nl + 2 * i) * steps + k] + all[(size_t)(2 * nl + 2 * i + 1) * steps + k];
+                use[k] = w > 0 ? u / (T * w) : 0;
+            }
             double f = median(all + (size_t)(2 * i) * steps, steps);
             double b = median(all + (size_t)(2 * i + 1) * steps, steps);
-            char gf[16] = "";
+            double um = median(use, steps);
+            free(use);
+            char gf[16] = "", us[16] = "";
             if (L->flops)
                 snprintf(gf, sizeof gf, "%9.1f", node_train_flops(L) * (B >> L->halved) / (f + b) / 1e9);
-            printf("  %-10s %-8s %10.3f %10.3f %9s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf);
+            if (f + b > 0) snprintf(us, sizeof us, "%7.0f%%", 100 * um);
+            printf("  %-10s %-8s %10.3f %10.3f %9s %8s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf, us);
             sum += f + b;
         }
         const char *names[4] = {"mining", "allreduce", "optimizer", "other"};
         for (int j = 0; j < 4; j++) {
-            double v = median(all + (size_t)(2 * nl + j) * steps, steps);
+            double v = median(all + (size_t)(4 * nl + j) * steps, steps);
             printf("  %-19s %10.3f\n", names[j], v * 1e3);
             sum += v;
         }
         double tm = median(tot, steps);
         printf("  %-19s %10.3f ms (sum of medians %.3f), %.0f img/s per rank, %.1f GFLOP/s\n", "step", tm * 1e3,
                sum * 1e3, B / tm, fl * B / tm / 1e9);
+        if (T > 1) printf("  %-19s %10.0f per step (handed to the pool's workers)\n", "parallel runs", runs);
     }
     free(prof);
     free(all);

@@ -56,7 +56,9 @@ done
 [ "$STEPS" -gt $((WARM + 2)) ] || { echo "scaling.sh: --steps must be > $((WARM + 2))" >&2; exit 2; }
 [ -x "$SIAMESE" ] || { echo "scaling.sh: $SIAMESE not found: run 'make siamese' or set SIAMESE" >&2; exit 2; }
 
-export OPENBLAS_NUM_THREADS=1
+# One thread per rank: these runs measure ranks (bench/perf.sh's hybrid
+# scenario measures threads).
+export OPENBLAS_NUM_THREADS=1 SIAMESE_THREADS=1
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
 # A run replaces the results of an earlier one in OUT (runs.csv used to be
@@ -141,24 +143,8 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 if [ "$KOCH" = 1 ]; then
-  # Synthetic 105x105 data: 20 classes of 10 random images (the content does
-  # not change the work of a dense network).
   KDB="$OUT/koch.lmdb"
-  if [ ! -d "$KDB" ]; then
-    python3 - "$OUT/koch-pgm" <<'EOF'
-import os, random, sys
-random.seed(1)
-for c in range(20):
-    d = os.path.join(sys.argv[1], "c%02d" % c)
-    os.makedirs(d, exist_ok=True)
-    for i in range(10):
-        with open(os.path.join(d, "%02d.pgm" % i), "wb") as f:
-            f.write(b"P5\n105 105\n255\n" + bytes(random.randrange(256) for _ in range(105 * 105)))
-EOF
-    "$SIAMESE" import --format folder --root "$OUT/koch-pgm" --out "$KDB" > /dev/null
-    "$SIAMESE" pairs "$KDB" --pairs 2000 > /dev/null
-    rm -rf "$OUT/koch-pgm"
-  fi
+  SIAMESE=$SIAMESE bench/koch_data.sh "$KDB"
   KO=(configs/koch-omniglot.ini --set "data.train=$KDB" --set data.test= --set "train.steps=$KOCH_STEPS")
   echo "== Koch 105x105 (synthetic): $KOCH_REPS rounds of 1 rank / 2 ranks weak, $KOCH_BATCH pairs per rank, $KOCH_STEPS steps"
   kbind=${BINDS%% *}

@@ -10,6 +10,10 @@ Python 3 standard library only.
   scaling_model.py predict [--measured OUT/measured.json] [options]
       prints the model's tables; without --measured it uses the figures
       measured when the model was written (DEFAULTS below).
+  scaling_model.py hybrid [--measured OUT/measured.json] [options]
+      strong scaling at a fixed global batch (default 4096 images) on nodes
+      of 64 cores: one rank per core against one rank per node with a
+      thread per core (nn/parallel), 8 .. 1024 nodes.
 
 The model (assumptions in docs/scaling.md and in --help):
   T(p) = compute + mining(N = B p) + exchange(p) + exposed allreduce(p)
@@ -37,6 +41,11 @@ DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in bench/
     "shm_latency": 0.81e-6,                # this machine, 2 ranks, 8-byte allreduce
     "shm_bandwidth": 5.70e9,               # bytes/s, bus bandwidth of a 1 MiB allreduce
     "step_cv_1rank": 0.037,                # step-time variation of one rank here (information only)
+    # Threads (bench/perf.sh hybrid scenario; bench_train --profile):
+    "thread_eff": 0.95,                    # 2 threads' rate / the two-core limit (the target until measured)
+    "region_cost": 5e-6,                   # s per parallel run handed to the workers (wake-up + join)
+    "fmnist_regions": 42,                  # parallel runs per step, fmnist-small, 256 images (bench_train --profile)
+    "koch_regions": 55,                    # the same, Koch, 32 images
 }
 
 FMNIST_PARAMS = 330944     # conv1 832 + conv2 51264 + fc1 262400 + fc2 16448
@@ -381,18 +390,23 @@ def step_time(m, p, a, bw, inp, args):
     return {"comp": comp, "mine": mine + pool, "xchg": xchg + scal, "ar": ar, "ar_ovl": ar_ovl, "nb": len(bl)}
 
 
-def cmd_predict(args):
+def model_inputs(args):
+    """DEFAULTS, then measured.json's inputs (--measured), then --set KEY=VALUE."""
     inp = dict(DEFAULTS)
     src = "built-in defaults (measured when the model was written)"
     if args.measured:
-        res = json.load(open(args.measured))
-        inp.update(res["model_inputs"])
+        inp.update(json.load(open(args.measured))["model_inputs"])
         src = args.measured
     for kv in args.set or []:
         k, v = kv.split("=", 1)
         if k not in inp:
             sys.exit("scaling_model: --set %s: unknown input (one of %s)" % (k, ", ".join(sorted(inp))))
         inp[k] = float(v)
+    return inp, src
+
+
+def cmd_predict(args):
+    inp, src = model_inputs(args)
     models = [
         {"name": "fmnist-small, global batch-all mining", "params": FMNIST_PARAMS, "images_per_rank": 256,
          "anchors": 256, "D": 64, "mining": "global", "cpi": "fmnist_compute_per_image",
@@ -474,6 +488,153 @@ def cmd_predict(args):
               100 * (s["mine"] + s["xchg"] + s["ar"]) / t2))
 
 
+# ---- the hybrid layout: one rank per node, a thread per core -------------------------
+
+HYB_NODES = [8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def flat_allreduce(n, p, share, a, bw):
+    """Allreduce of n bytes over p ranks, `share` of them per node on one
+    NIC, with node-contiguous ranks (flat MPI). Ring: one link per node
+    crosses the NIC, 2(p-1) a + 2(p-1)/p n / bw; the logarithmic algorithms
+    (Rabenseifner, recursive doubling) exchange across nodes from every rank
+    at once: the NIC's bandwidth is shared by the node's ranks. The cheapest."""
+    if p == 1:
+        return 0.0
+    ring = 2 * (p - 1) * a + 2 * (p - 1) / p * n / bw
+    return min(ring, allreduce(n, p, a, bw / share, "best"))
+
+
+def flat_allgather(n_total, p, share, a, bw):
+    """The same for an allgather (or reduce-scatter) of n_total bytes."""
+    if p == 1:
+        return 0.0
+    return min((p - 1) * a + (p - 1) / p * n_total / bw, allgather(n_total, p, a, bw / share))
+
+
+def hybrid_step(m, nodes, cores, per_node, a, bw, inp, args):
+    """Seconds per step at a fixed global batch on `nodes` nodes of `cores`
+    cores: per_node = 0 for one rank per core (flat MPI, the node's ranks
+    share its NIC; with args.hier a node-aware MPI reduces inside the node
+    first), 1 for one rank per node with `cores` threads. None when a rank
+    would get less than one item of the batch. Returns (seconds, images per
+    rank, threads used)."""
+    G, item = args.global_batch, m["per_item"]
+    p = nodes if per_node else nodes * cores
+    if G // item < p:
+        return None
+    b = G / p  # images per rank
+    T = cores if per_node else 1
+    t_img, t_opt, P = inp[m["cpi"]], inp[m["opt"]], m["params"]
+    share = 1 if per_node else cores
+    # Image-level parallelism only (conservative: the weight-gradient tiles
+    # and GEMM blocks split further): min(T, b) threads at thread_eff.
+    used = min(T, b) if per_node else 1
+    eff = inp["thread_eff"] if used > 1 else 1.0
+    comp = b * t_img / (used * eff)
+    # Every rank applies the whole update; memory-bound: threads help up to
+    # the node's bandwidth.
+    comp += P * t_opt / (min(T, args.node_bw_cores) if per_node else 1)
+    if per_node:
+        comp += inp["region_cost"] * inp[m["regions"]]
+    mine = xchg = 0.0
+    if m["mining"] != "none":
+        N = G if m["mining"] == "global" else b
+        mine = inp["mining_per_anchor_row"] * b * N
+        if per_node:  # anchor rows in chunks of 8 over the threads
+            mine /= min(T, max(1.0, b / 8)) * eff
+        if m["mining"] == "global" and p > 1:
+            D = m["D"]
+            pool = 2 * N * D * 4 + N * 4  # embeddings and labels in, dE out
+            if per_node or not args.hier:
+                xchg = flat_allgather(pool, p, share, a, bw)
+            else:  # gather to one rank per node, exchange between nodes, share in memory
+                xchg = flat_allgather(pool, nodes, 1, a, bw) + 2 * pool / args.mem_bw
+    scal = 2 * allreduce(40, p, a, bw, "best")  # loss statistics and the stop flag
+    bl = buckets(P, m["bucket"])
+    if per_node or not args.hier:
+        ar = sum(flat_allreduce(4 * n, p, share, a, bw) for n in bl)
+    else:  # node-aware: reduce into one rank per node, allreduce over nodes, broadcast back
+        ar = sum(flat_allreduce(4 * n, nodes, 1, a, bw) for n in bl) + 2 * 4 * P / args.mem_bw
+    return comp + mine + xchg + scal + ar, b, used
+
+
+def hybrid_markdown(models, nets, inp, args):
+    """The tables of docs/scaling.md: per model, step ms and efficiency of a
+    rank per core and of a rank per node, on both networks."""
+    G, cores = args.global_batch, args.cores
+    for m in models:
+        ideal1 = G * inp[m["cpi"]] + m["params"] * inp[m["opt"]]
+        if m["mining"] == "global":
+            ideal1 += inp["mining_per_anchor_row"] * G * G
+        print()
+        print("%s, global batch %d, ms per step (efficiency):" % (m["name"], G))
+        print()
+        print("| nodes | images per rank: per core / per node | " + " | ".join(
+            "%s: rank per core | rank per node | speed-up" % net for net, _, _ in nets) + " |")
+        print("|" + "---:|" * (2 + 3 * len(nets)))
+        for n in HYB_NODES:
+            ideal = ideal1 / (n * cores)
+            cells = []
+            A0 = hybrid_step(m, n, cores, 0, 0, 1, inp, args)
+            B0 = hybrid_step(m, n, cores, 1, 0, 1, inp, args)
+            imgs = "%s / %g" % ("%g" % A0[1] if A0 else "-", B0[1])
+            for net, bw, a in nets:
+                A = hybrid_step(m, n, cores, 0, a, bw, inp, args)
+                B = hybrid_step(m, n, cores, 1, a, bw, inp, args)
+                cells.append(("%.1f (%.1f %%)" % (1e3 * A[0], 100 * ideal / A[0])) if A else "-")
+                cells.append("%.1f (%.1f %%)" % (1e3 * B[0], 100 * ideal / B[0]))
+                cells.append("%.1fx" % (A[0] / B[0]) if A else "-")
+            print("| %d | %s | %s |" % (n, imgs, " | ".join(cells)))
+
+
+def cmd_hybrid(args):
+    inp, src = model_inputs(args)
+    G, cores = args.global_batch, args.cores
+    models = [
+        {"name": "fmnist-small, global batch-all mining", "params": FMNIST_PARAMS, "per_item": 1, "D": 64,
+         "mining": "global", "cpi": "fmnist_compute_per_image", "opt": "fmnist_optimizer_per_param",
+         "regions": "fmnist_regions", "bucket": BUCKET_FLOATS},
+        {"name": "fmnist-small, local mining", "params": FMNIST_PARAMS, "per_item": 1, "D": 64, "mining": "local",
+         "cpi": "fmnist_compute_per_image", "opt": "fmnist_optimizer_per_param", "regions": "fmnist_regions",
+         "bucket": BUCKET_FLOATS},
+        {"name": "Koch 105x105 (pairs)", "params": KOCH_PARAMS, "per_item": 2, "D": 4096, "mining": "none",
+         "cpi": "koch_compute_per_image", "opt": "koch_optimizer_per_param", "regions": "koch_regions",
+         "bucket": BUCKET_FLOATS},
+    ]
+    print("Hybrid layout: fixed global batch %d images, nodes of %d cores; one rank per core (flat MPI%s) against"
+          " one rank per node x %d threads" % (G, cores, ", node-aware" if args.hier else "", cores))
+    print("inputs from %s: thread efficiency %.2f, %.1f us per parallel run, memory-bound update up to %d cores" % (
+        src, inp["thread_eff"], 1e6 * inp["region_cost"], args.node_bw_cores))
+    print("eff = the work of one core (images x fwd+bwd, one update, the mining) / (nodes x cores x step time);"
+          " '-' = fewer items than ranks")
+    nets = [(n, bw * args.link_efficiency, a) for n, bw, a in NETWORKS]
+    if args.markdown:
+        hybrid_markdown(models, nets, inp, args)
+        return
+    rows = []
+    for m in models:
+        ideal1 = G * inp[m["cpi"]] + m["params"] * inp[m["opt"]]
+        if m["mining"] == "global":
+            ideal1 += inp["mining_per_anchor_row"] * G * G
+        for net, bw, a in nets:
+            print()
+            print("%s, %s" % (m["name"], net))
+            print("  %6s | %9s %10s %7s | %9s %7s %10s %7s | %8s" % (
+                "nodes", "img/rank", "step ms", "eff", "img/rank", "threads", "step ms", "eff", "speed-up"))
+            for n in HYB_NODES:
+                ideal = ideal1 / (n * cores)
+                A = hybrid_step(m, n, cores, 0, a, bw, inp, args)
+                B = hybrid_step(m, n, cores, 1, a, bw, inp, args)
+                ca = ("%9.2f %10.2f %6.1f%%" % (A[1], 1e3 * A[0], 100 * ideal / A[0])) if A else "%9s %10s %7s" % (
+                    "-", "-", "-")
+                cb = ("%9.1f %7.0f %10.2f %6.1f%%" % (B[1], B[2], 1e3 * B[0], 100 * ideal / B[0])) if B else "-"
+                sp = "%7.2fx" % (A[0] / B[0]) if A and B else "%8s" % "-"
+                print("  %6d | %s | %s | %s" % (n, ca, cb, sp))
+                rows.append((m["name"], net, n, A, B))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd")
@@ -492,11 +653,25 @@ def main():
     b.add_argument("--bucket", type=int, default=0, help="gradient bucket in floats (default 64000)")
     b.add_argument("--jitter-cv", type=float, default=0.0,
                    help="per-rank step-time coefficient of variation: steps wait for the slowest rank (default 0)")
+    h = sub.add_parser("hybrid", help="one rank per node with threads against one rank per core")
+    h.add_argument("--measured", help="measured.json written by 'measured'")
+    h.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model input")
+    h.add_argument("--global-batch", type=int, default=4096, help="images per global batch (default 4096)")
+    h.add_argument("--cores", type=int, default=64, help="cores per node (default 64)")
+    h.add_argument("--hier", action="store_true", help="one rank per core with a node-aware MPI (reduce in the node)")
+    h.add_argument("--node-bw-cores", type=int, default=8,
+                   help="cores whose memory bandwidth the node's equals: the update's speed-up limit (default 8)")
+    h.add_argument("--link-efficiency", type=float, default=0.9,
+                   help="fraction of the line rate a large message reaches (default 0.9)")
+    h.add_argument("--mem-bw", type=float, default=10e9, help="bytes/s of one core's memory passes (default 10e9)")
+    h.add_argument("--markdown", action="store_true", help="print the tables of docs/scaling.md")
     args = ap.parse_args()
     if args.cmd is None:
-        ap.error("say 'measured OUT' or 'predict'")
+        ap.error("say 'measured OUT', 'predict' or 'hybrid'")
     if args.cmd == "measured":
         cmd_measured(args)
+    elif args.cmd == "hybrid":
+        cmd_hybrid(args)
     else:
         cmd_predict(args)
 

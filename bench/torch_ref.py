@@ -1,14 +1,20 @@
 #!/usr/bin/python3
 """torch_ref: the PyTorch twin of bench_train. fmnist-small (docs/
 reference-models.md), the same batch, loss and SGD as configs/fmnist-*.ini,
-one thread, a few real Fashion-MNIST batches loaded once and cycled (data
-loading is not timed). Run with /usr/bin/python3 (the one with torch).
+one intra-op thread (--threads N for more), a few real Fashion-MNIST batches
+loaded once and cycled (data loading is not timed). Run with /usr/bin/python3
+(the one with torch).
 
   triplet: PK batch P=8 x K=32 (256 images), L2-normalised embeddings,
            batch-all triplet loss (mean over the active triplets, margin 0.2)
   pair:    128 pairs (half same-class) = 256 images, |e1 - e2| -> linear
            64->1, BCE with logits
   SGD lr 0.05, momentum 0.9, weight decay 5e-4 on every parameter.
+  koch:    configs/koch-omniglot.ini: Koch et al.'s network at 105x105 on
+           random images (the work does not depend on the pixels), --pairs
+           pairs (default 16) = 2 x pairs images, L1 head, BCE with logits
+           plus the config's L2 terms (conv 2e-4, fc1 1e-3), SGD lr 0.001
+           momentum 0.5.
 
 With --world 2 it is one rank of PyTorch DDP (gloo, file:// store in the
 gate dir): each rank trains on its own local batch of 256 images with the
@@ -16,8 +22,9 @@ loss of its local batch (mining inside the local batch), gradients averaged
 by DDP. Output lines as bench_train's: "window STEPS SECONDS IMAGES" (rank
 0, seconds of the slowest rank), "ready" after the warm-up and "rss RANK KB" at the end.
 
-  torch_ref.py --recipe triplet|pair [--mkldnn 0|1] [--rank R --world W]
-               [--gate DIR | --windows W --steps S] [--warmup N] [--batches N]
+  torch_ref.py --recipe triplet|pair|koch [--mkldnn 0|1] [--threads N]
+               [--rank R --world W] [--gate DIR | --windows W --steps S]
+               [--warmup N] [--batches N] [--pairs N]
 """
 import argparse
 import gzip
@@ -47,6 +54,10 @@ def normalise(px):
 
 
 def make_batches(recipe, n, seed, p=8, k=32, pairs=128):
+    if recipe == "koch":
+        g = torch.Generator().manual_seed(seed)
+        return [(torch.rand(2 * pairs, 1, 105, 105, generator=g),
+                 (torch.arange(pairs) % 2 == 0).float().view(-1, 1)) for _ in range(n)]
     x, y = load_fmnist()
     by_class = [np.nonzero(y == c)[0] for c in range(10)]
     rng = np.random.default_rng(seed)
@@ -98,6 +109,33 @@ class PairNet(nn.Module):
         return self.head((e[:h] - e[h:]).abs())
 
 
+class KochNet(nn.Module):
+    """configs/koch-omniglot.ini: 4 conv layers, a 4096-d sigmoid embedding,
+    |e1 - e2| -> linear -> logit."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 10)
+        self.conv2 = nn.Conv2d(64, 128, 7)
+        self.conv3 = nn.Conv2d(128, 128, 4)
+        self.conv4 = nn.Conv2d(128, 256, 4)
+        self.fc1 = nn.Linear(9216, 4096)
+        self.head = nn.Linear(4096, 1)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv3(x)), 2)
+        x = F.relu(self.conv4(x))
+        e = torch.sigmoid(self.fc1(x.flatten(1)))
+        h = e.shape[0] // 2
+        return self.head((e[:h] - e[h:]).abs())
+
+    def l2(self):
+        convs = (self.conv1, self.conv2, self.conv3, self.conv4)
+        return 2e-4 * sum((c.weight ** 2).sum() for c in convs) + 1e-3 * (self.fc1.weight ** 2).sum()
+
+
 def batch_all_loss(e, labels, margin=0.2):
     """Every valid (a, p, n) of the batch; mean over the active triplets.
     Distances as the spec: sqrt(max(|a|^2 + |b|^2 - 2 a.b, 1e-12)). PK
@@ -119,8 +157,10 @@ def batch_all_loss(e, labels, margin=0.2):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default="triplet", choices=["triplet", "pair"])
+    ap.add_argument("--recipe", default="triplet", choices=["triplet", "pair", "koch"])
     ap.add_argument("--mkldnn", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads")
+    ap.add_argument("--pairs", type=int, default=16, help="koch: pairs per step")
     ap.add_argument("--rank", type=int, default=0)
     ap.add_argument("--world", type=int, default=1)
     ap.add_argument("--gate")
@@ -130,7 +170,7 @@ def main():
     ap.add_argument("--batches", type=int, default=4)
     a = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.backends.mkldnn.enabled = bool(a.mkldnn)
     torch.manual_seed(1 + a.rank)
@@ -139,11 +179,15 @@ def main():
         import torch.distributed as dist
         dist.init_process_group("gloo", init_method="file://" + os.path.join(a.gate, "store"),
                                 rank=a.rank, world_size=a.world)
-    model = PairNet() if a.recipe == "pair" else Encoder(True)
+    model = PairNet() if a.recipe == "pair" else KochNet() if a.recipe == "koch" else Encoder(True)
     if dist:
         model = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    batches = make_batches(a.recipe, a.batches, 100 + a.rank)
+    if a.recipe == "koch":
+        opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.5)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    batches = make_batches(a.recipe, a.batches, 100 + a.rank, pairs=a.pairs if a.recipe == "koch" else 128)
+    images = 2 * a.pairs if a.recipe == "koch" else 256
     bce = nn.BCEWithLogitsLoss()
     k = 0
 
@@ -154,6 +198,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         out = model(x)
         loss = batch_all_loss(out, t) if a.recipe == "triplet" else bce(out, t)
+        if a.recipe == "koch":
+            loss = loss + (model.module if dist else model).l2()
         loss.backward()
         opt.step()
 
@@ -169,7 +215,7 @@ def main():
             dist.all_reduce(v, op=dist.ReduceOp.MAX)
             sec, cpu = float(v[0]), float(v[1])
         if a.rank == 0:
-            print("window %d %.6f %d %.6f" % (n, sec, n * 256 * a.world, cpu), flush=True)
+            print("window %d %.6f %d %.6f" % (n, sec, n * images * a.world, cpu), flush=True)
 
     if a.rank == 0:
         print("torch %s threads %d mkldnn %d" % (torch.__version__, torch.get_num_threads(),

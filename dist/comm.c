@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,28 @@ void dist_barrier_idle(void) {
         struct timespec ts = {0, 2000000}; /* 2 ms */
         nanosleep(&ts, NULL);
     }
+}
+
+int dist_ranks_sharing_cpus(void) {
+    if (solo()) return 1;
+    MPI_Comm node;
+    CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
+    int n;
+    CHECK_MPI(MPI_Comm_size(node, &n));
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    if (sched_getaffinity(0, sizeof mine, &mine)) CPU_SET(0, &mine);
+    cpu_set_t *all = xcalloc((size_t)n, sizeof *all);
+    CHECK_MPI(MPI_Allgather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, node));
+    int share = 0;
+    for (int i = 0; i < n; i++) {
+        cpu_set_t both;
+        CPU_AND(&both, &mine, &all[i]);
+        share += CPU_COUNT(&both) > 0;
+    }
+    free(all);
+    CHECK_MPI(MPI_Comm_free(&node));
+    return share > 0 ? share : 1;
 }
 
 /* ---- batch slicing ------------------------------------------------------------- */

@@ -51,6 +51,12 @@ void dist_barrier_idle(void);
     } while (0)
 void dist_mpi_failed(int rc, const char *call, const char *file, int line) __attribute__((noreturn));
 
+/* The ranks of this job on this node (this one included) whose CPU
+ * affinity masks overlap this rank's: the ranks its threads share the CPUs
+ * with (nn/parallel.h parallel_choose_threads divides by it). 1 with one
+ * rank. Collective. */
+int dist_ranks_sharing_cpus(void);
+
 /* ---- batch slicing ----------------------------------------------------------- */
 
 /* The global batch of total_rows is cut into contiguous slices in rank order,

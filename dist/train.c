@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mem_limit.h"
+#include "../nn/parallel.h"
 #include "watchdog.h"
 
 volatile sig_atomic_t train_stop_requested = 0;
@@ -121,6 +122,11 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     t->cfg_text = xstrdup(cfg_text);
     Config *c = &t->cfg;
     if (config_parse_text(c, cfg_text, "effective config", e)) return -1;
+    /* Before anything sized by the thread count (workspaces); collective. */
+    int sharing = dist_ranks_sharing_cpus();
+    t->threads = parallel_choose_threads(c->threads, sharing, t->threads_why, sizeof t->threads_why, e);
+    if (t->threads < 0) return -1;
+    parallel_init(t->threads);
     if (ds_open(&t->ds, c->data_train, e)) return -1;
     const DsMeta *m = ds_meta(t->ds);
     if (c->data_shape[0]) {
@@ -219,6 +225,7 @@ void trainer_free(Trainer *t) {
     free(t->evalcsv.s);
     if (t->val) ds_close(t->val);
     if (t->eval_file) fclose(t->eval_file);
+    free(t->prof);
     free(t->cfg_text);
     memset(t, 0, sizeof *t);
 }
@@ -310,10 +317,6 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
     return s;
 }
 
-static void scale(float *p, size_t n, float f) {
-    for (size_t i = 0; i < n; i++) p[i] *= f;
-}
-
 static void grad_ready(void *ctx, size_t off, size_t n) { gradsync_ready(ctx, off, n); }
 
 static LossStats global_stats(LossStats s) {
@@ -354,7 +357,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     Model *m = &t->model;
     double t0 = now_seconds();
     watchdog_phase(WD_FORWARD);
-    memset(m->grads, 0, m->nparams * sizeof(float));
+    parallel_zero(m->grads, m->nparams);
     const float *E = forward_step(t, b);
     double t1 = now_seconds();
     watchdog_phase(WD_EXCHANGE);
@@ -370,8 +373,8 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
      * gradient) by the global count, so the allreduced SUM below is the
      * exact gradient and nothing is averaged again. */
     float inv = g.count > 0 ? (float)(1.0 / g.count) : 0.0f;
-    scale(dpool, (size_t)rows * (size_t)t->D, inv);
-    if (m->has_head) scale(m->grads + m->head_w_off, (size_t)t->D + 1, inv);
+    parallel_scale(dpool, (size_t)rows * (size_t)t->D, inv);
+    if (m->has_head) parallel_scale(m->grads + m->head_w_off, (size_t)t->D + 1, inv);
     const float *dE_local = dpool;
     if (dpool == t->pool_dE) {
         dist_reduce_scatter_rows(t->dE, t->pool_dE, t->D, t->rows);

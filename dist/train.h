@@ -51,6 +51,9 @@ typedef struct Trainer {
     Config cfg;
     char *cfg_text;          /* canonical text (rank 0's, broadcast) */
     int rank, world, debug;
+    int threads;             /* of this rank's pool (nn/parallel) */
+    char threads_why[64];    /* where the number came from */
+    double *prof;            /* (4 nlayers) per-layer times (nn/model.h), summed over the timed steps */
     Dataset *ds;
     Sampler sampler;
     Prefetch *pf;

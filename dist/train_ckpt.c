@@ -58,10 +58,10 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
 /* Keys whose change on resume keeps the run meaningful; every other key
  * must be equal (the run would otherwise silently become another run). */
 static const char *const resume_unsafe[] = {"eval.data", "eval.metric"}; /* the best so far means another thing */
-static const char *const resume_safe[] = {"run.dir",     "run.max_memory", "data.test",   "data.on_bad_record",
-                                          "optim.lr",    "train.epochs",   "train.steps", "train.log_every",
-                                          "train.eval",  "train.report",   "checkpoint.", "dist.",
-                                          "eval."};
+static const char *const resume_safe[] = {"run.dir",     "run.threads",  "run.max_memory", "data.test",
+                                          "data.on_bad_record", "optim.lr", "train.epochs",   "train.steps",
+                                          "train.log_every",    "train.eval", "train.report", "checkpoint.",
+                                          "dist.",              "eval."};
 
 int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e) {
     if (config_same_topology(saved, now, e)) {
@@ -114,8 +114,9 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
     free(b);
     if (rl)
         return err_set(e, "the config differs from the checkpoint's in keys that cannot change on resume: %s (only "
-                          "run.dir, run.max_memory, data.test, data.on_bad_record, optim.lr, train.*, checkpoint.*, "
-                          "dist.*, eval.* but eval.data and eval.metric may); start a new run dir or restore them",
+                          "run.dir, run.threads, run.max_memory, data.test, data.on_bad_record, optim.lr, train.*, "
+                          "checkpoint.*, dist.*, eval.* but eval.data and eval.metric may); start a new run dir or "
+                          "restore them",
                        refused);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../io/atomic_file.h"
+#include "../nn/parallel.h"
 #include "evaluate.h"
 #include "report.h"
 #include "train.h"
@@ -41,6 +42,26 @@ static void fmt_duration(char *out, size_t n, double s) {
     else if (s < 60) snprintf(out, n, "%.0fs", s);
     else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
     else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* The per-layer part of the summary: ms per step, forward + backward, and
+ * with threads the share of the threads' time spent working. */
+static void print_layers(const Trainer *t, double steps) {
+    const Model *m = &t->model;
+    int nl = m->nlayers;
+    printf("per layer (rank 0, ms per step, forward + backward%s):",
+           t->threads > 1 ? ", share of the threads' time spent working" : "");
+    const char *sep = " ";
+    for (int i = 0; i < nl; i++) {
+        double f = t->prof[2 * i], b = t->prof[2 * i + 1];
+        if (m->layers[i].fuse < 0 || f + b <= 0) continue;
+        printf("%s%s %.2f+%.2f", sep, m->layers[i].name, 1e3 * f / steps, 1e3 * b / steps);
+        if (t->threads > 1)
+            printf(" (%.0f%%)",
+                   100 * (t->prof[2 * nl + 2 * i] + t->prof[2 * nl + 2 * i + 1]) / (t->threads * (f + b)));
+        sep = ", ";
+    }
+    printf("\n");
 }
 
 /* Rank 0 reads the config and the overrides; everyone gets the canonical
@@ -209,8 +230,8 @@ int train_main(const TrainOptions *o) {
     Config *c = &t->cfg;
     if (rank == 0) {
         if (mkdir_p(c->run_dir, &e)) FATAL("%s", e.msg);
-        printf("siamese train: %s, %d rank%s, run dir %s\n", o->config_path, t->world, t->world > 1 ? "s" : "",
-               c->run_dir);
+        printf("siamese train: %s, %d rank%s x %d thread%s (%s), run dir %s\n", o->config_path, t->world,
+               t->world > 1 ? "s" : "", t->threads, t->threads > 1 ? "s" : "", t->threads_why, c->run_dir);
         model_describe(&t->model, stdout);
         char mean[32 * NORM_MAX_CHANNELS], std[32 * NORM_MAX_CHANNELS];
         norm_format(mean, sizeof mean, t->norm.mean, t->norm.channels);
@@ -270,6 +291,10 @@ int train_main(const TrainOptions *o) {
     if (!t->pf) FATAL("%s", e.msg);
     t->t_start = now_seconds();
     uint64_t first = t->step;
+    /* Per-layer times for the summary; the threads' work too with a pool. */
+    t->prof = xcalloc((size_t)4 * t->model.nlayers, sizeof *t->prof);
+    t->model.prof = t->prof;
+    parallel_profile(t->threads > 1);
     int status = 0;
     double window_t = now_seconds();
     uint64_t window_steps = 0;
@@ -290,6 +315,7 @@ int train_main(const TrainOptions *o) {
             fprintf(t->timing, "%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n", (unsigned long long)(done - 1),
                     st.data, st.forward, st.imbalance, st.mining, st.backward, st.allreduce, st.optimizer, st.total,
                     st.total > 0 ? images / st.total : 0);
+        if (done - first == 2) memset(t->prof, 0, (size_t)4 * t->model.nlayers * sizeof *t->prof);
         if (done - first > 2) { /* skip warm-up steps in the summary */
             t->sum.data += st.data, t->sum.forward += st.forward, t->sum.mining += st.mining;
             t->sum.imbalance += st.imbalance;
@@ -341,6 +367,8 @@ int train_main(const TrainOptions *o) {
     prefetch_stop(t->pf);
     t->pf = NULL;
     log_ranks(t, first);
+    t->model.prof = NULL;
+    parallel_profile(0);
     if (status == 0) {
         /* The last validation before the final checkpoint, which then holds
          * its row (a finished run started again trains and scores nothing). */
@@ -365,6 +393,7 @@ int train_main(const TrainOptions *o) {
                        (unsigned long long)t->timed_steps, 1e3 * tot / n, 100 * s->data / tot, 100 * s->forward / tot,
                        100 * s->imbalance / tot, 100 * s->mining / tot, 100 * s->backward / tot, 100 * s->allreduce / tot,
                        100 * s->optimizer / tot, n * images / tot);
+                print_layers(t, n);
             }
             if (t->val_passes)
                 printf("validation: %d passes in %.1f s, %.1f%% of the run's %.1f s; best %s %.4f at step %llu "

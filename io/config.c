@@ -32,6 +32,7 @@ static const Key schema[] = {
     {"run", "max_memory", K_DBL, C(max_memory), 0, 1e6, "0", NULL,
      "GB a rank may use, checked before allocating (model, gradients, optimizer state, activations, batches); 0 = "
      "the available memory or the cgroup/SLURM limit, whichever is smaller, divided by the ranks on the node"},
+    {"run", "threads", K_INT, C(threads), 0, 1024, "0", NULL, "threads per rank (results do not depend on it; may change on resume); 0 = SLURM_CPUS_PER_TASK, else the CPUs of the rank's affinity mask / the ranks sharing them; SIAMESE_THREADS overrides"},
     {"data", "train", K_STR, C(data_train), 0, 0, "", NULL, "training dataset (LMDB directory made by siamese import)"},
     {"data", "test", K_STR, C(data_test), 0, 0, "", NULL, "test dataset for the evaluation at the end (optional)"},
     {"data", "shape", K_STR, C(data_shape), 0, 0, "", NULL, "expected input CxHxW (e.g. 1x28x28), checked against the dataset; empty = the dataset's"},

@@ -33,6 +33,7 @@ typedef struct Config {
     char run_dir[CFG_PATH];
     long seed;
     double max_memory; /* GB per rank; 0 = from the machine (dist/mem_limit.h) */
+    long threads; /* 0: automatic (nn/parallel.h parallel_choose_threads) */
     /* [data] */
     char data_train[CFG_PATH], data_test[CFG_PATH];
     char data_shape[CFG_PATH]; /* "CxHxW" or empty */

@@ -1,10 +1,17 @@
-/* distance: see distance.h. */
+/* distance: see distance.h. Rows of the matrices go to the pool in chunks
+ * of DIST_ROW_GRAIN, columns of the column sums in chunks of DIST_COL_GRAIN,
+ * the GEMMs through nn/blas's fixed blocks: the same bits for any number of
+ * threads. */
 #include "distance.h"
 
-#include <cblas.h>
 #include <math.h>
 
+#include "../nn/blas.h"
+#include "../nn/parallel.h"
 #include "../nn/util.h"
+
+#define DIST_ROW_GRAIN 16
+#define DIST_COL_GRAIN 256
 
 static float sq_norm(const float *x, int D) {
     float s = 0.0f;
@@ -24,36 +31,87 @@ static float sum_lanes(const float *x, int n) {
 
 size_t dist_matrix_workspace_floats(int Na, int Np) { return (size_t)Na + (size_t)Np; }
 
-void dist_matrix(float *d, const float *A, const float *P, int Na, int Np, int D, float *ws) {
-    ASSERT(Na >= 0 && Np >= 0 && D > 0);
-    if (Na == 0 || Np == 0) return;
-    float *na = ws, *np = ws + Na;
-    for (int i = 0; i < Na; i++) na[i] = sq_norm(A + (size_t)i * D, D);
-    for (int j = 0; j < Np; j++) np[j] = sq_norm(P + (size_t)j * D, D);
-    /* d = -2 A P^T, then add the norms and take the clamped root in place. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Na, Np, D, -2.0f, A, D, P, D, 0.0f, d, Np);
-    for (int i = 0; i < Na; i++) {
-        float *row = d + (size_t)i * Np;
-        for (int j = 0; j < Np; j++) {
-            float q = na[i] + np[j] + row[j];
+typedef struct Dm {
+    float *d, *na, *np, *dA, *dP, *G, *cs, *rsw;
+    const float *A, *P, *dd, *dist, *rs, *ccs, *Gc;
+    int Na, Np, D;
+} Dm;
+
+static void norm_rows(void *p, size_t lo, size_t hi) {
+    const Dm *m = p;
+    for (size_t i = lo; i < hi; i++) {
+        if (i < (size_t)m->Na)
+            m->na[i] = sq_norm(m->A + i * m->D, m->D);
+        else
+            m->np[i - m->Na] = sq_norm(m->P + (i - m->Na) * m->D, m->D);
+    }
+}
+
+static void root_rows(void *p, size_t lo, size_t hi) {
+    const Dm *m = p;
+    for (size_t i = lo; i < hi; i++) {
+        float *row = m->d + i * m->Np;
+        for (int j = 0; j < m->Np; j++) {
+            float q = m->na[i] + m->np[j] + row[j];
             row[j] = sqrtf(q > DIST_EPS2 ? q : DIST_EPS2);
         }
     }
 }
 
+void dist_matrix(float *d, const float *A, const float *P, int Na, int Np, int D, float *ws) {
+    ASSERT(Na >= 0 && Np >= 0 && D > 0);
+    if (Na == 0 || Np == 0) return;
+    Dm m = {.d = d, .na = ws, .np = ws + Na, .A = A, .P = P, .Na = Na, .Np = Np, .D = D};
+    parallel_for((size_t)Na + Np, 4 * DIST_ROW_GRAIN, norm_rows, &m);
+    /* d = -2 A P^T, then add the norms and take the clamped root in place. */
+    blas_sgemm(0, 1, Na, Np, D, -2.0f, A, D, P, D, 0.0f, d, Np);
+    parallel_for((size_t)Na, DIST_ROW_GRAIN, root_rows, &m);
+}
+
 /* G = dd / d (0 on the clamp), cs += G, branch-free so that it vectorises;
  * the row sum in eight lanes (sum_lanes). G may be dd. */
 float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n) {
-    for (int j = 0; j < n; j++) {
-        float g = dd[j] * dist_inv(d[j]);
-        G[j] = g;
-        cs[j] += g;
-    }
+    if (cs)
+        for (int j = 0; j < n; j++) {
+            float g = dd[j] * dist_inv(d[j]);
+            G[j] = g;
+            cs[j] += g;
+        }
+    else
+        for (int j = 0; j < n; j++) G[j] = dd[j] * dist_inv(d[j]);
     return sum_lanes(G, n);
+}
+
+/* cs[j] = sum over rows in order, as dist_grad_row's cs += G row by row. */
+static void col_sums(void *p, size_t lo, size_t hi) {
+    const Dm *m = p;
+    for (size_t j = lo; j < hi; j++) m->cs[j] = 0.0f;
+    for (int i = 0; i < m->Na; i++) {
+        const float *g = m->Gc + (size_t)i * m->Np;
+        for (size_t j = lo; j < hi; j++) m->cs[j] += g[j];
+    }
+}
+
+void dist_col_sums(float *cs, const float *G, int Na, int Np) {
+    Dm m = {.cs = cs, .Gc = G, .Na = Na, .Np = Np};
+    parallel_for((size_t)Np, DIST_COL_GRAIN, col_sums, &m);
 }
 
 size_t dist_backward_workspace_floats(int Na, int Np) {
     return (size_t)Na * (size_t)Np + (size_t)Na + (size_t)Np;
+}
+
+/* out row i += s[i] x row i of X, where s[i] != 0 */
+static void scale_add_rows(void *p, size_t lo, size_t hi) {
+    const Dm *m = p;
+    float *out = m->dA ? m->dA : m->dP;
+    const float *X = m->dA ? m->A : m->P, *sc = m->dA ? m->rs : m->ccs;
+    for (size_t i = lo; i < hi; i++) {
+        if (sc[i] == 0.0f) continue;
+        float *o = out + i * m->D;
+        const float *x = X + i * m->D;
+        for (int k = 0; k < m->D; k++) o[k] += sc[i] * x[k];
+    }
 }
 
 /* With G_ij = dd_ij / d_ij (0 on the clamp):
@@ -63,20 +121,18 @@ void dist_matrix_backward_g(float *dA, float *dP, const float *G, const float *r
                             const float *A, const float *P, int Na, int Np, int D) {
     ASSERT(Na >= 0 && Np >= 0 && D > 0);
     if (Na == 0 || Np == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Na, D, Np, -1.0f, G, Np, P, D, 1.0f, dA, D);
-    for (int i = 0; i < Na; i++) {
-        if (rs[i] == 0.0f) continue;
-        float *o = dA + (size_t)i * D;
-        const float *a = A + (size_t)i * D;
-        for (int k = 0; k < D; k++) o[k] += rs[i] * a[k];
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Np, D, Na, -1.0f, G, Np, A, D, 1.0f, dP, D);
-    for (int j = 0; j < Np; j++) {
-        if (cs[j] == 0.0f) continue;
-        float *o = dP + (size_t)j * D;
-        const float *p = P + (size_t)j * D;
-        for (int k = 0; k < D; k++) o[k] += cs[j] * p[k];
-    }
+    blas_sgemm(0, 0, Na, D, Np, -1.0f, G, Np, P, D, 1.0f, dA, D);
+    Dm ma = {.dA = dA, .A = A, .rs = rs, .D = D};
+    parallel_for((size_t)Na, 4 * DIST_ROW_GRAIN, scale_add_rows, &ma);
+    blas_sgemm(1, 0, Np, D, Na, -1.0f, G, Np, A, D, 1.0f, dP, D);
+    Dm mp = {.dP = dP, .P = P, .ccs = cs, .D = D};
+    parallel_for((size_t)Np, 4 * DIST_ROW_GRAIN, scale_add_rows, &mp);
+}
+
+static void grad_rows(void *p, size_t lo, size_t hi) {
+    const Dm *m = p;
+    for (size_t i = lo; i < hi; i++)
+        m->rsw[i] = dist_grad_row(m->G + i * m->Np, NULL, m->dd + i * m->Np, m->dist + i * m->Np, m->Np);
 }
 
 void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d, const float *A,
@@ -84,10 +140,25 @@ void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d,
     ASSERT(Na >= 0 && Np >= 0 && D > 0);
     if (Na == 0 || Np == 0) return;
     float *G = ws, *rs = ws + (size_t)Na * Np, *cs = rs + Na;
-    for (int j = 0; j < Np; j++) cs[j] = 0.0f;
-    for (int i = 0; i < Na; i++)
-        rs[i] = dist_grad_row(G + (size_t)i * Np, cs, dd + (size_t)i * Np, d + (size_t)i * Np, Np);
+    Dm m = {.rsw = rs, .G = G, .dd = dd, .dist = d, .Np = Np};
+    parallel_for((size_t)Na, DIST_ROW_GRAIN, grad_rows, &m);
+    dist_col_sums(cs, G, Na, Np);
     dist_matrix_backward_g(dA, dP, G, rs, cs, A, P, Na, Np, D);
+}
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t mine_ws_layout(MineWs *w, float *ws, int N, int Na, size_t row_bytes, size_t scratch_floats) {
+    size_t nn = (size_t)Na * (size_t)N, off = round16(3 * nn + (size_t)Na + (size_t)N);
+    size_t rows = round16(((size_t)Na * row_bytes + sizeof(float) - 1) / sizeof(float));
+    size_t per = round16(scratch_floats);
+    if (w) {
+        w->d = ws, w->dd = ws + nn, w->tmp = ws + 2 * nn;
+        w->rows = ws + off;
+        w->scratch = ws + off + rows;
+        w->per_thread = per;
+    }
+    return off + rows + (size_t)parallel_threads() * per;
 }
 
 float dist_pair(const float *x, const float *y, int D) {

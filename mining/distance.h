@@ -1,5 +1,6 @@
 /* distance: Euclidean distance matrices between embedding rows, computed the
- * way the reference models define them,
+ * way the reference models define them (on the pool of nn/parallel: the
+ * same bits for any thread count),
  *     d_ij = sqrt(max(|a_i|^2 + |p_j|^2 - 2 a_i.p_j, 1e-12)),
  * with one cblas_sgemm for the dot products, and their backward pass. The
  * derivative of d_ij is taken as 0 wherever d_ij <= DIST_MIN (the clamp is
@@ -52,8 +53,13 @@ void dist_matrix_backward_g(float *dA,       /* (Na, D) += */
                             int Na, int Np, int D);
 
 /* One row of G for dist_matrix_backward_g: G[j] = dd[j] / d[j] (0 on the
- * clamp; G may be dd itself), cs[j] += G[j]; returns the row sum. */
+ * clamp; G may be dd itself), cs[j] += G[j] (cs may be NULL); returns the
+ * row sum. */
 float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n);
+
+/* cs (Np) = the column sums of G (Na, Np), adding the rows in order: the
+ * same floats as dist_grad_row's cs row after row (on the pool, by columns). */
+void dist_col_sums(float *cs, const float *G, int Na, int Np);
 
 /* The hardest positive and negative of anchor a over one row of scores
  * s_j = sign * row[j] (a distance row with sign = 1; sign = -1 flips both):
@@ -66,6 +72,39 @@ void dist_row_hardest(int *p, int *n, int *npos, int *nneg, const float *row, /*
 
 /* One pair without BLAS, same formula (float sums): for the list losses. */
 float dist_pair(const float *x, const float *y, int D);
+
+/* The miners' workspace (triplet.c, pairs.c): d, dd, tmp are (Na, N) each
+ * (distances; dL/dd or per-row choices; the distance functions' scratch),
+ * tmp followed by Na + N more floats; then Na row records of row_bytes;
+ * then, per thread of the pool, scratch_floats. */
+typedef struct MineWs {
+    float *d, *dd, *tmp;
+    void *rows;
+    float *scratch;
+    size_t per_thread;
+} MineWs;
+
+/* Lays the workspace out from ws (if w is not NULL); returns its floats
+ * (sized for parallel_threads(): size it after nn/parallel's init). */
+size_t mine_ws_layout(MineWs *w, float *ws, int N, int Na, size_t row_bytes, size_t scratch_floats);
+
+/* Dimensions per chunk when a loss writes the gradients of its chosen
+ * pairs on the pool (every chunk walks the terms in order: each element of
+ * dE receives them as one loop over the terms would). */
+#define DIST_DIM_GRAIN 32
+
+/* Dimensions [k0, k1) of dE[i] += s (E[i] - E[j]), dE[j] -= s (E[i] - E[j]);
+ * nothing if s == 0. */
+static inline void dist_pair_update(float *dE, const float *E, int i, int j, float s, int D, int k0, int k1) {
+    if (s == 0.0f) return;
+    const float *x = E + (size_t)i * D, *y = E + (size_t)j * D;
+    float *gx = dE + (size_t)i * D, *gy = dE + (size_t)j * D;
+    for (int k = k0; k < k1; k++) {
+        float u = s * (x[k] - y[k]);
+        gx[k] += u;
+        gy[k] -= u;
+    }
+}
 
 /* 1/d where the derivative of d exists, 0 on the clamp: d(d_ij)/d(a_i) is
  * (a_i - p_j) * dist_inv(d_ij). */

@@ -17,12 +17,21 @@
 #include <immintrin.h>
 #endif
 
+#include "../nn/parallel.h"
 #include "../nn/util.h"
 #include "distance.h"
 #include "lanes.h"
 
+/* Anchor rows per chunk of the row pass. */
+#define ROW_GRAIN 8
+
+/* The workspace (MineWs): dd holds the sparse miners' chosen positives and
+ * tmp their negatives (int32, row r at r N); rows are LossStats; 3 N floats
+ * of scratch per thread. */
+#define ROW_SCRATCH(N) (3 * (size_t)(N))
+
 size_t triplet_workspace_floats(int N, int Na) {
-    return 3 * (size_t)Na * (size_t)N + (size_t)Na + 4 * (size_t)N;
+    return mine_ws_layout(NULL, NULL, N, Na, sizeof(LossStats), ROW_SCRATCH(N));
 }
 
 size_t triplet_chosen_capacity(MiningStrategy miner, int N, int Na) {
@@ -485,38 +494,27 @@ static void soft_all_row(LossStats *st, float *ddrow, float *negd, float *cntn, 
     st->hardness_sum += hard;
 }
 
-/* dE[i] += s (E[i] - E[j]), dE[j] -= s (E[i] - E[j]). */
-static void add_pair_grad(float *dE, const float *E, int i, int j, float s, int D) {
-    if (s == 0.0f) return;
-    const float *x = E + (size_t)i * D, *y = E + (size_t)j * D;
-    float *gx = dE + (size_t)i * D, *gy = dE + (size_t)j * D;
-    for (int k = 0; k < D; k++) {
-        float u = s * (x[k] - y[k]);
-        gx[k] += u;
-        gy[k] -= u;
-    }
-}
-
-/* Adds the term of (a, p, n) to the stats and its gradient to dE (the
- * sparse miners: two rows of E per term, no dense backward); drow = d(a, .). */
-static void add_term(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow, int a,
-                     int p, int n, float margin, int soft, int D) {
+/* Adds the term of (a, p, n) to the stats; drow = d(a, .). Its gradient
+ * (two pairs of rows, no dense backward) is written later, by
+ * sparse_grads. */
+static void term_stats(LossStats *st, const float *drow, int p, int n, float margin, int soft) {
     float x = drow[p] - drow[n], g, l = triplet_term(x, margin, soft, &g);
     st->loss_sum += l;
     st->count += 1.0;
     st->active += soft || l > 0.0f;
     st->hardness_sum += x;
-    add_pair_grad(dE, E, a, p, g * dist_inv(drow[p]), D);
-    add_pair_grad(dE, E, a, n, -g * dist_inv(drow[n]), D);
-    if (chosen) chosen[(long)st->count - 1] = (IndexTriplet){a, p, n};
 }
 
-static void batch_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow,
-                           const int32_t *labels, int a, float margin, int soft, int N, int D) {
+/* pl[0], nl[0] = the term of anchor a, if it has one (st->count says). */
+static void batch_hard_row(LossStats *st, int32_t *pl, int32_t *nl, const float *drow, const int32_t *labels,
+                           int a, float margin, int soft, int N) {
     int p, n, npos, nneg;
     dist_row_hardest(&p, &n, &npos, &nneg, drow, labels, a, 1.0f, N);
     st->candidates += (long)npos * nneg;
-    if (p >= 0 && n >= 0) add_term(st, dE, chosen, E, drow, a, p, n, margin, soft, D);
+    if (p >= 0 && n >= 0) {
+        term_stats(st, drow, p, n, margin, soft);
+        pl[0] = p, nl[0] = n;
+    }
 }
 
 /* The pool index j of the smallest drow[j] > x among rows with another label
@@ -563,17 +561,86 @@ static int argmin_above(const float *drow, const int32_t *labels, int32_t la, fl
     return mv[best] < INFINITY ? iv[best] : -1;
 }
 
-static void semi_hard_row(LossStats *st, float *dE, IndexTriplet *chosen, const float *E, const float *drow,
-                          const int32_t *labels, int a, float margin, int soft, int N, int D) {
+/* pl[k], nl[k] = the k-th term of anchor a (positives in order). */
+static void semi_hard_row(LossStats *st, int32_t *pl, int32_t *nl, const float *drow, const int32_t *labels,
+                          int a, float margin, int soft, int N) {
     int32_t la = labels[a];
     int unused, far, npos, nneg; /* far: the farthest negative, the fallback */
     dist_row_hardest(&unused, &far, &npos, &nneg, drow, labels, a, -1.0f, N);
     st->candidates += (long)npos * nneg;
     if (nneg == 0) return;
+    int k = 0;
     for (int p = 0; p < N; p++) {
         if (p == a || labels[p] != la) continue;
         int n = argmin_above(drow, labels, la, drow[p], N); /* closest farther negative */
-        add_term(st, dE, chosen, E, drow, a, p, n >= 0 ? n : far, margin, soft, D);
+        pl[k] = p, nl[k] = n >= 0 ? n : far;
+        term_stats(st, drow, p, nl[k], margin, soft);
+        k++;
+    }
+}
+
+/* ---- the pool: rows, then the stats in row order, then the gradient ----
+ * Pass 1 mines anchor rows in chunks of ROW_GRAIN, each row writing only its
+ * own rows of the workspace and its own LossStats; the stats are then added
+ * in row order (as one loop over the rows would). The gradient: batch-all
+ * through the distance backward (GEMM blocks and column sums fixed by the
+ * shape); the sparse miners by chunks of DIST_DIM_GRAIN dimensions of dE,
+ * each walking the chosen terms in row order. None of it depends on the
+ * number of threads. */
+
+typedef struct Mine {
+    MineWs w;
+    float *dE;
+    const float *E;
+    const int32_t *labels;
+    MiningStrategy miner;
+    float margin;
+    int soft, N, D, a0, Na;
+} Mine;
+
+static void mine_rows(void *p, int c, int tid) {
+    const Mine *m = p;
+    int N = m->N, a0 = m->a0;
+    float *scr = m->w.scratch + (size_t)tid * m->w.per_thread;
+    float *rs = m->w.tmp + (size_t)m->Na * N; /* dist_matrix_backward_g's row sums */
+    for (int r = c * ROW_GRAIN; r < MIN(m->Na, (c + 1) * ROW_GRAIN); r++) {
+        LossStats *st = &((LossStats *)m->w.rows)[r];
+        memset(st, 0, sizeof *st);
+        float *ddrow = m->w.dd + (size_t)r * N;
+        const float *drow = m->w.d + (size_t)r * N;
+        if (m->miner == MINE_BATCH_ALL && m->soft) {
+            memset(ddrow, 0, (size_t)N * sizeof *ddrow);
+            soft_all_row(st, ddrow, scr, scr + N, scr + 2 * N, drow, m->labels, a0 + r, m->margin, N);
+        } else if (m->miner == MINE_BATCH_ALL) { /* each row's dL/dd turned into G while it is in cache */
+            hinge_row(st, ddrow, scr, (int32_t *)(scr + N), (int32_t *)(scr + 2 * N), drow, m->labels, a0 + r,
+                      m->margin, N);
+            rs[r] = dist_grad_row(ddrow, NULL, ddrow, drow, N);
+        } else {
+            int32_t *pl = (int32_t *)ddrow, *nl = (int32_t *)(m->w.tmp + (size_t)r * N);
+            if (m->miner == MINE_BATCH_HARD)
+                batch_hard_row(st, pl, nl, drow, m->labels, a0 + r, m->margin, m->soft, N);
+            else
+                semi_hard_row(st, pl, nl, drow, m->labels, a0 + r, m->margin, m->soft, N);
+        }
+    }
+}
+
+/* Dimensions [k0, k1) of the sparse miners' gradient, terms in row order. */
+static void sparse_grads(void *p, size_t k0, size_t k1) {
+    const Mine *m = p;
+    int N = m->N, D = m->D;
+    for (int r = 0; r < m->Na; r++) {
+        const float *drow = m->w.d + (size_t)r * N;
+        const int32_t *pl = (const int32_t *)(m->w.dd + (size_t)r * N),
+                      *nl = (const int32_t *)(m->w.tmp + (size_t)r * N);
+        int a = m->a0 + r, cnt = (int)((LossStats *)m->w.rows)[r].count;
+        for (int k = 0; k < cnt; k++) {
+            int pp = pl[k], n = nl[k];
+            float g;
+            triplet_term(drow[pp] - drow[n], m->margin, m->soft, &g);
+            dist_pair_update(m->dE, m->E, a, pp, g * dist_inv(drow[pp]), D, (int)k0, (int)k1);
+            dist_pair_update(m->dE, m->E, a, n, -g * dist_inv(drow[n]), D, (int)k0, (int)k1);
+        }
     }
 }
 
@@ -585,40 +652,53 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     LossStats st = {0};
     int Na = a1 - a0;
     if (Na == 0) return st;
+    Mine m = {{0}, dE, E, labels, miner, margin, soft, N, D, a0, Na};
+    mine_ws_layout(&m.w, ws, N, Na, sizeof(LossStats), ROW_SCRATCH(N));
     size_t nn = (size_t)Na * N;
-    float *d = ws, *dd = ws + nn, *tmp = ws + 2 * nn;
-    float *negd = tmp + nn + Na + N, *cntn = negd + N, *en = cntn + N; /* after the backward's */
     const float *A = E + (size_t)a0 * D;
-    dist_matrix(d, A, E, Na, N, D, tmp);
+    dist_matrix(m.w.d, A, E, Na, N, D, m.w.tmp);
+    parallel_run((Na + ROW_GRAIN - 1) / ROW_GRAIN, mine_rows, &m);
+    long nch = 0;
+    for (int r = 0; r < Na; r++) {
+        const LossStats *row = &((const LossStats *)m.w.rows)[r];
+        loss_stats_add(&st, row);
+        const int32_t *pl = (const int32_t *)(m.w.dd + (size_t)r * N),
+                      *nl = (const int32_t *)(m.w.tmp + (size_t)r * N);
+        for (int k = 0; chosen && k < (int)row->count; k++)
+            chosen[nch++] = (IndexTriplet){a0 + r, pl[k], nl[k]};
+    }
     if (miner == MINE_BATCH_ALL && soft) { /* dense dL/dd, one backward */
-        memset(dd, 0, nn * sizeof *dd);
-        for (int r = 0; r < Na; r++)
-            soft_all_row(&st, dd + (size_t)r * N, negd, cntn, en, d + (size_t)r * N, labels, a0 + r, margin, N);
-        dist_matrix_backward(dE + (size_t)a0 * D, dE, dd, d, A, E, Na, N, D, tmp);
-        return st;
-    }
-    if (miner == MINE_BATCH_ALL) { /* the hinge: each row's dL/dd turned into G while it is in cache */
-        float *rs = tmp + nn, *cs = rs + Na; /* dist_matrix_backward's slots; G replaces dd */
-        memset(cs, 0, (size_t)N * sizeof *cs);
-        for (int r = 0; r < Na; r++) {
-            float *ddrow = dd + (size_t)r * N;
-            const float *drow = d + (size_t)r * N;
-            hinge_row(&st, ddrow, negd, (int32_t *)cntn, (int32_t *)en, drow, labels, a0 + r, margin, N);
-            rs[r] = dist_grad_row(ddrow, cs, ddrow, drow, N);
-        }
-        dist_matrix_backward_g(dE + (size_t)a0 * D, dE, dd, rs, cs, A, E, Na, N, D);
-        return st;
-    }
-    for (int r = 0; r < Na; r++) { /* sparse: two pairs per term straight into dE */
-        IndexTriplet *ch = chosen ? chosen + (long)st.count : NULL;
-        LossStats row = {0};
-        if (miner == MINE_BATCH_HARD)
-            batch_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);
-        else
-            semi_hard_row(&row, dE, ch, E, d + (size_t)r * N, labels, a0 + r, margin, soft, N, D);
-        loss_stats_add(&st, &row);
+        dist_matrix_backward(dE + (size_t)a0 * D, dE, m.w.dd, m.w.d, A, E, Na, N, D, m.w.tmp);
+    } else if (miner == MINE_BATCH_ALL) { /* the hinge: G = dd by now, rs filled by the rows */
+        float *rs = m.w.tmp + nn, *cs = rs + Na;
+        dist_col_sums(cs, m.w.dd, Na, N);
+        dist_matrix_backward_g(dE + (size_t)a0 * D, dE, m.w.dd, rs, cs, A, E, Na, N, D);
+    } else {
+        parallel_for((size_t)D, DIST_DIM_GRAIN, sparse_grads, &m);
     }
     return st;
+}
+
+typedef struct ListGrad {
+    float *dE;
+    const float *E;
+    const IndexTriplet *t;
+    float margin;
+    int soft, D, t0, t1;
+} ListGrad;
+
+/* Dimensions [k0, k1) of the list loss's gradient, triplets in order. */
+static void list_grads(void *p, size_t k0, size_t k1) {
+    const ListGrad *q = p;
+    int D = q->D;
+    for (int k = q->t0; k < q->t1; k++) {
+        int a = q->t[k].a, pp = q->t[k].p, n = q->t[k].n;
+        const float *ea = q->E + (size_t)a * D;
+        float dap = dist_pair(ea, q->E + (size_t)pp * D, D), dan = dist_pair(ea, q->E + (size_t)n * D, D), g;
+        triplet_term(dap - dan, q->margin, q->soft, &g);
+        dist_pair_update(q->dE, q->E, a, pp, g * dist_inv(dap), D, (int)k0, (int)k1);
+        dist_pair_update(q->dE, q->E, a, n, -g * dist_inv(dan), D, (int)k0, (int)k1);
+    }
 }
 
 LossStats triplet_list_loss(float *dE, const float *E, const IndexTriplet *t, float margin, int soft, int N,
@@ -635,10 +715,10 @@ LossStats triplet_list_loss(float *dE, const float *E, const IndexTriplet *t, fl
         st.count += 1.0;
         st.active += soft || l > 0.0f;
         st.hardness_sum += x;
-        add_pair_grad(dE, E, a, p, g * dist_inv(dap), D);
-        add_pair_grad(dE, E, a, n, -g * dist_inv(dan), D);
     }
     st.candidates = t1 - t0;
+    ListGrad q = {dE, E, t, margin, soft, D, t0, t1};
+    parallel_for((size_t)D, DIST_DIM_GRAIN, list_grads, &q);
     return st;
 }
 

@@ -5,13 +5,17 @@
  *   backward  dw (F, CKK)    += tmp x col^T      (tmp = dout regrouped)
  *             dcol (CKK, N)   = w^T x tmp, then col2im into din.
  * tmp holds the (F, n, HoWo) ordering the GEMM needs; copying to and from
- * NCHW costs 1/CKK of the GEMM. */
+ * NCHW costs 1/CKK of the GEMM. Chunks follow each other (dw sums them in
+ * order); inside a chunk the pool splits im2col, col2im and the copies by
+ * parts of the images, the bias sums by filter, and each GEMM into nn/blas's fixed
+ * blocks: the same bits for any thread count. */
 #include "conv2d.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
+#include "parallel.h"
 #include "util.h"
 
 /* Images per chunk: keep col + tmp near CONV2D_WS_TARGET floats. */
@@ -44,9 +48,9 @@ static void conv2d_valid_range(int *lo, int *hi, int W, int Wo, int kw, int stri
     *hi = h;
 }
 
-/* col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
-static void im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad,
-                   int Ho, int Wo) {
+/* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
+static void im2col(float *col, const float *in, int i0, int i1, int n, int C, int H, int W, int K, int stride,
+                   int pad, int Ho, int Wo) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < K; kh++) {
@@ -54,7 +58,7 @@ static void im2col(float *col, const float *in, int n, int C, int H, int W, int 
                 float *row = col + ((size_t)(c * K + kh) * K + kw) * N;
                 int lo, hi;
                 conv2d_valid_range(&lo, &hi, W, Wo, kw, stride, pad);
-                for (int i = 0; i < n; i++) {
+                for (int i = i0; i < i1; i++) {
                     const float *plane = in + ((size_t)i * C + c) * HW;
                     for (int oh = 0; oh < Ho; oh++) {
                         float *d = row + (size_t)i * HoWo + (size_t)oh * Wo;
@@ -78,11 +82,11 @@ static void im2col(float *col, const float *in, int n, int C, int H, int W, int 
     }
 }
 
-/* din (n, C, H, W) += col2im(col); the caller zeroes din first. */
-static void col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad,
-                   int Ho, int Wo) {
+/* din images [i0, i1) (of n, C, H, W) += col2im(col); the caller zeroes din first. */
+static void col2im(float *din, const float *col, int i0, int i1, int n, int C, int H, int W, int K,
+                   int stride, int pad, int Ho, int Wo) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
-    for (int i = 0; i < n; i++) {
+    for (int i = i0; i < i1; i++) {
         for (int c = 0; c < C; c++) {
             float *plane = din + ((size_t)i * C + c) * HW;
             for (int kh = 0; kh < K; kh++) {
@@ -108,67 +112,119 @@ static void col2im(float *din, const float *col, int n, int C, int H, int W, int
     }
 }
 
+/* One chunk's state; the steps below are chunks of parallel_run: parts of
+ * the chunk's images (at most 4 per thread; one thread: one part, the plain
+ * loop) or filters. */
+typedef struct Conv {
+    float *out, *din, *db, *col, *tmp;
+    const float *in, *b, *dout;
+    int b0, n, parts, C, H, W, F, K, stride, pad, Ho, Wo;
+} Conv;
+
+/* Part k of the chunk's images: [*i0, *i1). */
+static void images_of(const Conv *c, int k, int *i0, int *i1) {
+    size_t lo, hi;
+    parallel_split((size_t)c->n, c->parts, k, &lo, &hi);
+    *i0 = (int)lo, *i1 = (int)hi;
+}
+
+static void im2col_images(void *p, int k, int tid) {
+    (void)tid;
+    const Conv *c = p;
+    int i0, i1;
+    images_of(c, k, &i0, &i1);
+    im2col(c->col, c->in + (size_t)c->b0 * c->C * c->H * c->W, i0, i1, c->n, c->C, c->H, c->W, c->K,
+           c->stride, c->pad, c->Ho, c->Wo);
+}
+
+/* out images b0 + i = tmp's columns of image i + bias */
+static void bias_images(void *p, int k, int tid) {
+    (void)tid;
+    const Conv *c = p;
+    size_t HoWo = (size_t)c->Ho * c->Wo, N = (size_t)c->n * HoWo;
+    int i0, i1;
+    images_of(c, k, &i0, &i1);
+    for (int i = i0; i < i1; i++)
+        for (int f = 0; f < c->F; f++) {
+            const float *s = c->tmp + (size_t)f * N + (size_t)i * HoWo;
+            float *d = c->out + ((size_t)(c->b0 + i) * c->F + f) * HoWo;
+            float bias = c->b ? c->b[f] : 0.0f;
+            for (size_t q = 0; q < HoWo; q++) d[q] = s[q] + bias;
+        }
+}
+
+/* tmp row f (F, n*HoWo) <- dout (n, F, HoWo); db[f] += its sum (double, in order). */
+static void regroup_filter(void *p, int f, int tid) {
+    (void)tid;
+    const Conv *c = p;
+    size_t HoWo = (size_t)c->Ho * c->Wo, N = (size_t)c->n * HoWo;
+    float *t = c->tmp + (size_t)f * N;
+    for (int i = 0; i < c->n; i++)
+        memcpy(t + (size_t)i * HoWo, c->dout + ((size_t)(c->b0 + i) * c->F + f) * HoWo, HoWo * sizeof *t);
+    if (c->db) {
+        double acc = 0.0;
+        for (size_t j = 0; j < N; j++) acc += t[j];
+        c->db[f] += (float)acc;
+    }
+}
+
+static void col2im_images(void *p, int k, int tid) {
+    (void)tid;
+    const Conv *c = p;
+    size_t CHW = (size_t)c->C * c->H * c->W;
+    float *d = c->din + (size_t)c->b0 * CHW;
+    int i0, i1;
+    images_of(c, k, &i0, &i1);
+    memset(d + (size_t)i0 * CHW, 0, (size_t)(i1 - i0) * CHW * sizeof *d);
+    col2im(d, c->col, i0, i1, c->n, c->C, c->H, c->W, c->K, c->stride, c->pad, c->Ho, c->Wo);
+}
+
+/* The geometry, the workspace (col, then tmp) and the images per chunk. */
+static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws, int *nb) {
+    Conv c;
+    memset(&c, 0, sizeof c);
+    c.C = C, c.H = H, c.W = W, c.F = F, c.K = K, c.stride = stride, c.pad = pad;
+    c.Ho = conv2d_out_size(H, K, stride, pad), c.Wo = conv2d_out_size(W, K, stride, pad);
+    ASSERT(c.Ho > 0 && c.Wo > 0);
+    *nb = conv2d_chunk(B, C, F, K, c.Ho, c.Wo);
+    c.col = ws;
+    c.tmp = ws + (size_t)*nb * C * K * K * c.Ho * c.Wo;
+    return c;
+}
+
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
                     int F, int K, int stride, int pad, float *ws) {
-    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
-    ASSERT(Ho > 0 && Wo > 0);
-    int nb = conv2d_chunk(B, C, F, K, Ho, Wo);
-    size_t HoWo = (size_t)Ho * Wo, CKK = (size_t)C * K * K, CHW = (size_t)C * H * W;
-    float *col = ws;
-    float *tmp = ws + (size_t)nb * CKK * HoWo;
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = MIN(nb, B - b0);
-        size_t N = (size_t)n * HoWo;
-        im2col(col, in + (size_t)b0 * CHW, n, C, H, W, K, stride, pad, Ho, Wo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, F, (int)N, (int)CKK, 1.0f, w, (int)CKK, col,
-                    (int)N, 0.0f, tmp, (int)N);
-        for (int i = 0; i < n; i++) {
-            for (int f = 0; f < F; f++) {
-                const float *s = tmp + (size_t)f * N + (size_t)i * HoWo;
-                float *d = out + ((size_t)(b0 + i) * F + f) * HoWo;
-                float bias = b ? b[f] : 0.0f;
-                for (size_t p = 0; p < HoWo; p++) d[p] = s[p] + bias;
-            }
-        }
+    int nb;
+    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb);
+    c.out = out, c.in = in, c.b = b;
+    size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
+    for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
+        c.n = MIN(nb, B - c.b0);
+        size_t N = (size_t)c.n * HoWo;
+        c.parts = MIN(c.n, 4 * parallel_threads());
+        parallel_run(c.parts, im2col_images, &c);
+        blas_sgemm(0, 0, F, (int)N, (int)CKK, 1.0f, w, (int)CKK, c.col, (int)N, 0.0f, c.tmp, (int)N);
+        parallel_run(c.parts, bias_images, &c);
     }
 }
 
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
-    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
-    ASSERT(Ho > 0 && Wo > 0);
-    int nb = conv2d_chunk(B, C, F, K, Ho, Wo);
-    size_t HoWo = (size_t)Ho * Wo, CKK = (size_t)C * K * K, CHW = (size_t)C * H * W;
-    float *col = ws;
-    float *tmp = ws + (size_t)nb * CKK * HoWo;
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = MIN(nb, B - b0);
-        size_t N = (size_t)n * HoWo;
-        /* tmp (F, n*HoWo) <- dout (n, F, HoWo) */
-        for (int i = 0; i < n; i++) {
-            for (int f = 0; f < F; f++) {
-                memcpy(tmp + (size_t)f * N + (size_t)i * HoWo, dout + ((size_t)(b0 + i) * F + f) * HoWo,
-                       HoWo * sizeof *tmp);
-            }
-        }
-        if (db) {
-            for (int f = 0; f < F; f++) {
-                const float *s = tmp + (size_t)f * N;
-                double acc = 0.0;
-                for (size_t j = 0; j < N; j++) acc += s[j];
-                db[f] += (float)acc;
-            }
-        }
-        im2col(col, in + (size_t)b0 * CHW, n, C, H, W, K, stride, pad, Ho, Wo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, F, (int)CKK, (int)N, 1.0f, tmp, (int)N, col,
-                    (int)N, 1.0f, dw, (int)CKK);
+    int nb;
+    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb);
+    c.din = din, c.db = db, c.in = in, c.dout = dout;
+    size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
+    for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
+        c.n = MIN(nb, B - c.b0);
+        size_t N = (size_t)c.n * HoWo;
+        parallel_run(F, regroup_filter, &c);
+        c.parts = MIN(c.n, 4 * parallel_threads());
+        parallel_run(c.parts, im2col_images, &c);
+        blas_sgemm(0, 1, F, (int)CKK, (int)N, 1.0f, c.tmp, (int)N, c.col, (int)N, 1.0f, dw, (int)CKK);
         if (din) {
             /* col is free again: dcol (CKK, N) = w^T x tmp */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)N, F, 1.0f, w, (int)CKK, tmp,
-                        (int)N, 0.0f, col, (int)N);
-            float *d = din + (size_t)b0 * CHW;
-            memset(d, 0, (size_t)n * CHW * sizeof *d);
-            col2im(d, col, n, C, H, W, K, stride, pad, Ho, Wo);
+            blas_sgemm(1, 0, (int)CKK, (int)N, F, 1.0f, w, (int)CKK, c.tmp, (int)N, 0.0f, c.col, (int)N);
+            parallel_run(c.parts, col2im_images, &c);
         }
     }
 }
@@ -231,10 +287,11 @@ void conv2d_backward_naive(float *din, float *dw, float *db, const float *dout, 
 /* ---- the column layout, for transposed convolution (nn/deconv2d) ------- */
 
 void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad) {
-    im2col(col, in, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad), conv2d_out_size(W, K, stride, pad));
+    im2col(col, in, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
+           conv2d_out_size(W, K, stride, pad));
 }
 
 void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad) {
-    col2im(din, col, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
+    col2im(din, col, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
            conv2d_out_size(W, K, stride, pad));
 }

@@ -17,15 +17,17 @@
 #include <math.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "util.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
 
-#define CB_TARGET 32768 /* floats of conv output per forward chunk */
-#define QB_TARGET 6144  /* floats of dconv per weight-gradient pixel block */
-#define PMAX 24         /* largest pixel tile: slack rows after cb */
+#define CB_TARGET 32768     /* floats of conv output per forward chunk */
+#define QB_TARGET 6144      /* floats of dconv per weight-gradient pixel block */
+#define PMAX 24             /* largest pixel tile: slack rows after cb */
+#define GROUP_TARGET 1048576 /* floats of the backward's per-image buffers per group */
 
 typedef struct Geo {
     int C, H, W, F, K, S, pool, nchw;
@@ -33,10 +35,23 @@ typedef struct Geo {
     int R, T;  /* taps: R kernel rows of T = K*C contiguous input floats */
     size_t rs; /* input row stride, floats: W*C */
     size_t HWC, KKC, HoWo, HpWp;
-    size_t nqi; /* pixels per image in the pixel list (pool: 4 per window) */
-    int nimg;   /* images per forward chunk */
-    int qb;   /* pixels per weight-gradient block */
+    size_t nqi;  /* pixels per image in the pixel list (pool: 4 per window) */
+    int nimg;    /* images per forward chunk, at most */
+    int qb;      /* pixels per weight-gradient block */
+    int patches; /* the weight gradient reads per-pixel patches (short tap runs) */
+    int thr;     /* threads of the pool */
+    int grp;     /* images per backward group (with threads, two groups' slots: one is read while the
+                  * next is written) */
 } Geo;
+
+static int wants_patches(const Geo *g);
+
+/* Per-image buffers of a backward group, floats: the conv gradient, the
+ * pixel pointers, the patches, the bias terms. */
+static size_t slot_floats(const Geo *g) {
+    size_t rows = g->nqi + PMAX;
+    return rows * (size_t)g->F + 2 * rows + (g->patches ? rows * g->KKC : 0) + (size_t)g->F;
+}
 
 static Geo geo(int C, int H, int W, int F, int K, int S, int pool, int nchw) {
     Geo g;
@@ -53,40 +68,92 @@ static Geo geo(int C, int H, int W, int F, int K, int S, int pool, int nchw) {
     size_t per = g.nqi * (size_t)F;
     g.nimg = per >= CB_TARGET ? 1 : (int)(CB_TARGET / per);
     g.qb = MAX(PMAX, QB_TARGET / F);
+    g.patches = wants_patches(&g);
+    g.thr = parallel_threads();
+    /* One image at a time on one thread (the conv gradient stays in cache);
+     * with more, enough images per group for every thread, and as many as
+     * fit in GROUP_TARGET floats (fewer rounds of the two passes). */
+    g.grp = g.thr == 1 ? 1 : (int)MAX((size_t)2 * g.thr, GROUP_TARGET / slot_floats(&g));
     return g;
 }
 
 /* Workspace layout, floats. Pointer arrays are stored as pointers in the
- * float block (64-byte aligned, never read as floats). */
+ * float block (64-byte aligned, never read as floats). Shared by all
+ * threads: pack, dwp, dbs and the backward group's per-image slots; one
+ * block per thread: cb, tmp, pix, dinp. */
 typedef struct Ws {
-    float *pack;  /* (KKC, F) wp or (F, KKC) wt */
-    float *dwp;   /* (KKC, F) weight gradient, packed */
-    float *cb;    /* (nimg*nqi + PMAX, F) conv output / its gradient */
-    float *tmp;   /* (HpWp + 1, F) NCHW <-> NHWC, then bias sums */
-    float *patch; /* (qb + PMAX, KKC) per-pixel patches for short tap runs */
-    double *dbs;  /* (F) bias gradient sums */
-    const float **pix; /* (nimg*nqi + PMAX) input pixel pointers */
-    const float **dinp; /* (nqi + PMAX) input-gradient pixel pointers (written through) */
+    float *pack; /* (KKC, F) wp or (F, KKC) wt */
+    float *dwp;  /* (KKC, F) weight gradient, packed */
+    double *dbs; /* (F) bias gradient sums */
+    float *slot; /* (2 with threads) grp x slot_floats: the backward's per-image buffers */
+    float *thr;  /* thr x thr_floats: per-thread blocks */
+    size_t thr_floats;
 } Ws;
 
-static size_t ws_layout(Ws *w, float *base, const Geo *g) {
-    size_t off = 0, F = (size_t)g->F, nq = (size_t)g->nimg * g->nqi;
-#define WS_TAKE(field, type, n)                                                                                   \
-    do {                                                                                                          \
-        if (w) w->field = (type)(void *)(base + off);                                                             \
-        off += ((size_t)(n) + 15) & ~(size_t)15;                                                                  \
+/* One thread's block. */
+typedef struct ThreadWs {
+    float *cb;          /* (nimg*nqi + PMAX, F) conv output of a forward chunk */
+    float *tmp;         /* (HpWp + 1, F) NCHW <-> NHWC, then bias sums */
+    const float **pix;  /* (nimg*nqi + PMAX) input pixel pointers */
+    const float **dinp; /* (nqi + PMAX) input-gradient pixel pointers (written through) */
+} ThreadWs;
+
+/* One image's buffers in a backward group. */
+typedef struct SlotWs {
+    float *cb;         /* (nqi + PMAX, F) the conv output's gradient */
+    const float **pix; /* (nqi + PMAX) input pixels, or their patches */
+    float *patch;      /* (nqi + PMAX, KKC) if g->patches */
+    float *dsum;       /* (F) the image's bias terms */
+} SlotWs;
+
+#define WS_TAKE(p, field, type, n)                                                                           \
+    do {                                                                                                     \
+        if (p) (p)->field = (type)(void *)(base + off);                                                      \
+        off += ((size_t)(n) + 15) & ~(size_t)15;                                                             \
     } while (0)
-    WS_TAKE(pack, float *, g->KKC * F);
-    WS_TAKE(dwp, float *, g->KKC * F);
-    WS_TAKE(cb, float *, (nq + PMAX) * F);
-    WS_TAKE(tmp, float *, (g->HpWp + 1) * F);
-    WS_TAKE(patch, float *, ((size_t)g->qb + PMAX) * g->KKC);
-    WS_TAKE(dbs, double *, 2 * F);
-    WS_TAKE(pix, const float **, 2 * (nq + PMAX));
-    WS_TAKE(dinp, const float **, 2 * (g->nqi + PMAX));
-#undef WS_TAKE
+
+static size_t thread_layout(ThreadWs *t, float *base, const Geo *g) {
+    size_t off = 0, nq = (size_t)g->nimg * g->nqi;
+    WS_TAKE(t, cb, float *, (nq + PMAX) * g->F);
+    WS_TAKE(t, tmp, float *, (g->HpWp + 1) * g->F);
+    WS_TAKE(t, pix, const float **, 2 * (nq + PMAX));
+    WS_TAKE(t, dinp, const float **, 2 * (g->nqi + PMAX));
     return off;
 }
+
+static size_t slot_layout(SlotWs *s, float *base, const Geo *g) {
+    size_t off = 0, rows = g->nqi + PMAX;
+    WS_TAKE(s, cb, float *, rows * g->F);
+    WS_TAKE(s, pix, const float **, 2 * rows);
+    WS_TAKE(s, patch, float *, g->patches ? rows * g->KKC : 0);
+    WS_TAKE(s, dsum, float *, g->F);
+    return off;
+}
+
+static size_t ws_layout(Ws *w, float *base, const Geo *g) {
+    size_t off = 0, F = (size_t)g->F;
+    size_t slot = slot_layout(NULL, NULL, g), thr = thread_layout(NULL, NULL, g);
+    WS_TAKE(w, pack, float *, (g->KKC * F));
+    WS_TAKE(w, dwp, float *, (g->KKC * F));
+    WS_TAKE(w, dbs, double *, 2 * F);
+    WS_TAKE(w, slot, float *, ((size_t)(g->thr > 1 ? 2 : 1) * g->grp * slot));
+    WS_TAKE(w, thr, float *, ((size_t)g->thr * thr));
+    if (w) w->thr_floats = thr;
+    return off;
+}
+
+static ThreadWs thread_ws(const Ws *w, const Geo *g, int tid) {
+    ThreadWs t;
+    thread_layout(&t, w->thr + (size_t)tid * w->thr_floats, g);
+    return t;
+}
+
+static SlotWs slot_ws(const Ws *w, const Geo *g, int j) {
+    SlotWs s;
+    slot_layout(&s, w->slot + (size_t)j * slot_layout(NULL, NULL, g), g);
+    return s;
+}
+#undef WS_TAKE
 
 int convblock_fast(int F) {
 #ifdef __AVX512F__
@@ -127,158 +194,28 @@ static void pixel_list(const float **pix, const float *base, const Geo *g, int i
     for (int j = 0; j < PMAX; j++) pix[q + j] = pix[q - 1];
 }
 
-/* ---- micro-kernels ------------------------------------------------------ */
-
-#ifdef __AVX512F__
-#define KINLINE static inline __attribute__((always_inline))
-
-/* c[j][0..16V) (j < np) = bias + sum over nr kernel rows of the tile's
- * pixels; bias NULL: start from c. w: wp at (first row, t = 0, f0). */
-KINLINE void fwd_tile(const int P, const int V, float *c, size_t ldc, const float *const *pix, size_t koff,
-                      const float *w, size_t ldw, const float *bias, int nr, int T, size_t rs, int np) {
-    __m512 acc[PMAX][4];
-    const float *a[PMAX];
-#pragma GCC unroll 24
-    for (int j = 0; j < P; j++) a[j] = pix[j] + koff;
-    if (bias) {
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) {
-            __m512 bv = _mm512_loadu_ps(bias + 16 * v);
-#pragma GCC unroll 24
-            for (int j = 0; j < P; j++) acc[j][v] = bv;
-        }
-    } else {
-#pragma GCC unroll 24
-        for (int j = 0; j < P; j++)
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++) acc[j][v] = _mm512_loadu_ps(c + j * ldc + 16 * v);
-    }
-    for (int r = 0; r < nr; r++) {
-        for (int t = 0; t < T; t++) {
-            __m512 wv[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++) wv[v] = _mm512_loadu_ps(w + 16 * v);
-            w += ldw;
-#pragma GCC unroll 24
-            for (int j = 0; j < P; j++) {
-                __m512 x = _mm512_set1_ps(a[j][t]);
-#pragma GCC unroll 4
-                for (int v = 0; v < V; v++) acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
-            }
-        }
-#pragma GCC unroll 24
-        for (int j = 0; j < P; j++) a[j] += rs;
-    }
-#pragma GCC unroll 24
-    for (int j = 0; j < P; j++)
-        if (j < np)
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++) _mm512_storeu_ps(c + j * ldc + 16 * v, acc[j][v]);
-}
-
-/* dw[j][0..16V) += sum_{q < nq} pix[q][koff + j] * dc[q][0..16V), stored
- * for j >= skip only (the tile may overlap the previous one). */
-KINLINE void dw_tile(const int KT, const int V, float *dw, size_t ldw, const float *const *pix, size_t koff,
-                     const float *dc, size_t ldd, int nq, int skip) {
-    __m512 acc[PMAX][4];
-#pragma GCC unroll 24
-    for (int j = 0; j < KT; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) acc[j][v] = _mm512_loadu_ps(dw + j * ldw + 16 * v);
-    for (int q = 0; q < nq; q++) {
-        const float *a = pix[q] + koff, *d = dc + (size_t)q * ldd;
-        __m512 dv[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) dv[v] = _mm512_loadu_ps(d + 16 * v);
-#pragma GCC unroll 24
-        for (int j = 0; j < KT; j++) {
-            __m512 x = _mm512_set1_ps(a[j]);
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++) acc[j][v] = _mm512_fmadd_ps(x, dv[v], acc[j][v]);
-        }
-    }
-#pragma GCC unroll 24
-    for (int j = 0; j < KT; j++)
-        if (j >= skip)
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++) _mm512_storeu_ps(dw + j * ldw + 16 * v, acc[j][v]);
-}
-
-/* din[j] + doff + 16v += sum_f dc[j][f] * wt[f][16v..] for pixels j < np
- * and NV tap vectors, the last one masked by tail. */
-KINLINE void dx_tile(const int P, const int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd,
-                     const float *wt, size_t ldt, int F, int np, __mmask16 tail) {
-    __m512 acc[PMAX][5];
-#pragma GCC unroll 24
-    for (int j = 0; j < P; j++)
-#pragma GCC unroll 5
-        for (int v = 0; v < NV; v++) acc[j][v] = _mm512_setzero_ps();
-    for (int f = 0; f < F; f++) {
-        __m512 wv[5];
-#pragma GCC unroll 5
-        for (int v = 0; v < NV - 1; v++) wv[v] = _mm512_loadu_ps(wt + 16 * v);
-        wv[NV - 1] = _mm512_maskz_loadu_ps(tail, wt + 16 * (NV - 1));
-        wt += ldt;
-#pragma GCC unroll 24
-        for (int j = 0; j < P; j++) {
-            __m512 x = _mm512_set1_ps(dc[j * ldd + f]);
-#pragma GCC unroll 5
-            for (int v = 0; v < NV; v++) acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
-        }
-    }
-#pragma GCC unroll 24
-    for (int j = 0; j < P; j++) {
-        if (j >= np) break;
-        float *d = (float *)dinp[j] + doff; /* din itself is writable */
-#pragma GCC unroll 5
-        for (int v = 0; v < NV - 1; v++)
-            _mm512_storeu_ps(d + 16 * v, _mm512_add_ps(_mm512_loadu_ps(d + 16 * v), acc[j][v]));
-        float *e = d + 16 * (NV - 1);
-        _mm512_mask_storeu_ps(e, tail, _mm512_add_ps(_mm512_maskz_loadu_ps(tail, e), acc[j][NV - 1]));
-    }
-}
-
-/* Instances: filter vectors V -> pixels per forward tile and taps per
- * weight tile, about 24 accumulators each. */
-static const int FWD_P[5] = {0, 12, 12, 8, 6};
-static const int DW_KT[5] = {0, 24, 13, 8, 6};
-#define DX_P 5
+#include "convblock_tiles.h"
 
 /* Whether the AVX-512 kernels serve this shape (filters in whole vectors). */
-static int use_simd(const Geo *g) { return g->F % 16 == 0; }
-
-static void fwd_tile_v(int V, float *c, size_t ldc, const float *const *pix, size_t koff, const float *w,
-                       size_t ldw, const float *bias, int nr, int T, size_t rs, int np) {
-    switch (V) {
-    case 1: fwd_tile(12, 1, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
-    case 2: fwd_tile(12, 2, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
-    case 3: fwd_tile(8, 3, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
-    default: fwd_tile(6, 4, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
-    }
+static int use_simd(const Geo *g) {
+#ifdef __AVX512F__
+    return g->F % 16 == 0;
+#else
+    (void)g;
+    return 0;
+#endif
 }
 
-static void dw_tile_v(int V, float *dw, size_t ldw, const float *const *pix, size_t koff, const float *dc,
-                      size_t ldd, int nq, int skip) {
-    switch (V) {
-    case 1: dw_tile(24, 1, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
-    case 2: dw_tile(13, 2, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
-    case 3: dw_tile(8, 3, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
-    default: dw_tile(6, 4, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
-    }
+/* The weight gradient gathers each pixel's taps into a contiguous patch
+ * when the kernel rows are shorter than a weight tile. */
+static int wants_patches(const Geo *g) {
+#ifdef __AVX512F__
+    return use_simd(g) && g->T < DW_KT[MIN(4, g->F / 16)];
+#else
+    (void)g;
+    return 0;
+#endif
 }
-
-static void dx_tile_nv(int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd, const float *wt,
-                       size_t ldt, int F, int np, __mmask16 tail) {
-    switch (NV) {
-    case 1: dx_tile(DX_P, 1, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
-    case 2: dx_tile(DX_P, 2, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
-    case 3: dx_tile(DX_P, 3, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
-    case 4: dx_tile(DX_P, 4, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
-    default: dx_tile(DX_P, 5, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
-    }
-}
-#endif /* __AVX512F__ */
-
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -381,44 +318,88 @@ static void conv_rows(float *cb, const float *const *pix, const float *wp, const
 #define FWD_KB 80
 #define FWD_SB 48
 
+typedef struct Fwd {
+    const Geo *g;
+    Ws ws;
+    float *out;
+    uint8_t *arg;
+    const float *in, *b;
+    int B, per; /* images, images per chunk */
+} Fwd;
+
+/* One forward chunk: images [c per, ...). Every pixel's sum runs over the
+ * taps in the same order whatever the chunk: the output does not depend on
+ * how the images are cut. */
+static void fwd_chunk(void *p, int c, int tid) {
+    const Fwd *f = p;
+    const Geo *g = f->g;
+    ThreadWs t = thread_ws(&f->ws, g, tid);
+    int i0 = c * f->per, n = MIN(f->per, f->B - i0);
+    size_t nq = (size_t)n * g->nqi;
+    pixel_list(t.pix, f->in, g, i0, n);
+    if (g->KKC <= 2 * FWD_KB) {
+        for (size_t q0 = 0; q0 < nq; q0 += FWD_SB) {
+            size_t q1 = MIN(nq, q0 + FWD_SB);
+            conv_rows(t.cb, t.pix, f->ws.pack, f->b, g, q0, q1, -1, 0, 0);
+            epilogue(f->out, f->arg, t.cb, g, i0, q0, q1);
+        }
+        return;
+    }
+    for (int r = 0; r < g->R; r++)
+        for (int t0 = 0; t0 < g->T; t0 += FWD_KB)
+            conv_rows(t.cb, t.pix, f->ws.pack, r == 0 && t0 == 0 ? f->b : NULL, g, 0, nq, r, t0,
+                      MIN(FWD_KB, g->T - t0));
+    epilogue(f->out, f->arg, t.cb, g, i0, 0, nq);
+}
+
+typedef struct Pack {
+    const Geo *g;
+    float *dst;
+    const float *w;
+    int transpose; /* 0: wp (KKC, F) for the forward; 1: wt (F, KKC) */
+} Pack;
+
+/* Filters [lo, hi) of the weights in a packed layout (w is (F, C, K, K)):
+ * wp[r][t][f] with r = kh, t = kw*C + c, or wt[f][kh][kw][c]. */
+static void pack_filters(void *p, size_t lo, size_t hi) {
+    const Pack *k = p;
+    int C = k->g->C, K = k->g->K;
+    size_t F = (size_t)k->g->F, KKC = k->g->KKC;
+    for (size_t f = lo; f < hi; f++)
+        for (int c = 0; c < C; c++)
+            for (int kk = 0; kk < K * K; kk++) {
+                float v = k->w[(f * C + c) * K * K + kk];
+                if (k->transpose)
+                    k->dst[f * KKC + (size_t)kk * C + c] = v;
+                else
+                    k->dst[((size_t)kk * C + c) * F + f] = v;
+            }
+}
+
+/* Filters per chunk of the packing and unpacking loops: about
+ * PARALLEL_GRAIN floats. */
+static size_t filter_grain(const Geo *g) { return MAX((size_t)1, PARALLEL_GRAIN / g->KKC); }
+
 void convblock_forward(float *out, uint8_t *arg, const float *in, const float *w, const float *b, int B, int C,
                        int H, int W, int F, int K, int stride, int pool, int out_nchw, float *wsp) {
     Geo g = geo(C, H, W, F, K, stride, pool, out_nchw);
     ASSERT(!pool || arg);
-    Ws ws;
-    ws_layout(&ws, wsp, &g);
-    /* wp[r][t][f] = w[f][c][kh][kw] with r = kh, t = kw*C + c */
-    for (int f = 0; f < F; f++)
-        for (int c = 0; c < C; c++)
-            for (int kh = 0; kh < K; kh++)
-                for (int kw = 0; kw < K; kw++)
-                    ws.pack[(((size_t)kh * K + kw) * C + c) * F + f] = w[(((size_t)f * C + c) * K + kh) * K + kw];
-    for (int i0 = 0; i0 < B; i0 += g.nimg) {
-        int n = MIN(g.nimg, B - i0);
-        size_t nq = (size_t)n * g.nqi;
-        pixel_list(ws.pix, in, &g, i0, n);
-        if (g.KKC <= 2 * FWD_KB) {
-            for (size_t q0 = 0; q0 < nq; q0 += FWD_SB) {
-                size_t q1 = MIN(nq, q0 + FWD_SB);
-                conv_rows(ws.cb, ws.pix, ws.pack, b, &g, q0, q1, -1, 0, 0);
-                epilogue(out, arg, ws.cb, &g, i0, q0, q1);
-            }
-            continue;
-        }
-        for (int r = 0; r < g.R; r++)
-            for (int t0 = 0; t0 < g.T; t0 += FWD_KB)
-                conv_rows(ws.cb, ws.pix, ws.pack, r == 0 && t0 == 0 ? b : NULL, &g, 0, nq, r, t0,
-                          MIN(FWD_KB, g.T - t0));
-        epilogue(out, arg, ws.cb, &g, i0, 0, nq);
-    }
+    Fwd f = {&g, {0}, out, arg, in, b, B, 0};
+    ws_layout(&f.ws, wsp, &g);
+    Pack pk = {&g, f.ws.pack, w, 0};
+    parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
+    /* Chunks of at most nimg images (the conv output buffer), at least four
+     * per thread when the batch allows. */
+    f.per = MAX(1, MIN(g.nimg, (B + 4 * g.thr - 1) / (4 * g.thr)));
+    parallel_run((B + f.per - 1) / f.per, fwd_chunk, &f);
 }
 
 /* ---- backward ----------------------------------------------------------- */
 
-/* cb (nqi, F) = d(loss)/d(conv output) of image i's listed pixels; adds
- * its bias terms to dbs. */
-static void expand(float *cb, double *dbs, float *tmp, const float *dout, const float *out, const uint8_t *arg,
-                   const Geo *g, int i) {
+/* cb (nqi, F) = d(loss)/d(conv output) of image i's listed pixels; dsum
+ * (F) = its bias terms, summed in float. tmp: (HpWp, F) of scratch. */
+static void expand(float *cb, float *dsum, float *tmp, const float *dout, const float *out,
+                   const uint8_t *arg, const Geo *g, int i) {
     size_t F = (size_t)g->F, HpWp = g->HpWp;
     const float *d = dout + (size_t)i * HpWp * F;
     if (g->nchw) { /* (F, HpWp) -> (HpWp, F) */
@@ -426,7 +407,6 @@ static void expand(float *cb, double *dbs, float *tmp, const float *dout, const 
             for (size_t o = 0; o < HpWp; o++) tmp[o * F + f] = d[f * HpWp + o];
         d = tmp;
     }
-    float *dsum = tmp + HpWp * F; /* (F) this image's bias terms, summed in float */
     memset(dsum, 0, F * sizeof *dsum);
     if (!g->pool) {
         const float *y = out + (size_t)i * HpWp * F;
@@ -465,7 +445,6 @@ static void expand(float *cb, double *dbs, float *tmp, const float *dout, const 
             }
         }
     }
-    for (size_t f = 0; f < F; f++) dbs[f] += dsum[f];
 }
 
 #ifdef __AVX512F__
@@ -500,58 +479,106 @@ __attribute__((noinline)) static void build_patches(float *patch, const float **
 }
 #endif
 
-/* dwp += sum over the image's pixels of patch x dconv. */
-static void weight_grad(float *dwp, float *patch, const float **pix, const float *cb, const Geo *g,
-                        const float *end) {
-    size_t F = (size_t)g->F;
-    int nq = (int)g->nqi;
+/* ---- the weight gradient in tiles --------------------------------------
+ * dwp[k][f] += sum over pixels q of tap k of q x dconv[q][f]. The work is a
+ * list of tiles, in the order of the single-threaded loop: for each block
+ * of up to 64 filters (V vectors), each kernel row r, the tap tiles of KT
+ * taps (the last one shifted back to end at the row's end; with patches, one
+ * row of KKC taps; a row shorter than KT: one plain C tile). A tile keeps
+ * its outputs in registers over a block of pixels, so every output sums the
+ * pixels in their order, tile after tile: how the tiles are shared out
+ * between threads does not change a bit. Without AVX-512 (or F % 16 != 0)
+ * the whole gradient is one tile. */
+
+typedef struct Tile {
+    int f0, V, KT, r, t0; /* KT = 0: the plain C loop over the block's taps */
+} Tile;
+
+/* Rows and taps per row of the tap tiles (patches: one row of KKC). */
+static void tile_rows(const Geo *g, int *R, int *T) {
+    *R = g->patches ? 1 : g->R;
+    *T = g->patches ? (int)g->KKC : g->T;
+}
+
+static int tiles_in_block(const Geo *g, int f0, int *V, int *KT) {
+    int R, T;
+    tile_rows(g, &R, &T);
+    *V = MIN(4, (g->F - f0) / 16);
 #ifdef __AVX512F__
-    if (use_simd(g)) {
-        for (int q0 = 0; q0 < nq; q0 += g->qb) {
-            int n = MIN(g->qb, nq - q0);
-            const float *const *pp = pix + q0;
-            int R = g->R, T = g->T;
-            size_t rs = g->rs;
-            if (T < DW_KT[MIN(4, g->F / 16)]) { /* short runs: gather each pixel's patch */
-                build_patches(patch, pix + q0, n, g, end);
-                R = 1, T = (int)g->KKC, rs = 0;
-            }
-            for (int f0 = 0; f0 < g->F; f0 += 64) {
-                int V = MIN(4, (g->F - f0) / 16), KT = DW_KT[V];
-                if (T < KT) goto scalar_block;
-                for (int r = 0; r < R; r++)
-                    for (int t0 = 0; t0 < T; t0 += KT) {
-                        int ts = MIN(t0, T - KT); /* the last tile shifts back */
-                        dw_tile_v(V, dwp + ((size_t)r * g->T + ts) * F + f0, F, pp, (size_t)r * rs + ts,
-                                  cb + (size_t)q0 * F + f0, F, n, t0 - ts);
-                    }
-                continue;
-            scalar_block:
-                for (int q = 0; q < n; q++)
-                    for (int r = 0; r < R; r++)
-                        for (int t = 0; t < T; t++) {
-                            float x = pp[q][(size_t)r * rs + t];
-                            float *dw = dwp + ((size_t)r * g->T + t) * F + f0;
-                            const float *d = cb + (size_t)(q0 + q) * F + f0;
-                            for (int f = 0; f < 16 * V; f++) dw[f] += x * d[f];
-                        }
-            }
-        }
+    *KT = DW_KT[*V];
+#else
+    *KT = T + 1;
+#endif
+    if (T < *KT) {
+        *KT = 0;
+        return 1;
+    }
+    return R * ((T + *KT - 1) / *KT);
+}
+
+static int tile_count(const Geo *g) {
+    if (!use_simd(g)) return 1;
+    int n = 0, V, KT;
+    for (int f0 = 0; f0 < g->F; f0 += 64) n += tiles_in_block(g, f0, &V, &KT);
+    return n;
+}
+
+static Tile tile_at(const Geo *g, int k) {
+    Tile t = {0, 0, 0, 0, 0};
+    if (!use_simd(g)) return t;
+    for (t.f0 = 0;; t.f0 += 64) {
+        int n = tiles_in_block(g, t.f0, &t.V, &t.KT);
+        if (k < n) break;
+        k -= n;
+    }
+    if (t.KT) {
+        int R, T;
+        tile_rows(g, &R, &T);
+        int per_row = (T + t.KT - 1) / t.KT;
+        t.r = k / per_row;
+        t.t0 = (k % per_row) * t.KT;
+    }
+    return t;
+}
+
+/* The tile after t in the list (t must not be the last). */
+static void tile_next(const Geo *g, Tile *t) {
+    if (t->KT) {
+        int R, T;
+        tile_rows(g, &R, &T);
+        t->t0 += t->KT;
+        if (t->t0 < T) return;
+        t->t0 = 0;
+        if (++t->r < R) return;
+    }
+    t->r = t->t0 = 0;
+    t->f0 += 64;
+    tiles_in_block(g, t->f0, &t->V, &t->KT);
+}
+
+/* Tile t over n pixels pix[0..n) (dconv rows dc). */
+static void weight_tile(float *dwp, const Tile *t, const float *const *pix, const float *dc, int n,
+                        const Geo *g) {
+    size_t F = (size_t)g->F;
+    int R, T;
+    tile_rows(g, &R, &T);
+    size_t rs = g->patches ? 0 : g->rs;
+#ifdef __AVX512F__
+    if (t->KT) {
+        int ts = MIN(t->t0, T - t->KT); /* the last tile shifts back */
+        dw_tile_v(t->V, dwp + ((size_t)t->r * g->T + ts) * F + t->f0, F, pix, (size_t)t->r * rs + ts,
+                  dc + t->f0, F, n, t->t0 - ts);
         return;
     }
 #endif
-    (void)patch, (void)end;
-    for (int q = 0; q < nq; q++) {
-        const float *d = cb + (size_t)q * F;
-        for (int r = 0; r < g->R; r++) {
-            const float *a = pix[q] + (size_t)r * g->rs;
-            float *dw = dwp + (size_t)r * g->T * F;
-            for (int t = 0; t < g->T; t++, dw += F) {
-                float x = a[t];
-                for (size_t f = 0; f < F; f++) dw[f] += x * d[f];
+    for (int q = 0; q < n; q++)
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < T; k++) {
+                float x = pix[q][(size_t)r * rs + k];
+                float *dw = dwp + ((size_t)r * g->T + k) * F + t->f0;
+                const float *d = dc + (size_t)q * F + t->f0;
+                for (size_t f = 0; f < (use_simd(g) ? 16 * (size_t)t->V : F); f++) dw[f] += x * d[f];
             }
-        }
-    }
 }
 
 /* din of image i (HWC, zeroed here) from cb and wt (F, KKC). */
@@ -588,30 +615,110 @@ static void input_grad(float *dini, const float **dinp, const float *cb, const f
     }
 }
 
+typedef struct Bwd {
+    const Geo *g;
+    Ws ws;
+    float *din;
+    const float *dout, *out, *in, *end;
+    const uint8_t *arg;
+    int i0, n, s0;       /* pass 1: images [i0, i0 + n) into slots s0 .. s0 + n */
+    int p0, pn;          /* pass 2: the previous group's pn images, in slots p0 .. */
+    int ntiles, nunits;  /* the weight gradient's tiles, cut into nunits ranges */
+} Bwd;
+
+/* Pass 1, one image: its conv gradient, bias terms, pixel list (and
+ * patches) into its slot, and its input gradient. */
+static void bwd_image(const Bwd *b, int j, int tid) {
+    const Geo *g = b->g;
+    ThreadWs t = thread_ws(&b->ws, g, tid);
+    SlotWs s = slot_ws(&b->ws, g, b->s0 + j);
+    int i = b->i0 + j;
+    expand(s.cb, s.dsum, t.tmp, b->dout, b->out, b->arg, g, i);
+    pixel_list(s.pix, b->in, g, i, 1);
+#ifdef __AVX512F__
+    if (g->patches) build_patches(s.patch, s.pix, (int)g->nqi, g, b->end);
+#endif
+    if (b->din) input_grad(b->din + (size_t)i * g->HWC, t.dinp, s.cb, b->ws.pack, g);
+}
+
+/* Pass 2, one range of tiles: over the previous group's images in order,
+ * blocks of qb pixels, the tiles in order. */
+static void bwd_tiles(const Bwd *b, int u) {
+    const Geo *g = b->g;
+    size_t k0, k1;
+    parallel_split((size_t)b->ntiles, b->nunits, u, &k0, &k1);
+    int nq = (int)g->nqi;
+    Tile first = tile_at(g, (int)k0);
+    for (int j = 0; j < b->pn; j++) {
+        SlotWs s = slot_ws(&b->ws, g, b->p0 + j);
+        for (int q0 = 0; q0 < nq; q0 += g->qb) {
+            int n = MIN(g->qb, nq - q0);
+            Tile t = first;
+            for (size_t k = k0; k < k1; k++) {
+                weight_tile(b->ws.dwp, &t, s.pix + q0, s.cb + (size_t)q0 * g->F, n, g);
+                if (k + 1 < k1) tile_next(g, &t);
+            }
+        }
+    }
+}
+
+/* One run does pass 2 of a group (the first chunks) and pass 1 of the next:
+ * they touch different slots. */
+static void bwd_step(void *p, int c, int tid) {
+    const Bwd *b = p;
+    int units = b->pn ? b->nunits : 0;
+    if (c < units) bwd_tiles(b, c);
+    else bwd_image(b, c - units, tid);
+}
+
+typedef struct Unpack {
+    const Geo *g;
+    float *dw;
+    const float *dwp;
+} Unpack;
+
+/* dw (F, C, K, K) += dwp (KKC, F) for filters [lo, hi). */
+static void unpack_filters(void *p, size_t lo, size_t hi) {
+    const Unpack *u = p;
+    int C = u->g->C, KK = u->g->K * u->g->K;
+    size_t F = (size_t)u->g->F;
+    for (size_t f = lo; f < hi; f++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < KK; k++) u->dw[(f * C + c) * KK + k] += u->dwp[((size_t)k * C + c) * F + f];
+}
+
+/* The images go in groups: pass 1 over a group's images, pass 2 over the
+ * tiles of the weight gradient (each tile summing the group's pixels in
+ * image order) in the next run, together with pass 1 of the next group;
+ * the bias terms in image order. One thread: groups of one image, in the
+ * order of the plain loop (pass 1 of image i, then pass 2 of image i). */
 void convblock_backward(float *din, float *dw, float *db, const float *dout, const float *out, const uint8_t *arg,
                         const float *in, const float *w, int B, int C, int H, int W, int F, int K, int stride,
                         int pool, int out_nchw, float *wsp) {
     Geo g = geo(C, H, W, F, K, stride, pool, out_nchw);
-    Ws ws;
-    ws_layout(&ws, wsp, &g);
-    /* wt[f][r][t] = w[f][c][kh][kw]: per filter, (c, kh, kw) -> (kh, kw, c) */
-    if (din)
-        for (int f = 0; f < F; f++)
-            for (int c = 0; c < C; c++)
-                for (int k = 0; k < K * K; k++)
-                    ws.pack[(size_t)f * g.KKC + (size_t)k * C + c] = w[((size_t)f * C + c) * K * K + k];
-    memset(ws.dwp, 0, g.KKC * (size_t)F * sizeof *ws.dwp);
-    memset(ws.dbs, 0, (size_t)F * sizeof *ws.dbs);
-    for (int i = 0; i < B; i++) {
-        expand(ws.cb, ws.dbs, ws.tmp, dout, out, arg, &g, i);
-        pixel_list(ws.pix, in, &g, i, 1);
-        weight_grad(ws.dwp, ws.patch, ws.pix, ws.cb, &g, in + (size_t)B * g.HWC);
-        if (din) input_grad(din + (size_t)i * g.HWC, ws.dinp, ws.cb, ws.pack, &g);
+    Bwd b = {&g, {0}, din, dout, out, in, in + (size_t)B * g.HWC, arg, 0, 0, 0, 0, 0, tile_count(&g), 0};
+    ws_layout(&b.ws, wsp, &g);
+    b.nunits = MIN(b.ntiles, 4 * g.thr);
+    if (g.thr == 1) b.nunits = 1;
+    if (din) {
+        Pack pk = {&g, b.ws.pack, w, 1};
+        parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
     }
-    for (int f = 0; f < F; f++) {
-        db[f] += (float)ws.dbs[f];
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < K * K; k++)
-                dw[((size_t)f * C + c) * K * K + k] += ws.dwp[((size_t)k * C + c) * F + f];
+    memset(b.ws.dwp, 0, g.KKC * (size_t)F * sizeof *b.ws.dwp);
+    memset(b.ws.dbs, 0, (size_t)F * sizeof *b.ws.dbs);
+    for (b.i0 = 0; b.i0 < B || b.pn; b.i0 += b.n) {
+        b.n = MIN(g.grp, B - b.i0);
+        parallel_run((b.pn ? b.nunits : 0) + b.n, bwd_step, &b);
+        for (int j = 0; j < b.n; j++) {
+            const float *ds = slot_ws(&b.ws, &g, b.s0 + j).dsum;
+            for (int f = 0; f < F; f++) b.ws.dbs[f] += ds[f];
+        }
+        b.p0 = b.s0, b.pn = b.n;
+        /* Two sets of slots with threads; one thread runs the tiles of the
+         * previous image before the next one's pass 1: one slot, in cache. */
+        b.s0 = b.s0 || g.thr == 1 ? 0 : g.grp;
     }
+    for (int f = 0; f < F; f++) db[f] += (float)b.ws.dbs[f];
+    Unpack u = {&g, dw, b.ws.dwp};
+    parallel_for((size_t)F, filter_grain(&g), unpack_filters, &u);
 }

@@ -1,5 +1,6 @@
 /* linear: fully connected layer y = x W^T + b with PyTorch's layout
- * (W is (Nout, Nin), as nn.Linear), over a batch of rows, through cblas_sgemm.
+ * (W is (Nout, Nin), as nn.Linear), over a batch of rows, through blas_sgemm
+ * (on the pool; the same bits for any thread count).
  * The input is any (B, Nin) row-major block, e.g. a flattened NCHW tensor. */
 #ifndef SIAMESE_LINEAR_H
 #define SIAMESE_LINEAR_H

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "layer.h"
+#include "parallel.h"
 
 int model_parse_shape(const char *s, int *c, int *h, int *w) {
     long v[3];
@@ -553,19 +554,30 @@ void model_init(Model *m, int scheme, uint64_t seed) {
 
 /* ---- description ------------------------------------------------------------ */
 
+typedef struct L2 {
+    const float *p;
+    float *g;
+    float l2;
+} L2;
+
+/* sum p^2 over [lo, hi) (double); g += 2 lambda p */
+static double l2_chunk(void *ctx, size_t lo, size_t hi) {
+    const L2 *q = ctx;
+    double s = 0;
+    for (size_t i = lo; i < hi; i++) {
+        s += (double)q->p[i] * q->p[i];
+        q->g[i] += 2.0f * q->l2 * q->p[i];
+    }
+    return s;
+}
+
 double model_l2_penalty(Model *m) {
     double total = 0;
     for (int v = 0; v < m->nviews; v++) {
         const ParamView *pv = &m->views[v];
         if (pv->l2 == 0) continue;
-        const float *p = m->params + pv->offset;
-        float *g = m->grads + pv->offset;
-        double s = 0;
-        for (size_t i = 0; i < pv->count; i++) {
-            s += (double)p[i] * p[i];
-            g[i] += 2.0f * pv->l2 * p[i];
-        }
-        total += pv->l2 * s;
+        L2 q = {m->params + pv->offset, m->grads + pv->offset, pv->l2};
+        total += pv->l2 * parallel_sum(pv->count, l2_chunk, &q);
     }
     return total;
 }

@@ -135,10 +135,13 @@ typedef struct Model {
     ModelAllreduceFn allreduce; /* NULL: one process */
     void *allreduce_ctx;
     uint64_t flops_fwd_per_image; /* multiply-adds x 2 of the forward pass */
-    /* Optional per-layer timers (benchmarks): when non-NULL, (2 * nlayers)
-     * doubles owned by the caller; model_forward adds layer i's wall seconds
-     * to prof[2i], model_backward to prof[2i+1]. A layer fused into the one
-     * before it (relu, maxpool after conv2d) shows as 0. */
+    /* Optional per-layer timers (benchmarks, the trainer's breakdown): when
+     * non-NULL, (4 * nlayers) doubles owned by the caller; model_forward adds
+     * layer i's wall seconds to prof[2i] and the threads' work seconds
+     * (nn/parallel.h, meaningful while parallel_profile is on) to
+     * prof[2 nlayers + 2i], model_backward to prof[2i+1] and prof[2 nlayers
+     * + 2i+1]. A layer fused into the one before it (relu, maxpool after
+     * conv2d) shows as 0. */
     double *prof;
 } Model;
 

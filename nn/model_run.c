@@ -8,6 +8,7 @@
 
 #include "layer.h"
 #include "model.h"
+#include "parallel.h"
 
 enum { HALF_A = 1, HALF_B = 2, FULL = 3 };
 
@@ -46,6 +47,14 @@ static size_t ref_offset(const Model *m, NodeRef r, int rows) {
     return r.half == REF_B ? (size_t)ref_rows(m, r, rows) * ref_size(m, r) : 0;
 }
 
+/* prof[k] += the wall seconds since t0, prof[2 nlayers + k] += the threads'
+ * work since then (nn/parallel.h: wall + the change of the work offset). */
+static void prof_add(Model *m, int k, double t0, double w0) {
+    double dt = now_seconds() - t0;
+    m->prof[k] += dt;
+    m->prof[2 * m->nlayers + k] += dt + parallel_work_offset() - w0;
+}
+
 static void run_forward(Model *m, const float *x, int rows, const unsigned char *only) {
     ASSERT(rows <= m->max_batch);
     m->x = x;
@@ -57,7 +66,7 @@ static void run_forward(Model *m, const float *x, int rows, const unsigned char 
             m->out[i] = L->alias == MODEL_INPUT ? x : m->out[L->alias];
             continue;
         }
-        double t0 = m->prof ? now_seconds() : 0;
+        double t0 = m->prof ? now_seconds() : 0, w0 = m->prof ? parallel_work_offset() : 0;
         const float *in[LAYER_MAX_INPUTS];
         for (int k = 0; k < L->nin; k++) {
             NodeRef r = L->in[k];
@@ -66,7 +75,7 @@ static void run_forward(Model *m, const float *x, int rows, const unsigned char 
         float *y = L->alias == i ? L->y : (float *)m->out[L->alias];
         L->def->forward(m, L, y, in, rows >> L->halved);
         m->out[i] = y;
-        if (m->prof) m->prof[2 * i] += now_seconds() - t0;
+        if (m->prof) prof_add(m, 2 * i, t0, w0);
     }
 }
 
@@ -131,7 +140,7 @@ void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradRead
             }
             continue;
         }
-        double t0 = m->prof ? now_seconds() : 0;
+        double t0 = m->prof ? now_seconds() : 0, w0 = m->prof ? parallel_work_offset() : 0;
         if (m->written[i] && L->wants_grad) {
             if (m->written[i] != FULL) cover(m, i, FULL, rows);
             int r = rows >> L->halved;
@@ -166,7 +175,7 @@ void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradRead
             for (int k = 0; k < L->nin; k++)
                 for (size_t j = 0; j < add_n[k]; j++) add_to[k][j] += dx[k][j];
         }
-        if (m->prof) m->prof[2 * i + 1] += now_seconds() - t0;
+        if (m->prof) prof_add(m, 2 * i + 1, t0, w0);
         if (ready && L->np) ready(ctx, L->p_off, L->np);
     }
 }

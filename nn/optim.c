@@ -1,10 +1,13 @@
 /* optim: SGD / Adam / AdamW updates, schedules and clipping. Updates are done
  * in float like PyTorch's foreach kernels; per-tensor scalars (lr, decay,
- * bias corrections) are computed in double and rounded once. */
+ * bias corrections) are computed in double and rounded once. Each view's
+ * update runs on the pool in chunks of PARALLEL_GRAIN floats (elementwise:
+ * the same bits for any thread count); the clipping norm is a parallel_sum. */
 #include "optim.h"
 
 #include <math.h>
 
+#include "parallel.h"
 #include "util.h"
 
 void optim_spec_default(OptimSpec *o) {
@@ -62,13 +65,17 @@ double optim_lr(const OptimSpec *o, uint64_t step, uint64_t epoch, uint64_t tota
     return lr;
 }
 
-double optim_clip(float *grads, size_t n, double max_norm) {
+static double sum_squares(void *p, size_t lo, size_t hi) {
+    const float *g = p;
     double ss = 0.0;
-    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
-    double norm = sqrt(ss);
+    for (size_t i = lo; i < hi; i++) ss += (double)g[i] * g[i];
+    return ss;
+}
+
+double optim_clip(float *grads, size_t n, double max_norm) {
+    double norm = sqrt(parallel_sum(n, sum_squares, grads));
     if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
-        float s = (float)(max_norm / norm);
-        for (size_t i = 0; i < n; i++) grads[i] *= s;
+        parallel_scale(grads, n, (float)(max_norm / norm));
     }
     return norm;
 }
@@ -115,34 +122,55 @@ double optim_momentum(const OptimSpec *o, double final, uint64_t epoch) {
     return o->momentum_start + (final - o->momentum_start) * ((double)epoch / (double)o->momentum_epochs);
 }
 
+typedef struct Upd {
+    const OptimSpec *o;
+    float *p, *buf, *m1, *m2;
+    const float *g;
+    double lr, wd, mom;
+    uint64_t t;
+} Upd;
+
+static void update_chunk(void *p, size_t lo, size_t hi) {
+    const Upd *u = p;
+    size_t m = hi - lo;
+    if (u->o->type == OPTIM_SGD)
+        optim_sgd(u->o, u->p + lo, u->g + lo, u->buf ? u->buf + lo : NULL, m, (float)u->lr, (float)u->wd,
+                  (float)u->mom, u->t);
+    else
+        optim_adam(u->o, u->p + lo, u->g + lo, u->m1 + lo, u->m2 + lo, m, u->lr, u->wd, u->t,
+                   u->o->type == OPTIM_ADAMW);
+}
+
 void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
                 const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t) {
     ASSERT(t >= 1);
     ASSERT(state || optim_state_floats(o, n) == 0);
+    if (o->type != OPTIM_SGD && o->type != OPTIM_ADAM && o->type != OPTIM_ADAMW)
+        FATAL("optim: unknown optimizer type %d", (int)o->type);
     for (int k = 0; k < nviews; k++) {
         const ParamView *v = &views[k];
         ASSERT(v->offset <= n && v->count <= n - v->offset);
-        size_t off = v->offset, m = v->count;
-        double vlr = lr * v->lr_mult, vwd = o->weight_decay * v->decay_mult;
+        size_t off = v->offset;
+        Upd u = {.o = o, .p = params + off, .g = grads + off, .lr = lr * v->lr_mult, .t = t};
+        u.wd = o->weight_decay * v->decay_mult;
         switch (o->type) {
         case OPTIM_SGD: {
-            double mom = optim_momentum(o, v->has_momentum ? v->momentum : o->momentum, epoch);
+            u.mom = optim_momentum(o, v->has_momentum ? v->momentum : o->momentum, epoch);
             int has_state = optim_state_floats(o, n) != 0;
-            if (mom != 0.0 && !has_state)
+            if (u.mom != 0.0 && !has_state)
                 FATAL("optim: %s asks for momentum %g but plain SGD keeps no momentum buffer; set [optim] "
                       "momentum",
-                      v->name, mom);
-            optim_sgd(o, params + off, grads + off, has_state ? state + off : NULL, m, (float)vlr, (float)vwd,
-                      (float)mom, t);
+                      v->name, u.mom);
+            u.buf = has_state ? state + off : NULL;
             break;
         }
         case OPTIM_ADAM:
         case OPTIM_ADAMW:
-            optim_adam(o, params + off, grads + off, state + off, state + n + off, m, vlr, vwd, t,
-                       o->type == OPTIM_ADAMW);
+            u.m1 = state + off, u.m2 = state + n + off;
             break;
         default:
             FATAL("optim: unknown optimizer type %d", (int)o->type);
         }
+        parallel_for(v->count, PARALLEL_GRAIN, update_chunk, &u);
     }
 }

@@ -6,7 +6,11 @@
 # checkpoints must evaluate to the recorded numbers, embed to the recorded
 # embeddings (1e-5), export the recorded tensors bit for bit, and resume to
 # step 20 with the recorded per-step losses, learning rates and gradient
-# norms (1e-5 relative) and the recorded final evaluation.
+# norms and the recorded final evaluation. The first resumed step must match
+# to 1e-5 relative (the state is restored exactly); later steps to 1e-3 and
+# the final evaluation to 1e-4: the code now sums some terms in another
+# order (GEMMs in blocks and ordered chunk sums, for any thread count), and
+# ten steps of SGD through hinges and ReLUs turn rounding into ~1e-4.
 set -u
 cd "$(dirname "$0")/.."
 S=$PWD/siamese
@@ -28,10 +32,10 @@ npy_close() { # a b tol
                      if (d > t * s) bad++; n++ } END { exit !(n > 0 && bad == 0) }'
 }
 # every "key": number of the recorded eval.json ($2) equals the new one's ($1)
-# within 1e-6 (seconds left out; keys the newer code adds are not compared)
+# within $3 (seconds left out; keys the newer code adds are not compared)
 json_close() {
-  awk -F: 'FNR == 1 { f++ } !/:/ || /seconds/ || /\[/ { next } { gsub(/[ ,]/, "") }
-    f == 1 { v[$1] = $2; next } { if (!($1 in v)) bad++; d = v[$1] - $2; if (d < 0) d = -d; if (d > 1e-6) bad++; n++ }
+  awk -F: -v t="$3" 'FNR == 1 { f++ } !/:/ || /seconds/ || /\[/ { next } { gsub(/[ ,]/, "") }
+    f == 1 { v[$1] = $2; next } { if (!($1 in v)) bad++; d = v[$1] - $2; if (d < 0) d = -d; if (d > t) bad++; n++ }
     END { exit !(n > 10 && bad == 0) }' "$1" "$2"
 }
 
@@ -64,7 +68,7 @@ for m in a b; do
   $S inspect "$ck" >insp.$m 2>&1
   check '[ $? -eq 0 ] && grep -q "all CRCs ok" insp.$m' "$m: inspect verifies the old checkpoint"
   $S eval "$ck" --data test.lmdb --train train.lmdb --json e10.$m.json >eval.$m 2>&1
-  check '[ $? -eq 0 ] && json_close e10.$m.json $FX/$m-step10.eval.json' \
+  check '[ $? -eq 0 ] && json_close e10.$m.json $FX/$m-step10.eval.json 1e-6' \
     "$m: eval of the old checkpoint gives the recorded numbers ($(tr -d '\n' <e10.$m.json))"
   $S embed "$ck" --data test.lmdb --out emb.$m >/dev/null 2>&1
   check '[ $? -eq 0 ] && npy_close emb.$m.emb.npy $FX/$m-step10.emb.npy 1e-5' \
@@ -79,9 +83,9 @@ for m in a b; do
   check '[ $? -eq 0 ]' "$m: resume of the old checkpoint runs ($(tail -2 train.$m))"
   check 'paste -d, run-$m/metrics.csv $FX/$m-metrics.csv | awk -F, "NR > 1 {
     for (k = 3; k <= 8; k++) { a = \$k; b = \$(k + 8); d = a - b; if (d < 0) d = -d; s = (b < 0 ? -b : b);
-      if (s < 1e-3) s = 1e-3; if (d > 1e-5 * s) bad++ } if (\$1 != \$9) bad++; n++ }
+      if (s < 1e-3) s = 1e-3; if (d > (NR <= 12 ? 1e-5 : 1e-3) * s) bad++ } if (\$1 != \$9) bad++; n++ }
     END { exit !(n == 20 && bad == 0) }"' "$m: resumed steps equal the old uninterrupted run's"
-  check 'json_close run-$m/eval.json $FX/$m-final.eval.json' "$m: final evaluation equals the old run's"
+  check 'json_close run-$m/eval.json $FX/$m-final.eval.json 1e-4' "$m: final evaluation equals the old run's"
 
   # a run of 0 steps saves the initial weights: each scheme draws what the old code drew
   for sc in he koch torch; do

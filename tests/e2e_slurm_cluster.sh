@@ -4,16 +4,18 @@
 # so a developer's cluster is left alone), runs its self-test, then:
 #   smoke    slurm/smoke.sbatch on -N2 (sbatch --wait): srun --mpi=pmix reaches
 #            every task, a tiny model trains, exits 0, a checkpoint verifies
-#   srun     slurm/train.sbatch -N2: USR1 to the batch shell (as --signal=B:USR1
-#            sends it) -> the ranks checkpoint, exit 75 -> the job requeues
-#            itself -> the rerun resumes from that checkpoint and finishes
+#   srun     slurm/train.sbatch, hybrid: 2 nodes x 1 rank x 2 threads (-c 2):
+#            USR1 to the batch shell (as --signal=B:USR1 sends it) -> the ranks
+#            checkpoint, exit 75 -> the job requeues itself -> the rerun
+#            resumes from that checkpoint and finishes
 #   mpirun   the same with SIAMESE_LAUNCHER=mpirun
 #   limit    a real time limit (-t 1, --signal=B:USR1@15): checkpoint, exit
 #            75, requeue, resume, finish
 #   limitcap the same with SIAMESE_MAX_REQUEUES=0: checkpoint, exit 75, no
 #            requeue
 # srun, mpirun and limit end bit-equal (weights, optimizer state, metrics)
-# to an uninterrupted run of the same length and world size.
+# to an uninterrupted run of the same length and world size (1 thread per
+# rank: so the 2-thread jobs also check that threads change no bit).
 #   cancel   scancel while training: checkpoint, exit 75, no requeue
 #   sweep    slurm/sweep.sbatch as a 2-task array: each run takes its overrides
 #   stall    rank 1 of 2 stops itself (SIGSTOP): the watchdog ends the job
@@ -42,7 +44,7 @@ export SIAMESE_SLURM_ROOT=$tmp/cluster
 export SIAMESE_SLURM_CTLD_PORT=${SIAMESE_SLURM_CTLD_PORT:-6917}
 export SIAMESE_SLURM_NODE_PORT=${SIAMESE_SLURM_NODE_PORT:-17101}
 export SIAMESE_SLURM_NODES=2
-export SIAMESE_SLURM_CPUS=4 # 8 SLURM CPUs on this machine, so the training jobs run at once
+export SIAMESE_SLURM_CPUS=8 # 16 SLURM CPUs on this machine, so the training jobs run at once
 cluster() { bash slurm/local-cluster.sh "$@"; }
 # shellcheck disable=SC2317 # called from the trap
 cleanup() {
@@ -116,13 +118,13 @@ submit() { # name [env=value ...] -- sbatch options
   [ -n "${jid[$name]}" ] || { check 1 "$name: sbatch refused the job"; unset "jid[$name]"; }
 }
 t0=$SECONDS
-submit srun -- -N 2 --ntasks-per-node=1 -t 5
-submit mpirun SIAMESE_LAUNCHER=mpirun -- -N 2 --ntasks-per-node=1 -t 5
+submit srun -- -N 2 --ntasks-per-node=1 -c 2 -t 5
+submit mpirun SIAMESE_LAUNCHER=mpirun -- -N 2 --ntasks-per-node=1 -c 2 -t 5
 # SLURM sends the warning at one of its ~30 s checks once about N+30 s or less
 # remain: @15 arrives 15-45 s in, well after the trainer has set its handlers.
-submit limit -- -N 1 -n 1 -t 1 --signal=B:USR1@15
-submit limitcap SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -t 1 --signal=B:USR1@15
-submit cancel -- -N 1 -n 1 -t 5
+submit limit -- -N 1 -n 1 -c 1 -t 1 --signal=B:USR1@15
+submit limitcap SIAMESE_MAX_REQUEUES=0 -- -N 1 -n 1 -c 1 -t 1 --signal=B:USR1@15
+submit cancel -- -N 1 -n 1 -c 1 -t 5
 # stall: rank 1 of 2 stops itself (SIGSTOP) after step 30 of the first run
 # only; the watchdog ([dist] timeout = 8) ends the job with 76, the script
 # requeues it, and the rerun resumes from the step-20 checkpoint and finishes.
@@ -131,12 +133,12 @@ sed -e 's/^steps = .*/steps = 60/' -e 's/^every = .*/every = 20/' -e 's/^log_eve
   "$smoke/smoke.ini" >"$tmp/stall.ini"
 printf '\n[dist]\ntimeout = 8\n' >>"$tmp/stall.ini"
 jid[stall]=$(SIAMESE_BIN=${SIAMESE_BUILD:-build}/siamese-test SIAMESE_TEST_STOP_STEP=30 SIAMESE_TEST_RANK=1 SIAMESE_TEST_ONCE=$tmp/stall.once \
-  SIAMESE_RUN_DIR=$tmp/run-stall sbatch --parsable -o "$tmp/stall.out" -N 2 --ntasks-per-node=1 -t 5 \
+  SIAMESE_RUN_DIR=$tmp/run-stall sbatch --parsable -o "$tmp/stall.out" -N 2 --ntasks-per-node=1 -c 1 -t 5 \
   slurm/train.sbatch "$tmp/stall.ini")
 stage[stall]=0
 [ -n "${jid[stall]}" ] || { check 1 "stall: sbatch refused the job"; unset "jid[stall]"; }
 printf 'optim.lr=0.01\n# a comment\noptim.lr=0.02 loss.margin=0.3\n' >"$tmp/sweep.txt"
-aid=$(SIAMESE_SWEEP_DIR=$tmp/sweep sbatch --parsable --array=0-1 -N 1 -n 1 -t 5 \
+aid=$(SIAMESE_SWEEP_DIR=$tmp/sweep sbatch --parsable --array=0-1 -N 1 -n 1 -c 1 -t 5 \
   -o "$tmp/sweep-%a.out" slurm/sweep.sbatch "$smoke/smoke.ini" "$tmp/sweep.txt")
 if [ -n "$aid" ]; then
   jid[sweep0]=${aid}_0 jid[sweep1]=${aid}_1 stage[sweep0]=0 stage[sweep1]=0
@@ -186,6 +188,10 @@ for name in srun mpirun limit; do
     [ -f "$run/model.smpi" ] && ./siamese inspect "$ck" >/dev/null 2>&1
   check $? "$name: USR1 -> checkpoint -> requeue -> resume -> done: $st, restarts $restarts, exit $code, last $(basename "${ck:-none}")"
   [ "$st" = COMPLETED ] || tail -n 25 "$log" | sed 's/^/    /'
+  if [ "$name" != limit ]; then
+    [ "$(grep -c '2 ranks x 2 threads (SLURM_CPUS_PER_TASK)' "$log")" -eq 2 ]
+    check $? "$name: both starts ran 2 nodes x 1 rank x 2 threads (-c 2)"
+  fi
   # The requeued run equals an uninterrupted one of the same length, bit for
   # bit (same world size; the config now holds the final steps).
   np=2; [ "$name" = limit ] && np=1

@@ -12,7 +12,12 @@
  * (and running statistics) after 5 steps within 1e-5, with global mining.
  * Rank 0 first computes the 1-rank
  * reference in the same job (dist_test_solo). Also: every rank ends with
- * bit-identical weights, and local-scope mining is NOT equivalent. */
+ * bit-identical weights, and local-scope mining is NOT equivalent.
+ * Threads: the same p ranks with 1, 2, 3 and 4 threads per rank ([run]
+ * threads, oversubscribed) end with bit-identical weights, optimizer state
+ * and metrics rows; recipes with wider layers reach the fused conv blocks,
+ * im2col convolutions (padding), unfused pooling and sigmoid, GEMMs cut
+ * into several blocks, L2 terms and gradient clipping. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,7 +82,7 @@ static void make_dataset(void) {
 
 typedef struct Recipe {
     const char *name;
-    const char *sets[8];
+    const char *sets[10];
     const char *config; /* NULL: configs/tiny.ini */
     const char *data;   /* the training set in dir; NULL: data.lmdb */
 } Recipe;
@@ -121,6 +126,15 @@ static const Recipe recipes[] = {
     {"koch bce, per-layer momentum ramp",
      {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
       "optim.momentum_epochs=3", "conv1.momentum=0.7", "head.momentum=0.8"},
+     NULL,
+     NULL},
+    {"wide: fused conv block, 3-block GEMMs, clip",
+     {"conv1.filters=32", "fc1.out=512", "optim.clip_norm=0.5", "conv1.l2=0.001"},
+     NULL,
+     NULL},
+    {"wide koch: im2col conv, unfused pool, sigmoid",
+     {"sampler.mode=pairs", "sampler.batch=14", "loss.type=bce", "head.type=koch", "mining.strategy=none",
+      "conv1.pad=1", "conv1.filters=20", "fc1.out=480", "fc1.l2=0.01"},
      NULL,
      NULL},
     /* Graphs (docs/graph.md): batch norm synchronised over ranks and
@@ -178,7 +192,7 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     const char *base[] = {data, "data.test=", "sampler.p=4", "sampler.k=6", "optim.lr=0.1", "run.seed=11"};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         if (config_set(&c, base[i], &e)) FATAL("%s", e.msg);
-    for (int i = 0; i < 8 && rc->sets[i]; i++)
+    for (int i = 0; i < 10 && rc->sets[i]; i++)
         if (config_set(&c, rc->sets[i], &e)) FATAL("%s: %s", rc->name, e.msg);
     if (extra && config_set(&c, extra, &e)) FATAL("%s", e.msg);
     if (config_validate(&c, &e)) FATAL("%s: %s", rc->name, e.msg);
@@ -186,11 +200,22 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
 }
 
 static Norm last_norm; /* the input normalisation of the last run */
+/* What a run ends with: weights then buffers, optimizer state, metrics
+ * rows. */
+typedef struct End {
+    float *w, *opt;
+    size_t n, nopt;
+    char *metrics;
+} End;
+
+static void end_free(End *e) { free(e->w), free(e->opt), free(e->metrics); }
 
 /* Runs STEPS steps; losses (STEPS) and the final weights, then buffers
- * (returned; *nparams floats in all). *overlap: the fewest gradient buckets
- * that had started when backward returned, over the steps. */
-static float *run(const char *text, double *losses, size_t *nparams, size_t *overlap) {
+ * (returned; *nparams floats in all). *overlap (if not NULL): the fewest
+ * gradient buckets that had started when backward returned, over the steps.
+ * *end (if not NULL) gets the weights and buffers, optimizer state and
+ * metrics. */
+static float *run(const char *text, double *losses, size_t *nparams, size_t *overlap, End *end) {
     Trainer t;
     Err e;
     if (trainer_setup(&t, text, 0, &e)) FATAL("%s", e.msg);
@@ -213,6 +238,14 @@ static float *run(const char *text, double *losses, size_t *nparams, size_t *ove
     float *w = xmalloc(*nparams * sizeof(float));
     memcpy(w, t.model.params, t.model.nparams * sizeof(float));
     memcpy(w + t.model.nparams, t.model.buffers, t.model.nbuffers * sizeof(float));
+    if (end) {
+        end->n = *nparams, end->nopt = t.nstate;
+        end->w = xmalloc(end->n * sizeof(float));
+        memcpy(end->w, w, end->n * sizeof(float));
+        end->opt = xmalloc((end->nopt + 1) * sizeof(float));
+        memcpy(end->opt, t.opt_state, end->nopt * sizeof(float));
+        end->metrics = xstrdup(t.metrics.s ? t.metrics.s : "");
+    }
     trainer_free(&t);
     return w;
 }
@@ -239,10 +272,11 @@ int main(int argc, char **argv) {
         size_t n = 0, n2, overlap = 0;
         if (rank == 0) {
             dist_test_solo(1);
-            ref = run(text, ref_loss, &n, NULL);
+            ref = run(text, ref_loss, &n, NULL, NULL);
             dist_test_solo(0);
         }
-        float *w = run(text, loss, &n2, &overlap);
+        End one;
+        float *w = run(text, loss, &n2, &overlap, &one);
         if (recipes[k].data)
             CHECK(last_norm.channels == 3 && last_norm.mean[0] != last_norm.mean[1] &&
                       last_norm.std[1] != last_norm.std[2],
@@ -250,6 +284,22 @@ int main(int argc, char **argv) {
         if (recipes[k].config && world > 1)
             CHECK(overlap >= 2, "%s, %d ranks: only %zu gradient buckets started during backward",
                   recipes[k].name, world, overlap);
+        for (int T = 2; T <= 4; T++) { /* the same ranks, T threads each */
+            char th[32];
+            snprintf(th, sizeof th, "run.threads=%d", T);
+            char *tt = recipe_text(&recipes[k], th);
+            double lt[STEPS];
+            size_t nt;
+            End e;
+            free(run(tt, lt, &nt, NULL, &e));
+            int same = e.n == one.n && e.nopt == one.nopt && !memcmp(e.w, one.w, e.n * sizeof(float)) &&
+                       !memcmp(e.opt, one.opt, e.nopt * sizeof(float)) && !strcmp(e.metrics, one.metrics);
+            CHECK(same, "%s, %d ranks x %d threads: weights, optimizer state or metrics differ from 1 thread",
+                  recipes[k].name, world, T);
+            end_free(&e);
+            free(tt);
+        }
+        end_free(&one);
         /* Replicas are bit-identical on every rank. */
         uint64_t h = hash64(w, n2 * sizeof(float), HASH64_INIT);
         double hd = (double)(h >> 11), hmax = dist_max_double(hd), hmin = -dist_max_double(-hd);
@@ -281,7 +331,7 @@ int main(int argc, char **argv) {
         char *g = recipe_text(&recipes[0], NULL), *l = recipe_text(&recipes[0], "mining.scope=local");
         double lg[STEPS], ll[STEPS];
         size_t n;
-        float *a = run(g, lg, &n, NULL), *b = run(l, ll, &n, NULL);
+        float *a = run(g, lg, &n, NULL, NULL), *b = run(l, ll, &n, NULL, NULL);
         if (rank == 0) CHECK(lg[0] != ll[0], "local scope differs from global (%.9g vs %.9g)", lg[0], ll[0]);
         free(a), free(b), free(g), free(l);
     }
@@ -293,7 +343,7 @@ int main(int argc, char **argv) {
         char *g = recipe_text(bn, NULL), *l = recipe_text(bn, "bn1.sync=0");
         double lg[STEPS], ll[STEPS];
         size_t n;
-        float *a = run(g, lg, &n, NULL), *b = run(l, ll, &n, NULL);
+        float *a = run(g, lg, &n, NULL, NULL), *b = run(l, ll, &n, NULL, NULL);
         if (rank == 0)
             CHECK(lg[0] != ll[0], "bn1.sync = 0 differs from sync = 1 (%.9g vs %.9g)", lg[0], ll[0]);
         free(a), free(b), free(g), free(l);

@@ -237,7 +237,8 @@ static int check_skip(Dataset *ds, SamplerMode mode, const uint32_t *bad, int nb
     Batch part;
     batch_init(&part, &s, ds, 3);
     const float mean = 0.25f, std = 0.5f;
-    const BatchDecode dec = {mean, std, NULL, 0};
+    BatchDecode dec = {0};
+    norm_uniform(&dec.norm, C, mean, std);
     Prefetch *p = prefetch_start(ds, &s, 0, 1, &dec, 0, end, &e);
     CHECK(p != NULL, "%s: start: %s", what, e.msg);
     if (!p) return 0;

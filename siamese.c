@@ -2,7 +2,7 @@
  * lives beside the code it drives (io/cmd_data.c: import, pairs, inspect;
  * dist/cmd_train.c: train; dist/cmd_eval.c: eval, embed, export;
  * io/cmd_synth.c: synth; track/: track, mot-eval, mot-draw;
- * dist/cmd_report.c: report). */
+ * dist/cmd_segment.c: segment; dist/cmd_report.c: report). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +18,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
 int cmd_mot_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_track(int argc, char **argv);
@@ -38,6 +39,7 @@ static const struct {
     {"eval", cmd_eval, "Recall@K, MAP@R, verification, ROC AUC, EER, N-way K-shot of a checkpoint"},
     {"embed", cmd_embed, "write a dataset's embeddings and labels as .npy"},
     {"export", cmd_export, "write a checkpoint's weights as safetensors"},
+    {"segment", cmd_segment, "write a co-segmentation model's predicted masks and overlays as PNG"},
     {"synth", cmd_synth,
      "write synthetic benchmarks from Fashion-MNIST (mot: tracking sequences; coseg: co-segmentation pairs)"},
     {"track", cmd_track, "link a MOTChallenge sequence's detections into tracks"},

@@ -11,6 +11,7 @@
 #include "../io/npy.h"
 #include "../io/safetensors.h"
 #include "../nn/parallel.h"
+#include "eval_coseg.h"
 #include "evaluate.h"
 #include "train.h"
 
@@ -51,7 +52,22 @@ static const char eval_usage[] =
     "  --protocol koch    Koch et al.'s Omniglot protocol as Lake et al. define it: --nway 20\n"
     "                     --kshot 1 --drawings paired --groups " PROTOCOL_KOCH_GROUPS "\n"
     "  --trials-file F    also score the trials F lists by sample name (docs/formats.md)\n"
-    "  --save-trials F    write the within-group trials drawn as a trials file\n";
+    "  --save-trials F    write the within-group trials drawn as a trials file\n\n"
+    "A co-segmentation model ([loss] type = mask) is scored on DB's pairs records instead\n"
+    "(docs/coseg.md): Jaccard and precision of the predicted masks of pairs with a common object,\n"
+    "for classes seen in training (the classes --train has samples of) and unseen ones; for pairs\n"
+    "without one, the fraction of pixels marked as object and of images predicted empty. --pairs N\n"
+    "scores the first N records (default all); the N-way and group options do not apply.\n";
+
+/* eval of a co-segmentation model: the masks' measures (eval_coseg.h). */
+static int cmd_eval_coseg(EvalModel *l, const char *ckpt, const char *data, const char *train, long pairs,
+                          const char *json, Err *e) {
+    CosegEval r;
+    if (coseg_eval_run(&r, &l->model, &l->norm, data, train, pairs, e)) return -1;
+    printf("checkpoint %s (step %llu), data %s, seen classes from %s\n", ckpt, l->step, data, train);
+    coseg_eval_print(&r, stdout);
+    return json ? coseg_eval_write_json(&r, json, e) : 0;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *json = NULL, *train = NULL, *protocol = NULL, *drawings = NULL;
@@ -149,11 +165,17 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "siamese eval: %s\n", e.msg);
         return 1;
     }
+    if (!train) train = l.cfg.data_train;
+    if (l.cfg.loss.type == LOSS_MASK) {
+        int rc = cmd_eval_coseg(&l, ckpt, data, train, pairs, json, &e);
+        if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
+        eval_model_free(&l);
+        return rc ? 1 : 0;
+    }
     if (pairs > 0) l.cfg.eval_pairs = pairs;
     if (nway > 0) l.cfg.eval_nway = nway;
     if (kshot > 0) l.cfg.eval_kshot = kshot;
     if (trials >= 0) l.cfg.eval_trials = trials;
-    if (!train) train = l.cfg.data_train;
     EvalResult r;
     int rc = eval_run_protocol(&l.model, &l.cfg, &l.norm, data, train, &p, &r, NULL, &e);
     if (rc == 0) {

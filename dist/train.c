@@ -12,6 +12,7 @@
 
 #include "mem_limit.h"
 #include "../nn/parallel.h"
+#include "../mining/coseg.h"
 #include "watchdog.h"
 
 volatile sig_atomic_t train_stop_requested = 0;
@@ -41,11 +42,26 @@ static int check_loss_node(const Trainer *t, Err *e) {
     const Config *c = &t->cfg;
     const Model *m = &t->model;
     const ModelLayer *L = &m->layers[m->loss];
-    if (m->pair && c->sampler.mode != SAMPLER_PAIRS)
+    if (m->pair && c->sampler.mode != SAMPLER_PAIRS && c->sampler.mode != SAMPLER_COSEG)
         return err_set(
-            e, "%s: the model reads halves (NODE@a / NODE@b): two-image models need [sampler] mode = pairs",
+            e,
+            "%s: the model reads halves (NODE@a / NODE@b): two-image models need [sampler] mode = pairs "
+            "or coseg",
             c->path);
-    if (L->halved) {
+    if (c->loss.type == LOSS_MASK) {
+        if (L->halved || L->flat || L->oc != 1 || L->oh != m->in_h || L->ow != m->in_w)
+            return err_set(e,
+                           "%s: [loss] type = mask reads %s, %s of %dx%dx%d: it needs a per-image node of "
+                           "1x%dx%d, one mask logit per input pixel (docs/coseg.md)",
+                           c->path, L->name, L->halved ? "a pair-level node" : "a node", L->oc, L->oh, L->ow,
+                           m->in_h, m->in_w);
+        if (!ds_meta(t->ds)->has_masks)
+            return err_set(
+                e,
+                "%s has no masks: [loss] type = mask trains on a dataset with masks (siamese synth "
+                "coseg, or an import with a mask tree)",
+                c->data_train);
+    } else if (L->halved) {
         if (c->loss.type != LOSS_BCE || c->model.koch_head || L->out_size != 1)
             return err_set(
                 e,
@@ -189,7 +205,9 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
         size_t ws = MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na));
         ws = MAX(ws, simloss_workspace_floats(N, Na));
         t->ws = xaligned_floats(ws);
-    } else if (c->sampler.mode == SAMPLER_PAIRS) {
+    } else if (c->loss.type == LOSS_MASK) {
+        t->has_target = xcalloc((size_t)max_images, 1);
+    } else if (c->sampler.mode == SAMPLER_PAIRS || c->sampler.mode == SAMPLER_COSEG) {
         t->pairs = xcalloc((size_t)max_items, sizeof(IndexPair));
     } else {
         t->triplets = xcalloc((size_t)max_items, sizeof(IndexTriplet));
@@ -221,6 +239,7 @@ void trainer_free(Trainer *t) {
     free(t->ws);
     free(t->pairs);
     free(t->triplets);
+    free(t->has_target);
     free(t->metrics.s);
     free(t->evalcsv.s);
     if (t->val) ds_close(t->val);
@@ -284,6 +303,15 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         }
         *dEout = dpool;
         *pool_rows = N;
+    } else if (c->loss.type == LOSS_MASK) {
+        /* One mask per image: its own mask when its pair has a common
+         * object, else an empty one (docs/coseg.md). */
+        int n = lb->n_images;
+        for (int i = 0; i < n; i++) t->has_target[i] = lb->same[i % lb->n_items];
+        s.loss_sum = coseg_mask_loss(t->dE, E, b->masks, t->has_target, n, D, c->loss.mask, 1.0);
+        s.count = n;
+        *dEout = t->dE;
+        *pool_rows = n;
     } else if (m->layers[m->loss].halved) {
         /* The model scores each pair: one logit per pair. */
         int B = lb->n_items;
@@ -291,7 +319,7 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         s = pairs_bce_logits(t->dE, E, lb->same, 0, B);
         *dEout = t->dE;
         *pool_rows = B;
-    } else if (c->sampler.mode == SAMPLER_PAIRS) {
+    } else if (c->sampler.mode == SAMPLER_PAIRS || c->sampler.mode == SAMPLER_COSEG) {
         int B = lb->n_items;
         /* Targets come from the pairs record's flag, not from label equality. */
         for (int k = 0; k < B; k++) {

@@ -72,6 +72,7 @@ typedef struct Trainer {
     float *ws;               /* miner workspace */
     IndexPair *pairs;        /* offline pairs of this rank */
     IndexTriplet *triplets;  /* offline triplets of this rank */
+    uint8_t *has_target;     /* (local images) mask loss: the image's pair has a common object */
     uint64_t step, total_steps, steps_per_epoch, opt_t;
     /* The metrics so far (CSV text, deterministic columns only): part of
      * every checkpoint so a resumed run's metrics file equals the

@@ -12,6 +12,7 @@
 
 #include "../io/atomic_file.h"
 #include "../nn/parallel.h"
+#include "eval_coseg.h"
 #include "evaluate.h"
 #include "report.h"
 #include "train.h"
@@ -239,15 +240,21 @@ int train_main(const TrainOptions *o) {
         printf("  data %s: %llu samples, %u classes, normalisation mean %s std %s\n", c->data_train,
                (unsigned long long)ds_meta(t->ds)->count, ds_meta(t->ds)->classes, mean, std);
         printf("  global batch: %d %s (%d images), %llu steps per epoch, %llu steps\n", t->global_items,
-               c->sampler.mode == SAMPLER_PK      ? "images"
-               : c->sampler.mode == SAMPLER_PAIRS ? "pairs"
-                                                  : "triplets",
+               c->sampler.mode == SAMPLER_PK         ? "images"
+               : c->sampler.mode == SAMPLER_TRIPLETS ? "triplets"
+                                                     : "pairs",
                t->global_items * t->per_item, (unsigned long long)t->steps_per_epoch,
                (unsigned long long)t->total_steps);
-        printf("  loss %s, mining %s (%s), optim %s lr %g\n", config_enum_name("loss", "type", c->loss.type),
-               config_enum_name("mining", "strategy", c->mining.strategy),
-               config_enum_name("mining", "scope", c->mining.scope),
-               config_enum_name("optim", "type", c->optim.type), c->optim.lr);
+        if (c->loss.type == LOSS_MASK)
+            printf("  loss mask (%s per pixel), optim %s lr %g\n",
+                   config_enum_name("loss", "mask", c->loss.mask),
+                   config_enum_name("optim", "type", c->optim.type), c->optim.lr);
+        else
+            printf("  loss %s, mining %s (%s), optim %s lr %g\n",
+                   config_enum_name("loss", "type", c->loss.type),
+                   config_enum_name("mining", "strategy", c->mining.strategy),
+                   config_enum_name("mining", "scope", c->mining.scope),
+                   config_enum_name("optim", "type", c->optim.type), c->optim.lr);
         if (c->loss.type == LOSS_TRIPLET && c->mining.strategy == MINE_BATCH_HARD && !c->loss.soft &&
             c->optim.type == OPTIM_SGD && c->optim.warmup_steps == 0)
             util_warn("batch_hard triplet mining with SGD from a random start often collapses (every embedding "
@@ -405,7 +412,15 @@ int train_main(const TrainOptions *o) {
             EvalResult r;
             EvalDetail detail = {0};
             int evaluated = 0;
-            if (c->eval_at_end && c->data_test[0]) {
+            if (c->eval_at_end && c->data_test[0] && c->loss.type == LOSS_MASK) {
+                watchdog_phase(WD_EVAL);
+                CosegEval cr;
+                char cjp[CFG_PATH + 32];
+                snprintf(cjp, sizeof cjp, "%s/eval.json", c->run_dir);
+                if (coseg_eval_run(&cr, &t->model, &t->norm, c->data_test, c->data_train, 0, &e) ||
+                    (coseg_eval_print(&cr, stdout), coseg_eval_write_json(&cr, cjp, &e)))
+                    util_warn("evaluation failed: %s", e.msg);
+            } else if (c->eval_at_end && c->data_test[0]) {
                 watchdog_phase(WD_EVAL);
                 if (eval_run_detail(&t->model, c, &t->norm, c->data_test, c->data_train, &r,
                                     c->report ? &detail : NULL, &e)) {

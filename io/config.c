@@ -41,10 +41,11 @@ static const Key schema[] = {
     {"data", "on_bad_record", K_ENUM, C(sampler.on_bad), 0, 0, "stop", "stop|skip",
      "a sample record that fails its checks in training: stop (exit 1 naming its key) or skip (warn, and use "
      "a sample of the same class drawn from (seed, step, position) in its place)"},
-    {"sampler", "mode", K_ENUM, C(sampler.mode), 0, 0, "pk", "pk|pairs|triplets", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database"},
+    {"sampler", "mode", K_ENUM, C(sampler.mode), 0, 0, "pk", "pk|pairs|triplets|coseg", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database; coseg: pairs with and without a common object (docs/coseg.md)"},
     {"sampler", "p", K_INT32, C(sampler.p), 2, 100000, "8", NULL, "pk: classes per global batch"},
     {"sampler", "k", K_INT32, C(sampler.k), 1, 100000, "32", NULL, "pk: images per class"},
-    {"sampler", "batch", K_INT32, C(sampler.batch), 1, 1000000, "128", NULL, "pairs/triplets: records per global batch"},
+    {"sampler", "batch", K_INT32, C(sampler.batch), 1, 1000000, "128", NULL, "pairs/triplets/coseg: records per global batch"},
+    {"sampler", "common", K_DBL, C(sampler.common), 0, 1, "0.75", NULL, "coseg: fraction of each batch's pairs with a common object"},
     {"model", "embedding", K_STR, C(model.embedding), 0, LAYER_NAME_MAX, "", NULL, "the node eval and embed read (a per-image node); empty: the last layer (docs/graph.md)"},
     {"augment", "rotate", K_DBL, C(augment.rotate), 0, 180, "0", NULL, "rotation: angle uniform in [-rotate, rotate] degrees (Koch: 10); 0 = off"},
     {"augment", "rotate_p", K_DBL, C(augment.rotate_p), 0, 1, "1", NULL, "probability that an image is rotated (Koch: 0.5)"},
@@ -62,7 +63,7 @@ static const Key schema[] = {
     {"head", "lr_mult", K_DBL, C(model.head_lr_mult), 0, 1000, "1", NULL, "learning-rate multiplier of the head"},
     {"head", "momentum", K_DBL, C(model.head_momentum), -1, 1, "-1", NULL, "SGD: the head's final momentum; -1 = [optim] momentum"},
     {"head", "l2", K_DBL, C(model.head_l2), 0, 1000, "0", NULL, "L2 regularisation lambda of the head weights (in the loss)"},
-    {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce|infonce|multi_similarity", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head), infonce (N-pair / InfoNCE over the global batch), multi_similarity (Wang et al. 2019)"},
+    {"loss", "type", K_ENUM, C(loss.type), 0, 0, "triplet", "triplet|contrastive|bce|infonce|multi_similarity|mask", "triplet (FaceNet), contrastive (Hadsell), bce (Koch head, or a pair-level logit), infonce (N-pair / InfoNCE over the global batch), multi_similarity (Wang et al. 2019), mask (co-segmentation: a mask logit per pixel of each image)"},
     {"loss", "input", K_STR, C(model.loss_input), 0, LAYER_INPUT_MAX, "", NULL, "the node the loss reads; empty: the embedding (bce without a head: a pair-level node of one logit per pair)"},
     {"loss", "margin", K_DBL, C(loss.margin), 0, 100, "0.2", NULL, "margin of the triplet and contrastive losses"},
     {"loss", "soft", K_INT, C(loss.soft), 0, 1, "0", NULL, "triplet: 1 = soft margin log(1+exp(d_ap-d_an))"},
@@ -71,6 +72,7 @@ static const Key schema[] = {
     {"loss", "alpha", K_DBL, C(loss.ms_alpha), 1e-3, 1000, "2", NULL, "multi_similarity: weight of the positive similarities"},
     {"loss", "beta", K_DBL, C(loss.ms_beta), 1e-3, 1000, "50", NULL, "multi_similarity: weight of the negative similarities"},
     {"loss", "base", K_DBL, C(loss.ms_base), -1, 1, "0.5", NULL, "multi_similarity: the similarity the terms are centred on (lambda)"},
+    {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice", "mask: per-pixel binary cross-entropy on the logits, or the soft Dice loss; averaged over pixels and images"},
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
     {"mining", "epsilon", K_DBL, C(mining.epsilon), 0, 10, "0.1", NULL, "multi_similarity mining: keep negatives within epsilon above the weakest positive, positives within epsilon below the strongest negative"},
@@ -117,11 +119,13 @@ static const Key schema[] = {
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 /* K_ENUM values are the index in the key's "a|b|c": the modules' enums in
  * that order. K_INT fields are long or uint64_t. */
-_Static_assert(SAMPLER_PK == 0 && SAMPLER_PAIRS == 1 && SAMPLER_TRIPLETS == 2, "[sampler] mode order");
+_Static_assert(SAMPLER_PK == 0 && SAMPLER_PAIRS == 1 && SAMPLER_TRIPLETS == 2 && SAMPLER_COSEG == 3,
+               "[sampler] mode order");
 _Static_assert(SAMPLER_BAD_STOP == 0 && SAMPLER_BAD_SKIP == 1, "[data] on_bad_record order");
 _Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2 && LOSS_INFONCE == 3 &&
-                   LOSS_MULTI_SIMILARITY == 4,
+                   LOSS_MULTI_SIMILARITY == 4 && LOSS_MASK == 5,
                "[loss] type order");
+_Static_assert(MASK_BCE == 0 && MASK_DICE == 1, "[loss] mask order");
 _Static_assert(MINE_BATCH_HARD == 0 && MINE_SEMI_HARD == 1 && MINE_BATCH_ALL == 2 && MINE_HARD_PAIRS == 3 &&
                    MINE_NONE == 4 && MINE_MULTI_SIMILARITY == 5,
                "[mining] strategy order");
@@ -132,7 +136,8 @@ _Static_assert(OPTIM_SCHED_CONSTANT == 0 && OPTIM_SCHED_STEP == 1 && OPTIM_SCHED
 _Static_assert(INIT_HE == 0 && INIT_KOCH == 1 && INIT_TORCH == 2, "[init] scheme order");
 _Static_assert(sizeof(long) == sizeof(uint64_t) && sizeof(SamplerMode) == sizeof(int) &&
                    sizeof(SamplerOnBad) == sizeof(int) &&
-                   sizeof(OptimType) == sizeof(int) && sizeof(MiningStrategy) == sizeof(int),
+                   sizeof(OptimType) == sizeof(int) && sizeof(MiningStrategy) == sizeof(int) &&
+                   sizeof(MaskLoss) == sizeof(int),
                "K_INT and K_ENUM field sizes");
 
 #define ORIGIN_MARK "; effective config of "
@@ -669,6 +674,14 @@ int config_validate(const Config *c, Err *e) {
             return err_set(e, "%s: [head] momentum = %g, but [optim] momentum = 0 keeps no momentum buffer", n,
                            c->model.head_momentum);
     }
+    if (c->loss.type == LOSS_MASK && augment_enabled(&c->augment))
+        return err_set(e,
+                       "%s: [augment] distorts the images but not their masks: turn it off for [loss] type = "
+                       "mask",
+                       n);
+    if (c->loss.type == LOSS_MASK && c->sampler.mode != SAMPLER_COSEG && c->sampler.mode != SAMPLER_PAIRS)
+        return err_set(e, "%s: [loss] type = mask trains on the masks of pairs: set [sampler] mode = coseg (or "
+                          "pairs)", n);
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
         if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)
@@ -692,9 +705,10 @@ int config_validate(const Config *c, Err *e) {
     } else if (c->loss.type == LOSS_INFONCE || c->loss.type == LOSS_MULTI_SIMILARITY) {
         return err_set(e, "%s: [loss] type = %s needs [sampler] mode = pk (it mines the global batch)", n,
                        c->loss.type == LOSS_INFONCE ? "infonce" : "multi_similarity");
-    } else if (c->sampler.mode == SAMPLER_PAIRS) {
+    } else if (c->sampler.mode == SAMPLER_PAIRS || c->sampler.mode == SAMPLER_COSEG) {
         if (c->loss.type == LOSS_TRIPLET)
-            return err_set(e, "%s: [sampler] mode = pairs goes with loss contrastive or bce, not triplet", n);
+            return err_set(e, "%s: [sampler] mode = %s goes with loss contrastive, bce or mask, not triplet", n,
+                           c->sampler.mode == SAMPLER_PAIRS ? "pairs" : "coseg");
     } else if (c->loss.type != LOSS_TRIPLET) {
         return err_set(e, "%s: [sampler] mode = triplets goes with [loss] type = triplet", n);
     }

@@ -58,14 +58,14 @@ static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp
 static double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
 
 double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_t *has_target, int n,
-                       size_t npix, int type, double scale) {
-    ASSERT(type == COSEG_LOSS_BCE || type == COSEG_LOSS_DICE);
+                       size_t npix, MaskLoss type, double scale) {
+    ASSERT(type == MASK_BCE || type == MASK_DICE);
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * npix;
         const uint8_t *ti = has_target[i] ? t + (size_t)i * npix : NULL;
         float *gi = dz + (size_t)i * npix;
-        if (type == COSEG_LOSS_BCE) {
+        if (type == MASK_BCE) {
             double l = 0.0, g = scale / (double)npix;
             for (size_t j = 0; j < npix; j++) {
                 int tj = ti && ti[j];

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mining.h"
+
 /* The kind of pair an image belongs to. */
 enum { COSEG_SEEN = 0, COSEG_UNSEEN = 1, COSEG_NONE = 2 };
 
@@ -46,7 +48,6 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m);
 
 /* ---- the loss ------------------------------------------------------------ */
 
-enum { COSEG_LOSS_BCE = 0, COSEG_LOSS_DICE = 1 };
 #define COSEG_DICE_SMOOTH 1.0 /* added to the Dice numerator and denominator */
 
 /* Loss of n images of npix pixels: logits z (n, npix) against targets t
@@ -59,7 +60,7 @@ enum { COSEG_LOSS_BCE = 0, COSEG_LOSS_DICE = 1 };
  * its gradient (WRITTEN), so scale = 1 / (images in the global batch) makes
  * the ranks' sums add up to the mean. */
 double coseg_mask_loss(float *dz /* (n, npix) */, const float *z, const uint8_t *t, const uint8_t *has_target,
-                       int n, size_t npix, int type, double scale);
+                       int n, size_t npix, MaskLoss type, double scale);
 
 /* pred[i] = 255 where logit[i] > 0 (probability above 1/2), else 0. */
 void coseg_threshold(uint8_t *pred, const float *logit, size_t n);

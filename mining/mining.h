@@ -6,7 +6,9 @@
 #define SIAMESE_MINING_H
 
 /* [loss] type. */
-typedef enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE, LOSS_INFONCE, LOSS_MULTI_SIMILARITY } LossType;
+typedef enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE, LOSS_INFONCE, LOSS_MULTI_SIMILARITY, LOSS_MASK } LossType;
+/* [loss] mask: the per-pixel loss of type mask (mining/coseg.h). */
+typedef enum { MASK_BCE, MASK_DICE } MaskLoss;
 
 typedef struct LossSpec {
     LossType type;
@@ -15,6 +17,7 @@ typedef struct LossSpec {
     double temperature;                /* infonce (simloss.h) */
     long symmetric;                    /* infonce: 1 = both directions of every positive pair */
     double ms_alpha, ms_beta, ms_base; /* multi_similarity (simloss.h) */
+    MaskLoss mask;                     /* mask (mining/coseg.h) */
 } LossSpec;
 
 /* [mining] strategy: the online miners over a PK batch. The triplet loss

@@ -3,7 +3,10 @@
 # coseg`: bad arguments fail with exit 2 and one line, a bad source with exit
 # 1 naming the file, and neither dataset is left behind; a small real run
 # from Debian's Fashion-MNIST gives the datasets its options ask for (inspect
-# --verify reads every record). Runs from the repo root with ./siamese built.
+# --verify reads every record); a few training steps of configs/coseg-fmnist.ini
+# on it, the end-of-training and `siamese eval` measures (equal; pair counts),
+# `siamese segment` from a dataset and from two image files (PNG sizes), and
+# their bad input. Runs from the repo root with ./siamese built.
 # Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -65,6 +68,39 @@ grep -Eq '^ +8 +0 +bag$' "$T/tr.txt" && grep -Eq '^ +9 +0 +ankle-boot$' "$T/tr.t
 "$S" synth coseg --out "$T/tr2" --test-out "$T/te2" --pairs 40 --side 48 --seed 3 >/dev/null 2>&1
 "$S" inspect "$T/tr" --dump 17 --pgm "$T/a.pgm" >/dev/null && "$S" inspect "$T/tr2" --dump 17 --pgm "$T/b.pgm" >/dev/null &&
   cmp -s "$T/a.pgm" "$T/b.pgm" && ok || bad "the same seed gives the same images"
+
+# ---- a few training steps, eval and segment -------------------------------------
+# png_size FILE: "W H" from the IHDR chunk.
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4, $7 * 256 + $8}'; }
+R=(--set run.dir="$T/run" --set data.train="$T/tr" --set data.test="$T/te" --set data.shape=
+  --set train.steps=2 --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0)
+if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" >"$T/train.log" 2>&1; then ok; else
+  bad "train coseg-fmnist on 48x48: $(tail -3 "$T/train.log")"
+fi
+M="$T/run/model.smpi"
+# The test set: 8 pairs, i mod 4 = 3 without a common object.
+grep -q '"pairs_none": 2,' "$T/run/eval.json" && grep -q '"pairs": 8,' "$T/run/eval.json" &&
+  [ $(($(sed -n 's/.*"pairs_seen": \([0-9]*\).*/\1/p;s/.*"pairs_unseen": \([0-9]*\).*/\1/p' "$T/run/eval.json" |
+    paste -sd+))) -eq 6 ] && ok || bad "end-of-training eval.json: 6 pairs with a common object, 2 without"
+"$S" eval "$M" --data "$T/te" --json "$T/e.json" >"$T/eval.txt" 2>&1 && ok || bad "eval: $(cat "$T/eval.txt")"
+grep -v seconds "$T/e.json" >"$T/e1" && grep -v seconds "$T/run/eval.json" >"$T/e2" && cmp -s "$T/e1" "$T/e2" &&
+  ok || bad "eval gives the numbers of the end-of-training evaluation"
+grep -q 'Jaccard' "$T/eval.txt" && grep -q '"jaccard_unseen"' "$T/e.json" && ok || bad "eval prints and writes Jaccard"
+"$S" eval "$M" --data "$T/te" --pairs 3 --json "$T/e3.json" >/dev/null 2>&1 && grep -q '"pairs": 3,' "$T/e3.json" &&
+  ok || bad "eval --pairs 3"
+"$S" segment "$M" --data "$T/te" --out "$T/seg" --pairs 3 >"$T/seg.txt" 2>&1 && ok || bad "segment: $(cat "$T/seg.txt")"
+[ "$(ls "$T/seg" | wc -l)" -eq 13 ] && [ "$(png_size "$T/seg/pair-2-b.overlay.png")" = "48 48" ] &&
+  [ "$(png_size "$T/seg/overview.png")" = "$((4 * 96 + 5 * 4)) $((3 * 96 + 4 * 4))" ] && ok ||
+  bad "segment --pairs 3: 12 pictures of 48x48 and a 4-column overview ($(ls "$T/seg" | wc -l) files)"
+"$S" segment "$M" --image "$T/a.pgm" --image "$T/b.pgm" --out "$T/seg2" >/dev/null 2>&1 &&
+  [ "$(png_size "$T/seg2/b.mask.png")" = "48 48" ] && [ -f "$T/seg2/a.overlay.png" ] && ok || bad "segment --image"
+printf 'junk' >"$T/junk.png"
+expect_error "segment one image" 2 "either --data DB or --image A --image B" "$S" segment "$M" --image "$T/a.pgm" --out "$T/out-s"
+expect_error "segment bad image" 1 "$T/junk.png" "$S" segment "$M" --image "$T/a.pgm" --image "$T/junk.png" --out "$T/out-s"
+expect_error "segment pairs 0" 2 "--pairs 0: expected a whole number" "$S" segment "$M" --data "$T/te" --out "$T/out-s" --pairs 0
+"$S" synth coseg --out "$T/s32" --test-out "$T/s32t" --pairs 4 --side 32 >/dev/null 2>&1
+expect_error "eval other shape" 1 "but the model takes 1x48x48" "$S" eval "$M" --data "$T/s32t"
+expect_error "segment other shape" 1 "but the model takes 1x48x48" "$S" segment "$M" --data "$T/s32t" --out "$T/out-s"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../io/npy.h"
+#include "../nn/model.h"
 #include "../nn/util.h"
 #include "test.h"
 
@@ -76,6 +77,16 @@ static inline float *fixture_get_f32(const char *cdir, const char *name, size_t 
         return NULL;
     }
     return a.data;
+}
+
+/* One "view NAME OFFSET COUNT DIM..." line per parameter tensor (the
+ * meta.txt of a case directory: the Python side loads the arena by them). */
+static inline void fixture_put_views(FILE *f, const ParamView *views, int n) {
+    for (int v = 0; v < n; v++) {
+        fprintf(f, "view %s %zu %zu", views[v].name, views[v].offset, views[v].count);
+        for (int d = 0; d < views[v].ndim; d++) fprintf(f, " %d", views[v].shape[d]);
+        fputc('\n', f);
+    }
 }
 
 /* Runs cmd (the Python side). 0 when it ran and succeeded; 1 when torch

@@ -7,7 +7,8 @@
  * inputs (per-channel normalisation from the dataset's statistics, or
  * given lists, and with augmentation), and for two graphs
  * (batch norm synchronised over ranks with dropout; a two-tower model on
- * pairs with the same, the gradient buckets overlapping backward) the loss
+ * pairs with the same, the gradient buckets overlapping backward; a
+ * co-segmentation net with correlation and a per-pixel mask loss) the loss
  * of each step equals the 1-rank loss within 1e-6 relative and the weights
  * (and running statistics) after 5 steps within 1e-5, with global mining.
  * Rank 0 first computes the 1-rank
@@ -24,6 +25,7 @@
 
 #include "../dist/train.h"
 #include "../io/pairgen.h"
+#include "fixture_coseg.h"
 #include "test_mpi.h"
 
 #define STEPS 5
@@ -78,6 +80,8 @@ static void make_dataset(void) {
     if (ds_write_pairs(path, a, b, same, 300, &e)) FATAL("%s", e.msg);
     if (pairgen_triplets(t, 300, labels, (uint64_t)n, CLASSES, 8, &e)) FATAL("%s", e.msg);
     if (ds_write_triplets(path, t, 300, &e)) FATAL("%s", e.msg);
+    snprintf(path, sizeof path, "%s/coseg.lmdb", dir);
+    fixture_coseg_dataset(path, 200, 7);
 }
 
 typedef struct Recipe {
@@ -174,6 +178,9 @@ static const Recipe recipes[] = {
       "augment.fill=40"},
      NULL,
      "rgb.lmdb"},
+    /* Co-segmentation (docs/coseg.md): correlation of the two halves,
+     * batch norm, a per-pixel mask loss on both images. */
+    {"co-segmentation masks (graph)", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/coseg.ini", NULL},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
@@ -188,7 +195,9 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     Err e;
     if (config_parse_file(&c, rc->config ? rc->config : "configs/tiny.ini", &e)) FATAL("%s", e.msg);
     char data[320];
-    snprintf(data, sizeof data, "data.train=%s/%s", dir, rc->data ? rc->data : "data.lmdb");
+    /* A mask loss trains on the dataset with masks. */
+    snprintf(data, sizeof data, "data.train=%s/%s", dir,
+             c.loss.type == LOSS_MASK ? "coseg.lmdb" : rc->data ? rc->data : "data.lmdb");
     const char *base[] = {data, "data.test=", "sampler.p=4", "sampler.k=6", "optim.lr=0.1", "run.seed=11"};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         if (config_set(&c, base[i], &e)) FATAL("%s", e.msg);

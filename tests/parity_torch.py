@@ -106,6 +106,20 @@ def read_meta(path):
     return meta
 
 
+def load_arena(named, views, arena, who):
+    """Copies the C parameter arena into the named torch parameters by the
+    meta's views (each C name must be a torch parameter of the same shape)."""
+    names = [v[0] for v in views]
+    if sorted(names) != sorted(named):
+        raise SystemExit(f"{who}: C views {sorted(names)} != torch parameters {sorted(named)}")
+    with torch.no_grad():
+        for name, off, count, shape in views:
+            p = named[name]
+            if tuple(p.shape) != shape:
+                raise SystemExit(f"{who}: {name}: C shape {shape}, torch {tuple(p.shape)}")
+            p.copy_(torch.from_numpy(arena[off:off + count].reshape(shape)))
+
+
 def pool_near_tie(model, x):
     """Smallest gap between the two largest values of a live 2x2 max-pool
     window, relative to the largest activation. Below ~1e-7 the C code's
@@ -143,15 +157,7 @@ def run_case(d):
 
     model = FmnistSmall(normalise=(recipe == "triplet"), koch_head=(recipe == "pair"))
     named = dict(model.named_parameters())
-    names = [v[0] for v in meta["views"]]
-    if sorted(names) != sorted(named):
-        raise SystemExit(f"parity_torch: C views {names} != torch parameters {sorted(named)}")
-    with torch.no_grad():
-        for name, off, count, shape in meta["views"]:
-            p = named[name]
-            if tuple(p.shape) != shape:
-                raise SystemExit(f"parity_torch: {name}: C shape {shape}, torch {tuple(p.shape)}")
-            p.copy_(torch.from_numpy(arena[off:off + count].reshape(shape)))
+    load_arena(named, meta["views"], arena, "parity_torch")
 
     x = torch.from_numpy(x_np).reshape(n, C, H, W)
     tie = pool_near_tie(model, x)

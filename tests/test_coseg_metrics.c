@@ -92,18 +92,18 @@ static void test_loss_hand(void) {
     float z[8] = {0}, dz[8];
     uint8_t t[8] = {1, 1, 0, 0, 9, 9, 9, 9}, has[2] = {1, 0};
     /* z = 0: BCE is log 2 per pixel whatever the target */
-    double l = coseg_mask_loss(dz, z, t, has, 2, 4, COSEG_LOSS_BCE, 1.0);
+    double l = coseg_mask_loss(dz, z, t, has, 2, 4, MASK_BCE, 1.0);
     CHECK_CLOSE(l, 2 * log(2.0), 1e-12, "BCE at z = 0");
     CHECK(dz[0] == -0.125f && dz[2] == 0.125f && dz[4] == 0.125f, "BCE gradient (p - t) / npix: %g %g %g",
           dz[0], dz[2], dz[4]);
     /* Dice at p = 1/2: image 0 (t = 1100): 1 - (2*1 + 1) / (2 + 2 + 1) = 0.4;
      * image 1 (no target: t ignored): 1 - 1 / (2 + 0 + 1) = 2/3 */
-    l = coseg_mask_loss(dz, z, t, has, 2, 4, COSEG_LOSS_DICE, 1.0);
+    l = coseg_mask_loss(dz, z, t, has, 2, 4, MASK_DICE, 1.0);
     CHECK_CLOSE(l, 0.4 + 2.0 / 3, 1e-12, "Dice at z = 0");
     /* large logits stay finite: BCE of z = +-100 against the wrong target is 100 */
     float zz[2] = {100.0f, -100.0f};
     uint8_t tt[2] = {0, 1}, h1[1] = {1};
-    l = coseg_mask_loss(dz, zz, tt, h1, 1, 2, COSEG_LOSS_BCE, 1.0);
+    l = coseg_mask_loss(dz, zz, tt, h1, 1, 2, MASK_BCE, 1.0);
     CHECK_CLOSE(l, 100.0, 1e-9, "BCE of confident mistakes");
     CHECK(dz[0] == 0.5f && dz[1] == -0.5f, "their gradients: %g %g", dz[0], dz[1]);
 }
@@ -111,7 +111,8 @@ static void test_loss_hand(void) {
 typedef struct LossCase {
     float *z, *dz;
     uint8_t *t, *has;
-    int n, type;
+    int n;
+    MaskLoss type;
     size_t npix;
 } LossCase;
 
@@ -120,7 +121,7 @@ static double loss_of(void *ctx) {
     return coseg_mask_loss(c->dz, c->z, c->t, c->has, c->n, c->npix, c->type, 1.0);
 }
 
-static void test_loss_fd(int type) {
+static void test_loss_fd(MaskLoss type) {
     Rng r;
     rng_seed(&r, 11, RNG_TEST, (uint64_t)type);
     LossCase c = {.n = 3, .npix = 50, .type = type};
@@ -149,8 +150,8 @@ static void test_loss_fd(int type) {
 
 int main(void) {
     test_loss_hand();
-    test_loss_fd(COSEG_LOSS_BCE);
-    test_loss_fd(COSEG_LOSS_DICE);
+    test_loss_fd(MASK_BCE);
+    test_loss_fd(MASK_DICE);
     test_hand();
     test_empty_boundary();
     test_threshold();

@@ -188,12 +188,7 @@ static void run_c(Side *s, const char *recipe, const char *cfg_file, const char 
     FILE *f = fopen(path, "w");
     if (!f) FATAL("cannot write %s", path);
     fprintf(f, "recipe %s\nshape %d %d %d\nimages %d\n", recipe, b.channels, b.height, b.width, s->n);
-    for (int v = 0; v < m->nviews; v++) {
-        const ParamView *pv = &m->views[v];
-        fprintf(f, "view %s %zu %zu", pv->name, pv->offset, pv->count);
-        for (int d = 0; d < pv->ndim; d++) fprintf(f, " %d", pv->shape[d]);
-        fputc('\n', f);
-    }
+    fixture_put_views(f, m->views, m->nviews);
     if (fclose(f)) FATAL("cannot write %s", path);
     batch_free(&b);
     trainer_free(&t);

@@ -1,0 +1,161 @@
+/* eval_coseg: see eval_coseg.h. */
+#include "eval_coseg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/atomic_file.h"
+
+#define COSEG_EVAL_CAP 16 /* pairs per forward */
+
+int coseg_model_check(const Model *m, const char *what, Err *e) {
+    const ModelLayer *L = &m->layers[m->loss];
+    if (L->halved || L->flat || L->oc != 1 || L->oh != m->in_h || L->ow != m->in_w)
+        return err_set(e,
+                       "%s is not a co-segmentation model: its loss reads %s (%dx%dx%d), not one mask logit "
+                       "per input pixel (1x%dx%d; [loss] type = mask, docs/coseg.md)",
+                       what, L->name, L->oc, L->oh, L->ow, m->in_h, m->in_w);
+    return 0;
+}
+
+int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, Err *e) {
+    memset(r, 0, sizeof *r);
+    const DsMeta *meta = ds_meta(ds);
+    if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w)
+        return err_set(e, "%s is %ux%ux%u but the model takes %dx%dx%d", ds_path(ds), meta->channels,
+                       meta->height, meta->width, m->in_c, m->in_h, m->in_w);
+    if (ds_reader_open(ds, &r->rd, e)) return -1;
+    r->m = m;
+    r->norm = *norm;
+    r->cap = MIN(COSEG_EVAL_CAP, m->max_batch / 2);
+    r->has_masks = meta->has_masks;
+    size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix, rows = 2 * (size_t)r->cap;
+    r->x = xaligned_floats(rows * img);
+    r->pix = xmalloc(rows * img);
+    r->truth = xcalloc(rows * npix, 1);
+    r->label = xmalloc(rows * sizeof *r->label);
+    r->pred = xmalloc(rows * npix);
+    return 0;
+}
+
+void coseg_runner_close(CosegRunner *r) {
+    if (r->rd) ds_reader_close(r->rd);
+    free(r->x), free(r->pix), free(r->truth), free(r->label), free(r->pred);
+    memset(r, 0, sizeof *r);
+}
+
+int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n, Err *e) {
+    ASSERT(n >= 1 && n <= r->cap);
+    Model *m = r->m;
+    size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix;
+    for (int row = 0; row < 2 * n; row++) {
+        uint32_t id = row < n ? a[row] : b[row - n];
+        uint8_t *px = r->pix + (size_t)row * img;
+        if (ds_read(r->rd, id, px, &r->label[row], r->has_masks ? r->truth + (size_t)row * npix : NULL, e))
+            return -1;
+        float *x = r->x + (size_t)row * img;
+        for (size_t k = 0; k < img; k++)
+            x[k] = ((float)px[k] / 255.0f - r->norm.mean[k / npix]) / r->norm.std[k / npix];
+    }
+    int train = m->st.train;
+    m->st.train = 0;
+    coseg_threshold(r->pred, model_forward(m, r->x, 2 * n), (size_t)2 * n * npix);
+    m->st.train = train;
+    return 0;
+}
+
+int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path,
+                   const char *train_path, long max_pairs, Err *e) {
+    memset(out, 0, sizeof *out);
+    double t0 = now_seconds();
+    if (coseg_model_check(m, "the checkpoint", e)) return -1;
+    if (!train_path || !train_path[0])
+        return err_set(e, "seen and unseen classes come from the training set: give --train DB");
+    Dataset *ds = NULL, *tr = NULL;
+    if (ds_open(&ds, test_path, e)) return -1;
+    const DsMeta *meta = ds_meta(ds);
+    int rc = -1;
+    uint32_t *a = NULL, *b = NULL;
+    uint8_t *same = NULL;
+    CosegRunner r = {0};
+    if (!meta->has_masks || meta->npairs == 0) {
+        err_set(e, "%s has no %s: co-segmentation is evaluated on pairs with masks (siamese synth coseg)",
+                test_path, meta->has_masks ? "pairs records" : "masks");
+        goto out;
+    }
+    if (ds_open(&tr, train_path, e)) goto out;
+    uint64_t n = meta->npairs;
+    if (max_pairs > 0 && (uint64_t)max_pairs < n) n = (uint64_t)max_pairs;
+    a = xmalloc(meta->npairs * sizeof *a), b = xmalloc(meta->npairs * sizeof *b),
+    same = xmalloc(meta->npairs);
+    if (ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&r, m, ds, norm, e)) goto out;
+    size_t npix = (size_t)m->in_h * m->in_w;
+    CosegStats st = {0};
+    for (uint64_t p0 = 0; p0 < n; p0 += (uint64_t)r.cap) {
+        int k = (int)MIN((uint64_t)r.cap, n - p0);
+        if (coseg_runner_run(&r, a + p0, b + p0, k, e)) goto out;
+        for (int row = 0; row < 2 * k; row++) {
+            int kind = COSEG_NONE;
+            if (same[p0 + (uint64_t)(row % k)]) {
+                uint32_t cnt = 0;
+                int32_t lab = r.label[row];
+                if (lab >= 0 && (uint32_t)lab < ds_meta(tr)->classes) ds_class_ids(tr, (uint32_t)lab, &cnt);
+                kind = cnt > 0 ? COSEG_SEEN : COSEG_UNSEEN;
+            }
+            coseg_stats_add(&st, r.pred + (size_t)row * npix, r.truth + (size_t)row * npix, npix, kind);
+        }
+    }
+    coseg_stats_finish(&st, &out->m);
+    out->pairs = n;
+    out->seconds = now_seconds() - t0;
+    rc = 0;
+out:
+    coseg_runner_close(&r);
+    free(a), free(b), free(same);
+    if (tr) ds_close(tr);
+    ds_close(ds);
+    return rc;
+}
+
+void coseg_eval_print(const CosegEval *r, FILE *out) {
+    const CosegMetrics *m = &r->m;
+    fprintf(out, "co-segmentation, %llu pairs (%.1f s)\n", (unsigned long long)r->pairs, r->seconds);
+    fprintf(out, "  common object, seen classes   %6llu pairs  Jaccard %.4f  precision %.4f\n",
+            (unsigned long long)m->pairs_seen, m->jaccard_seen, m->precision_seen);
+    fprintf(out, "  common object, unseen classes %6llu pairs  Jaccard %.4f  precision %.4f\n",
+            (unsigned long long)m->pairs_unseen, m->jaccard_unseen, m->precision_unseen);
+    fprintf(out, "  common object, all            %6llu pairs  Jaccard %.4f  precision %.4f\n",
+            (unsigned long long)(m->pairs_seen + m->pairs_unseen), m->jaccard, m->precision);
+    fprintf(out, "  no common object              %6llu pairs  wrong pixels %.4f  predicted empty %.4f\n",
+            (unsigned long long)m->pairs_none, m->wrong_pixels_none, m->empty_none);
+}
+
+int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
+    const CosegMetrics *m = &r->m;
+    const struct {
+        const char *key;
+        double v;
+    } f[] = {{"jaccard_seen", m->jaccard_seen},
+             {"precision_seen", m->precision_seen},
+             {"jaccard_unseen", m->jaccard_unseen},
+             {"precision_unseen", m->precision_unseen},
+             {"jaccard", m->jaccard},
+             {"precision", m->precision},
+             {"wrong_pixels_none", m->wrong_pixels_none},
+             {"empty_none", m->empty_none},
+             {"pairs_seen", (double)m->pairs_seen},
+             {"pairs_unseen", (double)m->pairs_unseen},
+             {"pairs_none", (double)m->pairs_none},
+             {"pairs", (double)r->pairs},
+             {"seconds", r->seconds}};
+    enum { N = sizeof f / sizeof f[0] };
+    char buf[N * 64 + 16];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                isnan(f[i].v) ? "%s  \"%s\": null" : "%s  \"%s\": %.9g", i ? ",\n" : "{\n",
+                                f[i].key, f[i].v);
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "\n}\n");
+    return atomic_file_write_all(path, buf, len, e);
+}

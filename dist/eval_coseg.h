@@ -1,0 +1,59 @@
+/* eval_coseg: a co-segmentation model ([loss] type = mask: one mask logit
+ * per input pixel, docs/coseg.md) on the pairs records of a dataset. The
+ * runner reads a batch of pairs as rows [a...; b...], runs the model in
+ * inference and thresholds the logits at 0; eval scores the masks with
+ * mining/coseg.c (Jaccard and precision on seen and unseen classes, wrong
+ * pixels and empty predictions for pairs without a common object). A pair's
+ * common class is seen when the training set has samples of it. Serial. */
+#ifndef SIAMESE_EVAL_COSEG_H
+#define SIAMESE_EVAL_COSEG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../io/dataset.h"
+#include "../io/norm.h"
+#include "../mining/coseg.h"
+#include "../nn/model.h"
+
+/* 0 when m's loss node is one mask logit per input pixel (1 x H x W per
+ * image), else -1 with e saying what it is (what names the checkpoint). */
+int coseg_model_check(const Model *m, const char *what, Err *e);
+
+typedef struct CosegRunner {
+    Model *m;
+    DsReader *rd;
+    Norm norm; /* the model's input normalisation, per channel */
+    int cap;        /* pairs per forward */
+    int has_masks;  /* the dataset has true masks */
+    float *x;       /* (2 cap, C, H, W) normalised */
+    uint8_t *pix;   /* (2 cap, C, H, W) pixels as stored */
+    uint8_t *truth; /* (2 cap, H, W) true masks (zero without) */
+    int32_t *label; /* (2 cap) */
+    uint8_t *pred;  /* (2 cap, H, W) predicted masks: 255 where the logit is above 0 */
+} CosegRunner;
+
+/* A runner over ds for m (checked with coseg_model_check; ds of m's input
+ * shape). 0, or -1 with e. */
+int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, Err *e);
+void coseg_runner_close(CosegRunner *r);
+/* Reads the n <= cap pairs (a[k], b[k]) and runs the model: row k of every
+ * buffer is image a[k], row n + k image b[k]. 0, or -1 with e (a bad record). */
+int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n, Err *e);
+
+typedef struct CosegEval {
+    CosegMetrics m;
+    uint64_t pairs; /* pairs records scored */
+    double seconds;
+} CosegEval;
+
+/* Scores the first max_pairs pairs records of test_path (all when
+ * max_pairs <= 0); seen classes are those train_path has samples of. 0, or
+ * -1 with e naming the dataset at fault. */
+int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path,
+                   const char *train_path, long max_pairs, Err *e);
+void coseg_eval_print(const CosegEval *r, FILE *out);
+/* JSON keys: docs/commands.md (eval on a co-segmentation model). */
+int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e);
+
+#endif

@@ -1,0 +1,275 @@
+/* The trainer's mask-loss path ([loss] type = mask) on a small
+ * co-segmentation net (tests/fixtures/graph/coseg.ini, data from
+ * tests/fixture_coseg.h): the loss of a step equals per-pixel BCE and Dice
+ * computed by naive loops from the model's logits, the batch's masks and
+ * the pairs' flags (an image of a pair without a common object has an empty
+ * target); the whole model's parameter gradients (ReLU replaced by tanh, so
+ * the loss is smooth) against central finite differences, BCE and Dice; and
+ * PyTorch parity of one Adam step (tests/parity_coseg.py builds the same
+ * network with bench/torch_coseg.py's twin): logits, loss, every gradient
+ * and the weights after the step within 1e-4 relative. Runs from the
+ * repository root (as tests/run.sh does). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../dist/train.h"
+#include "../mining/coseg.h"
+#include "fixture_coseg.h"
+#include "fixture_files.h"
+#include "fixture_num.h"
+#include "fixture_torch.h"
+#include "test.h"
+
+#define FIXTURE "tests/fixtures/graph/coseg.ini"
+#define TOL 1e-4
+
+static char root[PATH_MAX];
+
+/* A trainer on the fixture's dataset: the fixture config with every "[relu]"
+ * replaced by "[tanh]" when smooth, then the overrides sets[0..n). */
+typedef struct Setup {
+    Trainer t;
+    Batch b;
+} Setup;
+
+static void setup(Setup *s, int smooth, const char *const *sets, int n) {
+    char path[PATH_MAX];
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, FIXTURE);
+    size_t len;
+    char *text = (char *)fixture_read_file(path, &len);
+    for (char *p = smooth ? strstr(text, "[relu]") : NULL; p; p = strstr(p, "[relu]")) memcpy(p, "[tanh]", 6);
+    Config c;
+    Err e;
+    if (config_parse_text(&c, text, FIXTURE, &e)) FATAL("%s", e.msg);
+    free(text);
+    char data[PATH_MAX], run[PATH_MAX];
+    fixture_path_fmt(data, sizeof data, "data.train=%s/coseg.lmdb", fixture_dir());
+    fixture_path_fmt(run, sizeof run, "run.dir=%s/run", fixture_dir());
+    const char *base[] = {data, run, "data.test="};
+    for (int i = 0; i < 3; i++)
+        if (config_set(&c, base[i], &e)) FATAL("%s", e.msg);
+    for (int i = 0; i < n; i++)
+        if (config_set(&c, sets[i], &e)) FATAL("%s", e.msg);
+    if (config_validate(&c, &e)) FATAL("%s", e.msg);
+    text = config_to_text(&c);
+    if (trainer_setup(&s->t, text, 0, &e)) FATAL("%s", e.msg);
+    free(text);
+    batch_init(&s->b, &s->t.sampler, s->t.ds, s->t.world);
+    DsReader *r;
+    if (ds_reader_open(s->t.ds, &r, &e)) FATAL("%s", e.msg);
+    BatchDecode dec = trainer_decode(&s->t);
+    if (batch_load(&s->b, &s->t.sampler, r, 0, 1, &dec, 0, &e)) FATAL("%s", e.msg);
+    ds_reader_close(r);
+}
+
+static void setup_free(Setup *s) {
+    batch_free(&s->b);
+    trainer_free(&s->t);
+}
+
+/* Image i's target pixel j: its mask when its pair has a common object. */
+static int target(const Batch *b, int i, size_t j, size_t npix) {
+    return b->lb.same[i % b->lb.n_items] && b->masks[(size_t)i * npix + j];
+}
+
+/* The mean loss over the batch's images, by naive loops in double. */
+static double naive_loss(const Batch *b, const float *z, size_t npix, MaskLoss type) {
+    double total = 0;
+    for (int i = 0; i < b->lb.n_images; i++) {
+        double bce = 0, pt = 0, ps = 0, ts = 0;
+        for (size_t j = 0; j < npix; j++) {
+            double zj = z[(size_t)i * npix + j], p = 1 / (1 + exp(-zj));
+            int t = target(b, i, j, npix);
+            bce += -(t ? log(p) : log(1 - p));
+            pt += p * t, ps += p, ts += t;
+        }
+        total += type == MASK_BCE ? bce / (double)npix : 1 - (2 * pt + 1) / (ps + ts + 1);
+    }
+    return total / b->lb.n_images;
+}
+
+static void test_loss_value(MaskLoss type) {
+    const char *sets[] = {type == MASK_BCE ? "loss.mask=bce" : "loss.mask=dice"};
+    Setup s;
+    setup(&s, 0, sets, 1);
+    Model *m = &s.t.model;
+    size_t npix = (size_t)m->in_h * m->in_w;
+    int B = s.b.lb.n_items, common = 0, fg = 0;
+    for (int k = 0; k < B; k++) common += s.b.lb.same[k] != 0;
+    CHECK(B == 8 && common == 6, "batch of 8 pairs, 6 with a common object (have %d, %d)", B, common);
+    for (size_t j = 0; j < (size_t)2 * B * npix; j++) fg += s.b.masks[j] != 0;
+    CHECK(fg > 0, "the batch has mask pixels");
+    StepTimes st;
+    double loss = trainer_grads(&s.t, &s.b, &st);
+    double want = naive_loss(&s.b, model_output(m, m->loss), npix, type);
+    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss %.9g, naive loops %.9g",
+          type == MASK_BCE ? "BCE" : "Dice", loss, want);
+    /* A pair without a common object is trained towards empty masks: with
+     * the targets taken from the masks alone the loss would differ. */
+    double own = 0;
+    for (int i = 0; i < s.b.lb.n_images; i++) {
+        const float *z = model_output(m, m->loss) + (size_t)i * npix;
+        for (size_t j = 0; j < npix; j++) {
+            double p = 1 / (1 + exp(-(double)z[j]));
+            own += -(s.b.masks[(size_t)i * npix + j] ? log(p) : log(1 - p)) / (double)npix;
+        }
+    }
+    if (type == MASK_BCE)
+        CHECK(fabs(own / s.b.lb.n_images - loss) > 1e-4,
+              "targets of pairs without a common object are empty");
+    setup_free(&s);
+}
+
+static double max_abs(const float *p, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)p[i]));
+    return m;
+}
+
+static double loss_only(void *ctx) {
+    Setup *s = ctx;
+    return trainer_loss_only(&s->t, &s->b, 0);
+}
+
+static void test_fd(MaskLoss type) {
+    const char *sets[] = {type == MASK_BCE ? "loss.mask=bce" : "loss.mask=dice"};
+    Setup s;
+    setup(&s, 1, sets, 1);
+    Model *m = &s.t.model;
+    StepTimes st;
+    trainer_grads(&s.t, &s.b, &st);
+    float *g = xmalloc(m->nparams * sizeof(float));
+    memcpy(g, m->grads, m->nparams * sizeof(float));
+    Rng r;
+    rng_seed(&r, 5, RNG_TEST, (uint64_t)type);
+    double worst = 0;
+    for (int v = 0; v < m->nviews; v++) {
+        const ParamView *pv = &m->views[v];
+        double err =
+            fixture_fd_error(loss_only, &s, m->params + pv->offset, g + pv->offset, pv->count, 1e-2f, 40, &r);
+        CHECK(err < 2e-2, "%s: %s gradient vs finite differences, rel err %g",
+              type == MASK_BCE ? "BCE" : "Dice", pv->name, err);
+        worst = fmax(worst, err);
+    }
+    printf("finite differences of the whole model (%s, %d tensors): worst rel err %.2g\n",
+           type == MASK_BCE ? "BCE" : "Dice", m->nviews, worst);
+    free(g);
+    setup_free(&s);
+}
+
+/* A loss node that is not one logit per input pixel is refused by name. */
+static void test_bad_node(void) {
+    char path[PATH_MAX], data[PATH_MAX];
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, FIXTURE);
+    fixture_path_fmt(data, sizeof data, "data.train=%s/coseg.lmdb", fixture_dir());
+    Config c;
+    Err e;
+    if (config_parse_file(&c, path, &e) || config_set(&c, data, &e) || config_set(&c, "loss.input=up1", &e))
+        FATAL("%s", e.msg);
+    char *text = config_to_text(&c);
+    Trainer t;
+    int rc = trainer_setup(&t, text, 0, &e);
+    CHECK(rc != 0 && strstr(e.msg, "[loss] type = mask reads up1") && strstr(e.msg, "4x12x12") &&
+              strstr(e.msg, "1x12x12"),
+          "a 4-channel loss node is refused, naming it and the shape needed: %s", rc ? e.msg : "(accepted)");
+    if (rc == 0) trainer_free(&t);
+    free(text);
+    /* Augmentation would move the images but not their masks. */
+    if (config_set(&c, "loss.input=mask", &e) || config_set(&c, "augment.rotate=10", &e)) FATAL("%s", e.msg);
+    rc = config_validate(&c, &e);
+    CHECK(rc != 0 && strstr(e.msg, "[augment] distorts the images but not their masks"),
+          "[augment] with a mask loss is refused: %s", rc ? e.msg : "(accepted)");
+}
+
+/* ---- PyTorch parity of one step ------------------------------------------- */
+
+static void test_parity(void) {
+    Setup s;
+    setup(&s, 0, NULL, 0);
+    Trainer *t = &s.t;
+    Model *m = &t->model;
+    const Batch *b = &s.b;
+    int n = b->lb.n_images;
+    size_t npix = (size_t)m->in_h * m->in_w, in = (size_t)m->in_c * npix;
+    char cdir[PATH_MAX], path[PATH_MAX];
+    fixture_path_fmt(cdir, sizeof cdir, "%s/parity", fixture_dir());
+    if (mkdir(cdir, 0700)) FATAL("mkdir %s failed", cdir);
+    float *params = xmalloc(m->nparams * sizeof(float)), *tg = xmalloc((size_t)n * npix * sizeof(float));
+    memcpy(params, m->params, m->nparams * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < npix; j++) tg[(size_t)i * npix + j] = (float)target(b, i, j, npix);
+    fixture_put_f32(cdir, "x.npy", b->x, n, (int64_t)in);
+    fixture_put_f32(cdir, "target.npy", tg, n, (int64_t)npix);
+    fixture_put_f32(cdir, "params.npy", params, 1, (int64_t)m->nparams);
+    fixture_path_fmt(path, sizeof path, "%s/meta.txt", cdir);
+    FILE *f = fopen(path, "w");
+    if (!f) FATAL("cannot write %s", path);
+    fprintf(f, "shape %d %d %d\nimages %d\nlr %.17g\nweight_decay %.17g\n", m->in_c, m->in_h, m->in_w, n,
+            t->opt.lr, t->opt.weight_decay);
+    fixture_put_views(f, m->views, m->nviews);
+    if (fclose(f)) FATAL("cannot write %s", path);
+
+    StepTimes st;
+    double loss = trainer_grads(t, b, &st);
+    float *z = xmalloc((size_t)n * npix * sizeof(float)), *g = xmalloc(m->nparams * sizeof(float));
+    memcpy(z, model_output(m, m->loss), (size_t)n * npix * sizeof(float));
+    memcpy(g, m->grads, m->nparams * sizeof(float));
+    trainer_step(t, b, &st);
+    CHECK(t->opt.type == OPTIM_ADAM && t->last_loss == loss, "one Adam step on the loss compared");
+
+    char cmd[4 * PATH_MAX];
+    fixture_path_fmt(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s '%s/tests/parity_coseg.py' '%s/%s' '%s'", PYTHON,
+                     root, root, FIXTURE, cdir);
+    if (fixture_run_python(cmd) == 0) {
+        float *tz = fixture_get_f32(cdir, "torch_logits.npy", (size_t)n * npix);
+        float *tl = fixture_get_f32(cdir, "torch_loss.npy", 1);
+        float *tgr = fixture_get_f32(cdir, "torch_grads.npy", m->nparams);
+        float *tp = fixture_get_f32(cdir, "torch_new_params.npy", m->nparams);
+        if (tz && tl && tgr && tp) {
+            double ez = fixture_max_rel_err(z, tz, (size_t)n * npix), el = fabs(loss - tl[0]) / fabs(tl[0]);
+            printf("parity: logits %.2g, loss %.2g (C %.7f, torch %.7f)\n", ez, el, loss, (double)tl[0]);
+            CHECK(ez <= TOL, "mask logits differ from torch by %.3g relative", ez);
+            CHECK(el <= TOL, "loss %.9g vs torch %.9g", loss, (double)tl[0]);
+            double gmax = max_abs(tgr, m->nparams);
+            for (int v = 0; v < m->nviews; v++) {
+                const ParamView *pv = &m->views[v];
+                double eg = fixture_max_rel_err(g + pv->offset, tgr + pv->offset, pv->count);
+                double ep = fixture_max_rel_err(m->params + pv->offset, tp + pv->offset, pv->count);
+                printf("parity: %-12s grad %.2g, after the Adam step %.2g\n", pv->name, eg, ep);
+                CHECK(max_abs(tgr + pv->offset, pv->count) > 1e-3 * gmax,
+                      "torch gradient of %s is ~zero: nothing compared", pv->name);
+                CHECK(eg <= TOL, "gradient of %s differs from torch by %.3g relative", pv->name, eg);
+                CHECK(ep <= TOL, "%s after one Adam step differs from torch by %.3g relative", pv->name, ep);
+            }
+            /* The comparison can fail: a gradient entry moved by 2e-4 of
+             * its tensor's largest is caught. */
+            const ParamView *pv = &m->views[0];
+            float big = 0;
+            for (size_t i = 0; i < pv->count; i++) big = fmaxf(big, fabsf(tgr[pv->offset + i]));
+            g[pv->offset + 1] += 2e-4f * big;
+            CHECK(fixture_max_rel_err(g + pv->offset, tgr + pv->offset, pv->count) > TOL,
+                  "a perturbed %s gradient passes the check", pv->name);
+        }
+        free(tz), free(tl), free(tgr), free(tp);
+    }
+    free(params), free(tg), free(z), free(g);
+    setup_free(&s);
+}
+
+int main(void) {
+    fixture_repo_root(root, sizeof root, FIXTURE);
+    fixture_dir_create("coseg-train");
+    char path[PATH_MAX];
+    fixture_path_fmt(path, sizeof path, "%s/coseg.lmdb", fixture_dir());
+    fixture_coseg_dataset(path, 200, 7);
+    test_loss_value(MASK_BCE);
+    test_loss_value(MASK_DICE);
+    test_fd(MASK_BCE);
+    test_fd(MASK_DICE);
+    test_bad_node();
+    test_parity();
+    if (!test_failed_) fixture_rm_tree(fixture_dir());
+    return test_finish();
+}

@@ -14,6 +14,10 @@ Python 3 standard library only.
       strong scaling at a fixed global batch (default 4096 images) on nodes
       of 64 cores: one rank per core against one rank per node with a
       thread per core (nn/parallel), 8 .. 1024 nodes.
+  scaling_model.py strong [--measured OUT/measured.json] [options]
+      strong scaling at fixed global batches of 1k .. 64k images on 8 .. 1024
+      ranks: exact global mining, local mining, the hard-class exchange,
+      optimizer replicated or sharded (bench/scaling_strong.py).
 
 The model (assumptions in docs/scaling.md and in --help):
   T(p) = compute + mining(N = B p) + exchange(p) + exposed allreduce(p)
@@ -665,10 +669,14 @@ def main():
                    help="fraction of the line rate a large message reaches (default 0.9)")
     h.add_argument("--mem-bw", type=float, default=10e9, help="bytes/s of one core's memory passes (default 10e9)")
     h.add_argument("--markdown", action="store_true", help="print the tables of docs/scaling.md")
+    import scaling_strong
+    scaling_strong.add_parser(sub)
     args = ap.parse_args()
     if args.cmd is None:
-        ap.error("say 'measured OUT', 'predict' or 'hybrid'")
-    if args.cmd == "measured":
+        ap.error("say 'measured OUT', 'predict', 'hybrid' or 'strong'")
+    if args.cmd == "strong":
+        scaling_strong.cmd_strong(args)
+    elif args.cmd == "measured":
         cmd_measured(args)
     elif args.cmd == "hybrid":
         cmd_hybrid(args)

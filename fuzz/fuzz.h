@@ -30,27 +30,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                                    \
     } while (0)
 
-/* An in-memory file holding n bytes of d, named by a path the file APIs
- * accept ("/proc/self/fd/N"); fuzz_file_close frees it. */
+/* An in-memory file named by a path the file APIs accept
+ * ("/proc/self/fd/N"): made on first use, then rewritten with each input
+ * (a static FuzzFile: one memfd for the whole run, as making and closing
+ * one per input cost more than the decoders it feeds). Readers open the
+ * path afresh, so they start at offset 0. */
 typedef struct FuzzFile {
     int fd;
-    char path[64];
+    char path[64]; /* empty until the first fuzz_file_put */
 } FuzzFile;
 
-static inline void fuzz_file_open(FuzzFile *f, const uint8_t *d, size_t n) {
-    f->fd = memfd_create("fuzz", MFD_CLOEXEC);
-    ASSERT(f->fd >= 0);
+/* The file now holds exactly the n bytes of d. */
+static inline void fuzz_file_put(FuzzFile *f, const uint8_t *d, size_t n) {
+    if (!f->path[0]) {
+        f->fd = memfd_create("fuzz", MFD_CLOEXEC);
+        ASSERT(f->fd >= 0);
+        snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
+    }
+    ASSERT(ftruncate(f->fd, 0) == 0);
     for (size_t done = 0; done < n;) {
-        ssize_t w = write(f->fd, d + done, n - done);
+        ssize_t w = pwrite(f->fd, d + done, n - done, (off_t)done);
         ASSERT(w > 0);
         done += (size_t)w;
     }
-    snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
-}
-
-static inline void fuzz_file_close(FuzzFile *f) {
-    close(f->fd);
-    f->fd = -1;
 }
 
 /* An Err message is one line, and a non-empty one. */

@@ -55,23 +55,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         snprintf(built, sizeof built, "/dev/shm/fuzz-ckpt-%d.smpi", (int)getpid());
     }
     if (size < 1) return 0;
-    FuzzFile f = {-1, ""};
+    static FuzzFile f;
     const char *path = built;
-    if (data[0] & 1) {
+    int given = !(data[0] & 1); /* the file's bytes as they are */
+    if (!given) {
         /* ckpt_add_f32 reads floats: give it an aligned copy */
         uint8_t *copy = xmalloc(size);
         memcpy(copy, data, size);
         write_sections(built, copy + 1, size - 1);
         free(copy);
     } else {
-        fuzz_file_open(&f, data + 1, size - 1);
+        fuzz_file_put(&f, data + 1, size - 1);
         path = f.path;
     }
     Ckpt *c = NULL;
     Err e = {{0}}, pe = {{0}};
     int rc = ckpt_read(&c, path, &train_ckpt_bounds, &e);
     /* The tolerant reader on the files as given (a written one is valid). */
-    int prc = f.fd >= 0 ? ckpt_print(path, devnull, &train_ckpt_bounds, &pe) : rc;
+    int prc = given ? ckpt_print(path, devnull, &train_ckpt_bounds, &pe) : rc;
     if (rc) {
         fuzz_check_message(&e);
         FUZZ_CHECK(c == NULL && prc != 0, "ckpt_read refused (%s) what ckpt_print accepts", e.msg);
@@ -93,6 +94,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(t);
         ckpt_free(c);
     }
-    if (f.fd >= 0) fuzz_file_close(&f);
     return 0;
 }

@@ -12,9 +12,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
     size_t l = (size_t)data[0] | (size_t)data[1] << 8;
     if (l > size - 2) l = size - 2;
-    FuzzFile labels, images;
-    fuzz_file_open(&labels, data + 2, l);
-    fuzz_file_open(&images, data + 2 + l, size - 2 - l);
+    static FuzzFile labels, images;
+    fuzz_file_put(&labels, data + 2, l);
+    fuzz_file_put(&images, data + 2 + l, size - 2 - l);
     IdxSet s;
     Err e = {{0}};
     if (import_idx_load(&s, images.path, labels.path, &e)) {
@@ -25,7 +25,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    "accepted %u images of %ux%u", s.n, s.h, s.w);
         import_idx_free(&s);
     }
-    fuzz_file_close(&labels);
-    fuzz_file_close(&images);
     return 0;
 }

@@ -144,13 +144,19 @@ static int sink_put(Sink *s, const void *p, size_t n, int64_t at) {
     return 0;
 }
 
-/* Deflates one section into the sink and fills its table entry t. */
-static int write_section(Sink *s, const CkptEntry *en, unsigned char *outbuf, unsigned char *shuf,
-                         unsigned char *t, uint64_t off, uint64_t *stored) {
+/* Deflates one section into the sink and fills its table entry t; outbuf
+ * holds out_n bytes. A small section gets a window and hash table no larger
+ * than it needs (sections of 32 KB and more: zlib's defaults, 15 and 8): the
+ * same matches, a fraction of the memory to allocate and clear. */
+static int write_section(Sink *s, const CkptEntry *en, unsigned char *outbuf, size_t out_n,
+                         unsigned char *shuf, unsigned char *t, uint64_t off, uint64_t *stored) {
     int shuffle = (en->flags & CKPT_FLAG_SHUFFLE4) != 0;
+    int wbits = 9; /* deflate's smallest window; a match reaches 262 bytes less than the window */
+    while (wbits < 15 && ((size_t)1 << wbits) < en->n + 262) wbits++;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, 1, Z_DEFLATED, 15, 8, shuffle ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, 1, Z_DEFLATED, wbits, MAX(1, wbits - 7),
+                     shuffle ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY) != Z_OK)
         FATAL("deflateInit2 failed: out of memory?");
     uint32_t cr = 0, cs = 0;
     size_t pos = 0;
@@ -170,10 +176,10 @@ static int write_section(Sink *s, const CkptEntry *en, unsigned char *outbuf, un
         zs.avail_in = (uInt)k;
         do {
             zs.next_out = outbuf;
-            zs.avail_out = OUT_CHUNK;
+            zs.avail_out = (uInt)out_n;
             zr = deflate(&zs, flush);
             ASSERT(zr != Z_STREAM_ERROR);
-            size_t have = OUT_CHUNK - zs.avail_out;
+            size_t have = out_n - zs.avail_out;
             cs = crc_update(cs, outbuf, have);
             *stored += have;
             if (have && sink_put(s, outbuf, have, -1) < 0) rc = -1;
@@ -195,10 +201,13 @@ int ckpt_write(CkptWriter *w, const char *path, Err *e) {
     if (atomic_file_open(&s.f, path, e)) return -1;
     size_t head_n = HEADER_BYTES + (size_t)w->n * ENTRY_BYTES;
     unsigned char *head = xcalloc(1, head_n);
-    size_t shuf_n = 0; /* the shuffle buffer only as large as needed */
-    for (int i = 0; i < w->n; i++)
+    size_t shuf_n = 0, out_n = 64; /* the buffers only as large as needed */
+    for (int i = 0; i < w->n; i++) {
         if (w->e[i].flags & CKPT_FLAG_SHUFFLE4) shuf_n = MAX(shuf_n, MIN(w->e[i].n, (size_t)CHUNK));
-    unsigned char *outbuf = xmalloc(OUT_CHUNK), *shuf = shuf_n ? xmalloc(shuf_n) : NULL;
+        out_n =
+            MAX(out_n, MIN((size_t)compressBound((uLong)MIN(w->e[i].n, (size_t)CHUNK)), (size_t)OUT_CHUNK));
+    }
+    unsigned char *outbuf = xmalloc(out_n), *shuf = shuf_n ? xmalloc(shuf_n) : NULL;
     int rc = -1;
     /* Placeholder header and table (rewritten at the end): a full disk shows
      * up now rather than after the payloads. Not part of s.crc. */
@@ -206,8 +215,8 @@ int ckpt_write(CkptWriter *w, const char *path, Err *e) {
     uint64_t off = head_n;
     for (int i = 0; i < w->n; i++) {
         uint64_t stored;
-        if (write_section(&s, &w->e[i], outbuf, shuf, head + HEADER_BYTES + (size_t)i * ENTRY_BYTES, off,
-                          &stored) < 0)
+        if (write_section(&s, &w->e[i], outbuf, out_n, shuf, head + HEADER_BYTES + (size_t)i * ENTRY_BYTES,
+                          off, &stored) < 0)
             goto fail;
         off += stored;
     }

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,9 +516,17 @@ static int ini_lines(ParseState *s) {
     return bad;
 }
 
+/* The defaults of every singleton section, worked out once (they are
+ * constants of the schema) and copied into each parse. */
+static Config defaults_;
+static void defaults_build(void) {
+    for (int i = 0; i < NSINGLETONS; i++) set_defaults(singletons[i], &defaults_);
+}
+
 static void config_defaults(Config *c) {
-    memset(c, 0, sizeof *c);
-    for (int i = 0; i < NSINGLETONS; i++) set_defaults(singletons[i], c);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, defaults_build);
+    memcpy(c, &defaults_, sizeof *c);
 }
 
 /* 1 if the numeric field of a required key k (no default, min >= 1) is

@@ -8,6 +8,8 @@ first step line, and each command's peak anonymous RSS (RssAnon of
 mapped dataset pages). Prints one line per command and per dataset.
   usage: bench/scale.py WORKDIR N:CLASSES [N:CLASSES ...]
   e.g.   nice -n 10 bench/scale.py /tmp/scale 10000000:10 4000000:1000000
+SIAMESE_BIN runs another build of siamese (default: ./siamese), e.g. to
+compare a change with main's.
 WORKDIR is removed dataset by dataset (the files are large: 0.8 KB per
 sample for the idx file, about as much for the LMDB)."""
 import os
@@ -18,7 +20,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-S = os.path.join(ROOT, "siamese")
+S = os.environ.get("SIAMESE_BIN", os.path.join(ROOT, "siamese"))
 GEN = os.path.join(ROOT, os.environ.get("SIAMESE_BUILD", "build"), "bench", "gen_scale")
 
 

@@ -84,6 +84,16 @@ static const char *fmt_gb(char *s, double bytes) {
     return s;
 }
 
+/* The memory a rank may use ([run] max_memory, dist/mem_limit.h): the
+ * smallest limit of any rank, so all agree (collective); INFINITY if none.
+ * why says where it comes from. */
+static double agreed_limit(const Config *c, char *why, size_t n) {
+    double limit = mem_limit_bytes(c->max_memory, dist_local_ranks(), why, n);
+    double least = -dist_max_double(limit > 0 ? -limit : -INFINITY);
+    if (least < INFINITY && limit != least) snprintf(why, n, "the smallest limit of the ranks");
+    return least;
+}
+
 /* The memory the planned model (parameters, gradients, buffers,
  * activations, what backward keeps, workspaces), the optimizer state, the
  * prefetched batches and the mining pool need on this rank, against
@@ -115,10 +125,8 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
     }
     double need = model + optim + batches + mining;
     char why[160];
-    double limit = mem_limit_bytes(c->max_memory, dist_local_ranks(), why, sizeof why);
-    double least = -dist_max_double(limit > 0 ? -limit : -INFINITY);
+    double least = agreed_limit(c, why, sizeof why);
     if (!(least < INFINITY) || need <= least) return 0;
-    if (limit != least) snprintf(why, sizeof why, "the smallest limit of the ranks");
     const ModelLayer *L = &m->layers[big];
     char f[5][24];
     return err_set(
@@ -143,7 +151,10 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     t->threads = parallel_choose_threads(c->threads, sharing, t->threads_why, sizeof t->threads_why, e);
     if (t->threads < 0) return -1;
     parallel_init(t->threads);
-    if (ds_open(&t->ds, c->data_train, e)) return -1;
+    /* The class index within the memory limit, checked before it is read. */
+    char why[160];
+    double limit = agreed_limit(c, why, sizeof why);
+    if (ds_open_within(&t->ds, c->data_train, limit < INFINITY ? limit : 0, why, e)) return -1;
     const DsMeta *m = ds_meta(t->ds);
     if (c->data_shape[0]) {
         int sc, sh, sw;

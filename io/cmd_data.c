@@ -282,7 +282,7 @@ int cmd_pairs(int argc, char **argv) {
 static int verify_all(Dataset *ds, Err *e) {
     const DsMeta *m = ds_meta(ds);
     DsReader *r;
-    if (ds_load_names(ds, e) || ds_reader_open(ds, &r, e)) return -1;
+    if (ds_verify_names(ds, e) || ds_reader_open(ds, &r, e)) return -1;
     size_t hw = (size_t)m->height * m->width;
     uint8_t *px = xmalloc(hw * m->channels), *mask = xmalloc(hw);
     int rc = 0;

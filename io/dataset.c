@@ -314,6 +314,36 @@ static int open_dbi(MDB_txn *txn, const char *name, int optional, MDB_dbi *dbi, 
     return 0;
 }
 
+/* The class index's sizes against what the file holds, before anything is
+ * allocated for them: by_class and classes must have one record per class
+ * (meta count was checked against samples), so meta cannot claim millions
+ * of classes that are not there; then the bytes ds_open keeps (labels and
+ * class_ids per sample; per class an offset, a name pointer and the name's
+ * allocation, at most its 255 bytes + 1 and the allocator's 16, within the
+ * bytes of the classes pages) against the caller's limit. */
+static int check_index_size(Dataset *ds, MDB_txn *txn, MDB_dbi by_class, MDB_dbi classes, double limit,
+                            const char *why, Err *e) {
+    const char *p = ds->path;
+    const MDB_dbi dbi[2] = {by_class, classes};
+    const char *name[2] = {"by_class", "classes"};
+    MDB_stat st;
+    for (int i = 0; i < 2; i++) {
+        int rc = mdb_stat(txn, dbi[i], &st);
+        if (rc) return err_set(e, "%s: %s: %s", p, name[i], mdb_strerror(rc));
+        if (st.ms_entries != ds->meta.classes)
+            return err_set(e, "%s: %s has %zu entries for %u classes (meta classes) — " RECORD_HINT, p,
+                           name[i], st.ms_entries, ds->meta.classes);
+    }
+    double k = ds->meta.classes, pages = (double)(st.ms_leaf_pages + st.ms_overflow_pages) * st.ms_psize;
+    double need = 8.0 * (double)ds->meta.count + 32.0 * k + MIN(256.0 * k, pages);
+    if (limit > 0 && need > limit)
+        return err_set(e,
+                       "%s: its class index (%" PRIu64 " samples, %u classes) needs %.2f MB, more than the "
+                       "limit of %.2f MB (%s) — raise that limit",
+                       p, ds->meta.count, ds->meta.classes, need / 1e6, limit / 1e6, why ? why : "limit");
+    return 0;
+}
+
 /* Loads by_class into class_ids/class_off/labels, checking that it holds
  * every id exactly once under a valid label. */
 static int read_by_class(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
@@ -355,10 +385,6 @@ static int read_by_class(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
     if (filled != count)
         return err_set(e, "%s: by_class lists %" PRIu64 " ids, meta count is %" PRIu64 " — " RECORD_HINT, p,
                        filled, count);
-    MDB_stat st;
-    if (mdb_stat(txn, dbi, &st) == 0 && st.ms_entries != classes)
-        return err_set(e, "%s: by_class has %zu entries for %u classes — " RECORD_HINT, p, st.ms_entries,
-                       classes);
     return 0;
 }
 
@@ -412,7 +438,9 @@ static int check_names(Dataset *ds, MDB_txn *txn, Err *e) {
     return 0;
 }
 
-int ds_open(Dataset **out, const char *path, Err *e) {
+int ds_open(Dataset **out, const char *path, Err *e) { return ds_open_within(out, path, 0, NULL, e); }
+
+int ds_open_within(Dataset **out, const char *path, double limit, const char *why, Err *e) {
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
@@ -455,8 +483,8 @@ int ds_open(Dataset **out, const char *path, Err *e) {
                 ms.ms_entries, ds->meta.count);
         goto fail;
     }
-    if (read_by_class(ds, txn, by_class, e) || read_names(ds, txn, classes, e) ||
-        check_optional(ds, txn, "pairs", ds->meta.npairs, &ds->pairs, e) ||
+    if (check_index_size(ds, txn, by_class, classes, limit, why, e) || read_by_class(ds, txn, by_class, e) ||
+        read_names(ds, txn, classes, e) || check_optional(ds, txn, "pairs", ds->meta.npairs, &ds->pairs, e) ||
         check_optional(ds, txn, "triplets", ds->meta.ntriplets, &ds->triplets, e) || check_names(ds, txn, e))
         goto fail;
     /* Committing a read transaction keeps its database handles open for the
@@ -475,18 +503,13 @@ fail:
     return -1;
 }
 
-int ds_load_names(Dataset *ds, Err *e) {
-    if (!ds->meta.has_names || ds->names_loaded) return 0;
+/* Reads every names record in id order in txn, checking its key and name;
+ * with t, into t, refusing a name met before. */
+static int scan_names(Dataset *ds, MDB_txn *txn, NameTable *t, Err *e) {
     const char *p = ds->path;
-    MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return err_set(e, "%s: read transaction: %s", p, mdb_strerror(rc));
-    if ((rc = mdb_cursor_open(txn, ds->names_dbi, &cur))) {
-        mdb_txn_abort(txn);
-        return err_set(e, "%s: names: %s", p, mdb_strerror(rc));
-    }
-    NameTable *t = &ds->names_tab;
+    int rc = mdb_cursor_open(txn, ds->names_dbi, &cur);
+    if (rc) return err_set(e, "%s: names: %s", p, mdb_strerror(rc));
     MDB_val k, v;
     uint64_t i = 0;
     int bad = 0;
@@ -499,7 +522,7 @@ int ds_load_names(Dataset *ds, Err *e) {
         } else if (why) {
             bad = err_set(e, "%s: names key %" PRIu64 ": the name (%zu bytes) %s — " RECORD_HINT, p, i,
                           v.mv_size, why);
-        } else {
+        } else if (t) {
             int64_t dup = names_add(t, v.mv_data, v.mv_size);
             if (dup >= 0)
                 bad = err_set(e,
@@ -509,17 +532,46 @@ int ds_load_names(Dataset *ds, Err *e) {
         }
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
     if (!bad && rc != MDB_NOTFOUND) bad = err_set(e, "%s: names: %s", p, mdb_strerror(rc));
     if (!bad && i != ds->meta.count)
         bad = err_set(e, "%s: names holds %" PRIu64 " records, meta count is %" PRIu64 " — " RECORD_HINT, p,
                       i, ds->meta.count);
-    if (bad) {
-        names_free(t);
+    return bad ? -1 : 0;
+}
+
+int ds_load_names(Dataset *ds, Err *e) {
+    if (!ds->meta.has_names || ds->names_loaded) return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return err_set(e, "%s: read transaction: %s", ds->path, mdb_strerror(rc));
+    rc = scan_names(ds, txn, &ds->names_tab, e);
+    mdb_txn_abort(txn);
+    if (rc) {
+        names_free(&ds->names_tab);
         return -1;
     }
     ds->names_loaded = 1;
     return 0;
+}
+
+int ds_verify_names(Dataset *ds, Err *e) {
+    if (!ds->meta.has_names) return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ds->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return err_set(e, "%s: read transaction: %s", ds->path, mdb_strerror(rc));
+    const char *tmp = getenv("TMPDIR");
+    uint64_t a, b;
+    char name[256];
+    rc = scan_names(ds, txn, NULL, e);
+    if (!rc)
+        rc = names_unique(txn, ds->names_dbi, ds->meta.count, tmp && tmp[0] ? tmp : "/tmp", ds->path, &a, &b,
+                          name, sizeof name, e);
+    mdb_txn_abort(txn);
+    if (rc == 1)
+        return err_set(
+            e, "%s: names key %" PRIu64 ": '%.200s' is also the name of sample %" PRIu64 " — " RECORD_HINT,
+            ds->path, b, name, a);
+    return rc;
 }
 
 /* ---- readers ------------------------------------------------------------- */

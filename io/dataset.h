@@ -37,8 +37,14 @@ typedef struct Dataset Dataset;   /* an open environment (read-only) */
 typedef struct DsReader DsReader; /* one per thread: holds a read transaction */
 
 /* Opens PATH read-only and validates meta and the class index (loaded into
- * memory). Returns 0, or -1 with e naming the path and the fault. */
+ * memory: 8 bytes per sample, about 32 + the name per class; by_class and
+ * classes must hold one record per class before anything is allocated for
+ * them). Returns 0, or -1 with e naming the path and the fault. */
 int ds_open(Dataset **out, const char *path, Err *e);
+/* ds_open, refusing (before allocating it) a class index of more than limit
+ * bytes (limit <= 0: none); why says where the limit comes from, for the
+ * message ("[run] max_memory = 2"). */
+int ds_open_within(Dataset **out, const char *path, double limit, const char *why, Err *e);
 void ds_close(Dataset *ds);
 const DsMeta *ds_meta(const Dataset *ds);
 const char *ds_path(const Dataset *ds);
@@ -61,6 +67,10 @@ size_t ds_group_len(const char *class_name);
  * calls return at once) and indexes them for ds_find_sample; 0 (also when the
  * dataset has no names), or -1 with e naming the record at fault. */
 int ds_load_names(Dataset *ds, Err *e);
+/* The checks of ds_load_names without keeping the names: memory bounded
+ * whatever their number (uniqueness through temporary files in $TMPDIR, or
+ * /tmp, of 16 bytes per name). For `siamese inspect --verify`. */
+int ds_verify_names(Dataset *ds, Err *e);
 /* Name of sample id after ds_load_names; NULL when the dataset has none. */
 const char *ds_sample_name(const Dataset *ds, uint64_t id);
 /* The id of the sample called name[0..len), or -1 (also without names). */

@@ -44,6 +44,18 @@ int64_t names_find(const NameTable *t, const char *s, size_t n);
 const char *names_get(const NameTable *t, uint64_t id);
 void names_free(NameTable *t);
 
+/* Whether the names of sub-database dbi (keys: 8-byte big-endian ids) are
+ * pairwise different, with memory bounded whatever their number n: each
+ * name's 64-bit hash and id go to one of up to NAMES_PARTS temporary files
+ * in tmpdir (by the hash), each file is then sorted alone, and names of
+ * equal hashes are compared by reading them. 0 if all differ; 1 with *a < *b
+ * the ids of the repeated name of smallest *b (the first sample, in id
+ * order, to repeat an earlier name) and name (cap bytes, truncated) that
+ * name; -1 with e on an I/O or LMDB error. */
+#define NAMES_PARTS 128
+int names_unique(MDB_txn *txn, MDB_dbi dbi, uint64_t n, const char *tmpdir, const char *path, uint64_t *a,
+                 uint64_t *b, char *name, size_t cap, Err *e);
+
 /* Validate one pairs / triplets record against the labels of ds (i is the
  * record index, named in the error). */
 int ds_check_pair(const Dataset *ds, uint64_t i, uint32_t a, uint32_t b, uint32_t same, Err *e);

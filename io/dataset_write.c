@@ -153,8 +153,7 @@ struct DsWriter {
     MDB_env *env;
     uint32_t channels, height, width, classes;
     int compress, has_masks;
-    int has_names;       /* -1 until the first sample says */
-    NameTable names_tab; /* every name so far, for uniqueness */
+    int has_names; /* -1 until the first sample says; names are checked unique at the end */
     char *source;
     char **names;
     size_t npix, raw_len;
@@ -181,7 +180,6 @@ static void writer_free(DsWriter *w) {
     free(w->raw);
     free(w->zout);
     free(w->labels);
-    names_free(&w->names_tab);
     free(w->pairs);
     batch_free(&w->batch);
     free(w->path);
@@ -314,10 +312,6 @@ int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const
         size_t n = strlen(name);
         const char *why = ds_name_fault(name, n);
         if (why) return err_set(e, "%s: sample name '%.200s' %s", w->path, name, why);
-        int64_t dup = names_add(&w->names_tab, name, n);
-        if (dup >= 0)
-            return err_set(e, "%s: two samples are called '%.200s' (%" PRId64 " and %" PRIu64 ")", w->path,
-                           name, dup, w->count);
         uint8_t *p = batch_add(&w->batch, DBW_NAMES, MDB_APPEND, 8, (uint32_t)n);
         ds_be64(p, w->count);
         memcpy(p + 8, name, n);
@@ -400,10 +394,32 @@ int ds_writer_set_pairs(DsWriter *w, const uint32_t *a, const uint32_t *b, uint6
     return 0;
 }
 
+/* No two samples of w have the same name (names_unique: in bounded memory,
+ * its temporary files in the dataset's temporary directory). */
+static int writer_names_unique(DsWriter *w, Err *e) {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_txn_begin(w->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return err_set(e, "%s: read transaction: %s", w->tmp, mdb_strerror(rc));
+    if ((rc = mdb_dbi_open(txn, "names", 0, &dbi))) {
+        mdb_txn_abort(txn);
+        return err_set(e, "%s: names: %s", w->tmp, mdb_strerror(rc));
+    }
+    uint64_t a, b;
+    char name[256];
+    rc = names_unique(txn, dbi, w->count, w->tmp, w->tmp, &a, &b, name, sizeof name, e);
+    mdb_txn_abort(txn);
+    if (rc == 1)
+        return err_set(e, "%s: two samples are called '%.200s' (%" PRIu64 " and %" PRIu64 ")", w->path, name,
+                       a, b);
+    return rc;
+}
+
 /* Queues by_class, classes and meta, and writes them with the last samples
  * in the final transaction; syncs and closes the environment. */
 static int writer_commit(DsWriter *w, Err *e) {
     if (writer_flush(w, e)) return -1;
+    if (w->has_names > 0 && writer_names_unique(w, e)) return -1;
     if (w->npairs) { /* in a transaction of their own, before meta (which says they are there) */
         PutBatch pb = {0};
         for (uint64_t i = 0; i < w->npairs; i++) {

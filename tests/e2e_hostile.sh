@@ -53,6 +53,9 @@ expect_error 2 "(node conv1: .*MemAvailable\|(node conv1: .*cgroup\|(node conv1:
   $S train configs/fmnist-triplet.ini "${FM[@]}" --set conv1.filters=65536 --set conv1.pad=64
 expect_error 2 "more than the limit of 0.1 MB (\[run\] max_memory = 0.0001)" "run.max_memory = 0.0001" -- \
   $S train configs/tiny.ini "${FM[@]}" --set run.max_memory=0.0001
+expect_error 2 "f.lmdb: its class index (10000 samples, 10 classes) needs 0.08 MB, more than the limit of 0.05 MB (\[run\] max_memory = 5e-05)" \
+  "run.max_memory = 0.00005: the class index checked before it is read" -- \
+  $S train configs/tiny.ini "${FM[@]}" --set run.max_memory=0.00005
 expect_error 2 "limit of 0.01 GB\|limit of 10.5 MB (\[run\] max_memory = 0: SLURM_MEM_PER_NODE 0.01 GB / 1 rank on the node)" \
   "SLURM_MEM_PER_NODE=10 (MB)" -- env SLURM_MEM_PER_NODE=10 $S train configs/fmnist-triplet.ini "${FM[@]}"
 env SLURM_MEM_PER_NODE=10 mpirun -np 2 --oversubscribe $S train configs/fmnist-triplet.ini "${FM[@]}" >"$T/out" 2>"$T/err"; rc=$?

@@ -1,5 +1,8 @@
 /* test_names: sample names in datasets (format version 2: writer, reader,
  * uniqueness, damaged names records, version 1 datasets still read), the
+ * uniqueness check of the writer and of inspect --verify over 600000 names
+ * (bounded memory), the class index's size checked against the file and a
+ * limit before it is allocated (a meta claiming 2^24 classes), the
  * per-channel statistics worked out by hand, the names every importer keeps,
  * --split-by group, and the evaluation protocols that use names: within-group
  * trials on a generated Omniglot-like tree, trials files written and read
@@ -9,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../dist/protocol.h"
 #include "../io/dataset.h"
@@ -76,8 +82,6 @@ static void test_writer(void) {
     uint8_t px[4] = {1, 2, 3, 4};
     for (int i = 0; i < 3; i++)
         CHECK(ds_writer_add_named(w, px, i % 2, NULL, three[i], &e) == 0, "%s", e.msg);
-    CHECK(ds_writer_add_named(w, px, 0, NULL, three[1], &e) == -1 && strstr(e.msg, "(1 and 3)"),
-          "a name used twice is refused naming both samples: %s", e.msg);
     CHECK(ds_writer_add_named(w, px, 0, NULL, "", &e) == -1 && strstr(e.msg, "empty"), "empty: %s", e.msg);
     CHECK(ds_writer_add_named(w, px, 0, NULL, "a\tb", &e) == -1 && strstr(e.msg, "control"), "tab: %s",
           e.msg);
@@ -194,11 +198,21 @@ static int open_load(const char *path, Err *e) {
     return rc;
 }
 
+/* Both ds_load_names and the bounded ds_verify_names (inspect --verify)
+ * refuse the damage with one line naming path and containing want. */
 static void expect_damage(const char *path, const char *what, const char *want) {
     Err e;
     int rc = open_load(path, &e);
     CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, want) && !strchr(e.msg, '\n'),
           "%s: want one line with '%s', got: %s", what, want, rc ? e.msg : "ok");
+    Dataset *ds;
+    rc = ds_open(&ds, path, &e);
+    if (rc == 0) {
+        rc = ds_verify_names(ds, &e);
+        ds_close(ds);
+    }
+    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, want) && !strchr(e.msg, '\n'),
+          "%s, verified: want one line with '%s', got: %s", what, want, rc ? e.msg : "ok");
 }
 
 static void test_damage(void) {
@@ -240,6 +254,110 @@ static void test_damage(void) {
     meta_set(FRESH(), "channels", "17");
     expect_damage(p, "17 channels", "meta key channels = '17'");
 #undef FRESH
+}
+
+/* ---- many names: uniqueness in bounded memory ------------------------------------------- */
+
+#define MANY 600000 /* names: over 2 of names_unique's temporary files (2^18 each) */
+
+/* Name of sample i: "n<i>", but samples 123456, 200000 and 250001 repeat
+ * the names of 17, 40 and 3 when dups. */
+static void many_name(char *buf, size_t cap, uint32_t i, int dups) {
+    uint32_t j = i;
+    if (dups) j = i == 123456 ? 17 : i == 200000 ? 40 : i == 250001 ? 3 : i;
+    snprintf(buf, cap, "n%u", j);
+}
+
+static int write_many(const char *path, int dups, Err *e) {
+    DsWriter *w;
+    DsWriterSpec spec = {.channels = 1, .height = 1, .width = 1, .classes = 3, .source = "t"};
+    ASSERT(ds_writer_create(&w, path, &spec, e) == 0);
+    for (uint32_t i = 0; i < MANY; i++) {
+        char name[32];
+        uint8_t px = (uint8_t)i;
+        many_name(name, sizeof name, i, dups);
+        if (ds_writer_add_named(w, &px, (int32_t)(i % 3), NULL, name, e)) {
+            ds_writer_abort(w);
+            return -1;
+        }
+    }
+    return ds_writer_finish(w, e);
+}
+
+/* The writer and inspect --verify find repeated names among 600000 without
+ * holding them: the first sample to repeat an earlier name is named with
+ * it (worked out by hand from many_name: 123456 repeats 17), and distinct
+ * names pass. */
+static void test_many_names(void) {
+    const char *p = fixture_path("many.lmdb"), *q = fixture_path("manydup.lmdb");
+    Err e;
+    CHECK(write_many(q, 1, &e) == -1 && strstr(e.msg, "two samples are called 'n17' (17 and 123456)") &&
+              !fixture_exists(q),
+          "the writer refuses the first repeated name, naming both samples: %s", e.msg);
+    int rc = write_many(p, 0, &e);
+    CHECK(rc == 0, "600000 distinct names are written: %s", rc ? e.msg : "");
+    if (rc) return;
+    Dataset *ds;
+    ASSERT(ds_open(&ds, p, &e) == 0);
+    CHECK(ds_verify_names(ds, &e) == 0, "600000 distinct names verify: %s", e.msg);
+    ds_close(ds);
+    name_set(p, 599999, "n5", 2);
+    name_set(p, 300000, "n299999", 7);
+    ASSERT(ds_open(&ds, p, &e) == 0);
+    rc = ds_verify_names(ds, &e);
+    CHECK(rc == -1 && strstr(e.msg, "names key 300000: 'n299999' is also the name of sample 299999"),
+          "verify names the first repeat: %s", rc ? e.msg : "ok");
+    ds_close(ds);
+}
+
+/* ---- the class index's size, checked before it is allocated ------------------------------- */
+
+/* ds_open of path in a child whose address space may grow by 64 MB only:
+ * 1 if it refuses with want in one line, 0 otherwise (an allocation past
+ * the bound kills the child). */
+static int open_in_64mb(const char *path, const char *want) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long vm = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &vm) != 1) _exit(3);
+        fclose(f);
+        struct rlimit r;
+        r.rlim_cur = r.rlim_max = (rlim_t)vm * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20);
+        if (setrlimit(RLIMIT_AS, &r)) _exit(3);
+        Dataset *ds;
+        Err e;
+        int rc = ds_open(&ds, path, &e);
+        if (rc == 0) _exit(1);
+        fprintf(stderr, "    (child) %s\n", e.msg);
+        _exit(strstr(e.msg, want) && !strchr(e.msg, '\n') ? 0 : 2);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void test_index_size(void) {
+    char p[160];
+    snprintf(p, sizeof p, "%s/claims.lmdb", fixture_dir());
+    write_three(p, 1);
+    meta_set(p, "classes", "16777216");
+    CHECK(open_in_64mb(p, "by_class has 2 entries for 16777216 classes"),
+          "2^24 classes claimed by meta, 2 in the file: refused before 256 MB are allocated for them");
+    meta_set(p, "classes", "3");
+    CHECK(open_in_64mb(p, "by_class has 2 entries for 3 classes"), "one class more than by_class holds");
+    meta_set(p, "classes", "2");
+    Dataset *ds;
+    Err e;
+    /* 3 samples, 2 classes of 1-byte names "0" "1": 8 x 3 + 32 x 2 + 2 x 256 at most */
+    int rc = ds_open_within(&ds, p, 100, "a limit of 100 bytes", &e);
+    CHECK(rc == -1 && strstr(e.msg, p) && strstr(e.msg, "class index (3 samples, 2 classes)") &&
+              strstr(e.msg, "a limit of 100 bytes"),
+          "a class index over the caller's limit is refused: %s", rc ? e.msg : "ok");
+    rc = ds_open_within(&ds, p, 1000, "a limit of 1000 bytes", &e);
+    CHECK(rc == 0, "within the limit: %s", rc ? e.msg : "");
+    if (!rc) ds_close(ds);
 }
 
 /* ---- importers ------------------------------------------------------------------------ */
@@ -516,6 +634,8 @@ int main(void) {
     test_channel_stats();
     test_version1();
     test_damage();
+    test_many_names();
+    test_index_size();
     test_import_names();
     test_split_group();
     test_protocol();

@@ -34,7 +34,7 @@ size_t dist_matrix_workspace_floats(int Na, int Np) { return (size_t)Na + (size_
 typedef struct Dm {
     float *d, *na, *np, *dA, *dP, *G, *cs, *rsw;
     const float *A, *P, *dd, *dist, *rs, *ccs, *Gc;
-    int Na, Np, D;
+    int Na, Np, D, add;
 } Dm;
 
 static void norm_rows(void *p, size_t lo, size_t hi) {
@@ -82,10 +82,12 @@ float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n)
     return sum_lanes(G, n);
 }
 
-/* cs[j] = sum over rows in order, as dist_grad_row's cs += G row by row. */
+/* cs[j] = sum over rows in order, as dist_grad_row's cs += G row by row
+ * (onto the cs already there if m->add). */
 static void col_sums(void *p, size_t lo, size_t hi) {
     const Dm *m = p;
-    for (size_t j = lo; j < hi; j++) m->cs[j] = 0.0f;
+    if (!m->add)
+        for (size_t j = lo; j < hi; j++) m->cs[j] = 0.0f;
     for (int i = 0; i < m->Na; i++) {
         const float *g = m->Gc + (size_t)i * m->Np;
         for (size_t j = lo; j < hi; j++) m->cs[j] += g[j];
@@ -94,6 +96,11 @@ static void col_sums(void *p, size_t lo, size_t hi) {
 
 void dist_col_sums(float *cs, const float *G, int Na, int Np) {
     Dm m = {.cs = cs, .Gc = G, .Na = Na, .Np = Np};
+    parallel_for((size_t)Np, DIST_COL_GRAIN, col_sums, &m);
+}
+
+void dist_col_sums_add(float *cs, const float *G, int Na, int Np) {
+    Dm m = {.cs = cs, .Gc = G, .Na = Na, .Np = Np, .add = 1};
     parallel_for((size_t)Np, DIST_COL_GRAIN, col_sums, &m);
 }
 
@@ -117,16 +124,28 @@ static void scale_add_rows(void *p, size_t lo, size_t hi) {
 /* With G_ij = dd_ij / d_ij (0 on the clamp):
  *   dA_i += sum_j G_ij (a_i - p_j) = rowsum_i a_i - (G P)_i
  *   dP_j += sum_i G_ij (p_j - a_i) = colsum_j p_j - (G^T A)_j        */
-void dist_matrix_backward_g(float *dA, float *dP, const float *G, const float *rs, const float *cs,
-                            const float *A, const float *P, int Na, int Np, int D) {
+void dist_backward_rows(float *dA, float *dP, const float *G, const float *rs, const float *A, const float *P,
+                        int Na, int Np, int D) {
     ASSERT(Na >= 0 && Np >= 0 && D > 0);
     if (Na == 0 || Np == 0) return;
     blas_sgemm(0, 0, Na, D, Np, -1.0f, G, Np, P, D, 1.0f, dA, D);
     Dm ma = {.dA = dA, .A = A, .rs = rs, .D = D};
     parallel_for((size_t)Na, 4 * DIST_ROW_GRAIN, scale_add_rows, &ma);
     blas_sgemm(1, 0, Np, D, Na, -1.0f, G, Np, A, D, 1.0f, dP, D);
+}
+
+void dist_backward_cols(float *dP, const float *cs, const float *P, int Np, int D) {
+    ASSERT(Np >= 0 && D > 0);
     Dm mp = {.dP = dP, .P = P, .ccs = cs, .D = D};
     parallel_for((size_t)Np, 4 * DIST_ROW_GRAIN, scale_add_rows, &mp);
+}
+
+void dist_matrix_backward_g(float *dA, float *dP, const float *G, const float *rs, const float *cs,
+                            const float *A, const float *P, int Na, int Np, int D) {
+    ASSERT(Na >= 0 && Np >= 0 && D > 0);
+    if (Na == 0 || Np == 0) return;
+    dist_backward_rows(dA, dP, G, rs, A, P, Na, Np, D);
+    dist_backward_cols(dP, cs, P, Np, D);
 }
 
 static void grad_rows(void *p, size_t lo, size_t hi) {
@@ -148,15 +167,34 @@ void dist_matrix_backward(float *dA, float *dP, const float *dd, const float *d,
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+static size_t block_floats = MINE_BLOCK_FLOATS;
+
+size_t mine_set_block_floats(size_t floats) {
+    ASSERT(floats > 0);
+    size_t old = block_floats;
+    block_floats = floats;
+    return old;
+}
+
+int mine_block_rows(int N, int Na) {
+    ASSERT(N >= 0 && Na >= 0);
+    size_t rows = N > 0 ? block_floats / (3 * (size_t)N) / 16 * 16 : (size_t)Na;
+    rows = rows < 16 ? 16 : rows;
+    return rows < (size_t)Na ? (int)rows : Na;
+}
+
 size_t mine_ws_layout(MineWs *w, float *ws, int N, int Na, size_t row_bytes, size_t scratch_floats) {
-    size_t nn = (size_t)Na * (size_t)N, off = round16(3 * nn + (size_t)Na + (size_t)N);
-    size_t rows = round16(((size_t)Na * row_bytes + sizeof(float) - 1) / sizeof(float));
+    int nb = mine_block_rows(N, Na);
+    size_t nn = (size_t)nb * (size_t)N, off = round16(3 * nn + (size_t)nb + (size_t)N);
+    size_t rows = round16(((size_t)nb * row_bytes + sizeof(float) - 1) / sizeof(float));
     size_t per = round16(scratch_floats);
     if (w) {
         w->d = ws, w->dd = ws + nn, w->tmp = ws + 2 * nn;
+        w->rs = w->tmp + nn, w->cs = w->rs + nb;
         w->rows = ws + off;
         w->scratch = ws + off + rows;
         w->per_thread = per;
+        w->block = nb;
     }
     return off + rows + (size_t)parallel_threads() * per;
 }

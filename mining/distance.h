@@ -60,6 +60,26 @@ float dist_grad_row(float *G, float *cs, const float *dd, const float *d, int n)
 /* cs (Np) = the column sums of G (Na, Np), adding the rows in order: the
  * same floats as dist_grad_row's cs row after row (on the pool, by columns). */
 void dist_col_sums(float *cs, const float *G, int Na, int Np);
+/* cs (Np) += the rows of G (Na, Np) in order: column sums of a matrix taken
+ * block of rows after block, the same floats as one dist_col_sums. */
+void dist_col_sums_add(float *cs, const float *G, int Na, int Np);
+
+/* dist_matrix_backward_g in two halves, for a matrix taken block of anchor
+ * rows after block: dist_backward_rows ACCUMULATES dA += rowsum_i a_i -
+ * (G P)_i and dP -= G^T A (no column sums), dist_backward_cols dP += cs_j p_j
+ * once cs holds the column sums of all the blocks. One block then the
+ * columns is dist_matrix_backward_g exactly. */
+void dist_backward_rows(float *dA,       /* (Na, D) += */
+                        float *dP,       /* (Np, D) += */
+                        const float *G,  /* (Na, Np) */
+                        const float *rs, /* (Na) */
+                        const float *A,  /* (Na, D) */
+                        const float *P,  /* (Np, D) */
+                        int Na, int Np, int D);
+void dist_backward_cols(float *dP,       /* (Np, D) += */
+                        const float *cs, /* (Np) */
+                        const float *P,  /* (Np, D) */
+                        int Np, int D);
 
 /* The hardest positive and negative of anchor a over one row of scores
  * s_j = sign * row[j] (a distance row with sign = 1; sign = -1 flips both):
@@ -73,15 +93,31 @@ void dist_row_hardest(int *p, int *n, int *npos, int *nneg, const float *row, /*
 /* One pair without BLAS, same formula (float sums): for the list losses. */
 float dist_pair(const float *x, const float *y, int D);
 
-/* The miners' workspace (triplet.c, pairs.c): d, dd, tmp are (Na, N) each
+/* Blocked mining: every miner (triplet.c, pairs.c, simloss.c) takes its
+ * anchors in blocks of mine_block_rows(N, Na) rows, each block against the
+ * whole pool, so that its workspace is (block rows x N), never (Na x N).
+ * The block is the largest multiple of 16 rows (at least 16, at most Na)
+ * whose three (rows, N) matrices fit in the budget of floats,
+ * MINE_BLOCK_FLOATS by default (64 MiB): 80 rows at N = 65,536. It depends
+ * on (N, Na) and the budget only, never on the thread count. */
+#define MINE_BLOCK_FLOATS ((size_t)1 << 24)
+int mine_block_rows(int N, int Na);
+/* Sets the budget (floats, > 0) and returns the previous one: for tests and
+ * benches, before any workspace is sized (a workspace sized under one
+ * budget must not be used under a smaller one). */
+size_t mine_set_block_floats(size_t floats);
+
+/* The miners' workspace (triplet.c, pairs.c) for blocks of Nb =
+ * mine_block_rows(N, Na) anchor rows: d, dd, tmp are (Nb, N) each
  * (distances; dL/dd or per-row choices; the distance functions' scratch),
- * tmp followed by Na + N more floats; then Na row records of row_bytes;
+ * tmp followed by rs (Nb) and cs (N); then Nb row records of row_bytes;
  * then, per thread of the pool, scratch_floats. */
 typedef struct MineWs {
-    float *d, *dd, *tmp;
+    float *d, *dd, *tmp, *rs, *cs;
     void *rows;
     float *scratch;
     size_t per_thread;
+    int block; /* Nb */
 } MineWs;
 
 /* Lays the workspace out from ws (if w is not NULL); returns its floats

@@ -230,24 +230,27 @@ static LossStats hard_pairs(float *dE, float *dw, float *db, IndexPair *chosen, 
     LossStats st = {0};
     int Na = a1 - a0;
     if (Na == 0) return st;
-    Hard h = {{0}, E, w, labels, margin, b, koch, N, D, a0, Na};
+    Hard h = {{0}, E, w, labels, margin, b, koch, N, D, a0, 0};
     mine_ws_layout(&h.w, ws, N, Na, sizeof(PairRow), N);
-    if (!koch) dist_matrix(h.w.d, E + (size_t)a0 * D, E, Na, N, D, h.w.tmp);
-    parallel_run((Na + ROW_GRAIN - 1) / ROW_GRAIN, hard_rows, &h);
     long nchosen = 0;
-    for (int r = 0; r < Na; r++) {
-        const PairRow *row = &((const PairRow *)h.w.rows)[r];
-        loss_stats_add(&st, &row->st);
-        for (int q = 0; q < 2; q++) {
-            if (row->pn[q] < 0) continue;
-            if (db) *db += row->g[q];
-            if (chosen) chosen[nchosen++] = (IndexPair){a0 + r, row->pn[q], q == 0};
+    for (int b0 = a0; b0 < a1; b0 += h.w.block) { /* the blocks of anchors, in order */
+        h.a0 = b0, h.Na = MIN(h.w.block, a1 - b0);
+        if (!koch) dist_matrix(h.w.d, E + (size_t)b0 * D, E, h.Na, N, D, h.w.tmp);
+        parallel_run((h.Na + ROW_GRAIN - 1) / ROW_GRAIN, hard_rows, &h);
+        for (int r = 0; r < h.Na; r++) {
+            const PairRow *row = &((const PairRow *)h.w.rows)[r];
+            loss_stats_add(&st, &row->st);
+            for (int q = 0; q < 2; q++) {
+                if (row->pn[q] < 0) continue;
+                if (db) *db += row->g[q];
+                if (chosen) chosen[nchosen++] = (IndexPair){b0 + r, row->pn[q], q == 0};
+            }
         }
+        PairGrad q = {.dE = dE, .dw = dw, .E = E, .w = w, .ws = &h.w, .margin = margin, .b = b, .koch = koch};
+        q.N = N, q.D = D, q.k1 = h.Na, q.a0 = b0;
+        parallel_for((size_t)D, DIST_DIM_GRAIN, pair_grads, &q);
     }
     st.candidates = (long)Na * (N - 1);
-    PairGrad q = {.dE = dE, .dw = dw, .E = E, .w = w, .ws = &h.w, .margin = margin, .b = b, .koch = koch};
-    q.N = N, q.D = D, q.k1 = Na, q.a0 = a0;
-    parallel_for((size_t)D, DIST_DIM_GRAIN, pair_grads, &q);
     return st;
 }
 
@@ -289,6 +292,7 @@ static void all_rows(void *p, int c, int tid) {
             ddrow[j] = g;
         }
         ((PairRow *)q->w.rows)[r].st = (LossStats){lsum, 0.0, act, 0, hsum};
+        q->w.rs[r] = dist_grad_row(ddrow, NULL, ddrow, drow, N); /* G = dL/dd / d in place */
     }
 }
 
@@ -298,21 +302,26 @@ LossStats pairs_contrastive_all(float *dE, float *ws, const float *E, const int3
     LossStats st = {0};
     int Na = a1 - a0;
     if (Na == 0) return st;
-    All q = {{0}, labels, margin, N, a0, Na};
+    All q = {{0}, labels, margin, N, a0, 0};
     mine_ws_layout(&q.w, ws, N, Na, sizeof(PairRow), N);
-    size_t nn = (size_t)Na * N;
-    const float *A = E + (size_t)a0 * D;
-    dist_matrix(q.w.d, A, E, Na, N, D, q.w.tmp);
-    parallel_run((Na + ROW_GRAIN - 1) / ROW_GRAIN, all_rows, &q);
-    for (int r = 0; r < Na; r++) {
-        const LossStats *row = &((const PairRow *)q.w.rows)[r].st;
-        st.loss_sum += row->loss_sum;
-        st.active += row->active;
-        st.hardness_sum += row->hardness_sum;
+    for (int b0 = a0; b0 < a1; b0 += q.w.block) { /* the blocks of anchors, in order */
+        q.a0 = b0, q.Na = MIN(q.w.block, a1 - b0);
+        const float *A = E + (size_t)b0 * D;
+        dist_matrix(q.w.d, A, E, q.Na, N, D, q.w.tmp);
+        parallel_run((q.Na + ROW_GRAIN - 1) / ROW_GRAIN, all_rows, &q);
+        for (int r = 0; r < q.Na; r++) {
+            const LossStats *row = &((const PairRow *)q.w.rows)[r].st;
+            st.loss_sum += row->loss_sum;
+            st.active += row->active;
+            st.hardness_sum += row->hardness_sum;
+        }
+        (b0 == a0 ? dist_col_sums : dist_col_sums_add)(q.w.cs, q.w.dd, q.Na, N);
+        dist_backward_rows(dE + (size_t)b0 * D, dE, q.w.dd, q.w.rs, A, E, q.Na, N, D);
     }
+    dist_backward_cols(dE, q.w.cs, E, N, D);
+    size_t nn = (size_t)Na * N;
     st.count = (double)nn - Na;
     st.candidates = (long)nn - Na;
-    dist_matrix_backward(dE + (size_t)a0 * D, dE, q.w.dd, q.w.d, A, E, Na, N, D, q.w.tmp);
     return st;
 }
 

@@ -37,7 +37,7 @@ typedef struct IndexPair {
 } IndexPair;
 
 /* Floats of workspace the mined losses need for Na = a1 - a0 anchors:
- * 3*Na*N + Na + N. */
+ * about 3*Nb*N for blocks of Nb = mine_block_rows(N, Na) anchors. */
 size_t pairs_workspace_floats(int N, int Na);
 
 /* Contrastive loss over pairs[k0 .. k1). ACCUMULATES into dE. No workspace. */

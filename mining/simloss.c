@@ -1,5 +1,6 @@
-/* simloss: see simloss.h. Both losses take the (Na, N) similarity matrix of
- * the anchors against the pool with one sgemm, turn each row into
+/* simloss: see simloss.h. Both losses take, block of anchors after block
+ * (mine_block_rows), the similarity matrix of the block against the pool
+ * with one sgemm, turn each row into
  * dL/ds in place (sums and exponentials in double), and finish with two
  * sgemms: dE[a0, a1) += G E and dE += G^T E[a0, a1), both scaled by the
  * factor that maps s to the logits (1/t for InfoNCE, 1 for MS). */
@@ -9,8 +10,9 @@
 #include <math.h>
 
 #include "../nn/util.h"
+#include "distance.h"
 
-size_t simloss_workspace_floats(int N, int Na) { return (size_t)Na * (size_t)N; }
+size_t simloss_workspace_floats(int N, int Na) { return (size_t)mine_block_rows(N, Na) * (size_t)N; }
 
 /* S = A E^T for anchors [a0, a1). */
 static void similarities(float *S, const float *E, int N, int D, int a0, int a1) {
@@ -34,14 +36,11 @@ static double softplus(double x, double *sig) {
     return fmax(x, 0.0) + log1p(e);
 }
 
-LossStats simloss_infonce(float *dE, float *ws, const float *E, const int32_t *labels, float temperature,
-                          int symmetric, int N, int D, int a0, int a1) {
-    ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N && temperature > 0);
-    LossStats st = {0};
-    if (a1 == a0) return st;
-    float *S = ws;
+/* InfoNCE of anchors [a0, a1), one block: S = their similarity rows. */
+static void infonce_block(LossStats *stp, float *dE, float *S, const float *E, const int32_t *labels,
+                          double inv_t, float temperature, int symmetric, int N, int D, int a0, int a1) {
+    LossStats st = *stp;
     similarities(S, E, N, D, a0, a1);
-    double inv_t = 1.0 / temperature;
     for (int a = a0; a < a1; a++) {
         float *row = S + (size_t)(a - a0) * N;
         int32_t la = labels[a];
@@ -73,6 +72,19 @@ LossStats simloss_infonce(float *dE, float *ws, const float *E, const int32_t *l
         row[a] = 0;
     }
     backward(dE, S, E, (float)inv_t, N, D, a0, a1);
+    *stp = st;
+}
+
+LossStats simloss_infonce(float *dE, float *ws, const float *E, const int32_t *labels, float temperature,
+                          int symmetric, int N, int D, int a0, int a1) {
+    ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N && temperature > 0);
+    LossStats st = {0};
+    if (a1 == a0) return st;
+    float *S = ws;
+    double inv_t = 1.0 / temperature;
+    int nb = mine_block_rows(N, a1 - a0);
+    for (int b0 = a0; b0 < a1; b0 += nb) /* the blocks of anchors, in order */
+        infonce_block(&st, dE, S, E, labels, inv_t, temperature, symmetric, N, D, b0, MIN(a1, b0 + nb));
     return st;
 }
 
@@ -83,13 +95,10 @@ typedef struct MsPart {
     double m, z;
 } MsPart;
 
-LossStats simloss_multi_similarity(float *dE, float *ws, const float *E, const int32_t *labels, float alpha,
-                                   float beta, float base, float eps, int mine, int N, int D, int a0,
-                                   int a1) {
-    ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N && alpha > 0 && beta > 0);
-    LossStats st = {0};
-    if (a1 == a0) return st;
-    float *S = ws;
+/* Multi-similarity of anchors [a0, a1), one block: S = their similarity rows. */
+static void ms_block(LossStats *stp, float *dE, float *S, const float *E, const int32_t *labels, float alpha,
+                     float beta, float base, float eps, int mine, int N, int D, int a0, int a1) {
+    LossStats st = *stp;
     similarities(S, E, N, D, a0, a1);
     for (int a = a0; a < a1; a++) {
         float *row = S + (size_t)(a - a0) * N;
@@ -141,5 +150,17 @@ LossStats simloss_multi_similarity(float *dE, float *ws, const float *E, const i
         if (minp < INFINITY && maxn > -INFINITY) st.hardness_sum += (double)maxn - minp;
     }
     backward(dE, S, E, 1.0f, N, D, a0, a1);
+    *stp = st;
+}
+
+LossStats simloss_multi_similarity(float *dE, float *ws, const float *E, const int32_t *labels, float alpha,
+                                   float beta, float base, float eps, int mine, int N, int D, int a0,
+                                   int a1) {
+    ASSERT(N > 0 && D > 0 && 0 <= a0 && a0 <= a1 && a1 <= N && alpha > 0 && beta > 0);
+    LossStats st = {0};
+    if (a1 == a0) return st;
+    int nb = mine_block_rows(N, a1 - a0);
+    for (int b0 = a0; b0 < a1; b0 += nb) /* the blocks of anchors, in order */
+        ms_block(&st, dE, ws, E, labels, alpha, beta, base, eps, mine, N, D, b0, MIN(a1, b0 + nb));
     return st;
 }

@@ -27,7 +27,8 @@
  * max_n s_an - s_ap per term (> 0: a negative wins). Multi-similarity:
  * active = anchors with a kept pair, candidates = pairs looked at
  * (Na (N - 1)), hardness = max_n s_an - min_p s_ap per anchor having both.
- * The workspace holds the anchors' similarity rows, then dL/ds in place. */
+ * The workspace holds one block of the anchors' similarity rows
+ * (mine_block_rows in distance.h), then dL/ds in place; blocks in order. */
 #ifndef SIAMESE_SIMLOSS_H
 #define SIAMESE_SIMLOSS_H
 
@@ -36,7 +37,8 @@
 
 #include "loss_stats.h"
 
-/* Floats of workspace either loss needs for Na = a1 - a0 anchors: Na*N. */
+/* Floats of workspace either loss needs for Na = a1 - a0 anchors: Nb*N,
+ * Nb = mine_block_rows(N, Na). */
 size_t simloss_workspace_floats(int N, int Na);
 
 LossStats simloss_infonce(float *dE,             /* (N, D) += */

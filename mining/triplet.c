@@ -1,10 +1,11 @@
-/* triplet: see triplet.h. The miners work on the (Na, N) distance matrix of
- * the anchors against the pool (one sgemm). Batch-all touches every entry, so
- * it accumulates dL/dd into a second (Na, N) matrix and finishes with one
- * backward of the distances (the hinge turns each row into dL/dd / d while it
- * is in cache and calls dist_matrix_backward_g; the soft margin calls
- * dist_matrix_backward); batch-hard and semi-hard add each chosen term's two
- * pairs straight into dE. The inner loops are written in interleaved lanes
+/* triplet: see triplet.h. The miners work on the distance matrix of a block
+ * of anchors against the pool (one sgemm per block, mine_block_rows).
+ * Batch-all touches every entry, so it accumulates dL/dd into a second
+ * matrix, turns each row into G = dL/dd / d while it is in cache and
+ * finishes each block with the distance backward (dist_backward_rows; the
+ * column sums over all the blocks, dist_backward_cols, at the end);
+ * batch-hard and semi-hard add each chosen term's two pairs straight into
+ * dE, block after block. The inner loops are written in interleaved lanes
  * (or lanes.h vectors, or AVX-512 where present) so that they vectorise
  * without -ffast-math. */
 #include "triplet.h"
@@ -588,6 +589,7 @@ static void semi_hard_row(LossStats *st, int32_t *pl, int32_t *nl, const float *
  * each walking the chosen terms in row order. None of it depends on the
  * number of threads. */
 
+/* One block of anchor rows [a0, a0 + Na) at a time (mine_block_rows). */
 typedef struct Mine {
     MineWs w;
     float *dE;
@@ -602,19 +604,20 @@ static void mine_rows(void *p, int c, int tid) {
     const Mine *m = p;
     int N = m->N, a0 = m->a0;
     float *scr = m->w.scratch + (size_t)tid * m->w.per_thread;
-    float *rs = m->w.tmp + (size_t)m->Na * N; /* dist_matrix_backward_g's row sums */
     for (int r = c * ROW_GRAIN; r < MIN(m->Na, (c + 1) * ROW_GRAIN); r++) {
         LossStats *st = &((LossStats *)m->w.rows)[r];
         memset(st, 0, sizeof *st);
         float *ddrow = m->w.dd + (size_t)r * N;
         const float *drow = m->w.d + (size_t)r * N;
-        if (m->miner == MINE_BATCH_ALL && m->soft) {
-            memset(ddrow, 0, (size_t)N * sizeof *ddrow);
-            soft_all_row(st, ddrow, scr, scr + N, scr + 2 * N, drow, m->labels, a0 + r, m->margin, N);
-        } else if (m->miner == MINE_BATCH_ALL) { /* each row's dL/dd turned into G while it is in cache */
-            hinge_row(st, ddrow, scr, (int32_t *)(scr + N), (int32_t *)(scr + 2 * N), drow, m->labels, a0 + r,
-                      m->margin, N);
-            rs[r] = dist_grad_row(ddrow, NULL, ddrow, drow, N);
+        if (m->miner == MINE_BATCH_ALL) { /* each row's dL/dd turned into G while it is in cache */
+            if (m->soft) {
+                memset(ddrow, 0, (size_t)N * sizeof *ddrow);
+                soft_all_row(st, ddrow, scr, scr + N, scr + 2 * N, drow, m->labels, a0 + r, m->margin, N);
+            } else {
+                hinge_row(st, ddrow, scr, (int32_t *)(scr + N), (int32_t *)(scr + 2 * N), drow, m->labels,
+                          a0 + r, m->margin, N);
+            }
+            m->w.rs[r] = dist_grad_row(ddrow, NULL, ddrow, drow, N);
         } else {
             int32_t *pl = (int32_t *)ddrow, *nl = (int32_t *)(m->w.tmp + (size_t)r * N);
             if (m->miner == MINE_BATCH_HARD)
@@ -650,32 +653,31 @@ LossStats triplet_loss(float *dE, IndexTriplet *chosen, float *ws, const float *
     ASSERT(miner == MINE_BATCH_ALL || miner == MINE_BATCH_HARD || miner == MINE_SEMI_HARD);
     ASSERT(!(miner == MINE_BATCH_ALL && chosen));
     LossStats st = {0};
-    int Na = a1 - a0;
-    if (Na == 0) return st;
-    Mine m = {{0}, dE, E, labels, miner, margin, soft, N, D, a0, Na};
-    mine_ws_layout(&m.w, ws, N, Na, sizeof(LossStats), ROW_SCRATCH(N));
-    size_t nn = (size_t)Na * N;
-    const float *A = E + (size_t)a0 * D;
-    dist_matrix(m.w.d, A, E, Na, N, D, m.w.tmp);
-    parallel_run((Na + ROW_GRAIN - 1) / ROW_GRAIN, mine_rows, &m);
+    if (a1 == a0) return st;
+    Mine m = {{0}, dE, E, labels, miner, margin, soft, N, D, a0, 0};
+    mine_ws_layout(&m.w, ws, N, a1 - a0, sizeof(LossStats), ROW_SCRATCH(N));
     long nch = 0;
-    for (int r = 0; r < Na; r++) {
-        const LossStats *row = &((const LossStats *)m.w.rows)[r];
-        loss_stats_add(&st, row);
-        const int32_t *pl = (const int32_t *)(m.w.dd + (size_t)r * N),
-                      *nl = (const int32_t *)(m.w.tmp + (size_t)r * N);
-        for (int k = 0; chosen && k < (int)row->count; k++)
-            chosen[nch++] = (IndexTriplet){a0 + r, pl[k], nl[k]};
+    for (int b0 = a0; b0 < a1; b0 += m.w.block) { /* the blocks of anchors, in order */
+        m.a0 = b0, m.Na = MIN(m.w.block, a1 - b0);
+        const float *A = E + (size_t)b0 * D;
+        dist_matrix(m.w.d, A, E, m.Na, N, D, m.w.tmp);
+        parallel_run((m.Na + ROW_GRAIN - 1) / ROW_GRAIN, mine_rows, &m);
+        for (int r = 0; r < m.Na; r++) {
+            const LossStats *row = &((const LossStats *)m.w.rows)[r];
+            loss_stats_add(&st, row);
+            const int32_t *pl = (const int32_t *)(m.w.dd + (size_t)r * N),
+                          *nl = (const int32_t *)(m.w.tmp + (size_t)r * N);
+            for (int k = 0; chosen && k < (int)row->count; k++)
+                chosen[nch++] = (IndexTriplet){b0 + r, pl[k], nl[k]};
+        }
+        if (miner == MINE_BATCH_ALL) { /* G = dd by now, rs filled by the rows */
+            (b0 == a0 ? dist_col_sums : dist_col_sums_add)(m.w.cs, m.w.dd, m.Na, N);
+            dist_backward_rows(dE + (size_t)b0 * D, dE, m.w.dd, m.w.rs, A, E, m.Na, N, D);
+        } else {
+            parallel_for((size_t)D, DIST_DIM_GRAIN, sparse_grads, &m);
+        }
     }
-    if (miner == MINE_BATCH_ALL && soft) { /* dense dL/dd, one backward */
-        dist_matrix_backward(dE + (size_t)a0 * D, dE, m.w.dd, m.w.d, A, E, Na, N, D, m.w.tmp);
-    } else if (miner == MINE_BATCH_ALL) { /* the hinge: G = dd by now, rs filled by the rows */
-        float *rs = m.w.tmp + nn, *cs = rs + Na;
-        dist_col_sums(cs, m.w.dd, Na, N);
-        dist_matrix_backward_g(dE + (size_t)a0 * D, dE, m.w.dd, rs, cs, A, E, Na, N, D);
-    } else {
-        parallel_for((size_t)D, DIST_DIM_GRAIN, sparse_grads, &m);
-    }
+    if (miner == MINE_BATCH_ALL) dist_backward_cols(dE, m.w.cs, E, N, D);
     return st;
 }
 

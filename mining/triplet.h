@@ -64,7 +64,7 @@ float triplet_hinge_threshold(float dap, float margin);
 void triplet_hinge_thresholds(float *t, const float *dap, int n, float margin);
 
 /* Floats of workspace triplet_loss needs for Na = a1 - a0 anchors:
- * 3*Na*N + Na + 4*N. */
+ * about 3*Nb*N for blocks of Nb = mine_block_rows(N, Na) anchors. */
 size_t triplet_workspace_floats(int N, int Na);
 
 /* Entries `chosen` may receive: Na (batch-hard), Na*(N-1) (semi-hard),

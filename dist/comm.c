@@ -278,6 +278,48 @@ void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const
     g_stats.reduce_scatter_bytes += total * (size_t)row_len * sizeof(float);
 }
 
+/* ---- shards of an array ------------------------------------------------------------------ */
+
+/* g_counts, g_displs = the shards' counts and offsets as MPI's ints. */
+static void shard_ints(const size_t *lo, const size_t *count) {
+    for (int r = 0; r < g_world; r++) {
+        if (lo[r] + count[r] > (size_t)INT_MAX)
+            FATAL("a shard ending at float %zu exceeds MPI's int counts", lo[r] + count[r]);
+        g_counts[r] = (int)count[r];
+        g_displs[r] = (int)lo[r];
+    }
+}
+
+void dist_allgather_shards(float *buf, const size_t *lo, const size_t *count) {
+    if (solo()) return;
+    double t0 = now_seconds();
+    shard_ints(lo, count);
+    CHECK_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, g_counts, g_displs, MPI_FLOAT,
+                             MPI_COMM_WORLD));
+    g_stats.allgather_s += now_seconds() - t0;
+    g_stats.allgather_bytes += count[g_rank] * sizeof(float);
+}
+
+void dist_gather_shards(float *full, const float *part, const size_t *lo, const size_t *count) {
+    if (solo()) {
+        if (count[g_rank]) memmove(full + lo[g_rank], part, count[g_rank] * sizeof *full);
+        return;
+    }
+    shard_ints(lo, count);
+    CHECK_MPI(MPI_Gatherv(part, g_counts[g_rank], MPI_FLOAT, full, g_counts, g_displs, MPI_FLOAT, 0,
+                          MPI_COMM_WORLD));
+}
+
+void dist_scatter_shards(float *part, const float *full, const size_t *lo, const size_t *count) {
+    if (solo()) {
+        if (count[g_rank]) memmove(part, full + lo[g_rank], count[g_rank] * sizeof *part);
+        return;
+    }
+    shard_ints(lo, count);
+    CHECK_MPI(MPI_Scatterv(full, g_counts, g_displs, MPI_FLOAT, part, g_counts[g_rank], MPI_FLOAT, 0,
+                           MPI_COMM_WORLD));
+}
+
 /* ---- scalars ------------------------------------------------------------------------ */
 
 void dist_allreduce_sum_doubles(double *p, int n) {

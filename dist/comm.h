@@ -93,6 +93,19 @@ void dist_allgather_rows(void *recv, const void *send, size_t row_bytes, const i
  * send. Collective. */
 void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const int *rows_per_rank);
 
+/* ---- shards of an array (the sharded optimizer) -------------------------------------- */
+
+/* Rank r owns buf[lo[r], lo[r] + count[r]) of an array of floats (lo and
+ * count identical on every rank, the ranges disjoint, each sum below
+ * INT_MAX). dist_allgather_shards: in place, every rank ends with every
+ * rank's range. dist_gather_shards: rank 0's full (the array) receives every
+ * rank's `part` (count[rank] floats) at its range; full is used on rank 0
+ * only. dist_scatter_shards: the inverse, from rank 0's full into each
+ * rank's part. Collective; one rank copies. */
+void dist_allgather_shards(float *buf, const size_t *lo, const size_t *count);
+void dist_gather_shards(float *full, const float *part, const size_t *lo, const size_t *count);
+void dist_scatter_shards(float *part, const float *full, const size_t *lo, const size_t *count);
+
 /* ---- scalars ------------------------------------------------------------------------ */
 
 void dist_allreduce_sum_doubles(double *p, int n); /* in place, SUM over ranks */

@@ -114,7 +114,8 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
         model += own;
         if (own + (double)mm.workspace > node) node = own + (double)mm.workspace, big = i;
     }
-    double optim = 4.0 * (double)optim_state_floats(&c->optim, m->nparams);
+    size_t shard = c->optim.shard ? m->nparams / (size_t)t->world + 16 : m->nparams;
+    double optim = 4.0 * (double)optim_state_floats(&c->optim, MIN(shard, m->nparams));
     double img = (double)dm->channels * dm->height * dm->width, hw = (double)dm->height * dm->width;
     double batches = 2 * (double)max_images * (4 * img + (dm->has_masks ? hw : 0)); /* prefetch's 2 slots */
     double mining = 4.0 * (double)max_images * (double)t->D;
@@ -196,8 +197,17 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     dist_bcast_floats(t->model.buffers, t->model.nbuffers);
 
     t->opt = c->optim;
-    t->nstate = optim_state_floats(&t->opt, t->model.nparams);
-    t->opt_state = xaligned_floats(t->nstate);
+    size_t np = t->model.nparams;
+    t->nstate = optim_state_floats(&t->opt, np);
+    t->shard_lo = xcalloc((size_t)t->world, sizeof(size_t));
+    t->shard_n = xcalloc((size_t)t->world, sizeof(size_t));
+    for (int r = 0; r < t->world; r++) {
+        size_t hi;
+        optim_shard(np, t->opt.shard ? t->world : 1, t->opt.shard ? r : 0, &t->shard_lo[r], &hi);
+        t->shard_n[r] = hi - t->shard_lo[r];
+    }
+    t->opt_lo = t->shard_lo[t->rank], t->opt_hi = t->opt_lo + t->shard_n[t->rank];
+    t->opt_state = xaligned_floats(optim_state_floats(&t->opt, t->opt_hi - t->opt_lo));
     t->gs = gradsync_create(t->model.grads, t->model.nparams, (size_t)c->bucket_kfloats * 1000);
 
     t->rows = xcalloc((size_t)t->world, sizeof(int));
@@ -241,6 +251,8 @@ void trainer_free(Trainer *t) {
     if (t->timing) fclose(t->timing);
     if (t->metrics_file) fclose(t->metrics_file);
     free(t->opt_state);
+    free(t->shard_lo);
+    free(t->shard_n);
     free(t->rows);
     free(t->offsets);
     free(t->pool_E);
@@ -459,7 +471,9 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     model_update_buffers(m);
     double t4 = now_seconds();
     watchdog_phase(WD_OPTIMIZER);
-    double gnorm = optim_clip(m->grads, m->nparams, c->optim.clip_norm);
+    /* Sharded: the norm of the whole gradient (the same sum on every rank),
+     * this rank's shard scaled and updated, then every shard gathered. */
+    double gnorm = optim_clip_range(m->grads, m->nparams, c->optim.clip_norm, t->opt_lo, t->opt_hi);
     if (!isfinite(loss) || !isfinite(gnorm)) {
         const char *where = "?";
         for (int v = 0; v < m->nviews && where[0] == '?'; v++)
@@ -474,8 +488,9 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     }
     uint64_t epoch = t->step / t->steps_per_epoch;
     double lr = optim_lr(&t->opt, t->step, epoch, t->total_steps);
-    optim_step(&t->opt, m->params, m->grads, t->opt_state, m->nparams, m->views, m->nviews, lr, epoch,
-               ++t->opt_t);
+    optim_step_range(&t->opt, m->params, m->grads, t->opt_state, m->nparams, m->views, m->nviews, lr, epoch,
+                     ++t->opt_t, t->opt_lo, t->opt_hi);
+    if (t->opt.shard) dist_allgather_shards(m->params, t->shard_lo, t->shard_n);
     double t5 = now_seconds();
 
     t->last_loss = loss;

@@ -60,8 +60,13 @@ typedef struct Trainer {
     Norm norm; /* input normalisation, per channel */
     Model model;
     OptimSpec opt;
+    /* The optimizer state: nstate floats in all (what a checkpoint holds);
+     * this rank holds the state of the arena's floats [opt_lo, opt_hi):
+     * all of them, or its shard with [optim] shard (shard_lo, shard_n: every
+     * rank's range, nn/optim.h optim_shard). */
     float *opt_state;
-    size_t nstate;
+    size_t nstate, opt_lo, opt_hi;
+    size_t *shard_lo, *shard_n;
     GradSync *gs;
     int D;                   /* embedding dimension */
     int global_items, per_item;
@@ -140,6 +145,10 @@ void trainer_validate(Trainer *t);
 /* Checkpoints (train_ckpt.c). */
 
 int trainer_save(Trainer *t, const char *path, Err *e); /* rank 0 writes; collective */
+/* The whole optimizer state (nstate floats) into full on rank 0 (full is
+ * not used elsewhere and may be NULL there), from every rank's part when
+ * sharded. Collective. */
+void trainer_gather_optim(Trainer *t, float *full);
 int trainer_resume(Trainer *t, const char *what, Err *e); /* "auto" or a path; collective */
 /* Refuses keys that may not change on resume; lists those that may. */
 int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e);

@@ -16,8 +16,33 @@
 
 #include "train.h"
 
+/* Floats of optimizer state per arena float: 0 (plain SGD), 1 or 2 (Adam:
+ * m then v, each laid out like the arena). */
+static size_t optim_parts(const Trainer *t) { return t->model.nparams ? t->nstate / t->model.nparams : 0; }
+
+void trainer_gather_optim(Trainer *t, float *full) {
+    size_t n = t->model.nparams, own = t->opt_hi - t->opt_lo;
+    for (size_t k = 0; k < optim_parts(t); k++)
+        if (t->opt.shard)
+            dist_gather_shards(full ? full + k * n : NULL, t->opt_state + k * own, t->shard_lo, t->shard_n);
+        else if (t->rank == 0)
+            memcpy(full + k * n, t->opt_state + k * n, n * sizeof(float));
+}
+
+/* Every rank's part of the whole state in rank 0's full (NULL elsewhere). */
+static void scatter_optim(Trainer *t, const float *full) {
+    size_t n = t->model.nparams, own = t->opt_hi - t->opt_lo;
+    for (size_t k = 0; k < optim_parts(t); k++)
+        dist_scatter_shards(t->opt_state + k * own, full ? full + k * n : NULL, t->shard_lo, t->shard_n);
+}
+
 int trainer_save(Trainer *t, const char *path, Err *e) {
     int rc = 0;
+    float *optim = t->opt_state; /* the whole state, on rank 0 */
+    if (t->opt.shard && t->nstate) {
+        optim = t->rank == 0 ? xaligned_floats(t->nstate) : NULL;
+        trainer_gather_optim(t, optim);
+    }
     if (t->rank == 0) {
         char *topo = model_topology(&t->model), *graph = model_graph_text(&t->model);
         char state[2048], mean[32 * NORM_MAX_CHANNELS], std[32 * NORM_MAX_CHANNELS];
@@ -43,7 +68,7 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
         ckpt_add(w, "graph", graph, strlen(graph));
         ckpt_add_f32(w, "params", t->model.params, t->model.nparams);
         if (t->model.nbuffers) ckpt_add_f32(w, "buffers", t->model.buffers, t->model.nbuffers);
-        if (t->nstate) ckpt_add_f32(w, "optim", t->opt_state, t->nstate);
+        if (t->nstate) ckpt_add_f32(w, "optim", optim, t->nstate);
         ckpt_add(w, "state", state, strlen(state));
         ckpt_add(w, "metrics", t->metrics.s, t->metrics.len);
         if (t->cfg.eval_data[0]) ckpt_add(w, "eval", t->evalcsv.s, t->evalcsv.len);
@@ -52,6 +77,7 @@ int trainer_save(Trainer *t, const char *path, Err *e) {
         free(topo);
         free(graph);
     }
+    if (optim != t->opt_state) free(optim);
     return rc;
 }
 
@@ -61,7 +87,7 @@ static const char *const resume_unsafe[] = {"eval.data", "eval.metric"}; /* the 
 static const char *const resume_safe[] = {"run.dir",     "run.threads",  "run.max_memory", "data.test",
                                           "data.on_bad_record", "optim.lr", "train.epochs",   "train.steps",
                                           "train.log_every",    "train.eval", "train.report", "checkpoint.",
-                                          "dist.",              "eval."};
+                                          "dist.",              "eval.",       "optim.shard"};
 
 int train_resume_compatible(const Config *saved, const Config *now, char *changed, size_t n, Err *e) {
     if (config_same_topology(saved, now, e)) {
@@ -114,9 +140,9 @@ int train_resume_compatible(const Config *saved, const Config *now, char *change
     free(b);
     if (rl)
         return err_set(e, "the config differs from the checkpoint's in keys that cannot change on resume: %s (only "
-                          "run.dir, run.threads, run.max_memory, data.test, data.on_bad_record, optim.lr, train.*, "
-                          "checkpoint.*, dist.*, eval.* but eval.data and eval.metric may); start a new run dir or "
-                          "restore them",
+                          "run.dir, run.threads, run.max_memory, data.test, data.on_bad_record, optim.lr, "
+                          "optim.shard, train.*, checkpoint.*, dist.*, eval.* but eval.data and eval.metric may); "
+                          "start a new run dir or restore them",
                        refused);
     return 0;
 }
@@ -204,6 +230,7 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
         if (t->rank == 0) printf("resume: no checkpoint in %s, starting from step 0\n", t->cfg.run_dir);
         return 0;
     }
+    const float *optim = NULL; /* rank 0: the checkpoint's optimizer state, if it has one */
     if (t->rank == 0) {
         size_t n;
         const float *p = ckpt_get(ck, "params", NULL); /* its size and values are checked above */
@@ -216,7 +243,7 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
         if (t->nstate) {
             const float *o = ckpt_get(ck, "optim", &n);
             if (o && n == t->nstate * sizeof(float))
-                memcpy(t->opt_state, o, n);
+                optim = o;
             else
                 util_warn("%s: no optimizer state for this optimizer: it starts from zero", path);
         }
@@ -241,7 +268,14 @@ int trainer_resume(Trainer *t, const char *what, Err *e) {
     t->opt_t = v[1];
     dist_bcast_floats(t->model.params, t->model.nparams);
     dist_bcast_floats(t->model.buffers, t->model.nbuffers);
-    if (t->nstate) dist_bcast_floats(t->opt_state, t->nstate);
+    if (t->nstate && t->opt.shard) {
+        float *zero = t->rank == 0 && !optim ? xaligned_floats(t->nstate) : NULL;
+        scatter_optim(t, optim ? optim : zero);
+        free(zero);
+    } else if (t->nstate) {
+        if (t->rank == 0 && optim) memcpy(t->opt_state, optim, t->nstate * sizeof(float));
+        dist_bcast_floats(t->opt_state, t->nstate);
+    }
     ckpt_free(ck);
     return 0;
 }

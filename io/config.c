@@ -93,6 +93,7 @@ static const Key schema[] = {
     {"optim", "min_lr", K_DBL, C(optim.min_lr), 0, 100, "0", NULL, "cosine: final learning rate"},
     {"optim", "warmup_steps", K_INT, C(optim.warmup_steps), 0, BIG, "0", NULL, "linear warm-up steps (multiplies the schedule)"},
     {"optim", "clip_norm", K_DBL, C(optim.clip_norm), 0, 1e9, "0", NULL, "clip the global gradient norm to this; 0 = off"},
+    {"optim", "shard", K_INT32, C(optim.shard), 0, 1, "0", NULL, "1 = shard the optimizer over the ranks: each updates 1/p of the parameters and keeps 1/p of the optimizer state, then the parameters are allgathered (the same bits as 0; may change on resume)"},
     {"init", "scheme", K_ENUM, C(init_scheme), 0, 0, "he", "he|koch|torch", "he: N(0, 2/fan_in), bias 0; koch: conv N(0,1e-2) bias N(0.5,1e-2), dense N(0,0.2); torch: PyTorch's default uniform"},
     {"train", "epochs", K_INT, C(epochs), 0, 1000000, "5", NULL, "epochs (used when steps = 0)"},
     {"train", "steps", K_INT, C(steps), 0, BIG, "0", NULL, "total steps; 0 = epochs x steps per epoch"},

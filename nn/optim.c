@@ -73,11 +73,27 @@ static double sum_squares(void *p, size_t lo, size_t hi) {
 }
 
 double optim_clip(float *grads, size_t n, double max_norm) {
+    return optim_clip_range(grads, n, max_norm, 0, n);
+}
+
+double optim_clip_range(float *grads, size_t n, double max_norm, size_t lo, size_t hi) {
+    ASSERT(lo <= hi && hi <= n);
     double norm = sqrt(parallel_sum(n, sum_squares, grads));
     if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
-        parallel_scale(grads, n, (float)(max_norm / norm));
+        parallel_scale(grads + lo, hi - lo, (float)(max_norm / norm));
     }
     return norm;
+}
+
+#define SHARD_GROUP 16
+
+void optim_shard(size_t n, int world, int rank, size_t *lo, size_t *hi) {
+    ASSERT(world >= 1 && 0 <= rank && rank < world);
+    size_t groups = (n + SHARD_GROUP - 1) / SHARD_GROUP, base = groups / (size_t)world,
+           extra = groups % (size_t)world, r = (size_t)rank;
+    size_t g0 = r * base + MIN(r, extra), g1 = g0 + base + (r < extra);
+    *lo = MIN(n, g0 * SHARD_GROUP);
+    *hi = MIN(n, g1 * SHARD_GROUP);
 }
 
 /* SGD over one view's floats [0, m). */
@@ -143,14 +159,21 @@ static void update_chunk(void *p, size_t lo, size_t hi) {
 
 void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
                 const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t) {
-    ASSERT(t >= 1);
-    ASSERT(state || optim_state_floats(o, n) == 0);
+    optim_step_range(o, params, grads, state, n, views, nviews, lr, epoch, t, 0, n);
+}
+
+void optim_step_range(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
+                      const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t, size_t lo,
+                      size_t hi) {
+    ASSERT(t >= 1 && lo <= hi && hi <= n);
+    size_t m = hi - lo; /* the floats of the range: its state's layout */
+    ASSERT(state || optim_state_floats(o, m) == 0 || m == 0);
     if (o->type != OPTIM_SGD && o->type != OPTIM_ADAM && o->type != OPTIM_ADAMW)
         FATAL("optim: unknown optimizer type %d", (int)o->type);
     for (int k = 0; k < nviews; k++) {
         const ParamView *v = &views[k];
         ASSERT(v->offset <= n && v->count <= n - v->offset);
-        size_t off = v->offset;
+        size_t off = MAX(v->offset, lo), end = MIN(v->offset + v->count, hi); /* the view inside the range */
         Upd u = {.o = o, .p = params + off, .g = grads + off, .lr = lr * v->lr_mult, .t = t};
         u.wd = o->weight_decay * v->decay_mult;
         switch (o->type) {
@@ -161,16 +184,16 @@ void optim_step(const OptimSpec *o, float *params, const float *grads, float *st
                 FATAL("optim: %s asks for momentum %g but plain SGD keeps no momentum buffer; set [optim] "
                       "momentum",
                       v->name, u.mom);
-            u.buf = has_state ? state + off : NULL;
+            u.buf = has_state ? state + (off - lo) : NULL;
             break;
         }
         case OPTIM_ADAM:
         case OPTIM_ADAMW:
-            u.m1 = state + off, u.m2 = state + n + off;
+            u.m1 = state + (off - lo), u.m2 = state + m + (off - lo);
             break;
         default:
             FATAL("optim: unknown optimizer type %d", (int)o->type);
         }
-        parallel_for(v->count, PARALLEL_GRAIN, update_chunk, &u);
+        if (off < end) parallel_for(end - off, PARALLEL_GRAIN, update_chunk, &u);
     }
 }

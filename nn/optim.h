@@ -37,6 +37,7 @@ typedef struct OptimSpec {
     double min_lr;         /* COSINE floor */
     uint64_t warmup_steps; /* 0 = none; else factor (step+1)/warmup_steps */
     double clip_norm;      /* optim_clip's max_norm for the trainer; 0 = off */
+    int shard;             /* trainer: 1 = each rank updates one shard (optim_shard) */
 } OptimSpec;
 
 /* PyTorch's defaults: SGD, lr 0.01, no momentum, no decay; betas 0.9/0.999,
@@ -60,6 +61,14 @@ double optim_lr(const OptimSpec *o, uint64_t step, uint64_t epoch, uint64_t tota
  * max_norm <= 0 only measures. A non-finite norm is returned and nothing is
  * scaled: the caller decides (skip the step or stop). */
 double optim_clip(float *grads, size_t n, double max_norm);
+/* The same norm (over all n floats, the same sum), scaling only [lo, hi). */
+double optim_clip_range(float *grads, size_t n, double max_norm, size_t lo, size_t hi);
+
+/* The shard [*lo, *hi) of an arena of n floats that rank `rank` of `world`
+ * updates when the optimizer is sharded: whole groups of 16 floats (the
+ * last one may be shorter), contiguous in rank order, counts differing by
+ * at most one group (empty shards when world > groups). Pure. */
+void optim_shard(size_t n, int world, int rank, size_t *lo, size_t *hi);
 
 /* SGD momentum of a view whose final momentum is `final` in epoch `epoch`
  * (0-based): momentum_start + (final - momentum_start) * min(1, epoch /
@@ -78,5 +87,12 @@ double optim_momentum(const OptimSpec *o, double final, uint64_t epoch);
  * is fatal (config_validate refuses such configs). */
 void optim_step(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
                 const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t);
+/* optim_step on the floats [lo, hi) of the arena only (a shard), with the
+ * state of that range alone: optim_state_floats(o, hi - lo) floats laid out
+ * as the whole arena's (Adam: m of the range, then v). Every float gets the
+ * bits optim_step gives it (the update is elementwise). */
+void optim_step_range(const OptimSpec *o, float *params, const float *grads, float *state, size_t n,
+                      const ParamView *views, int nviews, double lr, uint64_t epoch, uint64_t t, size_t lo,
+                      size_t hi);
 
 #endif

@@ -6,6 +6,8 @@
 # - SIGUSR1 (hook, and a real signal to one rank's pid), SIGTERM: exit 75 with
 #   a checkpoint, resume bit-equal; a second SIGINT stops at once;
 # - resume from 2 ranks onto 1 and onto 3: equal to rounding;
+# - [optim] shard = 1: kill -9 + resume bit-equal to the unsharded run; its
+#   checkpoint resumed on 3 ranks, sharded or not, the same bits;
 # - a damaged newest checkpoint is skipped with a warning naming it;
 # - topology and unsafe config changes are refused naming the keys; safe
 #   ones (optim.lr) are allowed and reported;
@@ -103,6 +105,19 @@ for np in 1 3; do
   check '[ $? -eq 0 ] && "$S" inspect "$T/ref/model.smpi" --compare "$T/w$np/model.smpi" --tol 1e-4 >/dev/null' \
     "resume from 2 ranks onto $np equals the uninterrupted run to rounding"
 done
+
+# [optim] shard = 1: kill -9 at step 25 and resume, bit-equal to the unsharded
+# reference; its (whole-state) checkpoint of step 21 resumed on 3 ranks,
+# sharded and not, bit-equal to each other.
+SIAMESE_TEST_KILL_STEP=25 SIAMESE_TEST_RANK=1 train "$T/sh" 2 --set optim.shard=1 >"$T/sh1.out" 2>&1
+for d in sh3a sh3b; do mkdir -p "$T/$d" && cp "$T/sh/ckpt-0000000021.smpi" "$T/$d/"; done
+train "$T/sh" 2 --resume auto --set optim.shard=1 >"$T/sh2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "resume: .*at step 21" "$T/sh2.out" && same "$T/ref" "$T/sh"' \
+  "optim.shard = 1: kill -9 + resume bit-equal to the unsharded run"
+train "$T/sh3a" 3 --resume auto --set optim.shard=1 >"$T/sh3a.out" 2>&1; a=$?
+train "$T/sh3b" 3 --resume auto --set optim.shard=0 >"$T/sh3b.out" 2>&1; b=$?
+check '[ $a -eq 0 ] && [ $b -eq 0 ] && grep -q "optim.shard: 1 -> 0" "$T/sh3b.out" && same "$T/sh3a" "$T/sh3b"' \
+  "a sharded 2-rank checkpoint resumed on 3 ranks: sharded and unsharded bit-equal"
 
 # Damaged newest checkpoint: skipped with a warning naming it.
 mkdir -p "$T/d"

@@ -16,7 +16,8 @@
  * bit-identical weights, and local-scope mining is NOT equivalent.
  * Threads: the same p ranks with 1, 2, 3 and 4 threads per rank ([run]
  * threads, oversubscribed) end with bit-identical weights, optimizer state
- * and metrics rows; recipes with wider layers reach the fused conv blocks,
+ * and metrics rows, and so does the sharded optimizer ([optim] shard = 1:
+ * every optimizer, clipping, per-layer momentum and multipliers); recipes with wider layers reach the fused conv blocks,
  * im2col convolutions (padding), unfused pooling and sigmoid, GEMMs cut
  * into several blocks, L2 terms and gradient clipping. */
 #include <stdlib.h>
@@ -251,12 +252,27 @@ static float *run(const char *text, double *losses, size_t *nparams, size_t *ove
         end->n = *nparams, end->nopt = t.nstate;
         end->w = xmalloc(end->n * sizeof(float));
         memcpy(end->w, w, end->n * sizeof(float));
-        end->opt = xmalloc((end->nopt + 1) * sizeof(float));
-        memcpy(end->opt, t.opt_state, end->nopt * sizeof(float));
+        end->opt = xaligned_floats(end->nopt + 1); /* rank 0: the whole state, gathered; zeros elsewhere */
+        trainer_gather_optim(&t, t.rank == 0 ? end->opt : NULL);
         end->metrics = xstrdup(t.metrics.s ? t.metrics.s : "");
     }
     trainer_free(&t);
     return w;
+}
+
+/* Runs the recipe with one more setting; 1 if it ends as ref did, bit for
+ * bit (weights and buffers, the whole optimizer state on rank 0, metrics). */
+static int same_end(const Recipe *rc, const char *extra, const End *ref) {
+    char *text = recipe_text(rc, extra);
+    double losses[STEPS];
+    size_t n;
+    End e;
+    free(run(text, losses, &n, NULL, &e));
+    int same = e.n == ref->n && e.nopt == ref->nopt && !memcmp(e.w, ref->w, e.n * sizeof(float)) &&
+               !memcmp(e.opt, ref->opt, e.nopt * sizeof(float)) && !strcmp(e.metrics, ref->metrics);
+    end_free(&e);
+    free(text);
+    return same;
 }
 
 static double max_rel_diff(const float *a, const float *b, size_t n) {
@@ -296,18 +312,17 @@ int main(int argc, char **argv) {
         for (int T = 2; T <= 4; T++) { /* the same ranks, T threads each */
             char th[32];
             snprintf(th, sizeof th, "run.threads=%d", T);
-            char *tt = recipe_text(&recipes[k], th);
-            double lt[STEPS];
-            size_t nt;
-            End e;
-            free(run(tt, lt, &nt, NULL, &e));
-            int same = e.n == one.n && e.nopt == one.nopt && !memcmp(e.w, one.w, e.n * sizeof(float)) &&
-                       !memcmp(e.opt, one.opt, e.nopt * sizeof(float)) && !strcmp(e.metrics, one.metrics);
-            CHECK(same, "%s, %d ranks x %d threads: weights, optimizer state or metrics differ from 1 thread",
+            CHECK(same_end(&recipes[k], th, &one),
+                  "%s, %d ranks x %d threads: weights, optimizer state or metrics differ from 1 thread",
                   recipes[k].name, world, T);
-            end_free(&e);
-            free(tt);
         }
+        /* [optim] shard = 1: the same weights, whole optimizer state and metrics. */
+        CHECK(same_end(&recipes[k], "optim.shard=1", &one),
+              "%s, %d ranks: optim.shard = 1 differs from 0 (weights, optimizer state or metrics)", recipes[k].name,
+              world);
+        double big = 0;
+        for (size_t i = 0; i < one.nopt; i++) big = fmax(big, fabs(one.opt[i]));
+        CHECK(one.nopt == 0 || dist_max_double(big) > 0, "%s: a real optimizer state", recipes[k].name);
         end_free(&one);
         /* Replicas are bit-identical on every rank. */
         uint64_t h = hash64(w, n2 * sizeof(float), HASH64_INIT);

@@ -286,7 +286,67 @@ static void test_momentum_ramp(void) {
     CHECK(worst < 1e-5, "per-view momentum with a linear ramp equals the reference (worst %.3g)", worst);
 }
 
+/* The sharded optimizer: optim_shard cuts [0, n) into contiguous groups of
+ * 16 in rank order; optim_step_range over the shards (each with its own
+ * state, the shard's layout) and clip_range's scaling of each shard give
+ * the bits of one optim_step / optim_clip, for every optimizer, per-view
+ * multipliers and momentum, a gap outside every view and a momentum ramp
+ * (shard counts differ by one group of 16 and the short last group). */
+static void test_shards(void) {
+    enum { N = 1000 };
+    ParamView v[3] = {{.name = "a", .offset = 0, .count = 333, .lr_mult = 1, .decay_mult = 1},
+                      {.name = "b", .offset = 333, .count = 500, .lr_mult = 0.5f, .decay_mult = 0},
+                      {.name = "c", .offset = 900, .count = 100, .lr_mult = 2, .decay_mult = 1}};
+    v[1].has_momentum = 1, v[1].momentum = 0.7f;
+    for (int world = 1; world <= 90; world += world < 8 ? 1 : 41) {
+        size_t prev = 0, lo, hi, most = 0, least = N;
+        for (int r = 0; r < world; r++) {
+            optim_shard(N, world, r, &lo, &hi);
+            CHECK(lo == prev && lo <= hi && (lo % 16 == 0 || lo == N), "world %d rank %d: [%zu, %zu)", world,
+                  r, lo, hi);
+            most = MAX(most, hi - lo), least = MIN(least, hi - lo), prev = hi;
+        }
+        CHECK(prev == N && most - least < 32, "world %d: covers [0, %d), counts %zu..%zu", world, N, least,
+              most);
+    }
+    for (int type = 0; type < 4; type++) {
+        OptimSpec o;
+        optim_spec_default(&o);
+        o.type = type == 3 ? OPTIM_SGD : (OptimType)type;
+        o.momentum = 0.9, o.nesterov = type == 3, o.weight_decay = 0.01, o.momentum_epochs = 3;
+        o.momentum_start = 0.5;
+        Rng r;
+        rng_seed(&r, 5, RNG_TEST, (uint64_t)type);
+        float p1[N], g[N], g1[N], p2[N], g2[N], s1[2 * N] = {0}, s2[2 * N] = {0};
+        for (int i = 0; i < N; i++) p1[i] = p2[i] = (float)rng_normal(&r);
+        size_t parts = optim_state_floats(&o, N) / N;
+        int world = 3;
+        for (uint64_t t = 1; t <= 4; t++) {
+            for (int i = 0; i < N; i++) g[i] = g1[i] = g2[i] = (float)rng_normal(&r);
+            double n1 = optim_clip(g1, N, 5.0);
+            optim_step(&o, p1, g1, s1, N, v, 3, 0.1, t - 1, t);
+            for (int q = 0; q < world; q++) {
+                size_t lo, hi;
+                optim_shard(N, world, q, &lo, &hi);
+                float sq[2 * N];
+                for (size_t k = 0; k < parts; k++) /* the shard's state, from the whole one */
+                    memcpy(sq + k * (hi - lo), s2 + k * N + lo, (hi - lo) * sizeof(float));
+                memcpy(g2, g, sizeof g2);
+                double n2 = optim_clip_range(g2, N, 5.0, lo, hi);
+                CHECK(n2 == n1, "clip norm of the whole gradient on every shard");
+                optim_step_range(&o, p2, g2, sq, N, v, 3, 0.1, t - 1, t, lo, hi);
+                for (size_t k = 0; k < parts; k++)
+                    memcpy(s2 + k * N + lo, sq + k * (hi - lo), (hi - lo) * sizeof(float));
+            }
+        }
+        CHECK(memcmp(p1, p2, sizeof p1) == 0 && memcmp(s1, s2, sizeof s1) == 0,
+              "optimizer %d: 3 shards = one step, bit for bit", type);
+        CHECK(parts == (type == 1 || type == 2 ? 2u : 1u) && s1[N - 1] != 0, "optimizer %d: a state", type);
+    }
+}
+
 int main(void) {
+    test_shards();
     test_momentum_ramp();
     test_optimizers();
     test_closed_forms();

@@ -10,10 +10,11 @@ Python 3 standard library only.
   scaling_model.py predict [--measured OUT/measured.json] [options]
       prints the model's tables; without --measured it uses the figures
       measured when the model was written (DEFAULTS below).
-  scaling_model.py hybrid [--measured OUT/measured.json] [options]
+  scaling_model.py hybrid [--measured OUT/measured.json] [--perf PERF.txt] [options]
       strong scaling at a fixed global batch (default 4096 images) on nodes
       of 64 cores: one rank per core against one rank per node with a
-      thread per core (nn/parallel), 8 .. 1024 nodes.
+      thread per core (nn/parallel), 8 .. 1024 nodes. --perf: the thread
+      efficiencies measured by bench/perf.sh's hybrid scenarios (its output).
   scaling_model.py strong [--measured OUT/measured.json] [options]
       strong scaling at fixed global batches of 1k .. 64k images on 8 .. 1024
       ranks: exact global mining, local mining, the hard-class exchange,
@@ -47,6 +48,7 @@ DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in bench/
     "step_cv_1rank": 0.037,                # step-time variation of one rank here (information only)
     # Threads (bench/perf.sh hybrid scenario; bench_train --profile):
     "thread_eff": 0.95,                    # 2 threads' rate / the two-core limit (the target until measured)
+    "koch_thread_eff": 0.95,               # the same for Koch's network (perf.sh's koch scenario)
     "region_cost": 5e-6,                   # s per parallel run handed to the workers (wake-up + join)
     "fmnist_regions": 42,                  # parallel runs per step, fmnist-small, 256 images (bench_train --profile)
     "koch_regions": 55,                    # the same, Koch, 32 images
@@ -394,13 +396,43 @@ def step_time(m, p, a, bw, inp, args):
     return {"comp": comp, "mine": mine + pool, "xchg": xchg + scal, "ar": ar, "ar_ovl": ar_ovl, "nb": len(bl)}
 
 
+PERF_SCENARIOS = {"triplet, hybrid:": "thread_eff", "Koch 105x105": "koch_thread_eff"}
+PERF_CONTROL = "ours 2 x 1 rank x 1 thread, indep."
+
+
+def perf_thread_eff(path):
+    """The thread efficiencies in the output of bench/perf.sh (or perf.py)
+    with its hybrid scenarios: the ratio column of the two-core limit's row
+    (median over rounds of 1 rank x 2 threads / two independent 1-thread
+    processes) in the report of each scenario. {} if none is there."""
+    found, key = {}, None
+    for line in open(path):
+        if not line.startswith(" "):
+            key = next((k for t, k in PERF_SCENARIOS.items() if line.lstrip("= ").startswith(t)), None)
+        elif key and line.strip().startswith(PERF_CONTROL):
+            f = line.strip()[len(PERF_CONTROL):].split()
+            if len(f) >= 2 and not line.strip().startswith("round"):
+                found[key] = float(f[1])
+    return found
+
+
 def model_inputs(args):
-    """DEFAULTS, then measured.json's inputs (--measured), then --set KEY=VALUE."""
+    """DEFAULTS, then measured.json's inputs (--measured), then the thread
+    efficiencies of a perf.sh output (--perf, hybrid only), then --set
+    KEY=VALUE."""
     inp = dict(DEFAULTS)
     src = "built-in defaults (measured when the model was written)"
     if args.measured:
         inp.update(json.load(open(args.measured))["model_inputs"])
         src = args.measured
+    if getattr(args, "perf", None):
+        eff = perf_thread_eff(args.perf)
+        if "thread_eff" not in eff:
+            sys.exit("scaling_model: --perf %s: no '%s' row under a 'triplet, hybrid' report (run bench/perf.sh"
+                     " --only hybrid and save its output)" % (args.perf, PERF_CONTROL))
+        eff.setdefault("koch_thread_eff", eff["thread_eff"])
+        inp.update(eff)
+        src += ", thread efficiency from %s" % args.perf
     for kv in args.set or []:
         k, v = kv.split("=", 1)
         if k not in inp:
@@ -534,7 +566,7 @@ def hybrid_step(m, nodes, cores, per_node, a, bw, inp, args):
     # Image-level parallelism only (conservative: the weight-gradient tiles
     # and GEMM blocks split further): min(T, b) threads at thread_eff.
     used = min(T, b) if per_node else 1
-    eff = inp["thread_eff"] if used > 1 else 1.0
+    eff = inp[m["teff"]] if used > 1 else 1.0
     comp = b * t_img / (used * eff)
     # Every rank applies the whole update; memory-bound: threads help up to
     # the node's bandwidth.
@@ -598,18 +630,19 @@ def cmd_hybrid(args):
     models = [
         {"name": "fmnist-small, global batch-all mining", "params": FMNIST_PARAMS, "per_item": 1, "D": 64,
          "mining": "global", "cpi": "fmnist_compute_per_image", "opt": "fmnist_optimizer_per_param",
-         "regions": "fmnist_regions", "bucket": BUCKET_FLOATS},
+         "regions": "fmnist_regions", "teff": "thread_eff", "bucket": BUCKET_FLOATS},
         {"name": "fmnist-small, local mining", "params": FMNIST_PARAMS, "per_item": 1, "D": 64, "mining": "local",
          "cpi": "fmnist_compute_per_image", "opt": "fmnist_optimizer_per_param", "regions": "fmnist_regions",
-         "bucket": BUCKET_FLOATS},
+         "teff": "thread_eff", "bucket": BUCKET_FLOATS},
         {"name": "Koch 105x105 (pairs)", "params": KOCH_PARAMS, "per_item": 2, "D": 4096, "mining": "none",
          "cpi": "koch_compute_per_image", "opt": "koch_optimizer_per_param", "regions": "koch_regions",
-         "bucket": BUCKET_FLOATS},
+         "teff": "koch_thread_eff", "bucket": BUCKET_FLOATS},
     ]
     print("Hybrid layout: fixed global batch %d images, nodes of %d cores; one rank per core (flat MPI%s) against"
           " one rank per node x %d threads" % (G, cores, ", node-aware" if args.hier else "", cores))
-    print("inputs from %s: thread efficiency %.2f, %.1f us per parallel run, memory-bound update up to %d cores" % (
-        src, inp["thread_eff"], 1e6 * inp["region_cost"], args.node_bw_cores))
+    print("inputs from %s: thread efficiency %.2f (Koch %.2f), %.1f us per parallel run, memory-bound update up"
+          " to %d cores" % (src, inp["thread_eff"], inp["koch_thread_eff"], 1e6 * inp["region_cost"],
+                            args.node_bw_cores))
     print("eff = the work of one core (images x fwd+bwd, one update, the mining) / (nodes x cores x step time);"
           " '-' = fewer items than ranks")
     nets = [(n, bw * args.link_efficiency, a) for n, bw, a in NETWORKS]
@@ -659,6 +692,9 @@ def main():
                    help="per-rank step-time coefficient of variation: steps wait for the slowest rank (default 0)")
     h = sub.add_parser("hybrid", help="one rank per node with threads against one rank per core")
     h.add_argument("--measured", help="measured.json written by 'measured'")
+    h.add_argument("--perf", metavar="PERF_TXT",
+                   help="the saved output of bench/perf.sh (--only hybrid,koch): thread_eff and koch_thread_eff "
+                        "from its hybrid reports")
     h.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model input")
     h.add_argument("--global-batch", type=int, default=4096, help="images per global batch (default 4096)")
     h.add_argument("--cores", type=int, default=64, help="cores per node (default 64)")

@@ -15,6 +15,7 @@
 #include "convblock.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -28,6 +29,9 @@
 #define QB_TARGET 6144      /* floats of dconv per weight-gradient pixel block */
 #define PMAX 24             /* largest pixel tile: slack rows after cb */
 #define GROUP_TARGET 1048576 /* floats of the backward's per-image buffers per group */
+#define PART_TARGET 2097152  /* floats of the backward's per-chunk weight gradients, at most */
+#define CHUNKS_MIN 16        /* fewer image chunks than this: the backward splits the tiles */
+#define CHUNKS_MAX 256
 
 typedef struct Geo {
     int C, H, W, F, K, S, pool, nchw;
@@ -40,8 +44,9 @@ typedef struct Geo {
     int qb;      /* pixels per weight-gradient block */
     int patches; /* the weight gradient reads per-pixel patches (short tap runs) */
     int thr;     /* threads of the pool */
-    int grp;     /* images per backward group (with threads, two groups' slots: one is read while the
-                  * next is written) */
+    int chunks;  /* backward by images: at most this many chunks of images (0: by tiles) */
+    int grp;     /* by tiles: images per backward group (with threads, two groups' slots: one is read
+                  * while the next is written) */
 } Geo;
 
 static int wants_patches(const Geo *g);
@@ -70,24 +75,30 @@ static Geo geo(int C, int H, int W, int F, int K, int S, int pool, int nchw) {
     g.qb = MAX(PMAX, QB_TARGET / F);
     g.patches = wants_patches(&g);
     g.thr = parallel_threads();
-    /* One image at a time on one thread (the conv gradient stays in cache);
-     * with more, enough images per group for every thread, and as many as
-     * fit in GROUP_TARGET floats (fewer rounds of the two passes). */
-    g.grp = g.thr == 1 ? 1 : (int)MAX((size_t)2 * g.thr, GROUP_TARGET / slot_floats(&g));
+    /* The backward by chunks of images when the weight gradient is small
+     * enough for CHUNKS_MIN copies (the shape decides, never the threads). */
+    size_t nc = PART_TARGET / (g.KKC * (size_t)F);
+    g.chunks = nc >= CHUNKS_MIN ? (int)MIN(nc, (size_t)CHUNKS_MAX) : 0;
+    /* By tiles: one image at a time on one thread (the conv gradient stays
+     * in cache); with more, enough images per group for every thread, and
+     * as many as fit in GROUP_TARGET floats (fewer rounds of the two passes). */
+    g.grp = g.chunks || g.thr == 1 ? 1 : (int)MAX((size_t)2 * g.thr, GROUP_TARGET / slot_floats(&g));
     return g;
 }
 
 /* Workspace layout, floats. Pointer arrays are stored as pointers in the
  * float block (64-byte aligned, never read as floats). Shared by all
- * threads: pack, dwp, dbs and the backward group's per-image slots; one
- * block per thread: cb, tmp, pix, dinp. */
+ * threads: pack, dwp, dbs, the backward's per-image slots (by tiles: a
+ * group's; by images: one per thread) and the image chunks' partial
+ * gradients; one block per thread: cb, tmp, pix, dinp. */
 typedef struct Ws {
     float *pack; /* (KKC, F) wp or (F, KKC) wt */
     float *dwp;  /* (KKC, F) weight gradient, packed */
     double *dbs; /* (F) bias gradient sums */
-    float *slot; /* (2 with threads) grp x slot_floats: the backward's per-image buffers */
+    float *slot; /* by tiles: (2 with threads) grp x slot_floats; by images: thr x slot_floats */
+    float *part; /* by images: (chunks with threads, else 1) x part_floats */
     float *thr;  /* thr x thr_floats: per-thread blocks */
-    size_t thr_floats;
+    size_t thr_floats, part_floats;
 } Ws;
 
 /* One thread's block. */
@@ -130,15 +141,24 @@ static size_t slot_layout(SlotWs *s, float *base, const Geo *g) {
     return off;
 }
 
+/* One image chunk's partial gradients: F bias sums (doubles), then the
+ * (KKC, F) packed weight gradient. */
+static size_t part_floats(const Geo *g) {
+    return ((2 * (size_t)g->F + 15) & ~(size_t)15) + ((g->KKC * (size_t)g->F + 15) & ~(size_t)15);
+}
+
 static size_t ws_layout(Ws *w, float *base, const Geo *g) {
     size_t off = 0, F = (size_t)g->F;
-    size_t slot = slot_layout(NULL, NULL, g), thr = thread_layout(NULL, NULL, g);
+    size_t slot = slot_layout(NULL, NULL, g), thr = thread_layout(NULL, NULL, g), part = part_floats(g);
+    size_t slots = g->chunks ? (size_t)g->thr : (size_t)(g->thr > 1 ? 2 : 1) * g->grp;
+    size_t parts = !g->chunks ? 0 : g->thr > 1 ? (size_t)g->chunks : 1;
     WS_TAKE(w, pack, float *, (g->KKC * F));
     WS_TAKE(w, dwp, float *, (g->KKC * F));
     WS_TAKE(w, dbs, double *, 2 * F);
-    WS_TAKE(w, slot, float *, ((size_t)(g->thr > 1 ? 2 : 1) * g->grp * slot));
+    WS_TAKE(w, slot, float *, (slots * slot));
+    WS_TAKE(w, part, float *, (parts * part));
     WS_TAKE(w, thr, float *, ((size_t)g->thr * thr));
-    if (w) w->thr_floats = thr;
+    if (w) w->thr_floats = thr, w->part_floats = part;
     return off;
 }
 
@@ -621,54 +641,121 @@ typedef struct Bwd {
     float *din;
     const float *dout, *out, *in, *end;
     const uint8_t *arg;
-    int i0, n, s0;       /* pass 1: images [i0, i0 + n) into slots s0 .. s0 + n */
-    int p0, pn;          /* pass 2: the previous group's pn images, in slots p0 .. */
-    int ntiles, nunits;  /* the weight gradient's tiles, cut into nunits ranges */
+    int B;
+    /* by tiles */
+    int i0, n, s0;      /* pass 1: images [i0, i0 + n) into slots s0 .. s0 + n */
+    int p0, pn;         /* pass 2: the previous group's pn images, in slots p0 .. */
+    int ntiles, nunits; /* the weight gradient's tiles, cut into nunits ranges */
+    /* by images: nc chunks; chunk k's partials are added to dwp, dbs in
+     * chunk order by whichever thread finds chunk `next` finished */
+    int nc, next, reducing;
+    pthread_mutex_t mu;
+    unsigned char done[CHUNKS_MAX];
 } Bwd;
 
-/* Pass 1, one image: its conv gradient, bias terms, pixel list (and
- * patches) into its slot, and its input gradient. */
-static void bwd_image(const Bwd *b, int j, int tid) {
+/* Pass 1, image i: its conv gradient, bias terms, pixel list (and patches)
+ * into slot s, and its input gradient. */
+static void image_pass1(const Bwd *b, const SlotWs *s, const ThreadWs *t, int i) {
     const Geo *g = b->g;
-    ThreadWs t = thread_ws(&b->ws, g, tid);
-    SlotWs s = slot_ws(&b->ws, g, b->s0 + j);
-    int i = b->i0 + j;
-    expand(s.cb, s.dsum, t.tmp, b->dout, b->out, b->arg, g, i);
-    pixel_list(s.pix, b->in, g, i, 1);
+    expand(s->cb, s->dsum, t->tmp, b->dout, b->out, b->arg, g, i);
+    pixel_list(s->pix, b->in, g, i, 1);
 #ifdef __AVX512F__
-    if (g->patches) build_patches(s.patch, s.pix, (int)g->nqi, g, b->end);
+    if (g->patches) build_patches(s->patch, s->pix, (int)g->nqi, g, b->end);
 #endif
-    if (b->din) input_grad(b->din + (size_t)i * g->HWC, t.dinp, s.cb, b->ws.pack, g);
+    if (b->din) input_grad(b->din + (size_t)i * g->HWC, t->dinp, s->cb, b->ws.pack, g);
 }
 
-/* Pass 2, one range of tiles: over the previous group's images in order,
- * blocks of qb pixels, the tiles in order. */
-static void bwd_tiles(const Bwd *b, int u) {
-    const Geo *g = b->g;
-    size_t k0, k1;
-    parallel_split((size_t)b->ntiles, b->nunits, u, &k0, &k1);
+/* Pass 2 of the image in slot s: tiles [k0, k1) of the weight gradient
+ * into dwp, over blocks of qb pixels, the tiles in order. */
+static void image_tiles(float *dwp, const SlotWs *s, const Geo *g, size_t k0, size_t k1) {
     int nq = (int)g->nqi;
     Tile first = tile_at(g, (int)k0);
-    for (int j = 0; j < b->pn; j++) {
-        SlotWs s = slot_ws(&b->ws, g, b->p0 + j);
-        for (int q0 = 0; q0 < nq; q0 += g->qb) {
-            int n = MIN(g->qb, nq - q0);
-            Tile t = first;
-            for (size_t k = k0; k < k1; k++) {
-                weight_tile(b->ws.dwp, &t, s.pix + q0, s.cb + (size_t)q0 * g->F, n, g);
-                if (k + 1 < k1) tile_next(g, &t);
-            }
+    for (int q0 = 0; q0 < nq; q0 += g->qb) {
+        int n = MIN(g->qb, nq - q0);
+        Tile t = first;
+        for (size_t k = k0; k < k1; k++) {
+            weight_tile(dwp, &t, s->pix + q0, s->cb + (size_t)q0 * g->F, n, g);
+            if (k + 1 < k1) tile_next(g, &t);
         }
     }
 }
 
-/* One run does pass 2 of a group (the first chunks) and pass 1 of the next:
- * they touch different slots. */
+/* By tiles: one run does pass 2 of a group (its first nunits chunks: a
+ * range of tiles each, over the group's images in order) and pass 1 of the
+ * next group (one chunk per image): they touch different slots. */
 static void bwd_step(void *p, int c, int tid) {
     const Bwd *b = p;
     int units = b->pn ? b->nunits : 0;
-    if (c < units) bwd_tiles(b, c);
-    else bwd_image(b, c - units, tid);
+    if (c >= units) {
+        ThreadWs t = thread_ws(&b->ws, b->g, tid);
+        SlotWs s = slot_ws(&b->ws, b->g, b->s0 + c - units);
+        image_pass1(b, &s, &t, b->i0 + c - units);
+        return;
+    }
+    size_t k0, k1;
+    parallel_split((size_t)b->ntiles, b->nunits, c, &k0, &k1);
+    for (int j = 0; j < b->pn; j++) {
+        SlotWs s = slot_ws(&b->ws, b->g, b->p0 + j);
+        image_tiles(b->ws.dwp, &s, b->g, k0, k1);
+    }
+}
+
+/* By images: chunk k's partials, bias sums pb and weight gradient pw (one
+ * buffer per chunk with threads; one thread adds each chunk before it
+ * starts the next). */
+static void chunk_part(const Bwd *b, int k, double **pb, float **pw) {
+    float *p = b->ws.part + (size_t)(b->g->thr > 1 ? k : 0) * b->ws.part_floats;
+    *pb = (double *)(void *)p;
+    *pw = p + ((2 * (size_t)b->g->F + 15) & ~(size_t)15);
+}
+
+/* Chunk c is finished: add every finished chunk from `next` on, in order,
+ * unless another thread is at it (it then finds c too). */
+static void chunk_done(Bwd *b, int c) {
+    const Geo *g = b->g;
+    size_t nw = g->KKC * (size_t)g->F, F = (size_t)g->F;
+    pthread_mutex_lock(&b->mu);
+    b->done[c] = 1;
+    if (b->reducing) {
+        pthread_mutex_unlock(&b->mu);
+        return;
+    }
+    b->reducing = 1;
+    while (b->next < b->nc && b->done[b->next]) {
+        double *pb;
+        float *pw;
+        chunk_part(b, b->next, &pb, &pw);
+        pthread_mutex_unlock(&b->mu);
+        for (size_t f = 0; f < F; f++) b->ws.dbs[f] += pb[f];
+        for (size_t k = 0; k < nw; k++) b->ws.dwp[k] += pw[k];
+        pthread_mutex_lock(&b->mu);
+        b->next++;
+    }
+    b->reducing = 0;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* By images, chunk c: its images in order, each one's pass 1 and then its
+ * tiles, into the chunk's own partials (the conv gradient stays in this
+ * thread's cache, as on one thread). */
+static void bwd_chunk(void *p, int c, int tid) {
+    Bwd *b = p;
+    const Geo *g = b->g;
+    size_t lo, hi, nw = g->KKC * (size_t)g->F;
+    parallel_split((size_t)b->B, b->nc, c, &lo, &hi);
+    double *pb;
+    float *pw;
+    chunk_part(b, c, &pb, &pw);
+    memset(pb, 0, (size_t)g->F * sizeof *pb);
+    memset(pw, 0, nw * sizeof *pw);
+    ThreadWs t = thread_ws(&b->ws, g, tid);
+    SlotWs s = slot_ws(&b->ws, g, tid);
+    for (size_t i = lo; i < hi; i++) {
+        image_pass1(b, &s, &t, (int)i);
+        for (int f = 0; f < g->F; f++) pb[f] += s.dsum[f];
+        image_tiles(pw, &s, g, 0, (size_t)b->ntiles);
+    }
+    chunk_done(b, c);
 }
 
 typedef struct Unpack {
@@ -687,26 +774,39 @@ static void unpack_filters(void *p, size_t lo, size_t hi) {
             for (int k = 0; k < KK; k++) u->dw[(f * C + c) * KK + k] += u->dwp[((size_t)k * C + c) * F + f];
 }
 
-/* The images go in groups: pass 1 over a group's images, pass 2 over the
- * tiles of the weight gradient (each tile summing the group's pixels in
- * image order) in the next run, together with pass 1 of the next group;
- * the bias terms in image order. One thread: groups of one image, in the
- * order of the plain loop (pass 1 of image i, then pass 2 of image i). */
+/* Two ways, chosen by the shape (Geo.chunks). By images (small weight
+ * gradients): the images in at most Geo.chunks chunks, each computing its
+ * images one after the other (pass 1, then the weight tiles) into its own
+ * partial gradients, added in chunk order. By tiles: the images in groups,
+ * pass 1 over a group's images, pass 2 over the tiles of the weight
+ * gradient (each tile summing the group's pixels in image order) in the
+ * next run, together with pass 1 of the next group; the bias terms in
+ * image order (one thread: groups of one image, pass 1 of image i, then
+ * pass 2 of image i). */
 void convblock_backward(float *din, float *dw, float *db, const float *dout, const float *out, const uint8_t *arg,
                         const float *in, const float *w, int B, int C, int H, int W, int F, int K, int stride,
                         int pool, int out_nchw, float *wsp) {
     Geo g = geo(C, H, W, F, K, stride, pool, out_nchw);
-    Bwd b = {&g, {0}, din, dout, out, in, in + (size_t)B * g.HWC, arg, 0, 0, 0, 0, 0, tile_count(&g), 0};
+    Bwd b;
+    memset(&b, 0, sizeof b);
+    b.g = &g, b.din = din, b.dout = dout, b.out = out, b.in = in, b.end = in + (size_t)B * g.HWC, b.arg = arg;
+    b.B = B, b.ntiles = tile_count(&g);
     ws_layout(&b.ws, wsp, &g);
-    b.nunits = MIN(b.ntiles, 4 * g.thr);
-    if (g.thr == 1) b.nunits = 1;
+    b.nunits = g.thr == 1 ? 1 : MIN(b.ntiles, 4 * g.thr);
     if (din) {
         Pack pk = {&g, b.ws.pack, w, 1};
         parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
     }
     memset(b.ws.dwp, 0, g.KKC * (size_t)F * sizeof *b.ws.dwp);
     memset(b.ws.dbs, 0, (size_t)F * sizeof *b.ws.dbs);
-    for (b.i0 = 0; b.i0 < B || b.pn; b.i0 += b.n) {
+    if (g.chunks) {
+        b.nc = MIN(B, g.chunks);
+        pthread_mutex_init(&b.mu, NULL);
+        parallel_run(b.nc, bwd_chunk, &b);
+        ASSERT(b.next == b.nc);
+        pthread_mutex_destroy(&b.mu);
+    }
+    for (b.i0 = 0; !g.chunks && (b.i0 < B || b.pn); b.i0 += b.n) {
         b.n = MIN(g.grp, B - b.i0);
         parallel_run((b.pn ? b.nunits : 0) + b.n, bwd_step, &b);
         for (int j = 0; j < b.n; j++) {

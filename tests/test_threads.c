@@ -111,8 +111,10 @@ static void convblock_case(const CbCase *k) {
 
 static void test_convblocks(void) {
     const CbCase cases[] = {
-        {37, 1, 28, 28, 32, 5, 1, 1, 0},  /* fmnist conv1: patches, 2 tiles */
-        {29, 32, 12, 12, 64, 5, 1, 1, 1}, /* fmnist conv2: NCHW out, many tiles */
+        {37, 1, 28, 28, 32, 5, 1, 1, 0},  /* fmnist conv1: patches, 2 tiles, backward by images */
+        {29, 32, 12, 12, 64, 5, 1, 1, 1}, /* fmnist conv2: NCHW out, many tiles, by images */
+        {300, 2, 7, 7, 16, 3, 1, 1, 0},   /* more images than the backward's image chunks */
+        {9, 64, 9, 8, 128, 5, 1, 1, 0},   /* a weight gradient too large for image chunks: by tiles */
         {5, 3, 11, 10, 48, 3, 2, 1, 0},   /* stride 2, floor pooling, 3 vectors */
         {7, 16, 9, 9, 80, 3, 1, 0, 0},    /* no pooling, 5 vectors (two blocks) */
         {3, 1, 21, 21, 64, 10, 1, 1, 0},  /* Koch conv1 shape, smaller */

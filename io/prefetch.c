@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/parallel.h"
+
 void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world) {
     const DsMeta *m = ds_meta(ds);
     memset(b, 0, sizeof *b);
@@ -24,10 +26,10 @@ void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world) {
     size_t img = (size_t)m->channels * m->height * m->width, hw = (size_t)m->height * m->width;
     size_t cap = (size_t)b->lb.cap_items * (size_t)b->lb.per_item;
     b->x = xaligned_floats(cap * img);
-    b->pixels = xmalloc(img);
+    b->pixels = xmalloc(cap * img);
     if (m->has_masks) {
         b->masks = xmalloc(cap * hw);
-        b->mask_src = xmalloc(hw);
+        b->mask_src = xmalloc(cap * hw);
     }
 }
 
@@ -47,7 +49,8 @@ void batch_free(Batch *b) {
  * e and the way to train on. skip: reads a sample of the same class in
  * its place (the draws of sampler.h, from the global step g and the
  * image's global position), warns, 0; -1 if none of REPLACE_DRAWS reads. */
-static int replace_bad(Batch *b, Sampler *s, DsReader *r, int i, uint64_t g, uint8_t *mask, Err *e) {
+static int replace_bad(Batch *b, Sampler *s, DsReader *r, int i, uint64_t g, uint8_t *px, uint8_t *mask,
+                       Err *e) {
     if (s->spec.on_bad != SAMPLER_BAD_SKIP) {
         size_t n = strlen(e->msg);
         snprintf(e->msg + n, sizeof e->msg - n, "; to train on without it: [data] on_bad_record = skip");
@@ -61,7 +64,7 @@ static int replace_bad(Batch *b, Sampler *s, DsReader *r, int i, uint64_t g, uin
     for (int k = 0; k < REPLACE_DRAWS; k++) {
         uint32_t id = sampler_replacement_next(s, cls, bad, &rng);
         int32_t label;
-        if (ds_read(r, id, b->pixels, &label, mask, e) || label != b->lb.labels[i]) continue;
+        if (ds_read(r, id, px, &label, mask, e) || label != b->lb.labels[i]) continue;
         s->bad_records++;
         /* The first ten, then at 16, 32, 64, ... so a log stays readable. */
         if (s->bad_records <= 10 || !(s->bad_records & (s->bad_records - 1)))
@@ -76,6 +79,43 @@ static int replace_bad(Batch *b, Sampler *s, DsReader *r, int i, uint64_t g, uin
                    why.msg, REPLACE_DRAWS, e->msg);
 }
 
+/* Decoding images [lo, hi) of a batch whose records are read. */
+typedef struct Decode {
+    Batch *b;
+    const BatchDecode *d;
+    const AugmentSpec *aug;
+    uint64_t g;
+    float lut[NORM_MAX_CHANNELS][256];
+} Decode;
+
+/* Images [lo, hi): their pixels through the channel's table, or distorted
+ * by their own map (drawn from the step and the image's global position),
+ * one map for every channel and the mask. */
+static void decode_images(void *ctx, size_t lo, size_t hi) {
+    const Decode *k = ctx;
+    Batch *b = k->b;
+    size_t hw = (size_t)b->height * b->width, img = (size_t)b->channels * hw;
+    for (size_t i = lo; i < hi; i++) {
+        const uint8_t *px = b->pixels + i * img;
+        float *x = b->x + i * img;
+        if (!k->aug) {
+            for (int c = 0; c < b->channels; c++)
+                for (size_t j = 0; j < hw; j++) x[(size_t)c * hw + j] = k->lut[c][px[(size_t)c * hw + j]];
+            continue;
+        }
+        AugmentMap map;
+        augment_draw(&map, k->aug, k->d->seed, k->g, (uint64_t)sampler_global_image(&b->lb, (int)i));
+        for (int c = 0; c < b->channels; c++)
+            augment_image(x + (size_t)c * hw, px + (size_t)c * hw, k->lut[c], &map, (int)k->aug->fill, 1,
+                          b->height, b->width);
+        if (b->masks) augment_mask(b->masks + i * hw, b->mask_src + i * hw, &map, b->height, b->width);
+    }
+}
+
+/* Pixels per chunk of the decoding: images are decoded in chunks of at
+ * least one image and about this many pixels, on the rank's thread pool. */
+#define DECODE_GRAIN 16384
+
 int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const BatchDecode *d, uint64_t g,
                Err *e) {
     uint64_t spe = sampler_steps_per_epoch(s);
@@ -84,41 +124,27 @@ int batch_load(Batch *b, Sampler *s, DsReader *r, int rank, int world, const Bat
     b->step_in_epoch = g % spe;
     b->wait_seconds = 0;
     if (sampler_local(s, b->epoch, b->step_in_epoch, rank, world, &b->lb, r, e)) return -1;
-    /* One table per channel and call: the same floats as norm_apply, for
-     * every path that decodes. */
     ASSERT(d->norm.channels == b->channels);
-    float lut[NORM_MAX_CHANNELS][256];
-    for (int c = 0; c < b->channels; c++) norm_table(lut[c], &d->norm, c);
     size_t img = (size_t)b->channels * b->height * b->width, hw = (size_t)b->height * b->width;
-    const AugmentSpec *aug = d->aug && augment_enabled(d->aug) ? d->aug : NULL;
+    Decode k = {b, d, d->aug && augment_enabled(d->aug) ? d->aug : NULL, g, {{0}}};
+    /* The records, in order (one reader); masks straight into place unless
+     * they are distorted. */
     for (int i = 0; i < b->lb.n_images; i++) {
         int32_t label;
-        uint8_t *mask = b->masks ? b->masks + (size_t)i * hw : NULL;
-        uint8_t *mdst = aug && mask ? b->mask_src : mask;
-        int bad = ds_read(r, b->lb.ids[i], b->pixels, &label, mdst, e);
+        uint8_t *px = b->pixels + (size_t)i * img;
+        uint8_t *mdst = !b->masks ? NULL : k.aug ? b->mask_src + (size_t)i * hw : b->masks + (size_t)i * hw;
+        int bad = ds_read(r, b->lb.ids[i], px, &label, mdst, e);
         if (!bad && label != b->lb.labels[i]) {
             err_set(e, "%s: samples key %u: label %d in its record but %d in the class index", s->name,
                     b->lb.ids[i], label, b->lb.labels[i]);
             bad = 1;
         }
-        if (bad && replace_bad(b, s, r, i, g, mdst, e)) return -1;
-        float *x = b->x + (size_t)i * img;
-        if (!aug) {
-            for (int c = 0; c < b->channels; c++) {
-                const uint8_t *px = b->pixels + (size_t)c * hw;
-                float *xc = x + (size_t)c * hw;
-                for (size_t j = 0; j < hw; j++) xc[j] = lut[c][px[j]];
-            }
-            continue;
-        }
-        AugmentMap map;
-        augment_draw(&map, aug, d->seed, g, (uint64_t)sampler_global_image(&b->lb, i));
-        /* one map for every channel, each through its own table */
-        for (int c = 0; c < b->channels; c++)
-            augment_image(x + (size_t)c * hw, b->pixels + (size_t)c * hw, lut[c], &map, (int)aug->fill, 1,
-                          b->height, b->width);
-        if (mask) augment_mask(mask, b->mask_src, &map, b->height, b->width);
+        if (bad && replace_bad(b, s, r, i, g, px, mdst, e)) return -1;
     }
+    /* One table per channel and call: the same floats as norm_apply, for
+     * every path that decodes. */
+    for (int c = 0; c < b->channels; c++) norm_table(k.lut[c], &d->norm, c);
+    parallel_for((size_t)b->lb.n_images, MAX((size_t)1, DECODE_GRAIN / img), decode_images, &k);
     return 0;
 }
 

@@ -26,8 +26,8 @@ typedef struct Batch {
     uint8_t *masks; /* (lb.n_images, H, W) if the dataset has masks, else NULL */
     int channels, height, width;
     double wait_seconds; /* time prefetch_next blocked for it */
-    uint8_t *pixels;     /* private: one record's pixels */
-    uint8_t *mask_src;   /* private: one record's mask before augmentation */
+    uint8_t *pixels;     /* private: the records' pixels (lb.n_images x C x H x W) */
+    uint8_t *mask_src;   /* private: their masks before augmentation */
 } Batch;
 
 /* How records become the encoder's input: x = (pixel/255 - mean[c]) /
@@ -41,7 +41,10 @@ typedef struct BatchDecode {
 
 void batch_init(Batch *b, const Sampler *s, const Dataset *ds, int world);
 void batch_free(Batch *b);
-/* Samples and decodes rank's slice of global step g into b. -1 with e on a
+/* Samples and decodes rank's slice of global step g into b: reads the
+ * records in order in the calling thread, then decodes (and distorts) them
+ * on the thread pool (nn/parallel), in chunks of whole images: the same
+ * bits for any thread count. -1 with e on a
  * bad record (ds_read's message, naming the key) or a label that disagrees
  * with the class index; with [data] on_bad_record = skip such a sample is
  * replaced (sampler.h) and -1 only if no replacement reads. */

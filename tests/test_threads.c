@@ -3,11 +3,16 @@
  * correctness test), on shapes that reach every path and odd sizes: the
  * fused conv blocks (forward, both backward passes), im2col convolutions,
  * pooling, activations, linear layers, l2norm, the distance matrix, every
- * miner and loss, and the optimizer updates. The single-threaded results are
- * themselves checked against references by the other tests. */
+ * miner and loss, the optimizer updates, and the decoding and augmentation of
+ * a batch (against a naive loop over its images, too). The single-threaded
+ * results are themselves checked against references by the other tests. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/augment.h"
+#include "../io/dataset.h"
+#include "../io/prefetch.h"
+#include "../io/sampler.h"
 #include "../mining/distance.h"
 #include "../mining/pairs.h"
 #include "../mining/triplet.h"
@@ -20,6 +25,7 @@
 #include "../nn/optim.h"
 #include "../nn/parallel.h"
 #include "../nn/pool.h"
+#include "fixture_files.h"
 #include "fixture_num.h"
 #include "test.h"
 
@@ -415,6 +421,117 @@ static void test_optim(void) {
     free(o.p0), free(o.g0), free(o.p), free(o.g), free(o.state);
 }
 
+/* ---- decoding and augmenting a batch -------------------------------------- */
+
+#define DC_C 3
+#define DC_H 40
+#define DC_W 37
+#define DC_N 60
+
+typedef struct DecCase {
+    Sampler s;
+    DsReader *r;
+    BatchDecode dec;
+    Batch b;
+} DecCase;
+
+static void dec_run(void *p) {
+    DecCase *k = p;
+    Err e;
+    if (batch_load(&k->b, &k->s, k->r, 0, 1, &k->dec, 5, &e)) FATAL("%s", e.msg);
+}
+
+/* batch_load of a PK batch of 15 colour images with masks, about 3 images
+ * a chunk: the same bits at 1..4 threads, and the same as a naive loop that
+ * reads each record and distorts it with its own map (or, without
+ * augmentation, maps its pixels through the channel's table). */
+static void test_decode(void) {
+    fixture_dir_create("threads");
+    const char *path = fixture_path("dec.lmdb");
+    Err e;
+    DsWriterSpec ws = {.channels = DC_C,
+                       .height = DC_H,
+                       .width = DC_W,
+                       .classes = 5,
+                       .has_masks = 1,
+                       .source = "test_threads"};
+    DsWriter *w;
+    if (ds_writer_create(&w, path, &ws, &e)) FATAL("%s", e.msg);
+    static uint8_t px[DC_C * DC_H * DC_W], mk[DC_H * DC_W];
+    for (int i = 0; i < DC_N; i++) {
+        for (size_t j = 0; j < sizeof px; j++) px[j] = (uint8_t)(rng_u64(&rng) >> 56);
+        for (size_t j = 0; j < sizeof mk; j++) mk[j] = (uint8_t)(j % DC_W > (size_t)(i % 20) + 5);
+        if (ds_writer_add(w, px, i % 5, mk, &e)) FATAL("%s", e.msg);
+    }
+    if (ds_writer_finish(w, &e)) FATAL("%s", e.msg);
+    Dataset *ds;
+    if (ds_open(&ds, path, &e)) FATAL("%s", e.msg);
+    AugmentSpec aug = {.rotate = 15,
+                       .rotate_p = 0.8,
+                       .shear = 0.2,
+                       .shear_p = 0.5,
+                       .scale_min = 0.9,
+                       .scale_max = 1.1,
+                       .scale_p = 0.5,
+                       .translate = 3,
+                       .translate_p = 0.7,
+                       .hflip = 0.5,
+                       .crop_pad = 2,
+                       .fill = 30};
+    for (int a = 0; a < 2; a++) {
+        DecCase k;
+        memset(&k, 0, sizeof k);
+        SamplerSpec spec = {.mode = SAMPLER_PK, .p = 3, .k = 5, .seed = 3};
+        if (sampler_init(&k.s, &spec, ds, &e) || ds_reader_open(ds, &k.r, &e)) FATAL("%s", e.msg);
+        k.dec.norm.channels = DC_C;
+        for (int c = 0; c < DC_C; c++)
+            k.dec.norm.mean[c] = 0.2f + 0.1f * c, k.dec.norm.std[c] = 0.3f + 0.05f * c;
+        k.dec.aug = a ? &aug : NULL;
+        k.dec.seed = 9;
+        batch_init(&k.b, &k.s, ds, 1);
+        int n = 15;
+        size_t hw = DC_H * DC_W, img = DC_C * hw;
+        Outs o = {0};
+        outs_add(&o, "images", k.b.x, n * img * 4);
+        outs_add(&o, "masks", k.b.masks, n * hw);
+        over_threads(a ? "batch_load with augmentation" : "batch_load", dec_run, &k, &o);
+        CHECK(k.b.lb.n_images == n, "batch_load: %d images", k.b.lb.n_images);
+        /* the naive loop */
+        float *x = xaligned_floats(img), lut[DC_C][256];
+        uint8_t m[DC_H * DC_W];
+        int same_x = 1, same_m = 1, moved = 0;
+        for (int c = 0; c < DC_C; c++) norm_table(lut[c], &k.dec.norm, c);
+        for (int i = 0; i < n; i++) {
+            int32_t label;
+            if (ds_read(k.r, k.b.lb.ids[i], px, &label, mk, &e)) FATAL("%s", e.msg);
+            AugmentMap map;
+            augment_draw(&map, &aug, 9, 5, (uint64_t)sampler_global_image(&k.b.lb, i));
+            for (int c = 0; c < DC_C; c++) {
+                if (a)
+                    augment_image(x + c * hw, px + c * hw, lut[c], &map, 30, 1, DC_H, DC_W);
+                else
+                    for (size_t j = 0; j < hw; j++) x[c * hw + j] = lut[c][px[c * hw + j]];
+            }
+            if (a)
+                augment_mask(m, mk, &map, DC_H, DC_W);
+            else
+                memcpy(m, mk, hw);
+            same_x &= !memcmp(x, k.b.x + i * img, img * 4);
+            same_m &= !memcmp(m, k.b.masks + i * hw, hw);
+            moved += a && !map.identity;
+        }
+        CHECK(same_x && same_m, "%s: images %d masks %d equal the naive loop's", a ? "augmented" : "plain",
+              same_x, same_m);
+        CHECK(!a || moved >= 10, "augmentation moved %d of %d images", moved, n);
+        free(x);
+        batch_free(&k.b);
+        ds_reader_close(k.r);
+        sampler_free(&k.s);
+    }
+    ds_close(ds);
+    fixture_rm_tree(fixture_dir());
+}
+
 int main(void) {
     rng_seed(&rng, 16, RNG_TEST, 0);
     test_convblocks();
@@ -423,6 +540,7 @@ int main(void) {
     test_gemm_linear();
     test_mining();
     test_optim();
+    test_decode();
     parallel_shutdown();
     return test_finish();
 }

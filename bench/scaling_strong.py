@@ -177,6 +177,8 @@ def cmd_strong(args):
 def add_parser(sub):
     s = sub.add_parser("strong", help="strong scaling at fixed global batches of 1k .. 64k images")
     s.add_argument("--measured", help="measured.json written by 'measured'")
+    s.add_argument("--perf", metavar="PERF_TXT",
+                   help="the saved output of bench/perf.sh --only hybrid: thread_eff from its hybrid report")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model input")
     s.add_argument("--classes", type=int, default=8, help="[mining] classes = m of the hard-class mode (default 8)")
     s.add_argument("--cores", type=int, default=64, help="cores per node for the rank-per-node layout (default 64)")

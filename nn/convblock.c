@@ -16,6 +16,8 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -31,7 +33,7 @@
 #define GROUP_TARGET 1048576 /* floats of the backward's per-image buffers per group */
 #define PART_TARGET 2097152  /* floats of the backward's per-chunk weight gradients, at most */
 #define CHUNKS_MIN 16        /* fewer image chunks than this: the backward splits the tiles */
-#define CHUNKS_MAX 256
+#define CHUNKS_MAX 64
 
 typedef struct Geo {
     int C, H, W, F, K, S, pool, nchw;
@@ -96,7 +98,7 @@ typedef struct Ws {
     float *dwp;  /* (KKC, F) weight gradient, packed */
     double *dbs; /* (F) bias gradient sums */
     float *slot; /* by tiles: (2 with threads) grp x slot_floats; by images: thr x slot_floats */
-    float *part; /* by images: (chunks with threads, else 1) x part_floats */
+    float *part; /* by images: part_bufs x part_floats */
     float *thr;  /* thr x thr_floats: per-thread blocks */
     size_t thr_floats, part_floats;
 } Ws;
@@ -147,11 +149,15 @@ static size_t part_floats(const Geo *g) {
     return ((2 * (size_t)g->F + 15) & ~(size_t)15) + ((g->KKC * (size_t)g->F + 15) & ~(size_t)15);
 }
 
+/* Buffers of partials: one thread adds each chunk's before it starts the
+ * next; with more, up to 4 per thread in turn (chunk k: buffer k % bufs). */
+static int part_bufs(const Geo *g) { return !g->chunks ? 0 : g->thr == 1 ? 1 : MIN(g->chunks, 4 * g->thr); }
+
 static size_t ws_layout(Ws *w, float *base, const Geo *g) {
     size_t off = 0, F = (size_t)g->F;
     size_t slot = slot_layout(NULL, NULL, g), thr = thread_layout(NULL, NULL, g), part = part_floats(g);
     size_t slots = g->chunks ? (size_t)g->thr : (size_t)(g->thr > 1 ? 2 : 1) * g->grp;
-    size_t parts = !g->chunks ? 0 : g->thr > 1 ? (size_t)g->chunks : 1;
+    size_t parts = (size_t)part_bufs(g);
     WS_TAKE(w, pack, float *, (g->KKC * F));
     WS_TAKE(w, dwp, float *, (g->KKC * F));
     WS_TAKE(w, dbs, double *, 2 * F);
@@ -356,15 +362,18 @@ static void fwd_chunk(void *p, int c, int tid) {
     ThreadWs t = thread_ws(&f->ws, g, tid);
     int i0 = c * f->per, n = MIN(f->per, f->B - i0);
     size_t nq = (size_t)n * g->nqi;
-    pixel_list(t.pix, f->in, g, i0, n);
-    if (g->KKC <= 2 * FWD_KB) {
-        for (size_t q0 = 0; q0 < nq; q0 += FWD_SB) {
-            size_t q1 = MIN(nq, q0 + FWD_SB);
-            conv_rows(t.cb, t.pix, f->ws.pack, f->b, g, q0, q1, -1, 0, 0);
-            epilogue(f->out, f->arg, t.cb, g, i0, q0, q1);
+    if (g->KKC <= 2 * FWD_KB) { /* image by image: any number of images per chunk */
+        for (int i = i0; i < i0 + n; i++) {
+            pixel_list(t.pix, f->in, g, i, 1);
+            for (size_t q0 = 0; q0 < g->nqi; q0 += FWD_SB) {
+                size_t q1 = MIN(g->nqi, q0 + FWD_SB);
+                conv_rows(t.cb, t.pix, f->ws.pack, f->b, g, q0, q1, -1, 0, 0);
+                epilogue(f->out, f->arg, t.cb, g, i, q0, q1);
+            }
         }
         return;
     }
+    pixel_list(t.pix, f->in, g, i0, n);
     for (int r = 0; r < g->R; r++)
         for (int t0 = 0; t0 < g->T; t0 += FWD_KB)
             conv_rows(t.cb, t.pix, f->ws.pack, r == 0 && t0 == 0 ? f->b : NULL, g, 0, nq, r, t0,
@@ -408,9 +417,9 @@ void convblock_forward(float *out, uint8_t *arg, const float *in, const float *w
     ws_layout(&f.ws, wsp, &g);
     Pack pk = {&g, f.ws.pack, w, 0};
     parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
-    /* Chunks of at most nimg images (the conv output buffer), at least four
-     * per thread when the batch allows. */
-    f.per = MAX(1, MIN(g.nimg, (B + 4 * g.thr - 1) / (4 * g.thr)));
+    /* At least four chunks per thread when the batch allows; with many taps,
+     * of at most nimg images (the conv output buffer). */
+    f.per = MAX(1, MIN(g.KKC <= 2 * FWD_KB ? B : g.nimg, (B + 4 * g.thr - 1) / (4 * g.thr)));
     parallel_run((B + f.per - 1) / f.per, fwd_chunk, &f);
 }
 
@@ -648,7 +657,8 @@ typedef struct Bwd {
     int ntiles, nunits; /* the weight gradient's tiles, cut into nunits ranges */
     /* by images: nc chunks; chunk k's partials are added to dwp, dbs in
      * chunk order by whichever thread finds chunk `next` finished */
-    int nc, next, reducing;
+    int nc, reducing;
+    atomic_int next;
     pthread_mutex_t mu;
     unsigned char done[CHUNKS_MAX];
 } Bwd;
@@ -700,11 +710,9 @@ static void bwd_step(void *p, int c, int tid) {
     }
 }
 
-/* By images: chunk k's partials, bias sums pb and weight gradient pw (one
- * buffer per chunk with threads; one thread adds each chunk before it
- * starts the next). */
+/* By images: chunk k's partials, bias sums pb and weight gradient pw. */
 static void chunk_part(const Bwd *b, int k, double **pb, float **pw) {
-    float *p = b->ws.part + (size_t)(b->g->thr > 1 ? k : 0) * b->ws.part_floats;
+    float *p = b->ws.part + (size_t)(k % part_bufs(b->g)) * b->ws.part_floats;
     *pb = (double *)(void *)p;
     *pw = p + ((2 * (size_t)b->g->F + 15) & ~(size_t)15);
 }
@@ -721,15 +729,15 @@ static void chunk_done(Bwd *b, int c) {
         return;
     }
     b->reducing = 1;
-    while (b->next < b->nc && b->done[b->next]) {
+    for (int k = atomic_load_explicit(&b->next, memory_order_relaxed); k < b->nc && b->done[k]; k++) {
         double *pb;
         float *pw;
-        chunk_part(b, b->next, &pb, &pw);
+        chunk_part(b, k, &pb, &pw);
         pthread_mutex_unlock(&b->mu);
         for (size_t f = 0; f < F; f++) b->ws.dbs[f] += pb[f];
-        for (size_t k = 0; k < nw; k++) b->ws.dwp[k] += pw[k];
+        for (size_t i = 0; i < nw; i++) b->ws.dwp[i] += pw[i];
         pthread_mutex_lock(&b->mu);
-        b->next++;
+        atomic_store_explicit(&b->next, k + 1, memory_order_release); /* its buffer is free */
     }
     b->reducing = 0;
     pthread_mutex_unlock(&b->mu);
@@ -743,6 +751,9 @@ static void bwd_chunk(void *p, int c, int tid) {
     const Geo *g = b->g;
     size_t lo, hi, nw = g->KKC * (size_t)g->F;
     parallel_split((size_t)b->B, b->nc, c, &lo, &hi);
+    /* the buffer's previous chunk must be added first (chunks are claimed in
+     * order: it is finished or nearly so) */
+    while (atomic_load_explicit(&b->next, memory_order_acquire) <= c - part_bufs(g)) sched_yield();
     double *pb;
     float *pw;
     chunk_part(b, c, &pb, &pw);
@@ -801,9 +812,10 @@ void convblock_backward(float *din, float *dw, float *db, const float *dout, con
     memset(b.ws.dbs, 0, (size_t)F * sizeof *b.ws.dbs);
     if (g.chunks) {
         b.nc = MIN(B, g.chunks);
+        atomic_init(&b.next, 0);
         pthread_mutex_init(&b.mu, NULL);
         parallel_run(b.nc, bwd_chunk, &b);
-        ASSERT(b.next == b.nc);
+        ASSERT(atomic_load(&b.next) == b.nc);
         pthread_mutex_destroy(&b.mu);
     }
     for (b.i0 = 0; !g.chunks && (b.i0 < B || b.pn); b.i0 += b.n) {

@@ -13,6 +13,7 @@
 #include "mem_limit.h"
 #include "../nn/parallel.h"
 #include "../mining/coseg.h"
+#include "../mining/exchange.h"
 #include "watchdog.h"
 
 volatile sig_atomic_t train_stop_requested = 0;
@@ -220,6 +221,7 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
         t->pool_E = xaligned_floats((size_t)N * D);
         t->pool_dE = xaligned_floats((size_t)N * D);
         t->pool_labels = xcalloc((size_t)N, sizeof(int32_t));
+        if (c->mining.exchange != EXCHANGE_FP32) t->pool_x = xmalloc((size_t)N * D * exchange_bytes(c->mining.exchange));
         /* A rank mines only its own anchors (at most max_items) against
          * the pool: the workspace is N x anchors, not N x N. */
         int Na = c->mining.scope == SCOPE_GLOBAL ? max_items : N;
@@ -258,6 +260,7 @@ void trainer_free(Trainer *t) {
     free(t->pool_E);
     free(t->pool_dE);
     free(t->pool_labels);
+    free(t->pool_x);
     free(t->dE);
     free(t->ws);
     free(t->pairs);
@@ -295,8 +298,17 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
         const int32_t *labels = lb->labels;
         int N = lb->n_items, a0 = 0, a1 = lb->n_items;
         float *dpool = t->dE;
-        if (c->mining.scope == SCOPE_GLOBAL && t->world > 1) {
-            dist_allgather_rows(t->pool_E, E, D * sizeof(float), t->rows);
+        ExchangeFormat ex = c->mining.exchange;
+        if (c->mining.scope == SCOPE_GLOBAL && (t->world > 1 || ex != EXCHANGE_FP32)) {
+            if (ex == EXCHANGE_FP32) {
+                dist_allgather_rows(t->pool_E, E, D * sizeof(float), t->rows);
+            } else { /* every row rounded, this rank's too: the same pool for any p */
+                size_t xb = exchange_bytes(ex) * D;
+                uint8_t *own = t->pool_x + (size_t)lb->item_begin * xb;
+                exchange_pack(own, E, (size_t)lb->n_items * D, ex);
+                dist_allgather_rows(t->pool_x, own, xb, t->rows);
+                exchange_unpack(t->pool_E, t->pool_x, (size_t)t->global_items * D, ex);
+            }
             dist_allgather_rows(t->pool_labels, lb->labels, sizeof(int32_t), t->rows);
             pool = t->pool_E;
             labels = t->pool_labels;

@@ -73,6 +73,7 @@ typedef struct Trainer {
     int *rows, *offsets;     /* (world) PK: images per rank / first row */
     float *pool_E, *pool_dE; /* (global_items, D) PK global pool */
     int32_t *pool_labels;
+    uint8_t *pool_x;         /* (global_items, D) 16-bit rows of [mining] exchange, or NULL */
     float *dE;               /* (local images, D) */
     float *ws;               /* miner workspace */
     IndexPair *pairs;        /* offline pairs of this rank */

@@ -76,6 +76,7 @@ static const Key schema[] = {
     {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice", "mask: per-pixel binary cross-entropy on the logits, or the soft Dice loss; averaged over pixels and images"},
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
+    {"mining", "exchange", K_ENUM, C(mining.exchange), 0, 0, "fp32", "fp32|bf16|fp16", "global scope: the format of the exchanged embeddings; bf16 / fp16 halve the allgather and round every pool row (1 rank too), so p ranks still equal 1 rank; the batch_hard loss moves by at most 4 u max|e| (u = 2^-8 / 2^-11) (docs/mining-scale.md)"},
     {"mining", "epsilon", K_DBL, C(mining.epsilon), 0, 10, "0.1", NULL, "multi_similarity mining: keep negatives within epsilon above the weakest positive, positives within epsilon below the strongest negative"},
     {"optim", "type", K_ENUM, C(optim.type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
     {"optim", "lr", K_DBL, C(optim.lr), 0, 100, "0.05", NULL, "base learning rate"},
@@ -692,6 +693,10 @@ int config_validate(const Config *c, Err *e) {
     if (c->loss.type == LOSS_MASK && c->sampler.mode != SAMPLER_COSEG && c->sampler.mode != SAMPLER_PAIRS)
         return err_set(e, "%s: [loss] type = mask trains on the masks of pairs: set [sampler] mode = coseg (or "
                           "pairs)", n);
+    if (c->mining.exchange != EXCHANGE_FP32 && (c->sampler.mode != SAMPLER_PK || c->mining.scope != SCOPE_GLOBAL))
+        return err_set(e, "%s: [mining] exchange = %s rounds the embeddings of global mining: it needs [sampler] "
+                          "mode = pk and [mining] scope = global (or set exchange = fp32)",
+                       n, c->mining.exchange == EXCHANGE_BF16 ? "bf16" : "fp16");
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
         if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)

@@ -34,10 +34,13 @@ typedef enum {
 } MiningStrategy;
 /* [mining] scope. */
 typedef enum { SCOPE_GLOBAL, SCOPE_LOCAL } MiningScope;
+/* [mining] exchange: the format of the exchanged embeddings (exchange.h). */
+typedef enum { EXCHANGE_FP32, EXCHANGE_BF16, EXCHANGE_FP16 } ExchangeFormat;
 
 typedef struct MiningSpec {
     MiningStrategy strategy;
     MiningScope scope;
+    ExchangeFormat exchange;
     double epsilon; /* multi_similarity mining margin */
 } MiningSpec;
 

@@ -52,6 +52,14 @@ for t in "$BUILD"/tests/mpi_*; do
     run_one "$(basename "$t") -np $np" mpirun -np "$np" --oversubscribe "$t"
   done
 done
+# More ranks than cores (oversubscribed): mpi_train_equiv's pass over global
+# batches that 5 and 8 do not divide.
+if [ -x "$BUILD/tests/mpi_train_equiv" ]; then
+  for np in 5 8; do
+    run_one "mpi_train_equiv -np $np, uneven batches" env SIAMESE_EQUIV_UNEVEN_ONLY=1 \
+      mpirun -np "$np" --oversubscribe "$BUILD/tests/mpi_train_equiv"
+  done
+fi
 # dist_init keeps a libnbc allreduce algorithm the user chose (mpi_comm checks)
 if [ -x "$BUILD/tests/mpi_comm" ]; then
   run_one "mpi_comm -np 2, user's libnbc algorithm" env OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 \

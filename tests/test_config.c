@@ -220,6 +220,7 @@ int main(void) {
         {"[sampler]\nmode = pairs\n[loss]\ntype = infonce\n[mining]\nstrategy = none\n",
          "needs [sampler] mode = pk"},
         {"[augment]\nscale_min = 1.2\nscale_max = 0.8\n", "scale_min = 1.2 is above scale_max = 0.8"},
+        {"[mining]\nscope = local\nexchange = bf16\n", "exchange = bf16 rounds the embeddings of global mining"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[256];

@@ -5,11 +5,17 @@
  *     and embedding (one forward pass per frame), then online and batch
  *     tracking; prints frames per second (wall and this thread's CPU time,
  *     steadier on a shared machine).
- *   bench_track --oracle ROOT [--mode online|batch]
+ *   bench_track --oracle ROOT [--mode online|batch] [tracker options]
  *     tracks every sequence under ROOT with the built-in motion/IoU model,
  *     then with an oracle appearance score (1 for two detections of the same
  *     ground-truth target, 0 otherwise): the most any appearance model can
- *     add to this tracker; prints both mot-eval rows. */
+ *     add to this tracker; prints both mot-eval rows, with the options of
+ *     siamese track (--max-gap, --interpolate, ...; the defaults of the mode
+ *     without appearance). Then the ceiling of every tracker that reports
+ *     detections and fills gaps the same way: the perfect association (each
+ *     detection matched to its ground-truth target, false positives dropped,
+ *     written with the same --min-len, --interpolate, --extrapolate), and
+ *     where the ground truth that no detection covers lies. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 
 #include "../io/synth_mot.h"
 #include "../track/appearance.h"
+#include "../track/assign.h"
 #include "../track/mot_eval.h"
 #include "../track/tracker.h"
 #include "bench_util.h"
@@ -92,17 +99,59 @@ static int oracle_score(void *ctx, const int *a, const int *b, int n, double *ou
     return 0;
 }
 
-/* Each detection's ground-truth target: the box it overlaps most, at IoU >= 0.5. */
-static void match(int *target, const MotBoxes *det, const MotBoxes *gt) {
-    for (size_t i = 0; i < det->n; i++) {
-        const MotBox *d = &det->box[i];
-        double best = 0.5;
-        target[i] = -1;
-        for (size_t j = gt->first[d->frame]; j < gt->first[d->frame + 1]; j++) {
-            double iou = mot_iou(d, &gt->box[j]);
-            if (iou >= best) best = iou, target[i] = gt->box[j].id;
+/* Each detection's ground-truth target: frame by frame, the Hungarian
+ * matching for the largest summed IoU over pairs at IoU >= 0.5 (as mot-eval
+ * matches); -1 for false positives. gt_det[j]: the detection matched to
+ * ground-truth box j, -1. */
+static void match(int *target, int *gt_det, const MotBoxes *det, const MotBoxes *gt) {
+    for (size_t j = 0; j < gt->n; j++) gt_det[j] = -1;
+    for (int32_t f = 1; f <= det->frames; f++) {
+        size_t d0 = det->first[f], g0 = gt->first[f];
+        int nd = (int)(det->first[f + 1] - d0), ng = (int)(gt->first[f + 1] - g0);
+        double *cost = xmalloc(sizeof(double) * ((size_t)nd * ng + 1));
+        int *m = xmalloc(sizeof(int) * ((size_t)nd + 1));
+        for (int i = 0; i < nd; i++)
+            for (int j = 0; j < ng; j++) {
+                double iou = mot_iou(&det->box[d0 + i], &gt->box[g0 + j]);
+                cost[i * ng + j] = iou >= 0.5 ? -iou : ASSIGN_FORBIDDEN;
+            }
+        if (nd) assign_solve(m, cost, nd, ng, NULL);
+        for (int i = 0; i < nd; i++) {
+            target[d0 + i] = m[i] >= 0 ? gt->box[g0 + m[i]].id : -1;
+            if (m[i] >= 0) gt_det[g0 + m[i]] = (int)(d0 + i);
         }
+        free(cost);
+        free(m);
     }
+}
+
+/* Where the ground truth lies for a tracker that reports detections: kind[0]
+ * detected, [1] between two detections of its target (a gap), [2] before
+ * its target's first detection, [3] after its last, [4] a target never
+ * detected; [5] the undetected ones under half visible. */
+static void coverage(long *kind, const MotBoxes *gt, const int *gt_det) {
+    int32_t ids = 0;
+    for (size_t j = 0; j < gt->n; j++) ids = MAX(ids, gt->box[j].id + 1);
+    int32_t *f0 = xmalloc(sizeof(int32_t) * ((size_t)ids + 1)),
+            *f1 = xmalloc(sizeof(int32_t) * ((size_t)ids + 1));
+    for (int32_t k = 0; k < ids; k++) f0[k] = INT32_MAX, f1[k] = -1;
+    for (size_t j = 0; j < gt->n; j++)
+        if (gt_det[j] >= 0)
+            f0[gt->box[j].id] = MIN(f0[gt->box[j].id], gt->box[j].frame),
+            f1[gt->box[j].id] = gt->box[j].frame;
+    for (size_t j = 0; j < gt->n; j++) {
+        const MotBox *g = &gt->box[j];
+        if (!g->flag || g->cls != 1) continue;
+        int k = gt_det[j] >= 0         ? 0
+                : f1[g->id] < 0        ? 4
+                : g->frame < f0[g->id] ? 2
+                : g->frame > f1[g->id] ? 3
+                                       : 1;
+        kind[k]++;
+        kind[5] += k && g->vis < 0.5;
+    }
+    free(f0);
+    free(f1);
 }
 
 static void row(const char *what, const MotCounts *c) {
@@ -112,62 +161,87 @@ static void row(const char *what, const MotCounts *c) {
            what, 100 * s.mota, 100 * s.idf1, 100 * s.idp, 100 * s.idr, 100 * s.hota, c->idsw, c->fp, c->fn);
 }
 
-static int oracle(const char *root, int batch) {
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "ls -d %s/*/ 2>/dev/null", root);
-    FILE *p = popen(cmd, "r");
-    if (!p) return 1;
-    MotCounts none = {0}, orc = {0};
-    char line[4200];
-    int nseq = 0;
+static int oracle(const char *root, const TrackOptions *options) {
+    char **names;
+    int nseq;
     Err e = {""};
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = 0;
+    if (mot_list_sequences(root, &names, &nseq, &e)) fail(&e);
+    MotCounts none = {0}, orc = {0}, best = {0};
+    long kind[6] = {0};
+    for (int q = 0; q < nseq; q++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", root, names[q]);
         MotSeq s;
         MotBoxes det, gt;
-        if (mot_seq_open(&s, line, &e) || mot_seq_boxes(&s, MOT_DET, &det, &e) ||
+        if (mot_seq_open(&s, dir, &e) || mot_seq_boxes(&s, MOT_DET, &det, &e) ||
             mot_seq_boxes(&s, MOT_GT, &gt, &e))
             fail(&e);
+        TrackOptions o1 = *options, *opt = &o1;
+        o1.width = (float)s.info.width, o1.height = (float)s.info.height;
         Oracle o = {xmalloc(sizeof(int) * (det.n + 1))};
-        match(o.target, &det, &gt);
-        TrackOptions opt;
-        track_options_default(&opt, batch, 0);
+        int *gt_det = xmalloc(sizeof(int) * (gt.n + 1));
+        match(o.target, gt_det, &det, &gt);
         LinkModel m;
         link_model_default(&m);
         MotBoxes res;
-        if (track_run(&res, &det, &m, NULL, &opt, &e)) fail(&e);
+        if (track_run(&res, &det, &m, NULL, opt, &e)) fail(&e);
         mot_eval_sequence(&none, &gt, &res);
         mot_boxes_free(&res);
         m.appearance = 1, m.w[0] = 12, m.b -= 6; /* +6 same target, -6 different */
         Appearance app = {&o, oracle_score};
-        if (track_run(&res, &det, &m, &app, &opt, &e)) fail(&e);
+        if (track_run(&res, &det, &m, &app, opt, &e)) fail(&e);
         mot_eval_sequence(&orc, &gt, &res);
         mot_boxes_free(&res);
+        track_emit_labels(&res, &det, o.target, opt); /* the perfect association */
+        mot_eval_sequence(&best, &gt, &res);
+        mot_boxes_free(&res);
+        coverage(kind, &gt, gt_det);
+        free(gt_det);
         free(o.target);
         mot_boxes_free(&det);
         mot_boxes_free(&gt);
         mot_seq_close(&s);
-        nseq++;
+        free(names[q]);
     }
-    pclose(p);
-    if (!nseq) {
-        fprintf(stderr, "bench_track: no sequences under %s\n", root);
-        return 1;
-    }
-    printf("%d sequences under %s, %s tracker, default options:\n", nseq, root, batch ? "batch" : "online");
+    free(names);
+    printf("%d sequences under %s, %s tracker:\n", nseq, root, options->batch ? "batch" : "online");
     row("motion/IoU only", &none);
     row("oracle appearance", &orc);
+    row("perfect association", &best);
+    long n = kind[0] + kind[1] + kind[2] + kind[3] + kind[4];
+    printf("ground truth: %ld boxes; detected %.1f %%, in a gap between two detections of the target %.1f "
+           "%%,\n  before its first detection %.1f %%, after its last %.1f %%, target never detected %.1f "
+           "%%;\n  of the undetected, %.1f %% under half visible\n",
+           n, 100.0 * kind[0] / MAX(n, 1), 100.0 * kind[1] / MAX(n, 1), 100.0 * kind[2] / MAX(n, 1),
+           100.0 * kind[3] / MAX(n, 1), 100.0 * kind[4] / MAX(n, 1), 100.0 * kind[5] / MAX(n - kind[0], 1));
     return 0;
 }
 
+static const char usage[] = "usage: bench_track CHECKPOINT [--frames N]\n"
+                            "       bench_track --oracle ROOT [--mode online|batch] [siamese track's "
+                            "tuning options]\n";
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--oracle")) {
-        int batch = argc >= 5 && !strcmp(argv[3], "--mode") && !strcmp(argv[4], "batch");
-        return oracle(argv[2], batch);
+        int batch = 0;
+        for (int i = 3; i + 1 < argc; i += 2)
+            batch |= !strcmp(argv[i], "--mode") && !strcmp(argv[i + 1], "batch");
+        TrackOptions o;
+        track_options_default(&o, batch, 0);
+        for (int i = 3; i < argc; i += 2) {
+            Err e = {""};
+            if (!strcmp(argv[i], "--mode") && i + 1 < argc) continue;
+            int r = track_option_parse(&o, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &e);
+            if (r < 0) fail(&e);
+            if (!r) {
+                fprintf(stderr, "bench_track: unexpected argument '%s'\n%s", argv[i], usage);
+                return 2;
+            }
+        }
+        return oracle(argv[2], &o);
     }
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bench_track CHECKPOINT [--frames N]\n       bench_track --oracle ROOT "
-                        "[--mode online|batch]\n");
+        fputs(usage, stderr);
         return 2;
     }
     long frames = 100;

@@ -69,6 +69,21 @@ awk -F, '{printf "%s,%s,%s,%s,%s,%s,1,-1,-1,-1\n", $1, $2, $3, $4, $5, $6}' "$Q/
 check "track-fit" "$S" track-fit --appearance none --seq "$T/seq/synth-0101" --seq "$T/seq/synth-0102" --out "$T/c.txt"
 grep -q '^w7 = ' "$T/c.txt" && ok || bad "combiner file"
 check "track --combiner" "$S" track --appearance none --seq "$Q" --out "$T/c-res.txt" --combiner "$T/c.txt" --mode batch
+# --extrapolate 3: the batch tracks' detections unchanged, ends extended by boxes of score 0 that stay
+# inside the 320x240 frame (1-based: x + w <= 321)
+check "track --extrapolate" "$S" track --appearance none --seq "$Q" --out "$T/x-res.txt" --mode batch --extrapolate 3
+dets() { awk -F, '$7 > 0 {print $1, $2, $3, $4, $5, $6}' "$1" | sort; }
+[ "$(dets "$T/x-res.txt")" = "$(dets "$T/ba/synth-0101.txt")" ] && ok || bad "--extrapolate changed the tracks"
+awk -F, -v n="$(wc -l <"$T/ba/synth-0101.txt")" '$3 < 1 || $4 < 1 || $3 + $5 > 321.01 || $4 + $6 > 241.01 {out++}
+  END {exit !(NR > n && out == 0)}' "$T/x-res.txt" && ok || bad "--extrapolate: no boxes added, or outside the frame"
+# bench_track --oracle: the perfect association keeps every identity
+B=${SIAMESE_BUILD:-build}/bench/bench_track
+if [ -x "$B" ]; then
+  "$B" --oracle "$T/seq" --mode batch --extrapolate 3 >"$T/or.txt" 2>&1
+  awk '/perfect association/ {for (i = 1; i < NF; i++) if ($i == "IDsw") s = $(i + 1); found = 1}
+    END {exit !(found && s == 0)}' "$T/or.txt" && grep -q "^ground truth: " "$T/or.txt" && ok \
+    || bad "bench_track --oracle: $(cat "$T/or.txt")"
+fi
 # mot-draw: 320x240 frame, zoom 2 -> 640x480 RGB PNG
 check "mot-draw" "$S" mot-draw --seq "$Q" --frame 30 --boxes "$T/on/synth-0101.txt" --out "$T/f.png"
 python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(33); assert d[:8]==b'\x89PNG\r\n\x1a\n'; w,h,b,c=struct.unpack('>IIBB',d[16:26]); assert (w,h,b,c)==(640,480,8,2)" \

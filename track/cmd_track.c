@@ -17,6 +17,7 @@ static const char track_usage[] =
     "       tuning: [--min-score S] [--gate P] [--max-gap N] [--max-speed V]\n"
     "               [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N]\n"
     "               [--birth-score S] [--min-len N] [--gallery N] [--interpolate N]\n"
+    "               [--extrapolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
     "writes them to FILE (frame,id,x,y,w,h,score,-1,-1,-1). The link probability is a\n"
@@ -49,6 +50,9 @@ static const char track_usage[] =
     "                     detections' (default 5)\n"
     "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
     "                     (default 15; 0: never)\n"
+    "  --extrapolate N    extend each track up to N frames before its first and after\n"
+    "                     its last detection at its end velocity, clipped to the frame\n"
+    "                     (default 0: never)\n"
     "  --help             this text\n";
 
 typedef struct NumOpt {
@@ -126,23 +130,22 @@ int cmd_track(int argc, char **argv) {
     }
     TrackOptions o;
     track_options_default(&o, pre_batch, pre_ckpt);
-    const NumOpt nums[] = {
-        {"--min-score", -1e9, 1e9, 0, &o.min_score},     {"--gate", 1e-9, 1, 0, &o.gate},
-        {"--max-gap", 1, 10000, 1, &o.max_gap},          {"--max-speed", 0, 1e6, 0, &o.max_speed},
-        {"--entry-cost", 0, 1e6, 0, &o.entry_cost},      {"--skip-cost", 0, 1e6, 0, &o.skip_cost},
-        {"--max-age", 1, 100000, 1, &o.max_age},         {"--min-hits", 1, 100000, 1, &o.min_hits},
-        {"--birth-score", -1e9, 1e9, 0, &o.birth_score}, {"--min-len", 1, 100000, 1, &o.min_len},
-        {"--gallery", 1, 1000, 1, &o.gallery},           {"--interpolate", 0, 100000, 1, &o.interpolate},
-    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(track_usage, stdout);
             return 0;
         }
-        int r = num_option("track", nums, (int)(sizeof nums / sizeof nums[0]), argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
+        Err oe = {""};
+        int r = track_option_parse(&o, a, v, &oe);
+        if (r < 0) {
+            fprintf(stderr, "siamese track: %s\n", oe.msg);
+            return 2;
+        }
+        if (r) {
+            i++;
+            continue;
+        }
         if (a[0] != '-' && !ckpt) {
             ckpt = a;
             continue;
@@ -199,6 +202,7 @@ int cmd_track(int argc, char **argv) {
         return 1;
     }
     Appearance app = {&in.cnn, cnn_appearance_score};
+    o.width = (float)in.s.info.width, o.height = (float)in.s.info.height;
     MotBoxes res;
     double t0 = now_seconds();
     int rc = track_run(&res, &in.det, &m, ckpt ? &app : NULL, &o, &e);

@@ -120,6 +120,39 @@ void track_options_default(TrackOptions *o, int batch, int appearance) {
                         .interpolate = 15};
 }
 
+int track_option_parse(TrackOptions *o, const char *name, const char *value, Err *e) {
+    const struct {
+        const char *name;
+        double min, max;
+        int integer;
+        void *dst;
+    } opt[] = {
+        {"--min-score", -1e9, 1e9, 0, &o->min_score},     {"--gate", 1e-9, 1, 0, &o->gate},
+        {"--max-gap", 1, 10000, 1, &o->max_gap},          {"--max-speed", 0, 1e6, 0, &o->max_speed},
+        {"--entry-cost", 0, 1e6, 0, &o->entry_cost},      {"--skip-cost", 0, 1e6, 0, &o->skip_cost},
+        {"--max-age", 1, 100000, 1, &o->max_age},         {"--min-hits", 1, 100000, 1, &o->min_hits},
+        {"--birth-score", -1e9, 1e9, 0, &o->birth_score}, {"--min-len", 1, 100000, 1, &o->min_len},
+        {"--gallery", 1, 1000, 1, &o->gallery},           {"--interpolate", 0, 100000, 1, &o->interpolate},
+        {"--extrapolate", 0, 100000, 1, &o->extrapolate},
+    };
+    for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++) {
+        if (strcmp(name, opt[k].name)) continue;
+        double d;
+        long l;
+        if (!value) return err_set(e, "%s needs a value", name);
+        if (opt[k].integer ? parse_long(value, (long)opt[k].min, (long)opt[k].max, &l)
+                           : parse_double(value, opt[k].min, opt[k].max, &d))
+            return err_set(e, "%s %s: expected a%s number in [%g, %g]", name, value,
+                           opt[k].integer ? " whole" : "", opt[k].min, opt[k].max);
+        if (opt[k].integer)
+            *(int *)opt[k].dst = (int)l;
+        else
+            *(double *)opt[k].dst = d;
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- tracks and output ------------------------------------------------------------ */
 
 typedef struct Tracks {
@@ -174,16 +207,49 @@ static int cmp_first(const void *a, const void *b, void *ctx) {
     return (x > y) - (x < y);
 }
 
+/* Extends track v (len >= 2 detections) past its first (end 0) or last (end
+ * 1) detection by up to o->extrapolate frames: the end box moved at the
+ * centre velocity between it and the detection up to 5 further in, clipped
+ * to the frame, until the sequence or the box leaves it. Appends to box[nb..]
+ * (at most o->extrapolate boxes, id `id`, score 0); returns the new count. */
+static size_t extend(MotBox *box, size_t nb, const MotBoxes *det, const int *v, int len, int end, int32_t id,
+                     const TrackOptions *o) {
+    const MotBox *a = &det->box[v[end ? len - 1 : 0]],
+                 *c = &det->box[v[end ? len - 1 - MIN(5, len - 1) : MIN(5, len - 1)]];
+    double df = a->frame - c->frame, vx = (a->x + a->w / 2.0 - c->x - c->w / 2.0) / df,
+           vy = (a->y + a->h / 2.0 - c->y - c->h / 2.0) / df;
+    for (int g = 1; g <= o->extrapolate; g++) {
+        int32_t f = end ? a->frame + g : a->frame - g;
+        if (f < 1 || f > det->frames) break;
+        double t = end ? g : -g, x0 = a->x + vx * t, y0 = a->y + vy * t, x1 = x0 + a->w, y1 = y0 + a->h;
+        if (o->width > 0) x0 = MAX(x0, 0), x1 = MIN(x1, o->width);
+        if (o->height > 0) y0 = MAX(y0, 0), y1 = MIN(y1, o->height);
+        if (x1 - x0 < 1 || y1 - y0 < 1) break;
+        box[nb++] = (MotBox){.frame = f,
+                             .id = id,
+                             .x = (float)x0,
+                             .y = (float)y0,
+                             .w = (float)(x1 - x0),
+                             .h = (float)(y1 - y0),
+                             .score = 0,
+                             .vis = 1,
+                             .cls = 1,
+                             .flag = 1};
+    }
+    return nb;
+}
+
 /* Numbers the reported tracks of at least min_len detections from 1 in order
  * of their first frame and writes their boxes, filling skipped frames
- * linearly (those boxes score 0). */
+ * linearly and extending the ends (those boxes score 0). */
 static void emit(MotBoxes *out, const MotBoxes *det, const Tracks *t, const TrackOptions *o) {
     int *order = xmalloc(sizeof(int) * (size_t)(t->n + 1)), nk = 0;
     size_t total = 0;
     for (int k = 0; k < t->n; k++) {
         if (!t->reported[k] || t->len[k] < MAX(1, o->min_len)) continue;
         order[nk++] = k;
-        total += (size_t)(det->box[t->det[k][t->len[k] - 1]].frame - det->box[t->det[k][0]].frame + 1);
+        total += (size_t)(det->box[t->det[k][t->len[k] - 1]].frame - det->box[t->det[k][0]].frame + 1) +
+                 2 * (size_t)o->extrapolate;
     }
     OrderCtx ctx = {t, det};
     qsort_r(order, (size_t)nk, sizeof(int), cmp_first, &ctx);
@@ -191,6 +257,8 @@ static void emit(MotBoxes *out, const MotBoxes *det, const Tracks *t, const Trac
     size_t nb = 0;
     for (int r = 0; r < nk; r++) {
         const int *v = t->det[order[r]], len = t->len[order[r]];
+        if (len >= 2) nb = extend(box, nb, det, v, len, 0, r + 1, o);
+        if (len >= 2) nb = extend(box, nb, det, v, len, 1, r + 1, o);
         for (int i = 0; i < len; i++) {
             const MotBox *a = &det->box[v[i]];
             box[nb] = *a;
@@ -217,6 +285,17 @@ static void emit(MotBoxes *out, const MotBoxes *det, const Tracks *t, const Trac
     free(order);
     mot_boxes_build(out, box, nb, det->frames);
     free(box);
+}
+
+void track_emit_labels(MotBoxes *out, const MotBoxes *det, const int *label, const TrackOptions *o) {
+    int n = 0;
+    for (size_t i = 0; i < det->n; i++) n = MAX(n, label[i] + 1);
+    Tracks t = {0};
+    for (int k = 0; k < n; k++) tracks_new(&t, 1);
+    for (size_t i = 0; i < det->n; i++)
+        if (label[i] >= 0) tracks_push(&t, label[i], (int)i);
+    emit(out, det, &t, o);
+    tracks_free(&t);
 }
 
 /* ---- batch: min-cost flow ------------------------------------------------------------- */

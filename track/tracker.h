@@ -8,7 +8,8 @@
  * birth by detection score, end after max_age frames unmatched. batch:
  * min-cost network flow over the whole sequence (entry, exit, detection and
  * link costs; links up to max_gap frames), solved exactly. Both fill the
- * frames a track skips by linear interpolation. */
+ * frames a track skips by linear interpolation, and may extend tracks past
+ * their ends at constant velocity. */
 #ifndef SIAMESE_TRACKER_H
 #define SIAMESE_TRACKER_H
 
@@ -67,12 +68,20 @@ typedef struct TrackOptions {
     double birth_score; /* online: least detection score to start a track (default 0.6) */
     int min_len;        /* tracks with fewer detections are dropped (default 3) */
     int gallery; /* online: a track's appearance score is the best of its last N detections' (default 5) */
-    int interpolate; /* fill gaps of up to N skipped frames (0: none; default 15) */
+    int interpolate;     /* fill gaps of up to N skipped frames (0: none; default 15) */
+    int extrapolate;     /* extend each track up to N frames before its first and after its last
+                            detection at its end velocity (0: none, the default) */
+    float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 
 /* The defaults for a mode, with or without an appearance model (an
  * appearance score allows a stricter gate online and longer gaps). */
 void track_options_default(TrackOptions *o, int batch, int appearance);
+
+/* Sets the option named by a command-line flag ("--gate", "--max-gap", ...:
+ * the tuning fields above, not batch, width, height) from value. 1 set, 0 not a tracker option, -1
+ * a bad or missing value (e names the flag and the range). */
+int track_option_parse(TrackOptions *o, const char *name, const char *value, Err *e);
 
 /* The detection pairs the batch tracker (and track-fit) considers: scores
  * >= min_score, 1..max_gap frames apart, moving at most max_speed box heights
@@ -80,10 +89,16 @@ void track_options_default(TrackOptions *o, int batch, int appearance);
 void track_candidates(const MotBoxes *det, const TrackOptions *o, int **a, int **b, int *n);
 
 /* Tracks the detections det (a MotBoxes of the sequence) into out (ids from
- * 1, boxes with the detections' scores; interpolated boxes score 0). app may
- * be NULL (no appearance; m->appearance must be 0). 0 or -1 with e (from the
- * appearance model only). */
+ * 1, boxes with the detections' scores; interpolated and extrapolated boxes
+ * score 0). app may be NULL (no appearance; m->appearance must be 0). 0 or
+ * -1 with e (from the appearance model only). */
 int track_run(MotBoxes *out, const MotBoxes *det, const LinkModel *m, const Appearance *app,
               const TrackOptions *o, Err *e);
+
+/* Writes given tracks as track_run does (min_len, interpolate, extrapolate
+ * of o apply): label[i] is detection i's track (0, 1, ...; -1 none), ids
+ * are numbered from 1 in order of the tracks' first frames. For references
+ * such as the perfect association of bench_track --oracle. */
+void track_emit_labels(MotBoxes *out, const MotBoxes *det, const int *label, const TrackOptions *o);
 
 #endif

@@ -18,15 +18,7 @@ int main(int argc, char **argv) {
     long reps = 21;
     if (argc > 1 && parse_long(argv[1], 1, 100000, &reps) != 0)
         FATAL("reps: want 1..100000, got '%s'", argv[1]);
-    const AugmentSpec koch = {.rotate = 10,
-                              .rotate_p = 0.5,
-                              .shear = 0.3,
-                              .shear_p = 0.5,
-                              .scale_min = 0.8,
-                              .scale_max = 1.2,
-                              .scale_p = 0.5,
-                              .translate = 2,
-                              .translate_p = 0.5};
+    const AugmentSpec koch = augment_spec_koch();
     const int shapes[3][3] = {{1, 28, 28}, {1, 105, 105}, {3, 32, 32}};
     enum { IMAGES = 256 };
     float lut[256];

@@ -8,6 +8,18 @@
 
 #include "../nn/util.h"
 
+AugmentSpec augment_spec_koch(void) {
+    return (AugmentSpec){.rotate = 10,
+                         .rotate_p = 0.5,
+                         .shear = 0.3,
+                         .shear_p = 0.5,
+                         .scale_min = 0.8,
+                         .scale_max = 1.2,
+                         .scale_p = 0.5,
+                         .translate = 2,
+                         .translate_p = 0.5};
+}
+
 int augment_enabled(const AugmentSpec *a) {
     return (a->rotate > 0 && a->rotate_p > 0) || (a->shear > 0 && a->shear_p > 0) ||
            ((a->scale_min != 1 || a->scale_max != 1) && a->scale_p > 0) ||

@@ -22,6 +22,11 @@ typedef struct AugmentSpec {
     long fill;     /* pixel value (0..255) wherever the source image is not */
 } AugmentSpec;
 
+/* Koch et al.'s distortions: rotation 10 degrees, shear 0.3, scale
+ * 0.8-1.2, translation 2 pixels, each with probability 0.5; no mirror, no
+ * crop, fill 0. */
+AugmentSpec augment_spec_koch(void);
+
 /* 1 if any component can change an image. */
 int augment_enabled(const AugmentSpec *a);
 

@@ -141,16 +141,7 @@ static void test_mask(void) {
 }
 
 static void test_draws(void) {
-    AugmentSpec koch = {.rotate = 10,
-                        .rotate_p = 0.5,
-                        .shear = 0.3,
-                        .shear_p = 0.5,
-                        .scale_min = 0.8,
-                        .scale_max = 1.2,
-                        .scale_p = 0.5,
-                        .translate = 2,
-                        .translate_p = 0.5,
-                        .fill = 0};
+    AugmentSpec koch = augment_spec_koch();
     CHECK(augment_enabled(&koch), "Koch's spec is enabled");
     AugmentSpec off = {
         .rotate = 10, .rotate_p = 0, .scale_min = 1, .scale_max = 1, .scale_p = 1, .shear_p = 1};

@@ -65,8 +65,16 @@ int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n
     return 0;
 }
 
-int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path,
-                   const char *train_path, long max_pairs, Err *e) {
+int coseg_pair_kind(const Dataset *train, int same, int32_t label) {
+    if (!same) return COSEG_NONE;
+    if (!train) return COSEG_SEEN;
+    uint32_t cnt = 0;
+    if (label >= 0 && (uint32_t)label < ds_meta(train)->classes) ds_class_ids(train, (uint32_t)label, &cnt);
+    return cnt > 0 ? COSEG_SEEN : COSEG_UNSEEN;
+}
+
+int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path, const char *train_path,
+                   long max_pairs, Err *e) {
     memset(out, 0, sizeof *out);
     double t0 = now_seconds();
     if (coseg_model_check(m, "the checkpoint", e)) return -1;
@@ -96,13 +104,7 @@ int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_
         int k = (int)MIN((uint64_t)r.cap, n - p0);
         if (coseg_runner_run(&r, a + p0, b + p0, k, e)) goto out;
         for (int row = 0; row < 2 * k; row++) {
-            int kind = COSEG_NONE;
-            if (same[p0 + (uint64_t)(row % k)]) {
-                uint32_t cnt = 0;
-                int32_t lab = r.label[row];
-                if (lab >= 0 && (uint32_t)lab < ds_meta(tr)->classes) ds_class_ids(tr, (uint32_t)lab, &cnt);
-                kind = cnt > 0 ? COSEG_SEEN : COSEG_UNSEEN;
-            }
+            int kind = coseg_pair_kind(tr, same[p0 + (uint64_t)(row % k)], r.label[row]);
             coseg_stats_add(&st, r.pred + (size_t)row * npix, r.truth + (size_t)row * npix, npix, kind);
         }
     }

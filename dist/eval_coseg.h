@@ -23,7 +23,7 @@ int coseg_model_check(const Model *m, const char *what, Err *e);
 typedef struct CosegRunner {
     Model *m;
     DsReader *rd;
-    Norm norm; /* the model's input normalisation, per channel */
+    Norm norm;      /* the model's input normalisation, per channel */
     int cap;        /* pairs per forward */
     int has_masks;  /* the dataset has true masks */
     float *x;       /* (2 cap, C, H, W) normalised */
@@ -41,6 +41,11 @@ void coseg_runner_close(CosegRunner *r);
  * buffer is image a[k], row n + k image b[k]. 0, or -1 with e (a bad record). */
 int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n, Err *e);
 
+/* The kind of a pair (COSEG_SEEN, COSEG_UNSEEN, COSEG_NONE): none without a
+ * common object, else seen when train has samples of the common class
+ * (label); train NULL: every common class counts as seen. */
+int coseg_pair_kind(const Dataset *train, int same, int32_t label);
+
 typedef struct CosegEval {
     CosegMetrics m;
     uint64_t pairs; /* pairs records scored */
@@ -50,8 +55,8 @@ typedef struct CosegEval {
 /* Scores the first max_pairs pairs records of test_path (all when
  * max_pairs <= 0); seen classes are those train_path has samples of. 0, or
  * -1 with e naming the dataset at fault. */
-int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path,
-                   const char *train_path, long max_pairs, Err *e);
+int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path, const char *train_path,
+                   long max_pairs, Err *e);
 void coseg_eval_print(const CosegEval *r, FILE *out);
 /* JSON keys: docs/commands.md (eval on a co-segmentation model). */
 int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e);

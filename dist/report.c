@@ -18,14 +18,14 @@
 #include "train.h"
 
 /* Per-run panels, in page order. A panel of one kind of run has a predicate
- * (shown) and is left out of other runs' pages; co-segmentation's goes here
- * when co-segmentation trains (overlays of predicted masks). */
+ * (shown) and is left out of other runs' pages. */
 static const struct {
     const char *id, *title;
     ReportPanel fn;
     ReportPanelShown shown; /* NULL: every run */
 } run_panels[] = {
     {"timing", "Time per step", panel_timing, NULL},
+    {"coseg", "Co-segmentation", panel_coseg, panel_coseg_shown},
     {"evaluation", "Evaluation", panel_eval_run, NULL},
     {"retrieval", "Retrieval examples", panel_retrieval, NULL},
     {"map", "Embedding map", panel_map, NULL},
@@ -275,7 +275,14 @@ static void load_run(ReportRun *r, const char *dir, int index, const ReportOptio
         r->config_text = NULL;
     }
     r->world = run_world(r);
-    evaluate_run(r, o, index);
+    r->coseg = r->config_text && r->cfg.loss.type == LOSS_MASK;
+    if (r->coseg) /* scored by its masks (report_coseg.c), not by an embedding */
+        snprintf(r->eval_missing, sizeof r->eval_missing,
+                 "a co-segmentation model ([loss] type = mask) predicts masks, not embeddings to compare: "
+                 "no ROC, pair-distance histograms, Recall@K, retrieval examples or embedding map; its masks "
+                 "are scored and drawn in the Co-segmentation section");
+    else
+        evaluate_run(r, o, index);
     r->gt_root = o->gt_root;
     r->res_root = index < o->nres ? o->res_roots[index] : NULL;
     r->mot_data = data_is_mot(r, o);
@@ -292,6 +299,7 @@ static void free_run(ReportRun *r) {
     free(r->config_text);
     if (r->have_eval && !r->borrowed) eval_detail_free(&r->ed);
     if (r->ds) ds_close(r->ds);
+    report_coseg_free(r);
 }
 
 /* ---- the document --------------------------------------------------------------- */
@@ -325,7 +333,13 @@ static const char css[] =
     "img{border-color:#222}"
     ".thumb.right span{color:#2a9d3a}.thumb.wrong span{color:#d62f2f}nav a{margin-right:12px}"
     ".frames{display:flex;flex-wrap:wrap;gap:8px 12px}figure.frame{margin:0}"
-    "figure.frame img{width:372px;image-rendering:pixelated;display:block}";
+    "figure.frame img{width:372px;image-rendering:pixelated;display:block}"
+    ".pairs{display:flex;flex-wrap:wrap;gap:10px 22px}.pair{display:flex;flex-wrap:wrap;gap:4px 8px}"
+    ".pairhead{flex-basis:100%;font-size:12px;color:#444}figure.mask{margin:0;display:inline-block;"
+    "vertical-align:top;margin-right:6px}figure.mask img{display:block;image-rendering:pixelated}figure.mask "
+    "figcaption{font-size:11px}table.side td{vertical-align:top}"
+    ".swatch{display:inline-block;width:14px;height:10px;vertical-align:middle}.swatch.outline{border:2px "
+    "solid;width:10px;height:6px}";
 
 /* Hover: the nearest point of every series of a chart, under the chart. */
 static const char script[] =
@@ -396,6 +410,13 @@ int report_write(const ReportOptions *o, Err *e) {
     double t0 = now_seconds();
     ReportRun *runs = xcalloc((size_t)o->nruns, sizeof *runs);
     for (int i = 0; i < o->nruns; i++) load_run(&runs[i], o->runs[i], i, o);
+    /* Co-segmentation runs draw the same seeded pairs: the first run's seed. */
+    uint64_t pair_seed = runs[0].config_text ? (uint64_t)runs[0].cfg.seed : 1;
+    int embedding_runs = 0;
+    for (int i = 0; i < o->nruns; i++) {
+        if (runs[i].coseg) report_coseg_load(&runs[i], o, i, pair_seed);
+        embedding_runs += !runs[i].coseg;
+    }
     /* Names must tell runs apart: fall back to the whole path. */
     for (int i = 0; i < o->nruns; i++)
         for (int j = 0; j < i; j++)
@@ -410,7 +431,8 @@ int report_write(const ReportOptions *o, Err *e) {
     panel_summary(&b, runs, o->nruns);
     panel_curves(&b, runs, o->nruns);
     panel_validation(&b, runs, o->nruns);
-    if (o->nruns > 1) panel_eval_overlay(&b, runs, o->nruns);
+    if (o->nruns > 1 && embedding_runs) panel_eval_overlay(&b, runs, o->nruns);
+    if (o->nruns > 1) panel_coseg_compare(&b, runs, o->nruns);
     for (int i = 0; i < o->nruns; i++) {
         if (o->nruns > 1) {
             buf_puts(&b, "<h2 class=\"run\">Run ");

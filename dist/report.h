@@ -13,6 +13,7 @@
 #include "../io/csv.h"
 #include "../io/dataset.h"
 #include "../viz/html.h"
+#include "eval_coseg.h"
 #include "evaluate.h"
 
 typedef struct ReportOptions {
@@ -33,6 +34,8 @@ typedef struct ReportOptions {
      * model, mean and std), so the report does not evaluate again. */
     const EvalResult *eval0;
     const EvalDetail *detail0;
+    /* From siamese train, for a co-segmentation run: its mask evaluation. */
+    const CosegEval *coseg0;
 } ReportOptions;
 
 /* Writes the report. 0, or -1 with e (nothing written). */
@@ -44,6 +47,26 @@ int report_write(const ReportOptions *o, Err *e);
  * made with report_missing. Panels of one kind of run (tracking, and
  * co-segmentation when it trains) come with a predicate saying whether the
  * run gets the panel at all; both go in the table run_panels[] in report.c. */
+
+/* A co-segmentation run's test pairs drawn in the report: the model's
+ * predicted masks and the true ones of REPORT_COSEG_PAIRS seeded pairs. */
+#define REPORT_COSEG_PAIRS 4
+typedef struct ReportCoseg {
+    int have; /* m holds the mask metrics (evaluated, or eval.json) */
+    CosegMetrics m;
+    double pairs, seconds; /* pairs scored and the evaluation's time (NaN: unknown) */
+    int from_json;         /* m is eval.json's */
+    char missing[1200];    /* why there are no metrics, or no overlays */
+    int n;                 /* pairs drawn (0: none, missing says why) */
+    uint32_t pair[REPORT_COSEG_PAIRS];
+    int kind[REPORT_COSEG_PAIRS]; /* COSEG_SEEN / UNSEEN / NONE; -1: common, seen unknown */
+    int32_t label[2 * REPORT_COSEG_PAIRS];
+    int c, h, w;
+    uint8_t *pix;   /* (2 n, c, h, w): rows k, n + k are pair k's images a, b */
+    uint8_t *pred;  /* (2 n, h, w): 255 = predicted object */
+    uint8_t *truth; /* (2 n, h, w): the target (empty for a pair without a common object) */
+    float jac[2 * REPORT_COSEG_PAIRS]; /* per image Jaccard of pred and truth */
+} ReportCoseg;
 
 typedef struct ReportRun {
     const char *dir;
@@ -69,6 +92,8 @@ typedef struct ReportRun {
     int map_points, tsne;           /* ReportOptions' */
     const char *gt_root, *res_root; /* tracking results to show (NULL: none) */
     int mot_data;                   /* the test set is MOT crops (import --format mot) */
+    int coseg;                      /* a co-segmentation run ([loss] type = mask) */
+    ReportCoseg cs;                 /* its metrics and overlays (report_coseg.c) */
 } ReportRun;
 
 typedef void (*ReportPanel)(Buf *b, const ReportRun *r);
@@ -100,5 +125,14 @@ void panel_map(Buf *b, const ReportRun *r); /* computes PCA and t-SNE */
  * trained on MOT crops. */
 void panel_tracking(Buf *b, const ReportRun *r);
 int panel_tracking_shown(const ReportRun *r);
+/* Co-segmentation (report_coseg.c): report_coseg_load fills r->cs (the mask
+ * metrics: o->coseg0, an evaluation of the checkpoint, or eval.json; the
+ * overlays of pairs seeded by seed); the panel shows them; the comparison
+ * puts the co-segmentation runs of a report side by side. */
+void report_coseg_load(ReportRun *r, const ReportOptions *o, int index, uint64_t seed);
+void report_coseg_free(ReportRun *r);
+void panel_coseg(Buf *b, const ReportRun *r);
+int panel_coseg_shown(const ReportRun *r);
+void panel_coseg_compare(Buf *b, const ReportRun *runs, int n);
 
 #endif

@@ -49,6 +49,17 @@ static double timing_mean(const CsvTable *t, const char *col) {
 
 /* The evaluation value of a run: its own evaluation, else eval.json. */
 static double eval_value(const ReportRun *r, const char *key) {
+    if (r->coseg) { /* the mask metrics, evaluated or eval.json's */
+        const CosegMetrics *m = &r->cs.m;
+        if (!r->cs.have) return NAN;
+        if (!strcmp(key, "jaccard_seen")) return m->jaccard_seen;
+        if (!strcmp(key, "jaccard_unseen")) return m->jaccard_unseen;
+        if (!strcmp(key, "precision_seen")) return m->precision_seen;
+        if (!strcmp(key, "precision_unseen")) return m->precision_unseen;
+        if (!strcmp(key, "wrong_pixels_none")) return m->wrong_pixels_none;
+        if (!strcmp(key, "empty_none")) return m->empty_none;
+        return NAN;
+    }
     if (r->have_eval) {
         const EvalResult *e = &r->er;
         if (!strcmp(key, "recall_at_1")) return e->recall1;
@@ -82,10 +93,26 @@ static void row_num(Buf *b, const char *what, const ReportRun *runs, int n,
 }
 
 enum { S_STEPS, S_EPOCHS, S_LOSS, S_DATA_LOSS, S_ACTIVE, S_LR, S_IPS, S_MS, S_RANKS };
-static const char *const eval_keys[] = {"recall_at_1", "recall_at_5", "map_at_r",     "verification_accuracy",
-                                        "roc_auc",     "eer",         "nway_accuracy"};
-static const char *const eval_names[] = {
-    "Recall@1", "Recall@5", "MAP@R", "verification accuracy", "ROC AUC", "EER", "N-way K-shot accuracy"};
+static const char *const eval_keys[] = {"recall_at_1",      "recall_at_5",
+                                        "map_at_r",         "verification_accuracy",
+                                        "roc_auc",          "eer",
+                                        "nway_accuracy",    "jaccard_seen",
+                                        "jaccard_unseen",   "precision_seen",
+                                        "precision_unseen", "wrong_pixels_none",
+                                        "empty_none"};
+static const char *const eval_names[] = {"Recall@1",
+                                         "Recall@5",
+                                         "MAP@R",
+                                         "verification accuracy",
+                                         "ROC AUC",
+                                         "EER",
+                                         "N-way K-shot accuracy",
+                                         "co-segmentation: Jaccard, seen classes",
+                                         "co-segmentation: Jaccard, unseen classes",
+                                         "co-segmentation: precision, seen classes",
+                                         "co-segmentation: precision, unseen classes",
+                                         "co-segmentation: wrong pixels, no common object",
+                                         "co-segmentation: predicted empty, no common object"};
 
 /* Images per second over the rows after the warm-up: all their images over
  * all their time (a mean of per-step rates would favour the fast steps). */
@@ -169,7 +196,13 @@ void panel_summary(Buf *b, const ReportRun *runs, int n) {
     for (int i = 0; i < n; i++) {
         const ReportRun *r = &runs[i];
         if (!r->metrics.ncol) report_missing(b, "%s: no metrics.csv: no training curves.", r->name);
-        if (!r->have_eval && !r->eval_json)
+        if (r->coseg && !r->cs.have)
+            report_missing(b, "%s: no mask evaluation: %s", r->name, r->cs.missing);
+        else if (r->coseg && r->cs.from_json)
+            report_missing(b, "%s: mask metrics from eval.json; %s", r->name, r->cs.missing);
+        else if (r->coseg)
+            ;
+        else if (!r->have_eval && !r->eval_json)
             report_missing(b, "%s: no evaluation: %s", r->name, r->eval_missing);
         else if (!r->have_eval)
             report_missing(b, "%s: evaluation numbers from eval.json; %s", r->name, r->eval_missing);

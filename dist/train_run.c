@@ -411,15 +411,17 @@ int train_main(const TrainOptions *o) {
             fflush(stdout);
             EvalResult r;
             EvalDetail detail = {0};
-            int evaluated = 0;
+            int evaluated = 0, coseg_evaluated = 0;
+            CosegEval cr;
             if (c->eval_at_end && c->data_test[0] && c->loss.type == LOSS_MASK) {
                 watchdog_phase(WD_EVAL);
-                CosegEval cr;
                 char cjp[CFG_PATH + 32];
                 snprintf(cjp, sizeof cjp, "%s/eval.json", c->run_dir);
                 if (coseg_eval_run(&cr, &t->model, &t->norm, c->data_test, c->data_train, 0, &e) ||
                     (coseg_eval_print(&cr, stdout), coseg_eval_write_json(&cr, cjp, &e)))
                     util_warn("evaluation failed: %s", e.msg);
+                else
+                    coseg_evaluated = 1;
             } else if (c->eval_at_end && c->data_test[0]) {
                 watchdog_phase(WD_EVAL);
                 if (eval_run_detail(&t->model, c, &t->norm, c->data_test, c->data_train, &r,
@@ -435,7 +437,8 @@ int train_main(const TrainOptions *o) {
             }
             /* After model.smpi and eval.json; a failure only warns. It adds
              * no evaluation of its own: with [train] eval = 0 it draws the
-             * run's files only, so its time stays bounded. */
+             * run's files only, so its time stays bounded (a co-segmentation
+             * run's adds the masks of 4 test pairs). */
             if (c->report) {
                 watchdog_phase(WD_EVAL); /* the report belongs to the end's evaluation */
                 const char *dir = c->run_dir;
@@ -444,7 +447,8 @@ int train_main(const TrainOptions *o) {
                                     .tsne = 1,
                                     .eval0 = evaluated ? &r : NULL,
                                     .detail0 = evaluated ? &detail : NULL,
-                                    .no_eval = !evaluated};
+                                    .coseg0 = coseg_evaluated ? &cr : NULL,
+                                    .no_eval = !evaluated && !coseg_evaluated};
                 fflush(stdout);
                 if (report_write(&ro, &e)) util_warn("report not written: %s", e.msg);
             }

@@ -17,7 +17,7 @@
 
 #include "../nn/util.h"
 
-#define IMAGE_MAX_SIDE 65535 /* the dataset record stores sides as uint16 */
+#define IMAGE_MAX_SIDE 65535        /* the dataset record stores sides as uint16 */
 #define IMAGE_MAX_PIXELS (1u << 28) /* of one decoded image */
 
 typedef struct Image {
@@ -77,5 +77,15 @@ int image_write_png(const char *path, const uint8_t *pixels /* (h, w, channels) 
  * buffer. */
 void image_overlay_mask(uint8_t *rgb, const uint8_t *image, int channels, const uint8_t *mask, uint32_t h,
                         uint32_t w, const uint8_t colour[3], float alpha);
+
+/* A predicted and a true mask over one image, enlarged: rgb (h s, w s, 3
+ * interleaved) gets image pixel (y / s, x / s) (planar, channels 1 or 3),
+ * blended towards pred_colour by alpha where pred is non-zero (a fill), and
+ * painted truth_colour on the true mask's outline: the output pixels of a
+ * truth pixel that lie on its side facing a pixel outside the truth (or the
+ * image edge), one output pixel thick. Pure; s >= 1. */
+void image_overlay_masks(uint8_t *rgb, const uint8_t *image, int channels, const uint8_t *pred,
+                         const uint8_t *truth, uint32_t h, uint32_t w, uint32_t s,
+                         const uint8_t pred_colour[3], const uint8_t truth_colour[3], float alpha);
 
 #endif

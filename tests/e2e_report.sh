@@ -4,7 +4,10 @@
 # resume, a report that cannot be written only warns; `siamese report` on one
 # run (validated during training: curves from its eval.csv), on a run without test data,
 # on two runs overlaid, on 25 classes (20 colours, the rest grey), on a
-# Koch-head pair run, on a tracking run with its results (scores equal to
+# Koch-head pair run, on contrastive, InfoNCE, multi-similarity and
+# two-tower graph runs, on co-segmentation runs (a model and its ablation
+# side by side: the mask metrics equal eval's, overlays of seeded test
+# pairs), on a tracking run with its results (scores equal to
 # mot-eval's, frames with track ids), and its bad arguments; then every
 # report is opened in one headless Chromium (tests/report_browser.py): no
 # console errors, the expected figures in the DOM with their number of
@@ -108,6 +111,43 @@ $S train configs/tiny.ini "${SETS[@]}" --set head.type=koch --set loss.type=bce 
   --set sampler.batch=32 --set mining.strategy=none --set train.steps=20 --set run.dir="$T/koch" >"$T/koch.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/koch/report.html" ]' "a Koch-head pair run gets a report ($(tail -1 "$T/koch.out"))"
 
+# A contrastive pair run (Hadsell et al.), an InfoNCE and a multi-similarity
+# run over PK batches, and a two-tower graph (|emb@a - emb@b| -> linear ->
+# one logit, Koch-style, as a graph): each run kind gets its report.
+$S train configs/tiny.ini "${SETS[@]}" --set loss.type=contrastive --set loss.margin=1 --set sampler.mode=pairs \
+  --set sampler.batch=32 --set mining.strategy=none --set train.steps=20 --set run.dir="$T/contrastive" >"$T/contrastive.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/contrastive/report.html" ]' "a contrastive pair run gets a report ($(tail -1 "$T/contrastive.out"))"
+for loss in infonce multi_similarity; do
+  $S train configs/tiny.ini "${SETS[@]}" --set loss.type=$loss --set mining.strategy=none --set train.steps=20 \
+    --set run.dir="$T/$loss" >"$T/$loss.out" 2>&1
+  check '[ $? -eq 0 ] && [ -s "$T/$loss/report.html" ]' "a $loss run gets a report ($(tail -1 "$T/$loss.out"))"
+done
+$S train tests/fixtures/graph/two-tower.ini "${SETS[@]}" --set train.steps=10 --set run.dir="$T/towers" >"$T/towers.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/towers/report.html" ]' "a two-tower graph run gets a report ($(tail -1 "$T/towers.out"))"
+
+# Co-segmentation: a model and its ablation (no correlation), 2 steps each on
+# a small generated task; their reports score the masks as eval does and
+# draw 4 seeded test pairs; side by side in one report; without the
+# evaluation at the end, the panel says where the masks come from.
+$S synth coseg --out "$T/coseg-train.lmdb" --test-out "$T/coseg-test.lmdb" --pairs 40 --side 32 --seed 3 >/dev/null
+CS=(--set data.train="$T/coseg-train.lmdb" --set data.test="$T/coseg-test.lmdb" --set data.shape= --set train.steps=2
+    --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0 --set checkpoint.every=0)
+$S train configs/coseg-fmnist.ini "${CS[@]}" --set run.dir="$T/coseg" >"$T/coseg.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/coseg/report.html" ] && [ "$T/coseg/report.html" -nt "$T/coseg/eval.json" ]' \
+  "a co-segmentation run gets a report after its eval.json ($(tail -1 "$T/coseg.out"))"
+$S train configs/coseg-fmnist-nocorr.ini "${CS[@]}" --set run.dir="$T/coseg-nocorr" >"$T/nocorr.out" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/coseg-nocorr/report.html" ]' "the ablation gets a report ($(tail -1 "$T/nocorr.out"))"
+$S train configs/coseg-fmnist.ini "${CS[@]}" --set train.eval=0 --set run.dir="$T/coseg-noeval" >"$T/o" 2>&1
+check '[ $? -eq 0 ] && [ -s "$T/coseg-noeval/report.html" ]' "a co-segmentation run without evaluation gets a report"
+$S report "$T/coseg" "$T/coseg-nocorr" --out "$T/coseg2.html" >"$T/o" 2>&1
+check '[ $? -eq 0 ] && grep -q "report: evaluating the masks of $T/coseg-nocorr/model.smpi" "$T/o"' \
+  "siamese report of a model and its ablation ($(tail -1 "$T/o"))"
+$S eval "$T/coseg-nocorr/model.smpi" --data "$T/coseg-test.lmdb" --json "$T/nocorr-eval.json" >/dev/null 2>&1
+jkey() { sed -n "s/^ *\"$2\": \([-0-9.e]*\),*$/\1/p" "$1"; }
+J1=$(printf %.4g "$(jkey "$T/coseg/eval.json" jaccard_seen)") P1=$(printf %.4g "$(jkey "$T/coseg/eval.json" precision_seen)")
+J2=$(printf %.4g "$(jkey "$T/nocorr-eval.json" jaccard_seen)") W2=$(printf %.4g "$(jkey "$T/nocorr-eval.json" wrong_pixels_none)")
+check '[ -n "$J1" ] && [ -n "$J2" ] && [ -n "$W2" ]' "the mask metrics of eval.json and siamese eval ($J1 $P1 $J2 $W2)"
+
 # Early fusion (the two images stacked as channels, one logit per pair): no
 # per-image embedding, so no retrieval examples and no map, said so.
 $S train tests/fixtures/graph/early-fusion.ini "${SETS[@]}" --set train.steps=6 --set run.dir="$T/fusion" >"$T/fusion.out" 2>&1
@@ -171,6 +211,25 @@ else
     --contains "evaluation=computes on the two images" \
     --next "$T/mot/report.html" "$T/mot.png" --sections tracking --frames 0 --missing 1 \
     --contains "tracking=--res-root" \
+    --next "$T/contrastive/report.html" "$T/contrastive.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --contains "histogram=Euclidean distance" --thumbs 72 --missing 0 --points loss=20 --absent coseg,tracking \
+    --next "$T/infonce/report.html" "$T/infonce.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --thumbs 72 --missing 0 --points loss=20 \
+    --next "$T/multi_similarity/report.html" "$T/ms.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --thumbs 72 --missing 0 --points loss=20 \
+    --next "$T/towers/report.html" "$T/towers.png" --figures loss,roc,histogram,recall,map-pca,map-tsne \
+    --contains "histogram=head logit" --contains "evaluation=the logit of the model's pair head" --thumbs 72 \
+    --missing 0 --points loss=10 \
+    --next "$T/coseg/report.html" "$T/coseg.png" --figures loss,timing,coseg-bars --rows coseg-metrics=9 \
+    --imgs coseg-overlays=8x96 --contains "coseg-metrics=$J1" --contains "coseg-metrics=$P1" \
+    --sections coseg,evaluation,retrieval,map --absent roc,histogram,recall,map-pca,map-tsne,tracking \
+    --contains "evaluation=predicts masks, not embeddings" --contains "map=predicts masks, not embeddings" \
+    --contains "retrieval=predicts masks, not embeddings" --thumbs 0 --full \
+    --next "$T/coseg-noeval/report.html" "$T/coseg-noeval.png" --sections coseg --absent coseg-bars,coseg-overlays \
+    --contains "coseg=not evaluated at its end" \
+    --next "$T/coseg2.html" "$T/coseg2.png" --figures loss,coseg-compare-bars --sections coseg-compare,coseg \
+    --rows coseg-compare-metrics=9 --imgs coseg-compare-overlays=16x96 --contains "coseg-compare-metrics=$J2" \
+    --contains "coseg-compare-metrics=$W2" --series loss=4 --absent compare,roc-all --full \
     --next "$T/track.html" "$T/track.png" --figures loss,roc,map-pca --sections tracking --frames 6 --missing 0 \
     --rows tracking-scores=3 --contains "tracking-scores=$MOTA" --contains "tracking-scores=$IDF1"
 fi

@@ -7,7 +7,7 @@ move, and a screenshot that is not blank.
 
 usage: report_browser.py REPORT.html SCREENSHOT.png --figures id,id,...
            [--sections id,...] [--missing N] [--thumbs N] [--series FIG=N]
-           [--points FIG=N] [--frames N] [--rows FIG=N] [--absent id,...]
+           [--points FIG=N] [--frames N] [--rows FIG=N] [--imgs FIG=N[xW]] [--absent id,...]
            [--next REPORT.html SCREENSHOT.png ...]
 Several reports (each with its own checks, separated by --next) share one
 browser: starting Chromium costs more than checking a page. Prints each
@@ -110,6 +110,14 @@ def check_report(driver, a):
         got = driver.execute_script("return Array.from(document.querySelectorAll('[data-figure=tracking-frames] "
                                     "figure.frame img')).map(function(i){return i.complete?i.naturalWidth:0;})")
         check(len(got) == a.frames and all(w > 0 for w in got), "tracking: %d frames decoded (%s)" % (a.frames, got))
+    for spec in a.imgs:  # pictures inside a figure: how many, all decoded, their width
+        fid, n = spec.split("=")
+        n, _, width = n.partition("x")
+        got = driver.execute_script("var f=document.querySelector('[data-figure=\"'+arguments[0]+'\"]');"
+                                    "return f?Array.from(f.querySelectorAll('img')).map(function(i){"
+                                    "return i.complete?i.naturalWidth:0;}):null;", fid)
+        check(got is not None and len(got) == int(n) and all(w > 0 and (not width or w == int(width)) for w in got),
+              "figure %s: %s pictures decoded%s (%s)" % (fid, n, " %s px wide" % width if width else "", got))
     for spec in a.rows:
         tid, n = spec.split("=")
         got = driver.execute_script("return document.querySelectorAll('table[data-figure=\"'+arguments[0]+"
@@ -157,6 +165,8 @@ def parser():
                     help="FIGURE=N points in that chart: every hover series, or the dots of a map")
     ap.add_argument("--frames", type=int, default=-1, help="exactly this many tracking frames, decoded")
     ap.add_argument("--rows", action="append", default=[], help="TABLE=N data rows in that table")
+    ap.add_argument("--imgs", action="append", default=[],
+                    help="FIGURE=N[xW] exactly N decoded pictures in that figure (each W pixels wide)")
     ap.add_argument("--full", action="store_true", help="screenshot of the whole page, not the first screen")
     return ap
 

@@ -1,6 +1,9 @@
-/* Tests of the mask overlay (io/image.c) against one worked out by hand:
+/* Tests of the mask overlays (io/image.c) against ones worked out by hand:
  * tinted inside, outlined on the mask's border and at the image edge,
- * untouched outside; grey and colour input. */
+ * untouched outside; grey and colour input. The enlarged overlay of a
+ * predicted and a true mask: the fill where predicted, the true mask's
+ * outline one output pixel thick around the true region (no seam between
+ * two true pixels), at the image edge too. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +42,42 @@ static void test_overlay(void) {
     }
 }
 
+static void test_overlay_masks(void) {
+    enum { H = 3, W = 3, S = 3 };
+    uint8_t img[3 * H * W], pred[H * W] = {0}, truth[H * W] = {0}, out[H * S * W * S * 3];
+    for (int i = 0; i < 3 * H * W; i++) img[i] = (uint8_t)(7 * i + 3);
+    pred[0] = pred[4] = 1;     /* (0, 0) and (1, 1) */
+    truth[4] = truth[5] = 255; /* (1, 1) and (1, 2): one 1 x 2 region reaching the right edge */
+    const uint8_t pc[3] = {250, 10, 10}, tc[3] = {20, 230, 30};
+    const float a = 0.5f;
+    for (int ch = 1; ch <= 3; ch += 2) {
+        image_overlay_masks(out, img, ch, pred, truth, H, W, S, pc, tc, a);
+        int bad = 0;
+        for (int Y = 0; Y < H * S; Y++)
+            for (int X = 0; X < W * S; X++) {
+                int i = (Y / S) * W + X / S;
+                /* the true region covers output rows 3..5, columns 3..8 */
+                int inside = Y >= 3 && Y <= 5 && X >= 3 && X <= 8;
+                int outline = inside && (Y == 3 || Y == 5 || X == 3 || X == 8);
+                for (int c = 0; c < 3; c++) {
+                    int v = img[(ch == 3 ? c * H * W : 0) + i], want = v;
+                    if (outline)
+                        want = tc[c];
+                    else if (i == 0 || i == 4)
+                        want = (int)lrintf(0.5f * v + 0.5f * pc[c]);
+                    bad += out[3 * (Y * W * S + X) + c] != want;
+                }
+            }
+        CHECK(bad == 0, "predicted and true masks on a %s image, 3x: %d bytes differ from the hand-made one",
+              ch == 1 ? "grey" : "colour", bad);
+    }
+    image_overlay_masks(out, img, 1, pred, truth, H, W, 1, pc, tc, a);
+    CHECK(!memcmp(out + 3 * 4, tc, 3) && !memcmp(out + 3 * 5, tc, 3) && out[0] == lrintf(0.5f * img[0] + 125),
+          "scale 1: every true pixel is outline, the predicted one is filled");
+}
+
 int main(void) {
     test_overlay();
+    test_overlay_masks();
     return test_finish();
 }

@@ -3,8 +3,10 @@
 # Fashion-MNIST test set (10000 images, Debian's dataset-fashion-mnist),
 # trains configs/tiny.ini for 200 steps on it (report off), then times the
 # report of that run on all 10000 images: evaluation, retrieval, PCA and the
-# t-SNE of all 10^4 points. Prints wall and CPU seconds and the report's own
-# per-part times. Run it on a quiet machine; OUT keeps the files.
+# t-SNE of all 10^4 points. Prints wall and CPU (user + system) seconds and
+# the report's own per-part times (the t-SNE's is in the map's caption).
+# Run it on a quiet machine: on a loaded one the wall time is several times
+# the CPU time. OUT keeps the files.
 #   bash bench/report.sh [OUT]
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,6 +20,6 @@ export OPENBLAS_NUM_THREADS=1
 rm -rf "$OUT/run"
 ./siamese train configs/tiny.ini --set data.train="$OUT/test.lmdb" --set data.test="$OUT/test.lmdb" \
   --set run.dir="$OUT/run" --set train.steps=200 --set train.eval=0 --set train.report=0 >/dev/null
-/usr/bin/time -f "report of 10000 test points: %e s wall, %U s user CPU, %M KB peak memory" \
+/usr/bin/time -f "report of 10000 test points: %e s wall, %U s user + %S s system CPU, %M KB peak memory" \
   ./siamese report "$OUT/run" --out "$OUT/report.html"
 ls -l "$OUT/report.html"

@@ -569,6 +569,7 @@ void image_overlay_masks(uint8_t *rgb, const uint8_t *image, int channels, const
                          const uint8_t pred_colour[3], const uint8_t truth_colour[3], float alpha) {
     ASSERT((channels == 1 || channels == 3) && s >= 1);
     size_t plane = (size_t)h * w, W = (size_t)w * s;
+    uint32_t t = (s + 1) / 2; /* outline thickness */
     for (uint32_t Y = 0; Y < h * s; Y++)
         for (uint32_t X = 0; X < w * s; X++) {
             uint32_t y = Y / s, x = X / s, dy = Y % s, dx = X % s;
@@ -580,8 +581,8 @@ void image_overlay_masks(uint8_t *rgb, const uint8_t *image, int channels, const
                     o[c] = (uint8_t)lrintf((1.0f - alpha) * o[c] + alpha * pred_colour[c]);
             if (!truth[i]) continue;
             int edge =
-                (dy == 0 && (y == 0 || !truth[i - w])) || (dy == s - 1 && (y + 1 == h || !truth[i + w])) ||
-                (dx == 0 && (x == 0 || !truth[i - 1])) || (dx == s - 1 && (x + 1 == w || !truth[i + 1]));
+                (dy < t && (y == 0 || !truth[i - w])) || (dy >= s - t && (y + 1 == h || !truth[i + w])) ||
+                (dx < t && (x == 0 || !truth[i - 1])) || (dx >= s - t && (x + 1 == w || !truth[i + 1]));
             if (edge) memcpy(o, truth_colour, 3);
         }
 }

@@ -82,8 +82,8 @@ void image_overlay_mask(uint8_t *rgb, const uint8_t *image, int channels, const 
  * interleaved) gets image pixel (y / s, x / s) (planar, channels 1 or 3),
  * blended towards pred_colour by alpha where pred is non-zero (a fill), and
  * painted truth_colour on the true mask's outline: the output pixels of a
- * truth pixel that lie on its side facing a pixel outside the truth (or the
- * image edge), one output pixel thick. Pure; s >= 1. */
+ * truth pixel within (s + 1) / 2 of its side facing a pixel outside the
+ * truth (or the image edge). Pure; s >= 1. */
 void image_overlay_masks(uint8_t *rgb, const uint8_t *image, int channels, const uint8_t *pred,
                          const uint8_t *truth, uint32_t h, uint32_t w, uint32_t s,
                          const uint8_t pred_colour[3], const uint8_t truth_colour[3], float alpha);

@@ -46,8 +46,8 @@ static void test_overlay_masks(void) {
     enum { H = 3, W = 3, S = 3 };
     uint8_t img[3 * H * W], pred[H * W] = {0}, truth[H * W] = {0}, out[H * S * W * S * 3];
     for (int i = 0; i < 3 * H * W; i++) img[i] = (uint8_t)(7 * i + 3);
-    pred[0] = pred[4] = 1;     /* (0, 0) and (1, 1) */
-    truth[4] = truth[5] = 255; /* (1, 1) and (1, 2): one 1 x 2 region reaching the right edge */
+    pred[0] = pred[4] = 1;                           /* (0, 0) and (1, 1) */
+    truth[4] = truth[5] = truth[7] = truth[8] = 255; /* rows 1-2, columns 1-2: a 2 x 2 block in the corner */
     const uint8_t pc[3] = {250, 10, 10}, tc[3] = {20, 230, 30};
     const float a = 0.5f;
     for (int ch = 1; ch <= 3; ch += 2) {
@@ -56,9 +56,10 @@ static void test_overlay_masks(void) {
         for (int Y = 0; Y < H * S; Y++)
             for (int X = 0; X < W * S; X++) {
                 int i = (Y / S) * W + X / S;
-                /* the true region covers output rows 3..5, columns 3..8 */
-                int inside = Y >= 3 && Y <= 5 && X >= 3 && X <= 8;
-                int outline = inside && (Y == 3 || Y == 5 || X == 3 || X == 8);
+                /* the true region covers output rows and columns 3..8; its
+                 * outline is 2 output pixels thick, also at the image edge */
+                int inside = Y >= 3 && X >= 3;
+                int outline = inside && (Y <= 4 || Y >= 7 || X <= 4 || X >= 7);
                 for (int c = 0; c < 3; c++) {
                     int v = img[(ch == 3 ? c * H * W : 0) + i], want = v;
                     if (outline)
@@ -72,8 +73,13 @@ static void test_overlay_masks(void) {
               ch == 1 ? "grey" : "colour", bad);
     }
     image_overlay_masks(out, img, 1, pred, truth, H, W, 1, pc, tc, a);
-    CHECK(!memcmp(out + 3 * 4, tc, 3) && !memcmp(out + 3 * 5, tc, 3) && out[0] == lrintf(0.5f * img[0] + 125),
-          "scale 1: every true pixel is outline, the predicted one is filled");
+    int bad = 0;
+    for (int i = 0; i < H * W; i++)
+        for (int c = 0; c < 3; c++)
+            bad += out[3 * i + c] != (truth[i] ? tc[c]
+                                      : i == 0 ? lrintf(0.5f * img[0] + 0.5f * pc[c])
+                                               : img[i]);
+    CHECK(bad == 0, "scale 1: every true pixel is outline, the predicted one filled (%d bytes differ)", bad);
 }
 
 int main(void) {

@@ -10,20 +10,9 @@
 #include "../io/checkpoint.h"
 #include "../io/npy.h"
 #include "../io/safetensors.h"
-#include "../nn/parallel.h"
 #include "eval_coseg.h"
 #include "evaluate.h"
 #include "train.h"
-
-/* The pool of eval and embed: this machine's threads (SIAMESE_THREADS,
- * SLURM_CPUS_PER_TASK or the affinity mask), not the training run's. */
-static int start_threads(Err *e) {
-    char why[64];
-    int threads = parallel_choose_threads(0, 1, why, sizeof why, e);
-    if (threads < 0) return -1;
-    parallel_init(threads);
-    return 0;
-}
 
 static int opt_long(const char *cmd, const char *name, const char *v, long min, long max, long *out) {
     if (parse_long(v, min, max, out)) {
@@ -161,7 +150,7 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalModel l;
     Err e = {{0}};
-    if (start_threads(&e) || eval_model_load(&l, ckpt, 256, &e)) {
+    if (eval_start_threads(&e) || eval_model_load(&l, ckpt, 256, &e)) {
         fprintf(stderr, "siamese eval: %s\n", e.msg);
         return 1;
     }
@@ -235,7 +224,7 @@ int cmd_embed(int argc, char **argv) {
     Dataset *ds = NULL;
     float *E = NULL;
     int rc = 1;
-    if (start_threads(&e) || eval_model_load(&l, ckpt, 256, &e)) goto fail;
+    if (eval_start_threads(&e) || eval_model_load(&l, ckpt, 256, &e)) goto fail;
     if (ds_open(&ds, data, &e) || !(E = eval_embed(&l.model, ds, &l.norm, &e))) goto fail_model;
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s.emb.npy", out);

@@ -1,6 +1,7 @@
 /* cmd_report: `siamese report RUN_DIR... [--data DB] [--out FILE.html]
  * [--points N] [--no-tsne] [--gt-root DIR --res-root DIR...]`. Single
- * process, no MPI. */
+ * process, no MPI; the machine's threads, as eval (the same report for any
+ * thread count). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ int cmd_report(int argc, char **argv) {
     o.res_roots = res;
     o.map_points = (int)points;
     Err e = {{0}};
-    rc = report_write(&o, &e) ? 1 : 0;
+    rc = eval_start_threads(&e) || report_write(&o, &e) ? 1 : 0;
     if (rc) fprintf(stderr, "siamese report: %s\n", e.msg);
 out:
     free(runs);

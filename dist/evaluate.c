@@ -11,6 +11,7 @@
 #include "../io/checkpoint.h"
 #include "../mining/metrics.h"
 #include "../mining/pairs.h"
+#include "../nn/parallel.h"
 #include "ckpt_check.h"
 
 int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
@@ -38,6 +39,14 @@ int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e) {
 }
 
 void eval_model_free(EvalModel *l) { model_free(&l->model); }
+
+int eval_start_threads(Err *e) {
+    char why[64];
+    int threads = parallel_choose_threads(0, 1, why, sizeof why, e);
+    if (threads < 0) return -1;
+    parallel_init(threads);
+    return 0;
+}
 
 void eval_detail_free(EvalDetail *d) {
     free(d->E);

@@ -57,6 +57,10 @@ typedef struct EvalModel {
 /* Reads path, builds the model for batches of max_batch, loads the
  * parameters. 0, or -1 with e naming the file. Free with eval_model_free. */
 int eval_model_load(EvalModel *l, const char *path, int max_batch, Err *e);
+/* The thread pool of eval, embed and report: this machine's threads
+ * (SIAMESE_THREADS, SLURM_CPUS_PER_TASK or the affinity mask), not the
+ * training run's. 0, or -1 with e (a malformed variable). */
+int eval_start_threads(Err *e);
 void eval_model_free(EvalModel *l);
 
 /* What eval_run_protocol does beside the standard metrics. The within-group

@@ -1,11 +1,13 @@
 /* Tests of viz/tsne: the affinities' invariants and perplexity, the
  * gradient against finite differences of the O(N^2) KL divergence, the
  * Barnes-Hut gradient against the exact one, and whole runs: separated
- * clusters stay separated, the KL divergence falls, a seed repeats. */
+ * clusters stay separated, the KL divergence falls, a seed repeats, and
+ * the map of 3 threads is the map of 1, bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/parallel.h"
 #include "../viz/tsne.h"
 #include "test.h"
 
@@ -168,6 +170,10 @@ static void test_run(void) {
     /* Same seed, same map; another seed, another map. */
     CHECK(tsne_run(Y2, NULL, X, N, D, &s, &e) == 0 && !memcmp(Y, Y2, 2 * (size_t)N * sizeof *Y),
           "a seed repeats bit for bit");
+    parallel_init(3);
+    CHECK(tsne_run(Y2, NULL, X, N, D, &s, &e) == 0 && !memcmp(Y, Y2, 2 * (size_t)N * sizeof *Y),
+          "3 threads give the map of 1 thread bit for bit");
+    parallel_init(1);
     s.seed = 8;
     CHECK(tsne_run(Y2, NULL, X, N, D, &s, &e) == 0 && memcmp(Y, Y2, 2 * (size_t)N * sizeof *Y),
           "seed matters");
@@ -175,6 +181,7 @@ static void test_run(void) {
 }
 
 int main(void) {
+    parallel_init(1); /* OpenBLAS on one thread, as siamese report runs it */
     test_affinities();
     test_gradient();
     test_run();

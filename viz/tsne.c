@@ -1,12 +1,17 @@
 /* tsne: see tsne.h. The quadtree is rebuilt every step into one node array
  * that only grows; a leaf holds one point, or several (a list) at the depth
- * limit, where near-duplicates end up and are summed exactly. */
+ * limit, where near-duplicates end up and are summed exactly. The
+ * traversal reads a compact copy of the cells (QCell) and skips empty
+ * ones. Each point's forces are its own sums, so chunks of points run on
+ * any thread; Z is added up afterwards in the tree's order. */
 #include "tsne.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../nn/parallel.h"
 
 void tsne_spec_default(TsneSpec *s) {
     *s = (TsneSpec){.perplexity = 30,
@@ -178,12 +183,21 @@ typedef struct QNode {
     int depth;
 } QNode;
 
+/* A cell as the traversal reads it (half the bytes of a QNode): centre of
+ * mass, squared side, point count, first child (-1: leaf), list head. */
+typedef struct QCell {
+    double mx, my, side2;
+    int count, child, first, pad;
+} QCell;
+
 typedef struct QTree {
     QNode *node;
+    QCell *cell; /* (cap) filled by qt_centres */
     int n, cap;
     int *next;   /* (N) the list of points of a leaf */
     int *order;  /* (N) the points in depth-first order */
     double *rep; /* (N, 2) repulsion workspace */
+    double *zk;  /* (N) each point's share of Z, in that order */
 } QTree;
 
 static void qt_init(QTree *t, int N) {
@@ -191,19 +205,23 @@ static void qt_init(QTree *t, int N) {
     t->next = xmalloc((size_t)N * sizeof *t->next);
     t->order = xmalloc((size_t)N * sizeof *t->order);
     t->rep = xmalloc(2 * (size_t)N * sizeof *t->rep);
+    t->zk = xmalloc((size_t)N * sizeof *t->zk);
 }
 
 static void qt_free(QTree *t) {
     free(t->node);
+    free(t->cell);
     free(t->next);
     free(t->order);
     free(t->rep);
+    free(t->zk);
 }
 
 static int qt_new(QTree *t, double cx, double cy, double half, int depth) {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 1024;
         t->node = xrealloc(t->node, (size_t)t->cap * sizeof *t->node);
+        t->cell = xrealloc(t->cell, (size_t)t->cap * sizeof *t->cell);
     }
     t->node[t->n] = (QNode){cx, cy, half, 0, 0, 0, -1, -1, depth};
     return t->n++;
@@ -256,10 +274,15 @@ static void qt_build(QTree *t, const double *Y, int N) {
     }
 }
 
-/* After the build: sums of coordinates become centres of mass. */
+/* After the build: sums of coordinates become centres of mass, and the
+ * cells the traversal reads are filled. */
 static void qt_centres(QTree *t) {
-    for (int q = 0; q < t->n; q++)
-        if (t->node[q].count > 0) t->node[q].mx /= t->node[q].count, t->node[q].my /= t->node[q].count;
+    for (int q = 0; q < t->n; q++) {
+        QNode *nd = &t->node[q];
+        if (nd->count > 0) nd->mx /= nd->count, nd->my /= nd->count;
+        double side = 2.0 * nd->half;
+        t->cell[q] = (QCell){nd->mx, nd->my, side * side, nd->count, nd->child, nd->first, 0};
+    }
 }
 
 /* Repulsion on point i: adds sum w (into *z) and sum w^2 (y_i - y_j) (into
@@ -270,9 +293,9 @@ static void qt_repulse(const QTree *t, const double *Y, int i, double theta2, do
     int stack[4 * (TSNE_MAX_DEPTH + 2)], sp = 0;
     double xi = Y[2 * i], yi = Y[2 * i + 1], zs = 0.0, fx = 0.0, fy = 0.0;
     stack[sp++] = 0;
+    const QCell *cell = t->cell;
     while (sp > 0) {
-        const QNode *nd = &t->node[stack[--sp]];
-        if (nd->count == 0) continue;
+        const QCell *nd = &cell[stack[--sp]];
         if (nd->child < 0) {
             for (int j = nd->first; j >= 0; j = t->next[j]) {
                 if (j == i) continue;
@@ -284,14 +307,14 @@ static void qt_repulse(const QTree *t, const double *Y, int i, double theta2, do
             continue;
         }
         double dx = xi - nd->mx, dy = yi - nd->my, d2 = dx * dx + dy * dy;
-        double side = 2.0 * nd->half;
-        if (side * side < theta2 * d2) {
+        if (nd->side2 < theta2 * d2) {
             double w = 1.0 / (1.0 + d2), cw = nd->count * w;
             zs += cw;
             fx += cw * w * dx, fy += cw * w * dy;
             continue;
         }
-        for (int c = 3; c >= 0; c--) stack[sp++] = nd->child + c;
+        for (int c = nd->child + 3; c >= nd->child; c--) /* empty cells add nothing: not visited */
+            if (cell[c].count) stack[sp++] = c;
     }
     *z += zs;
     f[0] += fx, f[1] += fy;
@@ -312,10 +335,15 @@ static void qt_order(const QTree *t, int *order) {
     }
 }
 
-/* Attractive part, and (want_kl) the sum p log(p / w) of the true P. */
-static double attract(double *grad, const TsneP *P, const double *Y, int N, double exag, int want_kl) {
+/* Points per chunk of the parallel loops (the chunks depend on N only). */
+#define TSNE_GRAIN 256
+
+/* Attractive part of points [lo, hi), and (want_kl) the sum p log(p / w)
+ * of the true P over their rows, in row order. */
+static double attract_rows(double *grad, const TsneP *P, const double *Y, int lo, int hi, double exag,
+                           int want_kl) {
     double plogpw = 0.0;
-    for (int i = 0; i < N; i++) {
+    for (int i = lo; i < hi; i++) {
         double fx = 0.0, fy = 0.0;
         for (int t = P->row[i]; t < P->row[i + 1]; t++) {
             int j = P->col[t];
@@ -330,19 +358,30 @@ static double attract(double *grad, const TsneP *P, const double *Y, int N, doub
     return plogpw;
 }
 
-/* The gradient into grad; returns KL(P || Q) when want_kl, else 0. */
-static double gradient_tree(double *grad, const TsneP *P, const double *Y, int N, double theta, double exag,
-                            QTree *t, int want_kl) {
-    double plogpw = attract(grad, P, Y, N, exag, want_kl);
-    qt_build(t, Y, N);
-    qt_centres(t);
-    double *rep = t->rep, Z = 0.0;
-    qt_order(t, t->order);
-    for (int k = 0; k < N; k++) {
+typedef struct StepCtx {
+    double *grad;
+    const TsneP *P;
+    const double *Y;
+    double exag, theta;
+    const QTree *t;
+} StepCtx;
+
+static void attract_range(void *ctx, size_t lo, size_t hi) {
+    const StepCtx *c = ctx;
+    attract_rows(c->grad, c->P, c->Y, (int)lo, (int)hi, c->exag, 0);
+}
+
+/* Repulsion on the points order[lo..hi): t->rep and t->zk. */
+static void repulse_range(void *ctx, size_t lo, size_t hi) {
+    const StepCtx *c = ctx;
+    const QTree *t = c->t;
+    const double *Y = c->Y;
+    int N = c->P->n;
+    for (size_t k = lo; k < hi; k++) {
         int i = t->order[k];
         double z = 0.0, f[2] = {0.0, 0.0};
-        if (theta > 0) {
-            qt_repulse(t, Y, i, theta * theta, &z, f);
+        if (c->theta > 0) {
+            qt_repulse(t, Y, i, c->theta * c->theta, &z, f);
         } else {
             for (int j = 0; j < N; j++) {
                 if (j == i) continue;
@@ -352,9 +391,26 @@ static double gradient_tree(double *grad, const TsneP *P, const double *Y, int N
                 f[0] += w * w * dx, f[1] += w * w * dy;
             }
         }
-        Z += z;
-        rep[2 * i] = f[0], rep[2 * i + 1] = f[1];
+        t->zk[k] = z;
+        t->rep[2 * i] = f[0], t->rep[2 * i + 1] = f[1];
     }
+}
+
+/* The gradient into grad; returns KL(P || Q) when want_kl, else 0. */
+static double gradient_tree(double *grad, const TsneP *P, const double *Y, int N, double theta, double exag,
+                            QTree *t, int want_kl) {
+    StepCtx c = {grad, P, Y, exag, theta, t};
+    double plogpw = 0.0;
+    if (want_kl) /* one running sum over every row, as defined */
+        plogpw = attract_rows(grad, P, Y, 0, N, exag, 1);
+    else
+        parallel_for((size_t)N, TSNE_GRAIN, attract_range, &c);
+    qt_build(t, Y, N);
+    qt_centres(t);
+    qt_order(t, t->order);
+    parallel_for((size_t)N, TSNE_GRAIN, repulse_range, &c);
+    double *rep = t->rep, Z = 0.0;
+    for (int k = 0; k < N; k++) Z += t->zk[k]; /* in the tree's order, whatever the threads */
     for (int i = 0; i < 2 * N; i++) grad[i] -= 4.0 * rep[i] / Z;
     /* KL = sum p log(p / (w / Z)) = sum p log(p / w) + log Z (sum p = 1). */
     return want_kl ? plogpw + log(Z) : 0.0;

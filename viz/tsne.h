@@ -3,7 +3,9 @@
  * van der Maaten 2014: sparse input affinities over the 3 x perplexity
  * nearest neighbours, repulsive forces summed over a quadtree, so a step
  * costs O(N log N) and 10^4 points take seconds, not hours. Seeded and
- * deterministic (fixed summation order). Serial; no MPI. */
+ * deterministic (fixed summation order): the per-point loops run on the
+ * thread pool (nn/parallel.h) and give the same map bit for bit for any
+ * thread count. No MPI. */
 #ifndef SIAMESE_TSNE_H
 #define SIAMESE_TSNE_H
 

@@ -116,8 +116,9 @@ typedef struct DsWriterSpec {
 } DsWriterSpec;
 int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec, Err *e);
 /* Adds one sample: pixels (C, H, W), mask (H, W) when the spec has masks.
- * ds_writer_add_named also gives the sample's name (refused when invalid or
- * already used): a dataset has names when its samples are all added with
+ * ds_writer_add_named also gives the sample's name (refused when invalid; a
+ * name used twice makes ds_writer_finish fail naming both samples, checked
+ * there without holding the names): a dataset has names when its samples are all added with
  * ds_writer_add_named (name not NULL), none when all with ds_writer_add;
  * mixing the two is refused. */
 int ds_writer_add(DsWriter *w, const uint8_t *pixels, int32_t label, const uint8_t *mask, Err *e);
@@ -128,8 +129,9 @@ int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const
  * labels are equal. Call after the last ds_writer_add; ids must differ and
  * name added samples (else -1 with e). A later call replaces the pairs. */
 int ds_writer_set_pairs(DsWriter *w, const uint32_t *a, const uint32_t *b, uint64_t n, Err *e);
-/* Writes meta (mean/std computed over the samples) and by_class, commits,
- * renames. On failure the temporary directory is removed. Frees w. */
+/* Checks that no two names are the same, writes meta (mean/std computed
+ * over the samples) and by_class, commits, renames. On failure the
+ * temporary directory is removed. Frees w. */
 int ds_writer_finish(DsWriter *w, Err *e);
 /* Removes the temporary directory; frees w. */
 void ds_writer_abort(DsWriter *w);

@@ -47,12 +47,15 @@ static void write_sections(const char *path, const uint8_t *d, size_t n) {
     ckpt_writer_free(w);
 }
 
+static char built[64]; /* the checkpoint written from sections, removed at exit */
+static void remove_built(void) { unlink(built); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *devnull;
-    static char built[64];
     if (!devnull) {
         devnull = fopen("/dev/null", "w");
         snprintf(built, sizeof built, "/dev/shm/fuzz-ckpt-%d.smpi", (int)getpid());
+        atexit(remove_built);
     }
     if (size < 1) return 0;
     static FuzzFile f;

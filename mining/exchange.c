@@ -37,9 +37,9 @@ static uint16_t fp16_of(float x) {
     memcpy(&u, &x, sizeof u);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return sign | 0x7e00u;   /* NaN stays a (quiet) NaN */
-    if (a >= 0x477ff000u) return sign | 0x7c00u;  /* 65520 and above round to infinity */
-    if (a < 0x38800000u) {                        /* below 2^-14: m x 2^-24, m <= 1024 */
+    if (a > 0x7f800000u) return sign | 0x7e00u;  /* NaN stays a (quiet) NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* 65520 and above round to infinity */
+    if (a < 0x38800000u) {                       /* below 2^-14: m x 2^-24, m <= 1024 */
         float f;
         memcpy(&f, &a, sizeof f);
         return sign | (uint16_t)lrintf(f * 16777216.0f); /* exact scaling, rounded to even */

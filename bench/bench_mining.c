@@ -14,6 +14,7 @@
 #include "../mining/triplet.h"
 #include "../nn/blas.h"
 #include "../nn/util.h"
+#include "bench_util.h"
 
 enum { B_ALL, B_ALL_SOFT, B_HARD, B_SEMI, B_TLIST, B_CALL, B_CHARD, B_KHARD, B_KLIST, B_NCE, B_MS, B_COUNT };
 static const char *bname[] = {"triplet batch_all",  "triplet batch_all soft",
@@ -93,15 +94,7 @@ int main(int argc, char **argv) {
         b.tch = xmalloc(sizeof(IndexTriplet) * triplet_chosen_capacity(MINE_SEMI_HARD, N, N));
         b.pl = xmalloc(sizeof(IndexPair) * N);
         b.pch = xmalloc(sizeof(IndexPair) * 2 * N);
-        for (int i = 0; i < N; i++) {
-            double n2 = 0;
-            for (int k = 0; k < D; k++) {
-                b.E[i * D + k] = (float)rng_normal(&r);
-                n2 += (double)b.E[i * D + k] * b.E[i * D + k];
-            }
-            for (int k = 0; k < D; k++) b.E[i * D + k] = (float)(b.E[i * D + k] / sqrt(n2));
-            b.labels[i] = i / K;
-        }
+        bench_unit_embeddings(b.E, b.labels, (size_t)N, (size_t)D, (size_t)K, &r);
         for (int k = 0; k < D; k++) b.w[k] = (float)rng_normal(&r);
         triplet_list_thirds(b.tl, 0, N / 3);
         pairs_list_halves(b.pl, b.labels, 0, N / 2);

@@ -20,6 +20,7 @@
 #include "../nn/blas.h"
 #include "../nn/parallel.h"
 #include "../nn/util.h"
+#include "bench_util.h"
 
 enum { S_HARD, S_SEMI, S_ALL, S_CHARD, S_NCE, S_COUNT };
 static const char *sname[] = {"triplet batch_hard", "triplet semi_hard", "triplet batch_all",
@@ -81,15 +82,7 @@ int main(int argc, char **argv) {
     b.E = xaligned_floats(N * D);
     b.dE = xaligned_floats(N * D);
     b.labels = xmalloc(sizeof(int32_t) * N);
-    for (size_t i = 0; i < N; i++) {
-        double n2 = 0;
-        for (size_t k = 0; k < D; k++) {
-            b.E[i * D + k] = (float)rng_normal(&r);
-            n2 += (double)b.E[i * D + k] * b.E[i * D + k];
-        }
-        for (size_t k = 0; k < D; k++) b.E[i * D + k] = (float)(b.E[i * D + k] / sqrt(n2));
-        b.labels[i] = (int32_t)(i / (size_t)K);
-    }
+    bench_unit_embeddings(b.E, b.labels, N, D, (size_t)K, &r);
     size_t wsz = MAX(triplet_workspace_floats(b.N, Na), pairs_workspace_floats(b.N, Na));
     wsz = MAX(wsz, simloss_workspace_floats(b.N, Na));
     b.ws = xaligned_floats(wsz);

@@ -64,7 +64,8 @@ float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e) {
                           "embedding to a per-image node"),
                NULL;
     if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w)
-        return err_set(e, "%s is %ux%ux%u but the model takes %dx%dx%d: import it with the training set's shape",
+        return err_set(e,
+                       "%s is %ux%ux%u but the model takes %dx%dx%d: import it with the training set's shape",
                        ds_path(ds), meta->channels, meta->height, meta->width, m->in_c, m->in_h, m->in_w),
                NULL;
     size_t N = meta->count, img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
@@ -129,63 +130,6 @@ static MetricsSim model_sim(const Model *m, const float *E, SimCtx *ctx) {
     return m->has_head ? sim_koch : sim_dist;
 }
 
-/* Scores t (then freed) with m's similarity over E. */
-static void score_trials(NwayScore *out, const Model *m, Dataset *ds, const float *E, Trials *t) {
-    SimCtx ctx;
-    MetricsSim sim = model_sim(m, E, &ctx);
-    protocol_score(out, t, ds, sim, &ctx);
-    trials_free(t);
-}
-
-int eval_within_group(NwayScore *out, const Model *m, Dataset *ds, const float *E, const GroupEval *g, Err *e) {
-    memset(out, 0, sizeof *out);
-    Trials t;
-    if (protocol_group_trials(&t, ds, g, e)) return -1;
-    score_trials(out, m, ds, E, &t);
-    return 0;
-}
-
-int eval_trials_file(NwayScore *out, const Model *m, Dataset *ds, const float *E, const char *path, Err *e) {
-    memset(out, 0, sizeof *out);
-    Trials t;
-    if (protocol_read_trials(&t, ds, path, e)) return -1;
-    score_trials(out, m, ds, E, &t);
-    return 0;
-}
-
-/* The within-group trials and the trials file of p, on ds's embeddings E. */
-static int run_protocol(EvalResult *r, const Model *m, const Config *c, Dataset *ds, const float *E,
-                        const EvalProtocol *p, Err *e) {
-    if (!E && (p->within_group || p->trials_file))
-        return err_set(
-            e, "the one-shot protocols compare embeddings: this model has none (set [model] embedding)");
-    if (p->within_group) {
-        GroupEval g = {(int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed, p->rule,
-                       p->groups};
-        Trials t;
-        if (protocol_group_trials(&t, ds, &g, e)) return -1;
-        if (p->save_trials && protocol_write_trials(&t, ds, p->save_trials, e)) {
-            trials_free(&t);
-            return -1;
-        }
-        score_trials(&r->group, m, ds, E, &t);
-        r->has_group = 1;
-        r->group_rule = p->rule;
-    }
-    if (p->trials_file) {
-        if (eval_trials_file(&r->file, m, ds, E, p->trials_file, e)) return -1;
-        r->trials_file = p->trials_file;
-    }
-    return 0;
-}
-
-void eval_result_free(EvalResult *r) {
-    nway_score_free(&r->group);
-    nway_score_free(&r->file);
-    r->has_group = 0;
-    r->trials_file = NULL;
-}
-
 /* A two-image model that scores pairs itself (its loss reads a pair-level
  * logit, docs/graph.md): the score of (i, j) is that logit for the batch
  * [image i; image j] of the reader's dataset, in inference mode. A read
@@ -233,6 +177,102 @@ static void scorer_close(PairScorer *s) {
     free(s->pix);
 }
 
+/* How eval scores the pair (i, j) of ds's samples for m: a two-image model
+ * that scores pairs itself by that logit (the pair scorer, reading the
+ * images), else over the embeddings E (Koch head logit or -distance). */
+typedef struct Scoring {
+    MetricsSim sim;
+    void *ctx;
+    SimCtx s;
+    PairScorer ps;
+} Scoring;
+
+static int scoring_open(Scoring *sc, Model *m, Dataset *ds, const Norm *norm, const float *E, Err *e) {
+    memset(sc, 0, sizeof *sc);
+    if (m->layers[m->loss].halved) {
+        if (scorer_open(&sc->ps, m, ds, norm, e)) return -1;
+        sc->sim = sim_model, sc->ctx = &sc->ps;
+        return 0;
+    }
+    if (!E)
+        return err_set(
+            e, "the one-shot protocols compare embeddings: this model has none (set [model] embedding)");
+    sc->sim = model_sim(m, E, &sc->s), sc->ctx = &sc->s;
+    return 0;
+}
+
+static void scoring_close(Scoring *sc) { scorer_close(&sc->ps); }
+
+/* Scores t (then freed) with sc; -1 when the pair scorer failed to read an
+ * image (e is set). */
+static int score_trials(NwayScore *out, Dataset *ds, Trials *t, Scoring *sc) {
+    protocol_score(out, t, ds, sc->sim, sc->ctx);
+    trials_free(t);
+    return sc->ps.bad ? -1 : 0;
+}
+
+int eval_within_group(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
+                      const GroupEval *g, Err *e) {
+    memset(out, 0, sizeof *out);
+    Trials t;
+    Scoring sc;
+    if (protocol_group_trials(&t, ds, g, e)) return -1;
+    if (scoring_open(&sc, m, ds, norm, E, e)) {
+        trials_free(&t);
+        return -1;
+    }
+    int rc = score_trials(out, ds, &t, &sc);
+    scoring_close(&sc);
+    return rc;
+}
+
+int eval_trials_file(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
+                     const char *path, Err *e) {
+    memset(out, 0, sizeof *out);
+    Trials t;
+    Scoring sc;
+    if (protocol_read_trials(&t, ds, path, e)) return -1;
+    if (scoring_open(&sc, m, ds, norm, E, e)) {
+        trials_free(&t);
+        return -1;
+    }
+    int rc = score_trials(out, ds, &t, &sc);
+    scoring_close(&sc);
+    return rc;
+}
+
+/* The within-group trials and the trials file of p, scored by sc. */
+static int run_protocol(EvalResult *r, const Config *c, Dataset *ds, Scoring *sc, const EvalProtocol *p,
+                        Err *e) {
+    if (p->within_group) {
+        GroupEval g = {(int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed,
+                       p->rule,           p->groups};
+        Trials t;
+        if (protocol_group_trials(&t, ds, &g, e)) return -1;
+        if (p->save_trials && protocol_write_trials(&t, ds, p->save_trials, e)) {
+            trials_free(&t);
+            return -1;
+        }
+        if (score_trials(&r->group, ds, &t, sc)) return -1;
+        r->has_group = 1;
+        r->group_rule = p->rule;
+    }
+    if (p->trials_file) {
+        Trials t;
+        memset(&r->file, 0, sizeof r->file);
+        if (protocol_read_trials(&t, ds, p->trials_file, e) || score_trials(&r->file, ds, &t, sc)) return -1;
+        r->trials_file = p->trials_file;
+    }
+    return 0;
+}
+
+void eval_result_free(EvalResult *r) {
+    nway_score_free(&r->group);
+    nway_score_free(&r->file);
+    r->has_group = 0;
+    r->trials_file = NULL;
+}
+
 /* Scores of a seeded balanced pair set of one dataset (sim over ctx); the
  * pairs' ids go to a, b. */
 static void pair_scores(double *score, uint8_t *same, uint32_t *a, uint32_t *b, int npairs,
@@ -263,8 +303,8 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
      * Recall@K or MAP@R; models that score pairs score the pairs. */
     int scorer = m->layers[m->loss].halved;
     float *E = m->emb >= 0 ? eval_embed(m, ds, norm, e) : NULL;
-    PairScorer ps = {0};
-    if ((m->emb >= 0 && !E) || (scorer && scorer_open(&ps, m, ds, norm, e))) {
+    Scoring sc;
+    if ((m->emb >= 0 && !E) || scoring_open(&sc, m, ds, norm, E, e)) {
         free(E);
         ds_close(ds);
         return -1;
@@ -280,10 +320,9 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
     if (E && metrics_knn(r->recall_k, &r->map_r, E, labels, N, D, ks, MAX(nk, 1), 512, e)) goto fail;
     r->recall1 = r->recall_k[0], r->recall5 = r->recall_k[4];
 
-    if (p && run_protocol(r, m, c, ds, E, p, e)) goto fail;
-    SimCtx sctx;
-    MetricsSim sim = scorer ? sim_model : model_sim(m, E, &sctx);
-    void *ctx = scorer ? (void *)&ps : (void *)&sctx;
+    if (p && run_protocol(r, c, ds, &sc, p, e)) goto fail;
+    MetricsSim sim = sc.sim;
+    void *ctx = sc.ctx;
     if (metrics_pairs_check(labels, N, e)) goto fail;
     r->pairs = (int)c->eval_pairs;
     double *score = xmalloc((size_t)r->pairs * sizeof(double));
@@ -291,7 +330,7 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
     uint32_t *pa = xmalloc((size_t)r->pairs * sizeof(uint32_t)),
              *pb = xmalloc((size_t)r->pairs * sizeof(uint32_t));
     pair_scores(score, same, pa, pb, r->pairs, labels, N, (uint64_t)c->seed, ctx, sim);
-    if (ps.bad) goto fail_pairs;
+    if (sc.ps.bad) goto fail_pairs;
     r->auc = metrics_roc_auc(score, same, r->pairs);
     r->eer = metrics_eer(score, same, r->pairs);
     r->threshold = NAN;
@@ -326,7 +365,7 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
             if (bad) break;
             const float *pe = model_embed(m, x, 2);
             memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
-            SimCtx tc = sctx;
+            SimCtx tc = sc.s;
             tc.E = ea;
             tscore[p] = sim(&tc, 0, 1);
         }
@@ -362,9 +401,9 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
     if (r->trials > 0) {
         Err ne;
         if (metrics_nway_check(r->nway_n, r->kshot, labels, N, &ne) == 0) {
-            sctx.E = E;
+            sc.s.E = E;
             r->nway = metrics_nway(r->nway_n, r->kshot, r->trials, (uint64_t)c->seed, labels, N, sim, ctx);
-            if (ps.bad) goto fail;
+            if (sc.ps.bad) goto fail;
             trials_wilson95(&r->nway_ci_low, &r->nway_ci_high, r->nway, r->trials);
         } else {
             util_warn("N-way K-shot skipped: %s", ne.msg);
@@ -374,7 +413,7 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
         keep->E = E;
     else
         free(E);
-    scorer_close(&ps);
+    scoring_close(&sc);
     ds_close(ds);
     r->seconds = now_seconds() - t0;
     return 0;
@@ -385,7 +424,7 @@ fail_pairs:
     free(pb);
 fail:
     free(E);
-    scorer_close(&ps);
+    scoring_close(&sc);
     ds_close(ds);
     eval_result_free(r);
     return -1;
@@ -539,8 +578,9 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     json_put(&j, b, (size_t)snprintf(b, sizeof b, "{\n  \"samples\": %d,\n  \"recall_at_k\": [", r->n));
     for (int k = 0; k < EVAL_MAX_K; k++) {
         double v = r->recall_k[k];
-        json_put(&j, b, (size_t)(isnan(v) ? snprintf(b, sizeof b, "%snull", k ? ", " : "")
-                                          : snprintf(b, sizeof b, "%s%.9g", k ? ", " : "", v)));
+        json_put(&j, b,
+                 (size_t)(isnan(v) ? snprintf(b, sizeof b, "%snull", k ? ", " : "")
+                                   : snprintf(b, sizeof b, "%s%.9g", k ? ", " : "", v)));
     }
     json_put(&j, "]", 1);
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) json_num(&j, f[i].key, f[i].v);
@@ -563,9 +603,13 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     return rc;
 }
 
-double eval_nway_model(const Model *m, const float *E, const int32_t *labels, int N, const Config *c) {
-    SimCtx ctx = {E, m->emb_dim, m->has_head ? m->params + m->head_w_off : NULL,
-                  m->has_head ? m->params[m->head_b_off] : 0};
-    return metrics_nway((int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed, labels, N,
-                        m->has_head ? sim_koch : sim_dist, &ctx);
+double eval_nway_model(Model *m, Dataset *ds, const Norm *norm, const float *E, const Config *c) {
+    Scoring sc;
+    Err e;
+    if (scoring_open(&sc, m, ds, norm, E, &e)) return NAN;
+    double acc = metrics_nway((int)c->eval_nway, (int)c->eval_kshot, (int)c->eval_trials, (uint64_t)c->seed,
+                              ds_labels(ds), (int)ds_meta(ds)->count, sc.sim, sc.ctx);
+    int bad = sc.ps.bad;
+    scoring_close(&sc);
+    return bad ? NAN : acc;
 }

@@ -92,21 +92,24 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
 void eval_result_free(EvalResult *r);
 void eval_print(const EvalResult *r, FILE *out);
 /* [eval] nway-way kshot-shot accuracy over [eval] trials trials seeded by
- * [run] seed, of embeddings E (one row per sample, as eval_embed gives
- * them), pairs scored as eval scores them (Koch head logit or -distance).
- * NaN if the labels cannot hold such trials. */
-double eval_nway_model(const Model *m, const float *E, const int32_t *labels, int N, const Config *c);
+ * [run] seed on ds, pairs scored as eval scores them: a two-image model that
+ * scores pairs itself by that logit (reading ds's images, normalised by
+ * norm), else over the embeddings E (one row per sample, as eval_embed gives
+ * them): Koch head logit or -distance. NaN if the labels cannot hold such
+ * trials or an image cannot be read. */
+double eval_nway_model(Model *m, Dataset *ds, const Norm *norm, const float *E, const Config *c);
 /* JSON keys: docs/commands.md (eval). */
 int eval_write_json(const EvalResult *r, const char *path, Err *e);
 
-/* Within-group N-way K-shot accuracy of a model's embeddings E (one row per
- * sample of ds, as eval_embed gives them; pairs scored as eval does: Koch
- * head logit or -distance), with its 95 % interval and per-group accuracy:
- * for validation during training. Deterministic for g->seed. 0, or -1 with e
- * (protocol_group_trials). out is freed with nway_score_free. */
-int eval_within_group(NwayScore *out, const Model *m, Dataset *ds, const float *E, const GroupEval *g,
-                      Err *e);
+/* Within-group N-way K-shot accuracy of m on ds, pairs scored as
+ * eval_nway_model scores them, with its 95 % interval and per-group
+ * accuracy: for validation during training. Deterministic for g->seed. 0,
+ * or -1 with e (protocol_group_trials, a read error). out is freed with
+ * nway_score_free. */
+int eval_within_group(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
+                      const GroupEval *g, Err *e);
 /* The same for the trials a trials file lists (protocol_read_trials). */
-int eval_trials_file(NwayScore *out, const Model *m, Dataset *ds, const float *E, const char *path, Err *e);
+int eval_trials_file(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
+                     const char *path, Err *e);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "../mining/metrics.h"
 #include "evaluate.h"
+#include "protocol.h"
 #include "train.h"
 
 static GroupEval val_groups(const Config *c) {
@@ -34,26 +35,26 @@ int trainer_val_open(Trainer *t, Err *e) {
     const DsMeta *m = ds_meta(t->val);
     const Model *md = &t->model;
     if ((int)m->channels != md->in_c || (int)m->height != md->in_h || (int)m->width != md->in_w)
-        return err_set(e, "[eval] data = %s is %ux%ux%u but the model takes %dx%dx%d: import it like the training set",
-                       c->eval_data, m->channels, m->height, m->width, md->in_c, md->in_h, md->in_w);
+        return err_set(
+            e, "[eval] data = %s is %ux%ux%u but the model takes %dx%dx%d: import it like the training set",
+            c->eval_data, m->channels, m->height, m->width, md->in_c, md->in_h, md->in_w);
     Err pe;
     if (metrics_pairs_check(ds_labels(t->val), (int)m->count, &pe))
         return err_set(e, "[eval] data = %s cannot score Recall@1: %s", c->eval_data, pe.msg);
     if (c->eval_metric == VAL_GROUP_NWAY) {
-        NwayScore s;
         GroupEval g = val_groups(c);
-        float *E = xaligned_floats((size_t)m->count * (size_t)t->D); /* any embedding: checks the draw */
-        int rc = eval_within_group(&s, &t->model, t->val, E, &g, &pe);
-        free(E);
-        if (rc)
+        Trials tr; /* checks the draw */
+        if (protocol_group_trials(&tr, t->val, &g, &pe))
             return err_set(e, "[eval] data = %s cannot hold within-group trials: %s", c->eval_data, pe.msg);
-        nway_score_free(&s);
+        trials_free(&tr);
     }
     if (c->eval_trials > 0 &&
         metrics_nway_check((int)c->eval_nway, (int)c->eval_kshot, ds_labels(t->val), (int)m->count, &pe))
-        return err_set(e, "[eval] data = %s cannot hold %ld-way %ld-shot trials: %s; lower [eval] nway or kshot, "
-                          "or set trials = 0",
-                       c->eval_data, c->eval_nway, c->eval_kshot, pe.msg);
+        return err_set(
+            e,
+            "[eval] data = %s cannot hold %ld-way %ld-shot trials: %s; lower [eval] nway or kshot, "
+            "or set trials = 0",
+            c->eval_data, c->eval_nway, c->eval_kshot, pe.msg);
     return 0;
 }
 
@@ -86,12 +87,12 @@ static int val_metrics(Trainer *t, double *v, Err *e) {
     int N = (int)ds_meta(t->val)->count, ks[1] = {1};
     const int32_t *labels = ds_labels(t->val);
     int rc = metrics_knn(&v[VAL_RECALL1], &v[VAL_MAP_R], E, labels, N, t->D, ks, 1, 0, e);
-    v[VAL_NWAY] = c->eval_trials > 0 ? eval_nway_model(&t->model, E, labels, N, c) : NAN;
+    v[VAL_NWAY] = c->eval_trials > 0 ? eval_nway_model(&t->model, t->val, &t->norm, E, c) : NAN;
     v[VAL_GROUP_NWAY] = NAN;
     if (rc == 0 && c->eval_metric == VAL_GROUP_NWAY) {
         NwayScore s;
         GroupEval g = val_groups(c);
-        rc = eval_within_group(&s, &t->model, t->val, E, &g, e);
+        rc = eval_within_group(&s, &t->model, t->val, &t->norm, E, &g, e);
         if (rc == 0) v[VAL_GROUP_NWAY] = s.accuracy, nway_score_free(&s);
     }
     free(E);
@@ -123,8 +124,9 @@ void trainer_validate(Trainer *t) {
             len += (size_t)snprintf(line + len, sizeof line - len, "\n");
             textbuf_append(&t->evalcsv, line, len);
             if (t->eval_file) fputs(line, t->eval_file), fflush(t->eval_file);
-            printf("eval at step %llu: %s  (best %.4f at step %llu%s, %.2f s)\n", (unsigned long long)t->step, show,
-                   t->best, (unsigned long long)t->best_step, improved ? ": best.smpi" : "", now_seconds() - t0);
+            printf("eval at step %llu: %s  (best %.4f at step %llu%s, %.2f s)\n", (unsigned long long)t->step,
+                   show, t->best, (unsigned long long)t->best_step, improved ? ": best.smpi" : "",
+                   now_seconds() - t0);
             fflush(stdout);
         }
     }

@@ -52,6 +52,10 @@ DEFAULTS = {  # bench/scaling.sh --reps 5, 2026-11-28 17:27 UTC (run D in bench/
     "region_cost": 5e-6,                   # s per parallel run handed to the workers (wake-up + join)
     "fmnist_regions": 42,                  # parallel runs per step, fmnist-small, 256 images (bench_train --profile)
     "koch_regions": 55,                    # the same, Koch, 32 images
+    # [mining] pool = classes (bench/bench_mining_classes): per anchor class
+    # and step, the copy of its pool and one loss call on it, beyond the
+    # mining itself (an assumption until measured in a quiet window).
+    "classes_per_class": 10e-6,
 }
 
 FMNIST_PARAMS = 330944     # conv1 832 + conv2 51264 + fc1 262400 + fc2 16448

@@ -45,27 +45,35 @@ def mining_cost(mode, b, G, p, a, bw, share, inp, args):
             return mine, 0.0
         pool = G * D * 4
         return mine, 2 * flat_allgather(pool, p, share, a, bw) + flat_allgather(G * 4, p, share, a, bw)
-    # pool = classes: one centroid per class of the global batch (C x D
-    # floats, allreduced), each local class ranks the C centroids, and its
-    # m nearest classes' K embeddings (and its own class's) are fetched and
-    # mined; their gradients go back the same way.
+    # pool = classes (mining/classes.h, dist/train_classes.c): the labels
+    # (an allgather of G ints) and each class's fixed-point sum (C x D int64,
+    # allreduced); each local class ranks the C sums (D multiply-adds per
+    # pair, counted like a pool row of the mining) and keeps its m nearest;
+    # the rank asks the owners of the union of those classes for their rows
+    # (an alltoall of one int per rank, Bruck: log2 p messages; then the
+    # block ids), receives the rows, mines each local class against its own
+    # and its neighbours' (m + 1) K rows (plus a fixed cost per class: the
+    # copy of its pool and one loss call), and sends the rows' gradients
+    # back by the same messages. The alltoallv's messages go to the owners
+    # only (Open MPI's linear alltoallv posts no message for a zero count).
     m = args.classes
     C = max(1, G // K)
-    cl = max(1, math.ceil(b / K))  # classes whose anchors this rank holds
+    cl = min(C, max(1, math.ceil(b / K)) + (1 if b % K else 0))  # classes whose anchors this rank holds
     rows = min(G, (m + 1) * K)
-    mine = row * cl * C + row * b * rows + 3 * cl * rows * D * 4 / args.mem_bw
+    mine = row * cl * C + row * b * rows + cl * inp["classes_per_class"] + 3 * cl * rows * D * 4 / args.mem_bw
     if p == 1:
         return mine, 0.0
-    cent = flat_allreduce(C * D * 4, p, share, a, bw)
-    # The rank fetches the union of its classes' m nearest (at most all C),
-    # of which a share 1/p is its own; each fetched class lives on about
-    # ceil(K / b) + 1 ranks: one message each way per (class, owner), the
-    # volume over the NIC the rank shares.
+    cent = flat_allreduce(C * D * 8, p, share, a, bw) + flat_allgather(G * 4, p, share, a, bw)
+    counts = lg(p) * (a + p * 4 / 2 / bw)
+    # The union of the classes' m nearest (at most all C), of which a share
+    # 1/p is its own; each fetched class lives on about ceil(K / b) + 1
+    # ranks: one message each way per (class, owner) for the rows and their
+    # gradients, one for the request; the volume over the NIC it shares.
     union = min(C, cl * (m + 1))
     owners = min(p - 1, union * (math.ceil(K / b) + 1))
     vol = union * K * D * 4 * (1 - 1 / p)
-    fetch = 2 * (owners * a + vol * share / bw)
-    return mine, cent + fetch
+    fetch = 3 * owners * a + 2 * vol * share / bw
+    return mine, cent + counts + fetch
 
 
 def step(mode, shard, G, p, threads, share, a, bw, inp, args):

@@ -15,7 +15,7 @@ enum { COMM_UNINIT, COMM_ACTIVE, COMM_DONE };
 
 static int g_state = COMM_UNINIT;
 static int g_rank = 0, g_world = 1;
-static int *g_counts, *g_displs; /* (world) scratch for the v-collectives */
+static int *g_counts, *g_displs, *g_rdispls; /* (world) scratch for the v-collectives */
 static uint64_t *g_hashes;       /* (world) replica checksums */
 static size_t g_chunk = (size_t)1 << 28;
 static DistStats g_stats;
@@ -87,6 +87,7 @@ void dist_init(int *argc, char ***argv) {
               provided, MPI_THREAD_FUNNELED);
     g_counts = xcalloc((size_t)g_world, sizeof *g_counts);
     g_displs = xcalloc((size_t)g_world, sizeof *g_displs);
+    g_rdispls = xcalloc((size_t)g_world, sizeof *g_rdispls);
     g_hashes = xcalloc((size_t)g_world, sizeof *g_hashes);
     if (on_exit(exit_abort, NULL) != 0) FATAL("on_exit failed");
 }
@@ -97,8 +98,9 @@ void dist_finalize(void) {
     g_state = COMM_DONE;
     free(g_counts);
     free(g_displs);
+    free(g_rdispls);
     free(g_hashes);
-    g_counts = g_displs = NULL;
+    g_counts = g_displs = g_rdispls = NULL;
     g_hashes = NULL;
 }
 
@@ -276,6 +278,59 @@ void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const
     CHECK_MPI(MPI_Reduce_scatter(send, recv, g_counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     g_stats.reduce_scatter_s += now_seconds() - t0;
     g_stats.reduce_scatter_bytes += total * (size_t)row_len * sizeof(float);
+}
+
+/* ---- rows to chosen ranks -------------------------------------------------------------------- */
+
+void dist_alltoall_counts(int *recv_counts, const int *send_counts) {
+    if (solo()) {
+        recv_counts[g_rank] = send_counts[g_rank];
+        return;
+    }
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Alltoall(send_counts, 1, MPI_INT, recv_counts, 1, MPI_INT, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+}
+
+void dist_alltoallv_rows(void *recv, const int *recv_counts, const void *send, const int *send_counts,
+                         size_t row_bytes) {
+    size_t sfirst = 0, rfirst = 0, sown = 0;
+    for (int r = 0; r < g_rank; r++) sfirst += (size_t)send_counts[r], rfirst += (size_t)recv_counts[r];
+    if (solo()) {
+        ASSERT(send_counts[g_rank] == recv_counts[g_rank]);
+        sown = (size_t)send_counts[g_rank] * row_bytes;
+        if (sown) memmove((char *)recv + rfirst * row_bytes, (const char *)send + sfirst * row_bytes, sown);
+        return;
+    }
+    ASSERT(row_bytes > 0 && row_bytes <= (size_t)INT_MAX);
+    double t0 = now_seconds();
+    MPI_Datatype row;
+    CHECK_MPI(MPI_Type_contiguous((int)row_bytes, MPI_BYTE, &row));
+    CHECK_MPI(MPI_Type_commit(&row));
+    size_t soff = 0, roff = 0;
+    for (int r = 0; r < g_world; r++) {
+        ASSERT(send_counts[r] >= 0 && recv_counts[r] >= 0 && soff <= (size_t)INT_MAX &&
+               roff <= (size_t)INT_MAX);
+        g_displs[r] = (int)soff;
+        g_rdispls[r] = (int)roff;
+        soff += (size_t)send_counts[r];
+        roff += (size_t)recv_counts[r];
+    }
+    CHECK_MPI(
+        MPI_Alltoallv(send, send_counts, g_displs, row, recv, recv_counts, g_rdispls, row, MPI_COMM_WORLD));
+    CHECK_MPI(MPI_Type_free(&row));
+    g_stats.allgather_s += now_seconds() - t0;
+    g_stats.allgather_bytes += (roff - (size_t)recv_counts[g_rank]) * row_bytes;
+}
+
+void dist_allreduce_sum_int64(int64_t *p, size_t n) {
+    if (solo() || n == 0) return;
+    double t0 = now_seconds();
+    for (size_t i = 0; i < n; i += g_chunk) {
+        size_t c = MIN(g_chunk, n - i);
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p + i, (int)c, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+    }
+    g_stats.scalar_s += now_seconds() - t0;
 }
 
 /* ---- shards of an array ------------------------------------------------------------------ */

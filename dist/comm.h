@@ -93,6 +93,21 @@ void dist_allgather_rows(void *recv, const void *send, size_t row_bytes, const i
  * send. Collective. */
 void dist_reduce_scatter_rows(float *recv, const float *send, int row_len, const int *rows_per_rank);
 
+/* ---- rows to chosen ranks (the hard-class pool, mining/classes.h) ---------------- */
+
+/* recv_counts[s] = the send_counts[rank] of rank s: each rank tells every
+ * other how much it will send it (MPI_Alltoall of one int). Collective. */
+void dist_alltoall_counts(int *recv_counts, const int *send_counts);
+/* Rank r sends send_counts[s] rows of row_bytes bytes from send (rows for
+ * rank 0 first, then rank 1, ...) to every rank s, and receives
+ * recv_counts[s] rows from each s into recv in rank order (MPI_Alltoallv).
+ * The counts must agree pairwise (dist_alltoall_counts). Collective. */
+void dist_alltoallv_rows(void *recv, const int *recv_counts, const void *send, const int *send_counts,
+                         size_t row_bytes);
+/* In place, SUM over ranks of 64-bit integers: exact, so the same bits for
+ * any number of ranks and any reduction order. Collective. */
+void dist_allreduce_sum_int64(int64_t *p, size_t n);
+
 /* ---- shards of an array (the sharded optimizer) -------------------------------------- */
 
 /* Rank r owns buf[lo[r], lo[r] + count[r]) of an array of floats (lo and

@@ -120,7 +120,9 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
     double img = (double)dm->channels * dm->height * dm->width, hw = (double)dm->height * dm->width;
     double batches = 2 * (double)max_images * (4 * img + (dm->has_masks ? hw : 0)); /* prefetch's 2 slots */
     double mining = 4.0 * (double)max_images * (double)t->D;
-    if (c->sampler.mode == SAMPLER_PK) {
+    if (classes_active(c)) {
+        mining += 4.0 * classes_exchange_floats(c, t->D, max_items, t->world) + 4.0 * t->global_items;
+    } else if (c->sampler.mode == SAMPLER_PK) {
         int N = t->global_items, Na = c->mining.scope == SCOPE_GLOBAL ? max_items : N;
         mining += 4.0 * (2.0 * N * t->D +
                          (double)MAX(triplet_workspace_floats(N, Na), pairs_workspace_floats(N, Na)));
@@ -216,7 +218,10 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     for (int r = 0; r < t->world; r++) sampler_shard(t->global_items, r, t->world, &t->offsets[r], &t->rows[r]);
     size_t D = (size_t)t->D;
     t->dE = xaligned_floats((size_t)max_images * D);
-    if (c->sampler.mode == SAMPLER_PK) {
+    if (classes_active(c)) { /* the labels of the batch, and only the rows the anchors need */
+        t->pool_labels = xcalloc((size_t)t->global_items, sizeof(int32_t));
+        t->cls = classes_exchange_create(t, max_items);
+    } else if (c->sampler.mode == SAMPLER_PK) {
         int N = t->global_items;
         t->pool_E = xaligned_floats((size_t)N * D);
         t->pool_dE = xaligned_floats((size_t)N * D);
@@ -261,6 +266,7 @@ void trainer_free(Trainer *t) {
     free(t->pool_dE);
     free(t->pool_labels);
     free(t->pool_x);
+    classes_exchange_free(t->cls);
     free(t->dE);
     free(t->ws);
     free(t->pairs);
@@ -280,6 +286,35 @@ BatchDecode trainer_decode(const Trainer *t) {
     return d;
 }
 
+/* The configured PK loss of anchors [a0, a1) against the pool E (N, D):
+ * the contract of triplet.h (the head's gradient into the arena too). */
+LossStats trainer_pool_loss(Trainer *t, float *dpool, float *ws, const float *pool, const int32_t *labels,
+                            int N, int a0, int a1) {
+    const Config *c = &t->cfg;
+    Model *m = &t->model;
+    int D = t->D;
+    float *hw = m->has_head ? m->params + m->head_w_off : NULL;
+    float hb = m->has_head ? m->params[m->head_b_off] : 0;
+    float *dhw = m->has_head ? m->grads + m->head_w_off : NULL,
+          *dhb = m->has_head ? m->grads + m->head_b_off : NULL;
+    float margin = (float)c->loss.margin;
+    if (c->loss.type == LOSS_TRIPLET)
+        return triplet_loss(dpool, NULL, ws, pool, labels, c->mining.strategy, margin, (int)c->loss.soft, N,
+                            D, a0, a1);
+    if (c->loss.type == LOSS_CONTRASTIVE)
+        return c->mining.strategy == MINE_HARD_PAIRS
+                   ? pairs_contrastive_hard(dpool, NULL, ws, pool, labels, margin, N, D, a0, a1)
+                   : pairs_contrastive_all(dpool, ws, pool, labels, margin, N, D, a0, a1);
+    if (c->loss.type == LOSS_INFONCE)
+        return simloss_infonce(dpool, ws, pool, labels, (float)c->loss.temperature, (int)c->loss.symmetric, N,
+                               D, a0, a1);
+    if (c->loss.type == LOSS_MULTI_SIMILARITY)
+        return simloss_multi_similarity(
+            dpool, ws, pool, labels, (float)c->loss.ms_alpha, (float)c->loss.ms_beta, (float)c->loss.ms_base,
+            (float)c->mining.epsilon, c->mining.strategy == MINE_MULTI_SIMILARITY, N, D, a0, a1);
+    return pairs_koch_hard(dpool, dhw, dhb, NULL, ws, pool, labels, hw, hb, N, D, a0, a1);
+}
+
 /* Loss of this rank's share, unnormalised gradient into *dEout (and the head
  * gradient into the arena). Returns the stats to be summed over ranks. With
  * want_grad == 0 only the stats are needed (dE is still written: cheap). */
@@ -293,7 +328,9 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
     float *dhw = m->has_head ? m->grads + m->head_w_off : NULL, *dhb = m->has_head ? m->grads + m->head_b_off : NULL;
     float margin = (float)c->loss.margin;
     LossStats s = {0};
-    if (c->sampler.mode == SAMPLER_PK) {
+    if (t->cls) {
+        s = classes_exchange_loss(t, lb, E, dEout, pool_rows);
+    } else if (c->sampler.mode == SAMPLER_PK) {
         const float *pool = E;
         const int32_t *labels = lb->labels;
         int N = lb->n_items, a0 = 0, a1 = lb->n_items;
@@ -318,24 +355,7 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
             dpool = t->pool_dE;
         }
         memset(dpool, 0, (size_t)N * D * sizeof(float));
-        if (c->loss.type == LOSS_TRIPLET) {
-            s = triplet_loss(dpool, NULL, t->ws, pool, labels, c->mining.strategy, margin, (int)c->loss.soft,
-                             N, (int)D, a0, a1);
-        } else if (c->loss.type == LOSS_CONTRASTIVE) {
-            if (c->mining.strategy == MINE_HARD_PAIRS)
-                s = pairs_contrastive_hard(dpool, NULL, t->ws, pool, labels, margin, N, (int)D, a0, a1);
-            else
-                s = pairs_contrastive_all(dpool, t->ws, pool, labels, margin, N, (int)D, a0, a1);
-        } else if (c->loss.type == LOSS_INFONCE) {
-            s = simloss_infonce(dpool, t->ws, pool, labels, (float)c->loss.temperature, (int)c->loss.symmetric, N,
-                                (int)D, a0, a1);
-        } else if (c->loss.type == LOSS_MULTI_SIMILARITY) {
-            s = simloss_multi_similarity(dpool, t->ws, pool, labels, (float)c->loss.ms_alpha, (float)c->loss.ms_beta,
-                                         (float)c->loss.ms_base, (float)c->mining.epsilon,
-                                         c->mining.strategy == MINE_MULTI_SIMILARITY, N, (int)D, a0, a1);
-        } else {
-            s = pairs_koch_hard(dpool, dhw, dhb, NULL, t->ws, pool, labels, hw, hb, N, (int)D, a0, a1);
-        }
+        s = trainer_pool_loss(t, dpool, t->ws, pool, labels, N, a0, a1);
         *dEout = dpool;
         *pool_rows = N;
     } else if (c->loss.type == LOSS_MASK) {
@@ -439,7 +459,10 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     parallel_scale(dpool, (size_t)rows * (size_t)t->D, inv);
     if (m->has_head) parallel_scale(m->grads + m->head_w_off, (size_t)t->D + 1, inv);
     const float *dE_local = dpool;
-    if (dpool == t->pool_dE) {
+    if (t->cls) {
+        classes_exchange_return(t, t->dE, &b->lb);
+        dE_local = t->dE;
+    } else if (dpool == t->pool_dE) {
         dist_reduce_scatter_rows(t->dE, t->pool_dE, t->D, t->rows);
         dE_local = t->dE;
     }

@@ -47,6 +47,8 @@ typedef struct StepTimes {
     double data, forward, imbalance, mining, backward, allreduce, optimizer, total;
 } StepTimes;
 
+typedef struct ClassesExchange ClassesExchange; /* train_classes.c */
+
 typedef struct Trainer {
     Config cfg;
     char *cfg_text;          /* canonical text (rank 0's, broadcast) */
@@ -74,6 +76,7 @@ typedef struct Trainer {
     float *pool_E, *pool_dE; /* (global_items, D) PK global pool */
     int32_t *pool_labels;
     uint8_t *pool_x;         /* (global_items, D) 16-bit rows of [mining] exchange, or NULL */
+    ClassesExchange *cls;    /* [mining] pool = classes (below P - 1 classes), or NULL */
     float *dE;               /* (local images, D) */
     float *ws;               /* miner workspace */
     IndexPair *pairs;        /* offline pairs of this rank */
@@ -134,6 +137,27 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st);
  * it fixed: the number of active terms is a step function of the weights,
  * and the gradient, like autograd's, treats it as a constant). */
 double trainer_loss_only(Trainer *t, const Batch *b, double count);
+
+/* The configured PK loss of anchors [a0, a1) against a pool E (N rows):
+ * the contract of mining/triplet.h, the head's gradient into the arena. */
+LossStats trainer_pool_loss(Trainer *t, float *dE, float *ws, const float *E, const int32_t *labels, int N,
+                            int a0, int a1);
+
+/* [mining] pool = classes (train_classes.c). classes_active: the config
+ * mines hard classes (pool = classes with fewer than P - 1 classes; from
+ * P - 1 on every pool is the whole batch and the exact path runs).
+ * classes_exchange_floats: the floats it allocates per rank (memory check).
+ * classes_exchange_loss: the exchange and the loss of this rank's anchors;
+ * *dEout (*rows, D) receives the unnormalised gradient of the rows it
+ * received. classes_exchange_return: after that gradient is normalised,
+ * sends it to the rows' owners; dE (local images, D) = the sum, in rank
+ * order, of what every rank sent for this rank's rows. Collective. */
+int classes_active(const Config *c);
+ClassesExchange *classes_exchange_create(const Trainer *t, int max_items);
+double classes_exchange_floats(const Config *c, int D, int max_items, int world);
+void classes_exchange_free(ClassesExchange *x);
+LossStats classes_exchange_loss(Trainer *t, const LocalBatch *lb, const float *E, float **dEout, int *rows);
+void classes_exchange_return(Trainer *t, float *dE, const LocalBatch *lb);
 
 /* Validation (train_val.c). trainer_val_open checks [eval] data against
  * the model (rank 0 opens it); trainer_val_header starts eval.csv;

@@ -77,6 +77,8 @@ static const Key schema[] = {
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
     {"mining", "exchange", K_ENUM, C(mining.exchange), 0, 0, "fp32", "fp32|bf16|fp16", "global scope: the format of the exchanged embeddings; bf16 / fp16 halve the allgather and round every pool row (1 rank too), so p ranks still equal 1 rank; the batch_hard loss moves by at most 4 u max|e| (u = 2^-8 / 2^-11) (docs/mining-scale.md)"},
+    {"mining", "pool", K_ENUM, C(mining.pool), 0, 0, "exact", "exact|classes", "global scope: exact = every anchor against the whole global batch; classes = against its own class and the [mining] classes classes whose centroids are nearest (fixed-point sums: the same choice for any rank count); a rank exchanges and mines only those rows (docs/mining-scale.md)"},
+    {"mining", "classes", K_INT32, C(mining.classes), 1, 100000, "8", NULL, "pool = classes: neighbour classes per anchor class (>= [sampler] p - 1 is exact mining)"},
     {"mining", "epsilon", K_DBL, C(mining.epsilon), 0, 10, "0.1", NULL, "multi_similarity mining: keep negatives within epsilon above the weakest positive, positives within epsilon below the strongest negative"},
     {"optim", "type", K_ENUM, C(optim.type), 0, 0, "sgd", "sgd|adam|adamw", "optimizer"},
     {"optim", "lr", K_DBL, C(optim.lr), 0, 100, "0.05", NULL, "base learning rate"},
@@ -133,6 +135,7 @@ _Static_assert(MINE_BATCH_HARD == 0 && MINE_SEMI_HARD == 1 && MINE_BATCH_ALL == 
                    MINE_NONE == 4 && MINE_MULTI_SIMILARITY == 5,
                "[mining] strategy order");
 _Static_assert(SCOPE_GLOBAL == 0 && SCOPE_LOCAL == 1, "[mining] scope order");
+_Static_assert(POOL_EXACT == 0 && POOL_CLASSES == 1, "[mining] pool order");
 _Static_assert(OPTIM_SGD == 0 && OPTIM_ADAM == 1 && OPTIM_ADAMW == 2, "[optim] type order");
 _Static_assert(OPTIM_SCHED_CONSTANT == 0 && OPTIM_SCHED_STEP == 1 && OPTIM_SCHED_EXP == 2 && OPTIM_SCHED_COSINE == 3,
                "[optim] schedule order");
@@ -697,6 +700,11 @@ int config_validate(const Config *c, Err *e) {
         return err_set(e, "%s: [mining] exchange = %s rounds the embeddings of global mining: it needs [sampler] "
                           "mode = pk and [mining] scope = global (or set exchange = fp32)",
                        n, c->mining.exchange == EXCHANGE_BF16 ? "bf16" : "fp16");
+    if (c->mining.pool == POOL_CLASSES && (c->sampler.mode != SAMPLER_PK || c->mining.scope != SCOPE_GLOBAL))
+        return err_set(e, "%s: [mining] pool = classes picks classes of a pk batch: it needs [sampler] mode = pk and "
+                          "[mining] scope = global (or set pool = exact)", n);
+    if (c->mining.pool == POOL_CLASSES && c->mining.exchange != EXCHANGE_FP32)
+        return err_set(e, "%s: [mining] pool = classes exchanges fp32 rows: set [mining] exchange = fp32", n);
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
         if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)

@@ -36,11 +36,16 @@ typedef enum {
 typedef enum { SCOPE_GLOBAL, SCOPE_LOCAL } MiningScope;
 /* [mining] exchange: the format of the exchanged embeddings (exchange.h). */
 typedef enum { EXCHANGE_FP32, EXCHANGE_BF16, EXCHANGE_FP16 } ExchangeFormat;
+/* [mining] pool: every anchor against the whole global batch, or against
+ * its own class and the `classes` nearest ones (classes.h). */
+typedef enum { POOL_EXACT, POOL_CLASSES } MiningPool;
 
 typedef struct MiningSpec {
     MiningStrategy strategy;
     MiningScope scope;
     ExchangeFormat exchange;
+    MiningPool pool;
+    int classes;    /* pool = classes: neighbour classes per anchor class */
     double epsilon; /* multi_similarity mining margin */
 } MiningSpec;
 

@@ -13,7 +13,8 @@
 #   ones (optim.lr) are allowed and reported;
 # - a save onto a full filesystem (a small tmpfs) keeps the old checkpoints;
 # - with [augment] distortions: kill -9 + resume bit-equal, and the
-#   augmented run differs from the plain one;
+#   augmented run differs from the plain one; the same with [mining]
+#   pool = classes, whose pool cannot change on resume;
 # - validation during training ([eval] data, every, metric): eval.csv rows
 #   at every N steps and the end, best.smpi = the checkpoint of the best
 #   row's step, both bit-equal after kill -9 + resume; eval.data and
@@ -154,6 +155,21 @@ SIAMESE_TEST_KILL_STEP=16 train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 >"$T/
 train "$T/ak" 2 "${AUG[@]}" --set train.steps=30 --resume auto >"$T/ak2.out" 2>&1
 check '[ $? -eq 0 ] && grep -q "at step 14" "$T/ak2.out" && same "$T/aref" "$T/ak"' \
   "augmented run: kill -9 at step 16, resume from 14: weights, optimizer and metrics bit-equal"
+
+# [mining] pool = classes (3 of the 9 other classes): kill -9 of rank 1 at
+# step 16 and resume give the uninterrupted run's bits; the pool cannot
+# change on resume.
+CLS=(--set mining.pool=classes --set mining.classes=3 --set train.steps=30)
+train "$T/cref" 2 "${CLS[@]}" >"$T/cref.out" 2>&1
+check '[ $? -eq 0 ] && ! cmp -s "$T/cref/metrics.csv" <(head -n 31 "$T/ref/metrics.csv")' \
+  "hard-class run finishes, and its losses differ from exact mining's"
+SIAMESE_TEST_KILL_STEP=16 SIAMESE_TEST_RANK=1 train "$T/ck" 2 "${CLS[@]}" >"$T/ck1.out" 2>&1
+train "$T/ck" 2 "${CLS[@]}" --resume auto >"$T/ck2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "at step 14" "$T/ck2.out" && same "$T/cref" "$T/ck"' \
+  "hard-class run: kill -9 at step 16, resume from 14: weights, optimizer and metrics bit-equal"
+train "$T/ck" 2 --set train.steps=30 --resume auto >"$T/ck3.out" 2>&1; rc=$?
+check '[ $rc -ne 0 ] && grep -q "mining.pool: classes -> exact" "$T/ck3.out"' \
+  "resume of a hard-class run with pool = exact refused naming the key"
 
 # Validation during training on a held-out sample split (1,000 images).
 $S import --format idx --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz \

@@ -13,13 +13,16 @@
  * (and running statistics) after 5 steps within 1e-5, with global mining.
  * Rank 0 first computes the 1-rank
  * reference in the same job (dist_test_solo). Also: every rank ends with
- * bit-identical weights, and local-scope mining is NOT equivalent.
+ * bit-identical weights, and local-scope mining is NOT equivalent. The
+ * hard-class pool ([mining] pool = classes: triplet miners and
+ * multi-similarity) is equivalent like exact mining, and is exact mining
+ * bit for bit from P - 1 classes on.
  * Threads: the same p ranks with 1, 2, 3 and 4 threads per rank ([run]
  * threads, oversubscribed) end with bit-identical weights, optimizer state
  * and metrics rows, and so does the sharded optimizer ([optim] shard = 1:
- * every optimizer, clipping, per-layer momentum and multipliers); recipes with wider layers reach the fused conv blocks,
- * im2col convolutions (padding), unfused pooling and sigmoid, GEMMs cut
- * into several blocks, L2 terms and gradient clipping. */
+ * every optimizer, clipping, per-layer momentum and multipliers); recipes with wider layers reach the fused
+ * conv blocks, im2col convolutions (padding), unfused pooling and sigmoid, GEMMs cut into several blocks, L2
+ * terms and gradient clipping. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,6 +158,25 @@ static const Recipe recipes[] = {
     {"two-tower pairs, bn + dropout (graph)",
      {"dist.bucket_kfloats=1"},
      "tests/fixtures/graph/two-tower.ini",
+     NULL},
+    /* [mining] pool = classes (mining/classes.h): below P - 1 classes, so
+     * the pools are smaller than the batch. */
+    {"hard classes batch_hard, m = 1",
+     {"mining.strategy=batch_hard", "mining.pool=classes", "mining.classes=1"},
+     NULL,
+     NULL},
+    {"hard classes batch_all, m = 2",
+     {"mining.strategy=batch_all", "mining.pool=classes", "mining.classes=2"},
+     NULL,
+     NULL},
+    {"hard classes soft semi_hard, m = 1",
+     {"mining.strategy=semi_hard", "loss.soft=1", "mining.pool=classes", "mining.classes=1"},
+     NULL,
+     NULL},
+    {"hard classes multi_similarity, m = 1",
+     {"loss.type=multi_similarity", "mining.strategy=multi_similarity", "mining.pool=classes",
+      "mining.classes=1"},
+     NULL,
      NULL},
     {"infonce symmetric", {"loss.type=infonce", "mining.strategy=none", "loss.temperature=0.1"}, NULL, NULL},
     {"infonce one-way + adam",
@@ -418,7 +440,8 @@ int main(int argc, char **argv) {
                                    "koch bce hard_pairs",
                                    "offline triplets",
                                    "wide: fused conv block, 3-block GEMMs, clip",
-                                   "batch norm + dropout (graph)"};
+                                   "batch norm + dropout (graph)",
+                                   "hard classes batch_all, m = 2"};
     batch_p = "sampler.p=7", batch_k = "sampler.k=7";
     for (size_t k = 0; k < sizeof uneven / sizeof uneven[0]; k++) check_recipe(recipe_named(uneven[k]), 0);
     batch_p = "sampler.p=4", batch_k = "sampler.k=6";
@@ -431,6 +454,25 @@ int main(int argc, char **argv) {
         float *a = run(g, lg, &n, NULL, NULL), *b = run(l, ll, &n, NULL, NULL);
         if (rank == 0) CHECK(lg[0] != ll[0], "local scope differs from global (%.9g vs %.9g)", lg[0], ll[0]);
         free(a), free(b), free(g), free(l);
+    }
+    /* pool = classes with P - 1 classes or more (the default 8 here, P = 4)
+     * is exact mining, bit for bit; with fewer the pools are smaller and
+     * the loss differs. */
+    if (!uneven_only) {
+        const Recipe *bh = recipe_named("triplet batch_hard"),
+                     *c1 = recipe_named("hard classes batch_hard, m = 1");
+        char *x = recipe_text(bh, NULL), *t1 = recipe_text(c1, NULL);
+        double lx[STEPS], l1[STEPS];
+        size_t n;
+        End ex;
+        free(run(x, lx, &n, NULL, &ex));
+        CHECK(same_end(bh, "mining.pool=classes", &ex),
+              "%d ranks: pool = classes with classes >= P - 1 differs from exact mining", world);
+        free(run(t1, l1, &n, NULL, NULL));
+        if (rank == 0)
+            CHECK(l1[0] != lx[0], "classes = 1 mines a smaller pool than exact (%.9g vs %.9g)", l1[0], lx[0]);
+        end_free(&ex);
+        free(x), free(t1);
     }
     /* Batch norm with sync = 0 uses each rank's own rows: not equivalent
      * with 2+ ranks (and the replicas still agree: only the running

@@ -220,7 +220,12 @@ int main(void) {
         {"[sampler]\nmode = pairs\n[loss]\ntype = infonce\n[mining]\nstrategy = none\n",
          "needs [sampler] mode = pk"},
         {"[augment]\nscale_min = 1.2\nscale_max = 0.8\n", "scale_min = 1.2 is above scale_max = 0.8"},
-        {"[mining]\nscope = local\nexchange = bf16\n", "exchange = bf16 rounds the embeddings of global mining"},
+        {"[mining]\nscope = local\nexchange = bf16\n",
+         "exchange = bf16 rounds the embeddings of global mining"},
+        {"[sampler]\nmode = pairs\n[loss]\ntype = contrastive\n[mining]\nstrategy = none\npool = classes\n",
+         "pool = classes picks classes of a pk batch: it needs [sampler] mode = pk"},
+        {"[mining]\nscope = local\npool = classes\n", "pool = classes picks classes of a pk batch"},
+        {"[mining]\npool = classes\nexchange = fp16\n", "pool = classes exchanges fp32 rows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[256];
@@ -232,6 +237,11 @@ int main(void) {
                   0 &&
               config_validate(&d, &e) == 0 && d.loss.temperature == 0.1 && d.loss.symmetric == 1,
           "infonce with its defaults validates: %s", e.msg);
+    CHECK(parse(&d, "[mining]\nclasses = 0\n[relu]\n", &e) == -1 && strstr(e.msg, "classes"),
+          "[mining] classes = 0 refused: %s", e.msg);
+    CHECK(parse(&d, "[data]\ntrain = x\n[mining]\npool = classes\nclasses = 3\n[relu]\n", &e) == 0 &&
+              config_validate(&d, &e) == 0 && d.mining.pool == POOL_CLASSES && d.mining.classes == 3,
+          "pool = classes with a pk sampler validates: %s", e.msg);
     CHECK(parse(&d, "[augment]\nshear = 1\n[relu]\n", &e) == -1 && strstr(e.msg, "shear = '1'"),
           "shear of 1 (a singular map) refused: %s", e.msg);
 

@@ -8,15 +8,22 @@
 #ifndef SIAMESE_CORRELATION_H
 #define SIAMESE_CORRELATION_H
 
-/* out (B, D*D, H, W); fa, fb (B, C, H, W); D odd >= 1; dil >= 1. */
+#include <stddef.h>
+
+/* Floats of the workspace ws the two calls need for maps of H x W (sized
+ * with parallel_threads(): rebuild after the pool changes). */
+size_t correlation_workspace_floats(int H, int W, int D, int dil);
+
+/* out (B, D*D, H, W); fa, fb (B, C, H, W); D odd >= 1; dil >= 1. The
+ * images are split across the pool; the same bits for any thread count. */
 void correlation_forward(float *out, const float *fa, const float *fb, int B, int C, int H, int W, int D,
-                         int dil, float scale);
+                         int dil, float scale, float *ws);
 
 /* dfa and dfb (B, C, H, W) ACCUMULATE (+=), unlike most input gradients:
  * in a co-segmentation net each feature map feeds c_AB, c_BA and the decoder,
  * so its gradient is a sum anyway. Zero them before the first contribution.
  * Either may be NULL (skipped). dout (B, D*D, H, W). */
 void correlation_backward(float *dfa, float *dfb, const float *dout, const float *fa, const float *fb, int B,
-                          int C, int H, int W, int D, int dil, float scale);
+                          int C, int H, int W, int D, int dil, float scale, float *ws);
 
 #endif

@@ -140,39 +140,40 @@ static int correlation_build(Model *m, ModelLayer *L, Err *e) {
     int D = 2 * (int)L->cfg.displacement + 1;
     L->oc = D * D, L->oh = L->h, L->ow = L->w;
     L->flops = 2ULL * (uint64_t)L->c * (uint64_t)L->oc * (uint64_t)L->h * (uint64_t)L->w;
+    L->ws_floats = correlation_workspace_floats(L->h, L->w, D, (int)L->cfg.dilation);
     return 0;
 }
 
 static void correlation_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    (void)m;
     int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation;
     float scale = 1.0f / (float)L->c;
     if (L->nin == 2) {
-        correlation_forward(y, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale);
+        correlation_forward(y, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, m->ws);
         return;
     }
     /* Both directions: rows [0, B) are the a images, [B, 2B) their partners. */
     int B = rows / 2;
     const float *xa = x[0], *xb = x[0] + (size_t)B * L->in_size;
-    correlation_forward(y, xa, xb, B, L->c, L->h, L->w, D, dil, scale);
-    correlation_forward(y + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale);
+    correlation_forward(y, xa, xb, B, L->c, L->h, L->w, D, dil, scale, m->ws);
+    correlation_forward(y + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale, m->ws);
 }
 
 static void correlation_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
                             const float *const *x, int rows) {
-    (void)m, (void)y;
+    (void)y;
     int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation;
     float scale = 1.0f / (float)L->c;
     if (L->nin == 2) {
-        correlation_backward(dx[0], dx[1], dy, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale);
+        correlation_backward(dx[0], dx[1], dy, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, m->ws);
         return;
     }
     if (!dx[0]) return;
     int B = rows / 2;
     const float *xa = x[0], *xb = x[0] + (size_t)B * L->in_size;
     float *da = dx[0], *db = dx[0] + (size_t)B * L->in_size;
-    correlation_backward(da, db, dy, xa, xb, B, L->c, L->h, L->w, D, dil, scale);
-    correlation_backward(db, da, dy + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale);
+    correlation_backward(da, db, dy, xa, xb, B, L->c, L->h, L->w, D, dil, scale, m->ws);
+    correlation_backward(db, da, dy + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale,
+                         m->ws);
 }
 
 const LayerDef layer_correlation = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../nn/correlation.h"
+#include "../nn/parallel.h"
 #include "../nn/upsample.h"
 #include "../nn/util.h"
 #include "fixture_num.h"
@@ -19,12 +20,12 @@ static Rng rng;
 typedef struct CorrCase {
     int B, C, H, W, D, dil;
     float scale;
-    float *fa, *fb, *out, *R;
+    float *fa, *fb, *out, *R, *ws;
 } CorrCase;
 
 static double corr_loss(void *ctx) {
     CorrCase *c = ctx;
-    correlation_forward(c->out, c->fa, c->fb, c->B, c->C, c->H, c->W, c->D, c->dil, c->scale);
+    correlation_forward(c->out, c->fa, c->fb, c->B, c->C, c->H, c->W, c->D, c->dil, c->scale, c->ws);
     return fixture_dot(c->out, c->R, (size_t)c->B * c->D * c->D * c->H * c->W);
 }
 
@@ -32,7 +33,8 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
     char what[96];
     snprintf(what, sizeof what, "correlation B%d C%d %dx%d D%d dil%d", B, C, H, W, D, dil);
     size_t nf = (size_t)B * C * H * W, no = (size_t)B * D * D * H * W;
-    CorrCase c = {B, C, H, W, D, dil, scale, NULL, NULL, NULL, NULL};
+    CorrCase c = {B, C, H, W, D, dil, scale, NULL, NULL, NULL, NULL, NULL};
+    c.ws = xaligned_floats(correlation_workspace_floats(H, W, D, dil) + 1);
     c.fa = fixture_rand_floats(&rng, nf, -1, 1);
     c.fb = fixture_rand_floats(&rng, nf, -1, 1);
     c.out = xaligned_floats(no);
@@ -57,7 +59,7 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
 
     /* c_BA(m, n, -k) == c_AB(i, j, k) */
     float *ba = xaligned_floats(no);
-    correlation_forward(ba, c.fb, c.fa, B, C, H, W, D, dil, scale);
+    correlation_forward(ba, c.fb, c.fa, B, C, H, W, D, dil, scale, c.ws);
     int bad = 0;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < D * D; k++)
@@ -72,7 +74,7 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
     CHECK(bad == 0, "%s: c_BA is c_AB at the opposite displacement (%d differ)", what, bad);
 
     float *dfa = xaligned_floats(nf), *dfb = xaligned_floats(nf);
-    correlation_backward(dfa, dfb, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
+    correlation_backward(dfa, dfb, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale, c.ws);
     e = fixture_fd_error(corr_loss, &c, c.fa, dfa, nf, 0.05f, nf, NULL);
     CHECK(e < 1e-3, "%s: dfa vs finite differences, rel err %g", what, e);
     e = fixture_fd_error(corr_loss, &c, c.fb, dfb, nf, 0.05f, nf, NULL);
@@ -80,9 +82,35 @@ static void test_correlation(int B, int C, int H, int W, int D, int dil, float s
 
     float *twice = xaligned_floats(nf);
     for (size_t i = 0; i < nf; i++) twice[i] = 2 * dfa[i];
-    correlation_backward(dfa, NULL, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale);
+    correlation_backward(dfa, NULL, c.R, c.fa, c.fb, B, C, H, W, D, dil, scale, c.ws);
     CHECK(fixture_max_rel_err(dfa, twice, nf) < 1e-6, "%s: dfa accumulates, dfb NULL skipped", what);
-    free(c.fa), free(c.fb), free(c.out), free(c.R), free(ref), free(ba), free(dfa), free(dfb), free(twice);
+    free(c.fa), free(c.fb), free(c.out), free(c.R), free(ref), free(ba), free(dfa), free(dfb), free(twice),
+        free(c.ws);
+}
+
+/* The images split across the pool: 1 and 3 threads give the same bits,
+ * in both forms (GEMM: a window as large as the map; direct loops). */
+static void test_correlation_threads(int C, int H, int W, int D, int dil) {
+    int B = 5;
+    size_t nf = (size_t)B * C * H * W, no = (size_t)B * D * D * H * W;
+    float *fa = fixture_rand_floats(&rng, nf, -1, 1), *fb = fixture_rand_floats(&rng, nf, -1, 1);
+    float *R = fixture_rand_floats(&rng, no, -1, 1);
+    float *out[2], *dfa[2], *dfb[2];
+    parallel_init(3);
+    float *ws = xaligned_floats(correlation_workspace_floats(H, W, D, dil) + 1); /* 3 threads' worth */
+    for (int t = 0; t < 2; t++) {
+        parallel_init(t ? 3 : 1);
+        out[t] = xaligned_floats(no), dfa[t] = xaligned_floats(nf), dfb[t] = xaligned_floats(nf);
+        memset(dfa[t], 0, nf * sizeof(float)), memset(dfb[t], 0, nf * sizeof(float));
+        correlation_forward(out[t], fa, fb, B, C, H, W, D, dil, 1.0f / C, ws);
+        correlation_backward(dfa[t], dfb[t], R, fa, fb, B, C, H, W, D, dil, 1.0f / C, ws);
+    }
+    parallel_init(1);
+    CHECK(!memcmp(out[0], out[1], no * sizeof(float)) && !memcmp(dfa[0], dfa[1], nf * sizeof(float)) &&
+              !memcmp(dfb[0], dfb[1], nf * sizeof(float)),
+          "correlation C%d %dx%d D%d dil%d: 1 and 3 threads bit-identical", C, H, W, D, dil);
+    free(fa), free(fb), free(R), free(ws);
+    for (int t = 0; t < 2; t++) free(out[t]), free(dfa[t]), free(dfb[t]);
 }
 
 /* ---- upsample ------------------------------------------------------------ */
@@ -154,8 +182,12 @@ int main(void) {
     test_correlation(1, 1, 3, 3, 1, 1, 1.0f); /* D = 1: plain per-pixel dot product */
     test_correlation(2, 3, 5, 4, 3, 1, 1.0f);
     test_correlation(2, 4, 6, 7, 5, 1, 0.25f);
-    test_correlation(1, 2, 7, 5, 3, 2, 1.0f); /* dilated */
-    test_correlation(1, 2, 3, 2, 7, 1, 1.0f); /* neighbourhood larger than the map */
+    test_correlation(1, 2, 7, 5, 3, 2, 1.0f);      /* dilated */
+    test_correlation(1, 2, 3, 2, 7, 1, 1.0f);      /* neighbourhood larger than the map */
+    test_correlation(2, 6, 8, 8, 15, 1, 1.0f / 6); /* co-segmentation's: the window covers the map (GEMM) */
+    test_correlation(2, 3, 6, 6, 5, 1, 0.5f);      /* GEMM, window smaller than the map */
+    test_correlation_threads(8, 8, 8, 15, 1);
+    test_correlation_threads(4, 9, 7, 3, 1);
     test_upsample_golden();
     test_upsample(2, 3, 4, 5, 2, UPSAMPLE_NEAREST);
     test_upsample(2, 3, 4, 5, 2, UPSAMPLE_BILINEAR);

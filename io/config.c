@@ -73,7 +73,7 @@ static const Key schema[] = {
     {"loss", "alpha", K_DBL, C(loss.ms_alpha), 1e-3, 1000, "2", NULL, "multi_similarity: weight of the positive similarities"},
     {"loss", "beta", K_DBL, C(loss.ms_beta), 1e-3, 1000, "50", NULL, "multi_similarity: weight of the negative similarities"},
     {"loss", "base", K_DBL, C(loss.ms_base), -1, 1, "0.5", NULL, "multi_similarity: the similarity the terms are centred on (lambda)"},
-    {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice", "mask: per-pixel binary cross-entropy on the logits, or the soft Dice loss; averaged over pixels and images"},
+    {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice|bce_dice", "mask: per-pixel binary cross-entropy on the logits, the soft Dice loss, or their sum (the BCE term keeps a gradient on images whose target is empty, where Dice's vanishes); averaged over pixels and images"},
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
     {"mining", "exchange", K_ENUM, C(mining.exchange), 0, 0, "fp32", "fp32|bf16|fp16", "global scope: the format of the exchanged embeddings; bf16 / fp16 halve the allgather and round every pool row (1 rank too), so p ranks still equal 1 rank; the batch_hard loss moves by at most 4 u max|e| (u = 2^-8 / 2^-11) (docs/mining-scale.md)"},

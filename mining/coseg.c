@@ -3,6 +3,7 @@
 #include "coseg.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "../nn/util.h"
 
@@ -57,40 +58,48 @@ static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp
 
 static double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
 
+/* Image i's BCE (mean over its pixels) and its gradient, scaled, into g. */
+static double mask_bce(float *g, const float *z, const uint8_t *t, size_t npix, double scale) {
+    double l = 0.0, s = scale / (double)npix;
+    for (size_t j = 0; j < npix; j++) {
+        int tj = t && t[j];
+        l += softplus(z[j]) - (tj ? z[j] : 0.0);
+        g[j] = (float)(s * (sigmoid(z[j]) - tj));
+    }
+    return l / (double)npix;
+}
+
+/* Image i's soft Dice loss; its gradient, scaled, ADDED to g. */
+static double mask_dice(float *g, const float *z, const uint8_t *t, size_t npix, double scale) {
+    double inter = 0.0, sp = 0.0, st = 0.0;
+    for (size_t j = 0; j < npix; j++) {
+        double p = sigmoid(z[j]);
+        int tj = t && t[j];
+        inter += tj ? p : 0.0;
+        sp += p;
+        st += tj;
+    }
+    double num = 2.0 * inter + COSEG_DICE_SMOOTH, den = sp + st + COSEG_DICE_SMOOTH;
+    /* d/dp_j of -num/den = -(2 t_j den - num) / den^2; dp/dz = p (1 - p) */
+    for (size_t j = 0; j < npix; j++) {
+        double p = sigmoid(z[j]);
+        int tj = t && t[j];
+        g[j] += (float)(scale * -(2.0 * tj * den - num) / (den * den) * p * (1.0 - p));
+    }
+    return 1.0 - num / den;
+}
+
 double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_t *has_target, int n,
                        size_t npix, MaskLoss type, double scale) {
-    ASSERT(type == MASK_BCE || type == MASK_DICE);
+    ASSERT(type == MASK_BCE || type == MASK_DICE || type == MASK_BCE_DICE);
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * npix;
         const uint8_t *ti = has_target[i] ? t + (size_t)i * npix : NULL;
         float *gi = dz + (size_t)i * npix;
-        if (type == MASK_BCE) {
-            double l = 0.0, g = scale / (double)npix;
-            for (size_t j = 0; j < npix; j++) {
-                int tj = ti && ti[j];
-                l += softplus(zi[j]) - (tj ? zi[j] : 0.0);
-                gi[j] = (float)(g * (sigmoid(zi[j]) - tj));
-            }
-            total += l / (double)npix;
-        } else {
-            double inter = 0.0, sp = 0.0, st = 0.0;
-            for (size_t j = 0; j < npix; j++) {
-                double p = sigmoid(zi[j]);
-                int tj = ti && ti[j];
-                inter += tj ? p : 0.0;
-                sp += p;
-                st += tj;
-            }
-            double num = 2.0 * inter + COSEG_DICE_SMOOTH, den = sp + st + COSEG_DICE_SMOOTH;
-            total += 1.0 - num / den;
-            /* d/dp_j of -num/den = -(2 t_j den - num) / den^2; dp/dz = p (1 - p) */
-            for (size_t j = 0; j < npix; j++) {
-                double p = sigmoid(zi[j]);
-                int tj = ti && ti[j];
-                gi[j] = (float)(scale * -(2.0 * tj * den - num) / (den * den) * p * (1.0 - p));
-            }
-        }
+        if (type == MASK_DICE) memset(gi, 0, npix * sizeof *gi);
+        if (type != MASK_DICE) total += mask_bce(gi, zi, ti, npix, scale);
+        if (type != MASK_BCE) total += mask_dice(gi, zi, ti, npix, scale);
     }
     return total;
 }

@@ -55,7 +55,9 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m);
  * has_target[i] is 0 (an image of a pair without a common object; t is
  * then not read). Per image, with p = sigmoid(z):
  *   BCE:  (1/npix) sum_j softplus(z_j) - t_j z_j
- *   Dice: 1 - (2 sum p t + s) / (sum p + sum t + s), s = COSEG_DICE_SMOOTH.
+ *   Dice: 1 - (2 sum p t + s) / (sum p + sum t + s), s = COSEG_DICE_SMOOTH;
+ *   BCE + Dice: their sum (an empty target's Dice gradient is about
+ *   1 / (sum p)^2, nothing once the image is marked; BCE's is not).
  * Returns the SUM of the n per-image losses (double); dz gets scale times
  * its gradient (WRITTEN), so scale = 1 / (images in the global batch) makes
  * the ranks' sums add up to the mean. */

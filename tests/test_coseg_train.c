@@ -74,6 +74,14 @@ static int target(const Batch *b, int i, size_t j, size_t npix) {
     return b->lb.same[i % b->lb.n_items] && b->masks[(size_t)i * npix + j];
 }
 
+static const char *mask_name(MaskLoss type) {
+    return type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice";
+}
+
+static const char *mask_set(MaskLoss type) {
+    return type == MASK_BCE ? "loss.mask=bce" : type == MASK_DICE ? "loss.mask=dice" : "loss.mask=bce_dice";
+}
+
 /* The mean loss over the batch's images, by naive loops in double. */
 static double naive_loss(const Batch *b, const float *z, size_t npix, MaskLoss type) {
     double total = 0;
@@ -85,13 +93,14 @@ static double naive_loss(const Batch *b, const float *z, size_t npix, MaskLoss t
             bce += -(t ? log(p) : log(1 - p));
             pt += p * t, ps += p, ts += t;
         }
-        total += type == MASK_BCE ? bce / (double)npix : 1 - (2 * pt + 1) / (ps + ts + 1);
+        double dice = 1 - (2 * pt + 1) / (ps + ts + 1);
+        total += type == MASK_BCE ? bce / (double)npix : type == MASK_DICE ? dice : bce / (double)npix + dice;
     }
     return total / b->lb.n_images;
 }
 
 static void test_loss_value(MaskLoss type) {
-    const char *sets[] = {type == MASK_BCE ? "loss.mask=bce" : "loss.mask=dice"};
+    const char *sets[] = {mask_set(type)};
     Setup s;
     setup(&s, 0, sets, 1);
     Model *m = &s.t.model;
@@ -104,8 +113,8 @@ static void test_loss_value(MaskLoss type) {
     StepTimes st;
     double loss = trainer_grads(&s.t, &s.b, &st);
     double want = naive_loss(&s.b, model_output(m, m->loss), npix, type);
-    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss %.9g, naive loops %.9g",
-          type == MASK_BCE ? "BCE" : "Dice", loss, want);
+    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss %.9g, naive loops %.9g", mask_name(type), loss,
+          want);
     /* A pair without a common object is trained towards empty masks: with
      * the targets taken from the masks alone the loss would differ. */
     double own = 0;
@@ -134,7 +143,7 @@ static double loss_only(void *ctx) {
 }
 
 static void test_fd(MaskLoss type) {
-    const char *sets[] = {type == MASK_BCE ? "loss.mask=bce" : "loss.mask=dice"};
+    const char *sets[] = {mask_set(type)};
     Setup s;
     setup(&s, 1, sets, 1);
     Model *m = &s.t.model;
@@ -149,12 +158,12 @@ static void test_fd(MaskLoss type) {
         const ParamView *pv = &m->views[v];
         double err =
             fixture_fd_error(loss_only, &s, m->params + pv->offset, g + pv->offset, pv->count, 1e-2f, 40, &r);
-        CHECK(err < 2e-2, "%s: %s gradient vs finite differences, rel err %g",
-              type == MASK_BCE ? "BCE" : "Dice", pv->name, err);
+        CHECK(err < 2e-2, "%s: %s gradient vs finite differences, rel err %g", mask_name(type), pv->name,
+              err);
         worst = fmax(worst, err);
     }
-    printf("finite differences of the whole model (%s, %d tensors): worst rel err %.2g\n",
-           type == MASK_BCE ? "BCE" : "Dice", m->nviews, worst);
+    printf("finite differences of the whole model (%s, %d tensors): worst rel err %.2g\n", mask_name(type),
+           m->nviews, worst);
     free(g);
     setup_free(&s);
 }
@@ -266,8 +275,10 @@ int main(void) {
     fixture_coseg_dataset(path, 200, 7);
     test_loss_value(MASK_BCE);
     test_loss_value(MASK_DICE);
+    test_loss_value(MASK_BCE_DICE);
     test_fd(MASK_BCE);
     test_fd(MASK_DICE);
+    test_fd(MASK_BCE_DICE);
     test_bad_node();
     test_parity();
     if (!test_failed_) fixture_rm_tree(fixture_dir());

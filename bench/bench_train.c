@@ -12,6 +12,10 @@
  *       over S steps of each layer's forward and backward, mining, allreduce,
  *       optimizer; with threads, each layer's share of the threads' time
  *       spent working (nn/parallel's profile: load balance and serial parts)
+ *       and their work in CPU milliseconds (cpu ms: every thread's CPU time
+ *       in chunks, the calling thread's outside them; time other programs
+ *       take is not in it, so T threads against 1 shows what threading
+ *       costs even on a loaded machine)
  * Options: --config PATH, --set section.key=value (repeatable), --batches N
  * (distinct batches cycled, default 4), --warmup N (default 5 steps). The
  * threads per rank are the trainer's ([run] threads, SIAMESE_THREADS, ...).
@@ -87,20 +91,24 @@ static double run_steps(Bench *s, int steps, double *cpu) {
 static void profile(Bench *s, int steps) {
     Model *m = &s->t.model;
     int nl = m->nlayers, nphase = 4 * nl + 4, T = s->t.threads;
-    double *prof = xcalloc((size_t)4 * nl, sizeof *prof);
-    double *all = xcalloc((size_t)nphase * steps, sizeof *all);
+    double *prof = xcalloc((size_t)6 * nl, sizeof *prof);
+    double *all = xcalloc((size_t)(nphase + 2 * nl) * steps, sizeof *all);
     double *tot = xcalloc((size_t)steps, sizeof *tot);
     m->prof = prof;
+    m->prof_cpu = prof + 4 * nl;
     parallel_profile(1);
     long runs0 = parallel_runs();
     for (int k = 0; k < steps; k++) {
-        memset(prof, 0, (size_t)4 * nl * sizeof *prof);
+        memset(prof, 0, (size_t)6 * nl * sizeof *prof);
         StepTimes st;
         dist_barrier();
         double t0 = now_seconds();
         trainer_step(&s->t, &s->b[s->k++ % (uint64_t)s->nb], &st);
         tot[k] = now_seconds() - t0;
         for (int j = 0; j < 4 * nl; j++) all[(size_t)j * steps + k] = prof[j];
+        double *cpu = all + (size_t)nphase * steps; /* fwd + bwd work CPU per layer */
+        for (int i = 0; i < nl; i++)
+            cpu[(size_t)i * steps + k] = prof[4 * nl + 2 * i] + prof[4 * nl + 2 * i + 1];
         double *ph = all + (size_t)4 * nl * steps;
         ph[0 * steps + k] = st.mining;
         ph[1 * steps + k] = st.allreduce;
@@ -112,14 +120,15 @@ static void profile(Bench *s, int steps) {
     }
     parallel_profile(0);
     double runs = (double)(parallel_runs() - runs0) / steps;
-    m->prof = NULL;
+    m->prof = m->prof_cpu = NULL;
     double fl = train_flops_per_image(m);
     int B = s->b[0].lb.n_images;
     if (s->t.rank == 0) {
         printf("profile: median of %d steps, rank 0 of %d, %d images per rank, %d thread%s per rank\n", steps,
                s->t.world, B, T, T > 1 ? "s" : "");
-        printf("  %-10s %-8s %10s %10s %9s %8s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s", "threads");
-        double sum = 0;
+        printf("  %-10s %-8s %10s %10s %9s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s",
+               "threads", "cpu ms");
+        double sum = 0, cpu_sum = 0;
         for (int i = 0; i < nl; i++) {
             const ModelLayer *L = &m->layers[i];
             /* work / (T x wall) per step, median over steps (before median()
@@ -134,13 +143,19 @@ static void profile(Bench *s, int steps) {
             double f = median(all + (size_t)(2 * i) * steps, steps);
             double b = median(all + (size_t)(2 * i + 1) * steps, steps);
             double um = median(use, steps);
+            double cm = median(all + (size_t)(nphase + i) * steps, steps);
             free(use);
-            char gf[16] = "", us[16] = "";
+            char gf[16] = "", us[16] = "", cs[16] = "";
             if (L->flops)
                 snprintf(gf, sizeof gf, "%9.1f", node_train_flops(L) * (B >> L->halved) / (f + b) / 1e9);
-            if (f + b > 0) snprintf(us, sizeof us, "%7.0f%%", 100 * um);
-            printf("  %-10s %-8s %10.3f %10.3f %9s %8s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf, us);
+            if (f + b > 0) {
+                snprintf(us, sizeof us, "%7.0f%%", 100 * um);
+                snprintf(cs, sizeof cs, "%8.3f", cm * 1e3);
+            }
+            printf("  %-10s %-8s %10.3f %10.3f %9s %8s %8s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf,
+                   us, cs);
             sum += f + b;
+            cpu_sum += cm;
         }
         const char *names[4] = {"mining", "allreduce", "optimizer", "other"};
         for (int j = 0; j < 4; j++) {
@@ -149,8 +164,10 @@ static void profile(Bench *s, int steps) {
             sum += v;
         }
         double tm = median(tot, steps);
-        printf("  %-19s %10.3f ms (sum of medians %.3f), %.0f img/s per rank, %.1f GFLOP/s\n", "step", tm * 1e3,
-               sum * 1e3, B / tm, fl * B / tm / 1e9);
+        printf("  %-19s %10.3f ms (sum of medians %.3f), %.0f img/s per rank, %.1f GFLOP/s\n", "step",
+               tm * 1e3, sum * 1e3, B / tm, fl * B / tm / 1e9);
+        printf("  %-19s %10.3f ms (sum of the layers' medians: all threads' CPU time working)\n",
+               "layers cpu", cpu_sum * 1e3);
         if (T > 1) printf("  %-19s %10.0f per step (handed to the pool's workers)\n", "parallel runs", runs);
     }
     free(prof);
@@ -168,17 +185,28 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-        if (!v) bad = 1;
-        else if (!strcmp(a, "--config")) cfg_path = v;
-        else if (!strcmp(a, "--set") && nsets < MAX_SETS) sets[nsets++] = v;
-        else if (!strcmp(a, "--gate")) gate = v;
-        else if (!strcmp(a, "--batches")) bad = parse_long(v, 1, 1000, &nb);
-        else if (!strcmp(a, "--warmup")) bad = parse_long(v, 0, 100000, &warmup);
-        else if (!strcmp(a, "--windows")) bad = parse_long(v, 1, 100000, &windows);
-        else if (!strcmp(a, "--steps")) bad = parse_long(v, 1, 100000, &steps);
-        else if (!strcmp(a, "--profile")) bad = parse_long(v, 1, 100000, &prof_steps);
-        else bad = 1;
-        if (bad) FATAL("bench_train: bad argument '%s' (see the comment at the top of bench/bench_train.c)", a);
+        if (!v)
+            bad = 1;
+        else if (!strcmp(a, "--config"))
+            cfg_path = v;
+        else if (!strcmp(a, "--set") && nsets < MAX_SETS)
+            sets[nsets++] = v;
+        else if (!strcmp(a, "--gate"))
+            gate = v;
+        else if (!strcmp(a, "--batches"))
+            bad = parse_long(v, 1, 1000, &nb);
+        else if (!strcmp(a, "--warmup"))
+            bad = parse_long(v, 0, 100000, &warmup);
+        else if (!strcmp(a, "--windows"))
+            bad = parse_long(v, 1, 100000, &windows);
+        else if (!strcmp(a, "--steps"))
+            bad = parse_long(v, 1, 100000, &steps);
+        else if (!strcmp(a, "--profile"))
+            bad = parse_long(v, 1, 100000, &prof_steps);
+        else
+            bad = 1;
+        if (bad)
+            FATAL("bench_train: bad argument '%s' (see the comment at the top of bench/bench_train.c)", a);
         i++;
     }
     Err e;

@@ -15,9 +15,6 @@
 #include "convblock.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -150,8 +147,11 @@ static size_t part_floats(const Geo *g) {
 }
 
 /* Buffers of partials: one thread adds each chunk's before it starts the
- * next; with more, up to 4 per thread in turn (chunk k: buffer k % bufs). */
-static int part_bufs(const Geo *g) { return !g->chunks ? 0 : g->thr == 1 ? 1 : MIN(g->chunks, 4 * g->thr); }
+ * next (one buffer); with more, every chunk keeps its own until all are
+ * done, and then the threads add them up over ranges of elements, in chunk
+ * order (no thread waits for another's chunk, and each reads the others'
+ * partials once). */
+static int part_bufs(const Geo *g) { return !g->chunks ? 0 : g->thr == 1 ? 1 : g->chunks; }
 
 static size_t ws_layout(Ws *w, float *base, const Geo *g) {
     size_t off = 0, F = (size_t)g->F;
@@ -385,24 +385,28 @@ typedef struct Pack {
     const Geo *g;
     float *dst;
     const float *w;
-    int transpose; /* 0: wp (KKC, F) for the forward; 1: wt (F, KKC) */
 } Pack;
 
-/* Filters [lo, hi) of the weights in a packed layout (w is (F, C, K, K)):
- * wp[r][t][f] with r = kh, t = kw*C + c, or wt[f][kh][kw][c]. */
+/* Rows [lo, hi) of wp (KKC, F) for the forward, wp[r][t][f] with r = kh,
+ * t = kw*C + c, from w (F, C, K, K): by rows of the destination, so that no
+ * two chunks write into one cache line. */
+static void pack_rows(void *p, size_t lo, size_t hi) {
+    const Pack *k = p;
+    size_t C = (size_t)k->g->C, KK = (size_t)k->g->K * k->g->K, F = (size_t)k->g->F;
+    for (size_t j = lo; j < hi; j++) {
+        size_t kk = j / C, c = j % C;
+        for (size_t f = 0; f < F; f++) k->dst[j * F + f] = k->w[(f * C + c) * KK + kk];
+    }
+}
+
+/* Filters [lo, hi) of wt (F, KKC) for the input gradient: wt[f][kh][kw][c]. */
 static void pack_filters(void *p, size_t lo, size_t hi) {
     const Pack *k = p;
     int C = k->g->C, K = k->g->K;
-    size_t F = (size_t)k->g->F, KKC = k->g->KKC;
+    size_t KKC = k->g->KKC;
     for (size_t f = lo; f < hi; f++)
         for (int c = 0; c < C; c++)
-            for (int kk = 0; kk < K * K; kk++) {
-                float v = k->w[(f * C + c) * K * K + kk];
-                if (k->transpose)
-                    k->dst[f * KKC + (size_t)kk * C + c] = v;
-                else
-                    k->dst[((size_t)kk * C + c) * F + f] = v;
-            }
+            for (int kk = 0; kk < K * K; kk++) k->dst[f * KKC + (size_t)kk * C + c] = k->w[(f * C + c) * K * K + kk];
 }
 
 /* Filters per chunk of the packing and unpacking loops: about
@@ -415,8 +419,8 @@ void convblock_forward(float *out, uint8_t *arg, const float *in, const float *w
     ASSERT(!pool || arg);
     Fwd f = {&g, {0}, out, arg, in, b, B, 0};
     ws_layout(&f.ws, wsp, &g);
-    Pack pk = {&g, f.ws.pack, w, 0};
-    parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
+    Pack pk = {&g, f.ws.pack, w};
+    parallel_for(g.KKC, MAX((size_t)1, PARALLEL_GRAIN / (size_t)F), pack_rows, &pk);
     /* At least four chunks per thread when the batch allows; with many taps,
      * of at most nimg images (the conv output buffer). */
     f.per = MAX(1, MIN(g.KKC <= 2 * FWD_KB ? B : g.nimg, (B + 4 * g.thr - 1) / (4 * g.thr)));
@@ -655,12 +659,7 @@ typedef struct Bwd {
     int i0, n, s0;      /* pass 1: images [i0, i0 + n) into slots s0 .. s0 + n */
     int p0, pn;         /* pass 2: the previous group's pn images, in slots p0 .. */
     int ntiles, nunits; /* the weight gradient's tiles, cut into nunits ranges */
-    /* by images: nc chunks; chunk k's partials are added to dwp, dbs in
-     * chunk order by whichever thread finds chunk `next` finished */
-    int nc, reducing;
-    atomic_int next;
-    pthread_mutex_t mu;
-    unsigned char done[CHUNKS_MAX];
+    int nc; /* by images: nc chunks */
 } Bwd;
 
 /* Pass 1, image i: its conv gradient, bias terms, pixel list (and patches)
@@ -717,43 +716,25 @@ static void chunk_part(const Bwd *b, int k, double **pb, float **pw) {
     *pw = p + ((2 * (size_t)b->g->F + 15) & ~(size_t)15);
 }
 
-/* Chunk c is finished: add every finished chunk from `next` on, in order,
- * unless another thread is at it (it then finds c too). */
-static void chunk_done(Bwd *b, int c) {
-    const Geo *g = b->g;
-    size_t nw = g->KKC * (size_t)g->F, F = (size_t)g->F;
-    pthread_mutex_lock(&b->mu);
-    b->done[c] = 1;
-    if (b->reducing) {
-        pthread_mutex_unlock(&b->mu);
-        return;
-    }
-    b->reducing = 1;
-    for (int k = atomic_load_explicit(&b->next, memory_order_relaxed); k < b->nc && b->done[k]; k++) {
-        double *pb;
-        float *pw;
-        chunk_part(b, k, &pb, &pw);
-        pthread_mutex_unlock(&b->mu);
-        for (size_t f = 0; f < F; f++) b->ws.dbs[f] += pb[f];
-        for (size_t i = 0; i < nw; i++) b->ws.dwp[i] += pw[i];
-        pthread_mutex_lock(&b->mu);
-        atomic_store_explicit(&b->next, k + 1, memory_order_release); /* its buffer is free */
-    }
-    b->reducing = 0;
-    pthread_mutex_unlock(&b->mu);
+/* One thread: chunk c's partials into dwp, dbs (chunks run in order). */
+static void add_part(const Bwd *b, int c) {
+    size_t nw = b->g->KKC * (size_t)b->g->F;
+    double *pb;
+    float *pw;
+    chunk_part(b, c, &pb, &pw);
+    for (int f = 0; f < b->g->F; f++) b->ws.dbs[f] += pb[f];
+    for (size_t i = 0; i < nw; i++) b->ws.dwp[i] += pw[i];
 }
 
 /* By images, chunk c: its images in order, each one's pass 1 and then its
  * tiles, into the chunk's own partials (the conv gradient stays in this
- * thread's cache, as on one thread). */
+ * thread's cache, as on one thread). One thread adds them to dwp, dbs right
+ * away; with more, convblock_backward does once all chunks are done. */
 static void bwd_chunk(void *p, int c, int tid) {
     Bwd *b = p;
     const Geo *g = b->g;
     size_t lo, hi, nw = g->KKC * (size_t)g->F;
     parallel_split((size_t)b->B, b->nc, c, &lo, &hi);
-    /* the buffer's previous chunk must be added first (chunks are claimed in
-     * order: it is finished or nearly so) */
-    while (atomic_load_explicit(&b->next, memory_order_acquire) <= c - part_bufs(g)) sched_yield();
     double *pb;
     float *pw;
     chunk_part(b, c, &pb, &pw);
@@ -766,7 +747,20 @@ static void bwd_chunk(void *p, int c, int tid) {
         for (int f = 0; f < g->F; f++) pb[f] += s.dsum[f];
         image_tiles(pw, &s, g, 0, (size_t)b->ntiles);
     }
-    chunk_done(b, c);
+    if (g->thr == 1) add_part(b, c);
+}
+
+/* With threads: dwp[i] += the chunks' partials in chunk order, for the
+ * elements [lo, hi) (the same additions as chunk_done's, element by
+ * element). */
+static void reduce_parts(void *p, size_t lo, size_t hi) {
+    const Bwd *b = p;
+    for (int k = 0; k < b->nc; k++) {
+        double *pb;
+        float *pw;
+        chunk_part(b, k, &pb, &pw);
+        for (size_t i = lo; i < hi; i++) b->ws.dwp[i] += pw[i];
+    }
 }
 
 typedef struct Unpack {
@@ -805,18 +799,23 @@ void convblock_backward(float *din, float *dw, float *db, const float *dout, con
     ws_layout(&b.ws, wsp, &g);
     b.nunits = g.thr == 1 ? 1 : MIN(b.ntiles, 4 * g.thr);
     if (din) {
-        Pack pk = {&g, b.ws.pack, w, 1};
+        Pack pk = {&g, b.ws.pack, w};
         parallel_for((size_t)F, filter_grain(&g), pack_filters, &pk);
     }
     memset(b.ws.dwp, 0, g.KKC * (size_t)F * sizeof *b.ws.dwp);
     memset(b.ws.dbs, 0, (size_t)F * sizeof *b.ws.dbs);
     if (g.chunks) {
         b.nc = MIN(B, g.chunks);
-        atomic_init(&b.next, 0);
-        pthread_mutex_init(&b.mu, NULL);
         parallel_run(b.nc, bwd_chunk, &b);
-        ASSERT(atomic_load(&b.next) == b.nc);
-        pthread_mutex_destroy(&b.mu);
+        if (g.thr > 1) {
+            for (int k = 0; k < b.nc; k++) {
+                double *pb;
+                float *pw;
+                chunk_part(&b, k, &pb, &pw);
+                for (int f = 0; f < F; f++) b.ws.dbs[f] += pb[f];
+            }
+            parallel_for(g.KKC * (size_t)F, PARALLEL_GRAIN, reduce_parts, &b);
+        }
     }
     for (b.i0 = 0; !g.chunks && (b.i0 < B || b.pn); b.i0 += b.n) {
         b.n = MIN(g.grp, B - b.i0);

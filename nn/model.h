@@ -143,6 +143,10 @@ typedef struct Model {
      * + 2i+1]. A layer fused into the one before it (relu, maxpool after
      * conv2d) shows as 0. */
     double *prof;
+    /* Optional with prof: (2 * nlayers) doubles, the threads' work in CPU
+     * seconds (nn/parallel.h: parallel_work_cpu_offset), forward in
+     * prof_cpu[2i], backward in prof_cpu[2i+1]. */
+    double *prof_cpu;
 } Model;
 
 /* Builds the graph for inputs of shape (c, h, w) and forwards of at most

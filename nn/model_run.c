@@ -47,12 +47,31 @@ static size_t ref_offset(const Model *m, NodeRef r, int rows) {
     return r.half == REF_B ? (size_t)ref_rows(m, r, rows) * ref_size(m, r) : 0;
 }
 
-/* prof[k] += the wall seconds since t0, prof[2 nlayers + k] += the threads'
- * work since then (nn/parallel.h: wall + the change of the work offset). */
-static void prof_add(Model *m, int k, double t0, double w0) {
-    double dt = now_seconds() - t0;
+/* Where a layer's timing starts: wall clock, work offset, and the threads'
+ * work CPU clock (thread_cpu_seconds + its offset) if prof_cpu is kept. */
+typedef struct ProfMark {
+    double t, w, c;
+} ProfMark;
+
+static double work_cpu(void) { return thread_cpu_seconds() + parallel_work_cpu_offset(); }
+
+static ProfMark prof_mark(const Model *m) {
+    ProfMark k = {0, 0, 0};
+    if (m->prof) {
+        k.t = now_seconds(), k.w = parallel_work_offset();
+        if (m->prof_cpu) k.c = work_cpu();
+    }
+    return k;
+}
+
+/* prof[k] += the wall seconds since the mark, prof[2 nlayers + k] += the
+ * threads' work since then (nn/parallel.h: wall + the change of the work
+ * offset), prof_cpu[k] += their work CPU seconds. */
+static void prof_add(Model *m, int k, ProfMark t0) {
+    double dt = now_seconds() - t0.t;
     m->prof[k] += dt;
-    m->prof[2 * m->nlayers + k] += dt + parallel_work_offset() - w0;
+    m->prof[2 * m->nlayers + k] += dt + parallel_work_offset() - t0.w;
+    if (m->prof_cpu) m->prof_cpu[k] += work_cpu() - t0.c;
 }
 
 static void run_forward(Model *m, const float *x, int rows, const unsigned char *only) {
@@ -66,7 +85,7 @@ static void run_forward(Model *m, const float *x, int rows, const unsigned char 
             m->out[i] = L->alias == MODEL_INPUT ? x : m->out[L->alias];
             continue;
         }
-        double t0 = m->prof ? now_seconds() : 0, w0 = m->prof ? parallel_work_offset() : 0;
+        ProfMark t0 = prof_mark(m);
         const float *in[LAYER_MAX_INPUTS];
         for (int k = 0; k < L->nin; k++) {
             NodeRef r = L->in[k];
@@ -75,7 +94,7 @@ static void run_forward(Model *m, const float *x, int rows, const unsigned char 
         float *y = L->alias == i ? L->y : (float *)m->out[L->alias];
         L->def->forward(m, L, y, in, rows >> L->halved);
         m->out[i] = y;
-        if (m->prof) prof_add(m, 2 * i, t0, w0);
+        if (m->prof) prof_add(m, 2 * i, t0);
     }
 }
 
@@ -140,7 +159,7 @@ void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradRead
             }
             continue;
         }
-        double t0 = m->prof ? now_seconds() : 0, w0 = m->prof ? parallel_work_offset() : 0;
+        ProfMark t0 = prof_mark(m);
         if (m->written[i] && L->wants_grad) {
             if (m->written[i] != FULL) cover(m, i, FULL, rows);
             int r = rows >> L->halved;
@@ -175,7 +194,7 @@ void model_backward_seeds(Model *m, const ModelSeed *seeds, int nseeds, GradRead
             for (int k = 0; k < L->nin; k++)
                 for (size_t j = 0; j < add_n[k]; j++) add_to[k][j] += dx[k][j];
         }
-        if (m->prof) prof_add(m, 2 * i + 1, t0, w0);
+        if (m->prof) prof_add(m, 2 * i + 1, t0);
         if (ready && L->np) ready(ctx, L->p_off, L->np);
     }
 }

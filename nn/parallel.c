@@ -1,11 +1,16 @@
 /* parallel: see parallel.h. One run at a time owns the pool (run_lock).
- * The owner publishes a job in one of two descriptors (by generation
- * parity) and then a 64-bit word (generation << 32 | next chunk); every
- * thread claims chunks with a compare-and-swap on that word, which fails
- * once the generation moved on, so a worker that wakes late never runs a
- * chunk of a finished job. The owner returns when the job's finished count
- * reaches nchunks. Idle workers spin for a short while (the next layer
- * usually starts within microseconds), then sleep on a condition variable. */
+ * The owner cuts the chunks into one contiguous range per thread (a lane)
+ * and publishes the job in one of two descriptors (by generation parity),
+ * each lane's 64-bit word (generation << 32 | next chunk), and then the
+ * generation in P.word. Every thread claims chunks of its own lane first,
+ * then of the others in turn, with a compare-and-swap on the lane's word,
+ * which fails once the generation moved on, so a worker that wakes late
+ * never runs a chunk of a finished job. A thread thus keeps the same part
+ * of the batch from layer to layer (its activations stay in its own
+ * cache) while a slow thread's chunks still go to the others. The owner
+ * returns when the job's finished count reaches nchunks. Idle workers spin
+ * for a short while (the next layer usually starts within microseconds),
+ * then sleep on a condition variable. */
 #include "parallel.h"
 
 #include <errno.h>
@@ -30,10 +35,14 @@ typedef struct Job {
     atomic_int finished;
 } Job;
 
-typedef struct Slot { /* per-thread counters, one cache line each */
-    double busy;
-    char pad[56];
+typedef struct Slot { /* per-thread counters and lane, one cache line each */
+    double busy, cpu;
+    _Atomic uint64_t lane;   /* generation << 32 | the next chunk of this thread's range */
+    _Atomic uint32_t end[2]; /* the range's end, per job descriptor */
+    char pad[32];
 } Slot;
+
+_Static_assert(sizeof(Slot) == 64, "a slot is one cache line");
 
 static Slot slot0; /* the counters of a pool of one */
 
@@ -47,13 +56,13 @@ static struct {
     pthread_cond_t cv;
     atomic_int sleepers;
     atomic_int shutdown;
-    _Atomic uint64_t word; /* generation << 32 | next chunk */
+    _Atomic uint64_t word; /* generation << 32 (the lanes are in slot) */
     Job job[2];
     uint32_t gen;      /* the owner's: the last generation published */
     long runs;         /* runs handed to the workers */
     uint32_t gen_init; /* gen when the workers started */
     atomic_int profile;
-    double region;
+    double region, region_cpu;
 } P = {.threads = 1,
        .slot = &slot0,
        .run_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -69,25 +78,35 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Claims and runs chunks of generation g until none is left. */
-static void work(uint32_t g, Job *j, int tid) {
+/* Claims and runs the chunks of generation g left in lane l. */
+static void work_lane(uint32_t g, Job *j, int l, int tid) {
     ParallelFn fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
     void *ctx = atomic_load_explicit(&j->ctx, memory_order_relaxed);
-    uint32_t n = (uint32_t)atomic_load_explicit(&j->n, memory_order_relaxed);
-    uint64_t w = atomic_load_explicit(&P.word, memory_order_acquire);
-    while ((uint32_t)(w >> 32) == g && (uint32_t)w < n) {
-        if (!atomic_compare_exchange_weak_explicit(&P.word, &w, w + 1, memory_order_acq_rel,
+    Slot *s = &P.slot[l];
+    uint32_t end = atomic_load_explicit(&s->end[g & 1], memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&s->lane, memory_order_acquire);
+    while ((uint32_t)(w >> 32) == g && (uint32_t)w < end) {
+        if (!atomic_compare_exchange_weak_explicit(&s->lane, &w, w + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* w reloaded */
         int prof = atomic_load_explicit(&P.profile, memory_order_relaxed);
-        double t0 = prof ? now_seconds() : 0;
+        double t0 = prof ? now_seconds() : 0, c0 = prof ? thread_cpu_seconds() : 0;
         my_depth++;
         fn(ctx, (int)(uint32_t)w, tid);
         my_depth--;
-        if (prof) P.slot[tid].busy += now_seconds() - t0;
+        if (prof) {
+            P.slot[tid].busy += now_seconds() - t0;
+            P.slot[tid].cpu += thread_cpu_seconds() - c0;
+        }
         atomic_fetch_add_explicit(&j->finished, 1, memory_order_release);
-        w = atomic_load_explicit(&P.word, memory_order_acquire);
+        w = atomic_load_explicit(&s->lane, memory_order_acquire);
     }
+}
+
+/* Runs chunks of generation g until none is left: the thread's own lane,
+ * then the others' from the next thread on. */
+static void work(uint32_t g, Job *j, int tid) {
+    for (int k = 0; k < P.threads; k++) work_lane(g, j, (tid + k) % P.threads, tid);
 }
 
 static void *worker_main(void *arg) {
@@ -141,7 +160,7 @@ void parallel_init(int threads) {
     if (threads == P.threads) return;
     parallel_shutdown();
     if (threads == 1) return;
-    P.slot = xcalloc((size_t)threads, sizeof *P.slot);
+    P.slot = (Slot *)(void *)xaligned_floats((size_t)threads * sizeof *P.slot / sizeof(float));
     P.workers = xcalloc((size_t)threads, sizeof *P.workers);
     P.threads = threads;
     P.gen_init = P.gen;
@@ -185,13 +204,21 @@ void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
         }
         return;
     }
-    pthread_mutex_lock(&P.run_lock); /* another thread's run finishes first */
+    double c0 = prof ? thread_cpu_seconds() : 0; /* inline runs: work outside regions, as above */
+    pthread_mutex_lock(&P.run_lock);             /* another thread's run finishes first */
     uint32_t g = P.gen + 1;
     Job *j = &P.job[g & 1];
     atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&j->ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&j->n, nchunks, memory_order_relaxed);
     atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
+    for (int t = 0; t < P.threads; t++) { /* lane t: chunks [t n / T, (t + 1) n / T) */
+        Slot *s = &P.slot[t];
+        uint32_t lo = (uint32_t)((int64_t)t * nchunks / P.threads);
+        atomic_store_explicit(&s->end[g & 1], (uint32_t)((int64_t)(t + 1) * nchunks / P.threads),
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->lane, (uint64_t)g << 32 | lo, memory_order_release);
+    }
     atomic_store(&P.word, (uint64_t)g << 32); /* seq_cst: ordered before the sleepers check */
     P.gen = g;
     P.runs++;
@@ -205,7 +232,10 @@ void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
         cpu_relax();
         if ((k & 1023) == 1023) sched_yield(); /* a worker may be waiting for a core */
     }
-    if (prof) P.region += now_seconds() - t0;
+    if (prof) {
+        P.region += now_seconds() - t0;
+        P.region_cpu += thread_cpu_seconds() - c0;
+    }
     pthread_mutex_unlock(&P.run_lock);
 }
 
@@ -343,3 +373,9 @@ double parallel_busy_seconds(void) {
 double parallel_region_seconds(void) { return P.region; }
 
 double parallel_work_offset(void) { return parallel_busy_seconds() - P.region; }
+
+double parallel_work_cpu_offset(void) {
+    double s = 0;
+    for (int i = 0; i < P.threads; i++) s += P.slot[i].cpu;
+    return s - P.region_cpu;
+}

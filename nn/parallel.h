@@ -89,5 +89,10 @@ double parallel_region_seconds(void);
  * (t1 - t0) + offset(t1) - offset(t0) (the calling thread counted as
  * working outside regions). */
 double parallel_work_offset(void);
+/* The same in CPU seconds (each thread's CPU clock: time another program
+ * took from a thread is not counted, waiting at the end of a run is not
+ * work): the threads' work CPU seconds over an interval of the calling
+ * thread are its thread_cpu_seconds() change + the change of this offset. */
+double parallel_work_cpu_offset(void);
 
 #endif

@@ -112,7 +112,8 @@ void rng_pick_u32(Rng *r, uint32_t *a, size_t n, size_t k);
 
 /* ---- time and hashing --------------------------------------------------- */
 
-double now_seconds(void); /* CLOCK_MONOTONIC */
+double now_seconds(void);        /* CLOCK_MONOTONIC */
+double thread_cpu_seconds(void); /* CLOCK_THREAD_CPUTIME_ID: the calling thread's CPU time */
 /* 64-bit FNV-1a over bytes, for replica checksums and cheap fingerprints. */
 uint64_t hash64(const void *p, size_t n, uint64_t h);
 #define HASH64_INIT 0xcbf29ce484222325ULL

@@ -1,13 +1,15 @@
 /* test_parallel: the thread pool of nn/parallel. Every chunk runs exactly
  * once for 1..4 threads (oversubscribed here: that is the point), no two
  * chunks run at once with the same tid, nested runs and runs from a second
- * thread complete, many tiny runs in a row (the generation handshake), and
+ * thread complete, many tiny runs in a row (the generation handshake), a
+ * slow thread's range of chunks taken over by the others, and
  * the thread-count rules (environment before config before SLURM before
  * the affinity mask). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../nn/parallel.h"
 #include "test.h"
@@ -79,6 +81,19 @@ static void tiny_chunk(void *p, int c, int tid) {
     atomic_fetch_add((atomic_long *)p, c + 1);
 }
 
+/* Chunks of thread 0 sleep: the other threads take over the rest of its
+ * range (each thread starts on its own contiguous range of chunks). */
+typedef struct Steal {
+    atomic_int hits[64], tid[64];
+} Steal;
+
+static void slow_chunk(void *p, int c, int tid) {
+    Steal *s = p;
+    atomic_fetch_add(&s->hits[c], 1);
+    atomic_store(&s->tid[c], tid);
+    if (tid == 0) nanosleep(&(struct timespec){0, 3000000}, NULL);
+}
+
 static void env_rules(void) {
     char why[64];
     Err e;
@@ -146,6 +161,20 @@ int main(void) {
         for (int r = 0; r < 20; r++) mine &= run_counts(499, &k);
         pthread_join(th, NULL);
         CHECK(mine && other, "T=%d runs from two threads at once: both complete (%d %d)", T, mine, other);
+
+        /* thread 0's range is chunks [0, 8): it sleeps 3 ms a chunk, the
+         * others finish theirs at once and take most of its range */
+        if (T > 1) {
+            static Steal st;
+            memset(&st, 0, sizeof st);
+            parallel_run(8 * T, slow_chunk, &st);
+            int once = 1, stolen = 0;
+            for (int c = 0; c < 8 * T; c++) once &= st.hits[c] == 1;
+            for (int c = 0; c < 8; c++) stolen += st.tid[c] != 0;
+            CHECK(once && stolen > 0,
+                  "T=%d a slow thread's chunks: each once (%d), %d of its 8 taken by others", T, once,
+                  stolen);
+        }
 
         /* many tiny runs: the generation handshake under churn */
         atomic_long sum = 0;

@@ -97,7 +97,7 @@ static void profile(Bench *s, int steps) {
     m->prof = prof;
     m->prof_cpu = prof + 4 * nl;
     parallel_profile(1);
-    long runs0 = parallel_runs();
+    long runs0 = parallel_runs(), wakes0 = parallel_wakes();
     for (int k = 0; k < steps; k++) {
         memset(prof, 0, (size_t)6 * nl * sizeof *prof);
         StepTimes st;
@@ -119,7 +119,8 @@ static void profile(Bench *s, int steps) {
         ph[3 * steps + k] = st.forward + st.backward - lay;
     }
     parallel_profile(0);
-    double runs = (double)(parallel_runs() - runs0) / steps;
+    double runs = (double)(parallel_runs() - runs0) / steps,
+           wakes = (double)(parallel_wakes() - wakes0) / steps;
     m->prof = m->prof_cpu = NULL;
     double fl = train_flops_per_image(m);
     int B = s->b[0].lb.n_images;
@@ -168,7 +169,11 @@ static void profile(Bench *s, int steps) {
                tm * 1e3, sum * 1e3, B / tm, fl * B / tm / 1e9);
         printf("  %-19s %10.3f ms (sum of the layers' medians: all threads' CPU time working)\n",
                "layers cpu", cpu_sum * 1e3);
-        if (T > 1) printf("  %-19s %10.0f per step (handed to the pool's workers)\n", "parallel runs", runs);
+        if (T > 1) {
+            printf("  %-19s %10.0f per step (handed to the pool's workers)\n", "parallel runs", runs);
+            printf("  %-19s %10.1f per step (runs that found the workers asleep)\n", "worker wake-ups",
+                   wakes);
+        }
     }
     free(prof);
     free(all);

@@ -170,7 +170,8 @@ def main():
     ap.add_argument("--old", metavar="BENCH_TRAIN",
                     help="another build's bench_train (an older commit): the triplet and pair scenarios then "
                          "compare this build with it, window by window, instead of with PyTorch; the ratio "
-                         "column is this build's rate over the other's")
+                         "column is this build's rate over the other's; the hybrid and koch scenarios add its "
+                         "1 rank x 2 threads and 1 rank x 1 thread (and leave PyTorch out)")
     ap.add_argument("--koch-data", help="LMDB of 105x105 images for the koch scenario (perf.sh makes one)")
     ap.add_argument("--koch-pairs", type=int, default=16, help="koch: pairs per global batch (default 16)")
     ap.add_argument("--koch-steps", type=int, default=2, help="koch: steps per window (default 2)")
@@ -238,7 +239,10 @@ def main():
               C("ours 2 x 1 rank x 1 thread, indep.", ours + c, 2, indep=True),
               C("ours 2 ranks x 1 thread", mpi + ours + c, 2),
               C("ours 1 rank x 1 thread", ours + c)]
-        for m in onednn:
+        if a.old:
+            old = [a.old, "--gate", "@GATE@"] + c
+            cs += [C("old 1 rank x 2 threads", old, threads=2), C("old 1 rank x 1 thread", old)]
+        for m in ([] if a.old else onednn):
             cs.append(C("torch 2 threads oneDNN %s" % ("on" if m else "off"),
                         torch + tc + ["--mkldnn", str(m), "--threads", "2"], threads=2))
         results.append((title, scenario(title, cs, a, env, peak, steps)))

@@ -3,7 +3,8 @@
 #     bash bench/perf.sh [--rounds N] [--steps N] [--only triplet,pair,2ranks,hybrid,koch]
 #                        [--no-torch-off] [--koch-pairs N] [--koch-steps N]
 #                        [--old OTHER_BUILD/bench/bench_train]
-# (--old: the triplet and pair steps of this build against another build's
+# (--old: the triplet and pair steps, and the hybrid and koch scenarios' 1 rank x
+# 2 threads and x 1 thread, of this build against another build's
 # bench_train, e.g. an older commit's, alternating window by window.)
 # Builds bench_train and fma_peak into build-bench/ (or $BUILD), imports
 # Fashion-MNIST into data/ if missing, prints the per-layer profile of one

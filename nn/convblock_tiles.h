@@ -1,5 +1,6 @@
-/* convblock_tiles: the AVX-512 micro-kernels of nn/convblock.c (included
- * there only, after PMAX is defined): a forward tile of P pixels x V filter
+/* convblock_tiles: the AVX-512 micro-kernels of nn/convblock.c and
+ * convblock_bwd.c (included by convblock_impl.h only, after PMAX is
+ * defined; each file uses some of them): a forward tile of P pixels x V filter
  * vectors, a weight-gradient tile of KT taps x V filter vectors, an
  * input-gradient tile of P pixels x NV tap vectors, each keeping its
  * accumulators in registers, and their instances by filter vectors. See
@@ -12,6 +13,7 @@
 #include <stddef.h>
 
 #define KINLINE static inline __attribute__((always_inline))
+#define KSHARED static __attribute__((unused)) /* each including file uses some */
 
 /* c[j][0..16V) (j < np) = bias + sum over nr kernel rows of the tile's
  * pixels; bias NULL: start from c. w: wp at (first row, t = 0, f0). */
@@ -121,13 +123,13 @@ KINLINE void dx_tile(const int P, const int NV, const float *const *dinp, size_t
 
 /* Instances: filter vectors V -> pixels per forward tile and taps per
  * weight tile, about 24 accumulators each. */
-static const int FWD_P[5] = {0, 12, 12, 8, 6};
-static const int DW_KT[5] = {0, 24, 13, 8, 6};
+KSHARED const int FWD_P[5] = {0, 12, 12, 8, 6};
+KSHARED const int DW_KT[5] = {0, 24, 13, 8, 6};
 #define DX_P 5
 
 
-static void fwd_tile_v(int V, float *c, size_t ldc, const float *const *pix, size_t koff, const float *w,
-                       size_t ldw, const float *bias, int nr, int T, size_t rs, int np) {
+KSHARED void fwd_tile_v(int V, float *c, size_t ldc, const float *const *pix, size_t koff, const float *w,
+                          size_t ldw, const float *bias, int nr, int T, size_t rs, int np) {
     switch (V) {
     case 1: fwd_tile(12, 1, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
     case 2: fwd_tile(12, 2, c, ldc, pix, koff, w, ldw, bias, nr, T, rs, np); break;
@@ -136,8 +138,8 @@ static void fwd_tile_v(int V, float *c, size_t ldc, const float *const *pix, siz
     }
 }
 
-static void dw_tile_v(int V, float *dw, size_t ldw, const float *const *pix, size_t koff, const float *dc,
-                      size_t ldd, int nq, int skip) {
+KSHARED void dw_tile_v(int V, float *dw, size_t ldw, const float *const *pix, size_t koff, const float *dc,
+                         size_t ldd, int nq, int skip) {
     switch (V) {
     case 1: dw_tile(24, 1, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
     case 2: dw_tile(13, 2, dw, ldw, pix, koff, dc, ldd, nq, skip); break;
@@ -146,8 +148,8 @@ static void dw_tile_v(int V, float *dw, size_t ldw, const float *const *pix, siz
     }
 }
 
-static void dx_tile_nv(int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd, const float *wt,
-                       size_t ldt, int F, int np, __mmask16 tail) {
+KSHARED void dx_tile_nv(int NV, const float *const *dinp, size_t doff, const float *dc, size_t ldd, const float *wt,
+                          size_t ldt, int F, int np, __mmask16 tail) {
     switch (NV) {
     case 1: dx_tile(DX_P, 1, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;
     case 2: dx_tile(DX_P, 2, dinp, doff, dc, ldd, wt, ldt, F, np, tail); break;

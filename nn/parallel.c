@@ -60,6 +60,7 @@ static struct {
     Job job[2];
     uint32_t gen;      /* the owner's: the last generation published */
     long runs;         /* runs handed to the workers */
+    long wakes;        /* of them, runs that had to wake sleeping workers */
     uint32_t gen_init; /* gen when the workers started */
     atomic_int profile;
     double region, region_cpu;
@@ -223,6 +224,7 @@ void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
     P.gen = g;
     P.runs++;
     if (atomic_load(&P.sleepers) > 0) {
+        P.wakes++;
         pthread_mutex_lock(&P.mu);
         pthread_cond_broadcast(&P.cv);
         pthread_mutex_unlock(&P.mu);
@@ -361,6 +363,8 @@ int parallel_choose_threads(long configured, int sharing, char *why, size_t why_
 }
 
 long parallel_runs(void) { return P.runs; }
+
+long parallel_wakes(void) { return P.wakes; }
 
 void parallel_profile(int on) { atomic_store(&P.profile, on); }
 

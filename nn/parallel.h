@@ -83,6 +83,9 @@ int parallel_affinity_cpus(void);
 void parallel_profile(int on);
 /* Runs handed to the workers so far (not the ones run inline). */
 long parallel_runs(void);
+/* Of those, the runs that found workers asleep (idle for over 0.2 ms) and
+ * had to wake them (a wake-up costs tens of microseconds). */
+long parallel_wakes(void);
 double parallel_busy_seconds(void);
 double parallel_region_seconds(void);
 /* busy - region: the threads' work over an interval [t0, t1] is

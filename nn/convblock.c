@@ -97,11 +97,13 @@ static size_t part_floats(const Geo *g) {
     return ((2 * (size_t)g->F + 15) & ~(size_t)15) + ((g->KKC * (size_t)g->F + 15) & ~(size_t)15);
 }
 
-/* Buffers of partials (convblock_bwd.c): one thread, one (each chunk's are
- * added before the next starts); with more, one per chunk (those added
- * after the run) and one per thread (for the chunk next in order, added at
- * once). */
-int convblock_part_bufs(const Geo *g) { return !g->chunks ? 0 : g->thr == 1 ? 1 : g->chunks + g->thr; }
+/* Buffers of partials (convblock_bwd.c): the sums of segments 1 ..
+ * CHUNK_SEGS - 1 (segment 0 adds up in dwp), one per thread (a chunk next
+ * in order in its segment, added at once) and, with threads, one per chunk
+ * (the others, added after the run). */
+int convblock_part_bufs(const Geo *g) {
+    return !g->chunks ? 0 : CHUNK_SEGS - 1 + (g->thr == 1 ? 1 : g->thr + g->chunks);
+}
 
 size_t convblock_ws_layout(Ws *w, float *base, const Geo *g) {
     size_t off = 0, F = (size_t)g->F;

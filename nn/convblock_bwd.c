@@ -260,8 +260,10 @@ typedef struct Bwd {
     int i0, n, s0;      /* pass 1: images [i0, i0 + n) into slots s0 .. s0 + n */
     int p0, pn;         /* pass 2: the previous group's pn images, in slots p0 .. */
     int ntiles, nunits; /* the weight gradient's tiles, cut into nunits ranges */
-    int nc;             /* by images: nc chunks */
-    atomic_int next;    /* by images: the first chunk whose partials are not in dwp yet */
+    /* by images: nc chunks in nseg segments; next[s]: segment s's first
+     * chunk not in its sum yet */
+    int nc, nseg;
+    atomic_int next[CHUNK_SEGS];
 } Bwd;
 
 /* Pass 1, image i: its conv gradient, bias terms, pixel list (and patches)
@@ -311,71 +313,129 @@ static void bwd_step(void *p, int c, int tid) {
     }
 }
 
-/* By images: the partials in buffer k, bias sums pb and weight gradient
- * pw. Buffer k < nc: chunk k's, kept until the run ends; one thread: 0 for
- * every chunk; with more, buffer chunks + tid is thread tid's for a chunk
- * it adds at once. */
-static void chunk_part(const Bwd *b, int k, double **pb, float **pw) {
+/* ---- the backward by chunks of images -----------------------------------
+ * The chunks' partial gradients are added up in CHUNK_SEGS segments of
+ * consecutive chunks (fixed by the chunk count): a segment's sum is its
+ * first chunk's partials, then each next chunk's added in order; dwp, dbs
+ * = segment 0's sum, then segments 1, 2, ... added in order. The same
+ * additions for any thread count, and each thread's own range of chunks
+ * (nn/parallel) covers whole segments at 1, 2 and 4 threads, so that its
+ * chunks are added as they end, their partials still in its cache. */
+
+/* Buffer k: bias sums pb (F doubles), then the weight gradient pw. */
+static void part_buf(const Bwd *b, int k, double **pb, float **pw) {
     float *p = b->ws.part + (size_t)k * b->ws.part_floats;
     *pb = (double *)(void *)p;
     *pw = p + ((2 * (size_t)b->g->F + 15) & ~(size_t)15);
 }
 
-/* dwp, dbs += the partials in buffer k. */
-static void add_part(const Bwd *b, int k) {
-    size_t nw = b->g->KKC * (size_t)b->g->F;
-    double *pb;
-    float *pw;
-    chunk_part(b, k, &pb, &pw);
-    for (int f = 0; f < b->g->F; f++) b->ws.dbs[f] += pb[f];
-    for (size_t i = 0; i < nw; i++) b->ws.dwp[i] += pw[i];
+/* Segment s's sum: dbs, dwp for segment 0, else buffer s - 1. */
+static void seg_sum(const Bwd *b, int s, double **pb, float **pw) {
+    if (s == 0)
+        *pb = b->ws.dbs, *pw = b->ws.dwp;
+    else
+        part_buf(b, s - 1, pb, pw);
 }
 
-/* By images, chunk c: its images in order, each one's pass 1 and then its
- * tiles, into partial gradients (the conv gradient stays in this thread's
- * cache, as on one thread). The partials are added to dwp, dbs in chunk
- * order: `next` is the first chunk not added yet, and only the thread
- * running chunk `next` moves it on. A chunk that is next when it starts
- * (every chunk on one thread; with threads, each one's own range runs in
- * order, so the first range's chunks) works in its thread's buffer, still
- * in cache when it is added; a chunk that is next when it ends is added
- * too; the others keep theirs in their chunk's buffer for
- * convblock_backward to add after the run. */
+/* Chunk c's buffer when it is added later (threads only). */
+static int kept_buf(const Bwd *b, int c) { return CHUNK_SEGS - 1 + b->g->thr + c; }
+
+/* Segment s: chunks [*lo, *hi). */
+static void seg_range(const Bwd *b, int s, int *lo, int *hi) {
+    size_t l, h;
+    parallel_split((size_t)b->nc, b->nseg, s, &l, &h);
+    *lo = (int)l, *hi = (int)h;
+}
+
+/* sb, sw (a segment's sum) += pb, pw over the elements [lo, hi) of the
+ * weight gradient, and the bias sums if bias. */
+static void add_into(double *sb, float *sw, const double *pb, const float *pw, int F, size_t lo, size_t hi,
+                     int bias) {
+    if (bias)
+        for (int f = 0; f < F; f++) sb[f] += pb[f];
+    for (size_t i = lo; i < hi; i++) sw[i] += pw[i];
+}
+
+/* Chunk c: its images in order, each one's pass 1 and then its tiles, into
+ * partial gradients (the conv gradient stays in this thread's cache, as on
+ * one thread). A segment's first chunk writes its sum; a chunk that is next
+ * in its segment (next[s]: the first chunk not in the sum yet, moved on
+ * only by the thread running it) when it starts works in its thread's
+ * buffer, and one that is next when it ends is added; the others keep
+ * their own buffer for convblock_backward to add after the run. */
 static void bwd_chunk(void *p, int c, int tid) {
     Bwd *b = p;
     const Geo *g = b->g;
     size_t lo, hi, nw = g->KKC * (size_t)g->F;
     parallel_split((size_t)b->B, b->nc, c, &lo, &hi);
-    int first = atomic_load_explicit(&b->next, memory_order_acquire) == c;
-    int k = g->thr == 1 ? 0 : first ? g->chunks + tid : c;
-    double *pb;
-    float *pw;
-    chunk_part(b, k, &pb, &pw);
+    int s = 0, s0, s1;
+    for (seg_range(b, s, &s0, &s1); c >= s1; seg_range(b, s, &s0, &s1)) s++;
+    int first = atomic_load_explicit(&b->next[s], memory_order_acquire) == c;
+    double *pb, *sb;
+    float *pw, *sw;
+    seg_sum(b, s, &sb, &sw);
+    if (c == s0)
+        pb = sb, pw = sw;
+    else
+        part_buf(b, first ? CHUNK_SEGS - 1 + tid : kept_buf(b, c), &pb, &pw);
     memset(pb, 0, (size_t)g->F * sizeof *pb);
     memset(pw, 0, nw * sizeof *pw);
     ThreadWs t = convblock_thread_ws(&b->ws, g, tid);
-    SlotWs s = convblock_slot_ws(&b->ws, g, tid);
+    SlotWs sl = convblock_slot_ws(&b->ws, g, tid);
     for (size_t i = lo; i < hi; i++) {
-        image_pass1(b, &s, &t, (int)i);
-        for (int f = 0; f < g->F; f++) pb[f] += s.dsum[f];
-        image_tiles(pw, &s, g, 0, (size_t)b->ntiles);
+        image_pass1(b, &sl, &t, (int)i);
+        for (int f = 0; f < g->F; f++) pb[f] += sl.dsum[f];
+        image_tiles(pw, &sl, g, 0, (size_t)b->ntiles);
     }
-    if (first || atomic_load_explicit(&b->next, memory_order_acquire) == c) {
-        add_part(b, k);
-        atomic_store_explicit(&b->next, c + 1, memory_order_release);
+    if (first || atomic_load_explicit(&b->next[s], memory_order_acquire) == c) {
+        if (c != s0) add_into(sb, sw, pb, pw, g->F, 0, nw, 1);
+        atomic_store_explicit(&b->next[s], c + 1, memory_order_release);
     }
 }
 
-/* After the run: dwp[i] += the partials of chunks [next, nc) in chunk
- * order, for the elements [lo, hi). */
+/* After the run, for the elements [lo, hi): each segment's kept chunks
+ * (from next[s] on) added to its sum in order, then segments 1, 2, ... to
+ * dwp in order. */
 static void add_rest(void *p, size_t lo, size_t hi) {
     const Bwd *b = p;
-    for (int k = atomic_load_explicit(&b->next, memory_order_relaxed); k < b->nc; k++) {
-        double *pb;
-        float *pw;
-        chunk_part(b, k, &pb, &pw);
-        for (size_t i = lo; i < hi; i++) b->ws.dwp[i] += pw[i];
+    for (int s = 0; s < b->nseg; s++) {
+        int s0, s1;
+        seg_range(b, s, &s0, &s1);
+        double *sb, *pb;
+        float *sw, *pw;
+        seg_sum(b, s, &sb, &sw);
+        for (int k = atomic_load_explicit(&b->next[s], memory_order_relaxed); k < s1; k++) {
+            part_buf(b, kept_buf(b, k), &pb, &pw);
+            add_into(sb, sw, pb, pw, b->g->F, lo, hi, 0);
+        }
+        if (s > 0) add_into(NULL, b->ws.dwp, NULL, sw, 0, lo, hi, 0);
     }
+}
+
+/* The backward by chunks of images. */
+static void backward_by_images(Bwd *b) {
+    const Geo *g = b->g;
+    b->nc = MIN(b->B, g->chunks);
+    b->nseg = MIN(CHUNK_SEGS, b->nc);
+    for (int s = 0; s < b->nseg; s++) {
+        int s0, s1;
+        seg_range(b, s, &s0, &s1);
+        atomic_init(&b->next[s], s0);
+    }
+    parallel_run(b->nc, bwd_chunk, b);
+    for (int s = 0; s < b->nseg; s++) { /* the bias sums, as add_rest does the weights */
+        int s0, s1;
+        seg_range(b, s, &s0, &s1);
+        double *sb, *pb;
+        float *sw, *pw;
+        seg_sum(b, s, &sb, &sw);
+        for (int k = atomic_load(&b->next[s]); k < s1; k++) {
+            part_buf(b, kept_buf(b, k), &pb, &pw);
+            add_into(sb, sw, pb, pw, g->F, 0, 0, 1);
+        }
+        if (s > 0) add_into(b->ws.dbs, NULL, sb, NULL, g->F, 0, 0, 1);
+    }
+    parallel_for(g->KKC * (size_t)g->F, PARALLEL_GRAIN, add_rest, b);
 }
 
 typedef struct Unpack {
@@ -419,19 +479,7 @@ void convblock_backward(float *din, float *dw, float *db, const float *dout, con
     }
     memset(b.ws.dwp, 0, g.KKC * (size_t)F * sizeof *b.ws.dwp);
     memset(b.ws.dbs, 0, (size_t)F * sizeof *b.ws.dbs);
-    if (g.chunks) {
-        b.nc = MIN(B, g.chunks);
-        atomic_init(&b.next, 0);
-        parallel_run(b.nc, bwd_chunk, &b);
-        int next = atomic_load(&b.next);
-        for (int k = next; k < b.nc; k++) {
-            double *pb;
-            float *pw;
-            chunk_part(&b, k, &pb, &pw);
-            for (int f = 0; f < F; f++) b.ws.dbs[f] += pb[f];
-        }
-        if (next < b.nc) parallel_for(g.KKC * (size_t)F, PARALLEL_GRAIN, add_rest, &b);
-    }
+    if (g.chunks) backward_by_images(&b);
     for (b.i0 = 0; !g.chunks && (b.i0 < B || b.pn); b.i0 += b.n) {
         b.n = MIN(g.grp, B - b.i0);
         parallel_run((b.pn ? b.nunits : 0) + b.n, bwd_step, &b);

@@ -16,6 +16,7 @@
 #define PART_TARGET 2097152  /* floats of the backward's per-chunk weight gradients, at most */
 #define CHUNKS_MIN 16        /* fewer image chunks than this: the backward splits the tiles */
 #define CHUNKS_MAX 64
+#define CHUNK_SEGS 4 /* by images: the chunks in this many runs, each added up on its own, then in order */
 
 typedef struct Geo {
     int C, H, W, F, K, S, pool, nchw;

@@ -4,7 +4,9 @@
  * (each kernel's chunking is documented with the kernel), every chunk is
  * computed by the same code whichever thread runs it, and chunk results are
  * combined in chunk order, so results are bit-identical for any number of
- * threads. Threads take chunks dynamically (a slow core takes fewer).
+ * threads. Each thread starts on its own contiguous share of the chunks
+ * (the same images from layer to layer, in its own cache) and then takes
+ * the others' (a slow core takes fewer).
  * OpenBLAS is kept single-threaded: BLAS calls run inside chunks. No MPI. */
 #ifndef SIAMESE_PARALLEL_H
 #define SIAMESE_PARALLEL_H

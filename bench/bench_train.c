@@ -11,11 +11,13 @@
  *   bench_train [options] --profile S             per-layer profile: median
  *       over S steps of each layer's forward and backward, mining, allreduce,
  *       optimizer; with threads, each layer's share of the threads' time
- *       spent working (nn/parallel's profile: load balance and serial parts)
- *       and their work in CPU milliseconds (cpu ms: every thread's CPU time
- *       in chunks, the calling thread's outside them; time other programs
- *       take is not in it, so T threads against 1 shows what threading
- *       costs even on a loaded machine)
+ *       spent working (nn/parallel's profile: load balance and serial
+ *       parts), their wall time not working summed over threads (wait ms:
+ *       at the end of runs, for the calling thread's serial work, asleep,
+ *       or for a core) and their work in CPU milliseconds (cpu ms: every
+ *       thread's CPU time in chunks, the calling thread's outside them;
+ *       time other programs take is not in it, so T threads against 1
+ *       shows what threading costs even on a loaded machine)
  * Options: --config PATH, --set section.key=value (repeatable), --batches N
  * (distinct batches cycled, default 4), --warmup N (default 5 steps). The
  * threads per rank are the trainer's ([run] threads, SIAMESE_THREADS, ...).
@@ -127,36 +129,40 @@ static void profile(Bench *s, int steps) {
     if (s->t.rank == 0) {
         printf("profile: median of %d steps, rank 0 of %d, %d images per rank, %d thread%s per rank\n", steps,
                s->t.world, B, T, T > 1 ? "s" : "");
-        printf("  %-10s %-8s %10s %10s %9s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s",
-               "threads", "cpu ms");
-        double sum = 0, cpu_sum = 0;
+        printf("  %-10s %-8s %10s %10s %9s %8s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP/s",
+               "threads", "wait ms", "cpu ms");
+        double sum = 0, cpu_sum = 0, wait_sum = 0;
         for (int i = 0; i < nl; i++) {
             const ModelLayer *L = &m->layers[i];
             /* work / (T x wall) per step, median over steps (before median()
              * sorts the per-step columns) */
-            double *use = xcalloc((size_t)steps, sizeof *use);
+            double *use = xcalloc((size_t)steps, sizeof *use), *idle = xcalloc((size_t)steps, sizeof *idle);
             for (int k = 0; k < steps; k++) {
                 double w = all[(size_t)(2 * i) * steps + k] + all[(size_t)(2 * i + 1) * steps + k];
                 double u =
                     all[(size_t)(2 * nl + 2 * i) * steps + k] + all[(size_t)(2 * nl + 2 * i + 1) * steps + k];
                 use[k] = w > 0 ? u / (T * w) : 0;
+                idle[k] = T * w - u; /* the threads' wall time not in chunks: waiting */
             }
             double f = median(all + (size_t)(2 * i) * steps, steps);
             double b = median(all + (size_t)(2 * i + 1) * steps, steps);
             double um = median(use, steps);
-            double cm = median(all + (size_t)(nphase + i) * steps, steps);
+            double cm = median(all + (size_t)(nphase + i) * steps, steps), wm = median(idle, steps);
             free(use);
-            char gf[16] = "", us[16] = "", cs[16] = "";
+            free(idle);
+            char gf[16] = "", us[16] = "", cs[16] = "", ws[16] = "";
             if (L->flops)
                 snprintf(gf, sizeof gf, "%9.1f", node_train_flops(L) * (B >> L->halved) / (f + b) / 1e9);
             if (f + b > 0) {
                 snprintf(us, sizeof us, "%7.0f%%", 100 * um);
                 snprintf(cs, sizeof cs, "%8.3f", cm * 1e3);
+                snprintf(ws, sizeof ws, "%8.3f", wm * 1e3);
             }
-            printf("  %-10s %-8s %10.3f %10.3f %9s %8s %8s\n", L->name, L->def->name, f * 1e3, b * 1e3, gf,
-                   us, cs);
+            printf("  %-10s %-8s %10.3f %10.3f %9s %8s %8s %8s\n", L->name, L->def->name, f * 1e3, b * 1e3,
+                   gf, us, ws, cs);
             sum += f + b;
             cpu_sum += cm;
+            wait_sum += wm;
         }
         const char *names[4] = {"mining", "allreduce", "optimizer", "other"};
         for (int j = 0; j < 4; j++) {
@@ -169,6 +175,8 @@ static void profile(Bench *s, int steps) {
                tm * 1e3, sum * 1e3, B / tm, fl * B / tm / 1e9);
         printf("  %-19s %10.3f ms (sum of the layers' medians: all threads' CPU time working)\n",
                "layers cpu", cpu_sum * 1e3);
+        printf("  %-19s %10.3f ms (sum of the layers' medians: all threads' wall time waiting)\n",
+               "layers wait", wait_sum * 1e3);
         if (T > 1) {
             printf("  %-19s %10.0f per step (handed to the pool's workers)\n", "parallel runs", runs);
             printf("  %-19s %10.1f per step (runs that found the workers asleep)\n", "worker wake-ups",

@@ -201,6 +201,37 @@ static void test_scalars(void) {
     CHECK(v[0] == world && v[1] == s && v[2] == 0.125 * s, "sum doubles %g %g %g", v[0], v[1], v[2]);
 }
 
+/* Rank r sends (r + s) % 3 rows to rank s, row j of them holding
+ * (r, s, j, 7): every rank receives the rows addressed to it in rank order;
+ * the counts it learns are the senders'. The int64 sum beyond 2^53 is exact. */
+static void test_alltoall(void) {
+    int scnt[8], rcnt[8], want[8], stot = 0, rtot = 0;
+    for (int s = 0; s < world; s++) scnt[s] = (rank + s) % 3, stot += scnt[s];
+    dist_alltoall_counts(rcnt, scnt);
+    int ok = 1;
+    for (int s = 0; s < world; s++) want[s] = (s + rank) % 3, ok &= rcnt[s] == want[s], rtot += want[s];
+    CHECK(ok, "alltoall counts: each rank hears what the others send it");
+    int32_t *send = xcalloc((size_t)stot * 4 + 1, sizeof *send),
+            *recv = xcalloc((size_t)rtot * 4 + 1, sizeof *recv);
+    for (int s = 0, o = 0; s < world; s++)
+        for (int j = 0; j < scnt[s]; j++, o++) {
+            int32_t row[4] = {rank, s, j, 7};
+            memcpy(send + 4 * o, row, sizeof row);
+        }
+    dist_alltoallv_rows(recv, want, send, scnt, 4 * sizeof(int32_t));
+    ok = 1;
+    for (int r = 0, o = 0; r < world; r++)
+        for (int j = 0; j < want[r]; j++, o++)
+            ok &= recv[4 * o] == r && recv[4 * o + 1] == rank && recv[4 * o + 2] == j && recv[4 * o + 3] == 7;
+    CHECK(ok, "alltoallv rows: the rows addressed to this rank, senders in rank order");
+    free(send), free(recv);
+    int64_t v[2] = {((int64_t)1 << 60) + rank, -3 * (int64_t)rank};
+    dist_allreduce_sum_int64(v, 2);
+    int64_t s = (int64_t)world * (world - 1) / 2;
+    CHECK(v[0] == ((int64_t)world << 60) + s && v[1] == -3 * s, "int64 sum exact: %lld %lld", (long long)v[0],
+          (long long)v[1]);
+}
+
 static void test_replicas(void) {
     enum { N = 5000 };
     float *w = xmalloc(N * sizeof *w);
@@ -259,6 +290,7 @@ int main(int argc, char **argv) {
     test_gradsync(1, 1, 1);
     test_bcast();
     test_scalars();
+    test_alltoall();
     test_replicas();
     test_stats();
 

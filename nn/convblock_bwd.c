@@ -340,11 +340,16 @@ static void seg_sum(const Bwd *b, int s, double **pb, float **pw) {
 /* Chunk c's buffer when it is added later (threads only). */
 static int kept_buf(const Bwd *b, int c) { return CHUNK_SEGS - 1 + b->g->thr + c; }
 
+/* Part k of n items cut into `parts`: [k n / parts, (k + 1) n / parts),
+ * as nn/parallel cuts a run's chunks into the threads' shares, so that
+ * the shares of 1, 2 and 4 threads are whole segments, and the images of a
+ * share are as many as the batch allows (40 chunks of 256 images: 6 and 7
+ * in turn, 128 in each half). */
+static size_t part_start(size_t n, int parts, int k) { return n * (size_t)k / (size_t)parts; }
+
 /* Segment s: chunks [*lo, *hi). */
 static void seg_range(const Bwd *b, int s, int *lo, int *hi) {
-    size_t l, h;
-    parallel_split((size_t)b->nc, b->nseg, s, &l, &h);
-    *lo = (int)l, *hi = (int)h;
+    *lo = (int)part_start((size_t)b->nc, b->nseg, s), *hi = (int)part_start((size_t)b->nc, b->nseg, s + 1);
 }
 
 /* sb, sw (a segment's sum) += pb, pw over the elements [lo, hi) of the
@@ -366,8 +371,8 @@ static void add_into(double *sb, float *sw, const double *pb, const float *pw, i
 static void bwd_chunk(void *p, int c, int tid) {
     Bwd *b = p;
     const Geo *g = b->g;
-    size_t lo, hi, nw = g->KKC * (size_t)g->F;
-    parallel_split((size_t)b->B, b->nc, c, &lo, &hi);
+    size_t nw = g->KKC * (size_t)g->F;
+    size_t lo = part_start((size_t)b->B, b->nc, c), hi = part_start((size_t)b->B, b->nc, c + 1);
     int s = 0, s0, s1;
     for (seg_range(b, s, &s0, &s1); c >= s1; seg_range(b, s, &s0, &s1)) s++;
     int first = atomic_load_explicit(&b->next[s], memory_order_acquire) == c;

@@ -98,7 +98,7 @@ static void profile(Bench *s, int steps) {
     double *tot = xcalloc((size_t)steps, sizeof *tot);
     m->prof = prof;
     m->prof_cpu = prof + 4 * nl;
-    parallel_profile(1);
+    parallel_profile(2); /* with the CPU clocks */
     long runs0 = parallel_runs(), wakes0 = parallel_wakes();
     for (int k = 0; k < steps; k++) {
         memset(prof, 0, (size_t)6 * nl * sizeof *prof);

@@ -91,14 +91,12 @@ static void work_lane(uint32_t g, Job *j, int l, int tid) {
                                                    memory_order_acquire))
             continue; /* w reloaded */
         int prof = atomic_load_explicit(&P.profile, memory_order_relaxed);
-        double t0 = prof ? now_seconds() : 0, c0 = prof ? thread_cpu_seconds() : 0;
+        double t0 = prof ? now_seconds() : 0, c0 = prof >= 2 ? thread_cpu_seconds() : 0;
         my_depth++;
         fn(ctx, (int)(uint32_t)w, tid);
         my_depth--;
-        if (prof) {
-            P.slot[tid].busy += now_seconds() - t0;
-            P.slot[tid].cpu += thread_cpu_seconds() - c0;
-        }
+        if (prof) P.slot[tid].busy += now_seconds() - t0;
+        if (prof >= 2) P.slot[tid].cpu += thread_cpu_seconds() - c0; /* before the chunk counts as done */
         atomic_fetch_add_explicit(&j->finished, 1, memory_order_release);
         w = atomic_load_explicit(&s->lane, memory_order_acquire);
     }
@@ -188,8 +186,8 @@ static void run_inline(int nchunks, ParallelFn fn, void *ctx) {
 /* Profiled: runs of the thread that set the pool up, not nested ones (they
  * are inside a timed chunk already). */
 static int profiled(void) {
-    return atomic_load_explicit(&P.profile, memory_order_relaxed) && my_depth == 0 &&
-           pthread_equal(pthread_self(), P.owner);
+    int level = atomic_load_explicit(&P.profile, memory_order_relaxed);
+    return level && my_depth == 0 && pthread_equal(pthread_self(), P.owner) ? level : 0;
 }
 
 void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
@@ -205,8 +203,8 @@ void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
         }
         return;
     }
-    double c0 = prof ? thread_cpu_seconds() : 0; /* inline runs: work outside regions, as above */
-    pthread_mutex_lock(&P.run_lock);             /* another thread's run finishes first */
+    double c0 = prof >= 2 ? thread_cpu_seconds() : 0; /* inline runs: work outside regions, as above */
+    pthread_mutex_lock(&P.run_lock);                  /* another thread's run finishes first */
     uint32_t g = P.gen + 1;
     Job *j = &P.job[g & 1];
     atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
@@ -236,7 +234,7 @@ void parallel_run(int nchunks, ParallelFn fn, void *ctx) {
     }
     if (prof) {
         P.region += now_seconds() - t0;
-        P.region_cpu += thread_cpu_seconds() - c0;
+        if (prof >= 2) P.region_cpu += thread_cpu_seconds() - c0;
     }
     pthread_mutex_unlock(&P.run_lock);
 }

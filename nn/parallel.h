@@ -77,11 +77,14 @@ int parallel_choose_threads(long configured, int sharing, char *why, size_t why_
 /* CPUs in the calling thread's affinity mask (at least 1). */
 int parallel_affinity_cpus(void);
 
-/* Profiling (benchmarks, the trainer's per-layer breakdown): while on, the
- * pool adds up the seconds every thread spends running chunks
+/* Profiling (benchmarks, the trainer's per-layer breakdown): while on (1),
+ * the pool adds up the seconds every thread spends running chunks
  * (parallel_busy_seconds) and the wall seconds the calling thread spends
  * inside parallel_run (parallel_region_seconds), so that work outside
- * regions = wall - region and thread use = (busy + outside) / (T wall). */
+ * regions = wall - region and thread use = (busy + outside) / (T wall).
+ * On = 2 adds the CPU clocks of parallel_work_cpu_offset: two system
+ * calls per chunk (about 1.6 us each in this virtual machine), for
+ * benchmarks, not for the trainer. */
 void parallel_profile(int on);
 /* Runs handed to the workers so far (not the ones run inline). */
 long parallel_runs(void);
@@ -94,10 +97,11 @@ double parallel_region_seconds(void);
  * (t1 - t0) + offset(t1) - offset(t0) (the calling thread counted as
  * working outside regions). */
 double parallel_work_offset(void);
-/* The same in CPU seconds (each thread's CPU clock: time another program
- * took from a thread is not counted, waiting at the end of a run is not
- * work): the threads' work CPU seconds over an interval of the calling
- * thread are its thread_cpu_seconds() change + the change of this offset. */
+/* The same in CPU seconds, with parallel_profile(2) (each thread's CPU
+ * clock over its chunks: time another program took from a thread is not
+ * counted, waiting at the end of a run is not work): the threads' work CPU
+ * seconds over an interval of the calling thread are its
+ * thread_cpu_seconds() change + the change of this offset. */
 double parallel_work_cpu_offset(void);
 
 #endif

@@ -211,34 +211,33 @@ static int score_trials(NwayScore *out, Dataset *ds, Trials *t, Scoring *sc) {
     return sc->ps.bad ? -1 : 0;
 }
 
+/* Scores t (drawn or read by the caller; freed) for m on ds as eval does. */
+static int score_model_trials(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
+                              Trials *t, Err *e) {
+    Scoring sc;
+    if (scoring_open(&sc, m, ds, norm, E, e)) {
+        trials_free(t);
+        return -1;
+    }
+    int rc = score_trials(out, ds, t, &sc);
+    scoring_close(&sc);
+    return rc;
+}
+
 int eval_within_group(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
                       const GroupEval *g, Err *e) {
     memset(out, 0, sizeof *out);
     Trials t;
-    Scoring sc;
     if (protocol_group_trials(&t, ds, g, e)) return -1;
-    if (scoring_open(&sc, m, ds, norm, E, e)) {
-        trials_free(&t);
-        return -1;
-    }
-    int rc = score_trials(out, ds, &t, &sc);
-    scoring_close(&sc);
-    return rc;
+    return score_model_trials(out, m, ds, norm, E, &t, e);
 }
 
 int eval_trials_file(NwayScore *out, Model *m, Dataset *ds, const Norm *norm, const float *E,
                      const char *path, Err *e) {
     memset(out, 0, sizeof *out);
     Trials t;
-    Scoring sc;
     if (protocol_read_trials(&t, ds, path, e)) return -1;
-    if (scoring_open(&sc, m, ds, norm, E, e)) {
-        trials_free(&t);
-        return -1;
-    }
-    int rc = score_trials(out, ds, &t, &sc);
-    scoring_close(&sc);
-    return rc;
+    return score_model_trials(out, m, ds, norm, E, &t, e);
 }
 
 /* The within-group trials and the trials file of p, scored by sc. */

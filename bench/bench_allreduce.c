@@ -3,6 +3,12 @@
  * dist/comm's bucketed gradsync on the fmnist-small arena (330,944 floats):
  * communication alone, and overlapped with a simulated backward that spins
  * for a chosen time split over the layers in proportion to their work.
+ * Then, side by side (interleaved repetitions), the gradient reduction
+ * alone three ways: gradsync's own Rabenseifner allreduce, its
+ * reduce-scatter to the optimizer's shards ([optim] shard = 1), and what
+ * the trainer used before: one in-place MPI_Iallreduce per bucket, Open
+ * MPI's libnbc with its Rabenseifner algorithm (set here as the trainer
+ * used to).
  * Run: mpirun -np 2 build/bench/bench_allreduce [--backward-ms 50]
  * Times are medians over repetitions, the max over ranks. */
 #include <mpi.h>
@@ -11,6 +17,7 @@
 #include <string.h>
 
 #include "../dist/comm.h"
+#include "../nn/optim.h"
 #include "../nn/util.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -49,7 +56,37 @@ static const struct {
 };
 enum { NLAYERS = 4 };
 
+/* The former path: every bucket (cut from the end) an in-place
+ * MPI_Iallreduce, started in order, then waited for. */
+static void libnbc_buckets(float *grads, size_t n, size_t bucket, MPI_Request *req) {
+    size_t nb = 0;
+    for (size_t end = n; end > 0; nb++) {
+        size_t start = end > bucket ? end - bucket : 0;
+        MPI_Iallreduce(MPI_IN_PLACE, grads + start, (int)(end - start), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                       &req[nb]);
+        end = start;
+    }
+    MPI_Waitall((int)nb, req, MPI_STATUSES_IGNORE);
+}
+
+/* Seconds for one reduction of the arena by g, every layer reported at
+ * once from the end. */
+static double time_gradsync(GradSync *g, float *grads, size_t n) {
+    double t0 = now_seconds();
+    gradsync_begin(g);
+    size_t end = n;
+    for (int l = NLAYERS - 1; l >= 0; l--) {
+        end -= LAYERS[l].params;
+        gradsync_ready(g, end, LAYERS[l].params);
+    }
+    gradsync_finish(g);
+    double dt = now_seconds() - t0;
+    memset(grads, 0, n * sizeof *grads);
+    return dt;
+}
+
 int main(int argc, char **argv) {
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0); /* Rabenseifner, for the former path */
     dist_init(&argc, &argv);
     int rank = dist_rank(), world = dist_world();
     double backward_ms = 50;
@@ -123,18 +160,7 @@ int main(int argc, char **argv) {
     for (int b = 0; b < 3; b++) {
         GradSync *g = gradsync_create(grads, n, buckets[b]);
         /* Communication only: every layer reported at once, from the end. */
-        for (int i = 0; i < REPS_COMM; i++) {
-            double t0 = now_seconds();
-            gradsync_begin(g);
-            size_t end = n;
-            for (int l = NLAYERS - 1; l >= 0; l--) {
-                end -= LAYERS[l].params;
-                gradsync_ready(g, end, LAYERS[l].params);
-            }
-            gradsync_finish(g);
-            t[i] = now_seconds() - t0;
-            memset(grads, 0, n * sizeof *grads);
-        }
+        for (int i = 0; i < REPS_COMM; i++) t[i] = time_gradsync(g, grads, n);
         double comm = median_max(t, REPS_COMM);
         /* Overlapped: each layer's backward spins, then reports; without and
          * with a progress poke every millisecond. */
@@ -163,6 +189,48 @@ int main(int argc, char **argv) {
         free(w);
         gradsync_free(g);
     }
+
+    /* Side by side: the three reductions, interleaved repetitions. */
+    enum { REPS_SIDE = 300 };
+    size_t *lo = xcalloc((size_t)world, sizeof *lo), *cnt = xcalloc((size_t)world, sizeof *cnt);
+    for (int r = 0; r < world; r++) {
+        size_t hi;
+        optim_shard(n, world, r, &lo[r], &hi);
+        cnt[r] = hi - lo[r];
+    }
+    MPI_Request *req = xcalloc(n / 1000 + 2, sizeof *req);
+    double *ts = xmalloc(3 * REPS_SIDE * sizeof *ts);
+    if (rank == 0)
+        printf("\nreduction alone, side by side (%d interleaved repetitions, medians in ms; ratio = own "
+               "allreduce / libnbc)\n%10s %8s %14s %16s %14s %7s\n",
+               REPS_SIDE, "bucket", "buckets", "own_allreduce", "own_reduce_scat", "libnbc_rabens", "ratio");
+    size_t side[] = {(size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10};
+    for (int b = 0; b < 3; b++) {
+        GradSync *ga = gradsync_create(grads, n, side[b]), *gs = gradsync_create_shards(grads, n, side[b], lo, cnt);
+        for (int i = 0; i < 10; i++) time_gradsync(ga, grads, n), time_gradsync(gs, grads, n);
+        for (int i = 0; i < REPS_SIDE; i++) {
+            dist_barrier();
+            ts[i] = time_gradsync(ga, grads, n);
+            dist_barrier();
+            ts[REPS_SIDE + i] = time_gradsync(gs, grads, n);
+            dist_barrier();
+            double t0 = now_seconds();
+            libnbc_buckets(grads, n, side[b], req);
+            ts[2 * REPS_SIDE + i] = now_seconds() - t0;
+            memset(grads, 0, n * sizeof *grads);
+        }
+        double a = median_max(ts, REPS_SIDE), rs = median_max(ts + REPS_SIDE, REPS_SIDE),
+               nbc = median_max(ts + 2 * REPS_SIDE, REPS_SIDE);
+        if (rank == 0)
+            printf("%10zu %8zu %14.3f %16.3f %14.3f %7.2f\n", side[b], gradsync_num_buckets(ga), a * 1e3, rs * 1e3,
+                   nbc * 1e3, a / nbc);
+        gradsync_free(ga);
+        gradsync_free(gs);
+    }
+    free(ts);
+    free(req);
+    free(lo);
+    free(cnt);
     free(grads);
     free(buf);
     free(t);

@@ -57,23 +57,9 @@ static void exit_abort(int status, void *arg) {
     MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
 }
 
-/* Open MPI's MPI_Iallreduce (coll/libnbc) picks, by default, a binomial
- * reduce to rank 0 and broadcast for fewer than 4 ranks, small buffers
- * or any in-place call, and the gradient buckets are in place: rank 0 then receives,
- * sums and sends back every bucket alone. Rabenseifner's algorithm
- * (reduce-scatter by recursive halving, allgather by recursive doubling)
- * splits that work over the ranks and is deterministic: each element is
- * summed on one rank and copied to the others, so replicas stay
- * bit-identical. Measured on 2 ranks, fmnist-small's 1.26 MiB arena in
- * 64 Kfloat buckets: 0.75 -> 0.44 ms per step inside backward's bucket
- * hooks (docs/training.md, "Launching"). A value the user set is kept; other MPI
- * libraries ignore the variable. */
-#define LIBNBC_ALLREDUCE_ENV "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
-
 void dist_init(int *argc, char ***argv) {
     ASSERT(g_state == COMM_UNINIT);
     int provided = 0;
-    setenv(LIBNBC_ALLREDUCE_ENV, "3", 0);
     CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
     g_state = COMM_ACTIVE;
     util_fatal_hook = fatal_hook;
@@ -412,6 +398,16 @@ int dist_local_ranks(void) {
     return n;
 }
 
+void dist_allgather_double(double *all, double x) {
+    if (solo()) {
+        all[0] = x;
+        return;
+    }
+    double t0 = now_seconds();
+    CHECK_MPI(MPI_Allgather(&x, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, MPI_COMM_WORLD));
+    g_stats.scalar_s += now_seconds() - t0;
+}
+
 void dist_gather_doubles(double *recv, const double *send, int n) {
     if (solo()) {
         memcpy(recv, send, (size_t)n * sizeof *send);
@@ -422,16 +418,45 @@ void dist_gather_doubles(double *recv, const double *send, int n) {
     g_stats.scalar_s += now_seconds() - t0;
 }
 
-/* ---- bucketed gradient allreduce -------------------------------------------------- */
+/* ---- bucketed gradient reduction ------------------------------------------------------ */
+
+/* Rabenseifner's reduce-scatter (recursive halving) and allgather
+ * (recursive doubling) of our own, on point-to-point messages, one bucket at
+ * a time (comm.h says why not MPI_Iallreduce). Non-power-of-two worlds fold
+ * first: with p' the largest power of two <= p and x = p - p', even rank 2i
+ * < 2x sends its bucket to 2i + 1 and idles; the p' remaining ranks are the
+ * virtual ranks v (real rank 2v + 1 for v < x, else v + x).
+ *
+ * Why every element gets the same bits whichever rank sums it, and however
+ * the bucket is cut into blocks: float addition is commutative, so an
+ * element's value is fixed by the tree of additions alone, and that tree
+ * does not depend on the element's owner. The fold adds g(2i) + g(2i+1);
+ * halving round k (h = p'/2, p'/4, ..., 1) adds, on whichever virtual rank
+ * keeps the element, its partial over the virtual ranks {v ^ bits above h}
+ * and the partner's over {v ^ h ^ ...}: the same two sets for every holder.
+ * So the gradient that [optim] shard = 1 reduce-scatters to the optimizer's
+ * shards is bit for bit the one shard = 0 allreduces in balanced blocks. */
+
+typedef struct Round {
+    int peer;         /* real rank */
+    size_t soff, sn;  /* floats of grads sent */
+    size_t roff, rn;  /* floats received: into scratch and added (sum), or into grads */
+    int sum;
+} Round;
+
+enum { MAX_ROUNDS = 2 * 31 + 3 };
 
 struct GradSync {
-    float *grads;
+    float *grads, *scratch; /* scratch: the arena's size, a bucket's sums land at its own offsets */
     size_t n, bucket, nbuckets;
-    size_t *ready;         /* (nbuckets) floats reported final this step */
-    MPI_Request *requests; /* (nbuckets) MPI_REQUEST_NULL unless in flight */
-    size_t next;           /* buckets [0, next) have started, in order */
-    size_t done;           /* buckets [0, done) are known complete */
-    int active;            /* between begin and finish */
+    size_t *ready;          /* (nbuckets) floats reported final this step */
+    Round *rounds;          /* (nbuckets x MAX_ROUNDS) this rank's schedule of each bucket */
+    int *nrounds, *at;      /* (nbuckets) rounds, and the round in flight (nrounds = done) */
+    MPI_Request *requests;  /* (2 nbuckets) the round in flight's receive and send */
+    size_t next;            /* buckets [0, next) have started, in order */
+    size_t done;            /* buckets [0, done) are complete */
+    int active;             /* between begin and finish */
+    int scatter;            /* 1: only this rank's block of each bucket is summed */
     MPI_Comm comm;
 };
 
@@ -442,7 +467,49 @@ static size_t bucket_start(const GradSync *g, size_t i) {
     return end > g->bucket ? end - g->bucket : 0;
 }
 
-GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats) {
+static void add_round(GradSync *g, size_t i, int peer, size_t soff, size_t sn, size_t roff, size_t rn, int sum) {
+    ASSERT(g->nrounds[i] < MAX_ROUNDS);
+    g->rounds[i * MAX_ROUNDS + (size_t)g->nrounds[i]++] = (Round){peer, soff, sn, roff, rn, sum};
+}
+
+/* Bucket i's schedule on this rank. blk[r], r = 0..p: the real blocks' float
+ * boundaries (block r = [blk[r], blk[r+1]), rank r's share of the sum). */
+static void plan_bucket(GradSync *g, size_t i, const size_t *blk) {
+    int p = g_world, me = g_rank, pp = 1;
+    while (pp * 2 <= p) pp *= 2;
+    int x = p - pp;
+    size_t s = bucket_start(g, i), e = bucket_end(g, i), L = e - s;
+    if (me < 2 * x && me % 2 == 0) { /* folded: hands its gradient over, gets its part back */
+        add_round(g, i, me + 1, s, L, 0, 0, 0);
+        if (g->scatter) add_round(g, i, me + 1, 0, 0, blk[me], blk[me + 1] - blk[me], 0);
+        else add_round(g, i, me + 1, 0, 0, s, L, 0);
+        return;
+    }
+    if (me < 2 * x) add_round(g, i, me - 1, 0, 0, s, L, 1);
+    int v = me < 2 * x ? me / 2 : me - x;
+#define REAL(u) ((u) < x ? 2 * (u) + 1 : (u) + x)
+#define VB(u) ((u) == pp ? e : blk[(u) < x ? 2 * (u) : (u) + x]) /* virtual block u's start */
+    int lo = 0, hi = pp;
+    for (int h = pp / 2; h >= 1; h /= 2) {
+        int mid = lo + h, keep_lo = v < mid;
+        int klo = keep_lo ? lo : mid, khi = keep_lo ? mid : hi, glo = keep_lo ? mid : lo, ghi = keep_lo ? hi : mid;
+        add_round(g, i, REAL(v ^ h), VB(glo), VB(ghi) - VB(glo), VB(klo), VB(khi) - VB(klo), 1);
+        lo = klo, hi = khi;
+    }
+    if (g->scatter) {
+        if (v < x) add_round(g, i, 2 * v, blk[2 * v], blk[2 * v + 1] - blk[2 * v], 0, 0, 0);
+        return;
+    }
+    for (int h = 1; h < pp; h *= 2) {
+        int mine = v & ~(h - 1), theirs = mine ^ h;
+        add_round(g, i, REAL(v ^ h), VB(mine), VB(mine + h) - VB(mine), VB(theirs), VB(theirs + h) - VB(theirs), 0);
+    }
+    if (v < x) add_round(g, i, 2 * v, s, L, 0, 0, 0);
+#undef REAL
+#undef VB
+}
+
+static GradSync *gradsync_new(float *grads, size_t n, size_t bucket_floats, const size_t *lo, const size_t *count) {
     ASSERT(bucket_floats >= 1 && bucket_floats <= (size_t)INT_MAX);
     ASSERT(grads != NULL || n == 0);
     GradSync *g = xcalloc(1, sizeof *g);
@@ -450,12 +517,51 @@ GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats) {
     g->n = n;
     g->bucket = bucket_floats;
     g->nbuckets = (n + bucket_floats - 1) / bucket_floats;
+    g->scatter = lo != NULL;
     g->ready = xcalloc(g->nbuckets, sizeof *g->ready);
-    g->requests = xcalloc(g->nbuckets, sizeof *g->requests);
-    for (size_t i = 0; i < g->nbuckets; i++) g->requests[i] = MPI_REQUEST_NULL;
     g->comm = MPI_COMM_NULL;
-    if (!solo()) CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm));
+    if (solo()) return g;
+    if (g->nbuckets > 32767) /* a bucket's messages are told apart by tag; MPI guarantees tags to 32767 */
+        FATAL("%zu gradient buckets exceed 32767: raise [dist] bucket_kfloats (now %zu)", g->nbuckets,
+              bucket_floats / 1000);
+    CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm));
+    g->scratch = xaligned_floats(n);
+    g->rounds = xcalloc(g->nbuckets * MAX_ROUNDS, sizeof *g->rounds);
+    g->nrounds = xcalloc(g->nbuckets, sizeof *g->nrounds);
+    g->at = xcalloc(g->nbuckets, sizeof *g->at);
+    g->requests = xcalloc(2 * g->nbuckets, sizeof *g->requests);
+    for (size_t i = 0; i < 2 * g->nbuckets; i++) g->requests[i] = MPI_REQUEST_NULL;
+    size_t *blk = xcalloc((size_t)g_world + 1, sizeof *blk);
+    if (g->scatter) {
+        for (int r = 0; r < g_world; r++) ASSERT(lo[r] == (r ? lo[r - 1] + count[r - 1] : 0));
+        ASSERT(lo[g_world - 1] + count[g_world - 1] == n);
+    }
+    for (size_t i = 0; i < g->nbuckets; i++) {
+        size_t s = bucket_start(g, i), e = bucket_end(g, i);
+        int pp = 1;
+        while (pp * 2 <= g_world) pp *= 2;
+        for (int r = 0; r <= g_world; r++) {
+            if (g->scatter) /* the optimizer's shards, cut to the bucket */
+                blk[r] = r == g_world ? e : MIN(MAX(lo[r], s), e);
+            else { /* balanced over the virtual ranks; a folded pair's even rank holds nothing */
+                int x = g_world - pp, u = r < 2 * x ? r / 2 : r - x;
+                blk[r] = s + (e - s) * (size_t)u / (size_t)pp;
+            }
+        }
+        plan_bucket(g, i, blk);
+    }
+    free(blk);
     return g;
+}
+
+GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats) {
+    return gradsync_new(grads, n, bucket_floats, NULL, NULL);
+}
+
+GradSync *gradsync_create_shards(float *grads, size_t n, size_t bucket_floats, const size_t *lo,
+                                 const size_t *count) {
+    ASSERT(lo != NULL && count != NULL);
+    return gradsync_new(grads, n, bucket_floats, lo, count);
 }
 
 void gradsync_begin(GradSync *g) {
@@ -465,11 +571,50 @@ void gradsync_begin(GradSync *g) {
     g->active = 1;
 }
 
+/* Posts bucket i's round g->at[i] (or marks the bucket complete). */
+static void post_round(GradSync *g, size_t i) {
+    if (g->at[i] == g->nrounds[i]) return;
+    const Round *r = &g->rounds[i * MAX_ROUNDS + (size_t)g->at[i]];
+    int tag = (int)i;
+    if (r->rn) /* counts fit in int: a round moves at most one bucket */
+        CHECK_MPI(MPI_Irecv((r->sum ? g->scratch : g->grads) + r->roff, (int)r->rn, MPI_FLOAT, r->peer, tag,
+                            g->comm, &g->requests[2 * i]));
+    if (r->sn)
+        CHECK_MPI(MPI_Isend(g->grads + r->soff, (int)r->sn, MPI_FLOAT, r->peer, tag, g->comm,
+                            &g->requests[2 * i + 1]));
+}
+
 static void start_bucket(GradSync *g, size_t i) {
     if (g->comm == MPI_COMM_NULL) return; /* world == 1 */
-    size_t s = bucket_start(g, i);
-    CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, g->grads + s, (int)(bucket_end(g, i) - s), MPI_FLOAT, MPI_SUM,
-                             g->comm, &g->requests[i]));
+    g->at[i] = 0;
+    post_round(g, i);
+}
+
+/* Bucket i's round in flight has completed: add what came, post the next. */
+static void finish_round(GradSync *g, size_t i) {
+    const Round *r = &g->rounds[i * MAX_ROUNDS + (size_t)g->at[i]];
+    if (r->sum) {
+        float *dst = g->grads + r->roff;
+        const float *src = g->scratch + r->roff;
+        for (size_t k = 0; k < r->rn; k++) dst[k] += src[k];
+    }
+    g->at[i]++;
+    post_round(g, i);
+}
+
+/* Advances every bucket in flight as far as its messages allow; returns 1
+ * when all started buckets are complete. */
+static int advance(GradSync *g) {
+    for (size_t i = g->done; i < g->next; i++) {
+        while (g->at[i] < g->nrounds[i]) {
+            int flag = 0;
+            CHECK_MPI(MPI_Testall(2, g->requests + 2 * i, &flag, MPI_STATUSES_IGNORE));
+            if (!flag) break;
+            finish_round(g, i);
+        }
+        if (i == g->done && g->at[i] == g->nrounds[i]) g->done++;
+    }
+    return g->done == g->next;
 }
 
 void gradsync_ready(GradSync *g, size_t offset, size_t count) {
@@ -492,17 +637,19 @@ void gradsync_ready(GradSync *g, size_t offset, size_t count) {
 
 void gradsync_progress(GradSync *g) {
     if (g->comm == MPI_COMM_NULL || g->done >= g->next) return;
-    int flag = 0;
-    CHECK_MPI(MPI_Testall((int)(g->next - g->done), g->requests + g->done, &flag, MPI_STATUSES_IGNORE));
-    if (flag) g->done = g->next;
+    advance(g);
 }
 
 double gradsync_finish(GradSync *g) {
     ASSERT(g->active);
     double t0 = now_seconds();
     while (g->next < g->nbuckets) start_bucket(g, g->next++);
-    if (g->comm != MPI_COMM_NULL && g->done < g->nbuckets)
-        CHECK_MPI(MPI_Waitall((int)(g->nbuckets - g->done), g->requests + g->done, MPI_STATUSES_IGNORE));
+    if (g->comm != MPI_COMM_NULL)
+        while (!advance(g)) { /* wait for any message in flight, then add and post */
+            int idx;
+            CHECK_MPI(MPI_Waitany((int)(2 * (g->nbuckets - g->done)), g->requests + 2 * g->done, &idx,
+                                  MPI_STATUS_IGNORE));
+        }
     g->done = g->nbuckets;
     g->active = 0;
     double dt = now_seconds() - t0;
@@ -519,7 +666,11 @@ void gradsync_free(GradSync *g) {
     if (g->active) gradsync_finish(g);
     if (g->comm != MPI_COMM_NULL) CHECK_MPI(MPI_Comm_free(&g->comm));
     free(g->ready);
+    free(g->rounds);
+    free(g->nrounds);
+    free(g->at);
     free(g->requests);
+    free(g->scratch);
     free(g);
 }
 

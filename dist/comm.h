@@ -127,11 +127,12 @@ void dist_allreduce_sum_doubles(double *p, int n); /* in place, SUM over ranks *
 int dist_any(int flag);                            /* logical OR over ranks: 0 or 1, same on all */
 double dist_max_double(double x);                  /* MAX over ranks, same on all */
 int dist_local_ranks(void);                        /* ranks on this node (shared memory) */
+void dist_allgather_double(double *all, double x); /* all[r] = rank r's x, on every rank */
 /* Rank r's n doubles land in recv[r * n .. r * n + n) on rank 0 (recv:
  * world * n, used on rank 0 only; may be NULL elsewhere). Collective. */
 void dist_gather_doubles(double *recv, const double *send, int n);
 
-/* ---- bucketed gradient allreduce -------------------------------------------------- */
+/* ---- bucketed gradient reduction ------------------------------------------------------ */
 
 /* Sums the gradient arena over ranks while backward still runs. The arena is
  * laid out in layer order and backward runs from the last layer to the
@@ -142,30 +143,48 @@ void dist_gather_doubles(double *recv, const double *send, int n);
  * Per step: gradsync_begin before backward; gradsync_ready(offset, count)
  * whenever grads[offset, offset + count) is final (ranges of one step must
  * not overlap; any order, any size, may span buckets); gradsync_finish before
- * the optimizer. A bucket starts an in-place MPI_Iallreduce(SUM) as soon as it
- * is fully reported AND every bucket before it has started: all ranks must
- * start the same collectives in the same order, and this makes that order
- * independent of how each rank reports. Each ready call also pokes MPI's
- * progress (MPI_Testall). gradsync_finish starts what is left and waits.
+ * the optimizer. A bucket starts as soon as it is fully reported AND every
+ * bucket before it has started. Each ready call also advances the buckets
+ * in flight (MPI_Testall). gradsync_finish starts what is left and waits.
  *
- * The result is the SUM, not the mean: the loss is already normalised over
- * the global batch, so the sum of the per-rank gradients is the exact
- * gradient. The sum is bit-identical on every rank (each element is reduced
- * once and distributed; dist_check_replicas guards the assumption).
+ * The reduction is our own Rabenseifner (reduce-scatter by recursive
+ * halving, allgather by recursive doubling; non-power-of-two worlds fold
+ * pairs of ranks first) on point-to-point messages, not MPI_Iallreduce:
+ * every element is added in a tree that depends on the rank count alone,
+ * never on which rank adds it or how a bucket is cut into blocks, so a
+ * reduce-scatter to any blocks gives the same bits as the allreduce.
+ * MPI_Reduce_scatter cannot promise that (Open MPI's adds in another order
+ * than its allreduce from 3 ranks on), and its libnbc non-blocking form
+ * reduces everything on rank 0.
  *
- * gradsync_create is collective (it duplicates MPI_COMM_WORLD, so the bucket
- * collectives never interleave with other traffic); bucket_floats in
- * [1, INT_MAX]; all memory is allocated here, none per step. With world == 1
- * no MPI is called and grads are left as they are. */
+ * gradsync_create: every rank ends with the whole SUM (not the mean: the
+ * loss is already normalised over the global batch, so the sum of the
+ * per-rank gradients is the exact gradient), bit-identical on every rank
+ * (dist_check_replicas guards the assumption). gradsync_create_shards:
+ * reduce-scatter only; rank r's grads[lo[r], lo[r] + count[r]) holds the
+ * sum, with the same bits as gradsync_create's, and the rest of its arena
+ * is left undefined (the sharded optimizer; lo and count as
+ * dist_allgather_shards', covering [0, n) in rank order).
+ *
+ * Both are collective (they duplicate MPI_COMM_WORLD, so the bucket
+ * messages never mix with other traffic); bucket_floats in [1, INT_MAX], at
+ * most 32767 buckets (a bucket's messages carry its index as tag); all
+ * memory is allocated here (a scratch copy of the arena for received
+ * halves), none per step. With world == 1 no MPI is called and grads are
+ * left as they are. */
 typedef struct GradSync GradSync;
 
 GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats);
+GradSync *gradsync_create_shards(float *grads, size_t n, size_t bucket_floats, const size_t *lo,
+                                 const size_t *count);
 void gradsync_begin(GradSync *g);
 void gradsync_ready(GradSync *g, size_t offset, size_t count);
-/* Lets MPI advance the buckets in flight (MPI_Testall; no-op when none is).
- * Open MPI moves a nonblocking collective only inside MPI calls and only the
+/* Advances the buckets in flight: rounds whose messages have arrived are
+ * added and the next ones posted (MPI_Testall; no-op when none is in flight).
+ * Open MPI moves non-blocking messages only inside MPI calls and only the
  * main thread may call MPI, so a long backward (a conv layer) should call
- * this every millisecond or so; gradsync_ready does it too. Cheap (~1 us). */
+ * this every millisecond or so; gradsync_ready does it too. About 1 us plus
+ * the additions (a bucket's block per round). */
 void gradsync_progress(GradSync *g);
 /* Returns the seconds spent inside it (starting the rest and waiting). */
 double gradsync_finish(GradSync *g);

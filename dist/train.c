@@ -204,6 +204,7 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     t->nstate = optim_state_floats(&t->opt, np);
     t->shard_lo = xcalloc((size_t)t->world, sizeof(size_t));
     t->shard_n = xcalloc((size_t)t->world, sizeof(size_t));
+    t->norm_part = xcalloc((size_t)t->world, sizeof(double));
     for (int r = 0; r < t->world; r++) {
         size_t hi;
         optim_shard(np, t->opt.shard ? t->world : 1, t->opt.shard ? r : 0, &t->shard_lo[r], &hi);
@@ -211,7 +212,9 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     }
     t->opt_lo = t->shard_lo[t->rank], t->opt_hi = t->opt_lo + t->shard_n[t->rank];
     t->opt_state = xaligned_floats(optim_state_floats(&t->opt, t->opt_hi - t->opt_lo));
-    t->gs = gradsync_create(t->model.grads, t->model.nparams, (size_t)c->bucket_kfloats * 1000);
+    size_t bucket = (size_t)c->bucket_kfloats * 1000;
+    t->gs = t->opt.shard ? gradsync_create_shards(t->model.grads, np, bucket, t->shard_lo, t->shard_n)
+                         : gradsync_create(t->model.grads, np, bucket);
 
     t->rows = xcalloc((size_t)t->world, sizeof(int));
     t->offsets = xcalloc((size_t)t->world, sizeof(int));
@@ -260,6 +263,7 @@ void trainer_free(Trainer *t) {
     free(t->opt_state);
     free(t->shard_lo);
     free(t->shard_n);
+    free(t->norm_part);
     free(t->rows);
     free(t->offsets);
     free(t->pool_E);
@@ -498,6 +502,27 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     return loss_stats_mean(&g) + l2;
 }
 
+/* The L2 norm of the summed gradient, with the same bits whether the
+ * optimizer is sharded or not: the squares are summed per block of the
+ * optimizer's partition over the ranks (optim_shard at this world size,
+ * each block a fixed-chunk sum), and the blocks' sums added in rank order.
+ * Sharded, a rank holds only its block's sum and the others come by
+ * allgather; unsharded, every rank sums every block itself. */
+static double grad_norm(Trainer *t) {
+    const Model *m = &t->model;
+    double *part = t->norm_part, ss = 0;
+    if (t->opt.shard)
+        dist_allgather_double(part, optim_sum_squares(m->grads + t->opt_lo, t->opt_hi - t->opt_lo));
+    else
+        for (int r = 0; r < t->world; r++) {
+            size_t lo, hi;
+            optim_shard(m->nparams, t->world, r, &lo, &hi);
+            part[r] = optim_sum_squares(m->grads + lo, hi - lo);
+        }
+    for (int r = 0; r < t->world; r++) ss += part[r];
+    return sqrt(ss);
+}
+
 void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     Model *m = &t->model;
     const Config *c = &t->cfg;
@@ -506,20 +531,27 @@ void trainer_step(Trainer *t, const Batch *b, StepTimes *st) {
     model_update_buffers(m);
     double t4 = now_seconds();
     watchdog_phase(WD_OPTIMIZER);
-    /* Sharded: the norm of the whole gradient (the same sum on every rank),
-     * this rank's shard scaled and updated, then every shard gathered. */
-    double gnorm = optim_clip_range(m->grads, m->nparams, c->optim.clip_norm, t->opt_lo, t->opt_hi);
+    /* Sharded: each rank holds the summed gradient of its shard alone; the
+     * norm is summed so that it has the same bits either way (grad_norm). */
+    double gnorm = grad_norm(t);
+    optim_clip_scale(m->grads, gnorm, c->optim.clip_norm, t->opt_lo, t->opt_hi);
     if (!isfinite(loss) || !isfinite(gnorm)) {
-        const char *where = "?";
-        for (int v = 0; v < m->nviews && where[0] == '?'; v++)
-            for (size_t i = 0; i < m->views[v].count; i++)
-                if (!isfinite(m->grads[m->views[v].offset + i]) || !isfinite(m->params[m->views[v].offset + i])) {
-                    where = m->views[v].name;
+        /* The first view with a non-finite value: a sharded rank looks in
+         * its own shard of the gradient, and the lowest view over ranks wins. */
+        int first = m->nviews;
+        for (int v = 0; v < m->nviews && first == m->nviews; v++) {
+            const ParamView *pv = &m->views[v];
+            size_t glo = MAX(pv->offset, t->opt_lo), ghi = MIN(pv->offset + pv->count, t->opt_hi);
+            for (size_t i = pv->offset; i < pv->offset + pv->count; i++)
+                if ((i >= glo && i < ghi && !isfinite(m->grads[i])) || !isfinite(m->params[i])) {
+                    first = v;
                     break;
                 }
+        }
+        first = (int)-dist_max_double(-(double)first);
         FATAL("step %llu: loss %g, gradient norm %g: non-finite values (first in %s); lower [optim] lr (now %g), "
               "set [optim] clip_norm, or run with --debug for a gradient check",
-              (unsigned long long)t->step, loss, gnorm, where, t->last_lr);
+              (unsigned long long)t->step, loss, gnorm, first < m->nviews ? m->views[first].name : "?", t->last_lr);
     }
     uint64_t epoch = t->step / t->steps_per_epoch;
     double lr = optim_lr(&t->opt, t->step, epoch, t->total_steps);

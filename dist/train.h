@@ -69,6 +69,7 @@ typedef struct Trainer {
     float *opt_state;
     size_t nstate, opt_lo, opt_hi;
     size_t *shard_lo, *shard_n;
+    double *norm_part; /* (world) the gradient norm's per-block sums (trainer_step) */
     GradSync *gs;
     int D;                   /* embedding dimension */
     int global_items, per_item;

@@ -150,6 +150,7 @@ static void gradient_check(Trainer *t, const Batch *b) {
     Model *m = &t->model;
     StepTimes st;
     double base = trainer_grads(t, b, &st);
+    if (t->opt.shard) dist_allgather_shards(m->grads, t->shard_lo, t->shard_n); /* reduce-scattered */
     float *g = xmalloc(m->nparams * sizeof(float));
     memcpy(g, m->grads, m->nparams * sizeof(float));
     double worst = 0, l0 = trainer_loss_only(t, b, t->last_count);

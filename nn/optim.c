@@ -78,11 +78,16 @@ double optim_clip(float *grads, size_t n, double max_norm) {
 
 double optim_clip_range(float *grads, size_t n, double max_norm, size_t lo, size_t hi) {
     ASSERT(lo <= hi && hi <= n);
-    double norm = sqrt(parallel_sum(n, sum_squares, grads));
-    if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
-        parallel_scale(grads + lo, hi - lo, (float)(max_norm / norm));
-    }
+    double norm = sqrt(optim_sum_squares(grads, n));
+    optim_clip_scale(grads, norm, max_norm, lo, hi);
     return norm;
+}
+
+double optim_sum_squares(const float *g, size_t n) { return parallel_sum(n, sum_squares, (void *)g); }
+
+void optim_clip_scale(float *grads, double norm, double max_norm, size_t lo, size_t hi) {
+    ASSERT(lo <= hi);
+    if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) parallel_scale(grads + lo, hi - lo, (float)(max_norm / norm));
 }
 
 #define SHARD_GROUP 16

@@ -63,6 +63,13 @@ double optim_lr(const OptimSpec *o, uint64_t step, uint64_t epoch, uint64_t tota
 double optim_clip(float *grads, size_t n, double max_norm);
 /* The same norm (over all n floats, the same sum), scaling only [lo, hi). */
 double optim_clip_range(float *grads, size_t n, double max_norm, size_t lo, size_t hi);
+/* The pieces of the two above, for a norm summed elsewhere (the trainer's,
+ * over ranks): the sum of squares of g[0, n) in double (fixed chunks: the
+ * same bits for any thread count), and the clip of grads[lo, hi) to
+ * max_norm given the whole norm (nothing when max_norm <= 0 or the norm is
+ * not finite). */
+double optim_sum_squares(const float *g, size_t n);
+void optim_clip_scale(float *grads, double norm, double max_norm, size_t lo, size_t hi);
 
 /* The shard [*lo, *hi) of an arena of n floats that rank `rank` of `world`
  * updates when the optimizer is sharded: whole groups of 16 floats (the

@@ -60,6 +60,12 @@ check '[ $? -eq 0 ] && grep -q params "$T/insp"' "inspect verifies the checkpoin
 $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/dbg" --set train.steps=3 --set train.eval=0 \
   --debug >"$T/dbg.out" 2>&1
 check 'grep -q "debug: gradient check" "$T/dbg.out" && ! grep -q SUSPICIOUS "$T/dbg.out"' "--debug gradient check passes"
+# ... and on 2 ranks with the sharded optimizer, whose gradient reduction
+# leaves each rank only its shard (the check gathers the rest).
+mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/dbg2" --set train.steps=3 \
+  --set train.eval=0 --set optim.shard=1 --debug >"$T/dbg2.out" 2>&1
+check '[ $? -eq 0 ] && grep -q "debug: gradient check" "$T/dbg2.out" && ! grep -q SUSPICIOUS "$T/dbg2.out"' \
+  "--debug gradient check passes on 2 sharded ranks"
 
 # Two ranks: the same losses as one rank (global mining).
 mpirun -np 2 --oversubscribe $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/run2" \

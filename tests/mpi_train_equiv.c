@@ -9,7 +9,7 @@
  * (batch norm synchronised over ranks with dropout; a two-tower model on
  * pairs with the same, the gradient buckets overlapping backward; a
  * co-segmentation net with correlation and a per-pixel mask loss) the loss
- * of each step equals the 1-rank loss within 1e-6 relative and the weights
+ * of each step equals the 1-rank loss within 2e-6 relative and the weights
  * (and running statistics) after 5 steps within 1e-5, with global mining.
  * Rank 0 first computes the 1-rank
  * reference in the same job (dist_test_solo). Also: every rank ends with
@@ -402,7 +402,10 @@ static void check_recipe(const Recipe *rc, int threads) {
         double worst = 0;
         for (int s = 0; s < STEPS; s++)
             worst = fmax(worst, fabs(loss[s] - ref_loss[s]) / fmax(1e-12, fabs(ref_loss[s])));
-        CHECK(worst <= 1e-6,
+        /* The sum over ranks adds in another order than one rank does: some
+         * ulps per step (offline triplets at 8 ranks reach 1.0e-6 by step 5,
+         * the hinge amplifying a weight difference of 6e-8). */
+        CHECK(worst <= 2e-6,
               "%s, %d ranks: loss differs from 1 rank by %.3g relative (step-0 loss %.9g vs %.9g)", rc->name,
               world, worst, loss[0], ref_loss[0]);
         CHECK(ref_loss[0] > 0 && isfinite(ref_loss[0]), "%s: a real loss (%g)", rc->name, ref_loss[0]);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evaluate.h"
 #include "mem_limit.h"
 #include "../nn/parallel.h"
 #include "../mining/coseg.h"
@@ -142,6 +143,20 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
         fmt_gb(f[3], batches + mining), fmt_gb(f[4], least), why, L->name);
 }
 
+/* [init] from: the parameters and buffers of the checkpoint's layers that
+ * the model has by name. Every rank reads the file: the same bits, or the
+ * same error on every rank. */
+static int init_from(Trainer *t, const char *path, Err *e) {
+    EvalModel src;
+    Err le;
+    if (eval_model_load(&src, path, 2, &le)) return err_set(e, "[init] from: %s", le.msg);
+    int n = model_copy_layers(&t->model, &src.model, &le);
+    eval_model_free(&src);
+    if (n < 0) return err_set(e, "[init] from = %s: %s", path, le.msg);
+    if (t->rank == 0) printf("init: %d layers from %s\n", n, path);
+    return 0;
+}
+
 int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     memset(t, 0, sizeof *t);
     t->rank = dist_rank();
@@ -198,6 +213,7 @@ int trainer_setup(Trainer *t, const char *cfg_text, int debug, Err *e) {
     if (t->rank == 0) model_init(&t->model, c->init_scheme, (uint64_t)c->seed);
     dist_bcast_floats(t->model.params, t->model.nparams);
     dist_bcast_floats(t->model.buffers, t->model.nbuffers);
+    if (c->init_from[0] && init_from(t, c->init_from, e)) return -1;
 
     t->opt = c->optim;
     size_t np = t->model.nparams;

@@ -98,6 +98,7 @@ static const Key schema[] = {
     {"optim", "clip_norm", K_DBL, C(optim.clip_norm), 0, 1e9, "0", NULL, "clip the global gradient norm to this; 0 = off"},
     {"optim", "shard", K_INT32, C(optim.shard), 0, 1, "0", NULL, "1 = shard the optimizer over the ranks: each updates 1/p of the parameters and keeps 1/p of the optimizer state, then the parameters are allgathered (the same bits as 0; may change on resume)"},
     {"init", "scheme", K_ENUM, C(init_scheme), 0, 0, "he", "he|koch|torch", "he: N(0, 2/fan_in), bias 0; koch: conv N(0,1e-2) bias N(0.5,1e-2), dense N(0,0.2); torch: PyTorch's default uniform"},
+    {"init", "from", K_STR, C(init_from), 0, 0, "", NULL, "checkpoint to start from: after the scheme's initialisation, every layer with parameters whose name is a layer of the checkpoint's model gets its parameters and running statistics (same type and shapes, else an error naming the layer); empty = none"},
     {"train", "epochs", K_INT, C(epochs), 0, 1000000, "5", NULL, "epochs (used when steps = 0)"},
     {"train", "steps", K_INT, C(steps), 0, BIG, "0", NULL, "total steps; 0 = epochs x steps per epoch"},
     {"train", "log_every", K_INT, C(log_every), 1, BIG, "20", NULL, "progress line every N steps (rank 0)"},

@@ -48,6 +48,7 @@ typedef struct Config {
     OptimSpec optim;     /* [optim] */
     /* [init] */
     int init_scheme;
+    char init_from[CFG_PATH]; /* [init] from: layers of the same names copied from it; empty: none */
     /* [train] */
     long epochs, steps, log_every, eval_at_end, report;
     /* [checkpoint] */

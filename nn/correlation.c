@@ -8,9 +8,16 @@
  *   out(k, p) = scale * G(p, p + d_k); backward scatters dout into dG and
  *   takes dfa += fb dG^T and dfb += fa dG, two more sgemms.
  * - direct loops otherwise, one displacement at a time over contiguous row
- *   segments of both maps. */
+ *   segments of both maps.
+ * CORR_COSINE normalises both images' maps into the thread's workspace
+ * first (the backward normalises them again and takes the gradient through
+ * the normalisation, as l2norm's); CORR_MAX takes each position's largest
+ * value over the displacements inside the map after the D*D channels, and
+ * its backward adds dout of the max to the first largest displacement's
+ * dout (a copy in the workspace) before the usual backward. */
 #include "correlation.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -27,17 +34,70 @@ static void corr_range(int *lo, int *hi, int n, int d) {
 
 static int corr_gemm(int H, int W, int D, int dil) { return dil == 1 && (size_t)H * W <= 2 * (size_t)D * D; }
 
-size_t correlation_workspace_floats(int H, int W, int D, int dil) {
-    size_t HW = (size_t)H * W;
-    return corr_gemm(H, W, D, dil) ? (size_t)parallel_threads() * HW * HW : 0;
+int correlation_channels(int D, int flags) { return D * D + (flags & CORR_MAX ? 1 : 0); }
+
+/* One thread's workspace, offsets in floats: the Gram matrix g (GEMM form);
+ * with CORR_COSINE the normalised maps na, nb, their norms ra, rb and the
+ * gradients dna, dnb; with CORR_MAX dd, dout of the D*D channels. */
+typedef struct CorrWs {
+    size_t g, na, nb, ra, rb, dna, dnb, dd, total;
+} CorrWs;
+
+static CorrWs corr_ws(int C, int H, int W, int D, int dil, int flags) {
+    size_t HW = (size_t)H * W, CHW = (size_t)C * HW, n = 0;
+    CorrWs w;
+    w.g = n, n += corr_gemm(H, W, D, dil) ? HW * HW : 0;
+    int cos = (flags & CORR_COSINE) != 0;
+    w.na = n, n += cos ? CHW : 0;
+    w.nb = n, n += cos ? CHW : 0;
+    w.ra = n, n += cos ? HW : 0;
+    w.rb = n, n += cos ? HW : 0;
+    w.dna = n, n += cos ? CHW : 0;
+    w.dnb = n, n += cos ? CHW : 0;
+    w.dd = n, n += flags & CORR_MAX ? (size_t)D * D * HW : 0;
+    w.total = n;
+    return w;
+}
+
+size_t correlation_workspace_floats(int C, int H, int W, int D, int dil, int flags) {
+    return (size_t)parallel_threads() * corr_ws(C, H, W, D, dil, flags).total;
 }
 
 typedef struct Corr {
     float *out, *dfa, *dfb, *ws;
-    const float *fa, *fb, *dout;
-    int C, H, W, D, dil;
+    const float *fa, *fb, *dout, *fwd;
+    int C, H, W, D, dil, flags;
     float scale;
+    CorrWs lay;
 } Corr;
+
+/* y (C, HW) = x / max(||x(:, p)||, eps) per position p; r (HW) the norms. */
+static void corr_normalise(float *y, float *r, const float *x, int C, size_t HW) {
+    for (size_t p = 0; p < HW; p++) {
+        double ss = 0.0;
+        for (int ch = 0; ch < C; ch++) ss += (double)x[ch * HW + p] * x[ch * HW + p];
+        float n = (float)sqrt(ss);
+        r[p] = n;
+        double inv = 1.0 / (double)(n < CORR_EPS ? CORR_EPS : n);
+        for (int ch = 0; ch < C; ch++) y[ch * HW + p] = (float)(x[ch * HW + p] * inv);
+    }
+}
+
+/* dx (C, HW) += the gradient through corr_normalise given dy of y. */
+static void corr_normalise_grad(float *dx, const float *dy, const float *y, const float *r, int C,
+                                size_t HW) {
+    for (size_t p = 0; p < HW; p++) {
+        double n = r[p];
+        if (n < CORR_EPS) {
+            for (int ch = 0; ch < C; ch++) dx[ch * HW + p] += (float)(dy[ch * HW + p] / (double)CORR_EPS);
+            continue;
+        }
+        double dot = 0.0;
+        for (int ch = 0; ch < C; ch++) dot += (double)y[ch * HW + p] * dy[ch * HW + p];
+        for (int ch = 0; ch < C; ch++)
+            dx[ch * HW + p] += (float)((dy[ch * HW + p] - y[ch * HW + p] * dot) / n);
+    }
+}
 
 /* Displacement k = (dy, dx) of the window and its valid rows [i0, i1) and
  * columns [j0, j1). */
@@ -53,15 +113,45 @@ static Disp corr_disp(const Corr *c, int k) {
     return d;
 }
 
-static void corr_forward_image(void *p, int b, int tid) {
-    const Corr *c = p;
-    int C = c->C, W = c->W, DD = c->D * c->D;
+/* The displacement of position (i, j)'s largest value in out (D*D, HW)
+ * among the displacements inside the map (the first of equal ones). */
+static int corr_argmax(const Corr *c, const float *out, int i, int j) {
+    size_t HW = (size_t)c->H * c->W, q = (size_t)i * c->W + j;
+    int best = -1;
+    for (int k = 0; k < c->D * c->D; k++) {
+        Disp d = corr_disp(c, k);
+        if (i < d.i0 || i >= d.i1 || j < d.j0 || j >= d.j1) continue;
+        if (best < 0 || out[(size_t)k * HW + q] > out[(size_t)best * HW + q]) best = k;
+    }
+    return best; /* the zero displacement is always inside */
+}
+
+/* m (HW): the max channel of out (D*D, HW). */
+static void corr_max(float *m, const Corr *c, const float *out) {
+    size_t HW = (size_t)c->H * c->W;
+    for (int i = 0; i < c->H; i++)
+        for (int j = 0; j < c->W; j++) {
+            size_t q = (size_t)i * c->W + j;
+            m[q] = out[(size_t)corr_argmax(c, out, i, j) * HW + q];
+        }
+}
+
+/* dd (D*D, HW) += dm (HW), the max channel's dout, at each position's max. */
+static void corr_max_grad(float *dd, const Corr *c, const float *out, const float *dm) {
+    size_t HW = (size_t)c->H * c->W;
+    for (int i = 0; i < c->H; i++)
+        for (int j = 0; j < c->W; j++) {
+            size_t q = (size_t)i * c->W + j;
+            dd[(size_t)corr_argmax(c, out, i, j) * HW + q] += dm[q];
+        }
+}
+
+/* out (D*D, HW), zeroed, of one image's (normalised) maps fa, fb. */
+static void corr_forward_core(const Corr *c, float *out, const float *fa, const float *fb, float *ws) {
+    int C = c->C, W = c->W;
     size_t HW = (size_t)c->H * W;
-    const float *fa = c->fa + (size_t)b * C * HW, *fb = c->fb + (size_t)b * C * HW;
-    float *out = c->out + (size_t)b * DD * HW;
-    memset(out, 0, (size_t)DD * HW * sizeof *out);
     if (corr_gemm(c->H, W, c->D, c->dil)) {
-        float *g = c->ws + (size_t)tid * HW * HW; /* g(p, q) = <fa(:, p), fb(:, q)> */
+        float *g = ws + c->lay.g; /* g(p, q) = <fa(:, p), fb(:, q)> */
         blas_sgemm(1, 0, (int)HW, (int)HW, C, 1.0f, fa, (int)HW, fb, (int)HW, 0.0f, g, (int)HW);
         for (int k = 0; k < c->D * c->D; k++) {
             Disp d = corr_disp(c, k);
@@ -92,14 +182,31 @@ static void corr_forward_image(void *p, int b, int tid) {
     }
 }
 
-static void corr_backward_image(void *p, int b, int tid) {
+static void corr_forward_image(void *p, int b, int tid) {
     const Corr *c = p;
-    int C = c->C, W = c->W, DD = c->D * c->D;
-    size_t HW = (size_t)c->H * W, off = (size_t)b * C * HW;
-    const float *fa = c->fa + off, *fb = c->fb + off, *dout = c->dout + (size_t)b * DD * HW;
-    float *dfa = c->dfa ? c->dfa + off : NULL, *dfb = c->dfb ? c->dfb + off : NULL;
+    int C = c->C, DD = c->D * c->D;
+    size_t HW = (size_t)c->H * c->W;
+    const float *fa = c->fa + (size_t)b * C * HW, *fb = c->fb + (size_t)b * C * HW;
+    float *out = c->out + (size_t)b * correlation_channels(c->D, c->flags) * HW;
+    float *ws = c->ws + (size_t)tid * c->lay.total;
+    if (c->flags & CORR_COSINE) {
+        corr_normalise(ws + c->lay.na, ws + c->lay.ra, fa, C, HW);
+        corr_normalise(ws + c->lay.nb, ws + c->lay.rb, fb, C, HW);
+        fa = ws + c->lay.na, fb = ws + c->lay.nb;
+    }
+    memset(out, 0, (size_t)DD * HW * sizeof *out);
+    corr_forward_core(c, out, fa, fb, ws);
+    if (c->flags & CORR_MAX) corr_max(out + (size_t)DD * HW, c, out);
+}
+
+/* dfa, dfb (C, HW) += the gradient of one image's (normalised) maps fa, fb
+ * given dout (D*D, HW); either may be NULL. */
+static void corr_backward_core(const Corr *c, float *dfa, float *dfb, const float *dout, const float *fa,
+                               const float *fb, float *ws) {
+    int C = c->C, W = c->W;
+    size_t HW = (size_t)c->H * W;
     if (corr_gemm(c->H, W, c->D, c->dil)) {
-        float *dg = c->ws + (size_t)tid * HW * HW; /* dg(p, q) = scale * dout(k(q - p), p) */
+        float *dg = ws + c->lay.g; /* dg(p, q) = scale * dout(k(q - p), p) */
         memset(dg, 0, HW * HW * sizeof *dg);
         for (int k = 0; k < c->D * c->D; k++) {
             Disp d = corr_disp(c, k);
@@ -133,29 +240,56 @@ static void corr_backward_image(void *p, int b, int tid) {
     }
 }
 
-void correlation_forward(float *out, const float *fa, const float *fb, int B, int C, int H, int W, int D,
-                         int dil, float scale, float *ws) {
+static void corr_backward_image(void *p, int b, int tid) {
+    const Corr *c = p;
+    int C = c->C, DD = c->D * c->D, OC = correlation_channels(c->D, c->flags);
+    size_t HW = (size_t)c->H * c->W, off = (size_t)b * C * HW, CHW = (size_t)C * HW;
+    const float *fa = c->fa + off, *fb = c->fb + off, *dout = c->dout + (size_t)b * OC * HW;
+    float *dfa = c->dfa ? c->dfa + off : NULL, *dfb = c->dfb ? c->dfb + off : NULL;
+    float *ws = c->ws + (size_t)tid * c->lay.total;
+    if (c->flags & CORR_MAX) { /* the max's dout goes to its displacement */
+        const float *out = c->fwd + (size_t)b * OC * HW;
+        float *dd = ws + c->lay.dd;
+        memcpy(dd, dout, (size_t)DD * HW * sizeof *dd);
+        corr_max_grad(dd, c, out, dout + (size_t)DD * HW);
+        dout = dd;
+    }
+    if (!(c->flags & CORR_COSINE)) {
+        corr_backward_core(c, dfa, dfb, dout, fa, fb, ws);
+        return;
+    }
+    float *na = ws + c->lay.na, *nb = ws + c->lay.nb, *ra = ws + c->lay.ra, *rb = ws + c->lay.rb;
+    float *dna = ws + c->lay.dna, *dnb = ws + c->lay.dnb;
+    corr_normalise(na, ra, fa, C, HW);
+    corr_normalise(nb, rb, fb, C, HW);
+    memset(dna, 0, CHW * sizeof *dna), memset(dnb, 0, CHW * sizeof *dnb);
+    corr_backward_core(c, dfa ? dna : NULL, dfb ? dnb : NULL, dout, na, nb, ws);
+    if (dfa) corr_normalise_grad(dfa, dna, na, ra, C, HW);
+    if (dfb) corr_normalise_grad(dfb, dnb, nb, rb, C, HW);
+}
+
+/* The shared part of both calls' job. */
+static Corr corr_job(const float *fa, const float *fb, int C, int H, int W, int D, int dil, float scale,
+                     int flags, float *ws) {
     ASSERT(D >= 1 && D % 2 == 1 && dil >= 1);
-    Corr c = {
-        .out = out, .ws = ws, .fa = fa, .fb = fb, .C = C, .H = H, .W = W, .D = D, .dil = dil, .scale = scale};
+    Corr c = {.ws = ws, .fa = fa, .fb = fb, .C = C, .H = H, .W = W, .D = D, .dil = dil, .flags = flags};
+    c.scale = scale, c.lay = corr_ws(C, H, W, D, dil, flags);
+    return c;
+}
+
+void correlation_forward(float *out, const float *fa, const float *fb, int B, int C, int H, int W, int D,
+                         int dil, float scale, int flags, float *ws) {
+    Corr c = corr_job(fa, fb, C, H, W, D, dil, scale, flags, ws);
+    c.out = out;
     parallel_run(B, corr_forward_image, &c);
 }
 
-void correlation_backward(float *dfa, float *dfb, const float *dout, const float *fa, const float *fb, int B,
-                          int C, int H, int W, int D, int dil, float scale, float *ws) {
-    ASSERT(D >= 1 && D % 2 == 1 && dil >= 1);
+void correlation_backward(float *dfa, float *dfb, const float *dout, const float *out, const float *fa,
+                          const float *fb, int B, int C, int H, int W, int D, int dil, float scale, int flags,
+                          float *ws) {
+    ASSERT(out || !(flags & CORR_MAX));
     if (!dfa && !dfb) return;
-    Corr c = {.dfa = dfa,
-              .dfb = dfb,
-              .ws = ws,
-              .fa = fa,
-              .fb = fb,
-              .dout = dout,
-              .C = C,
-              .H = H,
-              .W = W,
-              .D = D,
-              .dil = dil,
-              .scale = scale};
+    Corr c = corr_job(fa, fb, C, H, W, D, dil, scale, flags, ws);
+    c.dfa = dfa, c.dfb = dfb, c.dout = dout, c.fwd = out;
     parallel_run(B, corr_backward_image, &c);
 }

@@ -35,6 +35,8 @@ typedef struct LayerCfg {
     long factor;                     /* upsample */
     int mode;                        /* upsample: UpsampleMode */
     long displacement, dilation;     /* correlation */
+    int normalize;                   /* correlation: 0 none, 1 cosine */
+    long max;                        /* correlation: 1 = the max channel */
     double momentum, eps;            /* batchnorm */
     long sync;                       /* batchnorm: 1 = statistics over every rank */
     double p;                        /* dropout */

@@ -125,7 +125,18 @@ static const ConfigKey correlation_keys[] = {
      "largest displacement d in each direction: (2d+1)^2 output channels"},
     {"correlation", "dilation", K_INT, L(dilation), 1, 16, "1", NULL,
      "pixels between neighbouring displacements"},
+    {"correlation", "normalize", K_ENUM, L(normalize), 0, 0, "none", "none|cosine",
+     "none: dot product / channels (Li et al.); cosine: each position's channel vector l2-normalised "
+     "first, the cosine in [-1, 1]"},
+    {"correlation", "max", K_INT, L(max), 0, 1, "0", NULL,
+     "1: one more channel, each position's largest value over the displacements inside the map"},
 };
+
+static int correlation_flags(const ModelLayer *L) {
+    return (L->cfg.normalize ? CORR_COSINE : 0) | (L->cfg.max ? CORR_MAX : 0);
+}
+
+static float correlation_scale(const ModelLayer *L) { return L->cfg.normalize ? 1.0f : 1.0f / (float)L->c; }
 
 static int correlation_build(Model *m, ModelLayer *L, Err *e) {
     if (L->in_flat) return err_set(e, "its input is flat: it correlates feature maps (C x H x W)");
@@ -138,50 +149,50 @@ static int correlation_build(Model *m, ModelLayer *L, Err *e) {
                "not a pair-level one (or use input = X@a, X@b)");
     (void)m;
     int D = 2 * (int)L->cfg.displacement + 1;
-    L->oc = D * D, L->oh = L->h, L->ow = L->w;
-    L->flops = 2ULL * (uint64_t)L->c * (uint64_t)L->oc * (uint64_t)L->h * (uint64_t)L->w;
-    L->ws_floats = correlation_workspace_floats(L->h, L->w, D, (int)L->cfg.dilation);
+    L->oc = correlation_channels(D, correlation_flags(L)), L->oh = L->h, L->ow = L->w;
+    L->flops = 2ULL * (uint64_t)L->c * (uint64_t)D * D * (uint64_t)L->h * (uint64_t)L->w;
+    L->ws_floats =
+        correlation_workspace_floats(L->c, L->h, L->w, D, (int)L->cfg.dilation, correlation_flags(L));
     return 0;
 }
 
 static void correlation_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
-    int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation;
-    float scale = 1.0f / (float)L->c;
+    int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation, fl = correlation_flags(L);
+    float scale = correlation_scale(L);
     if (L->nin == 2) {
-        correlation_forward(y, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, m->ws);
+        correlation_forward(y, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, fl, m->ws);
         return;
     }
     /* Both directions: rows [0, B) are the a images, [B, 2B) their partners. */
     int B = rows / 2;
     const float *xa = x[0], *xb = x[0] + (size_t)B * L->in_size;
-    correlation_forward(y, xa, xb, B, L->c, L->h, L->w, D, dil, scale, m->ws);
-    correlation_forward(y + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale, m->ws);
+    correlation_forward(y, xa, xb, B, L->c, L->h, L->w, D, dil, scale, fl, m->ws);
+    correlation_forward(y + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale, fl, m->ws);
 }
 
 static void correlation_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
                             const float *const *x, int rows) {
-    (void)y;
-    int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation;
-    float scale = 1.0f / (float)L->c;
+    int D = 2 * (int)L->cfg.displacement + 1, dil = (int)L->cfg.dilation, fl = correlation_flags(L);
+    float scale = correlation_scale(L);
     if (L->nin == 2) {
-        correlation_backward(dx[0], dx[1], dy, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, m->ws);
+        correlation_backward(dx[0], dx[1], dy, y, x[0], x[1], rows, L->c, L->h, L->w, D, dil, scale, fl,
+                             m->ws);
         return;
     }
     if (!dx[0]) return;
     int B = rows / 2;
+    size_t yb = (size_t)B * L->out_size;
     const float *xa = x[0], *xb = x[0] + (size_t)B * L->in_size;
     float *da = dx[0], *db = dx[0] + (size_t)B * L->in_size;
-    correlation_backward(da, db, dy, xa, xb, B, L->c, L->h, L->w, D, dil, scale, m->ws);
-    correlation_backward(db, da, dy + (size_t)B * L->out_size, xb, xa, B, L->c, L->h, L->w, D, dil, scale,
-                         m->ws);
+    correlation_backward(da, db, dy, y, xa, xb, B, L->c, L->h, L->w, D, dil, scale, fl, m->ws);
+    correlation_backward(db, da, dy + yb, y + yb, xb, xa, B, L->c, L->h, L->w, D, dil, scale, fl, m->ws);
 }
 
 const LayerDef layer_correlation = {
     .name = "correlation",
-    .doc =
-        "mutual correlation (Li et al. 2018): per pixel and displacement up to d, the dot product of two "
-        "maps' channel vectors / channels; one per-image input: both directions, image a against its partner "
-        "b and b against a",
+    .doc = "mutual correlation (Li et al. 2018): per pixel and displacement up to d, the dot product of two "
+           "maps' channel vectors / channels (or their cosine), optionally the max over displacements; one "
+           "per-image input: both directions, image a against its partner b and b against a",
     .keys = correlation_keys,
     .nkeys = NKEYS(correlation_keys),
     .min_inputs = 1,

@@ -552,6 +552,57 @@ void model_init(Model *m, int scheme, uint64_t seed) {
         init_view(m->buffers + m->bufviews[v].offset, &m->bufviews[v], scheme, NULL);
 }
 
+/* 0 if views a[0..n) and b[0..n) have the same shapes, else -1 with the
+ * first that differs in e. */
+static int views_match(const ParamView *a, const ParamView *b, int n, Err *e) {
+    for (int v = 0; v < n; v++) {
+        int same = a[v].ndim == b[v].ndim;
+        for (int d = 0; same && d < a[v].ndim; d++) same = a[v].shape[d] == b[v].shape[d];
+        if (same) continue;
+        char sa[64] = "", sb[64] = "";
+        for (int d = 0; d < a[v].ndim; d++)
+            snprintf(sa + strlen(sa), sizeof sa - strlen(sa), "%s%d", d ? "x" : "", a[v].shape[d]);
+        for (int d = 0; d < b[v].ndim; d++)
+            snprintf(sb + strlen(sb), sizeof sb - strlen(sb), "%s%d", d ? "x" : "", b[v].shape[d]);
+        return err_set(e, "%s is %s here but %s there", a[v].name, sa, sb);
+    }
+    return 0;
+}
+
+int model_copy_layers(Model *m, const Model *src, Err *e) {
+    int copied = 0;
+    for (int pass = 0; pass < 2; pass++) /* checks every layer, then copies: all or nothing */
+        for (int i = 0; i < m->nlayers; i++) {
+            const ModelLayer *L = &m->layers[i];
+            int j = L->nv || L->nbv ? model_node(src, L->name) : -1;
+            if (j < 0) continue;
+            const ModelLayer *S = &src->layers[j];
+            if (pass == 1) {
+                for (int v = 0; v < L->nv; v++)
+                    memcpy(m->params + m->views[L->v0 + v].offset, src->params + src->views[S->v0 + v].offset,
+                           m->views[L->v0 + v].count * sizeof(float));
+                for (int v = 0; v < L->nbv; v++)
+                    memcpy(m->buffers + m->bufviews[L->bv0 + v].offset,
+                           src->buffers + src->bufviews[S->bv0 + v].offset,
+                           m->bufviews[L->bv0 + v].count * sizeof(float));
+                copied++;
+                continue;
+            }
+            if (S->type != L->type || S->nv != L->nv || S->nbv != L->nbv)
+                return err_set(
+                    e,
+                    "layer %s is a [%s] with %d parameter and %d buffer tensors here but a [%s] with "
+                    "%d and %d there: rename one of them",
+                    L->name, L->def->name, L->nv, L->nbv, S->def->name, S->nv, S->nbv);
+            Err ve;
+            if (views_match(m->views + L->v0, src->views + S->v0, L->nv, &ve) ||
+                views_match(m->bufviews + L->bv0, src->bufviews + S->bv0, L->nbv, &ve))
+                return err_set(e, "layer %s has other shapes: %s", L->name, ve.msg);
+        }
+    if (!copied) return err_set(e, "no layer with parameters has a name the other model has");
+    return copied;
+}
+
 /* ---- description ------------------------------------------------------------ */
 
 typedef struct L2 {

@@ -164,6 +164,13 @@ void model_free(Model *m);
  * the buffers (running statistics) to their starting values. */
 void model_init(Model *m, int scheme, uint64_t seed);
 
+/* Copies into m the parameters and buffers of every layer with parameters
+ * or buffers whose name is also a layer of src (fine-tuning from another
+ * model: [init] from). The number of layers copied, or -1 with the reason
+ * in e: a layer of that name of another type or other shapes (naming it),
+ * or no such layer at all. */
+int model_copy_layers(Model *m, const Model *src, Err *e);
+
 /* Sets the step forward runs in (train or inference, keys of dropout). */
 void model_set_step(Model *m, const ModelStep *st);
 

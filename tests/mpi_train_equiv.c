@@ -210,6 +210,10 @@ static const Recipe recipes[] = {
     /* Co-segmentation (docs/coseg.md): correlation of the two halves,
      * batch norm, a per-pixel mask loss on both images. */
     {"co-segmentation masks (graph)", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/coseg.ini", NULL},
+    {"co-segmentation, cosine correlation with the max channel",
+     {"dist.bucket_kfloats=1", "corr.normalize=cosine", "corr.max=1"},
+     "tests/fixtures/graph/coseg.ini",
+     NULL},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 

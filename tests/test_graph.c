@@ -281,6 +281,9 @@ static void test_nodes(void) {
                4, 2e-3, 0.05f);
     check_node("correlation both ways, dilation 2",
                "[correlation]\ninput = input\ndisplacement = 1\ndilation = 2\n", 2, 6, 5, 4, 2e-3, 0.05f);
+    check_node("correlation both ways, cosine, max",
+               "[correlation]\ninput = input\ndisplacement = 1\nnormalize = cosine\nmax = 1\n", 4, 4, 3, 4,
+               2e-3, 2e-3f);
     check_node("upsample nearest x3", "[upsample]\nfactor = 3\n", 2, 3, 4, 2, 2e-3, 0.05f);
     check_node("upsample bilinear x2", "[upsample]\nmode = bilinear\n", 2, 4, 3, 2, 2e-3, 0.05f);
     check_node("deconv2d stride 2 pad 1", "[deconv2d]\nfilters = 3\nsize = 4\nstride = 2\npad = 1\n", 2, 3, 4,
@@ -293,6 +296,67 @@ static void test_nodes(void) {
     check_node_mode("batchnorm on C x 1 x 1 rows (BatchNorm1d), training", "[batchnorm]\n", 6, 1, 1, 5, 5e-3,
                     1e-2f, 1);
     check_node_mode("dropout, training", "[dropout]\np = 0.3\n", 2, 3, 3, 4, 2e-3, 0.05f, 1);
+}
+
+/* model_copy_layers ([init] from): the layers of the same name and shapes
+ * copied (parameters and running statistics), the others untouched; a
+ * layer of another type or shape, or no common name, refused. */
+static void test_copy_layers(void) {
+    const char *dst_text = "[conv2d]\nname = c1\nfilters = 3\n[batchnorm]\nname = b1\n[relu]\n"
+                           "[conv2d]\nname = c2\nfilters = 2\n";
+    Model d, s;
+    Err e = {{0}};
+    if (build(&d, dst_text, 2, 5, 5, 2, &e) ||
+        build(&s,
+              "[conv2d]\nname = c1\nfilters = 3\n[batchnorm]\nname = b1\n[conv2d]\nname = x\nfilters = 4\n",
+              2, 5, 5, 2, &e)) {
+        CHECK(0, "copy layers: %s", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < s.nparams; i++) s.params[i] = rng_uniform(&rng);
+    for (size_t i = 0; i < s.nbuffers; i++) s.buffers[i] = 2 + rng_uniform(&rng);
+    float *before = xaligned_floats(d.nparams);
+    memcpy(before, d.params, d.nparams * sizeof(float));
+    int n = model_copy_layers(&d, &s, &e);
+    CHECK(n == 2, "copy layers: c1 and b1 copied (%d: %s)", n, e.msg);
+    int same = 1, kept = 1;
+    for (int v = 0; v < d.nviews; v++) {
+        const ParamView *pv = &d.views[v];
+        int j = -1;
+        for (int u = 0; u < s.nviews; u++)
+            if (!strcmp(s.views[u].name, pv->name)) j = u;
+        if (j >= 0)
+            same &= !memcmp(d.params + pv->offset, s.params + s.views[j].offset, pv->count * sizeof(float));
+        else
+            kept &= !memcmp(d.params + pv->offset, before + pv->offset, pv->count * sizeof(float));
+    }
+    CHECK(same && kept && d.nbuffers == s.nbuffers &&
+              !memcmp(d.buffers, s.buffers, d.nbuffers * sizeof(float)),
+          "copy layers: c1, b1 and b1's running statistics equal the source's, c2 unchanged");
+    model_free(&s);
+
+    const char *bad[][2] = {
+        {"[conv2d]\nname = c1\nfilters = 3\n[batchnorm]\nname = b1\n[relu]\n[conv2d]\nname = c2\nfilters = "
+         "5\n",
+         "layer c2 has other shapes: c2.weight is 2x3x3x3 here but 5x3x3x3 there"},
+        {"[conv2d]\nname = b1\nfilters = 3\n", "layer b1 is a [batchnorm]"},
+        {"[conv2d]\nname = q\nfilters = 3\n", "no layer with parameters has a name the other model has"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (build(&s, bad[k][0], 2, 5, 5, 2, &e)) {
+            CHECK(0, "copy layers: %s", e.msg);
+            continue;
+        }
+        memset(&e, 0, sizeof e);
+        memcpy(before, d.params, d.nparams * sizeof(float));
+        n = model_copy_layers(&d, &s, &e);
+        CHECK(n == -1 && strstr(e.msg, bad[k][1]), "copy layers refused: want '%s', got %d '%s'", bad[k][1],
+              n, e.msg);
+        CHECK(!memcmp(before, d.params, d.nparams * sizeof(float)), "copy layers refused: nothing copied");
+        model_free(&s);
+    }
+    model_free(&d);
+    free(before);
 }
 
 static void test_errors(void) {
@@ -381,6 +445,7 @@ int main(void) {
     test_two_tower();
     test_coseg();
     test_shared_reads();
+    test_copy_layers();
     test_errors();
     test_doc_examples();
     return test_finish();

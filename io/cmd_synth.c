@@ -97,7 +97,7 @@ static int synth_mot(int argc, char **argv) {
 
 static const char coseg_usage[] =
     "usage: siamese synth coseg --out DB --test-out DB [--seed N] [--side 64] [--pairs N]\n"
-    "                           [--test-pairs N] [--fmnist DIR]\n"
+    "                           [--test-pairs N] [--objects N] [--fmnist DIR]\n"
     "\n"
     "Writes the Fashion-MNIST object co-segmentation task (docs/coseg.md): pairs of\n"
     "side x side grey images, each holding 2-4 Fashion-MNIST items of different classes\n"
@@ -115,6 +115,8 @@ static const char coseg_usage[] =
     "  --side N          image side in pixels, 32..512 (default 64)\n"
     "  --pairs N         training pairs (default 10000)\n"
     "  --test-pairs N    test pairs (default pairs / 5, at least 1)\n"
+    "  --objects N       items per image, 1..4 (default: 2-4, the task; 1: single objects,\n"
+    "                    e.g. to pretrain an encoder on the training classes)\n"
     "  --fmnist DIR      where the idx files are (default /usr/share/datasets/fashion-mnist)\n"
     "  --help            this text\n";
 
@@ -151,6 +153,13 @@ static int synth_coseg(int argc, char **argv) {
                 return 2;
             }
             o.side = (uint32_t)n;
+        } else if (!strcmp(a, "--objects")) {
+            if (parse_long(v, 1, SYNTH_MAX_OBJECTS, &n)) {
+                fprintf(stderr, "siamese synth coseg: --objects %s: expected a whole number in [1, %d]\n", v,
+                        SYNTH_MAX_OBJECTS);
+                return 2;
+            }
+            o.objects = (int)n;
         } else if (!strcmp(a, "--pairs") || !strcmp(a, "--test-pairs")) {
             if (parse_long(v, 1, 100000000, &n)) {
                 fprintf(stderr, "siamese synth coseg: %s %s: expected a whole number in [1, 1e8]\n", a, v);

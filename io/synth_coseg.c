@@ -146,11 +146,12 @@ static int draw_image(Rng *r, const SynthSource *src, uint32_t side, int *cls, i
 }
 
 int synth_coseg_pair(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
-                     int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2], SynthImage info[2]) {
+                     int objects, int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2],
+                     SynthImage info[2]) {
     Rng r;
     rng_seed(&r, seed, RNG_SYNTH, (uint64_t)split << 40 | index);
     int n[2], cls[2][SYNTH_MAX_OBJECTS];
-    for (int k = 0; k < 2; k++) n[k] = 2 + (int)rng_below(&r, SYNTH_MAX_OBJECTS - 1);
+    for (int k = 0; k < 2; k++) n[k] = objects ? objects : 2 + (int)rng_below(&r, SYNTH_MAX_OBJECTS - 1);
     unsigned used = 0;
     if (common) {
         draw_classes(&r, src, &used, 1, &cls[0][0]);
@@ -212,8 +213,8 @@ static int write_split(DsWriter *w, const SynthSource *src, const SynthCosegOpti
     int rc = 0;
     for (uint64_t i = 0; i < pairs && !rc; i++) {
         int32_t label[2];
-        if (synth_coseg_pair(src, o->side, o->seed, split, i, synth_coseg_common(i), img, mask, label,
-                             NULL)) {
+        if (synth_coseg_pair(src, o->side, o->seed, split, i, o->objects, synth_coseg_common(i), img, mask,
+                             label, NULL)) {
             rc = err_set(e,
                          "%s: pair %" PRIu64 ": no layout in %d tries keeps half of the object visible (are "
                          "the items too dark? objects cover pixels above %d)",

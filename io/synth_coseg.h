@@ -44,14 +44,16 @@ typedef struct SynthImage {
 } SynthImage;
 
 /* Generates pair `index` of a split (split 0 train, 1 test) into images and
- * masks (each side x side, masks 0 or 255) and labels; common says whether
+ * masks (each side x side, masks 0 or 255) and labels, each image holding
+ * `objects` items (0: 2-4, the task; 1: one, for pretraining); common says whether
  * the two images share a class (then both are labelled with it and the
  * masks are that object's visible pixels); else each is labelled with one of
  * its own classes (they differ) and masked likewise. info (may be NULL) gets
  * what was drawn. Rng: rng_seed(seed, RNG_SYNTH, split << 40 | index).
  * 0, or -1 when no layout keeps half of an object visible (items too dark). */
 int synth_coseg_pair(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
-                     int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2], SynthImage info[2]);
+                     int objects, int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2],
+                     SynthImage info[2]);
 
 /* Pair `index` has a common object unless index % 4 == 3: exactly 3 of
  * every 4 pairs. */
@@ -63,6 +65,7 @@ typedef struct SynthCosegOptions {
     uint64_t seed;
     uint32_t side;
     uint64_t pairs, test_pairs;
+    int objects; /* items per image: 0 = 2-4 (the task), else exactly this many */
 } SynthCosegOptions;
 
 /* Reads the source and writes both datasets (images 2i, 2i+1 form pair i,

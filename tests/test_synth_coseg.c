@@ -100,7 +100,8 @@ static int rederive(const SynthSource *src, uint32_t side, const SynthImage *in,
     return bad;
 }
 
-static void test_pairs(int split, uint32_t side) {
+/* objects: synth_coseg_pair's (0: 2-4 per image). */
+static void test_pairs(int split, uint32_t side, int objects) {
     uint32_t store[NITEMS];
     SynthSource src = source(split, store);
     size_t np = (size_t)side * side;
@@ -116,12 +117,13 @@ static void test_pairs(int split, uint32_t side) {
         ncommon += common;
         int32_t label[2];
         SynthImage info[2];
-        CHECK(synth_coseg_pair(&src, side, 3, split, (uint64_t)i, common, img, mask, label, info) == 0,
+        CHECK(synth_coseg_pair(&src, side, 3, split, (uint64_t)i, objects, common, img, mask, label, info) ==
+                  0,
               "pair %d generated", i);
         unsigned set[2] = {0, 0};
         for (int k = 0; k < 2; k++) {
             const SynthImage *in = &info[k];
-            bad_classes += in->n_objects < 2 || in->n_objects > 4;
+            bad_classes += objects ? in->n_objects != objects : in->n_objects < 2 || in->n_objects > 4;
             nobj_seen[in->n_objects]++;
             bad_items += item_labels[in->bg_item] >= src.n_classes;
             bad_boxes += in->bg_alpha < 0.3f || in->bg_alpha > 0.5f;
@@ -148,11 +150,11 @@ static void test_pairs(int split, uint32_t side) {
         else
             bad_classes += shared != 0 || label[0] == label[1];
         /* deterministic: the same pair again */
-        synth_coseg_pair(&src, side, 3, split, (uint64_t)i, common, img2, mask2, label, NULL);
+        synth_coseg_pair(&src, side, 3, split, (uint64_t)i, objects, common, img2, mask2, label, NULL);
         bad_pixels += memcmp(buf, again, 4 * np) != 0;
     }
     char what[64];
-    snprintf(what, sizeof what, "split %d side %u", split, side);
+    snprintf(what, sizeof what, "split %d side %u objects %d", split, side, objects);
     CHECK(ncommon == npairs / 4 * 3, "%s: %d of %d pairs common, want 3 of 4", what, ncommon, npairs);
     CHECK(bad_classes == 0, "%s: %d faults in the classes of objects and labels", what, bad_classes);
     CHECK(bad_items == 0, "%s: %d items of the wrong class or split", what, bad_items);
@@ -161,14 +163,17 @@ static void test_pairs(int split, uint32_t side) {
     CHECK(bad_visible == 0, "%s: %d labelled objects less than half visible", what, bad_visible);
     CHECK(seen_min == smin && seen_max == smax, "%s: sizes %u..%u drawn, range %u..%u", what, seen_min,
           seen_max, smin, smax);
-    CHECK(nobj_seen[2] && nobj_seen[3] && nobj_seen[4], "%s: 2, 3 and 4 objects all occur", what);
+    if (objects)
+        CHECK(nobj_seen[objects] == 2 * npairs, "%s: every image holds %d objects", what, objects);
+    else
+        CHECK(nobj_seen[2] && nobj_seen[3] && nobj_seen[4], "%s: 2, 3 and 4 objects all occur", what);
     for (int c = 0; c < SYNTH_CLASSES; c++)
         CHECK((seen_classes[c] > 0) == (c < src.n_classes), "%s: class %d drawn %d times", what, c,
               seen_classes[c]);
     /* another seed gives another pair */
     int32_t label[2];
-    synth_coseg_pair(&src, side, 4, split, 0, 1, img2, mask2, label, NULL);
-    synth_coseg_pair(&src, side, 3, split, 0, 1, img, mask, label, NULL);
+    synth_coseg_pair(&src, side, 4, split, 0, 0, 1, img2, mask2, label, NULL);
+    synth_coseg_pair(&src, side, 3, split, 0, 0, 1, img, mask, label, NULL);
     CHECK(memcmp(buf, again, 4 * np) != 0, "%s: seeds 3 and 4 give different pairs", what);
     free(buf);
     free(again);
@@ -236,7 +241,7 @@ static void test_command(void) {
                 continue;
             }
             uint8_t *ri[2] = {ref[0], ref[1]}, *rm[2] = {ref[2], ref[3]};
-            synth_coseg_pair(&src, 48, 7, s, i, synth_coseg_common(i), ri, rm, rl, NULL);
+            synth_coseg_pair(&src, 48, 7, s, i, 0, synth_coseg_common(i), ri, rm, rl, NULL);
             bad += a != 2 * i || b != 2 * i + 1 || same != synth_coseg_common(i) || lab[0] != rl[0] ||
                    lab[1] != rl[1] || memcmp(px[0], ref[0], sizeof px[0]) ||
                    memcmp(px[1], ref[1], sizeof px[1]) || memcmp(mk[0], ref[2], sizeof mk[0]) ||
@@ -273,9 +278,11 @@ static void test_command(void) {
 int main(void) {
     fixture_dir_create("synth");
     make_items();
-    test_pairs(0, 64);
-    test_pairs(1, 64);
-    test_pairs(0, 40);
+    test_pairs(0, 64, 0);
+    test_pairs(1, 64, 0);
+    test_pairs(0, 40, 0);
+    test_pairs(0, 64, 1); /* --objects 1: single objects (pretraining) */
+    test_pairs(1, 48, 2);
     test_command();
     fixture_rm_tree(fixture_dir());
     return test_finish();

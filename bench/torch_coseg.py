@@ -52,11 +52,14 @@ def read_config(path):
     return sections
 
 
-def correlation(fa, fb, d):
+def correlation(fa, fb, d, cosine=False, with_max=False):
     """out[:, k, i, j] = <fa[:, :, i, j], fb[:, :, i + dy, j + dx]> / C for
     the (2d+1)^2 displacements k = (dy + d) (2d+1) + (dx + d), zero outside
     the map: one batched matrix product of every pair of positions, then a
-    gather of the displacements (no third-party correlation package)."""
+    gather of the displacements (no third-party correlation package).
+    cosine: each position's channel vector l2-normalised first and no / C
+    ([correlation] normalize = cosine); with_max: one more channel, each
+    position's largest value over the displacements inside the map (max = 1)."""
     B, C, H, W = fa.shape
     D = 2 * d + 1
     key = (H, W, D)
@@ -71,10 +74,18 @@ def correlation(fa, fb, d):
                         idx[k, i * W + j] = (i + dy) * W + j + dx
         idx = idx.t().contiguous()
         correlation.cache[key] = idx
-    s = torch.bmm(fa.reshape(B, C, H * W).transpose(1, 2), fb.reshape(B, C, H * W)) / C
-    s = torch.cat([s, s.new_zeros(B, H * W, 1)], 2)
-    out = torch.gather(s, 2, idx.unsqueeze(0).expand(B, -1, -1))
-    return out.transpose(1, 2).reshape(B, D * D, H, W)
+    if cosine:
+        fa, fb = F.normalize(fa, dim=1, eps=1e-12), F.normalize(fb, dim=1, eps=1e-12)
+    s = torch.bmm(fa.reshape(B, C, H * W).transpose(1, 2), fb.reshape(B, C, H * W))
+    if not cosine:
+        s = s / C
+    gidx = idx.unsqueeze(0).expand(B, -1, -1)
+    out = torch.gather(torch.cat([s, s.new_zeros(B, H * W, 1)], 2), 2, gidx)
+    out = out.transpose(1, 2).reshape(B, D * D, H, W)
+    if with_max:
+        inside = torch.gather(torch.cat([s, s.new_full((B, H * W, 1), float("-inf"))], 2), 2, gidx)
+        out = torch.cat([out, inside.max(2).values.reshape(B, 1, H, W)], 1)
+    return out
 
 
 correlation.cache = {}
@@ -91,12 +102,12 @@ class Net(nn.Module):
         prev, count, self.loss_input = "input", {}, None
         for typ, kv in sections:
             if typ == "loss":
-                self.loss_input = kv.get("input")
+                self.loss_input = kv.get("input") or None
             if typ not in LAYERS:
                 continue
             count[typ] = count.get(typ, 0) + 1
-            name = kv.get("name", "%s%d" % (typ, count[typ]))
-            ins = [s.strip() for s in kv.get("input", prev).split(",")]
+            name = kv.get("name") or "%s%d" % (typ, count[typ])
+            ins = [s.strip() for s in (kv.get("input") or prev).split(",")]
             if any("@" in s for s in ins):
                 raise SystemExit("torch_coseg: %s reads a half (%s): only per-image graphs are supported"
                                  % (name, kv["input"]))
@@ -115,7 +126,7 @@ class Net(nn.Module):
                 self.mods[name] = nn.BatchNorm2d(c, eps=float(kv.get("eps", 1e-5)),
                                                  momentum=float(kv.get("momentum", 0.1)))
             elif typ == "correlation":
-                c = (2 * int(kv["displacement"]) + 1) ** 2
+                c = (2 * int(kv["displacement"]) + 1) ** 2 + int(kv.get("max", 0))
             elif typ == "concat":
                 c = sum(ch[s] for s in ins)
             self.nodes.append((typ, name, ins, kv))
@@ -145,7 +156,8 @@ class Net(nn.Module):
             elif typ == "correlation":
                 d = int(kv["displacement"])
                 fa, fb = a[:half], a[half:]
-                y = torch.cat([correlation(fa, fb, d), correlation(fb, fa, d)], 0)
+                opt = {"cosine": kv.get("normalize", "none") == "cosine", "with_max": int(kv.get("max", 0)) == 1}
+                y = torch.cat([correlation(fa, fb, d, **opt), correlation(fb, fa, d, **opt)], 0)
             elif typ == "concat":
                 y = torch.cat([val[s] for s in ins], 1)
             val[name] = y

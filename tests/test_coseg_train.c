@@ -7,7 +7,8 @@
  * the loss is smooth) against central finite differences, BCE and Dice; and
  * PyTorch parity of one Adam step (tests/parity_coseg.py builds the same
  * network with bench/torch_coseg.py's twin): logits, loss, every gradient
- * and the weights after the step within 1e-4 relative. Runs from the
+ * and the weights after the step within 1e-4 relative, also with the
+ * cosine correlation and its max channel. Runs from the
  * repository root (as tests/run.sh does). */
 #include <limits.h>
 #include <stdlib.h>
@@ -194,17 +195,22 @@ static void test_bad_node(void) {
 
 /* ---- PyTorch parity of one step ------------------------------------------- */
 
-static void test_parity(void) {
+/* With the overrides sets[0..n) (the twin reads the effective config). */
+static void test_parity(const char *const *sets, int n_sets) {
     Setup s;
-    setup(&s, 0, NULL, 0);
+    setup(&s, 0, sets, n_sets);
     Trainer *t = &s.t;
     Model *m = &t->model;
     const Batch *b = &s.b;
     int n = b->lb.n_images;
     size_t npix = (size_t)m->in_h * m->in_w, in = (size_t)m->in_c * npix;
     char cdir[PATH_MAX], path[PATH_MAX];
-    fixture_path_fmt(cdir, sizeof cdir, "%s/parity", fixture_dir());
+    static int cases;
+    fixture_path_fmt(cdir, sizeof cdir, "%s/parity%d", fixture_dir(), cases++);
     if (mkdir(cdir, 0700)) FATAL("mkdir %s failed", cdir);
+    char cfg[PATH_MAX];
+    fixture_path_fmt(cfg, sizeof cfg, "%s/config.ini", cdir);
+    fixture_write_file(cfg, t->cfg_text, strlen(t->cfg_text));
     float *params = xmalloc(m->nparams * sizeof(float)), *tg = xmalloc((size_t)n * npix * sizeof(float));
     memcpy(params, m->params, m->nparams * sizeof(float));
     for (int i = 0; i < n; i++)
@@ -229,8 +235,8 @@ static void test_parity(void) {
     CHECK(t->opt.type == OPTIM_ADAM && t->last_loss == loss, "one Adam step on the loss compared");
 
     char cmd[4 * PATH_MAX];
-    fixture_path_fmt(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s '%s/tests/parity_coseg.py' '%s/%s' '%s'", PYTHON,
-                     root, root, FIXTURE, cdir);
+    fixture_path_fmt(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s '%s/tests/parity_coseg.py' '%s' '%s'", PYTHON,
+                     root, cfg, cdir);
     if (fixture_run_python(cmd) == 0) {
         float *tz = fixture_get_f32(cdir, "torch_logits.npy", (size_t)n * npix);
         float *tl = fixture_get_f32(cdir, "torch_loss.npy", 1);
@@ -280,7 +286,9 @@ int main(void) {
     test_fd(MASK_DICE);
     test_fd(MASK_BCE_DICE);
     test_bad_node();
-    test_parity();
+    test_parity(NULL, 0);
+    const char *cosmax[] = {"corr.normalize=cosine", "corr.max=1"};
+    test_parity(cosmax, 2);
     if (!test_failed_) fixture_rm_tree(fixture_dir());
     return test_finish();
 }

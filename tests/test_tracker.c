@@ -2,7 +2,9 @@
  * right answer is known (two targets in parallel, a gap filled by exact
  * linear interpolation, a lone low-score false positive left out), the
  * appearance path (a crossing the geometry gets wrong in each mode and an
- * appearance score puts right), tracks written from labels with their ends
+ * appearance score puts right), track-level appearance (galleries of a
+ * track's detections outvoting a misleading pair at a crossing, in batch by
+ * relinking, online by the mean), tracks written from labels with their ends
  * extended and clipped (worked out by hand), the tracker options parsed from
  * flags, the link-model file, logistic regression
  * against its generating weights and its own gradient, and the pairs
@@ -169,6 +171,75 @@ static void test_appearance(void) {
 }
 
 /* Finds the box of track id in frame f of r, NULL. */
+/* The truth, except that a pair from a detection of the last frame before
+ * the crossing's hiding (12) to one after it (19 on) is flipped: the end
+ * detections look like the other target. */
+typedef struct Flipped {
+    const int *truth;
+    const MotBoxes *det;
+} Flipped;
+
+static int flipped_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)e;
+    Flipped *c = ctx;
+    for (int k = 0; k < n; k++) {
+        int same = c->truth[a[k]] == c->truth[b[k]];
+        int fa = c->det->box[a[k]].frame, fb = c->det->box[b[k]].frame;
+        out[k] = (fa == 12 && fb >= 19) || (fb == 12 && fa >= 19) ? !same : same;
+    }
+    return 0;
+}
+
+/* Track-level appearance: the end detections of a crossing say the wrong
+ * target, the detections before and after them the right one. Batch, pass
+ * (geometry links each end to the nearer, wrong reappearance): link A12 ->
+ * A19 scores 0 and A12 -> B19 scores 1 as single pairs; relinked with
+ * galleries of 5 (A8..A12 against A19..A23) 20 of the 25 pairs are right:
+ * 20/25 = 0.8 against 5/25 = 0.2 (logit 12 x 0.8 - 6 = 3.6 against -3.6).
+ * Online, bounce (the velocity prediction picks the wrong one): track A's
+ * last 5 detections A8..A12 against A19 score best 1 (A11) and mean 4/5,
+ * against B19 best 1 (A12) and mean 1/5. */
+static void test_gallery(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1;
+    m.w[0] = 12, m.b -= 6;
+    const struct {
+        int batch, relink, gallery, mean, switches;
+        const char *what;
+    } runs[] = {
+        {1, 0, 5, 1, 1, "batch, end pairs only"},
+        {1, 1, 5, 1, 0, "batch, relinked with galleries of 5 (mean)"},
+        {1, 2, 5, 1, 0, "batch, relinked twice"},
+        {1, 1, 1, 1, 1, "batch, relinked with galleries of 1 (the end pairs again)"},
+        {1, 1, 5, 0, 1, "batch, relinked with galleries of 5 (best)"},
+        {0, 0, 5, 0, 1, "online, best of the last 5"},
+        {0, 0, 5, 1, 0, "online, mean of the last 5"},
+        {0, 0, 1, 1, 1, "online, last detection only"},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Scene s;
+        crossing(&s, !runs[r].batch);
+        MotBoxes det, gt, res;
+        int truth[MAXB];
+        scene_boxes(&s, &det, &gt, truth);
+        TrackOptions o;
+        track_options_default(&o, runs[r].batch, 0);
+        o.relink = runs[r].relink, o.gallery = runs[r].gallery, o.gallery_mean = runs[r].mean;
+        Flipped ctx = {truth, &det};
+        Appearance app = {&ctx, flipped_score};
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        CHECK(runs[r].switches ? c.idsw >= 1 : c.idsw == 0 && c.idtp == c.tp, "%s: idsw %ld (%s)",
+              runs[r].what, c.idsw, runs[r].switches ? "fooled" : "none");
+        mot_boxes_free(&res);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+    }
+}
+
 static const MotBox *find(const MotBoxes *r, int32_t id, int32_t f) {
     for (size_t i = r->first[f]; i < r->first[f + 1]; i++)
         if (r->box[i].id == id) return &r->box[i];
@@ -241,6 +312,18 @@ static void test_option_parse(void) {
           "--max-gap without value");
     CHECK(track_option_parse(&o, "--max-age", "2.5", &e) == -1 && strstr(e.msg, "whole number"),
           "--max-age 2.5: %s", e.msg);
+    CHECK(o.relink == 0 && o.gallery_mean == 0, "online defaults: no relink, gallery best");
+    CHECK(track_option_parse(&o, "--relink", "2", &e) == 1 && o.relink == 2, "--relink 2");
+    CHECK(track_option_parse(&o, "--gallery-score", "mean", &e) == 1 && o.gallery_mean == 1,
+          "--gallery-score mean");
+    CHECK(track_option_parse(&o, "--gallery-score", "best", &e) == 1 && o.gallery_mean == 0,
+          "--gallery-score best");
+    CHECK(track_option_parse(&o, "--gallery-score", "max", &e) == -1 &&
+              strstr(e.msg, "--gallery-score max: expected best or mean"),
+          "--gallery-score max refused: %s", e.msg);
+    track_options_default(&o, 1, 1);
+    CHECK(o.relink == 0 && o.gallery_mean == 1 && o.gallery == 5,
+          "batch defaults: no relink, gallery mean of 5");
 }
 
 static void test_model_file(void) {
@@ -344,6 +427,7 @@ int main(void) {
     fixture_dir_create("tracker");
     test_parallel_and_gap();
     test_appearance();
+    test_gallery();
     test_extrapolate();
     test_option_parse();
     test_model_file();

@@ -117,6 +117,7 @@ void track_options_default(TrackOptions *o, int batch, int appearance) {
                         .birth_score = 0.6,
                         .min_len = 3,
                         .gallery = 5,
+                        .gallery_mean = batch,
                         .interpolate = 15};
 }
 
@@ -133,8 +134,14 @@ int track_option_parse(TrackOptions *o, const char *name, const char *value, Err
         {"--max-age", 1, 100000, 1, &o->max_age},         {"--min-hits", 1, 100000, 1, &o->min_hits},
         {"--birth-score", -1e9, 1e9, 0, &o->birth_score}, {"--min-len", 1, 100000, 1, &o->min_len},
         {"--gallery", 1, 1000, 1, &o->gallery},           {"--interpolate", 0, 100000, 1, &o->interpolate},
-        {"--extrapolate", 0, 100000, 1, &o->extrapolate},
+        {"--extrapolate", 0, 100000, 1, &o->extrapolate}, {"--relink", 0, 100, 1, &o->relink},
     };
+    if (!strcmp(name, "--gallery-score")) {
+        if (!value || (strcmp(value, "best") && strcmp(value, "mean")))
+            return err_set(e, "--gallery-score %s: expected best or mean", value ? value : "(missing)");
+        o->gallery_mean = !strcmp(value, "mean");
+        return 1;
+    }
     for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++) {
         if (strcmp(name, opt[k].name)) continue;
         double d;
@@ -324,6 +331,74 @@ void track_candidates(const MotBoxes *det, const TrackOptions *o, int **pa, int 
     *pa = a, *pb = b, *np = n;
 }
 
+/* Link costs from the appearance scores s of the candidates (ca, cb; nc) and
+ * the min-cost flow over the detections in play (idx, n; node[] maps a
+ * detection to its place among them): next[i] (-1 none) is the place after
+ * place i in its track, used[i] whether i is in one. */
+static void batch_flow(int *next, char *used, const MotBoxes *det, const LinkModel *m, const TrackOptions *o,
+                       const int *idx, const int *node, int n, const int *ca, const int *cb, int nc,
+                       const double *s) {
+    FlowLink *links = xmalloc(sizeof(FlowLink) * ((size_t)nc + 1));
+    int nl = 0;
+    for (int k = 0; k < nc; k++) {
+        const MotBox *a = &det->box[ca[k]], *b = &det->box[cb[k]];
+        double phi[TRACK_NFEAT];
+        track_features(phi, a, 0, 0, b, b->frame - a->frame, s[k]);
+        double p = 1 / (1 + exp(-link_logit(m, phi)));
+        if (p < o->gate) continue;
+        double cost = -log(p) + o->skip_cost * (b->frame - a->frame - 1);
+        links[nl++] = (FlowLink){node[ca[k]], node[cb[k]], cost};
+    }
+    double *dc = xmalloc(sizeof(double) * ((size_t)n + 1)), *en = xmalloc(sizeof(double) * ((size_t)n + 1));
+    for (int i = 0; i < n; i++) dc[i] = -det_logit(m, det->box[idx[i]].score), en[i] = o->entry_cost;
+    flow_tracks(next, used, n, dc, en, en, links, nl);
+    free(dc);
+    free(en);
+    free(links);
+}
+
+enum { GALLERY_BLOCK = 4096 }; /* candidate links scored per call of the appearance model */
+
+/* Track-level appearance scores of the candidate links (ca, cb; nc): s[k]
+ * is the mean (mean = 1) or the largest score over the pairs of a's gallery
+ * (ca[k] and up to G - 1 detections before it, following before[]) and b's
+ * (cb[k] and up to G - 1 after it, following after[]); before[i] and
+ * after[i] are detection indices, -1 none. 0 or -1 with e. */
+static int gallery_scores(double *s, const int *ca, const int *cb, int nc, const int *before,
+                          const int *after, int G, int mean, const Appearance *app, Err *e) {
+    size_t cap = (size_t)GALLERY_BLOCK * G * G;
+    int *pa = xmalloc(sizeof(int) * cap), *pb = xmalloc(sizeof(int) * cap), *ga = xmalloc(sizeof(int) * G),
+        *gb = xmalloc(sizeof(int) * G), *cnt = xmalloc(sizeof(int) * GALLERY_BLOCK);
+    double *ps = xmalloc(sizeof(double) * cap);
+    int rc = 0;
+    for (int k0 = 0; k0 < nc && !rc; k0 += GALLERY_BLOCK) {
+        int nk = MIN(GALLERY_BLOCK, nc - k0), np = 0;
+        for (int k = 0; k < nk; k++) {
+            int na = 0, nb = 0;
+            for (int i = ca[k0 + k]; i >= 0 && na < G; i = before[i]) ga[na++] = i;
+            for (int j = cb[k0 + k]; j >= 0 && nb < G; j = after[j]) gb[nb++] = j;
+            for (int x = 0; x < na; x++)
+                for (int y = 0; y < nb; y++) pa[np] = ga[x], pb[np++] = gb[y];
+            cnt[k] = na * nb;
+        }
+        rc = app->score(app->ctx, pa, pb, np, ps, e);
+        np = 0;
+        for (int k = 0; k < nk && !rc; k++) {
+            double acc = ps[np];
+            for (int q = 1; q < cnt[k]; q++) acc = mean ? acc + ps[np + q] : MAX(acc, ps[np + q]);
+            s[k0 + k] = mean ? acc / cnt[k] : acc;
+            np += cnt[k];
+        }
+    }
+    free(pa);
+    free(pb);
+    free(ga);
+    free(gb);
+    free(cnt);
+    free(ps);
+    return rc;
+}
+
 static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
                        const TrackOptions *o, Err *e) {
     /* the detections in play, in time order (det is sorted by frame); node[i]
@@ -337,24 +412,20 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
     track_candidates(det, o, &ca, &cb, &nc);
     double *s = xcalloc((size_t)nc + 1, sizeof(double));
     int rc = app && nc ? app->score(app->ctx, ca, cb, nc, s, e) : 0;
-    FlowLink *links = xmalloc(sizeof(FlowLink) * ((size_t)nc + 1));
-    int nl = 0;
-    for (int k = 0; k < nc && !rc; k++) {
-        const MotBox *a = &det->box[ca[k]], *b = &det->box[cb[k]];
-        double phi[TRACK_NFEAT];
-        track_features(phi, a, 0, 0, b, b->frame - a->frame, s[k]);
-        double p = 1 / (1 + exp(-link_logit(m, phi)));
-        if (p < o->gate) continue;
-        double cost = -log(p) + o->skip_cost * (b->frame - a->frame - 1);
-        links[nl++] = (FlowLink){node[ca[k]], node[cb[k]], cost};
+    int *next = xmalloc(sizeof(int) * ((size_t)n + 1));
+    char *used = xmalloc((size_t)n + 1), *has_pred = xcalloc((size_t)n + 1, 1);
+    int *before = xmalloc(sizeof(int) * (det->n + 1)), *after = xmalloc(sizeof(int) * (det->n + 1));
+    for (int pass = 0; !rc; pass++) {
+        batch_flow(next, used, det, m, o, idx, node, n, ca, cb, nc, s);
+        if (pass == o->relink || !app) break;
+        /* each detection's neighbours on the tracks just found */
+        for (size_t i = 0; i < det->n; i++) before[i] = after[i] = -1;
+        for (int i = 0; i < n; i++)
+            if (next[i] >= 0) after[idx[i]] = idx[next[i]], before[idx[next[i]]] = idx[i];
+        if (!rc)
+            rc = gallery_scores(s, ca, cb, nc, before, after, MAX(1, o->gallery), o->gallery_mean, app, e);
     }
     if (!rc) {
-        double *dc = xmalloc(sizeof(double) * ((size_t)n + 1)),
-               *en = xmalloc(sizeof(double) * ((size_t)n + 1));
-        int *next = xmalloc(sizeof(int) * ((size_t)n + 1));
-        char *used = xmalloc((size_t)n + 1), *has_pred = xcalloc((size_t)n + 1, 1);
-        for (int i = 0; i < n; i++) dc[i] = -det_logit(m, det->box[idx[i]].score), en[i] = o->entry_cost;
-        flow_tracks(next, used, n, dc, en, en, links, nl);
         for (int i = 0; i < n; i++)
             if (next[i] >= 0) has_pred[next[i]] = 1;
         for (int i = 0; i < n; i++) {
@@ -362,18 +433,17 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
             int k = tracks_new(t, 1);
             for (int j = i; j >= 0; j = next[j]) tracks_push(t, k, idx[j]);
         }
-        free(dc);
-        free(en);
-        free(next);
-        free(used);
-        free(has_pred);
     }
+    free(next);
+    free(used);
+    free(has_pred);
+    free(before);
+    free(after);
     free(idx);
     free(node);
     free(ca);
     free(cb);
     free(s);
-    free(links);
     return rc;
 }
 
@@ -423,9 +493,10 @@ static int track_online(Tracks *t, const MotBoxes *det, const LinkModel *m, cons
             for (int k = 0; k < nlive; k++) {
                 int len = t->len[live[k].track], n = MIN(len, G);
                 for (int j = 0; j < nd; j++, np += n) {
-                    double best = ps[np];
-                    for (int g = 1; g < n; g++) best = MAX(best, ps[np + g]);
-                    s[k * nd + j] = best;
+                    double acc = ps[np];
+                    for (int g = 1; g < n; g++)
+                        acc = o->gallery_mean ? acc + ps[np + g] : MAX(acc, ps[np + g]);
+                    s[k * nd + j] = o->gallery_mean ? acc / n : acc;
                 }
             }
             free(a);

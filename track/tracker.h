@@ -65,12 +65,18 @@ typedef struct TrackOptions {
     double skip_cost; /* batch: added to a link's cost per frame it skips (default 0.5) */
     int max_age;      /* online: frames a track survives unmatched (default 10; 30 with appearance) */
     int min_hits;     /* online: matches before a track is reported (default 3) */
-    double birth_score; /* online: least detection score to start a track (default 0.6) */
-    int min_len;        /* tracks with fewer detections are dropped (default 3) */
-    int gallery; /* online: a track's appearance score is the best of its last N detections' (default 5) */
+    double birth_score;  /* online: least detection score to start a track (default 0.6) */
+    int min_len;         /* tracks with fewer detections are dropped (default 3) */
+    int gallery;         /* gallery size (default 5). online: a track's last N detections, scored against
+                            each detection; batch with relink: link a -> b is scored by the pairs of a and
+                            up to N - 1 detections before it on its track, and b and up to N - 1 after it */
     int interpolate;     /* fill gaps of up to N skipped frames (0: none; default 15) */
     int extrapolate;     /* extend each track up to N frames before its first and after its last
                             detection at its end velocity (0: none, the default) */
+    int relink;          /* batch: solve the flow again N times, each link's appearance score the
+                            gallery score of the previous tracks (0: never, the default) */
+    int gallery_mean;    /* a gallery's score is the mean of its pairs' (default in batch), else the
+                            best (default online) */
     float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 

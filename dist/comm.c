@@ -425,38 +425,40 @@ void dist_gather_doubles(double *recv, const double *send, int n) {
  * a time (comm.h says why not MPI_Iallreduce). Non-power-of-two worlds fold
  * first: with p' the largest power of two <= p and x = p - p', even rank 2i
  * < 2x sends its bucket to 2i + 1 and idles; the p' remaining ranks are the
- * virtual ranks v (real rank 2v + 1 for v < x, else v + x).
+ * virtual ranks v (real rank 2v + 1 for v < x, else v + x). The halving
+ * leaves virtual rank v the sum of block v, a p'-th of the bucket.
  *
- * Why every element gets the same bits whichever rank sums it, and however
- * the bucket is cut into blocks: float addition is commutative, so an
- * element's value is fixed by the tree of additions alone, and that tree
- * does not depend on the element's owner. The fold adds g(2i) + g(2i+1);
- * halving round k (h = p'/2, p'/4, ..., 1) adds, on whichever virtual rank
- * keeps the element, its partial over the virtual ranks {v ^ bits above h}
- * and the partner's over {v ^ h ^ ...}: the same two sets for every holder.
- * So the gradient that [optim] shard = 1 reduce-scatters to the optimizer's
- * shards is bit for bit the one shard = 0 allreduces in balanced blocks. */
+ * Allreduce: the doubling gathers the blocks, and each folded pair's odd
+ * rank returns the bucket to its even one. Reduce-scatter to the
+ * optimizer's shards: the blocks are the same, and one last round of
+ * messages, all at once, moves each block's pieces to the ranks whose
+ * shards they fall in. So both do the same additions on the same ranks:
+ * the same bits. And every rank gets the same bits: an element is added
+ * once, on one rank, and copied. (The tree of additions depends only on p;
+ * tests/mpi_comm.c writes it out and compares.) */
 
 typedef struct Round {
-    int peer;         /* real rank */
-    size_t soff, sn;  /* floats of grads sent */
-    size_t roff, rn;  /* floats received: into scratch and added (sum), or into grads */
+    int peer;        /* real rank */
+    size_t soff, sn; /* floats of grads sent */
+    size_t roff, rn; /* floats received: into scratch and added (sum), or into grads */
     int sum;
+    int join; /* posted with the round before it: its messages are in flight at once */
 } Round;
-
-enum { MAX_ROUNDS = 2 * 31 + 3 };
 
 struct GradSync {
     float *grads, *scratch; /* scratch: the arena's size, a bucket's sums land at its own offsets */
     size_t n, bucket, nbuckets;
     size_t *ready;          /* (nbuckets) floats reported final this step */
-    Round *rounds;          /* (nbuckets x MAX_ROUNDS) this rank's schedule of each bucket */
-    int *nrounds, *at;      /* (nbuckets) rounds, and the round in flight (nrounds = done) */
-    MPI_Request *requests;  /* (2 nbuckets) the round in flight's receive and send */
+    Round *rounds;          /* this rank's schedule: bucket i's rounds are [first[i], first[i + 1]) */
+    size_t *first, *at;     /* (nbuckets + 1), (nbuckets) the group of rounds in flight */
+    size_t nrounds, cap;
+    MPI_Request *requests;  /* bucket i's are [req[i], req[i + 1]): 2 per round of its largest group */
+    size_t *req;            /* (nbuckets + 1) */
+    int *indices;           /* MPI_Testsome's, one per request */
     size_t next;            /* buckets [0, next) have started, in order */
     size_t done;            /* buckets [0, done) are complete */
     int active;             /* between begin and finish */
-    int scatter;            /* 1: only this rank's block of each bucket is summed */
+    int scatter;            /* 1: each rank receives only its shard of the sum */
     MPI_Comm comm;
 };
 
@@ -467,46 +469,64 @@ static size_t bucket_start(const GradSync *g, size_t i) {
     return end > g->bucket ? end - g->bucket : 0;
 }
 
-static void add_round(GradSync *g, size_t i, int peer, size_t soff, size_t sn, size_t roff, size_t rn, int sum) {
-    ASSERT(g->nrounds[i] < MAX_ROUNDS);
-    g->rounds[i * MAX_ROUNDS + (size_t)g->nrounds[i]++] = (Round){peer, soff, sn, roff, rn, sum};
+static void add_round(GradSync *g, int peer, size_t soff, size_t sn, size_t roff, size_t rn, int sum, int join) {
+    if (g->nrounds == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->rounds = xrealloc(g->rounds, g->cap * sizeof *g->rounds);
+    }
+    g->rounds[g->nrounds++] = (Round){peer, soff, sn, roff, rn, sum, join};
 }
 
-/* Bucket i's schedule on this rank. blk[r], r = 0..p: the real blocks' float
- * boundaries (block r = [blk[r], blk[r+1]), rank r's share of the sum). */
-static void plan_bucket(GradSync *g, size_t i, const size_t *blk) {
+/* Bucket i's rounds on this rank. lo, count: the ranks' shards (scatter). */
+static void plan_bucket(GradSync *g, size_t i, const size_t *lo, const size_t *count) {
     int p = g_world, me = g_rank, pp = 1;
     while (pp * 2 <= p) pp *= 2;
     int x = p - pp;
     size_t s = bucket_start(g, i), e = bucket_end(g, i), L = e - s;
-    if (me < 2 * x && me % 2 == 0) { /* folded: hands its gradient over, gets its part back */
-        add_round(g, i, me + 1, s, L, 0, 0, 0);
-        if (g->scatter) add_round(g, i, me + 1, 0, 0, blk[me], blk[me + 1] - blk[me], 0);
-        else add_round(g, i, me + 1, 0, 0, s, L, 0);
-        return;
-    }
-    if (me < 2 * x) add_round(g, i, me - 1, 0, 0, s, L, 1);
-    int v = me < 2 * x ? me / 2 : me - x;
 #define REAL(u) ((u) < x ? 2 * (u) + 1 : (u) + x)
-#define VB(u) ((u) == pp ? e : blk[(u) < x ? 2 * (u) : (u) + x]) /* virtual block u's start */
-    int lo = 0, hi = pp;
-    for (int h = pp / 2; h >= 1; h /= 2) {
-        int mid = lo + h, keep_lo = v < mid;
-        int klo = keep_lo ? lo : mid, khi = keep_lo ? mid : hi, glo = keep_lo ? mid : lo, ghi = keep_lo ? hi : mid;
-        add_round(g, i, REAL(v ^ h), VB(glo), VB(ghi) - VB(glo), VB(klo), VB(khi) - VB(klo), 1);
-        lo = klo, hi = khi;
+#define VB(u) (s + L * (size_t)(u) / (size_t)pp) /* virtual rank u's block: [VB(u), VB(u + 1)) */
+    int v = me < 2 * x ? me / 2 : me - x, folded = me < 2 * x && me % 2 == 0;
+    if (folded)
+        add_round(g, me + 1, s, L, 0, 0, 0, 0);
+    else {
+        if (me < 2 * x) add_round(g, me - 1, 0, 0, s, L, 1, 0);
+        int blo = 0, bhi = pp;
+        for (int h = pp / 2; h >= 1; h /= 2) {
+            int mid = blo + h, keep_lo = v < mid;
+            int klo = keep_lo ? blo : mid, khi = keep_lo ? mid : bhi, glo = keep_lo ? mid : blo, ghi = keep_lo ? bhi : mid;
+            add_round(g, REAL(v ^ h), VB(glo), VB(ghi) - VB(glo), VB(klo), VB(khi) - VB(klo), 1, 0);
+            blo = klo, bhi = khi;
+        }
     }
-    if (g->scatter) {
-        if (v < x) add_round(g, i, 2 * v, blk[2 * v], blk[2 * v + 1] - blk[2 * v], 0, 0, 0);
-        return;
+    if (g->scatter) { /* each block's pieces to the shards' ranks, all at once */
+        size_t a = MAX(lo[me], s), b = MIN(lo[me] + count[me], e), n0 = g->nrounds;
+        for (int u = 0; u < pp; u++) { /* what this rank's shard needs from each block's holder */
+            size_t f = MAX(a, VB(u)), t = MIN(b, VB(u + 1));
+            if (f < t && (folded || u != v)) add_round(g, REAL(u), 0, 0, f, t - f, 0, g->nrounds > n0);
+        }
+        for (int r = 0; r < p && !folded; r++) { /* what each rank's shard needs from this rank's block */
+            size_t f = MAX(MAX(lo[r], s), VB(v)), t = MIN(MIN(lo[r] + count[r], e), VB(v + 1));
+            if (f < t && r != me) add_round(g, r, f, t - f, 0, 0, 0, g->nrounds > n0);
+        }
+    } else if (folded) {
+        add_round(g, me + 1, 0, 0, s, L, 0, 0);
+    } else {
+        for (int h = 1; h < pp; h *= 2) {
+            int mine = v & ~(h - 1), theirs = mine ^ h;
+            add_round(g, REAL(v ^ h), VB(mine), VB(mine + h) - VB(mine), VB(theirs), VB(theirs + h) - VB(theirs), 0,
+                      0);
+        }
+        if (v < x) add_round(g, 2 * v, s, L, 0, 0, 0, 0);
     }
-    for (int h = 1; h < pp; h *= 2) {
-        int mine = v & ~(h - 1), theirs = mine ^ h;
-        add_round(g, i, REAL(v ^ h), VB(mine), VB(mine + h) - VB(mine), VB(theirs), VB(theirs + h) - VB(theirs), 0);
-    }
-    if (v < x) add_round(g, i, 2 * v, s, L, 0, 0, 0);
 #undef REAL
 #undef VB
+}
+
+/* The end of the group of rounds starting at k (bucket i). */
+static size_t group_end(const GradSync *g, size_t i, size_t k) {
+    size_t end = k + 1;
+    while (end < g->first[i + 1] && g->rounds[end].join) end++;
+    return end;
 }
 
 static GradSync *gradsync_new(float *grads, size_t n, size_t bucket_floats, const size_t *lo, const size_t *count) {
@@ -521,36 +541,35 @@ static GradSync *gradsync_new(float *grads, size_t n, size_t bucket_floats, cons
     g->ready = xcalloc(g->nbuckets, sizeof *g->ready);
     g->comm = MPI_COMM_NULL;
     if (solo()) return g;
-    if (g->nbuckets > 32767) /* a bucket's messages are told apart by tag; MPI guarantees tags to 32767 */
-        FATAL("%zu gradient buckets exceed 32767: raise [dist] bucket_kfloats (now %zu)", g->nbuckets,
-              bucket_floats / 1000);
-    CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm));
-    g->scratch = xaligned_floats(n);
-    g->rounds = xcalloc(g->nbuckets * MAX_ROUNDS, sizeof *g->rounds);
-    g->nrounds = xcalloc(g->nbuckets, sizeof *g->nrounds);
-    g->at = xcalloc(g->nbuckets, sizeof *g->at);
-    g->requests = xcalloc(2 * g->nbuckets, sizeof *g->requests);
-    for (size_t i = 0; i < 2 * g->nbuckets; i++) g->requests[i] = MPI_REQUEST_NULL;
-    size_t *blk = xcalloc((size_t)g_world + 1, sizeof *blk);
+    void *ub;
+    int flag = 0;
+    CHECK_MPI(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag));
+    size_t tag_ub = flag ? (size_t)*(int *)ub : 32767; /* a bucket's messages carry its index as tag */
+    if (g->nbuckets > tag_ub + 1)
+        FATAL("%zu gradient buckets exceed the MPI library's %zu message tags: raise [dist] bucket_kfloats "
+              "(now %zu)",
+              g->nbuckets, tag_ub + 1, bucket_floats / 1000);
     if (g->scatter) {
         for (int r = 0; r < g_world; r++) ASSERT(lo[r] == (r ? lo[r - 1] + count[r - 1] : 0));
         ASSERT(lo[g_world - 1] + count[g_world - 1] == n);
     }
+    CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &g->comm));
+    g->scratch = xaligned_floats(n);
+    g->first = xcalloc(g->nbuckets + 1, sizeof *g->first);
+    g->req = xcalloc(g->nbuckets + 1, sizeof *g->req);
+    g->at = xcalloc(g->nbuckets, sizeof *g->at);
     for (size_t i = 0; i < g->nbuckets; i++) {
-        size_t s = bucket_start(g, i), e = bucket_end(g, i);
-        int pp = 1;
-        while (pp * 2 <= g_world) pp *= 2;
-        for (int r = 0; r <= g_world; r++) {
-            if (g->scatter) /* the optimizer's shards, cut to the bucket */
-                blk[r] = r == g_world ? e : MIN(MAX(lo[r], s), e);
-            else { /* balanced over the virtual ranks; a folded pair's even rank holds nothing */
-                int x = g_world - pp, u = r < 2 * x ? r / 2 : r - x;
-                blk[r] = s + (e - s) * (size_t)u / (size_t)pp;
-            }
-        }
-        plan_bucket(g, i, blk);
+        g->first[i] = g->nrounds;
+        plan_bucket(g, i, lo, count);
+        g->first[i + 1] = g->nrounds;
+        size_t widest = 0;
+        for (size_t k = g->first[i]; k < g->first[i + 1]; k = group_end(g, i, k))
+            widest = MAX(widest, group_end(g, i, k) - k);
+        g->req[i + 1] = g->req[i] + 2 * widest;
     }
-    free(blk);
+    g->requests = xcalloc(g->req[g->nbuckets] + 1, sizeof *g->requests);
+    g->indices = xcalloc(g->req[g->nbuckets] + 1, sizeof *g->indices);
+    for (size_t k = 0; k <= g->req[g->nbuckets]; k++) g->requests[k] = MPI_REQUEST_NULL;
     return g;
 }
 
@@ -571,49 +590,61 @@ void gradsync_begin(GradSync *g) {
     g->active = 1;
 }
 
-/* Posts bucket i's round g->at[i] (or marks the bucket complete). */
-static void post_round(GradSync *g, size_t i) {
-    if (g->at[i] == g->nrounds[i]) return;
-    const Round *r = &g->rounds[i * MAX_ROUNDS + (size_t)g->at[i]];
+/* Posts bucket i's group of rounds starting at g->at[i] (none past its last). */
+static void post_group(GradSync *g, size_t i) {
+    size_t k0 = g->at[i];
+    if (k0 == g->first[i + 1]) return;
+    MPI_Request *rq = g->requests + g->req[i];
     int tag = (int)i;
-    if (r->rn) /* counts fit in int: a round moves at most one bucket */
-        CHECK_MPI(MPI_Irecv((r->sum ? g->scratch : g->grads) + r->roff, (int)r->rn, MPI_FLOAT, r->peer, tag,
-                            g->comm, &g->requests[2 * i]));
-    if (r->sn)
-        CHECK_MPI(MPI_Isend(g->grads + r->soff, (int)r->sn, MPI_FLOAT, r->peer, tag, g->comm,
-                            &g->requests[2 * i + 1]));
+    for (size_t k = k0; k < group_end(g, i, k0); k++, rq += 2) {
+        const Round *r = &g->rounds[k];
+        if (r->rn) /* counts fit in int: a round moves at most one bucket */
+            CHECK_MPI(MPI_Irecv((r->sum ? g->scratch : g->grads) + r->roff, (int)r->rn, MPI_FLOAT, r->peer, tag,
+                                g->comm, &rq[0]));
+        if (r->sn)
+            CHECK_MPI(MPI_Isend(g->grads + r->soff, (int)r->sn, MPI_FLOAT, r->peer, tag, g->comm, &rq[1]));
+    }
 }
 
 static void start_bucket(GradSync *g, size_t i) {
     if (g->comm == MPI_COMM_NULL) return; /* world == 1 */
-    g->at[i] = 0;
-    post_round(g, i);
+    g->at[i] = g->first[i];
+    post_group(g, i);
 }
 
-/* Bucket i's round in flight has completed: add what came, post the next. */
-static void finish_round(GradSync *g, size_t i) {
-    const Round *r = &g->rounds[i * MAX_ROUNDS + (size_t)g->at[i]];
-    if (r->sum) {
-        float *dst = g->grads + r->roff;
-        const float *src = g->scratch + r->roff;
-        for (size_t k = 0; k < r->rn; k++) dst[k] += src[k];
-    }
-    g->at[i]++;
-    post_round(g, i);
-}
-
-/* Advances every bucket in flight as far as its messages allow; returns 1
- * when all started buckets are complete. */
-static int advance(GradSync *g) {
-    for (size_t i = g->done; i < g->next; i++) {
-        while (g->at[i] < g->nrounds[i]) {
-            int flag = 0;
-            CHECK_MPI(MPI_Testall(2, g->requests + 2 * i, &flag, MPI_STATUSES_IGNORE));
-            if (!flag) break;
-            finish_round(g, i);
+/* Advances bucket i through every group whose messages have all arrived
+ * (MPI frees a completed request to MPI_REQUEST_NULL): adds what came,
+ * posts the next group. Returns 1 once the bucket is complete. */
+static int advance_bucket(GradSync *g, size_t i) {
+    while (g->at[i] < g->first[i + 1]) {
+        size_t k0 = g->at[i], k1 = group_end(g, i, k0);
+        const MPI_Request *rq = g->requests + g->req[i];
+        for (size_t q = 0; q < 2 * (k1 - k0); q++)
+            if (rq[q] != MPI_REQUEST_NULL) return 0;
+        for (size_t k = k0; k < k1; k++) {
+            const Round *r = &g->rounds[k];
+            if (!r->sum) continue;
+            float *dst = g->grads + r->roff;
+            const float *src = g->scratch + r->roff;
+            for (size_t j = 0; j < r->rn; j++) dst[j] += src[j];
         }
-        if (i == g->done && g->at[i] == g->nrounds[i]) g->done++;
+        g->at[i] = k1;
+        post_group(g, i);
     }
+    return 1;
+}
+
+/* One MPI_Testsome over every request in flight (it also drives MPI's
+ * progress), then the buckets advanced; returns 1 when every started
+ * bucket is complete. */
+static int advance(GradSync *g) {
+    if (g->done == g->next) return 1;
+    size_t k0 = g->req[g->done], k1 = g->req[g->next];
+    int outcount;
+    ASSERT(k1 - k0 <= (size_t)INT_MAX);
+    CHECK_MPI(MPI_Testsome((int)(k1 - k0), g->requests + k0, &outcount, g->indices, MPI_STATUSES_IGNORE));
+    for (size_t i = g->done; i < g->next; i++)
+        if (advance_bucket(g, i) && i == g->done) g->done++;
     return g->done == g->next;
 }
 
@@ -640,15 +671,26 @@ void gradsync_progress(GradSync *g) {
     advance(g);
 }
 
+void gradsync_barrier(GradSync *g) {
+    if (g->comm == MPI_COMM_NULL) return;
+    MPI_Request req;
+    CHECK_MPI(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+    for (int flag = 0;;) {
+        CHECK_MPI(MPI_Test(&req, &flag, MPI_STATUS_IGNORE));
+        if (flag) break;
+        gradsync_progress(g);
+    }
+}
+
 double gradsync_finish(GradSync *g) {
     ASSERT(g->active);
     double t0 = now_seconds();
     while (g->next < g->nbuckets) start_bucket(g, g->next++);
     if (g->comm != MPI_COMM_NULL)
         while (!advance(g)) { /* wait for any message in flight, then add and post */
-            int idx;
-            CHECK_MPI(MPI_Waitany((int)(2 * (g->nbuckets - g->done)), g->requests + 2 * g->done, &idx,
-                                  MPI_STATUS_IGNORE));
+            size_t k0 = g->req[g->done], k1 = g->req[g->next];
+            int outcount;
+            CHECK_MPI(MPI_Waitsome((int)(k1 - k0), g->requests + k0, &outcount, g->indices, MPI_STATUSES_IGNORE));
         }
     g->done = g->nbuckets;
     g->active = 0;
@@ -667,9 +709,11 @@ void gradsync_free(GradSync *g) {
     if (g->comm != MPI_COMM_NULL) CHECK_MPI(MPI_Comm_free(&g->comm));
     free(g->ready);
     free(g->rounds);
-    free(g->nrounds);
+    free(g->first);
     free(g->at);
+    free(g->req);
     free(g->requests);
+    free(g->indices);
     free(g->scratch);
     free(g);
 }

@@ -148,14 +148,14 @@ void dist_gather_doubles(double *recv, const double *send, int n);
  * in flight (MPI_Testall). gradsync_finish starts what is left and waits.
  *
  * The reduction is our own Rabenseifner (reduce-scatter by recursive
- * halving, allgather by recursive doubling; non-power-of-two worlds fold
- * pairs of ranks first) on point-to-point messages, not MPI_Iallreduce:
- * every element is added in a tree that depends on the rank count alone,
- * never on which rank adds it or how a bucket is cut into blocks, so a
- * reduce-scatter to any blocks gives the same bits as the allreduce.
- * MPI_Reduce_scatter cannot promise that (Open MPI's adds in another order
- * than its allreduce from 3 ranks on), and its libnbc non-blocking form
- * reduces everything on rank 0.
+ * halving into p' balanced blocks, p' the largest power of two <= p, after
+ * folding pairs of ranks when p is not one; then allgather by recursive
+ * doubling) on point-to-point messages, not MPI_Iallreduce, so that the
+ * sharded optimizer's reduce-scatter does the very additions of the
+ * allreduce: the same halving, then one round that moves each block's
+ * pieces to the ranks whose shards they fall in. MPI_Reduce_scatter cannot
+ * promise that (Open MPI's adds in another order than its allreduce from 3
+ * ranks on), and its libnbc non-blocking form reduces everything on rank 0.
  *
  * gradsync_create: every rank ends with the whole SUM (not the mean: the
  * loss is already normalised over the global batch, so the sum of the
@@ -168,11 +168,13 @@ void dist_gather_doubles(double *recv, const double *send, int n);
  *
  * Both are collective (they duplicate MPI_COMM_WORLD, so the bucket
  * messages never mix with other traffic); bucket_floats in [1, INT_MAX], at
- * most 32767 buckets (a bucket's messages carry its index as tag); all
- * memory is allocated here (a scratch copy of the arena for received
- * halves), none per step. With world == 1 no MPI is called and grads are
+ * most MPI_TAG_UB + 1 buckets (a bucket's messages carry its index as tag;
+ * MPI promises 32767, Open MPI gives 2^31 - 1); all memory is allocated
+ * here (a scratch copy of the arena for received halves,
+ * GRADSYNC_SCRATCH_FLOATS), none per step. With world == 1 no MPI is called and grads are
  * left as they are. */
 typedef struct GradSync GradSync;
+#define GRADSYNC_SCRATCH_FLOATS(n, world) ((world) > 1 ? (n) : 0)
 
 GradSync *gradsync_create(float *grads, size_t n, size_t bucket_floats);
 GradSync *gradsync_create_shards(float *grads, size_t n, size_t bucket_floats, const size_t *lo,
@@ -186,6 +188,10 @@ void gradsync_ready(GradSync *g, size_t offset, size_t count);
  * this every millisecond or so; gradsync_ready does it too. About 1 us plus
  * the additions (a bucket's block per round). */
 void gradsync_progress(GradSync *g);
+/* A barrier over MPI_COMM_WORLD that keeps advancing the buckets while it
+ * waits (a plain barrier would leave them where they are: their messages
+ * move only inside gradsync's calls). Collective. */
+void gradsync_barrier(GradSync *g);
 /* Returns the seconds spent inside it (starting the rest and waiting). */
 double gradsync_finish(GradSync *g);
 /* Collective (frees the duplicated communicator). NULL is ignored. */

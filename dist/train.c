@@ -117,7 +117,8 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
         if (own + (double)mm.workspace > node) node = own + (double)mm.workspace, big = i;
     }
     size_t shard = c->optim.shard ? m->nparams / (size_t)t->world + 16 : m->nparams;
-    double optim = 4.0 * (double)optim_state_floats(&c->optim, MIN(shard, m->nparams));
+    double optim = 4.0 * (double)optim_state_floats(&c->optim, MIN(shard, m->nparams)) +
+                   4.0 * (double)GRADSYNC_SCRATCH_FLOATS(m->nparams, t->world);
     double img = (double)dm->channels * dm->height * dm->width, hw = (double)dm->height * dm->width;
     double batches = 2 * (double)max_images * (4 * img + (dm->has_masks ? hw : 0)); /* prefetch's 2 slots */
     double mining = 4.0 * (double)max_images * (double)t->D;
@@ -137,7 +138,7 @@ static int check_memory(const Trainer *t, int max_images, int max_items, Err *e)
     return err_set(
         e,
         "%s: training needs %s per rank for batches of %d images (node %s: %s of parameters, gradients, "
-        "activations and workspace; optimizer state %s; batches and mining %s), more than the limit "
+        "activations and workspace; optimizer state and gradient reduction %s; batches and mining %s), more than the limit "
         "of %s (%s); shrink %s or the batch, or set [run] max_memory",
         c->path, fmt_gb(f[0], need), max_images, L->name, fmt_gb(f[1], node), fmt_gb(f[2], optim),
         fmt_gb(f[3], batches + mining), fmt_gb(f[4], least), why, L->name);
@@ -498,7 +499,7 @@ double trainer_grads(Trainer *t, const Batch *b, StepTimes *st) {
     /* The same after backward: a rank that finished first waits for the
      * slowest one whatever the network; what remains after this barrier is
      * the allreduce that backward did not hide. */
-    if (t->world > 1) dist_barrier();
+    if (t->world > 1) gradsync_barrier(t->gs); /* the buckets keep moving meanwhile */
     double t3b = now_seconds();
     gradsync_finish(t->gs);
     double t4 = now_seconds();

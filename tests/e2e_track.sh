@@ -110,6 +110,17 @@ for m in online batch; do
   "$S" mot-eval --gt "$Q" --res "$T/s-$m.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
     || bad "siamese tracker $m: $(tail -1 "$T/se.txt")"
 done
+# an ensemble of one network twice scores pairs as the network alone (the
+# root mean of two equal squared distances): the same tracks
+check "track CHECKPOINT,CHECKPOINT" "$S" track "$CK,$CK" --seq "$Q" --out "$T/e-batch.txt" --combiner "$T/cc.txt" \
+  --mode batch
+cmp -s "$T/e-batch.txt" "$T/s-batch.txt" && ok || bad "an ensemble of one network twice tracks as the network alone"
+expect_error "an empty checkpoint in a list" "expected checkpoints separated by commas" "$T/e2.txt" \
+  "$S" track "$CK," --seq "$Q" --out "$T/e2.txt"
+check "track --relink" "$S" track "$CK" --seq "$Q" --out "$T/r-batch.txt" --combiner "$T/cc.txt" --mode batch \
+  --relink 1 --gallery 5
+"$S" mot-eval --gt "$Q" --res "$T/r-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+  || bad "relinked batch tracker: $(tail -1 "$T/se.txt")"
 # the early-fusion form: the two crops stacked as one input, a pair-level logit
 check "pairs for the stacked network" "$S" pairs "$T/crops.lmdb" --pairs 2000
 cat >"$T/stacked.ini" <<EOF
@@ -142,6 +153,8 @@ check "train a tiny stacked network" env OPENBLAS_NUM_THREADS=1 "$S" train "$T/s
 check "track-fit stacked CHECKPOINT" "$S" track-fit "$T/run-st/model.smpi" --seq "$T/seq/synth-0101" \
   --seq "$T/seq/synth-0102" --out "$T/cs.txt"
 grep -q '^appearance = 1' "$T/cs.txt" && ok || bad "track-fit with a stacked network"
+expect_error "a stacked network in an ensemble" "an ensemble needs networks that embed each image" "$T/e3.txt" \
+  "$S" track "$CK,$T/run-st/model.smpi" --seq "$Q" --out "$T/e3.txt"
 for m in online batch; do
   check "track stacked CHECKPOINT $m" "$S" track "$T/run-st/model.smpi" --seq "$Q" --out "$T/st-$m.txt" \
     --combiner "$T/cs.txt" --mode $m

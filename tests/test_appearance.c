@@ -6,7 +6,8 @@
  * naive loop for RGB networks on colour frames), and a pair's score
  * must be minus the Euclidean distance (no head), the Koch head's logit
  * (with one), or for an early-fusion network (stacked crops) its logit for
- * that one pair run alone. mot_crop itself against hand-computed averages. */
+ * that one pair run alone; an ensemble of two networks against each run
+ * alone. mot_crop itself against hand-computed averages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,16 +38,22 @@ static const char *cfg_text(int kind) {
     return text[kind];
 }
 
-/* An appearance model over a freshly initialised network (what
- * cnn_appearance_open would load from a checkpoint). */
+/* A freshly initialised network of a kind (what eval_model_load would load
+ * from a checkpoint), C x 10 x 12 input, initialised from seed. */
+static void build_model(EvalModel *em, int kind, int C, uint64_t seed) {
+    memset(em, 0, sizeof *em);
+    Err e = {""};
+    ASSERT(config_parse_text(&em->cfg, cfg_text(kind), "test.ini", &e) == 0);
+    ASSERT(model_build(&em->model, &em->cfg.model, "test.ini", C, 10, 12, 256, &e) == 0);
+    model_init(&em->model, 1, seed);
+    em->norm = (Norm){.channels = C, .mean = {0.3f, 0.5f, 0.1f}, .std = {0.2f, 0.4f, 0.05f}};
+}
+
+/* An appearance model over a freshly initialised network. */
 static void make_app(CnnAppearance *a, int kind, int C) {
     memset(a, 0, sizeof *a);
     Err e = {""};
-    ASSERT(config_parse_text(&a->em.cfg, cfg_text(kind), "test.ini", &e) == 0);
-    const Config *c = &a->em.cfg;
-    ASSERT(model_build(&a->em.model, &c->model, "test.ini", C, 10, 12, 256, &e) == 0);
-    model_init(&a->em.model, 1, 7);
-    a->em.norm = (Norm){.channels = C, .mean = {0.3f, 0.5f, 0.1f}, .std = {0.2f, 0.4f, 0.05f}};
+    build_model(&a->em, kind, C, 7);
     CHECK(cnn_appearance_init(a, "test.ini", &e) == 0, "%s: init: %s", kind_name[kind], e.msg);
     CHECK(a->C == C && a->H == 10 && a->W == 12 && a->pairwise == (kind == STACKED) &&
               a->D == (kind == STACKED ? C * 120 : 8),
@@ -79,6 +86,19 @@ static void test_crop(void) {
           o3[2]);
 }
 
+/* n random boxes inside a 64 x 48 frame: the first in_frame1 in frame 1,
+ * the rest in frame 2. */
+static void random_boxes(MotBox *box, int n, int in_frame1, Rng *r) {
+    for (int i = 0; i < n; i++)
+        box[i] = (MotBox){.frame = i < in_frame1 ? 1 : 2,
+                          .id = -1,
+                          .x = (float)rng_uniform(r) * 50,
+                          .y = (float)rng_uniform(r) * 35,
+                          .w = 4 + (float)rng_uniform(r) * 10,
+                          .h = 4 + (float)rng_uniform(r) * 10,
+                          .score = 1};
+}
+
 static void test_embed(int kind, int C) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/seq%d-%d", fixture_dir(), kind, C);
@@ -98,14 +118,7 @@ static void test_embed(int kind, int C) {
     /* 300 detections in frame 1 (two forward passes), 5 in frame 2 */
     enum { N = 305 };
     static MotBox box[N];
-    for (int i = 0; i < N; i++)
-        box[i] = (MotBox){.frame = i < 300 ? 1 : 2,
-                          .id = -1,
-                          .x = (float)rng_uniform(&r) * 50,
-                          .y = (float)rng_uniform(&r) * 35,
-                          .w = 4 + (float)rng_uniform(&r) * 10,
-                          .h = 4 + (float)rng_uniform(&r) * 10,
-                          .score = 1};
+    random_boxes(box, N, 300, &r);
     MotBoxes det;
     mot_boxes_build(&det, box, N, 2);
     MotSeq s = {.dir = dir,
@@ -170,6 +183,91 @@ static void test_embed(int kind, int C) {
     mot_boxes_free(&det);
 }
 
+static EvalModel *new_model(int kind, int C, uint64_t seed) {
+    EvalModel *em = xmalloc(sizeof *em);
+    build_model(em, kind, C, seed);
+    return em;
+}
+
+/* An ensemble of two distance networks (other weights, other input
+ * statistics): each detection's row is both embeddings of its crop, each
+ * normalised by its own network's mean and std, over sqrt(2); a pair's score
+ * minus the root mean of the two squared distances. Networks that do not
+ * embed for a distance, or take another input, are refused. */
+static void test_ensemble(void) {
+    char dir[300], p[400];
+    snprintf(dir, sizeof dir, "%s/ens", fixture_dir());
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/img1", dir);
+    mkdir(p, 0755);
+    Rng r;
+    rng_seed(&r, 12, RNG_TEST, 0);
+    static uint8_t frame[48 * 64];
+    for (int i = 0; i < 48 * 64; i++) frame[i] = (uint8_t)rng_below(&r, 256);
+    snprintf(p, sizeof p, "%s/img1/000001.png", dir);
+    Err e = {""};
+    ASSERT(image_write_png(p, frame, 48, 64, 1, &e) == 0);
+    enum { N = 20 };
+    MotBox box[N];
+    random_boxes(box, N, N, &r);
+    MotBoxes det;
+    mot_boxes_build(&det, box, N, 1);
+    MotSeq s = {.dir = dir,
+                .info = {.im_dir = "img1", .im_ext = ".png", .frames = 1, .width = 64, .height = 48}};
+    CnnAppearance a;
+    make_app(&a, DISTANCE, 1);
+    EvalModel *second = new_model(DISTANCE, 1, 8);
+    second->norm.mean[0] = 0.6f, second->norm.std[0] = 0.3f;
+    CHECK(cnn_appearance_add(&a, second, "second.smpi", &e) == 0 && a.nmore == 1 && a.D == 16, "add: %s",
+          e.msg);
+    CHECK(cnn_appearance_embed(&a, &s, &det, &e) == 0, "embed: %s", e.msg);
+    static float emb[N][2][8];
+    uint8_t crop[120];
+    float x[120], worst = 0;
+    Image img;
+    ASSERT(image_load_color(&img, p, 0, &e) == 0);
+    for (int i = 0; i < N; i++) {
+        mot_crop(crop, &img, &det.box[i], 10, 12);
+        for (int n = 0; n < 2; n++) {
+            const EvalModel *em = n ? second : &a.em;
+            for (int k = 0; k < 120; k++)
+                x[k] = ((float)crop[k] / 255.0f - em->norm.mean[0]) / em->norm.std[0];
+            memcpy(emb[i][n], model_embed((Model *)&em->model, x, 1), sizeof emb[i][n]);
+            for (int k = 0; k < 8; k++)
+                worst = fmaxf(worst, fabsf(emb[i][n][k] / sqrtf(2) - a.emb[(size_t)i * 16 + 8 * n + k]));
+        }
+    }
+    image_free(&img);
+    CHECK(worst < 1e-5f, "ensemble rows: both embeddings over sqrt(2) (max diff %g)", worst);
+    int pa[N], pb[N];
+    double sc[N], bad = 0;
+    for (int k = 0; k < N; k++) pa[k] = k, pb[k] = (k * 7 + 3) % N;
+    CHECK(cnn_appearance_score(&a, pa, pb, N, sc, &e) == 0, "score");
+    for (int k = 0; k < N; k++) {
+        double d2[2] = {0, 0};
+        for (int n = 0; n < 2; n++)
+            for (int j = 0; j < 8; j++)
+                d2[n] += ((double)emb[pa[k]][n][j] - emb[pb[k]][n][j]) *
+                         ((double)emb[pa[k]][n][j] - emb[pb[k]][n][j]);
+        bad = fmax(bad, fabs(-sqrt((d2[0] + d2[1]) / 2) - sc[k]));
+    }
+    CHECK(bad < 1e-5, "ensemble score: minus the root mean squared distance (max diff %g)", bad);
+    CHECK(cnn_appearance_add(&a, new_model(KOCH, 1, 9), "koch.smpi", &e) == -1 &&
+              strstr(e.msg, "koch.smpi: an ensemble needs") && strstr(e.msg, "this one does not"),
+          "a Koch-head network refused: %s", e.msg);
+    CHECK(cnn_appearance_add(&a, new_model(DISTANCE, 3, 9), "rgb.smpi", &e) == -1 &&
+              strstr(e.msg, "rgb.smpi: the network takes 3x10x12, the first 1x10x12"),
+          "another input shape refused: %s", e.msg);
+    CHECK(a.nmore == 1 && a.D == 16, "refused networks leave the ensemble as it was");
+    cnn_appearance_close(&a);
+    make_app(&a, KOCH, 1);
+    CHECK(cnn_appearance_add(&a, new_model(DISTANCE, 1, 9), "d.smpi", &e) == -1 &&
+              strstr(e.msg, "the first does not"),
+          "a Koch-head first network refused: %s", e.msg);
+    cnn_appearance_close(&a);
+    mot_boxes_free(&det);
+}
+
 int main(void) {
     fixture_dir_create("appearance");
     test_crop();
@@ -178,6 +276,7 @@ int main(void) {
         test_embed(KOCH, C);
         test_embed(STACKED, C);
     }
+    test_ensemble();
     fixture_rm_tree(fixture_dir());
     return test_finish();
 }

@@ -15,8 +15,60 @@ enum { APP_MAX_BATCH = 256 }; /* crops per forward pass (a frame with more takes
 
 int cnn_appearance_open(CnnAppearance *a, const char *checkpoint, Err *e) {
     memset(a, 0, sizeof *a);
-    if (eval_model_load(&a->em, checkpoint, APP_MAX_BATCH, e)) return -1;
-    return cnn_appearance_init(a, checkpoint, e);
+    char path[4096];
+    for (const char *p = checkpoint;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int first = p == checkpoint, rc = 0;
+        EvalModel *em = NULL;
+        if (!len || len >= sizeof path) {
+            rc = err_set(e, "%s: expected checkpoints separated by commas", checkpoint);
+        } else {
+            memcpy(path, p, len);
+            path[len] = 0;
+            em = first ? &a->em : xcalloc(1, sizeof *em);
+            rc = eval_model_load(em, path, APP_MAX_BATCH, e);
+            if (rc && !first)
+                free(em);
+            else if (!rc)
+                rc = first ? cnn_appearance_init(a, path, e) : cnn_appearance_add(a, em, path, e);
+        }
+        if (rc) {
+            if (!first) cnn_appearance_close(a); /* a failed init has freed the first network */
+            return -1;
+        }
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
+
+/* Whether m embeds each image for a distance score (no head, not pairwise). */
+static int embeds_for_distance(const Model *m) {
+    return m->emb >= 0 && !m->has_head && !(m->pair && m->layers[m->loss].halved);
+}
+
+int cnn_appearance_add(CnnAppearance *a, EvalModel *em, const char *name, Err *e) {
+    const Model *m = &em->model;
+    int rc = 0;
+    if (a->nmore + 1 >= APP_MAX_MODELS)
+        rc = err_set(e, "%s: more than %d networks in an ensemble", name, APP_MAX_MODELS);
+    else if (!embeds_for_distance(&a->em.model) || !embeds_for_distance(m))
+        rc = err_set(e,
+                     "%s: an ensemble needs networks that embed each image (no Koch head, not scoring "
+                     "pairs); %s does not",
+                     name, embeds_for_distance(m) ? "the first" : "this one");
+    else if (m->in_c != a->C || m->in_h != a->H || m->in_w != a->W)
+        rc = err_set(e, "%s: the network takes %dx%dx%d, the first %dx%dx%d", name, m->in_c, m->in_h, m->in_w,
+                     a->C, a->H, a->W);
+    if (rc) {
+        eval_model_free(em);
+        free(em);
+        return rc;
+    }
+    a->more[a->nmore++] = em;
+    a->dim[a->nmore] = m->emb_dim;
+    a->D += m->emb_dim;
+    return 0;
 }
 
 int cnn_appearance_init(CnnAppearance *a, const char *checkpoint, Err *e) {
@@ -26,7 +78,7 @@ int cnn_appearance_init(CnnAppearance *a, const char *checkpoint, Err *e) {
         return err_set(e, "%s: the network takes %d channels; a tracker's crops are grey (1) or RGB (3)",
                        checkpoint, m->in_c);
     }
-    a->C = m->in_c, a->H = m->in_h, a->W = m->in_w, a->D = m->emb_dim;
+    a->C = m->in_c, a->H = m->in_h, a->W = m->in_w, a->D = a->dim[0] = m->emb_dim;
     /* a graph whose loss reads a pair-level node scores pairs itself (early
      * fusion, or towers joined by learned layers): its score is that output */
     a->pairwise = m->pair && m->layers[m->loss].halved && !m->has_head;
@@ -47,8 +99,9 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
     free(a->emb);
     a->n = det->n;
     a->emb = xcalloc(det->n * (size_t)a->D + 1, sizeof(float));
-    uint8_t *crop = xmalloc(per);
+    uint8_t *crop = xmalloc(per * APP_MAX_BATCH);
     float *x = xmalloc(sizeof(float) * per * APP_MAX_BATCH);
+    float scale = 1 / sqrtf((float)(1 + a->nmore));
     int rc = 0;
     for (int32_t f = 1; f <= det->frames && !rc; f++) {
         size_t i0 = det->first[f], i1 = det->first[f + 1];
@@ -62,13 +115,25 @@ int cnn_appearance_embed(CnnAppearance *a, const MotSeq *s, const MotBoxes *det,
         }
         for (size_t i = i0; i < i1; i += APP_MAX_BATCH) {
             int B = (int)MIN((size_t)APP_MAX_BATCH, i1 - i);
-            for (int k = 0; k < B; k++) {
-                mot_crop(crop, &img, &det->box[i + k], a->H, a->W);
-                norm_apply(x + (size_t)k * per, crop, &a->em.norm, (size_t)a->H * a->W);
+            for (int k = 0; k < B; k++) mot_crop(crop + (size_t)k * per, &img, &det->box[i + k], a->H, a->W);
+            if (!a->nmore) {
+                for (int k = 0; k < B; k++)
+                    norm_apply(x + (size_t)k * per, crop + (size_t)k * per, &a->em.norm, (size_t)a->H * a->W);
+                /* pairwise networks keep the crops: the pairs are scored later */
+                const float *E = a->pairwise ? x : model_embed(&a->em.model, x, B);
+                memcpy(a->emb + i * (size_t)a->D, E, sizeof(float) * (size_t)B * a->D);
+                continue;
             }
-            /* pairwise networks keep the crops: the pairs are scored later */
-            const float *E = a->pairwise ? x : model_embed(&a->em.model, x, B);
-            memcpy(a->emb + i * (size_t)a->D, E, sizeof(float) * (size_t)B * a->D);
+            /* an ensemble: each network's embedding, scaled, in its columns */
+            for (int n = 0, off = 0; n <= a->nmore; off += a->dim[n++]) {
+                EvalModel *em = n ? a->more[n - 1] : &a->em;
+                for (int k = 0; k < B; k++)
+                    norm_apply(x + (size_t)k * per, crop + (size_t)k * per, &em->norm, (size_t)a->H * a->W);
+                const float *E = model_embed(&em->model, x, B);
+                for (int k = 0; k < B; k++)
+                    for (int j = 0; j < a->dim[n]; j++)
+                        a->emb[(i + k) * (size_t)a->D + off + j] = scale * E[(size_t)k * a->dim[n] + j];
+            }
         }
         image_free(&img);
         a->frames++;
@@ -126,6 +191,10 @@ int cnn_appearance_score(void *ctx, const int *pa, const int *pb, int n, double 
 
 void cnn_appearance_close(CnnAppearance *a) {
     eval_model_free(&a->em);
+    for (int n = 0; n < a->nmore; n++) {
+        eval_model_free(a->more[n]);
+        free(a->more[n]);
+    }
     free(a->emb);
     free(a->x);
     memset(a, 0, sizeof *a);

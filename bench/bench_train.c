@@ -227,9 +227,12 @@ int main(int argc, char **argv) {
     if (config_parse_file(&c, cfg_path, &e)) FATAL("%s", e.msg);
     for (int i = 0; i < nsets; i++)
         if (config_set(&c, sets[i], &e)) FATAL("%s", e.msg);
-    /* no test or validation set: nothing but the step is timed (Koch's config
-     * names an Omniglot validation set a benchmark machine need not have) */
-    if (config_set(&c, "data.test=", &e) || config_set(&c, "eval.data=", &e) || config_validate(&c, &e))
+    /* no test or validation set, no pretrained start: nothing but the step is
+     * timed (Koch's config names an Omniglot validation set a benchmark
+     * machine need not have; the co-segmentation recipe a pretraining run's
+     * model) */
+    if (config_set(&c, "data.test=", &e) || config_set(&c, "eval.data=", &e) ||
+        config_set(&c, "init.from=", &e) || config_validate(&c, &e))
         FATAL("%s", e.msg);
     char *text = config_to_text(&c);
     Bench s;

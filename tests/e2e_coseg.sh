@@ -3,8 +3,10 @@
 # coseg`: bad arguments fail with exit 2 and one line, a bad source with exit
 # 1 naming the file, and neither dataset is left behind; a small real run
 # from Debian's Fashion-MNIST gives the datasets its options ask for (inspect
-# --verify reads every record); a few training steps of configs/coseg-fmnist.ini
-# on it, the end-of-training and `siamese eval` measures (equal; pair counts),
+# --verify reads every record); a few training steps of the recipe
+# (configs/coseg-fmnist-pretrain.ini on single objects, then
+# configs/coseg-fmnist.ini and its ablation from that encoder) on it, [init]
+# from and its errors, the end-of-training and `siamese eval` measures (equal; pair counts),
 # `siamese segment` from a dataset and from two image files (PNG sizes), and
 # their bad input. Runs from the repo root with ./siamese built.
 # Last line: N passed, N failed.
@@ -72,11 +74,26 @@ grep -Eq '^ +8 +0 +bag$' "$T/tr.txt" && grep -Eq '^ +9 +0 +ankle-boot$' "$T/tr.t
 # ---- a few training steps, eval and segment -------------------------------------
 # png_size FILE: "W H" from the IHDR chunk.
 png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4, $7 * 256 + $8}'; }
+# The recipe: the encoder pretrained on single objects (synth coseg --objects
+# 1), then co-segmentation from it ([init] from).
+"$S" synth coseg --out "$T/one" --test-out "$T/one-te" --pairs 40 --side 48 --objects 1 >/dev/null 2>&1 &&
+  "$S" inspect "$T/one" --verify >"$T/one.txt" 2>&1 && grep -Eq '^ +8 +0 +bag$' "$T/one.txt" && ok ||
+  bad "synth coseg --objects 1: $(tail -1 "$T/one.txt")"
+P=(--set run.dir="$T/pre" --set data.train="$T/one" --set data.test="$T/one-te" --set data.shape= --set train.steps=2
+  --set sampler.p=4 --set sampler.k=2 --set train.eval=0 --set optim.warmup_steps=0)
+if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist-pretrain.ini "${P[@]}" >"$T/pre.log" 2>&1; then ok; else
+  bad "train coseg-fmnist-pretrain on 48x48: $(tail -3 "$T/pre.log")"
+fi
 R=(--set run.dir="$T/run" --set data.train="$T/tr" --set data.test="$T/te" --set data.shape=
-  --set train.steps=2 --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0)
+  --set train.steps=2 --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0 --set init.from="$T/pre/model.smpi")
 if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" >"$T/train.log" 2>&1; then ok; else
   bad "train coseg-fmnist on 48x48: $(tail -3 "$T/train.log")"
 fi
+grep -q "^init: 10 layers from $T/pre/model.smpi\$" "$T/train.log" && ok ||
+  bad "the recipe starts from the pretraining's 10 encoder layers: $(grep '^init' "$T/train.log")"
+OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist-nocorr.ini "${R[@]}" --set run.dir="$T/run-nc" --set train.eval=0 \
+  >"$T/nc.log" 2>&1 && grep -q "^init: 10 layers from $T/pre/model.smpi\$" "$T/nc.log" && ok ||
+  bad "the ablation starts from the same encoder: $(tail -3 "$T/nc.log")"
 M="$T/run/model.smpi"
 # The test set: 8 pairs, i mod 4 = 3 without a common object.
 grep -q '"pairs_none": 2,' "$T/run/eval.json" && grep -q '"pairs": 8,' "$T/run/eval.json" &&
@@ -105,7 +122,7 @@ expect_error "segment other shape" 1 "but the model takes 1x48x48" "$S" segment 
 # ---- [init] from: fine-tuning from a checkpoint's layers of the same names ---------
 F=("${R[@]}" --set run.dir="$T/run-from" --set train.eval=0)
 OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${F[@]}" --set init.from="$M" >"$T/from.log" 2>&1 &&
-  grep -q "^init: 15 layers from $M\$" "$T/from.log" && ok || bad "init.from: $(tail -3 "$T/from.log")"
+  grep -q "^init: 19 layers from $M\$" "$T/from.log" && ok || bad "init.from: $(tail -3 "$T/from.log")"
 expect_error "init.from missing" 2 "[init] from: $T/none.smpi: cannot open" \
   "$S" train configs/coseg-fmnist.ini "${F[@]}" --set init.from="$T/none.smpi"
 expect_error "init.from shapes" 2 "layer dec0 has other shapes: dec0.weight is 64x290x3x3 here but 64x289x3x3 there" \

@@ -131,7 +131,7 @@ check '[ $? -eq 0 ] && [ -s "$T/towers/report.html" ]' "a two-tower graph run ge
 # evaluation at the end, the panel says where the masks come from.
 $S synth coseg --out "$T/coseg-train.lmdb" --test-out "$T/coseg-test.lmdb" --pairs 40 --side 32 --seed 3 >/dev/null
 CS=(--set data.train="$T/coseg-train.lmdb" --set data.test="$T/coseg-test.lmdb" --set data.shape= --set train.steps=2
-    --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0 --set checkpoint.every=0)
+    --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0 --set checkpoint.every=0 --set init.from=)
 $S train configs/coseg-fmnist.ini "${CS[@]}" --set run.dir="$T/coseg" >"$T/coseg.out" 2>&1
 check '[ $? -eq 0 ] && [ -s "$T/coseg/report.html" ] && [ "$T/coseg/report.html" -nt "$T/coseg/eval.json" ]' \
   "a co-segmentation run gets a report after its eval.json ($(tail -1 "$T/coseg.out"))"

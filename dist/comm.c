@@ -596,7 +596,7 @@ static void post_group(GradSync *g, size_t i) {
     if (k0 == g->first[i + 1]) return;
     MPI_Request *rq = g->requests + g->req[i];
     int tag = (int)i;
-    for (size_t k = k0; k < group_end(g, i, k0); k++, rq += 2) {
+    for (size_t k = k0, k1 = group_end(g, i, k0); k < k1; k++, rq += 2) {
         const Round *r = &g->rounds[k];
         if (r->rn) /* counts fit in int: a round moves at most one bucket */
             CHECK_MPI(MPI_Irecv((r->sum ? g->scratch : g->grads) + r->roff, (int)r->rn, MPI_FLOAT, r->peer, tag,

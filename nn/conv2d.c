@@ -8,7 +8,10 @@
  * NCHW costs 1/CKK of the GEMM. Chunks follow each other (dw sums them in
  * order); inside a chunk the pool splits im2col, col2im and the copies by
  * parts of the images, the bias sums by filter, and each GEMM into nn/blas's fixed
- * blocks: the same bits for any thread count. */
+ * blocks: the same bits for any thread count. Stride-1 "same" convolutions
+ * build and scatter the columns plane by plane in masked AVX-512 blocks
+ * (the same bits as the row loops, which small maps made a third of the
+ * layer's time). */
 #include "conv2d.h"
 
 #include <stdlib.h>
@@ -17,6 +20,10 @@
 #include "blas.h"
 #include "parallel.h"
 #include "util.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 /* Images per chunk: keep col + tmp near CONV2D_WS_TARGET floats. */
 static int conv2d_chunk(int B, int C, int F, int K, int Ho, int Wo) {
@@ -48,10 +55,92 @@ static void conv2d_valid_range(int *lo, int *hi, int W, int Wo, int kw, int stri
     *hi = h;
 }
 
+/* Stride 1 with Ho, Wo = H, W ("same" padding): with AVX-512 the planes are
+ * read and written in blocks of 16 floats, each tap's row of col being the
+ * input plane shifted by off = (kh - pad) W + kw - pad. The mask table says
+ * which lanes of block q have both ends inside the plane for tap t
+ * (mask[t nq + q]): one masked load and store per block for im2col (K - 1 =
+ * 2 pad here, so tap t's col2im mask is tap K K - 1 - t's); for col2im, each
+ * block of din gets its taps' masked loads added in tap order, in a
+ * register, from its value (zero), as the row loops add them: the same bits.
+ * The table is built once per call of the layer (SameMasks); NULL: the row
+ * loops. */
+#define SAME_MASKS_MAX 4096
+typedef struct SameMasks {
+    uint16_t m[SAME_MASKS_MAX];
+} SameMasks;
+
+/* The table for this geometry into *sm; NULL where the row loops run. */
+static const uint16_t *same_masks(SameMasks *sm, int H, int W, int K, int stride, int pad) {
+#ifdef __AVX512F__
+    int HW = H * W, nq = (HW + 15) / 16;
+    if (stride != 1 || 2 * pad != K - 1 || (size_t)K * K * nq > SAME_MASKS_MAX) return NULL;
+    for (int t = 0; t < K * K; t++) {
+        int dh = t / K - pad, dw = t % K - pad;
+        uint16_t *m = sm->m + t * nq;
+        memset(m, 0, (size_t)nq * sizeof *m);
+        for (int oh = MAX(0, -dh); oh < MIN(H, H - dh); oh++)
+            for (int ow = MAX(0, -dw); ow < MIN(W, W - dw); ow++) {
+                int p = oh * W + ow;
+                m[p / 16] |= (uint16_t)(1u << (p % 16));
+            }
+    }
+    return sm->m;
+#else
+    (void)sm, (void)H, (void)W, (void)K, (void)stride, (void)pad;
+    return NULL;
+#endif
+}
+
+#ifdef __AVX512F__
+/* d (H W) = tap t of plane (H W); lanes outside the plane are zero. */
+static void im2col_same(float *d, const float *plane, const uint16_t *mask, int HW, ptrdiff_t off) {
+    int nq = (HW + 15) / 16;
+    for (int q = 0; q < nq; q++) {
+        __m512 v = _mm512_maskz_loadu_ps(mask[q], plane + off + 16 * q);
+        if (16 * q + 16 <= HW)
+            _mm512_storeu_ps(d + 16 * q, v);
+        else
+            _mm512_mask_storeu_ps(d + 16 * q, (__mmask16)((1u << (HW - 16 * q)) - 1), v);
+    }
+}
+
+/* plane (H W) += col2im of its K K taps, the rows tap[t] (H W) of col. */
+static void col2im_same(float *plane, const float *const *tap, const uint16_t *mask, int H, int W, int K,
+                        int pad) {
+    int HW = H * W, nq = (HW + 15) / 16;
+    for (int q = 0; q < nq; q++) {
+        __mmask16 tail = 16 * q + 16 <= HW ? 0xffff : (__mmask16)((1u << (HW - 16 * q)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(tail, plane + 16 * q);
+        for (int t = 0; t < K * K; t++) {
+            __mmask16 m = mask[(K * K - 1 - t) * nq + q]; /* p - off inside: the mirrored tap's mask */
+            if (!m) continue;
+            ptrdiff_t off = (ptrdiff_t)(t / K - pad) * W + t % K - pad; /* din p <- col p - off */
+            acc = _mm512_mask_add_ps(acc, m, acc, _mm512_maskz_loadu_ps(m, tap[t] + 16 * q - off));
+        }
+        _mm512_mask_storeu_ps(plane + 16 * q, tail, acc);
+    }
+}
+#endif
+
 /* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
 static void im2col(float *col, const float *in, int i0, int i1, int n, int C, int H, int W, int K, int stride,
-                   int pad, int Ho, int Wo) {
+                   int pad, int Ho, int Wo, const uint16_t *mask) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
+#ifdef __AVX512F__
+    if (mask) {
+        int nq = ((int)HW + 15) / 16;
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < K * K; t++) {
+                float *row = col + ((size_t)c * K * K + t) * N;
+                ptrdiff_t off = (ptrdiff_t)(t / K - pad) * W + t % K - pad;
+                for (int i = i0; i < i1; i++)
+                    im2col_same(row + (size_t)i * HoWo, in + ((size_t)i * C + c) * HW, mask + t * nq, (int)HW,
+                                off);
+            }
+        return;
+    }
+#endif
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < K; kh++) {
             for (int kw = 0; kw < K; kw++) {
@@ -84,8 +173,19 @@ static void im2col(float *col, const float *in, int i0, int i1, int n, int C, in
 
 /* din images [i0, i1) (of n, C, H, W) += col2im(col); the caller zeroes din first. */
 static void col2im(float *din, const float *col, int i0, int i1, int n, int C, int H, int W, int K,
-                   int stride, int pad, int Ho, int Wo) {
+                   int stride, int pad, int Ho, int Wo, const uint16_t *mask) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
+#ifdef __AVX512F__
+    const float *tap[SAME_MASKS_MAX];
+    if (mask) {
+        for (int i = i0; i < i1; i++)
+            for (int c = 0; c < C; c++) {
+                for (int t = 0; t < K * K; t++) tap[t] = col + ((size_t)c * K * K + t) * N + (size_t)i * HoWo;
+                col2im_same(din + ((size_t)i * C + c) * HW, tap, mask, H, W, K, pad);
+            }
+        return;
+    }
+#endif
     for (int i = i0; i < i1; i++) {
         for (int c = 0; c < C; c++) {
             float *plane = din + ((size_t)i * C + c) * HW;
@@ -118,6 +218,7 @@ static void col2im(float *din, const float *col, int i0, int i1, int n, int C, i
 typedef struct Conv {
     float *out, *din, *db, *col, *tmp;
     const float *in, *b, *dout;
+    const uint16_t *mask; /* same_masks, or NULL */
     int b0, n, parts, C, H, W, F, K, stride, pad, Ho, Wo;
 } Conv;
 
@@ -134,7 +235,7 @@ static void im2col_images(void *p, int k, int tid) {
     int i0, i1;
     images_of(c, k, &i0, &i1);
     im2col(c->col, c->in + (size_t)c->b0 * c->C * c->H * c->W, i0, i1, c->n, c->C, c->H, c->W, c->K,
-           c->stride, c->pad, c->Ho, c->Wo);
+           c->stride, c->pad, c->Ho, c->Wo, c->mask);
 }
 
 /* out images b0 + i = tmp's columns of image i + bias */
@@ -176,11 +277,12 @@ static void col2im_images(void *p, int k, int tid) {
     int i0, i1;
     images_of(c, k, &i0, &i1);
     memset(d + (size_t)i0 * CHW, 0, (size_t)(i1 - i0) * CHW * sizeof *d);
-    col2im(d, c->col, i0, i1, c->n, c->C, c->H, c->W, c->K, c->stride, c->pad, c->Ho, c->Wo);
+    col2im(d, c->col, i0, i1, c->n, c->C, c->H, c->W, c->K, c->stride, c->pad, c->Ho, c->Wo, c->mask);
 }
 
 /* The geometry, the workspace (col, then tmp) and the images per chunk. */
-static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws, int *nb) {
+static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws, int *nb,
+                     SameMasks *sm) {
     Conv c;
     memset(&c, 0, sizeof c);
     c.C = C, c.H = H, c.W = W, c.F = F, c.K = K, c.stride = stride, c.pad = pad;
@@ -189,13 +291,15 @@ static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int p
     *nb = conv2d_chunk(B, C, F, K, c.Ho, c.Wo);
     c.col = ws;
     c.tmp = ws + (size_t)*nb * C * K * K * c.Ho * c.Wo;
+    c.mask = same_masks(sm, H, W, K, stride, pad);
     return c;
 }
 
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
                     int F, int K, int stride, int pad, float *ws) {
     int nb;
-    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb);
+    SameMasks sm;
+    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
     c.out = out, c.in = in, c.b = b;
     size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
     for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
@@ -211,7 +315,8 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
     int nb;
-    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb);
+    SameMasks sm;
+    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
     c.din = din, c.db = db, c.in = in, c.dout = dout;
     size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
     for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
@@ -287,11 +392,13 @@ void conv2d_backward_naive(float *din, float *dw, float *db, const float *dout, 
 /* ---- the column layout, for transposed convolution (nn/deconv2d) ------- */
 
 void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad) {
+    SameMasks sm;
     im2col(col, in, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
-           conv2d_out_size(W, K, stride, pad));
+           conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad));
 }
 
 void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad) {
+    SameMasks sm;
     col2im(din, col, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
-           conv2d_out_size(W, K, stride, pad));
+           conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad));
 }

@@ -109,6 +109,41 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     free(dw1), free(db1), free(din1);
 }
 
+/* conv2d_im2col and conv2d_col2im against plain loops, bit for bit: the
+ * columns are copies, and col2im adds each input pixel's taps in (kh, kw)
+ * order onto din's value in both, whatever path runs (the masked blocks of
+ * "same" convolutions with AVX-512, the row loops otherwise). */
+static void test_im2col_bits(int n, int C, int H, int W, int K, int stride, int pad) {
+    int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
+    size_t HW = (size_t)H * W, HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, nin = (size_t)n * C * HW;
+    size_t ncol = (size_t)C * K * K * N;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *col = fixture_rand_floats(&rng, ncol, -9, 9);
+    float *ref = xaligned_floats(ncol), *din = fixture_rand_floats(&rng, nin, -1, 1);
+    float *din_r = xaligned_floats(nin);
+    memcpy(din_r, din, nin * sizeof *din);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            for (int kh = 0; kh < K; kh++)
+                for (int kw = 0; kw < K; kw++)
+                    for (int oh = 0; oh < Ho; oh++)
+                        for (int ow = 0; ow < Wo; ow++) {
+                            int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                            size_t j =
+                                ((size_t)(c * K + kh) * K + kw) * N + (size_t)i * HoWo + (size_t)oh * Wo + ow;
+                            int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                            size_t x = ((size_t)i * C + c) * HW + (size_t)ih * W + iw;
+                            ref[j] = inside ? in[x] : 0.0f;
+                            if (inside) din_r[x] += col[j];
+                        }
+    conv2d_col2im(din, col, n, C, H, W, K, stride, pad);
+    conv2d_im2col(col, in, n, C, H, W, K, stride, pad);
+    CHECK(!memcmp(col, ref, ncol * sizeof *col), "im2col n%d C%d %dx%d K%d s%d p%d: the plain loops' bits", n,
+          C, H, W, K, stride, pad);
+    CHECK(!memcmp(din, din_r, nin * sizeof *din), "col2im n%d C%d %dx%d K%d s%d p%d: the plain loops' bits",
+          n, C, H, W, K, stride, pad);
+    free(in), free(col), free(ref), free(din), free(din_r);
+}
+
 /* ---- maxpool ------------------------------------------------------------- */
 
 typedef struct PoolCase {
@@ -438,6 +473,18 @@ int main(void) {
     /* the fmnist-small shapes with several chunks and a partial last one */
     test_conv(31, 1, 28, 28, 32, 5, 1, 0, 0);
     test_conv(20, 32, 12, 12, 64, 5, 1, 0, 0);
+    /* "same" 3 x 3 convolutions (the co-segmentation network's) */
+    test_conv(5, 7, 8, 8, 16, 3, 1, 1, 1);
+    test_conv(9, 40, 16, 5, 24, 3, 1, 1, 0);
+    test_im2col_bits(3, 5, 8, 8, 3, 1, 1);
+    test_im2col_bits(2, 3, 16, 16, 3, 1, 1);
+    test_im2col_bits(2, 2, 7, 13, 3, 1, 1); /* planes not a multiple of 16 floats */
+    test_im2col_bits(1, 2, 1, 5, 3, 1, 1);  /* one row */
+    test_im2col_bits(2, 2, 9, 6, 5, 1, 2);
+    test_im2col_bits(2, 3, 6, 5, 1, 1, 0);
+    test_im2col_bits(1, 1, 64, 64, 3, 1, 1);
+    test_im2col_bits(1, 1, 100, 100, 3, 1, 1); /* beyond the mask table: row loops */
+    test_im2col_bits(2, 2, 8, 7, 3, 2, 1);     /* stride 2: row loops */
 
     test_pool(2, 3, 8, 6, 2, 2);
     test_pool(1, 2, 7, 9, 3, 2); /* overlapping windows */

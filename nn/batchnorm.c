@@ -3,15 +3,77 @@
 
 #include <stddef.h>
 
+/* A plane of at least BN_LANES values is summed in BN_LANES running sums
+ * (sum j takes the values i = j mod BN_LANES), then those are added
+ * pairwise: independent chains the compiler turns into vector adds, where
+ * one running sum waits for every add (the order is fixed: the same bits
+ * for any thread or rank count). */
+#define BN_LANES 16
+
+static double lanes_total(double *v) {
+    for (int w = BN_LANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) v[j] += v[j + w];
+    return v[0];
+}
+
+/* *a = sum of p (n), *q = sum of p^2 */
+static void plane_sums(double *a, double *q, const float *p, int n) {
+    if (n < BN_LANES) {
+        double sa = 0, sq = 0;
+        for (int i = 0; i < n; i++) {
+            sa += p[i];
+            sq += (double)p[i] * p[i];
+        }
+        *a = sa, *q = sq;
+        return;
+    }
+    double la[BN_LANES] = {0}, lq[BN_LANES] = {0};
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES)
+        for (int j = 0; j < BN_LANES; j++) {
+            double v = p[i + j];
+            la[j] += v;
+            lq[j] += v * v;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        double v = p[i];
+        la[j] += v;
+        lq[j] += v * v;
+    }
+    *a = lanes_total(la), *q = lanes_total(lq);
+}
+
+/* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in float */
+static void plane_grad_sums(double *a, double *b, const float *dy, const float *x, float mean, float invstd,
+                            int n) {
+    if (n < BN_LANES) {
+        double sa = 0, sb = 0;
+        for (int i = 0; i < n; i++) {
+            sa += dy[i];
+            sb += (double)dy[i] * ((x[i] - mean) * invstd);
+        }
+        *a = sa, *b = sb;
+        return;
+    }
+    double la[BN_LANES] = {0}, lb[BN_LANES] = {0};
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES)
+        for (int j = 0; j < BN_LANES; j++) {
+            la[j] += dy[i + j];
+            lb[j] += (double)dy[i + j] * ((x[i + j] - mean) * invstd);
+        }
+    for (int j = 0; i < n; i++, j++) {
+        la[j] += dy[i];
+        lb[j] += (double)dy[i] * ((x[i] - mean) * invstd);
+    }
+    *a = lanes_total(la), *b = lanes_total(lb);
+}
+
 void batchnorm_sums(double *s, const float *x, int rows, int C, int HW) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
-            const float *p = x + ((size_t)r * C + c) * HW;
-            double a = 0, q = 0;
-            for (int i = 0; i < HW; i++) {
-                a += p[i];
-                q += (double)p[i] * p[i];
-            }
+            double a, q;
+            plane_sums(&a, &q, x + ((size_t)r * C + c) * HW, HW);
             s[c] += a;
             s[C + c] += q;
         }
@@ -32,11 +94,8 @@ void batchnorm_grad_sums(double *g, const float *dy, const float *x, const float
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)r * C + c) * HW;
-            double a = 0, b = 0;
-            for (int i = 0; i < HW; i++) {
-                a += dy[o + i];
-                b += (double)dy[o + i] * ((x[o + i] - mean[c]) * invstd[c]);
-            }
+            double a, b;
+            plane_grad_sums(&a, &b, dy + o, x + o, mean[c], invstd[c], HW);
             g[c] += a;
             g[C + c] += b;
         }

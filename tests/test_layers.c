@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../nn/activation.h"
+#include "../nn/batchnorm.h"
 #include "../nn/conv2d.h"
 #include "../nn/l2norm.h"
 #include "../nn/leaky_relu.h"
@@ -142,6 +143,42 @@ static void test_im2col_bits(int n, int C, int H, int W, int K, int stride, int 
     CHECK(!memcmp(din, din_r, nin * sizeof *din), "col2im n%d C%d %dx%d K%d s%d p%d: the plain loops' bits",
           n, C, H, W, K, stride, pad);
     free(in), free(col), free(ref), free(din), free(din_r);
+}
+
+/* ---- batch norm sums -------------------------------------------------------- */
+
+/* batchnorm_sums and batchnorm_grad_sums (lanes of running sums, added
+ * pairwise) against one running sum per plane in double, and that they add
+ * to what s and g hold. */
+static void test_bn_sums(int rows, int C, int HW) {
+    size_t n = (size_t)rows * C * HW;
+    float *x = fixture_rand_floats(&rng, n, 2, 4), *dy = fixture_rand_floats(&rng, n, -1, 1);
+    float *mean = fixture_rand_floats(&rng, (size_t)C, 2.5f, 3.5f),
+          *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2);
+    double *s = xcalloc(2 * (size_t)C, sizeof *s), *g = xcalloc(2 * (size_t)C, sizeof *g);
+    double *sr = xcalloc(2 * (size_t)C, sizeof *sr), *gr = xcalloc(2 * (size_t)C, sizeof *gr);
+    for (int c = 0; c < 2 * C; c++) s[c] = g[c] = sr[c] = gr[c] = c + 1.0;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < HW; i++) {
+                size_t o = ((size_t)r * C + c) * HW + i;
+                sr[c] += x[o];
+                sr[C + c] += (double)x[o] * x[o];
+                gr[c] += dy[o];
+                gr[C + c] += (double)dy[o] * ((x[o] - mean[c]) * invstd[c]);
+            }
+    batchnorm_sums(s, x, rows, C, HW);
+    batchnorm_grad_sums(g, dy, x, mean, invstd, rows, C, HW);
+    double es = 0, eg = 0;
+    for (int c = 0; c < 2 * C; c++) {
+        es = fmax(es, fabs(s[c] - sr[c]) / fmax(fabs(sr[c]), 1.0));
+        eg = fmax(eg, fabs(g[c] - gr[c]) / fmax(fabs(gr[c]), 1.0));
+    }
+    CHECK(es < 1e-12, "batchnorm_sums rows %d C %d HW %d: rel err %g against one running sum", rows, C, HW,
+          es);
+    CHECK(eg < 1e-12, "batchnorm_grad_sums rows %d C %d HW %d: rel err %g against one running sum", rows, C,
+          HW, eg);
+    free(x), free(dy), free(mean), free(invstd), free(s), free(g), free(sr), free(gr);
 }
 
 /* ---- maxpool ------------------------------------------------------------- */
@@ -485,6 +522,13 @@ int main(void) {
     test_im2col_bits(1, 1, 64, 64, 3, 1, 1);
     test_im2col_bits(1, 1, 100, 100, 3, 1, 1); /* beyond the mask table: row loops */
     test_im2col_bits(2, 2, 8, 7, 3, 2, 1);     /* stride 2: row loops */
+
+    test_bn_sums(3, 2, 1);
+    test_bn_sums(3, 2, 15);
+    test_bn_sums(3, 2, 16);
+    test_bn_sums(2, 3, 37);
+    test_bn_sums(4, 5, 64);
+    test_bn_sums(2, 2, 4096);
 
     test_pool(2, 3, 8, 6, 2, 2);
     test_pool(1, 2, 7, 9, 3, 2); /* overlapping windows */

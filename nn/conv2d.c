@@ -140,6 +140,8 @@ static void im2col(float *col, const float *in, int i0, int i1, int n, int C, in
             }
         return;
     }
+#else
+    (void)mask; /* always NULL without AVX-512 */
 #endif
     for (int c = 0; c < C; c++) {
         for (int kh = 0; kh < K; kh++) {
@@ -185,6 +187,8 @@ static void col2im(float *din, const float *col, int i0, int i1, int n, int C, i
             }
         return;
     }
+#else
+    (void)mask;
 #endif
     for (int i = i0; i < i1; i++) {
         for (int c = 0; c < C; c++) {

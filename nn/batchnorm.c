@@ -3,22 +3,14 @@
 
 #include <stddef.h>
 
-/* A plane of at least BN_LANES values is summed in BN_LANES running sums
- * (sum j takes the values i = j mod BN_LANES), then those are added
- * pairwise: independent chains the compiler turns into vector adds, where
- * one running sum waits for every add (the order is fixed: the same bits
- * for any thread or rank count). */
-#define BN_LANES 16
+#include "util.h"
 
-static double lanes_total(double *v) {
-    for (int w = BN_LANES / 2; w >= 1; w /= 2)
-        for (int j = 0; j < w; j++) v[j] += v[j + w];
-    return v[0];
-}
+/* A plane of at least SUM_LANES values is summed in lanes (nn/util.h:
+ * sum_floats), two sums in one pass. */
 
 /* *a = sum of p (n), *q = sum of p^2 */
 static void plane_sums(double *a, double *q, const float *p, int n) {
-    if (n < BN_LANES) {
+    if (n < SUM_LANES) {
         double sa = 0, sq = 0;
         for (int i = 0; i < n; i++) {
             sa += p[i];
@@ -27,10 +19,10 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
         *a = sa, *q = sq;
         return;
     }
-    double la[BN_LANES] = {0}, lq[BN_LANES] = {0};
+    double la[SUM_LANES] = {0}, lq[SUM_LANES] = {0};
     int i = 0;
-    for (; i + BN_LANES <= n; i += BN_LANES)
-        for (int j = 0; j < BN_LANES; j++) {
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) {
             double v = p[i + j];
             la[j] += v;
             lq[j] += v * v;
@@ -40,13 +32,13 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
         la[j] += v;
         lq[j] += v * v;
     }
-    *a = lanes_total(la), *q = lanes_total(lq);
+    *a = sum_lanes_total(la), *q = sum_lanes_total(lq);
 }
 
 /* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in float */
 static void plane_grad_sums(double *a, double *b, const float *dy, const float *x, float mean, float invstd,
                             int n) {
-    if (n < BN_LANES) {
+    if (n < SUM_LANES) {
         double sa = 0, sb = 0;
         for (int i = 0; i < n; i++) {
             sa += dy[i];
@@ -55,10 +47,10 @@ static void plane_grad_sums(double *a, double *b, const float *dy, const float *
         *a = sa, *b = sb;
         return;
     }
-    double la[BN_LANES] = {0}, lb[BN_LANES] = {0};
+    double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0};
     int i = 0;
-    for (; i + BN_LANES <= n; i += BN_LANES)
-        for (int j = 0; j < BN_LANES; j++) {
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) {
             la[j] += dy[i + j];
             lb[j] += (double)dy[i + j] * ((x[i + j] - mean) * invstd);
         }
@@ -66,7 +58,7 @@ static void plane_grad_sums(double *a, double *b, const float *dy, const float *
         la[j] += dy[i];
         lb[j] += (double)dy[i] * ((x[i] - mean) * invstd);
     }
-    *a = lanes_total(la), *b = lanes_total(lb);
+    *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
 }
 
 void batchnorm_sums(double *s, const float *x, int rows, int C, int HW) {

@@ -258,7 +258,7 @@ static void bias_images(void *p, int k, int tid) {
         }
 }
 
-/* tmp row f (F, n*HoWo) <- dout (n, F, HoWo); db[f] += its sum (double, in order). */
+/* tmp row f (F, n*HoWo) <- dout (n, F, HoWo); db[f] += its sum (sum_floats). */
 static void regroup_filter(void *p, int f, int tid) {
     (void)tid;
     const Conv *c = p;
@@ -266,11 +266,7 @@ static void regroup_filter(void *p, int f, int tid) {
     float *t = c->tmp + (size_t)f * N;
     for (int i = 0; i < c->n; i++)
         memcpy(t + (size_t)i * HoWo, c->dout + ((size_t)(c->b0 + i) * c->F + f) * HoWo, HoWo * sizeof *t);
-    if (c->db) {
-        double acc = 0.0;
-        for (size_t j = 0; j < N; j++) acc += t[j];
-        c->db[f] += (float)acc;
-    }
+    if (c->db) c->db[f] += (float)sum_floats(t, N);
 }
 
 static void col2im_images(void *p, int k, int tid) {

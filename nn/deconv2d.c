@@ -38,11 +38,7 @@ void deconv2d_backward(float *din, float *dw, float *db, const float *dout, cons
     for (int i = 0; i < B; i++) {
         const float *g = dout + (size_t)i * F * plane, *x = in + (size_t)i * C * HW;
         if (db)
-            for (int f = 0; f < F; f++) {
-                double s = 0;
-                for (size_t p = 0; p < plane; p++) s += g[f * plane + p];
-                db[f] += (float)s;
-            }
+            for (int f = 0; f < F; f++) db[f] += (float)sum_floats(g + f * plane, plane);
         conv2d_im2col(ws, g, 1, F, Ho, Wo, K, stride, pad);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, FKK, HW, 1.0f, x, HW, ws, HW, 1.0f, dw, FKK);
         if (din)

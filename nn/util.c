@@ -269,3 +269,19 @@ uint64_t hash64(const void *p, size_t n, uint64_t h) {
     }
     return h;
 }
+
+/* ---- sums of floats --------------------------------------------------------- */
+
+double sum_floats(const float *p, size_t n) {
+    if (n < SUM_LANES) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += p[i];
+        return s;
+    }
+    double l[SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) l[j] += p[i + j];
+    for (int j = 0; i < n; i++, j++) l[j] += p[i];
+    return sum_lanes_total(l);
+}

@@ -110,6 +110,23 @@ void rng_shuffle_u32(Rng *r, uint32_t *a, size_t n);
  * first k steps of a forward Fisher-Yates shuffle). */
 void rng_pick_u32(Rng *r, uint32_t *a, size_t n, size_t k);
 
+/* ---- sums of floats --------------------------------------------------------- */
+
+/* Sums in double over SUM_LANES running sums (sum j takes the values
+ * i = j mod SUM_LANES), added pairwise at the end: independent chains the
+ * compiler vectorises, where one running sum waits for every add. The order
+ * depends on n alone (the same bits for any thread or rank count). */
+#define SUM_LANES 16
+/* The pairwise sum of v[0..SUM_LANES) (v is clobbered). Inline: the lanes
+ * then stay in registers in the caller's loop. */
+static inline double sum_lanes_total(double *v) {
+    for (int w = SUM_LANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) v[j] += v[j + w];
+    return v[0];
+}
+/* The sum of p[0..n): lanes from SUM_LANES values on, one running sum below. */
+double sum_floats(const float *p, size_t n);
+
 /* ---- time and hashing --------------------------------------------------- */
 
 double now_seconds(void);        /* CLOCK_MONOTONIC */

@@ -101,5 +101,23 @@ int main(void) {
     for (int i = 1; i < nf; i++) dup += first[i] == first[i - 1];
     CHECK(dup == 0, "rng_seed_item: %d first draws, %d repeated over steps, items, purposes, seeds", nf, dup);
     CHECK(hash64("abc", 3, HASH64_INIT) != hash64("abd", 3, HASH64_INIT), "hash differs");
+    /* sum_floats (lanes added pairwise) against one running sum in double */
+    {
+        Rng sr;
+        rng_seed(&sr, 3, RNG_TEST, 0);
+        static float v[4099];
+        for (int i = 0; i < 4099; i++) v[i] = 2.0f + rng_uniform(&sr);
+        const size_t ns[] = {0, 1, 15, 16, 17, 1000, 4099};
+        for (int k = 0; k < 7; k++) {
+            double ref = 0;
+            for (size_t i = 0; i < ns[k]; i++) ref += v[i];
+            double got = sum_floats(v, ns[k]);
+            CHECK(fabs(got - ref) <= 1e-13 * fmax(ref, 1.0), "sum_floats n %zu: %.17g vs %.17g", ns[k], got,
+                  ref);
+        }
+        double l[SUM_LANES];
+        for (int j = 0; j < SUM_LANES; j++) l[j] = (double)(1 << j);
+        CHECK(sum_lanes_total(l) == (double)((1 << SUM_LANES) - 1), "sum_lanes_total adds every lane once");
+    }
     return test_finish();
 }

@@ -105,13 +105,14 @@ static void im2col_same(float *d, const float *plane, const uint16_t *mask, int 
     }
 }
 
-/* plane (H W) += col2im of its K K taps, the rows tap[t] (H W) of col. */
+/* plane (H W) += col2im of its K K taps, the rows tap[t] (H W) of col;
+ * write: plane = (as if zeroed first). */
 static void col2im_same(float *plane, const float *const *tap, const uint16_t *mask, int H, int W, int K,
-                        int pad) {
+                        int pad, int write) {
     int HW = H * W, nq = (HW + 15) / 16;
     for (int q = 0; q < nq; q++) {
         __mmask16 tail = 16 * q + 16 <= HW ? 0xffff : (__mmask16)((1u << (HW - 16 * q)) - 1);
-        __m512 acc = _mm512_maskz_loadu_ps(tail, plane + 16 * q);
+        __m512 acc = write ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(tail, plane + 16 * q);
         for (int t = 0; t < K * K; t++) {
             __mmask16 m = mask[(K * K - 1 - t) * nq + q]; /* p - off inside: the mirrored tap's mask */
             if (!m) continue;
@@ -173,9 +174,10 @@ static void im2col(float *col, const float *in, int i0, int i1, int n, int C, in
     }
 }
 
-/* din images [i0, i1) (of n, C, H, W) += col2im(col); the caller zeroes din first. */
+/* din images [i0, i1) (of n, C, H, W) += col2im(col); write: = (the images
+ * zeroed first). */
 static void col2im(float *din, const float *col, int i0, int i1, int n, int C, int H, int W, int K,
-                   int stride, int pad, int Ho, int Wo, const uint16_t *mask) {
+                   int stride, int pad, int Ho, int Wo, const uint16_t *mask, int write) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
 #ifdef __AVX512F__
     const float *tap[SAME_MASKS_MAX];
@@ -183,13 +185,14 @@ static void col2im(float *din, const float *col, int i0, int i1, int n, int C, i
         for (int i = i0; i < i1; i++)
             for (int c = 0; c < C; c++) {
                 for (int t = 0; t < K * K; t++) tap[t] = col + ((size_t)c * K * K + t) * N + (size_t)i * HoWo;
-                col2im_same(din + ((size_t)i * C + c) * HW, tap, mask, H, W, K, pad);
+                col2im_same(din + ((size_t)i * C + c) * HW, tap, mask, H, W, K, pad, write);
             }
         return;
     }
 #else
     (void)mask;
 #endif
+    if (write) memset(din + (size_t)i0 * C * HW, 0, (size_t)(i1 - i0) * C * HW * sizeof *din);
     for (int i = i0; i < i1; i++) {
         for (int c = 0; c < C; c++) {
             float *plane = din + ((size_t)i * C + c) * HW;
@@ -276,8 +279,7 @@ static void col2im_images(void *p, int k, int tid) {
     float *d = c->din + (size_t)c->b0 * CHW;
     int i0, i1;
     images_of(c, k, &i0, &i1);
-    memset(d + (size_t)i0 * CHW, 0, (size_t)(i1 - i0) * CHW * sizeof *d);
-    col2im(d, c->col, i0, i1, c->n, c->C, c->H, c->W, c->K, c->stride, c->pad, c->Ho, c->Wo, c->mask);
+    col2im(d, c->col, i0, i1, c->n, c->C, c->H, c->W, c->K, c->stride, c->pad, c->Ho, c->Wo, c->mask, 1);
 }
 
 /* The geometry, the workspace (col, then tmp) and the images per chunk. */
@@ -400,5 +402,5 @@ void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int 
 void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad) {
     SameMasks sm;
     col2im(din, col, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
-           conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad));
+           conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad), 0);
 }

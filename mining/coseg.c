@@ -54,35 +54,40 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m) {
     m->pairs_none = n[2] / 2;
 }
 
-static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+/* The logistic sigmoid from z and e = exp(-|z|): 1 / (1 + exp(-z)) for
+ * z >= 0, exp(z) / (1 + exp(z)) below (no overflow); log(1 + exp(z)) =
+ * max(z, 0) + log1p(e). One exp serves the loss, its gradient and Dice's
+ * sums. */
+static double sigmoid_e(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 
-static double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
-
-/* Image i's BCE (mean over its pixels) and its gradient, scaled, into g. */
-static double mask_bce(float *g, const float *z, const uint8_t *t, size_t npix, double scale) {
-    double l = 0.0, s = scale / (double)npix;
+/* One pass over image i: with bce, its BCE (mean over its pixels, returned)
+ * and gradient, scaled, WRITTEN to g; dice[0..3) = the sums of p over its
+ * target, of p, of the target (Dice's, p = sigmoid(z)). */
+static double mask_pass(float *g, double *dice, const float *z, const uint8_t *t, size_t npix, double scale,
+                        int bce) {
+    double l = 0.0, s = scale / (double)npix, inter = 0.0, sp = 0.0, st = 0.0;
     for (size_t j = 0; j < npix; j++) {
+        double zj = z[j], e = exp(-fabs(zj)), p = sigmoid_e(zj, e);
         int tj = t && t[j];
-        l += softplus(z[j]) - (tj ? z[j] : 0.0);
-        g[j] = (float)(s * (sigmoid(z[j]) - tj));
-    }
-    return l / (double)npix;
-}
-
-/* Image i's soft Dice loss; its gradient, scaled, ADDED to g. */
-static double mask_dice(float *g, const float *z, const uint8_t *t, size_t npix, double scale) {
-    double inter = 0.0, sp = 0.0, st = 0.0;
-    for (size_t j = 0; j < npix; j++) {
-        double p = sigmoid(z[j]);
-        int tj = t && t[j];
+        if (bce) {
+            l += (zj > 0 ? zj + log1p(e) : log1p(e)) - (tj ? zj : 0.0);
+            g[j] = (float)(s * (p - tj));
+        }
         inter += tj ? p : 0.0;
         sp += p;
         st += tj;
     }
-    double num = 2.0 * inter + COSEG_DICE_SMOOTH, den = sp + st + COSEG_DICE_SMOOTH;
+    dice[0] = inter, dice[1] = sp, dice[2] = st;
+    return l / (double)npix;
+}
+
+/* Image i's soft Dice loss from its sums; its gradient, scaled, ADDED to g. */
+static double mask_dice(float *g, const double *dice, const float *z, const uint8_t *t, size_t npix,
+                        double scale) {
+    double num = 2.0 * dice[0] + COSEG_DICE_SMOOTH, den = dice[1] + dice[2] + COSEG_DICE_SMOOTH;
     /* d/dp_j of -num/den = -(2 t_j den - num) / den^2; dp/dz = p (1 - p) */
     for (size_t j = 0; j < npix; j++) {
-        double p = sigmoid(z[j]);
+        double zj = z[j], p = sigmoid_e(zj, exp(-fabs(zj)));
         int tj = t && t[j];
         g[j] += (float)(scale * -(2.0 * tj * den - num) / (den * den) * p * (1.0 - p));
     }
@@ -97,9 +102,11 @@ double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_
         const float *zi = z + (size_t)i * npix;
         const uint8_t *ti = has_target[i] ? t + (size_t)i * npix : NULL;
         float *gi = dz + (size_t)i * npix;
+        double dice[3];
         if (type == MASK_DICE) memset(gi, 0, npix * sizeof *gi);
-        if (type != MASK_DICE) total += mask_bce(gi, zi, ti, npix, scale);
-        if (type != MASK_BCE) total += mask_dice(gi, zi, ti, npix, scale);
+        double l = mask_pass(gi, dice, zi, ti, npix, scale, type != MASK_DICE);
+        if (type != MASK_DICE) total += l;
+        if (type != MASK_BCE) total += mask_dice(gi, dice, zi, ti, npix, scale);
     }
     return total;
 }

@@ -191,6 +191,48 @@ static double up_loss(void *ctx) {
     return fixture_dot(u->out, u->R, (size_t)u->B * u->C * u->H * u->s * u->W * u->s);
 }
 
+/* PyTorch's source index (align_corners = False) along an axis of n, in float. */
+static void up_ref_taps(int *i0, int *i1, float *t, int d, int n, int s) {
+    float src = 1.0f / (float)s * ((float)d + 0.5f) - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    *i0 = (int)src;
+    *i1 = *i0 + (*i0 < n - 1);
+    *t = src - (float)*i0;
+}
+
+/* Bilinear: the output element by element (both rows interpolated along W,
+ * then along H, in float) equals the kernel's bit for bit; din equals the
+ * adjoint summed in double to rounding. */
+static void up_reference(const UpCase *u, const float *din, const char *what) {
+    int H = u->H, W = u->W, s = u->s, Ho = H * s, Wo = W * s;
+    size_t ni = (size_t)u->B * u->C * H * W;
+    double *g = xcalloc(ni, sizeof *g);
+    int bad = 0;
+    for (int pl = 0; pl < u->B * u->C; pl++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int h0, h1, w0, w1;
+                float th, tw;
+                up_ref_taps(&h0, &h1, &th, oh, H, s);
+                up_ref_taps(&w0, &w1, &tw, ow, W, s);
+                const float *r0 = u->in + ((size_t)pl * H + h0) * W, *r1 = u->in + ((size_t)pl * H + h1) * W;
+                float y = (1.0f - th) * ((1.0f - tw) * r0[w0] + tw * r0[w1]) +
+                          th * ((1.0f - tw) * r1[w0] + tw * r1[w1]);
+                size_t o = ((size_t)pl * Ho + oh) * Wo + ow;
+                bad += memcmp(&y, &u->out[o], sizeof y) != 0;
+                double d = u->R[o], *g0 = g + ((size_t)pl * H + h0) * W, *g1 = g + ((size_t)pl * H + h1) * W;
+                g0[w0] += (1.0 - th) * (1.0 - tw) * d;
+                g0[w1] += (1.0 - th) * tw * d;
+                g1[w0] += th * (1.0 - tw) * d;
+                g1[w1] += th * tw * d;
+            }
+    CHECK(bad == 0, "%s: forward equals the element-by-element formula bit for bit (%d differ)", what, bad);
+    double e = 0;
+    for (size_t i = 0; i < ni; i++) e = fmax(e, fabs(din[i] - g[i]));
+    CHECK(e < 1e-5 * s * s, "%s: din equals the adjoint summed in double (max abs err %g)", what, e);
+    free(g);
+}
+
 static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) {
     char what[96];
     snprintf(what, sizeof what, "upsample %s B%d C%d %dx%d x%d",
@@ -211,6 +253,7 @@ static void test_upsample(int B, int C, int H, int W, int s, UpsampleMode mode) 
     }
     float *din = fixture_rand_floats(&rng, ni, -1, 1);
     upsample_backward(din, u.R, B, C, H, W, s, mode);
+    if (mode == UPSAMPLE_BILINEAR) up_reference(&u, din, what);
     double e = fixture_fd_error(up_loss, &u, u.in, din, ni, 0.05f, ni, NULL);
     CHECK(e < 1e-3, "%s: din vs finite differences, rel err %g", what, e);
     float *again = xaligned_floats(ni);
@@ -267,5 +310,7 @@ int main(void) {
     test_upsample(1, 2, 3, 2, 3, UPSAMPLE_BILINEAR);
     test_upsample(1, 1, 1, 1, 4, UPSAMPLE_BILINEAR);
     test_upsample(1, 2, 3, 3, 1, UPSAMPLE_BILINEAR);
+    test_upsample(3, 2, 16, 16, 2, UPSAMPLE_BILINEAR);  /* the co-segmentation decoder's x2 */
+    test_upsample(1, 1, 2, 2100, 2, UPSAMPLE_BILINEAR); /* rows wider than the column taps' table */
     return test_finish();
 }

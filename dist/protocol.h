@@ -8,13 +8,12 @@
 #define SIAMESE_PROTOCOL_H
 
 #include "../io/dataset.h"
+#include "../io/import.h"
 #include "../mining/trials.h"
 
 /* The evaluation alphabets of Lake et al.'s one-shot classification runs,
  * which Koch et al. report on (20-way 1-shot within an alphabet). */
-#define PROTOCOL_KOCH_GROUPS                                                                                 \
-    "Atlantean,Ge_ez,Glagolitic,Gurmukhi,Kannada,Malayalam,Manipuri,Old_Church_Slavonic_(Cyrillic),Tengwar," \
-    "Tibetan"
+#define PROTOCOL_KOCH_GROUPS IMPORT_KOCH_GROUPS
 
 typedef struct GroupEval {
     int n_way, k_shot, trials;

@@ -19,7 +19,8 @@ int inspect_checkpoint(int argc, char **argv); /* dist/: verify and describe a c
 static const char import_usage[] =
     "usage: siamese import --format idx|folder|omniglot --out DB\n"
     "       (siamese import --format mot --help: crops of MOTChallenge ground truth)\n"
-    "                      [--images F --labels F | --root DIR]\n"
+    "                      [--images F --labels F | --root DIR [--root DIR...]]\n"
+    "                      [--exclude-groups LIST|koch] [--rotations 2|4]\n"
     "                      [--resize HxW] [--compress] [--invert] [--color] [--masks DIR]\n"
     "                      [--split-by class|group|sample --test-fraction F --test-out DB] [--seed N]\n"
     "\n"
@@ -38,7 +39,19 @@ static const char import_usage[] =
     "  --out DB            dataset to create\n"
     "  --images F          idx images file (magic 0x00000803)\n"
     "  --labels F          idx labels file (magic 0x00000801, or 0x00000c01: int32 labels)\n"
-    "  --root DIR          folder or omniglot root\n"
+    "  --root DIR          folder or omniglot root; repeat it to import several roots\n"
+    "                      into one dataset (classes in root order, each root's sorted\n"
+    "                      by name; a class under two roots is an error; a sample's\n"
+    "                      name is its path under its own root)\n"
+    "  --exclude-groups L  leave out these groups (comma-separated: Omniglot alphabets,\n"
+    "                      or class folders); koch = the ten evaluation alphabets of\n"
+    "                      Koch's protocol, so that --root images_background --root\n"
+    "                      images_evaluation --exclude-groups koch is Koch et al.'s\n"
+    "                      40-alphabet background set; a name found nowhere is an error\n"
+    "  --rotations 2|4     also store every class turned by 180 (2) or by 90, 180 and\n"
+    "                      270 degrees (4), as new classes \"NAME@rot90\", ... (samples\n"
+    "                      \"NAME@rot90\" too, each after its source); needs square\n"
+    "                      images; with --split-by, copies go where their source goes\n"
     "  --resize HxW        resample every image to H x W by exact area averaging (box\n"
     "                      filter); without it all images must have the same size\n"
     "  --compress          zlib-compress each record (raw deflate + CRC-32)\n"
@@ -144,6 +157,7 @@ int cmd_import(int argc, char **argv) {
         if (!strcmp(argv[i], "--format") && !strcmp(argv[i + 1], "mot")) return cmd_import_mot(argc, argv);
     ImportOptions o = {.seed = 1};
     const char *format = NULL, *v;
+    int nroots = 0;
     for (int i = 1; i < argc; i++) {
         int m;
         if (is_help(argv[i])) {
@@ -160,10 +174,21 @@ int cmd_import(int argc, char **argv) {
         } else if ((m = opt_value(argc, argv, &i, "--out", &o.out)) ||
                    (m = opt_value(argc, argv, &i, "--images", &o.images)) ||
                    (m = opt_value(argc, argv, &i, "--labels", &o.labels)) ||
-                   (m = opt_value(argc, argv, &i, "--root", &o.root)) ||
                    (m = opt_value(argc, argv, &i, "--masks", &o.masks)) ||
                    (m = opt_value(argc, argv, &i, "--test-out", &o.test_out))) {
             if (m < 0) USAGE_FAIL("import", "%s needs a value", argv[i]);
+        } else if ((m = opt_value(argc, argv, &i, "--root", &v))) {
+            if (m < 0) USAGE_FAIL("import", "--root needs a directory");
+            if (nroots == IMPORT_MAX_ROOTS)
+                USAGE_FAIL("import", "more than %d --root folders", IMPORT_MAX_ROOTS);
+            o.roots[nroots++] = v;
+        } else if ((m = opt_value(argc, argv, &i, "--exclude-groups", &o.exclude_groups))) {
+            if (m < 0 || !*o.exclude_groups)
+                USAGE_FAIL("import", "--exclude-groups needs a comma-separated list of groups, or koch");
+        } else if ((m = opt_value(argc, argv, &i, "--rotations", &v))) {
+            if (m < 0 || (strcmp(v, "1") && strcmp(v, "2") && strcmp(v, "4")))
+                USAGE_FAIL("import", "--rotations needs 1, 2 or 4");
+            o.rotations = (uint32_t)atoi(v);
         } else if ((m = opt_value(argc, argv, &i, "--resize", &v))) {
             if (m < 0 || parse_hw(v, &o.resize_h, &o.resize_w))
                 USAGE_FAIL("import", "--resize needs HxW, e.g. 28x28 (each 1..%d)", IMAGE_MAX_SIDE);

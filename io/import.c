@@ -1,11 +1,10 @@
-/* import: see import.h. A Source lists every sample's label (and file path
- * for folder layouts) before anything is written, so the split is decided on
- * the list; then the pixels are decoded one sample at a time, in source order,
+/* import: see import.h. A Source (import_source.h) lists every sample's
+ * label (and file path for folder layouts) before anything is written, so the
+ * split is decided on the list; then the pixels are decoded one sample at a time, in source order,
  * and sent to the train or test writer. Nothing holds the whole dataset in
  * memory. */
 #include "import.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,51 +15,11 @@
 
 #include "dataset.h"
 #include "image.h"
+#include "import_source.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u     /* one unsigned byte per label */
 #define IDX_LABELS_INT_MAGIC 0x00000c01u /* one big-endian int32 per label: any class count */
-
-typedef struct Source {
-    uint64_t n;
-    int32_t *labels; /* n */
-    char **paths;    /* n, folder layouts; NULL for idx */
-    uint64_t cap;
-    uint32_t classes;
-    char **names; /* classes */
-    /* idx: the images file, positioned at the next image */
-    gzFile gz;
-    const char *images;
-    uint32_t h, w;
-    size_t root_len; /* folder layouts: a sample's name is its path after root + '/' */
-} Source;
-
-static void source_free(Source *s) {
-    if (s->paths)
-        for (uint64_t i = 0; i < s->n; i++) free(s->paths[i]);
-    for (uint32_t c = 0; c < s->classes; c++) free(s->names[c]);
-    free(s->names);
-    free(s->paths);
-    free(s->labels);
-    if (s->gz) gzclose(s->gz);
-    memset(s, 0, sizeof *s);
-}
-
-static void source_add(Source *s, char *path, int32_t label) {
-    if (s->n == s->cap) {
-        s->cap = MAX(s->cap * 2, 1024);
-        s->labels = xrealloc(s->labels, s->cap * sizeof(int32_t));
-        if (path || s->paths) s->paths = xrealloc(s->paths, s->cap * sizeof(char *));
-    }
-    if (path) s->paths[s->n] = path;
-    s->labels[s->n++] = label;
-}
-
-static void source_class(Source *s, const char *name) {
-    if ((s->classes & (s->classes - 1)) == 0) /* grow at powers of two */
-        s->names = xrealloc(s->names, sizeof(char *) * (s->classes ? 2 * s->classes : 1));
-    s->names[s->classes++] = xstrdup(name);
-}
 
 /* ---- idx ------------------------------------------------------------------ */
 
@@ -177,7 +136,8 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     gzFile gl;
     uint64_t lbound = 0, ibound = 0;
     int lexact = 1, iexact = 1, wide = 0, unused;
-    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, IDX_LABELS_INT_MAGIC, &wide, dl, 1, &lbound, &lexact, e)) return -1;
+    if (idx_open(&gl, labels, IDX_LABELS_MAGIC, IDX_LABELS_INT_MAGIC, &wide, dl, 1, &lbound, &lexact, e))
+        return -1;
     if (idx_open(&s->gz, images, IDX_IMAGES_MAGIC, 0, &unused, di, 3, &ibound, &iexact, e)) {
         gzclose(gl);
         return -1;
@@ -211,9 +171,10 @@ static int source_idx(Source *s, const char *images, const char *labels, Err *e)
     lab = xmalloc(lbytes);
     if (gz_read(gl, lab, lbytes, &got, labels, e)) goto done;
     if (got < lbytes) {
-        err_set(e,
-                "%s: truncated: %zu of %u labels (file should be %zu bytes after decompression) — re-download it",
-                labels, got / lb, dl[0], lbytes + 8);
+        err_set(
+            e,
+            "%s: truncated: %zu of %u labels (file should be %zu bytes after decompression) — re-download it",
+            labels, got / lb, dl[0], lbytes + 8);
         goto done;
     }
     if (idx_end(gl, labels, what, e)) goto done;
@@ -287,155 +248,6 @@ void import_idx_free(IdxSet *s) {
     free(s->pixels);
     free(s->labels);
     memset(s, 0, sizeof *s);
-}
-
-/* ---- folders ------------------------------------------------------------------ */
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static char *join(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    char *p = xmalloc(na + nb + 2);
-    memcpy(p, a, na);
-    p[na] = '/';
-    memcpy(p + na + 1, b, nb + 1);
-    return p;
-}
-
-/* Entries of dir except dotfiles, sorted byte-wise; want_dirs: 1 every entry
- * must be a directory, 0 a regular file. */
-static int list_dir(const char *dir, int want_dirs, const char *what, char ***out, size_t *n, Err *e) {
-    *out = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return err_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
-    char **v = NULL;
-    size_t cnt = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        if (cnt == cap) v = xrealloc(v, sizeof(char *) * (cap = MAX(2 * cap, 64)));
-        v[cnt++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (cnt) qsort(v, cnt, sizeof(char *), cmp_str);
-    for (size_t i = 0; i < cnt; i++) {
-        char *p = join(dir, v[i]);
-        struct stat st;
-        int ok = stat(p, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
-        if (!ok) {
-            err_set(e, "%s: not %s%s", p, what,
-                    want_dirs ? "" : " (a directory or special file inside a class folder)");
-            free(p);
-            for (size_t j = 0; j < cnt; j++) free(v[j]);
-            free(v);
-            return -1;
-        }
-        free(p);
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-static void free_list(char **v, size_t n) {
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
-/* Adds every file of class folder dir as label s->classes - 1. */
-static int add_class_files(Source *s, const char *dir, Err *e) {
-    char **files;
-    size_t nf;
-    if (list_dir(dir, 0, "an image file", &files, &nf, e)) return -1;
-    if (nf == 0) {
-        free(files);
-        return err_set(e, "%s: empty class folder — add images or remove it", dir);
-    }
-    for (size_t i = 0; i < nf; i++) source_add(s, join(dir, files[i]), (int32_t)s->classes - 1);
-    free_list(files, nf);
-    return 0;
-}
-
-static int source_tree(Source *s, const char *root, int omniglot, Err *e);
-
-static int source_folder(Source *s, const char *root, int omniglot, Err *e) {
-    s->paths = xmalloc(sizeof(char *));
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--; /* "DIR/" names samples like "DIR" */
-    char *r = xmalloc(rl + 1);
-    memcpy(r, root, rl);
-    r[rl] = 0;
-    s->root_len = rl + 1;
-    int rc = source_tree(s, r, omniglot, e);
-    free(r);
-    return rc;
-}
-
-static int source_tree(Source *s, const char *root, int omniglot, Err *e) {
-    char **top;
-    size_t nt;
-    if (list_dir(root, 1,
-                 omniglot ? "an alphabet folder (--root must hold alphabet/character/*.png)"
-                          : "a class folder (--root must hold one folder per class)",
-                 &top, &nt, e))
-        return -1;
-    if (nt == 0) {
-        free(top);
-        return err_set(e, "%s: no %s folders found", root, omniglot ? "alphabet" : "class");
-    }
-    int rc = 0;
-    for (size_t i = 0; i < nt && !rc; i++) {
-        char *dir = join(root, top[i]);
-        if (!omniglot) {
-            if (s->classes >= DS_MAX_CLASSES)
-                rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
-            if (!rc) source_class(s, top[i]);
-            if (!rc) rc = add_class_files(s, dir, e);
-        } else {
-            char **chars;
-            size_t nc;
-            rc = list_dir(dir, 1, "a character folder (is --root one level too high or too low?)", &chars,
-                          &nc, e);
-            if (!rc && nc == 0) rc = err_set(e, "%s: empty alphabet folder — remove it", dir);
-            for (size_t j = 0; !rc && j < nc; j++) {
-                char *cdir = join(dir, chars[j]);
-                char *name = join(top[i], chars[j]);
-                if (strlen(name) > 255) rc = err_set(e, "%s: class name longer than 255 bytes", cdir);
-                if (!rc && s->classes >= DS_MAX_CLASSES)
-                    rc = err_set(e, "%s: more than %d classes", root, DS_MAX_CLASSES);
-                if (!rc) source_class(s, name);
-                if (!rc) rc = add_class_files(s, cdir, e);
-                free(name);
-                free(cdir);
-            }
-            free_list(chars, nc);
-        }
-        free(dir);
-    }
-    free_list(top, nt);
-    return rc;
-}
-
-/* The name of sample i: its path under the root, or FILE#INDEX for idx (the
- * images file's base name, INDEX from 0 in file order). */
-static const char *source_name(const Source *s, uint64_t i, char *buf, size_t cap) {
-    if (s->paths) return s->paths[i] + s->root_len;
-    const char *base = strrchr(s->images, '/');
-    snprintf(buf, cap, "%s#%" PRIu64, base ? base + 1 : s->images, i);
-    return buf;
-}
-
-/* Every name must be valid before anything is written (import.h). */
-static int check_names(const Source *s, Err *e) {
-    char buf[DS_MAX_NAME + 32];
-    for (uint64_t i = 0; i < s->n; i++) {
-        const char *name = source_name(s, i, buf, sizeof buf), *why = ds_name_fault(name, strlen(name));
-        if (why)
-            return err_set(e, "%s: its sample name '%s' %s — rename it", s->paths ? s->paths[i] : s->images,
-                           name, why);
-    }
-    return 0;
 }
 
 /* ---- split --------------------------------------------------------------- */
@@ -567,9 +379,16 @@ const char *import_split_name(ImportSplit s) {
 
 static int check_options(const ImportOptions *o, Err *e) {
     if (!o->out) return err_set(e, "missing --out DB");
-    if (o->format == IMPORT_IDX && (!o->images || !o->labels || o->root))
+    if (o->format == IMPORT_IDX && (!o->images || !o->labels || o->roots[0]))
         return err_set(e, "--format idx needs --images FILE and --labels FILE (and no --root)");
-    if (o->format != IMPORT_IDX && (!o->root || o->images || o->labels))
+    if (o->format == IMPORT_IDX && o->exclude_groups)
+        return err_set(e, "--exclude-groups goes with --format folder or omniglot");
+    if (o->rotations > 1 && o->rotations != 2 && o->rotations != 4)
+        return err_set(e, "--rotations %u: give 2 (0 and 180 degrees) or 4 (0, 90, 180, 270)", o->rotations);
+    if (o->rotations > 1 && o->resize_h != o->resize_w)
+        return err_set(e, "--rotations needs square images: --resize NxN (here %ux%u)", o->resize_h,
+                       o->resize_w);
+    if (o->format != IMPORT_IDX && (!o->roots[0] || o->images || o->labels))
         return err_set(e, "--format %s needs --root DIR (and no --images/--labels)",
                        o->format == IMPORT_FOLDER ? "folder" : "omniglot");
     if (o->masks && o->format != IMPORT_FOLDER)
@@ -603,7 +422,13 @@ static int check_options(const ImportOptions *o, Err *e) {
 static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
     static const char *fmt[] = {"idx", "folder", "omniglot"};
     int k = o->format == IMPORT_IDX ? snprintf(buf, cap, "idx %s %s", o->images, o->labels)
-                                    : snprintf(buf, cap, "%s %s", fmt[o->format], o->root);
+                                    : snprintf(buf, cap, "%s %s", fmt[o->format], o->roots[0]);
+    for (int r = 1; r < IMPORT_MAX_ROOTS && o->roots[r] && k >= 0 && (size_t)k < cap; r++)
+        k += snprintf(buf + k, cap - (size_t)k, " %s", o->roots[r]);
+    if (k >= 0 && (size_t)k < cap && o->exclude_groups)
+        k += snprintf(buf + k, cap - (size_t)k, "; without %s", o->exclude_groups);
+    if (k >= 0 && (size_t)k < cap && o->rotations > 1)
+        k += snprintf(buf + k, cap - (size_t)k, "; %u rotations", o->rotations);
     if (k < 0 || (size_t)k >= cap) return;
     if (o->resize_h) k += snprintf(buf + k, cap - (size_t)k, "; resize %ux%u", o->resize_h, o->resize_w);
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
@@ -691,14 +516,15 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     Source s = {0};
     Split sp = {0};
     DsWriter *w[2] = {NULL, NULL};
-    uint8_t *idxbuf = NULL, *out = NULL, *planes = NULL, *mask = NULL;
+    uint8_t *idxbuf = NULL, *out = NULL, *planes = NULL, *mask = NULL, *rot = NULL, *rmask = NULL;
     uint32_t C = o->color ? 3 : 1;
     Image img = {0};
     int rc = -1;
-    if (o->format == IMPORT_IDX ? source_idx(&s, o->images, o->labels, e)
-                                : source_folder(&s, o->root, o->format == IMPORT_OMNIGLOT, e))
+    if (o->format == IMPORT_IDX
+            ? source_idx(&s, o->images, o->labels, e)
+            : source_folder(&s, o->roots, o->format == IMPORT_OMNIGLOT, o->exclude_groups, e))
         goto done;
-    if (check_names(&s, e) || make_split(&sp, &s, o, e)) goto done;
+    if (check_names(&s, o->rotations, e) || make_split(&sp, &s, o, e)) goto done;
     /* The stored size: --resize, or the first image's (all must match). */
     uint32_t H = o->resize_h, W = o->resize_w;
     const char *first = s.paths ? s.paths[0] : s.images;
@@ -713,30 +539,51 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             W = s.w;
         }
     }
+    uint32_t R = o->rotations > 1 ? o->rotations : 1;
+    if (R > 1 && H != W) {
+        err_set(e, "--rotations needs square images: %s is %ux%u (HxW) — add --resize NxN", first, H, W);
+        goto done;
+    }
     int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
     for (int d = 0; d < nd; d++) {
-        const char **names = xmalloc(sizeof(char *) * sp.classes[d]);
+        /* Classes 0..Cd-1 as split, then each rotation's copies in the same order. */
+        uint32_t Cd = sp.classes[d];
+        const char **names = xmalloc(sizeof(char *) * Cd * R);
+        char **rotated = xmalloc(sizeof(char *) * Cd * R);
         for (uint32_t c = 0; c < s.classes; c++)
             if (sp.relabel[d][c] >= 0) names[sp.relabel[d][c]] = s.names[c];
+        for (uint32_t r = 1; r < R; r++)
+            for (uint32_t c = 0; c < Cd; c++) {
+                size_t n = strlen(names[c]) + 16;
+                rotated[r * Cd + c] = xmalloc(n);
+                snprintf(rotated[r * Cd + c], n, "%s@rot%u", names[c], r * 360 / R);
+                names[r * Cd + c] = rotated[r * Cd + c];
+            }
         char src[256];
         describe(src, sizeof src, o, d);
         DsWriterSpec spec = {.channels = C,
                              .height = H,
                              .width = W,
-                             .classes = sp.classes[d],
+                             .classes = Cd * R,
                              .compress = o->compress,
                              .has_masks = o->masks != NULL,
                              .source = src,
                              .class_names = names};
         int bad = ds_writer_create(&w[d], d ? o->test_out : o->out, &spec, e);
+        for (uint32_t k = Cd; k < Cd * R; k++) free(rotated[k]);
+        free(rotated);
         free(names);
         if (bad) goto done;
     }
     if (!s.paths) idxbuf = xmalloc((size_t)s.h * s.w);
     out = xmalloc((size_t)C * H * W);
     mask = o->masks ? xmalloc((size_t)H * W) : NULL;
+    if (R > 1) {
+        rot = xmalloc((size_t)C * H * W);
+        rmask = mask ? xmalloc((size_t)H * W) : NULL;
+    }
     for (uint64_t i = 0; i < s.n; i++) {
-        char nbuf[DS_MAX_NAME + 32];
+        char nbuf[DS_MAX_NAME + 32], rbuf[DS_MAX_NAME + 48];
         const char *name = source_name(&s, i, nbuf, sizeof nbuf), *path = s.paths ? s.paths[i] : s.images;
         if (source_pixels(&s, i, idxbuf, o->color, &img, e) ||
             store_pixels(out, C, H, W, o, &img, &planes, path, first, e) ||
@@ -744,7 +591,17 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             goto done;
         if (s.paths) image_free(&img);
         int d = sp.dest[i];
-        if (ds_writer_add_named(w[d], out, sp.relabel[d][s.labels[i]], mask, name, e)) goto done;
+        int32_t label = sp.relabel[d][s.labels[i]];
+        if (ds_writer_add_named(w[d], out, label, mask, name, e)) goto done;
+        for (uint32_t r = 1; r < R; r++) { /* the sample's rotated copies follow it */
+            uint32_t quarter = r * 4 / R;
+            for (uint32_t c = 0; c < C; c++)
+                import_rotate(rot + (size_t)c * H * W, out + (size_t)c * H * W, H, quarter);
+            if (mask) import_rotate(rmask, mask, H, quarter);
+            snprintf(rbuf, sizeof rbuf, "%s@rot%u", name, r * 360 / R);
+            if (ds_writer_add_named(w[d], rot, label + (int32_t)(r * sp.classes[d]), rmask, rbuf, e))
+                goto done;
+        }
     }
     if (!s.paths) {
         char what[96];
@@ -755,8 +612,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     w[0] = w[1] = NULL; /* finish_all frees them, on failure too */
     if (ds_writer_finish_all(ws, nd, e)) goto done;
     for (int d = 0; d < nd; d++) {
-        res->count[d] = sp.count[d];
-        res->classes[d] = sp.classes[d];
+        res->count[d] = sp.count[d] * R;
+        res->classes[d] = sp.classes[d] * R;
     }
     res->height = H;
     res->width = W;
@@ -770,6 +627,8 @@ done:
     free(out);
     free(planes);
     free(mask);
+    free(rot);
+    free(rmask);
     split_free(&sp);
     source_free(&s);
     return rc;

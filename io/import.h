@@ -23,6 +23,18 @@
 
 typedef enum { IMPORT_IDX, IMPORT_FOLDER, IMPORT_OMNIGLOT } ImportFormat;
 
+/* Several roots (folder, omniglot): their classes in root order, each root's
+ * sorted by name; a class name found under two roots is an error. A sample's
+ * name is its path under its own root. */
+#define IMPORT_MAX_ROOTS 8
+
+/* The evaluation alphabets of Lake et al.'s one-shot classification runs,
+ * which Koch et al. report on (20-way 1-shot within an alphabet); Koch's
+ * background set is the other 40 alphabets of Omniglot. */
+#define IMPORT_KOCH_GROUPS                                                                                   \
+    "Atlantean,Ge_ez,Glagolitic,Gurmukhi,Kannada,Malayalam,Manipuri,Old_Church_Slavonic_(Cyrillic),Tengwar," \
+    "Tibetan"
+
 /* Split policy (seeded with rng_seed(seed, RNG_SPLIT, 0)):
  * CLASS: round(F * classes) whole classes (at least 1, at most classes - 1)
  *        go to test; each dataset renumbers its classes 0..n-1 in the source
@@ -37,9 +49,13 @@ const char *import_split_name(ImportSplit s); /* "none", "class", "sample", "gro
 
 typedef struct ImportOptions {
     ImportFormat format;
-    const char *out;             /* dataset to create (must not exist) */
-    const char *images, *labels; /* idx */
-    const char *root;            /* folder, omniglot */
+    const char *out;                     /* dataset to create (must not exist) */
+    const char *images, *labels;         /* idx */
+    const char *roots[IMPORT_MAX_ROOTS]; /* folder, omniglot: the roots in order, NULL after the last */
+    const char *exclude_groups;  /* folder, omniglot: comma-separated groups to leave out ("koch": the ten
+                                    alphabets of IMPORT_KOCH_GROUPS), or NULL */
+    uint32_t rotations;          /* 0 or 1: none; 2 or 4: every class also rotated by each multiple of
+                                    360 / rotations degrees, as new classes (square images only) */
     uint32_t resize_h, resize_w; /* 0, 0: keep the source size (all must match) */
     int compress;                /* zlib-compress records */
     int invert;                  /* store 255 - pixel */
@@ -80,5 +96,9 @@ void import_idx_free(IdxSet *s);
  * covers is (rounded half up). A missing or mis-sized mask is an error
  * naming both files. */
 int import_run(const ImportOptions *o, ImportResult *res, Err *e);
+
+/* --rotations: dst (n x n) = src turned counter-clockwise by quarters x 90
+ * degrees: dst(y, x) = src(x, n-1-y) for one quarter. */
+void import_rotate(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t quarters);
 
 #endif

@@ -191,7 +191,7 @@ static void test_import_color(void) {
     fixture_write_file(fixture_path("root/k/c.ppm"), "P6\n2 1\n255\n\x01\x02\x03\x04\x05\x06", 17);
     Err e;
     ImportOptions o = {
-        .format = IMPORT_FOLDER, .root = fixture_path("root"), .out = fixture_path("rgb.lmdb"), .color = 1};
+        .format = IMPORT_FOLDER, .roots = {fixture_path("root")}, .out = fixture_path("rgb.lmdb"), .color = 1};
     CHECK(import(o, &e) == 0, "%s", e.msg);
     uint8_t px[3 * 2 * 2], mask[4];
     const DsMeta *m;
@@ -238,7 +238,7 @@ static void test_import_color(void) {
     int chars[1] = {2};
     fixture_omniglot_tree("omni", 1, groups, chars, 2, 2);
     ImportOptions g = {.format = IMPORT_OMNIGLOT,
-                       .root = fixture_path("omni"),
+                       .roots = {fixture_path("omni")},
                        .out = fixture_path("omni.lmdb"),
                        .color = 1};
     CHECK(import(g, &e) == 0, "%s", e.msg);
@@ -271,7 +271,7 @@ static void test_import_masks(void) {
     mb[5] = 255;
     fixture_write_png(fixture_path("mr/cls/b.png"), 4, 4, 8, PNG_COLOR_TYPE_GRAY, 0, mb, 4, NULL, 0);
     ImportOptions o = {.format = IMPORT_FOLDER,
-                       .root = fixture_path("ir"),
+                       .roots = {fixture_path("ir")},
                        .out = fixture_path("mk.lmdb"),
                        .masks = fixture_path("mr"),
                        .color = 1};
@@ -310,7 +310,7 @@ static void test_import_masks(void) {
           "missing mask: %s", e.msg);
     CHECK(!fixture_exists(o.out) && !fixture_leftover_tmp(), "nothing written, no temporary left");
     ImportOptions bad = {.format = IMPORT_OMNIGLOT,
-                         .root = fixture_path("ir"),
+                         .roots = {fixture_path("ir")},
                          .out = fixture_path("bad3.lmdb"),
                          .masks = fixture_path("mr")};
     CHECK(import(bad, &e) == -1 && strstr(e.msg, "--masks goes with --format folder"), "%s", e.msg);
@@ -391,7 +391,7 @@ static void test_channel_stats(void) {
     }
     Err e;
     ImportOptions o = {.format = IMPORT_FOLDER,
-                       .root = fixture_path("st"),
+                       .roots = {fixture_path("st")},
                        .out = fixture_path("st-tr.lmdb"),
                        .test_out = fixture_path("st-te.lmdb"),
                        .split = IMPORT_SPLIT_SAMPLE,

@@ -392,7 +392,7 @@ static void test_folder(void) {
     for (int z = 0; z < 2; z++) {
         ImportOptions o = {.format = IMPORT_FOLDER,
                            .out = fixture_path(z ? "fz.lmdb" : "f.lmdb"),
-                           .root = fixture_path("root"),
+                           .roots = {fixture_path("root")},
                            .compress = z};
         ImportResult res;
         Err e;
@@ -422,7 +422,7 @@ static void test_folder(void) {
     }
     /* Errors, each naming its file or folder. */
     ImportOptions o = {
-        .format = IMPORT_FOLDER, .out = fixture_path("fbad.lmdb"), .root = fixture_path("root")};
+        .format = IMPORT_FOLDER, .out = fixture_path("fbad.lmdb"), .roots = {fixture_path("root")}};
     fixture_write_file(fixture_path("root/beta/notes.txt"), "hello\n", 6);
     expect_fail(&o, "notes.txt", "non-image file in a class folder");
     unlink(fixture_path("root/beta/notes.txt"));
@@ -443,7 +443,7 @@ static void test_folder(void) {
     fixture_write_file(fixture_path("root/beta/y.png"), "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
     expect_fail(&o, "y.png", "truncated PNG");
     unlink(fixture_path("root/beta/y.png"));
-    o.root = fixture_path("nowhere");
+    o.roots[0] = fixture_path("nowhere");
     expect_fail(&o, "nowhere", "missing root");
 }
 
@@ -481,7 +481,7 @@ static void test_omniglot(void) {
         snprintf(out, sizeof out, "omni%d.lmdb", variant);
         ImportOptions o = {.format = IMPORT_OMNIGLOT,
                            .out = fixture_path(out),
-                           .root = fixture_path("omni"),
+                           .roots = {fixture_path("omni")},
                            .invert = variant == 1,
                            .resize_h = variant == 2 ? 5 : 0,
                            .resize_w = variant == 2 ? 5 : 0,
@@ -523,7 +523,7 @@ static void test_omniglot(void) {
         ds_close(ds);
     }
     ImportOptions o = {
-        .format = IMPORT_OMNIGLOT, .out = fixture_path("obad.lmdb"), .root = fixture_path("omni/Alpha")};
+        .format = IMPORT_OMNIGLOT, .out = fixture_path("obad.lmdb"), .roots = {fixture_path("omni/Alpha")}};
     expect_fail(&o, "0001_01.png", "omniglot root one level too low");
 }
 

@@ -375,7 +375,7 @@ static void test_import_names(void) {
     fixture_omniglot_tree("omni", 5, alphabets, chars5, 3, 4);
     char root[512];
     snprintf(root, sizeof root, "%s/omni//", fixture_dir());
-    ImportOptions o = {.format = IMPORT_OMNIGLOT, .out = fixture_path("omni.lmdb"), .root = root};
+    ImportOptions o = {.format = IMPORT_OMNIGLOT, .out = fixture_path("omni.lmdb"), .roots = {root}};
     CHECK(import(o, &e) == 0, "%s", e.msg);
     Dataset *ds;
     if (ds_open(&ds, fixture_path("omni.lmdb"), &e) || ds_load_names(ds, &e)) {
@@ -442,7 +442,7 @@ static void test_split_group(void) {
     snprintf(root, sizeof root, "%s/omni", fixture_dir());
     ImportOptions o = {.format = IMPORT_OMNIGLOT,
                        .out = fixture_path("g-train.lmdb"),
-                       .root = root,
+                       .roots = {root},
                        .split = IMPORT_SPLIT_GROUP,
                        .test_fraction = 0.4,
                        .test_out = fixture_path("g-test.lmdb"),
@@ -481,7 +481,7 @@ static void test_split_group(void) {
     int c1[1] = {3};
     fixture_omniglot_tree("solo", 1, only, c1, 2, 4);
     snprintf(root, sizeof root, "%s/solo", fixture_dir());
-    one.root = root;
+    one.roots[0] = root;
     one.out = fixture_path("s-train.lmdb");
     one.test_out = fixture_path("s-test.lmdb");
     CHECK(import(one, &e) == -1 && strstr(e.msg, "cannot split by group: the source has 1 group"), "%s",

@@ -539,15 +539,16 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             W = s.w;
         }
     }
-    uint32_t R = o->rotations > 1 ? o->rotations : 1;
-    if (R > 1 && H != W) {
+    uint32_t Rt = o->rotations > 1 ? o->rotations : 1; /* the training part's */
+    if (Rt > 1 && H != W) {
         err_set(e, "--rotations needs square images: %s is %ux%u (HxW) — add --resize NxN", first, H, W);
         goto done;
     }
     int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
     for (int d = 0; d < nd; d++) {
-        /* Classes 0..Cd-1 as split, then each rotation's copies in the same order. */
-        uint32_t Cd = sp.classes[d];
+        /* Classes 0..Cd-1 as split, then each rotation's copies in the same
+         * order; the held-out part of a split is stored unrotated. */
+        uint32_t Cd = sp.classes[d], R = d ? 1 : Rt;
         const char **names = xmalloc(sizeof(char *) * Cd * R);
         char **rotated = xmalloc(sizeof(char *) * Cd * R);
         for (uint32_t c = 0; c < s.classes; c++)
@@ -578,7 +579,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     if (!s.paths) idxbuf = xmalloc((size_t)s.h * s.w);
     out = xmalloc((size_t)C * H * W);
     mask = o->masks ? xmalloc((size_t)H * W) : NULL;
-    if (R > 1) {
+    if (Rt > 1) {
         rot = xmalloc((size_t)C * H * W);
         rmask = mask ? xmalloc((size_t)H * W) : NULL;
     }
@@ -593,6 +594,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         int d = sp.dest[i];
         int32_t label = sp.relabel[d][s.labels[i]];
         if (ds_writer_add_named(w[d], out, label, mask, name, e)) goto done;
+        uint32_t R = d ? 1 : Rt;
         for (uint32_t r = 1; r < R; r++) { /* the sample's rotated copies follow it */
             uint32_t quarter = r * 4 / R;
             for (uint32_t c = 0; c < C; c++)
@@ -612,8 +614,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     w[0] = w[1] = NULL; /* finish_all frees them, on failure too */
     if (ds_writer_finish_all(ws, nd, e)) goto done;
     for (int d = 0; d < nd; d++) {
-        res->count[d] = sp.count[d] * R;
-        res->classes[d] = sp.classes[d] * R;
+        res->count[d] = sp.count[d] * (d ? 1 : Rt);
+        res->classes[d] = sp.classes[d] * (d ? 1 : Rt);
     }
     res->height = H;
     res->width = W;

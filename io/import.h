@@ -54,8 +54,9 @@ typedef struct ImportOptions {
     const char *roots[IMPORT_MAX_ROOTS]; /* folder, omniglot: the roots in order, NULL after the last */
     const char *exclude_groups;  /* folder, omniglot: comma-separated groups to leave out ("koch": the ten
                                     alphabets of IMPORT_KOCH_GROUPS), or NULL */
-    uint32_t rotations;          /* 0 or 1: none; 2 or 4: every class also rotated by each multiple of
-                                    360 / rotations degrees, as new classes (square images only) */
+    uint32_t rotations;          /* 0 or 1: none; 2 or 4: every class of `out` also rotated by each
+                                    multiple of 360 / rotations degrees, as new classes (square images
+                                    only); test_out, the held-out part of a split, is stored as is */
     uint32_t resize_h, resize_w; /* 0, 0: keep the source size (all must match) */
     int compress;                /* zlib-compress records */
     int invert;                  /* store 255 - pixel */

@@ -144,13 +144,13 @@ omniglot:
 	    { echo "make omniglot: set OMNIGLOT_DIR to a folder holding images_background/ and images_evaluation/ (the official archives, unpacked)"; exit 2; }
 	@$(MAKE) --no-print-directory siamese
 	@mkdir -p $(DATA)
-	test -d $(DATA)/omniglot-train-28.lmdb || ./siamese import --format omniglot --root $(OMNIGLOT_DIR)/images_background \
-	    --resize 28x28 --invert --split-by group --test-fraction 0.1 --seed 1 \
-	    --out $(DATA)/omniglot-train-28.lmdb --test-out $(DATA)/omniglot-val-28.lmdb
+	test -d $(DATA)/omniglot-train-28r.lmdb || ./siamese import --format omniglot --root $(OMNIGLOT_DIR)/images_background \
+	    --resize 28x28 --invert --rotations 4 --split-by group --test-fraction 0.1 --seed 1 \
+	    --out $(DATA)/omniglot-train-28r.lmdb --test-out $(DATA)/omniglot-val-28r.lmdb
 	test -d $(DATA)/omniglot-eval-28.lmdb || ./siamese import --format omniglot --root $(OMNIGLOT_DIR)/images_evaluation \
 	    --resize 28x28 --invert --out $(DATA)/omniglot-eval-28.lmdb
 	$(MPIRUN) ./siamese train configs/omniglot-28.ini --resume auto --set run.dir=$(OMNI_RUN) \
-	    --set data.train=$(DATA)/omniglot-train-28.lmdb --set eval.data=$(DATA)/omniglot-val-28.lmdb $(OMNIGLOT_SETS)
+	    --set data.train=$(DATA)/omniglot-train-28r.lmdb --set eval.data=$(DATA)/omniglot-val-28r.lmdb $(OMNIGLOT_SETS)
 	./siamese eval $(OMNI_RUN)/best.smpi --data $(DATA)/omniglot-eval-28.lmdb --protocol koch --trials 4000 \
 	    --json $(OMNI_RUN)/koch.json
 	./siamese eval $(OMNI_RUN)/best.smpi --data $(DATA)/omniglot-eval-28.lmdb --within-group --drawings paired \

@@ -59,10 +59,12 @@ mk >"$T/make1.out" 2>&1; rc=$?
 [ -n "${VERBOSE:-}" ] && cat "$T/make1.out"
 R=$T/runs/omniglot-28
 check "make omniglot finishes (exit $rc)" test $rc -eq 0
-check "the three datasets" test -d "$T/data/omniglot-train-28.lmdb" -a -d "$T/data/omniglot-val-28.lmdb" \
+check "the three datasets" test -d "$T/data/omniglot-train-28r.lmdb" -a -d "$T/data/omniglot-val-28r.lmdb" \
   -a -d "$T/data/omniglot-eval-28.lmdb"
 check "one background alphabet of 12 held out for validation" \
-  grep -Eq '^classes +10$' <(./siamese inspect "$T/data/omniglot-val-28.lmdb")
+  grep -Eq '^classes +10$' <(./siamese inspect "$T/data/omniglot-val-28r.lmdb")
+check "the other 11 trained on with their three quarter turns: 440 classes" \
+  grep -Eq '^classes +440$' <(./siamese inspect "$T/data/omniglot-train-28r.lmdb")
 check "training on 2 ranks" grep -q "2 ranks" "$T/make1.out"
 check "eval.csv: within-group accuracy first, rows at 8, 16, 24" \
   test "$(head -n 1 "$R/eval.csv" | cut -d, -f1-2)" = step,group_nway_accuracy -a \

@@ -14,6 +14,7 @@
 #include "../io/image.h"
 #include "../io/import.h"
 #include "fixture_files.h"
+#include "fixture_import.h"
 #include "fixture_png.h"
 #include "test.h"
 
@@ -37,19 +38,6 @@ static int find_source(const uint8_t *p) {
     for (int i = 0; i < N; i++)
         if (!memcmp(px[i], p, H * W)) return i;
     return -1;
-}
-
-/* Imports expecting failure: the message names `what`, and neither the
- * output nor a temporary directory is left. */
-static void expect_fail(ImportOptions *o, const char *what, const char *label) {
-    ImportResult r;
-    Err e = {""};
-    int rc = import_run(o, &r, &e);
-    CHECK(rc == -1 && strstr(e.msg, what) && !strchr(e.msg, '\n'), "%s: want an error naming '%s', got: %s",
-          label, what, rc ? e.msg : "success");
-    CHECK(!fixture_exists(o->out) && (!o->test_out || !fixture_exists(o->test_out)) &&
-              !fixture_leftover_tmp(),
-          "%s: nothing left behind", label);
 }
 
 /* ---- idx errors ------------------------------------------------------------ */

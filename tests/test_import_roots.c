@@ -13,6 +13,7 @@
 #include "../io/dataset.h"
 #include "../io/import.h"
 #include "fixture_files.h"
+#include "fixture_import.h"
 #include "fixture_png.h"
 #include "test.h"
 
@@ -51,15 +52,6 @@ static void turn(uint8_t *dst, const uint8_t *src, int quarters) {
         memcpy(a, b, sizeof a);
     }
     memcpy(dst, a, sizeof a);
-}
-
-static void expect_fail(ImportOptions *o, const char *what, const char *label) {
-    ImportResult r;
-    Err e = {""};
-    int rc = import_run(o, &r, &e);
-    CHECK(rc == -1 && strstr(e.msg, what) && !strchr(e.msg, '\n'), "%s: want an error naming '%s', got: %s",
-          label, what, rc ? e.msg : "success");
-    CHECK(!fixture_exists(o->out) && !fixture_leftover_tmp(), "%s: nothing left behind", label);
 }
 
 /* Roots a/ (Alpha: 2 characters; Zeta: 1) and b/ (Beta: 1; Tengwar: 1). */

@@ -1,8 +1,8 @@
 /* import: see import.h. A Source (import_source.h) lists every sample's
  * label (and file path for folder layouts) before anything is written, so the
- * split is decided on the list; then the pixels are decoded one sample at a time, in source order,
- * and sent to the train or test writer. Nothing holds the whole dataset in
- * memory. */
+ * split is decided on the list; then the pixels are decoded one sample at a
+ * time, in source order, and sent to the train or test writer. Nothing holds
+ * the whole dataset in memory. */
 #include "import.h"
 
 #include <errno.h>

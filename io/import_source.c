@@ -148,19 +148,15 @@ static int source_skip(Source *s, const char *group) {
     return 0;
 }
 
-static int cmp_name_ptr(const void *a, const void *b) {
-    return strcmp(**(char *const *const *)a, **(char *const *const *)b);
-}
-
 /* Every class name once over all roots; 0, or -1 naming a duplicate. */
 static int check_class_names(const Source *s, Err *e) {
-    char ***v = xmalloc(sizeof(char **) * (s->classes ? s->classes : 1));
-    for (uint32_t c = 0; c < s->classes; c++) v[c] = &s->names[c];
-    qsort(v, s->classes, sizeof(char **), cmp_name_ptr);
+    char **v = xmalloc(sizeof(char *) * (s->classes ? s->classes : 1));
+    memcpy(v, s->names, sizeof(char *) * s->classes);
+    qsort(v, s->classes, sizeof(char *), cmp_str);
     int rc = 0;
     for (uint32_t c = 1; c < s->classes && !rc; c++)
-        if (!strcmp(*v[c], *v[c - 1]))
-            rc = err_set(e, "class '%s' is under two --root folders — give each class once", *v[c]);
+        if (!strcmp(v[c], v[c - 1]))
+            rc = err_set(e, "class '%s' is under two --root folders — give each class once", v[c]);
     free(v);
     return rc;
 }

@@ -23,8 +23,7 @@ typedef struct Groups {
 } Groups;
 
 static void groups_free(Groups *g) {
-    for (int i = 0; i < g->n; i++) free(g->names[i]);
-    free(g->names);
+    ds_groups_free(g->names, g->n);
     free(g->of_label);
 }
 
@@ -36,27 +35,8 @@ static int group_index(const Groups *g, const char *name) {
 }
 
 static void groups_build(Groups *g, const Dataset *ds) {
-    uint32_t C = ds_meta(ds)->classes;
-    char **all = xmalloc(sizeof(char *) * C);
-    for (uint32_t c = 0; c < C; c++)
-        all[c] = strndup(ds_class_name(ds, c), ds_group_len(ds_class_name(ds, c)));
-    qsort(all, C, sizeof(char *), cmp_str);
-    g->n = 0;
-    g->names = xmalloc(sizeof(char *) * C);
-    for (uint32_t c = 0; c < C; c++) {
-        if (g->n && !strcmp(all[c], g->names[g->n - 1]))
-            free(all[c]);
-        else
-            g->names[g->n++] = all[c];
-    }
-    free(all);
-    g->of_label = xmalloc(sizeof(int32_t) * C);
-    for (uint32_t c = 0; c < C; c++) {
-        const char *name = ds_class_name(ds, c);
-        char *grp = strndup(name, ds_group_len(name));
-        g->of_label[c] = group_index(g, grp);
-        free(grp);
-    }
+    g->of_label = xmalloc(sizeof(int32_t) * ((size_t)ds_meta(ds)->classes + 1));
+    g->n = ds_groups(ds, g->of_label, &g->names);
 }
 
 /* Keeps only the groups listed in `only` (comma-separated): the labels of

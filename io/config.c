@@ -45,6 +45,7 @@ static const Key schema[] = {
     {"sampler", "mode", K_ENUM, C(sampler.mode), 0, 0, "pk", "pk|pairs|triplets|coseg", "pk: P classes x K images; pairs/triplets: records of the dataset's sub-database; coseg: pairs with and without a common object (docs/coseg.md)"},
     {"sampler", "p", K_INT32, C(sampler.p), 2, 100000, "8", NULL, "pk: classes per global batch"},
     {"sampler", "k", K_INT32, C(sampler.k), 1, 100000, "32", NULL, "pk: images per class"},
+    {"sampler", "groups", K_INT32, C(sampler.groups), 0, 100000, "0", NULL, "pk: draw the P classes from this many groups (the class name before '/', e.g. Omniglot alphabets), p/groups classes from each, so negatives come from the same group; p must be a multiple; 0 = from all classes"},
     {"sampler", "batch", K_INT32, C(sampler.batch), 1, 1000000, "128", NULL, "pairs/triplets/coseg: records per global batch"},
     {"sampler", "common", K_DBL, C(sampler.common), 0, 1, "0.75", NULL, "coseg: fraction of each batch's pairs with a common object"},
     {"model", "embedding", K_STR, C(model.embedding), 0, LAYER_NAME_MAX, "", NULL, "the node eval and embed read (a per-image node); empty: the last layer (docs/graph.md)"},
@@ -706,6 +707,9 @@ int config_validate(const Config *c, Err *e) {
                           "[mining] scope = global (or set pool = exact)", n);
     if (c->mining.pool == POOL_CLASSES && c->mining.exchange != EXCHANGE_FP32)
         return err_set(e, "%s: [mining] pool = classes exchanges fp32 rows: set [mining] exchange = fp32", n);
+    if (c->sampler.groups && (c->sampler.mode != SAMPLER_PK || c->sampler.p % c->sampler.groups))
+        return err_set(e, "%s: [sampler] groups = %d needs mode = pk and p (%d) a multiple of it", n,
+                       c->sampler.groups, c->sampler.p);
     if (c->sampler.mode == SAMPLER_PK) {
         MiningStrategy m = c->mining.strategy;
         if (m == MINE_MULTI_SIMILARITY && c->loss.type != LOSS_MULTI_SIMILARITY)

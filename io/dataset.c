@@ -158,6 +158,49 @@ size_t ds_group_len(const char *class_name) {
     return slash ? (size_t)(slash - class_name) : strlen(class_name);
 }
 
+typedef struct GroupKey {
+    char *name;
+    uint32_t label;
+} GroupKey;
+
+static int cmp_group_key(const void *a, const void *b) {
+    const GroupKey *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->label > y->label) - (x->label < y->label);
+}
+
+int ds_groups(const Dataset *ds, int32_t *of_label, char ***names) {
+    uint32_t C = ds->meta.classes;
+    GroupKey *k = xmalloc(((size_t)C + 1) * sizeof *k);
+    for (uint32_t c = 0; c < C; c++) {
+        const char *cn = ds_class_name(ds, c);
+        k[c].name = xstrndup(cn, ds_group_len(cn));
+        k[c].label = c;
+    }
+    qsort(k, C, sizeof *k, cmp_group_key);
+    char **out = xmalloc(((size_t)C + 1) * sizeof *out);
+    int n = 0;
+    for (uint32_t i = 0; i < C; i++) {
+        if (n == 0 || strcmp(k[i].name, out[n - 1]) != 0)
+            out[n++] = k[i].name;
+        else
+            free(k[i].name);
+        of_label[k[i].label] = n - 1;
+    }
+    free(k);
+    if (names)
+        *names = out;
+    else
+        ds_groups_free(out, n);
+    return n;
+}
+
+void ds_groups_free(char **names, int n) {
+    if (!names) return;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 const char *ds_sample_name(const Dataset *ds, uint64_t id) {
     if (!ds->meta.has_names) return NULL;
     ASSERT(ds->names_loaded && id < ds->meta.count);

@@ -58,6 +58,12 @@ const char *ds_class_name(const Dataset *ds, uint32_t label);
 /* Bytes of a class name's group: the part before the first '/' (the Omniglot
  * alphabet), or the whole name when it has no '/'. */
 size_t ds_group_len(const char *class_name);
+/* The groups of the dataset's classes, numbered in byte-wise order of their
+ * names: of_label[c] (classes entries) gets class c's group in [0, n), and,
+ * if names is not NULL, *names the n group names (malloc'd, each and the
+ * array; free with ds_groups_free). Returns n (>= 1 when classes >= 1). */
+int ds_groups(const Dataset *ds, int32_t *of_label, char ***names);
+void ds_groups_free(char **names, int n);
 
 /* Sample names (format version 2, meta has_names): the importer's name of
  * each source sample ("Alphabet/character01/0975_14.png", "train-images-idx3-

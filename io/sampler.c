@@ -42,6 +42,14 @@ static int check_spec(const SamplerSpec *spec, const char *name, Err *e) {
                            "sampler for %s: p*k = %lld images per batch is too many; "
                            "lower [sampler] p or k",
                            name, (long long)spec->p * spec->k);
+        if (spec->groups < 0 || (spec->groups && spec->p % spec->groups))
+            return err_set(e,
+                           "sampler for %s: p = %d classes cannot be split evenly over groups = %d; "
+                           "make [sampler] p a multiple of groups (or groups = 0)",
+                           name, spec->p, spec->groups);
+    } else if (spec->groups) {
+        return err_set(e, "sampler for %s: [sampler] groups = %d applies to mode = pk only; remove it", name,
+                       spec->groups);
     } else if (spec->batch < 1 || spec->batch > INT_MAX / 3) {
         return err_set(e,
                        "sampler for %s: batch=%d %s per global batch; must be in [1, %d] "
@@ -56,6 +64,7 @@ static void alloc_scratch(Sampler *s) {
         uint32_t bits = s->n_eligible;
         for (uint32_t c = 0; c < s->n_eligible; c++) bits = MAX(bits, s->elig_n[c]);
         s->pick_cls = xmalloc((size_t)s->spec.p * sizeof *s->pick_cls);
+        s->pick_grp = xmalloc(((size_t)s->spec.groups + 1) * sizeof *s->pick_grp);
         s->pick = xmalloc((size_t)s->spec.k * sizeof *s->pick);
         s->bits = xcalloc((size_t)bits / 64 + 1, sizeof *s->bits);
         s->global_ids = xmalloc((size_t)s->spec.p * s->spec.k * sizeof *s->global_ids);
@@ -67,6 +76,37 @@ static void alloc_scratch(Sampler *s) {
         s->perm = xmalloc((size_t)s->n_records * sizeof *s->perm);
         s->perm_valid = 0;
     }
+}
+
+/* PK with groups: indexes the eligible classes by group (group_of: every
+ * class's group in [0, n_groups)) and keeps the groups with at least
+ * P/groups of them. */
+static int groups_setup(Sampler *s, const int32_t *group_of, int n_groups, Err *e) {
+    uint32_t per = (uint32_t)(s->spec.p / s->spec.groups), G = (uint32_t)n_groups;
+    uint32_t *count = xcalloc((size_t)G + 1, sizeof *count);
+    for (uint32_t i = 0; i < s->n_eligible; i++) count[group_of[s->eligible[i]] + 1]++;
+    for (uint32_t g = 0; g < G; g++) count[g + 1] += count[g]; /* count[g] = start of group g */
+    s->grp_cls = xmalloc(((size_t)s->n_eligible + 1) * sizeof *s->grp_cls);
+    uint32_t *fill = xmalloc(((size_t)G + 1) * sizeof *fill);
+    memcpy(fill, count, (size_t)G * sizeof *fill);
+    for (uint32_t i = 0; i < s->n_eligible; i++) s->grp_cls[fill[group_of[s->eligible[i]]]++] = i;
+    free(fill);
+    s->grp_start = xmalloc(((size_t)G + 1) * sizeof *s->grp_start);
+    s->grp_n = xmalloc(((size_t)G + 1) * sizeof *s->grp_n);
+    s->n_usable = 0;
+    for (uint32_t g = 0; g < G; g++)
+        if (count[g + 1] - count[g] >= per) {
+            s->grp_start[s->n_usable] = count[g];
+            s->grp_n[s->n_usable++] = count[g + 1] - count[g];
+        }
+    free(count);
+    if (s->n_usable < (uint32_t)s->spec.groups)
+        return err_set(e,
+                       "dataset %s: %u of its %d groups (class-name prefixes before '/') have at least p/groups = "
+                       "%u classes of k=%d samples, but groups = %d are needed per PK batch; lower [sampler] "
+                       "groups or p",
+                       s->name, s->n_usable, n_groups, per, s->spec.k, s->spec.groups);
+    return 0;
 }
 
 /* PK setup shared by both inits: keeps the classes of at least K samples
@@ -150,6 +190,11 @@ int sampler_init(Sampler *s, const SamplerSpec *spec, const Dataset *ds, Err *e)
         int rc = pk_setup(s, ids, n, classes, e);
         free(ids);
         free(n);
+        if (!rc && spec->groups) {
+            int32_t *group_of = xmalloc(((size_t)classes + 1) * sizeof *group_of);
+            rc = groups_setup(s, group_of, ds_groups(ds, group_of, NULL), e);
+            free(group_of);
+        }
         if (rc) goto fail;
     } else {
         int pairs = spec->mode != SAMPLER_TRIPLETS;
@@ -192,8 +237,8 @@ int sampler_init_labels(Sampler *s, const SamplerSpec *spec, const int32_t *labe
     s->count = count;
     s->labels = labels;
     if (check_spec(spec, s->name, e)) goto fail;
-    if (spec->mode != SAMPLER_PK) {
-        err_set(e, "sampler for %s: a bare label array supports only mode pk", name);
+    if (spec->mode != SAMPLER_PK || spec->groups) {
+        err_set(e, "sampler for %s: a bare label array supports only mode pk without groups", name);
         goto fail;
     }
     if (count > UINT32_MAX) {
@@ -246,6 +291,10 @@ void sampler_clone(Sampler *dst, const Sampler *src) {
     dst->eligible = src->eligible;
     dst->elig_ids = src->elig_ids;
     dst->elig_n = src->elig_n;
+    dst->n_usable = src->n_usable;
+    dst->grp_cls = src->grp_cls;
+    dst->grp_start = src->grp_start;
+    dst->grp_n = src->grp_n;
     dst->rec_a = src->rec_a;
     dst->rec_b = src->rec_b;
     for (int k = 0; k < 2; k++) {
@@ -263,6 +312,9 @@ void sampler_free(Sampler *s) {
         free(s->eligible);
         free((void *)s->elig_ids);
         free(s->elig_n);
+        free(s->grp_cls);
+        free(s->grp_start);
+        free(s->grp_n);
         free(s->own_ids);
         free(s->rec_a);
         free(s->rec_b);
@@ -272,6 +324,7 @@ void sampler_free(Sampler *s) {
     free(s->global_rec);
     free(s->name);
     free(s->pick_cls);
+    free(s->pick_grp);
     free(s->pick);
     free(s->bits);
     free(s->global_ids);
@@ -324,7 +377,17 @@ static void pk_global(Sampler *s, uint64_t epoch, uint64_t step) {
     uint32_t p = (uint32_t)s->spec.p, k = (uint32_t)s->spec.k;
     Rng r;
     rng_seed(&r, s->spec.seed, RNG_SAMPLER, epoch * s->steps_per_epoch + step);
-    floyd(&r, s->n_eligible, p, s->pick_cls, s->bits);
+    if (s->spec.groups) {
+        uint32_t G = (uint32_t)s->spec.groups, per = p / G;
+        floyd(&r, s->n_usable, G, s->pick_grp, s->bits);
+        for (uint32_t g = 0; g < G; g++) {
+            uint32_t u = s->pick_grp[g];
+            floyd(&r, s->grp_n[u], per, s->pick_cls + g * per, s->bits);
+            for (uint32_t c = 0; c < per; c++) s->pick_cls[g * per + c] = s->grp_cls[s->grp_start[u] + s->pick_cls[g * per + c]];
+        }
+    } else {
+        floyd(&r, s->n_eligible, p, s->pick_cls, s->bits);
+    }
     for (uint32_t c = 0; c < p; c++) {
         uint32_t cls = s->pick_cls[c];
         floyd(&r, s->elig_n[cls], k, s->pick, s->bits);

@@ -21,6 +21,7 @@ typedef enum { SAMPLER_BAD_STOP = 0, SAMPLER_BAD_SKIP = 1 } SamplerOnBad;
 typedef struct SamplerSpec {
     SamplerMode mode;
     int p, k;      /* PK: classes per batch, samples per class */
+    int groups;    /* PK: draw the P classes from this many groups, P/groups each; 0 = from all */
     int batch;     /* pairs/triplets/coseg: records per global batch */
     double common; /* coseg: fraction of the batch with a common object, 0..1 */
     uint64_t seed;
@@ -36,6 +37,13 @@ typedef struct SamplerSpec {
  *    the step. Order is class-major: P blocks of K images of one class. So a
  *    rank's slice holds few classes; with scope=local mining and many ranks a
  *    slice may lack negatives (global mining is unaffected).
+ *  - PK with groups = G >= 1 (the classes' groups: ds_groups, the name before
+ *    '/', e.g. an Omniglot alphabet): the same Rng picks G distinct groups
+ *    uniformly among those with at least P/G eligible classes (in the order
+ *    ds_groups numbers them), then for each picked group, in turn, P/G
+ *    distinct classes uniformly among its eligible ones and K samples of
+ *    each. P must be a multiple of G; fewer than G such groups is an error.
+ *    Hard negatives come from the same group, as in within-group trials.
  *  - Classes with fewer than K samples are EXCLUDED from PK batches (never
  *    padded with duplicates); sampler_init warns once with their count, and
  *    fails if fewer than P classes remain.
@@ -74,10 +82,16 @@ typedef struct Sampler {
     uint32_t *eligible;        /* (n_eligible) their labels */
     const uint32_t **elig_ids; /* (n_eligible) their sample ids, ascending */
     uint32_t *elig_n;          /* (n_eligible) their sizes */
+    /* PK with groups: the groups with >= P/groups eligible classes */
+    uint32_t n_usable;
+    uint32_t *grp_cls;   /* eligible-class indices, group by group */
+    uint32_t *grp_start; /* (n_usable) first index into grp_cls of each usable group */
+    uint32_t *grp_n;     /* (n_usable) its eligible classes */
     uint32_t *own_ids;         /* index storage built by sampler_init_labels */
     int shared;                /* clone: the arrays above belong to another */
     /* scratch, allocated once */
     uint32_t *pick_cls;   /* (P) */
+    uint32_t *pick_grp;   /* (groups) */
     uint32_t *pick;       /* (K) */
     uint64_t *bits;       /* Floyd's membership bitmap, kept all zero */
     uint32_t *global_ids; /* (P*K) */
@@ -113,7 +127,8 @@ typedef struct LocalBatch {
     uint8_t *same;    /* (cap_items) pairs mode, else NULL */
 } LocalBatch;
 
-/* Validates the spec against the dataset: PK needs P eligible classes;
+/* Validates the spec against the dataset: PK needs P eligible classes
+ * (with groups: that many groups of P/groups eligible classes);
  * pairs/triplets need the sub-database with at least `batch` records, coseg
  * enough records of each kind for one batch (the
  * message names the dataset and the `siamese pairs` command to run). The

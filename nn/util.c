@@ -111,6 +111,14 @@ char *xstrdup(const char *s) {
     return p;
 }
 
+char *xstrndup(const char *s, size_t n) {
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = 0;
+    return p;
+}
+
 /* The text forms every parse_ accepts: an optional '-' (parse_long,
  * parse_double), decimal digits, and for parse_double an optional fraction
  * and exponent ("1", "-2.5", ".5", "1e-3", "3E+2"). No leading or trailing

@@ -53,6 +53,8 @@ void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 float *xaligned_floats(size_t count); /* 64-byte aligned, zeroed */
 char *xstrdup(const char *s);
+/* The first n bytes of s (fewer if it ends sooner), terminated; aborts like xmalloc. */
+char *xstrndup(const char *s, size_t n);
 
 /* ---- parsing ----------------------------------------------------------- */
 

@@ -226,6 +226,9 @@ int main(void) {
          "pool = classes picks classes of a pk batch: it needs [sampler] mode = pk"},
         {"[mining]\nscope = local\npool = classes\n", "pool = classes picks classes of a pk batch"},
         {"[mining]\npool = classes\nexchange = fp16\n", "pool = classes exchanges fp32 rows"},
+        {"[sampler]\np = 8\ngroups = 3\n", "groups = 3 needs mode = pk and p (8) a multiple of it"},
+        {"[sampler]\nmode = pairs\ngroups = 2\n[loss]\ntype = contrastive\n[mining]\nstrategy = none\n",
+         "groups = 2 needs mode = pk"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[256];
@@ -242,6 +245,9 @@ int main(void) {
     CHECK(parse(&d, "[data]\ntrain = x\n[mining]\npool = classes\nclasses = 3\n[relu]\n", &e) == 0 &&
               config_validate(&d, &e) == 0 && d.mining.pool == POOL_CLASSES && d.mining.classes == 3,
           "pool = classes with a pk sampler validates: %s", e.msg);
+    CHECK(parse(&d, "[data]\ntrain = x\n[sampler]\np = 8\ngroups = 4\n[relu]\n", &e) == 0 &&
+              config_validate(&d, &e) == 0 && d.sampler.groups == 4,
+          "groups = 4 with p = 8 validates: %s", e.msg);
     CHECK(parse(&d, "[augment]\nshear = 1\n[relu]\n", &e) == -1 && strstr(e.msg, "shear = '1'"),
           "shear of 1 (a singular map) refused: %s", e.msg);
 

@@ -3,7 +3,8 @@
  * uniformity), pairs/triplets batches from a small dataset written in /tmp
  * (rank-count independence, one permutation per epoch), and co-segmentation
  * batches (the ratio of pairs with a common object, distinct records of each
- * kind, stateless per step, rank-count independence, loose uniformity). */
+ * kind, stateless per step, rank-count independence, loose uniformity), and
+ * PK batches drawn group by group ([sampler] groups). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,11 +527,113 @@ static void test_coseg(void) {
     if (system(cmd)) FATAL("%s", cmd);
 }
 
+/* PK batches drawn group by group: a dataset whose class names put its 15
+ * classes in groups a (3 classes), b (6), c (5, one of them too small for
+ * K), d (1), listed out of order; p = 6 over groups = 2: three classes of
+ * one group, then three of another. */
+static void test_pk_groups(void) {
+    char dir[] = "/tmp/test_sampler.XXXXXX", path[256], cmd[300];
+    if (!mkdtemp(dir)) FATAL("mkdtemp");
+    snprintf(path, sizeof path, "%s/db", dir);
+    static const char *const names[] = {"c/0", "b/0", "a/0", "b/1", "d/0", "c/1", "b/2", "a/1",
+                                        "c/2", "b/3", "c/3", "a/2", "b/4", "c/small", "b/5"};
+    enum { NC = 15, PER = 4, K = 2 };
+    const int group_of[NC] = {2, 1, 0, 1, 3, 2, 1, 0, 2, 1, 2, 0, 1, 2, 1}; /* a=0 .. d=3 by name */
+    DsWriterSpec ws = {.channels = 1, .height = 2, .width = 2, .classes = NC, .source = "test", .class_names = names};
+    DsWriter *w;
+    Err e;
+    if (ds_writer_create(&w, path, &ws, &e)) FATAL("create: %s", e.msg);
+    uint8_t px[4] = {0};
+    for (int c = 0; c < NC; c++)
+        for (int i = 0; i < (c == 13 ? 1 : PER); i++)
+            if (ds_writer_add(w, px, c, NULL, &e)) FATAL("add: %s", e.msg);
+    if (ds_writer_finish(w, &e)) FATAL("finish: %s", e.msg);
+    Dataset *ds;
+    if (ds_open(&ds, path, &e)) FATAL("open: %s", e.msg);
+
+    /* ds_groups: numbered in byte-wise order of the names, names returned. */
+    int32_t of[NC];
+    char **gn = NULL;
+    int ng = ds_groups(ds, of, &gn), groups_ok = ng == 4;
+    for (int c = 0; c < NC && groups_ok; c++) groups_ok = of[c] == group_of[c];
+    for (int g = 0; g < ng && groups_ok; g++) groups_ok = gn[g][0] == 'a' + g && gn[g][1] == 0;
+    CHECK(groups_ok, "ds_groups: %d groups, numbered by name", ng);
+    ds_groups_free(gn, ng);
+
+    SamplerSpec spec = {.mode = SAMPLER_PK, .p = 6, .k = K, .groups = 2, .seed = 11};
+    Sampler s;
+    CHECK(sampler_init(&s, &spec, ds, &e) == 0, "groups init: %s", e.msg);
+    CHECK(s.n_usable == 3, "%u usable groups (a, b, c), want 3", s.n_usable);
+    LocalBatch g;
+    sampler_batch_init(&s, 1, &g);
+    uint64_t spe = sampler_steps_per_epoch(&s);
+    long pair[4][4] = {{0}}, cls[NC] = {0}, T = 0;
+    int struct_ok = 1, union_ok = 1;
+    for (uint64_t ep = 0; T < 6000; ep++)
+        for (uint64_t st = 0; st < spe; st++, T++) {
+            if (sampler_global(&s, ep, st, &g, NULL, &e)) FATAL("global: %s", e.msg);
+            int first = group_of[g.labels[0]], second = group_of[g.labels[3 * K]];
+            struct_ok &= first != second;
+            for (int c = 0; c < 6; c++) {
+                int l = g.labels[c * K];
+                struct_ok &= group_of[l] == (c < 3 ? first : second) && l != 13 && l != 4;
+                for (int c2 = 0; c2 < c; c2++) struct_ok &= g.labels[c2 * K] != l;
+                for (int i = 0; i < K; i++) struct_ok &= g.labels[c * K + i] == l && ds_labels(ds)[g.ids[c * K + i]] == l;
+                cls[l]++;
+            }
+            for (int i = 1; i < K; i++) struct_ok &= g.ids[i] != g.ids[0];
+            pair[first][second]++;
+            if (T < 40)
+                for (int world = 2; world <= 4; world++) union_ok &= check_union(&s, ep, st, world, NULL, &g);
+        }
+    CHECK(struct_ok, "every batch: 3 distinct classes of one group, then 3 of another, K samples each");
+    CHECK(union_ok, "ranks 2..4 read the world-1 batch");
+    /* The three pairs of distinct usable groups are equally likely (Floyd's
+     * draw is a uniform subset, not a uniform order), and within a group
+     * every eligible class is (chi-square, loose bounds). */
+    double mu = T / 3.0, chi = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = a + 1; b < 3; b++) {
+            double n = (double)(pair[a][b] + pair[b][a]);
+            chi += (n - mu) * (n - mu) / mu;
+        }
+    CHECK(chi < 2 + 6 * sqrt(4.0), "group-pair chi-square %.1f, dof 2", chi);
+    double chic = 0, nb = 0;
+    for (int c = 0; c < NC; c++) nb += group_of[c] == 1 ? (double)cls[c] : 0;
+    for (int c = 0; c < NC; c++)
+        if (group_of[c] == 1) chic += (cls[c] - nb / 6) * (cls[c] - nb / 6) / (nb / 6);
+    CHECK(chic < 5 + 6 * sqrt(10.0), "class chi-square within group b %.1f, dof 5", chic);
+    CHECK(cls[13] == 0 && cls[4] == 0, "the small class and the one-class group never drawn");
+    sampler_batch_free(&g);
+    sampler_free(&s);
+
+    /* Refusals, one line each: p not a multiple, too few usable groups, a
+     * mode other than pk, a bare label array. */
+    SamplerSpec bad = spec;
+    bad.groups = 4;
+    CHECK(sampler_init(&s, &bad, ds, &e) == -1 && strstr(e.msg, "p = 6") && strstr(e.msg, "groups = 4"),
+          "p not a multiple: %s", e.msg);
+    bad.groups = 6; /* one class per group: a, b, c and d qualify, 4 < 6 */
+    CHECK(sampler_init(&s, &bad, ds, &e) == -1 && strstr(e.msg, "4 of its 4 groups") && strstr(e.msg, path),
+          "too few groups: %s", e.msg);
+    bad.groups = 2;
+    bad.mode = SAMPLER_PAIRS;
+    bad.batch = 4;
+    CHECK(sampler_init(&s, &bad, ds, &e) == -1 && strstr(e.msg, "mode = pk only"), "pairs: %s", e.msg);
+    int32_t lab[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+    CHECK(sampler_init_labels(&s, &spec, lab, 8, 4, "bare", &e) == -1 && strstr(e.msg, "without groups"),
+          "bare labels: %s", e.msg);
+    ds_close(ds);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) FATAL("%s", cmd);
+}
+
 int main(void) {
     test_shard();
     test_pk();
     test_pk_uniform();
     test_records();
     test_coseg();
+    test_pk_groups();
     return test_finish();
 }

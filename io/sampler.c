@@ -101,11 +101,12 @@ static int groups_setup(Sampler *s, const int32_t *group_of, int n_groups, Err *
         }
     free(count);
     if (s->n_usable < (uint32_t)s->spec.groups)
-        return err_set(e,
-                       "dataset %s: %u of its %d groups (class-name prefixes before '/') have at least p/groups = "
-                       "%u classes of k=%d samples, but groups = %d are needed per PK batch; lower [sampler] "
-                       "groups or p",
-                       s->name, s->n_usable, n_groups, per, s->spec.k, s->spec.groups);
+        return err_set(
+            e,
+            "dataset %s: %u of its %d groups (class-name prefixes before '/') have at least p/groups = "
+            "%u classes of k=%d samples, but groups = %d are needed per PK batch; lower [sampler] "
+            "groups or p",
+            s->name, s->n_usable, n_groups, per, s->spec.k, s->spec.groups);
     return 0;
 }
 
@@ -383,7 +384,8 @@ static void pk_global(Sampler *s, uint64_t epoch, uint64_t step) {
         for (uint32_t g = 0; g < G; g++) {
             uint32_t u = s->pick_grp[g];
             floyd(&r, s->grp_n[u], per, s->pick_cls + g * per, s->bits);
-            for (uint32_t c = 0; c < per; c++) s->pick_cls[g * per + c] = s->grp_cls[s->grp_start[u] + s->pick_cls[g * per + c]];
+            for (uint32_t c = 0; c < per; c++)
+                s->pick_cls[g * per + c] = s->grp_cls[s->grp_start[u] + s->pick_cls[g * per + c]];
         }
     } else {
         floyd(&r, s->n_eligible, p, s->pick_cls, s->bits);

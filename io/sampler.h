@@ -87,8 +87,8 @@ typedef struct Sampler {
     uint32_t *grp_cls;   /* eligible-class indices, group by group */
     uint32_t *grp_start; /* (n_usable) first index into grp_cls of each usable group */
     uint32_t *grp_n;     /* (n_usable) its eligible classes */
-    uint32_t *own_ids;         /* index storage built by sampler_init_labels */
-    int shared;                /* clone: the arrays above belong to another */
+    uint32_t *own_ids;   /* index storage built by sampler_init_labels */
+    int shared;          /* clone: the arrays above belong to another */
     /* scratch, allocated once */
     uint32_t *pick_cls;   /* (P) */
     uint32_t *pick_grp;   /* (groups) */

@@ -535,11 +535,12 @@ static void test_pk_groups(void) {
     char dir[] = "/tmp/test_sampler.XXXXXX", path[256], cmd[300];
     if (!mkdtemp(dir)) FATAL("mkdtemp");
     snprintf(path, sizeof path, "%s/db", dir);
-    static const char *const names[] = {"c/0", "b/0", "a/0", "b/1", "d/0", "c/1", "b/2", "a/1",
+    static const char *const names[] = {"c/0", "b/0", "a/0", "b/1", "d/0", "c/1",     "b/2", "a/1",
                                         "c/2", "b/3", "c/3", "a/2", "b/4", "c/small", "b/5"};
     enum { NC = 15, PER = 4, K = 2 };
     const int group_of[NC] = {2, 1, 0, 1, 3, 2, 1, 0, 2, 1, 2, 0, 1, 2, 1}; /* a=0 .. d=3 by name */
-    DsWriterSpec ws = {.channels = 1, .height = 2, .width = 2, .classes = NC, .source = "test", .class_names = names};
+    DsWriterSpec ws = {
+        .channels = 1, .height = 2, .width = 2, .classes = NC, .source = "test", .class_names = names};
     DsWriter *w;
     Err e;
     if (ds_writer_create(&w, path, &ws, &e)) FATAL("create: %s", e.msg);
@@ -578,7 +579,8 @@ static void test_pk_groups(void) {
                 int l = g.labels[c * K];
                 struct_ok &= group_of[l] == (c < 3 ? first : second) && l != 13 && l != 4;
                 for (int c2 = 0; c2 < c; c2++) struct_ok &= g.labels[c2 * K] != l;
-                for (int i = 0; i < K; i++) struct_ok &= g.labels[c * K + i] == l && ds_labels(ds)[g.ids[c * K + i]] == l;
+                for (int i = 0; i < K; i++)
+                    struct_ok &= g.labels[c * K + i] == l && ds_labels(ds)[g.ids[c * K + i]] == l;
                 cls[l]++;
             }
             for (int i = 1; i < K; i++) struct_ok &= g.ids[i] != g.ids[0];

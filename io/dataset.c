@@ -158,41 +158,40 @@ size_t ds_group_len(const char *class_name) {
     return slash ? (size_t)(slash - class_name) : strlen(class_name);
 }
 
-typedef struct GroupKey {
-    char *name;
-    uint32_t label;
-} GroupKey;
+/* qsort_r order of class indices by their group (ds_group_len bytes, byte-
+ * wise, a shorter prefix first), then by index. */
+static int cmp_group(const void *pa, const void *pb, void *ctx) {
+    const char *const *names = ctx;
+    uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
+    size_t na = ds_group_len(names[ia]), nb = ds_group_len(names[ib]);
+    int c = memcmp(names[ia], names[ib], MIN(na, nb));
+    if (c) return c;
+    if (na != nb) return na < nb ? -1 : 1;
+    return (ia > ib) - (ia < ib);
+}
 
-static int cmp_group_key(const void *a, const void *b) {
-    const GroupKey *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    return c ? c : (x->label > y->label) - (x->label < y->label);
+int names_groups(const char *const *names, uint32_t C, int32_t *of_label, char ***group_names) {
+    uint32_t *order = xmalloc(((size_t)C + 1) * sizeof *order);
+    for (uint32_t c = 0; c < C; c++) order[c] = c;
+    qsort_r(order, C, sizeof *order, cmp_group, (void *)names);
+    char **out = group_names ? xmalloc(((size_t)C + 1) * sizeof *out) : NULL;
+    int n = 0;
+    for (uint32_t i = 0; i < C; i++) {
+        const char *a = names[order[i]], *b = i ? names[order[i - 1]] : NULL;
+        size_t na = ds_group_len(a);
+        if (!b || na != ds_group_len(b) || memcmp(a, b, na)) {
+            if (out) out[n] = xstrndup(a, na);
+            n++;
+        }
+        of_label[order[i]] = n - 1;
+    }
+    free(order);
+    if (group_names) *group_names = out;
+    return n;
 }
 
 int ds_groups(const Dataset *ds, int32_t *of_label, char ***names) {
-    uint32_t C = ds->meta.classes;
-    GroupKey *k = xmalloc(((size_t)C + 1) * sizeof *k);
-    for (uint32_t c = 0; c < C; c++) {
-        const char *cn = ds_class_name(ds, c);
-        k[c].name = xstrndup(cn, ds_group_len(cn));
-        k[c].label = c;
-    }
-    qsort(k, C, sizeof *k, cmp_group_key);
-    char **out = xmalloc(((size_t)C + 1) * sizeof *out);
-    int n = 0;
-    for (uint32_t i = 0; i < C; i++) {
-        if (n == 0 || strcmp(k[i].name, out[n - 1]) != 0)
-            out[n++] = k[i].name;
-        else
-            free(k[i].name);
-        of_label[k[i].label] = n - 1;
-    }
-    free(k);
-    if (names)
-        *names = out;
-    else
-        ds_groups_free(out, n);
-    return n;
+    return names_groups((const char *const *)ds->names, ds->meta.classes, of_label, names);
 }
 
 void ds_groups_free(char **names, int n) {

@@ -63,6 +63,9 @@ size_t ds_group_len(const char *class_name);
  * if names is not NULL, *names the n group names (malloc'd, each and the
  * array; free with ds_groups_free). Returns n (>= 1 when classes >= 1). */
 int ds_groups(const Dataset *ds, int32_t *of_label, char ***names);
+/* The same over a bare list of C class names (the importer's, before a
+ * dataset exists). */
+int names_groups(const char *const *names, uint32_t C, int32_t *of_label, char ***group_names);
 void ds_groups_free(char **names, int n);
 
 /* Sample names (format version 2, meta has_names): the importer's name of

@@ -259,42 +259,15 @@ typedef struct Split {
     uint64_t count[2];
 } Split;
 
-/* Group of every class (ds_group_len: the name before the first '/'), as
- * dense ids 0..G-1 in byte-wise order of the group names. Returns G. */
-static const char *const *group_names_; /* for the qsort comparator */
-static int cmp_group(const void *pa, const void *pb) {
-    const char *a = group_names_[*(const uint32_t *)pa], *b = group_names_[*(const uint32_t *)pb];
-    size_t na = ds_group_len(a), nb = ds_group_len(b);
-    int c = memcmp(a, b, MIN(na, nb));
-    if (c) return c;
-    if (na != nb) return na < nb ? -1 : 1;
-    return *(const uint32_t *)pa < *(const uint32_t *)pb ? -1 : 1;
-}
-
-static uint32_t class_groups(uint32_t *group, char *const *names, uint32_t C) {
-    uint32_t *order = xmalloc(sizeof(uint32_t) * C), G = 0;
-    for (uint32_t c = 0; c < C; c++) order[c] = c;
-    group_names_ = (const char *const *)names;
-    qsort(order, C, sizeof(uint32_t), cmp_group);
-    for (uint32_t i = 0; i < C; i++) {
-        const char *a = names[order[i]], *b = i ? names[order[i - 1]] : NULL;
-        size_t na = ds_group_len(a);
-        if (i && (na != ds_group_len(b) || memcmp(a, b, na))) G++;
-        group[order[i]] = G;
-    }
-    free(order);
-    return C ? G + 1 : 0;
-}
-
 /* CLASS and GROUP: round(F * units) whole units (classes or groups; at least
  * 1, at most all but 1) go to test, drawn by a seeded shuffle. */
 static int split_units(Split *sp, const Source *s, const ImportOptions *o, Rng *r, Err *e) {
     uint32_t C = s->classes, U = C;
-    uint32_t *unit = xmalloc(sizeof(uint32_t) * C);
+    int32_t *unit = xmalloc(sizeof(int32_t) * (C ? C : 1));
     if (o->split == IMPORT_SPLIT_GROUP) {
-        U = class_groups(unit, s->names, C);
+        U = (uint32_t)names_groups((const char *const *)s->names, C, unit, NULL);
     } else {
-        for (uint32_t c = 0; c < C; c++) unit[c] = c;
+        for (uint32_t c = 0; c < C; c++) unit[c] = (int32_t)c;
     }
     const char *what = o->split == IMPORT_SPLIT_GROUP ? "group" : "class";
     if (U < 2) {

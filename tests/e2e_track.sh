@@ -5,8 +5,10 @@
 # directory and by gt.txt, a root of sequences, JSON), mot-draw (PNG of the
 # right size), import --format mot (counts and names against gt.txt), a tiny
 # matching network trained a few steps (two-tower and early fusion),
-# track-fit and track with its checkpoint, and every command's bad input: one stderr line naming the file
-# and line or option, a non-zero exit, no output file.
+# track-fit and track with its checkpoint (also relinked with its own link
+# model, track velocities and joins over long gaps), and every command's bad
+# input: one stderr line naming the file and line or option, a non-zero
+# exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -121,6 +123,32 @@ check "track --relink" "$S" track "$CK" --seq "$Q" --out "$T/r-batch.txt" --comb
   --relink 1 --gallery 5
 "$S" mot-eval --gt "$Q" --res "$T/r-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
   || bad "relinked batch tracker: $(tail -1 "$T/se.txt")"
+# the relink flow's own link model, fitted on the scores and velocities that flow sees
+check "track-fit --relink-from" "$S" track-fit "$CK" --seq "$T/seq/synth-0101" --seq "$T/seq/synth-0102" \
+  --out "$T/rc.txt" --relink-from "$T/cc.txt" --gallery 5 --relink-motion 1
+grep -q 'gallery means of 5 after the flow with' "$T/rc.txt" && grep -q '^appearance = 1' "$T/rc.txt" && ok \
+  || bad "track-fit --relink-from: $(head -1 "$T/rc.txt")"
+check "track --relink-combiner --relink-motion --merge-gap" "$S" track "$CK" --seq "$Q" --out "$T/r2-batch.txt" \
+  --combiner "$T/cc.txt" --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 \
+  --merge-gap 30
+"$S" mot-eval --gt "$Q" --res "$T/r2-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+  || bad "relinked batch tracker with its own model: $(tail -1 "$T/se.txt")"
+# the first flow's model as the relink model: the tracks of --relink alone
+check "track --relink-combiner (the same model)" "$S" track "$CK" --seq "$Q" --out "$T/r3-batch.txt" \
+  --combiner "$T/cc.txt" --mode batch --relink 1 --gallery 5 --relink-combiner "$T/cc.txt"
+cmp -s "$T/r3-batch.txt" "$T/r-batch.txt" && ok || bad "--relink-combiner with the --combiner changed the tracks"
+expect_error "--relink-combiner without --relink" "--relink-combiner needs a CHECKPOINT, --mode batch and --relink N" \
+  "$T/x.txt" "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/cc.txt" --mode batch --relink-combiner "$T/rc.txt"
+expect_error "geometry-only relink combiner" "c.txt was fitted without an appearance score" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/cc.txt" --mode batch --relink 1 --relink-combiner "$T/c.txt"
+expect_error "track --merge-gate 0" "--merge-gate 0: expected a number" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --merge-gap 30 --merge-gate 0
+expect_error "track-fit --relink-from without a network" "--relink-from needs a CHECKPOINT" "$T/y.txt" \
+  "$S" track-fit --appearance none --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt"
+expect_error "track-fit --relink-from a geometry-only combiner" "was fitted without an appearance score" "$T/y.txt" \
+  "$S" track-fit "$CK" --seq "$Q" --out "$T/y.txt" --relink-from "$T/c.txt"
+expect_error "track-fit --gallery 0" "--gallery 0: expected a whole number" "$T/y.txt" \
+  "$S" track-fit "$CK" --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt" --gallery 0
 # the early-fusion form: the two crops stacked as one input, a pair-level logit
 check "pairs for the stacked network" "$S" pairs "$T/crops.lmdb" --pairs 2000
 cat >"$T/stacked.ini" <<EOF

@@ -4,7 +4,9 @@
  * appearance path (a crossing the geometry gets wrong in each mode and an
  * appearance score puts right), track-level appearance (galleries of a
  * track's detections outvoting a misleading pair at a crossing, in batch by
- * relinking, online by the mean), tracks written from labels with their ends
+ * relinking, online by the mean; the relink flow's scores and velocities
+ * worked out by hand, its own link model, track velocities in it, tracks
+ * joined over long gaps), tracks written from labels with their ends
  * extended and clipped (worked out by hand), the tracker options parsed from
  * flags, the link-model file, logistic regression
  * against its generating weights and its own gradient, and the pairs
@@ -240,6 +242,165 @@ static void test_gallery(void) {
     }
 }
 
+/* The detection of target `who` in frame f of det (truth sorted alike), -1. */
+static int det_of(const MotBoxes *det, const int *truth, int32_t f, int who) {
+    for (size_t i = det->first[f]; i < det->first[f + 1]; i++)
+        if (truth[i] == who) return (int)i;
+    return -1;
+}
+
+/* The candidate link a -> b among (ca, cb; nc), -1. */
+static int cand_of(const int *ca, const int *cb, int nc, int a, int b) {
+    for (int k = 0; k < nc; k++)
+        if (ca[k] == a && cb[k] == b) return k;
+    return -1;
+}
+
+static int zero_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)ctx, (void)a, (void)b, (void)e;
+    for (int k = 0; k < n; k++) out[k] = 0;
+    return 0;
+}
+
+/* The scores and velocities of the relink flow (track_link_scores), worked
+ * out by hand on the crossing of test_gallery (pass): without relinking the
+ * single pairs' scores; relinked with galleries of 5, A12 -> A19 scores
+ * 20/25 and A12 -> B19 5/25 (test_gallery), and with --relink-motion A12
+ * moves +4 px per frame (from A7: 20 px in 5 frames), B12 -4, both 0
+ * without. A relink model that reads the gallery score backwards
+ * (relink_model) makes the relinked flow switch where the first model's
+ * does not. */
+static void test_relink_scores(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1;
+    m.w[0] = 12, m.b -= 6;
+    Scene sc;
+    crossing(&sc, 0);
+    MotBoxes det, gt, res;
+    int truth[MAXB];
+    scene_boxes(&sc, &det, &gt, truth);
+    TrackOptions o;
+    track_options_default(&o, 1, 0);
+    o.gallery = 5;
+    Flipped ctx = {truth, &det};
+    Appearance app = {&ctx, flipped_score};
+    int *ca, *cb, nc;
+    track_candidates(&det, &o, &ca, &cb, &nc);
+    double *s = xmalloc(sizeof(double) * (size_t)nc), *vx = xmalloc(sizeof(double) * (size_t)nc),
+           *vy = xmalloc(sizeof(double) * (size_t)nc), *ref = xmalloc(sizeof(double) * (size_t)nc);
+    Err e = {""};
+    CHECK(track_link_scores(s, vx, vy, nc, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+    flipped_score(&ctx, ca, cb, nc, ref, &e);
+    int same = 1;
+    for (int k = 0; k < nc; k++) same &= s[k] == ref[k] && vx[k] == 0 && vy[k] == 0;
+    CHECK(same && nc > 0, "no relink: the single pairs' scores, no velocity (%d links)", nc);
+    int a12 = det_of(&det, truth, 12, 1), b12 = det_of(&det, truth, 12, 2), a19 = det_of(&det, truth, 19, 1),
+        b19 = det_of(&det, truth, 19, 2);
+    int kaa = cand_of(ca, cb, nc, a12, a19), kab = cand_of(ca, cb, nc, a12, b19),
+        kbb = cand_of(ca, cb, nc, b12, b19);
+    CHECK(kaa >= 0 && kab >= 0 && kbb >= 0, "the crossing's links are candidates");
+    for (int motion = 0; motion <= 1; motion++) {
+        o.relink = 1, o.relink_motion = motion;
+        CHECK(track_link_scores(s, vx, vy, nc, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        CHECK(fabs(s[kaa] - 0.8) < 1e-12 && fabs(s[kab] - 0.2) < 1e-12,
+              "relinked: A12 -> A19 %g (want 0.8), A12 -> B19 %g (want 0.2)", s[kaa], s[kab]);
+        double want = motion ? 4 : 0;
+        CHECK(vx[kaa] == want && vx[kab] == want && vx[kbb] == -want && vy[kaa] == 0 && vy[kbb] == 0,
+              "relink motion %d: A12 vx %g, B12 vx %g (want %g, %g)", motion, vx[kaa], vx[kbb], want, -want);
+    }
+    o.relink_motion = 0;
+    LinkModel back = m;
+    back.w[0] = -12, back.b = m.b + 12;
+    for (int inv = 0; inv <= 1; inv++) {
+        o.relink_model = inv ? &back : &m;
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        CHECK(inv ? c.idsw >= 1 : c.idsw == 0, "relink model %s: idsw %ld", inv ? "backwards" : "the same",
+              c.idsw);
+        mot_boxes_free(&res);
+    }
+    free(s), free(vx), free(vy), free(ref), free(ca), free(cb);
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+}
+
+/* --relink-motion: the crossing (pass) with an appearance that says
+ * nothing (every pair 0, weight 0). The flow without velocities links each
+ * end to the nearer reappearance, the wrong one, and so does a relinked one
+ * without them; relinked with each track's velocity, A12 moved 7 frames at
+ * +4 px lands exactly on A19 and B12 on B19: no switch. */
+static void test_relink_motion(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1;
+    Scene sc;
+    crossing(&sc, 0);
+    MotBoxes det, gt, res;
+    scene_boxes(&sc, &det, &gt, NULL);
+    Appearance app = {NULL, zero_score};
+    for (int motion = 0; motion <= 1; motion++) {
+        TrackOptions o;
+        track_options_default(&o, 1, 0);
+        o.relink = 1, o.relink_motion = motion;
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        CHECK(motion ? c.idsw == 0 && c.idtp == c.tp : c.idsw >= 1, "relink motion %d: idsw %ld", motion,
+              c.idsw);
+        mot_boxes_free(&res);
+    }
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+}
+
+/* --merge-gap: target A (y 50, +2 px per frame) is seen in frames 1-10 and
+ * 32-41 (a gap of 22 frames, more than max-gap 15), B far below (y 200) in
+ * every frame. Appearance knows the truth. Without merging A is two tracks;
+ * with --merge-gap 30 one (its ends 44 px, 2.2 box heights, apart: p = 0.99
+ * with the score 1). If the second piece is another target C (the score
+ * 0: p = 0.0007), it stays apart; so does A with --merge-gap 20, under its
+ * gap. */
+static void test_merge(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1;
+    m.w[0] = 12, m.b -= 6;
+    const struct {
+        int other, merge_gap, ids;
+        const char *what;
+    } runs[] = {{0, 0, 3, "no merging: A in two tracks"},
+                {0, 30, 2, "--merge-gap 30: A joined"},
+                {0, 20, 3, "--merge-gap 20: the gap of 22 is longer"},
+                {1, 30, 3, "--merge-gap 30, another target: apart"}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Scene sc = {.frames = 41};
+        for (int f = 1; f <= 41; f++) {
+            if (f <= 10 || f >= 32) add(&sc, f, f <= 10 || !runs[r].other ? 1 : 3, 10 + 2 * f, 50, 0.9);
+            add(&sc, f, 2, 10 + 2 * f, 200, 0.9);
+        }
+        MotBoxes det, gt, res;
+        int truth[MAXB];
+        scene_boxes(&sc, &det, &gt, truth);
+        TrackOptions o;
+        track_options_default(&o, 1, 0);
+        o.merge_gap = runs[r].merge_gap;
+        Appearance app = {truth, truth_score};
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        CHECK(c.res_ids == runs[r].ids && c.tp == 61 && c.fp == 0,
+              "%s: %ld result ids (want %d), tp %ld fp %ld", runs[r].what, c.res_ids, runs[r].ids, c.tp,
+              c.fp);
+        mot_boxes_free(&res);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+    }
+}
+
 static const MotBox *find(const MotBoxes *r, int32_t id, int32_t f) {
     for (size_t i = r->first[f]; i < r->first[f + 1]; i++)
         if (r->box[i].id == id) return &r->box[i];
@@ -324,6 +485,15 @@ static void test_option_parse(void) {
     track_options_default(&o, 1, 1);
     CHECK(o.relink == 0 && o.gallery_mean == 1 && o.gallery == 5,
           "batch defaults: no relink, gallery mean of 5");
+    CHECK(o.merge_gap == 0 && o.merge_gate == 0.5 && o.relink_motion == 0 && !o.relink_model,
+          "batch defaults: no merging (gate 0.5), no relink motion, one link model");
+    CHECK(track_option_parse(&o, "--merge-gap", "30", &e) == 1 && o.merge_gap == 30, "--merge-gap 30");
+    CHECK(track_option_parse(&o, "--merge-gate", "0.7", &e) == 1 && o.merge_gate == 0.7, "--merge-gate 0.7");
+    CHECK(track_option_parse(&o, "--relink-motion", "1", &e) == 1 && o.relink_motion == 1,
+          "--relink-motion 1");
+    CHECK(track_option_parse(&o, "--relink-motion", "2", &e) == -1 &&
+              strstr(e.msg, "--relink-motion 2: expected a whole number in [0, 1]"),
+          "--relink-motion 2 refused: %s", e.msg);
 }
 
 static void test_model_file(void) {
@@ -411,7 +581,7 @@ static void test_fit_pairs(void) {
     TrackOptions o;
     track_options_default(&o, 1, 0);
     Err e = {""};
-    CHECK(fit_add_sequence(&fs, 0, &det, &gt, NULL, &o, &e) == 0, "%s", e.msg);
+    CHECK(fit_add_sequence(&fs, 0, &det, &gt, NULL, NULL, &o, &e) == 0, "%s", e.msg);
     int pos = 0;
     for (int i = 0; i < fs.n; i++) pos += fs.y[i] > 0.5;
     CHECK(fs.n == 110 && pos == 90, "pairs %d (want 110), same target %d (want 90)", fs.n, pos);
@@ -428,6 +598,9 @@ int main(void) {
     test_parallel_and_gap();
     test_appearance();
     test_gallery();
+    test_relink_scores();
+    test_relink_motion();
+    test_merge();
     test_extrapolate();
     test_option_parse();
     test_model_file();

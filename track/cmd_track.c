@@ -17,7 +17,8 @@ static const char track_usage[] =
     "       tuning: [--min-score S] [--gate P] [--max-gap N] [--max-speed V]\n"
     "               [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N]\n"
     "               [--birth-score S] [--min-len N] [--gallery N] [--gallery-score best|mean]\n"
-    "               [--relink N] [--interpolate N] [--extrapolate N]\n"
+    "               [--relink N] [--relink-combiner FILE] [--merge-gap N] [--merge-gate P]\n"
+    "               [--interpolate N] [--extrapolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
     "writes them to FILE (frame,id,x,y,w,h,score,-1,-1,-1). The link probability is a\n"
@@ -56,6 +57,14 @@ static const char track_usage[] =
     "                     of its pairs' (default batch)\n"
     "  --relink N         batch with a CHECKPOINT: solve the flow N more times, each link\n"
     "                     scored by the galleries of the tracks found before (default 0)\n"
+    "  --relink-combiner F  batch with --relink: the link model of the relink flows (from\n"
+    "                     siamese track-fit --relink-from: fitted on gallery scores; default\n"
+    "                     the --combiner)\n"
+    "  --merge-gap N      batch with a CHECKPOINT: after the last flow, join track ends to\n"
+    "                     track starts more than --max-gap and at most N frames later,\n"
+    "                     scored by their galleries (as --relink) and the relink link model\n"
+    "                     (default 0: never)\n"
+    "  --merge-gate P     least link probability of such a join (default 0.5)\n"
     "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
     "                     (default 15; 0: never)\n"
     "  --extrapolate N    extend each track up to N frames before its first and after\n"
@@ -127,7 +136,8 @@ static int input_open(TrackInput *in, const char *seq, const char *ckpt, MotBoxe
 }
 
 int cmd_track(int argc, char **argv) {
-    const char *seq = NULL, *out = NULL, *appearance = NULL, *combiner = NULL, *mode = "online", *ckpt = NULL;
+    const char *seq = NULL, *out = NULL, *appearance = NULL, *combiner = NULL, *mode = "online", *ckpt = NULL,
+               *relink_combiner = NULL;
     /* the defaults depend on the mode and on whether there is a network: look first */
     int pre_ckpt = 0, pre_batch = 0;
     for (int i = 1; i < argc; i++) {
@@ -158,12 +168,13 @@ int cmd_track(int argc, char **argv) {
             ckpt = a;
             continue;
         }
-        const char **dst = !strcmp(a, "--seq")          ? &seq
-                           : !strcmp(a, "--out")        ? &out
-                           : !strcmp(a, "--appearance") ? &appearance
-                           : !strcmp(a, "--combiner")   ? &combiner
-                           : !strcmp(a, "--mode")       ? &mode
-                                                        : NULL;
+        const char **dst = !strcmp(a, "--seq")               ? &seq
+                           : !strcmp(a, "--out")             ? &out
+                           : !strcmp(a, "--appearance")      ? &appearance
+                           : !strcmp(a, "--combiner")        ? &combiner
+                           : !strcmp(a, "--mode")            ? &mode
+                           : !strcmp(a, "--relink-combiner") ? &relink_combiner
+                                                             : NULL;
         if (!dst) {
             fprintf(stderr, "siamese track: unexpected argument '%s' (siamese track --help)\n", a);
             return 2;
@@ -203,6 +214,26 @@ int cmd_track(int argc, char **argv) {
                 combiner, m.appearance ? "with" : "without",
                 ckpt ? "with this CHECKPOINT" : "with --appearance none");
         return 1;
+    }
+    LinkModel rm;
+    if (relink_combiner) {
+        if (!ckpt || !o.batch || !o.relink) {
+            fprintf(stderr,
+                    "siamese track: --relink-combiner needs a CHECKPOINT, --mode batch and --relink N\n");
+            return 2;
+        }
+        if (link_model_read(&rm, relink_combiner, &e)) {
+            fprintf(stderr, "siamese track: %s\n", e.msg);
+            return 1;
+        }
+        if (!rm.appearance) {
+            fprintf(stderr,
+                    "siamese track: %s was fitted without an appearance score; fit one with this CHECKPOINT "
+                    "(siamese track-fit --relink-from)\n",
+                    relink_combiner);
+            return 1;
+        }
+        o.relink_model = &rm;
     }
     TrackInput in;
     if (input_open(&in, seq, ckpt, NULL, &e)) {
@@ -308,6 +339,8 @@ static const char fit_usage[] =
     "usage: siamese track-fit CHECKPOINT --seq DIR [--seq DIR ...] --out FILE\n"
     "       siamese track-fit --appearance none --seq DIR [--seq DIR ...] --out FILE\n"
     "                         [--features all|score|context] [--max-gap N] [--max-speed V]\n"
+    "                         [--relink-from FILE [--gallery N] [--gallery-score best|mean]\n"
+    "                          [--entry-cost C] [--skip-cost C] [--gate P] [--min-score S]]\n"
     "\n"
     "Fits the tracker's link model (the combiner) on sequences with ground truth: a\n"
     "logistic regression of 'same target' on the contextual features of every detection\n"
@@ -327,6 +360,11 @@ static const char fit_usage[] =
     "                     (default without: IoU, distance, size, time gap)\n"
     "  --max-gap N        pairs up to N frames apart (default 15, as track)\n"
     "  --max-speed V      pairs moving at most V box heights per frame (default 0.5)\n"
+    "  --relink-from FILE with a CHECKPOINT: each pair's network score is the gallery score\n"
+    "                     that track --mode batch --relink 1 gives it, from the tracks of the\n"
+    "                     batch tracker with the combiner FILE (fit for track\n"
+    "                     --relink-combiner); --gallery, --gallery-score, --entry-cost,\n"
+    "                     --skip-cost, --gate and --min-score as for track (batch defaults)\n"
     "  --help             this text\n";
 
 /* Held-out quality of a feature set: each sequence predicted by the model
@@ -345,12 +383,21 @@ static void report_features(const char *what, const FitSamples *s, const int *us
 }
 
 int cmd_track_fit(int argc, char **argv) {
-    const char *out = NULL, *appearance = NULL, *ckpt = NULL, *features = NULL;
+    const char *out = NULL, *appearance = NULL, *ckpt = NULL, *features = NULL, *relink_from = NULL;
     const char **seqs = xmalloc(sizeof(char *) * (size_t)(argc + 1));
-    int nseq = 0;
+    int nseq = 0, pre_ckpt = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-')
+            pre_ckpt = 1;
+        else
+            i++;
+    }
     TrackOptions o;
-    track_options_default(&o, 1, 0); /* the batch tracker's candidate pairs */
-    const NumOpt nums[] = {{"--max-gap", 1, 10000, 1, &o.max_gap}, {"--max-speed", 0, 1e6, 0, &o.max_speed}};
+    track_options_default(&o, 1, pre_ckpt); /* the batch tracker's candidate pairs (and first flow) */
+    /* the batch tracker's options that shape its candidates or, for --relink-from, its first flow */
+    static const char *const tuning[] = {"--max-gap",    "--max-speed", "--min-score",
+                                         "--gate",       "--gallery",   "--gallery-score",
+                                         "--entry-cost", "--skip-cost", "--relink-motion"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -358,15 +405,26 @@ int cmd_track_fit(int argc, char **argv) {
             free(seqs);
             return 0;
         }
-        int r = num_option("track-fit", nums, 2, argc, argv, &i);
-        if (r < 0) goto usage;
-        if (r) continue;
+        int r = 0;
+        for (size_t k = 0; k < sizeof tuning / sizeof tuning[0] && !r; k++) {
+            if (strcmp(a, tuning[k])) continue;
+            Err oe = {""};
+            r = track_option_parse(&o, a, v, &oe);
+            if (r < 0) {
+                fprintf(stderr, "siamese track-fit: %s\n", oe.msg);
+                goto usage;
+            }
+        }
+        if (r) {
+            i++;
+            continue;
+        }
         if (a[0] != '-' && !ckpt) {
             ckpt = a;
             continue;
         }
         if (!v || (strcmp(a, "--seq") && strcmp(a, "--out") && strcmp(a, "--appearance") &&
-                   strcmp(a, "--features"))) {
+                   strcmp(a, "--features") && strcmp(a, "--relink-from"))) {
             fprintf(stderr, "siamese track-fit: %s '%s' (siamese track-fit --help)\n",
                     v ? "unexpected argument" : "a value is needed after", a);
             goto usage;
@@ -375,6 +433,7 @@ int cmd_track_fit(int argc, char **argv) {
         if (!strcmp(a, "--out")) out = v;
         if (!strcmp(a, "--appearance")) appearance = v;
         if (!strcmp(a, "--features")) features = v;
+        if (!strcmp(a, "--relink-from")) relink_from = v;
         i++;
     }
     if (!features) features = ckpt ? "all" : "context";
@@ -392,8 +451,30 @@ int cmd_track_fit(int argc, char **argv) {
                 "--out FILE (siamese track-fit --help)\n");
         goto usage;
     }
-    FitSamples s = {0};
     Err e = {""};
+    LinkModel first;
+    if (relink_from) {
+        if (!ckpt || !strcmp(features, "context")) {
+            fprintf(stderr, "siamese track-fit: --relink-from needs a CHECKPOINT and the network's score "
+                            "(--features all or score)\n");
+            goto usage;
+        }
+        if (link_model_read(&first, relink_from, &e)) {
+            fprintf(stderr, "siamese track-fit: %s\n", e.msg);
+            free(seqs);
+            return 1;
+        }
+        if (!first.appearance) {
+            fprintf(stderr,
+                    "siamese track-fit: --relink-from %s was fitted without an appearance score; give a "
+                    "combiner fitted with this CHECKPOINT\n",
+                    relink_from);
+            free(seqs);
+            return 1;
+        }
+        o.relink = 1;
+    }
+    FitSamples s = {0};
     int rc = 0;
     for (int k = 0; k < nseq && !rc; k++) {
         TrackInput in;
@@ -401,7 +482,7 @@ int cmd_track_fit(int argc, char **argv) {
         rc = input_open(&in, seqs[k], ckpt, &gt, &e);
         if (rc) break;
         Appearance app = {&in.cnn, cnn_appearance_score};
-        rc = fit_add_sequence(&s, k, &in.det, &gt, ckpt ? &app : NULL, &o, &e);
+        rc = fit_add_sequence(&s, k, &in.det, &gt, ckpt ? &app : NULL, relink_from ? &first : NULL, &o, &e);
         mot_boxes_free(&gt);
         input_close(&in);
     }
@@ -418,11 +499,15 @@ int cmd_track_fit(int argc, char **argv) {
         const int *use = !strcmp(features, "all") ? all : !strcmp(features, "score") ? cnn : geo;
         fit_link_model(&m, &s, use, -1);
         char comment[512];
-        snprintf(comment, sizeof comment, "%s%s, %d sequences, %d pairs",
+        char gal[256] = "";
+        if (relink_from)
+            snprintf(gal, sizeof gal, " (gallery %s of %d after the flow with %s)",
+                     o.gallery_mean ? "means" : "bests", o.gallery, relink_from);
+        snprintf(comment, sizeof comment, "%s%s%s, %d sequences, %d pairs",
                  !strcmp(features, "all")     ? "network score and contextual features of "
                  : !strcmp(features, "score") ? "network score alone of "
                                               : "contextual features",
-                 ckpt ? ckpt : "", nseq, s.n);
+                 ckpt ? ckpt : "", gal, nseq, s.n);
         rc = link_model_write(&m, out, comment, &e);
         if (!rc) printf("wrote %s\n", out);
     }

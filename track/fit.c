@@ -105,7 +105,7 @@ static void push_link(FitSamples *s, const double *phi, double y, int seq) {
 }
 
 int fit_add_sequence(FitSamples *s, int seq, const MotBoxes *det, const MotBoxes *gt, const Appearance *app,
-                     const TrackOptions *o, Err *e) {
+                     const LinkModel *first, const TrackOptions *o, Err *e) {
     int *gid = xmalloc(sizeof(int) * (det->n + 1));
     match_detections(gid, det, gt);
     for (size_t i = 0; i < det->n; i++) {
@@ -121,18 +121,23 @@ int fit_add_sequence(FitSamples *s, int seq, const MotBoxes *det, const MotBoxes
     }
     int *pa, *pb, np;
     track_candidates(det, o, &pa, &pb, &np);
-    double *score = xcalloc((size_t)np + 1, sizeof(double));
-    int rc = app && np ? app->score(app->ctx, pa, pb, np, score, e) : 0;
+    double *score = xcalloc((size_t)np + 1, sizeof(double)), *vx = xcalloc((size_t)np + 1, sizeof(double)),
+           *vy = xcalloc((size_t)np + 1, sizeof(double));
+    int rc = !app || !np ? 0
+             : first     ? track_link_scores(score, vx, vy, np, det, first, app, o, e)
+                         : app->score(app->ctx, pa, pb, np, score, e);
     for (int k = 0; k < np && !rc; k++) {
         const MotBox *a = &det->box[pa[k]], *b = &det->box[pb[k]];
         if (gid[pa[k]] < 0 && gid[pb[k]] < 0) continue; /* two false positives: nothing to learn */
         double phi[TRACK_NFEAT];
-        track_features(phi, a, 0, 0, b, b->frame - a->frame, score[k]);
+        track_features(phi, a, vx[k], vy[k], b, b->frame - a->frame, score[k]);
         push_link(s, phi, gid[pa[k]] >= 0 && gid[pa[k]] == gid[pb[k]], seq);
     }
     free(pa);
     free(pb);
     free(score);
+    free(vx);
+    free(vy);
     free(gid);
     return rc;
 }

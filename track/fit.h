@@ -28,10 +28,13 @@ typedef struct FitSamples {
     int *det_seq;
 } FitSamples;
 
-/* Adds one sequence's samples (appearance scores from app, or 0 without). 0,
- * or -1 with e from the appearance model. */
+/* Adds one sequence's samples (appearance scores from app, or 0 without). With
+ * first (and app), a link's appearance score is the one the batch tracker's
+ * relink pass gives it (track_link_scores with o, o->relink >= 1): the gallery
+ * score from the tracks of the flow with link model first. 0, or -1 with e
+ * from the appearance model. */
 int fit_add_sequence(FitSamples *s, int seq, const MotBoxes *det, const MotBoxes *gt, const Appearance *app,
-                     const TrackOptions *o, Err *e);
+                     const LinkModel *first, const TrackOptions *o, Err *e);
 void fit_samples_free(FitSamples *s);
 
 /* Fraction of link samples that are positive. */

@@ -118,6 +118,7 @@ void track_options_default(TrackOptions *o, int batch, int appearance) {
                         .min_len = 3,
                         .gallery = 5,
                         .gallery_mean = batch,
+                        .merge_gate = 0.5,
                         .interpolate = 15};
 }
 
@@ -135,6 +136,8 @@ int track_option_parse(TrackOptions *o, const char *name, const char *value, Err
         {"--birth-score", -1e9, 1e9, 0, &o->birth_score}, {"--min-len", 1, 100000, 1, &o->min_len},
         {"--gallery", 1, 1000, 1, &o->gallery},           {"--interpolate", 0, 100000, 1, &o->interpolate},
         {"--extrapolate", 0, 100000, 1, &o->extrapolate}, {"--relink", 0, 100, 1, &o->relink},
+        {"--merge-gap", 0, 10000, 1, &o->merge_gap},      {"--merge-gate", 1e-9, 1, 0, &o->merge_gate},
+        {"--relink-motion", 0, 1, 1, &o->relink_motion},
     };
     if (!strcmp(name, "--gallery-score")) {
         if (!value || (strcmp(value, "best") && strcmp(value, "mean")))
@@ -337,13 +340,13 @@ void track_candidates(const MotBoxes *det, const TrackOptions *o, int **pa, int 
  * place i in its track, used[i] whether i is in one. */
 static void batch_flow(int *next, char *used, const MotBoxes *det, const LinkModel *m, const TrackOptions *o,
                        const int *idx, const int *node, int n, const int *ca, const int *cb, int nc,
-                       const double *s) {
+                       const double *s, const double *vx, const double *vy) {
     FlowLink *links = xmalloc(sizeof(FlowLink) * ((size_t)nc + 1));
     int nl = 0;
     for (int k = 0; k < nc; k++) {
         const MotBox *a = &det->box[ca[k]], *b = &det->box[cb[k]];
         double phi[TRACK_NFEAT];
-        track_features(phi, a, 0, 0, b, b->frame - a->frame, s[k]);
+        track_features(phi, a, vx[k], vy[k], b, b->frame - a->frame, s[k]);
         double p = 1 / (1 + exp(-link_logit(m, phi)));
         if (p < o->gate) continue;
         double cost = -log(p) + o->skip_cost * (b->frame - a->frame - 1);
@@ -399,8 +402,91 @@ static int gallery_scores(double *s, const int *ca, const int *cb, int nc, const
     return rc;
 }
 
-static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
-                       const TrackOptions *o, Err *e) {
+/* The centre velocity of detection a on its track: from the detection up to
+ * 5 before it (following before[]) to a; 0 when a has none. */
+static void track_velocity(double *vx, double *vy, const MotBoxes *det, const int *before, int a) {
+    int c = a;
+    for (int g = 0; g < 5 && before[c] >= 0; g++) c = before[c];
+    *vx = *vy = 0;
+    if (c == a) return;
+    const MotBox *p = &det->box[a], *q = &det->box[c];
+    double df = p->frame - q->frame;
+    *vx = (p->x + p->w / 2.0 - q->x - q->w / 2.0) / df;
+    *vy = (p->y + p->h / 2.0 - q->y - q->h / 2.0) / df;
+}
+
+/* Joins track ends to later track starts more than o->max_gap and at most
+ * o->merge_gap frames later (the tracks of next[] over the places idx[], n of
+ * them; before[] and after[] the detections' neighbours on them): each pair
+ * within max_speed is scored by its galleries and the link model m, pairs of
+ * probability >= merge_gate may join, and the Hungarian method picks the
+ * joins of least summed -log p, each end and start staying unjoined at cost
+ * -log merge_gate. Updates next[]. 0 or -1 with e. */
+static int merge_tracks(int *next, const char *used, const char *has_pred, const MotBoxes *det,
+                        const LinkModel *m, const Appearance *app, const TrackOptions *o, const int *idx,
+                        int n, const int *before, const int *after, Err *e) {
+    int *tail = xmalloc(sizeof(int) * ((size_t)n + 1)), *head = xmalloc(sizeof(int) * ((size_t)n + 1)),
+        nt = 0, nh = 0;
+    for (int i = 0; i < n; i++) {
+        if (!used[i]) continue;
+        if (next[i] < 0) tail[nt++] = i;
+        if (!has_pred[i]) head[nh++] = i;
+    }
+    int cap = 64, np = 0, rc = 0;
+    int *pt = xmalloc(sizeof(int) * (size_t)cap), *ph = xmalloc(sizeof(int) * (size_t)cap);
+    int *ca = xmalloc(sizeof(int) * (size_t)cap), *cb = xmalloc(sizeof(int) * (size_t)cap);
+    for (int x = 0; x < nt; x++)
+        for (int y = 0; y < nh; y++) {
+            const MotBox *a = &det->box[idx[tail[x]]], *b = &det->box[idx[head[y]]];
+            int gap = b->frame - a->frame;
+            if (gap <= o->max_gap || gap > o->merge_gap) continue;
+            double phi[TRACK_NFEAT];
+            track_features(phi, a, 0, 0, b, gap, 0);
+            if (phi[7] > o->max_speed) continue;
+            if (np == cap) {
+                cap *= 2;
+                pt = xrealloc(pt, sizeof(int) * (size_t)cap), ph = xrealloc(ph, sizeof(int) * (size_t)cap);
+                ca = xrealloc(ca, sizeof(int) * (size_t)cap), cb = xrealloc(cb, sizeof(int) * (size_t)cap);
+            }
+            pt[np] = x, ph[np] = y, ca[np] = idx[tail[x]], cb[np++] = idx[head[y]];
+        }
+    double *s = xmalloc(sizeof(double) * ((size_t)np + 1));
+    if (np) rc = gallery_scores(s, ca, cb, np, before, after, MAX(1, o->gallery), o->gallery_mean, app, e);
+    if (np && !rc) {
+        /* tails x (heads + one "stay" column per tail) */
+        int cols = nh + nt;
+        double *cost = xmalloc(sizeof(double) * (size_t)nt * (size_t)cols);
+        for (size_t k = 0; k < (size_t)nt * (size_t)cols; k++) cost[k] = ASSIGN_FORBIDDEN;
+        for (int x = 0; x < nt; x++) cost[(size_t)x * cols + nh + x] = -log(o->merge_gate);
+        for (int k = 0; k < np; k++) {
+            const MotBox *a = &det->box[ca[k]], *b = &det->box[cb[k]];
+            double phi[TRACK_NFEAT], vx = 0, vy = 0;
+            if (o->relink_motion) track_velocity(&vx, &vy, det, before, ca[k]);
+            track_features(phi, a, vx, vy, b, b->frame - a->frame, s[k]);
+            double p = 1 / (1 + exp(-link_logit(m, phi)));
+            if (p >= o->merge_gate) cost[(size_t)pt[k] * cols + ph[k]] = -log(p);
+        }
+        int *match = xmalloc(sizeof(int) * ((size_t)nt + 1));
+        assign_solve(match, cost, nt, cols, NULL);
+        for (int x = 0; x < nt; x++)
+            if (match[x] >= 0 && match[x] < nh) next[tail[x]] = head[match[x]];
+        free(match);
+        free(cost);
+    }
+    free(s);
+    free(pt);
+    free(ph);
+    free(ca);
+    free(cb);
+    free(tail);
+    free(head);
+    return rc;
+}
+
+/* The batch tracker: into t, or (t NULL) only the appearance scores of the
+ * candidate links its last flow would use into scores (nscores entries). */
+static int batch_run(Tracks *t, double *scores, double *svx, double *svy, int nscores, const MotBoxes *det,
+                     const LinkModel *m, const Appearance *app, const TrackOptions *o, Err *e) {
     /* the detections in play, in time order (det is sorted by frame); node[i]
      * is detection i's place among them */
     int *idx = xmalloc(sizeof(int) * (det->n + 1)), *node = xmalloc(sizeof(int) * (det->n + 1)), n = 0;
@@ -410,13 +496,16 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
     }
     int *ca, *cb, nc;
     track_candidates(det, o, &ca, &cb, &nc);
-    double *s = xcalloc((size_t)nc + 1, sizeof(double));
+    double *s = xcalloc((size_t)nc + 1, sizeof(double)), *vx = xcalloc((size_t)nc + 1, sizeof(double)),
+           *vy = xcalloc((size_t)nc + 1, sizeof(double));
     int rc = app && nc ? app->score(app->ctx, ca, cb, nc, s, e) : 0;
     int *next = xmalloc(sizeof(int) * ((size_t)n + 1));
     char *used = xmalloc((size_t)n + 1), *has_pred = xcalloc((size_t)n + 1, 1);
     int *before = xmalloc(sizeof(int) * (det->n + 1)), *after = xmalloc(sizeof(int) * (det->n + 1));
     for (int pass = 0; !rc; pass++) {
-        batch_flow(next, used, det, m, o, idx, node, n, ca, cb, nc, s);
+        if (!t && (pass == o->relink || !app)) break;
+        batch_flow(next, used, det, pass && o->relink_model ? o->relink_model : m, o, idx, node, n, ca, cb,
+                   nc, s, vx, vy);
         if (pass == o->relink || !app) break;
         /* each detection's neighbours on the tracks just found */
         for (size_t i = 0; i < det->n; i++) before[i] = after[i] = -1;
@@ -424,10 +513,26 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
             if (next[i] >= 0) after[idx[i]] = idx[next[i]], before[idx[next[i]]] = idx[i];
         if (!rc)
             rc = gallery_scores(s, ca, cb, nc, before, after, MAX(1, o->gallery), o->gallery_mean, app, e);
+        for (int k = 0; k < nc && o->relink_motion; k++) track_velocity(&vx[k], &vy[k], det, before, ca[k]);
     }
-    if (!rc) {
+    if (!rc && !t) {
+        ASSERT(nscores == nc);
+        memcpy(scores, s, sizeof(double) * (size_t)nc);
+        memcpy(svx, vx, sizeof(double) * (size_t)nc);
+        memcpy(svy, vy, sizeof(double) * (size_t)nc);
+    } else if (!rc) {
         for (int i = 0; i < n; i++)
             if (next[i] >= 0) has_pred[next[i]] = 1;
+        if (app && o->merge_gap > o->max_gap) {
+            for (size_t i = 0; i < det->n; i++) before[i] = after[i] = -1;
+            for (int i = 0; i < n; i++)
+                if (next[i] >= 0) after[idx[i]] = idx[next[i]], before[idx[next[i]]] = idx[i];
+            rc = merge_tracks(next, used, has_pred, det, o->relink_model ? o->relink_model : m, app, o, idx,
+                              n, before, after, e);
+            memset(has_pred, 0, (size_t)n + 1);
+            for (int i = 0; i < n && !rc; i++)
+                if (next[i] >= 0) has_pred[next[i]] = 1;
+        }
         for (int i = 0; i < n; i++) {
             if (!used[i] || has_pred[i]) continue;
             int k = tracks_new(t, 1);
@@ -444,7 +549,19 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
     free(ca);
     free(cb);
     free(s);
+    free(vx);
+    free(vy);
     return rc;
+}
+
+static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
+                       const TrackOptions *o, Err *e) {
+    return batch_run(t, NULL, NULL, NULL, 0, det, m, app, o, e);
+}
+
+int track_link_scores(double *s, double *vx, double *vy, int nc, const MotBoxes *det, const LinkModel *m,
+                      const Appearance *app, const TrackOptions *o, Err *e) {
+    return batch_run(NULL, s, vx, vy, nc, det, m, app, o, e);
 }
 
 /* ---- online: frame by frame ----------------------------------------------------------- */

@@ -77,6 +77,18 @@ typedef struct TrackOptions {
                             gallery score of the previous tracks (0: never, the default) */
     int gallery_mean;    /* a gallery's score is the mean of its pairs' (default in batch), else the
                             best (default online) */
+    /* batch: the link model of the relink flows and joins (NULL: the first flow's), e.g. one
+       fitted on their gallery scores (siamese track-fit --relink-from) */
+    const LinkModel *relink_model;
+    /* batch: in the relink flows and joins, features f1-f3 and f7 move a's box by its track's
+       velocity (from the detection up to 5 before it on the previous flow's track to a), as
+       online does (0: not moved, the default) */
+    int relink_motion;
+    /* batch with an appearance model: after the last flow, join a track's end to a later track's
+       start more than max_gap and at most merge_gap frames later (0: never, the default), scored
+       by their galleries as relinking does; a join needs probability >= merge_gate (0.5) */
+    int merge_gap;
+    double merge_gate;
     float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 
@@ -100,6 +112,15 @@ void track_candidates(const MotBoxes *det, const TrackOptions *o, int **a, int *
  * -1 with e (from the appearance model only). */
 int track_run(MotBoxes *out, const MotBoxes *det, const LinkModel *m, const Appearance *app,
               const TrackOptions *o, Err *e);
+
+/* The appearance scores s (nc entries) of the candidate links (track_candidates(det, o), nc of
+ * them) that the last flow of the batch tracker uses: the single pairs' with o->relink 0, else
+ * the gallery scores from the tracks of the flow before it (the first flow with m, later ones
+ * with o->relink_model if set); vx, vy (nc entries each) the velocity that flow gives each
+ * link's first detection (0 unless o->relink_motion). For fitting a link model on the relink
+ * flow's features. 0 or -1 with e. */
+int track_link_scores(double *s, double *vx, double *vy, int nc, const MotBoxes *det, const LinkModel *m,
+                      const Appearance *app, const TrackOptions *o, Err *e);
 
 /* Writes given tracks as track_run does (min_len, interpolate, extrapolate
  * of o apply): label[i] is detection i's track (0, 1, ...; -1 none), ids

@@ -333,7 +333,7 @@ static int verify_all(Dataset *ds, Err *e) {
 
 /* Writes sample id as `kind` ("pgm": the channels stacked vertically;
  * "ppm" / "png": a colour or grey picture), its mask (if any) below it as
- * 0 / 255 grey. */
+ * 0 / 255 grey (class masks: (class + 1) x 255 / classes). */
 static int dump_one(Dataset *ds, uint64_t id, const char *kind, const char *path, Err *e) {
     const DsMeta *m = ds_meta(ds);
     uint32_t C = m->channels, H = m->height, W = m->width, mh = m->has_masks ? H : 0;
@@ -348,7 +348,10 @@ static int dump_one(Dataset *ds, uint64_t id, const char *kind, const char *path
     int32_t label;
     int rc = ds_read(r, id, px, &label, px + hw * C, e);
     ds_reader_close(r);
-    for (size_t i = 0; mh && i < hw; i++) px[hw * C + i] = px[hw * C + i] ? 255 : 0;
+    for (size_t i = 0; mh && i < hw; i++) /* class masks: class + 1 in grey steps of 255 / classes */
+        px[hw * C + i] = m->has_masks == DS_MASKS_CLASS ? (uint8_t)(px[hw * C + i] * 255u / m->classes)
+                         : px[hw * C + i]               ? 255
+                                                        : 0;
     uint32_t oc = pgm ? 1 : !strcmp(kind, "ppm") ? 3 : C, rows = pgm ? H * C + mh : H + mh;
     uint8_t *img = px;
     if (!pgm) { /* interleave: picture rows, then the mask rows */
@@ -367,7 +370,9 @@ static int dump_one(Dataset *ds, uint64_t id, const char *kind, const char *path
     if (!rc)
         printf("wrote %s: sample %" PRIu64 "%s%s, label %d (%s), %ux%u %s%s\n", path, id, name ? " " : "",
                name ? name : "", label, ds_class_name(ds, (uint32_t)label), rows, W, pgm ? "PGM" : kind,
-               mh ? " (mask below, 255 = object)" : "");
+               m->has_masks == DS_MASKS_CLASS ? " (class mask below, grey (class + 1) x 255 / classes)"
+               : mh                           ? " (mask below, 255 = object)"
+                                              : "");
     if (img != px) free(img);
     free(px);
     return rc;
@@ -454,7 +459,9 @@ int cmd_inspect(int argc, char **argv) {
     printf("std         %.6f", m->std);
     print_channels(m->channel_std, m->channels);
     printf("compressed  %s\n", m->compressed ? "yes" : "no");
-    printf("masks       %s\n", m->has_masks ? "yes (0 background, non-zero object)" : "no");
+    printf("masks       %s\n", m->has_masks == DS_MASKS_CLASS ? "class masks (0 background, class + 1 per object pixel)"
+                                : m->has_masks                   ? "yes (0 background, non-zero object)"
+                                                                 : "no");
     printf("names       %s\n", m->has_names ? "yes" : "no");
     printf("pairs       %" PRIu64 "\n", m->npairs);
     printf("triplets    %" PRIu64 "\n", m->ntriplets);

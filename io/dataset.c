@@ -22,7 +22,8 @@
  *               channel_mean, channel_std   (version 2) C comma-separated
  *                         numbers: the same statistics per channel
  *               compressed "0" or "1": records were deflated at import
- *               masks     "0" or "1": every record carries an H x W mask
+ *               masks     "0", "1" or "2": with 1 or 2 every record carries an
+ *                         H x W mask; 2: per-pixel class masks (below)
  *               names     (version 2) "0" or "1": the `names` sub-database
  *                         holds a name for every sample
  *               npairs, ntriplets  records in pairs / triplets (0: absent)
@@ -52,10 +53,11 @@
  *             be smaller is stored raw (flag bit 0 clear); an uncompressed
  *             dataset never has deflated records. Masks (segmentation) live
  *             in the sample record, after the pixels; there is no `masks`
- *             sub-database. Mask bytes: 0 background, anything else object;
- *             importers store 1 for object. Values 2..255 are free for
- *             datasets that label several objects per image (e.g. class + 1,
- *             so that a pair's target is the pixels of their common label).
+ *             sub-database. Mask bytes (masks 1): 0 background, anything else
+ *             object; importers store 1 for object. With masks 2 (class
+ *             masks, `siamese synth coseg --class-masks`) a mask labels every
+ *             object of the image: 0 background, c + 1 for a pixel of class c,
+ *             never above `classes` (checked on read).
  *   by_class  key: 4-byte big-endian label, value: the sample ids of that
  *             label as little-endian uint32, strictly ascending. Every label
  *             0..classes-1 has an entry (possibly empty); together they hold
@@ -312,7 +314,7 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
         meta_u64(txn, dbi, "width", 1, 65535, 1, &w, p, e) ||
         meta_u64(txn, dbi, "classes", 1, DS_MAX_CLASSES, 1, &k, p, e) ||
         meta_u64(txn, dbi, "compressed", 0, 1, 1, &z, p, e) ||
-        meta_u64(txn, dbi, "masks", 0, 1, 1, &mk, p, e) ||
+        meta_u64(txn, dbi, "masks", 0, DS_MASKS_CLASS, 1, &mk, p, e) ||
         meta_u64(txn, dbi, "names", 0, 1, v >= 2, &nm, p, e) ||
         meta_u64(txn, dbi, "npairs", 0, UINT64_MAX, 0, &np, p, e) ||
         meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) ||

@@ -18,6 +18,11 @@
 #define DS_MAX_CHANNELS 16 /* channels of a sample (1 grey, 3 colour) */
 #define DS_MAX_NAME 1024   /* bytes of a sample name */
 
+/* Meta `masks`: 0 none; DS_MASKS_OBJECT: 0 background, else the object of
+ * the sample's label; DS_MASKS_CLASS: per-pixel classes of every object,
+ * 0 background, c + 1 for class c (<= classes; the reader checks). */
+enum { DS_MASKS_NONE = 0, DS_MASKS_OBJECT = 1, DS_MASKS_CLASS = 2 };
+
 typedef struct DsMeta {
     uint32_t version;               /* DS_FORMAT_VERSION */
     uint64_t count;                 /* samples, ids 0..count-1 */
@@ -27,7 +32,7 @@ typedef struct DsMeta {
     float channel_mean[DS_MAX_CHANNELS],
         channel_std[DS_MAX_CHANNELS]; /* per channel (version 1: = mean, std) */
     int compressed;                 /* records zlib-compressed */
-    int has_masks;                  /* optional per-sample uint8 mask (H x W): 0 background, else object */
+    int has_masks;                  /* optional per-sample uint8 mask (H x W): DS_MASKS_OBJECT or DS_MASKS_CLASS */
     int has_names;                  /* every sample has a unique name (version 2) */
     uint64_t npairs, ntriplets;     /* 0 when the sub-database is absent */
     char source[256];               /* free text: where it came from */
@@ -119,7 +124,7 @@ typedef struct DsWriterSpec {
     uint32_t channels, height, width;
     uint32_t classes;
     int compress;
-    int has_masks;
+    int has_masks; /* DS_MASKS_* (any other non-zero: DS_MASKS_OBJECT) */
     const char *source;
     const char *const *class_names; /* classes entries, or NULL for "0".."n-1" */
 } DsWriterSpec;

@@ -115,6 +115,14 @@ int ds_decode(DsDecoder *d, uint64_t id, const uint8_t *b, size_t n, int32_t wan
         return REC_FAIL("CRC-32 mismatch (stored %08x, pixels give %08x): corrupted record — " RECORD_HINT, p,
                         id, ds_get_le32(b + 20), crc);
     memcpy(pixels, src, d->npix);
+    if (d->has_masks == DS_MASKS_CLASS) {
+        const uint8_t *mk = src + d->npix;
+        for (size_t i = 0; i < raw - d->npix; i++)
+            if (mk[i] > d->classes)
+                return REC_FAIL("class mask value %u at pixel %zu is above classes (%u): a class mask holds 0 "
+                                "(background) or class + 1 — " RECORD_HINT,
+                                p, id, mk[i], i, d->classes);
+    }
     if (mask && d->has_masks) memcpy(mask, src + d->npix, raw - d->npix);
     if (label) *label = (int32_t)lab;
     return 0;

@@ -303,6 +303,11 @@ int ds_writer_add_named(DsWriter *w, const uint8_t *pixels, int32_t label, const
     if (w->has_masks && !mask)
         return err_set(e, "%s: sample %" PRIu64 ": the dataset has masks but none was given", w->path,
                        w->count);
+    if (w->has_masks == DS_MASKS_CLASS)
+        for (size_t i = 0; i < (size_t)w->height * w->width; i++)
+            if (mask[i] > w->classes)
+                return err_set(e, "%s: sample %" PRIu64 ": class mask value %u at pixel %zu is above classes (%u)",
+                               w->path, w->count, mask[i], i, w->classes);
     if (w->count >= UINT32_MAX) return err_set(e, "%s: more than %u samples", w->path, UINT32_MAX - 1);
     if (w->has_names < 0) w->has_names = name != NULL;
     if (w->has_names != (name != NULL))
@@ -488,7 +493,7 @@ static int writer_commit(DsWriter *w, Err *e) {
     batch_text(&w->batch, DBW_META, "channel_mean", list[0]);
     batch_text(&w->batch, DBW_META, "channel_std", list[1]);
     META_PUT("compressed", "%d", w->compress ? 1 : 0);
-    META_PUT("masks", "%d", w->has_masks ? 1 : 0);
+    META_PUT("masks", "%d", w->has_masks == DS_MASKS_CLASS ? DS_MASKS_CLASS : w->has_masks ? DS_MASKS_OBJECT : 0);
     META_PUT("names", "%d", w->has_names > 0 ? 1 : 0);
     META_PUT("npairs", "%" PRIu64, w->npairs);
     META_PUT("ntriplets", "0");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../io/dataset.h"
 #include "../io/image.h"
@@ -388,6 +389,54 @@ static void test_masks(void) {
     ds_close(ds);
 }
 
+/* Class masks (meta masks = 2): values 0..classes round-trip, a larger one
+ * is refused by the writer, and by the reader in a record made by hand. */
+static void test_class_masks(void) {
+    DsWriter *w;
+    Err e;
+    DsWriterSpec spec = {.channels = 1, .height = 2, .width = 2, .classes = 2, .has_masks = DS_MASKS_CLASS,
+                         .source = "test"};
+    CHECK(ds_writer_create(&w, fixture_path("classmasks.lmdb"), &spec, &e) == 0, "%s", e.msg);
+    uint8_t img[4] = {1, 2, 3, 4}, mask[4] = {0, 1, 2, 2}, bad[4] = {0, 3, 1, 1};
+    CHECK(ds_writer_add(w, img, 1, mask, &e) == 0, "%s", e.msg);
+    CHECK(ds_writer_add(w, img, 0, bad, &e) == -1 && strstr(e.msg, "class mask value 3 at pixel 1") &&
+              strstr(e.msg, "above classes (2)"),
+          "writer refuses a class mask value above classes: %s", e.msg);
+    CHECK(ds_writer_finish(w, &e) == 0, "%s", e.msg);
+    Dataset *ds;
+    DsReader *r;
+    if (ds_open(&ds, fixture_path("classmasks.lmdb"), &e) || ds_reader_open(ds, &r, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    uint8_t gi[4], gm[4];
+    int32_t l;
+    CHECK(ds_meta(ds)->has_masks == DS_MASKS_CLASS && ds_meta(ds)->count == 1 &&
+              ds_read(r, 0, gi, &l, gm, &e) == 0 && l == 1 && !memcmp(gm, mask, 4),
+          "class masks round trip with meta masks = 2: %s", e.msg);
+    ds_reader_close(r);
+    ds_close(ds);
+    /* a record whose mask holds 3 with 2 classes */
+    DsMeta m = {.channels = 1, .height = 2, .width = 2, .classes = 2, .has_masks = DS_MASKS_CLASS};
+    DsDecoder *d = ds_decoder_new(&m, "hand.lmdb");
+    uint8_t rec[24 + 8] = {1, 0x02}, raw[8] = {1, 2, 3, 4, 0, 1, 3, 0};
+    rec[2] = 1, rec[4] = 2, rec[6] = 2; /* 1 x 2 x 2, label 0 */
+    rec[12] = 8, rec[16] = 8;           /* raw and stored lengths */
+    uint32_t crc = (uint32_t)crc32(0L, raw, 8);
+    for (int k = 0; k < 4; k++) rec[20 + k] = (uint8_t)(crc >> (8 * k));
+    memcpy(rec + 24, raw, 8);
+    int rc = ds_decode(d, 5, rec, sizeof rec, 0, gi, &l, gm, &e);
+    CHECK(rc == -1 && strstr(e.msg, "samples key 5: class mask value 3 at pixel 2"),
+          "reader refuses a class mask value above classes: %s", rc ? e.msg : "(accepted)");
+    raw[6] = 2;
+    crc = (uint32_t)crc32(0L, raw, 8);
+    for (int k = 0; k < 4; k++) rec[20 + k] = (uint8_t)(crc >> (8 * k));
+    memcpy(rec + 24, raw, 8);
+    CHECK(ds_decode(d, 5, rec, sizeof rec, 0, gi, &l, gm, &e) == 0 && gm[2] == 2, "and reads it with 2: %s",
+          e.msg);
+    ds_decoder_free(d);
+}
+
 static void test_pairs(void) {
     const char *p = fixture_path("plain.lmdb");
     Dataset *ds;
@@ -508,6 +557,7 @@ int main(void) {
     test_corruption();
     test_interrupted();
     test_masks();
+    test_class_masks();
     test_map_growth();
     test_pairs();
     test_writer_pairs();

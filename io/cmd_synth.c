@@ -97,7 +97,7 @@ static int synth_mot(int argc, char **argv) {
 
 static const char coseg_usage[] =
     "usage: siamese synth coseg --out DB --test-out DB [--seed N] [--side 64] [--pairs N]\n"
-    "                           [--test-pairs N] [--objects N] [--fmnist DIR]\n"
+    "                           [--test-pairs N] [--objects N] [--class-masks] [--fmnist DIR]\n"
     "\n"
     "Writes the Fashion-MNIST object co-segmentation task (docs/coseg.md): pairs of\n"
     "side x side grey images, each holding 2-4 Fashion-MNIST items of different classes\n"
@@ -117,6 +117,9 @@ static const char coseg_usage[] =
     "  --test-pairs N    test pairs (default pairs / 5, at least 1)\n"
     "  --objects N       items per image, 1..4 (default: 2-4, the task; 1: single objects,\n"
     "                    e.g. to pretrain an encoder on the training classes)\n"
+    "  --class-masks     masks label every visible object pixel with its class + 1 (0\n"
+    "                    background; dataset meta masks = 2), for [loss] mask = class;\n"
+    "                    the images, labels and pairs are those made without it\n"
     "  --fmnist DIR      where the idx files are (default /usr/share/datasets/fashion-mnist)\n"
     "  --help            this text\n";
 
@@ -128,6 +131,10 @@ static int synth_coseg(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(coseg_usage, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--class-masks")) {
+            o.class_masks = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "siamese synth coseg: %s needs a value (siamese synth coseg --help)\n", a);
@@ -185,8 +192,9 @@ static int synth_coseg(int argc, char **argv) {
         fprintf(stderr, "siamese synth coseg: %s\n", e.msg);
         return 1;
     }
-    printf("wrote %s (%llu pairs) and %s (%llu pairs): 1x%ux%u with masks, seed %llu (%.1f s)\n", o.out,
+    printf("wrote %s (%llu pairs) and %s (%llu pairs): 1x%ux%u with %s, seed %llu (%.1f s)\n", o.out,
            (unsigned long long)o.pairs, o.test_out, (unsigned long long)o.test_pairs, o.side, o.side,
+           o.class_masks ? "class masks" : "masks",
            (unsigned long long)o.seed, now_seconds() - t0);
     return 0;
 }

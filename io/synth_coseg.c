@@ -82,7 +82,7 @@ static void draw_background(Rng *r, const SynthSource *src, uint32_t side, uint8
  * place or the labelled object is less than half visible. */
 static int draw_layout(Rng *r, const SynthSource *src, uint32_t side, const int *cls, int n, int label_cls,
                        const uint8_t *bg, uint8_t *img, uint8_t *mask, SynthImage *info, uint8_t *scaled,
-                       int8_t *owner) {
+                       int8_t *owner, int class_masks) {
     uint32_t smin = MAX(4, (18 * side + 32) / 64), smax = MAX(smin, (40 * side + 32) / 64);
     info->n_objects = n;
     for (int i = 0; i < n; i++) {
@@ -120,12 +120,13 @@ static int draw_layout(Rng *r, const SynthSource *src, uint32_t side, const int 
     for (size_t p = 0; p < np; p++) {
         mask[p] = owner[p] == info->labelled ? 255 : 0;
         visible += mask[p] != 0;
+        if (class_masks) mask[p] = owner[p] >= 0 ? (uint8_t)(info->obj[owner[p]].cls + 1) : 0;
     }
     return silhouette > 0 && 2 * visible >= silhouette ? 0 : -1;
 }
 
 static int draw_image(Rng *r, const SynthSource *src, uint32_t side, int *cls, int n, int label_cls,
-                      uint8_t *img, uint8_t *mask, SynthImage *info) {
+                      uint8_t *img, uint8_t *mask, SynthImage *info, int class_masks) {
     size_t np = (size_t)side * side;
     uint8_t *bg = xmalloc(np), *scaled = xmalloc(np);
     int8_t *owner = xmalloc(np);
@@ -138,7 +139,7 @@ static int draw_image(Rng *r, const SynthSource *src, uint32_t side, int *cls, i
     draw_background(r, src, side, bg, info);
     int rc = -1;
     for (int t = 0; t < LAYOUT_TRIES && rc; t++)
-        rc = draw_layout(r, src, side, cls, n, label_cls, bg, img, mask, info, scaled, owner);
+        rc = draw_layout(r, src, side, cls, n, label_cls, bg, img, mask, info, scaled, owner, class_masks);
     free(bg);
     free(scaled);
     free(owner);
@@ -148,6 +149,12 @@ static int draw_image(Rng *r, const SynthSource *src, uint32_t side, int *cls, i
 int synth_coseg_pair(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
                      int objects, int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2],
                      SynthImage info[2]) {
+    return synth_coseg_pair_masks(src, side, seed, split, index, objects, common, 0, img, mask, label, info);
+}
+
+int synth_coseg_pair_masks(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
+                           int objects, int common, int class_masks, uint8_t *img[2], uint8_t *mask[2],
+                           int32_t label[2], SynthImage info[2]) {
     Rng r;
     rng_seed(&r, seed, RNG_SYNTH, (uint64_t)split << 40 | index);
     int n[2], cls[2][SYNTH_MAX_OBJECTS];
@@ -167,7 +174,8 @@ int synth_coseg_pair(const SynthSource *src, uint32_t side, uint64_t seed, int s
     SynthImage scratch[2];
     if (!info) info = scratch;
     for (int k = 0; k < 2; k++)
-        if (draw_image(&r, src, side, cls[k], n[k], label[k], img[k], mask[k], &info[k])) return -1;
+        if (draw_image(&r, src, side, cls[k], n[k], label[k], img[k], mask[k], &info[k], class_masks))
+            return -1;
     return 0;
 }
 
@@ -213,8 +221,8 @@ static int write_split(DsWriter *w, const SynthSource *src, const SynthCosegOpti
     int rc = 0;
     for (uint64_t i = 0; i < pairs && !rc; i++) {
         int32_t label[2];
-        if (synth_coseg_pair(src, o->side, o->seed, split, i, o->objects, synth_coseg_common(i), img, mask,
-                             label, NULL)) {
+        if (synth_coseg_pair_masks(src, o->side, o->seed, split, i, o->objects, synth_coseg_common(i),
+                                   o->class_masks, img, mask, label, NULL)) {
             rc = err_set(e,
                          "%s: pair %" PRIu64 ": no layout in %d tries keeps half of the object visible (are "
                          "the items too dark? objects cover pixels above %d)",
@@ -256,14 +264,14 @@ int synth_coseg_run(const SynthCosegOptions *o, Err *e) {
     for (int k = 0; k < 2; k++) {
         char what[256];
         snprintf(what, sizeof what,
-                 "siamese synth coseg: Fashion-MNIST %s set, seed %" PRIu64 ", side %u, %" PRIu64 " pairs",
-                 k ? "test" : "training", o->seed, o->side, pairs[k]);
+                 "siamese synth coseg: Fashion-MNIST %s set, seed %" PRIu64 ", side %u, %" PRIu64 " pairs%s",
+                 k ? "test" : "training", o->seed, o->side, pairs[k], o->class_masks ? ", class masks" : "");
         DsWriterSpec spec = {.channels = 1,
                              .height = o->side,
                              .width = o->side,
                              .classes = SYNTH_CLASSES,
                              .compress = 1,
-                             .has_masks = 1,
+                             .has_masks = o->class_masks ? DS_MASKS_CLASS : DS_MASKS_OBJECT,
                              .source = what,
                              .class_names = fmnist_names};
         if (ds_writer_create(&w[k], outs[k], &spec, e)) goto done;

@@ -54,6 +54,12 @@ typedef struct SynthImage {
 int synth_coseg_pair(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
                      int objects, int common, uint8_t *img[2], uint8_t *mask[2], int32_t label[2],
                      SynthImage info[2]);
+/* The same pair (the same draws, the same images and labels) with class
+ * masks when class_masks is set: every visible pixel of every object gets
+ * its class + 1, the rest 0 (the dataset's masks = 2, docs/formats.md). */
+int synth_coseg_pair_masks(const SynthSource *src, uint32_t side, uint64_t seed, int split, uint64_t index,
+                           int objects, int common, int class_masks, uint8_t *img[2], uint8_t *mask[2],
+                           int32_t label[2], SynthImage info[2]);
 
 /* Pair `index` has a common object unless index % 4 == 3: exactly 3 of
  * every 4 pairs. */
@@ -65,7 +71,8 @@ typedef struct SynthCosegOptions {
     uint64_t seed;
     uint32_t side;
     uint64_t pairs, test_pairs;
-    int objects; /* items per image: 0 = 2-4 (the task), else exactly this many */
+    int objects;     /* items per image: 0 = 2-4 (the task), else exactly this many */
+    int class_masks; /* masks label every object by class + 1 (meta masks = 2) */
 } SynthCosegOptions;
 
 /* Reads the source and writes both datasets (images 2i, 2i+1 form pair i,

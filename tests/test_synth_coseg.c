@@ -4,7 +4,8 @@
  * and box overlaps, and each image and mask re-derived from what was drawn
  * (painting order, the 25/255 threshold, the dimmed background); the
  * datasets written by the command (labels, pairs, masks, both or neither)
- * and its one-line errors. */
+ * and its one-line errors; class masks (--class-masks): the same images,
+ * every visible object pixel labelled with its class + 1. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,9 +61,11 @@ static int overlap_ok(const SynthObject *a, const SynthObject *b) {
     return inter <= 0.3 * small + 1e-9;
 }
 
-/* Paints info again and compares image and mask; returns mismatches. */
+/* Paints info again and compares image and mask (and the class mask cmask,
+ * if not NULL: class + 1 of the object painted last at each pixel, else 0);
+ * returns mismatches. */
 static int rederive(const SynthSource *src, uint32_t side, const SynthImage *in, const uint8_t *img,
-                    const uint8_t *mask, size_t *visible, size_t *silhouette) {
+                    const uint8_t *mask, const uint8_t *cmask, size_t *visible, size_t *silhouette) {
     size_t np = (size_t)side * side;
     uint8_t *want = xmalloc(np), *crop = xmalloc(in->bg_crop * in->bg_crop), *sc = xmalloc(np);
     int *owner = xmalloc(sizeof(int) * np), bad = 0;
@@ -91,6 +94,7 @@ static int rederive(const SynthSource *src, uint32_t side, const SynthImage *in,
     for (size_t p = 0; p < np; p++) {
         bad += want[p] != img[p];
         bad += (mask[p] == 255) != (owner[p] == in->labelled) || (mask[p] != 0 && mask[p] != 255);
+        if (cmask) bad += cmask[p] != (owner[p] >= 0 ? in->obj[owner[p]].cls + 1 : 0);
         *visible += mask[p] != 0;
     }
     free(want);
@@ -109,7 +113,8 @@ static void test_pairs(int split, uint32_t side, int objects) {
     uint8_t *img[2] = {buf, buf + np}, *mask[2] = {buf + 2 * np, buf + 3 * np};
     uint8_t *img2[2] = {again, again + np}, *mask2[2] = {again + 2 * np, again + 3 * np};
     int bad_classes = 0, bad_boxes = 0, bad_pixels = 0, bad_visible = 0, bad_items = 0, ncommon = 0,
-        npairs = 200;
+        npairs = 200, bad_class_masks = 0;
+    size_t class_pixels = 0; /* class-mask pixels of objects other than the labelled one */
     uint32_t smin = (18 * side + 32) / 64, smax = (40 * side + 32) / 64, seen_min = 999, seen_max = 0;
     int seen_classes[SYNTH_CLASSES] = {0}, nobj_seen[5] = {0};
     for (int i = 0; i < npairs; i++) {
@@ -141,7 +146,7 @@ static void test_pairs(int split, uint32_t side, int objects) {
             }
             bad_classes += in->obj[in->labelled].cls != label[k];
             size_t vis, sil;
-            bad_pixels += rederive(&src, side, in, img[k], mask[k], &vis, &sil);
+            bad_pixels += rederive(&src, side, in, img[k], mask[k], NULL, &vis, &sil);
             bad_visible += vis == 0 || 2 * vis < sil;
         }
         unsigned shared = set[0] & set[1];
@@ -152,6 +157,17 @@ static void test_pairs(int split, uint32_t side, int objects) {
         /* deterministic: the same pair again */
         synth_coseg_pair(&src, side, 3, split, (uint64_t)i, objects, common, img2, mask2, label, NULL);
         bad_pixels += memcmp(buf, again, 4 * np) != 0;
+        /* class masks: the same draws and images, every object by class + 1 */
+        int32_t label2[2];
+        SynthImage info2[2];
+        synth_coseg_pair_masks(&src, side, 3, split, (uint64_t)i, objects, common, 1, img2, mask2, label2, info2);
+        bad_class_masks += memcmp(buf, again, 2 * np) != 0 || label2[0] != label[0] || label2[1] != label[1] ||
+                           memcmp(&info2[0], &info[0], sizeof info2[0]) != 0;
+        for (int k = 0; k < 2; k++) {
+            size_t vis, sil;
+            bad_class_masks += rederive(&src, side, &info[k], img2[k], mask[k], mask2[k], &vis, &sil);
+            for (size_t p = 0; p < np; p++) class_pixels += mask2[k][p] != 0 && mask2[k][p] != label[k] + 1;
+        }
     }
     char what[64];
     snprintf(what, sizeof what, "split %d side %u objects %d", split, side, objects);
@@ -161,6 +177,10 @@ static void test_pairs(int split, uint32_t side, int objects) {
     CHECK(bad_boxes == 0, "%s: %d boxes out of size range, outside or overlapping > 30 %%", what, bad_boxes);
     CHECK(bad_pixels == 0, "%s: %d pixel / mask mismatches against the re-derived images", what, bad_pixels);
     CHECK(bad_visible == 0, "%s: %d labelled objects less than half visible", what, bad_visible);
+    CHECK(bad_class_masks == 0, "%s: %d faults in the class masks (images, labels, draws or classes)", what,
+          bad_class_masks);
+    CHECK((class_pixels > 0) == (objects != 1), "%s: %zu class-mask pixels of the other objects", what,
+          class_pixels);
     CHECK(seen_min == smin && seen_max == smax, "%s: sizes %u..%u drawn, range %u..%u", what, seen_min,
           seen_max, smin, smax);
     if (objects)
@@ -255,6 +275,37 @@ static void test_command(void) {
         ds_reader_close(r);
         ds_close(ds);
     }
+
+    /* --class-masks: meta masks = 2, masks as synth_coseg_pair_masks makes them */
+    o.out = fixture_path("train-class.lmdb");
+    o.test_out = fixture_path("test-class.lmdb");
+    o.class_masks = 1;
+    CHECK(synth_coseg_run(&o, &e) == 0, "synth coseg --class-masks runs: %s", e.msg);
+    for (int s = 0; s < 2; s++) {
+        Dataset *ds;
+        DsReader *r;
+        const char *p = s ? o.test_out : o.out;
+        if (ds_open(&ds, p, &e) || ds_reader_open(ds, &r, &e)) {
+            CHECK(0, "open %s: %s", p, e.msg);
+            continue;
+        }
+        CHECK(ds_meta(ds)->has_masks == DS_MASKS_CLASS, "%s: meta masks %d, want 2", p, ds_meta(ds)->has_masks);
+        SynthSource src = source(s, store[s]);
+        int bad = 0;
+        for (uint64_t i = 0; i < 4; i++) {
+            uint8_t px[48 * 48], mk[48 * 48], ref[4][48 * 48];
+            int32_t lab, rl[2];
+            uint8_t *ri[2] = {ref[0], ref[1]}, *rm[2] = {ref[2], ref[3]};
+            synth_coseg_pair_masks(&src, 48, 7, s, i, 0, synth_coseg_common(i), 1, ri, rm, rl, NULL);
+            bad += ds_read(r, 2 * i, px, &lab, mk, &e) || lab != rl[0] || memcmp(px, ref[0], sizeof px) ||
+                   memcmp(mk, ref[2], sizeof mk);
+        }
+        CHECK(bad == 0, "%s: %d images or class masks differ from synth_coseg_pair_masks", p, bad);
+        ds_reader_close(r);
+        ds_close(ds);
+    }
+    o.class_masks = 0;
+    o.test_out = fixture_path("test.lmdb");
 
     /* an existing --test-out: neither dataset is written */
     o.out = fixture_path("train2.lmdb");

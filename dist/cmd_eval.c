@@ -46,7 +46,10 @@ static const char eval_usage[] =
     "(docs/coseg.md): Jaccard and precision of the predicted masks of pairs with a common object,\n"
     "for classes seen in training (the classes --train has samples of) and unseen ones; for pairs\n"
     "without one, the fraction of pixels marked as object and of images predicted empty. --pairs N\n"
-    "scores the first N records (default all); the N-way and group options do not apply.\n";
+    "scores the first N records (default all); the N-way and group options do not apply.\n"
+    "A class-map model ([loss] mask = class) is scored on DB's class masks: the accuracy of\n"
+    "each position's most likely class against its block's majority (all, object and background\n"
+    "positions) and the loss, over the first N images with --pairs N (default all).\n";
 
 /* eval of a co-segmentation model: the masks' measures (eval_coseg.h). */
 static int cmd_eval_coseg(EvalModel *l, const char *ckpt, const char *data, const char *train, long pairs,
@@ -155,6 +158,18 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     if (!train) train = l.cfg.data_train;
+    if (l.cfg.loss.type == LOSS_MASK && l.cfg.loss.mask == MASK_CLASS) {
+        CosegClassEval ce;
+        int rc = coseg_class_eval_run(&ce, &l.model, &l.norm, data, pairs, &e);
+        if (!rc) {
+            printf("checkpoint %s (step %llu), data %s\n", ckpt, l.step, data);
+            coseg_class_eval_print(&ce, stdout);
+            if (json) rc = coseg_class_eval_write_json(&ce, json, &e);
+        }
+        if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
+        eval_model_free(&l);
+        return rc ? 1 : 0;
+    }
     if (l.cfg.loss.type == LOSS_MASK) {
         int rc = cmd_eval_coseg(&l, ckpt, data, train, pairs, json, &e);
         if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);

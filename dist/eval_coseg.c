@@ -161,3 +161,124 @@ int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
     len += (size_t)snprintf(buf + len, sizeof buf - len, "\n}\n");
     return atomic_file_write_all(path, buf, len, e);
 }
+
+/* ---- class maps ([loss] mask = class) ------------------------------------ */
+
+int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const char *test_path,
+                         long max_images, Err *e) {
+    memset(out, 0, sizeof *out);
+    double t0 = now_seconds();
+    Dataset *ds = NULL;
+    if (ds_open(&ds, test_path, e)) return -1;
+    const DsMeta *meta = ds_meta(ds);
+    const ModelLayer *L = &m->layers[m->loss];
+    int K = (int)meta->classes + 1, rc = -1;
+    DsReader *rd = NULL;
+    float *x = NULL, *dz = NULL;
+    uint8_t *pix = NULL, *truth = NULL;
+    if (meta->has_masks != DS_MASKS_CLASS) {
+        err_set(e, "%s has no class masks: a class-map model is evaluated on a dataset made with siamese synth "
+                   "coseg --class-masks", test_path);
+        goto out;
+    }
+    if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w) {
+        err_set(e, "%s is %ux%ux%u but the model takes %dx%dx%d", test_path, meta->channels, meta->height,
+                meta->width, m->in_c, m->in_h, m->in_w);
+        goto out;
+    }
+    if (L->halved || L->flat || L->oc != K || m->in_h % L->oh || m->in_w % L->ow) {
+        err_set(e, "the checkpoint's loss node %s (%dx%dx%d) is not a class map of %s's %d classes + background",
+                L->name, L->oc, L->oh, L->ow, test_path, K - 1);
+        goto out;
+    }
+    if (ds_reader_open(ds, &rd, e)) goto out;
+    uint64_t n = meta->count;
+    if (max_images > 0 && (uint64_t)max_images < n) n = (uint64_t)max_images;
+    int cap = MAX(1, MIN(32, m->max_batch) & ~1);
+    size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix, plane = (size_t)L->oh * L->ow;
+    int fy = m->in_h / L->oh, fx = m->in_w / L->ow;
+    x = xaligned_floats((size_t)cap * img);
+    dz = xaligned_floats((size_t)cap * K * plane);
+    pix = xmalloc((size_t)cap * img);
+    truth = xmalloc((size_t)cap * npix);
+    uint64_t right = 0, right_obj = 0, right_bg = 0, obj = 0;
+    int hist[257];
+    for (uint64_t i0 = 0; i0 < n; i0 += (uint64_t)cap) {
+        int k = (int)MIN((uint64_t)cap, n - i0);
+        for (int row = 0; row < k; row++) {
+            if (ds_read(rd, i0 + (uint64_t)row, pix + (size_t)row * img, NULL, truth + (size_t)row * npix, e))
+                goto out;
+            for (size_t j = 0; j < img; j++)
+                x[(size_t)row * img + j] =
+                    ((float)pix[(size_t)row * img + j] / 255.0f - norm->mean[j / npix]) / norm->std[j / npix];
+        }
+        int train = m->st.train;
+        m->st.train = 0;
+        const float *z = model_forward(m, x, k);
+        m->st.train = train;
+        out->loss += coseg_class_loss(dz, z, truth, k, K, L->oh, L->ow, m->in_h, m->in_w, 1.0);
+        for (int row = 0; row < k; row++)
+            for (int y = 0; y < L->oh; y++)
+                for (int xx = 0; xx < L->ow; xx++) {
+                    memset(hist, 0, sizeof(int) * (size_t)K);
+                    for (int dy = 0; dy < fy; dy++)
+                        for (int dx = 0; dx < fx; dx++)
+                            hist[truth[(size_t)row * npix + (size_t)(y * fy + dy) * m->in_w + xx * fx + dx]]++;
+                    int want = 0, got = 0;
+                    const float *zp = z + (size_t)row * K * plane + (size_t)y * L->ow + xx;
+                    for (int c = 1; c < K; c++) {
+                        if (hist[c] > hist[want]) want = c;
+                        if (zp[(size_t)c * plane] > zp[(size_t)got * plane]) got = c;
+                    }
+                    right += want == got;
+                    obj += want != 0;
+                    right_obj += want != 0 && want == got;
+                    right_bg += want == 0 && got == 0;
+                }
+    }
+    out->images = n;
+    out->positions = n * plane;
+    out->object_positions = obj;
+    out->accuracy = (double)right / (double)out->positions;
+    out->object_accuracy = obj ? (double)right_obj / (double)obj : NAN;
+    out->background_accuracy = out->positions > obj ? (double)right_bg / (double)(out->positions - obj) : NAN;
+    out->loss /= (double)n;
+    out->seconds = now_seconds() - t0;
+    rc = 0;
+out:
+    if (rd) ds_reader_close(rd);
+    free(x), free(dz), free(pix), free(truth);
+    ds_close(ds);
+    return rc;
+}
+
+void coseg_class_eval_print(const CosegClassEval *r, FILE *out) {
+    fprintf(out, "class maps, %llu images (%.1f s)\n", (unsigned long long)r->images, r->seconds);
+    fprintf(out, "  positions %llu  accuracy %.4f  loss %.4f\n", (unsigned long long)r->positions, r->accuracy,
+            r->loss);
+    fprintf(out, "  object positions %llu  accuracy %.4f;  background positions accuracy %.4f\n",
+            (unsigned long long)r->object_positions, r->object_accuracy, r->background_accuracy);
+}
+
+int coseg_class_eval_write_json(const CosegClassEval *r, const char *path, Err *e) {
+    const struct {
+        const char *key;
+        double v;
+    } f[] = {{"class_accuracy", r->accuracy},
+             {"class_object_accuracy", r->object_accuracy},
+             {"class_background_accuracy", r->background_accuracy},
+             {"class_loss", r->loss},
+             {"images", (double)r->images},
+             {"positions", (double)r->positions},
+             {"object_positions", (double)r->object_positions},
+             {"seconds", r->seconds}};
+    enum { N = sizeof f / sizeof f[0] };
+    char buf[N * 64 + 16];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                isnan(f[i].v) ? "%s  \"%s\": null" : "%s  \"%s\": %.9g", i ? ",\n" : "{\n",
+                                f[i].key, f[i].v);
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "\n}\n");
+    return atomic_file_write_all(path, buf, len, e);
+}

@@ -61,4 +61,24 @@ void coseg_eval_print(const CosegEval *r, FILE *out);
 /* JSON keys: docs/commands.md (eval on a co-segmentation model). */
 int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e);
 
+/* A class-map model ([loss] mask = class: a per-image node of classes + 1
+ * channels at a resolution dividing the input's) on the images of a
+ * class-mask dataset (meta masks = 2), in id order: every position's
+ * argmax against its block's majority class (ties: the smaller value),
+ * and the loss of coseg_class_loss. */
+typedef struct CosegClassEval {
+    double accuracy;        /* over all positions */
+    double object_accuracy; /* over the positions whose majority is an object */
+    double background_accuracy;
+    double loss;            /* mean per image */
+    uint64_t images, positions, object_positions;
+    double seconds;
+} CosegClassEval;
+/* Scores the first max_images images of test_path (all when <= 0). 0, or
+ * -1 with e naming what does not fit. */
+int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const char *test_path,
+                         long max_images, Err *e);
+void coseg_class_eval_print(const CosegClassEval *r, FILE *out);
+int coseg_class_eval_write_json(const CosegClassEval *r, const char *path, Err *e);
+
 #endif

@@ -50,7 +50,23 @@ static int check_loss_node(const Trainer *t, Err *e) {
             "%s: the model reads halves (NODE@a / NODE@b): two-image models need [sampler] mode = pairs "
             "or coseg",
             c->path);
-    if (c->loss.type == LOSS_MASK) {
+    if (c->loss.type == LOSS_MASK && c->loss.mask == MASK_CLASS) {
+        const DsMeta *dm = ds_meta(t->ds);
+        int K = (int)dm->classes + 1;
+        if (dm->has_masks != DS_MASKS_CLASS)
+            return err_set(e,
+                           "%s has %s: [loss] mask = class trains on class masks (siamese synth coseg "
+                           "--class-masks)",
+                           c->data_train, dm->has_masks ? "object masks, not class masks" : "no masks");
+        if (L->halved || L->flat || L->oc != K || L->oh < 1 || L->ow < 1 || m->in_h % L->oh ||
+            m->in_w % L->ow)
+            return err_set(e,
+                           "%s: [loss] mask = class reads %s, %s of %dx%dx%d: it needs a per-image node of "
+                           "%d channels (classes + 1: background, then each class) whose height and width "
+                           "divide the input's %dx%d (docs/coseg.md)",
+                           c->path, L->name, L->halved ? "a pair-level node" : "a node", L->oc, L->oh, L->ow, K,
+                           m->in_h, m->in_w);
+    } else if (c->loss.type == LOSS_MASK) {
         if (L->halved || L->flat || L->oc != 1 || L->oh != m->in_h || L->ow != m->in_w)
             return err_set(e,
                            "%s: [loss] type = mask reads %s, %s of %dx%dx%d: it needs a per-image node of "
@@ -63,6 +79,12 @@ static int check_loss_node(const Trainer *t, Err *e) {
                 "%s has no masks: [loss] type = mask trains on a dataset with masks (siamese synth "
                 "coseg, or an import with a mask tree)",
                 c->data_train);
+        if (ds_meta(t->ds)->has_masks == DS_MASKS_CLASS)
+            return err_set(e,
+                           "%s has class masks (every object by class): [loss] mask = %s trains on the mask of "
+                           "each sample's own object (siamese synth coseg without --class-masks), or set mask "
+                           "= class",
+                           c->data_train, config_enum_name("loss", "mask", c->loss.mask));
     } else if (L->halved) {
         if (c->loss.type != LOSS_BCE || c->model.koch_head || L->out_size != 1)
             return err_set(
@@ -384,7 +406,12 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
          * object, else an empty one (docs/coseg.md). */
         int n = lb->n_images;
         for (int i = 0; i < n; i++) t->has_target[i] = lb->same[i % lb->n_items];
-        s.loss_sum = coseg_mask_loss(t->dE, E, b->masks, t->has_target, n, D, c->loss.mask, 1.0);
+        if (c->loss.mask == MASK_CLASS) {
+            const ModelLayer *L = &m->layers[m->loss];
+            s.loss_sum = coseg_class_loss(t->dE, E, b->masks, n, L->oc, L->oh, L->ow, m->in_h, m->in_w, 1.0);
+        } else {
+            s.loss_sum = coseg_mask_loss(t->dE, E, b->masks, t->has_target, n, D, c->loss.mask, 1.0);
+        }
         s.count = n;
         *dEout = t->dE;
         *pool_rows = n;

@@ -414,7 +414,15 @@ int train_main(const TrainOptions *o) {
             EvalDetail detail = {0};
             int evaluated = 0, coseg_evaluated = 0;
             CosegEval cr;
-            if (c->eval_at_end && c->data_test[0] && c->loss.type == LOSS_MASK) {
+            if (c->eval_at_end && c->data_test[0] && c->loss.type == LOSS_MASK && c->loss.mask == MASK_CLASS) {
+                watchdog_phase(WD_EVAL);
+                char cjp[CFG_PATH + 32];
+                snprintf(cjp, sizeof cjp, "%s/eval.json", c->run_dir);
+                CosegClassEval ce;
+                if (coseg_class_eval_run(&ce, &t->model, &t->norm, c->data_test, 0, &e) ||
+                    (coseg_class_eval_print(&ce, stdout), coseg_class_eval_write_json(&ce, cjp, &e)))
+                    util_warn("evaluation failed: %s", e.msg);
+            } else if (c->eval_at_end && c->data_test[0] && c->loss.type == LOSS_MASK) {
                 watchdog_phase(WD_EVAL);
                 char cjp[CFG_PATH + 32];
                 snprintf(cjp, sizeof cjp, "%s/eval.json", c->run_dir);

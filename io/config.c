@@ -74,7 +74,7 @@ static const Key schema[] = {
     {"loss", "alpha", K_DBL, C(loss.ms_alpha), 1e-3, 1000, "2", NULL, "multi_similarity: weight of the positive similarities"},
     {"loss", "beta", K_DBL, C(loss.ms_beta), 1e-3, 1000, "50", NULL, "multi_similarity: weight of the negative similarities"},
     {"loss", "base", K_DBL, C(loss.ms_base), -1, 1, "0.5", NULL, "multi_similarity: the similarity the terms are centred on (lambda)"},
-    {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice|bce_dice", "mask: per-pixel binary cross-entropy on the logits, the soft Dice loss, or their sum (the BCE term keeps a gradient on images whose target is empty, where Dice's vanishes); averaged over pixels and images"},
+    {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice|bce_dice|class", "mask: per-pixel binary cross-entropy on the logits, the soft Dice loss, or their sum (the BCE term keeps a gradient on images whose target is empty, where Dice's vanishes); averaged over pixels and images; class: softmax cross-entropy over classes + 1 channels per position against a class-mask dataset's per-pixel classes (pretraining, docs/coseg.md)"},
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
     {"mining", "exchange", K_ENUM, C(mining.exchange), 0, 0, "fp32", "fp32|bf16|fp16", "global scope: the format of the exchanged embeddings; bf16 / fp16 halve the allgather and round every pool row (1 rank too), so p ranks still equal 1 rank; the batch_hard loss moves by at most 4 u max|e| (u = 2^-8 / 2^-11) (docs/mining-scale.md)"},
@@ -132,7 +132,7 @@ _Static_assert(SAMPLER_BAD_STOP == 0 && SAMPLER_BAD_SKIP == 1, "[data] on_bad_re
 _Static_assert(LOSS_TRIPLET == 0 && LOSS_CONTRASTIVE == 1 && LOSS_BCE == 2 && LOSS_INFONCE == 3 &&
                    LOSS_MULTI_SIMILARITY == 4 && LOSS_MASK == 5,
                "[loss] type order");
-_Static_assert(MASK_BCE == 0 && MASK_DICE == 1, "[loss] mask order");
+_Static_assert(MASK_BCE == 0 && MASK_DICE == 1 && MASK_BCE_DICE == 2 && MASK_CLASS == 3, "[loss] mask order");
 _Static_assert(MINE_BATCH_HARD == 0 && MINE_SEMI_HARD == 1 && MINE_BATCH_ALL == 2 && MINE_HARD_PAIRS == 3 &&
                    MINE_NONE == 4 && MINE_MULTI_SIMILARITY == 5,
                "[mining] strategy order");

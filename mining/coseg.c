@@ -3,6 +3,7 @@
 #include "coseg.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../nn/util.h"
@@ -108,6 +109,44 @@ double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_
         if (type != MASK_DICE) total += l;
         if (type != MASK_BCE) total += mask_dice(gi, dice, zi, ti, npix, scale);
     }
+    return total;
+}
+
+double coseg_class_loss(float *dz, const float *z, const uint8_t *t, int n, int K, int h, int w, int H, int W,
+                        double scale) {
+    ASSERT(K >= 2 && K <= 256 && h >= 1 && w >= 1 && H % h == 0 && W % w == 0);
+    int fy = H / h, fx = W / w;
+    size_t plane = (size_t)h * w;
+    double total = 0.0, inv = 1.0 / (double)(fy * fx), s = scale / (double)plane;
+    double *q = xmalloc(sizeof(double) * 2 * (size_t)K), *p = q + K;
+    for (int i = 0; i < n; i++) {
+        const float *zi = z + (size_t)i * K * plane;
+        float *gi = dz + (size_t)i * K * plane;
+        const uint8_t *ti = t + (size_t)i * H * W;
+        double l = 0.0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                size_t pos = (size_t)y * w + x;
+                memset(q, 0, sizeof(double) * (size_t)K);
+                for (int dy = 0; dy < fy; dy++)
+                    for (int dx = 0; dx < fx; dx++) {
+                        int c = ti[(size_t)(y * fy + dy) * W + x * fx + dx];
+                        ASSERT(c < K);
+                        q[c] += inv;
+                    }
+                double mx = zi[pos], sum = 0.0;
+                for (int c = 1; c < K; c++) mx = fmax(mx, zi[(size_t)c * plane + pos]);
+                for (int c = 0; c < K; c++) sum += p[c] = exp(zi[(size_t)c * plane + pos] - mx);
+                double lse = mx + log(sum);
+                for (int c = 0; c < K; c++) {
+                    double zc = zi[(size_t)c * plane + pos];
+                    if (q[c] > 0) l += q[c] * (lse - zc);
+                    gi[(size_t)c * plane + pos] = (float)(s * (p[c] / sum - q[c]));
+                }
+            }
+        total += l / (double)plane;
+    }
+    free(q);
     return total;
 }
 

@@ -64,6 +64,17 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m);
 double coseg_mask_loss(float *dz /* (n, npix) */, const float *z, const uint8_t *t, const uint8_t *has_target,
                        int n, size_t npix, MaskLoss type, double scale);
 
+/* The per-position class loss ([loss] mask = class): n images, each with
+ * logits z (K, h, w) (K = classes + 1 channels: 0 background, c + 1 class
+ * c) against a class mask t (H, W) of values 0..K-1, H = h fy, W = w fx.
+ * Position (y, x) covers the fy x fx block of pixels at (y fy, x fx); its
+ * target is the block's class histogram q (fractions; one class when fy =
+ * fx = 1). Per image: (1/(h w)) sum_positions -sum_c q_c log softmax(z)_c.
+ * Returns the SUM of the n per-image losses; dz gets scale times the
+ * gradient, (softmax - q) / (h w) (WRITTEN). */
+double coseg_class_loss(float *dz /* (n, K, h, w) */, const float *z, const uint8_t *t /* (n, H, W) */, int n,
+                        int K, int h, int w, int H, int W, double scale);
+
 /* pred[i] = 255 where logit[i] > 0 (probability above 1/2), else 0. */
 void coseg_threshold(uint8_t *pred, const float *logit, size_t n);
 

@@ -8,7 +8,7 @@
 /* [loss] type. */
 typedef enum { LOSS_TRIPLET, LOSS_CONTRASTIVE, LOSS_BCE, LOSS_INFONCE, LOSS_MULTI_SIMILARITY, LOSS_MASK } LossType;
 /* [loss] mask: the per-pixel loss of type mask (mining/coseg.h). */
-typedef enum { MASK_BCE, MASK_DICE, MASK_BCE_DICE } MaskLoss;
+typedef enum { MASK_BCE, MASK_DICE, MASK_BCE_DICE, MASK_CLASS } MaskLoss;
 
 typedef struct LossSpec {
     LossType type;

@@ -128,5 +128,31 @@ expect_error "init.from missing" 2 "[init] from: $T/none.smpi: cannot open" \
 expect_error "init.from shapes" 2 "layer dec0 has other shapes: dec0.weight is 64x289x3x3 here but 64x290x3x3 there" \
   "$S" train configs/coseg-fmnist.ini "${F[@]}" --set init.from="$M" --set corr.max=0
 
+# ---- per-position class pretraining: --class-masks, [loss] mask = class -----------
+"$S" synth coseg --class-masks --out "$T/cl" --test-out "$T/cl-te" --pairs 40 --side 48 --seed 3 >/dev/null 2>&1 &&
+  "$S" inspect "$T/cl" --verify >"$T/cl.txt" 2>&1 && grep -q '^masks *class masks' "$T/cl.txt" && ok ||
+  bad "synth coseg --class-masks: $(tail -1 "$T/cl.txt")"
+"$S" inspect "$T/cl" --dump 17 --pgm "$T/c.pgm" >/dev/null && cmp -s -n $((13 + 48 * 48)) "$T/a.pgm" "$T/c.pgm" &&
+  ! cmp -s "$T/a.pgm" "$T/c.pgm" && ok || bad "--class-masks draws the same images, other masks"
+C=(--set run.dir="$T/cls" --set data.train="$T/cl" --set data.test="$T/cl-te" --set data.shape= --set train.steps=2
+  --set sampler.batch=4 --set train.eval=1 --set optim.warmup_steps=0 --set checkpoint.every=0)
+if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist-classes.ini "${C[@]}" >"$T/cls.log" 2>&1; then ok; else
+  bad "train coseg-fmnist-classes on 48x48: $(tail -3 "$T/cls.log")"
+fi
+grep -q '"class_accuracy"' "$T/cls/eval.json" && grep -q '"positions": 576,' "$T/cls/eval.json" && ok ||
+  bad "class maps scored at the end: 16 test images x 6 x 6 positions"
+"$S" eval "$T/cls/model.smpi" --data "$T/cl-te" --pairs 5 --json "$T/ce.json" >"$T/ce.txt" 2>&1 &&
+  grep -q '^class maps, 5 images' "$T/ce.txt" && grep -q '"positions": 180,' "$T/ce.json" && ok ||
+  bad "eval of a class-map model: $(cat "$T/ce.txt")"
+expect_error "eval class maps on object masks" 1 "has no class masks" "$S" eval "$T/cls/model.smpi" --data "$T/te"
+OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" --set run.dir="$T/run-cl" --set train.eval=0 \
+  --set init.from="$T/cls/model.smpi" >"$T/runcl.log" 2>&1 &&
+  grep -q "^init: 10 layers from $T/cls/model.smpi\$" "$T/runcl.log" && ok ||
+  bad "co-segmentation from the class pretraining's 10 encoder layers: $(tail -3 "$T/runcl.log")"
+expect_error "mask = class on object masks" 2 "object masks, not class masks" \
+  "$S" train configs/coseg-fmnist-classes.ini "${C[@]}" --set data.train="$T/tr"
+expect_error "mask = bce on class masks" 2 "has class masks" \
+  "$S" train configs/coseg-fmnist.ini "${R[@]}" --set run.dir="$T/run-x" --set data.train="$T/cl"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

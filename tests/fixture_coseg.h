@@ -2,8 +2,9 @@
  * SIDE x SIDE grey images, each with a bright square object of its class
  * (a class-dependent stripe pattern) and a dim square distractor over
  * noise; the mask is the object's square. Pairs records from pairgen (same
- * = equal labels, so with and without a common object). Header-only;
- * failures are FATAL. */
+ * = equal labels, so with and without a common object). With class masks
+ * (meta masks = 2) the mask is class + 1 on the object's square and 0
+ * elsewhere. Header-only; failures are FATAL. */
 #ifndef SIAMESE_TESTS_FIXTURE_COSEG_H
 #define SIAMESE_TESTS_FIXTURE_COSEG_H
 
@@ -14,11 +15,12 @@
 
 enum { FIXTURE_COSEG_SIDE = 12, FIXTURE_COSEG_CLASSES = 4, FIXTURE_COSEG_PER_CLASS = 12 };
 
-/* Writes the dataset at path with npairs pairs records (seeded by seed). */
-static inline void fixture_coseg_dataset(const char *path, uint64_t npairs, uint64_t seed) {
+/* Writes the dataset at path with npairs pairs records (seeded by seed),
+ * with class masks when class_masks is set. */
+static inline void fixture_coseg_dataset_masks(const char *path, uint64_t npairs, uint64_t seed, int class_masks) {
     enum { S = FIXTURE_COSEG_SIDE, C = FIXTURE_COSEG_CLASSES, N = C * FIXTURE_COSEG_PER_CLASS };
     Err e;
-    DsWriterSpec spec = {1, S, S, C, 0, 1, "co-segmentation test", NULL};
+    DsWriterSpec spec = {1, S, S, C, 0, class_masks ? DS_MASKS_CLASS : DS_MASKS_OBJECT, "co-segmentation test", NULL};
     DsWriter *w;
     if (ds_writer_create(&w, path, &spec, &e)) FATAL("%s", e.msg);
     Rng r;
@@ -37,7 +39,7 @@ static inline void fixture_coseg_dataset(const char *path, uint64_t npairs, uint
             if (other) v += 80;
             if (in) v = 150 + 100 * (((x + y * c) % (c + 2)) == 0);
             px[p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            mask[p] = in ? 255 : 0;
+            mask[p] = in ? (uint8_t)(class_masks ? c + 1 : 255) : 0;
         }
         labels[n] = c;
         if (ds_writer_add(w, px, c, mask, &e)) FATAL("%s", e.msg);
@@ -48,6 +50,10 @@ static inline void fixture_coseg_dataset(const char *path, uint64_t npairs, uint
     if (pairgen_pairs(a, b, same, npairs, labels, N, C, seed, &e)) FATAL("%s", e.msg);
     if (ds_write_pairs(path, a, b, same, npairs, &e)) FATAL("%s", e.msg);
     free(a), free(b), free(same);
+}
+
+static inline void fixture_coseg_dataset(const char *path, uint64_t npairs, uint64_t seed) {
+    fixture_coseg_dataset_masks(path, npairs, seed, 0);
 }
 
 #endif

@@ -87,6 +87,8 @@ static void make_dataset(void) {
     if (ds_write_triplets(path, t, 300, &e)) FATAL("%s", e.msg);
     snprintf(path, sizeof path, "%s/coseg.lmdb", dir);
     fixture_coseg_dataset(path, 200, 7);
+    snprintf(path, sizeof path, "%s/coseg-class.lmdb", dir);
+    fixture_coseg_dataset_masks(path, 200, 7, 1);
 }
 
 typedef struct Recipe {
@@ -214,6 +216,8 @@ static const Recipe recipes[] = {
      {"dist.bucket_kfloats=1", "corr.normalize=cosine", "corr.max=1"},
      "tests/fixtures/graph/coseg.ini",
      NULL},
+    /* Per-position class pretraining ([loss] mask = class) on class masks. */
+    {"co-segmentation class maps", {"dist.bucket_kfloats=1"}, "tests/fixtures/graph/coseg-classes.ini", NULL},
 };
 #define NRECIPES (int)(sizeof recipes / sizeof recipes[0])
 
@@ -235,7 +239,8 @@ static char *recipe_text(const Recipe *rc, const char *extra) {
     char data[320];
     /* A mask loss trains on the dataset with masks. */
     snprintf(data, sizeof data, "data.train=%s/%s", dir,
-             c.loss.type == LOSS_MASK ? "coseg.lmdb"
+             c.loss.type == LOSS_MASK && c.loss.mask == MASK_CLASS ? "coseg-class.lmdb"
+             : c.loss.type == LOSS_MASK                            ? "coseg.lmdb"
              : rc->data               ? rc->data
                                       : "data.lmdb");
     const char *base[] = {data, "data.test=", batch_p, batch_k, "optim.lr=0.1", "run.seed=11"};

@@ -148,7 +148,76 @@ static void test_loss_fd(MaskLoss type) {
     free(c.z), free(c.dz), free(c.t), free(g), free(g2);
 }
 
+/* [loss] mask = class by hand: one position over a 2 x 2 block of classes
+ * {0, 1, 1, 2}: q = (1/4, 1/2, 1/4). Logits (0, ln 2, 0) give p = q: loss
+ * = the entropy of q = 1.5 ln 2, gradient 0. Logits 0: loss ln 3, gradient
+ * 1/3 - q. Blocks of one pixel: position j's class is t_j. */
+static void test_class_hand(void) {
+    float z[3] = {0.0f, (float)log(2.0), 0.0f}, dz[12];
+    uint8_t t[4] = {0, 1, 1, 2};
+    double l = coseg_class_loss(dz, z, t, 1, 3, 1, 1, 2, 2, 1.0);
+    CHECK_CLOSE(l, 1.5 * log(2.0), 1e-7, "class loss at p = q is the entropy of q");
+    CHECK(fabsf(dz[0]) < 1e-7f && fabsf(dz[1]) < 1e-7f && fabsf(dz[2]) < 1e-7f, "and its gradient is 0: %g %g %g",
+          dz[0], dz[1], dz[2]);
+    float z0[12] = {0};
+    l = coseg_class_loss(dz, z0, t, 1, 3, 1, 1, 2, 2, 1.0);
+    CHECK_CLOSE(l, log(3.0), 1e-12, "class loss at z = 0 is ln 3");
+    CHECK_CLOSE(dz[0], 1.0 / 3 - 0.25, 1e-7, "gradient 1/3 - q_0");
+    CHECK_CLOSE(dz[1], 1.0 / 3 - 0.5, 1e-7, "gradient 1/3 - q_1");
+    /* 2 x 2 positions, one pixel each, classes {2, 0, 0, 1}: (K, h, w) layout,
+     * so channel c of position j is dz[c * 4 + j]; gradients / (h w) */
+    uint8_t t1[4] = {2, 0, 0, 1};
+    l = coseg_class_loss(dz, z0, t1, 1, 3, 2, 2, 2, 2, 1.0);
+    CHECK_CLOSE(l, log(3.0), 1e-12, "ln 3 at every position, averaged");
+    CHECK_CLOSE(dz[2 * 4 + 0], (1.0 / 3 - 1) / 4, 1e-7, "position 0, its class 2");
+    CHECK_CLOSE(dz[0 * 4 + 0], (1.0 / 3) / 4, 1e-7, "position 0, class 0");
+    CHECK_CLOSE(dz[1 * 4 + 3], (1.0 / 3 - 1) / 4, 1e-7, "position 3, its class 1");
+    /* confident and wrong: a logit of 100 for the wrong class costs 100 */
+    float zb[3] = {100.0f, 0.0f, 0.0f};
+    uint8_t tb[1] = {1};
+    l = coseg_class_loss(dz, zb, tb, 1, 3, 1, 1, 1, 1, 1.0);
+    CHECK_CLOSE(l, 100.0, 1e-9, "a confident mistake stays finite");
+}
+
+typedef struct ClassCase {
+    float *z, *dz;
+    uint8_t *t;
+    int n, K, h, w, H, W;
+} ClassCase;
+
+static double class_loss_of(void *ctx) {
+    ClassCase *c = ctx;
+    return coseg_class_loss(c->dz, c->z, c->t, c->n, c->K, c->h, c->w, c->H, c->W, 1.0);
+}
+
+/* Finite differences of the class loss, blocks of 1 x 1 and 3 x 2 pixels,
+ * and the scale multiplying the gradient only. */
+static void test_class_fd(int fy, int fx) {
+    Rng r;
+    rng_seed(&r, 12, RNG_TEST, (uint64_t)(fy * 10 + fx));
+    ClassCase c = {.n = 2, .K = 4, .h = 3, .w = 4};
+    c.H = c.h * fy, c.W = c.w * fx;
+    size_t nz = (size_t)c.n * c.K * c.h * c.w, nt = (size_t)c.n * c.H * c.W;
+    c.z = fixture_rand_floats(&r, nz, -3, 3);
+    c.dz = xaligned_floats(nz);
+    c.t = xmalloc(nt);
+    for (size_t i = 0; i < nt; i++) c.t[i] = (uint8_t)rng_below(&r, (uint64_t)c.K);
+    float *g = xaligned_floats(nz), *g2 = xaligned_floats(nz);
+    double l = class_loss_of(&c);
+    memcpy(g, c.dz, nz * sizeof *g);
+    double err = fixture_fd_error(class_loss_of, &c, c.z, g, nz, 1e-2f, nz, NULL);
+    CHECK(err < 2e-3, "class loss, blocks %dx%d: finite differences, rel err %g", fy, fx, err);
+    double l2 = coseg_class_loss(g2, c.z, c.t, c.n, c.K, c.h, c.w, c.H, c.W, 0.25);
+    int scaled = 1;
+    for (size_t i = 0; i < nz; i++) scaled &= fabsf(g2[i] - 0.25f * g[i]) <= 1e-7f * fabsf(g[i]) + 1e-12f;
+    CHECK(l2 == l && scaled, "class loss: scale 1/4 scales the gradient, not the loss");
+    free(c.z), free(c.dz), free(c.t), free(g), free(g2);
+}
+
 int main(void) {
+    test_class_hand();
+    test_class_fd(1, 1);
+    test_class_fd(3, 2);
     test_loss_hand();
     test_loss_fd(MASK_BCE);
     test_loss_fd(MASK_DICE);

@@ -8,7 +8,10 @@
  * PyTorch parity of one Adam step (tests/parity_coseg.py builds the same
  * network with bench/torch_coseg.py's twin): logits, loss, every gradient
  * and the weights after the step within 1e-4 relative, also with the
- * cosine correlation and its max channel. Runs from the
+ * cosine correlation and its max channel. [loss] mask = class
+ * (tests/fixtures/graph/coseg-classes.ini): its loss against naive loops,
+ * the model's gradients against finite differences, and what it refuses.
+ * Runs from the
  * repository root (as tests/run.sh does). */
 #include <limits.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #include "test.h"
 
 #define FIXTURE "tests/fixtures/graph/coseg.ini"
+#define CLASSES "tests/fixtures/graph/coseg-classes.ini"
 #define TOL 1e-4
 
 static char root[PATH_MAX];
@@ -35,18 +39,19 @@ typedef struct Setup {
     Batch b;
 } Setup;
 
-static void setup(Setup *s, int smooth, const char *const *sets, int n) {
+static void setup_from(Setup *s, const char *fixture, const char *db, int smooth, const char *const *sets,
+                       int n) {
     char path[PATH_MAX];
-    fixture_path_fmt(path, sizeof path, "%s/%s", root, FIXTURE);
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, fixture);
     size_t len;
     char *text = (char *)fixture_read_file(path, &len);
     for (char *p = smooth ? strstr(text, "[relu]") : NULL; p; p = strstr(p, "[relu]")) memcpy(p, "[tanh]", 6);
     Config c;
     Err e;
-    if (config_parse_text(&c, text, FIXTURE, &e)) FATAL("%s", e.msg);
+    if (config_parse_text(&c, text, fixture, &e)) FATAL("%s", e.msg);
     free(text);
     char data[PATH_MAX], run[PATH_MAX];
-    fixture_path_fmt(data, sizeof data, "data.train=%s/coseg.lmdb", fixture_dir());
+    fixture_path_fmt(data, sizeof data, "data.train=%s/%s", fixture_dir(), db);
     fixture_path_fmt(run, sizeof run, "run.dir=%s/run", fixture_dir());
     const char *base[] = {data, run, "data.test="};
     for (int i = 0; i < 3; i++)
@@ -63,6 +68,10 @@ static void setup(Setup *s, int smooth, const char *const *sets, int n) {
     BatchDecode dec = trainer_decode(&s->t);
     if (batch_load(&s->b, &s->t.sampler, r, 0, 1, &dec, 0, &e)) FATAL("%s", e.msg);
     ds_reader_close(r);
+}
+
+static void setup(Setup *s, int smooth, const char *const *sets, int n) {
+    setup_from(s, FIXTURE, "coseg.lmdb", smooth, sets, n);
 }
 
 static void setup_free(Setup *s) {
@@ -193,6 +202,98 @@ static void test_bad_node(void) {
           "[augment] with a mask loss is refused: %s", rc ? e.msg : "(accepted)");
 }
 
+/* ---- [loss] mask = class (CLASSES: 5 x 6 x 6 on 12 x 12 images) --------- */
+
+/* The mean over the batch's images of the per-position cross-entropy
+ * against the class histogram of each 2 x 2 block, by naive loops. */
+static double naive_class_loss(const Batch *b, const float *z, int K, int h, int w, int H, int W) {
+    double total = 0;
+    int fy = H / h, fx = W / w;
+    for (int i = 0; i < b->lb.n_images; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double zc[8], mx = -1e30, se = 0;
+                for (int c = 0; c < K; c++) {
+                    zc[c] = z[(((size_t)i * K + c) * h + y) * w + x];
+                    mx = fmax(mx, zc[c]);
+                }
+                for (int c = 0; c < K; c++) se += exp(zc[c] - mx);
+                for (int dy = 0; dy < fy; dy++)
+                    for (int dx = 0; dx < fx; dx++) {
+                        int c = b->masks[(size_t)i * H * W + (size_t)(y * fy + dy) * W + x * fx + dx];
+                        total += -(zc[c] - mx - log(se)) / (fy * fx) / (h * w);
+                    }
+            }
+    return total / b->lb.n_images;
+}
+
+static void test_class_loss(void) {
+    Setup s;
+    setup_from(&s, CLASSES, "coseg-class.lmdb", 0, NULL, 0);
+    Model *m = &s.t.model;
+    const ModelLayer *L = &m->layers[m->loss];
+    CHECK(L->oc == FIXTURE_COSEG_CLASSES + 1 && L->oh == 6 && L->ow == 6, "the class node is 5x6x6: %dx%dx%d",
+          L->oc, L->oh, L->ow);
+    int objects = 0, top = 0;
+    for (size_t j = 0; j < (size_t)s.b.lb.n_images * m->in_h * m->in_w; j++) {
+        objects += s.b.masks[j] != 0;
+        top = MAX(top, s.b.masks[j]);
+    }
+    CHECK(objects > 0 && top >= 2, "the batch's class masks hold objects of several classes (max value %d)", top);
+    StepTimes st;
+    double loss = trainer_grads(&s.t, &s.b, &st);
+    double want = naive_class_loss(&s.b, model_output(m, m->loss), L->oc, L->oh, L->ow, m->in_h, m->in_w);
+    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "class loss %.9g, naive loops %.9g", loss, want);
+    setup_free(&s);
+    /* the whole model's gradients (ReLU replaced by tanh) */
+    setup_from(&s, CLASSES, "coseg-class.lmdb", 1, NULL, 0);
+    trainer_grads(&s.t, &s.b, &st);
+    m = &s.t.model;
+    float *g = xmalloc(m->nparams * sizeof(float));
+    memcpy(g, m->grads, m->nparams * sizeof(float));
+    Rng r;
+    rng_seed(&r, 6, RNG_TEST, 0);
+    for (int v = 0; v < m->nviews; v++) {
+        const ParamView *pv = &m->views[v];
+        double err =
+            fixture_fd_error(loss_only, &s, m->params + pv->offset, g + pv->offset, pv->count, 1e-3f, 40, &r);
+        printf("class loss: %s rel err %.2g\n", pv->name, err);
+        CHECK(err < 2e-2, "class loss: %s gradient vs finite differences, rel err %g", pv->name, err);
+    }
+    free(g);
+    setup_free(&s);
+}
+
+/* What does not fit is refused by name: class masks with a mask loss of
+ * one object, object masks with mask = class, a node of the wrong number of
+ * channels or of a height that does not divide the input's. */
+static void test_class_refused(void) {
+    static const struct {
+        const char *fixture, *db, *set, *want;
+    } cases[] = {
+        {FIXTURE, "coseg-class.lmdb", NULL, "has class masks"},
+        {CLASSES, "coseg.lmdb", NULL, "object masks, not class masks"},
+        {CLASSES, "coseg-class.lmdb", "loss.input=feat", "needs a per-image node of 5 channels"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char path[PATH_MAX], data[PATH_MAX];
+        fixture_path_fmt(path, sizeof path, "%s/%s", root, cases[k].fixture);
+        fixture_path_fmt(data, sizeof data, "data.train=%s/%s", fixture_dir(), cases[k].db);
+        Config c;
+        Err e;
+        if (config_parse_file(&c, path, &e) || config_set(&c, data, &e) || config_set(&c, "data.test=", &e) ||
+            (cases[k].set && config_set(&c, cases[k].set, &e)))
+            FATAL("%s", e.msg);
+        char *text = config_to_text(&c);
+        Trainer t;
+        int rc = trainer_setup(&t, text, 0, &e);
+        CHECK(rc != 0 && strstr(e.msg, cases[k].want), "refused with \"%s\": %s", cases[k].want,
+              rc ? e.msg : "(accepted)");
+        if (rc == 0) trainer_free(&t);
+        free(text);
+    }
+}
+
 /* ---- PyTorch parity of one step ------------------------------------------- */
 
 /* With the overrides sets[0..n) (the twin reads the effective config). */
@@ -279,6 +380,10 @@ int main(void) {
     char path[PATH_MAX];
     fixture_path_fmt(path, sizeof path, "%s/coseg.lmdb", fixture_dir());
     fixture_coseg_dataset(path, 200, 7);
+    fixture_path_fmt(path, sizeof path, "%s/coseg-class.lmdb", fixture_dir());
+    fixture_coseg_dataset_masks(path, 200, 7, 1);
+    test_class_loss();
+    test_class_refused();
     test_loss_value(MASK_BCE);
     test_loss_value(MASK_DICE);
     test_loss_value(MASK_BCE_DICE);

@@ -25,6 +25,7 @@
     X(AVGPOOL, avgpool)                                                                                      \
     X(DROPOUT, dropout)                                                                                      \
     X(LEAKY_RELU, leaky_relu)                                                                                \
-    X(TANH, tanh)
+    X(TANH, tanh)                                                                                            \
+    X(SOFTMAX, softmax)
 
 #endif

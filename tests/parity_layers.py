@@ -104,6 +104,8 @@ def run_case(d):
         y = F.leaky_relu(ins[0], negative_slope=float(keys["slope"]))
     elif layer == "tanh":
         y = torch.tanh(ins[0])
+    elif layer == "softmax":
+        y = torch.softmax(ins[0], dim=1)
     elif layer == "correlation":
         disp, dil = int(keys["displacement"]), int(keys["dilation"])
         if len(ins) == 2:

@@ -8,7 +8,7 @@
  * difference and absdiff of the two halves of a batch, upsample (nearest
  * and bilinear), deconv2d, avgpool, batchnorm (training, with the running
  * statistics and num_batches_tracked; inference; C x 1 x 1 rows as
- * BatchNorm1d), leaky_relu, tanh and correlation (against a torch reference by shifts: torch
+ * BatchNorm1d), leaky_relu, tanh, softmax over channels and correlation (against a torch reference by shifts: torch
  * has no such op). Without torch it FAILS and says to run `make deps`. */
 #include <limits.h>
 #include <stdarg.h>
@@ -48,6 +48,7 @@ static const Case cases[] = {
     {"correlation-ab", "[correlation]\ninput = input@a, input@b\ndisplacement = 2\n", 4, 3, 6, 5, 0},
     {"leaky_relu", "[leaky_relu]\nslope = 0.2\n", 3, 2, 4, 4, 0},
     {"tanh", "[tanh]\n", 3, 2, 4, 4, 0},
+    {"softmax", "[softmax]\n", 3, 5, 3, 4, 0},
     {"correlation-both", "[correlation]\ninput = input\ndisplacement = 1\ndilation = 2\n", 4, 2, 5, 6, 0},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])

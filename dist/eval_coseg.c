@@ -133,33 +133,40 @@ void coseg_eval_print(const CosegEval *r, FILE *out) {
             (unsigned long long)m->pairs_none, m->wrong_pixels_none, m->empty_none);
 }
 
-int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
-    const CosegMetrics *m = &r->m;
-    const struct {
-        const char *key;
-        double v;
-    } f[] = {{"jaccard_seen", m->jaccard_seen},
-             {"precision_seen", m->precision_seen},
-             {"jaccard_unseen", m->jaccard_unseen},
-             {"precision_unseen", m->precision_unseen},
-             {"jaccard", m->jaccard},
-             {"precision", m->precision},
-             {"wrong_pixels_none", m->wrong_pixels_none},
-             {"empty_none", m->empty_none},
-             {"pairs_seen", (double)m->pairs_seen},
-             {"pairs_unseen", (double)m->pairs_unseen},
-             {"pairs_none", (double)m->pairs_none},
-             {"pairs", (double)r->pairs},
-             {"seconds", r->seconds}};
-    enum { N = sizeof f / sizeof f[0] };
-    char buf[N * 64 + 16];
+/* A flat JSON object of numbers (NaN as null), written atomically to path. */
+typedef struct JsonField {
+    const char *key;
+    double v;
+} JsonField;
+
+static int json_fields_write(const JsonField *f, int n, const char *path, Err *e) {
+    char buf[32 * 64 + 16];
+    ASSERT(n <= 32);
     size_t len = 0;
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         len += (size_t)snprintf(buf + len, sizeof buf - len,
                                 isnan(f[i].v) ? "%s  \"%s\": null" : "%s  \"%s\": %.9g", i ? ",\n" : "{\n",
                                 f[i].key, f[i].v);
     len += (size_t)snprintf(buf + len, sizeof buf - len, "\n}\n");
     return atomic_file_write_all(path, buf, len, e);
+}
+
+int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
+    const CosegMetrics *m = &r->m;
+    const JsonField f[] = {{"jaccard_seen", m->jaccard_seen},
+                           {"precision_seen", m->precision_seen},
+                           {"jaccard_unseen", m->jaccard_unseen},
+                           {"precision_unseen", m->precision_unseen},
+                           {"jaccard", m->jaccard},
+                           {"precision", m->precision},
+                           {"wrong_pixels_none", m->wrong_pixels_none},
+                           {"empty_none", m->empty_none},
+                           {"pairs_seen", (double)m->pairs_seen},
+                           {"pairs_unseen", (double)m->pairs_unseen},
+                           {"pairs_none", (double)m->pairs_none},
+                           {"pairs", (double)r->pairs},
+                           {"seconds", r->seconds}};
+    return json_fields_write(f, (int)(sizeof f / sizeof f[0]), path, e);
 }
 
 /* ---- class maps ([loss] mask = class) ------------------------------------ */
@@ -177,8 +184,10 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
     float *x = NULL, *dz = NULL;
     uint8_t *pix = NULL, *truth = NULL;
     if (meta->has_masks != DS_MASKS_CLASS) {
-        err_set(e, "%s has no class masks: a class-map model is evaluated on a dataset made with siamese synth "
-                   "coseg --class-masks", test_path);
+        err_set(e,
+                "%s has no class masks: a class-map model is evaluated on a dataset made with siamese synth "
+                "coseg --class-masks",
+                test_path);
         goto out;
     }
     if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w) {
@@ -187,7 +196,8 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
         goto out;
     }
     if (L->halved || L->flat || L->oc != K || m->in_h % L->oh || m->in_w % L->ow) {
-        err_set(e, "the checkpoint's loss node %s (%dx%dx%d) is not a class map of %s's %d classes + background",
+        err_set(e,
+                "the checkpoint's loss node %s (%dx%dx%d) is not a class map of %s's %d classes + background",
                 L->name, L->oc, L->oh, L->ow, test_path, K - 1);
         goto out;
     }
@@ -223,7 +233,8 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
                     memset(hist, 0, sizeof(int) * (size_t)K);
                     for (int dy = 0; dy < fy; dy++)
                         for (int dx = 0; dx < fx; dx++)
-                            hist[truth[(size_t)row * npix + (size_t)(y * fy + dy) * m->in_w + xx * fx + dx]]++;
+                            hist[truth[(size_t)row * npix + (size_t)(y * fy + dy) * m->in_w + xx * fx +
+                                       dx]]++;
                     int want = 0, got = 0;
                     const float *zp = z + (size_t)row * K * plane + (size_t)y * L->ow + xx;
                     for (int c = 1; c < K; c++) {
@@ -254,31 +265,20 @@ out:
 
 void coseg_class_eval_print(const CosegClassEval *r, FILE *out) {
     fprintf(out, "class maps, %llu images (%.1f s)\n", (unsigned long long)r->images, r->seconds);
-    fprintf(out, "  positions %llu  accuracy %.4f  loss %.4f\n", (unsigned long long)r->positions, r->accuracy,
-            r->loss);
+    fprintf(out, "  positions %llu  accuracy %.4f  loss %.4f\n", (unsigned long long)r->positions,
+            r->accuracy, r->loss);
     fprintf(out, "  object positions %llu  accuracy %.4f;  background positions accuracy %.4f\n",
             (unsigned long long)r->object_positions, r->object_accuracy, r->background_accuracy);
 }
 
 int coseg_class_eval_write_json(const CosegClassEval *r, const char *path, Err *e) {
-    const struct {
-        const char *key;
-        double v;
-    } f[] = {{"class_accuracy", r->accuracy},
-             {"class_object_accuracy", r->object_accuracy},
-             {"class_background_accuracy", r->background_accuracy},
-             {"class_loss", r->loss},
-             {"images", (double)r->images},
-             {"positions", (double)r->positions},
-             {"object_positions", (double)r->object_positions},
-             {"seconds", r->seconds}};
-    enum { N = sizeof f / sizeof f[0] };
-    char buf[N * 64 + 16];
-    size_t len = 0;
-    for (int i = 0; i < N; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len,
-                                isnan(f[i].v) ? "%s  \"%s\": null" : "%s  \"%s\": %.9g", i ? ",\n" : "{\n",
-                                f[i].key, f[i].v);
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "\n}\n");
-    return atomic_file_write_all(path, buf, len, e);
+    const JsonField f[] = {{"class_accuracy", r->accuracy},
+                           {"class_object_accuracy", r->object_accuracy},
+                           {"class_background_accuracy", r->background_accuracy},
+                           {"class_loss", r->loss},
+                           {"images", (double)r->images},
+                           {"positions", (double)r->positions},
+                           {"object_positions", (double)r->object_positions},
+                           {"seconds", r->seconds}};
+    return json_fields_write(f, (int)(sizeof f / sizeof f[0]), path, e);
 }

@@ -16,8 +16,14 @@ window, "ready" after the warm-up, "rss 0 KB" at the end. Modes as
 torch_ref.py: --windows W --steps S, or --gate DIR (reads step counts or
 "q" from the FIFO DIR/go.0). Run with /usr/bin/python3 (the one with torch).
 
+glibc's malloc returns every large freed tensor to the system, so each step
+faults its activations in afresh (about a fifth of the twin's CPU time,
+docs/coseg.md): unless --pin-malloc 0, the twin first pins glibc's mmap and
+trim thresholds (mallopt) so that freed memory is reused, as the C trainer's
+preallocated buffers are.
+
   torch_coseg.py --config configs/coseg-fmnist.ini --batches PREFIX
-                 [--mkldnn 0|1] [--gate DIR | --windows W --steps S] [--warmup N]
+                 [--mkldnn 0|1] [--pin-malloc 0|1] [--gate DIR | --windows W --steps S] [--warmup N]
 """
 import argparse
 import configparser
@@ -172,17 +178,32 @@ def mask_loss(z, target, kind):
     return F.binary_cross_entropy_with_logits(z, target)
 
 
+def pin_malloc():
+    """glibc: large blocks from the heap (mmap threshold 32 MiB, its maximum),
+    freed memory kept (trim threshold 1 GiB) with 256 MiB of top padding."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    ok = (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+          and libc.mallopt(M_TOP_PAD, 256 << 20))
+    if not ok:
+        sys.exit("torch_coseg: mallopt refused a threshold (not glibc?): run with --pin-malloc 0")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="configs/coseg-fmnist.ini")
     ap.add_argument("--batches", required=True, help="PREFIX of coseg_batches' PREFIX.x.npy, .mask.npy")
     ap.add_argument("--mkldnn", type=int, default=1)
+    ap.add_argument("--pin-malloc", type=int, default=1)
     ap.add_argument("--gate")
     ap.add_argument("--windows", type=int, default=0)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     a = ap.parse_args()
 
+    if a.pin_malloc:
+        pin_malloc()
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     torch.backends.mkldnn.enabled = bool(a.mkldnn)

@@ -84,6 +84,29 @@ P=(--set run.dir="$T/pre" --set data.train="$T/one" --set data.test="$T/one-te" 
 if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist-pretrain.ini "${P[@]}" >"$T/pre.log" 2>&1; then ok; else
   bad "train coseg-fmnist-pretrain on 48x48: $(tail -3 "$T/pre.log")"
 fi
+# bench/nn_confusion.py on the pretraining's embeddings (runs), and on six
+# hand-placed ones whose nearest neighbours are worked out by hand: classes
+# 0 0 1 1 2 2; 0a's neighbour is 1a (10 degrees away, 0b 12), the rest their twin.
+PY=${PYTHON:-/usr/bin/python3}   # with numpy (make deps)
+if "$PY" -c "import numpy" 2>/dev/null; then
+  "$S" embed "$T/pre/model.smpi" --data "$T/one-te" --out "$T/pe" >/dev/null 2>&1 &&
+    "$PY" bench/nn_confusion.py "$T/pe" >"$T/conf.txt" 2>&1 && grep -q '^16 samples, Recall@1 ' "$T/conf.txt" && ok ||
+    bad "nn_confusion.py on embed's output: $(tail -2 "$T/conf.txt")"
+  "$PY" - "$T/hand" <<'PY'
+import sys, numpy as np
+a = np.radians([0, -12, 10, 18, 90, 100])
+np.save(sys.argv[1] + ".emb.npy", np.stack([np.cos(a), np.sin(a)], 1).astype(np.float32))
+np.save(sys.argv[1] + ".labels.npy", np.array([0, 0, 1, 1, 2, 2], np.int32))
+PY
+  "$PY" bench/nn_confusion.py "$T/hand" shirt,coat,bag >"$T/hand.txt" 2>&1
+  grep -q '^6 samples, Recall@1 0.8333$' "$T/hand.txt" && grep -Eq '^shirt +50.0 +50.0 +0.0 +0.500 +coat \(50.0 %\)$' "$T/hand.txt" &&
+    grep -Eq '^ +bag +0.0 +0.0 +100.0 +1.000 ' "$T/hand.txt" && grep -q '^  shirt / coat: 25.0 %$' "$T/hand.txt" && ok ||
+    bad "nn_confusion.py on hand-placed embeddings: $(cat "$T/hand.txt")"
+  "$PY" bench/nn_confusion.py "$T/none" >"$T/o" 2>"$T/e"; [ $? -ne 0 ] && [ "$(wc -l <"$T/e")" -eq 1 ] &&
+    grep -q "run \`siamese embed" "$T/e" && ok || bad "nn_confusion.py without files: $(cat "$T/e")"
+else
+  echo "skip: nn_confusion.py checks ($PY has no numpy)"
+fi
 R=(--set run.dir="$T/run" --set data.train="$T/tr" --set data.test="$T/te" --set data.shape=
   --set train.steps=2 --set sampler.batch=8 --set train.eval=1 --set optim.warmup_steps=0 --set init.from="$T/pre/model.smpi")
 if OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" >"$T/train.log" 2>&1; then ok; else

@@ -7,8 +7,10 @@ neighbour). Prints the confusion matrix (rows: true class, columns: the
 neighbour's class, percent of the row), each class's Recall@1, the
 most frequent wrong neighbour class per class and the class pairs whose
 samples take each other's neighbours most often.
-  usage: bench/nn_confusion.py PREFIX [CLASS_NAMES]
+  usage: bench/nn_confusion.py [--only IDS] PREFIX [CLASS_NAMES]
 CLASS_NAMES: comma-separated names of the classes 0, 1, ... (optional).
+--only IDS: keep only the samples of these classes (comma-separated ids,
+e.g. the training classes), in the search too.
 Needs numpy."""
 import sys
 
@@ -16,20 +18,31 @@ import numpy as np
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    args = sys.argv[1:]
+    only = None
+    if len(args) >= 2 and args[0] == "--only":
+        try:
+            only = [int(v) for v in args[1].split(",")]
+        except ValueError:
+            sys.exit(f"nn_confusion: --only {args[1]}: expected comma-separated class ids, e.g. 0,1,2")
+        args = args[2:]
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    prefix = sys.argv[1]
+    prefix = args[0]
     try:
         E = np.load(prefix + ".emb.npy").astype(np.float64)
         y = np.load(prefix + ".labels.npy").astype(np.int64)
     except OSError as e:
         sys.exit(f"nn_confusion: {e}: run `siamese embed CHECKPOINT --data DB --out {prefix}` first")
+    if E.ndim == 2 and len(E) == len(y) and only is not None:
+        keep = np.isin(y, only)
+        E, y = E[keep], y[keep]
     if E.ndim != 2 or len(E) != len(y) or len(y) < 2:
         sys.exit(f"nn_confusion: {prefix}.emb.npy and .labels.npy do not match ({E.shape}, {y.shape})")
     n = np.linalg.norm(E, axis=1, keepdims=True)
     E = E / np.maximum(n, 1e-12)
     classes = sorted(set(y.tolist()))
-    names = sys.argv[2].split(",") if len(sys.argv) == 3 else []
+    names = args[1].split(",") if len(args) == 2 else []
     name = lambda c: names[c] if c < len(names) else str(c)
     nn = np.empty(len(y), dtype=np.int64)
     for s in range(0, len(y), 512):

@@ -102,6 +102,8 @@ PY
   grep -q '^6 samples, Recall@1 0.8333$' "$T/hand.txt" && grep -Eq '^shirt +50.0 +50.0 +0.0 +0.500 +coat \(50.0 %\)$' "$T/hand.txt" &&
     grep -Eq '^ +bag +0.0 +0.0 +100.0 +1.000 ' "$T/hand.txt" && grep -q '^  shirt / coat: 25.0 %$' "$T/hand.txt" && ok ||
     bad "nn_confusion.py on hand-placed embeddings: $(cat "$T/hand.txt")"
+  "$PY" bench/nn_confusion.py --only 0,1 "$T/hand" >"$T/hand2.txt" 2>&1 && grep -q '^4 samples, Recall@1 0.7500$' "$T/hand2.txt" &&
+    ! grep -q '^ *2 ' "$T/hand2.txt" && ok || bad "nn_confusion.py --only 0,1: $(cat "$T/hand2.txt")"
   "$PY" bench/nn_confusion.py "$T/none" >"$T/o" 2>"$T/e"; [ $? -ne 0 ] && [ "$(wc -l <"$T/e")" -eq 1 ] &&
     grep -q "run \`siamese embed" "$T/e" && ok || bad "nn_confusion.py without files: $(cat "$T/e")"
 else

@@ -4,10 +4,7 @@
  * frame, then file order, named "SEQUENCE/FRAME/ID" (FRAME six digits; the
  * jittered copies after the first add "/jN"). Scored ground truth only
  * (class 1, non-zero flag, as mot-eval scores), at least --min-visibility
- * visible. Grey (BT.601 luma), or with --color the frame's R, G, B planes.
- * --overlap-copies N: a box whose IoU with another scored box of its frame
- * passes --overlap-iou (a crossing: the other target may show in its crop)
- * gets N crops instead of --copies. */
+ * visible. Grey (BT.601 luma), or with --color the frame's R, G, B planes. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
@@ -23,7 +20,6 @@
 static const char usage[] =
     "usage: siamese import --format mot --root DIR [--root DIR ...] --out DB\n"
     "                      [--resize HxW] [--min-visibility V] [--jitter F --copies N]\n"
-    "                      [--overlap-copies N [--overlap-iou T]]\n"
     "                      [--seed N] [--compress] [--color]\n"
     "\n"
     "Builds an LMDB dataset of the ground-truth boxes of MOTChallenge sequences,\n"
@@ -41,10 +37,6 @@ static const char usage[] =
     "                       sides by exp(N(0, F)) before cropping, as a detector would\n"
     "                       (default 0: the exact box)\n"
     "  --copies N           crops per box (default 1; more with --jitter)\n"
-    "  --overlap-copies N   crops per box whose IoU with another scored box of its\n"
-    "                       frame (any visibility) is above --overlap-iou (default\n"
-    "                       --copies): weights the crossings, where the other shows\n"
-    "  --overlap-iou T      the IoU such a box must pass (default 0: any overlap)\n"
     "  --seed N             seed of the jitter (default 1)\n"
     "  --compress           zlib-compress each record\n"
     "  --color              3 channels (R, G, B as decoded; grey frames replicated);\n"
@@ -104,23 +96,6 @@ static int keep_box(const MotBox *b, double min_vis) {
     return b->cls == 1 && b->flag != 0 && b->vis >= min_vis;
 }
 
-/* Whether box i of a frame's boxes [i0, i1) has an IoU above t (and an
- * intersection of positive area) with another scored box of the frame, at
- * any visibility. */
-static int overlaps_other(const MotBox *box, size_t i0, size_t i1, size_t i, double t) {
-    const MotBox *a = &box[i];
-    for (size_t j = i0; j < i1; j++) {
-        const MotBox *b = &box[j];
-        if (j == i || !keep_box(b, 0)) continue;
-        double iw = fmin(a->x + a->w, b->x + b->w) - fmax(a->x, b->x);
-        double ih = fmin(a->y + a->h, b->y + b->h) - fmax(a->y, b->y);
-        if (iw <= 0 || ih <= 0) continue;
-        double in = iw * ih, un = (double)a->w * a->h + (double)b->w * b->h - in;
-        if (in > t * un) return 1;
-    }
-    return 0;
-}
-
 typedef struct ClassKey {
     int32_t id;
     int32_t label;
@@ -134,9 +109,9 @@ static int cmp_key(const void *a, const void *b) {
 int cmd_import_mot(int argc, char **argv) {
     const char *out = NULL;
     uint32_t rh = 32, rw = 32;
-    double min_vis = 0, jitter = 0, oiou = 0;
+    double min_vis = 0, jitter = 0;
     int compress = 0, color = 0;
-    long copies = 1, ocopies = 0;
+    long copies = 1;
     uint64_t seed = 1;
     SeqList seqs = {0};
     Err e = {""};
@@ -191,16 +166,6 @@ int cmd_import_mot(int argc, char **argv) {
                 fprintf(stderr, "siamese import: --copies %s: expected a whole number in [1, 1000]\n", v);
                 goto done;
             }
-        } else if (!strcmp(a, "--overlap-copies")) {
-            if (parse_long(v, 1, 1000, &ocopies)) {
-                fprintf(stderr, "siamese import: --overlap-copies %s: expected a whole number in [1, 1000]\n", v);
-                goto done;
-            }
-        } else if (!strcmp(a, "--overlap-iou")) {
-            if (parse_double(v, 0, 1, &oiou) || oiou >= 1) {
-                fprintf(stderr, "siamese import: --overlap-iou %s: expected a number in [0, 1)\n", v);
-                goto done;
-            }
         } else if (!strcmp(a, "--seed")) {
             if (parse_u64(v, &seed)) {
                 fprintf(stderr, "siamese import: --seed %s: expected a non-negative whole number\n", v);
@@ -220,7 +185,6 @@ int cmd_import_mot(int argc, char **argv) {
                 "--help)\n");
         goto done;
     }
-    if (!ocopies) ocopies = copies;
     rc = 1;
     for (int k = 0; k < nroots; k++)
         if (add_root(&seqs, roots[k], &e)) goto fail;
@@ -238,14 +202,9 @@ int cmd_import_mot(int argc, char **argv) {
         ok = !mot_seq_open(&sq[s], seqs.dir[s], &e) && !mot_seq_boxes(&sq[s], MOT_GT, &gt[s], &e);
         if (!ok) break;
         keys[s] = xmalloc(sizeof(ClassKey) * (gt[s].n + 1));
-        for (int32_t f = 1; f <= gt[s].frames; f++)
-            for (size_t i = gt[s].first[f]; i < gt[s].first[f + 1]; i++)
-                if (keep_box(&gt[s].box[i], min_vis)) {
-                    keys[s][nkeys[s]++] = (ClassKey){gt[s].box[i].id, 0};
-                    samples += (uint64_t)(overlaps_other(gt[s].box, gt[s].first[f], gt[s].first[f + 1], i, oiou)
-                                              ? ocopies
-                                              : copies);
-                }
+        for (size_t i = 0; i < gt[s].n; i++)
+            if (keep_box(&gt[s].box[i], min_vis))
+                keys[s][nkeys[s]++] = (ClassKey){gt[s].box[i].id, 0}, samples += (uint64_t)copies;
         qsort(keys[s], (size_t)nkeys[s], sizeof(ClassKey), cmp_key);
         int u = 0;
         for (int i = 0; i < nkeys[s]; i++)
@@ -298,8 +257,7 @@ int cmd_import_mot(int argc, char **argv) {
                 const MotBox *b = &gt[s].box[i];
                 if (!keep_box(b, min_vis)) continue;
                 ClassKey key = {b->id, 0}, *k = bsearch(&key, keys[s], (size_t)nkeys[s], sizeof key, cmp_key);
-                long nc = overlaps_other(gt[s].box, i0, i1, i, oiou) ? ocopies : copies;
-                for (long c = 0; c < nc && ok; c++) {
+                for (long c = 0; c < copies && ok; c++) {
                     MotBox j = *b;
                     if (jitter > 0) {
                         double cx = b->x + b->w / 2.0 + b->w * jitter * rng_normal(&rng);

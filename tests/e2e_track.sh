@@ -101,30 +101,6 @@ ids=$(for q in "$T"/seq/*/; do awk -F, -v q="$(basename "$q")" '$7 != 0 && $8 ==
 grep -q "^count  *$((2 * want))\$" "$T/inspect.txt" && grep -q "^classes  *$ids\$" "$T/inspect.txt" && ok \
   || bad "import --format mot: want $((2 * want)) samples of $ids classes: $(grep -E '^(count|classes)' "$T/inspect.txt" | tr '\n' ' ')"
 grep -qP '^1\t0\tsynth-0101/000001/\d+/j1$' "$T/inspect.txt" && ok || bad "import --format mot: sample names"
-# --overlap-copies: hand-placed 10x10 boxes (gt.txt is 1-based). Frame 1: targets 1 and 2 overlap by
-# 5 columns (IoU 50/150 = 0.33); 4 and 5 touch (no area in common); 3 is overlapped only by a class-2
-# box (not scored). Frame 2: 1 and 2 overlap by one column (IoU 10/190 = 0.05); 3 by target 7
-# (IoU 80/120 = 0.67), too hidden (0.1) to be cropped itself but still a crossing; 9 only by a
-# zero-flagged box. Crops: frame 1 {1,2,3,4,5}, frame 2 {1,2,3,9}; overlapping above IoU T get 3.
-cp -r "$Q" "$T/ov"
-printf '%s\n' 1,1,11,11,10,10,1,1,1 1,2,16,11,10,10,1,1,1 1,3,101,101,10,10,1,1,1 1,4,201,11,10,10,1,1,1 \
-  1,5,211,11,10,10,1,1,1 1,6,103,101,10,10,1,2,1 2,1,11,11,10,10,1,1,1 2,2,20,11,10,10,1,1,1 \
-  2,3,101,101,10,10,1,1,1 2,7,103,101,10,10,1,1,0.1 2,8,151,151,10,10,0,1,1 2,9,151,153,10,10,1,1,1 \
-  >"$T/ov/gt/gt.txt"
-# T, then the count and the boxes (FRAME/ID) with copies: T = 0 -> 3 + 3 + 1 + 1 + 1 + 3 + 3 + 3 + 1
-for c in "0 19 1/1 1/2 2/1 2/2 2/3" "0.2 15 1/1 1/2 2/3" "0.5 11 2/3"; do
-  set -- $c; t=$1 n=$2; shift 2
-  rm -rf "$T/ov.lmdb"
-  "$S" import --format mot --root "$T/ov" --out "$T/ov.lmdb" --resize 8x8 --min-visibility 0.3 --copies 1 \
-    --overlap-copies 3 --overlap-iou "$t" >/dev/null && "$S" inspect "$T/ov.lmdb" --names >"$T/ov.txt" || bad "import --overlap-iou $t"
-  got=$(awk -F'\t' '$3 ~ /\/j2$/ {split($3, a, "/"); printf "%d/%d ", a[2], a[3]}' "$T/ov.txt")
-  grep -q "^count  *$n\$" "$T/ov.txt" && [ "$got" = "$* " ] && ! grep -qP '\t(synth-0101/000002/7|[^\t]*/j3)$' "$T/ov.txt" \
-    && ok || bad "import --overlap-iou $t: want $n crops, copies of $*; got $(grep '^count' "$T/ov.txt"), copies of $got"
-done
-expect_error "import --overlap-iou 1" "--overlap-iou 1: expected a number in [0, 1)" "$T/y.lmdb" \
-  "$S" import --format mot --root "$T/ov" --out "$T/y.lmdb" --overlap-copies 2 --overlap-iou 1
-expect_error "import --overlap-copies 0" "--overlap-copies 0: expected a whole number" "$T/y.lmdb" \
-  "$S" import --format mot --root "$T/ov" --out "$T/y.lmdb" --overlap-copies 0
 check "train a tiny matching network" env OPENBLAS_NUM_THREADS=1 "$S" train configs/tiny.ini --set data.train="$T/crops.lmdb" \
   --set data.test= --set run.dir="$T/run" --set train.steps=20 --set train.eval=0
 CK=$T/run/model.smpi

@@ -4,7 +4,9 @@
 # answers are worked out here: targets far apart give 1, identical
 # embeddings (every distance 0, ties counted half) 0.5; --save-partners
 # pairs each target with the one of nearest mean in its own sequence;
-# --partners reads those pairs back; bad files stop it with one line.
+# --partners reads those pairs back; --crossings pairs crops at hand-placed
+# ground-truth crossings (1 when apart, 0.5 when the other target's crop
+# stands in); bad files stop it with one line.
 set -u
 cd "$(dirname "$0")/.."
 NAME=e2e_lookalike
@@ -49,6 +51,38 @@ want "partners written" "s1 1 3|s1 2 3|s1 3 1" "$(paste -sd'|' "$T/p.txt")"
 want "partners read back" "1.0000 3" "$(auc "$T/near" --partners "$T/p.txt")"
 # s1's 1 and 2 are the pair without --partners; its 3 and s2's 1 have none
 want "default pair" "1.0000 2" "$(auc "$T/near")"
+
+# --crossings: targets 1 and 2 of s1 (frames 1..20) are 10x10 boxes far apart, except frames 10 and
+# 11 where 2 sits 5 px right of 1 (IoU 50/150 = 0.33): 2 frames x 2 targets x 3 anchors = 12 pairs
+# of each kind; the anchors come from the free frames at least 5 away (1-5 and 15-20 for frame 10)
+mkdir -p "$T/gt/s1/gt"
+for f in $(seq 1 20); do
+  x2=200; [ "$f" = 10 ] || [ "$f" = 11 ] && x2=105
+  printf '%d,1,100,100,10,10,1,1,1\n%d,2,%d,100,10,10,1,1,1\n' "$f" "$f" "$x2"
+done >"$T/gt/s1/gt/gt.txt"
+grep '^s1/' "$T/far.names.txt" >"$T/cr.names.txt"
+python3 - "$T/cr" <<'EOF2'
+import struct, sys
+# s1's 40 crops of far: target 1 at 0, target 2 at 3; in -show target 1's frames 10-11 at 3
+pre = sys.argv[1]
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (40, 1), }"
+hdr += ' ' * (63 - len(hdr) % 64) + '\n'
+vals = [0.0] * 20 + [3.0] * 20
+for v, name in (('sep', vals), ('show', [3.0 if f in (10, 11) else 0.0 for f in range(1, 21)] + [3.0] * 20)):
+    with open(pre + '-' + v + '.emb.npy', 'wb') as f:
+        f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(hdr)) + hdr.encode())
+        f.write(struct.pack('<40f', *name))
+EOF2
+cp "$T/cr.names.txt" "$T/cr-sep.names.txt"; cp "$T/cr.names.txt" "$T/cr-show.names.txt"
+cauc() { python3 "$L" "$@" 2>&1 | sed -n 's/.*crossing ROC AUC \([0-9.]*\) (IoU > [0-9.]*, \([0-9]*\) same-target and \([0-9]*\) other.*/\1 \2 \3/p'; }
+# apart at the crossing: same-target distance 0, other 3: AUC 1
+want "crossings, separated" "1.0000 12 12" "$(cauc "$T/cr-sep" --crossings "$T/gt")"
+# target 1's crossing crops embed as target 2 (the other shows): every pair ties, AUC 0.5
+want "crossings, the other shows" "0.5000 12 12" "$(cauc "$T/cr-show" --crossings "$T/gt")"
+expect_error "no crossing above the IoU" "no crossing (IoU > 0.5)" 1 python3 "$L" "$T/cr-sep" --crossings "$T/gt" --crossing-iou 0.5
+expect_error "bad --crossing-iou" "--crossing-iou wants a number in [0, 1), not 1" 1 \
+  python3 "$L" "$T/cr-sep" --crossings "$T/gt" --crossing-iou 1
+expect_error "no ground truth" "nogt/s1/gt/gt.txt:" 1 python3 "$L" "$T/cr-sep" --crossings "$T/nogt"
 
 mk "$T/bad" s1 1 0 s1 2 1
 head -c 20 "$T/bad.emb.npy" >"$T/trunc.emb.npy"; cp "$T/bad.names.txt" "$T/trunc.names.txt"

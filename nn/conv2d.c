@@ -11,7 +11,8 @@
  * blocks: the same bits for any thread count. Stride-1 "same" convolutions
  * build and scatter the columns plane by plane in masked AVX-512 blocks
  * (the same bits as the row loops, which small maps made a third of the
- * layer's time). */
+ * layer's time). A 1 x 1 convolution with at most CONV2D_POINTWISE_MAX_F
+ * filters skips all this (below). */
 #include "conv2d.h"
 
 #include <stdlib.h>
@@ -34,8 +35,17 @@ static int conv2d_chunk(int B, int C, int F, int K, int Ho, int Wo) {
     return (int)nb;
 }
 
+/* A 1 x 1 convolution with few filters (a mask head: one output channel)
+ * runs as per-pixel dot products over the channels, image by image: its GEMM
+ * would have F rows, and the column copy would cost as much as the GEMM. */
+#define CONV2D_POINTWISE_MAX_F 4
+static int pointwise(int F, int K, int stride, int pad) {
+    return K == 1 && stride == 1 && pad == 0 && F <= CONV2D_POINTWISE_MAX_F;
+}
+
 size_t conv2d_workspace_floats(int B, int C, int H, int W, int F, int K, int stride, int pad) {
     ASSERT(B > 0 && C > 0 && F > 0 && K > 0 && stride > 0 && pad >= 0);
+    if (pointwise(F, K, stride, pad)) return 2 * (size_t)B * F * (C + 1); /* per-image sums, in double */
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     ASSERT(Ho > 0 && Wo > 0);
     size_t nb = (size_t)conv2d_chunk(B, C, F, K, Ho, Wo);
@@ -297,8 +307,83 @@ static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int p
     return c;
 }
 
+/* ---- 1 x 1, few filters: per-pixel dot products ------------------------ */
+
+typedef struct Pointwise {
+    float *out, *din;
+    double *part; /* (B, F, C + 1): image i's <in_c, dout_f>, then its sum of dout_f */
+    const float *in, *w, *b, *dout;
+    int C, F;
+    size_t HW;
+} Pointwise;
+
+/* out image i, filter f = b_f + sum_c w_fc in_c, channel after channel
+ * (GEMM adds in another order: equal to rounding). */
+static void pointwise_fwd_image(void *p, int i, int tid) {
+    (void)tid;
+    const Pointwise *c = p;
+    size_t HW = c->HW;
+    const float *x = c->in + (size_t)i * c->C * HW;
+    for (int f = 0; f < c->F; f++) {
+        float *o = c->out + ((size_t)i * c->F + f) * HW;
+        const float *wf = c->w + (size_t)f * c->C;
+        float bias = c->b ? c->b[f] : 0.0f;
+        for (size_t q = 0; q < HW; q++) o[q] = bias;
+        for (int ch = 0; ch < c->C; ch++) {
+            const float *xc = x + (size_t)ch * HW;
+            float wc = wf[ch];
+            for (size_t q = 0; q < HW; q++) o[q] += wc * xc[q];
+        }
+    }
+}
+
+#define PW_LANES 16
+/* <a, b> over n floats: PW_LANES float lanes, added in double. */
+static double pointwise_dot(const float *a, const float *b, size_t n) {
+    float l[PW_LANES] = {0};
+    size_t q = 0;
+    for (; q + PW_LANES <= n; q += PW_LANES)
+        for (int j = 0; j < PW_LANES; j++) l[j] += a[q + j] * b[q + j];
+    double s = 0;
+    for (; q < n; q++) s += (double)a[q] * b[q];
+    for (int j = 0; j < PW_LANES; j++) s += l[j];
+    return s;
+}
+
+/* Image i: din_c = sum_f w_fc dout_f (written), and its dw, db sums into part. */
+static void pointwise_bwd_image(void *p, int i, int tid) {
+    (void)tid;
+    const Pointwise *c = p;
+    size_t HW = c->HW;
+    const float *x = c->in + (size_t)i * c->C * HW, *d = c->dout + (size_t)i * c->F * HW;
+    double *part = c->part + (size_t)i * c->F * (c->C + 1);
+    for (int f = 0; f < c->F; f++) {
+        const float *df = d + (size_t)f * HW;
+        for (int ch = 0; ch < c->C; ch++) part[f * (c->C + 1) + ch] = pointwise_dot(x + (size_t)ch * HW, df, HW);
+        part[f * (c->C + 1) + c->C] = sum_floats(df, HW);
+    }
+    if (!c->din) return;
+    for (int ch = 0; ch < c->C; ch++) {
+        float *g = c->din + ((size_t)i * c->C + ch) * HW;
+        for (int f = 0; f < c->F; f++) {
+            const float *df = d + (size_t)f * HW;
+            float wc = c->w[(size_t)f * c->C + ch];
+            if (f == 0)
+                for (size_t q = 0; q < HW; q++) g[q] = wc * df[q];
+            else
+                for (size_t q = 0; q < HW; q++) g[q] += wc * df[q];
+        }
+    }
+}
+
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
                     int F, int K, int stride, int pad, float *ws) {
+    if (pointwise(F, K, stride, pad)) {
+        (void)ws;
+        Pointwise c = {out, NULL, NULL, in, w, b, NULL, C, F, (size_t)H * W};
+        parallel_run(B, pointwise_fwd_image, &c);
+        return;
+    }
     int nb;
     SameMasks sm;
     Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
@@ -316,6 +401,23 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
 
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+    if (pointwise(F, K, stride, pad)) {
+        /* images in parallel; their sums added in image order: the same bits for any thread count */
+        ASSERT(((uintptr_t)ws & 7) == 0);
+        Pointwise c = {NULL, din, (double *)(void *)ws, in, w, NULL, dout, C, F, (size_t)H * W};
+        parallel_run(B, pointwise_bwd_image, &c);
+        for (int f = 0; f < F; f++) {
+            for (int ch = 0; ch <= C; ch++) {
+                double s = 0;
+                for (int i = 0; i < B; i++) s += c.part[((size_t)i * F + f) * (C + 1) + ch];
+                if (ch < C)
+                    dw[(size_t)f * C + ch] += (float)s;
+                else if (db)
+                    db[f] += (float)s;
+            }
+        }
+        return;
+    }
     int nb;
     SameMasks sm;
     Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);

@@ -14,6 +14,7 @@
 #include "../nn/l2norm.h"
 #include "../nn/leaky_relu.h"
 #include "../nn/linear.h"
+#include "../nn/parallel.h"
 #include "../nn/pool.h"
 #include "../nn/tanh.h"
 #include "../nn/util.h"
@@ -108,6 +109,29 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.ws), free(ref);
     free(din), free(dw), free(db), free(din_r), free(dw_r), free(db_r);
     free(dw1), free(db1), free(din1);
+}
+
+/* The 1 x 1 few-filter path (per-image dot products, their sums added in
+ * image order): the same bits at 1 and 3 threads, forward and backward. */
+static void test_conv_pointwise_threads(int B, int C, int H, int W, int F) {
+    size_t HW = (size_t)H * W, nin = (size_t)B * C * HW, nout = (size_t)B * F * HW, nw = (size_t)F * C;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
+    float *b = fixture_rand_floats(&rng, (size_t)F, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
+    float *ws = xaligned_floats(conv2d_workspace_floats(B, C, H, W, F, 1, 1, 0));
+    float *out[2], *din[2], *dw[2], *db[2];
+    for (int r = 0; r < 2; r++) {
+        out[r] = xaligned_floats(nout), din[r] = xaligned_floats(nin);
+        dw[r] = xaligned_floats(nw), db[r] = xaligned_floats((size_t)F);
+        parallel_init(r ? 3 : 1);
+        conv2d_forward(out[r], in, w, b, B, C, H, W, F, 1, 1, 0, ws);
+        conv2d_backward(din[r], dw[r], db[r], dout, in, w, B, C, H, W, F, 1, 1, 0, ws);
+    }
+    parallel_init(1);
+    int same = !memcmp(out[0], out[1], nout * sizeof(float)) && !memcmp(din[0], din[1], nin * sizeof(float)) &&
+               !memcmp(dw[0], dw[1], nw * sizeof(float)) && !memcmp(db[0], db[1], (size_t)F * sizeof(float));
+    CHECK(same, "conv 1x1 B%d C%d %dx%d F%d: the same bits at 1 and 3 threads", B, C, H, W, F);
+    free(in), free(w), free(b), free(dout), free(ws);
+    for (int r = 0; r < 2; r++) free(out[r]), free(din[r]), free(dw[r]), free(db[r]);
 }
 
 /* conv2d_im2col and conv2d_col2im against plain loops, bit for bit: the
@@ -504,7 +528,9 @@ int main(void) {
     test_conv(2, 3, 7, 6, 4, 3, 1, 0, 1);  /* non-square */
     test_conv(2, 2, 8, 7, 3, 3, 2, 1, 1);  /* stride 2, pad 1 */
     test_conv(3, 2, 9, 9, 2, 5, 1, 2, 1);  /* K 5, pad 2 ("same") */
-    test_conv(1, 3, 6, 5, 4, 1, 1, 0, 1);  /* 1x1 */
+    test_conv(1, 3, 6, 5, 4, 1, 1, 0, 1);  /* 1x1, 4 filters: the per-pixel dot products */
+    test_conv(3, 16, 9, 7, 1, 1, 1, 0, 1); /* 1x1, one filter (a mask head), planes not of 16 floats */
+    test_conv(2, 5, 8, 8, 5, 1, 1, 0, 1);  /* 1x1, 5 filters: the GEMM */
     test_conv(2, 2, 10, 9, 3, 4, 3, 1, 1); /* K 4, stride 3, pad 1 */
     test_conv(2, 1, 5, 5, 2, 3, 2, 2, 1);  /* pad >= K - 1: border rows of zeros */
     /* the fmnist-small shapes with several chunks and a partial last one */
@@ -513,6 +539,9 @@ int main(void) {
     /* "same" 3 x 3 convolutions (the co-segmentation network's) */
     test_conv(5, 7, 8, 8, 16, 3, 1, 1, 1);
     test_conv(9, 40, 16, 5, 24, 3, 1, 1, 0);
+    test_conv(8, 16, 64, 64, 1, 1, 1, 0, 0); /* the co-segmentation mask head */
+    test_conv_pointwise_threads(7, 16, 33, 31, 1);
+    test_conv_pointwise_threads(5, 3, 8, 8, 3);
     test_im2col_bits(3, 5, 8, 8, 3, 1, 1);
     test_im2col_bits(2, 3, 16, 16, 3, 1, 1);
     test_im2col_bits(2, 2, 7, 13, 3, 1, 1); /* planes not a multiple of 16 floats */

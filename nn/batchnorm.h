@@ -8,16 +8,21 @@
 
 /* s[c] += sum of x over rows and pixels of channel c; s[C + c] += sum of x^2. */
 void batchnorm_sums(double *s, const float *x, int rows, int C, int HW);
-/* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c]; y may equal x. */
+/* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c]; y may equal x.
+ * relu: then y = max(y, 0) (a ReLU fused after the batch norm, with
+ * relu_forward's bits). */
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd, const float *gamma,
-                     const float *beta, int rows, int C, int HW);
-/* xhat = (x - mean) * invstd; g[c] += sum of dy, g[C + c] += sum of dy * xhat. */
-void batchnorm_grad_sums(double *g, const float *dy, const float *x, const float *mean, const float *invstd,
-                         int rows, int C, int HW);
+                     const float *beta, int rows, int C, int HW, int relu);
+/* xhat = (x - mean) * invstd; g[c] += sum of dy, g[C + c] += sum of dy * xhat.
+ * y: NULL, or the output of a fused ReLU, and dy its gradient: dy counts as
+ * 0 where y <= 0 (relu_backward's rule; the same bits as a separate ReLU). */
+void batchnorm_grad_sums(double *g, const float *dy, const float *y, const float *x, const float *mean,
+                         const float *invstd, int rows, int C, int HW);
 /* dx WRITTEN = gamma * invstd * (dy - g[c] / N - xhat * g[C + c] / N), with g
  * the gradient sums over all N = rows * HW (over every rank) values of a
- * channel; g = 0 gives inference's dx = gamma * invstd * dy. */
-void batchnorm_backward_input(float *dx, const float *dy, const float *x, const float *mean,
+ * channel; g = 0 gives inference's dx = gamma * invstd * dy. y as in
+ * batchnorm_grad_sums. */
+void batchnorm_backward_input(float *dx, const float *dy, const float *y, const float *x, const float *mean,
                               const float *invstd, const float *gamma, const double *g, double N, int rows,
                               int C, int HW);
 

@@ -31,6 +31,9 @@ enum {
     /* With one input it pairs each row with its partner in the other half
      * (correlation): the model is a two-image model. */
     LAYER_PAIRS_ONE_INPUT = 1u << 5,
+    /* Its fused block (fuse) reads and writes the usual NCHW layout (batch
+     * norm + ReLU), unlike conv2d's channels-last blocks. */
+    LAYER_FUSES_NCHW = 1u << 6,
 };
 
 /* What a row's build function declares about a node (model.c lays the

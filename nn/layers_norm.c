@@ -78,18 +78,18 @@ static void batchnorm_fwd(Model *m, ModelLayer *L, float *y, const float *const 
             s.invstd[c] = (float)(1.0 / sqrt((double)rv[c] + L->cfg.eps));
         }
     }
-    batchnorm_apply(y, x[0], s.mean, s.invstd, gamma, beta, rows, C, HW);
+    batchnorm_apply(y, x[0], s.mean, s.invstd, gamma, beta, rows, C, HW, L->fuse > 0);
 }
 
 static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
                           const float *const *x, int rows) {
-    (void)y;
     int C = L->c, HW = L->h * L->w;
     BnState s = bn_state(L);
+    const float *ry = L->fuse > 0 ? y : NULL; /* the fused ReLU's output */
     const double *hdr = (const double *)L->state;
     double *g = s.sums; /* free again after forward */
     memset(g, 0, 2 * (size_t)C * sizeof(double));
-    batchnorm_grad_sums(g, dy, x[0], s.mean, s.invstd, rows, C, HW);
+    batchnorm_grad_sums(g, dy, ry, x[0], s.mean, s.invstd, rows, C, HW);
     float *dgamma = m->grads + L->p_off, *dbeta = dgamma + C;
     for (int c = 0; c < C; c++) {
         dbeta[c] += (float)g[c];
@@ -98,8 +98,17 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     if (!dx[0]) return;
     if (hdr[0] && L->cfg.sync && m->allreduce) m->allreduce(m->allreduce_ctx, g, 2 * C);
     if (!hdr[0]) memset(g, 0, 2 * (size_t)C * sizeof(double)); /* inference: statistics are constants */
-    batchnorm_backward_input(dx[0], dy, x[0], s.mean, s.invstd, m->params + L->p_off, g, hdr[0] ? hdr[1] : 1,
+    batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g, hdr[0] ? hdr[1] : 1,
                              rows, C, HW);
+}
+
+/* batchnorm -> relu, where nothing else reads the batch norm's output, runs
+ * as one node: the ReLU applied as the normalised values are written, and
+ * its mask taken from the block output in the backward (no separate passes;
+ * the same bits). */
+static int batchnorm_fuse(const ModelLayer *L, const ModelLayer *const *next, int nnext) {
+    (void)L;
+    return nnext >= 1 && next[0]->type == LAYER_RELU;
 }
 
 static void batchnorm_update(Model *m, ModelLayer *L) {
@@ -125,11 +134,12 @@ const LayerDef layer_batchnorm = {
     .nkeys = NKEYS(batchnorm_keys),
     .min_inputs = 1,
     .max_inputs = 1,
-    .flags = LAYER_TRAIN_MODE,
+    .flags = LAYER_TRAIN_MODE | LAYER_FUSES_NCHW,
     .build = batchnorm_build,
     .forward = batchnorm_fwd,
     .backward = batchnorm_bwd,
-    .update = batchnorm_update};
+    .update = batchnorm_update,
+    .fuse = batchnorm_fuse};
 
 /* ---- dropout --------------------------------------------------------------- */
 

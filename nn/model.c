@@ -237,13 +237,16 @@ static void plan_fusion(Model *m) {
         }
         int k = L->def->fuse(L, next, nn);
         if (k == 0) continue;
-        /* The block reads channels-last: one channel, or the output of a
-         * block that only it reads (that block then writes channels-last). */
+        /* A conv2d block reads channels-last: one channel, or the output of
+         * a conv2d block that only it reads (that block then writes
+         * channels-last). A LAYER_FUSES_NCHW block reads anything. */
         int src = L->in[0].node, owner = src >= 0 && m->layers[src].fuse < 0 ? m->layers[src].alias : src;
-        int chained = src >= 0 && L->in[0].half == REF_WHOLE && owner >= 0 && m->layers[owner].fuse > 0 &&
+        int nchw = (L->def->flags & LAYER_FUSES_NCHW) != 0;
+        int chained = !nchw && src >= 0 && L->in[0].half == REF_WHOLE && owner >= 0 &&
+                      m->layers[owner].fuse > 0 && !(m->layers[owner].def->flags & LAYER_FUSES_NCHW) &&
                       owner + m->layers[owner].fuse == src && m->layers[src].nuse == 1 &&
                       !m->layers[src].is_output;
-        if (L->c != 1 && !chained) continue;
+        if (!nchw && L->c != 1 && !chained) continue;
         L->fuse = k;
         for (int j = 1; j <= k; j++) {
             m->layers[i + j].fuse = -1;

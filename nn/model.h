@@ -59,8 +59,9 @@ typedef struct ModelLayer {
     float *y;
     int alias;
     uint8_t *state; /* state_row * max rows + state_fixed bytes, 64-aligned */
-    /* Fusion (conv2d -> relu [-> maxpool 2x2/2] run as one nn/convblock):
-     * on the conv2d node, fuse = nodes absorbed after it (1 or 2) and y
+    /* Fusion (conv2d -> relu [-> maxpool 2x2/2] run as one nn/convblock;
+     * batchnorm -> relu as one batch norm pass each way): on the first
+     * node, fuse = nodes absorbed after it (1 or 2) and y
      * the block output; fuse = -1 on an absorbed node (forward and backward
      * skip it). nhwc: the node's output is stored channels-last (a block
      * feeding another block). */

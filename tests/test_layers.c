@@ -192,7 +192,7 @@ static void test_bn_sums(int rows, int C, int HW) {
                 gr[C + c] += (double)dy[o] * ((x[o] - mean[c]) * invstd[c]);
             }
     batchnorm_sums(s, x, rows, C, HW);
-    batchnorm_grad_sums(g, dy, x, mean, invstd, rows, C, HW);
+    batchnorm_grad_sums(g, dy, NULL, x, mean, invstd, rows, C, HW);
     double es = 0, eg = 0;
     for (int c = 0; c < 2 * C; c++) {
         es = fmax(es, fabs(s[c] - sr[c]) / fmax(fabs(sr[c]), 1.0));

@@ -9,9 +9,7 @@
 /* dy[i], or 0 where the ReLU after the batch norm output y[i] <= 0
  * (relu_backward's rule: the same bits as a separate ReLU); no ReLU: dy[i].
  * relu is a constant at each call, so the loops are compiled once each way. */
-static inline float relu_cut(float d, float yv) {
-    return yv > 0.0f ? d : 0.0f;
-}
+static inline float relu_cut(float d, float yv) { return yv > 0.0f ? d : 0.0f; }
 /* (both loads unconditional, so that the loops vectorise) */
 #define DY(i) (relu ? relu_cut(dy[i], y[i]) : dy[i])
 
@@ -176,7 +174,8 @@ void batchnorm_grad_sums(double *g, const float *dy, const float *y, const float
         }
 }
 
-static inline __attribute__((always_inline)) void input_planes(const BnPass *a, size_t lo, size_t hi, int relu) {
+static inline __attribute__((always_inline)) void input_planes(const BnPass *a, size_t lo, size_t hi,
+                                                               int relu) {
     int C = a->C, HW = a->HW;
     for (size_t pl = lo; pl < hi; pl++) {
         int c = (int)(pl % (size_t)C);
@@ -192,13 +191,9 @@ static inline __attribute__((always_inline)) void input_planes(const BnPass *a, 
     }
 }
 
-static void input_planes_relu(void *p, size_t lo, size_t hi) {
-    input_planes(p, lo, hi, 1);
-}
+static void input_planes_relu(void *p, size_t lo, size_t hi) { input_planes(p, lo, hi, 1); }
 
-static void input_planes_plain(void *p, size_t lo, size_t hi) {
-    input_planes(p, lo, hi, 0);
-}
+static void input_planes_plain(void *p, size_t lo, size_t hi) { input_planes(p, lo, hi, 0); }
 
 void batchnorm_backward_input(float *dx, const float *dy, const float *y, const float *x, const float *mean,
                               const float *invstd, const float *gamma, const double *g, double N, int rows,

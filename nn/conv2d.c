@@ -359,7 +359,8 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
     double *part = c->part + (size_t)i * c->F * (c->C + 1);
     for (int f = 0; f < c->F; f++) {
         const float *df = d + (size_t)f * HW;
-        for (int ch = 0; ch < c->C; ch++) part[f * (c->C + 1) + ch] = pointwise_dot(x + (size_t)ch * HW, df, HW);
+        for (int ch = 0; ch < c->C; ch++)
+            part[f * (c->C + 1) + ch] = pointwise_dot(x + (size_t)ch * HW, df, HW);
         part[f * (c->C + 1) + c->C] = sum_floats(df, HW);
     }
     if (!c->din) return;

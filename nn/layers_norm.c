@@ -98,8 +98,8 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     if (!dx[0]) return;
     if (hdr[0] && L->cfg.sync && m->allreduce) m->allreduce(m->allreduce_ctx, g, 2 * C);
     if (!hdr[0]) memset(g, 0, 2 * (size_t)C * sizeof(double)); /* inference: statistics are constants */
-    batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g, hdr[0] ? hdr[1] : 1,
-                             rows, C, HW);
+    batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g,
+                             hdr[0] ? hdr[1] : 1, rows, C, HW);
 }
 
 /* batchnorm -> relu, where nothing else reads the batch norm's output, runs

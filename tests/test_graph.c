@@ -245,7 +245,8 @@ static void test_bn_relu_fusion(void) {
     Config cfg;
     Err e;
     Model m, r;
-    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 && model_build(&m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
+    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 &&
+              model_build(&m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
           "bn + relu: %s", e.msg);
     cfg.model.no_fusion = 1;
     CHECK(model_build(&r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "bn + relu unfused: %s", e.msg);
@@ -253,7 +254,8 @@ static void test_bn_relu_fusion(void) {
               m.layers[model_node(&m, "emb")].fuse == 0 && r.layers[model_node(&r, "b1")].fuse == 0,
           "b1 fused with its relu; b2 (read twice) and emb (the embedding) alone");
     model_init(&m, INIT_TORCH, 7);
-    for (size_t i = 0; i < m.nparams; i++) m.params[i] += 0.3f * (rng_uniform(&rng) - 0.5f); /* gamma, beta != 1, 0 */
+    for (size_t i = 0; i < m.nparams; i++)
+        m.params[i] += 0.3f * (rng_uniform(&rng) - 0.5f); /* gamma, beta != 1, 0 */
     for (size_t i = 0; i < m.nbuffers; i++) m.buffers[i] = 0.5f + rng_uniform(&rng);
     memcpy(r.params, m.params, m.nparams * sizeof(float));
     memcpy(r.buffers, m.buffers, m.nbuffers * sizeof(float));

@@ -127,8 +127,9 @@ static void test_conv_pointwise_threads(int B, int C, int H, int W, int F) {
         conv2d_backward(din[r], dw[r], db[r], dout, in, w, B, C, H, W, F, 1, 1, 0, ws);
     }
     parallel_init(1);
-    int same = !memcmp(out[0], out[1], nout * sizeof(float)) && !memcmp(din[0], din[1], nin * sizeof(float)) &&
-               !memcmp(dw[0], dw[1], nw * sizeof(float)) && !memcmp(db[0], db[1], (size_t)F * sizeof(float));
+    int same = !memcmp(out[0], out[1], nout * sizeof(float)) &&
+               !memcmp(din[0], din[1], nin * sizeof(float)) && !memcmp(dw[0], dw[1], nw * sizeof(float)) &&
+               !memcmp(db[0], db[1], (size_t)F * sizeof(float));
     CHECK(same, "conv 1x1 B%d C%d %dx%d F%d: the same bits at 1 and 3 threads", B, C, H, W, F);
     free(in), free(w), free(b), free(dout), free(ws);
     for (int r = 0; r < 2; r++) free(out[r]), free(din[r]), free(dw[r]), free(db[r]);

@@ -43,6 +43,22 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
     *a = sum_lanes_total(la), *q = sum_lanes_total(lq);
 }
 
+/* la[j], lb[j] += dy and dy * xhat, xhat = (x - mean) * invstd in float,
+ * over n values in whole lanes, then the tail into lanes 0, 1, ... */
+static void grad_lanes(double *la, double *lb, const float *dy, const float *x, float mean, float invstd,
+                       int n) {
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) {
+            la[j] += dy[i + j];
+            lb[j] += (double)dy[i + j] * ((x[i + j] - mean) * invstd);
+        }
+    for (int j = 0; i < n; i++, j++) {
+        la[j] += dy[i];
+        lb[j] += (double)dy[i] * ((x[i] - mean) * invstd);
+    }
+}
+
 /* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in
  * float. */
 static void plane_grad_sums(double *a, double *b, const float *dy, const float *x, float mean, float invstd,
@@ -57,24 +73,14 @@ static void plane_grad_sums(double *a, double *b, const float *dy, const float *
         return;
     }
     double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0};
-    int i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
-        for (int j = 0; j < SUM_LANES; j++) {
-            la[j] += dy[i + j];
-            lb[j] += (double)dy[i + j] * ((x[i + j] - mean) * invstd);
-        }
-    for (int j = 0; i < n; i++, j++) {
-        la[j] += dy[i];
-        lb[j] += (double)dy[i] * ((x[i] - mean) * invstd);
-    }
+    grad_lanes(la, lb, dy, x, mean, invstd, n);
     *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
 }
 
 /* The same with dy cut by a fused ReLU's output y: the cut values staged in
- * blocks of RELU_BLOCK floats (a select in one loop, the sums in the other,
- * each vectorised; a select inside the sums' loop was 4x slower), added in
- * the same lanes and order: the bits of plane_grad_sums on relu_backward's
- * output. */
+ * blocks of RELU_BLOCK floats (a multiple of SUM_LANES; a select inside the
+ * sums' loop was 4x slower), added in the same lanes and order: the bits of
+ * plane_grad_sums on relu_backward's output. */
 #define RELU_BLOCK 1024
 static void plane_grad_sums_relu(double *a, double *b, const float *dy, const float *y, const float *x,
                                  float mean, float invstd, int n) {
@@ -85,24 +91,10 @@ static void plane_grad_sums_relu(double *a, double *b, const float *dy, const fl
         return;
     }
     double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0};
-    int i = 0, full = n - n % SUM_LANES;
-    while (i < n) {
-        int len = MIN(RELU_BLOCK, (i < full ? full : n) - i); /* whole lanes, then the tail */
+    for (int i = 0, len; i < n; i += len) {
+        len = MIN(RELU_BLOCK, n - i);
         for (int k = 0; k < len; k++) t[k] = relu_cut(dy[i + k], y[i + k]);
-        const float *xi = x + i;
-        if (i < full) {
-            for (int k = 0; k < len; k += SUM_LANES)
-                for (int j = 0; j < SUM_LANES; j++) {
-                    la[j] += t[k + j];
-                    lb[j] += (double)t[k + j] * ((xi[k + j] - mean) * invstd);
-                }
-        } else {
-            for (int k = 0; k < len; k++) {
-                la[k] += t[k];
-                lb[k] += (double)t[k] * ((xi[k] - mean) * invstd);
-            }
-        }
-        i += len;
+        grad_lanes(la, lb, t, x + i, mean, invstd, len);
     }
     *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
 }

@@ -16,13 +16,20 @@
  * objects' marked pixels taken away (what a model that never marks a wrong
  * object would score with the same outlines).
  *   coseg_errors TEST_DB CLASS_DB DIR [--pairs N] [--unseen IDS]
- *   coseg_errors TEST_DB CLASS_DB DIR --write right|other|empty [--pairs N]
+ *                [--features PREFIX --feature-shape CxHxW]
+ *   coseg_errors TEST_DB CLASS_DB DIR --write right|other|empty|classes [--pairs N]
  * --pairs: the first N pairs (default: as many as DIR has, from pair 0);
  * --unseen: comma-separated class ids not seen in training (default 8,9,
  * synth coseg's). --write makes predictions with known answers instead (for
  * the tests): `right` marks the true mask (nothing in a pair without a
  * common object), `other` the largest other object of the image, `empty`
- * nothing. */
+ * nothing; `classes` writes DIR/classes.npy and DIR/pairs.npy instead.
+ * --features: PREFIX.emb.npy from `siamese embed` of a model whose embedding
+ * is its encoder's feature map (C x H x W, cells of whole pixel blocks): each
+ * object's features after a ReLU, pooled over its true pixels (a cell
+ * weighted by the object's pixels in it), and the object of one image whose
+ * best cosine with an object of the partner is highest is the one picked:
+ * how well the features alone pick, with a perfect segmentation. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +37,7 @@
 
 #include "../io/dataset.h"
 #include "../io/image.h"
+#include "../io/npy.h"
 #include "../nn/util.h"
 
 #define MAXC 256 /* class ids in class masks are bytes */
@@ -102,14 +110,93 @@ static int load_pred(uint8_t *pred, const char *dir, uint64_t i, char side, uint
     return 0;
 }
 
+/* --write classes: DIR/classes.npy (samples, H*W: the class masks) and
+ * DIR/pairs.npy (pairs, 3: a, b, common object 0/1), for a reference
+ * computation outside (the tests' numpy). */
+static void write_classes(DsReader *cr, const DsMeta *m, const uint32_t *pa, const uint32_t *pb,
+                          const uint8_t *same, uint64_t n, const char *dir) {
+    size_t hw = (size_t)m->height * m->width;
+    float *c = malloc(m->count * hw * sizeof *c), *pr = malloc(n * 3 * sizeof *pr);
+    uint8_t *px = malloc(hw * m->channels), *cls = malloc(hw);
+    Err e;
+    for (uint64_t i = 0; i < m->count; i++) {
+        int32_t lab;
+        if (ds_read(cr, i, px, &lab, cls, &e)) die(e.msg);
+        for (size_t p = 0; p < hw; p++) c[i * hw + p] = cls[p];
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        pr[3 * i] = (float)pa[i];
+        pr[3 * i + 1] = (float)pb[i];
+        pr[3 * i + 2] = same[i];
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/classes.npy", dir);
+    if (npy_write_f32(path, c, (int64_t)m->count, (int64_t)hw, &e)) die(e.msg);
+    snprintf(path, sizeof path, "%s/pairs.npy", dir);
+    if (npy_write_f32(path, pr, (int64_t)n, 3, &e)) die(e.msg);
+    free(c), free(pr), free(px), free(cls);
+}
+
+/* Pools the features f (fc, fh, fw) after a ReLU over each object of the
+ * class mask cls (h, w): a cell's weight is the object's pixel count in it.
+ * vec (MAXC, fc): unit vectors; has[c] says whether class value c is there. */
+static void pool_objects(float *vec, uint8_t *has, const float *f, int fc, int fh, int fw, const uint8_t *cls,
+                         uint32_t h, uint32_t w) {
+    int bh = (int)h / fh, bw = (int)w / fw;
+    static double cnt[MAXC];
+    memset(has, 0, MAXC);
+    memset(vec, 0, (size_t)MAXC * fc * sizeof *vec);
+    for (int cy = 0; cy < fh; cy++)
+        for (int cx = 0; cx < fw; cx++) {
+            memset(cnt, 0, sizeof cnt);
+            for (int y = cy * bh; y < (cy + 1) * bh; y++)
+                for (int x = cx * bw; x < (cx + 1) * bw; x++) cnt[cls[(size_t)y * w + x]]++;
+            for (int c = 1; c < MAXC; c++) {
+                if (!cnt[c]) continue;
+                has[c] = 1;
+                for (int ch = 0; ch < fc; ch++) {
+                    float v = f[((size_t)ch * fh + cy) * fw + cx];
+                    vec[(size_t)c * fc + ch] += (float)cnt[c] * (v > 0 ? v : 0);
+                }
+            }
+        }
+    for (int c = 1; c < MAXC; c++) {
+        if (!has[c]) continue;
+        double nn = 0;
+        for (int ch = 0; ch < fc; ch++) nn += (double)vec[(size_t)c * fc + ch] * vec[(size_t)c * fc + ch];
+        for (int ch = 0; ch < fc; ch++) vec[(size_t)c * fc + ch] = nn > 0 ? (float)(vec[(size_t)c * fc + ch] / sqrt(nn)) : 0;
+    }
+}
+
+/* Whether matching X's objects to Y's picks class k: k's best cosine with
+ * any of Y's objects beats every other object's of X (ties do not). */
+static int picks(const float *vx, const uint8_t *hx, const float *vy, const uint8_t *hy, int fc, int k) {
+    double best_k = -2, best_other = -2;
+    for (int c = 1; c < MAXC; c++) {
+        if (!hx[c]) continue;
+        double sc = -2;
+        for (int d = 1; d < MAXC; d++) {
+            if (!hy[d]) continue;
+            double dot = 0;
+            for (int ch = 0; ch < fc; ch++) dot += (double)vx[(size_t)c * fc + ch] * vy[(size_t)d * fc + ch];
+            if (dot > sc) sc = dot;
+        }
+        if (c == k)
+            best_k = sc;
+        else if (sc > best_other)
+            best_other = sc;
+    }
+    return best_k > best_other;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: coseg_errors TEST_DB CLASS_DB DIR [--pairs N] [--unseen IDS] "
-                        "[--write right|other|empty]\n");
+                        "[--features PREFIX --feature-shape CxHxW] [--write right|other|empty|classes]\n");
         return 2;
     }
     long npairs = -1;
-    const char *write = NULL, *unseen_ids = "8,9";
+    const char *write = NULL, *unseen_ids = "8,9", *features = NULL, *fshape = NULL;
     for (int i = 4; i < argc; i += 2) {
         if (i + 1 >= argc) {
             fprintf(stderr, "coseg_errors: %s needs a value\n", argv[i]);
@@ -123,8 +210,12 @@ int main(int argc, char **argv) {
             }
         } else if (!strcmp(k, "--unseen")) {
             unseen_ids = v;
+        } else if (!strcmp(k, "--features")) {
+            features = v;
+        } else if (!strcmp(k, "--feature-shape")) {
+            fshape = v;
         } else if (!strcmp(k, "--write") &&
-                   (!strcmp(v, "right") || !strcmp(v, "other") || !strcmp(v, "empty"))) {
+                   (!strcmp(v, "right") || !strcmp(v, "other") || !strcmp(v, "empty") || !strcmp(v, "classes"))) {
             write = v;
         } else {
             fprintf(stderr, "coseg_errors: bad option %s %s\n", k, v);
@@ -168,6 +259,31 @@ int main(int argc, char **argv) {
     if (npairs > 0 && (uint64_t)npairs > n) {
         snprintf(msg, sizeof msg, "--pairs %ld: %s has %llu pairs", npairs, argv[1], (unsigned long long)n);
         die(msg);
+    }
+    if (write && !strcmp(write, "classes")) {
+        write_classes(cr, cm, pa, pb, same, n, argv[3]);
+        printf("wrote %s/classes.npy and %s/pairs.npy\n", argv[3], argv[3]);
+        return 0;
+    }
+    NpyArray fa = {0};
+    int fc = 0, fh = 0, fw = 0;
+    if (!features != !fshape) die("--features PREFIX and --feature-shape CxHxW go together");
+    if (features) {
+        char tail, path[4096];
+        if (sscanf(fshape, "%dx%dx%d%c", &fc, &fh, &fw, &tail) != 3 || fc < 1 || fh < 1 || fw < 1 ||
+            m->height % (uint32_t)fh || m->width % (uint32_t)fw) {
+            snprintf(msg, sizeof msg, "--feature-shape %s: expected CxHxW with H and W dividing the images' %ux%u",
+                     fshape, m->height, m->width);
+            die(msg);
+        }
+        snprintf(path, sizeof path, "%s.emb.npy", features);
+        if (npy_read(&fa, path, &e)) die(e.msg);
+        if (fa.dtype != 'f' || fa.ndim != 2 || (uint64_t)fa.shape[0] != m->count ||
+            fa.shape[1] != (int64_t)fc * fh * fw) {
+            snprintf(msg, sizeof msg, "%s: expected %llu x %d float32 (siamese embed of a model whose embedding is the "
+                     "%s feature map)", path, (unsigned long long)m->count, fc * fh * fw, fshape);
+            die(msg);
+        }
     }
     const uint32_t h = m->height, w = m->width;
     const size_t hw = (size_t)h * w, img = hw * m->channels;
@@ -249,11 +365,37 @@ finished:
                  "--data TEST_DB --out %s --pairs N`", argv[3], argv[3]);
         die(msg);
     }
+    double fpick[2] = {0, 0}, fimg[2] = {0, 0};
+    if (features) { /* the true object regions, the model's features */
+        float *va = malloc((size_t)MAXC * fc * sizeof *va), *vb = malloc((size_t)MAXC * fc * sizeof *vb);
+        uint8_t ha[MAXC], hb[MAXC], *ca = malloc(hw), *cb = malloc(hw);
+        const float *f = fa.data;
+        for (uint64_t i = 0; i < done; i++) {
+            int32_t lab;
+            if (!same[i]) continue;
+            if (ds_read(r, pa[i], px, &lab, mask, &e) || ds_read(cr, pa[i], cpx, &lab, ca, &e) ||
+                ds_read(cr, pb[i], cpx, &lab, cb, &e))
+                die(e.msg);
+            int k = 0;
+            for (size_t p = 0; p < hw && !k; p++) k = mask[p] ? ca[p] : 0;
+            if (!k) continue;
+            size_t stride = (size_t)fc * fh * fw;
+            pool_objects(va, ha, f + pa[i] * stride, fc, fh, fw, ca, h, w);
+            pool_objects(vb, hb, f + pb[i] * stride, fc, fh, fw, cb, h, w);
+            fpick[unseen[k - 1]] += picks(va, ha, vb, hb, fc, k) + picks(vb, hb, va, ha, fc, k);
+            fimg[unseen[k - 1]] += 2;
+        }
+        free(va), free(vb), free(ca), free(cb);
+        npy_free(&fa);
+    }
     printf("%llu pairs: %.0f images with a common object (%.0f seen, %.0f unseen), %.0f without\n",
            (unsigned long long)done, kind[0].images + kind[1].images, kind[0].images, kind[1].images, none_images);
     sums_print("seen", &kind[0]);
     sums_print("unseen", &kind[1]);
     printf("none: empty predictions %.4f\n", ratio(none_empty, none_images));
+    if (features)
+        printf("with the true object regions and %s's features: object picked %.4f seen, %.4f unseen\n", features,
+               ratio(fpick[0], fimg[0]), ratio(fpick[1], fimg[1]));
     printf("class  images  Jaccard  picked  (the class of the common object)\n");
     for (int c = 0; c < MAXC; c++)
         if (per[c].images > 0)

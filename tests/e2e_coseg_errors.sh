@@ -78,6 +78,59 @@ want "Jaccard of all 12 as eval" "$(js jaccard)" \
   "$("$E" "$T/te" "$T/cte" "$T/seg" --unseen 200 | sed -n 's/^seen: .*Jaccard \([0-9.]*\), object.*/\1/p')"
 want "empty, no common object, as eval" "$(js empty_none)" "$(field none 'empty predictions' "$T/seg.txt")"
 
+# ---- --features: picking with the true object regions, against numpy -----------
+# random ReLU-ed features (3 x 4 x 4 for 48 x 48: cells of 12 x 12 pixels)
+# pooled per object by a numpy loop over the class masks --write classes gives
+PY=${PYTHON:-/usr/bin/python3}   # with numpy (make deps)
+if "$PY" -c "import numpy" 2>/dev/null; then
+  mkdir -p "$T/cls"
+  check "--write classes" "$E" "$T/te" "$T/cte" "$T/cls" --write classes
+  ref=$("$PY" - "$T" <<'PY'
+import sys, numpy as np
+t = sys.argv[1]
+C = np.load(t + "/cls/classes.npy").astype(int).reshape(-1, 48, 48)
+P = np.load(t + "/cls/pairs.npy").astype(int)
+rng = np.random.default_rng(5)
+F = rng.standard_normal((len(C), 3, 4, 4)).astype(np.float32)
+np.save(t + "/feat.emb.npy", F.reshape(len(C), -1))
+def objects(i):
+    out = {}
+    for c in range(1, 256):
+        w = (C[i] == c).reshape(4, 12, 4, 12).sum(axis=(1, 3))
+        if w.sum():
+            v = (np.maximum(F[i].astype(np.float64), 0) * w).sum(axis=(1, 2))
+            out[c] = v / np.linalg.norm(v) if np.linalg.norm(v) > 0 else v
+    return out
+got = {0: [], 1: []}
+for a, b, same in P:
+    if not same:
+        continue
+    A, B = objects(a), objects(b)
+    # the common class: the one of both images
+    k = (set(A) & set(B)).pop()
+    for X, Y in ((A, B), (B, A)):
+        sc = {c: max(float(X[c] @ Y[d]) for d in Y) for c in X}
+        got[k - 1 >= 8].append(all(sc[k] > sc[c] for c in X if c != k))
+print("%.4f %.4f" % tuple(np.mean(got[u]) if got[u] else float("nan") for u in (0, 1)))
+PY
+)
+  "$E" "$T/te" "$T/cte" "$T/right" --features "$T/feat" --feature-shape 3x4x4 >"$T/f.txt" 2>&1
+  [ -n "${VERBOSE:-}" ] && echo "numpy $ref; $(tail -1 "$T/f.txt")"
+  want "--features against numpy" "$ref" \
+    "$(sed -n 's/.*features: object picked \([0-9.na]*\) seen, \([0-9.na]*\) unseen$/\1 \2/p' "$T/f.txt")"
+  "$PY" -c "import numpy as np, sys; np.save(sys.argv[1], np.ones((16, 48), np.float32))" "$T/flat.emb.npy"
+  "$E" "$T/te" "$T/cte" "$T/right" --features "$T/flat" --feature-shape 3x4x4 >"$T/flat.txt" 2>&1
+  grep -q "features: object picked 0.0000 seen" "$T/flat.txt" && ok || bad "equal features: ties pick nothing: $(tail -2 "$T/flat.txt")"
+  expect_error "features of another size" "expected 16 x 12 float32" 1 \
+    "$E" "$T/te" "$T/cte" "$T/right" --features "$T/flat" --feature-shape 3x2x2
+else
+  echo "skip: --features checks ($PY has no numpy)"
+fi
+expect_error "features alone" "--features PREFIX and --feature-shape CxHxW go together" 1 \
+  "$E" "$T/te" "$T/cte" "$T/right" --features "$T/feat"
+expect_error "cells that do not divide" "--feature-shape 3x5x4: expected CxHxW with H and W dividing the images' 48x48" 1 \
+  "$E" "$T/te" "$T/cte" "$T/right" --features "$T/feat" --feature-shape 3x5x4
+
 # ---- bad input -------------------------------------------------------------------
 check "synth seed 4" "$S" synth coseg --class-masks --out "$T/ctr4" --test-out "$T/cte4" --pairs 40 --side 48 --seed 4
 expect_error "another seed" "differ in sample" 1 "$E" "$T/te" "$T/cte4" "$T/right"

@@ -6,7 +6,7 @@
 # right size), import --format mot (counts and names against gt.txt), a tiny
 # matching network trained a few steps (two-tower and early fusion),
 # track-fit and track with its checkpoint (also relinked with its own link
-# model, track velocities and joins over long gaps), and every command's bad
+# model, track velocities and joins over long gaps, and uncrossed), and every command's bad
 # input: one stderr line naming the file and line or option, a non-zero
 # exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
@@ -143,6 +143,22 @@ expect_error "geometry-only relink combiner" "c.txt was fitted without an appear
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/cc.txt" --mode batch --relink 1 --relink-combiner "$T/c.txt"
 expect_error "track --merge-gate 0" "--merge-gate 0: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --merge-gap 30 --merge-gate 0
+# uncrossing after the chosen settings; a margin no mean score difference reaches changes nothing
+check "track --uncross" "$S" track "$CK" --seq "$Q" --out "$T/u-batch.txt" --combiner "$T/cc.txt" --mode batch \
+  --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
+  --uncross-margin 0.3
+"$S" mot-eval --gt "$Q" --res "$T/u-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+  || bad "uncrossed batch tracker: $(tail -1 "$T/se.txt")"
+check "track --uncross-margin 1e6" "$S" track "$CK" --seq "$Q" --out "$T/u2-batch.txt" --combiner "$T/cc.txt" \
+  --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
+  --uncross-margin 1e6
+cmp -s "$T/u2-batch.txt" "$T/r2-batch.txt" && ok || bad "--uncross with an unreachable margin changed the tracks"
+expect_error "track --uncross online" "--uncross needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --uncross 10
+expect_error "track --uncross without a network" "--uncross needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10
+expect_error "track --uncross-iou 2" "--uncross-iou 2: expected a number in [0, 1]" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10 --uncross-iou 2
 expect_error "track-fit --relink-from without a network" "--relink-from needs a CHECKPOINT" "$T/y.txt" \
   "$S" track-fit --appearance none --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt"
 expect_error "track-fit --relink-from a geometry-only combiner" "was fitted without an appearance score" "$T/y.txt" \

@@ -401,6 +401,74 @@ static void test_merge(void) {
     }
 }
 
+static int untruth_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)e;
+    const int *truth = ctx;
+    for (int k = 0; k < n; k++) out[k] = truth[a[k]] != truth[b[k]];
+    return 0;
+}
+
+/* --uncross: A and B (20 x 20, x = 10 + 3 f) come together, run 4 px apart
+ * (A at y 100, B at 104: IoU 0.67) in frames 13-18 and part the other way
+ * round, A down and B up at 8 px per frame (frame 19: A at 108, B at 96).
+ * Before, A comes down and B up at 5 px per frame (frame 12: A 95, B 109,
+ * IoU 0.18). The flow without velocities links A18 -> B19 (4 px) over
+ * A18 -> A19 (8 px), B18 -> A19 likewise: the tracks bounce and swap for
+ * good (A in track 1 in frames 1-18, B after). Their boxes overlap above
+ * 0.3 in frames 13-18 only (frame 19: 12 px, IoU 0.25), so the crossing is
+ * 13-18 and the galleries are frames 1-12 and 19-30. With an appearance
+ * that knows the truth (1 same target, 0 not) the tracked pairing scores
+ * 0 + 0, the crossed one 1 + 1: the tails after frame 18 are exchanged and
+ * every box is right. Not with a margin of 2 (2 is not more than 0 + 2;
+ * with 1.9 it is), not when the crossing needs IoU above 0.7, not when the
+ * appearance says the opposite (tracked 2, crossed 0). The flow's link
+ * model ignores the appearance score (weight 0) in every run. */
+static void test_uncross(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1; /* w0 = 0: the flow is the geometry's alone */
+    Scene sc = {.frames = 30};
+    for (int f = 1; f <= 30; f++) {
+        double ya = f < 13 ? 100 - 5 * (13 - f) : f <= 18 ? 100 : 100 + 8 * (f - 18);
+        double yb = f < 13 ? 104 + 5 * (13 - f) : f <= 18 ? 104 : 104 - 8 * (f - 18);
+        add(&sc, f, 1, 10 + 3 * f, ya, 0.9);
+        add(&sc, f, 2, 10 + 3 * f, yb, 0.9);
+    }
+    MotBoxes det, gt, res;
+    int truth[MAXB];
+    scene_boxes(&sc, &det, &gt, truth);
+    const struct {
+        int uncross, lie;
+        double iou, margin;
+        int fixed;
+        const char *what;
+    } runs[] = {{0, 0, 0.3, 0, 0, "no uncrossing: the tracks swap"},
+                {5, 0, 0.3, 0, 1, "--uncross 5: exchanged"},
+                {1, 0, 0.3, 0, 1, "--uncross 1: exchanged"},
+                {5, 0, 0.3, 2, 0, "--uncross-margin 2: kept"},
+                {5, 0, 0.3, 1.9, 1, "--uncross-margin 1.9: exchanged"},
+                {5, 0, 0.7, 0, 0, "--uncross-iou 0.7: no crossing"},
+                {5, 1, 0.3, 0, 0, "an appearance that says the opposite: kept"}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        TrackOptions o;
+        track_options_default(&o, 1, 0);
+        o.uncross = runs[r].uncross, o.uncross_iou = runs[r].iou, o.uncross_margin = runs[r].margin;
+        Appearance app = {truth, runs[r].lie ? untruth_score : truth_score};
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        CHECK(c.tp == 60 && c.fp == 0 && c.res_ids == 2, "%s: tp %ld fp %ld, %ld ids", runs[r].what, c.tp,
+              c.fp, c.res_ids);
+        CHECK(runs[r].fixed ? c.idsw == 0 && c.idtp == 60 : c.idsw == 2 && c.idtp == 36,
+              "%s: idsw %ld, idtp %ld (want %s)", runs[r].what, c.idsw, c.idtp,
+              runs[r].fixed ? "0, 60" : "2, 36");
+        mot_boxes_free(&res);
+    }
+    mot_boxes_free(&det);
+    mot_boxes_free(&gt);
+}
+
 static const MotBox *find(const MotBoxes *r, int32_t id, int32_t f) {
     for (size_t i = r->first[f]; i < r->first[f + 1]; i++)
         if (r->box[i].id == id) return &r->box[i];
@@ -491,6 +559,19 @@ static void test_option_parse(void) {
     CHECK(track_option_parse(&o, "--merge-gate", "0.7", &e) == 1 && o.merge_gate == 0.7, "--merge-gate 0.7");
     CHECK(track_option_parse(&o, "--relink-motion", "1", &e) == 1 && o.relink_motion == 1,
           "--relink-motion 1");
+    CHECK(o.uncross == 0 && o.uncross_iou == 0.5 && o.uncross_margin == 0,
+          "batch defaults: no uncrossing (IoU 0.5, margin 0)");
+    CHECK(track_option_parse(&o, "--uncross", "20", &e) == 1 && o.uncross == 20, "--uncross 20");
+    CHECK(track_option_parse(&o, "--uncross-iou", "0.3", &e) == 1 && o.uncross_iou == 0.3,
+          "--uncross-iou 0.3");
+    CHECK(track_option_parse(&o, "--uncross-margin", "0.3", &e) == 1 && o.uncross_margin == 0.3,
+          "--uncross-margin 0.3");
+    CHECK(track_option_parse(&o, "--uncross", "-1", &e) == -1 &&
+              strstr(e.msg, "--uncross -1: expected a whole number in [0, 1000]"),
+          "--uncross -1 refused: %s", e.msg);
+    CHECK(track_option_parse(&o, "--uncross-iou", "1.5", &e) == -1 &&
+              strstr(e.msg, "--uncross-iou 1.5: expected a number in [0, 1]"),
+          "--uncross-iou 1.5 refused: %s", e.msg);
     CHECK(track_option_parse(&o, "--relink-motion", "2", &e) == -1 &&
               strstr(e.msg, "--relink-motion 2: expected a whole number in [0, 1]"),
           "--relink-motion 2 refused: %s", e.msg);
@@ -600,6 +681,7 @@ int main(void) {
     test_gallery();
     test_relink_scores();
     test_relink_motion();
+    test_uncross();
     test_merge();
     test_extrapolate();
     test_option_parse();

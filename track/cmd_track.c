@@ -18,7 +18,8 @@ static const char track_usage[] =
     "               [--entry-cost C] [--skip-cost C] [--max-age N] [--min-hits N]\n"
     "               [--birth-score S] [--min-len N] [--gallery N] [--gallery-score best|mean]\n"
     "               [--relink N] [--relink-combiner FILE] [--relink-motion 0|1]\n"
-    "               [--merge-gap N] [--merge-gate P]\n"
+    "               [--merge-gap N] [--merge-gate P] [--uncross N] [--uncross-iou T]\n"
+    "               [--uncross-margin M]\n"
     "               [--interpolate N] [--extrapolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
@@ -68,6 +69,14 @@ static const char track_usage[] =
     "                     scored by their galleries (as --relink) and the relink link model\n"
     "                     (default 0: never)\n"
     "  --merge-gate P     least link probability of such a join (default 0.5)\n"
+    "  --uncross N        batch with a CHECKPOINT: after the flows and joins, where two\n"
+    "                     tracks' boxes overlap (--uncross-iou) over some frames, compare up\n"
+    "                     to N detections of each before those frames with up to N after\n"
+    "                     (mean network score): exchange the tracks' ends after them when\n"
+    "                     the crossed pairing scores higher (default 0: never)\n"
+    "  --uncross-iou T    a crossing: boxes overlapping by IoU above T (default 0.5)\n"
+    "  --uncross-margin M exchange only when the crossed pairing's two mean scores sum to\n"
+    "                     more than M above the tracked pairing's (default 0)\n"
     "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
     "                     (default 15; 0: never)\n"
     "  --extrapolate N    extend each track up to N frames before its first and after\n"
@@ -203,6 +212,10 @@ int cmd_track(int argc, char **argv) {
         return 2;
     }
     o.batch = !strcmp(mode, "batch");
+    if (o.uncross && (!ckpt || !o.batch)) {
+        fprintf(stderr, "siamese track: --uncross needs a CHECKPOINT and --mode batch\n");
+        return 2;
+    }
     Err e = {""};
     LinkModel m;
     link_model_default(&m);

@@ -119,6 +119,7 @@ void track_options_default(TrackOptions *o, int batch, int appearance) {
                         .gallery = 5,
                         .gallery_mean = batch,
                         .merge_gate = 0.5,
+                        .uncross_iou = 0.5,
                         .interpolate = 15};
 }
 
@@ -137,7 +138,8 @@ int track_option_parse(TrackOptions *o, const char *name, const char *value, Err
         {"--gallery", 1, 1000, 1, &o->gallery},           {"--interpolate", 0, 100000, 1, &o->interpolate},
         {"--extrapolate", 0, 100000, 1, &o->extrapolate}, {"--relink", 0, 100, 1, &o->relink},
         {"--merge-gap", 0, 10000, 1, &o->merge_gap},      {"--merge-gate", 1e-9, 1, 0, &o->merge_gate},
-        {"--relink-motion", 0, 1, 1, &o->relink_motion},
+        {"--relink-motion", 0, 1, 1, &o->relink_motion},  {"--uncross", 0, 1000, 1, &o->uncross},
+        {"--uncross-iou", 0, 1, 0, &o->uncross_iou},      {"--uncross-margin", 0, 1e6, 0, &o->uncross_margin},
     };
     if (!strcmp(name, "--gallery-score")) {
         if (!value || (strcmp(value, "best") && strcmp(value, "mean")))
@@ -554,9 +556,173 @@ static int batch_run(Tracks *t, double *scores, double *svx, double *svy, int ns
     return rc;
 }
 
+/* ---- batch: uncrossing ---------------------------------------------------------------- */
+
+/* Track k's box in frame f: its detection there, else the linear
+ * interpolation of its detections around f; 0 when f is outside the track. */
+static int track_box_at(MotBox *out, const Tracks *t, int k, const MotBoxes *det, int32_t f) {
+    const int *v = t->det[k];
+    int n = t->len[k], lo = 0, hi = n - 1;
+    if (!n || f < det->box[v[0]].frame || f > det->box[v[n - 1]].frame) return 0;
+    while (lo < hi) { /* the last detection at or before f */
+        int mid = (lo + hi + 1) / 2;
+        if (det->box[v[mid]].frame <= f)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const MotBox *a = &det->box[v[lo]];
+    *out = *a;
+    if (a->frame == f) return 1;
+    const MotBox *b = &det->box[v[lo + 1]];
+    float s = (float)(f - a->frame) / (float)(b->frame - a->frame);
+    out->frame = f;
+    out->x = a->x + s * (b->x - a->x), out->y = a->y + s * (b->y - a->y);
+    out->w = a->w + s * (b->w - a->w), out->h = a->h + s * (b->h - a->h);
+    return 1;
+}
+
+/* Where tracks i and j overlap (IoU above o->uncross_iou) over frames f0..f1,
+ * and each has a detection before f0 and after f1. */
+typedef struct Crossing {
+    int32_t f0, f1;
+    int i, j;
+} Crossing;
+
+static int cmp_crossing(const void *pa, const void *pb) {
+    const Crossing *a = pa, *b = pb;
+    if (a->f1 != b->f1) return a->f1 < b->f1 ? -1 : 1;
+    if (a->i != b->i) return a->i < b->i ? -1 : 1;
+    return (a->j > b->j) - (a->j < b->j);
+}
+
+/* The crossings of the tracks of t in time order (by last frame, then tracks);
+ * *n of them, malloc'd. */
+static Crossing *find_crossings(const Tracks *t, const MotBoxes *det, const TrackOptions *o, int *n) {
+    int cap = 16;
+    Crossing *c = xmalloc(sizeof(Crossing) * (size_t)cap);
+    *n = 0;
+    for (int i = 0; i < t->n; i++)
+        for (int j = i + 1; j < t->n; j++) {
+            if (t->len[i] < 2 || t->len[j] < 2) continue;
+            int32_t s = MAX(det->box[t->det[i][0]].frame, det->box[t->det[j][0]].frame),
+                    f = MIN(det->box[t->det[i][t->len[i] - 1]].frame,
+                            det->box[t->det[j][t->len[j] - 1]].frame);
+            int32_t f0 = -1;
+            for (int32_t g = s; g <= f + 1; g++) {
+                MotBox a, b;
+                int over = g <= f && track_box_at(&a, t, i, det, g) && track_box_at(&b, t, j, det, g) &&
+                           mot_iou(&a, &b) > o->uncross_iou;
+                if (over && f0 < 0) f0 = g;
+                if (over || f0 < 0) continue;
+                /* frames f0 .. g - 1: a crossing if both tracks have detections before and after */
+                if (f0 > s && g - 1 < f) {
+                    if (*n == cap) cap *= 2, c = xrealloc(c, sizeof(Crossing) * (size_t)cap);
+                    c[(*n)++] = (Crossing){f0, g - 1, i, j};
+                }
+                f0 = -1;
+            }
+        }
+    qsort(c, (size_t)*n, sizeof(Crossing), cmp_crossing);
+    return c;
+}
+
+/* Up to G detections of track k before frame f0 (before = 1, nearest first)
+ * or after f1 into g; returns how many. */
+static int side_gallery(int *g, const Tracks *t, int k, const MotBoxes *det, int32_t f0, int32_t f1,
+                        int before, int G) {
+    int n = 0;
+    if (before) {
+        for (int p = t->len[k] - 1; p >= 0 && n < G; p--)
+            if (det->box[t->det[k][p]].frame < f0) g[n++] = t->det[k][p];
+    } else {
+        for (int p = 0; p < t->len[k] && n < G; p++)
+            if (det->box[t->det[k][p]].frame > f1) g[n++] = t->det[k][p];
+    }
+    return n;
+}
+
+/* Exchanges the detections of tracks i and j after frame f. */
+static void swap_tails(Tracks *t, int i, int j, const MotBoxes *det, int32_t f) {
+    int pi = 0, pj = 0;
+    while (pi < t->len[i] && det->box[t->det[i][pi]].frame <= f) pi++;
+    while (pj < t->len[j] && det->box[t->det[j][pj]].frame <= f) pj++;
+    int ni = pi + t->len[j] - pj, nj = pj + t->len[i] - pi;
+    int *vi = xmalloc(sizeof(int) * (size_t)(ni + 1)), *vj = xmalloc(sizeof(int) * (size_t)(nj + 1));
+    memcpy(vi, t->det[i], sizeof(int) * (size_t)pi);
+    memcpy(vi + pi, t->det[j] + pj, sizeof(int) * (size_t)(t->len[j] - pj));
+    memcpy(vj, t->det[j], sizeof(int) * (size_t)pj);
+    memcpy(vj + pj, t->det[i] + pi, sizeof(int) * (size_t)(t->len[i] - pi));
+    free(t->det[i]);
+    free(t->det[j]);
+    t->det[i] = vi, t->len[i] = t->lcap[i] = ni;
+    t->det[j] = vj, t->len[j] = t->lcap[j] = nj;
+}
+
+/* Uncrossing (o->uncross galleries): at each crossing of two tracks, in time
+ * order, the mean appearance score of i's detections before it with i's
+ * after plus j's before with j's after (as tracked), against i's before with
+ * j's after plus j's before with i's after (crossed); when the crossed sum is
+ * higher the tails are exchanged and the crossings after it found again.
+ * Returns the exchanges made (>= 0), or -1 with e. */
+static int uncross_tracks(Tracks *t, const MotBoxes *det, const Appearance *app, const TrackOptions *o,
+                          Err *e) {
+    int G = o->uncross, nc, swaps = 0;
+    Crossing *c = find_crossings(t, det, o, &nc);
+    int *g[4], *pa = xmalloc(sizeof(int) * (size_t)(4 * G * G)),
+               *pb = xmalloc(sizeof(int) * (size_t)(4 * G * G));
+    double *ps = xmalloc(sizeof(double) * (size_t)(4 * G * G));
+    for (int q = 0; q < 4; q++) g[q] = xmalloc(sizeof(int) * (size_t)G);
+    for (int k = 0; k < nc; k++) {
+        Crossing x = c[k];
+        /* galleries: i before, i after, j before, j after */
+        int n[4] = {side_gallery(g[0], t, x.i, det, x.f0, x.f1, 1, G),
+                    side_gallery(g[1], t, x.i, det, x.f0, x.f1, 0, G),
+                    side_gallery(g[2], t, x.j, det, x.f0, x.f1, 1, G),
+                    side_gallery(g[3], t, x.j, det, x.f0, x.f1, 0, G)};
+        /* the four pairings: (0,1) (2,3) tracked, (0,3) (2,1) crossed */
+        static const int pair[4][2] = {{0, 1}, {2, 3}, {0, 3}, {2, 1}};
+        int np = 0, start[5];
+        for (int p = 0; p < 4; p++) {
+            start[p] = np;
+            for (int u = 0; u < n[pair[p][0]]; u++)
+                for (int v = 0; v < n[pair[p][1]]; v++)
+                    pa[np] = g[pair[p][0]][u], pb[np++] = g[pair[p][1]][v];
+        }
+        start[4] = np;
+        if (app->score(app->ctx, pa, pb, np, ps, e)) {
+            swaps = -1;
+            break;
+        }
+        double mean[4];
+        for (int p = 0; p < 4; p++) {
+            double acc = 0;
+            for (int q = start[p]; q < start[p + 1]; q++) acc += ps[q];
+            mean[p] = acc / MAX(1, start[p + 1] - start[p]);
+        }
+        if (mean[2] + mean[3] <= mean[0] + mean[1] + o->uncross_margin) continue;
+        swap_tails(t, x.i, x.j, det, x.f1);
+        swaps++;
+        /* the crossings after this one, on the exchanged tracks */
+        free(c);
+        c = find_crossings(t, det, o, &nc);
+        int r = 0;
+        while (r < nc && cmp_crossing(&c[r], &x) <= 0) r++;
+        k = r - 1;
+    }
+    for (int q = 0; q < 4; q++) free(g[q]);
+    free(pa);
+    free(pb);
+    free(ps);
+    free(c);
+    return swaps;
+}
+
 static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
                        const TrackOptions *o, Err *e) {
-    return batch_run(t, NULL, NULL, NULL, 0, det, m, app, o, e);
+    int rc = batch_run(t, NULL, NULL, NULL, 0, det, m, app, o, e);
+    if (!rc && app && o->uncross > 0 && uncross_tracks(t, det, app, o, e) < 0) rc = -1;
+    return rc;
 }
 
 int track_link_scores(double *s, double *vx, double *vy, int nc, const MotBoxes *det, const LinkModel *m,

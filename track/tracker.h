@@ -89,6 +89,13 @@ typedef struct TrackOptions {
        by their galleries as relinking does; a join needs probability >= merge_gate (0.5) */
     int merge_gap;
     double merge_gate;
+    /* batch with an appearance model: after the flows and joins, where two tracks' boxes
+       overlap by IoU above uncross_iou (0.5) over some frames, compare the galleries of up to
+       `uncross` detections of each before and after those frames, and exchange the tracks'
+       tails after them when the crossed pairing scores more than uncross_margin (0) higher
+       (0: never, the default) */
+    int uncross;
+    double uncross_iou, uncross_margin;
     float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 

@@ -26,7 +26,7 @@ static const char eval_usage[] =
     "usage: siamese eval CHECKPOINT --data DB [--json FILE] [--train DB] [--pairs N]\n"
     "                    [--nway N] [--kshot K] [--trials T]\n"
     "                    [--within-group] [--groups LIST] [--drawings any|paired] [--protocol koch]\n"
-    "                    [--trials-file F] [--save-trials F]\n\n"
+    "                    [--trials-file F] [--save-trials F] [--tta N [--tta-set augment.KEY=V ...]]\n\n"
     "Recall@1/@5 and MAP@R (Euclidean nearest neighbours, self excluded), verification accuracy\n"
     "at the threshold chosen on training pairs (--train, default the checkpoint's [data] train),\n"
     "ROC AUC and EER on a fixed seeded set of balanced pairs, and N-way K-shot accuracy over seeded\n"
@@ -41,7 +41,11 @@ static const char eval_usage[] =
     "  --protocol koch    Koch et al.'s Omniglot protocol as Lake et al. define it: --nway 20\n"
     "                     --kshot 1 --drawings paired --groups " PROTOCOL_KOCH_GROUPS "\n"
     "  --trials-file F    also score the trials F lists by sample name (docs/formats.md)\n"
-    "  --save-trials F    write the within-group trials drawn as a trials file\n\n"
+    "  --save-trials F    write the within-group trials drawn as a trials file\n"
+    "  --tta N            test-time augmentation: embed every image as the mean of N views (view 0\n"
+    "                     the image, views 1..N-1 distorted by the checkpoint's [augment], seeded\n"
+    "                     by [run] seed, the view and the sample), normalised again after an l2norm\n"
+    "  --tta-set augment.KEY=V  change a key of those distortions (repeatable)\n\n"
     "A co-segmentation model ([loss] type = mask) is scored on DB's pairs records instead\n"
     "(docs/coseg.md): Jaccard and precision of the predicted masks of pairs with a common object,\n"
     "for classes seen in training (the classes --train has samples of) and unseen ones; for pairs\n"
@@ -63,7 +67,9 @@ static int cmd_eval_coseg(EvalModel *l, const char *ckpt, const char *data, cons
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *json = NULL, *train = NULL, *protocol = NULL, *drawings = NULL;
-    long pairs = -1, nway = -1, kshot = -1, trials = -1;
+    long pairs = -1, nway = -1, kshot = -1, trials = -1, tta = 1;
+    const char *tta_set[32];
+    int ntta_set = 0;
     EvalProtocol p = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -107,6 +113,21 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--trials")) {
             if (opt_long("eval", a, v, 0, 100000000, &trials)) return 2;
             i++;
+        } else if (!strcmp(a, "--tta")) {
+            if (opt_long("eval", a, v, 1, 1000, &tta)) return 2;
+            i++;
+        } else if (!strcmp(a, "--tta-set")) {
+            if (strncmp(v, "augment.", 8) || !strchr(v, '=')) {
+                fprintf(stderr,
+                        "siamese eval: --tta-set %s: expected augment.KEY=VALUE (e.g. augment.rotate=5)\n",
+                        v);
+                return 2;
+            }
+            if (ntta_set == (int)(sizeof tta_set / sizeof *tta_set)) {
+                fprintf(stderr, "siamese eval: --tta-set: at most %d of them\n", ntta_set);
+                return 2;
+            }
+            tta_set[ntta_set++] = v, i++;
         } else if (a[0] != '-' && !ckpt)
             ckpt = a;
         else {
@@ -147,6 +168,10 @@ int cmd_eval(int argc, char **argv) {
         }
         p.within_group = 1;
     }
+    if (ntta_set && tta < 2) {
+        fprintf(stderr, "siamese eval: --tta-set changes the views of --tta N: add --tta N with N >= 2\n");
+        return 2;
+    }
     if (p.save_trials && !p.within_group) {
         fprintf(stderr, "siamese eval: --save-trials writes within-group trials: add --within-group\n");
         return 2;
@@ -158,6 +183,29 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     if (!train) train = l.cfg.data_train;
+    if (tta > 1) {
+        for (int i = 0; i < ntta_set; i++)
+            if (config_set(&l.cfg, tta_set[i], &e)) {
+                fprintf(stderr, "siamese eval: --tta-set: %s\n", e.msg);
+                eval_model_free(&l);
+                return 2;
+            }
+        const char *why = l.cfg.loss.type == LOSS_MASK ? "a co-segmentation model is scored by its masks"
+                          : l.model.emb < 0            ? "the model has no per-image embedding"
+                          : l.model.layers[l.model.loss].halved
+                              ? "the model scores pairs itself, not by embeddings"
+                          : !augment_enabled(&l.cfg.augment)
+                              ? "the checkpoint's [augment] distorts nothing: give distortions with --tta-set"
+                          : l.cfg.augment.scale_min > l.cfg.augment.scale_max
+                              ? "[augment] scale_min is above scale_max: fix the --tta-set values"
+                              : NULL;
+        if (why) {
+            fprintf(stderr, "siamese eval: --tta %ld: %s\n", tta, why);
+            eval_model_free(&l);
+            return 2;
+        }
+        p.tta = (int)tta;
+    }
     if (l.cfg.loss.type == LOSS_MASK && l.cfg.loss.mask == MASK_CLASS) {
         CosegClassEval ce;
         int rc = coseg_class_eval_run(&ce, &l.model, &l.norm, data, pairs, &e);

@@ -102,6 +102,63 @@ float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e) {
     return out;
 }
 
+float *eval_embed_views(Model *m, Dataset *ds, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
+                        int views, Err *e) {
+    float *out = eval_embed(m, ds, norm, e);
+    if (!out || views <= 1) return out;
+    size_t N = ds_meta(ds)->count, img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
+    size_t hw = (size_t)m->in_h * m->in_w;
+    double *sum = xmalloc((size_t)m->max_batch * D * sizeof(double));
+    float *x = xaligned_floats((size_t)m->max_batch * img);
+    uint8_t *pix = xmalloc((size_t)m->max_batch * img);
+    float(*lut)[256] = xmalloc((size_t)m->in_c * sizeof *lut);
+    for (int c = 0; c < m->in_c; c++) norm_table(lut[c], norm, c);
+    int renorm = m->layers[m->emb].type == LAYER_L2NORM;
+    DsReader *r = NULL;
+    int bad = ds_reader_open(ds, &r, e);
+    for (size_t s = 0; s < N && !bad; s += (size_t)m->max_batch) {
+        int B = (int)MIN((size_t)m->max_batch, N - s);
+        for (int i = 0; i < B && !bad; i++) {
+            int32_t label;
+            bad = ds_read(r, s + (size_t)i, pix + (size_t)i * img, &label, NULL, e);
+        }
+        if (bad) break;
+        /* View 0 (the image itself) is eval_embed's row; the sum in double,
+         * views in order. */
+        for (size_t j = 0; j < (size_t)B * D; j++) sum[j] = out[s * D + j];
+        for (int v = 1; v < views; v++) {
+            for (int i = 0; i < B; i++) {
+                AugmentMap map;
+                augment_draw_view(&map, aug, seed, (uint64_t)v, s + (size_t)i);
+                for (int c = 0; c < m->in_c; c++)
+                    augment_image(x + (size_t)i * img + c * hw, pix + (size_t)i * img + c * hw, lut[c], &map,
+                                  (int)aug->fill, 1, m->in_h, m->in_w);
+            }
+            const float *E = model_embed(m, x, B);
+            for (size_t j = 0; j < (size_t)B * D; j++) sum[j] += E[j];
+        }
+        for (int i = 0; i < B; i++) {
+            double *row = sum + (size_t)i * D, scale = 1.0 / views;
+            if (renorm) {
+                double q = 0;
+                for (size_t k = 0; k < D; k++) q += row[k] * row[k];
+                scale = 1.0 / MAX(sqrt(q), 1e-12);
+            }
+            for (size_t k = 0; k < D; k++) out[(s + (size_t)i) * D + k] = (float)(row[k] * scale);
+        }
+    }
+    if (r) ds_reader_close(r);
+    free(sum);
+    free(x);
+    free(pix);
+    free(lut);
+    if (bad) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 typedef struct SimCtx {
     const float *E;
     int D;
@@ -301,7 +358,9 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
     /* Models without a per-image embedding (early fusion) have no
      * Recall@K or MAP@R; models that score pairs score the pairs. */
     int scorer = m->layers[m->loss].halved;
-    float *E = m->emb >= 0 ? eval_embed(m, ds, norm, e) : NULL;
+    int views = p && p->tta > 1 ? p->tta : 1;
+    float *E = m->emb >= 0 ? eval_embed_views(m, ds, norm, &c->augment, (uint64_t)c->seed, views, e) : NULL;
+    r->tta = E ? views : 1;
     Scoring sc;
     if ((m->emb >= 0 && !E) || scoring_open(&sc, m, ds, norm, E, e)) {
         free(E);
@@ -447,6 +506,7 @@ static void print_score(FILE *out, const char *what, const NwayScore *s) {
 
 void eval_print(const EvalResult *r, FILE *out) {
     fprintf(out, "evaluation on %d samples, %d classes (%.1f s)\n", r->n, r->classes, r->seconds);
+    if (r->tta > 1) fprintf(out, "  embeddings: the mean of %d views (test-time augmentation)\n", r->tta);
     if (!isnan(r->map_r)) { /* no embedding: scored pairs only */
         fprintf(out, "  %-28s %8.4f\n", "Recall@1", r->recall1);
         fprintf(out, "  %-28s %8.4f\n", "Recall@5", r->recall5);
@@ -595,6 +655,7 @@ int eval_write_json(const EvalResult *r, const char *path, Err *e) {
     else
         json_put(&j, "null", 4);
     json_score(&j, "trials_file", r->trials_file ? &r->file : NULL);
+    json_num(&j, "tta_views", r->tta);
     json_num(&j, "seconds", r->seconds);
     json_put(&j, "\n}\n", 3);
     int rc = atomic_file_write_all(path, j.buf, j.len, e);

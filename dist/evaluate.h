@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../io/augment.h"
 #include "../io/config.h"
 #include "../io/dataset.h"
 #include "../io/norm.h"
@@ -30,6 +31,7 @@ typedef struct EvalResult {
     NwayScore group;
     const char *trials_file; /* NULL, or the trials file scored into `file` */
     NwayScore file;
+    int tta; /* views a sample's embedding averages (1: the image alone) */
     double seconds;
 } EvalResult;
 
@@ -72,11 +74,22 @@ typedef struct EvalProtocol {
     const char *groups;      /* comma-separated groups to draw from; NULL or "" = all */
     const char *trials_file; /* score the trials this file lists (by sample name) */
     const char *save_trials; /* write the within-group trials drawn as a trials file */
+    int tta;                 /* > 1: embed every image as the mean of this many views
+                                (eval_embed_views with the config's [augment] and [run] seed) */
 } EvalProtocol;
 
 /* Embeds every sample of ds: returns (N, emb_dim) floats (caller frees) and
  * the labels (owned by ds). NULL with e on a read error. */
 float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e);
+
+/* Test-time augmentation: every sample of ds embedded as the mean of `views`
+ * embeddings, view 0 the image itself and view v >= 1 the image distorted
+ * by aug with the map augment_draw_view(aug, seed, v, sample id) gives;
+ * when the embedding node is an l2norm the mean is normalised again (x /
+ * max(||x||, 1e-12)). views <= 1 is eval_embed, bit for bit. The views of a
+ * sample depend on (aug, seed, v, id) alone: not on the batch or threads. */
+float *eval_embed_views(Model *m, Dataset *ds, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
+                        int views, Err *e);
 
 /* Evaluates on test_path; the verification threshold comes from pairs of
  * train_path (skipped, and said so, when it is empty). eval_run_protocol also

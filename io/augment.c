@@ -31,9 +31,22 @@ static double uniform(Rng *r, double lo, double hi) { return lo + (hi - lo) * rn
 
 static int fires(Rng *r, double range_on, double p) { return range_on && p > 0 && rng_uniform_d(r) < p; }
 
+static void draw_from(AugmentMap *out, const AugmentSpec *a, Rng *rp);
+
 void augment_draw(AugmentMap *out, const AugmentSpec *a, uint64_t seed, uint64_t step, uint64_t item) {
     Rng r;
     rng_seed_item(&r, seed, RNG_AUGMENT, step, item);
+    draw_from(out, a, &r);
+}
+
+void augment_draw_view(AugmentMap *out, const AugmentSpec *a, uint64_t seed, uint64_t view, uint64_t id) {
+    Rng r;
+    rng_seed_item(&r, seed, RNG_TTA, view, id);
+    draw_from(out, a, &r);
+}
+
+static void draw_from(AugmentMap *out, const AugmentSpec *a, Rng *rp) {
+    Rng r = *rp;
     double ang = 0, rx = 0, ry = 0, sx = 1, sy = 1, tx = 0, ty = 0;
     int fired = 0, flip = 0;
     if (fires(&r, a->rotate > 0, a->rotate_p)) {

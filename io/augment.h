@@ -45,6 +45,11 @@ typedef struct AugmentMap {
  * Shear = [[1, rho_x], [rho_y, 1]], t = translation + crop shift. */
 void augment_draw(AugmentMap *out, const AugmentSpec *a, uint64_t seed, uint64_t step, uint64_t item);
 
+/* The map of view `view` (>= 1) of sample `id` in test-time augmentation
+ * (siamese eval --tta): augment_draw's draws from the RNG_TTA stream keyed
+ * by (seed, view, id), apart from every training step's. */
+void augment_draw_view(AugmentMap *out, const AugmentSpec *a, uint64_t seed, uint64_t view, uint64_t id);
+
 /* Resamples one image: dst[c][y][x] = bilinear interpolation of lut[src]
  * at the source position of (x, y) (pixel centres at integers; a tap
  * outside the image reads lut[fill]). The identity map copies lut[src]

@@ -89,6 +89,7 @@ enum {
     RNG_AUGMENT = 9,  /* training-image distortions (rng_seed_item) */
     RNG_REPORT = 10,  /* report: map sample, queries, t-SNE and PCA starts; id = use */
     RNG_REPLACE = 11, /* the sample in place of a bad record, id = hash of (step, position) */
+    RNG_TTA = 12,     /* test-time augmentation views (rng_seed_item: view, sample id) */
 };
 
 void rng_seed(Rng *r, uint64_t seed, uint64_t purpose, uint64_t id);

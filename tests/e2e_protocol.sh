@@ -69,6 +69,26 @@ check "eval --trials-file" $S eval "$M" --data "$T/all.lmdb" --trials-file "$T/k
 check "the file's trials score as when drawn" test "$(J "$T/koch.json" within_group_accuracy)" = "$(J "$T/file.json" trials_file_accuracy)"
 check "eval prints the interval" bash -c "$S eval '$M' --data '$T/all.lmdb' --within-group --nway 5 --trials 50 | grep -q '5-way 1-shot within group .*(50 trials, 95% interval'"
 
+# ---- test-time augmentation ----------------------------------------------------------------
+check "eval --tta 1" $S eval "$M" --data "$T/all.lmdb" --protocol koch --trials 200 --tta 1 --json "$T/tta1.json"
+check "--tta 1 scores as without" test "$(J "$T/koch.json" within_group_accuracy)" = "$(J "$T/tta1.json" within_group_accuracy)"
+check "eval --tta 4 with distortions given" $S eval "$M" --data "$T/all.lmdb" --protocol koch --trials 200 --tta 4 \
+  --tta-set augment.rotate=10 --tta-set augment.translate=2 --json "$T/tta4.json"
+$S eval "$M" --data "$T/all.lmdb" --protocol koch --trials 200 --tta 4 --tta-set augment.rotate=10 \
+  --tta-set augment.translate=2 --json "$T/tta4b.json" >/dev/null 2>&1
+check "--tta 4 repeats exactly" test "$(J "$T/tta4.json" within_group_accuracy) $(J "$T/tta4.json" recall_at_1)" = \
+  "$(J "$T/tta4b.json" within_group_accuracy) $(J "$T/tta4b.json" recall_at_1)"
+check "--tta 4 changes the embeddings (Recall@1)" test "$(J "$T/tta4.json" recall_at_1)" != "$(J "$T/koch.json" recall_at_1)"
+expect_error "--tta without distortions" "--tta 3: the checkpoint's [augment] distorts nothing" 2 \
+  $S eval "$M" --data "$T/all.lmdb" --tta 3
+expect_error "--tta-set alone" "--tta-set changes the views of --tta N" 2 \
+  $S eval "$M" --data "$T/all.lmdb" --tta-set augment.rotate=5
+expect_error "--tta-set outside [augment]" "--tta-set optim.lr=1: expected augment.KEY=VALUE" 2 \
+  $S eval "$M" --data "$T/all.lmdb" --tta 2 --tta-set optim.lr=1
+expect_error "--tta-set: a bad value" "--tta-set: --set augment.rotate=500" 2 \
+  $S eval "$M" --data "$T/all.lmdb" --tta 2 --tta-set augment.rotate=500
+expect_error "--tta 0" "--tta 0: expected a whole number in [1, 1000]" 2 $S eval "$M" --data "$T/all.lmdb" --tta 0
+
 # ---- bad input ------------------------------------------------------------------------------
 { head -n 3 "$T/koch.trials"; head -n 4 "$T/koch.trials" | tail -n 1 | sed 's/^[^\t]*\t/Atlantean\/character99\/0000_01.png\t/'; } >"$T/bad.trials"
 expect_error "trials file: unknown name" "bad.trials:4: field 1: no sample named 'Atlantean/character99/0000_01.png'" 1 \

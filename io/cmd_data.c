@@ -20,7 +20,7 @@ static const char import_usage[] =
     "usage: siamese import --format idx|folder|omniglot --out DB\n"
     "       (siamese import --format mot --help: crops of MOTChallenge ground truth)\n"
     "                      [--images F --labels F | --root DIR [--root DIR...]]\n"
-    "                      [--exclude-groups LIST|koch] [--rotations 2|4]\n"
+    "                      [--exclude-groups LIST|koch] [--rotations 2|4] [--mirror]\n"
     "                      [--resize HxW] [--compress] [--invert] [--color] [--masks DIR]\n"
     "                      [--split-by class|group|sample --test-fraction F --test-out DB] [--seed N]\n"
     "\n"
@@ -53,6 +53,10 @@ static const char import_usage[] =
     "                      \"NAME@rot90\" too, each after its source); needs square\n"
     "                      images; with --split-by, only --out is rotated: the split\n"
     "                      is made first and the held-out part stays as it is\n"
+    "  --mirror            also store every class (and its turned copies) mirrored left\n"
+    "                      to right, as new classes \"NAME@mirror\", \"NAME@rot90@mirror\",\n"
+    "                      ... (samples likewise, after the turns); with --split-by,\n"
+    "                      only --out\n"
     "  --resize HxW        resample every image to H x W by exact area averaging (box\n"
     "                      filter); without it all images must have the same size\n"
     "  --compress          zlib-compress each record (raw deflate + CRC-32)\n"
@@ -168,6 +172,8 @@ int cmd_import(int argc, char **argv) {
             o.compress = 1;
         } else if (!strcmp(argv[i], "--invert")) {
             o.invert = 1;
+        } else if (!strcmp(argv[i], "--mirror")) {
+            o.mirror = 1;
         } else if (!strcmp(argv[i], "--color")) {
             o.color = 1;
         } else if ((m = opt_value(argc, argv, &i, "--format", &format))) {

@@ -402,6 +402,7 @@ static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
         k += snprintf(buf + k, cap - (size_t)k, "; without %s", o->exclude_groups);
     if (k >= 0 && (size_t)k < cap && o->rotations > 1)
         k += snprintf(buf + k, cap - (size_t)k, "; %u rotations", o->rotations);
+    if (k >= 0 && (size_t)k < cap && o->mirror) k += snprintf(buf + k, cap - (size_t)k, "; mirrored");
     if (k < 0 || (size_t)k >= cap) return;
     if (o->resize_h) k += snprintf(buf + k, cap - (size_t)k, "; resize %ux%u", o->resize_h, o->resize_w);
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");
@@ -489,7 +490,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     Source s = {0};
     Split sp = {0};
     DsWriter *w[2] = {NULL, NULL};
-    uint8_t *idxbuf = NULL, *out = NULL, *planes = NULL, *mask = NULL, *rot = NULL, *rmask = NULL;
+    uint8_t *idxbuf = NULL, *out = NULL, *planes = NULL, *mask = NULL, *rot = NULL, *rmask = NULL,
+            *mir = NULL, *mmask = NULL;
     uint32_t C = o->color ? 3 : 1;
     Image img = {0};
     int rc = -1;
@@ -497,7 +499,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
             ? source_idx(&s, o->images, o->labels, e)
             : source_folder(&s, o->roots, o->format == IMPORT_OMNIGLOT, o->exclude_groups, e))
         goto done;
-    if (check_names(&s, o->rotations, e) || make_split(&sp, &s, o, e)) goto done;
+    if (check_names(&s, o->rotations, o->mirror, e) || make_split(&sp, &s, o, e)) goto done;
     /* The stored size: --resize, or the first image's (all must match). */
     uint32_t H = o->resize_h, W = o->resize_w;
     const char *first = s.paths ? s.paths[0] : s.images;
@@ -513,6 +515,7 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         }
     }
     uint32_t Rt = o->rotations > 1 ? o->rotations : 1; /* the training part's */
+    uint32_t Mt = o->mirror ? 2 : 1;                   /* as drawn, and mirrored */
     if (Rt > 1 && H != W) {
         err_set(e, "--rotations needs square images: %s is %ux%u (HxW) — add --resize NxN", first, H, W);
         goto done;
@@ -520,17 +523,21 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     int nd = o->split == IMPORT_SPLIT_NONE ? 1 : 2;
     for (int d = 0; d < nd; d++) {
         /* Classes 0..Cd-1 as split, then each rotation's copies in the same
-         * order; the held-out part of a split is stored unrotated. */
-        uint32_t Cd = sp.classes[d], R = d ? 1 : Rt;
+         * order, then (--mirror) all of those mirrored in the same order; the
+         * held-out part of a split is stored as is. */
+        uint32_t Cd = sp.classes[d], R = d ? 1 : Rt * Mt;
         const char **names = xmalloc(sizeof(char *) * Cd * R);
         char **rotated = xmalloc(sizeof(char *) * Cd * R);
         for (uint32_t c = 0; c < s.classes; c++)
             if (sp.relabel[d][c] >= 0) names[sp.relabel[d][c]] = s.names[c];
         for (uint32_t r = 1; r < R; r++)
             for (uint32_t c = 0; c < Cd; c++) {
-                size_t n = strlen(names[c]) + 16;
+                size_t n = strlen(names[c]) + 24;
+                uint32_t q = r % Rt;
                 rotated[r * Cd + c] = xmalloc(n);
-                snprintf(rotated[r * Cd + c], n, "%s@rot%u", names[c], r * 360 / R);
+                int k = q ? snprintf(rotated[r * Cd + c], n, "%s@rot%u", names[c], q * 360 / Rt)
+                          : snprintf(rotated[r * Cd + c], n, "%s", names[c]);
+                if (r >= Rt) snprintf(rotated[r * Cd + c] + k, n - (size_t)k, "@mirror");
                 names[r * Cd + c] = rotated[r * Cd + c];
             }
         char src[256];
@@ -552,9 +559,13 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     if (!s.paths) idxbuf = xmalloc((size_t)s.h * s.w);
     out = xmalloc((size_t)C * H * W);
     mask = o->masks ? xmalloc((size_t)H * W) : NULL;
-    if (Rt > 1) {
+    if (Rt > 1 || Mt > 1) {
         rot = xmalloc((size_t)C * H * W);
         rmask = mask ? xmalloc((size_t)H * W) : NULL;
+    }
+    if (Mt > 1) {
+        mir = xmalloc((size_t)C * H * W);
+        mmask = mask ? xmalloc((size_t)H * W) : NULL;
     }
     for (uint64_t i = 0; i < s.n; i++) {
         char nbuf[DS_MAX_NAME + 32], rbuf[DS_MAX_NAME + 48];
@@ -567,15 +578,24 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
         int d = sp.dest[i];
         int32_t label = sp.relabel[d][s.labels[i]];
         if (ds_writer_add_named(w[d], out, label, mask, name, e)) goto done;
-        uint32_t R = d ? 1 : Rt;
-        for (uint32_t r = 1; r < R; r++) { /* the sample's rotated copies follow it */
-            uint32_t quarter = r * 4 / R;
-            for (uint32_t c = 0; c < C; c++)
+        uint32_t R = d ? 1 : Rt * Mt;
+        for (uint32_t r = 1; r < R; r++) { /* the sample's turned, then mirrored copies follow it */
+            uint32_t q = r % Rt, quarter = q * 4 / Rt;
+            for (uint32_t c = 0; c < C && quarter; c++)
                 import_rotate(rot + (size_t)c * H * W, out + (size_t)c * H * W, H, quarter);
-            if (mask) import_rotate(rmask, mask, H, quarter);
-            snprintf(rbuf, sizeof rbuf, "%s@rot%u", name, r * 360 / R);
-            if (ds_writer_add_named(w[d], rot, label + (int32_t)(r * sp.classes[d]), rmask, rbuf, e))
-                goto done;
+            if (mask && quarter) import_rotate(rmask, mask, H, quarter);
+            const uint8_t *px = quarter ? rot : out, *mk = quarter ? rmask : mask;
+            if (r >= Rt) {
+                for (uint32_t c = 0; c < C; c++)
+                    import_mirror(mir + (size_t)c * H * W, px + (size_t)c * H * W, H, W);
+                if (mask) import_mirror(mmask, mk, H, W);
+                px = mir, mk = mmask;
+            }
+            int k = q ? snprintf(rbuf, sizeof rbuf, "%s@rot%u", name, q * 360 / Rt)
+                      : snprintf(rbuf, sizeof rbuf, "%s", name);
+            if (r >= Rt && k >= 0 && (size_t)k < sizeof rbuf)
+                snprintf(rbuf + k, sizeof rbuf - (size_t)k, "@mirror");
+            if (ds_writer_add_named(w[d], px, label + (int32_t)(r * sp.classes[d]), mk, rbuf, e)) goto done;
         }
     }
     if (!s.paths) {
@@ -587,8 +607,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e) {
     w[0] = w[1] = NULL; /* finish_all frees them, on failure too */
     if (ds_writer_finish_all(ws, nd, e)) goto done;
     for (int d = 0; d < nd; d++) {
-        res->count[d] = sp.count[d] * (d ? 1 : Rt);
-        res->classes[d] = sp.classes[d] * (d ? 1 : Rt);
+        res->count[d] = sp.count[d] * (d ? 1 : Rt * Mt);
+        res->classes[d] = sp.classes[d] * (d ? 1 : Rt * Mt);
     }
     res->height = H;
     res->width = W;
@@ -604,6 +624,8 @@ done:
     free(mask);
     free(rot);
     free(rmask);
+    free(mir);
+    free(mmask);
     split_free(&sp);
     source_free(&s);
     return rc;

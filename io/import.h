@@ -57,6 +57,8 @@ typedef struct ImportOptions {
     uint32_t rotations;          /* 0 or 1: none; 2 or 4: every class of `out` also rotated by each
                                     multiple of 360 / rotations degrees, as new classes (square images
                                     only); test_out, the held-out part of a split, is stored as is */
+    int mirror;                  /* every class of `out` (and its rotated copies) also mirrored left to
+                                    right, as new classes "NAME@mirror"; test_out stored as is */
     uint32_t resize_h, resize_w; /* 0, 0: keep the source size (all must match) */
     int compress;                /* zlib-compress records */
     int invert;                  /* store 255 - pixel */
@@ -101,5 +103,8 @@ int import_run(const ImportOptions *o, ImportResult *res, Err *e);
 /* --rotations: dst (n x n) = src turned counter-clockwise by quarters x 90
  * degrees: dst(y, x) = src(x, n-1-y) for one quarter. */
 void import_rotate(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t quarters);
+
+/* --mirror: dst (h x w) = src mirrored left to right: dst(y, x) = src(y, w-1-x). */
+void import_mirror(uint8_t *dst, const uint8_t *src, uint32_t h, uint32_t w);
 
 #endif

@@ -244,6 +244,11 @@ const char *source_name(const Source *s, uint64_t i, char *buf, size_t cap) {
     return buf;
 }
 
+void import_mirror(uint8_t *dst, const uint8_t *src, uint32_t h, uint32_t w) {
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) dst[(size_t)y * w + x] = src[(size_t)y * w + (w - 1 - x)];
+}
+
 void import_rotate(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t quarters) {
     for (uint32_t y = 0; y < n; y++)
         for (uint32_t x = 0; x < n; x++) {
@@ -256,18 +261,20 @@ void import_rotate(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t quarte
 }
 
 /* Every name must be valid before anything is written (import.h), with the
- * room for a rotated copy's "@rotNNN" when rotating. */
-int check_names(const Source *s, uint32_t rotations, Err *e) {
+ * room for a rotated copy's "@rotNNN" when rotating and a mirrored one's
+ * "@mirror" when mirroring. */
+int check_names(const Source *s, uint32_t rotations, int mirror, Err *e) {
     char buf[DS_MAX_NAME + 32];
-    size_t extra = rotations > 1 ? 7 : 0;
+    size_t extra = (rotations > 1 ? 7 : 0) + (mirror ? 7 : 0);
     for (uint32_t c = 0; c < s->classes && extra; c++)
         if (strlen(s->names[c]) + extra > 255)
-            return err_set(e, "class '%s': its rotated copies' names would pass 255 bytes — shorten it",
-                           s->names[c]);
+            return err_set(
+                e, "class '%s': its copies' names (@rotNNN, @mirror) would pass 255 bytes — shorten it",
+                s->names[c]);
     for (uint64_t i = 0; i < s->n; i++) {
         const char *name = source_name(s, i, buf, sizeof buf), *why = ds_name_fault(name, strlen(name));
         if (!why && strlen(name) + extra > DS_MAX_NAME)
-            why = "would be too long with a rotated copy's @rotNNN";
+            why = "would be too long with a copy's @rotNNN or @mirror";
         if (why)
             return err_set(e, "%s: its sample name '%s' %s — rename it", s->paths ? s->paths[i] : s->images,
                            name, why);

@@ -42,6 +42,6 @@ int source_folder(Source *s, const char *const *roots, int omniglot, const char 
 const char *source_name(const Source *s, uint64_t i, char *buf, size_t cap);
 /* Every name valid before anything is written, with room for "@rotNNN"
  * when rotations > 1. */
-int check_names(const Source *s, uint32_t rotations, Err *e);
+int check_names(const Source *s, uint32_t rotations, int mirror, Err *e);
 
 #endif

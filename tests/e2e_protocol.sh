@@ -37,6 +37,8 @@ $S inspect "$T/ev.lmdb" >"$T/ev.txt"
 check "3 of 12 groups (60 classes) held out" grep -Eq '^classes +60$' "$T/ev.txt"
 check "held-out classes come in whole groups of 20" \
   test "$(awk '$1 ~ /^[0-9]+$/ && NF == 3 {split($3, a, "/"); n[a[1]]++} END {for (g in n) if (n[g] != 20) bad = 1; print length(n) + 0 (bad ? "x" : "")}' "$T/ev.txt")" = 3
+check "import --mirror" $S import --format omniglot --root "$T/root" --out "$T/mir.lmdb" --mirror
+check "--mirror: 480 classes, the mirrored after the 240" bash -c "$S inspect '$T/mir.lmdb' | grep -Eq '^classes +480$' && $S inspect '$T/mir.lmdb' | grep -Eq '^ +240 +3 +Angelic/character01@mirror$'"
 $S inspect "$T/all.lmdb" --names >"$T/names.txt"
 check "inspect: names yes" grep -Eq '^names +yes$' "$T/names.txt"
 check "inspect --names: id, label, name" grep -Pq '^0\t0\tAngelic/character01/0201_01.png$' "$T/names.txt"

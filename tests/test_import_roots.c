@@ -3,7 +3,10 @@
  * error), --exclude-groups (named and "koch", unknown names an error) and
  * --rotations (class and sample names, counts, pixels against rotations
  * worked out here by the forward map of each pixel, only the training part
- * of a --split-by group rotated, bad values and non-square sizes). */
+ * of a --split-by group rotated, bad values and non-square sizes) and
+ * --mirror (with 4 rotations: the eight copies' names, labels and pixels
+ * against mirrors of the forward map; alone on a non-square size; only the
+ * training part of a split). */
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +156,136 @@ static void test_roots_rotations(void) {
     CHECK(ok, "import_rotate = the forward map, quarters 0..3");
 }
 
+/* The forward map of a left-right mirror. */
+static void flip(uint8_t *dst, const uint8_t *src, int h, int w) {
+    for (int r = 0; r < h; r++)
+        for (int c = 0; c < w; c++) dst[r * w + (w - 1 - c)] = src[r * w + c];
+}
+
+static void test_mirror(void) {
+    ImportOptions o = {.format = IMPORT_OMNIGLOT,
+                       .out = fixture_path("mir.lmdb"),
+                       .roots = {fixture_path("a"), fixture_path("b")},
+                       .exclude_groups = "Zeta",
+                       .rotations = 4,
+                       .mirror = 1};
+    ImportResult res;
+    Err e;
+    CHECK(import_run(&o, &res, &e) == 0, "4 rotations and mirror: %s", e.msg);
+    CHECK(res.count[0] == 48 && res.classes[0] == 32, "6 images x 8, 4 classes x 8: got %llu, %u",
+          (unsigned long long)res.count[0], res.classes[0]);
+    Dataset *ds;
+    if (ds_open(&ds, fixture_path("mir.lmdb"), &e) || ds_load_names(ds, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    /* Classes: the four turns as with --rotations 4, then the same 16 mirrored. */
+    const char *cls[4] = {"Alpha/character01", "Alpha/character02", "Beta/character01",
+                          "Tengwar/character01"};
+    int ok = ds_meta(ds)->classes == 32;
+    for (int m = 0; m < 2 && ok; m++)
+        for (int q = 0; q < 4 && ok; q++)
+            for (int c = 0; c < 4 && ok; c++) {
+                char want[96];
+                snprintf(want, sizeof want, "%s%s%.0d%s", cls[c], q ? "@rot" : "", 90 * q,
+                         m ? "@mirror" : "");
+                ok = !strcmp(ds_class_name(ds, (uint32_t)(16 * m + 4 * q + c)), want);
+            }
+    CHECK(ok, "class names: the turns, then the turns mirrored (NAME@rot90@mirror)");
+    /* Samples: each source image, its three turns, then those four mirrored. */
+    const int src[6] = {0, 1, 2, 4, 5, 6}, base[6] = {0, 0, 1, 2, 2, 3};
+    DsReader *rd;
+    ds_reader_open(ds, &rd, &e);
+    ok = 1;
+    int names_ok = 1, differs = 0;
+    for (int k = 0; k < 6; k++)
+        for (int m = 0; m < 2; m++)
+            for (int q = 0; q < 4; q++) {
+                uint64_t id = (uint64_t)(8 * k + 4 * m + q);
+                uint8_t got[S * S], want[S * S], t[S * S];
+                int32_t l = -1;
+                turn(t, img[src[k]], q);
+                if (m)
+                    flip(want, t, S, S);
+                else
+                    memcpy(want, t, sizeof want);
+                differs += m && memcmp(want, t, sizeof t) != 0;
+                ok &= ds_read(rd, id, got, &l, NULL, &e) == 0 && l == base[k] + 4 * q + 16 * m &&
+                      !memcmp(got, want, S * S);
+                const char *have = ds_sample_name(ds, id), *stem = have ? strstr(have, ".png") : NULL;
+                char suffix[32];
+                snprintf(suffix, sizeof suffix, ".png%s%.0d%s", q ? "@rot" : "", 90 * q, m ? "@mirror" : "");
+                names_ok &= stem && !strcmp(stem, suffix);
+            }
+    CHECK(ok, "labels and pixels of every sample, its turns and their mirrors");
+    CHECK(names_ok, "sample names: @rotNNN, then @mirror");
+    CHECK(differs == 24, "the fixture changes under every mirror (%d of 24)", differs);
+    ds_reader_close(rd);
+    ds_close(ds);
+
+    /* --mirror alone on a non-square size, split by group: the training part
+     * holds each image and its mirror, the held-out part is as is. */
+    ImportOptions n = {.format = IMPORT_OMNIGLOT,
+                       .out = fixture_path("m-plain.lmdb"),
+                       .roots = {fixture_path("a")},
+                       .resize_h = 7,
+                       .resize_w = 4};
+    ImportOptions ms = n;
+    ms.out = fixture_path("m-train.lmdb");
+    ms.test_out = fixture_path("m-test.lmdb");
+    ms.mirror = 1;
+    ms.split = IMPORT_SPLIT_GROUP;
+    ms.test_fraction = 0.5;
+    ms.seed = 3;
+    ImportResult rp, rm;
+    CHECK(import_run(&n, &rp, &e) == 0, "a 7x4 import: %s", e.msg);
+    CHECK(import_run(&ms, &rm, &e) == 0, "a 7x4 import, mirrored, split by group: %s", e.msg);
+    Dataset *dp, *dt, *dh;
+    if (ds_open(&dp, n.out, &e) || ds_open(&dt, ms.out, &e) || ds_open(&dh, ms.test_out, &e) ||
+        ds_load_names(dp, &e) || ds_load_names(dt, &e) || ds_load_names(dh, &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    CHECK(rm.count[0] % 2 == 0 && rm.count[0] / 2 + rm.count[1] == rp.count[0] && rm.classes[0] % 2 == 0,
+          "the training part doubled, the held-out part as is: %llu + %llu of %llu",
+          (unsigned long long)rm.count[0], (unsigned long long)rm.count[1], (unsigned long long)rp.count[0]);
+    DsReader *rp_rd, *rt_rd;
+    ds_reader_open(dp, &rp_rd, &e);
+    ds_reader_open(dt, &rt_rd, &e);
+    ok = 1;
+    int found = 0;
+    uint32_t half = ds_meta(dt)->classes / 2;
+    for (uint64_t i = 0; i < ds_meta(dt)->count; i += 2) {
+        uint64_t j; /* the same source image in the plain import */
+        for (j = 0; j < ds_meta(dp)->count && strcmp(ds_sample_name(dp, j), ds_sample_name(dt, i)); j++) {
+        }
+        if (j == ds_meta(dp)->count) {
+            ok = 0;
+            break;
+        }
+        found++;
+        uint8_t a[7 * 4], b[7 * 4], c[7 * 4], want[7 * 4];
+        int32_t la, lb, lc;
+        ok &= ds_read(rp_rd, j, a, &lc, NULL, &e) == 0 && ds_read(rt_rd, i, b, &la, NULL, &e) == 0 &&
+              ds_read(rt_rd, i + 1, c, &lb, NULL, &e) == 0;
+        flip(want, a, 7, 4);
+        char nm[300];
+        snprintf(nm, sizeof nm, "%s@mirror", ds_sample_name(dt, i));
+        ok &= !memcmp(a, b, sizeof a) && !memcmp(c, want, sizeof c) && lb == la + (int32_t)half &&
+              !strcmp(ds_sample_name(dt, i + 1), nm) && memcmp(a, c, sizeof a) != 0;
+    }
+    uint32_t C = ds_meta(dh)->classes;
+    int plain = C > 0;
+    for (uint32_t c = 0; c < C; c++) plain &= !strstr(ds_class_name(dh, c), "@mirror");
+    CHECK(ok && found == (int)(ds_meta(dt)->count / 2), "7x4: each image, then its mirror (%d)", found);
+    CHECK(plain, "the held-out part has no mirrored classes");
+    ds_reader_close(rp_rd);
+    ds_reader_close(rt_rd);
+    ds_close(dp);
+    ds_close(dt);
+    ds_close(dh);
+}
+
 static void test_split_and_two(void) {
     /* --rotations 2 with --split-by group: the split is made on the source
      * classes; the training part gets each class's 180-degree copy, the
@@ -261,6 +394,7 @@ int main(void) {
     make_trees();
     test_roots_rotations();
     test_split_and_two();
+    test_mirror();
     test_errors();
     CHECK(!fixture_leftover_tmp(), "no .tmp-* directory left in %s", fixture_dir());
     fixture_rm_tree(fixture_dir());

@@ -59,12 +59,12 @@ mk >"$T/make1.out" 2>&1; rc=$?
 [ -n "${VERBOSE:-}" ] && cat "$T/make1.out"
 R=$T/runs/omniglot-28
 check "make omniglot finishes (exit $rc)" test $rc -eq 0
-check "the three datasets" test -d "$T/data/omniglot-train-28r.lmdb" -a -d "$T/data/omniglot-val-28r.lmdb" \
+check "the three datasets" test -d "$T/data/omniglot-train-28rm.lmdb" -a -d "$T/data/omniglot-val-28rm.lmdb" \
   -a -d "$T/data/omniglot-eval-28.lmdb"
 check "one background alphabet of 12 held out for validation" \
-  grep -Eq '^classes +10$' <(./siamese inspect "$T/data/omniglot-val-28r.lmdb")
-check "the other 11 trained on with their three quarter turns: 440 classes" \
-  grep -Eq '^classes +440$' <(./siamese inspect "$T/data/omniglot-train-28r.lmdb")
+  grep -Eq '^classes +10$' <(./siamese inspect "$T/data/omniglot-val-28rm.lmdb")
+check "the other 11 trained on with their three quarter turns, all four mirrored: 880 classes" \
+  grep -Eq '^classes +880$' <(./siamese inspect "$T/data/omniglot-train-28rm.lmdb")
 check "training on 2 ranks" grep -q "2 ranks" "$T/make1.out"
 check "eval.csv: within-group accuracy first, rows at 8, 16, 24" \
   test "$(head -n 1 "$R/eval.csv" | cut -d, -f1-2)" = step,group_nway_accuracy -a \
@@ -83,6 +83,9 @@ sys.exit(0 if ok else 1)"
 check "all evaluation alphabets: 12 groups, 4000 trials" python3 -c "
 import json, sys; r = json.load(open('$R/all20.json'))
 sys.exit(0 if r['within_group_trials'] == 4000 and r['within_group_groups'] == 12 else 1)"
+check "Koch's protocol again with 16 views a sample, the same trials" python3 -c "
+import json, sys; a = json.load(open('$j')); b = json.load(open('$R/koch-tta.json'))
+sys.exit(0 if b['tta_views'] == 16 and a['tta_views'] == 1 and b['within_group_trials'] == 4000 and b['within_group_by_group'].keys() == a['within_group_by_group'].keys() else 1)"
 check "the model learnt something: Koch accuracy above chance (1/20) by far" python3 -c "
 import json, sys; sys.exit(0 if json.load(open('$j'))['within_group_accuracy'] > 0.3 else 1)"
 cp "$j" "$T/koch1.json"

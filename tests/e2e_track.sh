@@ -6,7 +6,7 @@
 # right size), import --format mot (counts and names against gt.txt), a tiny
 # matching network trained a few steps (two-tower and early fusion),
 # track-fit and track with its checkpoint (also relinked with its own link
-# model, track velocities and joins over long gaps, and uncrossed), and every command's bad
+# model, track velocities and joins over long gaps, uncrossed and mended), and every command's bad
 # input: one stderr line naming the file and line or option, a non-zero
 # exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
@@ -159,6 +159,22 @@ expect_error "track --uncross without a network" "--uncross needs a CHECKPOINT a
   "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10
 expect_error "track --uncross-iou 2" "--uncross-iou 2: expected a number in [0, 1]" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10 --uncross-iou 2
+# mending broken tracks after uncrossing; a score no gallery reaches changes nothing
+check "track --mend" "$S" track "$CK" --seq "$Q" --out "$T/m-batch.txt" --combiner "$T/cc.txt" --mode batch \
+  --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
+  --uncross-margin 0.3 --mend 30 --mend-score -0.5
+"$S" mot-eval --gt "$Q" --res "$T/m-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+  || bad "mended batch tracker: $(tail -1 "$T/se.txt")"
+check "track --mend-score 1e6" "$S" track "$CK" --seq "$Q" --out "$T/m2-batch.txt" --combiner "$T/cc.txt" \
+  --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
+  --uncross-margin 0.3 --mend 30 --mend-score 1e6
+cmp -s "$T/m2-batch.txt" "$T/u-batch.txt" && ok || bad "--mend with an unreachable score changed the tracks"
+expect_error "track --mend online" "--mend needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --mend 30
+expect_error "track --mend without a network" "--mend needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --mend 30
+expect_error "track --mend-score x" "--mend-score x: expected a number" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --mend 30 --mend-score x
 expect_error "track-fit --relink-from without a network" "--relink-from needs a CHECKPOINT" "$T/y.txt" \
   "$S" track-fit --appearance none --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt"
 expect_error "track-fit --relink-from a geometry-only combiner" "was fitted without an appearance score" "$T/y.txt" \

@@ -469,6 +469,94 @@ static void test_uncross(void) {
     mot_boxes_free(&gt);
 }
 
+/* Appearance that sees no difference: every pair scores 1. */
+static int blind_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)ctx, (void)e, (void)a, (void)b;
+    for (int k = 0; k < n; k++) out[k] = 1;
+    return 0;
+}
+
+/* --mend: target A (20 x 20, y 100) moves right in frames 1-10 (x = 50 + 4 f,
+ * 90 at frame 10), is hidden 19 frames and comes back turned: frames 30-40 at
+ * x = 80 - 4 (f - 30), moving left. B (y 200) is seen in every frame. The gap
+ * of 20 frames is longer than --max-gap 15: the flows leave A in two tracks
+ * (3 ids). A join moving A's end at its track's velocity (--merge-gap 30
+ * --relink-motion 1) puts it at x 170, 4.5 box heights from where A comes
+ * back: with the score 1, logit 8.258 + 0.627 * 4.5 - 0.729 * 4.5^2 - 0.037 *
+ * 19 - 6.330 * 4.5 / 20 = -5.8, p 0.003, refused. --mend 30 asks the
+ * appearance alone: the end of A (frame 10) and its start (frame 30) score 1
+ * (truth), every other end or start they could join 0 (B ends at 40 and
+ * starts at 1: none), so A is joined: 2 ids, every box on its target. Not
+ * with --mend 19 (the gap is 20), nor with --mend-score 1.01 (1 is not
+ * enough; with 1 it is), nor when the piece after the gap is another target
+ * C (score 0), nor when A comes back 240 px further right (250 px from its
+ * end: 0.625 box heights per frame, more than --max-speed 0.5; with 0.7 it
+ * is joined). Apart, A's identity goes with its 11 boxes after the gap and
+ * the 10 before are lost (idtp 51 of 61, one switch). With a second piece C starting at frame 32 at
+ * x 120: the truth joins A to A (1 against C's 0) and leaves C alone (3 ids,
+ * no switch); an appearance that scores every pair 1 cannot tell A's piece
+ * from C's, so nothing is joined. */
+static void test_mend(void) {
+    LinkModel m;
+    link_model_default(&m);
+    m.appearance = 1;
+    m.w[0] = 12, m.b -= 6;
+    const struct {
+        int other, rival, blind, mend, merge;
+        double score, speed;
+        int ids, joined;
+        const char *what;
+    } runs[] = {{0, 0, 0, 0, 0, 0, 0.5, 3, 0, "no mending: A in two tracks"},
+                {0, 0, 0, 0, 30, 0, 0.5, 3, 0, "--merge-gap 30 --relink-motion 1: refused"},
+                {0, 0, 0, 30, 0, 0.5, 0.5, 2, 1, "--mend 30: A joined"},
+                {0, 0, 0, 30, 30, 0.5, 0.5, 2, 1, "--mend 30 after --merge-gap 30: A joined"},
+                {0, 0, 0, 20, 0, 0.5, 0.5, 2, 1, "--mend 20: A joined"},
+                {0, 0, 0, 19, 0, 0.5, 0.5, 3, 0, "--mend 19: the gap of 20 is longer"},
+                {0, 0, 0, 30, 0, 1, 0.5, 2, 1, "--mend-score 1: A joined"},
+                {0, 0, 0, 30, 0, 1.01, 0.5, 3, 0, "--mend-score 1.01: apart"},
+                {1, 0, 0, 30, 0, 0.5, 0.5, 3, 0, "--mend 30, another target: apart"},
+                {2, 0, 0, 30, 0, 0.5, 0.5, 3, 0, "--mend 30, A back 240 px further: apart"},
+                {2, 0, 0, 30, 0, 0.5, 0.7, 2, 1, "--mend 30 --max-speed 0.7, A back 240 px further: joined"},
+                {0, 1, 0, 30, 0, 0.5, 0.5, 3, 1, "--mend 30, a rival start: A joined to A"},
+                {0, 1, 1, 30, 0, 0.5, 0.5, 4, 0, "--mend 30, a rival start, blind: apart"}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Scene sc = {.frames = 40};
+        for (int f = 1; f <= 40; f++) {
+            if (f <= 10) add(&sc, f, 1, 50 + 4 * f, 100, 0.9);
+            if (f >= 30)
+                add(&sc, f, runs[r].other == 1 ? 3 : 1, 80 + 240 * (runs[r].other == 2) - 4 * (f - 30), 100,
+                    0.9);
+            if (f >= 32 && runs[r].rival) add(&sc, f, 4, 120, 100, 0.9);
+            add(&sc, f, 2, 10 + 2 * f, 200, 0.9);
+        }
+        MotBoxes det, gt, res;
+        int truth[MAXB];
+        scene_boxes(&sc, &det, &gt, truth);
+        TrackOptions o;
+        track_options_default(&o, 1, 0);
+        o.mend = runs[r].mend, o.mend_score = runs[r].score, o.max_speed = runs[r].speed;
+        o.merge_gap = runs[r].merge, o.relink_motion = 1;
+        Appearance app = {truth, runs[r].blind ? blind_score : truth_score};
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        long boxes = 61 + (runs[r].rival ? 9 : 0);
+        CHECK(c.res_ids == runs[r].ids && c.tp == boxes && c.fp == 0,
+              "%s: %ld result ids (want %d), tp %ld (want %ld) fp %ld", runs[r].what, c.res_ids, runs[r].ids,
+              c.tp, boxes, c.fp);
+        /* joined: A's 21 boxes on one id; apart: A's identity goes with its 11 boxes after the gap,
+           the 10 before are lost (one switch), unless those 11 are another target's */
+        int whole = runs[r].joined || runs[r].other == 1;
+        long idtp = whole ? boxes : boxes - 10;
+        CHECK(c.idtp == idtp && c.idsw == !whole, "%s: idtp %ld (want %ld), idsw %ld", runs[r].what, c.idtp,
+              idtp, c.idsw);
+        mot_boxes_free(&res);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+    }
+}
+
 static const MotBox *find(const MotBoxes *r, int32_t id, int32_t f) {
     for (size_t i = r->first[f]; i < r->first[f + 1]; i++)
         if (r->box[i].id == id) return &r->box[i];
@@ -572,6 +660,16 @@ static void test_option_parse(void) {
     CHECK(track_option_parse(&o, "--uncross-iou", "1.5", &e) == -1 &&
               strstr(e.msg, "--uncross-iou 1.5: expected a number in [0, 1]"),
           "--uncross-iou 1.5 refused: %s", e.msg);
+    CHECK(o.mend == 0 && o.mend_score == 0, "batch defaults: no mending (score 0)");
+    CHECK(track_option_parse(&o, "--mend", "30", &e) == 1 && o.mend == 30, "--mend 30");
+    CHECK(track_option_parse(&o, "--mend-score", "-0.5", &e) == 1 && o.mend_score == -0.5,
+          "--mend-score -0.5");
+    CHECK(track_option_parse(&o, "--mend", "-1", &e) == -1 &&
+              strstr(e.msg, "--mend -1: expected a whole number in [0, 10000]"),
+          "--mend -1 refused: %s", e.msg);
+    CHECK(track_option_parse(&o, "--mend-score", "x", &e) == -1 &&
+              strstr(e.msg, "--mend-score x: expected a number in [-1e+06, 1e+06]"),
+          "--mend-score x refused: %s", e.msg);
     CHECK(track_option_parse(&o, "--relink-motion", "2", &e) == -1 &&
               strstr(e.msg, "--relink-motion 2: expected a whole number in [0, 1]"),
           "--relink-motion 2 refused: %s", e.msg);
@@ -682,6 +780,7 @@ int main(void) {
     test_relink_scores();
     test_relink_motion();
     test_uncross();
+    test_mend();
     test_merge();
     test_extrapolate();
     test_option_parse();

@@ -19,7 +19,7 @@ static const char track_usage[] =
     "               [--birth-score S] [--min-len N] [--gallery N] [--gallery-score best|mean]\n"
     "               [--relink N] [--relink-combiner FILE] [--relink-motion 0|1]\n"
     "               [--merge-gap N] [--merge-gate P] [--uncross N] [--uncross-iou T]\n"
-    "               [--uncross-margin M]\n"
+    "               [--uncross-margin M] [--mend N] [--mend-score S]\n"
     "               [--interpolate N] [--extrapolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
@@ -77,6 +77,12 @@ static const char track_usage[] =
     "  --uncross-iou T    a crossing: boxes overlapping by IoU above T (default 0.5)\n"
     "  --uncross-margin M exchange only when the crossed pairing's two mean scores sum to\n"
     "                     more than M above the tracked pairing's (default 0)\n"
+    "  --mend N           batch with a CHECKPOINT: last, join a track's end to another\n"
+    "                     track's start 1 to N frames later by appearance alone (the mean\n"
+    "                     score of up to --gallery detections of each), when that score\n"
+    "                     is at least --mend-score and beats every other end or start\n"
+    "                     either could join (default 0: never)\n"
+    "  --mend-score S     least mean score of such a join (default 0)\n"
     "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
     "                     (default 15; 0: never)\n"
     "  --extrapolate N    extend each track up to N frames before its first and after\n"
@@ -214,6 +220,10 @@ int cmd_track(int argc, char **argv) {
     o.batch = !strcmp(mode, "batch");
     if (o.uncross && (!ckpt || !o.batch)) {
         fprintf(stderr, "siamese track: --uncross needs a CHECKPOINT and --mode batch\n");
+        return 2;
+    }
+    if (o.mend && (!ckpt || !o.batch)) {
+        fprintf(stderr, "siamese track: --mend needs a CHECKPOINT and --mode batch\n");
         return 2;
     }
     Err e = {""};

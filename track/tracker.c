@@ -140,6 +140,7 @@ int track_option_parse(TrackOptions *o, const char *name, const char *value, Err
         {"--merge-gap", 0, 10000, 1, &o->merge_gap},      {"--merge-gate", 1e-9, 1, 0, &o->merge_gate},
         {"--relink-motion", 0, 1, 1, &o->relink_motion},  {"--uncross", 0, 1000, 1, &o->uncross},
         {"--uncross-iou", 0, 1, 0, &o->uncross_iou},      {"--uncross-margin", 0, 1e6, 0, &o->uncross_margin},
+        {"--mend", 0, 10000, 1, &o->mend},                {"--mend-score", -1e6, 1e6, 0, &o->mend_score},
     };
     if (!strcmp(name, "--gallery-score")) {
         if (!value || (strcmp(value, "best") && strcmp(value, "mean")))
@@ -718,10 +719,80 @@ static int uncross_tracks(Tracks *t, const MotBoxes *det, const Appearance *app,
     return swaps;
 }
 
+/* ---- batch: mending broken tracks ------------------------------------------------------ */
+
+/* One round of mending (o->mend): each track end and each start of another
+ * track 1..o->mend frames after it, no further apart than max_speed box
+ * heights per frame, are scored by the mean appearance score of up to
+ * o->gallery detections of the ending track (its last) and of the starting
+ * one (its first). A pair joins when its score is at least o->mend_score and
+ * higher than that of every other pair of the same end or the same start
+ * (chains of joins may form in one round). Returns the joins made (>= 0), or -1 with e. */
+static int mend_round(Tracks *t, const MotBoxes *det, const Appearance *app, const TrackOptions *o, Err *e) {
+    int G = MAX(1, o->gallery), cap = 64, np = 0, joins = 0;
+    int *pi = xmalloc(sizeof(int) * (size_t)cap), *pj = xmalloc(sizeof(int) * (size_t)cap);
+    for (int i = 0; i < t->n; i++)
+        for (int j = 0; j < t->n; j++) {
+            if (i == j || !t->len[i] || !t->len[j]) continue;
+            const MotBox *a = &det->box[t->det[i][t->len[i] - 1]], *b = &det->box[t->det[j][0]];
+            int gap = b->frame - a->frame;
+            if (gap < 1 || gap > o->mend) continue;
+            double phi[TRACK_NFEAT];
+            track_features(phi, a, 0, 0, b, gap, 0);
+            if (phi[7] > o->max_speed) continue;
+            if (np == cap) {
+                cap *= 2;
+                pi = xrealloc(pi, sizeof(int) * (size_t)cap), pj = xrealloc(pj, sizeof(int) * (size_t)cap);
+            }
+            pi[np] = i, pj[np++] = j;
+        }
+    double *s = xmalloc(sizeof(double) * ((size_t)np + 1)), *ps = xmalloc(sizeof(double) * (size_t)G * G);
+    int *ga = xmalloc(sizeof(int) * (size_t)G * G), *gb = xmalloc(sizeof(int) * (size_t)G * G);
+    for (int k = 0; k < np && joins >= 0; k++) {
+        int i = pi[k], j = pj[k], na = MIN(G, t->len[i]), nb = MIN(G, t->len[j]), q = 0;
+        for (int x = 0; x < na; x++)
+            for (int y = 0; y < nb; y++) ga[q] = t->det[i][t->len[i] - 1 - x], gb[q++] = t->det[j][y];
+        if (app->score(app->ctx, ga, gb, q, ps, e)) joins = -1;
+        double acc = 0;
+        for (int x = 0; x < q && joins >= 0; x++) acc += ps[x];
+        s[k] = acc / q;
+    }
+    /* the pairs that win both their end and their start */
+    char *gone = xcalloc((size_t)t->n + 1, 1);
+    int *to = xmalloc(sizeof(int) * ((size_t)t->n + 1));
+    for (int i = 0; i < t->n; i++) to[i] = -1;
+    for (int k = 0; k < np && joins >= 0; k++) {
+        if (s[k] < o->mend_score) continue;
+        int best = 1;
+        for (int l = 0; l < np && best; l++)
+            if (l != k && (pi[l] == pi[k] || pj[l] == pj[k]) && s[l] >= s[k]) best = 0;
+        if (best) to[pi[k]] = pj[k];
+    }
+    for (int i = 0; i < t->n && joins >= 0; i++) {
+        int j = to[i];
+        if (j < 0 || gone[j] || gone[i]) continue;
+        for (int x = 0; x < t->len[j]; x++) tracks_push(t, i, t->det[j][x]);
+        t->len[j] = 0;
+        gone[j] = 1;
+        joins++;
+    }
+    free(gone);
+    free(to);
+    free(s);
+    free(ps);
+    free(ga);
+    free(gb);
+    free(pi);
+    free(pj);
+    return joins;
+}
+
 static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const Appearance *app,
                        const TrackOptions *o, Err *e) {
     int rc = batch_run(t, NULL, NULL, NULL, 0, det, m, app, o, e);
     if (!rc && app && o->uncross > 0 && uncross_tracks(t, det, app, o, e) < 0) rc = -1;
+    for (int r = 1; !rc && app && o->mend > 0 && r > 0;)
+        if ((r = mend_round(t, det, app, o, e)) < 0) rc = -1;
     return rc;
 }
 

@@ -96,6 +96,14 @@ typedef struct TrackOptions {
        (0: never, the default) */
     int uncross;
     double uncross_iou, uncross_margin;
+    /* batch with an appearance model: last, join a track's end to another track's start 1 to
+       `mend` frames later (0: never, the default) by appearance alone, for targets that turn
+       while hidden or come back with boxes of another size: the mean score of up to `gallery`
+       detections of each at that end and start must reach mend_score (default 0) and be
+       higher than the score of every other end or start either could join (no motion but
+       max_speed) */
+    int mend;
+    double mend_score;
     float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 

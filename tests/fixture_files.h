@@ -1,7 +1,8 @@
 /* fixture_files: temporary-directory and input-file helpers shared by the
  * serial I/O tests (one mkdtemp directory per test program, paths in it,
  * existence and leftover-".tmp-*" checks, recursive removal, raw files,
- * big-endian idx files, plain or gzip, and small Omniglot-like trees).
+ * big-endian idx files, plain or gzip, small Omniglot-like trees and
+ * grouped, named datasets).
  * Header-only; failures are ASSERTs. */
 #ifndef SIAMESE_TESTS_FIXTURE_FILES_H
 #define SIAMESE_TESTS_FIXTURE_FILES_H
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "../io/dataset.h"
 #include "../nn/util.h"
 
 enum { FIXTURE_DIR_MAX = 64 };
@@ -135,6 +137,42 @@ static inline void fixture_omniglot_tree(const char *root, int ngroups, const ch
         }
     }
     free(px);
+}
+
+/* A grouped, named dataset fixture_path(file): groups x classes classes
+ * named "gG/cC", drawings samples each, named "gG/cC/CCCC_DD.png" as the
+ * Omniglot importer names them (class C, drawing DD from 1), side x side
+ * grey pixels that fill(px, side, rng) draws from one generator seeded
+ * with seed, sample after sample. Returns the path. */
+static inline const char *fixture_grouped_dataset(const char *file, int groups, int classes, int drawings, int side,
+                                                  uint64_t seed, void (*fill)(uint8_t *px, int side, Rng *r)) {
+    const char *path = fixture_path(file);
+    int nc = groups * classes;
+    char(*names)[16] = malloc(sizeof *names * (size_t)nc);
+    const char **cn = malloc(sizeof *cn * (size_t)nc);
+    for (int c = 0; c < nc; c++) {
+        snprintf(names[c], sizeof names[c], "g%d/c%d", c / classes, c % classes);
+        cn[c] = names[c];
+    }
+    DsWriterSpec spec = {
+        .channels = 1, .height = (uint32_t)side, .width = (uint32_t)side, .classes = (uint32_t)nc, .source = "t",
+        .class_names = cn};
+    DsWriter *w;
+    Err e;
+    ASSERT(ds_writer_create(&w, path, &spec, &e) == 0);
+    Rng r;
+    rng_seed(&r, seed, 0, 0);
+    uint8_t *px = malloc((size_t)side * side);
+    for (int i = 0; i < nc * drawings; i++) {
+        fill(px, side, &r);
+        char name[48];
+        int c = i / drawings;
+        snprintf(name, sizeof name, "%s/%04d_%02d.png", names[c], c, i % drawings + 1);
+        ASSERT(ds_writer_add_named(w, px, c, NULL, name, &e) == 0);
+    }
+    ASSERT(ds_writer_finish(w, &e) == 0);
+    free(px), free(cn), free(names);
+    return path;
 }
 
 #endif

@@ -39,35 +39,12 @@ static const char *one_image =
 
 /* Grouped dataset: groups g0, g1 of 4 classes each ("gG/cC"), 3 named
  * drawings per class, random pixels. */
+static void fill_random(uint8_t *px, int side, Rng *r) {
+    for (int k = 0; k < side * side; k++) px[k] = (uint8_t)(rng_u64(r) & 255);
+}
+
 static const char *make_data(void) {
-    const char *path = fixture_path("grouped.lmdb");
-    char names[GROUPS * CLASSES][16];
-    const char *cn[GROUPS * CLASSES];
-    for (int c = 0; c < GROUPS * CLASSES; c++) {
-        snprintf(names[c], sizeof names[c], "g%d/c%d", c / CLASSES, c % CLASSES);
-        cn[c] = names[c];
-    }
-    DsWriterSpec spec = {.channels = 1,
-                         .height = SIDE,
-                         .width = SIDE,
-                         .classes = GROUPS * CLASSES,
-                         .source = "t",
-                         .class_names = cn};
-    DsWriter *w;
-    Err e;
-    ASSERT(ds_writer_create(&w, path, &spec, &e) == 0);
-    Rng r;
-    rng_seed(&r, 3, 0, 0);
-    for (int i = 0; i < SAMPLES; i++) {
-        uint8_t px[SIDE * SIDE];
-        for (int k = 0; k < SIDE * SIDE; k++) px[k] = (uint8_t)(rng_u64(&r) & 255);
-        char name[48];
-        int c = i / DRAWINGS;
-        snprintf(name, sizeof name, "%s/%04d_%02d.png", names[c], c, i % DRAWINGS + 1);
-        ASSERT(ds_writer_add_named(w, px, c, NULL, name, &e) == 0);
-    }
-    ASSERT(ds_writer_finish(w, &e) == 0);
-    return path;
+    return fixture_grouped_dataset("grouped.lmdb", GROUPS, CLASSES, DRAWINGS, SIDE, 3, fill_random);
 }
 
 /* The logit of the pair (i, j) by hand: both images normalised into one

@@ -33,35 +33,13 @@ static const char *plain = TOWER "[sigmoid]\nname = emb\n" AUG TAIL;
 
 /* Grouped dataset of blurred random strokes ("gG/cC", 3 named drawings a
  * class), so that distortions move ink about. */
+static void fill_strokes(uint8_t *px, int side, Rng *r) {
+    memset(px, 0, (size_t)side * side);
+    for (int k = 0; k < 12; k++) px[rng_below(r, (uint64_t)side * side)] = (uint8_t)(128 + rng_below(r, 128));
+}
+
 static const char *make_data(void) {
-    const char *path = fixture_path("tta.lmdb");
-    char names[GROUPS * CLASSES][16];
-    const char *cn[GROUPS * CLASSES];
-    for (int c = 0; c < GROUPS * CLASSES; c++) {
-        snprintf(names[c], sizeof names[c], "g%d/c%d", c / CLASSES, c % CLASSES);
-        cn[c] = names[c];
-    }
-    DsWriterSpec spec = {.channels = 1,
-                         .height = SIDE,
-                         .width = SIDE,
-                         .classes = GROUPS * CLASSES,
-                         .source = "t",
-                         .class_names = cn};
-    DsWriter *w;
-    Err e;
-    ASSERT(ds_writer_create(&w, path, &spec, &e) == 0);
-    Rng r;
-    rng_seed(&r, 4, 0, 0);
-    for (int i = 0; i < SAMPLES; i++) {
-        uint8_t px[SIDE * SIDE] = {0};
-        for (int k = 0; k < 12; k++) px[rng_below(&r, SIDE * SIDE)] = (uint8_t)(128 + rng_below(&r, 128));
-        char name[48];
-        int c = i / DRAWINGS;
-        snprintf(name, sizeof name, "%s/%04d_%02d.png", names[c], c, i % DRAWINGS + 1);
-        ASSERT(ds_writer_add_named(w, px, c, NULL, name, &e) == 0);
-    }
-    ASSERT(ds_writer_finish(w, &e) == 0);
-    return path;
+    return fixture_grouped_dataset("tta.lmdb", GROUPS, CLASSES, DRAWINGS, SIDE, 4, fill_strokes);
 }
 
 /* The reference: sample by sample, view by view, one-row batches. */

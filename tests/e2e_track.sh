@@ -128,9 +128,11 @@ check "track-fit --relink-from" "$S" track-fit "$CK" --seq "$T/seq/synth-0101" -
   --out "$T/rc.txt" --relink-from "$T/cc.txt" --gallery 5 --relink-motion 1
 grep -q 'gallery means of 5 after the flow with' "$T/rc.txt" && grep -q '^appearance = 1' "$T/rc.txt" && ok \
   || bad "track-fit --relink-from: $(head -1 "$T/rc.txt")"
+# the chosen batch settings (docs/tracking.md), the base of --uncross and --mend below
+CHOSEN=(--combiner "$T/cc.txt" --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1
+  --merge-gap 30)
 check "track --relink-combiner --relink-motion --merge-gap" "$S" track "$CK" --seq "$Q" --out "$T/r2-batch.txt" \
-  --combiner "$T/cc.txt" --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 \
-  --merge-gap 30
+  "${CHOSEN[@]}"
 "$S" mot-eval --gt "$Q" --res "$T/r2-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
   || bad "relinked batch tracker with its own model: $(tail -1 "$T/se.txt")"
 # the first flow's model as the relink model: the tracks of --relink alone
@@ -144,14 +146,12 @@ expect_error "geometry-only relink combiner" "c.txt was fitted without an appear
 expect_error "track --merge-gate 0" "--merge-gate 0: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --merge-gap 30 --merge-gate 0
 # uncrossing after the chosen settings; a margin no mean score difference reaches changes nothing
-check "track --uncross" "$S" track "$CK" --seq "$Q" --out "$T/u-batch.txt" --combiner "$T/cc.txt" --mode batch \
-  --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
-  --uncross-margin 0.3
+UNCROSS=(--uncross 10 --uncross-margin 0.3)
+check "track --uncross" "$S" track "$CK" --seq "$Q" --out "$T/u-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}"
 "$S" mot-eval --gt "$Q" --res "$T/u-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
   || bad "uncrossed batch tracker: $(tail -1 "$T/se.txt")"
-check "track --uncross-margin 1e6" "$S" track "$CK" --seq "$Q" --out "$T/u2-batch.txt" --combiner "$T/cc.txt" \
-  --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
-  --uncross-margin 1e6
+check "track --uncross-margin 1e6" "$S" track "$CK" --seq "$Q" --out "$T/u2-batch.txt" "${CHOSEN[@]}" \
+  --uncross 10 --uncross-margin 1e6
 cmp -s "$T/u2-batch.txt" "$T/r2-batch.txt" && ok || bad "--uncross with an unreachable margin changed the tracks"
 expect_error "track --uncross online" "--uncross needs a CHECKPOINT and --mode batch" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --uncross 10
@@ -160,14 +160,12 @@ expect_error "track --uncross without a network" "--uncross needs a CHECKPOINT a
 expect_error "track --uncross-iou 2" "--uncross-iou 2: expected a number in [0, 1]" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10 --uncross-iou 2
 # mending broken tracks after uncrossing; a score no gallery reaches changes nothing
-check "track --mend" "$S" track "$CK" --seq "$Q" --out "$T/m-batch.txt" --combiner "$T/cc.txt" --mode batch \
-  --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
-  --uncross-margin 0.3 --mend 30 --mend-score -0.5
+check "track --mend" "$S" track "$CK" --seq "$Q" --out "$T/m-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}" \
+  --mend 30 --mend-score -0.5
 "$S" mot-eval --gt "$Q" --res "$T/m-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
   || bad "mended batch tracker: $(tail -1 "$T/se.txt")"
-check "track --mend-score 1e6" "$S" track "$CK" --seq "$Q" --out "$T/m2-batch.txt" --combiner "$T/cc.txt" \
-  --mode batch --relink 1 --gallery 5 --relink-combiner "$T/rc.txt" --relink-motion 1 --merge-gap 30 --uncross 10 \
-  --uncross-margin 0.3 --mend 30 --mend-score 1e6
+check "track --mend-score 1e6" "$S" track "$CK" --seq "$Q" --out "$T/m2-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}" \
+  --mend 30 --mend-score 1e6
 cmp -s "$T/m2-batch.txt" "$T/u-batch.txt" && ok || bad "--mend with an unreachable score changed the tracks"
 expect_error "track --mend online" "--mend needs a CHECKPOINT and --mode batch" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --mend 30

@@ -192,6 +192,14 @@ static int flipped_score(void *ctx, const int *a, const int *b, int n, double *o
     return 0;
 }
 
+/* The link model of the appearance tests: appearance weight 12, bias 6 lower
+ * (a score of 0.5 is neutral). */
+static void appearance_link_model(LinkModel *m) {
+    link_model_default(m);
+    m->appearance = 1;
+    m->w[0] = 12, m->b -= 6;
+}
+
 /* Track-level appearance: the end detections of a crossing say the wrong
  * target, the detections before and after them the right one. Batch, pass
  * (geometry links each end to the nearer, wrong reappearance): link A12 ->
@@ -203,9 +211,7 @@ static int flipped_score(void *ctx, const int *a, const int *b, int n, double *o
  * against B19 best 1 (A12) and mean 1/5. */
 static void test_gallery(void) {
     LinkModel m;
-    link_model_default(&m);
-    m.appearance = 1;
-    m.w[0] = 12, m.b -= 6;
+    appearance_link_model(&m);
     const struct {
         int batch, relink, gallery, mean, switches;
         const char *what;
@@ -256,9 +262,12 @@ static int cand_of(const int *ca, const int *cb, int nc, int a, int b) {
     return -1;
 }
 
-static int zero_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
-    (void)ctx, (void)a, (void)b, (void)e;
-    for (int k = 0; k < n; k++) out[k] = 0;
+/* Appearance that scores every pair *(double *)ctx: SCORE_0 or SCORE_1
+ * (1: an appearance that sees no difference). */
+static double SCORE_0 = 0, SCORE_1 = 1;
+static int const_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
+    (void)a, (void)b, (void)e;
+    for (int k = 0; k < n; k++) out[k] = *(const double *)ctx;
     return 0;
 }
 
@@ -272,9 +281,7 @@ static int zero_score(void *ctx, const int *a, const int *b, int n, double *out,
  * does not. */
 static void test_relink_scores(void) {
     LinkModel m;
-    link_model_default(&m);
-    m.appearance = 1;
-    m.w[0] = 12, m.b -= 6;
+    appearance_link_model(&m);
     Scene sc;
     crossing(&sc, 0);
     MotBoxes det, gt, res;
@@ -339,7 +346,7 @@ static void test_relink_motion(void) {
     crossing(&sc, 0);
     MotBoxes det, gt, res;
     scene_boxes(&sc, &det, &gt, NULL);
-    Appearance app = {NULL, zero_score};
+    Appearance app = {&SCORE_0, const_score};
     for (int motion = 0; motion <= 1; motion++) {
         TrackOptions o;
         track_options_default(&o, 1, 0);
@@ -365,9 +372,7 @@ static void test_relink_motion(void) {
  * gap. */
 static void test_merge(void) {
     LinkModel m;
-    link_model_default(&m);
-    m.appearance = 1;
-    m.w[0] = 12, m.b -= 6;
+    appearance_link_model(&m);
     const struct {
         int other, merge_gap, ids;
         const char *what;
@@ -469,13 +474,6 @@ static void test_uncross(void) {
     mot_boxes_free(&gt);
 }
 
-/* Appearance that sees no difference: every pair scores 1. */
-static int blind_score(void *ctx, const int *a, const int *b, int n, double *out, Err *e) {
-    (void)ctx, (void)e, (void)a, (void)b;
-    for (int k = 0; k < n; k++) out[k] = 1;
-    return 0;
-}
-
 /* --mend: target A (20 x 20, y 100) moves right in frames 1-10 (x = 50 + 4 f,
  * 90 at frame 10), is hidden 19 frames and comes back turned: frames 30-40 at
  * x = 80 - 4 (f - 30), moving left. B (y 200) is seen in every frame. The gap
@@ -498,9 +496,7 @@ static int blind_score(void *ctx, const int *a, const int *b, int n, double *out
  * from C's, so nothing is joined. */
 static void test_mend(void) {
     LinkModel m;
-    link_model_default(&m);
-    m.appearance = 1;
-    m.w[0] = 12, m.b -= 6;
+    appearance_link_model(&m);
     const struct {
         int other, rival, blind, mend, merge;
         double score, speed;
@@ -536,7 +532,7 @@ static void test_mend(void) {
         track_options_default(&o, 1, 0);
         o.mend = runs[r].mend, o.mend_score = runs[r].score, o.max_speed = runs[r].speed;
         o.merge_gap = runs[r].merge, o.relink_motion = 1;
-        Appearance app = {truth, runs[r].blind ? blind_score : truth_score};
+        Appearance app = runs[r].blind ? (Appearance){&SCORE_1, const_score} : (Appearance){truth, truth_score};
         Err e = {""};
         CHECK(track_run(&res, &det, &m, &app, &o, &e) == 0, "%s", e.msg);
         MotCounts c = {0};

@@ -6,7 +6,8 @@
 # right size), import --format mot (counts and names against gt.txt), a tiny
 # matching network trained a few steps (two-tower and early fusion),
 # track-fit and track with its checkpoint (also relinked with its own link
-# model, track velocities and joins over long gaps, uncrossed and mended), and every command's bad
+# model, track velocities and joins over long gaps, uncrossed, mended and joined behind another
+# track; --behind also without a network), and every command's bad
 # input: one stderr line naming the file and line or option, a non-zero
 # exit, no output file.
 # Runs from the repo root with ./siamese built. Last line: N passed, N failed.
@@ -78,6 +79,17 @@ dets() { awk -F, '$7 > 0 {print $1, $2, $3, $4, $5, $6}' "$1" | sort; }
 [ "$(dets "$T/x-res.txt")" = "$(dets "$T/ba/synth-0101.txt")" ] && ok || bad "--extrapolate changed the tracks"
 awk -F, -v n="$(wc -l <"$T/ba/synth-0101.txt")" '$3 < 1 || $4 < 1 || $3 + $5 > 321.01 || $4 + $6 > 241.01 {out++}
   END {exit !(NR > n && out == 0)}' "$T/x-res.txt" && ok || bad "--extrapolate: no boxes added, or outside the frame"
+# --behind: the baseline's tracks joined behind another; a cover no box exceeds changes nothing
+check "track --behind" "$S" track --appearance none --seq "$Q" --out "$T/b-res.txt" --mode batch --behind 50
+"$S" mot-eval --gt "$Q" --res "$T/b-res.txt" >"$T/be.txt" && ge "$(field MOTA <"$T/be.txt")" 70 && ok \
+  || bad "batch tracker with --behind: $(tail -1 "$T/be.txt")"
+check "track --behind-cover 1" "$S" track --appearance none --seq "$Q" --out "$T/b2-res.txt" --mode batch \
+  --behind 50 --behind-cover 1
+cmp -s "$T/b2-res.txt" "$T/ba/synth-0101.txt" && ok || bad "--behind with an unreachable cover changed the tracks"
+expect_error "track --behind online" "--behind needs --mode batch" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --behind 50
+expect_error "track --behind-cover 2" "--behind-cover 2: expected a number in [0, 1]" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --behind 50 --behind-cover 2
 # bench_track --oracle: the perfect association keeps every identity
 B=${SIAMESE_BUILD:-build}/bench/bench_track
 if [ -x "$B" ]; then
@@ -173,6 +185,16 @@ expect_error "track --mend without a network" "--mend needs a CHECKPOINT and --m
   "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --mend 30
 expect_error "track --mend-score x" "--mend-score x: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --mend 30 --mend-score x
+# joins behind another track after uncrossing, rivals told apart by the network
+check "track CHECKPOINT --behind" "$S" track "$CK" --seq "$Q" --out "$T/b-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}" \
+  --behind 50 --behind-margin 0.1
+"$S" mot-eval --gt "$Q" --res "$T/b-batch.txt" >"$T/se.txt" && ge "$(field MOTA <"$T/se.txt")" 60 && ok \
+  || bad "batch tracker with --behind: $(tail -1 "$T/se.txt")"
+check "track CHECKPOINT --behind-cover 1" "$S" track "$CK" --seq "$Q" --out "$T/b3-batch.txt" "${CHOSEN[@]}" \
+  "${UNCROSS[@]}" --behind 50 --behind-cover 1
+cmp -s "$T/b3-batch.txt" "$T/u-batch.txt" && ok || bad "--behind with an unreachable cover changed the tracks"
+expect_error "track --behind-margin -1" "--behind-margin -1: expected a number" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --behind 50 --behind-margin -1
 expect_error "track-fit --relink-from without a network" "--relink-from needs a CHECKPOINT" "$T/y.txt" \
   "$S" track-fit --appearance none --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt"
 expect_error "track-fit --relink-from a geometry-only combiner" "was fitted without an appearance score" "$T/y.txt" \

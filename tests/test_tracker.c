@@ -6,7 +6,7 @@
  * track's detections outvoting a misleading pair at a crossing, in batch by
  * relinking, online by the mean; the relink flow's scores and velocities
  * worked out by hand, its own link model, track velocities in it, tracks
- * joined over long gaps), tracks written from labels with their ends
+ * joined over long gaps, and behind an occluder), tracks written from labels with their ends
  * extended and clipped (worked out by hand), the tracker options parsed from
  * flags, the link-model file, logistic regression
  * against its generating weights and its own gradient, and the pairs
@@ -564,6 +564,123 @@ static int near(const MotBox *b, double x, double y, double w, double h) {
            fabs(b->h - h) < 1e-4 && b->score == 0;
 }
 
+/* --behind: B (20 x 20, y = Y) moves right at 1 px per frame, x = 100 + f,
+ * seen in every frame 1-40. A comes from the left at 4 px per frame, x = 60 +
+ * 4 f, y = Y, seen in frames 1-10 (frame 10: x 100, half under B at 110:
+ * covered 10 x 20 / 400 = 0.5), is hidden behind B in frames 11-29 where it
+ * turns (the ground truth puts it on the line to where it comes back, 5.3 to
+ * 9.8 px left of B, IoU with B's box at most 0.37) and comes back moving down
+ * and left, x = 125 - 4 (f - 30), y = Y + 6 + 4 (f - 30), frames 30-40
+ * (frame 30: covered 15 x 14 / 400 = 0.525 by B at 130). The gap of 20
+ * frames is longer than --max-gap 15, so the flows leave A in two tracks:
+ * 3 ids, 61 boxes matched (A's 19 hidden ones missed), A's identity goes
+ * with its 11 boxes after the gap and the 10 before are lost (idtp 51, one
+ * switch). --behind 30 (and 20) joins them, with or without an appearance
+ * model (no other end or start is hidden by B), and fills frames 11-29 on
+ * the line from A's end to its return, the ground truth's: 2 ids, all 80
+ * boxes on their targets. Not with --behind 19 (gap 20), nor --behind-cover
+ * 0.5 (A's end is covered 0.5, not more; 0.49 joins), nor with Y = 1 (A's
+ * end touches the top border; its return, at y 7, does not), nor in a frame
+ * 127 px high (A's return touches the bottom border at 126; A's end, at 120,
+ * does not). When A's last detection is 12 px off to the left (x 88, not
+ * under B), the one before it (frame 9: 7 / 20 under B) still is: joined,
+ * and the line from x 88 misses the ground truth by 12 - 0.6 (f - 10) px, IoU
+ * >= 0.5 (at most 6.67 px) in frames 19-29 only (11 boxes; 8 false positives
+ * and 8 misses). A rival start C at frame 32 at x 200 (not under B) leaves
+ * the join alone (3 ids, C's 9 boxes right too); a rival C at x 140, 8 px
+ * from B at 132 (covered 0.6), is a second start hidden by B: without
+ * appearance neither joins (4 ids); the truth (A's end scores 1 against A, 0
+ * against C) joins A to A, but not with --behind-margin 1 (1 is not more than
+ * 0 + 1); an appearance that scores every pair 1 joins neither. */
+static void test_behind(void) {
+    const struct {
+        int behind, y, height, jitter, rival, app; /* rival: 1 away from B, 2 under B; app: 0 none,
+                                                      1 truth, 2 blind */
+        double cover, margin;
+        int ids, joined, filled; /* filled: hidden frames put right */
+        const char *what;
+    } runs[] = {
+        {0, 100, 240, 0, 0, 0, 0.2, 0, 3, 0, 0, "no --behind: A in two tracks"},
+        {30, 100, 240, 0, 0, 0, 0.2, 0, 2, 1, 19, "--behind 30: A joined"},
+        {20, 100, 240, 0, 0, 0, 0.2, 0, 2, 1, 19, "--behind 20: A joined"},
+        {30, 100, 240, 0, 0, 1, 0.2, 0, 2, 1, 19, "--behind 30, with the truth: A joined"},
+        {19, 100, 240, 0, 0, 0, 0.2, 0, 3, 0, 0, "--behind 19: the gap of 20 is longer"},
+        {30, 100, 240, 0, 0, 0, 0.5, 0, 3, 0, 0, "--behind-cover 0.5: A's end is covered 0.5"},
+        {30, 100, 240, 0, 0, 0, 0.49, 0, 2, 1, 19, "--behind-cover 0.49: A joined"},
+        {30, 1, 240, 0, 0, 0, 0.2, 0, 3, 0, 0, "--behind 30, A's end at the top border: apart"},
+        {30, 100, 127, 0, 0, 0, 0.2, 0, 3, 0, 0, "--behind 30, A's return at the bottom border: apart"},
+        {30, 100, 240, 1, 0, 0, 0.2, 0, 2, 1, 11, "A's last box off B: joined by the one before"},
+        {30, 100, 240, 0, 1, 0, 0.2, 0, 3, 1, 19, "--behind 30, a rival start away from B: A joined"},
+        {30, 100, 240, 0, 2, 0, 0.2, 0, 4, 0, 0, "--behind 30, a rival start under B: apart"},
+        {30, 100, 240, 0, 2, 1, 0.2, 0, 3, 1, 19, "--behind 30, a rival under B, the truth: A joined"},
+        {30, 100, 240, 0, 2, 1, 0.2, 1, 4, 0, 0, "--behind-margin 1, a rival under B, the truth: apart"},
+        {30, 100, 240, 0, 2, 2, 0.2, 0, 4, 0, 0, "--behind 30, a rival under B, blind: apart"}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Scene sc = {.frames = 40};
+        int y = runs[r].y;
+        double x10 = runs[r].jitter ? 88 : 100; /* A's last box before the gap */
+        for (int f = 1; f <= 40; f++) {
+            if (f <= 10) add(&sc, f, 1, f == 10 ? x10 : 60 + 4 * f, y, 0.9);
+            if (f >= 30) add(&sc, f, 1, 125 - 4 * (f - 30), y + 6 + 4 * (f - 30), 0.9);
+            if (f >= 32 && runs[r].rival) add(&sc, f, 3, runs[r].rival == 1 ? 200 : 140, y, 0.9);
+            add(&sc, f, 2, 100 + f, y, 0.9);
+        }
+        MotBoxes det, gt, res;
+        int truth[MAXB];
+        scene_boxes(&sc, &det, &gt, truth);
+        mot_boxes_free(&gt);
+        MotBox g[MAXB + 20]; /* the ground truth: the detections and A's hidden frames */
+        for (size_t i = 0; i < det.n; i++) g[i] = det.box[i], g[i].id = truth[i];
+        size_t ng = det.n;
+        for (int f = 11; f <= 29; f++, ng++)
+            g[ng] = (MotBox){.frame = f,
+                             .id = 1,
+                             .x = (float)(100 + 25.0 * (f - 10) / 20),
+                             .y = (float)(y + 6.0 * (f - 10) / 20),
+                             .w = 20,
+                             .h = 20,
+                             .vis = 0,
+                             .cls = 1,
+                             .flag = 1};
+        mot_boxes_build(&gt, g, ng, 40);
+        LinkModel m;
+        if (runs[r].app)
+            appearance_link_model(&m);
+        else
+            link_model_default(&m);
+        TrackOptions o;
+        track_options_default(&o, 1, 0);
+        o.width = 320, o.height = (float)runs[r].height;
+        o.behind = runs[r].behind, o.behind_cover = runs[r].cover, o.behind_margin = runs[r].margin;
+        Appearance app =
+            runs[r].app == 2 ? (Appearance){&SCORE_1, const_score} : (Appearance){truth, truth_score};
+        Err e = {""};
+        CHECK(track_run(&res, &det, &m, runs[r].app ? &app : NULL, &o, &e) == 0, "%s", e.msg);
+        MotCounts c = {0};
+        mot_eval_sequence(&c, &gt, &res);
+        long seen = 61 + (runs[r].rival ? 9 : 0), boxes = seen + runs[r].filled,
+             fp = runs[r].joined ? 19 - runs[r].filled : 0;
+        CHECK(c.res_ids == runs[r].ids && c.tp == boxes && c.fp == fp && c.fn == seen + 19 - boxes,
+              "%s: %ld result ids (want %d), tp %ld (want %ld) fp %ld (want %ld) fn %ld", runs[r].what,
+              c.res_ids, runs[r].ids, c.tp, boxes, c.fp, fp, c.fn);
+        long idtp = runs[r].joined ? boxes : boxes - 10;
+        CHECK(c.idtp == idtp && c.idsw == !runs[r].joined, "%s: idtp %ld (want %ld), idsw %ld", runs[r].what,
+              c.idtp, idtp, c.idsw);
+        /* the hidden frames on the line from A's end to its return, score 0 */
+        int on_line = 1;
+        for (int f = 11; f <= 29 && runs[r].joined; f++) {
+            const MotBox *b = find(&res, 1, f);
+            double s = (f - 10) / 20.0;
+            on_line &= b && fabs(b->x - (x10 + s * (125 - x10))) < 1e-4 && fabs(b->y - (y + 6 * s)) < 1e-4 &&
+                       b->score == 0;
+        }
+        CHECK(on_line, "%s: A's hidden frames filled linearly", runs[r].what);
+        mot_boxes_free(&res);
+        mot_boxes_free(&det);
+        mot_boxes_free(&gt);
+    }
+}
+
 static void test_extrapolate(void) {
     /* 16 frames of 50 x 100. Label 0: 20x20 boxes at x = 10 + 3 f, y 40 in
      * frames 4..9. Label 1: frames 6 and 8, x 5, y 70 and 74. A false
@@ -666,6 +783,22 @@ static void test_option_parse(void) {
     CHECK(track_option_parse(&o, "--mend-score", "x", &e) == -1 &&
               strstr(e.msg, "--mend-score x: expected a number in [-1e+06, 1e+06]"),
           "--mend-score x refused: %s", e.msg);
+    CHECK(o.behind == 0 && o.behind_cover == 0.2 && o.behind_margin == 0,
+          "batch defaults: no joins behind another (cover 0.2, margin 0)");
+    CHECK(track_option_parse(&o, "--behind", "50", &e) == 1 && o.behind == 50, "--behind 50");
+    CHECK(track_option_parse(&o, "--behind-cover", "0.3", &e) == 1 && o.behind_cover == 0.3,
+          "--behind-cover 0.3");
+    CHECK(track_option_parse(&o, "--behind-margin", "0.5", &e) == 1 && o.behind_margin == 0.5,
+          "--behind-margin 0.5");
+    CHECK(track_option_parse(&o, "--behind", "1.5", &e) == -1 &&
+              strstr(e.msg, "--behind 1.5: expected a whole number in [0, 10000]"),
+          "--behind 1.5 refused: %s", e.msg);
+    CHECK(track_option_parse(&o, "--behind-cover", "1.1", &e) == -1 &&
+              strstr(e.msg, "--behind-cover 1.1: expected a number in [0, 1]"),
+          "--behind-cover 1.1 refused: %s", e.msg);
+    CHECK(track_option_parse(&o, "--behind-margin", "-1", &e) == -1 &&
+              strstr(e.msg, "--behind-margin -1: expected a number in [0, 1e+06]"),
+          "--behind-margin -1 refused: %s", e.msg);
     CHECK(track_option_parse(&o, "--relink-motion", "2", &e) == -1 &&
               strstr(e.msg, "--relink-motion 2: expected a whole number in [0, 1]"),
           "--relink-motion 2 refused: %s", e.msg);
@@ -777,6 +910,7 @@ int main(void) {
     test_relink_motion();
     test_uncross();
     test_mend();
+    test_behind();
     test_merge();
     test_extrapolate();
     test_option_parse();

@@ -19,7 +19,8 @@ static const char track_usage[] =
     "               [--birth-score S] [--min-len N] [--gallery N] [--gallery-score best|mean]\n"
     "               [--relink N] [--relink-combiner FILE] [--relink-motion 0|1]\n"
     "               [--merge-gap N] [--merge-gate P] [--uncross N] [--uncross-iou T]\n"
-    "               [--uncross-margin M] [--mend N] [--mend-score S]\n"
+    "               [--uncross-margin M] [--mend N] [--mend-score S] [--behind N]\n"
+    "               [--behind-cover F] [--behind-margin M]\n"
     "               [--interpolate N] [--extrapolate N]\n"
     "\n"
     "Links the detections of a MOTChallenge sequence (DIR/det/det.txt) into tracks and\n"
@@ -83,6 +84,15 @@ static const char track_usage[] =
     "                     is at least --mend-score and beats every other end or start\n"
     "                     either could join (default 0: never)\n"
     "  --mend-score S     least mean score of such a join (default 0)\n"
+    "  --behind N         batch, after the joins and --uncross: join a track that ends\n"
+    "                     hidden behind another track (its last boxes covered by it) to a\n"
+    "                     track that starts 1 to N frames later hidden by the same one,\n"
+    "                     whatever the velocities, when no other end or start could join\n"
+    "                     either (neither at the frame's border); the hidden frames are\n"
+    "                     filled linearly (default 0: never)\n"
+    "  --behind-cover F   hidden: more than F of the box covered by the other's (default 0.2)\n"
+    "  --behind-margin M  with a CHECKPOINT, an end or start with rivals joins the pair whose\n"
+    "                     mean score (as --mend) beats every rival by more than M (default 0)\n"
     "  --interpolate N    fill the frames a track skips, for gaps up to N frames\n"
     "                     (default 15; 0: never)\n"
     "  --extrapolate N    extend each track up to N frames before its first and after\n"
@@ -220,6 +230,10 @@ int cmd_track(int argc, char **argv) {
     o.batch = !strcmp(mode, "batch");
     if (o.uncross && (!ckpt || !o.batch)) {
         fprintf(stderr, "siamese track: --uncross needs a CHECKPOINT and --mode batch\n");
+        return 2;
+    }
+    if (o.behind && !o.batch) {
+        fprintf(stderr, "siamese track: --behind needs --mode batch\n");
         return 2;
     }
     if (o.mend && (!ckpt || !o.batch)) {

@@ -120,6 +120,7 @@ void track_options_default(TrackOptions *o, int batch, int appearance) {
                         .gallery_mean = batch,
                         .merge_gate = 0.5,
                         .uncross_iou = 0.5,
+                        .behind_cover = 0.2,
                         .interpolate = 15};
 }
 
@@ -141,6 +142,8 @@ int track_option_parse(TrackOptions *o, const char *name, const char *value, Err
         {"--relink-motion", 0, 1, 1, &o->relink_motion},  {"--uncross", 0, 1000, 1, &o->uncross},
         {"--uncross-iou", 0, 1, 0, &o->uncross_iou},      {"--uncross-margin", 0, 1e6, 0, &o->uncross_margin},
         {"--mend", 0, 10000, 1, &o->mend},                {"--mend-score", -1e6, 1e6, 0, &o->mend_score},
+        {"--behind", 0, 10000, 1, &o->behind},            {"--behind-cover", 0, 1, 0, &o->behind_cover},
+        {"--behind-margin", 0, 1e6, 0, &o->behind_margin},
     };
     if (!strcmp(name, "--gallery-score")) {
         if (!value || (strcmp(value, "best") && strcmp(value, "mean")))
@@ -173,6 +176,8 @@ typedef struct Tracks {
     int **det; /* detection indices of each track, in time order */
     int *len, *lcap;
     char *reported; /* the track goes into the output (online: once confirmed) */
+    char *bridge;   /* per detection (NULL: none): the gap after it on its track is filled whatever
+                       its length (a join behind an occluder) */
 } Tracks;
 
 static int tracks_new(Tracks *t, int reported) {
@@ -203,6 +208,7 @@ static void tracks_free(Tracks *t) {
     free(t->len);
     free(t->lcap);
     free(t->reported);
+    free(t->bridge);
     memset(t, 0, sizeof *t);
 }
 
@@ -279,7 +285,7 @@ static void emit(MotBoxes *out, const MotBoxes *det, const Tracks *t, const Trac
             if (i + 1 == len) continue;
             const MotBox *b = &det->box[v[i + 1]];
             int gap = b->frame - a->frame;
-            if (gap > o->interpolate + 1) continue;
+            if (gap > o->interpolate + 1 && !(t->bridge && t->bridge[v[i]])) continue;
             for (int g = 1; g < gap; g++) {
                 float s = (float)g / (float)gap;
                 box[nb++] = (MotBox){.frame = a->frame + g,
@@ -721,6 +727,25 @@ static int uncross_tracks(Tracks *t, const MotBoxes *det, const Appearance *app,
 
 /* ---- batch: mending broken tracks ------------------------------------------------------ */
 
+/* The mean appearance score *s of up to G detections at the end of track i
+ * (its last) against up to G at the start of track j (its first). 0 or -1
+ * with e. */
+static int end_start_score(double *s, const Tracks *t, int i, int j, const Appearance *app, int G, Err *e) {
+    int na = MIN(G, t->len[i]), nb = MIN(G, t->len[j]), q = 0;
+    int *ga = xmalloc(sizeof(int) * (size_t)(na * nb + 1)),
+        *gb = xmalloc(sizeof(int) * (size_t)(na * nb + 1));
+    double *ps = xmalloc(sizeof(double) * (size_t)(na * nb + 1)), acc = 0;
+    for (int x = 0; x < na; x++)
+        for (int y = 0; y < nb; y++) ga[q] = t->det[i][t->len[i] - 1 - x], gb[q++] = t->det[j][y];
+    int rc = app->score(app->ctx, ga, gb, q, ps, e);
+    for (int x = 0; x < q && !rc; x++) acc += ps[x];
+    *s = acc / MAX(1, q);
+    free(ga);
+    free(gb);
+    free(ps);
+    return rc;
+}
+
 /* One round of mending (o->mend): each track end and each start of another
  * track 1..o->mend frames after it, no further apart than max_speed box
  * heights per frame, are scored by the mean appearance score of up to
@@ -746,17 +771,9 @@ static int mend_round(Tracks *t, const MotBoxes *det, const Appearance *app, con
             }
             pi[np] = i, pj[np++] = j;
         }
-    double *s = xmalloc(sizeof(double) * ((size_t)np + 1)), *ps = xmalloc(sizeof(double) * (size_t)G * G);
-    int *ga = xmalloc(sizeof(int) * (size_t)G * G), *gb = xmalloc(sizeof(int) * (size_t)G * G);
-    for (int k = 0; k < np && joins >= 0; k++) {
-        int i = pi[k], j = pj[k], na = MIN(G, t->len[i]), nb = MIN(G, t->len[j]), q = 0;
-        for (int x = 0; x < na; x++)
-            for (int y = 0; y < nb; y++) ga[q] = t->det[i][t->len[i] - 1 - x], gb[q++] = t->det[j][y];
-        if (app->score(app->ctx, ga, gb, q, ps, e)) joins = -1;
-        double acc = 0;
-        for (int x = 0; x < q && joins >= 0; x++) acc += ps[x];
-        s[k] = acc / q;
-    }
+    double *s = xmalloc(sizeof(double) * ((size_t)np + 1));
+    for (int k = 0; k < np && joins >= 0; k++)
+        if (end_start_score(&s[k], t, pi[k], pj[k], app, G, e)) joins = -1;
     /* the pairs that win both their end and their start */
     char *gone = xcalloc((size_t)t->n + 1, 1);
     int *to = xmalloc(sizeof(int) * ((size_t)t->n + 1));
@@ -779,9 +796,102 @@ static int mend_round(Tracks *t, const MotBoxes *det, const Appearance *app, con
     free(gone);
     free(to);
     free(s);
-    free(ps);
-    free(ga);
-    free(gb);
+    free(pi);
+    free(pj);
+    return joins;
+}
+
+/* ---- batch: tracks hidden behind another ------------------------------------------------ */
+
+enum { BEHIND_BOXES = 3, BEHIND_BORDER = 2 };
+
+/* Whether box b lies within BEHIND_BORDER pixels of the frame's border (never
+ * when the frame's size is not known). */
+static int at_border(const MotBox *b, const TrackOptions *o) {
+    if (o->width <= 0 || o->height <= 0) return 0;
+    return b->x < BEHIND_BORDER || b->y < BEHIND_BORDER || b->x + b->w > o->width - BEHIND_BORDER ||
+           b->y + b->h > o->height - BEHIND_BORDER;
+}
+
+/* Whether one of the last (end 1) or first (end 0) BEHIND_BOXES detections of
+ * track k is covered by more than o->behind_cover of its area by track b's box
+ * in its frame. */
+static int hidden_by(const Tracks *t, int k, int end, int b, const MotBoxes *det, const TrackOptions *o) {
+    for (int q = 0; q < MIN(BEHIND_BOXES, t->len[k]); q++) {
+        const MotBox *x = &det->box[t->det[k][end ? t->len[k] - 1 - q : q]];
+        MotBox y;
+        if (!track_box_at(&y, t, b, det, x->frame)) continue;
+        double w = MIN((double)x->x + x->w, (double)y.x + y.w) - MAX(x->x, y.x),
+               h = MIN((double)x->y + x->h, (double)y.y + y.h) - MAX(x->y, y.y); /* exact for floats */
+        if (w > 0 && h > 0 && w * h > o->behind_cover * x->w * x->h) return 1;
+    }
+    return 0;
+}
+
+/* One round of joins behind occluders (o->behind): track i ends, track j
+ * starts 1..o->behind frames later, both hidden by the same third track,
+ * neither end box at the frame's border; no speed limit (the occluder bounds
+ * where the target can be) and no velocity (it may turn). A pair joins when it is
+ * the only one of its end and of its start, or (with app) when its mean
+ * gallery score beats every other pair of the same end or start by more than
+ * o->behind_margin; the frames between are marked to be filled (t->bridge).
+ * Returns the joins made (>= 0), or -1 with e. */
+static int behind_round(Tracks *t, const MotBoxes *det, const Appearance *app, const TrackOptions *o,
+                        Err *e) {
+    int cap = 64, np = 0, joins = 0;
+    int *pi = xmalloc(sizeof(int) * (size_t)cap), *pj = xmalloc(sizeof(int) * (size_t)cap);
+    for (int i = 0; i < t->n; i++) {
+        if (!t->len[i]) continue;
+        const MotBox *a = &det->box[t->det[i][t->len[i] - 1]];
+        if (at_border(a, o)) continue;
+        for (int j = 0; j < t->n; j++) {
+            if (j == i || !t->len[j]) continue;
+            const MotBox *c = &det->box[t->det[j][0]];
+            int gap = c->frame - a->frame;
+            if (gap < 1 || gap > o->behind || at_border(c, o)) continue;
+            int hidden = 0; /* (so b lives from i's end to j's start) */
+            for (int b = 0; b < t->n && !hidden; b++)
+                hidden = b != i && b != j && t->len[b] && hidden_by(t, i, 1, b, det, o) &&
+                         hidden_by(t, j, 0, b, det, o);
+            if (!hidden) continue;
+            if (np == cap) {
+                cap *= 2;
+                pi = xrealloc(pi, sizeof(int) * (size_t)cap), pj = xrealloc(pj, sizeof(int) * (size_t)cap);
+            }
+            pi[np] = i, pj[np++] = j;
+        }
+    }
+    /* rivals: other pairs of the same end or start; scored only where there are some */
+    int *rivals = xcalloc((size_t)np + 1, sizeof(int));
+    double *s = xcalloc((size_t)np + 1, sizeof(double));
+    for (int k = 0; k < np; k++)
+        for (int l = 0; l < np; l++) rivals[k] += l != k && (pi[l] == pi[k] || pj[l] == pj[k]);
+    for (int k = 0; k < np && joins >= 0; k++)
+        if (app && rivals[k] && end_start_score(&s[k], t, pi[k], pj[k], app, MAX(1, o->gallery), e))
+            joins = -1;
+    int *to = xmalloc(sizeof(int) * ((size_t)t->n + 1));
+    for (int i = 0; i < t->n; i++) to[i] = -1;
+    for (int k = 0; k < np && joins >= 0; k++) {
+        int best = !rivals[k] || app;
+        for (int l = 0; l < np && best && rivals[k]; l++)
+            if (l != k && (pi[l] == pi[k] || pj[l] == pj[k]) && s[k] <= s[l] + o->behind_margin) best = 0;
+        if (best) to[pi[k]] = pj[k];
+    }
+    char *gone = xcalloc((size_t)t->n + 1, 1);
+    if (!t->bridge) t->bridge = xcalloc(det->n + 1, 1);
+    for (int i = 0; i < t->n && joins >= 0; i++) {
+        int j = to[i];
+        if (j < 0 || gone[j] || gone[i]) continue;
+        t->bridge[t->det[i][t->len[i] - 1]] = 1;
+        for (int x = 0; x < t->len[j]; x++) tracks_push(t, i, t->det[j][x]);
+        t->len[j] = 0;
+        gone[j] = 1;
+        joins++;
+    }
+    free(gone);
+    free(to);
+    free(s);
+    free(rivals);
     free(pi);
     free(pj);
     return joins;
@@ -791,6 +901,8 @@ static int track_batch(Tracks *t, const MotBoxes *det, const LinkModel *m, const
                        const TrackOptions *o, Err *e) {
     int rc = batch_run(t, NULL, NULL, NULL, 0, det, m, app, o, e);
     if (!rc && app && o->uncross > 0 && uncross_tracks(t, det, app, o, e) < 0) rc = -1;
+    for (int r = 1; !rc && o->behind > 0 && r > 0;)
+        if ((r = behind_round(t, det, app, o, e)) < 0) rc = -1;
     for (int r = 1; !rc && app && o->mend > 0 && r > 0;)
         if ((r = mend_round(t, det, app, o, e)) < 0) rc = -1;
     return rc;

@@ -104,6 +104,16 @@ typedef struct TrackOptions {
        max_speed) */
     int mend;
     double mend_score;
+    /* batch, after the joins and uncrossing (before mending): join a track that ends hidden behind
+       another, one of its last 3 boxes covered by more than behind_cover (0.2) of its area by a
+       track B's box, to a track that starts 1 to `behind` frames later with one of its first 3
+       boxes so covered by the same B (0: never, the default); neither end box at the frame's
+       border (2 px), whatever the velocities. A pair joins when it is the only one of its end and
+       its start or, with an appearance model, when its mean gallery score (as mend) beats every
+       other pair of either by more than behind_margin (0). The hidden frames are filled
+       linearly, whatever interpolate says */
+    int behind;
+    double behind_cover, behind_margin;
     float width, height; /* the frame, to clip extrapolated boxes to (0: not clipped) */
 } TrackOptions;
 

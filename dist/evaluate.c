@@ -102,56 +102,90 @@ float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e) {
     return out;
 }
 
+/* Test-time augmentation's views (eval_embed_views): the buffers, and the
+ * mean of the views of B images at a time. */
+typedef struct Views {
+    Model *m;
+    const AugmentSpec *aug;
+    uint64_t seed;
+    int views, renorm;
+    float (*lut)[256];
+    float *x;
+    double *sum;
+} Views;
+
+static void views_open(Views *v, Model *m, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
+                       int views) {
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
+    *v = (Views){m, aug, seed, views, m->layers[m->emb].type == LAYER_L2NORM, NULL, NULL, NULL};
+    v->sum = xmalloc((size_t)m->max_batch * D * sizeof(double));
+    v->x = xaligned_floats((size_t)m->max_batch * img);
+    v->lut = xmalloc((size_t)m->in_c * sizeof *v->lut);
+    for (int c = 0; c < m->in_c; c++) norm_table(v->lut[c], norm, c);
+}
+
+static void views_close(Views *v) {
+    free(v->sum);
+    free(v->x);
+    free(v->lut);
+}
+
+/* out rows (B, emb_dim; may be E0) = the mean of the views of the B images
+ * pix (samples ids[i]) whose view 0 is E0's row: the sum in double, views in
+ * order, normalised again after an l2norm. */
+static void views_mean(Views *v, float *out, const float *E0, const uint8_t *pix, const uint64_t *ids,
+                       int B) {
+    Model *m = v->m;
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim, hw = (size_t)m->in_h * m->in_w;
+    for (size_t j = 0; j < (size_t)B * D; j++) v->sum[j] = E0[j];
+    for (int k = 1; k < v->views; k++) {
+        for (int i = 0; i < B; i++) {
+            AugmentMap map;
+            augment_draw_view(&map, v->aug, v->seed, (uint64_t)k, ids[i]);
+            for (int c = 0; c < m->in_c; c++)
+                augment_image(v->x + (size_t)i * img + c * hw, pix + (size_t)i * img + c * hw, v->lut[c],
+                              &map, (int)v->aug->fill, 1, m->in_h, m->in_w);
+        }
+        const float *E = model_embed(m, v->x, B);
+        for (size_t j = 0; j < (size_t)B * D; j++) v->sum[j] += E[j];
+    }
+    for (int i = 0; i < B; i++) {
+        double *row = v->sum + (size_t)i * D, scale = 1.0 / v->views;
+        if (v->renorm) {
+            double q = 0;
+            for (size_t k = 0; k < D; k++) q += row[k] * row[k];
+            scale = 1.0 / MAX(sqrt(q), 1e-12);
+        }
+        for (size_t k = 0; k < D; k++) out[(size_t)i * D + k] = (float)(row[k] * scale);
+    }
+}
+
 float *eval_embed_views(Model *m, Dataset *ds, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
                         int views, Err *e) {
     float *out = eval_embed(m, ds, norm, e);
     if (!out || views <= 1) return out;
     size_t N = ds_meta(ds)->count, img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
-    size_t hw = (size_t)m->in_h * m->in_w;
-    double *sum = xmalloc((size_t)m->max_batch * D * sizeof(double));
-    float *x = xaligned_floats((size_t)m->max_batch * img);
     uint8_t *pix = xmalloc((size_t)m->max_batch * img);
-    float(*lut)[256] = xmalloc((size_t)m->in_c * sizeof *lut);
-    for (int c = 0; c < m->in_c; c++) norm_table(lut[c], norm, c);
-    int renorm = m->layers[m->emb].type == LAYER_L2NORM;
+    uint64_t *ids = xmalloc((size_t)m->max_batch * sizeof *ids);
+    Views v;
+    views_open(&v, m, norm, aug, seed, views);
     DsReader *r = NULL;
     int bad = ds_reader_open(ds, &r, e);
     for (size_t s = 0; s < N && !bad; s += (size_t)m->max_batch) {
         int B = (int)MIN((size_t)m->max_batch, N - s);
         for (int i = 0; i < B && !bad; i++) {
             int32_t label;
-            bad = ds_read(r, s + (size_t)i, pix + (size_t)i * img, &label, NULL, e);
+            ids[i] = s + (size_t)i;
+            bad = ds_read(r, ids[i], pix + (size_t)i * img, &label, NULL, e);
         }
         if (bad) break;
-        /* View 0 (the image itself) is eval_embed's row; the sum in double,
-         * views in order. */
-        for (size_t j = 0; j < (size_t)B * D; j++) sum[j] = out[s * D + j];
-        for (int v = 1; v < views; v++) {
-            for (int i = 0; i < B; i++) {
-                AugmentMap map;
-                augment_draw_view(&map, aug, seed, (uint64_t)v, s + (size_t)i);
-                for (int c = 0; c < m->in_c; c++)
-                    augment_image(x + (size_t)i * img + c * hw, pix + (size_t)i * img + c * hw, lut[c], &map,
-                                  (int)aug->fill, 1, m->in_h, m->in_w);
-            }
-            const float *E = model_embed(m, x, B);
-            for (size_t j = 0; j < (size_t)B * D; j++) sum[j] += E[j];
-        }
-        for (int i = 0; i < B; i++) {
-            double *row = sum + (size_t)i * D, scale = 1.0 / views;
-            if (renorm) {
-                double q = 0;
-                for (size_t k = 0; k < D; k++) q += row[k] * row[k];
-                scale = 1.0 / MAX(sqrt(q), 1e-12);
-            }
-            for (size_t k = 0; k < D; k++) out[(s + (size_t)i) * D + k] = (float)(row[k] * scale);
-        }
+        /* view 0 (the image itself) is eval_embed's row */
+        views_mean(&v, out + s * D, out + s * D, pix, ids, B);
     }
     if (r) ds_reader_close(r);
-    free(sum);
-    free(x);
+    views_close(&v);
     free(pix);
-    free(lut);
+    free(ids);
     if (bad) {
         free(out);
         return NULL;
@@ -404,7 +438,10 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
         metrics_make_pairs(a, b, ts, np, ds_labels(tr), TN, (uint64_t)c->seed + 1);
         size_t img = (size_t)m->in_c * m->in_h * m->in_w;
         float *x = xaligned_floats(2 * img), *ea = xaligned_floats(2 * (size_t)D + 1);
-        uint8_t *pix = xmalloc(img);
+        uint8_t *pix = xmalloc(2 * img);
+        /* with --tta the training pairs' embeddings are views' means too */
+        Views tv;
+        if (views > 1 && !scorer) views_open(&tv, m, norm, &c->augment, (uint64_t)c->seed, views);
         double *tscore = xmalloc((size_t)np * sizeof(double));
         DsReader *rd;
         int bad = ds_reader_open(tr, &rd, e);
@@ -414,15 +451,18 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
             bad = tps.bad;
         }
         for (int p = 0; p < np && !bad && !scorer; p++) {
-            uint32_t ids[2] = {a[p], b[p]};
+            uint64_t ids[2] = {a[p], b[p]};
             for (int q = 0; q < 2 && !bad; q++) {
                 int32_t lab;
-                bad = ds_read(rd, ids[q], pix, &lab, NULL, e);
-                norm_apply(x + q * img, pix, norm, (size_t)m->in_h * m->in_w);
+                bad = ds_read(rd, ids[q], pix + q * img, &lab, NULL, e);
+                norm_apply(x + q * img, pix + q * img, norm, (size_t)m->in_h * m->in_w);
             }
             if (bad) break;
             const float *pe = model_embed(m, x, 2);
-            memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
+            if (views > 1)
+                views_mean(&tv, ea, pe, pix, ids, 2);
+            else
+                memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
             SimCtx tc = sc.s;
             tc.E = ea;
             tscore[p] = sim(&tc, 0, 1);
@@ -433,6 +473,7 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
             r->ver_acc = metrics_accuracy_at(r->threshold, score, same, r->pairs);
             r->train_pairs = np;
         }
+        if (views > 1 && !scorer) views_close(&tv);
         free(a), free(b), free(ts), free(x), free(ea), free(pix), free(tscore);
         ds_close(tr);
         if (bad) goto fail_pairs;

@@ -75,7 +75,8 @@ typedef struct EvalProtocol {
     const char *trials_file; /* score the trials this file lists (by sample name) */
     const char *save_trials; /* write the within-group trials drawn as a trials file */
     int tta;                 /* > 1: embed every image as the mean of this many views
-                                (eval_embed_views with the config's [augment] and [run] seed) */
+                                (eval_embed_views with the config's [augment] and [run] seed),
+                                the training pairs of the verification threshold too */
 } EvalProtocol;
 
 /* Embeds every sample of ds: returns (N, emb_dim) floats (caller frees) and

@@ -5,7 +5,8 @@
  * and normalises again after an l2norm (without one, the plain mean); the
  * result does not depend on the batch size nor on the run, differs from one
  * view, and eval_run_protocol with tta scores the trials on those
- * embeddings. */
+ * embeddings and chooses the verification threshold on training pairs
+ * embedded the same way. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "../dist/evaluate.h"
 #include "../dist/protocol.h"
 #include "../io/augment.h"
+#include "../mining/metrics.h"
 #include "../nn/model.h"
 #include "fixture_files.h"
 #include "test.h"
@@ -149,6 +151,37 @@ static void check_model(const char *what, const char *text, const char *data, in
     }
     nway_score_free(&s);
     nway_score_free(&s1);
+
+    /* The verification threshold is chosen on training pairs embedded the
+     * same way (their views keyed by their own sample ids), not on plain
+     * embeddings: here the training set is the test set, so it is the
+     * threshold of those pairs' -distances over E. */
+    int np = (int)cfg.eval_train_pairs;
+    uint32_t *pa = malloc(sizeof(uint32_t) * (size_t)np), *pb = malloc(sizeof(uint32_t) * (size_t)np);
+    uint8_t *same = malloc((size_t)np);
+    double *sv = malloc(sizeof(double) * (size_t)np), *s0 = malloc(sizeof(double) * (size_t)np);
+    metrics_make_pairs(pa, pb, same, np, ds_labels(ds), SAMPLES, (uint64_t)cfg.seed + 1);
+    for (int q = 0; q < np; q++) {
+        double dv = 0, d0 = 0;
+        for (int k = 0; k < D; k++) {
+            size_t i = (size_t)pa[q] * D + k, j = (size_t)pb[q] * D + k;
+            dv += ((double)E[i] - E[j]) * ((double)E[i] - E[j]);
+            d0 += ((double)one[i] - one[j]) * ((double)one[i] - one[j]);
+        }
+        sv[q] = -sqrt(dv), s0[q] = -sqrt(d0);
+    }
+    double acc_v, acc_0, thr_v = metrics_best_threshold(&acc_v, sv, same, np),
+                         thr_0 = metrics_best_threshold(&acc_0, s0, same, np);
+    rc = eval_run_protocol(&m, &cfg, &norm, data, data, &p, &r, NULL, &e);
+    CHECK(rc == 0, "%s: eval --tta with training pairs: %s", what, e.msg);
+    if (rc == 0) {
+        CHECK(r.tta == VIEWS && fabs(r.threshold - thr_v) < 1e-5 && r.train_acc == acc_v,
+              "%s: eval --tta's threshold %.6f (training accuracy %.4f) = over the views' embeddings %.6f "
+              "(%.4f; one view %.6f, %.4f)",
+              what, r.threshold, r.train_acc, thr_v, acc_v, thr_0, acc_0);
+        eval_result_free(&r);
+    }
+    free(pa), free(pb), free(same), free(sv), free(s0);
     free(ref);
     free(one), free(v1), free(E), free(again), free(by5);
     ds_close(ds);

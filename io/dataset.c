@@ -57,7 +57,7 @@
  *             object; importers store 1 for object. With masks 2 (class
  *             masks, `siamese synth coseg --class-masks`) a mask labels every
  *             object of the image: 0 background, c + 1 for a pixel of class c,
- *             never above `classes` (checked on read).
+ *             never above `classes` (checked on read; at most 255 classes).
  *   by_class  key: 4-byte big-endian label, value: the sample ids of that
  *             label as little-endian uint32, strictly ascending. Every label
  *             0..classes-1 has an entry (possibly empty); together they hold
@@ -320,6 +320,12 @@ static int read_meta(Dataset *ds, MDB_txn *txn, MDB_dbi dbi, Err *e) {
         meta_u64(txn, dbi, "ntriplets", 0, UINT64_MAX, 0, &nt, p, e) ||
         meta_f(txn, dbi, "mean", &m->mean, p, e) || meta_f(txn, dbi, "std", &m->std, p, e))
         return -1;
+    if (mk == DS_MASKS_CLASS && k > DS_MAX_MASK_CLASSES)
+        return err_set(e,
+                       "%s: meta masks = 2 (class masks) with %" PRIu64
+                       " classes: a mask byte holds class + 1, "
+                       "at most %d classes — " RECORD_HINT,
+                       p, k, DS_MAX_MASK_CLASSES);
     if (c * h * w > (1u << 30))
         return err_set(e, "%s: sample shape %" PRIu64 "x%" PRIu64 "x%" PRIu64 " too large — " RECORD_HINT, p,
                        c, h, w);

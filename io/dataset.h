@@ -22,6 +22,7 @@
  * the sample's label; DS_MASKS_CLASS: per-pixel classes of every object,
  * 0 background, c + 1 for class c (<= classes; the reader checks). */
 enum { DS_MASKS_NONE = 0, DS_MASKS_OBJECT = 1, DS_MASKS_CLASS = 2 };
+#define DS_MAX_MASK_CLASSES 255 /* classes of a dataset with class masks (a byte holds class + 1) */
 
 typedef struct DsMeta {
     uint32_t version;               /* DS_FORMAT_VERSION */

@@ -211,6 +211,9 @@ int ds_writer_create(DsWriter **out, const char *path, const DsWriterSpec *spec,
                        path, spec->channels, spec->height, spec->width, DS_MAX_CHANNELS, 1u << 30);
     if (spec->classes == 0 || spec->classes > DS_MAX_CLASSES)
         return err_set(e, "%s: %u classes, expected 1..%d", path, spec->classes, DS_MAX_CLASSES);
+    if (spec->has_masks == DS_MASKS_CLASS && spec->classes > DS_MAX_MASK_CLASSES)
+        return err_set(e, "%s: %u classes with class masks: a mask byte holds class + 1, at most %d classes",
+                       path, spec->classes, DS_MAX_MASK_CLASSES);
     for (uint32_t c = 0; spec->class_names && c < spec->classes; c++) {
         size_t n = strlen(spec->class_names[c]);
         if (n == 0 || n > 255)

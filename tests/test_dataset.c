@@ -136,22 +136,29 @@ static uint8_t *raw_get(const char *path, const char *db, uint64_t key, size_t *
     return out;
 }
 
-/* Replaces record `key` of samples with (val, n) in a write transaction. */
-static void raw_put(const char *path, uint64_t key, const uint8_t *val, size_t n) {
+/* Replaces record (key, klen) of sub-database db with (val, n) in a write
+ * transaction. */
+static void raw_put_db(const char *path, const char *db, const void *key, size_t klen, const void *val,
+                       size_t n) {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    uint8_t k[8];
-    for (int i = 0; i < 8; i++) k[i] = (uint8_t)(key >> (56 - 8 * i));
-    MDB_val kv = {8, k}, v = {n, (void *)val};
+    MDB_val kv = {klen, (void *)key}, v = {n, (void *)val};
     ASSERT(mdb_env_create(&env) == 0);
     mdb_env_set_maxdbs(env, 16);
     ASSERT(mdb_env_open(env, path, 0, 0644) == 0);
     ASSERT(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-    ASSERT(mdb_dbi_open(txn, "samples", 0, &dbi) == 0);
+    ASSERT(mdb_dbi_open(txn, db, 0, &dbi) == 0);
     ASSERT(mdb_put(txn, dbi, &kv, &v, 0) == 0);
     ASSERT(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
+}
+
+/* Replaces record `key` of samples with (val, n). */
+static void raw_put(const char *path, uint64_t key, const uint8_t *val, size_t n) {
+    uint8_t k[8];
+    for (int i = 0; i < 8; i++) k[i] = (uint8_t)(key >> (56 - 8 * i));
+    raw_put_db(path, "samples", k, 8, val, n);
 }
 
 static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -416,6 +423,26 @@ static void test_class_masks(void) {
           "class masks round trip with meta masks = 2: %s", e.msg);
     ds_reader_close(r);
     ds_close(ds);
+    /* A mask byte holds class + 1: at most 255 classes, at the writer and
+     * in a dataset's meta. */
+    DsWriterSpec many = spec;
+    many.classes = 256;
+    CHECK(ds_writer_create(&w, fixture_path("classmasks256.lmdb"), &many, &e) == -1 &&
+              strstr(e.msg, "256 classes with class masks: a mask byte holds class + 1, at most 255 classes"),
+          "writer refuses class masks with 256 classes: %s", e.msg);
+    /* the same dataset written with object masks, then meta masks set to 2 */
+    many.has_masks = DS_MASKS_OBJECT;
+    CHECK(ds_writer_create(&w, fixture_path("classmasks256.lmdb"), &many, &e) == 0 &&
+              ds_writer_add(w, img, 255, mask, &e) == 0 && ds_writer_finish(w, &e) == 0,
+          "256 classes with object masks: %s", e.msg);
+    raw_put_db(fixture_path("classmasks256.lmdb"), "meta", "masks", 5, "2", 1);
+    int opened = ds_open(&ds, fixture_path("classmasks256.lmdb"), &e);
+    CHECK(opened == -1 &&
+              strstr(e.msg, "classmasks256.lmdb: meta masks = 2 (class masks) with 256 classes") &&
+              strstr(e.msg, "at most 255 classes"),
+          "a dataset claiming class masks with 256 classes is refused at open: %s",
+          opened ? e.msg : "(opened)");
+    if (!opened) ds_close(ds);
     /* a record whose mask holds 3 with 2 classes */
     DsMeta m = {.channels = 1, .height = 2, .width = 2, .classes = 2, .has_masks = DS_MASKS_CLASS};
     DsDecoder *d = ds_decoder_new(&m, "hand.lmdb");

@@ -193,7 +193,7 @@ static void test_bad_node(void) {
     CHECK(rc != 0 && strstr(e.msg, "[loss] type = mask reads up1") && strstr(e.msg, "4x12x12") &&
               strstr(e.msg, "1x12x12"),
           "a 4-channel loss node is refused, naming it and the shape needed: %s", rc ? e.msg : "(accepted)");
-    if (rc == 0) trainer_free(&t);
+    trainer_free(&t); /* after a failed setup too (train_main does) */
     free(text);
     /* Augmentation would move the images but not their masks. */
     if (config_set(&c, "loss.input=mask", &e) || config_set(&c, "augment.rotate=10", &e)) FATAL("%s", e.msg);
@@ -289,7 +289,7 @@ static void test_class_refused(void) {
         int rc = trainer_setup(&t, text, 0, &e);
         CHECK(rc != 0 && strstr(e.msg, cases[k].want), "refused with \"%s\": %s", cases[k].want,
               rc ? e.msg : "(accepted)");
-        if (rc == 0) trainer_free(&t);
+        trainer_free(&t); /* after a failed setup too (train_main does) */
         free(text);
     }
 }

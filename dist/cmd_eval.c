@@ -53,7 +53,8 @@ static const char eval_usage[] =
     "scores the first N records (default all); the N-way and group options do not apply.\n"
     "A class-map model ([loss] mask = class) is scored on DB's class masks: the accuracy of\n"
     "each position's most likely class against its block's majority (all, object and background\n"
-    "positions) and the loss, over the first N images with --pairs N (default all).\n";
+    "positions) and the loss, over the first N images with --pairs N (default all; a two-image\n"
+    "model: the first N pairs, each image beside its partner).\n";
 
 /* eval of a co-segmentation model: the masks' measures (eval_coseg.h). */
 static int cmd_eval_coseg(EvalModel *l, const char *ckpt, const char *data, const char *train, long pairs,

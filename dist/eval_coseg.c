@@ -182,7 +182,8 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
     int K = (int)meta->classes + 1, rc = -1;
     DsReader *rd = NULL;
     float *x = NULL, *dz = NULL;
-    uint8_t *pix = NULL, *truth = NULL;
+    uint8_t *pix = NULL, *truth = NULL, *same = NULL;
+    uint32_t *pa = NULL, *pb = NULL;
     if (meta->has_masks != DS_MASKS_CLASS) {
         err_set(e,
                 "%s has no class masks: a class-map model is evaluated on a dataset made with siamese synth "
@@ -201,10 +202,25 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
                 L->name, L->oc, L->oh, L->ow, test_path, K - 1);
         goto out;
     }
-    if (ds_reader_open(ds, &rd, e)) goto out;
+    /* A two-image model (m->pair) maps an image with its partner: it runs on
+     * the dataset's pairs, a batch of k pairs as the rows [a_1..a_k;
+     * b_1..b_k] as in training; n counts pairs then. */
     uint64_t n = meta->count;
+    if (m->pair) {
+        if (!meta->npairs) {
+            err_set(e,
+                    "%s has no pairs records: a two-image model's class maps depend on the partner (siamese "
+                    "synth coseg writes the pairs)",
+                    test_path);
+            goto out;
+        }
+        n = meta->npairs;
+        pa = xmalloc(sizeof(uint32_t) * n), pb = xmalloc(sizeof(uint32_t) * n), same = xmalloc(n);
+        if (ds_load_pairs(ds, pa, pb, same, e)) goto out;
+    }
+    if (ds_reader_open(ds, &rd, e)) goto out;
     if (max_images > 0 && (uint64_t)max_images < n) n = (uint64_t)max_images;
-    int cap = MAX(1, MIN(32, m->max_batch) & ~1);
+    int cap = MAX(1, MIN(32, m->max_batch) & ~1), per = m->pair ? cap / 2 : cap;
     size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix, plane = (size_t)L->oh * L->ow;
     int fy = m->in_h / L->oh, fx = m->in_w / L->ow;
     x = xaligned_floats((size_t)cap * img);
@@ -213,11 +229,13 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
     truth = xmalloc((size_t)cap * npix);
     uint64_t right = 0, right_obj = 0, right_bg = 0, obj = 0;
     int hist[257];
-    for (uint64_t i0 = 0; i0 < n; i0 += (uint64_t)cap) {
-        int k = (int)MIN((uint64_t)cap, n - i0);
+    for (uint64_t i0 = 0; i0 < n; i0 += (uint64_t)per) {
+        int kp = (int)MIN((uint64_t)per, n - i0), k = m->pair ? 2 * kp : kp;
         for (int row = 0; row < k; row++) {
-            if (ds_read(rd, i0 + (uint64_t)row, pix + (size_t)row * img, NULL, truth + (size_t)row * npix, e))
-                goto out;
+            uint64_t id = !m->pair   ? i0 + (uint64_t)row
+                          : row < kp ? pa[i0 + (uint64_t)row]
+                                     : pb[i0 + (uint64_t)(row - kp)];
+            if (ds_read(rd, id, pix + (size_t)row * img, NULL, truth + (size_t)row * npix, e)) goto out;
             for (size_t j = 0; j < img; j++)
                 x[(size_t)row * img + j] =
                     ((float)pix[(size_t)row * img + j] / 255.0f - norm->mean[j / npix]) / norm->std[j / npix];
@@ -247,18 +265,18 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
                     right_bg += want == 0 && got == 0;
                 }
     }
-    out->images = n;
-    out->positions = n * plane;
+    out->images = m->pair ? 2 * n : n;
+    out->positions = out->images * plane;
     out->object_positions = obj;
     out->accuracy = (double)right / (double)out->positions;
     out->object_accuracy = obj ? (double)right_obj / (double)obj : NAN;
     out->background_accuracy = out->positions > obj ? (double)right_bg / (double)(out->positions - obj) : NAN;
-    out->loss /= (double)n;
+    out->loss /= (double)out->images;
     out->seconds = now_seconds() - t0;
     rc = 0;
 out:
     if (rd) ds_reader_close(rd);
-    free(x), free(dz), free(pix), free(truth);
+    free(x), free(dz), free(pix), free(truth), free(pa), free(pb), free(same);
     ds_close(ds);
     return rc;
 }

@@ -63,7 +63,8 @@ int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e);
 
 /* A class-map model ([loss] mask = class: a per-image node of classes + 1
  * channels at a resolution dividing the input's) on the images of a
- * class-mask dataset (meta masks = 2), in id order: every position's
+ * class-mask dataset (meta masks = 2), in id order (a two-image model: the
+ * dataset's pairs, as the rows [a_1..a_k; b_1..b_k]): every position's
  * argmax against its block's majority class (ties: the smaller value),
  * and the loss of coseg_class_loss. */
 typedef struct CosegClassEval {
@@ -74,8 +75,8 @@ typedef struct CosegClassEval {
     uint64_t images, positions, object_positions;
     double seconds;
 } CosegClassEval;
-/* Scores the first max_images images of test_path (all when <= 0). 0, or
- * -1 with e naming what does not fit. */
+/* Scores the first max_images images (two-image model: pairs) of test_path
+ * (all when <= 0). 0, or -1 with e naming what does not fit. */
 int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const char *test_path,
                          long max_images, Err *e);
 void coseg_class_eval_print(const CosegClassEval *r, FILE *out);

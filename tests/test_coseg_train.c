@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../dist/eval_coseg.h"
 #include "../dist/train.h"
 #include "../mining/coseg.h"
 #include "fixture_coseg.h"
@@ -264,6 +265,126 @@ static void test_class_loss(void) {
     setup_free(&s);
 }
 
+/* The class maps' evaluation by naive loops: each image (or each pair, as
+ * the rows [a; b], for a two-image model) forwarded alone in inference
+ * mode; per position the block's majority class (ties: the smaller) against
+ * the largest logit (ties: the smaller), and the cross-entropy against the
+ * block's class histogram. n: images, or pairs. */
+static void naive_class_eval(CosegClassEval *r, Model *m, const Norm *norm, const char *db, int n) {
+    Dataset *ds;
+    DsReader *rd;
+    Err e;
+    if (ds_open(&ds, db, &e) || ds_reader_open(ds, &rd, &e)) FATAL("%s", e.msg);
+    const ModelLayer *L = &m->layers[m->loss];
+    int K = L->oc, h = L->oh, w = L->ow, H = m->in_h, W = m->in_w, fy = H / h, fx = W / w;
+    uint64_t np = ds_meta(ds)->npairs;
+    uint32_t *pa = xmalloc(sizeof(uint32_t) * (np + 1)), *pb = xmalloc(sizeof(uint32_t) * (np + 1));
+    uint8_t *same = xmalloc(np + 1), px[2][FIXTURE_COSEG_SIDE * FIXTURE_COSEG_SIDE],
+            cls[2][FIXTURE_COSEG_SIDE * FIXTURE_COSEG_SIDE];
+    if (ds_load_pairs(ds, pa, pb, same, &e)) FATAL("%s", e.msg);
+    float x[2 * FIXTURE_COSEG_SIDE * FIXTURE_COSEG_SIDE];
+    double right = 0, right_obj = 0, right_bg = 0, obj = 0, loss = 0, images = 0;
+    m->st.train = 0;
+    for (int i = 0; i < n; i++) {
+        int rows = m->pair ? 2 : 1;
+        uint64_t ids[2] = {m->pair ? pa[i] : (uint64_t)i, pb[i]};
+        for (int q = 0; q < rows; q++) {
+            int32_t lab;
+            if (ds_read(rd, ids[q], px[q], &lab, cls[q], &e)) FATAL("%s", e.msg);
+            norm_apply(x + q * H * W, px[q], norm, (size_t)H * W);
+        }
+        const float *zl = model_forward(m, x, rows); /* the loss node's */
+        for (int q = 0; q < rows; q++, images++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++) {
+                    int count[16] = {0}, want = 0, got = 0;
+                    for (int dy = 0; dy < fy; dy++)
+                        for (int dx = 0; dx < fx; dx++) count[cls[q][(y * fy + dy) * W + xx * fx + dx]]++;
+                    double zc[16], mx = -1e30, se = 0;
+                    for (int c = 0; c < K; c++) {
+                        zc[c] = zl[(((size_t)q * K + c) * h + y) * w + xx];
+                        mx = fmax(mx, zc[c]);
+                    }
+                    for (int c = 0; c < K; c++) {
+                        se += exp(zc[c] - mx);
+                        if (count[c] > count[want]) want = c;
+                        if (zc[c] > zc[got]) got = c;
+                    }
+                    for (int c = 0; c < K; c++)
+                        loss += -(double)count[c] / (fy * fx) * (zc[c] - mx - log(se)) / (h * w);
+                    right += want == got;
+                    obj += want != 0;
+                    right_obj += want != 0 && want == got;
+                    right_bg += want == 0 && got == 0;
+                }
+    }
+    r->images = (uint64_t)images;
+    r->positions = (uint64_t)(images * h * w);
+    r->object_positions = (uint64_t)obj;
+    r->accuracy = right / (images * h * w);
+    r->object_accuracy = right_obj / obj;
+    r->background_accuracy = right_bg / (images * h * w - obj);
+    r->loss = loss / images;
+    free(pa), free(pb), free(same);
+    ds_reader_close(rd);
+    ds_close(ds);
+}
+
+/* coseg_class_eval_run (siamese eval of a class-map model) against the
+ * naive loops: the fixture's one-image model on 9 images (not a whole
+ * batch), and the same with a correlation before its class convolution (a
+ * two-image model: each image mapped with its partner) on 5 pairs. */
+static void test_class_eval(void) {
+    char path[PATH_MAX], db[PATH_MAX];
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, CLASSES);
+    fixture_path_fmt(db, sizeof db, "%s/coseg-class.lmdb", fixture_dir());
+    size_t len;
+    char *one = (char *)fixture_read_file(path, &len);
+    const char *head = "[conv2d]\nname = classes";
+    char *at = strstr(one, head);
+    ASSERT(at);
+    const char *corr = "[correlation]\nname = corr\ninput = feat\ndisplacement = 1\n[concat]\nname = fused\n"
+                       "input = corr, feat\n";
+    char *two = xmalloc(len + strlen(corr) + 1);
+    memcpy(two, one, (size_t)(at - one));
+    strcpy(two + (at - one), corr);
+    strcat(two, at);
+    const char *texts[2] = {one, two};
+    for (int k = 0; k < 2; k++) {
+        Config c;
+        Err e;
+        Model m;
+        if (config_parse_text(&c, texts[k], CLASSES, &e) ||
+            model_build(&m, &c.model, CLASSES, 1, FIXTURE_COSEG_SIDE, FIXTURE_COSEG_SIDE, 32, &e))
+            FATAL("%s", e.msg);
+        model_init(&m, INIT_TORCH, 5);
+        Norm norm = {1, {0.3f}, {0.25f}};
+        int n = k ? 5 : 9;
+        CHECK(m.pair == k, "%s model", k ? "a two-image" : "a one-image");
+        CosegClassEval got, want;
+        int rc = coseg_class_eval_run(&got, &m, &norm, db, n, &e);
+        CHECK(rc == 0, "class eval: %s", rc ? e.msg : "");
+        naive_class_eval(&want, &m, &norm, db, n);
+        if (rc == 0)
+            CHECK(
+                got.images == want.images && got.positions == want.positions &&
+                    got.object_positions == want.object_positions && got.accuracy == want.accuracy &&
+                    got.object_accuracy == want.object_accuracy &&
+                    got.background_accuracy == want.background_accuracy &&
+                    fabs(got.loss - want.loss) <= 1e-6 * want.loss,
+                "%s model on %d %s: %llu images, %llu positions (%llu object), accuracy %.6f / %.6f / %.6f, "
+                "loss %.9g; naive: %llu, %llu (%llu), %.6f / %.6f / %.6f, %.9g",
+                k ? "two-image" : "one-image", n, k ? "pairs" : "images", (unsigned long long)got.images,
+                (unsigned long long)got.positions, (unsigned long long)got.object_positions, got.accuracy,
+                got.object_accuracy, got.background_accuracy, got.loss, (unsigned long long)want.images,
+                (unsigned long long)want.positions, (unsigned long long)want.object_positions, want.accuracy,
+                want.object_accuracy, want.background_accuracy, want.loss);
+        model_free(&m);
+    }
+    free(one);
+    free(two);
+}
+
 /* What does not fit is refused by name: class masks with a mask loss of
  * one object, object masks with mask = class, a node of the wrong number of
  * channels or of a height that does not divide the input's. */
@@ -383,6 +504,7 @@ int main(void) {
     fixture_path_fmt(path, sizeof path, "%s/coseg-class.lmdb", fixture_dir());
     fixture_coseg_dataset_masks(path, 200, 7, 1);
     test_class_loss();
+    test_class_eval();
     test_class_refused();
     test_loss_value(MASK_BCE);
     test_loss_value(MASK_DICE);

@@ -400,9 +400,11 @@ static void describe(char *buf, size_t cap, const ImportOptions *o, int part) {
         k += snprintf(buf + k, cap - (size_t)k, " %s", o->roots[r]);
     if (k >= 0 && (size_t)k < cap && o->exclude_groups)
         k += snprintf(buf + k, cap - (size_t)k, "; without %s", o->exclude_groups);
-    if (k >= 0 && (size_t)k < cap && o->rotations > 1)
+    /* the held-out part (part 1) is stored as is */
+    if (k >= 0 && (size_t)k < cap && o->rotations > 1 && !part)
         k += snprintf(buf + k, cap - (size_t)k, "; %u rotations", o->rotations);
-    if (k >= 0 && (size_t)k < cap && o->mirror) k += snprintf(buf + k, cap - (size_t)k, "; mirrored");
+    if (k >= 0 && (size_t)k < cap && o->mirror && !part)
+        k += snprintf(buf + k, cap - (size_t)k, "; mirrored");
     if (k < 0 || (size_t)k >= cap) return;
     if (o->resize_h) k += snprintf(buf + k, cap - (size_t)k, "; resize %ux%u", o->resize_h, o->resize_w);
     if (k >= 0 && (size_t)k < cap && o->invert) k += snprintf(buf + k, cap - (size_t)k, "; inverted");

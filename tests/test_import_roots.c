@@ -279,6 +279,9 @@ static void test_mirror(void) {
     for (uint32_t c = 0; c < C; c++) plain &= !strstr(ds_class_name(dh, c), "@mirror");
     CHECK(ok && found == (int)(ds_meta(dt)->count / 2), "7x4: each image, then its mirror (%d)", found);
     CHECK(plain, "the held-out part has no mirrored classes");
+    CHECK(strstr(ds_meta(dt)->source, "; mirrored") && !strstr(ds_meta(dh)->source, "mirrored"),
+          "meta source says mirrored for the training part only: '%s', '%s'", ds_meta(dt)->source,
+          ds_meta(dh)->source);
     ds_reader_close(rp_rd);
     ds_reader_close(rt_rd);
     ds_close(dp);
@@ -308,7 +311,7 @@ static void test_split_and_two(void) {
           "the training part doubled, the held-out part as is: %llu + %llu samples, %u + %u classes",
           (unsigned long long)res.count[0], (unsigned long long)res.count[1], res.classes[0], res.classes[1]);
     const char *outs[2] = {"s-train.lmdb", "s-test.lmdb"};
-    int together = 1;
+    int together = 1, said = 1;
     for (int d = 0; d < 2; d++) {
         Dataset *ds;
         if (ds_open(&ds, fixture_path(outs[d]), &e)) {
@@ -320,6 +323,7 @@ static void test_split_and_two(void) {
             together &= !strstr(ds_class_name(ds, c), "@rot") &&
                         ds_group_len(ds_class_name(ds, c)) == ds_group_len(ds_class_name(ds, 0));
         together &= d == 1 || C % 2 == 0;
+        said &= (strstr(ds_meta(ds)->source, "; 2 rotations") != NULL) == !d;
         for (uint32_t c = 0; d == 0 && c < C / 2; c++) {
             char want[300];
             snprintf(want, sizeof want, "%s@rot180", ds_class_name(ds, c));
@@ -329,6 +333,7 @@ static void test_split_and_two(void) {
         ds_close(ds);
     }
     CHECK(together, "the training part: whole groups with their 180-degree copies; held out: unrotated");
+    CHECK(said, "meta source says \"2 rotations\" for the training part only");
 }
 
 static void test_errors(void) {

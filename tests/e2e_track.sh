@@ -157,6 +157,13 @@ expect_error "geometry-only relink combiner" "c.txt was fitted without an appear
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --combiner "$T/cc.txt" --mode batch --relink 1 --relink-combiner "$T/c.txt"
 expect_error "track --merge-gate 0" "--merge-gate 0: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --merge-gap 30 --merge-gate 0
+# --merge-gap joins beyond the flow's --max-gap, in batch with a network: elsewhere it was ignored
+for args in "--mode online --merge-gap 30" "--mode batch --merge-gap 15" "--mode batch --max-gap 20 --merge-gap 20"; do
+  expect_error "track $args" "--merge-gap ${args##* } needs a CHECKPOINT, --mode batch and a gap above --max-gap" \
+    "$T/x.txt" "$S" track "$CK" --seq "$Q" --out "$T/x.txt" $args
+done
+expect_error "track --merge-gap without a network" "--merge-gap 30 needs a CHECKPOINT" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --merge-gap 30
 # uncrossing after the chosen settings; a margin no mean score difference reaches changes nothing
 UNCROSS=(--uncross 10 --uncross-margin 0.3)
 check "track --uncross" "$S" track "$CK" --seq "$Q" --out "$T/u-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}"

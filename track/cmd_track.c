@@ -240,6 +240,13 @@ int cmd_track(int argc, char **argv) {
         fprintf(stderr, "siamese track: --mend needs a CHECKPOINT and --mode batch\n");
         return 2;
     }
+    if (o.merge_gap && (!ckpt || !o.batch || o.merge_gap <= o.max_gap)) {
+        fprintf(
+            stderr,
+            "siamese track: --merge-gap %d needs a CHECKPOINT, --mode batch and a gap above --max-gap (%d)\n",
+            o.merge_gap, o.max_gap);
+        return 2;
+    }
     Err e = {""};
     LinkModel m;
     link_model_default(&m);

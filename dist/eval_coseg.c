@@ -92,6 +92,14 @@ int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_
                 test_path, meta->has_masks ? "pairs records" : "masks");
         goto out;
     }
+    if (meta->has_masks == DS_MASKS_CLASS) { /* every object marked: not the common object's pixels */
+        err_set(
+            e,
+            "%s has class masks (every object by class): co-segmentation is scored on the common object's "
+            "mask (siamese synth coseg without --class-masks)",
+            test_path);
+        goto out;
+    }
     if (ds_open(&tr, train_path, e)) goto out;
     uint64_t n = meta->npairs;
     if (max_pairs > 0 && (uint64_t)max_pairs < n) n = (uint64_t)max_pairs;

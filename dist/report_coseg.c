@@ -74,6 +74,12 @@ static int draw_pairs(ReportCoseg *cs, EvalModel *em, Dataset *ds, Dataset *tr, 
     if (!meta->has_masks || meta->npairs == 0)
         return err_set(e, "%s has no %s: the overlays need test pairs with true masks (siamese synth coseg)",
                        ds_path(ds), meta->has_masks ? "pairs records" : "masks");
+    if (meta->has_masks == DS_MASKS_CLASS)
+        return err_set(
+            e,
+            "%s has class masks (every object by class): the overlays need the common object's mask "
+            "(siamese synth coseg without --class-masks)",
+            ds_path(ds));
     uint32_t np = (uint32_t)meta->npairs;
     uint32_t *a = xmalloc((size_t)np * sizeof *a), *b = xmalloc((size_t)np * sizeof *b);
     uint8_t *same = xmalloc(np);

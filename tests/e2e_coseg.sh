@@ -174,6 +174,11 @@ OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" --set run.d
   --set init.from="$T/cls/model.smpi" >"$T/runcl.log" 2>&1 &&
   grep -q "^init: 10 layers from $T/cls/model.smpi\$" "$T/runcl.log" && ok ||
   bad "co-segmentation from the class pretraining's 10 encoder layers: $(tail -3 "$T/runcl.log")"
+expect_error "eval co-segmentation on class masks" 1 "cl-te has class masks (every object by class)" \
+  "$S" eval "$T/run-cl/model.smpi" --data "$T/cl-te"
+"$S" report "$T/run-cl" --data "$T/cl-te" --out "$T/clrep.html" --no-tsne >"$T/clrep.txt" 2>&1 &&
+  grep -q "has class masks (every object by class): the overlays need the common object" "$T/clrep.html" && ok ||
+  bad "report of a co-segmentation run on class masks: $(tail -2 "$T/clrep.txt")"
 expect_error "mask = class on object masks" 2 "object masks, not class masks" \
   "$S" train configs/coseg-fmnist-classes.ini "${C[@]}" --set data.train="$T/tr"
 expect_error "mask = bce on class masks" 2 "has class masks" \

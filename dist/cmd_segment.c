@@ -23,7 +23,8 @@ static const char segment_usage[] =
     "input), and writes into DIR each predicted mask (NAME.mask.png: 255 = object) and an\n"
     "overlay (NAME.overlay.png: the image with the mask tinted and outlined in red). NAME is\n"
     "pair-I-a / pair-I-b for pairs record I, a / b for --image. With --data also overview.png:\n"
-    "one row per pair, a and b with the predicted masks (red) and the true ones (green).\n";
+    "one row per pair, a and b with the predicted masks (red) and the true ones (green; not\n"
+    "for a dataset of class masks, which mark every object).\n";
 
 static const uint8_t RED[3] = {255, 40, 40}, GREEN[3] = {40, 220, 40};
 #define ALPHA 0.45f

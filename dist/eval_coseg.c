@@ -29,7 +29,7 @@ int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, E
     r->m = m;
     r->norm = *norm;
     r->cap = MIN(COSEG_EVAL_CAP, m->max_batch / 2);
-    r->has_masks = meta->has_masks;
+    r->has_masks = meta->has_masks == DS_MASKS_OBJECT; /* class masks mark every object, not the common one */
     size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix, rows = 2 * (size_t)r->cap;
     r->x = xaligned_floats(rows * img);
     r->pix = xmalloc(rows * img);

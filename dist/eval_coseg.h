@@ -25,7 +25,7 @@ typedef struct CosegRunner {
     DsReader *rd;
     Norm norm;      /* the model's input normalisation, per channel */
     int cap;        /* pairs per forward */
-    int has_masks;  /* the dataset has true masks */
+    int has_masks;  /* the dataset has true masks (object masks; class masks are not) */
     float *x;       /* (2 cap, C, H, W) normalised */
     uint8_t *pix;   /* (2 cap, C, H, W) pixels as stored */
     uint8_t *truth; /* (2 cap, H, W) true masks (zero without) */

@@ -176,6 +176,10 @@ OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" --set run.d
   bad "co-segmentation from the class pretraining's 10 encoder layers: $(tail -3 "$T/runcl.log")"
 expect_error "eval co-segmentation on class masks" 1 "cl-te has class masks (every object by class)" \
   "$S" eval "$T/run-cl/model.smpi" --data "$T/cl-te"
+# segment on class masks draws no "true" masks (they mark every object): a 2-column overview
+"$S" segment "$T/run-cl/model.smpi" --data "$T/cl-te" --pairs 3 --out "$T/segcl" >/dev/null 2>&1 &&
+  [ "$(png_size "$T/segcl/overview.png")" = "$((2 * 96 + 3 * 4)) $((3 * 96 + 4 * 4))" ] && ok ||
+  bad "segment on class masks: a 2-column overview ($(png_size "$T/segcl/overview.png"))"
 "$S" report "$T/run-cl" --data "$T/cl-te" --out "$T/clrep.html" --no-tsne >"$T/clrep.txt" 2>&1 &&
   grep -q "has class masks (every object by class): the overlays need the common object" "$T/clrep.html" && ok ||
   bad "report of a co-segmentation run on class masks: $(tail -2 "$T/clrep.txt")"

@@ -18,7 +18,8 @@
  *   coseg_errors TEST_DB CLASS_DB DIR [--pairs N] [--unseen IDS]
  *                [--features PREFIX --feature-shape CxHxW]
  *   coseg_errors TEST_DB CLASS_DB DIR --write right|other|empty|classes [--pairs N]
- * --pairs: the first N pairs (default: as many as DIR has, from pair 0);
+ * --pairs: the first N pairs (default: pairs 0, 1, ... while DIR has both
+ * masks of each);
  * --unseen: comma-separated class ids not seen in training (default 8,9,
  * synth coseg's). --write makes predictions with known answers instead (for
  * the tests): `right` marks the true mask (nothing in a pair without a
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../io/dataset.h"
 #include "../io/image.h"
@@ -83,15 +85,24 @@ static void die(const char *msg) {
     exit(1);
 }
 
-/* The mask DIR/pair-I-SIDE.mask.png into pred (h x w, 0/1); 1 when it is
- * missing and missing_ok, else exits with the file named. */
-static int load_pred(uint8_t *pred, const char *dir, uint64_t i, char side, uint32_t h, uint32_t w,
-                     int missing_ok) {
+/* Whether DIR holds both masks of pair i (without --pairs, the pairs are
+ * read while it does: a pair is counted whole or not at all). */
+static int pair_present(const char *dir, uint64_t i) {
+    char path[4096];
+    for (int side = 0; side < 2; side++) {
+        snprintf(path, sizeof path, "%s/pair-%llu-%c.mask.png", dir, (unsigned long long)i, side ? 'b' : 'a');
+        if (access(path, F_OK)) return 0;
+    }
+    return 1;
+}
+
+/* The mask DIR/pair-I-SIDE.mask.png into pred (h x w, 0/1); exits with the
+ * file named when it is missing or not such a mask. */
+static void load_pred(uint8_t *pred, const char *dir, uint64_t i, char side, uint32_t h, uint32_t w) {
     char path[4096], msg[4400];
     snprintf(path, sizeof path, "%s/pair-%llu-%c.mask.png", dir, (unsigned long long)i, side);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        if (missing_ok) return 1;
         snprintf(msg, sizeof msg, "%s: cannot open: run `siamese segment CHECKPOINT --data TEST_DB --out %s --pairs N`",
                  path, dir);
         die(msg);
@@ -107,7 +118,6 @@ static int load_pred(uint8_t *pred, const char *dir, uint64_t i, char side, uint
     }
     for (size_t p = 0; p < (size_t)h * w; p++) pred[p] = img.pixels[p] >= 128;
     image_free(&img);
-    return 0;
 }
 
 /* --write classes: DIR/classes.npy (samples, H*W: the class masks) and
@@ -292,6 +302,7 @@ int main(int argc, char **argv) {
     double none_images = 0, none_empty = 0;
     uint64_t done = 0;
     for (uint64_t i = 0; i < n && (npairs < 0 || i < (uint64_t)npairs); i++) {
+        if (!write && npairs < 0 && !pair_present(argv[3], i)) break;
         for (int side = 0; side < 2; side++) {
             uint32_t id = side ? pb[i] : pa[i];
             int32_t lab, clab;
@@ -327,7 +338,7 @@ int main(int argc, char **argv) {
                 if (image_write_png(path, pred, h, w, 1, &e)) die(e.msg);
                 continue;
             }
-            if (load_pred(pred, argv[3], i, side ? 'b' : 'a', h, w, npairs < 0)) goto finished;
+            load_pred(pred, argv[3], i, side ? 'b' : 'a', h, w);
             size_t marked = 0;
             for (size_t p = 0; p < hw; p++) marked += pred[p];
             int empty = (double)marked < 0.01 * (double)hw;
@@ -355,7 +366,6 @@ int main(int argc, char **argv) {
         }
         done = i + 1;
     }
-finished:
     if (write) {
         printf("wrote %llu pairs of %s masks into %s\n", (unsigned long long)done, write, argv[3]);
         return 0;

@@ -58,6 +58,12 @@ want "mix: empty predictions 4 of 12" 0.3333 "$(sed -n 's/^seen: marked.*empty p
 "$E" "$T/te" "$T/cte" "$T/mix" --pairs 1 --unseen 200 >"$T/one.txt" 2>&1 &&
   grep -q '^1 pairs: 2 images with a common object (2 seen, 0 unseen), 0 without$' "$T/one.txt" && ok ||
   bad "--pairs 1: $(head -1 "$T/one.txt")"
+# without --pairs the pairs are read while both masks are there: pair 2 without its b mask ends them
+# at 2 pairs (its a mask was counted before)
+mkdir -p "$T/half" && cp "$T/right"/* "$T/half/" && rm "$T/half/pair-2-b.mask.png"
+"$E" "$T/te" "$T/cte" "$T/half" --unseen 200 >"$T/half.txt" 2>&1 &&
+  grep -q '^2 pairs: 4 images with a common object (4 seen, 0 unseen), 0 without$' "$T/half.txt" && ok ||
+  bad "a pair with one mask is not counted: $(head -1 "$T/half.txt")"
 
 # ---- a trained model's masks: the Jaccard of siamese eval -------------------------
 R=(--set run.dir="$T/run" --set data.train="$T/tr" --set data.test="$T/te" --set data.shape= --set init.from=

@@ -202,6 +202,11 @@ check "track CHECKPOINT --behind-cover 1" "$S" track "$CK" --seq "$Q" --out "$T/
 cmp -s "$T/b3-batch.txt" "$T/u-batch.txt" && ok || bad "--behind with an unreachable cover changed the tracks"
 expect_error "track --behind-margin -1" "--behind-margin -1: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --behind 50 --behind-margin -1
+# the first flow's options go with --relink-from (alone they changed nothing)
+for opt in "--gate 0.3" "--gallery 3" "--gallery-score best" "--entry-cost 2" "--skip-cost 1" "--relink-motion 1"; do
+  expect_error "track-fit $opt without --relink-from" "${opt% *} shapes the first flow of --relink-from" "$T/y.txt" \
+    "$S" track-fit "$CK" --seq "$Q" --out "$T/y.txt" $opt
+done
 expect_error "track-fit --relink-from without a network" "--relink-from needs a CHECKPOINT" "$T/y.txt" \
   "$S" track-fit --appearance none --seq "$Q" --out "$T/y.txt" --relink-from "$T/cc.txt"
 expect_error "track-fit --relink-from a geometry-only combiner" "was fitted without an appearance score" "$T/y.txt" \

@@ -447,6 +447,7 @@ int cmd_track_fit(int argc, char **argv) {
     static const char *const tuning[] = {"--max-gap",    "--max-speed", "--min-score",
                                          "--gate",       "--gallery",   "--gallery-score",
                                          "--entry-cost", "--skip-cost", "--relink-motion"};
+    const char *flow_opt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -463,6 +464,7 @@ int cmd_track_fit(int argc, char **argv) {
                 fprintf(stderr, "siamese track-fit: %s\n", oe.msg);
                 goto usage;
             }
+            if (k >= 3 && !flow_opt) flow_opt = tuning[k]; /* --gate onwards: the first flow's only */
         }
         if (r) {
             i++;
@@ -484,6 +486,12 @@ int cmd_track_fit(int argc, char **argv) {
         if (!strcmp(a, "--features")) features = v;
         if (!strcmp(a, "--relink-from")) relink_from = v;
         i++;
+    }
+    if (flow_opt && !relink_from) {
+        fprintf(stderr,
+                "siamese track-fit: %s shapes the first flow of --relink-from: add --relink-from FILE\n",
+                flow_opt);
+        goto usage;
     }
     if (!features) features = ckpt ? "all" : "context";
     if (strcmp(features, "all") && strcmp(features, "score") && strcmp(features, "context")) {

@@ -106,20 +106,25 @@ float *eval_embed(Model *m, Dataset *ds, const Norm *norm, Err *e) {
  * mean of the views of B images at a time. */
 typedef struct Views {
     Model *m;
+    const Norm *norm;
     const AugmentSpec *aug;
     uint64_t seed;
     int views, renorm;
     float (*lut)[256];
-    float *x;
+    float *x, *x0;
+    uint8_t *pix;
     double *sum;
 } Views;
 
 static void views_open(Views *v, Model *m, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
                        int views) {
-    size_t img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
-    *v = (Views){m, aug, seed, views, m->layers[m->emb].type == LAYER_L2NORM, NULL, NULL, NULL};
-    v->sum = xmalloc((size_t)m->max_batch * D * sizeof(double));
-    v->x = xaligned_floats((size_t)m->max_batch * img);
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim, B = (size_t)m->max_batch;
+    *v = (Views){m,    norm, aug,  seed, views, m->layers[m->emb].type == LAYER_L2NORM,
+                 NULL, NULL, NULL, NULL, NULL};
+    v->sum = xmalloc(B * D * sizeof(double));
+    v->x = xaligned_floats(B * img);
+    v->x0 = xaligned_floats(B * img);
+    v->pix = xmalloc(B * img);
     v->lut = xmalloc((size_t)m->in_c * sizeof *v->lut);
     for (int c = 0; c < m->in_c; c++) norm_table(v->lut[c], norm, c);
 }
@@ -127,6 +132,8 @@ static void views_open(Views *v, Model *m, const Norm *norm, const AugmentSpec *
 static void views_close(Views *v) {
     free(v->sum);
     free(v->x);
+    free(v->x0);
+    free(v->pix);
     free(v->lut);
 }
 
@@ -160,31 +167,38 @@ static void views_mean(Views *v, float *out, const float *E0, const uint8_t *pix
     }
 }
 
+/* out rows (n, emb_dim) = the view means of the samples ids[0..n) of rd, in
+ * batches of max_batch; with have0, out's rows already hold view 0 (the
+ * image itself), else it is embedded here. 0, or -1 with e on a read error. */
+static int views_of(Views *v, DsReader *rd, const uint64_t *ids, size_t n, float *out, int have0, Err *e) {
+    Model *m = v->m;
+    size_t img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim, hw = (size_t)m->in_h * m->in_w;
+    for (size_t s = 0; s < n; s += (size_t)m->max_batch) {
+        int B = (int)MIN((size_t)m->max_batch, n - s);
+        for (int i = 0; i < B; i++) {
+            int32_t label;
+            if (ds_read(rd, ids[s + (size_t)i], v->pix + (size_t)i * img, &label, NULL, e)) return -1;
+            if (!have0) norm_apply(v->x0 + (size_t)i * img, v->pix + (size_t)i * img, v->norm, hw);
+        }
+        views_mean(v, out + s * D, have0 ? out + s * D : model_embed(m, v->x0, B), v->pix, ids + s, B);
+    }
+    return 0;
+}
+
 float *eval_embed_views(Model *m, Dataset *ds, const Norm *norm, const AugmentSpec *aug, uint64_t seed,
                         int views, Err *e) {
     float *out = eval_embed(m, ds, norm, e);
     if (!out || views <= 1) return out;
-    size_t N = ds_meta(ds)->count, img = (size_t)m->in_c * m->in_h * m->in_w, D = (size_t)m->emb_dim;
-    uint8_t *pix = xmalloc((size_t)m->max_batch * img);
-    uint64_t *ids = xmalloc((size_t)m->max_batch * sizeof *ids);
+    size_t N = ds_meta(ds)->count;
+    uint64_t *ids = xmalloc((N + 1) * sizeof *ids);
+    for (size_t i = 0; i < N; i++) ids[i] = i;
     Views v;
     views_open(&v, m, norm, aug, seed, views);
     DsReader *r = NULL;
-    int bad = ds_reader_open(ds, &r, e);
-    for (size_t s = 0; s < N && !bad; s += (size_t)m->max_batch) {
-        int B = (int)MIN((size_t)m->max_batch, N - s);
-        for (int i = 0; i < B && !bad; i++) {
-            int32_t label;
-            ids[i] = s + (size_t)i;
-            bad = ds_read(r, ids[i], pix + (size_t)i * img, &label, NULL, e);
-        }
-        if (bad) break;
-        /* view 0 (the image itself) is eval_embed's row */
-        views_mean(&v, out + s * D, out + s * D, pix, ids, B);
-    }
+    /* view 0 (the image itself) is eval_embed's row */
+    int bad = ds_reader_open(ds, &r, e) || views_of(&v, r, ids, N, out, 1, e);
     if (r) ds_reader_close(r);
     views_close(&v);
-    free(pix);
     free(ids);
     if (bad) {
         free(out);
@@ -438,42 +452,58 @@ int eval_run_protocol(Model *m, const Config *c, const Norm *norm, const char *t
         metrics_make_pairs(a, b, ts, np, ds_labels(tr), TN, (uint64_t)c->seed + 1);
         size_t img = (size_t)m->in_c * m->in_h * m->in_w;
         float *x = xaligned_floats(2 * img), *ea = xaligned_floats(2 * (size_t)D + 1);
-        uint8_t *pix = xmalloc(2 * img);
-        /* with --tta the training pairs' embeddings are views' means too */
-        Views tv;
-        if (views > 1 && !scorer) views_open(&tv, m, norm, &c->augment, (uint64_t)c->seed, views);
+        uint8_t *pix = xmalloc(img);
         double *tscore = xmalloc((size_t)np * sizeof(double));
         DsReader *rd;
-        int bad = ds_reader_open(tr, &rd, e);
+        int bad = ds_reader_open(tr, &rd, e), opened = !bad;
         PairScorer tps = {m, rd, norm, x, pix, e, 0};
         for (int p = 0; p < np && !bad && scorer; p++) {
             tscore[p] = sim_model(&tps, (int)a[p], (int)b[p]);
             bad = tps.bad;
         }
-        for (int p = 0; p < np && !bad && !scorer; p++) {
-            uint64_t ids[2] = {a[p], b[p]};
+        for (int p = 0; p < np && !bad && !scorer && views <= 1; p++) {
+            uint32_t ids[2] = {a[p], b[p]};
             for (int q = 0; q < 2 && !bad; q++) {
                 int32_t lab;
-                bad = ds_read(rd, ids[q], pix + q * img, &lab, NULL, e);
-                norm_apply(x + q * img, pix + q * img, norm, (size_t)m->in_h * m->in_w);
+                bad = ds_read(rd, ids[q], pix, &lab, NULL, e);
+                norm_apply(x + q * img, pix, norm, (size_t)m->in_h * m->in_w);
             }
             if (bad) break;
             const float *pe = model_embed(m, x, 2);
-            if (views > 1)
-                views_mean(&tv, ea, pe, pix, ids, 2);
-            else
-                memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
+            memcpy(ea, pe, 2 * (size_t)D * sizeof(float));
             SimCtx tc = sc.s;
             tc.E = ea;
             tscore[p] = sim(&tc, 0, 1);
         }
+        if (!bad && !scorer && views > 1) {
+            /* --tta: the pairs' distinct training images embedded as view
+             * means (views keyed by their own ids) in full batches, the pairs
+             * scored on those rows */
+            int32_t *slot = xmalloc(((size_t)TN + 1) * sizeof *slot);
+            uint64_t *uid = xmalloc((2 * (size_t)np + 1) * sizeof *uid);
+            size_t nu = 0;
+            for (int i = 0; i < TN; i++) slot[i] = -1;
+            for (int p = 0; p < np; p++) {
+                uint32_t ids[2] = {a[p], b[p]};
+                for (int q = 0; q < 2; q++)
+                    if (slot[ids[q]] < 0) slot[ids[q]] = (int32_t)nu, uid[nu++] = ids[q];
+            }
+            float *U = xaligned_floats(nu * (size_t)D + 1);
+            Views tv;
+            views_open(&tv, m, norm, &c->augment, (uint64_t)c->seed, views);
+            bad = views_of(&tv, rd, uid, nu, U, 0, e);
+            views_close(&tv);
+            SimCtx tc = sc.s;
+            tc.E = U;
+            for (int p = 0; p < np && !bad; p++) tscore[p] = sim(&tc, slot[a[p]], slot[b[p]]);
+            free(slot), free(uid), free(U);
+        }
+        if (opened) ds_reader_close(rd);
         if (!bad) {
-            ds_reader_close(rd);
             r->threshold = metrics_best_threshold(&r->train_acc, tscore, ts, np);
             r->ver_acc = metrics_accuracy_at(r->threshold, score, same, r->pairs);
             r->train_pairs = np;
         }
-        if (views > 1 && !scorer) views_close(&tv);
         free(a), free(b), free(ts), free(x), free(ea), free(pix), free(tscore);
         ds_close(tr);
         if (bad) goto fail_pairs;

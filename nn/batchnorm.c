@@ -2,6 +2,8 @@
 #include "batchnorm.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "parallel.h"
 #include "util.h"
@@ -14,7 +16,15 @@ static inline float relu_cut(float d, float yv) { return yv > 0.0f ? d : 0.0f; }
 #define DY(i) (relu ? relu_cut(dy[i], y[i]) : dy[i])
 
 /* A plane of at least SUM_LANES values is summed in lanes (nn/util.h:
- * sum_floats), two sums in one pass. */
+ * sum_floats), two sums in one pass. The lanes are one GCC / Clang vector
+ * of SUM_LANES doubles (two AVX-512 registers; as plain arrays behind
+ * pointers GCC kept them in memory, one scalar add at a time): lane j still
+ * takes the values i = j mod SUM_LANES in order, the same bits. Vectors go
+ * in and out of the functions through memcpy, not as arguments (their ABI
+ * differs with and without AVX-512; see mining/lanes.h). */
+typedef double LanesD __attribute__((vector_size(SUM_LANES * sizeof(double))));
+typedef float LanesF __attribute__((vector_size(SUM_LANES * sizeof(float))));
+typedef int32_t LanesI __attribute__((vector_size(SUM_LANES * sizeof(int32_t))));
 
 /* *a = sum of p (n), *q = sum of p^2 */
 static void plane_sums(double *a, double *q, const float *p, int n) {
@@ -27,14 +37,17 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
         *a = sa, *q = sq;
         return;
     }
-    double la[SUM_LANES] = {0}, lq[SUM_LANES] = {0};
+    LanesD va = {0}, vq = {0};
     int i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
-        for (int j = 0; j < SUM_LANES; j++) {
-            double v = p[i + j];
-            la[j] += v;
-            lq[j] += v * v;
-        }
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+        LanesF f;
+        memcpy(&f, p + i, sizeof f);
+        LanesD v = __builtin_convertvector(f, LanesD);
+        va += v;
+        vq += v * v;
+    }
+    double la[SUM_LANES], lq[SUM_LANES];
+    memcpy(la, &va, sizeof la), memcpy(lq, &vq, sizeof lq);
     for (int j = 0; i < n; i++, j++) {
         double v = p[i];
         la[j] += v;
@@ -43,58 +56,43 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
     *a = sum_lanes_total(la), *q = sum_lanes_total(lq);
 }
 
-/* la[j], lb[j] += dy and dy * xhat, xhat = (x - mean) * invstd in float,
- * over n values in whole lanes, then the tail into lanes 0, 1, ... */
-static void grad_lanes(double *la, double *lb, const float *dy, const float *x, float mean, float invstd,
-                       int n) {
-    int i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
-        for (int j = 0; j < SUM_LANES; j++) {
-            la[j] += dy[i + j];
-            lb[j] += (double)dy[i + j] * ((x[i + j] - mean) * invstd);
-        }
-    for (int j = 0; i < n; i++, j++) {
-        la[j] += dy[i];
-        lb[j] += (double)dy[i] * ((x[i] - mean) * invstd);
-    }
-}
-
 /* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in
- * float. */
-static void plane_grad_sums(double *a, double *b, const float *dy, const float *x, float mean, float invstd,
-                            int n) {
+ * float; with relu, dy cut by the fused ReLU's output y first (relu_cut:
+ * the bits of these sums on relu_backward's output). */
+static inline __attribute__((always_inline)) void grad_sums(double *a, double *b, const float *dy,
+                                                            const float *y, const float *x, float mean,
+                                                            float invstd, int n, int relu) {
     if (n < SUM_LANES) {
         double sa = 0, sb = 0;
         for (int i = 0; i < n; i++) {
-            sa += dy[i];
-            sb += (double)dy[i] * ((x[i] - mean) * invstd);
+            float d = DY(i);
+            sa += d;
+            sb += (double)d * ((x[i] - mean) * invstd);
         }
         *a = sa, *b = sb;
         return;
     }
-    double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0};
-    grad_lanes(la, lb, dy, x, mean, invstd, n);
-    *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
-}
-
-/* The same with dy cut by a fused ReLU's output y: the cut values staged in
- * blocks of RELU_BLOCK floats (a multiple of SUM_LANES; a select inside the
- * sums' loop was 4x slower), added in the same lanes and order: the bits of
- * plane_grad_sums on relu_backward's output. */
-#define RELU_BLOCK 1024
-static void plane_grad_sums_relu(double *a, double *b, const float *dy, const float *y, const float *x,
-                                 float mean, float invstd, int n) {
-    float t[RELU_BLOCK];
-    if (n < SUM_LANES) {
-        for (int i = 0; i < n; i++) t[i] = relu_cut(dy[i], y[i]);
-        plane_grad_sums(a, b, t, x, mean, invstd, n);
-        return;
+    LanesD va = {0}, vb = {0};
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+        LanesF d, xv;
+        memcpy(&d, dy + i, sizeof d);
+        memcpy(&xv, x + i, sizeof xv);
+        if (relu) {
+            LanesF yv;
+            memcpy(&yv, y + i, sizeof yv);
+            d = (LanesF)((LanesI)d & (yv > 0.0f)); /* relu_cut: +0 where y <= 0 or NaN */
+        }
+        LanesD dd = __builtin_convertvector(d, LanesD);
+        va += dd;
+        vb += dd * __builtin_convertvector((xv - mean) * invstd, LanesD);
     }
-    double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0};
-    for (int i = 0, len; i < n; i += len) {
-        len = MIN(RELU_BLOCK, n - i);
-        for (int k = 0; k < len; k++) t[k] = relu_cut(dy[i + k], y[i + k]);
-        grad_lanes(la, lb, t, x + i, mean, invstd, len);
+    double la[SUM_LANES], lb[SUM_LANES];
+    memcpy(la, &va, sizeof la), memcpy(lb, &vb, sizeof lb);
+    for (int j = 0; i < n; i++, j++) {
+        float d = DY(i);
+        la[j] += d;
+        lb[j] += (double)d * ((x[i] - mean) * invstd);
     }
     *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
 }
@@ -158,9 +156,9 @@ void batchnorm_grad_sums(double *g, const float *dy, const float *y, const float
             size_t o = ((size_t)r * C + c) * HW;
             double a, b;
             if (y)
-                plane_grad_sums_relu(&a, &b, dy + o, y + o, x + o, mean[c], invstd[c], HW);
+                grad_sums(&a, &b, dy + o, y + o, x + o, mean[c], invstd[c], HW, 1);
             else
-                plane_grad_sums(&a, &b, dy + o, x + o, mean[c], invstd[c], HW);
+                grad_sums(&a, &b, dy + o, NULL, x + o, mean[c], invstd[c], HW, 0);
             g[c] += a;
             g[C + c] += b;
         }

@@ -206,6 +206,73 @@ static void test_bn_sums(int rows, int C, int HW) {
     free(x), free(dy), free(mean), free(invstd), free(s), free(g), free(sr), free(gr);
 }
 
+/* The sums' exact order, as plain loops: per plane, SUM_LANES running sums
+ * in double (value i into lane i mod SUM_LANES) added pairwise, or one running
+ * sum below SUM_LANES values; dy cut to +0 where a fused ReLU's output y is
+ * not > 0; planes added into s / g in row-major order. */
+static double ref_lanes(const double *l) {
+    double v[SUM_LANES];
+    memcpy(v, l, sizeof v);
+    for (int w = SUM_LANES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) v[j] += v[j + w];
+    return v[0];
+}
+
+static void ref_bn_plane(double *a, double *b, const float *dy, const float *y, const float *x, float mean,
+                         float invstd, int n) {
+    double la[SUM_LANES] = {0}, lb[SUM_LANES] = {0}, sa = 0, sb = 0;
+    for (int i = 0; i < n; i++) {
+        float d = dy[i];
+        if (y && !(y[i] > 0.0f)) d = 0.0f;
+        double u = d, v = (double)d * ((x[i] - mean) * invstd);
+        if (n < SUM_LANES)
+            sa += u, sb += v;
+        else
+            la[i % SUM_LANES] += u, lb[i % SUM_LANES] += v;
+    }
+    *a = n < SUM_LANES ? sa : ref_lanes(la);
+    *b = n < SUM_LANES ? sb : ref_lanes(lb);
+}
+
+/* batchnorm_sums and batchnorm_grad_sums (with and without the fused
+ * ReLU's y: zeros, -0, NaN and negative values in y, -0 in dy) bit for bit
+ * against ref_bn_plane's order. */
+static void test_bn_sums_bits(int rows, int C, int HW) {
+    size_t n = (size_t)rows * C * HW;
+    float *x = fixture_rand_floats(&rng, n, -3, 3), *dy = fixture_rand_floats(&rng, n, -1, 1);
+    float *y = fixture_rand_floats(&rng, n, -1, 1);
+    for (size_t i = 0; i < n; i += 7) y[i] = i % 3 ? 0.0f : -0.0f;
+    for (size_t i = 0; i < n; i += 11) y[i] = NAN;
+    for (size_t i = 0; i < n; i += 13) dy[i] = -0.0f;
+    float *mean = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f),
+          *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2);
+    double *s = xcalloc(2 * (size_t)C, sizeof *s), *sr = xcalloc(2 * (size_t)C, sizeof *sr);
+    double *g[2], *gr[2];
+    for (int k = 0; k < 2; k++) g[k] = xcalloc(2 * (size_t)C, sizeof *g[k]), gr[k] = xcalloc(2 * (size_t)C, sizeof *gr[k]);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)r * C + c) * HW;
+            double a, b;
+            ref_bn_plane(&a, &b, x + o, NULL, x + o, 0.0f, 1.0f, HW); /* sum x and x * x */
+            sr[c] += a, sr[C + c] += b;
+            for (int k = 0; k < 2; k++) {
+                ref_bn_plane(&a, &b, dy + o, k ? y + o : NULL, x + o, mean[c], invstd[c], HW);
+                gr[k][c] += a, gr[k][C + c] += b;
+            }
+        }
+    batchnorm_sums(s, x, rows, C, HW);
+    batchnorm_grad_sums(g[0], dy, NULL, x, mean, invstd, rows, C, HW);
+    batchnorm_grad_sums(g[1], dy, y, x, mean, invstd, rows, C, HW);
+    CHECK(memcmp(s, sr, 2 * (size_t)C * sizeof *s) == 0, "batchnorm_sums rows %d C %d HW %d: bits of the lanes' order",
+          rows, C, HW);
+    for (int k = 0; k < 2; k++)
+        CHECK(memcmp(g[k], gr[k], 2 * (size_t)C * sizeof *g[k]) == 0,
+              "batchnorm_grad_sums rows %d C %d HW %d %s: bits of the lanes' order", rows, C, HW,
+              k ? "relu" : "plain");
+    free(x), free(dy), free(y), free(mean), free(invstd), free(s), free(sr);
+    for (int k = 0; k < 2; k++) free(g[k]), free(gr[k]);
+}
+
 /* ---- maxpool ------------------------------------------------------------- */
 
 typedef struct PoolCase {
@@ -286,6 +353,36 @@ static void test_pool_ties(void) {
     maxpool_forward(out4, idx4, in4, 1, 1, 3, 3, 2, 1);
     maxpool_backward(din4, dout4, idx4, 1, 1, 3, 3, 2, 1);
     CHECK(din4[4] == 10.0f && din4[0] == 0.0f, "overlapping windows sum at the shared max");
+}
+
+/* 2x2 stride-2 pooling (sixteen outputs at a time) against a plain loop of
+ * the rule, bit for bit: many ties (values from a small set), -0 and +0,
+ * NaN (the last NaN of a window wins), -inf; widths around the 16-output
+ * blocks and the plane's end, odd sizes (floor mode), one channel. */
+static void test_pool2_bits(int B, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
+    float *in = xaligned_floats(nin), *out = xaligned_floats(nout), *ref = xaligned_floats(nout);
+    int32_t *idx = xmalloc(nout * sizeof *idx), *iref = xmalloc(nout * sizeof *iref);
+    const float vals[8] = {0.0f, -0.0f, 1.0f, -1.0f, 2.0f, NAN, -INFINITY, 0.5f};
+    for (size_t i = 0; i < nin; i++) in[i] = vals[rng_below(&rng, 8)];
+    for (size_t pl = 0; pl < (size_t)B * C; pl++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int at[4] = {2 * oh * W + 2 * ow, 2 * oh * W + 2 * ow + 1, (2 * oh + 1) * W + 2 * ow,
+                             (2 * oh + 1) * W + 2 * ow + 1};
+                float m = in[pl * H * W + at[0]];
+                int mi = at[0];
+                for (int k = 1; k < 4; k++) {
+                    float v = in[pl * H * W + at[k]];
+                    if (v > m || isnan(v)) m = v, mi = at[k];
+                }
+                ref[(pl * Ho + oh) * Wo + ow] = m, iref[(pl * Ho + oh) * Wo + ow] = mi;
+            }
+    maxpool_forward(out, idx, in, B, C, H, W, 2, 2);
+    CHECK(memcmp(out, ref, nout * sizeof *out) == 0 && memcmp(idx, iref, nout * sizeof *idx) == 0,
+          "maxpool 2x2 B%d C%d %dx%d: outputs and argmax bit for bit as the plain loop", B, C, H, W);
+    free(in), free(out), free(ref), free(idx), free(iref);
 }
 
 /* ---- relu, sigmoid -------------------------------------------------------- */
@@ -559,11 +656,26 @@ int main(void) {
     test_bn_sums(2, 3, 37);
     test_bn_sums(4, 5, 64);
     test_bn_sums(2, 2, 4096);
+    test_bn_sums_bits(3, 2, 1);
+    test_bn_sums_bits(3, 2, 15);
+    test_bn_sums_bits(2, 3, 16);
+    test_bn_sums_bits(2, 3, 49); /* 7 x 7: three lanes' blocks and a tail of 1 */
+    test_bn_sums_bits(2, 1, 196);
+    test_bn_sums_bits(2, 4, 784);
+    test_bn_sums_bits(1, 2, 1041); /* past the old 1024-float staging block */
 
     test_pool(2, 3, 8, 6, 2, 2);
     test_pool(1, 2, 7, 9, 3, 2); /* overlapping windows */
     test_pool(2, 2, 7, 5, 2, 2); /* floor mode: last row/column dropped */
     test_pool_ties();
+    test_pool2_bits(2, 3, 28, 28); /* 14 outputs a row: one short block, the plane's end copied */
+    test_pool2_bits(3, 1, 7, 7);   /* floor mode, 3 outputs */
+    test_pool2_bits(2, 2, 14, 14);
+    test_pool2_bits(1, 2, 3, 3);   /* one output */
+    test_pool2_bits(1, 1, 2, 2);
+    test_pool2_bits(2, 2, 5, 64);  /* two whole blocks a row */
+    test_pool2_bits(1, 3, 9, 67);  /* 33 outputs: two blocks and one, odd width */
+    test_pool2_bits(1, 1, 40, 32); /* direct loads until the last row pair */
 
     test_activation(0);
     test_activation(1);

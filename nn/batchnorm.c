@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "parallel.h"
+#include "pool.h"
 #include "util.h"
 
 /* dy[i], or 0 where the ReLU after the batch norm output y[i] <= 0
@@ -116,6 +117,9 @@ typedef struct BnPass {
     const double *g;
     double N;
     int C, HW, relu;
+    int32_t *oidx;       /* the fused block's argmax: written (forward) */
+    const int32_t *iidx; /* read (backward) */
+    int H, W;
 } BnPass;
 
 static size_t planes_grain(int HW) {
@@ -145,7 +149,7 @@ static void apply_planes(void *p, size_t lo, size_t hi) {
 
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd, const float *gamma,
                      const float *beta, int rows, int C, int HW, int relu) {
-    BnPass a = {y, x, NULL, NULL, mean, invstd, gamma, beta, NULL, 0, C, HW, relu};
+    BnPass a = {y, x, NULL, NULL, mean, invstd, gamma, beta, NULL, 0, C, HW, relu, NULL, NULL, 0, 0};
     parallel_for((size_t)rows * C, planes_grain(HW), apply_planes, &a);
 }
 
@@ -188,6 +192,88 @@ static void input_planes_plain(void *p, size_t lo, size_t hi) { input_planes(p, 
 void batchnorm_backward_input(float *dx, const float *dy, const float *y, const float *x, const float *mean,
                               const float *invstd, const float *gamma, const double *g, double N, int rows,
                               int C, int HW) {
-    BnPass a = {dx, x, dy, y, mean, invstd, gamma, NULL, g, N, C, HW, y != NULL};
+    BnPass a = {dx, x, dy, y, mean, invstd, gamma, NULL, g, N, C, HW, y != NULL, NULL, NULL, 0, 0};
     parallel_for((size_t)rows * C, planes_grain(HW), y ? input_planes_relu : input_planes_plain, &a);
+}
+
+/* ---- batch norm + ReLU + 2 x 2 stride-2 max pooling as one block ---------- */
+
+/* The forward normalises a plane into a buffer on the stack and pools it
+ * from there, so the block writes only the pooled values and their argmax
+ * (the ReLU's H x W output is never stored); the backward rebuilds each
+ * plane's gradient of that output in a buffer from the pooled gradient,
+ * output and argmax. Every value goes through the same operations as in
+ * the three nodes one after the other: the same bits. */
+
+static void apply_pool_planes(void *p, size_t lo, size_t hi) {
+    const BnPass *a = p;
+    int HW = a->HW, HoWo = (a->H / 2) * (a->W / 2);
+    float t[BN_POOL_MAX_HW];
+    for (size_t pl = lo; pl < hi; pl++) {
+        int c = (int)(pl % (size_t)a->C);
+        float sc = a->invstd[c] * a->gamma[c], sh = a->beta[c] - a->mean[c] * sc;
+        const float *x = a->x + pl * HW;
+        for (int i = 0; i < HW; i++) {
+            float v = x[i] * sc + sh;
+            t[i] = v < 0.0f ? 0.0f : v; /* relu_forward's rule */
+        }
+        maxpool2_plane(a->out + pl * HoWo, a->oidx + pl * HoWo, t, a->H, a->W);
+    }
+}
+
+void batchnorm_apply_pool(float *y, int32_t *idx, const float *x, const float *mean, const float *invstd,
+                          const float *gamma, const float *beta, int rows, int C, int H, int W) {
+    ASSERT(H >= 2 && W >= 2 && H * W <= BN_POOL_MAX_HW);
+    BnPass a = {y, x, NULL, NULL, mean, invstd, gamma, beta, NULL, 0, C, H * W, 1, idx, NULL, H, W};
+    parallel_for((size_t)rows * C, planes_grain(H * W), apply_pool_planes, &a);
+}
+
+/* t (HW) = the gradient reaching the batch norm's output of one plane:
+ * maxpool_backward's 0 + dy at each argmax, cut by relu_backward's rule where
+ * the ReLU's output there (the pooled value y) is not > 0, +0 elsewhere. */
+static void unpool_plane(float *t, const float *dy, const float *y, const int32_t *id, int HW, int HoWo) {
+    memset(t, 0, (size_t)HW * sizeof *t);
+    for (int o = 0; o < HoWo; o++) t[id[o]] = relu_cut(0.0f + dy[o], y[o]);
+}
+
+void batchnorm_grad_sums_pool(double *g, const float *dy, const float *y, const int32_t *idx, const float *x,
+                              const float *mean, const float *invstd, int rows, int C, int H, int W) {
+    ASSERT(H >= 2 && W >= 2 && H * W <= BN_POOL_MAX_HW);
+    int HW = H * W, HoWo = (H / 2) * (W / 2);
+    float t[BN_POOL_MAX_HW];
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) {
+            size_t pl = (size_t)r * C + c;
+            double a, b;
+            unpool_plane(t, dy + pl * HoWo, y + pl * HoWo, idx + pl * HoWo, HW, HoWo);
+            grad_sums(&a, &b, t, NULL, x + pl * HW, mean[c], invstd[c], HW, 0);
+            g[c] += a;
+            g[C + c] += b;
+        }
+}
+
+static void input_pool_planes(void *p, size_t lo, size_t hi) {
+    const BnPass *a = p;
+    int C = a->C, HW = a->HW, HoWo = (a->H / 2) * (a->W / 2);
+    float t[BN_POOL_MAX_HW];
+    for (size_t pl = lo; pl < hi; pl++) {
+        int c = (int)(pl % (size_t)C);
+        unpool_plane(t, a->dy + pl * HoWo, a->y + pl * HoWo, a->iidx + pl * HoWo, HW, HoWo);
+        const float *x = a->x + pl * HW;
+        float *dx = a->out + pl * HW;
+        float k = a->gamma[c] * a->invstd[c], m1 = (float)(a->g[c] / a->N), m2 = (float)(a->g[C + c] / a->N);
+        float mean = a->mean[c], invstd = a->invstd[c];
+        for (int i = 0; i < HW; i++) {
+            float xhat = (x[i] - mean) * invstd;
+            dx[i] = k * (t[i] - m1 - xhat * m2);
+        }
+    }
+}
+
+void batchnorm_backward_input_pool(float *dx, const float *dy, const float *y, const int32_t *idx,
+                                   const float *x, const float *mean, const float *invstd, const float *gamma,
+                                   const double *g, double N, int rows, int C, int H, int W) {
+    ASSERT(H >= 2 && W >= 2 && H * W <= BN_POOL_MAX_HW);
+    BnPass a = {dx, x, dy, y, mean, invstd, gamma, NULL, g, N, C, H * W, 1, NULL, idx, H, W};
+    parallel_for((size_t)rows * C, planes_grain(H * W), input_pool_planes, &a);
 }

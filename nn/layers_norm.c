@@ -39,6 +39,9 @@ static BnState bn_state(const ModelLayer *L) {
     return (BnState){0, 0, d + 2, f, f + C, f + 2 * C};
 }
 
+/* The fused pooling's argmax (fuse = 2), after the fixed state. */
+static int32_t *bn_argmax(const ModelLayer *L) { return (int32_t *)(L->state + L->state_fixed); }
+
 static int batchnorm_build(Model *m, ModelLayer *L, Err *e) {
     layers_same_shape(m, L, e);
     int C = L->c, cs[1] = {C};
@@ -78,7 +81,10 @@ static void batchnorm_fwd(Model *m, ModelLayer *L, float *y, const float *const 
             s.invstd[c] = (float)(1.0 / sqrt((double)rv[c] + L->cfg.eps));
         }
     }
-    batchnorm_apply(y, x[0], s.mean, s.invstd, gamma, beta, rows, C, HW, L->fuse > 0);
+    if (L->fuse == 2)
+        batchnorm_apply_pool(y, bn_argmax(L), x[0], s.mean, s.invstd, gamma, beta, rows, C, L->h, L->w);
+    else
+        batchnorm_apply(y, x[0], s.mean, s.invstd, gamma, beta, rows, C, HW, L->fuse > 0);
 }
 
 static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
@@ -89,7 +95,10 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     const double *hdr = (const double *)L->state;
     double *g = s.sums; /* free again after forward */
     memset(g, 0, 2 * (size_t)C * sizeof(double));
-    batchnorm_grad_sums(g, dy, ry, x[0], s.mean, s.invstd, rows, C, HW);
+    if (L->fuse == 2)
+        batchnorm_grad_sums_pool(g, dy, y, bn_argmax(L), x[0], s.mean, s.invstd, rows, C, L->h, L->w);
+    else
+        batchnorm_grad_sums(g, dy, ry, x[0], s.mean, s.invstd, rows, C, HW);
     float *dgamma = m->grads + L->p_off, *dbeta = dgamma + C;
     for (int c = 0; c < C; c++) {
         dbeta[c] += (float)g[c];
@@ -98,17 +107,30 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     if (!dx[0]) return;
     if (hdr[0] && L->cfg.sync && m->allreduce) m->allreduce(m->allreduce_ctx, g, 2 * C);
     if (!hdr[0]) memset(g, 0, 2 * (size_t)C * sizeof(double)); /* inference: statistics are constants */
-    batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g,
-                             hdr[0] ? hdr[1] : 1, rows, C, HW);
+    if (L->fuse == 2)
+        batchnorm_backward_input_pool(dx[0], dy, y, bn_argmax(L), x[0], s.mean, s.invstd, m->params + L->p_off,
+                                      g, hdr[0] ? hdr[1] : 1, rows, C, L->h, L->w);
+    else
+        batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g,
+                                 hdr[0] ? hdr[1] : 1, rows, C, HW);
 }
 
 /* batchnorm -> relu, where nothing else reads the batch norm's output, runs
  * as one node: the ReLU applied as the normalised values are written, and
  * its mask taken from the block output in the backward (no separate passes;
- * the same bits). */
+ * the same bits). A 2 x 2 stride-2 maxpool after the ReLU (planes of at
+ * most BN_POOL_MAX_HW values) joins the block: the pooled values and their
+ * argmax are all it writes (nn/batchnorm.h). */
 static int batchnorm_fuse(const ModelLayer *L, const ModelLayer *const *next, int nnext) {
-    (void)L;
-    return nnext >= 1 && next[0]->type == LAYER_RELU;
+    if (nnext < 1 || next[0]->type != LAYER_RELU) return 0;
+    int pool = nnext >= 2 && next[1]->type == LAYER_MAXPOOL && next[1]->cfg.size == 2 &&
+               next[1]->cfg.stride == 2 && (long)L->h * L->w <= BN_POOL_MAX_HW;
+    return pool ? 2 : 1;
+}
+
+static void batchnorm_sizes(Model *m, ModelLayer *L, int max_rows) {
+    (void)max_rows;
+    if (L->fuse == 2) L->state_row = m->layers[(L - m->layers) + 2].out_size * sizeof(int32_t);
 }
 
 static void batchnorm_update(Model *m, ModelLayer *L) {
@@ -139,7 +161,8 @@ const LayerDef layer_batchnorm = {
     .forward = batchnorm_fwd,
     .backward = batchnorm_bwd,
     .update = batchnorm_update,
-    .fuse = batchnorm_fuse};
+    .fuse = batchnorm_fuse,
+    .sizes = batchnorm_sizes};
 
 /* ---- dropout --------------------------------------------------------------- */
 

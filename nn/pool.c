@@ -25,7 +25,8 @@ typedef float PoolF __attribute__((vector_size(64)));
 typedef int32_t PoolI __attribute__((vector_size(64)));
 #define POOL_LANES 16
 
-static void maxpool2_plane(float *y, int32_t *id, const float *x, int H, int W, int Ho, int Wo) {
+void maxpool2_plane(float *y, int32_t *id, const float *x, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
     const PoolI even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     for (int oh = 0; oh < Ho; oh++) {
         float *yo = y + (size_t)oh * Wo;
@@ -73,7 +74,7 @@ static void pool_planes(void *p, size_t lo, size_t hi) {
     size_t HW = (size_t)H * W, HoWo = (size_t)Ho * Wo;
     if (size == 2 && stride == 2) {
         for (size_t pl = lo; pl < hi; pl++)
-            maxpool2_plane(q->y + pl * HoWo, q->idx + pl * HoWo, q->x + pl * HW, H, W, Ho, Wo);
+            maxpool2_plane(q->y + pl * HoWo, q->idx + pl * HoWo, q->x + pl * HW, H, W);
         return;
     }
     for (size_t pl = lo; pl < hi; pl++) {

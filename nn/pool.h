@@ -16,6 +16,9 @@ static inline int maxpool_out_size(int n, int size, int stride) { return (n - si
 void maxpool_forward(float *out, int32_t *idx, const float *in, int B, int C, int H, int W, int size,
                      int stride);
 
+/* One H x W plane of the 2 x 2 stride-2 case: y, id (H / 2, W / 2), the
+ * bits of maxpool_forward (which runs it; batch norm's fused block too). */
+void maxpool2_plane(float *y, int32_t *id, const float *x, int H, int W);
 /* din (B, C, H, W) is WRITTEN: zeroed, then each dout (B, C, Ho, Wo) added at
  * its argmax (overlapping windows sum). idx from maxpool_forward. */
 void maxpool_backward(float *din, const float *dout, const int32_t *idx, int B, int C, int H, int W, int size,

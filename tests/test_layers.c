@@ -273,6 +273,54 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
     for (int k = 0; k < 2; k++) free(g[k]), free(gr[k]);
 }
 
+/* The block batch norm + ReLU + 2x2 stride-2 max pooling (nn/batchnorm.h)
+ * against the three kernels one after the other (batchnorm_apply with the
+ * ReLU, maxpool_forward; maxpool_backward, batchnorm_grad_sums and
+ * batchnorm_backward_input on the ReLU's output), bit for bit, at 1 and 3
+ * threads: pooled output, argmax, gradient sums, input gradient. x has
+ * ties after the ReLU (many values below the mean) and -0; dy has -0. */
+static void test_bn_pool_block(int rows, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2, HW = H * W;
+    size_t n = (size_t)rows * C * HW, np = (size_t)rows * C * Ho * Wo;
+    float *x = fixture_rand_floats(&rng, n, -2, 2), *dyp = fixture_rand_floats(&rng, np, -1, 1);
+    for (size_t i = 0; i < n; i += 5) x[i] = -0.0f;
+    for (size_t i = 0; i < np; i += 7) dyp[i] = -0.0f;
+    float *mean = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f), *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
+          *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f), *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f);
+    double *gs = xmalloc(2 * (size_t)C * sizeof *gs);
+    for (int c = 0; c < 2 * C; c++) gs[c] = 0.1 * (c - C) * rows * HW;
+    /* the three kernels */
+    float *yr = xaligned_floats(n), *pr = xaligned_floats(np), *dfull = xaligned_floats(n), *dxr = xaligned_floats(n);
+    int32_t *ir = xmalloc(np * sizeof *ir);
+    double *gr = xcalloc(2 * (size_t)C, sizeof *gr);
+    parallel_init(1);
+    batchnorm_apply(yr, x, mean, invstd, gamma, beta, rows, C, HW, 1);
+    maxpool_forward(pr, ir, yr, rows, C, H, W, 2, 2);
+    maxpool_backward(dfull, dyp, ir, rows, C, H, W, 2, 2);
+    batchnorm_grad_sums(gr, dfull, yr, x, mean, invstd, rows, C, HW);
+    batchnorm_backward_input(dxr, dfull, yr, x, mean, invstd, gamma, gs, (double)rows * HW, rows, C, HW);
+    float *p = xaligned_floats(np), *dx = xaligned_floats(n);
+    int32_t *id = xmalloc(np * sizeof *id);
+    double *g = xmalloc(2 * (size_t)C * sizeof *g);
+    for (int T = 1; T <= 3; T += 2) {
+        parallel_init(T);
+        memset(p, 0x7f, np * sizeof *p), memset(dx, 0x7f, n * sizeof *dx), memset(id, 0x7f, np * sizeof *id);
+        memset(g, 0, 2 * (size_t)C * sizeof *g);
+        batchnorm_apply_pool(p, id, x, mean, invstd, gamma, beta, rows, C, H, W);
+        batchnorm_grad_sums_pool(g, dyp, p, id, x, mean, invstd, rows, C, H, W);
+        batchnorm_backward_input_pool(dx, dyp, p, id, x, mean, invstd, gamma, gs, (double)rows * HW, rows, C, H, W);
+        CHECK(memcmp(p, pr, np * sizeof *p) == 0 && memcmp(id, ir, np * sizeof *id) == 0,
+              "bn+relu+pool rows %d C %d %dx%d, %d threads: pooled output and argmax bit for bit", rows, C, H, W, T);
+        CHECK(memcmp(g, gr, 2 * (size_t)C * sizeof *g) == 0,
+              "bn+relu+pool rows %d C %d %dx%d, %d threads: gradient sums bit for bit", rows, C, H, W, T);
+        CHECK(memcmp(dx, dxr, n * sizeof *dx) == 0,
+              "bn+relu+pool rows %d C %d %dx%d, %d threads: input gradient bit for bit", rows, C, H, W, T);
+    }
+    parallel_init(1);
+    free(x), free(dyp), free(mean), free(invstd), free(gamma), free(beta), free(gs), free(yr), free(pr);
+    free(dfull), free(dxr), free(ir), free(gr), free(p), free(dx), free(id), free(g);
+}
+
 /* ---- maxpool ------------------------------------------------------------- */
 
 typedef struct PoolCase {
@@ -663,6 +711,11 @@ int main(void) {
     test_bn_sums_bits(2, 1, 196);
     test_bn_sums_bits(2, 4, 784);
     test_bn_sums_bits(1, 2, 1041); /* past the old 1024-float staging block */
+    test_bn_pool_block(3, 4, 28, 28);
+    test_bn_pool_block(5, 1, 7, 7);   /* odd: the last row and column in no window (gradient 0) */
+    test_bn_pool_block(2, 3, 2, 2);
+    test_bn_pool_block(3, 2, 9, 40);  /* odd height, two blocks of outputs a row */
+    test_bn_pool_block(2, 2, 64, 64); /* BN_POOL_MAX_HW */
 
     test_pool(2, 3, 8, 6, 2, 2);
     test_pool(1, 2, 7, 9, 3, 2); /* overlapping windows */

@@ -28,7 +28,6 @@ void batchnorm_backward_input(float *dx, const float *dy, const float *y, const 
                               const float *invstd, const float *gamma, const double *g, double N, int rows,
                               int C, int HW);
 
-
 /* The block batch norm + ReLU + 2 x 2 stride-2 max pooling (floor mode) on
  * planes of H x W <= BN_POOL_MAX_HW values: y and idx (rows, C, H / 2,
  * W / 2) as batchnorm_apply(relu = 1) then maxpool_forward would give them,

@@ -108,8 +108,8 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     if (hdr[0] && L->cfg.sync && m->allreduce) m->allreduce(m->allreduce_ctx, g, 2 * C);
     if (!hdr[0]) memset(g, 0, 2 * (size_t)C * sizeof(double)); /* inference: statistics are constants */
     if (L->fuse == 2)
-        batchnorm_backward_input_pool(dx[0], dy, y, bn_argmax(L), x[0], s.mean, s.invstd, m->params + L->p_off,
-                                      g, hdr[0] ? hdr[1] : 1, rows, C, L->h, L->w);
+        batchnorm_backward_input_pool(dx[0], dy, y, bn_argmax(L), x[0], s.mean, s.invstd,
+                                      m->params + L->p_off, g, hdr[0] ? hdr[1] : 1, rows, C, L->h, L->w);
     else
         batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g,
                                  hdr[0] ? hdr[1] : 1, rows, C, HW);

@@ -44,10 +44,11 @@ void maxpool2_plane(float *y, int32_t *id, const float *x, int H, int W) {
             PoolF a0, a1, c0, c1;
             memcpy(&a0, r0, sizeof a0), memcpy(&a1, r0 + POOL_LANES, sizeof a1);
             memcpy(&c0, r1, sizeof c0), memcpy(&c1, r1 + POOL_LANES, sizeof c1);
-            PoolF v[4] = {__builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
-                          __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31),
-                          __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
-                          __builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)};
+            PoolF v[4] = {
+                __builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31),
+                __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                __builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)};
             const int32_t off[4] = {0, 1, W, W + 1};
             PoolF m = v[0];
             PoolI best = (PoolI){0} + off[0];

@@ -230,17 +230,20 @@ static void test_coseg(void) {
     model_free(&m);
 }
 
-/* batchnorm -> relu fused (one node each way, the ReLU's mask read from the
- * block output) against the same graph built without fusion, in training
- * and inference mode: outputs, input-side and parameter gradients and the
- * running statistics bit for bit. A batch norm whose output something else
- * reads (b2, also read by the concat) or that is the embedding (emb) stays
- * alone. */
-static void test_bn_relu_fusion(void) {
-    const char *text = "[conv2d]\nname = c1\nfilters = 3\nsize = 3\npad = 1\n[batchnorm]\nname = b1\n[relu]\n"
-                       "[conv2d]\nname = c2\nfilters = 4\nsize = 3\npad = 1\n[batchnorm]\nname = b2\n[relu]\n"
-                       "name = r2\n[concat]\ninput = r2, b2\n[batchnorm]\nname = emb\n[relu]\n"
-                       "[conv2d]\nname = out\nfilters = 2\nsize = 1\n[model]\nembedding = emb\n";
+/* batchnorm -> relu [-> maxpool 2x2: 37 x 29 planes, floor mode] fused (one
+ * node each way, the ReLU's mask read from the block output) against the
+ * same graph built without fusion, in training and inference mode: outputs,
+ * input-side and parameter gradients and the running statistics bit for bit.
+ * A batch norm whose output something else reads (b2, also read by the
+ * concat) or that is the embedding (emb) stays alone. */
+static void test_bn_relu_fusion(int pool) {
+    char text[600];
+    snprintf(text, sizeof text, "%s%s%s",
+             "[conv2d]\nname = c1\nfilters = 3\nsize = 3\npad = 1\n[batchnorm]\nname = b1\n[relu]\n",
+             pool ? "[maxpool]\n" : "",
+             "[conv2d]\nname = c2\nfilters = 4\nsize = 3\npad = 1\n[batchnorm]\nname = b2\n[relu]\n"
+             "name = r2\n[concat]\ninput = r2, b2\n[batchnorm]\nname = emb\n[relu]\n"
+             "[conv2d]\nname = out\nfilters = 2\nsize = 1\n[model]\nembedding = emb\n");
     int c = 2, h = 37, w = 29, rows = 3; /* planes of 1073 floats: two blocks of the staged sums and a tail */
     Config cfg;
     Err e;
@@ -250,9 +253,10 @@ static void test_bn_relu_fusion(void) {
           "bn + relu: %s", e.msg);
     cfg.model.no_fusion = 1;
     CHECK(model_build(&r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "bn + relu unfused: %s", e.msg);
-    CHECK(m.layers[model_node(&m, "b1")].fuse == 1 && m.layers[model_node(&m, "b2")].fuse == 0 &&
+    CHECK(m.layers[model_node(&m, "b1")].fuse == 1 + pool && m.layers[model_node(&m, "b2")].fuse == 0 &&
               m.layers[model_node(&m, "emb")].fuse == 0 && r.layers[model_node(&r, "b1")].fuse == 0,
-          "b1 fused with its relu; b2 (read twice) and emb (the embedding) alone");
+          "b1 fused with its relu (and the maxpool: %d); b2 (read twice) and emb (the embedding) alone",
+          pool);
     model_init(&m, INIT_TORCH, 7);
     for (size_t i = 0; i < m.nparams; i++)
         m.params[i] += 0.3f * (rng_uniform(&rng) - 0.5f); /* gamma, beta != 1, 0 */
@@ -266,13 +270,14 @@ static void test_bn_relu_fusion(void) {
         model_set_step(&m, &st);
         model_set_step(&r, &st);
         const float *ym = model_forward(&m, x, rows), *yr = model_forward(&r, x, rows);
-        CHECK(!memcmp(ym, yr, ny * sizeof(float)), "bn + relu (train %d): the unfused output's bits", train);
+        CHECK(!memcmp(ym, yr, ny * sizeof(float)), "bn + relu (train %d, pool %d): the unfused output's bits",
+              train, pool);
         memset(m.grads, 0, m.nparams * sizeof(float));
         memset(r.grads, 0, r.nparams * sizeof(float));
         model_backward(&m, x, R, rows, NULL, NULL);
         model_backward(&r, x, R, rows, NULL, NULL);
         CHECK(!memcmp(m.grads, r.grads, m.nparams * sizeof(float)),
-              "bn + relu (train %d): the unfused parameter gradients' bits", train);
+              "bn + relu (train %d, pool %d): the unfused parameter gradients' bits", train, pool);
         if (train) {
             model_update_buffers(&m);
             model_update_buffers(&r);
@@ -499,7 +504,8 @@ int main(void) {
     test_nodes();
     test_two_tower();
     test_coseg();
-    test_bn_relu_fusion();
+    test_bn_relu_fusion(0);
+    test_bn_relu_fusion(1);
     test_shared_reads();
     test_copy_layers();
     test_errors();

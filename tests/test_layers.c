@@ -248,7 +248,8 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
           *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2);
     double *s = xcalloc(2 * (size_t)C, sizeof *s), *sr = xcalloc(2 * (size_t)C, sizeof *sr);
     double *g[2], *gr[2];
-    for (int k = 0; k < 2; k++) g[k] = xcalloc(2 * (size_t)C, sizeof *g[k]), gr[k] = xcalloc(2 * (size_t)C, sizeof *gr[k]);
+    for (int k = 0; k < 2; k++)
+        g[k] = xcalloc(2 * (size_t)C, sizeof *g[k]), gr[k] = xcalloc(2 * (size_t)C, sizeof *gr[k]);
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)r * C + c) * HW;
@@ -263,8 +264,8 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
     batchnorm_sums(s, x, rows, C, HW);
     batchnorm_grad_sums(g[0], dy, NULL, x, mean, invstd, rows, C, HW);
     batchnorm_grad_sums(g[1], dy, y, x, mean, invstd, rows, C, HW);
-    CHECK(memcmp(s, sr, 2 * (size_t)C * sizeof *s) == 0, "batchnorm_sums rows %d C %d HW %d: bits of the lanes' order",
-          rows, C, HW);
+    CHECK(memcmp(s, sr, 2 * (size_t)C * sizeof *s) == 0,
+          "batchnorm_sums rows %d C %d HW %d: bits of the lanes' order", rows, C, HW);
     for (int k = 0; k < 2; k++)
         CHECK(memcmp(g[k], gr[k], 2 * (size_t)C * sizeof *g[k]) == 0,
               "batchnorm_grad_sums rows %d C %d HW %d %s: bits of the lanes' order", rows, C, HW,
@@ -285,12 +286,15 @@ static void test_bn_pool_block(int rows, int C, int H, int W) {
     float *x = fixture_rand_floats(&rng, n, -2, 2), *dyp = fixture_rand_floats(&rng, np, -1, 1);
     for (size_t i = 0; i < n; i += 5) x[i] = -0.0f;
     for (size_t i = 0; i < np; i += 7) dyp[i] = -0.0f;
-    float *mean = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f), *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
-          *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f), *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f);
+    float *mean = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f),
+          *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
+          *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f),
+          *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f);
     double *gs = xmalloc(2 * (size_t)C * sizeof *gs);
     for (int c = 0; c < 2 * C; c++) gs[c] = 0.1 * (c - C) * rows * HW;
     /* the three kernels */
-    float *yr = xaligned_floats(n), *pr = xaligned_floats(np), *dfull = xaligned_floats(n), *dxr = xaligned_floats(n);
+    float *yr = xaligned_floats(n), *pr = xaligned_floats(np), *dfull = xaligned_floats(n),
+          *dxr = xaligned_floats(n);
     int32_t *ir = xmalloc(np * sizeof *ir);
     double *gr = xcalloc(2 * (size_t)C, sizeof *gr);
     parallel_init(1);
@@ -308,9 +312,11 @@ static void test_bn_pool_block(int rows, int C, int H, int W) {
         memset(g, 0, 2 * (size_t)C * sizeof *g);
         batchnorm_apply_pool(p, id, x, mean, invstd, gamma, beta, rows, C, H, W);
         batchnorm_grad_sums_pool(g, dyp, p, id, x, mean, invstd, rows, C, H, W);
-        batchnorm_backward_input_pool(dx, dyp, p, id, x, mean, invstd, gamma, gs, (double)rows * HW, rows, C, H, W);
+        batchnorm_backward_input_pool(dx, dyp, p, id, x, mean, invstd, gamma, gs, (double)rows * HW, rows, C,
+                                      H, W);
         CHECK(memcmp(p, pr, np * sizeof *p) == 0 && memcmp(id, ir, np * sizeof *id) == 0,
-              "bn+relu+pool rows %d C %d %dx%d, %d threads: pooled output and argmax bit for bit", rows, C, H, W, T);
+              "bn+relu+pool rows %d C %d %dx%d, %d threads: pooled output and argmax bit for bit", rows, C, H,
+              W, T);
         CHECK(memcmp(g, gr, 2 * (size_t)C * sizeof *g) == 0,
               "bn+relu+pool rows %d C %d %dx%d, %d threads: gradient sums bit for bit", rows, C, H, W, T);
         CHECK(memcmp(dx, dxr, n * sizeof *dx) == 0,

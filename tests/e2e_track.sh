@@ -202,6 +202,18 @@ check "track CHECKPOINT --behind-cover 1" "$S" track "$CK" --seq "$Q" --out "$T/
 cmp -s "$T/b3-batch.txt" "$T/u-batch.txt" && ok || bad "--behind with an unreachable cover changed the tracks"
 expect_error "track --behind-margin -1" "--behind-margin -1: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --behind 50 --behind-margin -1
+# options that act only through another are refused alone (they changed nothing)
+for args in "--uncross-iou 0.3|--uncross N" "--uncross-margin 0.3|--uncross N" "--mend-score -0.5|--mend N" \
+  "--merge-gate 0.6|--merge-gap N" "--behind-cover 0.3|--behind N" "--behind-margin 0.1|--behind N" \
+  "--relink-motion 1|--relink N or --merge-gap N"; do
+  opt=${args%|*}
+  expect_error "track $opt alone" "${opt% *} acts only with ${args#*|}: add it, or leave ${opt% *} out" "$T/x.txt" \
+    "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch $opt
+done
+expect_error "track --relink online" "--relink needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --relink 1
+expect_error "track --relink without a network" "--relink needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --relink 1
 # the first flow's options go with --relink-from (alone they changed nothing)
 for opt in "--gate 0.3" "--gallery 3" "--gallery-score best" "--entry-cost 2" "--skip-cost 1" "--relink-motion 1"; do
   expect_error "track-fit $opt without --relink-from" "${opt% *} shapes the first flow of --relink-from" "$T/y.txt" \

@@ -247,6 +247,28 @@ int cmd_track(int argc, char **argv) {
             o.merge_gap, o.max_gap);
         return 2;
     }
+    if (o.relink && (!ckpt || !o.batch)) {
+        fprintf(stderr, "siamese track: --relink needs a CHECKPOINT and --mode batch\n");
+        return 2;
+    }
+    /* options that act only through another: refused alone rather than ignored */
+    const struct {
+        const char *opt, *needs;
+        int on;
+    } dep[] = {{"--uncross-iou", "--uncross N", o.uncross > 0},
+               {"--uncross-margin", "--uncross N", o.uncross > 0},
+               {"--mend-score", "--mend N", o.mend > 0},
+               {"--merge-gate", "--merge-gap N", o.merge_gap > 0},
+               {"--behind-cover", "--behind N", o.behind > 0},
+               {"--behind-margin", "--behind N", o.behind > 0},
+               {"--relink-motion", "--relink N or --merge-gap N", o.relink > 0 || o.merge_gap > 0}};
+    for (size_t k = 0; k < sizeof dep / sizeof *dep; k++)
+        for (int i = 1; i < argc && !dep[k].on; i++)
+            if (!strcmp(argv[i], dep[k].opt)) {
+                fprintf(stderr, "siamese track: %s acts only with %s: add it, or leave %s out\n", dep[k].opt,
+                        dep[k].needs, dep[k].opt);
+                return 2;
+            }
     Err e = {""};
     LinkModel m;
     link_model_default(&m);

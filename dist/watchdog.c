@@ -54,6 +54,9 @@ static struct {
     /* published by the main thread, read by the watchdog thread */
     _Atomic uint32_t phase;
     _Atomic uint64_t step, phase_start, step_start; /* seconds as double bits */
+    /* seconds this process spent stopped (SIGSTOP, a suspended shell job),
+     * written by the watchdog thread only: the clocks below leave them out */
+    _Atomic uint64_t paused;
     _Atomic uint32_t bins[NBINS];
 } W;
 
@@ -74,17 +77,25 @@ static double unbits(uint64_t b) {
     return x;
 }
 
+/* The clock of steps and phases: the monotonic clock without the time this
+ * process was stopped, which is no rank's slowness: a rank that is
+ * continued after a stop (Ctrl-Z and fg, or mpirun's SIGCONT before it ends
+ * a job) does not take its own stop for a stall of the others. */
+static double active_seconds(void) {
+    return now_seconds() - unbits(atomic_load_explicit(&W.paused, memory_order_relaxed));
+}
+
 /* ---- the main thread's side: a few relaxed stores ------------------------- */
 
 void watchdog_phase(WatchPhase p) {
     if (!W.on) return;
-    atomic_store_explicit(&W.phase_start, bits(now_seconds()), memory_order_relaxed);
+    atomic_store_explicit(&W.phase_start, bits(active_seconds()), memory_order_relaxed);
     atomic_store_explicit(&W.phase, (uint32_t)p, memory_order_relaxed);
 }
 
 void watchdog_step(uint64_t step) {
     if (!W.on) return;
-    uint64_t now = bits(now_seconds());
+    uint64_t now = bits(active_seconds());
     atomic_store_explicit(&W.step, step, memory_order_relaxed);
     atomic_store_explicit(&W.step_start, now, memory_order_relaxed);
     atomic_store_explicit(&W.phase_start, now, memory_order_relaxed);
@@ -93,7 +104,7 @@ void watchdog_step(uint64_t step) {
 
 void watchdog_step_done(void) {
     if (!W.on) return;
-    double dt = now_seconds() - unbits(atomic_load_explicit(&W.step_start, memory_order_relaxed));
+    double dt = active_seconds() - unbits(atomic_load_explicit(&W.step_start, memory_order_relaxed));
     int b = dt > 0 ? (int)floor((log10(dt) + 5) * 20) : 0;
     b = b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b;
     atomic_fetch_add_explicit(&W.bins[b], 1, memory_order_relaxed);
@@ -120,7 +131,7 @@ static int step_phase(uint32_t p) { return p >= WD_DATA && p <= WD_OPTIMIZER; }
 static Where own(double *lasted, double *limit) {
     Where w = {1, atomic_load_explicit(&W.phase, memory_order_relaxed),
                atomic_load_explicit(&W.step, memory_order_relaxed), 0};
-    double now = now_seconds(), ps = unbits(atomic_load_explicit(&W.phase_start, memory_order_relaxed));
+    double now = active_seconds(), ps = unbits(atomic_load_explicit(&W.phase_start, memory_order_relaxed));
     w.seconds = now - ps;
     if (step_phase(w.phase)) {
         *limit = watchdog_step_limit();
@@ -319,7 +330,17 @@ static void *watchdog_main(void *arg) {
          * waking for questions and for watchdog_stop. */
         int ms = (int)fmin(1000, fmax(10, (limit - lasted) * 1000 + 5));
         struct pollfd pf[2] = {{W.wake[0], POLLIN, 0}, {W.sock, POLLIN, 0}};
+        double t0 = now_seconds();
         int n = poll(pf, W.sock >= 0 ? 2 : 1, ms);
+        /* A wait of at most 1 s that took 2 s longer: the process was
+         * stopped (a thread of a running process is not held up that long
+         * past its wake-up). The whole wait is left out of the steps' time
+         * (the stop may have begun as it began). */
+        double gap = now_seconds() - t0;
+        if (gap > ms / 1000.0 + 2)
+            atomic_store_explicit(&W.paused,
+                                  bits(unbits(atomic_load_explicit(&W.paused, memory_order_relaxed)) + gap),
+                                  memory_order_relaxed);
         if (n > 0 && pf[0].revents) return NULL;
         if (n > 0 && W.sock >= 0 && pf[1].revents) drain(NULL);
     }

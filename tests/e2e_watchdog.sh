@@ -63,6 +63,22 @@ stall hang1 0 SIAMESE_TEST_HANG_STEP=3
 check '[ $rc -eq 76 ] && grep -q "^siamese: the run stopped making progress: step 4 has lasted .*(now in data)" "$T/hang1.lines"' \
   "one process stuck reading: exit $rc, $(head -c 400 "$T/hang1.lines")"
 
+# A process stopped (SIGSTOP: Ctrl-Z, a debugger, mpirun before it ends a job)
+# for longer than the timeout and continued has not stalled: its watchdog
+# leaves the stopped time out and the run goes on to the end.
+SIAMESE_TEST_STOP_STEP=5 $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/cont" --set train.steps=12 --set dist.timeout=3 \
+  >"$T/cont.out" 2>"$T/cont.err" &
+pid=$!
+t0=$SECONDS
+until [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" = T ] || [ $((SECONDS - t0)) -gt 60 ]; do sleep 0.2; done
+stopped=$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)
+sleep 6
+kill -CONT $pid
+wait $pid
+rc=$?
+check '[ "$stopped" = T ] && [ $rc -eq 0 ] && ! grep -q "stopped making progress" "$T/cont.err" && grep -q "ckpt-0000000012" <(ls "$T/cont")' \
+  "a process stopped 6 s past a 3 s timeout and continued runs to its end: state $stopped, exit $rc, $(tail -c 400 "$T/cont.err")"
+
 # The stopped run resumes from its newest checkpoint with another timeout.
 $S train configs/tiny.ini "${SETS[@]}" --set run.dir="$T/stop2" --set train.steps=12 --set dist.timeout=300 \
   --resume auto >"$T/resume.out" 2>"$T/resume.err"

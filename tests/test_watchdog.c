@@ -4,6 +4,7 @@
  * timeout itself; past it the process ends with exit status 76 and one line
  * naming the phase; timeout 0 starts nothing. Each case runs in a child
  * process (the watchdog ends it), with sleeps as the work. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,29 @@ static void case_checkpoint(void) {
     nap(20);
 }
 
+/* Steps of 20 ms (limit: the timeout, 0.5 s), then the process is stopped
+ * 3 s inside step 5 (SIGSTOP; a grandchild continues it) and the step goes on
+ * 0.3 s: the stop is no stall, the run goes on. */
+static void case_stopped(void) {
+    Err e;
+    ASSERT(watchdog_start(0.5, &e) == 0);
+    steps(0, 5, 0.02);
+    watchdog_step(5);
+    watchdog_phase(WD_FORWARD);
+    pid_t me = getpid();
+    if (fork() == 0) {
+        nap(3);
+        kill(me, SIGCONT);
+        _exit(0);
+    }
+    raise(SIGSTOP);
+    nap(0.3);
+    watchdog_step_done();
+    steps(6, 2, 0.02);
+    fprintf(stderr, "went on\n");
+    watchdog_stop();
+}
+
 /* Timeout 0: nothing watches. */
 static void case_off(void) {
     Err e;
@@ -111,6 +135,12 @@ int main(void) {
               strstr(err, "the checkpoint has lasted") && strstr(err, "limit of 0.3 s ([dist] timeout)"),
           "a 0.5 s step under a 1 s step limit passes, a checkpoint past 0.3 s does not: exit %d, %s", rc,
           err);
+
+    rc = run(case_stopped, err, sizeof err, &secs);
+    CHECK(rc == 0 && !strcmp(err, "went on\n") && secs > 3,
+          "a process stopped 3 s inside a step (limit 0.5 s), then continued, goes on: exit %d after %.1f s, "
+          "%s",
+          rc, secs, err);
 
     rc = run(case_off, err, sizeof err, &secs);
     CHECK(rc == 0 && !err[0], "timeout 0: no watchdog: exit %d, %s", rc, err);

@@ -746,6 +746,26 @@ static int end_start_score(double *s, const Tracks *t, int i, int j, const Appea
     return rc;
 }
 
+/* Appends track to[i] (-1: none) to track i for every i, in track order,
+ * each track joined at most once either way (a chain i -> j -> k in one
+ * call: j's detections to i, k stays); with bridge, the gap after i's old
+ * last detection is marked to be filled. Returns the joins made. */
+static int join_tracks(Tracks *t, const int *to, char *bridge) {
+    char *gone = xcalloc((size_t)t->n + 1, 1);
+    int joins = 0;
+    for (int i = 0; i < t->n; i++) {
+        int j = to[i];
+        if (j < 0 || gone[j] || gone[i]) continue;
+        if (bridge) bridge[t->det[i][t->len[i] - 1]] = 1;
+        for (int x = 0; x < t->len[j]; x++) tracks_push(t, i, t->det[j][x]);
+        t->len[j] = 0;
+        gone[j] = 1;
+        joins++;
+    }
+    free(gone);
+    return joins;
+}
+
 /* One round of mending (o->mend): each track end and each start of another
  * track 1..o->mend frames after it, no further apart than max_speed box
  * heights per frame, are scored by the mean appearance score of up to
@@ -775,7 +795,6 @@ static int mend_round(Tracks *t, const MotBoxes *det, const Appearance *app, con
     for (int k = 0; k < np && joins >= 0; k++)
         if (end_start_score(&s[k], t, pi[k], pj[k], app, G, e)) joins = -1;
     /* the pairs that win both their end and their start */
-    char *gone = xcalloc((size_t)t->n + 1, 1);
     int *to = xmalloc(sizeof(int) * ((size_t)t->n + 1));
     for (int i = 0; i < t->n; i++) to[i] = -1;
     for (int k = 0; k < np && joins >= 0; k++) {
@@ -785,15 +804,7 @@ static int mend_round(Tracks *t, const MotBoxes *det, const Appearance *app, con
             if (l != k && (pi[l] == pi[k] || pj[l] == pj[k]) && s[l] >= s[k]) best = 0;
         if (best) to[pi[k]] = pj[k];
     }
-    for (int i = 0; i < t->n && joins >= 0; i++) {
-        int j = to[i];
-        if (j < 0 || gone[j] || gone[i]) continue;
-        for (int x = 0; x < t->len[j]; x++) tracks_push(t, i, t->det[j][x]);
-        t->len[j] = 0;
-        gone[j] = 1;
-        joins++;
-    }
-    free(gone);
+    if (joins >= 0) joins = join_tracks(t, to, NULL);
     free(to);
     free(s);
     free(pi);
@@ -877,18 +888,8 @@ static int behind_round(Tracks *t, const MotBoxes *det, const Appearance *app, c
             if (l != k && (pi[l] == pi[k] || pj[l] == pj[k]) && s[k] <= s[l] + o->behind_margin) best = 0;
         if (best) to[pi[k]] = pj[k];
     }
-    char *gone = xcalloc((size_t)t->n + 1, 1);
     if (!t->bridge) t->bridge = xcalloc(det->n + 1, 1);
-    for (int i = 0; i < t->n && joins >= 0; i++) {
-        int j = to[i];
-        if (j < 0 || gone[j] || gone[i]) continue;
-        t->bridge[t->det[i][t->len[i] - 1]] = 1;
-        for (int x = 0; x < t->len[j]; x++) tracks_push(t, i, t->det[j][x]);
-        t->len[j] = 0;
-        gone[j] = 1;
-        joins++;
-    }
-    free(gone);
+    if (joins >= 0) joins = join_tracks(t, to, t->bridge);
     free(to);
     free(s);
     free(rivals);

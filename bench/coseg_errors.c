@@ -126,8 +126,21 @@ static void load_pred(uint8_t *pred, const char *dir, uint64_t i, char side, uin
 static void write_classes(DsReader *cr, const DsMeta *m, const uint32_t *pa, const uint32_t *pb,
                           const uint8_t *same, uint64_t n, const char *dir) {
     size_t hw = (size_t)m->height * m->width;
-    float *c = malloc(m->count * hw * sizeof *c), *pr = malloc(n * 3 * sizeof *pr);
-    uint8_t *px = malloc(hw * m->channels), *cls = malloc(hw);
+    /* the whole table in memory: its size checked before anything is
+     * allocated (COSEG_ERRORS_MAX_VALUES lowers the bound for the tests) */
+    uint64_t most = 1ull << 28; /* 1 GiB of floats */
+    const char *env = getenv("COSEG_ERRORS_MAX_VALUES");
+    if (env && *env) most = strtoull(env, NULL, 10);
+    if (n > most / 3 || m->count > (most - 3 * n) / MAX(hw, 1)) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "--write classes: %llu samples of %zu pixels and %llu pairs are more than %llu values: use a "
+                 "smaller test set",
+                 (unsigned long long)m->count, hw, (unsigned long long)n, (unsigned long long)most);
+        die(msg);
+    }
+    float *c = xmalloc(m->count * hw * sizeof *c + 1), *pr = xmalloc(n * 3 * sizeof *pr + 1);
+    uint8_t *px = xmalloc(hw * m->channels), *cls = xmalloc(hw);
     Err e;
     for (uint64_t i = 0; i < m->count; i++) {
         int32_t lab;

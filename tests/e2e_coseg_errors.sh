@@ -91,6 +91,10 @@ PY=${PYTHON:-/usr/bin/python3}   # with numpy (make deps)
 if "$PY" -c "import numpy" 2>/dev/null; then
   mkdir -p "$T/cls"
   check "--write classes" "$E" "$T/te" "$T/cte" "$T/cls" --write classes
+  mkdir -p "$T/cls-big"
+  expect_error "--write classes past its bound" "are more than 1000 values: use a smaller test set" 1 \
+    env COSEG_ERRORS_MAX_VALUES=1000 "$E" "$T/te" "$T/cte" "$T/cls-big" --write classes
+  [ -z "$(ls "$T/cls-big")" ] && ok || bad "--write classes past its bound wrote $(ls "$T/cls-big")"
   ref=$("$PY" - "$T" <<'PY'
 import sys, numpy as np
 t = sys.argv[1]

@@ -172,10 +172,13 @@ check "track --uncross" "$S" track "$CK" --seq "$Q" --out "$T/u-batch.txt" "${CH
 check "track --uncross-margin 1e6" "$S" track "$CK" --seq "$Q" --out "$T/u2-batch.txt" "${CHOSEN[@]}" \
   --uncross 10 --uncross-margin 1e6
 cmp -s "$T/u2-batch.txt" "$T/r2-batch.txt" && ok || bad "--uncross with an unreachable margin changed the tracks"
-expect_error "track --uncross online" "--uncross needs a CHECKPOINT and --mode batch" "$T/x.txt" \
-  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --uncross 10
-expect_error "track --uncross without a network" "--uncross needs a CHECKPOINT and --mode batch" "$T/x.txt" \
-  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10
+# uncrossing and mending need a network and the batch tracker
+for opt in "--uncross 10" "--mend 30"; do
+  expect_error "track $opt online" "${opt% *} needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+    "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online $opt
+  expect_error "track $opt without a network" "${opt% *} needs a CHECKPOINT and --mode batch" "$T/x.txt" \
+    "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch $opt
+done
 expect_error "track --uncross-iou 2" "--uncross-iou 2: expected a number in [0, 1]" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --uncross 10 --uncross-iou 2
 # mending broken tracks after uncrossing; a score no gallery reaches changes nothing
@@ -186,10 +189,6 @@ check "track --mend" "$S" track "$CK" --seq "$Q" --out "$T/m-batch.txt" "${CHOSE
 check "track --mend-score 1e6" "$S" track "$CK" --seq "$Q" --out "$T/m2-batch.txt" "${CHOSEN[@]}" "${UNCROSS[@]}" \
   --mend 30 --mend-score 1e6
 cmp -s "$T/m2-batch.txt" "$T/u-batch.txt" && ok || bad "--mend with an unreachable score changed the tracks"
-expect_error "track --mend online" "--mend needs a CHECKPOINT and --mode batch" "$T/x.txt" \
-  "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode online --mend 30
-expect_error "track --mend without a network" "--mend needs a CHECKPOINT and --mode batch" "$T/x.txt" \
-  "$S" track --appearance none --seq "$Q" --out "$T/x.txt" --mode batch --mend 30
 expect_error "track --mend-score x" "--mend-score x: expected a number" "$T/x.txt" \
   "$S" track "$CK" --seq "$Q" --out "$T/x.txt" --mode batch --mend 30 --mend-score x
 # joins behind another track after uncrossing, rivals told apart by the network

@@ -756,52 +756,45 @@ static void test_option_parse(void) {
           "batch defaults: no relink, gallery mean of 5");
     CHECK(o.merge_gap == 0 && o.merge_gate == 0.5 && o.relink_motion == 0 && !o.relink_model,
           "batch defaults: no merging (gate 0.5), no relink motion, one link model");
-    CHECK(track_option_parse(&o, "--merge-gap", "30", &e) == 1 && o.merge_gap == 30, "--merge-gap 30");
-    CHECK(track_option_parse(&o, "--merge-gate", "0.7", &e) == 1 && o.merge_gate == 0.7, "--merge-gate 0.7");
-    CHECK(track_option_parse(&o, "--relink-motion", "1", &e) == 1 && o.relink_motion == 1,
-          "--relink-motion 1");
     CHECK(o.uncross == 0 && o.uncross_iou == 0.5 && o.uncross_margin == 0,
           "batch defaults: no uncrossing (IoU 0.5, margin 0)");
-    CHECK(track_option_parse(&o, "--uncross", "20", &e) == 1 && o.uncross == 20, "--uncross 20");
-    CHECK(track_option_parse(&o, "--uncross-iou", "0.3", &e) == 1 && o.uncross_iou == 0.3,
-          "--uncross-iou 0.3");
-    CHECK(track_option_parse(&o, "--uncross-margin", "0.3", &e) == 1 && o.uncross_margin == 0.3,
-          "--uncross-margin 0.3");
-    CHECK(track_option_parse(&o, "--uncross", "-1", &e) == -1 &&
-              strstr(e.msg, "--uncross -1: expected a whole number in [0, 1000]"),
-          "--uncross -1 refused: %s", e.msg);
-    CHECK(track_option_parse(&o, "--uncross-iou", "1.5", &e) == -1 &&
-              strstr(e.msg, "--uncross-iou 1.5: expected a number in [0, 1]"),
-          "--uncross-iou 1.5 refused: %s", e.msg);
     CHECK(o.mend == 0 && o.mend_score == 0, "batch defaults: no mending (score 0)");
-    CHECK(track_option_parse(&o, "--mend", "30", &e) == 1 && o.mend == 30, "--mend 30");
-    CHECK(track_option_parse(&o, "--mend-score", "-0.5", &e) == 1 && o.mend_score == -0.5,
-          "--mend-score -0.5");
-    CHECK(track_option_parse(&o, "--mend", "-1", &e) == -1 &&
-              strstr(e.msg, "--mend -1: expected a whole number in [0, 10000]"),
-          "--mend -1 refused: %s", e.msg);
-    CHECK(track_option_parse(&o, "--mend-score", "x", &e) == -1 &&
-              strstr(e.msg, "--mend-score x: expected a number in [-1e+06, 1e+06]"),
-          "--mend-score x refused: %s", e.msg);
     CHECK(o.behind == 0 && o.behind_cover == 0.2 && o.behind_margin == 0,
           "batch defaults: no joins behind another (cover 0.2, margin 0)");
-    CHECK(track_option_parse(&o, "--behind", "50", &e) == 1 && o.behind == 50, "--behind 50");
-    CHECK(track_option_parse(&o, "--behind-cover", "0.3", &e) == 1 && o.behind_cover == 0.3,
-          "--behind-cover 0.3");
-    CHECK(track_option_parse(&o, "--behind-margin", "0.5", &e) == 1 && o.behind_margin == 0.5,
-          "--behind-margin 0.5");
-    CHECK(track_option_parse(&o, "--behind", "1.5", &e) == -1 &&
-              strstr(e.msg, "--behind 1.5: expected a whole number in [0, 10000]"),
-          "--behind 1.5 refused: %s", e.msg);
-    CHECK(track_option_parse(&o, "--behind-cover", "1.1", &e) == -1 &&
-              strstr(e.msg, "--behind-cover 1.1: expected a number in [0, 1]"),
-          "--behind-cover 1.1 refused: %s", e.msg);
-    CHECK(track_option_parse(&o, "--behind-margin", "-1", &e) == -1 &&
-              strstr(e.msg, "--behind-margin -1: expected a number in [0, 1e+06]"),
-          "--behind-margin -1 refused: %s", e.msg);
-    CHECK(track_option_parse(&o, "--relink-motion", "2", &e) == -1 &&
-              strstr(e.msg, "--relink-motion 2: expected a whole number in [0, 1]"),
-          "--relink-motion 2 refused: %s", e.msg);
+    /* the joins' options: a value taken (read back from its field) ... */
+    const struct {
+        const char *name, *value;
+        const double *field; /* NULL: an int field */
+        const int *ifield;
+        double want;
+    } takes[] = {{"--merge-gap", "30", NULL, &o.merge_gap, 30},
+                 {"--merge-gate", "0.7", &o.merge_gate, NULL, 0.7},
+                 {"--relink-motion", "1", NULL, &o.relink_motion, 1},
+                 {"--uncross", "20", NULL, &o.uncross, 20},
+                 {"--uncross-iou", "0.3", &o.uncross_iou, NULL, 0.3},
+                 {"--uncross-margin", "0.3", &o.uncross_margin, NULL, 0.3},
+                 {"--mend", "30", NULL, &o.mend, 30},
+                 {"--mend-score", "-0.5", &o.mend_score, NULL, -0.5},
+                 {"--behind", "50", NULL, &o.behind, 50},
+                 {"--behind-cover", "0.3", &o.behind_cover, NULL, 0.3},
+                 {"--behind-margin", "0.5", &o.behind_margin, NULL, 0.5}};
+    for (size_t k = 0; k < sizeof takes / sizeof *takes; k++)
+        CHECK(track_option_parse(&o, takes[k].name, takes[k].value, &e) == 1 &&
+                  (takes[k].field ? *takes[k].field : *takes[k].ifield) == takes[k].want,
+              "%s %s", takes[k].name, takes[k].value);
+    /* ... and one out of range refused, with its range */
+    const char *refused[][3] = {
+        {"--uncross", "-1", "--uncross -1: expected a whole number in [0, 1000]"},
+        {"--uncross-iou", "1.5", "--uncross-iou 1.5: expected a number in [0, 1]"},
+        {"--mend", "-1", "--mend -1: expected a whole number in [0, 10000]"},
+        {"--mend-score", "x", "--mend-score x: expected a number in [-1e+06, 1e+06]"},
+        {"--behind", "1.5", "--behind 1.5: expected a whole number in [0, 10000]"},
+        {"--behind-cover", "1.1", "--behind-cover 1.1: expected a number in [0, 1]"},
+        {"--behind-margin", "-1", "--behind-margin -1: expected a number in [0, 1e+06]"},
+        {"--relink-motion", "2", "--relink-motion 2: expected a whole number in [0, 1]"}};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++)
+        CHECK(track_option_parse(&o, refused[k][0], refused[k][1], &e) == -1 && strstr(e.msg, refused[k][2]),
+              "%s %s refused: %s", refused[k][0], refused[k][1], e.msg);
 }
 
 static void test_model_file(void) {

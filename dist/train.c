@@ -410,7 +410,8 @@ static LossStats local_loss(Trainer *t, const Batch *b, const float *E, float **
             const ModelLayer *L = &m->layers[m->loss];
             s.loss_sum = coseg_class_loss(t->dE, E, b->masks, n, L->oc, L->oh, L->ow, m->in_h, m->in_w, 1.0);
         } else {
-            s.loss_sum = coseg_mask_loss(t->dE, E, b->masks, t->has_target, n, D, c->loss.mask, 1.0);
+            s.loss_sum = coseg_mask_loss_edge(t->dE, E, b->masks, t->has_target, n, D, (size_t)m->in_w,
+                                              c->loss.mask, c->loss.edge_weight, 1.0);
         }
         s.count = n;
         *dEout = t->dE;

@@ -75,6 +75,7 @@ static const Key schema[] = {
     {"loss", "beta", K_DBL, C(loss.ms_beta), 1e-3, 1000, "50", NULL, "multi_similarity: weight of the negative similarities"},
     {"loss", "base", K_DBL, C(loss.ms_base), -1, 1, "0.5", NULL, "multi_similarity: the similarity the terms are centred on (lambda)"},
     {"loss", "mask", K_ENUM, C(loss.mask), 0, 0, "bce", "bce|dice|bce_dice|class", "mask: per-pixel binary cross-entropy on the logits, the soft Dice loss, or their sum (the BCE term keeps a gradient on images whose target is empty, where Dice's vanishes); averaged over pixels and images; class: softmax cross-entropy over classes + 1 channels per position against a class-mask dataset's per-pixel classes (pretraining, docs/coseg.md)"},
+    {"loss", "edge_weight", K_DBL, C(loss.edge_weight), 0, 100, "0", NULL, "mask = bce or bce_dice: the BCE of a pixel on the target's outline (its value differs from a 4-neighbour's) counts 1 + this (0: every pixel alike; docs/coseg.md)"},
     {"mining", "strategy", K_ENUM, C(mining.strategy), 0, 0, "batch_all", "batch_hard|semi_hard|batch_all|hard_pairs|none|multi_similarity", "online miner over the PK batch (multi_similarity: Wang et al.'s pair mining)"},
     {"mining", "scope", K_ENUM, C(mining.scope), 0, 0, "global", "global|local", "global: mine over all ranks' embeddings (exact); local: within each rank's slice"},
     {"mining", "exchange", K_ENUM, C(mining.exchange), 0, 0, "fp32", "fp32|bf16|fp16", "global scope: the format of the exchanged embeddings; bf16 / fp16 halve the allgather and round every pool row (1 rank too), so p ranks still equal 1 rank; the batch_hard loss moves by at most 4 u max|e| (u = 2^-8 / 2^-11) (docs/mining-scale.md)"},
@@ -695,6 +696,12 @@ int config_validate(const Config *c, Err *e) {
                        "%s: [augment] distorts the images but not their masks: turn it off for [loss] type = "
                        "mask",
                        n);
+    if (c->loss.edge_weight > 0 &&
+        (c->loss.type != LOSS_MASK || (c->loss.mask != MASK_BCE && c->loss.mask != MASK_BCE_DICE)))
+        return err_set(e,
+                       "%s: [loss] edge_weight = %g weights the BCE of mask outlines: it needs [loss] type = mask "
+                       "with mask = bce or bce_dice (or set edge_weight = 0)",
+                       n, c->loss.edge_weight);
     if (c->loss.type == LOSS_MASK && c->sampler.mode != SAMPLER_COSEG && c->sampler.mode != SAMPLER_PAIRS)
         return err_set(e, "%s: [loss] type = mask trains on the masks of pairs: set [sampler] mode = coseg (or "
                           "pairs)", n);

@@ -61,18 +61,30 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m) {
  * sums. */
 static double sigmoid_e(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 
+/* Whether pixel j of a target of rows of width w (npix pixels) lies on its
+ * outline: its value (object or not) differs from one of its 4 neighbours
+ * inside the image. */
+static int mask_edge(const uint8_t *t, size_t j, size_t w, size_t npix) {
+    int v = t[j] != 0;
+    size_t x = j % w;
+    return (x > 0 && (t[j - 1] != 0) != v) || (x + 1 < w && (t[j + 1] != 0) != v) ||
+           (j >= w && (t[j - w] != 0) != v) || (j + w < npix && (t[j + w] != 0) != v);
+}
+
 /* One pass over image i: with bce, its BCE (mean over its pixels, returned)
- * and gradient, scaled, WRITTEN to g; dice[0..3) = the sums of p over its
+ * and gradient, scaled, WRITTEN to g, a pixel on the target's outline
+ * weighted 1 + edge (rows of width w); dice[0..3) = the sums of p over its
  * target, of p, of the target (Dice's, p = sigmoid(z)). */
-static double mask_pass(float *g, double *dice, const float *z, const uint8_t *t, size_t npix, double scale,
-                        int bce) {
+static double mask_pass(float *g, double *dice, const float *z, const uint8_t *t, size_t npix, size_t w,
+                        double edge, double scale, int bce) {
     double l = 0.0, s = scale / (double)npix, inter = 0.0, sp = 0.0, st = 0.0;
     for (size_t j = 0; j < npix; j++) {
         double zj = z[j], e = exp(-fabs(zj)), p = sigmoid_e(zj, e);
         int tj = t && t[j];
         if (bce) {
-            l += (zj > 0 ? zj + log1p(e) : log1p(e)) - (tj ? zj : 0.0);
-            g[j] = (float)(s * (p - tj));
+            double wj = edge > 0 && t && mask_edge(t, j, w, npix) ? 1.0 + edge : 1.0;
+            l += wj * ((zj > 0 ? zj + log1p(e) : log1p(e)) - (tj ? zj : 0.0));
+            g[j] = (float)(s * wj * (p - tj));
         }
         inter += tj ? p : 0.0;
         sp += p;
@@ -97,7 +109,13 @@ static double mask_dice(float *g, const double *dice, const float *z, const uint
 
 double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_t *has_target, int n,
                        size_t npix, MaskLoss type, double scale) {
+    return coseg_mask_loss_edge(dz, z, t, has_target, n, npix, npix, type, 0.0, scale);
+}
+
+double coseg_mask_loss_edge(float *dz, const float *z, const uint8_t *t, const uint8_t *has_target, int n,
+                            size_t npix, size_t width, MaskLoss type, double edge, double scale) {
     ASSERT(type == MASK_BCE || type == MASK_DICE || type == MASK_BCE_DICE);
+    ASSERT(width > 0 && npix % width == 0 && edge >= 0);
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * npix;
@@ -105,7 +123,7 @@ double coseg_mask_loss(float *dz, const float *z, const uint8_t *t, const uint8_
         float *gi = dz + (size_t)i * npix;
         double dice[3];
         if (type == MASK_DICE) memset(gi, 0, npix * sizeof *gi);
-        double l = mask_pass(gi, dice, zi, ti, npix, scale, type != MASK_DICE);
+        double l = mask_pass(gi, dice, zi, ti, npix, width, edge, scale, type != MASK_DICE);
         if (type != MASK_DICE) total += l;
         if (type != MASK_BCE) total += mask_dice(gi, dice, zi, ti, npix, scale);
     }

@@ -63,6 +63,15 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m);
  * the ranks' sums add up to the mean. */
 double coseg_mask_loss(float *dz /* (n, npix) */, const float *z, const uint8_t *t, const uint8_t *has_target,
                        int n, size_t npix, MaskLoss type, double scale);
+/* The same with the BCE term of a pixel on its target's outline (object
+ * and background pixels whose value differs from one of their 4 neighbours
+ * in the image; rows of width pixels) weighted 1 + edge ([loss]
+ * edge_weight): (1/npix) sum_j w_j (softplus(z_j) - t_j z_j). An image
+ * without a target has no outline; Dice is not weighted. edge = 0 is
+ * coseg_mask_loss, bit for bit. */
+double coseg_mask_loss_edge(float *dz /* (n, npix) */, const float *z, const uint8_t *t,
+                            const uint8_t *has_target, int n, size_t npix, size_t width, MaskLoss type, double edge,
+                            double scale);
 
 /* The per-position class loss ([loss] mask = class): n images, each with
  * logits z (K, h, w) (K = classes + 1 channels: 0 background, c + 1 class

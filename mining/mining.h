@@ -18,6 +18,7 @@ typedef struct LossSpec {
     long symmetric;                    /* infonce: 1 = both directions of every positive pair */
     double ms_alpha, ms_beta, ms_base; /* multi_similarity (simloss.h) */
     MaskLoss mask;                     /* mask (mining/coseg.h) */
+    double edge_weight;                /* mask bce / bce_dice: extra BCE weight of outline pixels */
 } LossSpec;
 
 /* [mining] strategy: the online miners over a PK batch. The triplet loss

@@ -108,23 +108,49 @@ static void test_loss_hand(void) {
     CHECK(dz[0] == 0.5f && dz[1] == -0.5f, "their gradients: %g %g", dz[0], dz[1]);
 }
 
+/* [loss] edge_weight by hand: a 3 x 3 target with only its centre marked.
+ * Its outline is the centre and its 4 neighbours (each differs from a
+ * neighbour); the corners are not. At z = 0 every pixel's BCE is log 2:
+ * (4 + 5 (1 + w)) log 2 / 9, gradients (p - t) w_j / 9. Read as one row of
+ * 9 pixels the outline is pixels 3, 4 and 5 only. */
+static void test_edge_hand(void) {
+    float z[9] = {0}, dz[9];
+    uint8_t t[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0}, has[1] = {1};
+    double w = 2.0, l = coseg_mask_loss_edge(dz, z, t, has, 1, 9, 3, MASK_BCE, w, 1.0);
+    CHECK_CLOSE(l, (4 + 5 * (1 + w)) * log(2.0) / 9, 1e-12, "edge-weighted BCE of a 3 x 3 centre");
+    CHECK(dz[0] == (float)(0.5 / 9) && dz[1] == (float)(0.5 * 3 / 9) && dz[4] == (float)(-0.5 * 3 / 9) &&
+              dz[8] == (float)(0.5 / 9),
+          "its gradient: corner %g, side %g, centre %g", dz[0], dz[1], dz[4]);
+    l = coseg_mask_loss_edge(dz, z, t, has, 1, 9, 9, MASK_BCE, w, 1.0);
+    CHECK_CLOSE(l, (6 + 3 * (1 + w)) * log(2.0) / 9, 1e-12, "the same pixels as one row of 9");
+    CHECK(dz[1] == (float)(0.5 / 9) && dz[3] == (float)(0.5 * 3 / 9), "one row: pixel 1 %g, pixel 3 %g", dz[1],
+          dz[3]);
+    /* an image without a target has no outline: BCE as unweighted */
+    has[0] = 0;
+    l = coseg_mask_loss_edge(dz, z, t, has, 1, 9, 3, MASK_BCE, w, 1.0);
+    CHECK_CLOSE(l, log(2.0), 1e-12, "no target, no outline");
+}
+
 typedef struct LossCase {
     float *z, *dz;
     uint8_t *t, *has;
     int n;
     MaskLoss type;
-    size_t npix;
+    size_t npix, width;
+    double edge;
 } LossCase;
 
 static double loss_of(void *ctx) {
     LossCase *c = ctx;
+    if (c->edge > 0)
+        return coseg_mask_loss_edge(c->dz, c->z, c->t, c->has, c->n, c->npix, c->width, c->type, c->edge, 1.0);
     return coseg_mask_loss(c->dz, c->z, c->t, c->has, c->n, c->npix, c->type, 1.0);
 }
 
-static void test_loss_fd(MaskLoss type) {
+static void test_loss_fd(MaskLoss type, double edge) {
     Rng r;
     rng_seed(&r, 11, RNG_TEST, (uint64_t)type);
-    LossCase c = {.n = 3, .npix = 50, .type = type};
+    LossCase c = {.n = 3, .npix = 50, .width = 10, .type = type, .edge = edge};
     size_t nz = (size_t)c.n * c.npix;
     c.z = fixture_rand_floats(&r, nz, -3, 3);
     c.dz = xaligned_floats(nz);
@@ -136,15 +162,25 @@ static void test_loss_fd(MaskLoss type) {
     double l = loss_of(&c);
     memcpy(g, c.dz, nz * sizeof *g);
     double err = fixture_fd_error(loss_of, &c, c.z, g, nz, 1e-2f, nz, NULL);
-    CHECK(err < 2e-3, "%s: finite differences, rel err %g", type ? "Dice" : "BCE", err);
+    CHECK(err < 2e-3, "%s (edge weight %g): finite differences, rel err %g", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice", edge, err);
+    if (edge > 0) {
+        /* weight 0 is the unweighted loss, bit for bit, and the weight changes it */
+        double l0 = coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 1.0);
+        float *g0 = xaligned_floats(nz);
+        double l0e = coseg_mask_loss_edge(g0, c.z, c.t, c.has, c.n, c.npix, c.width, type, 0.0, 1.0);
+        CHECK(l0e == l0 && !memcmp(g0, g2, nz * sizeof *g0), "edge weight 0 is the plain loss, bit for bit");
+        CHECK(fabs(l - l0) > 1e-3, "edge weight %g changes the loss: %g against %g", edge, l, l0);
+        free(g0);
+    }
     /* the scale multiplies the gradient only */
-    double l2 = coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 0.25);
+    double l2 = c.edge > 0 ? coseg_mask_loss_edge(g2, c.z, c.t, c.has, c.n, c.npix, c.width, type, c.edge, 0.25)
+                           : coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 0.25);
     int scaled = 1;
     for (size_t i = 0; i < nz; i++) scaled &= fabsf(g2[i] - 0.25f * g[i]) <= 1e-7f * fabsf(g[i]) + 1e-12f;
-    CHECK(l2 == l && scaled, "%s: scale 1/4 scales the gradient, not the loss", type ? "Dice" : "BCE");
+    CHECK(l2 == l && scaled, "%s: scale 1/4 scales the gradient, not the loss", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice");
     /* an image without a target: its t is never read (same loss with other bytes there) */
     memset(c.t + c.npix, 255, c.npix);
-    CHECK(loss_of(&c) == l, "%s: the target of an image without one is ignored", type ? "Dice" : "BCE");
+    CHECK(loss_of(&c) == l, "%s: the target of an image without one is ignored", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice");
     free(c.z), free(c.dz), free(c.t), free(g), free(g2);
 }
 
@@ -219,8 +255,11 @@ int main(void) {
     test_class_fd(1, 1);
     test_class_fd(3, 2);
     test_loss_hand();
-    test_loss_fd(MASK_BCE);
-    test_loss_fd(MASK_DICE);
+    test_loss_fd(MASK_BCE, 0);
+    test_loss_fd(MASK_DICE, 0);
+    test_edge_hand();
+    test_loss_fd(MASK_BCE, 2);
+    test_loss_fd(MASK_BCE_DICE, 0.5);
     test_hand();
     test_empty_boundary();
     test_threshold();

@@ -93,27 +93,41 @@ static const char *mask_set(MaskLoss type) {
     return type == MASK_BCE ? "loss.mask=bce" : type == MASK_DICE ? "loss.mask=dice" : "loss.mask=bce_dice";
 }
 
-/* The mean loss over the batch's images, by naive loops in double. */
-static double naive_loss(const Batch *b, const float *z, size_t npix, MaskLoss type) {
+/* The mean loss over the batch's images, by naive loops in double; with
+ * edge > 0 the BCE of a pixel whose target differs from one of its 4
+ * neighbours in the H x W image counts 1 + edge. */
+static double naive_loss(const Batch *b, const float *z, int H, int W, MaskLoss type, double edge) {
     double total = 0;
+    size_t npix = (size_t)H * W;
     for (int i = 0; i < b->lb.n_images; i++) {
         double bce = 0, pt = 0, ps = 0, ts = 0;
-        for (size_t j = 0; j < npix; j++) {
-            double zj = z[(size_t)i * npix + j], p = 1 / (1 + exp(-zj));
-            int t = target(b, i, j, npix);
-            bce += -(t ? log(p) : log(1 - p));
-            pt += p * t, ps += p, ts += t;
-        }
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t j = (size_t)y * W + x;
+                double zj = z[(size_t)i * npix + j], p = 1 / (1 + exp(-zj));
+                int t = target(b, i, j, npix), outline = 0;
+                static const int dy[4] = {-1, 1, 0, 0}, dx[4] = {0, 0, -1, 1};
+                for (int k = 0; k < 4; k++) {
+                    int yy = y + dy[k], xx = x + dx[k];
+                    if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                        outline |= target(b, i, (size_t)yy * W + xx, npix) != t;
+                }
+                bce += -(t ? log(p) : log(1 - p)) * (outline ? 1 + edge : 1);
+                pt += p * t, ps += p, ts += t;
+            }
         double dice = 1 - (2 * pt + 1) / (ps + ts + 1);
         total += type == MASK_BCE ? bce / (double)npix : type == MASK_DICE ? dice : bce / (double)npix + dice;
     }
     return total / b->lb.n_images;
 }
 
-static void test_loss_value(MaskLoss type) {
-    const char *sets[] = {mask_set(type)};
+/* The trainer's loss against naive loops; edge > 0: [loss] edge_weight. */
+static void test_loss_value(MaskLoss type, double edge) {
+    char edge_set[64];
+    snprintf(edge_set, sizeof edge_set, "loss.edge_weight=%g", edge);
+    const char *sets[] = {mask_set(type), edge_set};
     Setup s;
-    setup(&s, 0, sets, 1);
+    setup(&s, 0, sets, 2);
     Model *m = &s.t.model;
     size_t npix = (size_t)m->in_h * m->in_w;
     int B = s.b.lb.n_items, common = 0, fg = 0;
@@ -123,20 +137,27 @@ static void test_loss_value(MaskLoss type) {
     CHECK(fg > 0, "the batch has mask pixels");
     StepTimes st;
     double loss = trainer_grads(&s.t, &s.b, &st);
-    double want = naive_loss(&s.b, model_output(m, m->loss), npix, type);
-    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss %.9g, naive loops %.9g", mask_name(type), loss,
-          want);
+    const float *z = model_output(m, m->loss);
+    double want = naive_loss(&s.b, z, m->in_h, m->in_w, type, edge);
+    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss (edge weight %g) %.9g, naive loops %.9g",
+          mask_name(type), edge, loss, want);
+    if (edge > 0) {
+        /* the outline's weight shows: the unweighted loss is another number */
+        double plain = naive_loss(&s.b, z, m->in_h, m->in_w, type, 0);
+        CHECK(fabs(plain - loss) > 1e-4 * fabs(loss), "edge weight %g changes the loss (%.9g, unweighted %.9g)",
+              edge, loss, plain);
+    }
     /* A pair without a common object is trained towards empty masks: with
      * the targets taken from the masks alone the loss would differ. */
     double own = 0;
     for (int i = 0; i < s.b.lb.n_images; i++) {
-        const float *z = model_output(m, m->loss) + (size_t)i * npix;
+        const float *zi = z + (size_t)i * npix;
         for (size_t j = 0; j < npix; j++) {
-            double p = 1 / (1 + exp(-(double)z[j]));
+            double p = 1 / (1 + exp(-(double)zi[j]));
             own += -(s.b.masks[(size_t)i * npix + j] ? log(p) : log(1 - p)) / (double)npix;
         }
     }
-    if (type == MASK_BCE)
+    if (type == MASK_BCE && edge == 0)
         CHECK(fabs(own / s.b.lb.n_images - loss) > 1e-4,
               "targets of pairs without a common object are empty");
     setup_free(&s);
@@ -201,6 +222,16 @@ static void test_bad_node(void) {
     rc = config_validate(&c, &e);
     CHECK(rc != 0 && strstr(e.msg, "[augment] distorts the images but not their masks"),
           "[augment] with a mask loss is refused: %s", rc ? e.msg : "(accepted)");
+    /* The outline weight weights BCE: refused with Dice alone. */
+    if (config_set(&c, "augment.rotate=0", &e) || config_set(&c, "loss.mask=dice", &e) ||
+        config_set(&c, "loss.edge_weight=2", &e))
+        FATAL("%s", e.msg);
+    rc = config_validate(&c, &e);
+    CHECK(rc != 0 && strstr(e.msg, "[loss] edge_weight = 2") && strstr(e.msg, "mask = bce or bce_dice"),
+          "edge_weight with mask = dice is refused: %s", rc ? e.msg : "(accepted)");
+    if (config_set(&c, "loss.mask=bce_dice", &e)) FATAL("%s", e.msg);
+    rc = config_validate(&c, &e);
+    CHECK(rc == 0, "edge_weight with mask = bce_dice is taken: %s", rc ? e.msg : "");
 }
 
 /* ---- [loss] mask = class (CLASSES: 5 x 6 x 6 on 12 x 12 images) --------- */
@@ -506,9 +537,11 @@ int main(void) {
     test_class_loss();
     test_class_eval();
     test_class_refused();
-    test_loss_value(MASK_BCE);
-    test_loss_value(MASK_DICE);
-    test_loss_value(MASK_BCE_DICE);
+    test_loss_value(MASK_BCE, 0);
+    test_loss_value(MASK_DICE, 0);
+    test_loss_value(MASK_BCE_DICE, 0);
+    test_loss_value(MASK_BCE, 2);
+    test_loss_value(MASK_BCE_DICE, 0.5);
     test_fd(MASK_BCE);
     test_fd(MASK_DICE);
     test_fd(MASK_BCE_DICE);

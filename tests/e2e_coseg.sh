@@ -147,7 +147,7 @@ expect_error "segment other shape" 1 "but the model takes 1x48x48" "$S" segment 
 # ---- [init] from: fine-tuning from a checkpoint's layers of the same names ---------
 F=("${R[@]}" --set run.dir="$T/run-from" --set train.eval=0)
 OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${F[@]}" --set init.from="$M" >"$T/from.log" 2>&1 &&
-  grep -q "^init: 19 layers from $M\$" "$T/from.log" && ok || bad "init.from: $(tail -3 "$T/from.log")"
+  grep -q "^init: 22 layers from $M\$" "$T/from.log" && ok || bad "init.from: $(tail -3 "$T/from.log")"
 expect_error "init.from missing" 2 "[init] from: $T/none.smpi: cannot open" \
   "$S" train configs/coseg-fmnist.ini "${F[@]}" --set init.from="$T/none.smpi"
 expect_error "init.from shapes" 2 "layer dec0 has other shapes: dec0.weight is 64x289x3x3 here but 64x290x3x3 there" \

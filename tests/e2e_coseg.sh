@@ -3,7 +3,7 @@
 # coseg`: bad arguments fail with exit 2 and one line, a bad source with exit
 # 1 naming the file, and neither dataset is left behind; a small real run
 # from Debian's Fashion-MNIST gives the datasets its options ask for (inspect
-# --verify reads every record); a few training steps of the recipe
+# --verify reads every record), and more training pairs keep the test set; a few training steps of the recipe
 # (configs/coseg-fmnist-pretrain.ini on single objects, then
 # configs/coseg-fmnist.ini and its ablation from that encoder) on it, [init]
 # from and its errors, the end-of-training and `siamese eval` measures (equal; pair counts),
@@ -70,6 +70,26 @@ grep -Eq '^ +8 +0 +bag$' "$T/tr.txt" && grep -Eq '^ +9 +0 +ankle-boot$' "$T/tr.t
 "$S" synth coseg --out "$T/tr2" --test-out "$T/te2" --pairs 40 --side 48 --seed 3 >/dev/null 2>&1
 "$S" inspect "$T/tr" --dump 17 --pgm "$T/a.pgm" >/dev/null && "$S" inspect "$T/tr2" --dump 17 --pgm "$T/b.pgm" >/dev/null &&
   cmp -s "$T/a.pgm" "$T/b.pgm" && ok || bad "the same seed gives the same images"
+# More training pairs (the recipe's --pairs 100000 --test-pairs 2000) keep the
+# test set of the default --test-pairs (pairs / 5) and extend the training set:
+# pair i depends on the seed and i only. Every image and mask, and the labels.
+"$S" synth coseg --out "$T/tr3" --test-out "$T/te3" --pairs 70 --test-pairs 8 --side 48 --seed 3 >/dev/null 2>&1 &&
+  "$S" inspect "$T/tr3" --verify >"$T/tr3.txt" 2>&1 && grep -q '^pairs *70$' "$T/tr3.txt" && ok ||
+  bad "synth --pairs 70 --test-pairs 8: $(tail -1 "$T/tr3.txt")"
+same_samples() { # DB1 DB2 COUNT: samples 0 .. COUNT-1 dump alike, names and labels alike
+  local i
+  for ((i = 0; i < $3; i++)); do
+    "$S" inspect "$1" --dump $i --pgm "$T/s1.pgm" >/dev/null 2>&1 &&
+      "$S" inspect "$2" --dump $i --pgm "$T/s2.pgm" >/dev/null 2>&1 && cmp -s "$T/s1.pgm" "$T/s2.pgm" || return 1
+  done
+  cmp -s <("$S" inspect "$1" --names | grep -P '^\d+\t' | head -n "$3") \
+    <("$S" inspect "$2" --names | grep -P '^\d+\t' | head -n "$3")
+}
+same_samples "$T/te" "$T/te3" 16 && ok || bad "--pairs 70 --test-pairs 8 changed the test set of --pairs 40"
+same_samples "$T/tr" "$T/tr3" 80 && ok || bad "--pairs 70: its first 40 pairs differ from --pairs 40's"
+"$S" synth coseg --out "$T/tr4" --test-out "$T/te4" --pairs 70 --side 48 --seed 3 >/dev/null 2>&1
+same_samples "$T/te" "$T/te4" 16 && ok || bad "--pairs 70's first 8 test pairs differ from --pairs 40's"
+same_samples "$T/tr" "$T/te" 16 && bad "same_samples finds the training and test images alike" || ok
 
 # ---- a few training steps, eval and segment -------------------------------------
 # png_size FILE: "W H" from the IHDR chunk.

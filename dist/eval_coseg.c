@@ -27,6 +27,7 @@ int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, E
                        meta->height, meta->width, m->in_c, m->in_h, m->in_w);
     if (ds_reader_open(ds, &r->rd, e)) return -1;
     r->m = m;
+    ASSERT(norm->channels == m->in_c);
     r->norm = *norm;
     r->cap = MIN(COSEG_EVAL_CAP, m->max_batch / 2);
     r->has_masks = meta->has_masks == DS_MASKS_OBJECT; /* class masks mark every object, not the common one */
@@ -54,9 +55,7 @@ int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n
         uint8_t *px = r->pix + (size_t)row * img;
         if (ds_read(r->rd, id, px, &r->label[row], r->has_masks ? r->truth + (size_t)row * npix : NULL, e))
             return -1;
-        float *x = r->x + (size_t)row * img;
-        for (size_t k = 0; k < img; k++)
-            x[k] = ((float)px[k] / 255.0f - r->norm.mean[k / npix]) / r->norm.std[k / npix];
+        norm_apply(r->x + (size_t)row * img, px, &r->norm, npix);
     }
     int train = m->st.train;
     m->st.train = 0;
@@ -181,6 +180,7 @@ int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
 
 int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const char *test_path,
                          long max_images, Err *e) {
+    ASSERT(norm->channels == m->in_c);
     memset(out, 0, sizeof *out);
     double t0 = now_seconds();
     Dataset *ds = NULL;
@@ -244,9 +244,7 @@ int coseg_class_eval_run(CosegClassEval *out, Model *m, const Norm *norm, const 
                           : row < kp ? pa[i0 + (uint64_t)row]
                                      : pb[i0 + (uint64_t)(row - kp)];
             if (ds_read(rd, id, pix + (size_t)row * img, NULL, truth + (size_t)row * npix, e)) goto out;
-            for (size_t j = 0; j < img; j++)
-                x[(size_t)row * img + j] =
-                    ((float)pix[(size_t)row * img + j] / 255.0f - norm->mean[j / npix]) / norm->std[j / npix];
+            norm_apply(x + (size_t)row * img, pix + (size_t)row * img, norm, npix);
         }
         int train = m->st.train;
         m->st.train = 0;

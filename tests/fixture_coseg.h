@@ -12,6 +12,12 @@
 
 #include "../io/dataset.h"
 #include "../io/pairgen.h"
+#include "../mining/coseg.h"
+
+/* The name of a mask loss in test messages. */
+static inline const char *fixture_mask_name(MaskLoss type) {
+    return type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice";
+}
 
 enum { FIXTURE_COSEG_SIDE = 12, FIXTURE_COSEG_CLASSES = 4, FIXTURE_COSEG_PER_CLASS = 12 };
 

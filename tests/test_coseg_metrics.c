@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../mining/coseg.h"
+#include "fixture_coseg.h"
 #include "fixture_num.h"
 #include "test.h"
 
@@ -140,11 +141,17 @@ typedef struct LossCase {
     double edge;
 } LossCase;
 
+/* The case's loss and gradient (into dz) at a scale: the plain function
+ * when the case has no outline weight. */
+static double case_loss(const LossCase *c, float *dz, double scale) {
+    if (c->edge > 0)
+        return coseg_mask_loss_edge(dz, c->z, c->t, c->has, c->n, c->npix, c->width, c->type, c->edge, scale);
+    return coseg_mask_loss(dz, c->z, c->t, c->has, c->n, c->npix, c->type, scale);
+}
+
 static double loss_of(void *ctx) {
     LossCase *c = ctx;
-    if (c->edge > 0)
-        return coseg_mask_loss_edge(c->dz, c->z, c->t, c->has, c->n, c->npix, c->width, c->type, c->edge, 1.0);
-    return coseg_mask_loss(c->dz, c->z, c->t, c->has, c->n, c->npix, c->type, 1.0);
+    return case_loss(c, c->dz, 1.0);
 }
 
 static void test_loss_fd(MaskLoss type, double edge) {
@@ -162,7 +169,7 @@ static void test_loss_fd(MaskLoss type, double edge) {
     double l = loss_of(&c);
     memcpy(g, c.dz, nz * sizeof *g);
     double err = fixture_fd_error(loss_of, &c, c.z, g, nz, 1e-2f, nz, NULL);
-    CHECK(err < 2e-3, "%s (edge weight %g): finite differences, rel err %g", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice", edge, err);
+    CHECK(err < 2e-3, "%s (edge weight %g): finite differences, rel err %g", fixture_mask_name(type), edge, err);
     if (edge > 0) {
         /* weight 0 is the unweighted loss, bit for bit, and the weight changes it */
         double l0 = coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 1.0);
@@ -173,14 +180,13 @@ static void test_loss_fd(MaskLoss type, double edge) {
         free(g0);
     }
     /* the scale multiplies the gradient only */
-    double l2 = c.edge > 0 ? coseg_mask_loss_edge(g2, c.z, c.t, c.has, c.n, c.npix, c.width, type, c.edge, 0.25)
-                           : coseg_mask_loss(g2, c.z, c.t, c.has, c.n, c.npix, type, 0.25);
+    double l2 = case_loss(&c, g2, 0.25);
     int scaled = 1;
     for (size_t i = 0; i < nz; i++) scaled &= fabsf(g2[i] - 0.25f * g[i]) <= 1e-7f * fabsf(g[i]) + 1e-12f;
-    CHECK(l2 == l && scaled, "%s: scale 1/4 scales the gradient, not the loss", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice");
+    CHECK(l2 == l && scaled, "%s: scale 1/4 scales the gradient, not the loss", fixture_mask_name(type));
     /* an image without a target: its t is never read (same loss with other bytes there) */
     memset(c.t + c.npix, 255, c.npix);
-    CHECK(loss_of(&c) == l, "%s: the target of an image without one is ignored", type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice");
+    CHECK(loss_of(&c) == l, "%s: the target of an image without one is ignored", fixture_mask_name(type));
     free(c.z), free(c.dz), free(c.t), free(g), free(g2);
 }
 

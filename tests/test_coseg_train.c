@@ -85,10 +85,6 @@ static int target(const Batch *b, int i, size_t j, size_t npix) {
     return b->lb.same[i % b->lb.n_items] && b->masks[(size_t)i * npix + j];
 }
 
-static const char *mask_name(MaskLoss type) {
-    return type == MASK_BCE ? "BCE" : type == MASK_DICE ? "Dice" : "BCE + Dice";
-}
-
 static const char *mask_set(MaskLoss type) {
     return type == MASK_BCE ? "loss.mask=bce" : type == MASK_DICE ? "loss.mask=dice" : "loss.mask=bce_dice";
 }
@@ -140,7 +136,7 @@ static void test_loss_value(MaskLoss type, double edge) {
     const float *z = model_output(m, m->loss);
     double want = naive_loss(&s.b, z, m->in_h, m->in_w, type, edge);
     CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "%s loss (edge weight %g) %.9g, naive loops %.9g",
-          mask_name(type), edge, loss, want);
+          fixture_mask_name(type), edge, loss, want);
     if (edge > 0) {
         /* the outline's weight shows: the unweighted loss is another number */
         double plain = naive_loss(&s.b, z, m->in_h, m->in_w, type, 0);
@@ -190,11 +186,11 @@ static void test_fd(MaskLoss type) {
         const ParamView *pv = &m->views[v];
         double err =
             fixture_fd_error(loss_only, &s, m->params + pv->offset, g + pv->offset, pv->count, 1e-2f, 40, &r);
-        CHECK(err < 2e-2, "%s: %s gradient vs finite differences, rel err %g", mask_name(type), pv->name,
+        CHECK(err < 2e-2, "%s: %s gradient vs finite differences, rel err %g", fixture_mask_name(type), pv->name,
               err);
         worst = fmax(worst, err);
     }
-    printf("finite differences of the whole model (%s, %d tensors): worst rel err %.2g\n", mask_name(type),
+    printf("finite differences of the whole model (%s, %d tensors): worst rel err %.2g\n", fixture_mask_name(type),
            m->nviews, worst);
     free(g);
     setup_free(&s);

@@ -50,7 +50,9 @@ static const char eval_usage[] =
     "(docs/coseg.md): Jaccard and precision of the predicted masks of pairs with a common object,\n"
     "for classes seen in training (the classes --train has samples of) and unseen ones; for pairs\n"
     "without one, the fraction of pixels marked as object and of images predicted empty. --pairs N\n"
-    "scores the first N records (default all); the N-way and group options do not apply.\n"
+    "scores the first N records (default all); the N-way and group options do not apply. --tta 2\n"
+    "runs every pair also mirrored left-right (both images) and averages each pixel's two logits\n"
+    "(the second mirrored back) before the threshold; no other N is taken there.\n"
     "A class-map model ([loss] mask = class) is scored on DB's class masks: the accuracy of\n"
     "each position's most likely class against its block's majority (all, object and background\n"
     "positions) and the loss, over the first N images with --pairs N (default all; a two-image\n"
@@ -58,9 +60,9 @@ static const char eval_usage[] =
 
 /* eval of a co-segmentation model: the masks' measures (eval_coseg.h). */
 static int cmd_eval_coseg(EvalModel *l, const char *ckpt, const char *data, const char *train, long pairs,
-                          const char *json, Err *e) {
+                          int views, const char *json, Err *e) {
     CosegEval r;
-    if (coseg_eval_run(&r, &l->model, &l->norm, data, train, pairs, e)) return -1;
+    if (coseg_eval_run(&r, &l->model, &l->norm, data, train, pairs, views, e)) return -1;
     printf("checkpoint %s (step %llu), data %s, seen classes from %s\n", ckpt, l->step, data, train);
     coseg_eval_print(&r, stdout);
     return json ? coseg_eval_write_json(&r, json, e) : 0;
@@ -184,22 +186,33 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     if (!train) train = l.cfg.data_train;
-    if (tta > 1) {
+    int coseg = l.cfg.loss.type == LOSS_MASK && l.cfg.loss.mask != MASK_CLASS;
+    if (tta > 1 && coseg) {
+        const char *why =
+            tta != 2   ? "a co-segmentation model takes --tta 2 only (the pair and its left-right mirror)"
+            : ntta_set ? "a co-segmentation model's --tta 2 mirrors the pair: --tta-set does not apply"
+                       : NULL;
+        if (why) {
+            fprintf(stderr, "siamese eval: --tta %ld: %s\n", tta, why);
+            eval_model_free(&l);
+            return 2;
+        }
+    } else if (tta > 1) {
         for (int i = 0; i < ntta_set; i++)
             if (config_set(&l.cfg, tta_set[i], &e)) {
                 fprintf(stderr, "siamese eval: --tta-set: %s\n", e.msg);
                 eval_model_free(&l);
                 return 2;
             }
-        const char *why = l.cfg.loss.type == LOSS_MASK ? "a co-segmentation model is scored by its masks"
-                          : l.model.emb < 0            ? "the model has no per-image embedding"
-                          : l.model.layers[l.model.loss].halved
-                              ? "the model scores pairs itself, not by embeddings"
-                          : !augment_enabled(&l.cfg.augment)
-                              ? "the checkpoint's [augment] distorts nothing: give distortions with --tta-set"
-                          : l.cfg.augment.scale_min > l.cfg.augment.scale_max
-                              ? "[augment] scale_min is above scale_max: fix the --tta-set values"
-                              : NULL;
+        const char *why =
+            l.cfg.loss.type == LOSS_MASK          ? "a class-map model is scored by its positions' classes"
+            : l.model.emb < 0                     ? "the model has no per-image embedding"
+            : l.model.layers[l.model.loss].halved ? "the model scores pairs itself, not by embeddings"
+            : !augment_enabled(&l.cfg.augment)
+                ? "the checkpoint's [augment] distorts nothing: give distortions with --tta-set"
+            : l.cfg.augment.scale_min > l.cfg.augment.scale_max
+                ? "[augment] scale_min is above scale_max: fix the --tta-set values"
+                : NULL;
         if (why) {
             fprintf(stderr, "siamese eval: --tta %ld: %s\n", tta, why);
             eval_model_free(&l);
@@ -220,7 +233,7 @@ int cmd_eval(int argc, char **argv) {
         return rc ? 1 : 0;
     }
     if (l.cfg.loss.type == LOSS_MASK) {
-        int rc = cmd_eval_coseg(&l, ckpt, data, train, pairs, json, &e);
+        int rc = cmd_eval_coseg(&l, ckpt, data, train, pairs, (int)tta, json, &e);
         if (rc) fprintf(stderr, "siamese eval: %s\n", e.msg);
         eval_model_free(&l);
         return rc ? 1 : 0;

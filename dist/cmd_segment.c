@@ -1,5 +1,5 @@
 /* cmd_segment: `siamese segment CHECKPOINT (--data DB [--pairs N] | --image A
- * --image B) --out DIR`: the masks a co-segmentation model predicts, as
+ * --image B) --out DIR [--tta 2]`: the masks a co-segmentation model predicts, as
  * pictures a person can look at. For each image: NAME.mask.png (0 / 255)
  * and NAME.overlay.png (the image with the mask tinted and outlined in
  * red); with --data also overview.png, one row per pair: a and b with the
@@ -16,15 +16,17 @@
 #include "evaluate.h"
 
 static const char segment_usage[] =
-    "usage: siamese segment CHECKPOINT --data DB --out DIR [--pairs N]\n"
-    "       siamese segment CHECKPOINT --image A --image B --out DIR\n\n"
+    "usage: siamese segment CHECKPOINT --data DB --out DIR [--pairs N] [--tta 2]\n"
+    "       siamese segment CHECKPOINT --image A --image B --out DIR [--tta 2]\n\n"
     "Runs a co-segmentation model ([loss] type = mask) on the first N pairs records of DB\n"
     "(default 8) or on the two image files A and B (PGM, PNG or JPEG, resized to the model's\n"
     "input), and writes into DIR each predicted mask (NAME.mask.png: 255 = object) and an\n"
     "overlay (NAME.overlay.png: the image with the mask tinted and outlined in red). NAME is\n"
     "pair-I-a / pair-I-b for pairs record I, a / b for --image. With --data also overview.png:\n"
     "one row per pair, a and b with the predicted masks (red) and the true ones (green; not\n"
-    "for a dataset of class masks, which mark every object).\n";
+    "for a dataset of class masks, which mark every object). --tta 2: every pair also runs\n"
+    "mirrored left-right and each pixel's two logits (the second mirrored back) are averaged\n"
+    "before the threshold, as siamese eval --tta 2 scores them.\n";
 
 static const uint8_t RED[3] = {255, 40, 40}, GREEN[3] = {40, 220, 40};
 #define ALPHA 0.45f
@@ -67,7 +69,7 @@ static void paste(uint8_t *sheet, uint32_t sheet_w, uint32_t y0, uint32_t x0, co
     free(rgb);
 }
 
-static int segment_data(Model *m, const Norm *norm, const char *data, long npairs, const char *dir,
+static int segment_data(Model *m, const Norm *norm, const char *data, long npairs, int views, const char *dir,
                         Err *e) {
     Dataset *ds;
     if (ds_open(&ds, data, e)) return -1;
@@ -82,10 +84,10 @@ static int segment_data(Model *m, const Norm *norm, const char *data, long npair
     uint32_t *a = xmalloc(meta->npairs * sizeof *a), *b = xmalloc(meta->npairs * sizeof *b);
     uint8_t *same = xmalloc(meta->npairs);
     CosegRunner r = {0};
-    int rc =
-        ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&r, m, ds, norm, e) || make_out_dir(dir, e)
-            ? -1
-            : 0;
+    int rc = ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&r, m, ds, norm, views, e) ||
+                     make_out_dir(dir, e)
+                 ? -1
+                 : 0;
     uint32_t h = (uint32_t)m->in_h, w = (uint32_t)m->in_w, c = (uint32_t)m->in_c;
     size_t npix = (size_t)h * w, img = c * npix;
     uint32_t cols = r.has_masks ? 4 : 2, tw = w * SCALE, th = h * SCALE;
@@ -142,31 +144,32 @@ static int load_image(uint8_t *out, const Model *m, const char *path, Err *e) {
     return 0;
 }
 
-static int segment_images(Model *m, const Norm *norm, const char *const img[2], const char *dir,
+static int segment_images(Model *m, const Norm *norm, const char *const img[2], int views, const char *dir,
                           Err *e) {
     size_t npix = (size_t)m->in_h * m->in_w, in = (size_t)m->in_c * npix;
     uint8_t *px = xmalloc(2 * in), *pred = xmalloc(2 * npix);
-    float *x = xaligned_floats(2 * in);
+    float *x = xaligned_floats(2 * in), *logit = xmalloc(2 * npix * sizeof *logit);
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) rc = load_image(px + (size_t)i * in, m, img[i], e);
     if (rc == 0) rc = make_out_dir(dir, e);
     if (rc == 0) {
         for (size_t k = 0; k < 2 * in; k++)
             x[k] = ((float)px[k] / 255.0f - norm->mean[k % in / npix]) / norm->std[k % in / npix];
-        coseg_threshold(pred, model_forward(m, x, 2), 2 * npix);
+        coseg_logits(m, x, 2, views, logit);
+        coseg_threshold(pred, logit, 2 * npix);
         for (int i = 0; i < 2 && rc == 0; i++)
             rc = write_pictures(dir, i ? "b" : "a", px + (size_t)i * in, m->in_c, pred + (size_t)i * npix,
                                 (uint32_t)m->in_h, (uint32_t)m->in_w, e);
         if (rc == 0) printf("wrote a.mask.png, a.overlay.png, b.mask.png, b.overlay.png into %s\n", dir);
     }
-    free(px), free(pred), free(x);
+    free(px), free(pred), free(x), free(logit);
     return rc;
 }
 
 int cmd_segment(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *out = NULL, *img[2] = {NULL, NULL};
     int nimg = 0;
-    long pairs = 8;
+    long pairs = 8, tta = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -193,6 +196,15 @@ int cmd_segment(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--tta")) {
+            if (parse_long(v, 1, 1000, &tta) || tta > COSEG_MAX_VIEWS) {
+                fprintf(stderr,
+                        "siamese segment: --tta %s: a co-segmentation model takes --tta 2 only (the pair and "
+                        "its left-right mirror)\n",
+                        v);
+                return 2;
+            }
+            i++;
         } else if (a[0] != '-' && !ckpt)
             ckpt = a;
         else {
@@ -214,8 +226,8 @@ int cmd_segment(int argc, char **argv) {
     }
     int rc = coseg_model_check(&l.model, ckpt, &e);
     if (rc == 0)
-        rc = data ? segment_data(&l.model, &l.norm, data, pairs, out, &e)
-                  : segment_images(&l.model, &l.norm, img, out, &e);
+        rc = data ? segment_data(&l.model, &l.norm, data, pairs, (int)tta, out, &e)
+                  : segment_images(&l.model, &l.norm, img, (int)tta, out, &e);
     if (rc) fprintf(stderr, "siamese segment: %s\n", e.msg);
     eval_model_free(&l);
     return rc ? 1 : 0;

@@ -19,8 +19,31 @@ int coseg_model_check(const Model *m, const char *what, Err *e) {
     return 0;
 }
 
-int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, Err *e) {
+/* dst = src with each of the planes' rows of w values reversed. */
+static void mirror_rows(float *dst, const float *src, size_t rows, int w) {
+    for (size_t i = 0; i < rows; i++)
+        for (int x = 0; x < w; x++) dst[i * (size_t)w + (size_t)(w - 1 - x)] = src[i * (size_t)w + (size_t)x];
+}
+
+void coseg_logits(Model *m, const float *x, int rows, int views, float *logit) {
+    ASSERT(views >= 1 && views <= COSEG_MAX_VIEWS && rows >= 1 && rows <= m->max_batch);
+    size_t lines = (size_t)rows * m->in_h, npix = lines * m->in_w;
+    int train = m->st.train;
+    m->st.train = 0;
+    memcpy(logit, model_forward(m, x, rows), npix * sizeof *logit);
+    if (views == 2) {
+        float *xm = xaligned_floats(npix * m->in_c), *back = xmalloc(npix * sizeof *back);
+        mirror_rows(xm, x, lines * m->in_c, m->in_w);
+        mirror_rows(back, model_forward(m, xm, rows), lines, m->in_w);
+        for (size_t i = 0; i < npix; i++) logit[i] = 0.5f * (logit[i] + back[i]);
+        free(xm), free(back);
+    }
+    m->st.train = train;
+}
+
+int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, int views, Err *e) {
     memset(r, 0, sizeof *r);
+    ASSERT(views >= 1 && views <= COSEG_MAX_VIEWS);
     const DsMeta *meta = ds_meta(ds);
     if ((int)meta->channels != m->in_c || (int)meta->height != m->in_h || (int)meta->width != m->in_w)
         return err_set(e, "%s is %ux%ux%u but the model takes %dx%dx%d", ds_path(ds), meta->channels,
@@ -30,19 +53,21 @@ int coseg_runner_open(CosegRunner *r, Model *m, Dataset *ds, const Norm *norm, E
     ASSERT(norm->channels == m->in_c);
     r->norm = *norm;
     r->cap = MIN(COSEG_EVAL_CAP, m->max_batch / 2);
+    r->views = views;
     r->has_masks = meta->has_masks == DS_MASKS_OBJECT; /* class masks mark every object, not the common one */
     size_t npix = (size_t)m->in_h * m->in_w, img = (size_t)m->in_c * npix, rows = 2 * (size_t)r->cap;
     r->x = xaligned_floats(rows * img);
     r->pix = xmalloc(rows * img);
     r->truth = xcalloc(rows * npix, 1);
     r->label = xmalloc(rows * sizeof *r->label);
+    r->logit = xmalloc(rows * npix * sizeof *r->logit);
     r->pred = xmalloc(rows * npix);
     return 0;
 }
 
 void coseg_runner_close(CosegRunner *r) {
     if (r->rd) ds_reader_close(r->rd);
-    free(r->x), free(r->pix), free(r->truth), free(r->label), free(r->pred);
+    free(r->x), free(r->pix), free(r->truth), free(r->label), free(r->logit), free(r->pred);
     memset(r, 0, sizeof *r);
 }
 
@@ -57,10 +82,8 @@ int coseg_runner_run(CosegRunner *r, const uint32_t *a, const uint32_t *b, int n
             return -1;
         norm_apply(r->x + (size_t)row * img, px, &r->norm, npix);
     }
-    int train = m->st.train;
-    m->st.train = 0;
-    coseg_threshold(r->pred, model_forward(m, r->x, 2 * n), (size_t)2 * n * npix);
-    m->st.train = train;
+    coseg_logits(m, r->x, 2 * n, r->views, r->logit);
+    coseg_threshold(r->pred, r->logit, (size_t)2 * n * npix);
     return 0;
 }
 
@@ -73,8 +96,9 @@ int coseg_pair_kind(const Dataset *train, int same, int32_t label) {
 }
 
 int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_path, const char *train_path,
-                   long max_pairs, Err *e) {
+                   long max_pairs, int views, Err *e) {
     memset(out, 0, sizeof *out);
+    out->views = views;
     double t0 = now_seconds();
     if (coseg_model_check(m, "the checkpoint", e)) return -1;
     if (!train_path || !train_path[0])
@@ -104,7 +128,7 @@ int coseg_eval_run(CosegEval *out, Model *m, const Norm *norm, const char *test_
     if (max_pairs > 0 && (uint64_t)max_pairs < n) n = (uint64_t)max_pairs;
     a = xmalloc(meta->npairs * sizeof *a), b = xmalloc(meta->npairs * sizeof *b),
     same = xmalloc(meta->npairs);
-    if (ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&r, m, ds, norm, e)) goto out;
+    if (ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&r, m, ds, norm, views, e)) goto out;
     size_t npix = (size_t)m->in_h * m->in_w;
     CosegStats st = {0};
     for (uint64_t p0 = 0; p0 < n; p0 += (uint64_t)r.cap) {
@@ -129,7 +153,8 @@ out:
 
 void coseg_eval_print(const CosegEval *r, FILE *out) {
     const CosegMetrics *m = &r->m;
-    fprintf(out, "co-segmentation, %llu pairs (%.1f s)\n", (unsigned long long)r->pairs, r->seconds);
+    fprintf(out, "co-segmentation, %llu pairs (%.1f s)%s\n", (unsigned long long)r->pairs, r->seconds,
+            r->views == 2 ? ", each also mirrored left-right (the two logits of a pixel averaged)" : "");
     fprintf(out, "  common object, seen classes   %6llu pairs  Jaccard %.4f  precision %.4f\n",
             (unsigned long long)m->pairs_seen, m->jaccard_seen, m->precision_seen);
     fprintf(out, "  common object, unseen classes %6llu pairs  Jaccard %.4f  precision %.4f\n",
@@ -172,6 +197,7 @@ int coseg_eval_write_json(const CosegEval *r, const char *path, Err *e) {
                            {"pairs_unseen", (double)m->pairs_unseen},
                            {"pairs_none", (double)m->pairs_none},
                            {"pairs", (double)r->pairs},
+                           {"tta_views", (double)r->views},
                            {"seconds", r->seconds}};
     return json_fields_write(f, (int)(sizeof f / sizeof f[0]), path, e);
 }

@@ -85,7 +85,8 @@ static int draw_pairs(ReportCoseg *cs, EvalModel *em, Dataset *ds, Dataset *tr, 
     uint8_t *same = xmalloc(np);
     int *kind = xmalloc((size_t)np * sizeof *kind), rc = -1;
     CosegRunner run = {0};
-    if (ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&run, &em->model, ds, &em->norm, e)) goto out;
+    if (ds_load_pairs(ds, a, b, same, e) || coseg_runner_open(&run, &em->model, ds, &em->norm, 1, e))
+        goto out;
     const int32_t *labels = ds_labels(ds);
     for (uint32_t p = 0; p < np; p++) kind[p] = coseg_pair_kind(tr, same[p], labels[a[p]]);
     int n = choose_pairs(cs->pair, kind, np, seed);
@@ -170,7 +171,7 @@ void report_coseg_load(ReportRun *r, const ReportOptions *o, int index, uint64_t
                      "the training set %s does not open: seen and unseen classes come from it, so the masks "
                      "were not evaluated%s",
                      em.cfg.data_train, cs->have ? " (the metrics are eval.json's)" : "");
-        } else if (coseg_eval_run(&ce, &em.model, &em.norm, data, train, 0, &e)) {
+        } else if (coseg_eval_run(&ce, &em.model, &em.norm, data, train, 0, 1, &e)) {
             metrics_from_json(cs, r->eval_json);
             snprintf(cs->missing, sizeof cs->missing, "evaluation failed: %s", e.msg);
         } else {

@@ -426,7 +426,7 @@ int train_main(const TrainOptions *o) {
                 watchdog_phase(WD_EVAL);
                 char cjp[CFG_PATH + 32];
                 snprintf(cjp, sizeof cjp, "%s/eval.json", c->run_dir);
-                if (coseg_eval_run(&cr, &t->model, &t->norm, c->data_test, c->data_train, 0, &e) ||
+                if (coseg_eval_run(&cr, &t->model, &t->norm, c->data_test, c->data_train, 0, 1, &e) ||
                     (coseg_eval_print(&cr, stdout), coseg_eval_write_json(&cr, cjp, &e)))
                     util_warn("evaluation failed: %s", e.msg);
                 else

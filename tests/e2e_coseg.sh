@@ -6,7 +6,8 @@
 # --verify reads every record), and more training pairs keep the test set; a few training steps of the recipe
 # (configs/coseg-fmnist-pretrain.ini on single objects, then
 # configs/coseg-fmnist.ini and its ablation from that encoder) on it, [init]
-# from and its errors, the end-of-training and `siamese eval` measures (equal; pair counts),
+# from and its errors, the end-of-training and `siamese eval` measures (equal; pair counts;
+# --tta 2 recorded, other N refused),
 # `siamese segment` from a dataset and from two image files (PNG sizes), and
 # their bad input. Runs from the repo root with ./siamese built.
 # Last line: N passed, N failed.
@@ -150,6 +151,19 @@ grep -v seconds "$T/e.json" >"$T/e1" && grep -v seconds "$T/run/eval.json" >"$T/
 grep -q 'Jaccard' "$T/eval.txt" && grep -q '"jaccard_unseen"' "$T/e.json" && ok || bad "eval prints and writes Jaccard"
 "$S" eval "$M" --data "$T/te" --pairs 3 --json "$T/e3.json" >/dev/null 2>&1 && grep -q '"pairs": 3,' "$T/e3.json" &&
   ok || bad "eval --pairs 3"
+# --tta 2: every pair also mirrored left-right (test_coseg_train checks the logits); the JSON says so
+"$S" eval "$M" --data "$T/te" --tta 2 --json "$T/et.json" >"$T/et.txt" 2>&1 && grep -q '"tta_views": 2,' "$T/et.json" &&
+  grep -q '"tta_views": 1,' "$T/e.json" && grep -q '"pairs": 8,' "$T/et.json" && grep -q 'mirrored left-right' "$T/et.txt" &&
+  ok || bad "eval --tta 2 on a co-segmentation model: $(cat "$T/et.txt")"
+expect_error "eval --tta 3 on co-segmentation" 2 "--tta 3: a co-segmentation model takes --tta 2 only" \
+  "$S" eval "$M" --data "$T/te" --tta 3
+expect_error "eval --tta 2 --tta-set on co-segmentation" 2 "--tta-set does not apply" \
+  "$S" eval "$M" --data "$T/te" --tta 2 --tta-set augment.rotate=5
+"$S" segment "$M" --data "$T/te" --out "$T/segt" --pairs 3 --tta 2 >/dev/null 2>&1 && [ "$(ls "$T/segt" | wc -l)" -eq 13 ] &&
+  "$S" segment "$M" --image "$T/a.pgm" --image "$T/b.pgm" --out "$T/segt2" --tta 2 >/dev/null 2>&1 &&
+  [ -f "$T/segt2/b.mask.png" ] && ok || bad "segment --tta 2 (--data and --image)"
+expect_error "segment --tta 4" 2 "--tta 4: a co-segmentation model takes --tta 2 only" \
+  "$S" segment "$M" --data "$T/te" --out "$T/out-s" --tta 4
 "$S" segment "$M" --data "$T/te" --out "$T/seg" --pairs 3 >"$T/seg.txt" 2>&1 && ok || bad "segment: $(cat "$T/seg.txt")"
 [ "$(ls "$T/seg" | wc -l)" -eq 13 ] && [ "$(png_size "$T/seg/pair-2-b.overlay.png")" = "48 48" ] &&
   [ "$(png_size "$T/seg/overview.png")" = "$((4 * 96 + 5 * 4)) $((3 * 96 + 4 * 4))" ] && ok ||
@@ -190,6 +204,8 @@ grep -q '"class_accuracy"' "$T/cls/eval.json" && grep -q '"positions": 576,' "$T
   grep -q '^class maps, 5 images' "$T/ce.txt" && grep -q '"positions": 180,' "$T/ce.json" && ok ||
   bad "eval of a class-map model: $(cat "$T/ce.txt")"
 expect_error "eval class maps on object masks" 1 "has no class masks" "$S" eval "$T/cls/model.smpi" --data "$T/te"
+expect_error "eval --tta 2 on class maps" 2 "--tta 2: a class-map model is scored by its positions' classes" \
+  "$S" eval "$T/cls/model.smpi" --data "$T/cl-te" --tta 2
 OPENBLAS_NUM_THREADS=1 "$S" train configs/coseg-fmnist.ini "${R[@]}" --set run.dir="$T/run-cl" --set train.eval=0 \
   --set init.from="$T/cls/model.smpi" >"$T/runcl.log" 2>&1 &&
   grep -q "^init: 10 layers from $T/cls/model.smpi\$" "$T/runcl.log" && ok ||

@@ -11,6 +11,7 @@
  * cosine correlation and its max channel. [loss] mask = class
  * (tests/fixtures/graph/coseg-classes.ini): its loss against naive loops,
  * the model's gradients against finite differences, and what it refuses.
+ * Test-time mirroring (coseg_logits with 2 views) against naive loops.
  * Runs from the
  * repository root (as tests/run.sh does). */
 #include <limits.h>
@@ -412,6 +413,59 @@ static void test_class_eval(void) {
     free(two);
 }
 
+/* Test-time mirroring (eval / segment --tta 2) on the fixture's model with
+ * random weights: the runner's logits for 5 pairs against the naive
+ * reference (the model on the pairs, then on the pairs with every image's
+ * rows reversed, those logits reversed back, the two averaged as 0.5f *
+ * (z + z')), to the bit, and its masks are them thresholded at 0; one view
+ * is the model's output itself; the mirrored view changes the logits (the
+ * model is not mirror-symmetric, so a no-op would fail). */
+static void test_tta_mirror(void) {
+    enum { S = FIXTURE_COSEG_SIDE, PAIRS = 5, ROWS = 2 * PAIRS, NPIX = ROWS * S * S };
+    char path[PATH_MAX], db[PATH_MAX];
+    fixture_path_fmt(path, sizeof path, "%s/%s", root, FIXTURE);
+    fixture_path_fmt(db, sizeof db, "%s/coseg.lmdb", fixture_dir());
+    Config c;
+    Err e;
+    Model m;
+    Dataset *ds;
+    if (config_parse_file(&c, path, &e) || model_build(&m, &c.model, FIXTURE, 1, S, S, 32, &e) ||
+        ds_open(&ds, db, &e))
+        FATAL("%s", e.msg);
+    model_init(&m, INIT_TORCH, 9);
+    Norm norm = {1, {0.3f}, {0.25f}};
+    uint64_t np = ds_meta(ds)->npairs;
+    uint32_t *a = xmalloc(np * sizeof *a), *b = xmalloc(np * sizeof *b);
+    uint8_t *same = xmalloc(np);
+    CosegRunner r;
+    if (ds_load_pairs(ds, a, b, same, &e) || coseg_runner_open(&r, &m, ds, &norm, 2, &e) ||
+        coseg_runner_run(&r, a + 3, b + 3, PAIRS, &e))
+        FATAL("%s", e.msg);
+    static float z[NPIX], zm[NPIX], xm[NPIX], want[NPIX], one[NPIX];
+    m.st.train = 0;
+    memcpy(z, model_forward(&m, r.x, ROWS), sizeof z);
+    for (int i = 0; i < ROWS * S; i++)
+        for (int x = 0; x < S; x++) xm[i * S + x] = r.x[i * S + S - 1 - x];
+    memcpy(zm, model_forward(&m, xm, ROWS), sizeof zm);
+    int moved = 0, masks = 0;
+    for (int i = 0; i < ROWS * S; i++)
+        for (int x = 0; x < S; x++) {
+            int k = i * S + x;
+            want[k] = 0.5f * (z[k] + zm[i * S + S - 1 - x]);
+            moved += want[k] != z[k];
+            masks += r.pred[k] == (want[k] > 0.0f ? 255 : 0);
+        }
+    CHECK(!memcmp(r.logit, want, sizeof want), "--tta 2: the runner's logits = the naive mean, to the bit");
+    CHECK(masks == NPIX, "--tta 2: the masks are the mean logits above 0 (%d of %d pixels)", masks, NPIX);
+    CHECK(moved > NPIX / 2, "the mirrored view changes the logits (%d of %d)", moved, NPIX);
+    coseg_logits(&m, r.x, ROWS, 1, one);
+    CHECK(!memcmp(one, z, sizeof z), "one view: the model's own logits, to the bit");
+    coseg_runner_close(&r);
+    ds_close(ds);
+    free(a), free(b), free(same);
+    model_free(&m);
+}
+
 /* What does not fit is refused by name: class masks with a mask loss of
  * one object, object masks with mask = class, a node of the wrong number of
  * channels or of a height that does not divide the input's. */
@@ -533,6 +587,7 @@ int main(void) {
     test_class_loss();
     test_class_eval();
     test_class_refused();
+    test_tta_mirror();
     test_loss_value(MASK_BCE, 0);
     test_loss_value(MASK_DICE, 0);
     test_loss_value(MASK_BCE_DICE, 0);

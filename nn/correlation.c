@@ -38,9 +38,10 @@ int correlation_channels(int D, int flags) { return D * D + (flags & CORR_MAX ? 
 
 /* One thread's workspace, offsets in floats: the Gram matrix g (GEMM form);
  * with CORR_COSINE the normalised maps na, nb, their norms ra, rb and the
- * gradients dna, dnb; with CORR_MAX dd, dout of the D*D channels. */
+ * gradients dna, dnb; with CORR_MAX dd, dout of the D*D channels, and the
+ * max's displacements arg (ints) and values best. */
 typedef struct CorrWs {
-    size_t g, na, nb, ra, rb, dna, dnb, dd, total;
+    size_t g, na, nb, ra, rb, dna, dnb, dd, arg, best, total;
 } CorrWs;
 
 static CorrWs corr_ws(int C, int H, int W, int D, int dil, int flags) {
@@ -55,6 +56,8 @@ static CorrWs corr_ws(int C, int H, int W, int D, int dil, int flags) {
     w.dna = n, n += cos ? CHW : 0;
     w.dnb = n, n += cos ? CHW : 0;
     w.dd = n, n += flags & CORR_MAX ? (size_t)D * D * HW : 0;
+    w.arg = n, n += flags & CORR_MAX ? HW : 0; /* ints */
+    w.best = n, n += flags & CORR_MAX ? HW : 0;
     w.total = n;
     return w;
 }
@@ -71,31 +74,56 @@ typedef struct Corr {
     CorrWs lay;
 } Corr;
 
-/* y (C, HW) = x / max(||x(:, p)||, eps) per position p; r (HW) the norms. */
+/* Positions per block of the normalisation's sums (double, on the stack). */
+#define CORR_PBLOCK 64
+
+/* y (C, HW) = x / max(||x(:, p)||, eps) per position p; r (HW) the norms.
+ * Each position's sum of squares runs over the channels in order, a block
+ * of positions side by side (the loops vectorise across positions). */
 static void corr_normalise(float *y, float *r, const float *x, int C, size_t HW) {
-    for (size_t p = 0; p < HW; p++) {
-        double ss = 0.0;
-        for (int ch = 0; ch < C; ch++) ss += (double)x[ch * HW + p] * x[ch * HW + p];
-        float n = (float)sqrt(ss);
-        r[p] = n;
-        double inv = 1.0 / (double)(n < CORR_EPS ? CORR_EPS : n);
-        for (int ch = 0; ch < C; ch++) y[ch * HW + p] = (float)(x[ch * HW + p] * inv);
+    double ss[CORR_PBLOCK], inv[CORR_PBLOCK];
+    for (size_t p0 = 0; p0 < HW; p0 += CORR_PBLOCK) {
+        size_t n = MIN((size_t)CORR_PBLOCK, HW - p0);
+        for (size_t p = 0; p < n; p++) ss[p] = 0.0;
+        for (int ch = 0; ch < C; ch++) {
+            const float *xc = x + ch * HW + p0;
+            for (size_t p = 0; p < n; p++) ss[p] += (double)xc[p] * xc[p];
+        }
+        for (size_t p = 0; p < n; p++) {
+            float nr = (float)sqrt(ss[p]);
+            r[p0 + p] = nr;
+            inv[p] = 1.0 / (double)(nr < CORR_EPS ? CORR_EPS : nr);
+        }
+        for (int ch = 0; ch < C; ch++) {
+            const float *xc = x + ch * HW + p0;
+            float *yc = y + ch * HW + p0;
+            for (size_t p = 0; p < n; p++) yc[p] = (float)(xc[p] * inv[p]);
+        }
     }
 }
 
-/* dx (C, HW) += the gradient through corr_normalise given dy of y. */
+/* dx (C, HW) += the gradient through corr_normalise given dy of y (each
+ * position's dot product over the channels in order, as above). */
 static void corr_normalise_grad(float *dx, const float *dy, const float *y, const float *r, int C,
                                 size_t HW) {
-    for (size_t p = 0; p < HW; p++) {
-        double n = r[p];
-        if (n < CORR_EPS) {
-            for (int ch = 0; ch < C; ch++) dx[ch * HW + p] += (float)(dy[ch * HW + p] / (double)CORR_EPS);
-            continue;
+    double dot[CORR_PBLOCK];
+    for (size_t p0 = 0; p0 < HW; p0 += CORR_PBLOCK) {
+        size_t n = MIN((size_t)CORR_PBLOCK, HW - p0);
+        for (size_t p = 0; p < n; p++) dot[p] = 0.0;
+        for (int ch = 0; ch < C; ch++) {
+            const float *yc = y + ch * HW + p0, *dc = dy + ch * HW + p0;
+            for (size_t p = 0; p < n; p++) dot[p] += (double)yc[p] * dc[p];
         }
-        double dot = 0.0;
-        for (int ch = 0; ch < C; ch++) dot += (double)y[ch * HW + p] * dy[ch * HW + p];
-        for (int ch = 0; ch < C; ch++)
-            dx[ch * HW + p] += (float)((dy[ch * HW + p] - y[ch * HW + p] * dot) / n);
+        for (int ch = 0; ch < C; ch++) {
+            const float *yc = y + ch * HW + p0, *dc = dy + ch * HW + p0;
+            float *gc = dx + ch * HW + p0;
+            const float *rc = r + p0;
+            for (size_t p = 0; p < n; p++) {
+                double nr = rc[p];
+                gc[p] += nr < CORR_EPS ? (float)(dc[p] / (double)CORR_EPS)
+                                       : (float)((dc[p] - yc[p] * dot[p]) / nr);
+            }
+        }
     }
 }
 
@@ -113,37 +141,25 @@ static Disp corr_disp(const Corr *c, int k) {
     return d;
 }
 
-/* The displacement of position (i, j)'s largest value in out (D*D, HW)
- * among the displacements inside the map (the first of equal ones). */
-static int corr_argmax(const Corr *c, const float *out, int i, int j) {
-    size_t HW = (size_t)c->H * c->W, q = (size_t)i * c->W + j;
-    int best = -1;
+/* arg (HW): each position's displacement of its largest value in out
+ * (D*D, HW) among the displacements inside the map (the first of equal
+ * ones; the zero displacement is always inside), and best (HW) that value.
+ * The displacements are visited in order, each over its valid rows. */
+static void corr_argmax(int *arg, float *best, const Corr *c, const float *out) {
+    size_t HW = (size_t)c->H * c->W;
+    int W = c->W;
+    for (size_t q = 0; q < HW; q++) arg[q] = -1, best[q] = 0.0f;
     for (int k = 0; k < c->D * c->D; k++) {
         Disp d = corr_disp(c, k);
-        if (i < d.i0 || i >= d.i1 || j < d.j0 || j >= d.j1) continue;
-        if (best < 0 || out[(size_t)k * HW + q] > out[(size_t)best * HW + q]) best = k;
+        const float *o = out + (size_t)k * HW;
+        for (int i = d.i0; i < d.i1; i++)
+            for (int j = d.j0; j < d.j1; j++) {
+                size_t q = (size_t)i * W + j;
+                int take = arg[q] < 0 || o[q] > best[q];
+                best[q] = take ? o[q] : best[q];
+                arg[q] = take ? k : arg[q];
+            }
     }
-    return best; /* the zero displacement is always inside */
-}
-
-/* m (HW): the max channel of out (D*D, HW). */
-static void corr_max(float *m, const Corr *c, const float *out) {
-    size_t HW = (size_t)c->H * c->W;
-    for (int i = 0; i < c->H; i++)
-        for (int j = 0; j < c->W; j++) {
-            size_t q = (size_t)i * c->W + j;
-            m[q] = out[(size_t)corr_argmax(c, out, i, j) * HW + q];
-        }
-}
-
-/* dd (D*D, HW) += dm (HW), the max channel's dout, at each position's max. */
-static void corr_max_grad(float *dd, const Corr *c, const float *out, const float *dm) {
-    size_t HW = (size_t)c->H * c->W;
-    for (int i = 0; i < c->H; i++)
-        for (int j = 0; j < c->W; j++) {
-            size_t q = (size_t)i * c->W + j;
-            dd[(size_t)corr_argmax(c, out, i, j) * HW + q] += dm[q];
-        }
 }
 
 /* out (D*D, HW), zeroed, of one image's (normalised) maps fa, fb. */
@@ -196,7 +212,7 @@ static void corr_forward_image(void *p, int b, int tid) {
     }
     memset(out, 0, (size_t)DD * HW * sizeof *out);
     corr_forward_core(c, out, fa, fb, ws);
-    if (c->flags & CORR_MAX) corr_max(out + (size_t)DD * HW, c, out);
+    if (c->flags & CORR_MAX) corr_argmax((int *)(void *)(ws + c->lay.arg), out + (size_t)DD * HW, c, out);
 }
 
 /* dfa, dfb (C, HW) += the gradient of one image's (normalised) maps fa, fb
@@ -250,8 +266,11 @@ static void corr_backward_image(void *p, int b, int tid) {
     if (c->flags & CORR_MAX) { /* the max's dout goes to its displacement */
         const float *out = c->fwd + (size_t)b * OC * HW;
         float *dd = ws + c->lay.dd;
+        int *arg = (int *)(void *)(ws + c->lay.arg);
+        const float *dm = dout + (size_t)DD * HW;
         memcpy(dd, dout, (size_t)DD * HW * sizeof *dd);
-        corr_max_grad(dd, c, out, dout + (size_t)DD * HW);
+        corr_argmax(arg, ws + c->lay.best, c, out);
+        for (size_t q = 0; q < HW; q++) dd[(size_t)arg[q] * HW + q] += dm[q];
         dout = dd;
     }
     if (!(c->flags & CORR_COSINE)) {

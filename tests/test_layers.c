@@ -135,6 +135,31 @@ static void test_conv_pointwise_threads(int B, int C, int H, int W, int F) {
     for (int r = 0; r < 2; r++) free(out[r]), free(din[r]), free(dw[r]), free(db[r]);
 }
 
+/* Stride-1 "same" convolutions (the direct 3 x 3 weight gradient, the
+ * input gradient as the flipped convolution, the GEMM path): the same bits
+ * at 1 and 3 threads, forward and backward. */
+static void test_conv_same_threads(int B, int C, int H, int W, int F, int K) {
+    size_t HW = (size_t)H * W, nin = (size_t)B * C * HW, nout = (size_t)B * F * HW, nw = (size_t)F * C * K * K;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
+    float *b = fixture_rand_floats(&rng, (size_t)F, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
+    float *ws = xaligned_floats(conv2d_workspace_floats(B, C, H, W, F, K, 1, K / 2));
+    float *out[2], *din[2], *dw[2], *db[2];
+    for (int r = 0; r < 2; r++) {
+        out[r] = xaligned_floats(nout), din[r] = xaligned_floats(nin);
+        dw[r] = xaligned_floats(nw), db[r] = xaligned_floats((size_t)F);
+        parallel_init(r ? 3 : 1);
+        conv2d_forward(out[r], in, w, b, B, C, H, W, F, K, 1, K / 2, ws);
+        conv2d_backward(din[r], dw[r], db[r], dout, in, w, B, C, H, W, F, K, 1, K / 2, ws);
+    }
+    parallel_init(1);
+    int same = !memcmp(out[0], out[1], nout * sizeof(float)) &&
+               !memcmp(din[0], din[1], nin * sizeof(float)) && !memcmp(dw[0], dw[1], nw * sizeof(float)) &&
+               !memcmp(db[0], db[1], (size_t)F * sizeof(float));
+    CHECK(same, "conv %dx%d same B%d C%d %dx%d F%d: the same bits at 1 and 3 threads", K, K, B, C, H, W, F);
+    free(in), free(w), free(b), free(dout), free(ws);
+    for (int r = 0; r < 2; r++) free(out[r]), free(din[r]), free(dw[r]), free(db[r]);
+}
+
 /* conv2d_im2col and conv2d_col2im against plain loops, bit for bit: the
  * columns are copies, and col2im adds each input pixel's taps in (kh, kw)
  * order onto din's value in both, whatever path runs (the masked blocks of
@@ -692,6 +717,23 @@ int main(void) {
     test_conv(5, 7, 8, 8, 16, 3, 1, 1, 1);
     test_conv(9, 40, 16, 5, 24, 3, 1, 1, 0);
     test_conv(8, 16, 64, 64, 1, 1, 1, 0, 0); /* the co-segmentation mask head */
+    /* stride-1 3 x 3 "same", 8k filters: the direct weight gradient, with
+     * the input gradient as the flipped convolution (F < C) or the GEMM's
+     * (F >= C); planes not of 16 floats, one row, one column, one pixel */
+    test_conv(3, 9, 13, 11, 8, 3, 1, 1, 1);
+    test_conv(2, 5, 4, 3, 16, 3, 1, 1, 1);
+    test_conv(2, 17, 1, 9, 8, 3, 1, 1, 1);
+    test_conv(2, 9, 7, 1, 8, 3, 1, 1, 1);
+    test_conv(2, 3, 1, 1, 8, 3, 1, 1, 1);
+    test_conv(3, 9, 64, 64, 8, 3, 1, 1, 0); /* co-segmentation's dec3 */
+    test_conv(2, 20, 8, 8, 16, 3, 1, 1, 0); /* channels in three blocks */
+    /* the flipped input gradient without the direct weight gradient */
+    test_conv(2, 12, 7, 9, 4, 3, 1, 1, 1);  /* filters not a multiple of 8 */
+    test_conv(2, 10, 5, 6, 3, 5, 1, 2, 1);  /* K 5 */
+    test_conv_same_threads(5, 9, 13, 11, 8, 3);
+    test_conv_same_threads(4, 20, 8, 8, 16, 3);
+    test_conv_same_threads(3, 5, 9, 7, 16, 3);
+    test_conv_same_threads(3, 12, 7, 9, 4, 3);
     test_conv_pointwise_threads(7, 16, 33, 31, 1);
     test_conv_pointwise_threads(5, 3, 8, 8, 3);
     test_im2col_bits(3, 5, 8, 8, 3, 1, 1);

@@ -394,6 +394,88 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
     }
 }
 
+/* ---- 3 x 3 "same", few filters: direct forward ------------------------- */
+
+/* With AVX-512, a stride-1 3 x 3 convolution with padding 1, at most
+ * FW3_MAX_F filters and a plane of at least 64 pixels runs direct, one chunk
+ * per image: per group of 8 filters and 3 blocks of 16 pixels of the flat
+ * plane, 8 x 3 sums in registers start from the bias and take, channel
+ * after channel and tap after tap, the masked load of the plane shifted as
+ * im2col_same's times the weight (broadcast). The GEMM would have F rows and
+ * the columns cost as much as it. The weights are packed (groups, C, 9, 8),
+ * zero past the last filter, at the start of the workspace: 9 C (F + 7) / 8
+ * * 8 floats, at most 9 C 64, within the columns' 9 C H W (H W >= 64),
+ * and below the flipped weights of conv2d_din_flipped's call. */
+#define FW3_MAX_F 64
+
+static int fwd_direct(int C, int H, int W, int F, int K, int stride, int pad) {
+#ifdef __AVX512F__
+    int nq = (H * W + 15) / 16;
+    (void)C;
+    return K == 3 && stride == 1 && pad == 1 && F <= FW3_MAX_F && H * W >= 64 && 9 * nq <= SAME_MASKS_MAX;
+#else
+    (void)C, (void)H, (void)W, (void)F, (void)K, (void)stride, (void)pad;
+    return 0;
+#endif
+}
+
+#ifdef __AVX512F__
+typedef struct Fw3 {
+    float *out;
+    const float *in, *wp, *b;
+    const uint16_t *mask;
+    int C, H, W, F;
+} Fw3;
+
+static void fw3_image(void *p, int i, int tid) {
+    (void)tid;
+    const Fw3 *d = p;
+    int C = d->C, W = d->W, HW = d->H * W, nq = (HW + 15) / 16, F = d->F;
+    const float *x = d->in + (size_t)i * C * HW;
+    for (int g = 0; g * 8 < F; g++) {
+        int nf = MIN(8, F - 8 * g);
+        for (int q0 = 0; q0 < nq; q0 += 3) {
+            __m512 acc[8][3];
+            for (int f = 0; f < 8; f++) {
+                __m512 bv = _mm512_set1_ps(d->b && f < nf ? d->b[8 * g + f] : 0.0f);
+                acc[f][0] = acc[f][1] = acc[f][2] = bv;
+            }
+            for (int c = 0; c < C; c++) {
+                const float *xc = x + (size_t)c * HW + 16 * q0;
+                const float *wc = d->wp + ((size_t)g * C + c) * 72;
+                for (int t = 0; t < 9; t++) {
+                    const uint16_t *m = d->mask + (size_t)t * nq + q0;
+                    ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W + t % 3 - 1;
+                    __m512 a0 = _mm512_maskz_loadu_ps(m[0], xc + off);
+                    __m512 a1 = _mm512_maskz_loadu_ps(q0 + 1 < nq ? m[1] : 0, xc + off + 16);
+                    __m512 a2 = _mm512_maskz_loadu_ps(q0 + 2 < nq ? m[2] : 0, xc + off + 32);
+                    for (int f = 0; f < 8; f++) {
+                        __m512 wv = _mm512_set1_ps(wc[8 * t + f]);
+                        acc[f][0] = _mm512_fmadd_ps(wv, a0, acc[f][0]);
+                        acc[f][1] = _mm512_fmadd_ps(wv, a1, acc[f][1]);
+                        acc[f][2] = _mm512_fmadd_ps(wv, a2, acc[f][2]);
+                    }
+                }
+            }
+            /* constant indices into acc (unrolled), so that it stays in registers */
+            __mmask16 mj[3];
+            for (int j = 0; j < 3; j++) {
+                int q = q0 + j;
+                mj[j] = q >= nq ? 0 : 16 * q + 16 <= HW ? (__mmask16)0xFFFF : (__mmask16)((1u << (HW - 16 * q)) - 1);
+            }
+#pragma GCC unroll 8
+            for (int f = 0; f < 8; f++) {
+                if (f >= nf) break;
+                float *o = d->out + ((size_t)i * F + 8 * g + f) * HW + 16 * q0;
+                _mm512_mask_storeu_ps(o, mj[0], acc[f][0]);
+                _mm512_mask_storeu_ps(o + 16, mj[1], acc[f][1]);
+                _mm512_mask_storeu_ps(o + 32, mj[2], acc[f][2]);
+            }
+        }
+    }
+}
+#endif
+
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
                     int F, int K, int stride, int pad, float *ws) {
     if (pointwise(F, K, stride, pad)) {
@@ -404,6 +486,21 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     }
     int nb;
     SameMasks sm;
+#ifdef __AVX512F__
+    if (fwd_direct(C, H, W, F, K, stride, pad)) {
+        float *wp = ws;
+        int ng = (F + 7) / 8;
+        for (int g = 0; g < ng; g++)
+            for (int ch = 0; ch < C; ch++)
+                for (int t = 0; t < 9; t++)
+                    for (int f = 0; f < 8; f++)
+                        wp[(((size_t)g * C + ch) * 9 + t) * 8 + f] =
+                            8 * g + f < F ? w[((size_t)(8 * g + f) * C + ch) * 9 + t] : 0.0f;
+        Fw3 d = {out, in, wp, b, same_masks(&sm, H, W, K, stride, pad), C, H, W, F};
+        parallel_run(B, fw3_image, &d);
+        return;
+    }
+#endif
     Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
     c.out = out, c.in = in, c.b = b;
     size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;

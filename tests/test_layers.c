@@ -730,10 +730,16 @@ int main(void) {
     /* the flipped input gradient without the direct weight gradient */
     test_conv(2, 12, 7, 9, 4, 3, 1, 1, 1);  /* filters not a multiple of 8 */
     test_conv(2, 10, 5, 6, 3, 5, 1, 2, 1);  /* K 5 */
+    /* the direct forward (3 x 3 same, at most 16 filters, 64 pixels or more) with a
+     * group of filters not full */
+    test_conv(2, 12, 9, 9, 5, 3, 1, 1, 1);
+    test_conv(2, 8, 10, 10, 9, 3, 1, 1, 1);
+    test_conv(1, 2, 1, 70, 16, 3, 1, 1, 1); /* one row */
     test_conv_same_threads(5, 9, 13, 11, 8, 3);
     test_conv_same_threads(4, 20, 8, 8, 16, 3);
     test_conv_same_threads(3, 5, 9, 7, 16, 3);
     test_conv_same_threads(3, 12, 7, 9, 4, 3);
+    test_conv_same_threads(3, 8, 10, 10, 9, 3);
     test_conv_pointwise_threads(7, 16, 33, 31, 1);
     test_conv_pointwise_threads(5, 3, 8, 8, 3);
     test_im2col_bits(3, 5, 8, 8, 3, 1, 1);

@@ -427,51 +427,53 @@ typedef struct Fw3 {
     int C, H, W, F;
 } Fw3;
 
+/* Image i, filters [8 g, 8 g + nf), blocks [q0, q0 + NB) of the plane
+ * (NB a constant after inlining: the sums stay in registers). */
+static inline __attribute__((always_inline)) void fw3_step(const Fw3 *d, int i, int g, int nf, int q0,
+                                                           const int NB) {
+    int C = d->C, W = d->W, HW = d->H * W, nq = (HW + 15) / 16;
+    const float *x = d->in + (size_t)i * C * HW;
+    __m512 acc[8][3];
+    for (int f = 0; f < 8; f++) {
+        __m512 bv = _mm512_set1_ps(d->b && f < nf ? d->b[8 * g + f] : 0.0f);
+        for (int j = 0; j < NB; j++) acc[f][j] = bv;
+    }
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * HW + 16 * q0;
+        const float *wc = d->wp + ((size_t)g * C + c) * 72;
+        for (int t = 0; t < 9; t++) {
+            const uint16_t *m = d->mask + (size_t)t * nq + q0;
+            ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W + t % 3 - 1;
+            __m512 a[3];
+            for (int j = 0; j < NB; j++) a[j] = _mm512_maskz_loadu_ps(m[j], xc + off + 16 * j);
+            for (int f = 0; f < 8; f++) {
+                __m512 wv = _mm512_set1_ps(wc[8 * t + f]);
+                for (int j = 0; j < NB; j++) acc[f][j] = _mm512_fmadd_ps(wv, a[j], acc[f][j]);
+            }
+        }
+    }
+    __mmask16 mj[3];
+    for (int j = 0; j < NB; j++) {
+        int q = q0 + j;
+        mj[j] = 16 * q + 16 <= HW ? (__mmask16)0xFFFF : (__mmask16)((1u << (HW - 16 * q)) - 1);
+    }
+#pragma GCC unroll 8
+    for (int f = 0; f < 8; f++) {
+        if (f >= nf) break;
+        float *o = d->out + ((size_t)i * d->F + 8 * g + f) * HW + 16 * q0;
+        for (int j = 0; j < NB; j++) _mm512_mask_storeu_ps(o + 16 * j, mj[j], acc[f][j]);
+    }
+}
+
 static void fw3_image(void *p, int i, int tid) {
     (void)tid;
     const Fw3 *d = p;
-    int C = d->C, W = d->W, HW = d->H * W, nq = (HW + 15) / 16, F = d->F;
-    const float *x = d->in + (size_t)i * C * HW;
-    for (int g = 0; g * 8 < F; g++) {
-        int nf = MIN(8, F - 8 * g);
-        for (int q0 = 0; q0 < nq; q0 += 3) {
-            __m512 acc[8][3];
-            for (int f = 0; f < 8; f++) {
-                __m512 bv = _mm512_set1_ps(d->b && f < nf ? d->b[8 * g + f] : 0.0f);
-                acc[f][0] = acc[f][1] = acc[f][2] = bv;
-            }
-            for (int c = 0; c < C; c++) {
-                const float *xc = x + (size_t)c * HW + 16 * q0;
-                const float *wc = d->wp + ((size_t)g * C + c) * 72;
-                for (int t = 0; t < 9; t++) {
-                    const uint16_t *m = d->mask + (size_t)t * nq + q0;
-                    ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W + t % 3 - 1;
-                    __m512 a0 = _mm512_maskz_loadu_ps(m[0], xc + off);
-                    __m512 a1 = _mm512_maskz_loadu_ps(q0 + 1 < nq ? m[1] : 0, xc + off + 16);
-                    __m512 a2 = _mm512_maskz_loadu_ps(q0 + 2 < nq ? m[2] : 0, xc + off + 32);
-                    for (int f = 0; f < 8; f++) {
-                        __m512 wv = _mm512_set1_ps(wc[8 * t + f]);
-                        acc[f][0] = _mm512_fmadd_ps(wv, a0, acc[f][0]);
-                        acc[f][1] = _mm512_fmadd_ps(wv, a1, acc[f][1]);
-                        acc[f][2] = _mm512_fmadd_ps(wv, a2, acc[f][2]);
-                    }
-                }
-            }
-            /* constant indices into acc (unrolled), so that it stays in registers */
-            __mmask16 mj[3];
-            for (int j = 0; j < 3; j++) {
-                int q = q0 + j;
-                mj[j] = q >= nq ? 0 : 16 * q + 16 <= HW ? (__mmask16)0xFFFF : (__mmask16)((1u << (HW - 16 * q)) - 1);
-            }
-#pragma GCC unroll 8
-            for (int f = 0; f < 8; f++) {
-                if (f >= nf) break;
-                float *o = d->out + ((size_t)i * F + 8 * g + f) * HW + 16 * q0;
-                _mm512_mask_storeu_ps(o, mj[0], acc[f][0]);
-                _mm512_mask_storeu_ps(o + 16, mj[1], acc[f][1]);
-                _mm512_mask_storeu_ps(o + 32, mj[2], acc[f][2]);
-            }
-        }
+    int nq = (d->H * d->W + 15) / 16;
+    for (int g = 0; g * 8 < d->F; g++) {
+        int nf = MIN(8, d->F - 8 * g), q0 = 0;
+        for (; q0 + 3 <= nq; q0 += 3) fw3_step(d, i, g, nf, q0, 3);
+        if (nq - q0 == 2) fw3_step(d, i, g, nf, q0, 2);
+        if (nq - q0 == 1) fw3_step(d, i, g, nf, q0, 1);
     }
 }
 #endif

@@ -152,10 +152,116 @@ static void col2im_same(float *plane, const float *const *tap, const uint16_t *m
 #endif
 
 /* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
+/* The geometry of a 4 x 4, stride-2, padding-1 transposed convolution
+ * doubling the side (nn/deconv2d's columns: this H x W is its output, Ho x
+ * Wo its input), with rows of whole blocks of 16: with AVX-512 its
+ * columns are built and scattered back row by row of the plane, the even
+ * and odd pixels of a row split apart (or woven together) by two permutes.
+ * Tap (kh, kw) of output pixel (oh, ow) reads pixel (2 oh - 1 + kh, 2 ow -
+ * 1 + kw): even columns take kw 1 (ow) and 3 (ow - 1), odd ones kw 0 (ow +
+ * 1) and 2 (ow); col2im adds a pixel's taps in (kh, kw) order onto its
+ * value, masked where a tap falls outside, as the row loops do: the same
+ * bits. */
+static int up2_geometry(int H, int W, int K, int stride, int pad, int Ho, int Wo) {
+#ifdef __AVX512F__
+    return K == 4 && stride == 2 && pad == 1 && H == 2 * Ho && W == 2 * Wo && Wo % 16 == 0;
+#else
+    (void)H, (void)W, (void)K, (void)stride, (void)pad, (void)Ho, (void)Wo;
+    return 0;
+#endif
+}
+
+#ifdef __AVX512F__
+static const int up2_even[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int up2_lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+
+/* col rows (kw = 0..3, stride N) of output row oh from input row x (2 Wo),
+ * or zeros (x NULL). */
+static void im2col_up2_row(float *const *row, const float *x, int Wo) {
+    if (!x) {
+        for (int kw = 0; kw < 4; kw++) memset(row[kw], 0, (size_t)Wo * sizeof(float));
+        return;
+    }
+    __m512i ie = _mm512_loadu_si512(up2_even), io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    for (int j0 = 0; j0 < Wo; j0 += 16) {
+        __m512 a = _mm512_loadu_ps(x + 2 * j0), b = _mm512_loadu_ps(x + 2 * j0 + 16);
+        __m512 e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
+        _mm512_storeu_ps(row[1] + j0, e);                                                /* x[2 ow] */
+        _mm512_storeu_ps(row[2] + j0, o);                                                /* x[2 ow + 1] */
+        _mm512_mask_storeu_ps(row[3] + j0 - 1, j0 ? 0xffff : 0xfffe, e);                 /* x[2 ow + 2] */
+        _mm512_mask_storeu_ps(row[0] + j0 + 1, j0 + 16 < Wo ? 0xffff : 0x7fff, o);       /* x[2 ow - 1] */
+    }
+    row[3][Wo - 1] = 0.0f, row[0][0] = 0.0f;
+}
+
+/* Plane row ih (2 Wo) of din += its taps: tap[kh][kw] the col rows of
+ * output row oh(kh) (NULL outside); write: from zero. */
+static void col2im_up2_row(float *d, const float *const (*tap)[4], int Wo, int write) {
+    __m512i ie = _mm512_loadu_si512(up2_even), io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    __m512i il = _mm512_loadu_si512(up2_lo), ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
+    for (int j0 = 0; j0 < Wo; j0 += 16) {
+        __m512 e = _mm512_setzero_ps(), o = _mm512_setzero_ps();
+        if (!write) {
+            __m512 a = _mm512_loadu_ps(d + 2 * j0), b = _mm512_loadu_ps(d + 2 * j0 + 16);
+            e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
+        }
+        __mmask16 m3 = j0 ? 0xffff : 0xfffe, m0 = j0 + 16 < Wo ? 0xffff : 0x7fff;
+        for (int k = 0; k < 2; k++) {
+            const float *const *t = tap[k];
+            if (!t[0]) continue;
+            e = _mm512_add_ps(e, _mm512_loadu_ps(t[1] + j0));
+            e = _mm512_mask_add_ps(e, m3, e, _mm512_maskz_loadu_ps(m3, t[3] + j0 - 1));
+            o = _mm512_mask_add_ps(o, m0, o, _mm512_maskz_loadu_ps(m0, t[0] + j0 + 1));
+            o = _mm512_add_ps(o, _mm512_loadu_ps(t[2] + j0));
+        }
+        _mm512_storeu_ps(d + 2 * j0, _mm512_permutex2var_ps(e, il, o));
+        _mm512_storeu_ps(d + 2 * j0 + 16, _mm512_permutex2var_ps(e, ih, o));
+    }
+}
+
+static void im2col_up2(float *col, const float *in, int i0, int i1, int n, int C, int Ho, int Wo) {
+    size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = 4 * HoWo;
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < 4; kh++)
+            for (int i = i0; i < i1; i++)
+                for (int oh = 0; oh < Ho; oh++) {
+                    float *row[4];
+                    for (int kw = 0; kw < 4; kw++)
+                        row[kw] = col + ((size_t)(c * 4 + kh) * 4 + kw) * N + (size_t)i * HoWo + (size_t)oh * Wo;
+                    int y = 2 * oh - 1 + kh;
+                    im2col_up2_row(row, y >= 0 && y < 2 * Ho ? in + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo : NULL,
+                                   Wo);
+                }
+}
+
+static void col2im_up2(float *din, const float *col, int i0, int i1, int n, int C, int Ho, int Wo, int write) {
+    size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = 4 * HoWo;
+    for (int i = i0; i < i1; i++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < 2 * Ho; y++) {
+                const float *tap[2][4];
+                int kh0 = (y + 1) & 1;
+                for (int k = 0; k < 2; k++) {
+                    int kh = kh0 + 2 * k, oh = (y + 1 - kh) / 2;
+                    for (int kw = 0; kw < 4; kw++)
+                        tap[k][kw] = oh >= 0 && oh < Ho ? col + ((size_t)(c * 4 + kh) * 4 + kw) * N +
+                                                              (size_t)i * HoWo + (size_t)oh * Wo
+                                                        : NULL;
+                }
+                col2im_up2_row(din + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo, (const float *const(*)[4])tap, Wo,
+                               write);
+            }
+}
+#endif
+
 static void im2col(float *col, const float *in, int i0, int i1, int n, int C, int H, int W, int K, int stride,
                    int pad, int Ho, int Wo, const uint16_t *mask) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
 #ifdef __AVX512F__
+    if (up2_geometry(H, W, K, stride, pad, Ho, Wo)) {
+        im2col_up2(col, in, i0, i1, n, C, Ho, Wo);
+        return;
+    }
     if (mask) {
         int nq = ((int)HW + 15) / 16;
         for (int c = 0; c < C; c++)
@@ -208,6 +314,10 @@ static void col2im(float *din, const float *col, int i0, int i1, int n, int C, i
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
 #ifdef __AVX512F__
     const float *tap[SAME_MASKS_MAX];
+    if (up2_geometry(H, W, K, stride, pad, Ho, Wo)) {
+        col2im_up2(din, col, i0, i1, n, C, Ho, Wo, write);
+        return;
+    }
     if (mask) {
         for (int i = i0; i < i1; i++)
             for (int c = 0; c < C; c++) {

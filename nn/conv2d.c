@@ -154,9 +154,10 @@ static void col2im_same(float *plane, const float *const *tap, const uint16_t *m
 /* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
 /* The geometry of a 4 x 4, stride-2, padding-1 transposed convolution
  * doubling the side (nn/deconv2d's columns: this H x W is its output, Ho x
- * Wo its input), with rows of whole blocks of 16: with AVX-512 its
- * columns are built and scattered back row by row of the plane, the even
- * and odd pixels of a row split apart (or woven together) by two permutes.
+ * Wo its input): with AVX-512 its columns are built and scattered back row
+ * by row of the plane, in blocks of 16 output columns (masked at a row's
+ * end), the even and odd pixels of a row split apart (or woven together)
+ * by two permutes.
  * Tap (kh, kw) of output pixel (oh, ow) reads pixel (2 oh - 1 + kh, 2 ow -
  * 1 + kw): even columns take kw 1 (ow) and 3 (ow - 1), odd ones kw 0 (ow +
  * 1) and 2 (ow); col2im adds a pixel's taps in (kh, kw) order onto its
@@ -164,7 +165,7 @@ static void col2im_same(float *plane, const float *const *tap, const uint16_t *m
  * bits. */
 static int up2_geometry(int H, int W, int K, int stride, int pad, int Ho, int Wo) {
 #ifdef __AVX512F__
-    return K == 4 && stride == 2 && pad == 1 && H == 2 * Ho && W == 2 * Wo && Wo % 16 == 0;
+    return K == 4 && stride == 2 && pad == 1 && H == 2 * Ho && W == 2 * Wo;
 #else
     (void)H, (void)W, (void)K, (void)stride, (void)pad, (void)Ho, (void)Wo;
     return 0;
@@ -175,6 +176,9 @@ static int up2_geometry(int H, int W, int K, int stride, int pad, int Ho, int Wo
 static const int up2_even[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int up2_lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 
+/* Lanes [0, n) of 16 (n <= 16; n <= 0: none). */
+static __mmask16 up2_lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
 /* col rows (kw = 0..3, stride N) of output row oh from input row x (2 Wo),
  * or zeros (x NULL). */
 static void im2col_up2_row(float *const *row, const float *x, int Wo) {
@@ -184,12 +188,15 @@ static void im2col_up2_row(float *const *row, const float *x, int Wo) {
     }
     __m512i ie = _mm512_loadu_si512(up2_even), io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
     for (int j0 = 0; j0 < Wo; j0 += 16) {
-        __m512 a = _mm512_loadu_ps(x + 2 * j0), b = _mm512_loadu_ps(x + 2 * j0 + 16);
+        int r = MIN(16, Wo - j0);
+        __mmask16 m = up2_lanes(r);
+        __m512 a = _mm512_maskz_loadu_ps(up2_lanes(2 * r), x + 2 * j0);
+        __m512 b = _mm512_maskz_loadu_ps(up2_lanes(2 * r - 16), x + 2 * j0 + 16);
         __m512 e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
-        _mm512_storeu_ps(row[1] + j0, e);                                                /* x[2 ow] */
-        _mm512_storeu_ps(row[2] + j0, o);                                                /* x[2 ow + 1] */
-        _mm512_mask_storeu_ps(row[3] + j0 - 1, j0 ? 0xffff : 0xfffe, e);                 /* x[2 ow + 2] */
-        _mm512_mask_storeu_ps(row[0] + j0 + 1, j0 + 16 < Wo ? 0xffff : 0x7fff, o);       /* x[2 ow - 1] */
+        _mm512_mask_storeu_ps(row[1] + j0, m, e);                                        /* x[2 ow] */
+        _mm512_mask_storeu_ps(row[2] + j0, m, o);                                        /* x[2 ow + 1] */
+        _mm512_mask_storeu_ps(row[3] + j0 - 1, j0 ? m : m & 0xfffe, e);                  /* x[2 ow + 2] */
+        _mm512_mask_storeu_ps(row[0] + j0 + 1, j0 + r < Wo ? m : up2_lanes(r - 1), o);   /* x[2 ow - 1] */
     }
     row[3][Wo - 1] = 0.0f, row[0][0] = 0.0f;
 }
@@ -200,22 +207,24 @@ static void col2im_up2_row(float *d, const float *const (*tap)[4], int Wo, int w
     __m512i ie = _mm512_loadu_si512(up2_even), io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
     __m512i il = _mm512_loadu_si512(up2_lo), ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
     for (int j0 = 0; j0 < Wo; j0 += 16) {
+        int r = MIN(16, Wo - j0);
+        __mmask16 m = up2_lanes(r), ma = up2_lanes(2 * r), mb = up2_lanes(2 * r - 16);
         __m512 e = _mm512_setzero_ps(), o = _mm512_setzero_ps();
         if (!write) {
-            __m512 a = _mm512_loadu_ps(d + 2 * j0), b = _mm512_loadu_ps(d + 2 * j0 + 16);
+            __m512 a = _mm512_maskz_loadu_ps(ma, d + 2 * j0), b = _mm512_maskz_loadu_ps(mb, d + 2 * j0 + 16);
             e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
         }
-        __mmask16 m3 = j0 ? 0xffff : 0xfffe, m0 = j0 + 16 < Wo ? 0xffff : 0x7fff;
+        __mmask16 m3 = j0 ? m : m & 0xfffe, m0 = j0 + r < Wo ? m : up2_lanes(r - 1);
         for (int k = 0; k < 2; k++) {
             const float *const *t = tap[k];
             if (!t[0]) continue;
-            e = _mm512_add_ps(e, _mm512_loadu_ps(t[1] + j0));
+            e = _mm512_add_ps(e, _mm512_maskz_loadu_ps(m, t[1] + j0));
             e = _mm512_mask_add_ps(e, m3, e, _mm512_maskz_loadu_ps(m3, t[3] + j0 - 1));
             o = _mm512_mask_add_ps(o, m0, o, _mm512_maskz_loadu_ps(m0, t[0] + j0 + 1));
-            o = _mm512_add_ps(o, _mm512_loadu_ps(t[2] + j0));
+            o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, t[2] + j0));
         }
-        _mm512_storeu_ps(d + 2 * j0, _mm512_permutex2var_ps(e, il, o));
-        _mm512_storeu_ps(d + 2 * j0 + 16, _mm512_permutex2var_ps(e, ih, o));
+        _mm512_mask_storeu_ps(d + 2 * j0, ma, _mm512_permutex2var_ps(e, il, o));
+        _mm512_mask_storeu_ps(d + 2 * j0 + 16, mb, _mm512_permutex2var_ps(e, ih, o));
     }
 }
 

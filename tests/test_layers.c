@@ -747,12 +747,15 @@ int main(void) {
     test_im2col_bits(2, 2, 7, 13, 3, 1, 1); /* planes not a multiple of 16 floats */
     test_im2col_bits(1, 2, 1, 5, 3, 1, 1);  /* one row */
     test_im2col_bits(2, 2, 9, 6, 5, 1, 2);
-    /* 4 x 4, stride 2, padding 1 on a side of 2 x 16k: a doubling transposed convolution's columns */
+    /* 4 x 4, stride 2, padding 1 on even sides: a doubling transposed convolution's columns */
     test_im2col_bits(2, 3, 32, 32, 4, 2, 1);
     test_im2col_bits(1, 2, 64, 64, 4, 2, 1);
     test_im2col_bits(2, 2, 6, 32, 4, 2, 1);
     test_im2col_bits(1, 2, 2, 96, 4, 2, 1);
-    test_im2col_bits(1, 2, 16, 16, 4, 2, 1); /* rows of 8: the row loops */
+    test_im2col_bits(1, 2, 16, 16, 4, 2, 1); /* rows of 8 */
+    test_im2col_bits(2, 3, 10, 46, 4, 2, 1); /* rows of 23: a block of 7 */
+    test_im2col_bits(1, 2, 2, 2, 4, 2, 1);   /* one output pixel */
+    test_im2col_bits(1, 2, 9, 8, 4, 2, 1);   /* odd side: the row loops */
     test_im2col_bits(2, 3, 6, 5, 1, 1, 0);
     test_im2col_bits(1, 1, 64, 64, 3, 1, 1);
     test_im2col_bits(1, 1, 100, 100, 3, 1, 1); /* beyond the mask table: row loops */

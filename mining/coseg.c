@@ -74,12 +74,14 @@ static int mask_edge(const uint8_t *t, size_t j, size_t w, size_t npix) {
 /* One pass over image i: with bce, its BCE (mean over its pixels, returned)
  * and gradient, scaled, WRITTEN to g, a pixel on the target's outline
  * weighted 1 + edge (rows of width w); dice[0..3) = the sums of p over its
- * target, of p, of the target (Dice's, p = sigmoid(z)). */
-static double mask_pass(float *g, double *dice, const float *z, const uint8_t *t, size_t npix, size_t w,
-                        double edge, double scale, int bce) {
+ * target, of p, of the target (Dice's, p = sigmoid(z)); pk (npix) = p, kept
+ * for Dice's gradient. */
+static double mask_pass(float *g, double *dice, double *pk, const float *z, const uint8_t *t, size_t npix,
+                        size_t w, double edge, double scale, int bce) {
     double l = 0.0, s = scale / (double)npix, inter = 0.0, sp = 0.0, st = 0.0;
     for (size_t j = 0; j < npix; j++) {
         double zj = z[j], e = exp(-fabs(zj)), p = sigmoid_e(zj, e);
+        pk[j] = p;
         int tj = t && t[j];
         if (bce) {
             double wj = edge > 0 && t && mask_edge(t, j, w, npix) ? 1.0 + edge : 1.0;
@@ -94,13 +96,14 @@ static double mask_pass(float *g, double *dice, const float *z, const uint8_t *t
     return l / (double)npix;
 }
 
-/* Image i's soft Dice loss from its sums; its gradient, scaled, ADDED to g. */
-static double mask_dice(float *g, const double *dice, const float *z, const uint8_t *t, size_t npix,
+/* Image i's soft Dice loss from its sums; its gradient, scaled, ADDED to g
+ * (pk: mask_pass's p). */
+static double mask_dice(float *g, const double *dice, const double *pk, const uint8_t *t, size_t npix,
                         double scale) {
     double num = 2.0 * dice[0] + COSEG_DICE_SMOOTH, den = dice[1] + dice[2] + COSEG_DICE_SMOOTH;
     /* d/dp_j of -num/den = -(2 t_j den - num) / den^2; dp/dz = p (1 - p) */
     for (size_t j = 0; j < npix; j++) {
-        double zj = z[j], p = sigmoid_e(zj, exp(-fabs(zj)));
+        double p = pk[j];
         int tj = t && t[j];
         g[j] += (float)(scale * -(2.0 * tj * den - num) / (den * den) * p * (1.0 - p));
     }
@@ -116,17 +119,18 @@ double coseg_mask_loss_edge(float *dz, const float *z, const uint8_t *t, const u
                             size_t npix, size_t width, MaskLoss type, double edge, double scale) {
     ASSERT(type == MASK_BCE || type == MASK_DICE || type == MASK_BCE_DICE);
     ASSERT(width > 0 && npix % width == 0 && edge >= 0);
-    double total = 0.0;
+    double total = 0.0, *pk = xmalloc(npix * sizeof *pk);
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * npix;
         const uint8_t *ti = has_target[i] ? t + (size_t)i * npix : NULL;
         float *gi = dz + (size_t)i * npix;
         double dice[3];
         if (type == MASK_DICE) memset(gi, 0, npix * sizeof *gi);
-        double l = mask_pass(gi, dice, zi, ti, npix, width, edge, scale, type != MASK_DICE);
+        double l = mask_pass(gi, dice, pk, zi, ti, npix, width, edge, scale, type != MASK_DICE);
         if (type != MASK_DICE) total += l;
-        if (type != MASK_BCE) total += mask_dice(gi, dice, zi, ti, npix, scale);
+        if (type != MASK_BCE) total += mask_dice(gi, dice, pk, ti, npix, scale);
     }
+    free(pk);
     return total;
 }
 

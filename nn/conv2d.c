@@ -518,10 +518,11 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
 /* With AVX-512, a stride-1 3 x 3 convolution with padding 1, at most
  * FW3_MAX_F filters and a plane of at least 64 pixels runs direct, one chunk
  * per image: per group of 8 filters and 3 blocks of 16 pixels of the flat
- * plane, 8 x 3 sums in registers start from the bias and take, channel
- * after channel and tap after tap, the masked load of the plane shifted as
- * im2col_same's times the weight (broadcast). The GEMM would have F rows and
- * the columns cost as much as it. The weights are packed (groups, C, 9, 8),
+ * plane, 8 x 3 sums in registers start from the bias and take, tap after
+ * tap and channel after channel (a tap's shift and masks fixed over the
+ * channels), the masked load of the plane shifted as im2col_same's times
+ * the weight (broadcast). The GEMM would have F rows and the columns cost
+ * as much as it. The weights are packed (groups, 9, C, 8),
  * zero past the last filter, at the start of the workspace: 9 C (F + 7) / 8
  * * 8 floats, at most 9 C 64, within the columns' 9 C H W (H W >= 64),
  * and below the flipped weights of conv2d_din_flipped's call. */
@@ -557,16 +558,17 @@ static inline __attribute__((always_inline)) void fw3_step(const Fw3 *d, int i, 
         __m512 bv = _mm512_set1_ps(d->b && f < nf ? d->b[8 * g + f] : 0.0f);
         for (int j = 0; j < NB; j++) acc[f][j] = bv;
     }
-    for (int c = 0; c < C; c++) {
-        const float *xc = x + (size_t)c * HW + 16 * q0;
-        const float *wc = d->wp + ((size_t)g * C + c) * 72;
-        for (int t = 0; t < 9; t++) {
-            const uint16_t *m = d->mask + (size_t)t * nq + q0;
-            ptrdiff_t off = (ptrdiff_t)(t / 3 - 1) * W + t % 3 - 1;
+    for (int t = 0; t < 9; t++) {
+        const uint16_t *m = d->mask + (size_t)t * nq + q0;
+        __mmask16 mt[3];
+        for (int j = 0; j < NB; j++) mt[j] = m[j];
+        const float *xc = x + 16 * q0 + (ptrdiff_t)(t / 3 - 1) * W + t % 3 - 1;
+        const float *wc = d->wp + ((size_t)g * 9 + t) * C * 8;
+        for (int c = 0; c < C; c++, xc += HW, wc += 8) {
             __m512 a[3];
-            for (int j = 0; j < NB; j++) a[j] = _mm512_maskz_loadu_ps(m[j], xc + off + 16 * j);
+            for (int j = 0; j < NB; j++) a[j] = _mm512_maskz_loadu_ps(mt[j], xc + 16 * j);
             for (int f = 0; f < 8; f++) {
-                __m512 wv = _mm512_set1_ps(wc[8 * t + f]);
+                __m512 wv = _mm512_set1_ps(wc[f]);
                 for (int j = 0; j < NB; j++) acc[f][j] = _mm512_fmadd_ps(wv, a[j], acc[f][j]);
             }
         }
@@ -615,7 +617,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
             for (int ch = 0; ch < C; ch++)
                 for (int t = 0; t < 9; t++)
                     for (int f = 0; f < 8; f++)
-                        wp[(((size_t)g * C + ch) * 9 + t) * 8 + f] =
+                        wp[(((size_t)g * 9 + t) * C + ch) * 8 + f] =
                             8 * g + f < F ? w[((size_t)(8 * g + f) * C + ch) * 9 + t] : 0.0f;
         Fw3 d = {out, in, wp, b, same_masks(&sm, H, W, K, stride, pad), C, H, W, F};
         parallel_run(B, fw3_image, &d);

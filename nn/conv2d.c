@@ -177,7 +177,9 @@ static const int up2_even[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 
 static const int up2_lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 
 /* Lanes [0, n) of 16 (n <= 16; n <= 0: none). */
-static __mmask16 up2_lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static __mmask16 up2_lanes(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
 
 /* col rows (kw = 0..3, stride N) of output row oh from input row x (2 Wo),
  * or zeros (x NULL). */
@@ -193,10 +195,10 @@ static void im2col_up2_row(float *const *row, const float *x, int Wo) {
         __m512 a = _mm512_maskz_loadu_ps(up2_lanes(2 * r), x + 2 * j0);
         __m512 b = _mm512_maskz_loadu_ps(up2_lanes(2 * r - 16), x + 2 * j0 + 16);
         __m512 e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
-        _mm512_mask_storeu_ps(row[1] + j0, m, e);                                        /* x[2 ow] */
-        _mm512_mask_storeu_ps(row[2] + j0, m, o);                                        /* x[2 ow + 1] */
-        _mm512_mask_storeu_ps(row[3] + j0 - 1, j0 ? m : m & 0xfffe, e);                  /* x[2 ow + 2] */
-        _mm512_mask_storeu_ps(row[0] + j0 + 1, j0 + r < Wo ? m : up2_lanes(r - 1), o);   /* x[2 ow - 1] */
+        _mm512_mask_storeu_ps(row[1] + j0, m, e);                                      /* x[2 ow] */
+        _mm512_mask_storeu_ps(row[2] + j0, m, o);                                      /* x[2 ow + 1] */
+        _mm512_mask_storeu_ps(row[3] + j0 - 1, j0 ? m : m & 0xfffe, e);                /* x[2 ow + 2] */
+        _mm512_mask_storeu_ps(row[0] + j0 + 1, j0 + r < Wo ? m : up2_lanes(r - 1), o); /* x[2 ow - 1] */
     }
     row[3][Wo - 1] = 0.0f, row[0][0] = 0.0f;
 }
@@ -236,14 +238,17 @@ static void im2col_up2(float *col, const float *in, int i0, int i1, int n, int C
                 for (int oh = 0; oh < Ho; oh++) {
                     float *row[4];
                     for (int kw = 0; kw < 4; kw++)
-                        row[kw] = col + ((size_t)(c * 4 + kh) * 4 + kw) * N + (size_t)i * HoWo + (size_t)oh * Wo;
+                        row[kw] =
+                            col + ((size_t)(c * 4 + kh) * 4 + kw) * N + (size_t)i * HoWo + (size_t)oh * Wo;
                     int y = 2 * oh - 1 + kh;
-                    im2col_up2_row(row, y >= 0 && y < 2 * Ho ? in + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo : NULL,
-                                   Wo);
+                    im2col_up2_row(
+                        row, y >= 0 && y < 2 * Ho ? in + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo : NULL,
+                        Wo);
                 }
 }
 
-static void col2im_up2(float *din, const float *col, int i0, int i1, int n, int C, int Ho, int Wo, int write) {
+static void col2im_up2(float *din, const float *col, int i0, int i1, int n, int C, int Ho, int Wo,
+                       int write) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = 4 * HoWo;
     for (int i = i0; i < i1; i++)
         for (int c = 0; c < C; c++)
@@ -257,8 +262,8 @@ static void col2im_up2(float *din, const float *col, int i0, int i1, int n, int 
                                                               (size_t)i * HoWo + (size_t)oh * Wo
                                                         : NULL;
                 }
-                col2im_up2_row(din + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo, (const float *const(*)[4])tap, Wo,
-                               write);
+                col2im_up2_row(din + ((size_t)i * C + c) * HW + (size_t)y * 2 * Wo,
+                               (const float *const(*)[4])tap, Wo, write);
             }
 }
 #endif
@@ -703,7 +708,8 @@ static void dw3_chunk(void *p, int u, int tid) {
                     __m512 a0 = _mm512_maskz_loadu_ps(m0[q], x + off + 16 * q);
                     __m512 a1 = _mm512_maskz_loadu_ps(m0[nq + q], x + off + 1 + 16 * q);
                     __m512 a2 = _mm512_maskz_loadu_ps(m0[2 * nq + q], x + off + 2 + 16 * q);
-                    __mmask16 mq = 16 * q + 16 <= HW ? (__mmask16)0xFFFF : (__mmask16)((1u << (HW - 16 * q)) - 1);
+                    __mmask16 mq =
+                        16 * q + 16 <= HW ? (__mmask16)0xFFFF : (__mmask16)((1u << (HW - 16 * q)) - 1);
                     for (int f = 0; f < DW3_G; f++) {
                         __m512 gv = _mm512_maskz_loadu_ps(mq, g + (size_t)f * HW + 16 * q);
                         acc[f][0] = _mm512_fmadd_ps(gv, a0, acc[f][0]);
@@ -713,7 +719,8 @@ static void dw3_chunk(void *p, int u, int tid) {
                 }
                 __m512(*tc)[9] = tot[c - c0];
                 for (int f = 0; f < DW3_G; f++)
-                    for (int kw = 0; kw < 3; kw++) tc[f][3 * kh + kw] = _mm512_add_ps(tc[f][3 * kh + kw], acc[f][kw]);
+                    for (int kw = 0; kw < 3; kw++)
+                        tc[f][3 * kh + kw] = _mm512_add_ps(tc[f][3 * kh + kw], acc[f][kw]);
             }
         }
     }
@@ -737,13 +744,14 @@ static void dw3_bias(void *p, int f, int tid) {
 /* din = conv(dout, wt) (din_as_conv), wt (C, F, K, K) the weights
  * transposed and flipped, in ws after the larger of the two convolutions'
  * workspaces. */
-static void conv2d_din_flipped(float *din, const float *dout, const float *w, int B, int C, int H, int W, int F,
-                               int K, int pad, float *ws) {
+static void conv2d_din_flipped(float *din, const float *dout, const float *w, int B, int C, int H, int W,
+                               int F, int K, int pad, float *ws) {
     size_t KK = (size_t)K * K;
     float *wt = ws + MAX(conv2d_ws(B, C, H, W, F, K, 1, pad), conv2d_ws(B, F, H, W, C, K, 1, pad));
     for (int f = 0; f < F; f++)
         for (int ch = 0; ch < C; ch++)
-            for (size_t t = 0; t < KK; t++) wt[((size_t)ch * F + f) * KK + KK - 1 - t] = w[((size_t)f * C + ch) * KK + t];
+            for (size_t t = 0; t < KK; t++)
+                wt[((size_t)ch * F + f) * KK + KK - 1 - t] = w[((size_t)f * C + ch) * KK + t];
     conv2d_forward(din, dout, wt, NULL, B, F, H, W, C, K, 1, pad, ws);
 }
 

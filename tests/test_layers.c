@@ -139,7 +139,8 @@ static void test_conv_pointwise_threads(int B, int C, int H, int W, int F) {
  * input gradient as the flipped convolution, the GEMM path): the same bits
  * at 1 and 3 threads, forward and backward. */
 static void test_conv_same_threads(int B, int C, int H, int W, int F, int K) {
-    size_t HW = (size_t)H * W, nin = (size_t)B * C * HW, nout = (size_t)B * F * HW, nw = (size_t)F * C * K * K;
+    size_t HW = (size_t)H * W, nin = (size_t)B * C * HW, nout = (size_t)B * F * HW,
+           nw = (size_t)F * C * K * K;
     float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
     float *b = fixture_rand_floats(&rng, (size_t)F, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
     float *ws = xaligned_floats(conv2d_workspace_floats(B, C, H, W, F, K, 1, K / 2));

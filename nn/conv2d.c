@@ -163,16 +163,11 @@ static void col2im_same(float *plane, const float *const *tap, const uint16_t *m
  * 1) and 2 (ow); col2im adds a pixel's taps in (kh, kw) order onto its
  * value, masked where a tap falls outside, as the row loops do: the same
  * bits. */
-static int up2_geometry(int H, int W, int K, int stride, int pad, int Ho, int Wo) {
 #ifdef __AVX512F__
+static int up2_geometry(int H, int W, int K, int stride, int pad, int Ho, int Wo) {
     return K == 4 && stride == 2 && pad == 1 && H == 2 * Ho && W == 2 * Wo;
-#else
-    (void)H, (void)W, (void)K, (void)stride, (void)pad, (void)Ho, (void)Wo;
-    return 0;
-#endif
 }
 
-#ifdef __AVX512F__
 static const int up2_even[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int up2_lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 
@@ -533,18 +528,13 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
  * and below the flipped weights of conv2d_din_flipped's call. */
 #define FW3_MAX_F 64
 
-static int fwd_direct(int C, int H, int W, int F, int K, int stride, int pad) {
 #ifdef __AVX512F__
+static int fwd_direct(int C, int H, int W, int F, int K, int stride, int pad) {
     int nq = (H * W + 15) / 16;
     (void)C;
     return K == 3 && stride == 1 && pad == 1 && F <= FW3_MAX_F && H * W >= 64 && 9 * nq <= SAME_MASKS_MAX;
-#else
-    (void)C, (void)H, (void)W, (void)F, (void)K, (void)stride, (void)pad;
-    return 0;
-#endif
 }
 
-#ifdef __AVX512F__
 typedef struct Fw3 {
     float *out;
     const float *in, *wp, *b;

@@ -731,11 +731,17 @@ int main(void) {
     /* the flipped input gradient without the direct weight gradient */
     test_conv(2, 12, 7, 9, 4, 3, 1, 1, 1);  /* filters not a multiple of 8 */
     test_conv(2, 10, 5, 6, 3, 5, 1, 2, 1);  /* K 5 */
-    /* the direct forward (3 x 3 same, at most 16 filters, 64 pixels or more) with a
+    /* the direct forward (3 x 3 same, at most 64 filters, 64 pixels or more) with a
      * group of filters not full */
     test_conv(2, 12, 9, 9, 5, 3, 1, 1, 1);
     test_conv(2, 8, 10, 10, 9, 3, 1, 1, 1);
     test_conv(1, 2, 1, 70, 16, 3, 1, 1, 1); /* one row */
+    test_conv(2, 3, 70, 1, 8, 3, 1, 1, 1);  /* one column */
+    test_conv(2, 5, 9, 8, 61, 3, 1, 1, 0);  /* 8 groups of filters, the last of 5 */
+    /* 4 x 4, stride 2, padding 1, even sides: the row-wise columns in conv2d's
+     * own forward and backward (col2im writing din) */
+    test_conv(2, 3, 8, 6, 5, 4, 2, 1, 1);
+    test_conv(1, 2, 2, 46, 3, 4, 2, 1, 1);
     test_conv_same_threads(5, 9, 13, 11, 8, 3);
     test_conv_same_threads(4, 20, 8, 8, 16, 3);
     test_conv_same_threads(3, 5, 9, 7, 16, 3);

@@ -188,10 +188,10 @@ int cmd_eval(int argc, char **argv) {
     if (!train) train = l.cfg.data_train;
     int coseg = l.cfg.loss.type == LOSS_MASK && l.cfg.loss.mask != MASK_CLASS;
     if (tta > 1 && coseg) {
-        const char *why =
-            tta != 2   ? "a co-segmentation model takes --tta 2 only (the pair and its left-right mirror)"
-            : ntta_set ? "a co-segmentation model's --tta 2 mirrors the pair: --tta-set does not apply"
-                       : NULL;
+        const char *why = tta != 2 ? COSEG_TTA_ONLY
+                          : ntta_set
+                              ? "a co-segmentation model's --tta 2 mirrors the pair: --tta-set does not apply"
+                              : NULL;
         if (why) {
             fprintf(stderr, "siamese eval: --tta %ld: %s\n", tta, why);
             eval_model_free(&l);

@@ -146,6 +146,7 @@ static int load_image(uint8_t *out, const Model *m, const char *path, Err *e) {
 
 static int segment_images(Model *m, const Norm *norm, const char *const img[2], int views, const char *dir,
                           Err *e) {
+    ASSERT(norm->channels == m->in_c);
     size_t npix = (size_t)m->in_h * m->in_w, in = (size_t)m->in_c * npix;
     uint8_t *px = xmalloc(2 * in), *pred = xmalloc(2 * npix);
     float *x = xaligned_floats(2 * in), *logit = xmalloc(2 * npix * sizeof *logit);
@@ -153,8 +154,7 @@ static int segment_images(Model *m, const Norm *norm, const char *const img[2], 
     for (int i = 0; i < 2 && rc == 0; i++) rc = load_image(px + (size_t)i * in, m, img[i], e);
     if (rc == 0) rc = make_out_dir(dir, e);
     if (rc == 0) {
-        for (size_t k = 0; k < 2 * in; k++)
-            x[k] = ((float)px[k] / 255.0f - norm->mean[k % in / npix]) / norm->std[k % in / npix];
+        for (int i = 0; i < 2; i++) norm_apply(x + (size_t)i * in, px + (size_t)i * in, norm, npix);
         coseg_logits(m, x, 2, views, logit);
         coseg_threshold(pred, logit, 2 * npix);
         for (int i = 0; i < 2 && rc == 0; i++)
@@ -198,10 +198,7 @@ int cmd_segment(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--tta")) {
             if (parse_long(v, 1, 1000, &tta) || tta > COSEG_MAX_VIEWS) {
-                fprintf(stderr,
-                        "siamese segment: --tta %s: a co-segmentation model takes --tta 2 only (the pair and "
-                        "its left-right mirror)\n",
-                        v);
+                fprintf(stderr, "siamese segment: --tta %s: " COSEG_TTA_ONLY "\n", v);
                 return 2;
             }
             i++;

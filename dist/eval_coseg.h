@@ -28,6 +28,8 @@ int coseg_model_check(const Model *m, const char *what, Err *e);
  * mirrored left-right (both images of every pair) run too, and logit is
  * 0.5f * (z + z'), z' their logits mirrored back. */
 #define COSEG_MAX_VIEWS 2
+/* What --tta refuses on a co-segmentation model (eval and segment). */
+#define COSEG_TTA_ONLY "a co-segmentation model takes --tta 2 only (the pair and its left-right mirror)"
 void coseg_logits(Model *m, const float *x, int rows, int views, float *logit);
 
 typedef struct CosegRunner {

@@ -151,7 +151,6 @@ static void col2im_same(float *plane, const float *const *tap, const uint16_t *m
 }
 #endif
 
-/* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
 /* The geometry of a 4 x 4, stride-2, padding-1 transposed convolution
  * doubling the side (nn/deconv2d's columns: this H x W is its output, Ho x
  * Wo its input): with AVX-512 its columns are built and scattered back row
@@ -263,6 +262,7 @@ static void col2im_up2(float *din, const float *col, int i0, int i1, int n, int 
 }
 #endif
 
+/* Columns of images [i0, i1) of col (C*K*K, n*Ho*Wo) from in (n, C, H, W). */
 static void im2col(float *col, const float *in, int i0, int i1, int n, int C, int H, int W, int K, int stride,
                    int pad, int Ho, int Wo, const uint16_t *mask) {
     size_t HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, HW = (size_t)H * W;
@@ -529,9 +529,8 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
 #define FW3_MAX_F 64
 
 #ifdef __AVX512F__
-static int fwd_direct(int C, int H, int W, int F, int K, int stride, int pad) {
+static int fwd_direct(int H, int W, int F, int K, int stride, int pad) {
     int nq = (H * W + 15) / 16;
-    (void)C;
     return K == 3 && stride == 1 && pad == 1 && F <= FW3_MAX_F && H * W >= 64 && 9 * nq <= SAME_MASKS_MAX;
 }
 
@@ -605,7 +604,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     int nb;
     SameMasks sm;
 #ifdef __AVX512F__
-    if (fwd_direct(C, H, W, F, K, stride, pad)) {
+    if (fwd_direct(H, W, F, K, stride, pad)) {
         float *wp = ws;
         int ng = (F + 7) / 8;
         for (int g = 0; g < ng; g++)

@@ -59,7 +59,6 @@ void coseg_stats_finish(const CosegStats *s, CosegMetrics *m) {
  * z >= 0, exp(z) / (1 + exp(z)) below (no overflow); log(1 + exp(z)) =
  * max(z, 0) + log1p(e). One exp serves the loss, its gradient and Dice's
  * sums. */
-static double sigmoid_e(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 
 /* Whether pixel j of a target of rows of width w (npix pixels) lies on its
  * outline: its value (object or not) differs from one of its 4 neighbours
@@ -71,21 +70,51 @@ static int mask_edge(const uint8_t *t, size_t j, size_t w, size_t npix) {
            (j >= w && (t[j - w] != 0) != v) || (j + w < npix && (t[j + w] != 0) != v);
 }
 
+double coseg_log1p_unit(double e) {
+    /* log(1 + e) = 2 atanh(s), s = e / (2 + e) in [0, 1/3]: 2 s sum_k s^2k /
+     * (2k + 1), 18 terms (the last below 1e-18 of the first) */
+    double q = 2.0 * e / (2.0 + e), s2 = 0.25 * q * q, r = 1.0 / 35; /* q = 2 s: exact for denormal e too */
+#pragma GCC unroll 17
+    for (int k = 16; k >= 0; k--) r = r * s2 + 1.0 / (2 * k + 1);
+    return q * r;
+}
+
+/* The softplus terms of image i's BCE without their weights: lb[j] =
+ * softplus(z_j) - t_j z_j, e = exp(-|z_j|) (eb), and pk[j] = sigmoid(z_j).
+ * No call inside: the loop vectorises (target is a constant once inlined). */
+static inline __attribute__((always_inline)) void mask_terms(double *lb, double *pk, const double *eb,
+                                                             const float *z, const uint8_t *t, size_t npix,
+                                                             int target) {
+    for (size_t j = 0; j < npix; j++) {
+        double zj = z[j], e = eb[j], lp = coseg_log1p_unit(e);
+        pk[j] = zj >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); /* the sigmoid as above */
+        double tz = 0.0;
+        if (target) tz = t[j] ? zj : 0.0;
+        lb[j] = (zj > 0 ? zj + lp : lp) - tz;
+    }
+}
+
 /* One pass over image i: with bce, its BCE (mean over its pixels, returned)
  * and gradient, scaled, WRITTEN to g, a pixel on the target's outline
  * weighted 1 + edge (rows of width w); dice[0..3) = the sums of p over its
  * target, of p, of the target (Dice's, p = sigmoid(z)); pk (npix) = p, kept
- * for Dice's gradient. */
-static double mask_pass(float *g, double *dice, double *pk, const float *z, const uint8_t *t, size_t npix,
-                        size_t w, double edge, double scale, int bce) {
-    double l = 0.0, s = scale / (double)npix, inter = 0.0, sp = 0.0, st = 0.0;
+ * for Dice's gradient. buf: 2 npix doubles of scratch. The exps one by one,
+ * the sigmoid and softplus terms vectorised (mask_terms), then the sums in
+ * pixel order. */
+static double mask_pass(float *g, double *dice, double *pk, double *buf, const float *z, const uint8_t *t,
+                        size_t npix, size_t w, double edge, double scale, int bce) {
+    double l = 0.0, s = scale / (double)npix, inter = 0.0, sp = 0.0, st = 0.0, *eb = buf, *lb = buf + npix;
+    for (size_t j = 0; j < npix; j++) eb[j] = exp(-fabs((double)z[j]));
+    if (t)
+        mask_terms(lb, pk, eb, z, t, npix, 1);
+    else
+        mask_terms(lb, pk, eb, z, t, npix, 0);
     for (size_t j = 0; j < npix; j++) {
-        double zj = z[j], e = exp(-fabs(zj)), p = sigmoid_e(zj, e);
-        pk[j] = p;
+        double p = pk[j];
         int tj = t && t[j];
         if (bce) {
             double wj = edge > 0 && t && mask_edge(t, j, w, npix) ? 1.0 + edge : 1.0;
-            l += wj * ((zj > 0 ? zj + log1p(e) : log1p(e)) - (tj ? zj : 0.0));
+            l += wj * lb[j];
             g[j] = (float)(s * wj * (p - tj));
         }
         inter += tj ? p : 0.0;
@@ -119,14 +148,14 @@ double coseg_mask_loss_edge(float *dz, const float *z, const uint8_t *t, const u
                             size_t npix, size_t width, MaskLoss type, double edge, double scale) {
     ASSERT(type == MASK_BCE || type == MASK_DICE || type == MASK_BCE_DICE);
     ASSERT(width > 0 && npix % width == 0 && edge >= 0);
-    double total = 0.0, *pk = xmalloc(npix * sizeof *pk);
+    double total = 0.0, *pk = xmalloc(3 * npix * sizeof *pk);
     for (int i = 0; i < n; i++) {
         const float *zi = z + (size_t)i * npix;
         const uint8_t *ti = has_target[i] ? t + (size_t)i * npix : NULL;
         float *gi = dz + (size_t)i * npix;
         double dice[3];
         if (type == MASK_DICE) memset(gi, 0, npix * sizeof *gi);
-        double l = mask_pass(gi, dice, pk, zi, ti, npix, width, edge, scale, type != MASK_DICE);
+        double l = mask_pass(gi, dice, pk, pk + npix, zi, ti, npix, width, edge, scale, type != MASK_DICE);
         if (type != MASK_DICE) total += l;
         if (type != MASK_BCE) total += mask_dice(gi, dice, pk, ti, npix, scale);
     }

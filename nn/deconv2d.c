@@ -1,7 +1,9 @@
 /* deconv2d: transposed convolution as conv2d's backward. Image i: the
  * columns col (F*K*K, H*W) = w^T x in_i, scattered into the output by
  * conv2d_col2im; backward: dcol = im2col(dout_i), din_i = w x dcol,
- * dw += in_i x dcol^T. */
+ * dw += the sum over the images of (dcol in_i^T)^T (the images' products
+ * summed in (FKK, C) and added to dw at the end: equal to rounding to
+ * adding each in_i x dcol^T to dw). */
 #include "deconv2d.h"
 
 #include <cblas.h>
@@ -10,7 +12,9 @@
 #include "conv2d.h"
 #include "util.h"
 
-size_t deconv2d_workspace_floats(int H, int W, int F, int K) { return (size_t)F * K * K * (size_t)H * W; }
+size_t deconv2d_workspace_floats(int C, int H, int W, int F, int K) {
+    return (size_t)F * K * K * ((size_t)H * W + (size_t)C); /* the columns, then the transposed dw */
+}
 
 void deconv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
                       int F, int K, int stride, int pad, float *ws) {
@@ -35,14 +39,20 @@ void deconv2d_backward(float *din, float *dw, float *db, const float *dout, cons
     int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
     int FKK = F * K * K, HW = H * W;
     size_t plane = (size_t)Ho * Wo;
+    float *dwt = ws + (size_t)FKK * HW; /* (FKK, C): the images' sum, transposed */
     for (int i = 0; i < B; i++) {
         const float *g = dout + (size_t)i * F * plane, *x = in + (size_t)i * C * HW;
         if (db)
             for (int f = 0; f < F; f++) db[f] += (float)sum_floats(g + f * plane, plane);
         conv2d_im2col(ws, g, 1, F, Ho, Wo, K, stride, pad);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, FKK, HW, 1.0f, x, HW, ws, HW, 1.0f, dw, FKK);
+        /* dcol x^T (FKK rows) runs faster in OpenBLAS than x dcol^T (C rows)
+         * when C is small: 16 channels at 32 x 32, 5.2 -> 3.8 ms a step */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, FKK, C, HW, 1.0f, ws, HW, x, HW, i ? 1.0f : 0.0f, dwt,
+                    C);
         if (din)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, HW, FKK, 1.0f, w, FKK, ws, HW, 0.0f,
                         din + (size_t)i * C * HW, HW);
     }
+    for (int c = 0; c < C && B > 0; c++)
+        for (int k = 0; k < FKK; k++) dw[(size_t)c * FKK + k] += dwt[(size_t)k * C + c];
 }

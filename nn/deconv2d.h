@@ -11,8 +11,8 @@ static inline int deconv2d_out_size(int n, int K, int stride, int pad) {
     return (n - 1) * stride - 2 * pad + K;
 }
 
-/* Floats of workspace forward and backward need: F*K*K*H*W. */
-size_t deconv2d_workspace_floats(int H, int W, int F, int K);
+/* Floats of workspace forward and backward need: F*K*K*(H*W + C). */
+size_t deconv2d_workspace_floats(int C, int H, int W, int F, int K);
 
 /* out (B, F, Ho, Wo) = conv_transpose(in, w) + b.
  *   in (B, C, H, W)   w (C, F, K, K) (PyTorch's layout)   b (F) or NULL */

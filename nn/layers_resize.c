@@ -77,7 +77,7 @@ static int deconv2d_build(Model *m, ModelLayer *L, Err *e) {
     int ws[4] = {L->c, F, K, K};
     layers_weight_bias(m, L, 4, ws, F, (double)F * K * K); /* PyTorch's fan-in of ConvTranspose2d */
     L->flops = 2ULL * L->nw * (uint64_t)L->h * (uint64_t)L->w;
-    L->ws_floats = deconv2d_workspace_floats(L->h, L->w, F, K);
+    L->ws_floats = deconv2d_workspace_floats(L->c, L->h, L->w, F, K);
     return 0;
 }
 

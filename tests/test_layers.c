@@ -11,6 +11,7 @@
 #include "../nn/activation.h"
 #include "../nn/batchnorm.h"
 #include "../nn/conv2d.h"
+#include "../nn/deconv2d.h"
 #include "../nn/l2norm.h"
 #include "../nn/leaky_relu.h"
 #include "../nn/linear.h"
@@ -109,6 +110,62 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.ws), free(ref);
     free(din), free(dw), free(db), free(din_r), free(dw_r), free(db_r);
     free(dw1), free(db1), free(din1);
+}
+
+/* ---- deconv2d --------------------------------------------------------------- */
+
+/* deconv2d against the plain scatter loops: out[oh][ow] += in[ih][iw] w
+ * at oh = ih stride - pad + kh; din and dw as their adjoints; dw and db
+ * accumulate onto what they hold, din is written; dw summed over the
+ * images transposed inside the kernel (equal to rounding). */
+static void test_deconv(int B, int C, int H, int W, int F, int K, int stride, int pad) {
+    int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
+    char what[160];
+    snprintf(what, sizeof what, "deconv B%d C%d %dx%d F%d K%d s%d p%d", B, C, H, W, F, K, stride, pad);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)C * F * K * K, nout = (size_t)B * F * Ho * Wo;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
+    float *b = fixture_rand_floats(&rng, (size_t)F, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
+    float *ws = fixture_rand_floats(&rng, deconv2d_workspace_floats(C, H, W, F, K), -9, 9);
+    float *out = xaligned_floats(nout), *din = fixture_rand_floats(&rng, nin, -5, 5);
+    float *dw = fixture_rand_floats(&rng, nw, -1, 1), *db = fixture_rand_floats(&rng, (size_t)F, -1, 1);
+    double *ro = xmalloc(nout * sizeof *ro), *rdin = xmalloc(nin * sizeof *rdin), *rdw = xmalloc(nw * sizeof *rdw);
+    double *rdb = xmalloc((size_t)F * sizeof *rdb);
+    for (size_t j = 0; j < nw; j++) rdw[j] = dw[j];
+    for (int f = 0; f < F; f++) rdb[f] = db[f];
+    for (int i = 0; i < B; i++)
+        for (int f = 0; f < F; f++)
+            for (int p = 0; p < Ho * Wo; p++) {
+                ro[((size_t)i * F + f) * Ho * Wo + p] = b[f];
+                rdb[f] += dout[((size_t)i * F + f) * Ho * Wo + p];
+            }
+    memset(rdin, 0, nin * sizeof *rdin);
+    for (int i = 0; i < B; i++)
+        for (int c = 0; c < C; c++)
+            for (int ih = 0; ih < H; ih++)
+                for (int iw = 0; iw < W; iw++)
+                    for (int f = 0; f < F; f++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int oh = ih * stride - pad + kh, ow = iw * stride - pad + kw;
+                                if (oh < 0 || oh >= Ho || ow < 0 || ow >= Wo) continue;
+                                size_t xi = (((size_t)i * C + c) * H + ih) * W + iw;
+                                size_t oi = (((size_t)i * F + f) * Ho + oh) * Wo + ow;
+                                size_t wi = (((size_t)c * F + f) * K + kh) * K + kw;
+                                ro[oi] += (double)in[xi] * w[wi];
+                                rdin[xi] += (double)dout[oi] * w[wi];
+                                rdw[wi] += (double)dout[oi] * in[xi];
+                            }
+    deconv2d_forward(out, in, w, b, B, C, H, W, F, K, stride, pad, ws);
+    deconv2d_backward(din, dw, db, dout, in, w, B, C, H, W, F, K, stride, pad, ws);
+    double eo = 0, ei = 0, ew = 0, eb = 0;
+    for (size_t j = 0; j < nout; j++) eo = fmax(eo, fabs(out[j] - ro[j]) / (1 + fabs(ro[j])));
+    for (size_t j = 0; j < nin; j++) ei = fmax(ei, fabs(din[j] - rdin[j]) / (1 + fabs(rdin[j])));
+    for (size_t j = 0; j < nw; j++) ew = fmax(ew, fabs(dw[j] - rdw[j]) / (1 + fabs(rdw[j])));
+    for (int f = 0; f < F; f++) eb = fmax(eb, fabs(db[f] - rdb[f]) / (1 + fabs(rdb[f])));
+    CHECK(eo < 1e-5 && ei < 1e-5, "%s: forward and din vs the plain loops, rel err %g %g", what, eo, ei);
+    CHECK(ew < 1e-5 && eb < 1e-5, "%s: dw and db accumulated vs the plain loops, rel err %g %g", what, ew, eb);
+    free(in), free(w), free(b), free(dout), free(ws), free(out), free(din), free(dw), free(db);
+    free(ro), free(rdin), free(rdw), free(rdb);
 }
 
 /* The 1 x 1 few-filter path (per-image dot products, their sums added in
@@ -742,6 +799,13 @@ int main(void) {
      * own forward and backward (col2im writing din) */
     test_conv(2, 3, 8, 6, 5, 4, 2, 1, 1);
     test_conv(1, 2, 2, 46, 3, 4, 2, 1, 1);
+    /* transposed convolutions: the co-segmentation decoder's doubling ones
+     * (smaller batches), odd sides, stride 3, one image */
+    test_deconv(3, 16, 8, 8, 8, 4, 2, 1);
+    test_deconv(2, 64, 4, 4, 32, 4, 2, 1);
+    test_deconv(2, 5, 7, 3, 3, 4, 2, 1);
+    test_deconv(3, 3, 5, 4, 2, 3, 3, 0);
+    test_deconv(1, 40, 3, 5, 1, 2, 1, 0); /* C > F K K */
     test_conv_same_threads(5, 9, 13, 11, 8, 3);
     test_conv_same_threads(4, 20, 8, 8, 16, 3);
     test_conv_same_threads(3, 5, 9, 7, 16, 3);

@@ -12,12 +12,14 @@
 #include "conv2d.h"
 #include "util.h"
 
-size_t deconv2d_workspace_floats(int C, int H, int W, int F, int K) {
-    return (size_t)F * K * K * ((size_t)H * W + (size_t)C); /* the columns, then the transposed dw */
+size_t deconv2d_workspace_floats(int C, int H, int W, int F, int K, int stride, int pad) {
+    size_t Ho = (size_t)MAX(deconv2d_out_size(H, K, stride, pad), 0), Wo = (size_t)MAX(deconv2d_out_size(W, K, stride, pad), 0);
+    /* the columns, the transposed dw, one image's dout cut by the fused ReLU */
+    return (size_t)F * K * K * ((size_t)H * W + (size_t)C) + (size_t)F * Ho * Wo;
 }
 
 void deconv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
-                      int F, int K, int stride, int pad, float *ws) {
+                      int F, int K, int stride, int pad, int relu, float *ws) {
     int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
     ASSERT(Ho > 0 && Wo > 0);
     int FKK = F * K * K, HW = H * W;
@@ -28,20 +30,36 @@ void deconv2d_forward(float *out, const float *in, const float *w, const float *
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, FKK, HW, C, 1.0f, w, FKK, x, HW, 0.0f, ws, HW);
         memset(y, 0, (size_t)F * plane * sizeof(float));
         conv2d_col2im(y, ws, 1, F, Ho, Wo, K, stride, pad);
-        if (b)
-            for (int f = 0; f < F; f++)
-                for (size_t p = 0; p < plane; p++) y[f * plane + p] += b[f];
+        /* the bias and the fused ReLU in one pass (relu_forward's rule) */
+        for (int f = 0; f < F && (b || relu); f++) {
+            float bf = b ? b[f] : 0.0f, *yf = y + f * plane;
+            if (!relu)
+                for (size_t p = 0; p < plane; p++) yf[p] += bf;
+            else if (b)
+                for (size_t p = 0; p < plane; p++) {
+                    float v = yf[p] + bf;
+                    yf[p] = v < 0.0f ? 0.0f : v;
+                }
+            else
+                for (size_t p = 0; p < plane; p++) yf[p] = yf[p] < 0.0f ? 0.0f : yf[p];
+        }
     }
 }
 
-void deconv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
-                       int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+void deconv2d_backward(float *din, float *dw, float *db, const float *dout, const float *y, const float *in,
+                       const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
     int Ho = deconv2d_out_size(H, K, stride, pad), Wo = deconv2d_out_size(W, K, stride, pad);
     int FKK = F * K * K, HW = H * W;
     size_t plane = (size_t)Ho * Wo;
     float *dwt = ws + (size_t)FKK * HW; /* (FKK, C): the images' sum, transposed */
+    float *cut = dwt + (size_t)FKK * C;
     for (int i = 0; i < B; i++) {
         const float *g = dout + (size_t)i * F * plane, *x = in + (size_t)i * C * HW;
+        if (y) { /* relu_backward's rule on the block output */
+            const float *yi = y + (size_t)i * F * plane;
+            for (size_t p = 0; p < (size_t)F * plane; p++) cut[p] = yi[p] > 0.0f ? g[p] : 0.0f;
+            g = cut;
+        }
         if (db)
             for (int f = 0; f < F; f++) db[f] += (float)sum_floats(g + f * plane, plane);
         conv2d_im2col(ws, g, 1, F, Ho, Wo, K, stride, pad);

@@ -77,22 +77,30 @@ static int deconv2d_build(Model *m, ModelLayer *L, Err *e) {
     int ws[4] = {L->c, F, K, K};
     layers_weight_bias(m, L, 4, ws, F, (double)F * K * K); /* PyTorch's fan-in of ConvTranspose2d */
     L->flops = 2ULL * L->nw * (uint64_t)L->h * (uint64_t)L->w;
-    L->ws_floats = deconv2d_workspace_floats(L->c, L->h, L->w, F, K);
+    L->ws_floats = deconv2d_workspace_floats(L->c, L->h, L->w, F, K, S, P);
     return 0;
 }
 
 static void deconv2d_fwd(Model *m, ModelLayer *L, float *y, const float *const *x, int rows) {
     const LayerCfg *c = &L->cfg;
     deconv2d_forward(y, x[0], m->params + L->w_off, m->params + L->b_off, rows, L->c, L->h, L->w,
-                     (int)c->filters, (int)c->size, (int)c->stride, (int)c->pad, m->ws);
+                     (int)c->filters, (int)c->size, (int)c->stride, (int)c->pad, L->fuse > 0, m->ws);
 }
 
 static void deconv2d_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
                          const float *const *x, int rows) {
-    (void)y;
     const LayerCfg *c = &L->cfg;
-    deconv2d_backward(dx[0], m->grads + L->w_off, m->grads + L->b_off, dy, x[0], m->params + L->w_off, rows,
-                      L->c, L->h, L->w, (int)c->filters, (int)c->size, (int)c->stride, (int)c->pad, m->ws);
+    deconv2d_backward(dx[0], m->grads + L->w_off, m->grads + L->b_off, dy, L->fuse > 0 ? y : NULL, x[0],
+                      m->params + L->w_off, rows, L->c, L->h, L->w, (int)c->filters, (int)c->size,
+                      (int)c->stride, (int)c->pad, m->ws);
+}
+
+/* deconv2d -> relu, where nothing else reads the deconv2d's output, runs as
+ * one node: the ReLU applied with the bias, and in the backward dout cut by
+ * the block output image by image (no separate passes; the same bits). */
+static int deconv2d_fuse(const ModelLayer *L, const ModelLayer *const *next, int nnext) {
+    (void)L;
+    return nnext >= 1 && next[0]->type == LAYER_RELU;
 }
 
 const LayerDef layer_deconv2d = {.name = "deconv2d",
@@ -103,9 +111,11 @@ const LayerDef layer_deconv2d = {.name = "deconv2d",
                                  .nkeys = NKEYS(deconv2d_keys),
                                  .min_inputs = 1,
                                  .max_inputs = 1,
+                                 .flags = LAYER_FUSES_NCHW,
                                  .build = deconv2d_build,
                                  .forward = deconv2d_fwd,
-                                 .backward = deconv2d_bwd};
+                                 .backward = deconv2d_bwd,
+                                 .fuse = deconv2d_fuse};
 
 /* ---- avgpool ----------------------------------------------------------------- */
 

@@ -290,6 +290,51 @@ static void test_bn_relu_fusion(int pool) {
     model_free(&r);
 }
 
+/* deconv2d -> relu fused (one node, the ReLU with the bias, dout cut by
+ * the block output in the backward) against the same graph without
+ * fusion: outputs, input and parameter gradients bit for bit, in training
+ * (two images); a deconv2d whose output the concat reads too (d2) stays
+ * alone. */
+static void test_deconv_relu_fusion(void) {
+    const char *text = "[deconv2d]\nname = d1\nfilters = 3\nsize = 4\nstride = 2\npad = 1\n[relu]\n"
+                       "[deconv2d]\nname = d2\nfilters = 2\nsize = 3\nstride = 1\npad = 1\n[relu]\nname = r2\n"
+                       "[concat]\ninput = r2, d2\n[conv2d]\nname = out\nfilters = 2\nsize = 1\n";
+    int c = 2, h = 9, w = 7, rows = 2;
+    Config cfg;
+    Err e;
+    Model m, r;
+    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 &&
+              model_build(&m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
+          "deconv2d + relu: %s", e.msg);
+    cfg.model.no_fusion = 1;
+    CHECK(model_build(&r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "deconv2d + relu unfused: %s", e.msg);
+    CHECK(m.layers[model_node(&m, "d1")].fuse == 1 && m.layers[model_node(&m, "d2")].fuse == 0 &&
+              r.layers[model_node(&r, "d1")].fuse == 0,
+          "d1 fused with its relu; d2 (read twice) alone");
+    model_init(&m, INIT_TORCH, 8);
+    for (size_t i = 0; i < m.nparams; i++) m.params[i] += 0.3f * (rng_uniform(&rng) - 0.5f);
+    memcpy(r.params, m.params, m.nparams * sizeof(float));
+    size_t nx = (size_t)rows * c * h * w, ny = (size_t)rows * m.layers[m.loss].out_size;
+    float *x = fixture_rand_floats(&rng, nx, -1, 1), *R = fixture_rand_floats(&rng, ny, -1, 1);
+    ModelStep st = {1, 3, 5, 1, 0, 0, 0};
+    model_set_step(&m, &st);
+    model_set_step(&r, &st);
+    const float *ym = model_forward(&m, x, rows), *yr = model_forward(&r, x, rows);
+    const float *dm = model_output(&m, model_node(&m, "d1")); /* the block's: after the ReLU */
+    size_t nd = (size_t)rows * m.layers[model_node(&m, "d1")].out_size, zeros = 0;
+    for (size_t i = 0; i < nd; i++) zeros += dm[i] == 0.0f;
+    CHECK(!memcmp(ym, yr, ny * sizeof(float)) && zeros > nd / 8,
+          "deconv2d + relu: the unfused output's bits (%zu of %zu values cut by the ReLU)", zeros, nd);
+    memset(m.grads, 0, m.nparams * sizeof(float));
+    memset(r.grads, 0, r.nparams * sizeof(float));
+    model_backward(&m, x, R, rows, NULL, NULL);
+    model_backward(&r, x, R, rows, NULL, NULL);
+    CHECK(!memcmp(m.grads, r.grads, m.nparams * sizeof(float)), "deconv2d + relu: the unfused parameter gradients' bits");
+    free(x), free(R);
+    model_free(&m);
+    model_free(&r);
+}
+
 static void test_shared_reads(void) {
     Model m;
     /* One node read twice by one layer, and by two layers. */
@@ -506,6 +551,7 @@ int main(void) {
     test_coseg();
     test_bn_relu_fusion(0);
     test_bn_relu_fusion(1);
+    test_deconv_relu_fusion();
     test_shared_reads();
     test_copy_layers();
     test_errors();

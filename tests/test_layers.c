@@ -125,7 +125,7 @@ static void test_deconv(int B, int C, int H, int W, int F, int K, int stride, in
     size_t nin = (size_t)B * C * H * W, nw = (size_t)C * F * K * K, nout = (size_t)B * F * Ho * Wo;
     float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
     float *b = fixture_rand_floats(&rng, (size_t)F, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
-    float *ws = fixture_rand_floats(&rng, deconv2d_workspace_floats(C, H, W, F, K), -9, 9);
+    float *ws = fixture_rand_floats(&rng, deconv2d_workspace_floats(C, H, W, F, K, stride, pad), -9, 9);
     float *out = xaligned_floats(nout), *din = fixture_rand_floats(&rng, nin, -5, 5);
     float *dw = fixture_rand_floats(&rng, nw, -1, 1), *db = fixture_rand_floats(&rng, (size_t)F, -1, 1);
     double *ro = xmalloc(nout * sizeof *ro), *rdin = xmalloc(nin * sizeof *rdin), *rdw = xmalloc(nw * sizeof *rdw);
@@ -155,8 +155,8 @@ static void test_deconv(int B, int C, int H, int W, int F, int K, int stride, in
                                 rdin[xi] += (double)dout[oi] * w[wi];
                                 rdw[wi] += (double)dout[oi] * in[xi];
                             }
-    deconv2d_forward(out, in, w, b, B, C, H, W, F, K, stride, pad, ws);
-    deconv2d_backward(din, dw, db, dout, in, w, B, C, H, W, F, K, stride, pad, ws);
+    deconv2d_forward(out, in, w, b, B, C, H, W, F, K, stride, pad, 0, ws);
+    deconv2d_backward(din, dw, db, dout, NULL, in, w, B, C, H, W, F, K, stride, pad, ws);
     double eo = 0, ei = 0, ew = 0, eb = 0;
     for (size_t j = 0; j < nout; j++) eo = fmax(eo, fabs(out[j] - ro[j]) / (1 + fabs(ro[j])));
     for (size_t j = 0; j < nin; j++) ei = fmax(ei, fabs(din[j] - rdin[j]) / (1 + fabs(rdin[j])));

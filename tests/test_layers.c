@@ -795,6 +795,15 @@ int main(void) {
     test_conv(1, 2, 1, 70, 16, 3, 1, 1, 1); /* one row */
     test_conv(2, 3, 70, 1, 8, 3, 1, 1, 1);  /* one column */
     test_conv(2, 5, 9, 8, 61, 3, 1, 1, 0);  /* 8 groups of filters, the last of 5 */
+    /* the flipped input gradient with F >= C on planes of 256 pixels or more
+     * (with AVX-512): co-segmentation's enc2 and enc3 (fewer images), odd
+     * sides, a partial group of filters, C = F */
+    test_conv(2, 16, 32, 32, 32, 3, 1, 1, 0);
+    test_conv(3, 32, 16, 16, 64, 3, 1, 1, 0);
+    test_conv(2, 5, 17, 16, 8, 3, 1, 1, 1);
+    test_conv(2, 3, 15, 19, 5, 3, 1, 1, 1);
+    test_conv(2, 6, 16, 16, 6, 3, 1, 1, 1);
+    test_conv(2, 4, 15, 17, 8, 3, 1, 1, 1); /* 255 pixels: the GEMM's input gradient */
     /* 4 x 4, stride 2, padding 1, even sides: the row-wise columns in conv2d's
      * own forward and backward (col2im writing din) */
     test_conv(2, 3, 8, 6, 5, 4, 2, 1, 1);
@@ -810,6 +819,7 @@ int main(void) {
     test_conv_same_threads(4, 20, 8, 8, 16, 3);
     test_conv_same_threads(3, 5, 9, 7, 16, 3);
     test_conv_same_threads(3, 12, 7, 9, 4, 3);
+    test_conv_same_threads(3, 5, 17, 16, 8, 3);
     test_conv_same_threads(3, 8, 10, 10, 9, 3);
     test_conv_pointwise_threads(7, 16, 33, 31, 1);
     test_conv_pointwise_threads(5, 3, 8, 8, 3);

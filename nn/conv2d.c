@@ -539,12 +539,16 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
  * as much as it. The weights are packed (groups, 9, C, 8),
  * zero past the last filter, at the start of the workspace: 9 C (F + 7) / 8
  * * 8 floats, at most 9 C 64, within the columns' 9 C H W (H W >= 64),
- * and below the flipped weights of conv2d_din_flipped's call. */
+ * and below the flipped weights of conv2d_din_flipped's call; with more
+ * filters, where they fit in the chunk's columns and tmp. */
 
 #ifdef __AVX512F__
-static int fwd_direct(int H, int W, int F, int K, int stride, int pad) {
+static int fwd_direct(int B, int C, int H, int W, int F, int K, int stride, int pad) {
     int nq = (H * W + 15) / 16;
-    return K == 3 && stride == 1 && pad == 1 && F <= FW3_MAX_F && H * W >= 64 && 9 * nq <= SAME_MASKS_MAX;
+    if (K != 3 || stride != 1 || pad != 1 || H * W < 64 || 9 * nq > SAME_MASKS_MAX) return 0;
+    /* more filters where the packed weights still fit in the columns' space
+     * (dec0's flipped input gradient: 290 filters, 11.5 -> 10.6 ms) */
+    return F <= FW3_MAX_F || (size_t)9 * C * ((F + 7) / 8 * 8) <= conv2d_ws(B, C, H, W, F, K, stride, pad);
 }
 
 typedef struct Fw3 {
@@ -617,7 +621,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     int nb;
     SameMasks sm;
 #ifdef __AVX512F__
-    if (fwd_direct(H, W, F, K, stride, pad)) {
+    if (fwd_direct(B, C, H, W, F, K, stride, pad)) {
         float *wp = ws;
         int ng = (F + 7) / 8;
         for (int g = 0; g < ng; g++)

@@ -795,6 +795,12 @@ int main(void) {
     test_conv(1, 2, 1, 70, 16, 3, 1, 1, 1); /* one row */
     test_conv(2, 3, 70, 1, 8, 3, 1, 1, 1);  /* one column */
     test_conv(2, 5, 9, 8, 61, 3, 1, 1, 0);  /* 8 groups of filters, the last of 5 */
+    /* more than 64 filters: direct where the packed weights fit in the
+     * columns' space (and so the flipped input gradient of a conv with
+     * more input channels, as co-segmentation's dec0), else the GEMM */
+    test_conv(2, 6, 8, 8, 70, 3, 1, 1, 0);
+    test_conv(2, 100, 8, 9, 16, 3, 1, 1, 0);
+    test_conv(1, 64, 8, 8, 300, 3, 1, 1, 0);
     /* the flipped input gradient with F >= C on planes of 256 pixels or more
      * (with AVX-512): co-segmentation's enc2 and enc3 (fewer images), odd
      * sides, a partial group of filters, C = F */
@@ -820,6 +826,7 @@ int main(void) {
     test_conv_same_threads(3, 5, 9, 7, 16, 3);
     test_conv_same_threads(3, 12, 7, 9, 4, 3);
     test_conv_same_threads(3, 5, 17, 16, 8, 3);
+    test_conv_same_threads(3, 100, 8, 9, 16, 3);
     test_conv_same_threads(3, 8, 10, 10, 9, 3);
     test_conv_pointwise_threads(7, 16, 33, 31, 1);
     test_conv_pointwise_threads(5, 3, 8, 8, 3);

@@ -386,7 +386,7 @@ typedef struct Conv {
     float *out, *din, *db, *col, *tmp;
     const float *in, *b, *dout;
     const uint16_t *mask; /* same_masks, or NULL */
-    int b0, n, parts, C, H, W, F, K, stride, pad, Ho, Wo;
+    int b0, n, parts, C, H, W, F, K, stride, pad, Ho, Wo, Fs; /* Fs: out's channels per image */
 } Conv;
 
 /* Part k of the chunk's images: [*i0, *i1). */
@@ -415,7 +415,7 @@ static void bias_images(void *p, int k, int tid) {
     for (int i = i0; i < i1; i++)
         for (int f = 0; f < c->F; f++) {
             const float *s = c->tmp + (size_t)f * N + (size_t)i * HoWo;
-            float *d = c->out + ((size_t)(c->b0 + i) * c->F + f) * HoWo;
+            float *d = c->out + ((size_t)(c->b0 + i) * c->Fs + f) * HoWo;
             float bias = c->b ? c->b[f] : 0.0f;
             for (size_t q = 0; q < HoWo; q++) d[q] = s[q] + bias;
         }
@@ -447,7 +447,7 @@ static Conv conv_ctx(int B, int C, int H, int W, int F, int K, int stride, int p
                      SameMasks *sm) {
     Conv c;
     memset(&c, 0, sizeof c);
-    c.C = C, c.H = H, c.W = W, c.F = F, c.K = K, c.stride = stride, c.pad = pad;
+    c.C = C, c.H = H, c.W = W, c.F = F, c.Fs = F, c.K = K, c.stride = stride, c.pad = pad;
     c.Ho = conv2d_out_size(H, K, stride, pad), c.Wo = conv2d_out_size(W, K, stride, pad);
     ASSERT(c.Ho > 0 && c.Wo > 0);
     *nb = conv2d_chunk(B, C, F, K, c.Ho, c.Wo);
@@ -555,7 +555,7 @@ typedef struct Fw3 {
     float *out;
     const float *in, *wp, *b;
     const uint16_t *mask;
-    int C, H, W, F;
+    int C, H, W, F, Fs; /* Fs: the output's channels per image (F, or more: a part of din) */
 } Fw3;
 
 /* Image i, filters [8 g, 8 g + nf), blocks [q0, q0 + NB) of the plane
@@ -592,7 +592,7 @@ static inline __attribute__((always_inline)) void fw3_step(const Fw3 *d, int i, 
 #pragma GCC unroll 8
     for (int f = 0; f < 8; f++) {
         if (f >= nf) break;
-        float *o = d->out + ((size_t)i * d->F + 8 * g + f) * HW + 16 * q0;
+        float *o = d->out + ((size_t)i * d->Fs + 8 * g + f) * HW + 16 * q0;
         for (int j = 0; j < NB; j++) _mm512_mask_storeu_ps(o + 16 * j, mj[j], acc[f][j]);
     }
 }
@@ -610,9 +610,11 @@ static void fw3_image(void *p, int i, int tid) {
 }
 #endif
 
-void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
-                    int F, int K, int stride, int pad, float *ws) {
+/* conv2d_forward into out images of Fs >= F channels (the first F written). */
+static void conv2d_forward_into(float *out, int Fs, const float *in, const float *w, const float *b, int B, int C,
+                                int H, int W, int F, int K, int stride, int pad, float *ws) {
     if (pointwise(F, K, stride, pad)) {
+        ASSERT(Fs == F);
         (void)ws;
         Pointwise c = {out, NULL, NULL, in, w, b, NULL, C, F, (size_t)H * W};
         parallel_run(B, pointwise_fwd_image, &c);
@@ -630,13 +632,13 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
                     for (int f = 0; f < 8; f++)
                         wp[(((size_t)g * 9 + t) * C + ch) * 8 + f] =
                             8 * g + f < F ? w[((size_t)(8 * g + f) * C + ch) * 9 + t] : 0.0f;
-        Fw3 d = {out, in, wp, b, same_masks(&sm, H, W, K, stride, pad), C, H, W, F};
+        Fw3 d = {out, in, wp, b, same_masks(&sm, H, W, K, stride, pad), C, H, W, F, Fs};
         parallel_run(B, fw3_image, &d);
         return;
     }
 #endif
     Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
-    c.out = out, c.in = in, c.b = b;
+    c.out = out, c.in = in, c.b = b, c.Fs = Fs;
     size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
     for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
         c.n = MIN(nb, B - c.b0);
@@ -646,6 +648,11 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
         blas_sgemm(0, 0, F, (int)N, (int)CKK, 1.0f, w, (int)CKK, c.col, (int)N, 0.0f, c.tmp, (int)N);
         parallel_run(c.parts, bias_images, &c);
     }
+}
+
+void conv2d_forward(float *out, const float *in, const float *w, const float *b, int B, int C, int H, int W,
+                    int F, int K, int stride, int pad, float *ws) {
+    conv2d_forward_into(out, F, in, w, b, B, C, H, W, F, K, stride, pad, ws);
 }
 
 /* ---- 3 x 3 "same", filters in groups of 8: direct weight gradient ----- */
@@ -747,22 +754,42 @@ static void dw3_bias(void *p, int f, int tid) {
 }
 #endif
 
-/* din = conv(dout, wt) (din_as_conv), wt (C, F, K, K) the weights
- * transposed and flipped, in ws after the larger of the two convolutions'
- * workspaces. */
-static void conv2d_din_flipped(float *din, const float *dout, const float *w, int B, int C, int H, int W,
+/* din channels [0, Cd) = conv(dout, wt) (din_as_conv), wt (Cd, F, K, K) the
+ * weights transposed and flipped, in ws after the larger of the two
+ * convolutions' workspaces. */
+static void conv2d_din_flipped(float *din, int Cd, const float *dout, const float *w, int B, int C, int H, int W,
                                int F, int K, int pad, float *ws) {
     size_t KK = (size_t)K * K;
     float *wt = ws + MAX(conv2d_ws(B, C, H, W, F, K, 1, pad), conv2d_ws(B, F, H, W, C, K, 1, pad));
     for (int f = 0; f < F; f++)
-        for (int ch = 0; ch < C; ch++)
+        for (int ch = 0; ch < Cd; ch++)
             for (size_t t = 0; t < KK; t++)
                 wt[((size_t)ch * F + f) * KK + KK - 1 - t] = w[((size_t)f * C + ch) * KK + t];
-    conv2d_forward(din, dout, wt, NULL, B, F, H, W, C, K, 1, pad, ws);
+    conv2d_forward_into(din, C, dout, wt, NULL, B, F, H, W, Cd, K, 1, pad, ws);
 }
+
+static void conv2d_backward_all(float *din, int Cd, float *dw, float *db, const float *dout, const float *in,
+                                const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad,
+                                float *ws);
 
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+    conv2d_backward_part(din, C, dw, db, dout, in, w, B, C, H, W, F, K, stride, pad, ws);
+}
+
+void conv2d_backward_part(float *din, int Cd, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws) {
+    ASSERT(Cd >= 0 && Cd <= C);
+    conv2d_backward_all(Cd ? din : NULL, Cd, dw, db, dout, in, w, B, C, H, W, F, K, stride, pad, ws);
+    if (din && Cd < C) /* the channels nobody reads: zero (the GEMM's path computed them) */
+        for (int i = 0; i < B; i++)
+            memset(din + ((size_t)i * C + Cd) * H * W, 0, (size_t)(C - Cd) * H * W * sizeof *din);
+}
+
+/* din's channels [0, Cd) at least (the flipped path: only those). */
+static void conv2d_backward_all(float *din, int Cd, float *dw, float *db, const float *dout, const float *in,
+                                const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad,
+                                float *ws) {
     if (pointwise(F, K, stride, pad)) {
         /* images in parallel; their sums added in image order: the same bits for any thread count */
         ASSERT(((uintptr_t)ws & 7) == 0);
@@ -808,7 +835,7 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
             parallel_run(c.parts, col2im_images, &c);
         }
     }
-    if (flip) conv2d_din_flipped(din, dout, w, B, C, H, W, F, K, pad, ws);
+    if (flip) conv2d_din_flipped(din, Cd, dout, w, B, C, H, W, F, K, pad, ws);
 }
 
 /* ---- reference loops ---------------------------------------------------- */

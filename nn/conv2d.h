@@ -34,6 +34,14 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
  *   in (B, C, H, W) is the forward input, w (F, C, K, K). */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                      int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws);
+/* The same where only din's channels [0, Cd) are read (the input is a
+ * concatenation whose last inputs need no gradient: co-segmentation's dec3
+ * beside the image): channels [Cd, C) of din are written as zeros, and the
+ * flipped input gradient computes only the others (the same bits with the
+ * direct kernel, K = 3; else to rounding). Cd = C is
+ * conv2d_backward. */
+void conv2d_backward_part(float *din, int Cd, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws);
 
 /* The column buffer of conv2d's GEMMs, for other kernels (transposed
  * convolution): col (C*K*K, n*Ho*Wo), column i*Ho*Wo + p = image i, output

@@ -71,6 +71,22 @@ static void conv2d_fwd(Model *m, ModelLayer *L, float *y, const float *const *x,
                        (int)c->pad, m->ws);
 }
 
+/* Input channels whose gradient someone reads: all but the channels of
+ * the last inputs of a concatenation (the input) that need none (the model
+ * input, or nodes without parameters behind them: co-segmentation's skip3
+ * = up3r beside the image). */
+static int conv2d_grad_channels(const Model *m, const ModelLayer *L) {
+    int p = L->in[0].node, n = L->c;
+    if (p < 0 || m->layers[p].type != LAYER_CONCAT) return n;
+    const ModelLayer *P = &m->layers[p];
+    for (int k = P->nin - 1; k >= 0; k--) {
+        int q = P->in[k].node;
+        if (q >= 0 && m->layers[q].wants_grad) break;
+        n -= P->inc[k];
+    }
+    return n;
+}
+
 static void conv2d_bwd(Model *m, ModelLayer *L, float *const *dx, const float *dy, const float *y,
                        const float *const *x, int rows) {
     const LayerCfg *c = &L->cfg;
@@ -80,8 +96,8 @@ static void conv2d_bwd(Model *m, ModelLayer *L, float *const *dx, const float *d
         convblock_backward(dx[0], dw, db, dy, y, L->state, x[0], w, rows, L->c, L->h, L->w, (int)c->filters,
                            (int)c->size, (int)c->stride, L->fuse == 2, !L->nhwc, m->ws);
     else
-        conv2d_backward(dx[0], dw, db, dy, x[0], w, rows, L->c, L->h, L->w, (int)c->filters, (int)c->size,
-                        (int)c->stride, (int)c->pad, m->ws);
+        conv2d_backward_part(dx[0], dx[0] ? conv2d_grad_channels(m, L) : L->c, dw, db, dy, x[0], w, rows, L->c,
+                             L->h, L->w, (int)c->filters, (int)c->size, (int)c->stride, (int)c->pad, m->ws);
 }
 
 /* ---- maxpool ------------------------------------------------------------ */

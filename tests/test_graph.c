@@ -354,6 +354,17 @@ static void test_shared_reads(void) {
         CHECK(m.layers[r].alias == r && m.layers[s].alias == s, "relu and sigmoid keep their own outputs");
         model_free(&m);
     }
+    /* A conv reading concat(c, input) computes the input gradient of c's
+     * channels only (conv2d_backward_part: the image's are not read), and
+     * of all of them behind concat(input, c): c's gradients either way. */
+    const char *img = "[conv2d]\nname = c\nfilters = 3\nsize = 3\npad = 1\n[concat]\ninput = c, input\n"
+                      "[conv2d]\nname = d\nfilters = 2\nsize = 3\npad = 1\n";
+    check_graph(&m, "conv2d after concat(c, input)", img, 2, 9, 8, 3, 2e-3);
+    model_free(&m);
+    const char *img2 = "[conv2d]\nname = c\nfilters = 3\nsize = 3\npad = 1\n[concat]\ninput = input, c\n"
+                       "[conv2d]\nname = d\nfilters = 2\nsize = 3\npad = 1\n";
+    check_graph(&m, "conv2d after concat(input, c)", img2, 2, 9, 8, 3, 2e-3);
+    model_free(&m);
     /* A branch the loss does not read gets no gradient, but is reported. */
     const char *dead = "[flatten]\n[linear]\nname = a\nout = 4\n[linear]\nname = b\nout = 3\ninput = a\n"
                        "[linear]\nname = c\nout = 2\ninput = a\n";

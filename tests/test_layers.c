@@ -112,6 +112,36 @@ static void test_conv(int B, int C, int H, int W, int F, int K, int stride, int 
     free(dw1), free(db1), free(din1);
 }
 
+/* conv2d_backward_part: din's channels [0, Cd) those of conv2d_backward
+ * (bit for bit with K = 3, where each output channel's sums are its own in
+ * the direct kernel; to rounding where a GEMM with fewer rows runs),
+ * [Cd, C) zero, dw and db the same bits; Cd = 0 computes no din. */
+static void test_conv_part(int B, int C, int H, int W, int F, int K, int pad, int Cd) {
+    char what[160];
+    snprintf(what, sizeof what, "conv part B%d C%d %dx%d F%d K%d p%d: din channels < %d", B, C, H, W, F, K, pad,
+             Cd);
+    int Ho = conv2d_out_size(H, K, 1, pad), Wo = conv2d_out_size(W, K, 1, pad);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K, nout = (size_t)B * F * Ho * Wo;
+    size_t plane = (size_t)H * W;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, nw, -1, 1);
+    float *dout = fixture_rand_floats(&rng, nout, -1, 1);
+    float *ws = fixture_rand_floats(&rng, conv2d_workspace_floats(B, C, H, W, F, K, 1, pad), -9, 9);
+    float *din = xaligned_floats(nin), *dw = xaligned_floats(nw), *db = xaligned_floats((size_t)F);
+    float *pin = fixture_rand_floats(&rng, nin, -9, 9), *pw = xaligned_floats(nw), *pb = xaligned_floats((size_t)F);
+    conv2d_backward(din, dw, db, dout, in, w, B, C, H, W, F, K, 1, pad, ws);
+    conv2d_backward_part(pin, Cd, pw, pb, dout, in, w, B, C, H, W, F, K, 1, pad, ws);
+    int same = 1, zero = 1;
+    for (int i = 0; i < B; i++) {
+        size_t o = (size_t)i * C * plane, n = (size_t)Cd * plane;
+        same &= K == 3 ? !memcmp(din + o, pin + o, n * sizeof *din) : fixture_max_rel_err(pin + o, din + o, n) < 1e-5;
+        for (size_t j = n; j < (size_t)C * plane; j++) zero &= pin[o + j] == 0.0f;
+    }
+    CHECK(same && zero, "%s: the first channels' bits %d, the others zero %d", what, same, zero);
+    CHECK(!memcmp(dw, pw, nw * sizeof *dw) && !memcmp(db, pb, (size_t)F * sizeof *db), "%s: dw and db the same bits",
+          what);
+    free(in), free(w), free(dout), free(ws), free(din), free(dw), free(db), free(pin), free(pw), free(pb);
+}
+
 /* ---- deconv2d --------------------------------------------------------------- */
 
 /* deconv2d against the plain scatter loops: out[oh][ow] += in[ih][iw] w
@@ -814,6 +844,15 @@ int main(void) {
      * own forward and backward (col2im writing din) */
     test_conv(2, 3, 8, 6, 5, 4, 2, 1, 1);
     test_conv(1, 2, 2, 46, 3, 4, 2, 1, 1);
+    /* the input gradient of some channels only: co-segmentation's dec3 (9 -> 8
+     * at 64 x 64, the image's channel not wanted; smaller batch), the
+     * flipped path with the GEMM's forward (K 5), the col2im path (F >= C,
+     * small plane), none of them */
+    test_conv_part(2, 9, 64, 64, 8, 3, 1, 8);
+    test_conv_part(2, 17, 9, 11, 8, 3, 1, 5);
+    test_conv_part(2, 10, 7, 6, 3, 5, 2, 7);
+    test_conv_part(2, 4, 5, 5, 8, 3, 1, 3);
+    test_conv_part(2, 9, 8, 8, 8, 3, 1, 0);
     /* transposed convolutions: the co-segmentation decoder's doubling ones
      * (smaller batches), odd sides, stride 3, one image */
     test_deconv(3, 16, 8, 8, 8, 4, 2, 1);

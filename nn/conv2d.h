@@ -38,7 +38,7 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
  * concatenation whose last inputs need no gradient: co-segmentation's dec3
  * beside the image): channels [Cd, C) of din are written as zeros, and the
  * flipped input gradient computes only the others (the same bits with the
- * direct kernel, K = 3; else to rounding). Cd = C is
+ * direct kernel, K = 3 with AVX-512; else to rounding). Cd = C is
  * conv2d_backward. */
 void conv2d_backward_part(float *din, int Cd, float *dw, float *db, const float *dout, const float *in,
                           const float *w, int B, int C, int H, int W, int F, int K, int stride, int pad, float *ws);

@@ -543,12 +543,13 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
  * filters, where they fit in the chunk's columns and tmp. */
 
 #ifdef __AVX512F__
-static int fwd_direct(int B, int C, int H, int W, int F, int K, int stride, int pad) {
+static int fwd_direct(int B, int C, int H, int W, int F, int Fs, int K, int stride, int pad) {
     int nq = (H * W + 15) / 16;
     if (K != 3 || stride != 1 || pad != 1 || H * W < 64 || 9 * nq > SAME_MASKS_MAX) return 0;
     /* more filters where the packed weights still fit in the columns' space
-     * (dec0's flipped input gradient: 290 filters, 11.5 -> 10.6 ms) */
-    return F <= FW3_MAX_F || (size_t)9 * C * ((F + 7) / 8 * 8) <= conv2d_ws(B, C, H, W, F, K, stride, pad);
+     * (dec0's flipped input gradient: 290 filters, 11.5 -> 10.6 ms), that of
+     * Fs filters (conv2d_forward_into) */
+    return F <= FW3_MAX_F || (size_t)9 * C * ((F + 7) / 8 * 8) <= conv2d_ws(B, C, H, W, Fs, K, stride, pad);
 }
 
 typedef struct Fw3 {
@@ -610,7 +611,11 @@ static void fw3_image(void *p, int i, int tid) {
 }
 #endif
 
-/* conv2d_forward into out images of Fs >= F channels (the first F written). */
+/* conv2d_forward into out images of Fs >= F channels (the first F written),
+ * within the workspace of Fs filters (conv2d_din_flipped's, sized for all
+ * of din's channels): the GEMM's chunk is the one of Fs filters (with
+ * fewer filters it could hold more images, and its columns reach past
+ * that workspace). */
 static void conv2d_forward_into(float *out, int Fs, const float *in, const float *w, const float *b, int B, int C,
                                 int H, int W, int F, int K, int stride, int pad, float *ws) {
     if (pointwise(F, K, stride, pad)) {
@@ -623,7 +628,7 @@ static void conv2d_forward_into(float *out, int Fs, const float *in, const float
     int nb;
     SameMasks sm;
 #ifdef __AVX512F__
-    if (fwd_direct(B, C, H, W, F, K, stride, pad)) {
+    if (fwd_direct(B, C, H, W, F, Fs, K, stride, pad)) {
         float *wp = ws;
         int ng = (F + 7) / 8;
         for (int g = 0; g < ng; g++)
@@ -637,8 +642,8 @@ static void conv2d_forward_into(float *out, int Fs, const float *in, const float
         return;
     }
 #endif
-    Conv c = conv_ctx(B, C, H, W, F, K, stride, pad, ws, &nb, &sm);
-    c.out = out, c.in = in, c.b = b, c.Fs = Fs;
+    Conv c = conv_ctx(B, C, H, W, Fs, K, stride, pad, ws, &nb, &sm);
+    c.F = F, c.out = out, c.in = in, c.b = b;
     size_t HoWo = (size_t)c.Ho * c.Wo, CKK = (size_t)C * K * K;
     for (c.b0 = 0; c.b0 < B; c.b0 += nb) {
         c.n = MIN(nb, B - c.b0);

@@ -859,6 +859,10 @@ int main(void) {
     test_conv_part(2, 10, 7, 6, 3, 5, 2, 7);
     test_conv_part(2, 4, 5, 5, 8, 3, 1, 3);
     test_conv_part(2, 9, 8, 8, 8, 3, 1, 0);
+    /* fewer filters for the flipped forward than its workspace was sized
+     * for: the GEMM's chunk of 4 images (3 filters) instead of 3 (6),
+     * whose columns would reach past the flipped weights */
+    test_conv_part(4, 6, 35, 36, 4, 5, 2, 3);
     /* transposed convolutions: the co-segmentation decoder's doubling ones
      * (smaller batches), odd sides, stride 3, one image */
     test_deconv(3, 16, 8, 8, 8, 4, 2, 1);

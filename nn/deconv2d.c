@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "activation.h"
 #include "conv2d.h"
 #include "util.h"
 
@@ -55,9 +56,8 @@ void deconv2d_backward(float *din, float *dw, float *db, const float *dout, cons
     float *cut = dwt + (size_t)FKK * C;
     for (int i = 0; i < B; i++) {
         const float *g = dout + (size_t)i * F * plane, *x = in + (size_t)i * C * HW;
-        if (y) { /* relu_backward's rule on the block output */
-            const float *yi = y + (size_t)i * F * plane;
-            for (size_t p = 0; p < (size_t)F * plane; p++) cut[p] = yi[p] > 0.0f ? g[p] : 0.0f;
+        if (y) { /* the fused ReLU's backward on the block output */
+            relu_backward(cut, g, y + (size_t)i * F * plane, (size_t)F * plane);
             g = cut;
         }
         if (db)

@@ -230,6 +230,19 @@ static void test_coseg(void) {
     model_free(&m);
 }
 
+/* m: the graph of config text as built; r: the same built with no_fusion
+ * (the reference the fusion tests compare with bit for bit). */
+static void build_fused_unfused(Model *m, Model *r, const char *text, int c, int h, int w, int rows,
+                                const char *what) {
+    Config cfg;
+    Err e;
+    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 &&
+              model_build(m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
+          "%s: %s", what, e.msg);
+    cfg.model.no_fusion = 1;
+    CHECK(model_build(r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "%s unfused: %s", what, e.msg);
+}
+
 /* batchnorm -> relu [-> maxpool 2x2: 37 x 29 planes, floor mode] fused (one
  * node each way, the ReLU's mask read from the block output) against the
  * same graph built without fusion, in training and inference mode: outputs,
@@ -245,14 +258,8 @@ static void test_bn_relu_fusion(int pool) {
              "name = r2\n[concat]\ninput = r2, b2\n[batchnorm]\nname = emb\n[relu]\n"
              "[conv2d]\nname = out\nfilters = 2\nsize = 1\n[model]\nembedding = emb\n");
     int c = 2, h = 37, w = 29, rows = 3; /* planes of 1073 floats: two blocks of the staged sums and a tail */
-    Config cfg;
-    Err e;
     Model m, r;
-    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 &&
-              model_build(&m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
-          "bn + relu: %s", e.msg);
-    cfg.model.no_fusion = 1;
-    CHECK(model_build(&r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "bn + relu unfused: %s", e.msg);
+    build_fused_unfused(&m, &r, text, c, h, w, rows, "bn + relu");
     CHECK(m.layers[model_node(&m, "b1")].fuse == 1 + pool && m.layers[model_node(&m, "b2")].fuse == 0 &&
               m.layers[model_node(&m, "emb")].fuse == 0 && r.layers[model_node(&r, "b1")].fuse == 0,
           "b1 fused with its relu (and the maxpool: %d); b2 (read twice) and emb (the embedding) alone",
@@ -300,14 +307,8 @@ static void test_deconv_relu_fusion(void) {
                        "[deconv2d]\nname = d2\nfilters = 2\nsize = 3\nstride = 1\npad = 1\n[relu]\nname = r2\n"
                        "[concat]\ninput = r2, d2\n[conv2d]\nname = out\nfilters = 2\nsize = 1\n";
     int c = 2, h = 9, w = 7, rows = 2;
-    Config cfg;
-    Err e;
     Model m, r;
-    CHECK(config_parse_text(&cfg, text, "g.ini", &e) == 0 &&
-              model_build(&m, &cfg.model, "g.ini", c, h, w, rows, &e) == 0,
-          "deconv2d + relu: %s", e.msg);
-    cfg.model.no_fusion = 1;
-    CHECK(model_build(&r, &cfg.model, "g.ini", c, h, w, rows, &e) == 0, "deconv2d + relu unfused: %s", e.msg);
+    build_fused_unfused(&m, &r, text, c, h, w, rows, "deconv2d + relu");
     CHECK(m.layers[model_node(&m, "d1")].fuse == 1 && m.layers[model_node(&m, "d2")].fuse == 0 &&
               r.layers[model_node(&r, "d1")].fuse == 0,
           "d1 fused with its relu; d2 (read twice) alone");

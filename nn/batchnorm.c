@@ -9,12 +9,24 @@
 #include "pool.h"
 #include "util.h"
 
-/* dy[i], or 0 where the ReLU after the batch norm output y[i] <= 0
- * (relu_backward's rule: the same bits as a separate ReLU); no ReLU: dy[i].
- * relu is a constant at each call, so the loops are compiled once each way. */
+/* The batch norm's output before the fused ReLU: one expression for the
+ * forward and for the backward's mask, so that both round alike (with or
+ * without FMA contraction: GCC -std=c11 contracts none), with sc and sh
+ * from bn_affine. */
+#define BN_V(xv, sc, sh) ((xv) * (sc) + (sh))
+static inline void bn_affine(float *sc, float *sh, float mean, float invstd, float gamma, float beta) {
+    *sc = invstd * gamma, *sh = beta - mean * *sc;
+}
+
+/* dy[i], or 0 where the ReLU after the batch norm output v <= 0
+ * (relu_backward's rule on the ReLU's output max(v, 0), which is > 0 where
+ * v is: the same bits as a separate ReLU); no ReLU: dy[i]. The backward
+ * recomputes v from x (BN_V) instead of reading the ReLU's output: one
+ * stream of memory fewer. relu is a constant at each call, so the loops are
+ * compiled once each way. */
 static inline float relu_cut(float d, float yv) { return yv > 0.0f ? d : 0.0f; }
 /* (both loads unconditional, so that the loops vectorise) */
-#define DY(i) (relu ? relu_cut(dy[i], y[i]) : dy[i])
+#define DY(i) (relu ? relu_cut(dy[i], BN_V(x[i], sc, sh)) : dy[i])
 
 /* A plane of at least SUM_LANES values is summed in lanes (nn/util.h:
  * sum_floats), two sums in one pass. The lanes are one GCC / Clang vector
@@ -58,11 +70,12 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
 }
 
 /* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in
- * float; with relu, dy cut by the fused ReLU's output y first (relu_cut:
- * the bits of these sums on relu_backward's output). */
+ * float; with relu, dy cut where the fused ReLU's output max(BN_V(x, sc,
+ * sh), 0) is not > 0 first (relu_cut: the bits of these sums on
+ * relu_backward's output). */
 static inline __attribute__((always_inline)) void grad_sums(double *a, double *b, const float *dy,
-                                                            const float *y, const float *x, float mean,
-                                                            float invstd, int n, int relu) {
+                                                            const float *x, float mean, float invstd,
+                                                            float sc, float sh, int n, int relu) {
     if (n < SUM_LANES) {
         double sa = 0, sb = 0;
         for (int i = 0; i < n; i++) {
@@ -79,11 +92,8 @@ static inline __attribute__((always_inline)) void grad_sums(double *a, double *b
         LanesF d, xv;
         memcpy(&d, dy + i, sizeof d);
         memcpy(&xv, x + i, sizeof xv);
-        if (relu) {
-            LanesF yv;
-            memcpy(&yv, y + i, sizeof yv);
-            d = (LanesF)((LanesI)d & (yv > 0.0f)); /* relu_cut: +0 where y <= 0 or NaN */
-        }
+        if (relu) /* relu_cut: +0 where the ReLU's output is not > 0 (v <= 0 or NaN) */
+            d = (LanesF)((LanesI)d & (BN_V(xv, sc, sh) > 0.0f));
         LanesD dd = __builtin_convertvector(d, LanesD);
         va += dd;
         vb += dd * __builtin_convertvector((xv - mean) * invstd, LanesD);
@@ -133,16 +143,17 @@ static void apply_planes(void *p, size_t lo, size_t hi) {
     for (size_t pl = lo; pl < hi; pl++) {
         int c = (int)(pl % (size_t)a->C);
         size_t o = pl * HW;
-        float sc = a->invstd[c] * a->gamma[c], sh = a->beta[c] - a->mean[c] * sc;
+        float sc, sh;
+        bn_affine(&sc, &sh, a->mean[c], a->invstd[c], a->gamma[c], a->beta[c]);
         float *y = a->out + o;
         const float *x = a->x + o;
         if (a->relu) {
             for (int i = 0; i < HW; i++) {
-                float v = x[i] * sc + sh;
+                float v = BN_V(x[i], sc, sh);
                 y[i] = v < 0.0f ? 0.0f : v; /* relu_forward's rule */
             }
         } else {
-            for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+            for (int i = 0; i < HW; i++) y[i] = BN_V(x[i], sc, sh);
         }
     }
 }
@@ -153,16 +164,19 @@ void batchnorm_apply(float *y, const float *x, const float *mean, const float *i
     parallel_for((size_t)rows * C, planes_grain(HW), apply_planes, &a);
 }
 
-void batchnorm_grad_sums(double *g, const float *dy, const float *y, const float *x, const float *mean,
-                         const float *invstd, int rows, int C, int HW) {
+void batchnorm_grad_sums(double *g, const float *dy, const float *x, const float *mean, const float *invstd,
+                         const float *gamma, const float *beta, int rows, int C, int HW) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)r * C + c) * HW;
             double a, b;
-            if (y)
-                grad_sums(&a, &b, dy + o, y + o, x + o, mean[c], invstd[c], HW, 1);
-            else
-                grad_sums(&a, &b, dy + o, NULL, x + o, mean[c], invstd[c], HW, 0);
+            if (beta) {
+                float sc, sh;
+                bn_affine(&sc, &sh, mean[c], invstd[c], gamma[c], beta[c]);
+                grad_sums(&a, &b, dy + o, x + o, mean[c], invstd[c], sc, sh, HW, 1);
+            } else {
+                grad_sums(&a, &b, dy + o, x + o, mean[c], invstd[c], 0.0f, 0.0f, HW, 0);
+            }
             g[c] += a;
             g[C + c] += b;
         }
@@ -174,10 +188,11 @@ static inline __attribute__((always_inline)) void input_planes(const BnPass *a, 
     for (size_t pl = lo; pl < hi; pl++) {
         int c = (int)(pl % (size_t)C);
         size_t o = pl * HW;
-        const float *dy = a->dy + o, *y = (relu ? a->y : a->dy) + o, *x = a->x + o;
+        const float *dy = a->dy + o, *x = a->x + o;
         float *dx = a->out + o;
         float k = a->gamma[c] * a->invstd[c], m1 = (float)(a->g[c] / a->N), m2 = (float)(a->g[C + c] / a->N);
-        float mean = a->mean[c], invstd = a->invstd[c];
+        float mean = a->mean[c], invstd = a->invstd[c], sc = 0.0f, sh = 0.0f;
+        if (relu) bn_affine(&sc, &sh, mean, invstd, a->gamma[c], a->beta[c]);
         for (int i = 0; i < HW; i++) {
             float xhat = (x[i] - mean) * invstd;
             dx[i] = k * (DY(i) - m1 - xhat * m2);
@@ -189,11 +204,11 @@ static void input_planes_relu(void *p, size_t lo, size_t hi) { input_planes(p, l
 
 static void input_planes_plain(void *p, size_t lo, size_t hi) { input_planes(p, lo, hi, 0); }
 
-void batchnorm_backward_input(float *dx, const float *dy, const float *y, const float *x, const float *mean,
-                              const float *invstd, const float *gamma, const double *g, double N, int rows,
-                              int C, int HW) {
-    BnPass a = {dx, x, dy, y, mean, invstd, gamma, NULL, g, N, C, HW, y != NULL, NULL, NULL, 0, 0};
-    parallel_for((size_t)rows * C, planes_grain(HW), y ? input_planes_relu : input_planes_plain, &a);
+void batchnorm_backward_input(float *dx, const float *dy, const float *x, const float *mean,
+                              const float *invstd, const float *gamma, const float *beta, const double *g,
+                              double N, int rows, int C, int HW) {
+    BnPass a = {dx, x, dy, NULL, mean, invstd, gamma, beta, g, N, C, HW, beta != NULL, NULL, NULL, 0, 0};
+    parallel_for((size_t)rows * C, planes_grain(HW), beta ? input_planes_relu : input_planes_plain, &a);
 }
 
 /* ---- batch norm + ReLU + 2 x 2 stride-2 max pooling as one block ---------- */
@@ -211,10 +226,11 @@ static void apply_pool_planes(void *p, size_t lo, size_t hi) {
     float t[BN_POOL_MAX_HW];
     for (size_t pl = lo; pl < hi; pl++) {
         int c = (int)(pl % (size_t)a->C);
-        float sc = a->invstd[c] * a->gamma[c], sh = a->beta[c] - a->mean[c] * sc;
+        float sc, sh;
+        bn_affine(&sc, &sh, a->mean[c], a->invstd[c], a->gamma[c], a->beta[c]);
         const float *x = a->x + pl * HW;
         for (int i = 0; i < HW; i++) {
-            float v = x[i] * sc + sh;
+            float v = BN_V(x[i], sc, sh);
             t[i] = v < 0.0f ? 0.0f : v; /* relu_forward's rule */
         }
         maxpool2_plane(a->out + pl * HoWo, a->oidx + pl * HoWo, t, a->H, a->W);
@@ -236,17 +252,66 @@ static void unpool_plane(float *t, const float *dy, const float *y, const int32_
     for (int o = 0; o < HoWo; o++) t[id[o]] = relu_cut(0.0f + dy[o], y[o]);
 }
 
+/* Where a plane's rows are whole blocks of SUM_LANES values (W a multiple
+ * of 16) and every row lies in a window (H even), t is made block by block
+ * in registers instead: the block's 8 windows' 0 + dy, cut as above, each
+ * taken by its two columns, kept where the window's argmax is the pixel
+ * (unpool_block: the same values as t, no memset and no scattered stores). */
+static int unpool_blocks(int H, int W) { return W % SUM_LANES == 0 && H % 2 == 0; }
+
+typedef float Lanes8F __attribute__((vector_size(SUM_LANES / 2 * sizeof(float))));
+typedef int32_t Lanes8I __attribute__((vector_size(SUM_LANES / 2 * sizeof(int32_t))));
+_Static_assert(SUM_LANES == 16, "unpool_block takes 8 windows for 16 pixels");
+
+/* t16 = t[i, i + 16) (a vector is not returned: its ABI differs with and without AVX-512) */
+static inline __attribute__((always_inline)) void unpool_block(float *t16, const float *dy, const float *y,
+                                                               const int32_t *id, int i, int W) {
+    int o = (i / W / 2) * (W / 2) + i % W / 2; /* the block's first window */
+    Lanes8F d8, y8;
+    Lanes8I i8;
+    memcpy(&d8, dy + o, sizeof d8), memcpy(&y8, y + o, sizeof y8), memcpy(&i8, id + o, sizeof i8);
+    d8 = (Lanes8F)((Lanes8I)(0.0f + d8) & (y8 > 0.0f)); /* relu_cut(0 + dy, y) */
+    LanesF d = __builtin_shufflevector(d8, d8, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    LanesI at = __builtin_shufflevector(i8, i8, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const LanesI pix = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    d = (LanesF)((LanesI)d & (at == pix + i));
+    memcpy(t16, &d, sizeof d);
+}
+
+/* grad_sums (relu = 0) on unpool_plane's t, t made by unpool_block */
+static void grad_sums_unpool(double *a, double *b, const float *dy, const float *y, const int32_t *id,
+                             const float *x, float mean, float invstd, int H, int W) {
+    LanesD va = {0}, vb = {0};
+    for (int i = 0; i < H * W; i += SUM_LANES) {
+        float t16[SUM_LANES];
+        unpool_block(t16, dy, y, id, i, W);
+        LanesF d, xv;
+        memcpy(&d, t16, sizeof d), memcpy(&xv, x + i, sizeof xv);
+        LanesD dd = __builtin_convertvector(d, LanesD);
+        va += dd;
+        vb += dd * __builtin_convertvector((xv - mean) * invstd, LanesD);
+    }
+    double la[SUM_LANES], lb[SUM_LANES];
+    memcpy(la, &va, sizeof la), memcpy(lb, &vb, sizeof lb);
+    *a = sum_lanes_total(la), *b = sum_lanes_total(lb);
+}
+
 void batchnorm_grad_sums_pool(double *g, const float *dy, const float *y, const int32_t *idx, const float *x,
                               const float *mean, const float *invstd, int rows, int C, int H, int W) {
     ASSERT(H >= 2 && W >= 2 && H * W <= BN_POOL_MAX_HW);
-    int HW = H * W, HoWo = (H / 2) * (W / 2);
+    int HW = H * W, HoWo = (H / 2) * (W / 2), blocks = unpool_blocks(H, W);
     float t[BN_POOL_MAX_HW];
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
             size_t pl = (size_t)r * C + c;
             double a, b;
-            unpool_plane(t, dy + pl * HoWo, y + pl * HoWo, idx + pl * HoWo, HW, HoWo);
-            grad_sums(&a, &b, t, NULL, x + pl * HW, mean[c], invstd[c], HW, 0);
+            if (blocks) {
+                grad_sums_unpool(&a, &b, dy + pl * HoWo, y + pl * HoWo, idx + pl * HoWo, x + pl * HW, mean[c],
+                                 invstd[c], H, W);
+            } else {
+                unpool_plane(t, dy + pl * HoWo, y + pl * HoWo, idx + pl * HoWo, HW, HoWo);
+                grad_sums(&a, &b, t, x + pl * HW, mean[c], invstd[c], 0.0f, 0.0f, HW, 0);
+            }
             g[c] += a;
             g[C + c] += b;
         }
@@ -258,11 +323,22 @@ static void input_pool_planes(void *p, size_t lo, size_t hi) {
     float t[BN_POOL_MAX_HW];
     for (size_t pl = lo; pl < hi; pl++) {
         int c = (int)(pl % (size_t)C);
-        unpool_plane(t, a->dy + pl * HoWo, a->y + pl * HoWo, a->iidx + pl * HoWo, HW, HoWo);
         const float *x = a->x + pl * HW;
         float *dx = a->out + pl * HW;
         float k = a->gamma[c] * a->invstd[c], m1 = (float)(a->g[c] / a->N), m2 = (float)(a->g[C + c] / a->N);
         float mean = a->mean[c], invstd = a->invstd[c];
+        if (unpool_blocks(a->H, a->W)) { /* the loop below on unpool_block's t */
+            for (int i = 0; i < HW; i += SUM_LANES) {
+                float t16[SUM_LANES];
+                unpool_block(t16, a->dy + pl * HoWo, a->y + pl * HoWo, a->iidx + pl * HoWo, i, a->W);
+                LanesF d, xv;
+                memcpy(&d, t16, sizeof d), memcpy(&xv, x + i, sizeof xv);
+                LanesF xhat = (xv - mean) * invstd, v = k * (d - m1 - xhat * m2);
+                memcpy(dx + i, &v, sizeof v);
+            }
+            continue;
+        }
+        unpool_plane(t, a->dy + pl * HoWo, a->y + pl * HoWo, a->iidx + pl * HoWo, HW, HoWo);
         for (int i = 0; i < HW; i++) {
             float xhat = (x[i] - mean) * invstd;
             dx[i] = k * (t[i] - m1 - xhat * m2);

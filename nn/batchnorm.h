@@ -16,17 +16,19 @@ void batchnorm_sums(double *s, const float *x, int rows, int C, int HW);
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd, const float *gamma,
                      const float *beta, int rows, int C, int HW, int relu);
 /* xhat = (x - mean) * invstd; g[c] += sum of dy, g[C + c] += sum of dy * xhat.
- * y: NULL, or the output of a fused ReLU, and dy its gradient: dy counts as
- * 0 where y <= 0 (relu_backward's rule; the same bits as a separate ReLU). */
-void batchnorm_grad_sums(double *g, const float *dy, const float *y, const float *x, const float *mean,
-                         const float *invstd, int rows, int C, int HW);
+ * beta: NULL, or a ReLU follows (fused) and dy is the gradient of its output
+ * max(y, 0), y = batchnorm_apply's output before the ReLU with these gamma
+ * and beta (recomputed from x): dy counts as 0 where y is not > 0
+ * (relu_backward's rule; the same bits as a separate ReLU). */
+void batchnorm_grad_sums(double *g, const float *dy, const float *x, const float *mean, const float *invstd,
+                         const float *gamma, const float *beta, int rows, int C, int HW);
 /* dx WRITTEN = gamma * invstd * (dy - g[c] / N - xhat * g[C + c] / N), with g
  * the gradient sums over all N = rows * HW (over every rank) values of a
- * channel; g = 0 gives inference's dx = gamma * invstd * dy. y as in
+ * channel; g = 0 gives inference's dx = gamma * invstd * dy. beta as in
  * batchnorm_grad_sums. */
-void batchnorm_backward_input(float *dx, const float *dy, const float *y, const float *x, const float *mean,
-                              const float *invstd, const float *gamma, const double *g, double N, int rows,
-                              int C, int HW);
+void batchnorm_backward_input(float *dx, const float *dy, const float *x, const float *mean,
+                              const float *invstd, const float *gamma, const float *beta, const double *g,
+                              double N, int rows, int C, int HW);
 
 /* The block batch norm + ReLU + 2 x 2 stride-2 max pooling (floor mode) on
  * planes of H x W <= BN_POOL_MAX_HW values: y and idx (rows, C, H / 2,

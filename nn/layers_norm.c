@@ -91,14 +91,15 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
                           const float *const *x, int rows) {
     int C = L->c, HW = L->h * L->w;
     BnState s = bn_state(L);
-    const float *ry = L->fuse > 0 ? y : NULL; /* the fused ReLU's output */
+    const float *gamma = m->params + L->p_off,
+                *beta = L->fuse > 0 ? gamma + C : NULL; /* beta: a fused ReLU */
     const double *hdr = (const double *)L->state;
     double *g = s.sums; /* free again after forward */
     memset(g, 0, 2 * (size_t)C * sizeof(double));
     if (L->fuse == 2)
         batchnorm_grad_sums_pool(g, dy, y, bn_argmax(L), x[0], s.mean, s.invstd, rows, C, L->h, L->w);
     else
-        batchnorm_grad_sums(g, dy, ry, x[0], s.mean, s.invstd, rows, C, HW);
+        batchnorm_grad_sums(g, dy, x[0], s.mean, s.invstd, gamma, beta, rows, C, HW);
     float *dgamma = m->grads + L->p_off, *dbeta = dgamma + C;
     for (int c = 0; c < C; c++) {
         dbeta[c] += (float)g[c];
@@ -108,17 +109,18 @@ static void batchnorm_bwd(Model *m, ModelLayer *L, float *const *dx, const float
     if (hdr[0] && L->cfg.sync && m->allreduce) m->allreduce(m->allreduce_ctx, g, 2 * C);
     if (!hdr[0]) memset(g, 0, 2 * (size_t)C * sizeof(double)); /* inference: statistics are constants */
     if (L->fuse == 2)
-        batchnorm_backward_input_pool(dx[0], dy, y, bn_argmax(L), x[0], s.mean, s.invstd,
-                                      m->params + L->p_off, g, hdr[0] ? hdr[1] : 1, rows, C, L->h, L->w);
+        batchnorm_backward_input_pool(dx[0], dy, y, bn_argmax(L), x[0], s.mean, s.invstd, gamma, g,
+                                      hdr[0] ? hdr[1] : 1, rows, C, L->h, L->w);
     else
-        batchnorm_backward_input(dx[0], dy, ry, x[0], s.mean, s.invstd, m->params + L->p_off, g,
-                                 hdr[0] ? hdr[1] : 1, rows, C, HW);
+        batchnorm_backward_input(dx[0], dy, x[0], s.mean, s.invstd, gamma, beta, g, hdr[0] ? hdr[1] : 1, rows,
+                                 C, HW);
 }
 
 /* batchnorm -> relu, where nothing else reads the batch norm's output, runs
  * as one node: the ReLU applied as the normalised values are written, and
- * its mask taken from the block output in the backward (no separate passes;
- * the same bits). A 2 x 2 stride-2 maxpool after the ReLU (planes of at
+ * in the backward its mask recomputed from the batch norm's input (without
+ * the pooling; no separate passes, no read of the block output; the same
+ * bits). A 2 x 2 stride-2 maxpool after the ReLU (planes of at
  * most BN_POOL_MAX_HW values) joins the block: the pooled values and their
  * argmax are all it writes (nn/batchnorm.h). */
 static int batchnorm_fuse(const ModelLayer *L, const ModelLayer *const *next, int nnext) {

@@ -244,7 +244,8 @@ static void build_fused_unfused(Model *m, Model *r, const char *text, int c, int
 }
 
 /* batchnorm -> relu [-> maxpool 2x2: 37 x 29 planes, floor mode] fused (one
- * node each way, the ReLU's mask read from the block output) against the
+ * node each way, the ReLU's mask recomputed from the input, or read from
+ * the pooled output) against the
  * same graph built without fusion, in training and inference mode: outputs,
  * input-side and parameter gradients and the running statistics bit for bit.
  * A batch norm whose output something else reads (b2, also read by the

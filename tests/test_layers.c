@@ -312,7 +312,7 @@ static void test_bn_sums(int rows, int C, int HW) {
                 gr[C + c] += (double)dy[o] * ((x[o] - mean[c]) * invstd[c]);
             }
     batchnorm_sums(s, x, rows, C, HW);
-    batchnorm_grad_sums(g, dy, NULL, x, mean, invstd, rows, C, HW);
+    batchnorm_grad_sums(g, dy, x, mean, invstd, NULL, NULL, rows, C, HW);
     double es = 0, eg = 0;
     for (int c = 0; c < 2 * C; c++) {
         es = fmax(es, fabs(s[c] - sr[c]) / fmax(fabs(sr[c]), 1.0));
@@ -354,17 +354,25 @@ static void ref_bn_plane(double *a, double *b, const float *dy, const float *y, 
 }
 
 /* batchnorm_sums and batchnorm_grad_sums (with and without the fused
- * ReLU's y: zeros, -0, NaN and negative values in y, -0 in dy) bit for bit
- * against ref_bn_plane's order. */
+ * ReLU, whose cut the kernel takes from x, gamma and beta: here against the
+ * batch norm's output y from batchnorm_apply without the ReLU, with exact
+ * zeros in y (x = mean where beta = 0), negative values, -0 in dy) bit for
+ * bit against ref_bn_plane's order. */
 static void test_bn_sums_bits(int rows, int C, int HW) {
     size_t n = (size_t)rows * C * HW;
     float *x = fixture_rand_floats(&rng, n, -3, 3), *dy = fixture_rand_floats(&rng, n, -1, 1);
-    float *y = fixture_rand_floats(&rng, n, -1, 1);
-    for (size_t i = 0; i < n; i += 7) y[i] = i % 3 ? 0.0f : -0.0f;
-    for (size_t i = 0; i < n; i += 11) y[i] = NAN;
     for (size_t i = 0; i < n; i += 13) dy[i] = -0.0f;
     float *mean = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f),
-          *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2);
+          *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
+          *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f),
+          *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f), *y = xaligned_floats(n);
+    beta[0] = 0.0f;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < HW; i += 3) x[(size_t)r * C * HW + i] = mean[0]; /* y exactly +0 there */
+    batchnorm_apply(y, x, mean, invstd, gamma, beta, rows, C, HW, 0);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += y[i] == 0.0f;
+    CHECK(zeros >= (size_t)rows * ((HW + 2) / 3), "bn sums bits: the fixture has zeros in y (%zu)", zeros);
     double *s = xcalloc(2 * (size_t)C, sizeof *s), *sr = xcalloc(2 * (size_t)C, sizeof *sr);
     double *g[2], *gr[2];
     for (int k = 0; k < 2; k++)
@@ -381,24 +389,27 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
             }
         }
     batchnorm_sums(s, x, rows, C, HW);
-    batchnorm_grad_sums(g[0], dy, NULL, x, mean, invstd, rows, C, HW);
-    batchnorm_grad_sums(g[1], dy, y, x, mean, invstd, rows, C, HW);
+    batchnorm_grad_sums(g[0], dy, x, mean, invstd, NULL, NULL, rows, C, HW);
+    batchnorm_grad_sums(g[1], dy, x, mean, invstd, gamma, beta, rows, C, HW);
     CHECK(memcmp(s, sr, 2 * (size_t)C * sizeof *s) == 0,
           "batchnorm_sums rows %d C %d HW %d: bits of the lanes' order", rows, C, HW);
     for (int k = 0; k < 2; k++)
         CHECK(memcmp(g[k], gr[k], 2 * (size_t)C * sizeof *g[k]) == 0,
               "batchnorm_grad_sums rows %d C %d HW %d %s: bits of the lanes' order", rows, C, HW,
               k ? "relu" : "plain");
-    free(x), free(dy), free(y), free(mean), free(invstd), free(s), free(sr);
+    free(x), free(dy), free(y), free(mean), free(invstd), free(gamma), free(beta), free(s), free(sr);
     for (int k = 0; k < 2; k++) free(g[k]), free(gr[k]);
 }
 
 /* The block batch norm + ReLU + 2x2 stride-2 max pooling (nn/batchnorm.h)
- * against the three kernels one after the other (batchnorm_apply with the
- * ReLU, maxpool_forward; maxpool_backward, batchnorm_grad_sums and
- * batchnorm_backward_input on the ReLU's output), bit for bit, at 1 and 3
- * threads: pooled output, argmax, gradient sums, input gradient. x has
- * ties after the ReLU (many values below the mean) and -0; dy has -0. */
+ * against the kernels of the three nodes one after the other
+ * (batchnorm_apply with the ReLU, maxpool_forward; maxpool_backward,
+ * relu_backward, batchnorm_grad_sums and batchnorm_backward_input without
+ * the ReLU), bit for bit, at 1 and 3 threads: pooled output, argmax,
+ * gradient sums, input gradient. x has ties after the ReLU (many
+ * values below the mean) and -0; dy has -0. The fused batch norm + ReLU
+ * (batchnorm_grad_sums and batchnorm_backward_input with beta) against the
+ * same, without the pooling. */
 static void test_bn_pool_block(int rows, int C, int H, int W) {
     int Ho = H / 2, Wo = W / 2, HW = H * W;
     size_t n = (size_t)rows * C * HW, np = (size_t)rows * C * Ho * Wo;
@@ -420,8 +431,9 @@ static void test_bn_pool_block(int rows, int C, int H, int W) {
     batchnorm_apply(yr, x, mean, invstd, gamma, beta, rows, C, HW, 1);
     maxpool_forward(pr, ir, yr, rows, C, H, W, 2, 2);
     maxpool_backward(dfull, dyp, ir, rows, C, H, W, 2, 2);
-    batchnorm_grad_sums(gr, dfull, yr, x, mean, invstd, rows, C, HW);
-    batchnorm_backward_input(dxr, dfull, yr, x, mean, invstd, gamma, gs, (double)rows * HW, rows, C, HW);
+    relu_backward(dfull, dfull, yr, n);
+    batchnorm_grad_sums(gr, dfull, x, mean, invstd, NULL, NULL, rows, C, HW);
+    batchnorm_backward_input(dxr, dfull, x, mean, invstd, gamma, NULL, gs, (double)rows * HW, rows, C, HW);
     float *p = xaligned_floats(np), *dx = xaligned_floats(n);
     int32_t *id = xmalloc(np * sizeof *id);
     double *g = xmalloc(2 * (size_t)C * sizeof *g);
@@ -441,6 +453,23 @@ static void test_bn_pool_block(int rows, int C, int H, int W) {
         CHECK(memcmp(dx, dxr, n * sizeof *dx) == 0,
               "bn+relu+pool rows %d C %d %dx%d, %d threads: input gradient bit for bit", rows, C, H, W, T);
     }
+    /* batch norm + ReLU, no pooling: dy of the ReLU's output (yr) */
+    float *dyf = fixture_rand_floats(&rng, n, -1, 1), *dcut = xaligned_floats(n);
+    for (size_t i = 0; i < n; i += 7) dyf[i] = -0.0f;
+    relu_backward(dcut, dyf, yr, n);
+    memset(gr, 0, 2 * (size_t)C * sizeof *gr);
+    batchnorm_grad_sums(gr, dcut, x, mean, invstd, NULL, NULL, rows, C, HW);
+    batchnorm_backward_input(dxr, dcut, x, mean, invstd, gamma, NULL, gs, (double)rows * HW, rows, C, HW);
+    for (int T = 1; T <= 3; T += 2) {
+        parallel_init(T);
+        memset(dx, 0x7f, n * sizeof *dx), memset(g, 0, 2 * (size_t)C * sizeof *g);
+        batchnorm_grad_sums(g, dyf, x, mean, invstd, gamma, beta, rows, C, HW);
+        batchnorm_backward_input(dx, dyf, x, mean, invstd, gamma, beta, gs, (double)rows * HW, rows, C, HW);
+        CHECK(memcmp(g, gr, 2 * (size_t)C * sizeof *g) == 0 && memcmp(dx, dxr, n * sizeof *dx) == 0,
+              "bn+relu rows %d C %d %dx%d, %d threads: gradient sums and input gradient bit for bit", rows, C,
+              H, W, T);
+    }
+    free(dyf), free(dcut);
     parallel_init(1);
     free(x), free(dyp), free(mean), free(invstd), free(gamma), free(beta), free(gs), free(yr), free(pr);
     free(dfull), free(dxr), free(ir), free(gr), free(p), free(dx), free(id), free(g);
@@ -931,6 +960,9 @@ int main(void) {
     test_pool2_bits(1, 1, 40, 32); /* direct loads until the last row pair */
 
     test_activation(0);
+    test_bn_pool_block(3, 2, 16, 16); /* co-segmentation's bn3 planes: t made in blocks of 16 */
+    test_bn_pool_block(2, 3, 10, 48); /* three blocks a row */
+    test_bn_pool_block(2, 3, 13, 4);  /* odd height, narrow */
     test_activation(1);
     test_activation_extremes();
     test_activation2(0, 0);

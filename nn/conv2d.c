@@ -911,3 +911,9 @@ void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int
     col2im(din, col, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
            conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad), 0);
 }
+
+void conv2d_col2im_write(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad) {
+    SameMasks sm;
+    col2im(din, col, 0, n, n, C, H, W, K, stride, pad, conv2d_out_size(H, K, stride, pad),
+           conv2d_out_size(W, K, stride, pad), same_masks(&sm, H, W, K, stride, pad), 1);
+}

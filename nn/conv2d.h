@@ -46,9 +46,11 @@ void conv2d_backward_part(float *din, int Cd, float *dw, float *db, const float 
 /* The column buffer of conv2d's GEMMs, for other kernels (transposed
  * convolution): col (C*K*K, n*Ho*Wo), column i*Ho*Wo + p = image i, output
  * pixel p, from in (n, C, H, W); and its adjoint, which ADDS col into din
- * (n, C, H, W) (zero din first). */
+ * (n, C, H, W) (zero din first), or (_write) WRITES it: the bits of zeroing
+ * din, then adding (no zeroing pass, no read of din where AVX-512 runs). */
 void conv2d_im2col(float *col, const float *in, int n, int C, int H, int W, int K, int stride, int pad);
 void conv2d_col2im(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad);
+void conv2d_col2im_write(float *din, const float *col, int n, int C, int H, int W, int K, int stride, int pad);
 
 /* Reference loops (double accumulation, slow): the same contracts as above
  * without the workspace. For tests and benchmarks only. */

@@ -29,8 +29,7 @@ void deconv2d_forward(float *out, const float *in, const float *w, const float *
         const float *x = in + (size_t)i * C * HW;
         float *y = out + (size_t)i * F * plane;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, FKK, HW, C, 1.0f, w, FKK, x, HW, 0.0f, ws, HW);
-        memset(y, 0, (size_t)F * plane * sizeof(float));
-        conv2d_col2im(y, ws, 1, F, Ho, Wo, K, stride, pad);
+        conv2d_col2im_write(y, ws, 1, F, Ho, Wo, K, stride, pad); /* y = 0 + the taps */
         /* the bias and the fused ReLU in one pass (relu_forward's rule) */
         for (int f = 0; f < F && (b || relu); f++) {
             float bf = b ? b[f] : 0.0f, *yf = y + f * plane;

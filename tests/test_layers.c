@@ -257,15 +257,18 @@ static void test_conv_same_threads(int B, int C, int H, int W, int F, int K) {
 /* conv2d_im2col and conv2d_col2im against plain loops, bit for bit: the
  * columns are copies, and col2im adds each input pixel's taps in (kh, kw)
  * order onto din's value in both, whatever path runs (the masked blocks of
- * "same" convolutions with AVX-512, the row loops otherwise). */
+ * "same" convolutions with AVX-512, the row loops otherwise);
+ * conv2d_col2im_write onto +0 (din garbage before, -0 among the columns). */
 static void test_im2col_bits(int n, int C, int H, int W, int K, int stride, int pad) {
     int Ho = conv2d_out_size(H, K, stride, pad), Wo = conv2d_out_size(W, K, stride, pad);
     size_t HW = (size_t)H * W, HoWo = (size_t)Ho * Wo, N = (size_t)n * HoWo, nin = (size_t)n * C * HW;
     size_t ncol = (size_t)C * K * K * N;
     float *in = fixture_rand_floats(&rng, nin, -1, 1), *col = fixture_rand_floats(&rng, ncol, -9, 9);
     float *ref = xaligned_floats(ncol), *din = fixture_rand_floats(&rng, nin, -1, 1);
-    float *din_r = xaligned_floats(nin);
+    float *din_r = xaligned_floats(nin), *dw = fixture_rand_floats(&rng, nin, -5, 5);
+    float *dw_r = xcalloc(nin, sizeof *dw_r);
     memcpy(din_r, din, nin * sizeof *din);
+    for (size_t j = 0; j < ncol; j += 5) col[j] = -0.0f;
     for (int i = 0; i < n; i++)
         for (int c = 0; c < C; c++)
             for (int kh = 0; kh < K; kh++)
@@ -278,15 +281,18 @@ static void test_im2col_bits(int n, int C, int H, int W, int K, int stride, int 
                             int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
                             size_t x = ((size_t)i * C + c) * HW + (size_t)ih * W + iw;
                             ref[j] = inside ? in[x] : 0.0f;
-                            if (inside) din_r[x] += col[j];
+                            if (inside) din_r[x] += col[j], dw_r[x] += col[j];
                         }
     conv2d_col2im(din, col, n, C, H, W, K, stride, pad);
+    conv2d_col2im_write(dw, col, n, C, H, W, K, stride, pad);
     conv2d_im2col(col, in, n, C, H, W, K, stride, pad);
     CHECK(!memcmp(col, ref, ncol * sizeof *col), "im2col n%d C%d %dx%d K%d s%d p%d: the plain loops' bits", n,
           C, H, W, K, stride, pad);
     CHECK(!memcmp(din, din_r, nin * sizeof *din), "col2im n%d C%d %dx%d K%d s%d p%d: the plain loops' bits",
           n, C, H, W, K, stride, pad);
-    free(in), free(col), free(ref), free(din), free(din_r);
+    CHECK(!memcmp(dw, dw_r, nin * sizeof *dw), "col2im_write n%d C%d %dx%d K%d s%d p%d: the plain loops' bits",
+          n, C, H, W, K, stride, pad);
+    free(in), free(col), free(ref), free(din), free(din_r), free(dw), free(dw_r);
 }
 
 /* ---- batch norm sums -------------------------------------------------------- */

@@ -359,11 +359,36 @@ static void ref_bn_plane(double *a, double *b, const float *dy, const float *y, 
     *b = n < SUM_LANES ? sb : ref_lanes(lb);
 }
 
+/* A value of x next to where the batch norm's output v = x sc + sh (sc =
+ * invstd gamma, sh = beta - mean sc) crosses 0 at which the sign of v
+ * depends on how it is rounded: v > 0 with an FMA and not without, or the
+ * reverse. Most roots have none next to them: *beta is moved until there
+ * is one. A fused ReLU's cut recomputed in the backward (BN_V) differs
+ * there unless it rounds as the forward did. */
+static float bn_rounding_x(float mean, float invstd, float gamma, float *beta) {
+    for (int tries = 0; tries < 1000; tries++, *beta += 1e-3f) {
+        float sc = invstd * gamma, sh = *beta - mean * sc, r = mean - *beta / sc, lo = r, hi = r;
+        for (int j = 0; j < 16; j++) {
+            lo = nextafterf(lo, -INFINITY), hi = nextafterf(hi, INFINITY);
+            for (int side = 0; side < 2; side++) {
+                float x = side ? hi : lo;
+                volatile float p = x * sc; /* not contracted */
+                if ((fmaf(x, sc, sh) > 0.0f) != (p + sh > 0.0f)) return x;
+            }
+        }
+    }
+    CHECK(0, "bn_rounding_x: no value whose sign depends on the rounding (mean %g, sc %g)", mean,
+          invstd * gamma);
+    return mean;
+}
+
 /* batchnorm_sums and batchnorm_grad_sums (with and without the fused
  * ReLU, whose cut the kernel takes from x, gamma and beta: here against the
  * batch norm's output y from batchnorm_apply without the ReLU, with exact
- * zeros in y (x = mean where beta = 0), negative values, -0 in dy) bit for
- * bit against ref_bn_plane's order. */
+ * zeros in y (x = mean = 0.25 where beta = 0: exact with or without FMA
+ * contraction, e.g. clang's default -ffp-contract=on), values of x where
+ * the sign of y depends on the rounding (bn_rounding_x), negative values,
+ * -0 in dy) bit for bit against ref_bn_plane's order. */
 static void test_bn_sums_bits(int rows, int C, int HW) {
     size_t n = (size_t)rows * C * HW;
     float *x = fixture_rand_floats(&rng, n, -3, 3), *dy = fixture_rand_floats(&rng, n, -1, 1);
@@ -372,7 +397,12 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
           *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
           *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f),
           *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f), *y = xaligned_floats(n);
-    beta[0] = 0.0f;
+    beta[0] = 0.0f, mean[0] = 0.25f; /* mean sc exact */
+    for (int c = 1; c < C; c++) {
+        float xr = bn_rounding_x(mean[c], invstd[c], gamma[c], &beta[c]);
+        for (int r = 0; r < rows; r++)
+            for (int i = 1; i < HW; i += 3) x[((size_t)r * C + c) * HW + i] = xr;
+    }
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < HW; i += 3) x[(size_t)r * C * HW + i] = mean[0]; /* y exactly +0 there */
     batchnorm_apply(y, x, mean, invstd, gamma, beta, rows, C, HW, 0);
@@ -413,7 +443,8 @@ static void test_bn_sums_bits(int rows, int C, int HW) {
  * relu_backward, batchnorm_grad_sums and batchnorm_backward_input without
  * the ReLU), bit for bit, at 1 and 3 threads: pooled output, argmax,
  * gradient sums, input gradient. x has ties after the ReLU (many
- * values below the mean) and -0; dy has -0. The fused batch norm + ReLU
+ * values below the mean), -0 and values where the ReLU's cut depends on
+ * the rounding (bn_rounding_x); dy has -0. The fused batch norm + ReLU
  * (batchnorm_grad_sums and batchnorm_backward_input with beta) against the
  * same, without the pooling. */
 static void test_bn_pool_block(int rows, int C, int H, int W) {
@@ -426,6 +457,11 @@ static void test_bn_pool_block(int rows, int C, int H, int W) {
           *invstd = fixture_rand_floats(&rng, (size_t)C, 0.5f, 2),
           *gamma = fixture_rand_floats(&rng, (size_t)C, -1.5f, 1.5f),
           *beta = fixture_rand_floats(&rng, (size_t)C, -0.5f, 0.5f);
+    for (int c = 0; c < C; c++) { /* the fused ReLU's cut where it depends on the rounding */
+        float xr = bn_rounding_x(mean[c], invstd[c], gamma[c], &beta[c]);
+        for (size_t i = 2; i < n; i += 5)
+            if ((int)(i / (size_t)HW % (size_t)C) == c) x[i] = xr;
+    }
     double *gs = xmalloc(2 * (size_t)C * sizeof *gs);
     for (int c = 0; c < 2 * C; c++) gs[c] = 0.1 * (c - C) * rows * HW;
     /* the three kernels */

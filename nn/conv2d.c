@@ -527,6 +527,81 @@ static void pointwise_bwd_image(void *p, int i, int tid) {
     }
 }
 
+#ifdef __AVX512F__
+/* One filter (a mask head) with AVX-512: the forward keeps a block of 16
+ * pixels' sum in a register over the channels (no pass over the output per
+ * channel), the backward takes each channel's dot product and writes its
+ * input gradient in one pass over dout. The same operations in the same
+ * order as the loops above: the same bits. Where din's plane is 64-byte
+ * aligned it is written with streaming stores (no read of its lines first:
+ * co-segmentation's mask, 8 channels of 64 x 64, backward 1.37 -> 0.83 ms
+ * a step of 64 images; bn7's backward, which reads din next, 0.1-0.3 ms
+ * slower; shared machine). */
+static void pointwise1_fwd_image(void *p, int i, int tid) {
+    (void)tid;
+    const Pointwise *c = p;
+    size_t HW = c->HW, q = 0;
+    const float *x = c->in + (size_t)i * c->C * HW;
+    float *o = c->out + (size_t)i * HW;
+    __m512 bias = _mm512_set1_ps(c->b ? c->b[0] : 0.0f);
+    for (; q + 16 <= HW; q += 16) {
+        __m512 s = bias;
+        for (int ch = 0; ch < c->C; ch++)
+            s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_set1_ps(c->w[ch]), _mm512_loadu_ps(x + (size_t)ch * HW + q)));
+        _mm512_storeu_ps(o + q, s);
+    }
+    if (q < HW) {
+        __mmask16 m = (__mmask16)((1u << (HW - q)) - 1);
+        __m512 s = bias;
+        for (int ch = 0; ch < c->C; ch++)
+            s = _mm512_add_ps(
+                s, _mm512_mul_ps(_mm512_set1_ps(c->w[ch]), _mm512_maskz_loadu_ps(m, x + (size_t)ch * HW + q)));
+        _mm512_mask_storeu_ps(o + q, m, s);
+    }
+}
+
+/* part[ch] = pointwise_dot(x_c, dout) (16 float lanes, the tail and then
+ * the lanes added in double), din_c = w_c dout, part[C] = sum_floats(dout). */
+static void pointwise1_bwd_image(void *p, int i, int tid) {
+    (void)tid;
+    const Pointwise *c = p;
+    size_t HW = c->HW, nb = HW / 16 * 16;
+    const float *x = c->in + (size_t)i * c->C * HW, *d = c->dout + (size_t)i * HW;
+    double *part = c->part + (size_t)i * (c->C + 1);
+    for (int ch = 0; ch < c->C; ch++) {
+        const float *xc = x + (size_t)ch * HW;
+        float *g = c->din ? c->din + ((size_t)i * c->C + ch) * HW : NULL;
+        __m512 wc = _mm512_set1_ps(c->w[ch]), l = _mm512_setzero_ps();
+        if (g && ((uintptr_t)g & 63) == 0) /* streaming stores */
+            for (size_t q = 0; q < nb; q += 16) {
+                __m512 dq = _mm512_loadu_ps(d + q);
+                l = _mm512_add_ps(l, _mm512_mul_ps(_mm512_loadu_ps(xc + q), dq));
+                _mm512_stream_ps(g + q, _mm512_mul_ps(wc, dq));
+            }
+        else if (g)
+            for (size_t q = 0; q < nb; q += 16) {
+                __m512 dq = _mm512_loadu_ps(d + q);
+                l = _mm512_add_ps(l, _mm512_mul_ps(_mm512_loadu_ps(xc + q), dq));
+                _mm512_storeu_ps(g + q, _mm512_mul_ps(wc, dq));
+            }
+        else
+            for (size_t q = 0; q < nb; q += 16)
+                l = _mm512_add_ps(l, _mm512_mul_ps(_mm512_loadu_ps(xc + q), _mm512_loadu_ps(d + q)));
+        double s = 0;
+        for (size_t q = nb; q < HW; q++) {
+            s += (double)xc[q] * d[q];
+            if (g) g[q] = c->w[ch] * d[q];
+        }
+        float lanes[16];
+        _mm512_storeu_ps(lanes, l);
+        for (int j = 0; j < 16; j++) s += lanes[j];
+        part[ch] = s;
+    }
+    part[c->C] = sum_floats(d, HW);
+    _mm_sfence();
+}
+#endif
+
 /* ---- 3 x 3 "same", few filters: direct forward ------------------------- */
 
 /* With AVX-512, a stride-1 3 x 3 convolution with padding 1, at most
@@ -622,6 +697,12 @@ static void conv2d_forward_into(float *out, int Fs, const float *in, const float
         ASSERT(Fs == F);
         (void)ws;
         Pointwise c = {out, NULL, NULL, in, w, b, NULL, C, F, (size_t)H * W};
+#ifdef __AVX512F__
+        if (F == 1) {
+            parallel_run(B, pointwise1_fwd_image, &c);
+            return;
+        }
+#endif
         parallel_run(B, pointwise_fwd_image, &c);
         return;
     }
@@ -799,7 +880,11 @@ static void conv2d_backward_all(float *din, int Cd, float *dw, float *db, const 
         /* images in parallel; their sums added in image order: the same bits for any thread count */
         ASSERT(((uintptr_t)ws & 7) == 0);
         Pointwise c = {NULL, din, (double *)(void *)ws, in, w, NULL, dout, C, F, (size_t)H * W};
+#ifdef __AVX512F__
+        parallel_run(B, F == 1 ? pointwise1_bwd_image : pointwise_bwd_image, &c);
+#else
         parallel_run(B, pointwise_bwd_image, &c);
+#endif
         for (int f = 0; f < F; f++) {
             for (int ch = 0; ch <= C; ch++) {
                 double s = 0;

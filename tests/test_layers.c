@@ -228,6 +228,57 @@ static void test_conv_pointwise_threads(int B, int C, int H, int W, int F) {
     for (int r = 0; r < 2; r++) free(out[r]), free(din[r]), free(dw[r]), free(db[r]);
 }
 
+/* The 1 x 1 one-filter path (a mask head) against plain loops: the output
+ * b + w_0 x_0 + w_1 x_1 + ... (in float, channel after channel) and din_c =
+ * w_c dout bit for bit (the kernel's order), with and without the bias; dw
+ * and db accumulated, to rounding of the double sums; without din too. */
+static void test_conv_mask(int B, int C, int H, int W) {
+    size_t HW = (size_t)H * W, nin = (size_t)B * C * HW, nout = (size_t)B * HW;
+    float *in = fixture_rand_floats(&rng, nin, -1, 1), *w = fixture_rand_floats(&rng, (size_t)C, -1, 1);
+    float *b = fixture_rand_floats(&rng, 1, -1, 1), *dout = fixture_rand_floats(&rng, nout, -1, 1);
+    float *ws = fixture_rand_floats(&rng, conv2d_workspace_floats(B, C, H, W, 1, 1, 1, 0), -9, 9);
+    float *out = xaligned_floats(nout), *ref = xaligned_floats(nout);
+    float *din = fixture_rand_floats(&rng, nin, -5, 5), *rdin = xaligned_floats(nin);
+    float *dw = fixture_rand_floats(&rng, (size_t)C, -1, 1), *db = fixture_rand_floats(&rng, 1, -1, 1);
+    float *dw2 = xaligned_floats((size_t)C), *db2 = xaligned_floats(1);
+    double *rdw = xmalloc((size_t)C * sizeof *rdw), rdb = db[0];
+    for (int ch = 0; ch < C; ch++) rdw[ch] = dw[ch];
+    for (int nb = 0; nb < 2; nb++) {
+        conv2d_forward(out, in, w, nb ? NULL : b, B, C, H, W, 1, 1, 1, 0, ws);
+        for (int i = 0; i < B; i++)
+            for (size_t q = 0; q < HW; q++) {
+                float s = nb ? 0.0f : b[0];
+                for (int ch = 0; ch < C; ch++) s += w[ch] * in[((size_t)i * C + ch) * HW + q];
+                ref[(size_t)i * HW + q] = s;
+            }
+        CHECK(!memcmp(out, ref, nout * sizeof *out), "conv 1x1 F1 B%d C%d %dx%d%s: forward bit for bit", B, C, H, W,
+              nb ? " (no bias)" : "");
+    }
+    for (int i = 0; i < B; i++)
+        for (int ch = 0; ch < C; ch++)
+            for (size_t q = 0; q < HW; q++) {
+                float d = dout[(size_t)i * HW + q], x = in[((size_t)i * C + ch) * HW + q];
+                rdin[((size_t)i * C + ch) * HW + q] = w[ch] * d;
+                rdw[ch] += (double)x * d;
+                if (ch == 0) rdb += d;
+            }
+    conv2d_backward(din, dw, db, dout, in, w, B, C, H, W, 1, 1, 1, 0, ws);
+    CHECK(!memcmp(din, rdin, nin * sizeof *din), "conv 1x1 F1 B%d C%d %dx%d: din bit for bit", B, C, H, W);
+    double ew = 0, eb = fabs(db[0] - rdb) / (1 + fabs(rdb));
+    for (int ch = 0; ch < C; ch++) ew = fmax(ew, fabs(dw[ch] - rdw[ch]) / (1 + fabs(rdw[ch])));
+    CHECK(ew < 1e-5 && eb < 1e-5, "conv 1x1 F1 B%d C%d %dx%d: dw and db accumulated vs the plain loops, rel err %g %g",
+          B, C, H, W, ew, eb);
+    /* without din: the same dw and db bits (both from zero) */
+    memset(dw, 0, (size_t)C * sizeof *dw), db[0] = 0;
+    memset(dw2, 0, (size_t)C * sizeof *dw2), db2[0] = 0;
+    conv2d_backward(din, dw, db, dout, in, w, B, C, H, W, 1, 1, 1, 0, ws);
+    conv2d_backward(NULL, dw2, db2, dout, in, w, B, C, H, W, 1, 1, 1, 0, ws);
+    CHECK(!memcmp(dw, dw2, (size_t)C * sizeof *dw) && db[0] == db2[0],
+          "conv 1x1 F1 B%d C%d %dx%d: dw and db without din bit for bit as with it", B, C, H, W);
+    free(in), free(w), free(b), free(dout), free(ws), free(out), free(ref), free(din), free(rdin);
+    free(dw), free(db), free(dw2), free(db2), free(rdw);
+}
+
 /* Stride-1 "same" convolutions (the direct 3 x 3 weight gradient, the
  * input gradient as the flipped convolution, the GEMM path): the same bits
  * at 1 and 3 threads, forward and backward. */
@@ -872,6 +923,8 @@ int main(void) {
     test_conv(3, 2, 9, 9, 2, 5, 1, 2, 1);  /* K 5, pad 2 ("same") */
     test_conv(1, 3, 6, 5, 4, 1, 1, 0, 1);  /* 1x1, 4 filters: the per-pixel dot products */
     test_conv(3, 16, 9, 7, 1, 1, 1, 0, 1); /* 1x1, one filter (a mask head), planes not of 16 floats */
+    test_conv(1, 1, 3, 5, 1, 1, 1, 0, 1);  /* 1x1, one filter, one channel, one image */
+    test_conv(2, 9, 17, 3, 1, 1, 1, 0, 1); /* 1x1, one filter, 9 channels, 3 blocks and a part */
     test_conv(2, 5, 8, 8, 5, 1, 1, 0, 1);  /* 1x1, 5 filters: the GEMM */
     test_conv(2, 2, 10, 9, 3, 4, 3, 1, 1); /* K 4, stride 3, pad 1 */
     test_conv(2, 1, 5, 5, 2, 3, 2, 2, 1);  /* pad >= K - 1: border rows of zeros */
@@ -949,6 +1002,17 @@ int main(void) {
     test_conv_same_threads(3, 100, 8, 9, 16, 3);
     test_conv_same_threads(3, 8, 10, 10, 9, 3);
     test_conv_pointwise_threads(7, 16, 33, 31, 1);
+    test_conv_pointwise_threads(1, 1, 5, 7, 1);  /* one image, one channel, a part block */
+    test_conv_pointwise_threads(6, 8, 16, 16, 1); /* bn7's channels, whole blocks */
+    test_conv_pointwise_threads(5, 9, 3, 3, 1);  /* a plane below one block */
+    static const int mask_channels[] = {1, 3, 8, 9};
+    for (int k = 0; k < 4; k++) { /* the 1 x 1 one-filter path: bits against plain loops */
+        int C = mask_channels[k];
+        test_conv_mask(1, C, 5, 7);
+        test_conv_mask(3, C, 16, 16);
+        test_conv_mask(2, C, 9, 21);
+        test_conv_mask(2, C, 64, 64);
+    }
     test_conv_pointwise_threads(5, 3, 8, 8, 3);
     test_im2col_bits(3, 5, 8, 8, 3, 1, 1);
     test_im2col_bits(2, 3, 16, 16, 3, 1, 1);

@@ -9,7 +9,8 @@ the object whose class posterior best matches one of the partner's objects.
   coseg_ceiling.py train PREFIX --out MODEL.pt [--steps N] [--seed S]
                    [--width W] [--channels 2|1] [--batch B]
   coseg_ceiling.py eval TEST_PREFIX --model MODEL.pt [--out PROBS.npy]
-  coseg_ceiling.py pick TEST_PREFIX --probs PROBS.npy [--control none|shuffle|truth]
+  coseg_ceiling.py pick TEST_PREFIX --probs PROBS.npy [--control none|shuffle|truth|uniform]
+                   [--mix L] [--jp J --jn J]
   coseg_ceiling.py features FEAT_PREFIX CLASSES_DIR --shape CxHxW
                    --train-objects TRAIN_PREFIX ... (see features_main)
 
@@ -232,14 +233,22 @@ def pick_main(a):
         p = q
     elif a.control == "uniform":  # all equal: ties everywhere, nothing picked
         p = np.full_like(p, 1.0 / p.shape[1])
+    if a.mix > 0:  # towards the truth: (1 - mix) p + mix one-hot (unseen objects: uniform)
+        q = np.full((len(p), SEEN), 1.0 / SEEN)
+        q[cls < SEEN] = np.eye(SEEN)[cls[cls < SEEN]]
+        p = (1 - a.mix) * p + a.mix * q
+    seen = cls < SEEN
+    acc = float(np.mean(p[seen].argmax(1) == cls[seen])) if seen.any() else float("nan")
     r = pick_rates(p, objects, pairs)
     n = len(r)
     prod, match = r[:, 1].mean(), r[:, 2].mean()
-    print("%s (control %s): %d seen images with a common object; picked: product %.4f, match %.4f" %
-          (a.probs, a.control, n, prod, match))
+    print("%s (control %s, mix %g): per-object accuracy %.4f; %d seen images with a common object; "
+          "picked: product %.4f, match %.4f" % (a.probs, a.control, a.mix, acc, n, prod, match))
     print("class        images  product  match")
     for k in range(SEEN):
         s = r[:, 0] == k
+        if not s.any():
+            continue
         print("%-11s  %6d  %7.4f  %6.4f" % (NAMES[k], s.sum(), r[s, 1].mean(), r[s, 2].mean()))
     # objects per image of these pairs: chance level of a blind pick
     by = image_objects(objects)
@@ -354,6 +363,7 @@ def main():
     p.add_argument("--probs", required=True)
     p.add_argument("--control", default="none", choices=("none", "shuffle", "truth", "uniform"))
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mix", type=float, default=0.0, help="move the posteriors this far towards the true classes")
     p.add_argument("--jp", type=float, default=0.775, help="Jaccard of a picked image (the model's outlines)")
     p.add_argument("--jn", type=float, default=0.0, help="Jaccard of an image not picked")
     f = sub.add_parser("features")

@@ -244,8 +244,14 @@ def pick_main(a):
     prod, match = r[:, 1].mean(), r[:, 2].mean()
     print("%s (control %s, mix %g): per-object accuracy %.4f; %d seen images with a common object; "
           "picked: product %.4f, match %.4f" % (a.probs, a.control, a.mix, acc, n, prod, match))
+    ru = pick_rates(p, objects, pairs, unseen_ok=True)
+    ru = ru[ru[:, 0] >= SEEN]
+    if len(ru):
+        print("unseen classes (the classifier knows only the seen ones): %d images; picked: product %.4f, match %.4f" %
+              (len(ru), ru[:, 1].mean(), ru[:, 2].mean()))
+    r = np.concatenate([r, ru])
     print("class        images  product  match")
-    for k in range(SEEN):
+    for k in range(10):
         s = r[:, 0] == k
         if not s.any():
             continue

@@ -65,7 +65,7 @@ def make_net(width, channels):
 
 
 def to_input(torch, batch, channels):
-    x = torch.from_numpy(np.ascontiguousarray(batch[:, :channels])).float().div_(255.0)
+    x = torch.from_numpy(np.array(batch[:, :channels])).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -142,11 +142,17 @@ def posteriors(torch, net, crops, channels, flip):
     return np.concatenate(out).astype(np.float64)
 
 
-def accuracy_report(p, cls):
+def accuracy_report(p, cls, pixels=None):
     seen = cls < SEEN
     pred = p.argmax(1)
     acc = float(np.mean(pred[seen] == cls[seen]))
     print("per-object accuracy, seen classes: %.4f (%d objects)" % (acc, seen.sum()))
+    if pixels is not None:  # by the object's visible pixels
+        edges = [0, 100, 200, 300, 500, 800, 5000]
+        print("by visible pixels: " + ", ".join(
+            "%d-%d: %.3f (%d)" % (lo, hi, np.mean(pred[m] == cls[m]), m.sum())
+            for lo, hi in zip(edges, edges[1:])
+            for m in [seen & (pixels >= lo) & (pixels < hi)] if m.any()))
     print("confusion (rows: true class, percent of its objects; columns: predicted)")
     print("%-11s" % "" + "".join("%9s" % NAMES[c][:8] for c in range(SEEN)) + "   acc")
     for t in range(10):
@@ -173,7 +179,7 @@ def eval_main(a):
         t0 = time.time()
         p = posteriors(torch, net, crops, ck["channels"], flip)
         print("== %s (%.1f s)" % ("with the mirrored crop averaged" if flip else "one view", time.time() - t0))
-        accuracy_report(p, cls)
+        accuracy_report(p, cls, objects[:, 2])
         if a.out:
             np.save(a.out if not flip else a.out.replace(".npy", "") + "-flip.npy", p.astype(np.float32))
 
@@ -343,7 +349,7 @@ def features_main(a):
         acc_tr = (lin(Xr * a.scale).argmax(1) == yr).float().mean().item()
         p = torch.softmax(lin(torch.from_numpy(Xt).float() * a.scale), 1).double().numpy()
     print("linear classifier on %d training objects' pooled features: training accuracy %.4f" % (len(yr), acc_tr))
-    accuracy_report(p, yt)
+    accuracy_report(p, yt, te_objects[:, 2])
     np.save(a.out, p.astype(np.float32))
     print("wrote", a.out)
 

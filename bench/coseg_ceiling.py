@@ -11,8 +11,9 @@ the object whose class posterior best matches one of the partner's objects.
   coseg_ceiling.py eval TEST_PREFIX --model MODEL.pt [--out PROBS.npy]
   coseg_ceiling.py pick TEST_PREFIX --probs PROBS.npy [--control none|shuffle|truth|uniform]
                    [--mix L] [--jp J --jn J]
-  coseg_ceiling.py features FEAT_PREFIX CLASSES_DIR --shape CxHxW
-                   --train-objects TRAIN_PREFIX ... (see features_main)
+  coseg_ceiling.py features FEAT_PREFIX CLASSES.npy --test-prefix TEST_PREFIX
+                   --train-feat PREFIX --train-classes CLASSES.npy --train-images N
+                   --shape CxHxW --out PROBS.npy   (the model's own features: features_main)
 
 PREFIX.crops.npy (objects, 2, S, S) uint8: the image around the object and
 its visible pixels; PREFIX.objects.npy (objects, 6): sample, class, ...;

@@ -248,7 +248,10 @@ static void test_conv_mask(int B, int C, int H, int W) {
         for (int i = 0; i < B; i++)
             for (size_t q = 0; q < HW; q++) {
                 float s = nb ? 0.0f : b[0];
-                for (int ch = 0; ch < C; ch++) s += w[ch] * in[((size_t)i * C + ch) * HW + q];
+                for (int ch = 0; ch < C; ch++) { /* two statements: no FMA (clang's -ffp-contract=on) */
+                    float t = w[ch] * in[((size_t)i * C + ch) * HW + q];
+                    s += t;
+                }
                 ref[(size_t)i * HW + q] = s;
             }
         CHECK(!memcmp(out, ref, nout * sizeof *out), "conv 1x1 F1 B%d C%d %dx%d%s: forward bit for bit", B, C, H, W,

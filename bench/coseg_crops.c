@@ -120,11 +120,13 @@ int main(int argc, char **argv) {
     if (nsamples > 0 && (uint64_t)nsamples < count) count = (uint64_t)nsamples;
     const int h = (int)m->height, w = (int)m->width, s = (int)size;
     const size_t hw = (size_t)h * w, crop = 2 * (size_t)s * s;
-    /* objects.npy is held in memory: at most MAXC - 1 objects a sample, its
-     * size checked before allocating (the crops go straight to the file) */
-    if (count > ((uint64_t)1 << 32) / 6) {
-        snprintf(msg, sizeof msg, "%s: %llu samples are too many for one table: use --samples", argv[1],
-                 (unsigned long long)count);
+    /* The tables store sample numbers as float32, exact up to 2^24; objects.npy
+     * is held in memory and grows (at most MAXC - 1 objects a sample, so at
+     * most 2^24 x (MAXC - 1) rows), the crops go straight to the file */
+    if (count > ((uint64_t)1 << 24)) {
+        snprintf(msg, sizeof msg,
+                 "%s: %llu samples: the tables number samples exactly up to 16777216 only: use --samples",
+                 argv[1], (unsigned long long)count);
         die(msg);
     }
     size_t cap = 4096, nobj = 0;

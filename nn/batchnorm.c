@@ -69,6 +69,15 @@ static void plane_sums(double *a, double *q, const float *p, int n) {
     *a = sum_lanes_total(la), *q = sum_lanes_total(lq);
 }
 
+/* The lanes' share of grad_sums: va += d, vb += d * xhat, in double (one
+ * rule for every path, so that they sum alike) */
+static inline __attribute__((always_inline)) void lanes_grad_add(LanesD *va, LanesD *vb, const LanesF *d,
+                                                                 const LanesF *xv, float mean, float invstd) {
+    LanesD dd = __builtin_convertvector(*d, LanesD);
+    *va += dd;
+    *vb += dd * __builtin_convertvector((*xv - mean) * invstd, LanesD);
+}
+
 /* *a = sum of dy (n), *b = sum of dy * xhat, xhat = (x - mean) * invstd in
  * float; with relu, dy cut where the fused ReLU's output max(BN_V(x, sc,
  * sh), 0) is not > 0 first (relu_cut: the bits of these sums on
@@ -94,9 +103,7 @@ static inline __attribute__((always_inline)) void grad_sums(double *a, double *b
         memcpy(&xv, x + i, sizeof xv);
         if (relu) /* relu_cut: +0 where the ReLU's output is not > 0 (v <= 0 or NaN) */
             d = (LanesF)((LanesI)d & (BN_V(xv, sc, sh) > 0.0f));
-        LanesD dd = __builtin_convertvector(d, LanesD);
-        va += dd;
-        vb += dd * __builtin_convertvector((xv - mean) * invstd, LanesD);
+        lanes_grad_add(&va, &vb, &d, &xv, mean, invstd);
     }
     double la[SUM_LANES], lb[SUM_LANES];
     memcpy(la, &va, sizeof la), memcpy(lb, &vb, sizeof lb);
@@ -287,9 +294,7 @@ static void grad_sums_unpool(double *a, double *b, const float *dy, const float 
         unpool_block(t16, dy, y, id, i, W);
         LanesF d, xv;
         memcpy(&d, t16, sizeof d), memcpy(&xv, x + i, sizeof xv);
-        LanesD dd = __builtin_convertvector(d, LanesD);
-        va += dd;
-        vb += dd * __builtin_convertvector((xv - mean) * invstd, LanesD);
+        lanes_grad_add(&va, &vb, &d, &xv, mean, invstd);
     }
     double la[SUM_LANES], lb[SUM_LANES];
     memcpy(la, &va, sizeof la), memcpy(lb, &vb, sizeof lb);
